@@ -1,0 +1,78 @@
+"""One error hierarchy for the agent.
+
+Each error carries a ``reason`` that reuses upstream's ``error_type`` metric values
+(``FailedToMount``, ``SecretProviderClassNotFound``, ``GRPCProviderError``, ...), so dashboards
+built for the upstream driver keep working. ``csi/status.py`` maps classes to gRPC codes in one
+table. Messages name the field or object at fault and never carry secret material.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base class: every failure the agent reports to kubelet or a user is one of these."""
+
+    reason = "FailedToMount"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class InvalidRequest(AgentError):
+    """The request itself is malformed (missing field, readonly not set, bad attribute)."""
+
+
+class ConfigError(AgentError):
+    """A flag or setting is invalid; raised at start-up."""
+
+
+class SecretProviderClassNotFound(AgentError):
+    reason = "SecretProviderClassNotFound"
+
+
+class InvalidSecretProviderClass(AgentError):
+    """The SecretProviderClass exists but cannot be used (no provider, no parameters, bad YAML)."""
+
+
+class ProviderNotFound(AgentError):
+    reason = "ProviderNotFound"
+
+
+class ProviderError(AgentError):
+    """A provider could not produce the volume's content (auth failure, missing path, bad object)."""
+
+    reason = "GRPCProviderError"
+
+
+class ProviderUnavailable(ProviderError):
+    """The backing store could not be reached or timed out; kubelet should retry."""
+
+
+class PayloadError(AgentError):
+    """A provider returned files the agent refuses to write (bad path, mode or size)."""
+
+    reason = "FileWriteError"
+
+
+class FileWriteError(AgentError):
+    reason = "FileWriteError"
+
+
+class MountError(AgentError):
+    reason = "FailedToMount"
+
+
+class MountPointError(AgentError):
+    reason = "FailedToEnsureMountPoint"
+
+
+class StatusError(AgentError):
+    """The SecretProviderClassPodStatus could not be recorded."""
+
+    reason = "FailedToCreatePodStatus"

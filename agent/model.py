@@ -1,0 +1,141 @@
+"""Plain data shared by every layer. No I/O here, and no secret material in any ``repr``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Volume-context keys kubelet sends for a CSI inline volume with podInfoOnMount/tokenRequests.
+POD_NAME = "csi.storage.k8s.io/pod.name"
+POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
+POD_UID = "csi.storage.k8s.io/pod.uid"
+SERVICE_ACCOUNT_NAME = "csi.storage.k8s.io/serviceAccount.name"
+SERVICE_ACCOUNT_TOKENS = "csi.storage.k8s.io/serviceAccount.tokens"
+EPHEMERAL = "csi.storage.k8s.io/ephemeral"
+SECRET_PROVIDER_CLASS = "secretProviderClass"
+
+DEFAULT_FILE_MODE = 0o644
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccountToken:
+    """A kubelet-issued token for one audience. The token text never appears in a repr."""
+
+    token: str = field(repr=False)
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodIdentity:
+    """Who the volume is mounted for; providers authenticate as this pod."""
+
+    namespace: str
+    name: str
+    uid: str
+    service_account: str = ""
+    tokens: Mapping[str, ServiceAccountToken] = field(default_factory=dict, repr=False)
+
+    def token_for(self, audience: str) -> ServiceAccountToken | None:
+        return self.tokens.get(audience)
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        return tuple(sorted(self.tokens))
+
+
+@dataclass(frozen=True, slots=True)
+class SecretFile:
+    """One file of a volume: a relative path, an exact mode and the bytes to write."""
+
+    path: str
+    mode: int
+    contents: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    id: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class MountResult:
+    """What a provider returns for a whole volume (all-or-nothing)."""
+
+    files: tuple[SecretFile, ...]
+    versions: tuple[ObjectVersion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    """Everything a provider needs for one volume.
+
+    ``attributes`` is upstream's flat map: SPC parameters overlaid by the volume context
+    (including the tokens key, as upstream plugins expect). ``secrets`` is the
+    node-publish secret data.
+    """
+
+    attributes: Mapping[str, str]
+    secrets: Mapping[str, str] = field(repr=False)
+    identity: PodIdentity
+    target_path: str
+    default_mode: int = DEFAULT_FILE_MODE
+    current_versions: tuple[ObjectVersion, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SecretProviderClass:
+    name: str
+    namespace: str
+    provider: str
+    parameters: Mapping[str, str]
+    secret_objects: tuple[Mapping[str, object], ...] = ()
+    uid: str = ""
+    generation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """A NodePublishVolume call, reduced to what the use case needs."""
+
+    volume_id: str
+    target_path: str
+    has_capability: bool
+    readonly: bool
+    volume_context: Mapping[str, str]
+    secrets: Mapping[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PodStatus:
+    """Mirror of a SecretProviderClassPodStatus object: what is mounted where, with versions."""
+
+    name: str
+    namespace: str
+    pod_name: str
+    pod_uid: str
+    spc_name: str
+    target_path: str
+    node_name: str
+    mounted: bool
+    objects: tuple[ObjectVersion, ...]
+
+
+def pod_status_name(pod: str, namespace: str, spc: str) -> str:
+    """Upstream's SPCPS naming: ``<pod>-<namespace>-<spc>``."""
+    return f"{pod}-{namespace}-{spc}"
+
+
+@dataclass(slots=True)
+class VolumeRecord:
+    """One entry of the mount table; also persisted (minus tokens) beside the volume."""
+
+    target_path: str
+    volume_id: str
+    pod: PodIdentity
+    spc_name: str
+    provider: str
+    versions: tuple[ObjectVersion, ...] = ()
+    mounted_at: float = 0.0
+    updated_at: float = 0.0

@@ -1,0 +1,66 @@
+"""The Protocols the core talks to. Adapters (fs/, providers/, standalone/, k8s/) implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from agent.model import MountResult, PodStatus, ProviderRequest, SecretFile, SecretProviderClass
+
+
+class Provider(Protocol):
+    """A secret store that can produce the files of one volume."""
+
+    name: str
+
+    async def mount(self, request: ProviderRequest) -> MountResult:
+        """Fetch every object of the volume; raise ProviderError on any failure."""
+        ...
+
+
+class ProviderLookup(Protocol):
+    def get(self, name: str) -> Provider:
+        """Return the provider or raise ProviderNotFound listing what is available."""
+        ...
+
+    def names(self) -> Sequence[str]: ...
+
+
+class SecretProviderClassSource(Protocol):
+    async def get(self, namespace: str, name: str) -> SecretProviderClass:
+        """Raise SecretProviderClassNotFound when absent."""
+        ...
+
+
+class PodStatusStore(Protocol):
+    async def upsert(self, status: PodStatus) -> None: ...
+
+    async def delete(self, namespace: str, name: str) -> None: ...
+
+
+class VolumeMounter(Protocol):
+    """Mounts the backing filesystem of a volume (tmpfs on Linux, a plain directory otherwise)."""
+
+    async def is_mounted(self, target: str) -> bool:
+        """True when target is an active, readable mount. A corrupt mount is unmounted first."""
+        ...
+
+    async def mount(self, target: str) -> None: ...
+
+    async def unmount(self, target: str) -> None:
+        """Remove content, unmount if mounted, remove the directory. Missing target is fine."""
+        ...
+
+
+class PayloadWriter(Protocol):
+    async def write(self, target: str, files: Sequence[SecretFile]) -> bool:
+        """Atomically replace the volume's visible files; return False when nothing changed."""
+        ...
+
+
+class VolumeMetadataStore(Protocol):
+    """Keeps a small non-secret record beside each volume so a restart can rebuild state."""
+
+    async def save(self, target: str, record: object) -> None: ...
+
+    async def load(self, target: str) -> dict[str, object] | None: ...
