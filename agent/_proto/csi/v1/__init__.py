@@ -88,7 +88,7 @@ if TYPE_CHECKING:
     from betterproto2.grpclib.grpclib_client import MetadataLike
     from grpclib.metadata import Deadline
 
-_COMPILER_VERSION = "0.10.0"
+_COMPILER_VERSION = "0.10.1"
 betterproto2.check_compiler_version(_COMPILER_VERSION)
 
 
@@ -227,17 +227,13 @@ class ControllerPublishVolumeRequest(betterproto2.Message):
     secrets: "dict[str, str]" = betterproto2.field(
         5,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
     volume_context: "dict[str, str]" = betterproto2.field(
         6,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
@@ -251,9 +247,7 @@ class ControllerPublishVolumeResponse(betterproto2.Message):
     publish_context: "dict[str, str]" = betterproto2.field(
         1,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
@@ -284,9 +278,7 @@ default_message_pool.register_message(
 @dataclass(eq=False, repr=False)
 class ControllerServiceCapabilityRpc(betterproto2.Message):
     type: "ControllerServiceCapabilityRpcType" = betterproto2.field(
-        1,
-        betterproto2.TYPE_ENUM,
-        default_factory=lambda: ControllerServiceCapabilityRpcType(0),
+        1, betterproto2.TYPE_ENUM, default_factory=lambda: ControllerServiceCapabilityRpcType(0)
     )
 
 
@@ -304,9 +296,7 @@ class ControllerUnpublishVolumeRequest(betterproto2.Message):
     secrets: "dict[str, str]" = betterproto2.field(
         3,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
@@ -344,35 +334,25 @@ class CreateVolumeRequest(betterproto2.Message):
     parameters: "dict[str, str]" = betterproto2.field(
         4,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
     secrets: "dict[str, str]" = betterproto2.field(
         5,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
-default_message_pool.register_message(
-    "csi.v1", "CreateVolumeRequest", CreateVolumeRequest
-)
+default_message_pool.register_message("csi.v1", "CreateVolumeRequest", CreateVolumeRequest)
 
 
 @dataclass(eq=False, repr=False)
 class CreateVolumeResponse(betterproto2.Message):
-    volume: "Volume | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    volume: "Volume | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
 
-default_message_pool.register_message(
-    "csi.v1", "CreateVolumeResponse", CreateVolumeResponse
-)
+default_message_pool.register_message("csi.v1", "CreateVolumeResponse", CreateVolumeResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -382,15 +362,11 @@ class DeleteVolumeRequest(betterproto2.Message):
     secrets: "dict[str, str]" = betterproto2.field(
         2,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
-default_message_pool.register_message(
-    "csi.v1", "DeleteVolumeRequest", DeleteVolumeRequest
-)
+default_message_pool.register_message("csi.v1", "DeleteVolumeRequest", DeleteVolumeRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -398,9 +374,7 @@ class DeleteVolumeResponse(betterproto2.Message):
     pass
 
 
-default_message_pool.register_message(
-    "csi.v1", "DeleteVolumeResponse", DeleteVolumeResponse
-)
+default_message_pool.register_message("csi.v1", "DeleteVolumeResponse", DeleteVolumeResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -412,9 +386,7 @@ class GetCapacityRequest(betterproto2.Message):
     parameters: "dict[str, str]" = betterproto2.field(
         2,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
     accessible_topology: "Topology | None" = betterproto2.field(
@@ -422,9 +394,7 @@ class GetCapacityRequest(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "csi.v1", "GetCapacityRequest", GetCapacityRequest
-)
+default_message_pool.register_message("csi.v1", "GetCapacityRequest", GetCapacityRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -432,9 +402,7 @@ class GetCapacityResponse(betterproto2.Message):
     available_capacity: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
 
 
-default_message_pool.register_message(
-    "csi.v1", "GetCapacityResponse", GetCapacityResponse
-)
+default_message_pool.register_message("csi.v1", "GetCapacityResponse", GetCapacityResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -468,9 +436,7 @@ class GetPluginInfoRequest(betterproto2.Message):
     pass
 
 
-default_message_pool.register_message(
-    "csi.v1", "GetPluginInfoRequest", GetPluginInfoRequest
-)
+default_message_pool.register_message("csi.v1", "GetPluginInfoRequest", GetPluginInfoRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -482,15 +448,11 @@ class GetPluginInfoResponse(betterproto2.Message):
     manifest: "dict[str, str]" = betterproto2.field(
         3,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
-default_message_pool.register_message(
-    "csi.v1", "GetPluginInfoResponse", GetPluginInfoResponse
-)
+default_message_pool.register_message("csi.v1", "GetPluginInfoResponse", GetPluginInfoResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -500,9 +462,7 @@ class ListVolumesRequest(betterproto2.Message):
     starting_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "csi.v1", "ListVolumesRequest", ListVolumesRequest
-)
+default_message_pool.register_message("csi.v1", "ListVolumesRequest", ListVolumesRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -514,16 +474,12 @@ class ListVolumesResponse(betterproto2.Message):
     next_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "csi.v1", "ListVolumesResponse", ListVolumesResponse
-)
+default_message_pool.register_message("csi.v1", "ListVolumesResponse", ListVolumesResponse)
 
 
 @dataclass(eq=False, repr=False)
 class ListVolumesResponseEntry(betterproto2.Message):
-    volume: "Volume | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    volume: "Volume | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message(
@@ -550,15 +506,11 @@ class NodeExpandVolumeRequest(betterproto2.Message):
     secrets: "dict[str, str]" = betterproto2.field(
         6,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
-default_message_pool.register_message(
-    "csi.v1", "NodeExpandVolumeRequest", NodeExpandVolumeRequest
-)
+default_message_pool.register_message("csi.v1", "NodeExpandVolumeRequest", NodeExpandVolumeRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -598,9 +550,7 @@ class NodeGetInfoRequest(betterproto2.Message):
     pass
 
 
-default_message_pool.register_message(
-    "csi.v1", "NodeGetInfoRequest", NodeGetInfoRequest
-)
+default_message_pool.register_message("csi.v1", "NodeGetInfoRequest", NodeGetInfoRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -614,9 +564,7 @@ class NodeGetInfoResponse(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "csi.v1", "NodeGetInfoResponse", NodeGetInfoResponse
-)
+default_message_pool.register_message("csi.v1", "NodeGetInfoResponse", NodeGetInfoResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -635,9 +583,7 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class NodeGetVolumeStatsResponse(betterproto2.Message):
-    usage: "list[VolumeUsage]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    usage: "list[VolumeUsage]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
     volume_condition: "VolumeCondition | None" = betterproto2.field(
         2, betterproto2.TYPE_MESSAGE, optional=True
@@ -656,9 +602,7 @@ class NodePublishVolumeRequest(betterproto2.Message):
     publish_context: "dict[str, str]" = betterproto2.field(
         2,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
     staging_target_path: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
@@ -674,17 +618,13 @@ class NodePublishVolumeRequest(betterproto2.Message):
     secrets: "dict[str, str]" = betterproto2.field(
         7,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
     volume_context: "dict[str, str]" = betterproto2.field(
         8,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
@@ -717,17 +657,13 @@ class NodeServiceCapability(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "csi.v1", "NodeServiceCapability", NodeServiceCapability
-)
+default_message_pool.register_message("csi.v1", "NodeServiceCapability", NodeServiceCapability)
 
 
 @dataclass(eq=False, repr=False)
 class NodeServiceCapabilityRpc(betterproto2.Message):
     type: "NodeServiceCapabilityRpcType" = betterproto2.field(
-        1,
-        betterproto2.TYPE_ENUM,
-        default_factory=lambda: NodeServiceCapabilityRpcType(0),
+        1, betterproto2.TYPE_ENUM, default_factory=lambda: NodeServiceCapabilityRpcType(0)
     )
 
 
@@ -747,9 +683,7 @@ class NodeStageVolumeRequest(betterproto2.Message):
     publish_context: "dict[str, str]" = betterproto2.field(
         2,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
     staging_target_path: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
@@ -761,23 +695,17 @@ class NodeStageVolumeRequest(betterproto2.Message):
     secrets: "dict[str, str]" = betterproto2.field(
         5,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
     volume_context: "dict[str, str]" = betterproto2.field(
         6,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
-default_message_pool.register_message(
-    "csi.v1", "NodeStageVolumeRequest", NodeStageVolumeRequest
-)
+default_message_pool.register_message("csi.v1", "NodeStageVolumeRequest", NodeStageVolumeRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -785,9 +713,7 @@ class NodeStageVolumeResponse(betterproto2.Message):
     pass
 
 
-default_message_pool.register_message(
-    "csi.v1", "NodeStageVolumeResponse", NodeStageVolumeResponse
-)
+default_message_pool.register_message("csi.v1", "NodeStageVolumeResponse", NodeStageVolumeResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -858,23 +784,17 @@ default_message_pool.register_message("csi.v1", "PluginCapability", PluginCapabi
 @dataclass(eq=False, repr=False)
 class PluginCapabilityService(betterproto2.Message):
     type: "PluginCapabilityServiceType" = betterproto2.field(
-        1,
-        betterproto2.TYPE_ENUM,
-        default_factory=lambda: PluginCapabilityServiceType(0),
+        1, betterproto2.TYPE_ENUM, default_factory=lambda: PluginCapabilityServiceType(0)
     )
 
 
-default_message_pool.register_message(
-    "csi.v1", "PluginCapability.Service", PluginCapabilityService
-)
+default_message_pool.register_message("csi.v1", "PluginCapability.Service", PluginCapabilityService)
 
 
 @dataclass(eq=False, repr=False)
 class PluginCapabilityVolumeExpansion(betterproto2.Message):
     type: "PluginCapabilityVolumeExpansionType" = betterproto2.field(
-        1,
-        betterproto2.TYPE_ENUM,
-        default_factory=lambda: PluginCapabilityVolumeExpansionType(0),
+        1, betterproto2.TYPE_ENUM, default_factory=lambda: PluginCapabilityVolumeExpansionType(0)
     )
 
 
@@ -894,10 +814,7 @@ default_message_pool.register_message("csi.v1", "ProbeRequest", ProbeRequest)
 @dataclass(eq=False, repr=False)
 class ProbeResponse(betterproto2.Message):
     ready: "bool | None" = betterproto2.field(
-        1,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: __google__protobuf__.BoolValue,
-        optional=True,
+        1, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.BoolValue, optional=True
     )
 
 
@@ -909,9 +826,7 @@ class Topology(betterproto2.Message):
     segments: "dict[str, str]" = betterproto2.field(
         1,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
@@ -925,9 +840,7 @@ class ValidateVolumeCapabilitiesRequest(betterproto2.Message):
     volume_context: "dict[str, str]" = betterproto2.field(
         2,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
     volume_capabilities: "list[VolumeCapability]" = betterproto2.field(
@@ -937,17 +850,13 @@ class ValidateVolumeCapabilitiesRequest(betterproto2.Message):
     parameters: "dict[str, str]" = betterproto2.field(
         4,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
     secrets: "dict[str, str]" = betterproto2.field(
         5,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
@@ -958,8 +867,8 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class ValidateVolumeCapabilitiesResponse(betterproto2.Message):
-    confirmed: "ValidateVolumeCapabilitiesResponseConfirmed | None" = (
-        betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    confirmed: "ValidateVolumeCapabilitiesResponseConfirmed | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True
     )
 
     message: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -975,9 +884,7 @@ class ValidateVolumeCapabilitiesResponseConfirmed(betterproto2.Message):
     volume_context: "dict[str, str]" = betterproto2.field(
         1,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
     volume_capabilities: "list[VolumeCapability]" = betterproto2.field(
@@ -987,9 +894,7 @@ class ValidateVolumeCapabilitiesResponseConfirmed(betterproto2.Message):
     parameters: "dict[str, str]" = betterproto2.field(
         3,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
@@ -1009,9 +914,7 @@ class Volume(betterproto2.Message):
     volume_context: "dict[str, str]" = betterproto2.field(
         3,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
@@ -1046,9 +949,7 @@ default_message_pool.register_message("csi.v1", "VolumeCapability", VolumeCapabi
 @dataclass(eq=False, repr=False)
 class VolumeCapabilityAccessMode(betterproto2.Message):
     mode: "VolumeCapabilityAccessModeMode" = betterproto2.field(
-        1,
-        betterproto2.TYPE_ENUM,
-        default_factory=lambda: VolumeCapabilityAccessModeMode(0),
+        1, betterproto2.TYPE_ENUM, default_factory=lambda: VolumeCapabilityAccessModeMode(0)
     )
 
 
@@ -1071,9 +972,7 @@ default_message_pool.register_message(
 class VolumeCapabilityMountVolume(betterproto2.Message):
     fs_type: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    mount_flags: "list[str]" = betterproto2.field(
-        2, betterproto2.TYPE_STRING, repeated=True
-    )
+    mount_flags: "list[str]" = betterproto2.field(2, betterproto2.TYPE_STRING, repeated=True)
 
     volume_mount_group: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
@@ -1479,15 +1378,11 @@ from ...google import protobuf as __google__protobuf__
 
 
 class ControllerBase(betterproto2_grpclib.ServiceBase):
-    async def create_volume(
-        self, message: "CreateVolumeRequest"
-    ) -> "CreateVolumeResponse":
+    async def create_volume(self, message: "CreateVolumeRequest") -> "CreateVolumeResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def delete_volume(
-        self, message: "DeleteVolumeRequest"
-    ) -> "DeleteVolumeResponse":
+    async def delete_volume(self, message: "DeleteVolumeRequest") -> "DeleteVolumeResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
@@ -1509,15 +1404,11 @@ class ControllerBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def list_volumes(
-        self, message: "ListVolumesRequest"
-    ) -> "ListVolumesResponse":
+    async def list_volumes(self, message: "ListVolumesRequest") -> "ListVolumesResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def get_capacity(
-        self, message: "GetCapacityRequest"
-    ) -> "GetCapacityResponse":
+    async def get_capacity(self, message: "GetCapacityRequest") -> "GetCapacityResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
@@ -1649,9 +1540,7 @@ class ControllerBase(betterproto2_grpclib.ServiceBase):
 
 
 class IdentityBase(betterproto2_grpclib.ServiceBase):
-    async def get_plugin_info(
-        self, message: "GetPluginInfoRequest"
-    ) -> "GetPluginInfoResponse":
+    async def get_plugin_info(self, message: "GetPluginInfoRequest") -> "GetPluginInfoResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
@@ -1666,8 +1555,7 @@ class IdentityBase(betterproto2_grpclib.ServiceBase):
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def __rpc_get_plugin_info(
-        self,
-        stream: "grpclib.server.Stream[GetPluginInfoRequest, GetPluginInfoResponse]",
+        self, stream: "grpclib.server.Stream[GetPluginInfoRequest, GetPluginInfoResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -1757,15 +1645,12 @@ class NodeBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def node_get_info(
-        self, message: "NodeGetInfoRequest"
-    ) -> "NodeGetInfoResponse":
+    async def node_get_info(self, message: "NodeGetInfoRequest") -> "NodeGetInfoResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def __rpc_node_stage_volume(
-        self,
-        stream: "grpclib.server.Stream[NodeStageVolumeRequest, NodeStageVolumeResponse]",
+        self, stream: "grpclib.server.Stream[NodeStageVolumeRequest, NodeStageVolumeResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -1773,8 +1658,7 @@ class NodeBase(betterproto2_grpclib.ServiceBase):
         await stream.send_message(response)
 
     async def __rpc_node_unstage_volume(
-        self,
-        stream: "grpclib.server.Stream[NodeUnstageVolumeRequest, NodeUnstageVolumeResponse]",
+        self, stream: "grpclib.server.Stream[NodeUnstageVolumeRequest, NodeUnstageVolumeResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -1782,8 +1666,7 @@ class NodeBase(betterproto2_grpclib.ServiceBase):
         await stream.send_message(response)
 
     async def __rpc_node_publish_volume(
-        self,
-        stream: "grpclib.server.Stream[NodePublishVolumeRequest, NodePublishVolumeResponse]",
+        self, stream: "grpclib.server.Stream[NodePublishVolumeRequest, NodePublishVolumeResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -1800,8 +1683,7 @@ class NodeBase(betterproto2_grpclib.ServiceBase):
         await stream.send_message(response)
 
     async def __rpc_node_get_volume_stats(
-        self,
-        stream: "grpclib.server.Stream[NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse]",
+        self, stream: "grpclib.server.Stream[NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -1809,8 +1691,7 @@ class NodeBase(betterproto2_grpclib.ServiceBase):
         await stream.send_message(response)
 
     async def __rpc_node_expand_volume(
-        self,
-        stream: "grpclib.server.Stream[NodeExpandVolumeRequest, NodeExpandVolumeResponse]",
+        self, stream: "grpclib.server.Stream[NodeExpandVolumeRequest, NodeExpandVolumeResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
