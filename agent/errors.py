@@ -76,3 +76,11 @@ class StatusError(AgentError):
     """The SecretProviderClassPodStatus could not be recorded."""
 
     reason = "FailedToCreatePodStatus"
+
+
+class ProviderTimeout(ProviderUnavailable):
+    """The provider did not answer within the agent's deadline (below kubelet's 2 minutes)."""
+
+
+class ShuttingDown(AgentError):
+    """The agent is draining for shutdown; kubelet retries the call on the next instance."""

@@ -37,6 +37,10 @@ class PodStatusStore(Protocol):
 
     async def delete(self, namespace: str, name: str) -> None: ...
 
+    async def load_all(self) -> list[PodStatus]:
+        """Every status this node wrote; used to rebuild the mount table after a restart."""
+        ...
+
 
 class VolumeMounter(Protocol):
     """Mounts the backing filesystem of a volume (tmpfs on Linux, a plain directory otherwise)."""
@@ -64,3 +68,15 @@ class VolumeMetadataStore(Protocol):
     async def save(self, target: str, record: object) -> None: ...
 
     async def load(self, target: str) -> dict[str, object] | None: ...
+
+
+class PublishObserver(Protocol):
+    """Receives the outcome of every publish/unpublish (metrics). Labels are names, never values."""
+
+    def publish_succeeded(self, provider: str, seconds: float) -> None: ...
+
+    def publish_failed(self, provider: str, error_type: str, seconds: float) -> None: ...
+
+    def unpublish_succeeded(self) -> None: ...
+
+    def unpublish_failed(self) -> None: ...

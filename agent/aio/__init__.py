@@ -1,0 +1,1 @@
+"""Small asyncio building blocks shared by the agent's packages."""

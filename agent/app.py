@@ -1,0 +1,192 @@
+"""Composition root: build the adapters, start the servers, stop them in order on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from agent import __version__
+from agent.aio.locks import KeyedLock
+from agent.config import Settings
+from agent.core.mount_table import MountTable
+from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
+from agent.core.recovery import rebuild_mount_table
+from agent.core.unpublish import UnpublishVolume
+from agent.csi.server import CsiServer
+from agent.errors import AgentError, ConfigError
+from agent.fs.atomic_writer import AsyncPayloadWriter
+from agent.fs.metadata import JsonVolumeMetadata
+from agent.fs.mounter import make_mounter
+from agent.logs import configure_logging
+from agent.metrics import Metrics
+from agent.ports import PodStatusStore, SecretProviderClassSource, VolumeMounter
+from agent.providers.registry import ProviderRegistry
+from agent.web import WebServer
+
+log = structlog.get_logger("agent.app")
+
+
+@dataclass(slots=True)
+class Agent:
+    """Everything one running agent owns; ``start``/``stop`` are ordered and idempotent."""
+
+    settings: Settings
+    providers: ProviderRegistry
+    csi: CsiServer
+    web: WebServer
+    table: MountTable
+    statuses: PodStatusStore
+    metadata: JsonVolumeMetadata
+    mounter: VolumeMounter
+    metrics: Metrics = field(repr=False)
+
+    async def start(self) -> None:
+        recovered = await rebuild_mount_table(
+            self.statuses, self.metadata, self.mounter, self.table
+        )
+        await self.web.start()
+        await self.csi.start()
+        log.info(
+            "agent.started",
+            version=__version__,
+            node=self.settings.node_id,
+            socket=self.csi.path,
+            mount_mode=self.settings.mount_mode,
+            providers=list(self.providers.names()),
+            recovered_volumes=recovered,
+        )
+
+    async def stop(self) -> None:
+        await self.csi.stop(self.settings.shutdown_grace)
+        await self.web.stop()
+        await self.providers.close()
+        log.info("agent.stopped")
+
+
+def build_agent(settings: Settings, registry: ProviderRegistry | None = None) -> Agent:
+    spcs, statuses = _configuration_sources(settings)
+    metrics = Metrics()
+    table, locks = MountTable(), KeyedLock()
+    mounter = make_mounter(settings.mount_mode, settings.tmpfs_size)
+    metadata = JsonVolumeMetadata()
+    providers = registry or ProviderRegistry(
+        timeout=settings.provider_timeout,
+        version_key=load_version_key(settings.state_dir),
+        options={"vault_address": settings.vault_address},
+    )
+    ports = PublishPorts(
+        spcs=spcs,
+        providers=providers,
+        mounter=mounter,
+        writer=AsyncPayloadWriter(max_total_bytes=settings.max_payload_bytes),
+        statuses=statuses,
+        metadata=metadata,
+        observer=metrics,
+    )
+    publish = PublishVolume(
+        ports,
+        PublishSettings(
+            node_name=settings.node_id,
+            rotation_enabled=settings.enable_secret_rotation,
+            rotation_poll_interval=settings.rotation_poll_interval,
+            provider_timeout=settings.provider_timeout,
+        ),
+        table,
+        locks,
+    )
+    unpublish = UnpublishVolume(mounter, statuses, metrics, table, locks)
+    csi = CsiServer.for_node(
+        driver_name=settings.driver_name,
+        version=__version__,
+        node_id=settings.node_id,
+        publish=publish,
+        unpublish=unpublish,
+        socket_path=settings.socket_path,
+    )
+
+    async def socket_serving() -> bool:
+        return csi.serving()
+
+    web = WebServer(
+        metrics_addr=settings.metrics_addr,
+        health_addr=settings.health_addr,
+        metrics=metrics,
+        health_checks={"csi-socket": socket_serving},
+        ready_checks={"csi-socket": socket_serving},
+    )
+    return Agent(settings, providers, csi, web, table, statuses, metadata, mounter, metrics)
+
+
+def _configuration_sources(settings: Settings) -> tuple[SecretProviderClassSource, PodStatusStore]:
+    if not settings.standalone_dir:
+        raise ConfigError(
+            "--standalone-dir is required: the Kubernetes API adapter is not built yet "
+            "(SecretProviderClasses are read from YAML files in that directory)"
+        )
+    from agent.standalone.spc_source import DirectorySecretProviderClassSource
+    from agent.standalone.status_store import DirectoryPodStatusStore
+
+    directory = Path(settings.standalone_dir)
+    if not directory.is_dir():
+        raise ConfigError(f"--standalone-dir: {directory} is not a directory")
+    return DirectorySecretProviderClassSource(directory), DirectoryPodStatusStore(directory)
+
+
+def load_version_key(state_dir: str) -> bytes:
+    """The HMAC key behind object versions; kept on the node so versions survive restarts."""
+    path = Path(state_dir) / "version.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        log.warning("agent.version_key_unreadable", path=str(path), error=err.strerror)
+        return secrets.token_bytes(32)
+    key = secrets.token_bytes(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(key)
+    except FileExistsError:
+        return path.read_bytes()
+    except OSError as err:
+        # Still works; object versions just change once when the agent restarts.
+        log.warning("agent.version_key_not_saved", path=str(path), error=err.strerror)
+    return key
+
+
+async def serve(settings: Settings) -> None:
+    agent = build_agent(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await agent.start()
+    try:
+        await stop.wait()
+        log.info("agent.stopping")
+    finally:
+        await agent.stop()
+
+
+def run(settings: Settings) -> int:
+    configure_logging(json=settings.log_format_json, verbosity=settings.verbosity)
+    try:
+        if sys.platform != "win32":
+            import uvloop
+
+            uvloop.run(serve(settings))
+        else:
+            asyncio.run(serve(settings))
+    except AgentError as err:
+        log.error("agent.failed", reason=err.reason, error=err.message)
+        return 1
+    return 0

@@ -1,0 +1,154 @@
+"""``secrets-store-agent [serve|mount|unmount|version]``.
+
+``serve`` (the default) runs the node agent with upstream's flags. ``mount`` and ``unmount``
+are a kubelet-like client for troubleshooting on a node: they send NodePublishVolume /
+NodeUnpublishVolume to ``--endpoint`` with the volume context kubelet would send, and print
+what got mounted (names, sizes, modes; contents only with ``--show-contents``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import stat
+import sys
+import uuid
+from collections.abc import Sequence
+
+from agent import __version__
+from agent.config import socket_path_from_endpoint
+from agent.errors import AgentError, ConfigError
+from agent.flags import parse_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args and args[0] in ("serve", "mount", "unmount") else "serve"
+    if args and args[0] == command:
+        args = args[1:]
+    try:
+        if command == "mount":
+            return _mount(args)
+        if command == "unmount":
+            return _unmount(args)
+        return _serve(args)
+    except AgentError as err:
+        print(f"secrets-store-agent {command}: {err.message}", file=sys.stderr)
+        return 2
+
+
+def _serve(args: list[str]) -> int:
+    settings, print_version = parse_settings(args)
+    if print_version:
+        print(json.dumps({"BuildVersion": __version__, "GitCommit": "", "BuildDate": ""}))
+        return 0
+    from agent.app import run
+
+    return run(settings)
+
+
+def _client_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--endpoint", default="unix://tmp/csi.sock", help="agent CSI endpoint")
+    parser.add_argument("--target", required=True, help="target path (kubelet's .../mount dir)")
+    parser.add_argument("--volume-id", default="", help="volume id (default: kubelet's derivation)")
+    return parser
+
+
+def _mount(args: list[str]) -> int:
+    from agent.csi.client import PodVolume, publish
+
+    parser = _client_parser("secrets-store-agent mount")
+    add = parser.add_argument
+    add("--pod", required=True, help="pod name")
+    add("--namespace", default="default")
+    add("--uid", default="", help="pod UID (random when empty)")
+    add("--service-account", default="default")
+    add(
+        "--spc",
+        required=True,
+        help="SecretProviderClass name (volumeAttributes.secretProviderClass)",
+    )
+    add("--attr", action="append", default=[], metavar="K=V", help="extra volume attribute")
+    add(
+        "--token",
+        action="append",
+        default=[],
+        metavar="AUDIENCE=FILE",
+        help="service-account token for an audience, read from FILE",
+    )
+    add("--secret", action="append", default=[], metavar="K=V", help="node-publish secret entry")
+    add("--show-contents", action="store_true", help="also print file contents")
+    ns = parser.parse_args(args)
+    volume = PodVolume(
+        target_path=os.path.abspath(ns.target),
+        pod_name=ns.pod,
+        namespace=ns.namespace,
+        pod_uid=ns.uid or str(uuid.uuid4()),
+        service_account=ns.service_account,
+        secret_provider_class=ns.spc,
+        attributes=_pairs(ns.attr, "--attr"),
+        tokens={aud: _read(path) for aud, path in _pairs(ns.token, "--token").items()},
+        secrets=_pairs(ns.secret, "--secret"),
+        volume_id=ns.volume_id,
+    )
+    asyncio.run(publish(socket_path_from_endpoint(ns.endpoint), volume))
+    print(f"mounted {volume.target_path}")
+    for line in describe_volume(volume.target_path, ns.show_contents):
+        print(line)
+    return 0
+
+
+def _unmount(args: list[str]) -> int:
+    from agent.csi.client import ephemeral_volume_id, unpublish
+
+    ns = _client_parser("secrets-store-agent unmount").parse_args(args)
+    target = os.path.abspath(ns.target)
+    volume_id = ns.volume_id or ephemeral_volume_id("", target)
+    asyncio.run(unpublish(socket_path_from_endpoint(ns.endpoint), volume_id, target))
+    print(f"unmounted {target}")
+    return 0
+
+
+def describe_volume(target: str, show_contents: bool = False) -> list[str]:
+    """One line per visible file: mode, size, relative path. Reserved ``..*`` names are skipped."""
+    lines = []
+    for top in sorted(os.listdir(target)):
+        if top.startswith(".."):
+            continue
+        root = os.path.join(target, top)
+        paths = [root] if not os.path.isdir(root) else _walk(root)
+        for path in paths:
+            info = os.stat(path)
+            relative = os.path.relpath(path, target)
+            lines.append(f"  {stat.filemode(info.st_mode)} {info.st_size:>8}  {relative}")
+            if show_contents:
+                with open(path, "rb") as handle:
+                    lines.append("    " + handle.read().decode("utf-8", "replace"))
+    return lines
+
+
+def _walk(root: str) -> list[str]:
+    return sorted(
+        os.path.join(d, f) for d, _, files in os.walk(root, followlinks=True) for f in files
+    )
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag}: expected KEY=VALUE, got {item.split('=')[0]!r}")
+        result[key] = value
+    return result
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as err:
+        raise ConfigError(f"--token: cannot read {path}: {err.strerror}") from None

@@ -1,0 +1,91 @@
+"""Command-line flags → Settings, with upstream's names, defaults and Go-style value syntax.
+
+Upstream is a Go binary, so charts and scripts pass ``--flag=value``, ``-flag value``,
+``--bool-flag`` or ``--bool-flag=false`` and durations like ``2m``; all of those work here.
+Invalid values fail at start with a message naming the flag.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+
+from agent.errors import ConfigError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_SIZE = re.compile(r"^(\d+)(Ki|Mi|Gi|k|M|G)?$")
+_SIZE_UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def parse_duration(text: str) -> float:
+    """Go ``time.ParseDuration`` for the forms people write (``90s``, ``2m``, ``1h30m``)."""
+    if text in ("0", ""):
+        return 0.0
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text):
+        raise ValueError(f"invalid duration {text!r} (examples: 90s, 2m, 1h30m)")
+    return total
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"invalid size {text!r} (examples: 64Mi, 1Gi, 1048576)")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "t", "true"):
+        return True
+    if lowered in ("0", "f", "false"):
+        return False
+    raise ValueError(f"invalid boolean {text!r} (use true or false)")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    endpoint: str = "unix://tmp/csi.sock"
+    node_id: str = ""
+    driver_name: str = "secrets-store.csi.k8s.io"
+    provider_volume: str = "/var/run/secrets-store-csi-providers"
+    additional_provider_volume_paths: tuple[str, ...] = (
+        "/etc/kubernetes/secrets-store-csi-providers",
+    )
+    metrics_addr: str = ":8095"
+    health_addr: str = ":9808"
+    enable_secret_rotation: bool = False
+    rotation_poll_interval: float = 120.0
+    max_call_recv_msg_size: int = 4 * 1024 * 1024
+    log_format_json: bool = False
+    verbosity: int = 0
+    provider_health_check: bool = False
+    provider_health_check_interval: float = 120.0
+    kubeconfig: str = ""
+    standalone_dir: str = ""
+    mount_mode: str = "directory" if sys.platform == "win32" else "tmpfs"
+    tmpfs_size: int | None = None
+    provider_timeout: float = 90.0
+    shutdown_grace: float = 30.0
+    max_payload_bytes: int = 16 * 1024 * 1024
+    vault_address: str = ""
+    state_dir: str = "/var/run/secrets-store-agent"
+
+    @property
+    def socket_path(self) -> str:
+        return socket_path_from_endpoint(self.endpoint)
+
+
+def socket_path_from_endpoint(endpoint: str) -> str:
+    """Upstream's parsing: ``unix:///csi/csi.sock`` → ``/csi/csi.sock``, ``unix://tmp/x`` → ``/tmp/x``."""
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep or scheme.lower() != "unix" or not rest:
+        raise ConfigError(f"--endpoint: {endpoint!r} is not a unix:// endpoint")
+    return "/" + rest.lstrip("/")

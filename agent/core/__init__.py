@@ -1,0 +1,1 @@
+"""Use cases (publish, unpublish, recovery). Reaches the outside only through agent.ports."""

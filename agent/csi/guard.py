@@ -1,0 +1,38 @@
+"""Wraps every RPC: in-flight tracking for graceful shutdown and error → status mapping."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from grpclib.exceptions import GRPCError
+
+from agent.aio.inflight import InFlight
+from agent.csi.status import to_grpc_error
+from agent.errors import AgentError
+
+log = structlog.get_logger("agent.csi")
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def guarded(method: Handler) -> Handler:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any) -> Any:
+        inflight: InFlight = self.inflight
+        try:
+            with inflight.track():
+                return await method(self, request)
+        except GRPCError:
+            raise
+        except AgentError as err:
+            raise to_grpc_error(err) from None
+        except Exception as err:
+            log.exception(
+                "csi.unexpected_error", method=method.__name__, error_type=type(err).__name__
+            )
+            raise to_grpc_error(err) from None
+
+    return wrapper  # type: ignore[return-value]

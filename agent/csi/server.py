@@ -1,0 +1,101 @@
+"""The grpclib server on the CSI unix socket: stale-socket removal, 0660 mode, graceful stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+
+import structlog
+from grpclib._typing import IServable
+from grpclib.events import RecvRequest, listen
+from grpclib.server import Server
+
+from agent.aio.inflight import InFlight
+from agent.core.publish import PublishVolume
+from agent.core.unpublish import UnpublishVolume
+from agent.csi.servicers import ControllerService, IdentityService, NodeService
+from agent.errors import ConfigError
+
+log = structlog.get_logger("agent.csi")
+
+SOCKET_MODE = 0o660
+
+
+class CsiServer:
+    def __init__(self, services: list[IServable], socket_path: str, inflight: InFlight) -> None:
+        self._server = Server(services)
+        self._path = socket_path
+        self._inflight = inflight
+        listen(self._server, RecvRequest, _log_request)
+
+    @classmethod
+    def for_node(
+        cls,
+        *,
+        driver_name: str,
+        version: str,
+        node_id: str,
+        publish: PublishVolume,
+        unpublish: UnpublishVolume,
+        socket_path: str,
+    ) -> CsiServer:
+        inflight = InFlight()
+        services: list[IServable] = [
+            IdentityService(driver_name, version, inflight),
+            NodeService(node_id, publish, unpublish, inflight),
+            ControllerService(),
+        ]
+        return cls(services, socket_path, inflight)
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    async def start(self) -> None:
+        _remove_stale_socket(self._path)
+        os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
+        # The umask makes the socket 0660 from the moment it exists; chmod pins it regardless.
+        previous = os.umask(0o117)
+        try:
+            await self._server.start(path=self._path)
+        finally:
+            os.umask(previous)
+        os.chmod(self._path, SOCKET_MODE)
+        log.info("csi.serving", socket=self._path)
+
+    def serving(self) -> bool:
+        try:
+            return stat.S_ISSOCK(os.stat(self._path).st_mode)
+        except OSError:
+            return False
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new calls, let running ones finish within ``grace`` seconds, then close."""
+        drained = await self._inflight.drain(grace)
+        if not drained:
+            log.warning("csi.drain_timeout", in_flight=self._inflight.count, grace_s=grace)
+        self._server.close()
+        await self._server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path)
+        log.info("csi.stopped")
+
+
+def _remove_stale_socket(path: str) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(f"--endpoint: {path} exists and is not a socket; refusing to remove it")
+    os.unlink(path)
+    log.info("csi.stale_socket_removed", socket=path)
+
+
+async def _log_request(event: RecvRequest) -> None:
+    log.debug("csi.request", method=event.method_name, deadline=_remaining(event))
+
+
+def _remaining(event: RecvRequest) -> float | None:
+    return round(event.deadline.time_remaining(), 3) if event.deadline else None

@@ -1,0 +1,168 @@
+"""The argparse definition of ``serve``'s flags (upstream names and defaults) → Settings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from agent.config import (
+    Settings,
+    parse_bool,
+    parse_duration,
+    parse_size,
+    socket_path_from_endpoint,
+)
+from agent.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _typed(convert: Callable[[str], T]) -> Callable[[str], T]:
+    """argparse shows ArgumentTypeError text verbatim after the flag's name."""
+
+    def wrapper(text: str) -> T:
+        try:
+            return convert(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return wrapper
+
+
+duration, size, boolean = _typed(parse_duration), _typed(parse_size), _typed(parse_bool)
+
+_DEFAULTS = Settings()
+
+
+class _FlagParser(argparse.ArgumentParser):
+    """argparse that raises ConfigError (naming the flag) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def _go_bool(flag: str, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(flag, nargs="?", const=True, default=None, type=boolean, metavar="BOOL")
+
+
+def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentParser:
+    p = _FlagParser(prog=prog, description="Run the Secrets Store CSI node agent.")
+    add = p.add_argument
+    add("--endpoint", default=_DEFAULTS.endpoint, help="CSI endpoint (unix://PATH)")
+    add("--nodeid", default=_DEFAULTS.node_id, help="node name (NodeGetInfo, status labels)")
+    add("--drivername", default=_DEFAULTS.driver_name, help="CSI driver name")
+    add("--provider-volume", default=_DEFAULTS.provider_volume, help="provider socket directory")
+    add(
+        "--additional-provider-volume-paths",
+        default=",".join(_DEFAULTS.additional_provider_volume_paths),
+        help="comma-separated extra provider socket directories, searched first",
+    )
+    add("--metrics-addr", default=_DEFAULTS.metrics_addr, help="listen address for /metrics")
+    add(
+        "--health-addr",
+        default=_DEFAULTS.health_addr,
+        help="listen address for /healthz and /readyz",
+    )
+    _go_bool("--enable-secret-rotation", p)
+    add("--rotation-poll-interval", default=120.0, type=duration, help="rotation interval")
+    add(
+        "--max-call-recv-msg-size",
+        default=_DEFAULTS.max_call_recv_msg_size,
+        type=int,
+        help="largest provider response accepted, in bytes",
+    )
+    _go_bool("--log-format-json", p)
+    _go_bool("--provider-health-check", p)
+    add("--provider-health-check-interval", default=120.0, type=duration)
+    _go_bool("--version", p)
+    add("-v", "--v", dest="verbosity", default=0, type=int, help="log verbosity (klog style)")
+    _go_bool("--enable-pprof", p)
+    add("--pprof-port", default=6065, type=int, help="accepted for compatibility; unused")
+    add("--metrics-backend", default="Prometheus", help="only Prometheus is supported")
+    add("--kubeconfig", default="", help="kubeconfig path (in-cluster config when empty)")
+    add(
+        "--standalone-dir", default="", help="run without Kubernetes: SecretProviderClass YAML here"
+    )
+    add("--mount-mode", default=_DEFAULTS.mount_mode, choices=("tmpfs", "directory"))
+    add("--tmpfs-size", default=None, type=size, help="tmpfs size limit per volume (e.g. 64Mi)")
+    add(
+        "--provider-timeout",
+        default=90.0,
+        type=duration,
+        help="deadline for one provider fetch (kept below kubelet's 2m)",
+    )
+    add(
+        "--shutdown-grace",
+        default=30.0,
+        type=duration,
+        help="how long SIGTERM waits for in-flight calls",
+    )
+    add("--max-payload-size", default=16 * 2**20, type=size, help="largest volume content")
+    add("--vault-address", default="", help="default Vault/OpenBao address for SPCs without one")
+    add("--state-dir", default=_DEFAULTS.state_dir, help="node-local agent state (version key)")
+    return p
+
+
+def normalise_go_flags(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Go accepts ``-flag`` for long flags; argparse needs ``--flag``."""
+    long_flags = {
+        s for action in parser._actions for s in action.option_strings if s.startswith("--")
+    }
+    result = []
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        single_dash_long = arg.startswith("-") and not arg.startswith("--")
+        result.append("-" + arg if single_dash_long and "-" + name in long_flags else arg)
+    return result
+
+
+def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
+    """Return (settings, print_version)."""
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(normalise_go_flags(argv, parser))
+    except ValueError as err:  # raised by a type= converter without the flag's name
+        raise ConfigError(str(err)) from None
+    if ns.metrics_backend.lower() != "prometheus":
+        raise ConfigError(
+            f"--metrics-backend: unsupported backend {ns.metrics_backend!r} (only Prometheus)"
+        )
+    if ns.max_call_recv_msg_size <= 0:
+        raise ConfigError("--max-call-recv-msg-size must be positive")
+    if ns.provider_timeout <= 0 or ns.provider_timeout >= 120:
+        raise ConfigError("--provider-timeout must be above 0 and below kubelet's 2m call timeout")
+    if ns.rotation_poll_interval <= 0:
+        raise ConfigError("--rotation-poll-interval must be positive")
+    if ns.mount_mode == "tmpfs" and sys.platform == "win32":
+        raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
+    settings = Settings(
+        endpoint=ns.endpoint,
+        node_id=ns.nodeid,
+        driver_name=ns.drivername,
+        provider_volume=ns.provider_volume,
+        additional_provider_volume_paths=tuple(
+            p for p in ns.additional_provider_volume_paths.split(",") if p
+        ),
+        metrics_addr=ns.metrics_addr,
+        health_addr=ns.health_addr,
+        enable_secret_rotation=bool(ns.enable_secret_rotation),
+        rotation_poll_interval=ns.rotation_poll_interval,
+        max_call_recv_msg_size=ns.max_call_recv_msg_size,
+        log_format_json=bool(ns.log_format_json),
+        verbosity=ns.verbosity,
+        provider_health_check=bool(ns.provider_health_check),
+        provider_health_check_interval=ns.provider_health_check_interval,
+        kubeconfig=ns.kubeconfig,
+        standalone_dir=ns.standalone_dir,
+        mount_mode=ns.mount_mode,
+        tmpfs_size=ns.tmpfs_size,
+        provider_timeout=ns.provider_timeout,
+        shutdown_grace=ns.shutdown_grace,
+        max_payload_bytes=ns.max_payload_size,
+        vault_address=ns.vault_address,
+        state_dir=ns.state_dir,
+    )
+    socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
+    return settings, bool(ns.version)
