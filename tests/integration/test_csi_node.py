@@ -1,0 +1,374 @@
+"""The agent's CSI socket driven by a grpcio client, as kubelet drives it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+
+from agent._proto.csi import v1 as csi
+from agent.errors import ProviderError
+from tests.conftest import AgentHarness
+from tests.support.kubelet import publish_request
+from tests.support.mounts import is_root, mounts_under
+
+
+async def expect_error(call: object, code: grpc.StatusCode) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call  # type: ignore[misc]
+    assert info.value.code() == code, info.value.details()
+    return info.value.details() or ""
+
+
+def visible_names(target: str) -> list[str]:
+    return sorted(name for name in os.listdir(target) if not name.startswith(".."))
+
+
+# ---- Identity and Controller ----
+
+
+async def test_identity_answers_like_upstream(harness: AgentHarness) -> None:
+    info = await harness.kubelet.call("Identity", "GetPluginInfo", csi.GetPluginInfoRequest(), csi.GetPluginInfoResponse)
+    assert info.name == "secrets-store.csi.k8s.io"
+    assert info.vendor_version
+    caps = await harness.kubelet.call(
+        "Identity", "GetPluginCapabilities", csi.GetPluginCapabilitiesRequest(), csi.GetPluginCapabilitiesResponse
+    )
+    assert [c.service.type for c in caps.capabilities] == [csi.PluginCapabilityServiceType.CONTROLLER_SERVICE]
+    probe = await harness.kubelet.call("Identity", "Probe", csi.ProbeRequest(), csi.ProbeResponse)
+    assert probe.ready is True
+
+
+async def test_node_info_and_capabilities(harness: AgentHarness) -> None:
+    info = await harness.kubelet.call("Node", "NodeGetInfo", csi.NodeGetInfoRequest(), csi.NodeGetInfoResponse)
+    assert info.node_id == "node-a"
+    caps = await harness.kubelet.call(
+        "Node", "NodeGetCapabilities", csi.NodeGetCapabilitiesRequest(), csi.NodeGetCapabilitiesResponse
+    )
+    assert [c.rpc.type for c in caps.capabilities] == [csi.NodeServiceCapabilityRpcType.STAGE_UNSTAGE_VOLUME]
+
+
+async def test_controller_is_a_stub(harness: AgentHarness) -> None:
+    caps = await harness.kubelet.call(
+        "Controller",
+        "ControllerGetCapabilities",
+        csi.ControllerGetCapabilitiesRequest(),
+        csi.ControllerGetCapabilitiesResponse,
+    )
+    assert [c.rpc.type for c in caps.capabilities] == [csi.ControllerServiceCapabilityRpcType.UNKNOWN]
+    call = harness.kubelet.call("Controller", "CreateVolume", csi.CreateVolumeRequest(name="x"), csi.CreateVolumeResponse)
+    await expect_error(call, grpc.StatusCode.UNIMPLEMENTED)
+
+
+@pytest.mark.parametrize(
+    ("rpc", "request_", "response"),
+    [
+        ("NodeGetVolumeStats", csi.NodeGetVolumeStatsRequest(volume_id="v", volume_path="/x"), csi.NodeGetVolumeStatsResponse),
+        ("NodeExpandVolume", csi.NodeExpandVolumeRequest(volume_id="v"), csi.NodeExpandVolumeResponse),
+    ],
+)
+async def test_unsupported_node_rpcs_are_unimplemented(
+    harness: AgentHarness, rpc: str, request_: object, response: type
+) -> None:
+    await expect_error(harness.kubelet.call("Node", rpc, request_, response), grpc.StatusCode.UNIMPLEMENTED)
+
+
+async def test_stage_and_unstage_are_validated_noops(harness: AgentHarness) -> None:
+    capability = csi.VolumeCapability(mount=csi.VolumeCapabilityMountVolume())
+    ok = csi.NodeStageVolumeRequest(volume_id="v", staging_target_path="/s", volume_capability=capability)
+    await harness.kubelet.call("Node", "NodeStageVolume", ok, csi.NodeStageVolumeResponse)
+    bad = csi.NodeStageVolumeRequest(volume_id="v", volume_capability=capability)
+    details = await expect_error(
+        harness.kubelet.call("Node", "NodeStageVolume", bad, csi.NodeStageVolumeResponse),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "Staging target path" in details
+    unstage = csi.NodeUnstageVolumeRequest(staging_target_path="/s")
+    await expect_error(
+        harness.kubelet.call("Node", "NodeUnstageVolume", unstage, csi.NodeUnstageVolumeResponse),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+
+
+# ---- Publish ----
+
+
+async def test_publish_writes_files_atomically_with_modes(harness: AgentHarness) -> None:
+    harness.provider.files = {"username": b"admin", "password": b"s3cr3t", "nested/ca.crt": b"CERT"}
+    harness.provider.modes = {"password": 0o600}
+    target = harness.target()
+    await harness.kubelet.publish(publish_request(target, tokens={"vault": "jwt-token"}))
+
+    assert visible_names(target) == ["nested", "password", "username"]
+    assert Path(target, "username").read_bytes() == b"admin"
+    assert Path(target, "nested/ca.crt").read_bytes() == b"CERT"
+    assert stat.S_IMODE(os.stat(Path(target, "password")).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(Path(target, "username")).st_mode) == 0o644
+    assert os.path.islink(Path(target, "..data"))
+    if is_root():
+        assert mounts_under(target) == [target]
+    request = harness.provider.requests[-1]
+    assert request.attributes["objects"] == "- objectName: username\n"
+    assert request.identity.token_for("vault") is not None
+    assert "csi.storage.k8s.io/serviceAccount.tokens" in request.attributes
+
+
+async def test_publish_records_pod_status(harness: AgentHarness) -> None:
+    target = harness.target()
+    await harness.kubelet.publish(publish_request(target))
+    status_files = list((harness.root / "spc" / "status").rglob("*.yaml"))
+    assert len(status_files) == 1
+    document = yaml.safe_load(status_files[0].read_text())
+    assert document["metadata"]["name"] == "web-0-default-app-secrets"
+    assert document["metadata"]["labels"]["internal.secrets-store.csi.k8s.io/node-name"] == "node-a"
+    assert document["status"]["mounted"] is True
+    assert document["status"]["targetPath"] == target
+    assert {o["id"] for o in document["status"]["objects"]} == {"username", "password"}
+
+
+async def test_volume_attributes_override_spc_parameters(harness: AgentHarness) -> None:
+    harness.write_spc(parameters={"objects": "- a", "region": "eu"})
+    await harness.kubelet.publish(publish_request(harness.target(), extra={"region": "us"}))
+    assert harness.provider.requests[-1].attributes["region"] == "us"
+
+
+async def test_republish_is_idempotent_and_refreshes_tokens(harness: AgentHarness) -> None:
+    target = harness.target()
+    await harness.kubelet.publish(publish_request(target, tokens={"vault": "first"}))
+    await harness.kubelet.publish(publish_request(target, tokens={"vault": "second"}))
+    assert len(harness.provider.requests) == 1
+    record = harness.agent.table.get(target)
+    assert record is not None
+    token = record.pod.token_for("vault")
+    assert token is not None and token.token == "second"
+
+
+async def test_socket_mode_is_0660_or_stricter(harness: AgentHarness) -> None:
+    mode = stat.S_IMODE(os.stat(harness.socket).st_mode)
+    assert mode & 0o007 == 0 and mode & 0o660 == mode
+
+
+# ---- Validation, in upstream's order ----
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"with_capability": False, "volume_id": ""}, "Volume capability missing in request"),
+        ({"volume_id": ""}, "Volume ID missing in request"),
+        ({"target_path": ""}, "Target path missing in request"),
+        ({"readonly": False}, "Readonly is not true in request"),
+    ],
+)
+async def test_invalid_requests(harness: AgentHarness, changes: dict[str, object], message: str) -> None:
+    target = str(changes.pop("target_path", harness.target()))
+    request = publish_request(target, **changes)  # type: ignore[arg-type]
+    details = await expect_error(harness.kubelet.publish(request), grpc.StatusCode.INVALID_ARGUMENT)
+    assert message in details
+    assert harness.provider.requests == []
+    assert not os.path.exists(harness.target()) or not os.listdir(harness.target())
+
+
+async def test_empty_volume_context_is_rejected(harness: AgentHarness) -> None:
+    request = publish_request(harness.target())
+    request.volume_context = {}
+    details = await expect_error(harness.kubelet.publish(request), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "Volume attributes missing" in details
+
+
+async def test_missing_pod_info_names_the_key(harness: AgentHarness) -> None:
+    request = publish_request(harness.target())
+    del request.volume_context["csi.storage.k8s.io/pod.namespace"]
+    details = await expect_error(harness.kubelet.publish(request), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "csi.storage.k8s.io/pod.namespace" in details
+
+
+async def test_missing_secret_provider_class_attribute(harness: AgentHarness) -> None:
+    request = publish_request(harness.target())
+    del request.volume_context["secretProviderClass"]
+    details = await expect_error(harness.kubelet.publish(request), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "secretProviderClass" in details
+
+
+async def test_unknown_secret_provider_class(harness: AgentHarness) -> None:
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(harness.target(), spc="nope")), grpc.StatusCode.NOT_FOUND
+    )
+    assert "default/nope" in details
+
+
+async def test_spc_must_be_in_the_pods_namespace(harness: AgentHarness) -> None:
+    harness.write_spc(name="other-ns", namespace="kube-system")
+    request = publish_request(harness.target(), spc="other-ns")
+    await expect_error(harness.kubelet.publish(request), grpc.StatusCode.NOT_FOUND)
+
+
+async def test_unknown_provider_lists_available(harness: AgentHarness) -> None:
+    harness.write_spc(provider="nosuch")
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(harness.target())), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    assert "'nosuch'" in details and "fake" in details
+
+
+async def test_spc_without_parameters_is_rejected(harness: AgentHarness) -> None:
+    harness.write_spc(parameters={})
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(harness.target())), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "spec.parameters" in details
+
+
+async def test_malformed_token_json_is_rejected_without_echoing_it(harness: AgentHarness) -> None:
+    request = publish_request(harness.target())
+    request.volume_context["csi.storage.k8s.io/serviceAccount.tokens"] = '{"vault": "eyJhbGciOi'
+    details = await expect_error(harness.kubelet.publish(request), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "serviceAccount.tokens" in details and "eyJ" not in details
+
+
+# ---- Failures leave nothing behind ----
+
+
+async def test_failed_first_publish_unmounts_and_leaves_nothing(harness: AgentHarness) -> None:
+    harness.provider.error = ProviderError("permission denied reading secret/data/app with role web")
+    target = harness.target()
+    details = await expect_error(harness.kubelet.publish(publish_request(target)), grpc.StatusCode.FAILED_PRECONDITION)
+    assert "permission denied" in details
+    assert mounts_under(target) == []
+    assert not os.path.exists(target) or os.listdir(target) == []
+    assert harness.agent.table.get(target) is None
+    assert not list((harness.root / "spc").glob("status/**/*.yaml"))
+
+
+@pytest.mark.parametrize("bad_path", ["../escape", "/etc/passwd", "..data/x", "a/../../b", "ok//double"])
+async def test_provider_paths_are_validated(harness: AgentHarness, bad_path: str) -> None:
+    harness.provider.files = {"fine": b"1", bad_path: b"2"}
+    target = harness.target()
+    details = await expect_error(harness.kubelet.publish(publish_request(target)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert bad_path in details
+    assert mounts_under(target) == []
+    assert not (harness.root / "etc").exists()
+    assert not os.path.exists(target) or os.listdir(target) == []
+
+
+async def test_unexpected_provider_exception_is_internal_not_unknown(harness: AgentHarness) -> None:
+    harness.provider.error = RuntimeError("leaky detail s3cr3t")
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(harness.target())), grpc.StatusCode.INTERNAL
+    )
+    assert "RuntimeError" in details and "s3cr3t" not in details
+
+
+@pytest.mark.parametrize("settings_overrides", [{"provider_timeout": 0.2}])
+async def test_provider_deadline(harness: AgentHarness) -> None:
+    harness.provider.gate = asyncio.Event()
+    target = harness.target()
+    details = await expect_error(harness.kubelet.publish(publish_request(target)), grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert "0.2s" in details
+    assert mounts_under(target) == []
+
+
+# ---- Unpublish ----
+
+
+async def test_unpublish_removes_everything(harness: AgentHarness) -> None:
+    target = harness.target()
+    await harness.kubelet.publish(publish_request(target))
+    await harness.kubelet.unpublish("csi-0123456789abcdef", target)
+    assert mounts_under(target) == []
+    assert not os.path.exists(target)
+    assert harness.agent.table.get(target) is None
+    assert not list((harness.root / "spc").glob("status/**/*.yaml"))
+
+
+async def test_unpublish_of_unknown_path_succeeds(harness: AgentHarness) -> None:
+    await harness.kubelet.unpublish("csi-x", harness.target("never-mounted"))
+
+
+async def test_unpublish_validates(harness: AgentHarness) -> None:
+    await expect_error(harness.kubelet.unpublish("", harness.target()), grpc.StatusCode.INVALID_ARGUMENT)
+    await expect_error(harness.kubelet.unpublish("v", ""), grpc.StatusCode.INVALID_ARGUMENT)
+
+
+# ---- Concurrency ----
+
+
+async def test_publish_and_unpublish_of_one_target_are_serialized(harness: AgentHarness) -> None:
+    harness.provider.gate = asyncio.Event()
+    target = harness.target()
+    publishing = asyncio.ensure_future(harness.kubelet.publish(publish_request(target)))
+    while harness.provider.in_flight == 0:
+        await asyncio.sleep(0.01)
+    unpublishing = asyncio.ensure_future(harness.kubelet.unpublish("csi-1", target))
+    await asyncio.sleep(0.1)
+    assert not unpublishing.done(), "unpublish ran while publish of the same target was in flight"
+    harness.provider.gate.set()
+    await publishing
+    await unpublishing
+    assert mounts_under(target) == [] and not os.path.exists(target)
+
+
+async def test_different_targets_publish_concurrently(harness: AgentHarness) -> None:
+    harness.provider.gate = asyncio.Event()
+    targets = [harness.target(f"vol-{i}") for i in range(3)]
+    calls = [asyncio.ensure_future(harness.kubelet.publish(publish_request(t))) for t in targets]
+    async with asyncio.timeout(10):
+        while harness.provider.in_flight < 3:
+            await asyncio.sleep(0.01)
+    harness.provider.gate.set()
+    await asyncio.gather(*calls)
+    for target in targets:
+        await harness.kubelet.unpublish("csi-1", target)
+
+
+# ---- Rotation on republish (kubelet requiresRepublish) ----
+
+
+@pytest.mark.parametrize("settings_overrides", [{"enable_secret_rotation": True, "rotation_poll_interval": 0.05}])
+async def test_republish_after_interval_rotates_content(harness: AgentHarness) -> None:
+    target = harness.target()
+    await harness.kubelet.publish(publish_request(target))
+    harness.provider.files = {"username": b"admin", "password": b"rotated"}
+    await asyncio.sleep(0.1)
+    await harness.kubelet.publish(publish_request(target))
+    assert Path(target, "password").read_bytes() == b"rotated"
+    harness.provider.error = ProviderError("store down")
+    await asyncio.sleep(0.1)
+    await harness.kubelet.publish(publish_request(target))  # masked: kubelet must not tear down
+    assert Path(target, "password").read_bytes() == b"rotated"
+    await harness.kubelet.unpublish("v", target)
+
+
+# ---- Shutdown and metrics ----
+
+
+async def test_stop_lets_in_flight_publish_finish_and_refuses_new_calls(harness: AgentHarness) -> None:
+    harness.provider.gate = asyncio.Event()
+    target = harness.target()
+    publishing = asyncio.ensure_future(harness.kubelet.publish(publish_request(target)))
+    while harness.provider.in_flight == 0:
+        await asyncio.sleep(0.01)
+    stopping = asyncio.ensure_future(harness.agent.csi.stop(grace=5))
+    await asyncio.sleep(0.05)
+    refused = await expect_error(harness.kubelet.publish(publish_request(harness.target("late"))), grpc.StatusCode.UNAVAILABLE)
+    assert "shutting down" in refused
+    harness.provider.gate.set()
+    await publishing
+    await stopping
+    assert Path(target, "username").read_bytes() == b"admin"
+    await harness.agent.mounter.unmount(target)
+
+
+async def test_metrics_count_publishes_with_upstream_names(harness: AgentHarness) -> None:
+    await harness.kubelet.publish(publish_request(harness.target()))
+    await expect_error(harness.kubelet.publish(publish_request(harness.target("b"), spc="nope")), grpc.StatusCode.NOT_FOUND)
+    body = harness.agent.metrics.exposition()[0].decode()
+    assert 'node_publish_total{os_type="linux",provider="fake"} 1.0' in body
+    assert 'error_type="SecretProviderClassNotFound"' in body
+    await harness.kubelet.unpublish("v", harness.target())
+    assert 'node_unpublish_total{os_type="linux"} 1.0' in harness.agent.metrics.exposition()[0].decode()

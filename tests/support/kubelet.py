@@ -1,0 +1,79 @@
+"""A kubelet stand-in: drives the agent's CSI socket with grpcio, a different gRPC stack than the
+agent's grpclib, exactly as kubelet (grpc-go) would."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+
+from agent._proto.csi import v1 as csi
+
+POD_UID = "11111111-2222-3333-4444-555555555555"
+
+
+def _method(channel: grpc.aio.Channel, path: str, response: type) -> Any:
+    return channel.unary_unary(path, request_serializer=bytes, response_deserializer=response.parse)
+
+
+class Kubelet:
+    def __init__(self, socket_path: str) -> None:
+        self.channel = grpc.aio.insecure_channel(f"unix://{socket_path}")
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def call(self, service: str, rpc: str, request: Any, response: type) -> Any:
+        return await _method(self.channel, f"/csi.v1.{service}/{rpc}", response)(request, timeout=30)
+
+    async def publish(self, request: csi.NodePublishVolumeRequest) -> csi.NodePublishVolumeResponse:
+        return await self.call("Node", "NodePublishVolume", request, csi.NodePublishVolumeResponse)
+
+    async def unpublish(self, volume_id: str, target_path: str) -> csi.NodeUnpublishVolumeResponse:
+        request = csi.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target_path)
+        return await self.call("Node", "NodeUnpublishVolume", request, csi.NodeUnpublishVolumeResponse)
+
+
+def publish_request(
+    target_path: str,
+    *,
+    spc: str = "app-secrets",
+    pod: str = "web-0",
+    namespace: str = "default",
+    uid: str = POD_UID,
+    service_account: str = "web",
+    tokens: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
+    readonly: bool = True,
+    volume_id: str = "csi-0123456789abcdef",
+    with_capability: bool = True,
+) -> csi.NodePublishVolumeRequest:
+    """The NodePublishVolume kubelet sends for a CSI inline volume (reference §3.7)."""
+    context = {
+        "secretProviderClass": spc,
+        "csi.storage.k8s.io/pod.name": pod,
+        "csi.storage.k8s.io/pod.namespace": namespace,
+        "csi.storage.k8s.io/pod.uid": uid,
+        "csi.storage.k8s.io/serviceAccount.name": service_account,
+        "csi.storage.k8s.io/ephemeral": "true",
+    }
+    if tokens:
+        context["csi.storage.k8s.io/serviceAccount.tokens"] = json.dumps(
+            {aud: {"token": t, "expirationTimestamp": "2099-01-01T00:00:00Z"} for aud, t in tokens.items()}
+        )
+    context.update(extra or {})
+    capability = csi.VolumeCapability(
+        mount=csi.VolumeCapabilityMountVolume(),
+        access_mode=csi.VolumeCapabilityAccessMode(mode=csi.VolumeCapabilityAccessModeMode.SINGLE_NODE_WRITER),
+    )
+    return csi.NodePublishVolumeRequest(
+        volume_id=volume_id,
+        target_path=target_path,
+        volume_capability=capability if with_capability else None,
+        readonly=readonly,
+        secrets=dict(secrets or {}),
+        volume_context=context,
+    )

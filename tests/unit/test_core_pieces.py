@@ -1,0 +1,97 @@
+"""Small core pieces: keyed locks, error → status table, metadata records, provider registry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from grpclib.const import Status
+
+from agent import errors
+from agent.aio.inflight import InFlight
+from agent.aio.locks import KeyedLock
+from agent.core.records import record_from_metadata, record_to_metadata
+from agent.csi.status import to_grpc_error
+from agent.model import ObjectVersion, PodIdentity, ServiceAccountToken, VolumeRecord
+from agent.providers.registry import ProviderRegistry
+from tests.support.fake_provider import FakeProvider
+
+
+async def test_keyed_lock_serializes_one_key_and_forgets_idle_keys() -> None:
+    locks, order = KeyedLock(), []
+
+    async def worker(key: str, tag: str) -> None:
+        async with locks.hold(key):
+            order.append(f"{tag}-in")
+            await asyncio.sleep(0.01)
+            order.append(f"{tag}-out")
+
+    await asyncio.gather(worker("a", "1"), worker("a", "2"), worker("b", "3"))
+    assert order.index("1-out") < order.index("2-in")
+    assert order.index("3-in") < order.index("1-out")  # another key does not wait
+    assert len(locks) == 0
+
+
+async def test_inflight_drain_refuses_new_calls() -> None:
+    inflight = InFlight()
+    with inflight.track():
+        assert inflight.count == 1
+        assert await inflight.drain(0.01) is False
+    assert await inflight.drain(0.01) is True
+    with pytest.raises(errors.ShuttingDown), inflight.track():
+        pass
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (errors.InvalidRequest("x"), Status.INVALID_ARGUMENT),
+        (errors.SecretProviderClassNotFound("x"), Status.NOT_FOUND),
+        (errors.ProviderNotFound("x"), Status.FAILED_PRECONDITION),
+        (errors.ProviderTimeout("x"), Status.DEADLINE_EXCEEDED),
+        (errors.ProviderUnavailable("x"), Status.UNAVAILABLE),
+        (errors.ProviderError("x"), Status.FAILED_PRECONDITION),
+        (errors.PayloadError("x"), Status.INVALID_ARGUMENT),
+        (errors.FileWriteError("x"), Status.INTERNAL),
+        (errors.MountError("x"), Status.INTERNAL),
+        (errors.ShuttingDown("x"), Status.UNAVAILABLE),
+        (ValueError("secret text"), Status.INTERNAL),
+    ],
+)
+def test_every_error_maps_to_a_code_never_unknown(error: Exception, status: Status) -> None:
+    grpc_error = to_grpc_error(error)
+    assert grpc_error.status == status
+    assert "secret text" not in (grpc_error.message or "")
+
+
+def test_metadata_round_trip_drops_tokens() -> None:
+    pod = PodIdentity("ns", "pod", "uid", "sa", {"vault": ServiceAccountToken("jwt-secret")})
+    record = VolumeRecord("/t", "vol", pod, "spc", "vault", (ObjectVersion("a", "1"),), 1.0, 2.0)
+    document = record_to_metadata(record)
+    assert "jwt-secret" not in repr(document)
+    restored = record_from_metadata(document)
+    assert restored is not None
+    assert restored.pod.tokens == {}
+    assert (restored.target_path, restored.versions, restored.updated_at) == ("/t", record.versions, 2.0)
+    assert record_from_metadata({"target_path": "/t"}) is None
+
+
+def test_registry_unknown_provider_lists_available() -> None:
+    registry = ProviderRegistry(timeout=1, version_key=b"k", load_entry_points=False)
+    with pytest.raises(errors.ProviderNotFound) as info:
+        registry.get("azure-typo")
+    assert "'azure-typo'" in info.value.message
+    assert "openbao" in info.value.message and "vault" in info.value.message
+
+
+def test_registry_builds_lazily_once() -> None:
+    built: list[str] = []
+
+    def factory(context: object) -> FakeProvider:
+        built.append("x")
+        return FakeProvider()
+
+    registry = ProviderRegistry(timeout=1, version_key=b"k", factories={"fake": factory}, load_entry_points=False)
+    assert built == []
+    assert registry.get("fake") is registry.get("fake")
+    assert built == ["x"]

@@ -1,0 +1,108 @@
+"""Upstream's flags, defaults and Go value syntax; invalid values name the flag."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.config import Settings, parse_duration, parse_size, socket_path_from_endpoint
+from agent.errors import ConfigError
+from agent.flags import parse_settings
+
+
+def test_defaults_match_upstream() -> None:
+    settings, version = parse_settings([])
+    assert not version
+    assert settings.endpoint == "unix://tmp/csi.sock"
+    assert settings.socket_path == "/tmp/csi.sock"
+    assert settings.driver_name == "secrets-store.csi.k8s.io"
+    assert settings.provider_volume == "/var/run/secrets-store-csi-providers"
+    assert settings.additional_provider_volume_paths == ("/etc/kubernetes/secrets-store-csi-providers",)
+    assert settings.metrics_addr == ":8095"
+    assert settings.enable_secret_rotation is False
+    assert settings.rotation_poll_interval == 120.0
+    assert settings.max_call_recv_msg_size == 4194304
+    assert settings.provider_health_check_interval == 120.0
+    assert settings.mount_mode == "tmpfs"
+
+
+def test_chart_style_arguments() -> None:
+    settings, _ = parse_settings(
+        [
+            "--endpoint=unix:///csi/csi.sock",
+            "--nodeid=node-1",
+            "--provider-volume=/provider",
+            "--additional-provider-volume-paths=/etc/a,/etc/b",
+            "--metrics-addr=:9999",
+            "--enable-secret-rotation=true",
+            "--rotation-poll-interval=1h30m",
+            "--log-format-json",
+            "-v=5",
+        ]
+    )
+    assert settings.socket_path == "/csi/csi.sock"
+    assert settings.node_id == "node-1"
+    assert settings.additional_provider_volume_paths == ("/etc/a", "/etc/b")
+    assert settings.enable_secret_rotation is True
+    assert settings.rotation_poll_interval == 5400.0
+    assert settings.log_format_json is True
+    assert settings.verbosity == 5
+
+
+def test_go_single_dash_long_flags() -> None:
+    settings, _ = parse_settings(["-nodeid", "n", "-enable-secret-rotation=false", "-v", "2"])
+    assert settings.node_id == "n"
+    assert settings.enable_secret_rotation is False
+    assert settings.verbosity == 2
+
+
+def test_version_flag() -> None:
+    assert parse_settings(["--version"])[1] is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["--rotation-poll-interval=2x"], "--rotation-poll-interval"),
+        (["--enable-secret-rotation=maybe"], "--enable-secret-rotation"),
+        (["--mount-mode=nfs"], "--mount-mode"),
+        (["--endpoint=tcp://0.0.0.0:1"], "--endpoint"),
+        (["--metrics-backend=statsd"], "--metrics-backend"),
+        (["--max-call-recv-msg-size=0"], "--max-call-recv-msg-size"),
+        (["--provider-timeout=3m"], "--provider-timeout"),
+        (["--tmpfs-size=lots"], "--tmpfs-size"),
+        (["--no-such-flag"], "--no-such-flag"),
+    ],
+)
+def test_invalid_values_name_the_flag(argv: list[str], names: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(argv)
+    assert names in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0", 0.0), ("90s", 90.0), ("2m", 120.0), ("1h30m", 5400.0), ("500ms", 0.5), ("1.5s", 1.5)],
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["2", "m", "2mm", "-1s", "1d"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_sizes() -> None:
+    assert parse_size("64Mi") == 64 * 2**20
+    assert parse_size("1G") == 10**9
+    assert parse_size("4096") == 4096
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "path"),
+    [("unix:///csi/csi.sock", "/csi/csi.sock"), ("unix://tmp/csi.sock", "/tmp/csi.sock")],
+)
+def test_endpoint_parsing_like_upstream(endpoint: str, path: str) -> None:
+    assert socket_path_from_endpoint(endpoint) == path
+    assert Settings(endpoint=endpoint).socket_path == path
