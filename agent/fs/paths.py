@@ -1,0 +1,126 @@
+"""Payload validation (upstream ``fileutil.Validate`` plus stricter checks) and target-path parsing.
+
+Every rejection raises :class:`agent.errors.PayloadError` naming the offending path; file contents
+never appear in a message.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+
+from agent.errors import PayloadError
+from agent.model import SecretFile
+
+MAX_PATH_LENGTH = 4096
+MAX_NAME_LENGTH = 255
+MAX_MODE = 0o777
+DEFAULT_MAX_TOTAL_BYTES = 16 * 1024 * 1024
+
+# Upstream's regex for kubelet target paths (group 1: pod UID, group 2: volume name). Both
+# separators are accepted because the same driver serves Windows nodes.
+_TARGET_PATH_RE = re.compile(
+    r"[\\|/]+pods[\\|/]+(.+?)[\\|/]+volumes[\\|/]+kubernetes\.io~csi[\\|/]+(.+?)[\\|/]+mount$"
+)
+# "C:" at the start means a drive-relative or absolute path on Windows nodes.
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+_SHOWN_CHARS = 120
+
+
+def _show(path: str) -> str:
+    """Quote a path for a message; very long paths are cut so errors stay readable."""
+    if len(path) > _SHOWN_CHARS:
+        return repr(path[:_SHOWN_CHARS]) + "..."
+    return repr(path)
+
+
+def _invalid(path: str, why: str) -> PayloadError:
+    return PayloadError(f"invalid file path {_show(path)}: {why}")
+
+
+def _byte_length(path: str, text: str) -> int:
+    # Kernel limits count bytes, not characters, so measure the UTF-8 encoding.
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _invalid(path, "not valid UTF-8") from None
+
+
+def validate_path(path: str) -> None:
+    """Raise PayloadError unless ``path`` is a clean relative path the writer may project."""
+    if not path:
+        raise _invalid(path, "must not be empty")
+    if "\x00" in path:
+        raise _invalid(path, "must not contain NUL")
+    if _byte_length(path, path) > MAX_PATH_LENGTH:
+        raise _invalid(path, f"must be at most {MAX_PATH_LENGTH} bytes long")
+    # Backslashes are separators on Windows nodes; forbidding them everywhere keeps one rule
+    # for both platforms and closes "a\\..\\..\\x" style escapes.
+    if "\\" in path:
+        raise _invalid(path, "must not contain a backslash")
+    if posixpath.isabs(path) or _DRIVE_RE.match(path):
+        raise _invalid(path, "must be a relative path")
+    elements = path.split("/")
+    for element in elements:
+        if element == "..":
+            raise _invalid(path, "must not contain '..'")
+        if element == ".":
+            raise _invalid(path, "must not contain '.' elements")
+        if _byte_length(path, element) > MAX_NAME_LENGTH:
+            raise _invalid(path, f"file names must be at most {MAX_NAME_LENGTH} bytes long")
+    if elements[0].startswith(".."):
+        raise _invalid(path, "must not start with '..' (reserved for the writer)")
+    if posixpath.normpath(path) != path:
+        raise _invalid(path, "must be in normal form (no '//', './' or trailing '/')")
+
+
+def validate_mode(path: str, mode: int) -> None:
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= MAX_MODE:
+        shown = f"{mode:#o}" if isinstance(mode, int) else repr(mode)
+        raise PayloadError(f"invalid mode {shown} for file path {_show(path)}: must be 0o0..0o777")
+
+
+def first_component(path: str) -> str:
+    """The top-level name a payload path is exposed under (one symlink per component)."""
+    return path.split("/", 1)[0]
+
+
+def _check_layout(paths: Sequence[str]) -> None:
+    """Reject duplicates and a path that is both a file and a parent directory of another."""
+    seen: set[str] = set()
+    for path in paths:
+        if path in seen:
+            raise PayloadError(f"duplicate file path {_show(path)}")
+        seen.add(path)
+    for path in paths:
+        parent = posixpath.dirname(path)
+        while parent:
+            if parent in seen:
+                raise PayloadError(
+                    f"file path {_show(parent)} is also a directory of {_show(path)}"
+                )
+            parent = posixpath.dirname(parent)
+
+
+def validate_payload(files: Sequence[SecretFile], *, max_total_bytes: int) -> None:
+    """Validate every path and mode, the layout, and the total size of a volume's files."""
+    total = 0
+    for file in files:
+        validate_path(file.path)
+        validate_mode(file.path, file.mode)
+        total += len(file.contents)
+        if total > max_total_bytes:
+            raise PayloadError(
+                f"payload exceeds the limit of {max_total_bytes} bytes at file path "
+                f"{_show(file.path)} ({len(files)} files)"
+            )
+    _check_layout([file.path for file in files])
+
+
+def target_pod_uid(target_path: str) -> tuple[str, str] | None:
+    """``(pod_uid, volume_name)`` parsed from a kubelet target path, or None if it is not one."""
+    match = _TARGET_PATH_RE.search(target_path)
+    if match is None:
+        return None
+    return match.group(1), match.group(2)
