@@ -1,0 +1,270 @@
+"""structlog set-up: one line format for our events and for stdlib loggers, always redacted.
+
+Every line goes through :func:`redact` right before rendering, so no token, password or secret
+value reaches ``kubectl logs`` even when a caller logs a whole mapping or an exception whose
+message quotes a credential. The publish path registers the exact secret values it handles with
+:func:`register_sensitive` so those are scrubbed wherever they show up.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import sys
+import threading
+from typing import TextIO
+
+import structlog
+from structlog.dev import plain_traceback
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+
+REDACTED = "[REDACTED]"
+
+_SENSITIVE_KEY = re.compile(
+    "token|secret|password|passwd|credential|contents|jwt|authorization|private_key|apikey"
+)
+# Well-known names that merely *mention* a secret; redacting them would hide useful context.
+_SAFE_KEYS = frozenset({"secretproviderclass", "secretname", "secrettype", "secretnamespace"})
+_SECRET_SHAPED = re.compile(
+    r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # JWT (service-account tokens)
+    r"|\bhv[sbr]\.[A-Za-z0-9_-]{20,}"  # Vault/OpenBao service, batch, recovery tokens
+    r"|\bs\.[A-Za-z0-9]{20,}"  # legacy Vault service tokens
+)
+_MAX_DEPTH = 8
+# Stdlib loggers (grpclib, hpack, aiohttp) are chatty at DEBUG and hpack dumps headers; only the
+# highest verbosity (upstream's full gRPC trace level) lets them through.
+_FOREIGN_DEBUG_VERBOSITY = 5
+
+
+class _SensitiveValues:
+    """A bounded, reference-counted set of exact strings to scrub from every log line."""
+
+    MIN_LENGTH = 6  # shorter values are common words; scrubbing them would mangle logs
+    CAPACITY = 10_000
+    _PREFIX = MIN_LENGTH
+    _LINEAR_SCAN_LIMIT = 32  # below this, ``in`` checks (C speed) beat the prefix index
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}  # insertion order doubles as eviction order
+        self._snapshot: tuple[tuple[str, ...], dict[str, tuple[str, ...]]] = ((), {})
+        self._dirty = False
+
+    def add(self, value: str) -> None:
+        if len(value) < self.MIN_LENGTH:
+            return
+        with self._lock:
+            self._counts[value] = self._counts.get(value, 0) + 1
+            while len(self._counts) > self.CAPACITY:
+                # Oldest first: a value forgotten by a missed unpublish is the likely stale one.
+                del self._counts[next(iter(self._counts))]
+            self._dirty = True
+
+    def discard(self, value: str) -> None:
+        with self._lock:
+            count = self._counts.get(value)
+            if count is None:
+                return
+            if count > 1:
+                self._counts[value] = count - 1
+            else:
+                del self._counts[value]
+            self._dirty = True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
+            self._dirty = True
+
+    def _current(self) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+        # Rebuilt lazily so a burst of registrations costs one rebuild, not one per value.
+        if self._dirty:
+            with self._lock:
+                values = tuple(sorted(self._counts, key=len, reverse=True))
+                index: dict[str, list[str]] = {}
+                for value in values:
+                    index.setdefault(value[: self._PREFIX], []).append(value)
+                self._snapshot = (values, {k: tuple(v) for k, v in index.items()})
+                self._dirty = False
+        return self._snapshot
+
+    def scrub(self, text: str) -> str:
+        values, index = self._current()
+        if not values or len(text) < self.MIN_LENGTH:
+            return text
+        if len(values) <= self._LINEAR_SCAN_LIMIT:
+            for value in values:  # longest first, so a value containing another wins
+                if value in text:
+                    text = text.replace(value, REDACTED)
+            return text
+        return self._scrub_indexed(text, index)
+
+    def _scrub_indexed(self, text: str, index: dict[str, tuple[str, ...]]) -> str:
+        # One dict lookup per position: cost grows with the text, not with the registry size.
+        out: list[str] = []
+        start = i = 0
+        limit = len(text) - self.MIN_LENGTH + 1
+        while i < limit:
+            candidates = index.get(text[i : i + self._PREFIX])
+            hit = (
+                next((v for v in candidates if text.startswith(v, i)), None) if candidates else None
+            )
+            if hit is None:
+                i += 1
+                continue
+            out.append(text[start:i])
+            out.append(REDACTED)
+            i = start = i + len(hit)
+        if not out:
+            return text
+        out.append(text[start:])
+        return "".join(out)
+
+
+_sensitive = _SensitiveValues()
+
+
+def register_sensitive(value: str) -> None:
+    """Scrub ``value`` from every later log line until :func:`forget_sensitive` is called."""
+    _sensitive.add(value)
+
+
+def forget_sensitive(value: str) -> None:
+    """Undo one :func:`register_sensitive` (values are reference-counted)."""
+    _sensitive.discard(value)
+
+
+def clear_sensitive() -> None:
+    _sensitive.clear()
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_sensitive_key(key: str) -> bool:
+    lowered = key.lower()
+    if lowered.replace("_", "").replace("-", "") in _SAFE_KEYS:
+        return False
+    return _SENSITIVE_KEY.search(lowered) is not None
+
+
+def _scrub_text(text: str) -> str:
+    return _sensitive.scrub(_SECRET_SHAPED.sub(REDACTED, text))
+
+
+def _clean(value: object, depth: int = 0) -> object:
+    """Return ``value`` with secret-shaped text scrubbed, recursing into containers."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return _scrub_text(value)
+    if depth >= _MAX_DEPTH:
+        return "<...>"
+    if isinstance(value, dict):
+        return {k: _clean_item(k, v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_clean(v, depth + 1) for v in value]
+    return _scrub_text(_describe(value))
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        # Raw bytes are file contents more often than not: never render them.
+        return f"<{len(value)} bytes>"
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    # Unknown objects are rendered here (not by the renderer's repr fallback) so they get scrubbed.
+    return str(value)
+
+
+def _clean_item(key: object, value: object, depth: int) -> object:
+    if isinstance(key, str) and _is_sensitive_key(key) and not _is_harmless(value):
+        return REDACTED
+    return _clean(value, depth)
+
+
+def _is_harmless(value: object) -> bool:
+    # Counts and flags under a sensitive-sounding key (``secrets_count=3``) carry no secret.
+    return value is None or isinstance(value, bool | int)
+
+
+def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: place after ``format_exc_info`` and right before the renderer."""
+    for key, value in event_dict.items():
+        event_dict[key] = _clean_item(key, value, 0)
+    return event_dict
+
+
+def _renderer(json: bool, stream: TextIO) -> Processor:
+    if json:
+        return structlog.processors.JSONRenderer()
+    colors = bool(getattr(stream, "isatty", lambda: False)())
+    # plain_traceback: format_exc_info already produced text (which redact scrubbed).
+    return structlog.dev.ConsoleRenderer(
+        colors=colors, exception_formatter=plain_traceback, timestamp_key="ts"
+    )
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+    ]
+
+
+def configure_logging(json: bool, verbosity: int, stream: TextIO | None = None) -> None:
+    """Configure structlog and the stdlib root logger; safe to call again (tests do)."""
+    out = sys.stdout if stream is None else stream
+    level = logging.DEBUG if verbosity >= 1 else logging.INFO
+    tail: list[Processor] = [
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        redact,
+        _renderer(json, out),
+    ]
+    structlog.configure(
+        processors=[*_shared_processors(), *tail],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        # Not cached: module-level loggers must follow a later reconfiguration.
+        cache_logger_on_first_use=False,
+    )
+    _route_stdlib(out, tail, verbosity)
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler we installed, so reconfiguring replaces only ours (not pytest's)."""
+
+
+def _route_stdlib(out: TextIO, tail: list[Processor], verbosity: int) -> None:
+    handler = _Handler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*_shared_processors(), structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    foreign_debug = verbosity >= _FOREIGN_DEBUG_VERBOSITY
+    root.setLevel(logging.DEBUG if foreign_debug else logging.INFO)
+
+
+def get_logger(name: str | None = None) -> FilteringBoundLogger:
+    """Shorthand used across the agent; the result is a lazy proxy honouring reconfiguration."""
+    logger: FilteringBoundLogger = structlog.get_logger(name)
+    return logger
+
+
+__all__ = [
+    "REDACTED",
+    "clear_sensitive",
+    "configure_logging",
+    "forget_sensitive",
+    "get_logger",
+    "redact",
+    "register_sensitive",
+]

@@ -1,0 +1,272 @@
+"""SecretProviderClasses read from YAML files in a directory (standalone mode, no Kubernetes API).
+
+The directory holds the same manifests one would ``kubectl apply``: every ``*.yaml``/``*.yml``
+file directly inside it, multi-document allowed. Files are re-read only when their names, inodes,
+sizes or mtimes change, and always in a worker thread so a slow disk never stalls the event loop.
+A broken file is reported and skipped; it never hides the classes defined in the other files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeGuard
+
+import structlog
+import yaml
+
+from agent.errors import InvalidSecretProviderClass, SecretProviderClassNotFound
+from agent.model import SecretProviderClass
+
+GROUP = "secrets-store.csi.x-k8s.io"
+API_VERSIONS = frozenset({f"{GROUP}/v1", f"{GROUP}/v1alpha1"})
+KIND = "SecretProviderClass"
+DEFAULT_NAMESPACE = "default"
+
+Key = tuple[str, str]
+Signature = tuple[tuple[str, int, int, int], ...]
+
+log = structlog.get_logger(__name__)
+
+
+class _Invalid(Exception):
+    """A document that is a SecretProviderClass but cannot be used; ``key`` when it is known."""
+
+    def __init__(self, reason: str, key: Key | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.key = key
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    loaded: bool = False
+    signature: Signature | None = None
+    classes: dict[Key, SecretProviderClass] = field(default_factory=dict)
+    # (namespace, name) -> why it cannot be used; get() reports it instead of "not found".
+    invalid: dict[Key, str] = field(default_factory=dict)
+    # Files that could not be read or parsed at all (their names are unknown).
+    broken_files: dict[str, str] = field(default_factory=dict)
+    # (namespace, name) -> (spec digest, generation), carried across reloads.
+    generations: dict[Key, tuple[str, int]] = field(default_factory=dict)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+class DirectorySecretProviderClassSource:
+    """Implements ``ports.SecretProviderClassSource`` over a directory of manifests."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._snapshot = _Snapshot()
+        self._lock = asyncio.Lock()
+
+    async def get(self, namespace: str, name: str) -> SecretProviderClass:
+        snapshot = await self._refresh()
+        key = (namespace, name)
+        found = snapshot.classes.get(key)
+        if found is not None:
+            return found
+        if key in snapshot.invalid:
+            raise InvalidSecretProviderClass(snapshot.invalid[key])
+        message = f"secretproviderclass {namespace}/{name} not found in {self.directory}"
+        if snapshot.signature is None:
+            message += " (directory does not exist)"
+        if snapshot.broken_files:
+            unreadable = "; ".join(f"{f}: {r}" for f, r in sorted(snapshot.broken_files.items()))
+            message += f" (unreadable files: {unreadable})"
+        raise SecretProviderClassNotFound(message)
+
+    async def list_classes(self) -> tuple[SecretProviderClass, ...]:
+        """Every usable class, sorted by namespace and name (for demos and diagnostics)."""
+        snapshot = await self._refresh()
+        return tuple(snapshot.classes[key] for key in sorted(snapshot.classes))
+
+    async def _refresh(self) -> _Snapshot:
+        # One reload at a time; callers that queue behind it reuse its result via the signature.
+        async with self._lock:
+            previous = self._snapshot
+            fresh = await asyncio.to_thread(_reload, self.directory, previous)
+            if fresh is not previous:
+                self._snapshot = fresh
+                for file, reason in fresh.problems:
+                    log.warning("standalone.spc_invalid", file=file, reason=reason)
+            return self._snapshot
+
+
+def _signature(directory: Path) -> Signature | None:
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    rows = []
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.name.endswith((".yaml", ".yml")):
+            continue
+        try:
+            st = entry.stat()  # follows symlinks, as in a ConfigMap volume's ..data layout
+        except OSError:
+            continue
+        if entry.is_file():
+            rows.append((entry.name, st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(sorted(rows))
+
+
+def _reload(directory: Path, previous: _Snapshot) -> _Snapshot:
+    """Runs in a worker thread; returns ``previous`` itself when nothing changed."""
+    signature = _signature(directory)
+    if previous.loaded and signature == previous.signature:
+        return previous
+    # Generations outlive a class's absence so a fixed-then-restored class never goes back.
+    snapshot = _Snapshot(loaded=True, signature=signature, generations=dict(previous.generations))
+    if signature is None:
+        snapshot.problems.append((str(directory), "directory does not exist"))
+        return snapshot
+    origins: dict[Key, str] = {}
+    for file_name, *_ in signature:
+        _load_file(directory / file_name, snapshot, origins, previous.generations)
+    return snapshot
+
+
+def _load_file(
+    path: Path, snapshot: _Snapshot, origins: dict[Key, str], old: dict[Key, tuple[str, int]]
+) -> None:
+    try:
+        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        reason = _short(exc)
+        snapshot.broken_files[path.name] = reason
+        snapshot.problems.append((path.name, reason))
+        return
+    for index, document in enumerate(documents):
+        where = path.name if len(documents) == 1 else f"{path.name} (document {index + 1})"
+        if not _is_spc(document):
+            continue
+        try:
+            spc = _to_spc(document, old)
+        except _Invalid as exc:
+            snapshot.problems.append((where, exc.reason))
+            if exc.key is not None:
+                _remember_invalid(snapshot, origins, exc.key, where, f"{where}: {exc.reason}")
+            continue
+        key = (spc.namespace, spc.name)
+        if _remember_origin(snapshot, origins, key, where):
+            snapshot.classes[key] = spc
+            snapshot.generations[key] = (_digest(document), spc.generation)
+
+
+def _remember_origin(snapshot: _Snapshot, origins: dict[Key, str], key: Key, where: str) -> bool:
+    """Record where ``key`` is defined; a second definition makes it unusable."""
+    first = origins.get(key)
+    if first is None:
+        origins[key] = where
+        return True
+    reason = f"secretproviderclass {key[0]}/{key[1]} is defined in both {first} and {where}"
+    snapshot.problems.append((where, reason))
+    snapshot.classes.pop(key, None)
+    snapshot.invalid[key] = reason
+    return False
+
+
+def _remember_invalid(
+    snapshot: _Snapshot, origins: dict[Key, str], key: Key, where: str, reason: str
+) -> None:
+    if _remember_origin(snapshot, origins, key, where):
+        snapshot.invalid[key] = f"secretproviderclass {key[0]}/{key[1]} in {reason}"
+
+
+def _is_spc(document: object) -> TypeGuard[Mapping[str, object]]:
+    if not isinstance(document, Mapping) or document.get("kind") != KIND:
+        return False
+    # Other groups' kinds of the same name, or unknown versions, are not served by the CRD.
+    return document.get("apiVersion") in API_VERSIONS
+
+
+def _to_spc(document: Mapping[str, object], old: dict[Key, tuple[str, int]]) -> SecretProviderClass:
+    key, metadata = _identity(document)
+    spec = document.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise _Invalid("spec must be a mapping", key)
+    provider = spec.get("provider") or ""
+    if not isinstance(provider, str):
+        raise _Invalid("spec.provider must be a string", key)
+    return SecretProviderClass(
+        name=key[1],
+        namespace=key[0],
+        provider=provider,
+        parameters=_parameters(spec.get("parameters"), key),
+        secret_objects=_secret_objects(spec.get("secretObjects"), key),
+        uid=_uid(metadata, key),
+        generation=_generation(metadata, key, _digest(document), old),
+    )
+
+
+def _identity(document: Mapping[str, object]) -> tuple[Key, Mapping[str, object]]:
+    metadata = document.get("metadata")
+    if not isinstance(metadata, Mapping):
+        raise _Invalid("metadata must be a mapping")
+    name = metadata.get("name")
+    namespace = metadata.get("namespace") or DEFAULT_NAMESPACE
+    if not isinstance(name, str) or not name:
+        raise _Invalid("metadata.name must be a non-empty string")
+    if not isinstance(namespace, str):
+        raise _Invalid(f"metadata.namespace of {name} must be a string")
+    return (namespace, name), metadata
+
+
+def _parameters(value: object, key: Key) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _Invalid("spec.parameters must be a mapping of strings", key)
+    for name, item in value.items():
+        # The CRD types parameters as map[string]string: quote numbers and booleans in YAML.
+        if not isinstance(name, str) or not isinstance(item, str):
+            raise _Invalid(
+                f"spec.parameters.{name} must be a string, got {type(item).__name__}", key
+            )
+    return dict(value)
+
+
+def _secret_objects(value: object, key: Key) -> tuple[Mapping[str, object], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+        raise _Invalid("spec.secretObjects must be a list of mappings", key)
+    return tuple(value)
+
+
+def _uid(metadata: Mapping[str, object], key: Key) -> str:
+    uid = metadata.get("uid")
+    if isinstance(uid, str) and uid:
+        return uid
+    # Stable across restarts so fetch keys and status records keep matching.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"standalone:{key[0]}/{key[1]}"))
+
+
+def _generation(
+    metadata: Mapping[str, object], key: Key, digest: str, old: dict[Key, tuple[str, int]]
+) -> int:
+    given = metadata.get("generation")
+    if isinstance(given, int) and not isinstance(given, bool) and given > 0:
+        return given
+    # Like the API server: bump only when the spec changes, so rotation sees a new version.
+    previous = old.get(key)
+    if previous is None:
+        return 1
+    return previous[1] if previous[0] == digest else previous[1] + 1
+
+
+def _digest(document: Mapping[str, object]) -> str:
+    spec = json.dumps(document.get("spec"), sort_keys=True, default=str)
+    return hashlib.sha256(spec.encode()).hexdigest()
+
+
+def _short(exc: BaseException) -> str:
+    # YAML errors span several lines with a source excerpt; one line reads better in a log.
+    return " ".join(str(exc).split()) or type(exc).__name__

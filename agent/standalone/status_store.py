@@ -1,0 +1,173 @@
+"""SecretProviderClassPodStatus records as YAML files (standalone mode, no Kubernetes API).
+
+Each status is the object upstream would create (upstream §6, §10.2), written to
+``<dir>/status/<namespace>/<name>.yaml`` so an operator can ``cat`` what is mounted where and a
+restarted agent can rebuild its view with :meth:`DirectoryPodStatusStore.load_all`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import structlog
+import yaml
+
+from agent.errors import StatusError
+from agent.model import ObjectVersion, PodStatus
+
+API_VERSION = "secrets-store.csi.x-k8s.io/v1"
+KIND = "SecretProviderClassPodStatus"
+NODE_LABEL = "internal.secrets-store.csi.k8s.io/node-name"
+FILE_MODE = 0o644  # status is not secret; readable by whoever inspects the node
+
+# Names become path components: allow Kubernetes object-name characters only, so a crafted
+# pod or class name can never step outside the status directory.
+# 250 characters at most: with ".yaml" that is the longest file name most filesystems allow.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,248}[A-Za-z0-9])?")
+
+log = structlog.get_logger(__name__)
+
+
+class DirectoryPodStatusStore:
+    """Implements ``ports.PodStatusStore`` with one YAML file per status object."""
+
+    def __init__(self, directory: Path) -> None:
+        self.root = Path(directory) / "status"
+
+    def path_for(self, namespace: str, name: str) -> Path:
+        for value, what in ((namespace, "namespace"), (name, "name")):
+            if not _SAFE_NAME.fullmatch(value):
+                raise StatusError(f"invalid pod status {what} {value!r}")
+        return self.root / namespace / f"{name}.yaml"
+
+    async def upsert(self, status: PodStatus) -> None:
+        path = self.path_for(status.namespace, status.name)
+        text = yaml.safe_dump(to_manifest(status), sort_keys=False)
+        try:
+            await asyncio.to_thread(_write_atomically, path, text.encode())
+        except OSError as exc:
+            raise StatusError(
+                f"cannot write pod status {status.namespace}/{status.name}: {exc.strerror}"
+            ) from exc
+
+    async def delete(self, namespace: str, name: str) -> None:
+        path = self.path_for(namespace, name)
+        try:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        except OSError as exc:
+            raise StatusError(
+                f"cannot delete pod status {namespace}/{name}: {exc.strerror}"
+            ) from exc
+
+    async def load_all(self) -> list[PodStatus]:
+        """Every readable status, sorted by namespace and name; broken files are skipped."""
+        loaded, problems = await asyncio.to_thread(_load_all, self.root)
+        for file, reason in problems:
+            log.warning("standalone.status_invalid", file=file, reason=reason)
+        return loaded
+
+
+def to_manifest(status: PodStatus) -> dict[str, object]:
+    objects = sorted(status.objects, key=lambda o: o.id)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": status.name,
+            "namespace": status.namespace,
+            "labels": {NODE_LABEL: status.node_name},
+            # As upstream: owned by the pod, so a real cluster would garbage-collect it.
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Pod", "name": status.pod_name, "uid": status.pod_uid}
+            ],
+        },
+        "status": {
+            "podName": status.pod_name,
+            "secretProviderClassName": status.spc_name,
+            "mounted": status.mounted,
+            "targetPath": status.target_path,
+            "objects": [{"id": o.id, "version": o.version} for o in objects],
+        },
+    }
+
+
+def from_manifest(document: object) -> PodStatus:
+    """Inverse of :func:`to_manifest`; raises ValueError naming the first bad field."""
+    doc = _mapping(document, "document")
+    if doc.get("kind") != KIND:
+        raise ValueError(f"kind must be {KIND}")
+    meta = _mapping(doc.get("metadata"), "metadata")
+    body = _mapping(doc.get("status"), "status")
+    labels = _mapping(meta.get("labels") or {}, "metadata.labels")
+    owners = meta.get("ownerReferences") or [{}]
+    owner = _mapping(owners[0] if isinstance(owners, list) and owners else {}, "ownerReferences")
+    objects = body.get("objects") or []
+    if not isinstance(objects, list):
+        raise ValueError("status.objects must be a list")
+    return PodStatus(
+        name=_text(meta, "name", "metadata"),
+        namespace=_text(meta, "namespace", "metadata"),
+        pod_name=_text(body, "podName", "status"),
+        pod_uid=str(owner.get("uid") or ""),
+        spc_name=_text(body, "secretProviderClassName", "status"),
+        target_path=_text(body, "targetPath", "status"),
+        node_name=str(labels.get(NODE_LABEL) or ""),
+        mounted=body.get("mounted") is True,
+        objects=tuple(_object_version(o) for o in objects),
+    )
+
+
+def _object_version(value: object) -> ObjectVersion:
+    item = _mapping(value, "status.objects[]")
+    return ObjectVersion(
+        id=_text(item, "id", "status.objects[]"), version=str(item.get("version") or "")
+    )
+
+
+def _mapping(value: object, what: str) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{what} must be a mapping")
+    return value
+
+
+def _text(mapping: Mapping[str, object], key: str, where: str) -> str:
+    value = mapping.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{where}.{key} must be a non-empty string")
+    return value
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temp file beside ``path`` and rename it over, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".status-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _load_all(root: Path) -> tuple[list[PodStatus], list[tuple[str, str]]]:
+    loaded: list[PodStatus] = []
+    problems: list[tuple[str, str]] = []
+    if not root.is_dir():
+        return loaded, problems
+    for path in sorted(root.glob("*/*.yaml")):
+        try:
+            loaded.append(from_manifest(yaml.safe_load(path.read_text(encoding="utf-8"))))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
+            problems.append((str(path), " ".join(str(exc).split())))
+    return loaded, problems

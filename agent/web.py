@@ -1,0 +1,162 @@
+"""aiohttp endpoints: ``/metrics`` (upstream's ``--metrics-addr``), ``/healthz`` and ``/readyz``.
+
+Each distinct listen address gets its own ``AppRunner`` + ``TCPSite``; when the health address
+equals the metrics address every route is served by one site. Stopping cleans the runners up
+in reverse start order, so nothing is left listening and no connection outlives the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+import structlog
+from aiohttp import web
+
+from agent.errors import ConfigError
+from agent.metrics import Metrics
+
+Check = Callable[[], Awaitable[bool]]
+Address = tuple[str, int]
+Site = tuple[str, Address, tuple[str, ...]]  # role, address, route groups
+
+DEFAULT_CHECK_TIMEOUT = 2.0
+
+log = structlog.get_logger(__name__)
+
+
+def parse_listen_address(value: str) -> Address:
+    """Parse Go's ``net.Listen`` forms: ``:8095``, ``host:8095``, ``[::1]:8095``.
+
+    An empty host (``:8095``) is returned as ``""`` and means every interface, IPv4 and IPv6,
+    as in Go; aiohttp's ``TCPSite`` is then given ``None``. Port 0 picks a free port.
+    """
+    host, sep, port_text = value.rpartition(":")
+    if not sep:
+        raise ConfigError(f"listen address {value!r} has no port; use host:port or :port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not host:
+            raise ConfigError(f"listen address {value!r} has empty brackets")
+    elif ":" in host or "[" in host or "]" in host:
+        raise ConfigError(f"listen address {value!r}: write IPv6 hosts in brackets, [::1]:8095")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(f"listen address {value!r} has an invalid port {port_text!r}")
+    return host, int(port_text)
+
+
+class WebServer:
+    """The agent's HTTP side; construct, ``await start()``, and ``await stop()`` on shutdown."""
+
+    def __init__(
+        self,
+        *,
+        metrics_addr: str,
+        health_addr: str,
+        metrics: Metrics,
+        health_checks: Mapping[str, Check] | None = None,
+        ready_checks: Mapping[str, Check] | None = None,
+        check_timeout: float = DEFAULT_CHECK_TIMEOUT,
+    ) -> None:
+        self._metrics = metrics
+        self._health_checks = dict(health_checks or {})
+        self._ready_checks = dict(ready_checks or {})
+        self._check_timeout = check_timeout
+        # Parse eagerly so a bad flag fails at start-up, before anything else is running.
+        self._plan = self._plan_sites(
+            parse_listen_address(metrics_addr) if metrics_addr else None,
+            parse_listen_address(health_addr) if health_addr else None,
+        )
+        self._runners: list[tuple[str, web.AppRunner]] = []
+
+    @staticmethod
+    def _plan_sites(metrics: Address | None, health: Address | None) -> list[Site]:
+        if metrics is not None and metrics == health:
+            return [("metrics", metrics, ("metrics", "health"))]
+        plan: list[Site] = []
+        if metrics is not None:
+            plan.append(("metrics", metrics, ("metrics",)))
+        if health is not None:
+            plan.append(("health", health, ("health",)))
+        return plan
+
+    @property
+    def bound_ports(self) -> dict[str, int]:
+        """Actual ports by role (``metrics``, ``health``); useful after binding port 0."""
+        ports: dict[str, int] = {}
+        for role, runner in self._runners:
+            addresses = runner.addresses
+            if addresses:
+                ports[role] = int(addresses[0][1])
+        if "metrics" in ports and len(self._plan) == 1 and len(self._plan[0][2]) == 2:
+            ports["health"] = ports["metrics"]
+        return ports
+
+    async def start(self) -> None:
+        try:
+            for role, (host, port), groups in self._plan:
+                runner = web.AppRunner(self._build_app(groups), access_log=None)
+                await runner.setup()
+                self._runners.append((role, runner))
+                try:
+                    await web.TCPSite(runner, host or None, port).start()
+                except OSError as exc:
+                    raise ConfigError(f"cannot listen for {role} on {host}:{port}: {exc}") from exc
+                log.info("web.listening", role=role, host=host or "*", port=self.bound_ports[role])
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        # Reverse order: whatever started last depends on the least and goes first.
+        while self._runners:
+            _, runner = self._runners.pop()
+            await runner.cleanup()
+
+    def _build_app(self, groups: tuple[str, ...]) -> web.Application:
+        app = web.Application()
+        if "metrics" in groups:
+            app.router.add_get("/metrics", self._serve_metrics)
+        if "health" in groups:
+            app.router.add_get("/healthz", self._serve_health)
+            app.router.add_get("/readyz", self._serve_ready)
+        return app
+
+    async def _serve_metrics(self, _request: web.Request) -> web.Response:
+        body, content_type = self._metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def _serve_health(self, _request: web.Request) -> web.Response:
+        return await self._run_checks("healthz", self._health_checks)
+
+    async def _serve_ready(self, _request: web.Request) -> web.Response:
+        return await self._run_checks("readyz", self._ready_checks)
+
+    async def _run_checks(self, endpoint: str, checks: Mapping[str, Check]) -> web.Response:
+        names = sorted(checks)
+        results = await asyncio.gather(*(self._run_one(name, checks[name]) for name in names))
+        failures = [(name, why) for name, why in zip(names, results, strict=True) if why]
+        if not failures:
+            return web.Response(text="ok\n")
+        # Kubernetes-style body: one line per check, so a probe failure names its cause.
+        lines = [
+            f"[-]{name} failed: {why}" if why else f"[+]{name} ok"
+            for name, why in zip(names, results, strict=True)
+        ]
+        lines.append(f"{endpoint} check failed")
+        log.warning(f"web.{endpoint}_failed", failed=[name for name, _ in failures])
+        return web.Response(status=503, text="\n".join(lines) + "\n")
+
+    async def _run_one(self, name: str, check: Check) -> str:
+        """Empty string when the check passed, else a short reason (never exception text)."""
+        try:
+            async with asyncio.timeout(self._check_timeout):
+                passed = await check()
+        except TimeoutError:
+            return f"timed out after {self._check_timeout:g}s"
+        except Exception as exc:
+            # The exception message may quote request data; the log line is redacted, the
+            # HTTP body (served unauthenticated) only gets the type.
+            log.warning("web.check_error", check=name, error=exc)
+            return f"error {type(exc).__name__}"
+        return "" if passed else "not ok"

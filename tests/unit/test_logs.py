@@ -1,0 +1,227 @@
+"""Logging: one JSON line per event, and nothing secret ever reaches the output."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+import structlog
+
+from agent import logs
+from agent.logs import (
+    REDACTED,
+    configure_logging,
+    forget_sensitive,
+    get_logger,
+    register_sensitive,
+)
+
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJl"
+VAULT = "hvs.CAESIJ3kzWkq2cYq0pQk8QvXrQ5r"
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    level = root.level
+    out = io.StringIO()
+    yield out
+    structlog.reset_defaults()
+    for handler in [h for h in root.handlers if isinstance(h, logs._Handler)]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+    logs.clear_sensitive()
+
+
+def records(out: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def emit(out: io.StringIO, event: str = "test.event", **kw: object) -> dict[str, object]:
+    configure_logging(json=True, verbosity=0, stream=out)
+    get_logger("test").info(event, **kw)
+    return records(out)[-1]
+
+
+def test_json_lines_have_ts_level_event(stream: io.StringIO) -> None:
+    configure_logging(json=True, verbosity=0, stream=stream)
+    log = get_logger()
+    log.info("node_publish.completed", pod="web-0", duration_ms=3)
+    log.warning("node_publish.failed", reason="FailedToMount")
+
+    first, second = records(stream)
+    assert first["event"] == "node_publish.completed"
+    assert first["level"] == "info"
+    assert (first["pod"], first["duration_ms"]) == ("web-0", 3)
+    assert str(first["ts"]).endswith("Z")
+    datetime.fromisoformat(str(first["ts"]).replace("Z", "+00:00"))
+    assert second["level"] == "warning"
+
+
+def test_verbosity_controls_debug(stream: io.StringIO) -> None:
+    configure_logging(json=True, verbosity=0, stream=stream)
+    get_logger().debug("hidden")
+    configure_logging(json=True, verbosity=1, stream=stream)
+    get_logger().debug("shown")
+
+    assert [r["event"] for r in records(stream)] == ["shown"]
+
+
+def test_module_level_logger_follows_reconfiguration(stream: io.StringIO) -> None:
+    early = get_logger("early")  # as a module would, before configure_logging
+    configure_logging(json=True, verbosity=0, stream=stream)
+    early.info("late.configured")
+
+    assert records(stream)[0]["event"] == "late.configured"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["token", "Password", "client_secret", "apiKey", "AUTHORIZATION", "private_key", "contents"],
+)
+def test_sensitive_keys_are_redacted(stream: io.StringIO, key: str) -> None:
+    assert emit(stream, **{key: "plain-text-value"})[key] == REDACTED
+
+
+def test_counts_flags_and_safe_names_survive(stream: io.StringIO) -> None:
+    record = emit(
+        stream,
+        secrets_count=3,
+        token_valid=True,
+        password=None,
+        secret_name="db-creds",
+        secretProviderClass="vault-db",
+        token_ttl=1.5,
+    )
+
+    assert record["secrets_count"] == 3
+    assert record["token_valid"] is True
+    assert record["password"] is None
+    assert record["secret_name"] == "db-creds"
+    assert record["secretProviderClass"] == "vault-db"
+    assert record["token_ttl"] == REDACTED  # strict: only ints, bools and None pass
+
+
+def test_nested_structures_and_service_account_tokens(stream: io.StringIO) -> None:
+    tokens = json.dumps({"vault": {"token": JWT, "expirationTimestamp": "2030-01-01T00:00:00Z"}})
+    record = emit(
+        stream,
+        volume_context={
+            "csi.storage.k8s.io/serviceAccount.tokens": tokens,
+            "csi.storage.k8s.io/pod.name": "web-0",
+            "nested": [{"password": "p4ssw0rd!"}, ("x", JWT)],
+        },
+        files=[{"path": "a.txt", "contents": b"secret bytes"}],
+        raw=b"\x00\x01secret",
+    )
+
+    context = record["volume_context"]
+    assert isinstance(context, dict)
+    assert context["csi.storage.k8s.io/serviceAccount.tokens"] == REDACTED
+    assert context["csi.storage.k8s.io/pod.name"] == "web-0"
+    assert context["nested"] == [{"password": REDACTED}, ["x", REDACTED]]
+    assert record["files"] == [{"path": "a.txt", "contents": REDACTED}]
+    assert record["raw"] == "<8 bytes>"
+
+
+def test_jwts_and_vault_tokens_are_scrubbed_from_any_string(stream: io.StringIO) -> None:
+    record = emit(
+        stream,
+        f"login with {JWT} failed",
+        detail=f"vault said {VAULT} and s.AbCdEfGhIjKlMnOpQrStUvWx and hvb.{'A' * 40}",
+        url="https://vault.example.com/v1/secret/data/app",
+        attributes=json.dumps({"csi.storage.k8s.io/serviceAccount.tokens": {"a": JWT}}),
+    )
+
+    text = json.dumps(record)
+    for leaked in (JWT, VAULT, "s.AbCdEfGh", "hvb.AAAA", "eyJ"):
+        assert leaked not in text
+    assert record["event"] == f"login with {REDACTED} failed"
+    assert record["url"] == "https://vault.example.com/v1/secret/data/app"
+
+
+def test_registered_values_are_scrubbed_until_forgotten(stream: io.StringIO) -> None:
+    register_sensitive("correct-horse-battery")
+    register_sensitive("correct-horse-battery")  # two volumes use it
+    register_sensitive("abc")  # too short: would mangle ordinary words
+
+    assert emit(stream, note="pw is correct-horse-battery!")["note"] == f"pw is {REDACTED}!"
+    assert emit(stream, note="abc")["note"] == "abc"
+    forget_sensitive("correct-horse-battery")
+    assert REDACTED in str(emit(stream, note="correct-horse-battery")["note"])
+    forget_sensitive("correct-horse-battery")
+    assert emit(stream, note="correct-horse-battery")["note"] == "correct-horse-battery"
+
+
+def test_large_registry_uses_the_index(stream: io.StringIO) -> None:
+    values = [f"value-{i:04d}-xyz" for i in range(500)]
+    for value in values:
+        register_sensitive(value)
+    register_sensitive("value-0007-xyz-longer")
+
+    note = emit(stream, note="a value-0007-xyz-longer b value-0499-xyz c value-9999-xyz")["note"]
+
+    assert note == f"a {REDACTED} b {REDACTED} c value-9999-xyz"
+
+
+def test_registry_is_bounded(stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs._SensitiveValues, "CAPACITY", 2)
+    for value in ("first-value", "second-value", "third-value"):
+        register_sensitive(value)
+
+    note = emit(stream, note="first-value second-value third-value")["note"]
+
+    assert note == f"first-value {REDACTED} {REDACTED}"
+
+
+def test_exceptions_are_rendered_and_scrubbed(stream: io.StringIO) -> None:
+    configure_logging(json=True, verbosity=0, stream=stream)
+    register_sensitive("s3cr3t-password")
+    try:
+        raise ValueError(f"auth failed for {JWT} with s3cr3t-password")
+    except ValueError as exc:
+        get_logger().exception("provider.failed", error=exc)
+
+    record = records(stream)[0]
+    assert "ValueError: auth failed for" in str(record["exception"])
+    assert JWT not in stream.getvalue()
+    assert "s3cr3t-password" not in stream.getvalue()
+    assert record["error"] == f"ValueError: auth failed for {REDACTED} with {REDACTED}"
+
+
+def test_stdlib_logging_is_routed_and_redacted(stream: io.StringIO) -> None:
+    configure_logging(json=True, verbosity=0, stream=stream)
+    configure_logging(json=True, verbosity=0, stream=stream)  # no duplicate handlers
+    library = logging.getLogger("grpclib.server")
+    library.warning("bad header %s", JWT)
+    library.debug("too chatty")
+    try:
+        raise RuntimeError(VAULT)
+    except RuntimeError:
+        library.exception("handler crashed")
+
+    first, second = records(stream)
+    assert first["event"] == f"bad header {REDACTED}"
+    assert first["level"] == "warning"
+    assert first["logger"] == "grpclib.server"
+    assert "ts" in first
+    assert second["level"] == "error"
+    assert f"RuntimeError: {REDACTED}" in str(second["exception"])
+
+
+def test_console_format_without_colors(stream: io.StringIO) -> None:
+    configure_logging(json=False, verbosity=0, stream=stream)
+    get_logger().info("node_publish.completed", pod="web-0", token=JWT)
+    logging.getLogger("aiohttp.access").warning("hello")
+
+    text = stream.getvalue()
+    assert "\x1b[" not in text
+    assert "node_publish.completed" in text
+    assert "pod=web-0" in text
+    assert JWT not in text
+    assert "hello" in text
+    assert len(text.splitlines()) == 2

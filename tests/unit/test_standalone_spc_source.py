@@ -1,0 +1,253 @@
+"""DirectorySecretProviderClassSource: manifests in a directory, reloaded when files change."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+import yaml
+
+from agent.errors import InvalidSecretProviderClass, SecretProviderClassNotFound
+from agent.ports import SecretProviderClassSource
+from agent.standalone.spc_source import DirectorySecretProviderClassSource
+
+VAULT_SPC = """\
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: vault-db
+  namespace: apps
+spec:
+  provider: vault
+  parameters:
+    roleName: db
+    vaultAddress: http://vault:8200
+    objects: |
+      - objectName: password
+        secretPath: secret/data/db
+        secretKey: password
+  secretObjects:
+    - secretName: db
+      type: Opaque
+      data:
+        - objectName: password
+          key: password
+"""
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def spc_doc(name: str, namespace: str | None = None, version: str = "v1", **params: str) -> str:
+    meta: dict[str, object] = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return yaml.safe_dump(
+        {
+            "apiVersion": f"secrets-store.csi.x-k8s.io/{version}",
+            "kind": "SecretProviderClass",
+            "metadata": meta,
+            "spec": {"provider": "fake", "parameters": params or {"a": "1"}},
+        }
+    )
+
+
+async def test_loads_a_class_with_parameters_and_secret_objects(tmp_path: Path) -> None:
+    write(tmp_path, "vault.yaml", VAULT_SPC)
+    source = DirectorySecretProviderClassSource(tmp_path)
+
+    spc = await source.get("apps", "vault-db")
+
+    assert spc.name == "vault-db"
+    assert spc.namespace == "apps"
+    assert spc.provider == "vault"
+    assert spc.parameters["roleName"] == "db"
+    assert spc.parameters["objects"].startswith("- objectName: password")
+    assert spc.secret_objects[0]["secretName"] == "db"
+    assert isinstance(spc.secret_objects, tuple)
+    assert spc.generation == 1
+    assert spc.uid == str(uuid.uuid5(uuid.NAMESPACE_URL, "standalone:apps/vault-db"))
+
+
+async def test_multi_document_files_v1alpha1_and_default_namespace(tmp_path: Path) -> None:
+    other_kind = yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+    )
+    foreign = spc_doc("foreign").replace("secrets-store.csi.x-k8s.io", "example.com")
+    write(
+        tmp_path,
+        "many.yml",
+        "---\n".join(
+            [spc_doc("one"), other_kind, spc_doc("two", "ns2", version="v1alpha1"), foreign]
+        )
+        + "---\n",
+    )
+    write(tmp_path, "notes.txt", spc_doc("ignored"))
+    write(tmp_path, ".hidden.yaml", spc_doc("hidden"))
+    source = DirectorySecretProviderClassSource(tmp_path)
+
+    assert (await source.get("default", "one")).namespace == "default"
+    assert (await source.get("ns2", "two")).parameters == {"a": "1"}
+    names = [(c.namespace, c.name) for c in await source.list_classes()]
+    assert names == [("default", "one"), ("ns2", "two")]
+
+
+async def test_metadata_uid_and_generation_are_used_when_present(tmp_path: Path) -> None:
+    doc = yaml.safe_load(spc_doc("one"))
+    doc["metadata"].update(uid="1234-abcd", generation=7)
+    write(tmp_path, "one.yaml", yaml.safe_dump(doc))
+
+    spc = await DirectorySecretProviderClassSource(tmp_path).get("default", "one")
+
+    assert (spc.uid, spc.generation) == ("1234-abcd", 7)
+
+
+async def test_reloads_on_change_and_bumps_generation_only_for_spec_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parses: list[str] = []
+    real = yaml.safe_load_all
+
+    def counting(text: str) -> Iterator[object]:
+        parses.append(text)
+        return real(text)
+
+    monkeypatch.setattr(yaml, "safe_load_all", counting)
+    path = write(tmp_path, "one.yaml", spc_doc("one", a="1"))
+    source = DirectorySecretProviderClassSource(tmp_path)
+    first = await source.get("default", "one")
+    await source.get("default", "one")
+    assert len(parses) == 1  # unchanged files are not parsed again
+
+    path.write_text(spc_doc("one", a="22"))
+    changed = await source.get("default", "one")
+    assert changed.parameters == {"a": "22"}
+    assert (first.generation, changed.generation) == (1, 2)
+    assert changed.uid == first.uid
+
+    # Same spec, different metadata and mtime: re-parsed, generation unchanged.
+    doc = yaml.safe_load(spc_doc("one", a="22"))
+    doc["metadata"]["labels"] = {"team": "x"}
+    path.write_text(yaml.safe_dump(doc))
+    os.utime(path, ns=(1, 1))
+    assert (await source.get("default", "one")).generation == 2
+    assert len(parses) == 3
+
+
+async def test_new_and_removed_files_are_seen(tmp_path: Path) -> None:
+    source = DirectorySecretProviderClassSource(tmp_path)
+    with pytest.raises(SecretProviderClassNotFound):
+        await source.get("default", "one")
+    path = write(tmp_path, "one.yaml", spc_doc("one"))
+    assert (await source.get("default", "one")).name == "one"
+    path.unlink()
+    with pytest.raises(SecretProviderClassNotFound):
+        await source.get("default", "one")
+
+
+async def test_not_found_names_the_class_and_directory(tmp_path: Path) -> None:
+    write(tmp_path, "one.yaml", spc_doc("one"))
+    source = DirectorySecretProviderClassSource(tmp_path)
+
+    with pytest.raises(SecretProviderClassNotFound) as info:
+        await source.get("apps", "missing")
+
+    assert str(info.value) == f"secretproviderclass apps/missing not found in {tmp_path}"
+    assert info.value.reason == "SecretProviderClassNotFound"
+
+
+async def test_missing_directory_is_not_found(tmp_path: Path) -> None:
+    source = DirectorySecretProviderClassSource(tmp_path / "nope")
+    with pytest.raises(SecretProviderClassNotFound, match="directory does not exist"):
+        await source.get("default", "one")
+
+
+async def test_malformed_file_does_not_break_other_files(tmp_path: Path) -> None:
+    write(tmp_path, "good.yaml", spc_doc("good"))
+    write(tmp_path, "bad.yaml", "kind: SecretProviderClass\nmetadata: [unclosed\n")
+    source = DirectorySecretProviderClassSource(tmp_path)
+
+    with structlog.testing.capture_logs() as logs:
+        assert (await source.get("default", "good")).name == "good"
+        with pytest.raises(SecretProviderClassNotFound, match=r"unreadable files: bad\.yaml: "):
+            await source.get("default", "other")
+
+    warnings = [e for e in logs if e["event"] == "standalone.spc_invalid"]
+    assert len(warnings) == 1  # logged once per change, not once per lookup
+    assert warnings[0]["file"] == "bad.yaml"
+    assert warnings[0]["log_level"] == "warning"
+    assert "\n" not in warnings[0]["reason"]
+
+
+async def test_non_string_parameter_is_invalid_naming_file_and_key(tmp_path: Path) -> None:
+    doc = yaml.safe_load(spc_doc("one"))
+    doc["spec"]["parameters"]["port"] = 8200
+    write(tmp_path, "multi.yaml", spc_doc("two") + "---\n" + yaml.safe_dump(doc))
+    source = DirectorySecretProviderClassSource(tmp_path)
+
+    with pytest.raises(InvalidSecretProviderClass) as info:
+        await source.get("default", "one")
+
+    message = str(info.value)
+    assert "multi.yaml (document 2)" in message
+    assert "spec.parameters.port must be a string, got int" in message
+    # The valid document of the same file still works.
+    assert (await source.get("default", "two")).name == "two"
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"provider": "x", "parameters": ["a"]}, "spec.parameters must be a mapping"),
+        ({"provider": 3}, "spec.provider must be a string"),
+        ({"provider": "x", "secretObjects": {"a": 1}}, "spec.secretObjects must be a list"),
+        ("text", "spec must be a mapping"),
+    ],
+)
+async def test_invalid_documents(tmp_path: Path, spec: object, expected: str) -> None:
+    doc = yaml.safe_load(spc_doc("one"))
+    doc["spec"] = spec
+    write(tmp_path, "one.yaml", yaml.safe_dump(doc))
+
+    with pytest.raises(InvalidSecretProviderClass, match=expected):
+        await DirectorySecretProviderClassSource(tmp_path).get("default", "one")
+
+
+async def test_document_without_a_name_is_skipped(tmp_path: Path) -> None:
+    doc = yaml.safe_load(spc_doc("one"))
+    del doc["metadata"]["name"]
+    write(tmp_path, "noname.yaml", yaml.safe_dump(doc))
+    write(tmp_path, "two.yaml", spc_doc("two"))
+
+    with structlog.testing.capture_logs() as logs:
+        assert (await DirectorySecretProviderClassSource(tmp_path).get("default", "two")).name
+    assert {
+        "file": "noname.yaml",
+        "reason": "metadata.name must be a non-empty string",
+    }.items() <= (logs[0].items())
+
+
+async def test_duplicate_across_files_names_both(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", spc_doc("dup", "apps"))
+    write(tmp_path, "b.yaml", spc_doc("dup", "apps"))
+    write(tmp_path, "c.yaml", spc_doc("dup", "other"))
+    source = DirectorySecretProviderClassSource(tmp_path)
+
+    with pytest.raises(InvalidSecretProviderClass) as info:
+        await source.get("apps", "dup")
+
+    assert "a.yaml" in str(info.value)
+    assert "b.yaml" in str(info.value)
+    assert (await source.get("other", "dup")).namespace == "other"
+
+
+def test_implements_the_port(tmp_path: Path) -> None:
+    source: SecretProviderClassSource = DirectorySecretProviderClassSource(tmp_path)  # mypy
+    assert callable(source.get)
