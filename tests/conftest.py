@@ -110,6 +110,9 @@ async def harness(agent_root: Path, settings_overrides: dict[str, object]) -> As
     try:
         yield harness
     finally:
+        # Like kubelet when the pod goes away: unpublish whatever is still mounted.
+        for record in list(agent.table):
+            await kubelet.unpublish(record.volume_id, record.target_path)
         await kubelet.close()
         if provider.gate is not None:
             provider.gate.set()

@@ -120,10 +120,11 @@ class PublishVolume:
             )
             async with self._locks.hold(request.target_path):
                 outcome = await self._run(attempt)
-        except AgentError as err:
+        except Exception as err:
             provider = attempt.provider if attempt else ""
-            self._ports.observer.publish_failed(provider, err.reason, time.perf_counter() - started)
-            _log_failure(request, attempt, err, started)
+            reason = err.reason if isinstance(err, AgentError) else "FailedToMount"
+            self._ports.observer.publish_failed(provider, reason, time.perf_counter() - started)
+            _log_failure(request, attempt, err, reason, started)
             raise
         self._ports.observer.publish_succeeded(outcome.provider, time.perf_counter() - started)
         _log_success(attempt, outcome, started)
@@ -145,10 +146,14 @@ class PublishVolume:
             result = await self._fetch(attempt, provider)
             changed = await self._ports.writer.write(attempt.request.target_path, result.files)
             await self._record(attempt, result)
-        except AgentError as err:
+        except Exception as err:
             if attempt.is_remount:
                 return self._mask_remount_failure(attempt, err)
             await self._undo_mount(attempt)
+            raise
+        except asyncio.CancelledError:
+            # Kubelet gave up (deadline); still leave nothing mounted behind.
+            await asyncio.shield(self._undo_mount(attempt))
             raise
         action = "mounted" if not attempt.is_remount else ("rotated" if changed else "unchanged")
         return PublishOutcome(attempt.provider, action, len(result.files))
@@ -242,14 +247,15 @@ class PublishVolume:
         )
         self._table.put(record)
 
-    def _mask_remount_failure(self, attempt: _Attempt, err: AgentError) -> PublishOutcome:
-        self._ports.observer.publish_failed(attempt.provider, err.reason, 0.0)
+    def _mask_remount_failure(self, attempt: _Attempt, err: Exception) -> PublishOutcome:
+        reason = err.reason if isinstance(err, AgentError) else "FailedToMount"
+        self._ports.observer.publish_failed(attempt.provider, reason, 0.0)
         log.warning(
             "node_publish.remount_failed",
             target_path=attempt.request.target_path,
             provider=attempt.provider,
-            reason=err.reason,
-            error=err.message,
+            reason=reason,
+            error=_describe(err),
         )
         record = self._table.get(attempt.request.target_path)
         if record is not None:
@@ -307,8 +313,13 @@ def _log_success(attempt: _Attempt | None, outcome: PublishOutcome, started: flo
     )
 
 
+def _describe(err: Exception) -> str:
+    """Agent errors carry vetted messages; anything else only its type (its text may hold secrets)."""
+    return err.message if isinstance(err, AgentError) else f"unexpected {type(err).__name__}"
+
+
 def _log_failure(
-    request: PublishRequest, attempt: _Attempt | None, err: AgentError, started: float
+    request: PublishRequest, attempt: _Attempt | None, err: Exception, reason: str, started: float
 ) -> None:
     log.warning(
         "node_publish.failed",
@@ -317,7 +328,7 @@ def _log_failure(
         spc=attempt.spc_name if attempt else None,
         provider=attempt.provider if attempt else None,
         target_path=request.target_path,
-        reason=err.reason,
-        error=err.message,
+        reason=reason,
+        error=_describe(err),
         duration_ms=round((time.perf_counter() - started) * 1000, 2),
     )

@@ -30,9 +30,8 @@ def guarded(method: Handler) -> Handler:
         except AgentError as err:
             raise to_grpc_error(err) from None
         except Exception as err:
-            log.exception(
-                "csi.unexpected_error", method=method.__name__, error_type=type(err).__name__
-            )
+            # No traceback or message: an arbitrary exception's text may quote secret material.
+            log.error("csi.unexpected_error", method=method.__name__, error_type=type(err).__name__)
             raise to_grpc_error(err) from None
 
     return wrapper  # type: ignore[return-value]

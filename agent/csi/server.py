@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import weakref
 
 import structlog
 from grpclib._typing import IServable
 from grpclib.events import RecvRequest, listen
+from grpclib.protocol import H2Protocol
 from grpclib.server import Server
 
 from agent.aio.inflight import InFlight
@@ -22,9 +24,29 @@ log = structlog.get_logger("agent.csi")
 SOCKET_MODE = 0o660
 
 
+class _ClosingServer(Server):
+    """grpclib's Server.close cancels running handlers but leaves idle client connections open
+    until the peer hangs up; tracking them lets shutdown close every transport it accepted."""
+
+    def __init__(self, services: list[IServable]) -> None:
+        super().__init__(services)
+        self.connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol = super()._protocol_factory()
+        self.connections.add(protocol)
+        return protocol
+
+    def close_connections(self) -> None:
+        for protocol in list(self.connections):
+            connection = getattr(protocol, "connection", None)
+            if connection is not None:
+                connection.close()
+
+
 class CsiServer:
     def __init__(self, services: list[IServable], socket_path: str, inflight: InFlight) -> None:
-        self._server = Server(services)
+        self._server = _ClosingServer(services)
         self._path = socket_path
         self._inflight = inflight
         listen(self._server, RecvRequest, _log_request)
@@ -77,6 +99,7 @@ class CsiServer:
             log.warning("csi.drain_timeout", in_flight=self._inflight.count, grace_s=grace)
         self._server.close()
         await self._server.wait_closed()
+        self._server.close_connections()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path)
         log.info("csi.stopped")

@@ -361,7 +361,9 @@ async def test_stop_lets_in_flight_publish_finish_and_refuses_new_calls(harness:
     await publishing
     await stopping
     assert Path(target, "username").read_bytes() == b"admin"
+    # The socket is gone now; clean up as kubelet would after the agent restarts.
     await harness.agent.mounter.unmount(target)
+    harness.agent.table.forget(target)
 
 
 async def test_metrics_count_publishes_with_upstream_names(harness: AgentHarness) -> None:
