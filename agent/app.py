@@ -163,8 +163,8 @@ def load_version_key(state_dir: str) -> bytes:
     return key
 
 
-async def serve(settings: Settings) -> None:
-    agent = build_agent(settings)
+async def serve(settings: Settings, registry: ProviderRegistry | None = None) -> None:
+    agent = build_agent(settings, registry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -177,15 +177,15 @@ async def serve(settings: Settings) -> None:
         await agent.stop()
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, registry: ProviderRegistry | None = None) -> int:
     configure_logging(json=settings.log_format_json, verbosity=settings.verbosity)
     try:
         if sys.platform != "win32":
             import uvloop
 
-            uvloop.run(serve(settings))
+            uvloop.run(serve(settings, registry))
         else:
-            asyncio.run(serve(settings))
+            asyncio.run(serve(settings, registry))
     except AgentError as err:
         log.error("agent.failed", reason=err.reason, error=err.message)
         return 1

@@ -1,0 +1,144 @@
+"""Publish benchmark: the agent (subprocess, real CSI socket, real tmpfs as root) driven by a
+grpcio client as kubelet would, with the in-process ``instant`` provider.
+
+Measures publish latency p50/p99 for 1, 10 and 50 objects of 4 KiB, the wall time of 100
+concurrent publishes, and the agent's RSS after start and with 100 volumes mounted.
+Run as root for tmpfs (``unshare -m`` keeps the machine's mount table clean):
+``unshare -m --propagation private python -m bench.publish_bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from tests.support.kubelet import Kubelet, publish_request
+
+SPC = """\
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata: {{name: bench-{count}, namespace: default}}
+spec:
+  provider: instant
+  parameters: {{objectCount: "{count}", objectSize: "4096"}}
+"""
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+class Bench:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.serial = 0
+
+    def target(self) -> str:
+        self.serial += 1
+        uid = f"pod-{self.serial:05d}"
+        return str(self.root / "pods" / uid / "volumes" / "kubernetes.io~csi" / "s" / "mount")
+
+    async def latency(self, kubelet: Kubelet, count: int, samples: int) -> list[float]:
+        timings = []
+        for _ in range(samples):
+            target = self.target()
+            request = publish_request(target, spc=f"bench-{count}", uid=target.split("/")[-5])
+            started = time.perf_counter()
+            await kubelet.publish(request)
+            timings.append((time.perf_counter() - started) * 1000)
+            await kubelet.unpublish("v", target)
+        return timings
+
+    async def concurrent(self, kubelet: Kubelet, volumes: int) -> tuple[float, list[str]]:
+        targets = [self.target() for _ in range(volumes)]
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(kubelet.publish(publish_request(t, spc="bench-10", uid=t.split("/")[-5])) for t in targets)
+        )
+        return time.perf_counter() - started, targets
+
+
+async def measure(root: Path, pid: int, socket: str, samples: int) -> dict[str, object]:
+    bench = Bench(root)
+    kubelet = Kubelet(socket)
+    results: dict[str, object] = {"rss_after_start_mib": round(rss_mib(pid), 1)}
+    try:
+        await bench.latency(kubelet, 10, 20)  # warm-up: first calls pay for imports and caches
+        for count in (1, 10, 50):
+            timings = await bench.latency(kubelet, count, samples)
+            results[f"publish_{count}_objects_ms"] = {
+                "p50": round(statistics.median(timings), 2),
+                "p99": round(percentile(timings, 0.99), 2),
+            }
+        wall, targets = await bench.concurrent(kubelet, 100)
+        results["concurrent_100_publishes_s"] = round(wall, 3)
+        results["rss_with_100_volumes_mib"] = round(rss_mib(pid), 1)
+        await asyncio.gather(*(kubelet.unpublish("v", t) for t in targets))
+    finally:
+        await kubelet.close()
+    return results
+
+
+def start_agent(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    (root / "spc").mkdir()
+    for count in (1, 10, 50):
+        (root / "spc" / f"bench-{count}.yaml").write_text(SPC.format(count=count))
+    socket = str(root / "csi.sock")
+    mode = "tmpfs" if os.geteuid() == 0 else "directory"
+    command = [
+        sys.executable, "-m", "bench.instant_agent", f"--endpoint=unix://{socket}",
+        f"--standalone-dir={root / 'spc'}", f"--mount-mode={mode}", "--nodeid=bench",
+        "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", f"--state-dir={root / 'state'}",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not os.path.exists(socket):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("agent did not start")
+        time.sleep(0.05)
+    return process, socket
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ssa-bench-") as directory:
+        root = Path(directory)
+        process, socket = start_agent(root)
+        try:
+            results = asyncio.run(measure(root, process.pid, socket, args.samples))
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "mount_mode": "tmpfs" if os.geteuid() == 0 else "directory",
+        "grpcio": grpc.__version__,
+    }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
