@@ -51,9 +51,7 @@ def _save_sync(target: str, document: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), 0o600)
-            handle.write(document)
-            handle.flush()
-            os.fsync(handle.fileno())
+            handle.write(document)  # on tmpfs: fsync would buy nothing
         os.replace(tmp, os.path.join(target, METADATA_FILE))
     except BaseException:
         with contextlib.suppress(OSError):

@@ -81,17 +81,20 @@ def mount_points() -> set[str]:
 def _is_mount_point(target: str) -> bool:
     """Whether ``target`` is a mount point; raises FileNotFoundError when it is missing."""
     try:
-        os.lstat(target)
+        own, parent = os.lstat(target), os.stat(os.path.dirname(os.path.abspath(target)))
     except OSError as exc:
         # A dead mount (ENOTCONN, EIO, ...) fails stat but is still listed in mountinfo.
         if isinstance(exc, FileNotFoundError) or not os.path.exists("/proc/self/mountinfo"):
             raise
+    else:
+        # A tmpfs always has a device of its own: that answers without reading mountinfo,
+        # which on a busy node has thousands of lines. Same device may still be a bind mount.
+        if own.st_dev != parent.st_dev:
+            return True
     try:
         return os.path.realpath(target) in mount_points()
     except OSError:
-        # No /proc: fall back to comparing devices with the parent directory.
-        parent = os.path.dirname(os.path.abspath(target))
-        return os.stat(target).st_dev != os.stat(parent).st_dev
+        return False  # no /proc and the same device as the parent: not a mount we made
 
 
 def _is_mounted_sync(target: str) -> bool:

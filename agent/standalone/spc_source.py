@@ -23,6 +23,7 @@ import yaml
 
 from agent.errors import InvalidSecretProviderClass, SecretProviderClassNotFound
 from agent.model import SecretProviderClass
+from agent.standalone.yaml_codec import SafeLoader
 
 GROUP = "secrets-store.csi.x-k8s.io"
 API_VERSIONS = frozenset({f"{GROUP}/v1", f"{GROUP}/v1alpha1"})
@@ -137,7 +138,7 @@ def _load_file(
     path: Path, snapshot: _Snapshot, origins: dict[Key, str], old: dict[Key, tuple[str, int]]
 ) -> None:
     try:
-        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        documents = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=SafeLoader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         reason = _short(exc)
         snapshot.broken_files[path.name] = reason

@@ -20,6 +20,7 @@ import yaml
 
 from agent.errors import StatusError
 from agent.model import ObjectVersion, PodStatus
+from agent.standalone.yaml_codec import SafeDumper, SafeLoader
 
 API_VERSION = "secrets-store.csi.x-k8s.io/v1"
 KIND = "SecretProviderClassPodStatus"
@@ -48,7 +49,7 @@ class DirectoryPodStatusStore:
 
     async def upsert(self, status: PodStatus) -> None:
         path = self.path_for(status.namespace, status.name)
-        text = yaml.safe_dump(to_manifest(status), sort_keys=False)
+        text = yaml.dump(to_manifest(status), Dumper=SafeDumper, sort_keys=False)
         try:
             await asyncio.to_thread(_write_atomically, path, text.encode())
         except OSError as exc:
@@ -149,9 +150,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".status-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            # No fsync: the status describes tmpfs mounts, which do not survive a reboot either.
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
@@ -167,7 +167,8 @@ def _load_all(root: Path) -> tuple[list[PodStatus], list[tuple[str, str]]]:
         return loaded, problems
     for path in sorted(root.glob("*/*.yaml")):
         try:
-            loaded.append(from_manifest(yaml.safe_load(path.read_text(encoding="utf-8"))))
+            document = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)  # noqa: S506
+            loaded.append(from_manifest(document))
         except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
             problems.append((str(path), " ".join(str(exc).split())))
     return loaded, problems

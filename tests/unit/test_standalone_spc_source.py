@@ -113,13 +113,13 @@ async def test_reloads_on_change_and_bumps_generation_only_for_spec_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parses: list[str] = []
-    real = yaml.safe_load_all
+    real = yaml.load_all
 
-    def counting(text: str) -> Iterator[object]:
+    def counting(text: str, Loader: type) -> Iterator[object]:  # noqa: N803 (PyYAML's name)
         parses.append(text)
-        return real(text)
+        return real(text, Loader=Loader)
 
-    monkeypatch.setattr(yaml, "safe_load_all", counting)
+    monkeypatch.setattr(yaml, "load_all", counting)
     path = write(tmp_path, "one.yaml", spc_doc("one", a="1"))
     source = DirectorySecretProviderClassSource(tmp_path)
     first = await source.get("default", "one")
