@@ -1,0 +1,162 @@
+"""Parse upstream's flat attribute map into a frozen Vault/OpenBao mount configuration.
+
+Key names follow hashicorp/vault-csi-provider (``vaultAddress``, ``roleName``, ...). The OpenBao
+flavour also accepts the ``bao*`` and ``openbao*`` spellings of every ``vault*`` key, as the
+openbao-csi-provider fork does, so one SecretProviderClass works with either provider name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from agent.errors import InvalidSecretProviderClass
+from agent.providers.vault.objects import SecretObject, parse_objects
+
+Flavour = Literal["vault", "openbao"]
+
+_PREFIXES: Mapping[Flavour, tuple[str, ...]] = {
+    "vault": ("vault",),
+    "openbao": ("openbao", "bao", "vault"),
+}
+# strconv.ParseBool's spellings, so values written for the Go provider parse the same way.
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    skip_verify: bool = False
+    ca_cert_path: str = ""
+    ca_directory: str = ""
+    server_name: str = ""
+    client_cert_path: str = ""
+    client_key_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """Agent-level settings the SPC may override (upstream: flags, then environment)."""
+
+    address: str = ""
+    namespace: str = ""
+    auth_mount: str = "kubernetes"
+    audience: str = "vault"
+
+
+@dataclass(frozen=True, slots=True)
+class VaultConfig:
+    address: str  # without a trailing slash; http(s):// or unix://
+    role: str
+    namespace: str
+    auth_mount: str  # without "auth/" and slashes, e.g. "kubernetes"
+    audience: str
+    tls: TLSConfig
+    objects: tuple[SecretObject, ...]
+    warnings: tuple[str, ...] = ()
+
+
+class _Params:
+    """Looks a logical key up under every spelling the flavour accepts."""
+
+    def __init__(self, attributes: Mapping[str, str], flavour: Flavour) -> None:
+        self._attributes = attributes
+        self._prefixes = _PREFIXES[flavour]
+
+    def spellings(self, suffix: str) -> tuple[str, ...]:
+        return tuple(prefix + suffix for prefix in self._prefixes)
+
+    def get(self, *names: str) -> tuple[str, str] | None:
+        """Return (key, value) of the one spelling that is set; fail on conflicting spellings."""
+        found = [(name, self._attributes[name]) for name in names if self._attributes.get(name)]
+        if len({value for _, value in found}) > 1:
+            keys = " and ".join(name for name, _ in found)
+            raise InvalidSecretProviderClass(f"{keys} are both set, with different values")
+        return found[0] if found else None
+
+    def text(self, *names: str) -> str:
+        hit = self.get(*names)
+        return hit[1] if hit else ""
+
+
+def parse_config(
+    attributes: Mapping[str, str], flavour: Flavour, defaults: Defaults
+) -> VaultConfig:
+    """Validate everything up front; raise InvalidSecretProviderClass naming the parameter."""
+    params = _Params(attributes, flavour)
+    role = params.text("roleName", *params.spellings("RoleName"))
+    if not role:
+        raise InvalidSecretProviderClass("roleName: is required (the Vault role to log in as)")
+    objects, warnings = parse_objects(attributes.get("objects", ""))
+    return VaultConfig(
+        address=_address(params, defaults),
+        role=role,
+        namespace=params.text(*params.spellings("Namespace")) or defaults.namespace,
+        auth_mount=_auth_mount(params, defaults),
+        audience=attributes.get("audience") or defaults.audience,
+        tls=_tls(params),
+        objects=objects,
+        warnings=warnings,
+    )
+
+
+def _address(params: _Params, defaults: Defaults) -> str:
+    names = params.spellings("Address")
+    hit = params.get(*names)
+    key, address = hit if hit else ("default address", defaults.address)
+    if not address:
+        raise InvalidSecretProviderClass(
+            f"{names[0]}: no server address; set it in the SecretProviderClass or configure "
+            "the agent's default address (or VAULT_ADDR/BAO_ADDR)"
+        )
+    parts = urlsplit(address)
+    has_location = parts.netloc if parts.scheme in ("http", "https") else parts.path
+    if parts.scheme not in ("http", "https", "unix") or not has_location:
+        raise InvalidSecretProviderClass(f"{key}: must be an http://, https:// or unix:// URL")
+    return address.rstrip("/")
+
+
+def _auth_mount(params: _Params, defaults: Defaults) -> str:
+    kube = params.get(*params.spellings("KubernetesMountPath"))
+    auth = params.get(*params.spellings("AuthMountPath"))
+    if kube and auth:
+        raise InvalidSecretProviderClass(
+            f"{kube[0]} and {auth[0]} are mutually exclusive; set only one"
+        )
+    key, mount = kube or auth or ("default auth mount", defaults.auth_mount)
+    # People write "auth/jwt" or "/jwt/"; the login URL wants the bare mount path.
+    mount = mount.strip("/")
+    mount = mount.removeprefix("auth/")
+    if not mount or ".." in mount.split("/"):
+        raise InvalidSecretProviderClass(f"{key}: must name an auth mount such as 'kubernetes'")
+    return mount
+
+
+def _tls(params: _Params) -> TLSConfig:
+    tls = TLSConfig(
+        skip_verify=_bool(params, "SkipTLSVerify"),
+        ca_cert_path=params.text(*params.spellings("CACertPath")),
+        ca_directory=params.text(*params.spellings("CADirectory")),
+        server_name=params.text(*params.spellings("TLSServerName")),
+        client_cert_path=params.text(*params.spellings("TLSClientCertPath")),
+        client_key_path=params.text(*params.spellings("TLSClientKeyPath")),
+    )
+    if bool(tls.client_cert_path) != bool(tls.client_key_path):
+        cert = params.spellings("TLSClientCertPath")[0]
+        key = params.spellings("TLSClientKeyPath")[0]
+        raise InvalidSecretProviderClass(f"{cert} and {key} must be set together")
+    return tls
+
+
+def _bool(params: _Params, suffix: str) -> bool:
+    hit = params.get(*params.spellings(suffix))
+    if hit is None:
+        return False
+    key, value = hit
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InvalidSecretProviderClass(f"{key}: must be true or false")

@@ -1,0 +1,186 @@
+"""The in-process Vault / OpenBao provider: one volume's objects in, files and versions out."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import structlog
+
+from agent.errors import AgentError, ProviderError, ProviderUnavailable
+from agent.model import MountResult, ProviderRequest, SecretFile
+from agent.providers.vault.client import DEFAULT_TIMEOUT_S, Login, Token, VaultClient
+from agent.providers.vault.config import Defaults, Flavour, VaultConfig, parse_config
+from agent.providers.vault.content import object_content, object_version
+from agent.providers.vault.objects import ReadKey
+from agent.providers.vault.tokens import TokenKey
+from agent.providers.vault.transport import Target
+
+log = structlog.get_logger(__name__)
+
+# Reads of one volume run concurrently, but a volume listing hundreds of objects should not
+# open hundreds of connections to Vault at once.
+_MAX_PARALLEL_READS = 16
+
+
+class VaultProvider:
+    """Implements :class:`agent.ports.Provider` for ``provider: vault`` and ``provider: openbao``.
+
+    Defaults the SecretProviderClass may override come from the constructor, then from the
+    environment (``VAULT_ADDR`` / ``BAO_ADDR``, ``VAULT_NAMESPACE`` / ``BAO_NAMESPACE``).
+    """
+
+    def __init__(
+        self,
+        name: str = "vault",
+        *,
+        default_address: str | None = None,
+        version_key: bytes,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        default_namespace: str | None = None,
+        default_auth_mount: str = "kubernetes",
+        flavour: Literal["vault", "openbao"] | None = None,
+        client: VaultClient | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self._flavour: Flavour = flavour or ("openbao" if name == "openbao" else "vault")
+        self._defaults = _defaults(
+            self._flavour, default_address, default_namespace, default_auth_mount, env
+        )
+        if not version_key:
+            # Versions then change across restarts (content is compared anyway), but they
+            # still never reveal the content.
+            log.warning("vault.version_key_missing", provider=name)
+            version_key = secrets.token_bytes(32)
+        self._version_key = version_key
+        self._timeout = timeout
+        self._client = client or VaultClient(timeout=timeout)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def mount(self, request: ProviderRequest) -> MountResult:
+        started = time.monotonic()
+        config = parse_config(request.attributes, self._flavour, self._defaults)
+        for warning in config.warnings:
+            log.warning("vault.config_warning", provider=self.name, warning=warning)
+        login = self._login(config, request)
+        try:
+            async with asyncio.timeout(self._timeout):
+                token = await self._client.token(login)
+                responses = await self._read_all(login, token, config)
+        except TimeoutError:
+            raise ProviderUnavailable(
+                f"Vault at {config.address} did not answer within {self._timeout:g}s"
+            ) from None
+        result = self._result(config, responses, request.default_mode)
+        log.info(
+            "vault.mount.completed",
+            provider=self.name,
+            namespace=request.identity.namespace,
+            pod=request.identity.name,
+            objects=len(result.files),
+            reads=len(responses),
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return result
+
+    def _login(self, config: VaultConfig, request: ProviderRequest) -> Login:
+        identity = request.identity
+        sa_token = identity.token_for(config.audience)
+        if sa_token is None or not sa_token.token:
+            have = ", ".join(identity.audiences) or "none"
+            raise ProviderError(
+                f"no service account token for audience {config.audience!r} (tokens present "
+                f"for: {have}); the CSIDriver spec.tokenRequests must list audience "
+                f"{config.audience!r}, or set the SecretProviderClass 'audience' parameter"
+            )
+        target = Target(config.address, config.namespace, config.tls)
+        key = TokenKey(
+            address=config.address,
+            namespace=config.namespace,
+            auth_mount=config.auth_mount,
+            role=config.role,
+            pod_namespace=identity.namespace,
+            service_account=identity.service_account,
+            audience=config.audience,
+        )
+        return Login(target, config.auth_mount, config.role, key, jwt=sa_token.token)
+
+    async def _read_all(
+        self, login: Login, token: Token, config: VaultConfig
+    ) -> dict[ReadKey, dict[str, Any]]:
+        """Read each distinct request once, concurrently; fail on the first error."""
+        limit = asyncio.Semaphore(_MAX_PARALLEL_READS)
+
+        async def read(key: ReadKey) -> dict[str, Any]:
+            async with limit:
+                return await self._client.read(login, token, key)
+
+        keys = list(dict.fromkeys(obj.read for obj in config.objects))
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = {key: group.create_task(read(key)) for key in keys}
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
+        return {key: task.result() for key, task in tasks.items()}
+
+    def _result(
+        self, config: VaultConfig, responses: Mapping[ReadKey, dict[str, Any]], default_mode: int
+    ) -> MountResult:
+        files: list[SecretFile] = []
+        versions = []
+        for obj in config.objects:
+            content = object_content(obj, responses[obj.read])
+            mode = obj.mode if obj.mode is not None else default_mode
+            files.append(SecretFile(path=obj.name, mode=mode, contents=content))
+            versions.append(object_version(self._version_key, obj, content))
+        return MountResult(files=tuple(files), versions=tuple(versions))
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The mount is all-or-nothing: report the first failure, as a ProviderError."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        current = stack.pop(0)
+        if isinstance(current, BaseExceptionGroup):
+            stack[:0] = list(current.exceptions)
+        else:
+            leaves.append(current)
+    for leaf in leaves:
+        if isinstance(leaf, AgentError):
+            return leaf
+    first = leaves[0] if leaves else group
+    if not isinstance(first, Exception):
+        return first  # cancellation and friends propagate unchanged
+    # An unexpected bug: keep the type for debugging, but neither its message nor a traceback
+    # with locals, which could hold a token.
+    log.error("vault.read_failed", error=type(first).__qualname__, module=type(first).__module__)
+    return ProviderError(f"unexpected error reading from Vault: {type(first).__name__}")
+
+
+def _defaults(
+    flavour: Flavour,
+    address: str | None,
+    namespace: str | None,
+    auth_mount: str,
+    env: Mapping[str, str] | None,
+) -> Defaults:
+    environ = os.environ if env is None else env
+    prefixes = ("BAO_", "VAULT_") if flavour == "openbao" else ("VAULT_",)
+
+    def from_env(suffix: str) -> str:
+        return next((environ[p + suffix] for p in prefixes if environ.get(p + suffix)), "")
+
+    return Defaults(
+        address=address or from_env("ADDR"),
+        namespace=namespace if namespace is not None else from_env("NAMESPACE"),
+        auth_mount=auth_mount,
+        audience=flavour,
+    )

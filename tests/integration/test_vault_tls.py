@@ -1,0 +1,85 @@
+"""TLS options against an OpenBao dev server with a generated CA (``bao server -dev-tls``)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agent.errors import AgentError, ProviderError, ProviderUnavailable
+from agent.providers.vault import VaultProvider
+from tests.support.jwt_signer import JwtSigner
+from tests.support.openbao import OpenBaoServer, VaultWorld, build_world
+
+
+@pytest.fixture(scope="module")
+def world(openbao_tls: OpenBaoServer, jwt_signer: JwtSigner) -> VaultWorld:
+    world = build_world(openbao_tls, jwt_signer)
+    world.admin.kv_put(world.kv2, "team-a/app", {"password": "tls-secret"}, version=2)
+    return world
+
+
+@pytest.fixture
+async def provider(openbao_tls: OpenBaoServer) -> AsyncIterator[VaultProvider]:
+    provider = VaultProvider(default_address=openbao_tls.address, version_key=b"k" * 32, timeout=5)
+    yield provider
+    await provider.close()
+
+
+def objects(world: VaultWorld) -> list[dict[str, str]]:
+    path = f"{world.kv2}/data/team-a/app"
+    return [{"objectName": "p", "secretPath": path, "secretKey": "password"}]
+
+
+async def read(provider: VaultProvider, world: VaultWorld, **attributes: str) -> bytes:
+    result = await provider.mount(world.request(objects(world), attributes=attributes))
+    return result.files[0].contents
+
+
+async def test_ca_cert_path(world: VaultWorld, provider: VaultProvider) -> None:
+    assert await read(provider, world, vaultCACertPath=world.server.ca_cert) == b"tls-secret"
+
+
+async def test_ca_directory(world: VaultWorld, provider: VaultProvider, tmp_path: Path) -> None:
+    shutil.copy(world.server.ca_cert, tmp_path / "ca.crt")
+    (tmp_path / "README").write_text("not a certificate")
+    assert await read(provider, world, vaultCADirectory=str(tmp_path)) == b"tls-secret"
+
+
+async def test_untrusted_certificate_is_a_configuration_error(
+    world: VaultWorld, provider: VaultProvider
+) -> None:
+    with pytest.raises(ProviderError) as info:
+        await read(provider, world)
+    assert not isinstance(info.value, ProviderUnavailable)
+    assert "TLS error" in info.value.message
+
+
+async def test_skip_verify(world: VaultWorld, provider: VaultProvider) -> None:
+    assert await read(provider, world, vaultSkipTLSVerify="true") == b"tls-secret"
+
+
+async def test_server_name(world: VaultWorld, provider: VaultProvider) -> None:
+    ca = world.server.ca_cert
+    # The certificate names localhost and 127.0.0.1, not this name.
+    with pytest.raises(AgentError, match="TLS error"):
+        await read(provider, world, vaultCACertPath=ca, vaultTLSServerName="vault.example")
+    # An SNI/verification name the certificate does carry works with the IP address.
+    assert await read(provider, world, vaultCACertPath=ca, vaultTLSServerName="localhost") == (
+        b"tls-secret"
+    )
+
+
+async def test_missing_client_key_file(
+    world: VaultWorld, provider: VaultProvider, tmp_path: Path
+) -> None:
+    with pytest.raises(ProviderError, match="cannot load the TLS files"):
+        await read(
+            provider,
+            world,
+            vaultCACertPath=world.server.ca_cert,
+            vaultTLSClientCertPath=str(tmp_path / "client.pem"),
+            vaultTLSClientKeyPath=str(tmp_path / "client-key.pem"),
+        )
