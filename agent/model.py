@@ -11,7 +11,7 @@ POD_NAME = "csi.storage.k8s.io/pod.name"
 POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
 POD_UID = "csi.storage.k8s.io/pod.uid"
 SERVICE_ACCOUNT_NAME = "csi.storage.k8s.io/serviceAccount.name"
-SERVICE_ACCOUNT_TOKENS = "csi.storage.k8s.io/serviceAccount.tokens"  # noqa: S105
+SERVICE_ACCOUNT_TOKENS = "csi.storage.k8s.io/serviceAccount.tokens"
 EPHEMERAL = "csi.storage.k8s.io/ephemeral"
 SECRET_PROVIDER_CLASS = "secretProviderClass"  # noqa: S105 (a key name)
 

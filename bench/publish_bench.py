@@ -105,7 +105,7 @@ def start_agent(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     socket = str(root / "csi.sock")
     mode = "tmpfs" if os.geteuid() == 0 else "directory"
     command = [
-        sys.executable, "-m", "bench.instant_agent", f"--endpoint=unix://{socket}",
+        sys.executable, *os.environ.get("BENCH_PYTHON_ARGS", "").split(), "-m", "bench.instant_agent", f"--endpoint=unix://{socket}",
         f"--standalone-dir={root / 'spc'}", f"--mount-mode={mode}", "--nodeid=bench",
         "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", f"--state-dir={root / 'state'}",
     ]  # fmt: skip

@@ -58,7 +58,9 @@ class AgentHarness:
         body = "\n".join(
             f"    {key}: |\n{textwrap.indent(value, '      ')}" for key, value in params.items()
         )
-        text = SPC_YAML.format(name=name, namespace=namespace, provider=provider, parameters=body or "    {}")
+        text = SPC_YAML.format(
+            name=name, namespace=namespace, provider=provider, parameters=body or "    {}"
+        )
         (self.root / "spc" / f"{namespace}-{name}.yaml").write_text(text)
 
 
@@ -93,7 +95,9 @@ def settings_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
-async def harness(agent_root: Path, settings_overrides: dict[str, object]) -> AsyncIterator[AgentHarness]:
+async def harness(
+    agent_root: Path, settings_overrides: dict[str, object]
+) -> AsyncIterator[AgentHarness]:
     settings = agent_settings(agent_root, **settings_overrides)
     provider = FakeProvider()
     registry = ProviderRegistry(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -20,7 +21,7 @@ import yaml
 
 from agent.errors import StatusError
 from agent.model import ObjectVersion, PodStatus
-from agent.standalone.yaml_codec import SafeDumper, SafeLoader
+from agent.standalone.yaml_codec import SafeLoader
 
 API_VERSION = "secrets-store.csi.x-k8s.io/v1"
 KIND = "SecretProviderClassPodStatus"
@@ -49,7 +50,9 @@ class DirectoryPodStatusStore:
 
     async def upsert(self, status: PodStatus) -> None:
         path = self.path_for(status.namespace, status.name)
-        text = yaml.dump(to_manifest(status), Dumper=SafeDumper, sort_keys=False)
+        # JSON is valid YAML and ~20x faster to produce than PyYAML's Python-side representer;
+        # this write sits on the publish hot path.
+        text = json.dumps(to_manifest(status), indent=2) + "\n"
         try:
             await asyncio.to_thread(_write_atomically, path, text.encode())
         except OSError as exc:

@@ -33,24 +33,38 @@ def visible_names(target: str) -> list[str]:
 
 
 async def test_identity_answers_like_upstream(harness: AgentHarness) -> None:
-    info = await harness.kubelet.call("Identity", "GetPluginInfo", csi.GetPluginInfoRequest(), csi.GetPluginInfoResponse)
+    info = await harness.kubelet.call(
+        "Identity", "GetPluginInfo", csi.GetPluginInfoRequest(), csi.GetPluginInfoResponse
+    )
     assert info.name == "secrets-store.csi.k8s.io"
     assert info.vendor_version
     caps = await harness.kubelet.call(
-        "Identity", "GetPluginCapabilities", csi.GetPluginCapabilitiesRequest(), csi.GetPluginCapabilitiesResponse
+        "Identity",
+        "GetPluginCapabilities",
+        csi.GetPluginCapabilitiesRequest(),
+        csi.GetPluginCapabilitiesResponse,
     )
-    assert [c.service.type for c in caps.capabilities] == [csi.PluginCapabilityServiceType.CONTROLLER_SERVICE]
+    assert [c.service.type for c in caps.capabilities] == [
+        csi.PluginCapabilityServiceType.CONTROLLER_SERVICE
+    ]
     probe = await harness.kubelet.call("Identity", "Probe", csi.ProbeRequest(), csi.ProbeResponse)
     assert probe.ready is True
 
 
 async def test_node_info_and_capabilities(harness: AgentHarness) -> None:
-    info = await harness.kubelet.call("Node", "NodeGetInfo", csi.NodeGetInfoRequest(), csi.NodeGetInfoResponse)
+    info = await harness.kubelet.call(
+        "Node", "NodeGetInfo", csi.NodeGetInfoRequest(), csi.NodeGetInfoResponse
+    )
     assert info.node_id == "node-a"
     caps = await harness.kubelet.call(
-        "Node", "NodeGetCapabilities", csi.NodeGetCapabilitiesRequest(), csi.NodeGetCapabilitiesResponse
+        "Node",
+        "NodeGetCapabilities",
+        csi.NodeGetCapabilitiesRequest(),
+        csi.NodeGetCapabilitiesResponse,
     )
-    assert [c.rpc.type for c in caps.capabilities] == [csi.NodeServiceCapabilityRpcType.STAGE_UNSTAGE_VOLUME]
+    assert [c.rpc.type for c in caps.capabilities] == [
+        csi.NodeServiceCapabilityRpcType.STAGE_UNSTAGE_VOLUME
+    ]
 
 
 async def test_controller_is_a_stub(harness: AgentHarness) -> None:
@@ -60,27 +74,43 @@ async def test_controller_is_a_stub(harness: AgentHarness) -> None:
         csi.ControllerGetCapabilitiesRequest(),
         csi.ControllerGetCapabilitiesResponse,
     )
-    assert [c.rpc.type for c in caps.capabilities] == [csi.ControllerServiceCapabilityRpcType.UNKNOWN]
-    call = harness.kubelet.call("Controller", "CreateVolume", csi.CreateVolumeRequest(name="x"), csi.CreateVolumeResponse)
+    assert [c.rpc.type for c in caps.capabilities] == [
+        csi.ControllerServiceCapabilityRpcType.UNKNOWN
+    ]
+    call = harness.kubelet.call(
+        "Controller", "CreateVolume", csi.CreateVolumeRequest(name="x"), csi.CreateVolumeResponse
+    )
     await expect_error(call, grpc.StatusCode.UNIMPLEMENTED)
 
 
 @pytest.mark.parametrize(
     ("rpc", "request_", "response"),
     [
-        ("NodeGetVolumeStats", csi.NodeGetVolumeStatsRequest(volume_id="v", volume_path="/x"), csi.NodeGetVolumeStatsResponse),
-        ("NodeExpandVolume", csi.NodeExpandVolumeRequest(volume_id="v"), csi.NodeExpandVolumeResponse),
+        (
+            "NodeGetVolumeStats",
+            csi.NodeGetVolumeStatsRequest(volume_id="v", volume_path="/x"),
+            csi.NodeGetVolumeStatsResponse,
+        ),
+        (
+            "NodeExpandVolume",
+            csi.NodeExpandVolumeRequest(volume_id="v"),
+            csi.NodeExpandVolumeResponse,
+        ),
     ],
 )
 async def test_unsupported_node_rpcs_are_unimplemented(
     harness: AgentHarness, rpc: str, request_: object, response: type
 ) -> None:
-    await expect_error(harness.kubelet.call("Node", rpc, request_, response), grpc.StatusCode.UNIMPLEMENTED)
+    await expect_error(
+        harness.kubelet.call("Node", rpc, request_, response), grpc.StatusCode.UNIMPLEMENTED
+    )
 
 
 async def test_stage_and_unstage_are_validated_noops(harness: AgentHarness) -> None:
     capability = csi.VolumeCapability(mount=csi.VolumeCapabilityMountVolume())
-    ok = csi.NodeStageVolumeRequest(volume_id="v", staging_target_path="/s", volume_capability=capability)
+    ok = csi.NodeStageVolumeRequest(
+        volume_id="v", staging_target_path="/s", volume_capability=capability
+    )
     await harness.kubelet.call("Node", "NodeStageVolume", ok, csi.NodeStageVolumeResponse)
     bad = csi.NodeStageVolumeRequest(volume_id="v", volume_capability=capability)
     details = await expect_error(
@@ -165,7 +195,9 @@ async def test_socket_mode_is_0660_or_stricter(harness: AgentHarness) -> None:
         ({"readonly": False}, "Readonly is not true in request"),
     ],
 )
-async def test_invalid_requests(harness: AgentHarness, changes: dict[str, object], message: str) -> None:
+async def test_invalid_requests(
+    harness: AgentHarness, changes: dict[str, object], message: str
+) -> None:
     target = str(changes.pop("target_path", harness.target()))
     request = publish_request(target, **changes)  # type: ignore[arg-type]
     details = await expect_error(harness.kubelet.publish(request), grpc.StatusCode.INVALID_ARGUMENT)
@@ -197,7 +229,8 @@ async def test_missing_secret_provider_class_attribute(harness: AgentHarness) ->
 
 async def test_unknown_secret_provider_class(harness: AgentHarness) -> None:
     details = await expect_error(
-        harness.kubelet.publish(publish_request(harness.target(), spc="nope")), grpc.StatusCode.NOT_FOUND
+        harness.kubelet.publish(publish_request(harness.target(), spc="nope")),
+        grpc.StatusCode.NOT_FOUND,
     )
     assert "default/nope" in details
 
@@ -211,7 +244,8 @@ async def test_spc_must_be_in_the_pods_namespace(harness: AgentHarness) -> None:
 async def test_unknown_provider_lists_available(harness: AgentHarness) -> None:
     harness.write_spc(provider="nosuch")
     details = await expect_error(
-        harness.kubelet.publish(publish_request(harness.target())), grpc.StatusCode.FAILED_PRECONDITION
+        harness.kubelet.publish(publish_request(harness.target())),
+        grpc.StatusCode.FAILED_PRECONDITION,
     )
     assert "'nosuch'" in details and "fake" in details
 
@@ -235,9 +269,13 @@ async def test_malformed_token_json_is_rejected_without_echoing_it(harness: Agen
 
 
 async def test_failed_first_publish_unmounts_and_leaves_nothing(harness: AgentHarness) -> None:
-    harness.provider.error = ProviderError("permission denied reading secret/data/app with role web")
+    harness.provider.error = ProviderError(
+        "permission denied reading secret/data/app with role web"
+    )
     target = harness.target()
-    details = await expect_error(harness.kubelet.publish(publish_request(target)), grpc.StatusCode.FAILED_PRECONDITION)
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(target)), grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert "permission denied" in details
     assert mounts_under(target) == []
     assert not os.path.exists(target) or os.listdir(target) == []
@@ -245,11 +283,15 @@ async def test_failed_first_publish_unmounts_and_leaves_nothing(harness: AgentHa
     assert not list((harness.root / "spc").glob("status/**/*.yaml"))
 
 
-@pytest.mark.parametrize("bad_path", ["../escape", "/etc/passwd", "..data/x", "a/../../b", "ok//double"])
+@pytest.mark.parametrize(
+    "bad_path", ["../escape", "/etc/passwd", "..data/x", "a/../../b", "ok//double"]
+)
 async def test_provider_paths_are_validated(harness: AgentHarness, bad_path: str) -> None:
     harness.provider.files = {"fine": b"1", bad_path: b"2"}
     target = harness.target()
-    details = await expect_error(harness.kubelet.publish(publish_request(target)), grpc.StatusCode.INVALID_ARGUMENT)
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(target)), grpc.StatusCode.INVALID_ARGUMENT
+    )
     assert bad_path in details
     assert mounts_under(target) == []
     assert not (harness.root / "etc").exists()
@@ -268,7 +310,9 @@ async def test_unexpected_provider_exception_is_internal_not_unknown(harness: Ag
 async def test_provider_deadline(harness: AgentHarness) -> None:
     harness.provider.gate = asyncio.Event()
     target = harness.target()
-    details = await expect_error(harness.kubelet.publish(publish_request(target)), grpc.StatusCode.DEADLINE_EXCEEDED)
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(target)), grpc.StatusCode.DEADLINE_EXCEEDED
+    )
     assert "0.2s" in details
     assert mounts_under(target) == []
 
@@ -291,7 +335,9 @@ async def test_unpublish_of_unknown_path_succeeds(harness: AgentHarness) -> None
 
 
 async def test_unpublish_validates(harness: AgentHarness) -> None:
-    await expect_error(harness.kubelet.unpublish("", harness.target()), grpc.StatusCode.INVALID_ARGUMENT)
+    await expect_error(
+        harness.kubelet.unpublish("", harness.target()), grpc.StatusCode.INVALID_ARGUMENT
+    )
     await expect_error(harness.kubelet.unpublish("v", ""), grpc.StatusCode.INVALID_ARGUMENT)
 
 
@@ -329,7 +375,9 @@ async def test_different_targets_publish_concurrently(harness: AgentHarness) -> 
 # ---- Rotation on republish (kubelet requiresRepublish) ----
 
 
-@pytest.mark.parametrize("settings_overrides", [{"enable_secret_rotation": True, "rotation_poll_interval": 0.05}])
+@pytest.mark.parametrize(
+    "settings_overrides", [{"enable_secret_rotation": True, "rotation_poll_interval": 0.05}]
+)
 async def test_republish_after_interval_rotates_content(harness: AgentHarness) -> None:
     target = harness.target()
     await harness.kubelet.publish(publish_request(target))
@@ -347,7 +395,9 @@ async def test_republish_after_interval_rotates_content(harness: AgentHarness) -
 # ---- Shutdown and metrics ----
 
 
-async def test_stop_lets_in_flight_publish_finish_and_refuses_new_calls(harness: AgentHarness) -> None:
+async def test_stop_lets_in_flight_publish_finish_and_refuses_new_calls(
+    harness: AgentHarness,
+) -> None:
     harness.provider.gate = asyncio.Event()
     target = harness.target()
     publishing = asyncio.ensure_future(harness.kubelet.publish(publish_request(target)))
@@ -355,7 +405,10 @@ async def test_stop_lets_in_flight_publish_finish_and_refuses_new_calls(harness:
         await asyncio.sleep(0.01)
     stopping = asyncio.ensure_future(harness.agent.csi.stop(grace=5))
     await asyncio.sleep(0.05)
-    refused = await expect_error(harness.kubelet.publish(publish_request(harness.target("late"))), grpc.StatusCode.UNAVAILABLE)
+    refused = await expect_error(
+        harness.kubelet.publish(publish_request(harness.target("late"))),
+        grpc.StatusCode.UNAVAILABLE,
+    )
     assert "shutting down" in refused
     harness.provider.gate.set()
     await publishing
@@ -368,9 +421,15 @@ async def test_stop_lets_in_flight_publish_finish_and_refuses_new_calls(harness:
 
 async def test_metrics_count_publishes_with_upstream_names(harness: AgentHarness) -> None:
     await harness.kubelet.publish(publish_request(harness.target()))
-    await expect_error(harness.kubelet.publish(publish_request(harness.target("b"), spc="nope")), grpc.StatusCode.NOT_FOUND)
+    await expect_error(
+        harness.kubelet.publish(publish_request(harness.target("b"), spc="nope")),
+        grpc.StatusCode.NOT_FOUND,
+    )
     body = harness.agent.metrics.exposition()[0].decode()
     assert 'node_publish_total{os_type="linux",provider="fake"} 1.0' in body
     assert 'error_type="SecretProviderClassNotFound"' in body
     await harness.kubelet.unpublish("v", harness.target())
-    assert 'node_unpublish_total{os_type="linux"} 1.0' in harness.agent.metrics.exposition()[0].decode()
+    assert (
+        'node_unpublish_total{os_type="linux"} 1.0'
+        in harness.agent.metrics.exposition()[0].decode()
+    )

@@ -42,10 +42,11 @@ class FakeProvider:
 
     def result(self, default_mode: int = 0o644) -> MountResult:
         files = tuple(
-            SecretFile(path, self.modes.get(path, default_mode), data) for path, data in self.files.items()
+            SecretFile(path, self.modes.get(path, default_mode), data)
+            for path, data in self.files.items()
         )
         versions = tuple(
-            ObjectVersion(path, hashlib.sha256(data).hexdigest()[:16]) for path, data in self.files.items()
+            ObjectVersion(path, hashlib.sha256(data).hexdigest()[:16])
+            for path, data in self.files.items()
         )
         return MountResult(files, versions)
-

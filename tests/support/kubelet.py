@@ -26,14 +26,18 @@ class Kubelet:
         await self.channel.close()
 
     async def call(self, service: str, rpc: str, request: Any, response: type) -> Any:
-        return await _method(self.channel, f"/csi.v1.{service}/{rpc}", response)(request, timeout=30)
+        return await _method(self.channel, f"/csi.v1.{service}/{rpc}", response)(
+            request, timeout=30
+        )
 
     async def publish(self, request: csi.NodePublishVolumeRequest) -> csi.NodePublishVolumeResponse:
         return await self.call("Node", "NodePublishVolume", request, csi.NodePublishVolumeResponse)
 
     async def unpublish(self, volume_id: str, target_path: str) -> csi.NodeUnpublishVolumeResponse:
         request = csi.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target_path)
-        return await self.call("Node", "NodeUnpublishVolume", request, csi.NodeUnpublishVolumeResponse)
+        return await self.call(
+            "Node", "NodeUnpublishVolume", request, csi.NodeUnpublishVolumeResponse
+        )
 
 
 def publish_request(
@@ -62,12 +66,17 @@ def publish_request(
     }
     if tokens:
         context["csi.storage.k8s.io/serviceAccount.tokens"] = json.dumps(
-            {aud: {"token": t, "expirationTimestamp": "2099-01-01T00:00:00Z"} for aud, t in tokens.items()}
+            {
+                aud: {"token": t, "expirationTimestamp": "2099-01-01T00:00:00Z"}
+                for aud, t in tokens.items()
+            }
         )
     context.update(extra or {})
     capability = csi.VolumeCapability(
         mount=csi.VolumeCapabilityMountVolume(),
-        access_mode=csi.VolumeCapabilityAccessMode(mode=csi.VolumeCapabilityAccessModeMode.SINGLE_NODE_WRITER),
+        access_mode=csi.VolumeCapabilityAccessMode(
+            mode=csi.VolumeCapabilityAccessModeMode.SINGLE_NODE_WRITER
+        ),
     )
     return csi.NodePublishVolumeRequest(
         volume_id=volume_id,

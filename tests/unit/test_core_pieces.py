@@ -72,7 +72,11 @@ def test_metadata_round_trip_drops_tokens() -> None:
     restored = record_from_metadata(document)
     assert restored is not None
     assert restored.pod.tokens == {}
-    assert (restored.target_path, restored.versions, restored.updated_at) == ("/t", record.versions, 2.0)
+    assert (restored.target_path, restored.versions, restored.updated_at) == (
+        "/t",
+        record.versions,
+        2.0,
+    )
     assert record_from_metadata({"target_path": "/t"}) is None
 
 
@@ -91,7 +95,9 @@ def test_registry_builds_lazily_once() -> None:
         built.append("x")
         return FakeProvider()
 
-    registry = ProviderRegistry(timeout=1, version_key=b"k", factories={"fake": factory}, load_entry_points=False)
+    registry = ProviderRegistry(
+        timeout=1, version_key=b"k", factories={"fake": factory}, load_entry_points=False
+    )
     assert built == []
     assert registry.get("fake") is registry.get("fake")
     assert built == ["x"]

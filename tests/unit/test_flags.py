@@ -16,7 +16,9 @@ def test_defaults_match_upstream() -> None:
     assert settings.socket_path == "/tmp/csi.sock"
     assert settings.driver_name == "secrets-store.csi.k8s.io"
     assert settings.provider_volume == "/var/run/secrets-store-csi-providers"
-    assert settings.additional_provider_volume_paths == ("/etc/kubernetes/secrets-store-csi-providers",)
+    assert settings.additional_provider_volume_paths == (
+        "/etc/kubernetes/secrets-store-csi-providers",
+    )
     assert settings.metrics_addr == ":8095"
     assert settings.enable_secret_rotation is False
     assert settings.rotation_poll_interval == 120.0

@@ -19,7 +19,10 @@ TOKENS_KEY = "csi.storage.k8s.io/serviceAccount.tokens"
 
 def tokens(**by_audience: str) -> str:
     return json.dumps(
-        {a: {"token": t, "expirationTimestamp": "2030-01-02T03:04:05Z"} for a, t in by_audience.items()}
+        {
+            a: {"token": t, "expirationTimestamp": "2030-01-02T03:04:05Z"}
+            for a, t in by_audience.items()
+        }
     )
 
 
@@ -39,7 +42,9 @@ def test_identity_from_volume_context() -> None:
 
 def test_tokens_in_secrets_win_over_volume_context() -> None:
     """Kubelet >= 1.35 with serviceAccountTokenInSecrets puts them in the secrets map."""
-    identity = read_pod_identity({**CONTEXT, TOKENS_KEY: tokens(vault="old")}, {TOKENS_KEY: tokens(vault="new")})
+    identity = read_pod_identity(
+        {**CONTEXT, TOKENS_KEY: tokens(vault="old")}, {TOKENS_KEY: tokens(vault="new")}
+    )
     token = identity.token_for("vault")
     assert token is not None and token.token == "new"
 
