@@ -84,7 +84,7 @@ class Settings:
 
 
 def socket_path_from_endpoint(endpoint: str) -> str:
-    """Upstream's parsing: ``unix:///csi/csi.sock`` → ``/csi/csi.sock``, ``unix://tmp/x`` → ``/tmp/x``."""
+    """Upstream's parsing: ``unix:///csi/x.sock`` → ``/csi/x.sock``; ``unix://tmp/x`` → ``/tmp/x``."""
     scheme, sep, rest = endpoint.partition("://")
     if not sep or scheme.lower() != "unix" or not rest:
         raise ConfigError(f"--endpoint: {endpoint!r} is not a unix:// endpoint")

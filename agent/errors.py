@@ -45,7 +45,7 @@ class ProviderNotFound(AgentError):
 
 
 class ProviderError(AgentError):
-    """A provider could not produce the volume's content (auth failure, missing path, bad object)."""
+    """A provider could not produce the volume's content (auth failure, missing path, ...)."""
 
     reason = "GRPCProviderError"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from agent.model import MountResult, PodStatus, ProviderRequest, SecretFile, SecretProviderClass
@@ -65,7 +65,9 @@ class PayloadWriter(Protocol):
 class VolumeMetadataStore(Protocol):
     """Keeps a small non-secret record beside each volume so a restart can rebuild state."""
 
-    async def save(self, target: str, record: object) -> None: ...
+    async def save(self, target: str, document: Mapping[str, object]) -> None:
+        """Persist plain JSON data; the caller leaves secret material (tokens) out."""
+        ...
 
     async def load(self, target: str) -> dict[str, object] | None: ...
 

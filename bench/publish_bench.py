@@ -108,14 +108,26 @@ def start_agent(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         sys.executable, *os.environ.get("BENCH_PYTHON_ARGS", "").split(), "-m", "bench.instant_agent", f"--endpoint=unix://{socket}",
         f"--standalone-dir={root / 'spc'}", f"--mount-mode={mode}", "--nodeid=bench",
         "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", f"--state-dir={root / 'state'}",
+        "--log-format-json",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    log = (root / "agent.log").open("wb")
+    process = subprocess.Popen(command, stdout=log)
     deadline = time.monotonic() + 20
     while not os.path.exists(socket):
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("agent did not start")
         time.sleep(0.05)
     return process, socket
+
+
+def agent_side_latency(log: Path) -> dict[str, float]:
+    """The agent's own duration_ms for first publishes (excludes the client and the wire)."""
+    timings = []
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("event") == "node_publish.completed" and event.get("outcome") == "mounted":
+            timings.append(float(event["duration_ms"]))
+    return {"p50": round(statistics.median(timings), 2), "p99": round(percentile(timings, 0.99), 2)}
 
 
 def main() -> None:
@@ -130,6 +142,7 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(timeout=30)
+        results["agent_side_publish_ms"] = agent_side_latency(root / "agent.log")
     results["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

@@ -314,7 +314,7 @@ def _log_success(attempt: _Attempt | None, outcome: PublishOutcome, started: flo
 
 
 def _describe(err: Exception) -> str:
-    """Agent errors carry vetted messages; anything else only its type (its text may hold secrets)."""
+    """Agent errors carry vetted messages; others only their type (their text may hold secrets)."""
     return err.message if isinstance(err, AgentError) else f"unexpected {type(err).__name__}"
 
 

@@ -8,42 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
 import tempfile
 from collections.abc import Mapping
-from datetime import datetime
-from enum import Enum
 
 from agent.errors import FileWriteError, MountPointError
 
 METADATA_FILE = "..agent-volume.json"
-# Never persisted: service-account tokens (the key), plus any dataclass field the model hides
-# from repr, which is how model.py marks secret material.
-_DROPPED_KEYS = frozenset({"tokens"})
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def to_jsonable(value: object) -> object:
-    """Plain JSON types from dataclasses, mappings and sequences, without secret fields."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: to_jsonable(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.repr and f.name not in _DROPPED_KEYS
-        }
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items() if k not in _DROPPED_KEYS}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(item) for item in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return to_jsonable(value.value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise TypeError(f"cannot store a {type(value).__name__} in volume metadata")
 
 
 def _save_sync(target: str, document: bytes) -> None:
@@ -76,10 +49,11 @@ def _load_sync(target: str) -> dict[str, object] | None:
 class JsonVolumeMetadata:
     """Stores one JSON document per volume, written atomically with mode 0600."""
 
-    async def save(self, target: str, record: object) -> None:
-        document = json.dumps(to_jsonable(record), sort_keys=True).encode()
+    async def save(self, target: str, document: Mapping[str, object]) -> None:
+        """Callers pass plain JSON data with no secret material (core's record_to_metadata)."""
+        encoded = json.dumps(document, sort_keys=True).encode()
         try:
-            await asyncio.to_thread(_save_sync, target, document)
+            await asyncio.to_thread(_save_sync, target, encoded)
         except OSError as exc:
             raise FileWriteError(
                 f"failed to save volume metadata in {target}: {exc.strerror or exc}"

@@ -5,61 +5,29 @@ from __future__ import annotations
 import json
 import os
 import stat
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from agent.errors import FileWriteError
 from agent.fs.atomic_writer import AtomicWriter, clear_target
-from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata, to_jsonable
-from agent.model import ObjectVersion, PodIdentity, SecretFile, ServiceAccountToken, VolumeRecord
+from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
+from agent.model import SecretFile
 
 
-def _record(target: Path) -> VolumeRecord:
-    token = ServiceAccountToken("TOKEN-VALUE", datetime(2030, 1, 1, tzinfo=UTC))
-    pod = PodIdentity("ns", "pod", "uid-1", "sa", {"vault": token})
-    return VolumeRecord(
-        target_path=str(target),
-        volume_id="csi-abc",
-        pod=pod,
-        spc_name="spc",
-        provider="vault",
-        versions=(ObjectVersion("secret/a", "v1"),),
-        mounted_at=1.5,
-    )
-
-
-async def test_save_and_load_dataclass_without_tokens(tmp_path: Path) -> None:
+async def test_save_and_load(tmp_path: Path) -> None:
     store = JsonVolumeMetadata()
-    await store.save(str(tmp_path), _record(tmp_path))
-    path = tmp_path / METADATA_FILE
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert "TOKEN-VALUE" not in path.read_text()
-    loaded = await store.load(str(tmp_path))
-    assert loaded == {
+    document = {
         "target_path": str(tmp_path),
-        "volume_id": "csi-abc",
-        "pod": {"namespace": "ns", "name": "pod", "uid": "uid-1", "service_account": "sa"},
-        "spc_name": "spc",
-        "provider": "vault",
+        "pod": {"namespace": "ns", "name": "pod"},
         "versions": [{"id": "secret/a", "version": "v1"}],
         "mounted_at": 1.5,
-        "updated_at": 0.0,
     }
+    await store.save(str(tmp_path), document)
+    path = tmp_path / METADATA_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert await store.load(str(tmp_path)) == document
     assert [p.name for p in tmp_path.iterdir()] == [METADATA_FILE]  # no temp file left
-
-
-async def test_save_mapping_drops_tokens_at_any_depth(tmp_path: Path) -> None:
-    store = JsonVolumeMetadata()
-    await store.save(str(tmp_path), {"a": 1, "tokens": "x", "nested": {"tokens": {"aud": "t"}}})
-    assert await store.load(str(tmp_path)) == {"a": 1, "nested": {}}
-
-
-def test_secret_fields_hidden_from_repr_are_dropped() -> None:
-    assert to_jsonable(SecretFile("p", 0o644, b"SECRET")) == {"path": "p", "mode": 0o644}
-    with pytest.raises(TypeError, match="object"):
-        to_jsonable(object())
 
 
 async def test_load_missing_or_corrupt(tmp_path: Path) -> None:

@@ -115,7 +115,7 @@ async def test_reloads_on_change_and_bumps_generation_only_for_spec_changes(
     parses: list[str] = []
     real = yaml.load_all
 
-    def counting(text: str, Loader: type) -> Iterator[object]:  # noqa: N803 (PyYAML's name)
+    def counting(text: str, Loader: type) -> Iterator[object]:
         parses.append(text)
         return real(text, Loader=Loader)
 
