@@ -27,7 +27,8 @@ class InstantProvider:
         result = self._cache.get((count, size))
         if result is None:
             files = tuple(
-                SecretFile(f"secret-{i:03d}", 0o640, bytes([65 + i % 26]) * size) for i in range(count)
+                SecretFile(f"secret-{i:03d}", 0o640, bytes([65 + i % 26]) * size)
+                for i in range(count)
             )
             versions = tuple(ObjectVersion(f"secret-{i:03d}", "1") for i in range(count))
             result = self._cache[(count, size)] = MountResult(files, versions)

@@ -53,9 +53,13 @@ class Bench:
         self.serial = 0
 
     def target(self) -> str:
+        """Like kubelet: the volume directory exists, its ``mount`` child is the agent's to make."""
         self.serial += 1
-        uid = f"pod-{self.serial:05d}"
-        return str(self.root / "pods" / uid / "volumes" / "kubernetes.io~csi" / "s" / "mount")
+        volume = (
+            self.root / "pods" / f"pod-{self.serial:05d}" / "volumes" / "kubernetes.io~csi" / "s"
+        )
+        volume.mkdir(parents=True)
+        return str(volume / "mount")
 
     async def latency(self, kubelet: Kubelet, count: int, samples: int) -> list[float]:
         timings = []
@@ -72,7 +76,10 @@ class Bench:
         targets = [self.target() for _ in range(volumes)]
         started = time.perf_counter()
         await asyncio.gather(
-            *(kubelet.publish(publish_request(t, spc="bench-10", uid=t.split("/")[-5])) for t in targets)
+            *(
+                kubelet.publish(publish_request(t, spc="bench-10", uid=t.split("/")[-5]))
+                for t in targets
+            )
         )
         return time.perf_counter() - started, targets
 

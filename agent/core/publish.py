@@ -231,19 +231,21 @@ class PublishVolume:
             mounted_at=previous.mounted_at if previous else now,
             updated_at=now,
         )
-        await self._ports.metadata.save(request.target_path, record_to_metadata(record))
-        await self._ports.statuses.upsert(
-            PodStatus(
-                name=pod_status_name(identity.name, identity.namespace, attempt.spc_name),
-                namespace=identity.namespace,
-                pod_name=identity.name,
-                pod_uid=identity.uid,
-                spc_name=attempt.spc_name,
-                target_path=request.target_path,
-                node_name=self._settings.node_name,
-                mounted=True,
-                objects=tuple(sorted(result.versions, key=lambda v: v.id)),
-            )
+        status = PodStatus(
+            name=pod_status_name(identity.name, identity.namespace, attempt.spc_name),
+            namespace=identity.namespace,
+            pod_name=identity.name,
+            pod_uid=identity.uid,
+            spc_name=attempt.spc_name,
+            target_path=request.target_path,
+            node_name=self._settings.node_name,
+            mounted=True,
+            objects=tuple(sorted(result.versions, key=lambda v: v.id)),
+        )
+        # Independent writes (volume metadata on the tmpfs, status in the store): run together.
+        await asyncio.gather(
+            self._ports.metadata.save(request.target_path, record_to_metadata(record)),
+            self._ports.statuses.upsert(status),
         )
         self._table.put(record)
 
@@ -266,9 +268,12 @@ class PublishVolume:
     async def _undo_mount(self, attempt: _Attempt) -> None:
         if not attempt.mounted_here:
             return
-        target = attempt.request.target_path
+        target, pod = attempt.request.target_path, attempt.identity
         try:
             await self._ports.mounter.unmount(target)
+            # The status may have been written just before a sibling write failed.
+            name = pod_status_name(pod.name, pod.namespace, attempt.spc_name)
+            await self._ports.statuses.delete(pod.namespace, name)
         except AgentError as err:
             log.error("node_publish.cleanup_failed", target_path=target, error=err.message)
 

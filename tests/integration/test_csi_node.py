@@ -433,3 +433,21 @@ async def test_metrics_count_publishes_with_upstream_names(harness: AgentHarness
         'node_unpublish_total{os_type="linux"} 1.0'
         in harness.agent.metrics.exposition()[0].decode()
     )
+
+
+async def test_failed_metadata_write_leaves_no_status_and_no_mount(
+    harness: AgentHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.errors import FileWriteError
+
+    async def failing_save(target: str, document: object) -> None:
+        raise FileWriteError(f"failed to save volume metadata in {target}: No space left on device")
+
+    monkeypatch.setattr(harness.agent.metadata, "save", failing_save)
+    target = harness.target()
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(target)), grpc.StatusCode.INTERNAL
+    )
+    assert "No space left" in details
+    assert mounts_under(target) == []
+    assert not list((harness.root / "spc").glob("status/**/*.yaml"))
