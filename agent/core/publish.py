@@ -144,7 +144,10 @@ class PublishVolume:
         try:
             await self._mount(attempt)
             result = await self._fetch(attempt, provider)
-            changed = await self._ports.writer.write(attempt.request.target_path, result.files)
+            # No files but versions: a legacy plugin wrote into target_path itself (upstream #551).
+            changed = bool(result.files) and await self._ports.writer.write(
+                attempt.request.target_path, result.files
+            )
             await self._record(attempt, result)
         except Exception as err:
             if attempt.is_remount:

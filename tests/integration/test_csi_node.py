@@ -451,3 +451,27 @@ async def test_failed_metadata_write_leaves_no_status_and_no_mount(
     assert "No space left" in details
     assert mounts_under(target) == []
     assert not list((harness.root / "spc").glob("status/**/*.yaml"))
+
+
+async def test_provider_returning_versions_but_no_files_writes_nothing(
+    harness: AgentHarness,
+) -> None:
+    """Legacy plugins write into target_path themselves (upstream #551): leave their files."""
+    target = harness.target()
+
+    def write_like_a_legacy_plugin(request: object) -> None:
+        Path(target, "legacy.txt").write_text("written by the plugin")
+
+    harness.provider.on_mount = write_like_a_legacy_plugin  # type: ignore[assignment]
+    harness.provider.files = {}
+    original = harness.provider.result
+
+    def versions_only(default_mode: int = 0o644) -> object:
+        from agent.model import MountResult, ObjectVersion
+
+        return MountResult((), (ObjectVersion("secret/legacy", "1"),))
+
+    harness.provider.result = versions_only  # type: ignore[method-assign,assignment]
+    await harness.kubelet.publish(publish_request(target))
+    assert Path(target, "legacy.txt").read_text() == "written by the plugin"
+    harness.provider.result = original  # type: ignore[method-assign]
