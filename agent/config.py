@@ -84,7 +84,7 @@ class Settings:
 
 
 def socket_path_from_endpoint(endpoint: str) -> str:
-    """Upstream's parsing: ``unix:///csi/x.sock`` → ``/csi/x.sock``; ``unix://tmp/x`` → ``/tmp/x``."""
+    """As upstream: ``unix:///csi/a.sock`` → ``/csi/a.sock``; ``unix://tmp/a`` → ``/tmp/a``."""
     scheme, sep, rest = endpoint.partition("://")
     if not sep or scheme.lower() != "unix" or not rest:
         raise ConfigError(f"--endpoint: {endpoint!r} is not a unix:// endpoint")

@@ -9,6 +9,14 @@ table. Messages name the field or object at fault and never carry secret materia
 from __future__ import annotations
 
 
+def safe_message(error: BaseException) -> str:
+    """What may be shown for an error: agent errors carry vetted messages; any other exception
+    only its type, since its text may quote secret material (a response body, a token)."""
+    if isinstance(error, AgentError):
+        return error.message
+    return f"unexpected {type(error).__name__}"
+
+
 class AgentError(Exception):
     """Base class: every failure the agent reports to kubelet or a user is one of these."""
 

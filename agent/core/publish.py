@@ -18,7 +18,8 @@ import structlog
 
 from agent.aio.locks import KeyedLock
 from agent.core.mount_table import MountTable
-from agent.core.pod_info import read_pod_identity, tokens_json
+from agent.core.pod_info import read_pod_identity
+from agent.core.publish_request import check_request, merge_attributes
 from agent.core.records import record_to_metadata
 from agent.errors import (
     AgentError,
@@ -26,10 +27,10 @@ from agent.errors import (
     InvalidSecretProviderClass,
     ProviderError,
     ProviderTimeout,
+    safe_message,
 )
 from agent.model import (
     SECRET_PROVIDER_CLASS,
-    SERVICE_ACCOUNT_TOKENS,
     MountResult,
     PodIdentity,
     PodStatus,
@@ -87,7 +88,6 @@ class _Attempt:
     identity: PodIdentity
     spc_name: str
     provider: str = ""
-    spc: SecretProviderClass | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     is_remount: bool = False
     mounted_here: bool = False
@@ -124,18 +124,28 @@ class PublishVolume:
             provider = attempt.provider if attempt else ""
             reason = err.reason if isinstance(err, AgentError) else "FailedToMount"
             self._ports.observer.publish_failed(provider, reason, time.perf_counter() - started)
-            _log_failure(request, attempt, err, reason, started)
+            log.warning(
+                "node_publish.failed",
+                **_context(request, attempt, started),
+                reason=reason,
+                error=safe_message(err),
+            )
             raise
         self._ports.observer.publish_succeeded(outcome.provider, time.perf_counter() - started)
-        _log_success(attempt, outcome, started)
+        log.info(
+            "node_publish.completed",
+            **_context(request, attempt, started),
+            outcome=outcome.action,
+            files=outcome.files,
+        )
         return outcome
 
     async def _run(self, attempt: _Attempt) -> PublishOutcome:
         existing = await self._existing_mount(attempt)
         if existing is not None:
             return existing
-        await self._load_class(attempt)
-        merge_attributes(attempt)
+        spc = await self._load_class(attempt)
+        attempt.attributes = merge_attributes(spc.parameters, attempt.request)
         if not attempt.request.readonly:
             raise InvalidRequest(
                 "Readonly is not true in request (set csi.readOnly: true on the volume)"
@@ -179,7 +189,7 @@ class PublishVolume:
         attempt.is_remount = True
         return None
 
-    async def _load_class(self, attempt: _Attempt) -> None:
+    async def _load_class(self, attempt: _Attempt) -> SecretProviderClass:
         if not attempt.spc_name:
             raise InvalidRequest(f"{SECRET_PROVIDER_CLASS} is not set in the volume attributes")
         spc = await self._ports.spcs.get(attempt.identity.namespace, attempt.spc_name)
@@ -192,8 +202,8 @@ class PublishVolume:
             raise InvalidSecretProviderClass(
                 f"spec.parameters is not set in secretproviderclass {ref}"
             )
-        attempt.spc = spc
         attempt.provider = spc.provider
+        return spc
 
     async def _mount(self, attempt: _Attempt) -> None:
         if attempt.is_remount:
@@ -260,7 +270,7 @@ class PublishVolume:
             target_path=attempt.request.target_path,
             provider=attempt.provider,
             reason=reason,
-            error=_describe(err),
+            error=safe_message(err),
         )
         record = self._table.get(attempt.request.target_path)
         if record is not None:
@@ -281,62 +291,15 @@ class PublishVolume:
             log.error("node_publish.cleanup_failed", target_path=target, error=err.message)
 
 
-def check_request(request: PublishRequest) -> None:
-    """Upstream's validation order; each failure is InvalidArgument before anything else runs."""
-    if not request.has_capability:
-        raise InvalidRequest("Volume capability missing in request")
-    if not request.volume_id:
-        raise InvalidRequest("Volume ID missing in request")
-    if not request.target_path:
-        raise InvalidRequest("Target path missing in request")
-    if not request.target_path.startswith("/") and ":" not in request.target_path[:3]:
-        raise InvalidRequest("Target path must be absolute")
-    if not request.volume_context:
-        raise InvalidRequest("Volume attributes missing in request")
-
-
-def merge_attributes(attempt: _Attempt) -> None:
-    """SPC parameters overlaid by every volume-context key, plus the tokens (upstream §4.4)."""
-    assert attempt.spc is not None
-    merged = dict(attempt.spc.parameters)
-    merged.update(attempt.request.volume_context)
-    tokens = tokens_json(attempt.request.volume_context, attempt.request.secrets)
-    if tokens:
-        merged[SERVICE_ACCOUNT_TOKENS] = tokens
-    attempt.attributes = merged
-
-
-def _log_success(attempt: _Attempt | None, outcome: PublishOutcome, started: float) -> None:
-    assert attempt is not None
-    log.info(
-        "node_publish.completed",
-        pod=attempt.identity.name,
-        namespace=attempt.identity.namespace,
-        spc=attempt.spc_name,
-        provider=outcome.provider,
-        target_path=attempt.request.target_path,
-        outcome=outcome.action,
-        files=outcome.files,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-    )
-
-
-def _describe(err: Exception) -> str:
-    """Agent errors carry vetted messages; others only their type (their text may hold secrets)."""
-    return err.message if isinstance(err, AgentError) else f"unexpected {type(err).__name__}"
-
-
-def _log_failure(
-    request: PublishRequest, attempt: _Attempt | None, err: Exception, reason: str, started: float
-) -> None:
-    log.warning(
-        "node_publish.failed",
-        pod=attempt.identity.name if attempt else None,
-        namespace=attempt.identity.namespace if attempt else None,
-        spc=attempt.spc_name if attempt else None,
-        provider=attempt.provider if attempt else None,
-        target_path=request.target_path,
-        reason=reason,
-        error=_describe(err),
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-    )
+def _context(
+    request: PublishRequest, attempt: _Attempt | None, started: float
+) -> dict[str, object]:
+    """The stable keys of every publish log line (upstream logs pod and target path too)."""
+    return {
+        "pod": attempt.identity.name if attempt else None,
+        "namespace": attempt.identity.namespace if attempt else None,
+        "spc": attempt.spc_name if attempt else None,
+        "provider": attempt.provider if attempt else None,
+        "target_path": request.target_path,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+    }

@@ -1,0 +1,37 @@
+"""Pure checks and transforms of a NodePublishVolume request (upstream §3.5 and §4.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from agent.core.pod_info import tokens_json
+from agent.errors import InvalidRequest
+from agent.model import SERVICE_ACCOUNT_TOKENS, PublishRequest
+
+
+def check_request(request: PublishRequest) -> None:
+    """Upstream's validation order; each failure is InvalidArgument before anything else runs."""
+    if not request.has_capability:
+        raise InvalidRequest("Volume capability missing in request")
+    if not request.volume_id:
+        raise InvalidRequest("Volume ID missing in request")
+    if not request.target_path:
+        raise InvalidRequest("Target path missing in request")
+    if not request.target_path.startswith("/") and ":" not in request.target_path[:3]:
+        raise InvalidRequest("Target path must be absolute")
+    if not request.volume_context:
+        raise InvalidRequest("Volume attributes missing in request")
+
+
+def merge_attributes(parameters: Mapping[str, str], request: PublishRequest) -> dict[str, str]:
+    """SPC parameters overlaid by every volume-context key, plus the tokens.
+
+    Volume attributes win over same-named parameters, as upstream. The tokens may have come in
+    the secrets map (kubelet >= 1.35); providers still find them under the usual key.
+    """
+    merged = dict(parameters)
+    merged.update(request.volume_context)
+    tokens = tokens_json(request.volume_context, request.secrets)
+    if tokens:
+        merged[SERVICE_ACCOUNT_TOKENS] = tokens
+    return merged
