@@ -50,3 +50,8 @@ class FakeProvider:
             for path, data in self.files.items()
         )
         return MountResult(files, versions)
+
+
+def entry_point_factory(context: object) -> FakeProvider:
+    """What a third-party package names in the ``secrets_store_agent.providers`` group."""
+    return FakeProvider(name=str(getattr(context, "name", "fake")))

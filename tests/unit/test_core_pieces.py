@@ -101,3 +101,29 @@ def test_registry_builds_lazily_once() -> None:
     assert built == []
     assert registry.get("fake") is registry.get("fake")
     assert built == ["x"]
+
+
+def test_third_party_providers_register_through_entry_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.metadata
+
+    found = [
+        importlib.metadata.EntryPoint(
+            name="acme",
+            value="tests.support.fake_provider:entry_point_factory",
+            group="secrets_store_agent.providers",
+        ),
+        importlib.metadata.EntryPoint(
+            name="broken", value="no.such.module:factory", group="secrets_store_agent.providers"
+        ),
+        importlib.metadata.EntryPoint(
+            name="vault", value="tests.support.fake_provider:entry_point_factory", group="x"
+        ),
+    ]
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: found)
+    registry = ProviderRegistry(timeout=1, version_key=b"k")
+    assert "acme" in registry.names()
+    assert registry.get("acme").name == "acme"
+    assert "broken" not in registry.names()  # a broken plugin does not stop the others
+    assert type(registry.get("vault")).__name__ == "VaultProvider"  # built-ins are not shadowed
