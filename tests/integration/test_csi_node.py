@@ -475,3 +475,39 @@ async def test_provider_returning_versions_but_no_files_writes_nothing(
     await harness.kubelet.publish(publish_request(target))
     assert Path(target, "legacy.txt").read_text() == "written by the plugin"
     harness.provider.result = original  # type: ignore[method-assign]
+
+
+async def test_restarted_agent_rebuilds_its_mount_table(harness: AgentHarness) -> None:
+    from agent.app import build_agent
+    from agent.providers.registry import ProviderRegistry
+
+    target = harness.target()
+    await harness.kubelet.publish(publish_request(target, tokens={"vault": "jwt"}))
+    await harness.agent.stop()  # the agent restarts; kubelet keeps the volume mounted
+    harness.agent.table.forget(target)
+
+    registry = ProviderRegistry(
+        timeout=5, version_key=b"k", factories={"fake": lambda _c: harness.provider}
+    )
+    restarted = build_agent(harness.settings, registry=registry)
+    await restarted.start()
+    try:
+        record = restarted.table.get(target)
+        assert record is not None
+        assert (record.pod.name, record.spc_name, record.provider) == (
+            "web-0",
+            "app-secrets",
+            "fake",
+        )
+        assert {v.id for v in record.versions} == {"username", "password"}
+        assert (
+            record.pod.tokens == {}
+        )  # tokens are never persisted; kubelet's republish brings them
+        await harness.kubelet.publish(publish_request(target, tokens={"vault": "fresh"}))
+        assert len(harness.provider.requests) == 1  # republish of a known volume: no refetch
+        token = record.pod.token_for("vault")
+        assert token is not None and token.token == "fresh"
+        await harness.kubelet.unpublish("v", target)
+        assert mounts_under(target) == []
+    finally:
+        await restarted.stop()
