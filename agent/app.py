@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -46,6 +47,7 @@ class Agent:
     metadata: JsonVolumeMetadata
     mounter: VolumeMounter
     metrics: Metrics = field(repr=False)
+    health_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         recovered = await rebuild_mount_table(
@@ -53,6 +55,10 @@ class Agent:
         )
         await self.web.start()
         await self.csi.start()
+        if self.settings.provider_health_check:
+            self.health_task = asyncio.create_task(
+                self._check_plugins(), name="provider-health-check"
+            )
         log.info(
             "agent.started",
             version=__version__,
@@ -64,10 +70,22 @@ class Agent:
         )
 
     async def stop(self) -> None:
+        if self.health_task is not None:
+            self.health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.health_task
+            self.health_task = None
         await self.csi.stop(self.settings.shutdown_grace)
         await self.web.stop()
         await self.providers.close()
         log.info("agent.stopped")
+
+    async def _check_plugins(self) -> None:
+        # Go's ticker: the first check one interval after start (a zero interval would spin).
+        interval = max(self.settings.provider_health_check_interval, 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            await self.providers.health_check()
 
 
 def build_agent(settings: Settings, registry: ProviderRegistry | None = None) -> Agent:
@@ -80,6 +98,8 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         timeout=settings.provider_timeout,
         version_key=load_version_key(settings.state_dir),
         options={"vault_address": settings.vault_address},
+        plugin_directories=(*settings.additional_provider_volume_paths, settings.provider_volume),
+        max_recv_bytes=settings.max_call_recv_msg_size,
     )
     ports = PublishPorts(
         spcs=spcs,

@@ -4,18 +4,24 @@ Built-in providers and third-party ones (Python entry points in the group
 ``secrets_store_agent.providers``) are constructed lazily on first use, so a node that only
 uses Vault never pays for the others. An entry point names a factory taking a
 :class:`ProviderContext` and returning an object that satisfies :class:`agent.ports.Provider`.
+Any other name is looked up as an upstream provider plugin socket (``<dir>/<name>.sock``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
-from agent.errors import ProviderNotFound
+from agent.errors import AgentError, ProviderNotFound
 from agent.ports import Provider
+
+if TYPE_CHECKING:
+    from agent.providers.plugin import PluginProvider
 
 ENTRY_POINT_GROUP = "secrets_store_agent.providers"
 
@@ -47,6 +53,8 @@ def _vault(context: ProviderContext) -> Provider:
 
 
 BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {"vault": _vault, "openbao": _vault}
+DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024
+PLUGIN_DEADLINE_SHARE = 0.95
 
 
 class ProviderRegistry:
@@ -58,6 +66,8 @@ class ProviderRegistry:
         options: Mapping[str, str] | None = None,
         factories: Mapping[str, ProviderFactory] | None = None,
         load_entry_points: bool = True,
+        plugin_directories: Sequence[str] = (),
+        max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES,
     ) -> None:
         self._timeout = timeout
         self._version_key = version_key
@@ -68,10 +78,14 @@ class ProviderRegistry:
         if load_entry_points:
             self._factories.update(_entry_point_factories(self._factories))
         self._instances: dict[str, Provider] = {}
+        self._plugin_directories = tuple(plugin_directories)
+        self._max_recv_bytes = max_recv_bytes
+        self._plugins: dict[str, PluginProvider] = {}
 
     def register(self, name: str, factory: ProviderFactory) -> None:
         self._factories[name] = factory
         self._instances.pop(name, None)
+        self._plugins.pop(name, None)
 
     def names(self) -> Sequence[str]:
         return sorted(self._factories)
@@ -82,12 +96,58 @@ class ProviderRegistry:
             return instance
         factory = self._factories.get(name)
         if factory is None:
-            raise ProviderNotFound(
-                f"provider not found: provider {name!r} (available: {', '.join(self.names())})"
-            )
+            return self._plugin(name)
         instance = factory(ProviderContext(name, self._timeout, self._version_key, self._options))
         self._instances[name] = instance
         return instance
+
+    def _plugin(self, name: str) -> Provider:
+        """An upstream plugin DaemonSet's socket; looked up again on every miss, because the
+        DaemonSet may start after the agent. A found plugin's client is kept (as upstream)."""
+        missing = f"provider not found: provider {name!r} (available: {', '.join(self.names())})"
+        if not self._plugin_directories:
+            raise ProviderNotFound(missing)
+        from agent.providers.discovery import find_plugin_socket, socket_name
+
+        socket = find_plugin_socket(name, self._plugin_directories)
+        if socket is None:
+            directories = ", ".join(self._plugin_directories)
+            raise ProviderNotFound(f"{missing} and no socket {socket_name(name)} in {directories}")
+        # Imported here so that grpclib stays out of this module (import-linter contract).
+        from agent.providers.plugin import PluginProvider
+
+        # The core cancels a provider call at the same timeout; ending the plugin's retries a
+        # little earlier lets its own error (socket unreachable, last gRPC status) be reported.
+        budget = self._timeout * PLUGIN_DEADLINE_SHARE
+        plugin = PluginProvider(name, socket, max_recv_bytes=self._max_recv_bytes, timeout=budget)
+        log.info("provider.plugin_found", provider=name, socket=socket)
+        self._instances[name] = self._plugins[name] = plugin
+        return plugin
+
+    async def health_check(self) -> None:
+        """Upstream's ``--provider-health-check``: ask each known plugin for its version
+        (``PluginProvider.version`` has upstream's 5 s timeout).
+
+        Only logged (no eviction, no readiness effect), as upstream; never raises.
+        """
+        plugins = list(self._plugins.items())
+        results = await asyncio.gather(
+            *(plugin.version() for _, plugin in plugins), return_exceptions=True
+        )
+        for (name, _), result in zip(plugins, results, strict=True):
+            if isinstance(result, BaseException):
+                error = result.message if isinstance(result, AgentError) else type(result).__name__
+                log.warning("plugin.health", provider=name, healthy=False, error=error)
+            else:
+                version, runtime, runtime_version = result
+                log.debug(
+                    "plugin.health",
+                    provider=name,
+                    healthy=True,
+                    version=version,
+                    runtime=runtime,
+                    runtime_version=runtime_version,
+                )
 
     async def close(self) -> None:
         for name, instance in self._instances.items():
@@ -99,6 +159,7 @@ class ProviderRegistry:
             except Exception as err:  # one provider failing to close must not block the rest
                 log.warning("provider.close_failed", provider=name, error=type(err).__name__)
         self._instances.clear()
+        self._plugins.clear()
 
 
 def _entry_point_factories(taken: Mapping[str, ProviderFactory]) -> dict[str, ProviderFactory]:

@@ -1,0 +1,243 @@
+"""Client for upstream provider plugins (``/v1alpha1.CSIDriverProvider`` on a unix socket).
+
+Every provider DaemonSet written for the upstream driver (Azure, GCP, AWS, Akeyless, Conjur, ...)
+keeps working because this client sends exactly what upstream sends (reference §4.2-4.5):
+``:authority`` ``localhost``, attributes and secrets as Go ``encoding/json`` text, the default
+mode as a JSON number string, and upstream's retry policy (3 attempts on UNAVAILABLE, backoff
+1s x1.1 up to 10s, wait-for-ready while the socket cannot be connected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import structlog
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.encoding.proto import ProtoCodec
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+
+from agent._proto import v1alpha1 as pb
+from agent.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from agent.model import MountResult, ObjectVersion, ProviderRequest, SecretFile
+
+log = structlog.get_logger("agent.providers.plugin")
+
+API_VERSION = "v1alpha1"
+LARGE_RESPONSE_BYTES = 1024 * 1024  # upstream logs above this: Secret sync may hit etcd limits
+VERSION_TIMEOUT = 5.0
+MAX_ATTEMPTS = 3
+BACKOFF_MULTIPLIER = 1.1
+MAX_BACKOFF = 10.0
+
+_T = TypeVar("_T")
+
+# Go's encoder escapes these even inside strings (HTML safety, JS line terminators).
+_GO_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def go_json(mapping: Mapping[str, str] | None) -> str:
+    """``json.Marshal`` of a Go ``map[string]string``, byte for byte.
+
+    Keys sorted, no spaces, ``<`` ``>`` ``&`` U+2028 U+2029 as ``\\uXXXX``, other non-ASCII
+    raw, and ``null`` for a nil map. Python's escapes of control characters (``\\n``, ``\\b``,
+    ``\\u001f``...) already match Go >= 1.22. Plugins may compare or hash this text, so it
+    must not merely be equivalent JSON.
+    """
+    if mapping is None:
+        return "null"
+    text = json.dumps(dict(mapping), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    if not text.isascii():
+        # Go replaces invalid UTF-8 with U+FFFD; a lone surrogate is Python's version of that.
+        text = _SURROGATE.sub("\ufffd", text)
+    return text.translate(_GO_ESCAPES)
+
+
+def mount_request(request: ProviderRequest) -> pb.MountRequest:
+    """The MountRequest upstream builds (reference §4.4); the tokens are already in attributes."""
+    return pb.MountRequest(
+        attributes=go_json(request.attributes),
+        # Kubelet's secrets map is nil (JSON null) when the pod has no nodePublishSecretRef.
+        secrets=go_json(request.secrets or None),
+        target_path=request.target_path,
+        permission=str(request.default_mode),  # json.Marshal(os.FileMode(0o644)) == "420"
+        current_object_version=[
+            pb.ObjectVersion(id=v.id, version=v.version) for v in request.current_versions
+        ],
+    )
+
+
+class _LocalhostChannel(Channel):
+    # grpclib derives ":authority" from host:port even for a unix socket ("127.0.0.1:50051");
+    # upstream forces "localhost" and its e2e provider rejects any other value.
+    def _get_authority(self, host: str, port: int) -> str:
+        return "localhost"
+
+
+class _LimitedCodec(ProtoCodec):
+    """Refuses replies above ``--max-call-recv-msg-size`` with grpc-go's status and wording.
+
+    grpclib has no receive limit and reads the length-prefixed message before any hook runs,
+    so the reply is buffered before this check; what the limit buys here is upstream's
+    behaviour (an oversized volume fails instead of being written). The plugin is a local
+    DaemonSet behind filesystem ACLs, not an untrusted peer.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        if len(data) > self.max_bytes:
+            raise GRPCError(
+                Status.RESOURCE_EXHAUSTED,
+                f"grpc: received message larger than max ({len(data)} vs. {self.max_bytes})",
+            )
+        return super().decode(data, message_type)
+
+
+class PluginProvider:
+    """One upstream plugin; one lazily connected channel, reused and reconnected by grpclib."""
+
+    def __init__(
+        self,
+        name: str,
+        socket_path: str,
+        *,
+        max_recv_bytes: int,
+        timeout: float,
+        backoff: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.socket_path = socket_path
+        self._max_recv_bytes = max_recv_bytes
+        self._timeout = timeout
+        self._backoff = backoff
+        self._channel: Channel | None = None
+        self._stub: pb.CsiDriverProviderStub | None = None
+
+    def _client(self) -> pb.CsiDriverProviderStub:
+        # Created on first use: grpclib binds the channel to the running loop.
+        if self._stub is None:
+            self._channel = _LocalhostChannel(
+                path=self.socket_path, codec=_LimitedCodec(self._max_recv_bytes)
+            )
+            self._stub = pb.CsiDriverProviderStub(self._channel)
+        return self._stub
+
+    async def mount(self, request: ProviderRequest) -> MountResult:
+        message = mount_request(request)
+        stub = self._client()
+        response = await self._call("Mount", lambda t: stub.mount(message, timeout=t))
+        return self._result(response)
+
+    async def version(self) -> tuple[str, str, str]:
+        """``(version, runtime_name, runtime_version)`` of the plugin (health check)."""
+        stub = self._client()
+        request = pb.VersionRequest(version=API_VERSION)
+        reply = await self._call(
+            "Version", lambda t: stub.version(request, timeout=t), VERSION_TIMEOUT
+        )
+        return reply.version, reply.runtime_name, reply.runtime_version
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = self._stub = None
+
+    async def _call(
+        self,
+        rpc: str,
+        send: Callable[[float], Awaitable[_T]],
+        timeout: float | None = None,
+    ) -> _T:
+        """Upstream's service config: wait for ready, retry UNAVAILABLE, one overall deadline."""
+        budget = self._timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget
+        attempts, backoff = 0, self._backoff
+        failure: ProviderError | None = None
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise failure or self._timed_out(rpc, budget)
+            try:
+                async with asyncio.timeout(remaining):
+                    return await send(remaining)
+            except TimeoutError:
+                raise self._timed_out(rpc, budget) from None
+            except OSError as err:
+                # Socket missing or refused: waitForReady keeps waiting, without using attempts.
+                if failure is None:
+                    log.info("plugin.not_ready", provider=self.name, socket=self.socket_path)
+                failure = self._not_ready(err)
+            except StreamTerminatedError:
+                attempts += 1
+                failure = self._failed(rpc, Status.UNAVAILABLE, "connection lost")
+            except GRPCError as err:
+                attempts += 1
+                failure = self._failed(rpc, err.status, err.message)
+                if err.status is not Status.UNAVAILABLE:
+                    raise failure from None
+            if attempts >= MAX_ATTEMPTS:
+                raise failure
+            if attempts:
+                log.debug("plugin.retry", provider=self.name, rpc=rpc, attempts=attempts)
+            # grpc-go's retry delay: uniformly random below the current backoff.
+            pause = random.uniform(0, backoff)  # noqa: S311 (jitter, not cryptography)
+            await asyncio.sleep(min(pause, max(deadline - loop.time(), 0)))
+            backoff = min(backoff * BACKOFF_MULTIPLIER, MAX_BACKOFF)
+
+    def _timed_out(self, rpc: str, budget: float) -> ProviderTimeout:
+        return ProviderTimeout(f"provider {self.name!r} did not answer {rpc} within {budget:g}s")
+
+    def _not_ready(self, err: OSError) -> ProviderUnavailable:
+        why = err.strerror or type(err).__name__
+        return ProviderUnavailable(
+            f"provider {self.name!r} is not reachable at {self.socket_path}: {why}"
+        )
+
+    def _failed(self, rpc: str, status: Status, detail: str | None) -> ProviderError:
+        """A gRPC failure: the provider's status and its own message, never our request."""
+        text = f"provider {self.name!r} {rpc} failed: rpc error: code = {status.name}"
+        if detail:
+            text += f" desc = {detail[:512]}"
+        if status is Status.RESOURCE_EXHAUSTED and "larger than max" in (detail or ""):
+            text += " (raise --max-call-recv-msg-size to accept larger volumes)"
+        if status is Status.DEADLINE_EXCEEDED:
+            return ProviderTimeout(text)
+        if status is Status.UNAVAILABLE:
+            return ProviderUnavailable(text)
+        return ProviderError(text)
+
+    def _result(self, response: pb.MountResponse) -> MountResult:
+        """Upstream's checks in order (reference §4.5)."""
+        code = response.error.code if response.error is not None else ""
+        if code:
+            raise ProviderError(
+                f"provider {self.name!r}: mount request failed with provider error code {code}",
+                reason=code,  # metrics error_type is the provider's own code, as upstream
+            )
+        if not response.object_version:
+            raise ProviderError(f"provider {self.name!r}: missing object versions")
+        files = tuple(SecretFile(f.path, f.mode, f.contents) for f in response.files)
+        versions = tuple(ObjectVersion(v.id, v.version) for v in response.object_version)
+        # Upstream measures proto.Size(resp); re-encoding to measure would cost more than the
+        # payload bytes, which dominate it and are what a synced Secret has to hold.
+        size = sum(len(f.path) + len(f.contents) for f in files)
+        if size > LARGE_RESPONSE_BYTES:
+            log.info(
+                "plugin.large_response",
+                provider=self.name,
+                bytes=size,
+                note="above 1MiB, secret sync may fail",
+            )
+        # No files with versions: a legacy plugin wrote into target_path itself (upstream #551).
+        return MountResult(files, versions)

@@ -1,0 +1,423 @@
+"""PluginProvider against a grpcio plugin on a real unix socket, then the whole agent with it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from structlog.testing import capture_logs
+
+from agent._proto import v1alpha1 as pb
+from agent.app import build_agent
+from agent.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from agent.model import ObjectVersion, PodIdentity, ProviderRequest
+from agent.providers import plugin as plugin_module
+from agent.providers.plugin import PluginProvider, go_json
+from agent.providers.registry import ProviderRegistry
+from tests.conftest import AgentHarness, agent_settings
+from tests.support.fake_provider import FakeProvider
+from tests.support.kubelet import Kubelet, publish_request
+from tests.support.mounts import is_root, mounts_under
+from tests.support.plugin_server import FakePlugin
+
+MiB = 1024 * 1024
+OBJECTS = "array:\n  - |\n    objectName: foo\n    objectVersion: v1\n  - |\n    objectName: bar\n"
+
+
+@pytest.fixture
+def plugin_dir() -> Iterator[str]:
+    # Short paths: a unix socket path must fit in 108 bytes, pytest's tmp_path may not.
+    directory = tempfile.mkdtemp(prefix="plugins-", dir="/tmp")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+async def plugin(plugin_dir: str) -> AsyncIterator[FakePlugin]:
+    server = FakePlugin(os.path.join(plugin_dir, "e2e-provider.sock"))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def client_for(socket_path: str, **overrides: float) -> PluginProvider:
+    options: dict[str, float] = {"max_recv_bytes": 4 * MiB, "timeout": 5.0, "backoff": 0.01}
+    options.update(overrides)
+    return PluginProvider(
+        "e2e-provider",
+        socket_path,
+        max_recv_bytes=int(options["max_recv_bytes"]),
+        timeout=options["timeout"],
+        backoff=options["backoff"],
+    )
+
+
+@pytest.fixture
+async def client(plugin: FakePlugin) -> AsyncIterator[PluginProvider]:
+    provider = client_for(plugin.socket_path)
+    yield provider
+    await provider.close()
+
+
+def request(secrets: dict[str, str] | None = None, **attributes: str) -> ProviderRequest:
+    return ProviderRequest(
+        attributes={"objects": OBJECTS, "secretProviderClass": "spc", **attributes},
+        secrets=secrets or {},
+        identity=PodIdentity("default", "web-0", "uid"),
+        target_path="/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/v/mount",
+    )
+
+
+async def test_mount_sends_what_upstream_sends(plugin: FakePlugin, client: PluginProvider) -> None:
+    result = await client.mount(request({"password": "p<w>"}, note="a&b"))
+    assert [(f.path, f.mode, f.contents) for f in result.files] == [
+        ("foo", 0o644, b"foo:v1"),
+        ("bar", 0o644, b"bar:v1"),
+    ]
+    assert result.versions == (ObjectVersion("secret/foo", "v1"), ObjectVersion("secret/bar", "v1"))
+    (received,) = plugin.requests
+    objects = json.dumps(OBJECTS)
+    assert received.attributes == (
+        f'{{"note":"a\\u0026b","objects":{objects},"secretProviderClass":"spc"}}'
+    )
+    assert received.secrets == r'{"password":"p\u003cw\u003e"}'
+    assert received.permission == "420"
+    assert received.target_path == "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/v/mount"
+    assert plugin.authorities == ["localhost"]
+
+
+async def test_no_node_publish_secret_is_sent_as_null(
+    plugin: FakePlugin, client: PluginProvider
+) -> None:
+    await client.mount(request())
+    assert plugin.requests[0].secrets == "null"
+
+
+async def test_the_fake_plugin_rejects_another_authority_like_upstreams(
+    plugin: FakePlugin,
+) -> None:
+    # grpclib's default for a unix socket is "127.0.0.1:50051": this is why the client fixes it.
+    channel = Channel(path=plugin.socket_path)
+    try:
+        with pytest.raises(GRPCError) as info:
+            await pb.CsiDriverProviderStub(channel).mount(pb.MountRequest(attributes="{}"))
+        assert info.value.status is Status.INVALID_ARGUMENT
+    finally:
+        channel.close()
+    assert plugin.authorities == ["127.0.0.1:50051"]
+
+
+async def test_one_connection_serves_concurrent_mounts(
+    plugin: FakePlugin, client: PluginProvider
+) -> None:
+    results = await asyncio.gather(*(client.mount(request()) for _ in range(20)))
+    assert all(len(result.files) == 2 for result in results)
+    assert plugin.authorities == ["localhost"] * 20
+
+
+async def test_modes_are_taken_verbatim(plugin: FakePlugin, client: PluginProvider) -> None:
+    plugin.modes = {"foo": 0o400, "bar": 0}
+    result = await client.mount(request())
+    assert [f.mode for f in result.files] == [0o400, 0]
+
+
+async def test_provider_error_code_becomes_the_reason(
+    plugin: FakePlugin, client: PluginProvider
+) -> None:
+    plugin.error_code = "AuthenticationFailed"
+    with pytest.raises(ProviderError) as info:
+        await client.mount(request())
+    assert info.value.reason == "AuthenticationFailed"
+    assert "mount request failed with provider error code AuthenticationFailed" in str(info.value)
+    assert len(plugin.requests) == 1  # a provider error is an answer, not retried
+
+
+async def test_missing_object_versions_fail(plugin: FakePlugin, client: PluginProvider) -> None:
+    plugin.omit_versions = True
+    with pytest.raises(ProviderError, match="missing object versions") as info:
+        await client.mount(request())
+    assert info.value.reason == "GRPCProviderError"
+
+
+async def test_legacy_plugin_without_files_keeps_its_versions(
+    plugin: FakePlugin, client: PluginProvider
+) -> None:
+    plugin.omit_files = True
+    result = await client.mount(request())
+    assert result.files == ()
+    assert [v.id for v in result.versions] == ["secret/foo", "secret/bar"]
+
+
+async def test_unavailable_is_retried(plugin: FakePlugin, client: PluginProvider) -> None:
+    plugin.unavailable_calls = 2
+    result = await client.mount(request())
+    assert len(result.files) == 2
+    assert len(plugin.requests) == 3
+
+
+async def test_unavailable_three_times_fails(plugin: FakePlugin, client: PluginProvider) -> None:
+    plugin.unavailable_calls = 5
+    with pytest.raises(ProviderUnavailable) as info:
+        await client.mount(request({"password": "hunter2"}))
+    assert len(plugin.requests) == 3  # upstream's MaxAttempts
+    message = str(info.value)
+    assert "'e2e-provider'" in message
+    assert "code = UNAVAILABLE" in message
+    assert "plugin warming up" in message
+    assert "hunter2" not in message
+
+
+async def test_a_slow_plugin_times_out(plugin: FakePlugin) -> None:
+    plugin.delay = 5.0
+    provider = client_for(plugin.socket_path, timeout=0.3)
+    try:
+        with pytest.raises(ProviderTimeout, match=r"did not answer Mount within 0\.3s"):
+            await provider.mount(request())
+    finally:
+        await provider.close()
+
+
+async def test_waits_for_a_socket_that_appears_late(plugin_dir: str) -> None:
+    server = FakePlugin(os.path.join(plugin_dir, "e2e-provider.sock"))
+    provider = client_for(server.socket_path, timeout=5.0, backoff=0.05)
+    mounting = asyncio.create_task(provider.mount(request()))
+    await asyncio.sleep(0.3)
+    assert not mounting.done()
+    await server.start()
+    try:
+        result = await asyncio.wait_for(mounting, 5)
+        assert len(result.files) == 2
+    finally:
+        await provider.close()
+        await server.stop()
+
+
+async def test_no_plugin_until_the_deadline_names_the_socket(plugin_dir: str) -> None:
+    path = os.path.join(plugin_dir, "e2e-provider.sock")
+    provider = client_for(path, timeout=0.3)
+    with pytest.raises(ProviderUnavailable, match=f"not reachable at {path}"):
+        await provider.mount(request())
+    await provider.close()
+
+
+async def test_reconnects_after_the_plugin_restarts(
+    plugin: FakePlugin, client: PluginProvider
+) -> None:
+    await client.mount(request())
+    await plugin.stop()
+    await plugin.start()
+    result = await client.mount(request())
+    assert len(result.files) == 2
+
+
+async def test_a_reply_over_the_limit_names_the_flag(plugin: FakePlugin) -> None:
+    plugin.padding = 200 * 1024
+    provider = client_for(plugin.socket_path, max_recv_bytes=64 * 1024)
+    try:
+        with pytest.raises(ProviderError) as info:
+            await provider.mount(request())
+        assert not isinstance(info.value, ProviderUnavailable)
+        assert "received message larger than max" in str(info.value)
+        assert "--max-call-recv-msg-size" in str(info.value)
+        assert len(plugin.requests) == 1
+        plugin.padding = 0  # the connection is still usable
+        assert len((await provider.mount(request())).files) == 2
+    finally:
+        await provider.close()
+
+
+async def test_a_large_reply_is_logged_without_content(
+    plugin: FakePlugin, client: PluginProvider
+) -> None:
+    plugin.padding = 2 * MiB
+    with capture_logs() as logs:
+        result = await client.mount(request())
+    assert len(result.files) == 3
+    (entry,) = [e for e in logs if e["event"] == "plugin.large_response"]
+    assert entry["provider"] == "e2e-provider"
+    assert entry["bytes"] > 2 * MiB
+    assert "xxxx" not in repr(entry)
+
+
+async def test_version(plugin: FakePlugin, client: PluginProvider) -> None:
+    assert await client.version() == ("v1alpha1", "E2EMockProvider", "v0.0.10")
+
+
+async def test_health_check_logs_each_known_plugin(
+    plugin: FakePlugin, plugin_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plugin_module, "VERSION_TIMEOUT", 0.3)
+    registry = ProviderRegistry(
+        timeout=5.0, version_key=b"k" * 32, load_entry_points=False, plugin_directories=[plugin_dir]
+    )
+    try:
+        with capture_logs() as logs:
+            await registry.health_check()  # nothing known yet: nothing to ask
+            registry.get("e2e-provider")
+            await registry.health_check()
+            await plugin.stop()
+            await registry.health_check()
+    finally:
+        await registry.close()
+    health = [e for e in logs if e["event"] == "plugin.health"]
+    assert [(e["provider"], e["healthy"]) for e in health] == [
+        ("e2e-provider", True),
+        ("e2e-provider", False),
+    ]
+    assert health[0]["runtime"] == "E2EMockProvider"
+    assert "not reachable" in health[1]["error"]
+    assert plugin.version_calls == 1
+
+
+async def test_grpcio_status_codes_other_than_unavailable_are_not_retried(
+    plugin: FakePlugin, client: PluginProvider
+) -> None:
+    # The plugin answers INVALID_ARGUMENT to a wrong authority; simulate that for our client.
+    plugin.authorities.append("elsewhere")
+    with pytest.raises(ProviderError) as info:
+        await client.mount(request())
+    assert "code = INVALID_ARGUMENT" in str(info.value)
+    assert len(plugin.requests) == 1
+
+
+# ---- The whole agent: kubelet → CSI socket → plugin socket → tmpfs ----
+
+
+@pytest.fixture
+async def plugin_agent(agent_root: Path, plugin_dir: str) -> AsyncIterator[AgentHarness]:
+    extra = os.path.join(plugin_dir, "extra")
+    os.mkdir(extra)
+    settings = agent_settings(
+        agent_root,
+        provider_volume=plugin_dir,
+        additional_provider_volume_paths=(extra,),
+        provider_health_check=True,
+        provider_health_check_interval=1.0,
+    )
+    agent = build_agent(settings)  # the real composition: plugin directories from the flags
+    await agent.start()
+    kubelet = Kubelet(settings.socket_path)
+    harness = AgentHarness(agent, settings, FakeProvider(), kubelet, agent_root)
+    harness.write_spc(provider="e2e-provider", parameters={"objects": OBJECTS})
+    try:
+        yield harness
+    finally:
+        for record in list(agent.table):
+            await kubelet.unpublish(record.volume_id, record.target_path)
+        await kubelet.close()
+        await agent.stop()
+
+
+async def expect_failure(call: object, code: grpc.StatusCode) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call  # type: ignore[misc]
+    assert info.value.code() == code, info.value.details()
+    return info.value.details() or ""
+
+
+def mode_of(path: str) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+async def test_publish_and_unpublish_through_a_plugin(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    plugin.modes = {"bar": 0o400}
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(
+        publish_request(target, tokens={"aud": "jwt"}, secrets={"client-secret": "s&t"})
+    )
+    assert Path(target, "foo").read_bytes() == b"foo:v1"
+    assert Path(target, "bar").read_bytes() == b"bar:v1"
+    assert mode_of(os.path.join(target, "foo")) == 0o644
+    assert mode_of(os.path.join(target, "bar")) == 0o400
+    if is_root():
+        assert mounts_under(target) == [target]
+
+    (received,) = plugin.requests
+    attributes = json.loads(received.attributes)
+    assert received.attributes == go_json(attributes)  # Go's exact text, not just JSON
+    assert attributes["objects"] == OBJECTS
+    assert attributes["secretProviderClass"] == "app-secrets"
+    assert attributes["csi.storage.k8s.io/pod.name"] == "web-0"
+    assert attributes["csi.storage.k8s.io/pod.namespace"] == "default"
+    assert attributes["csi.storage.k8s.io/serviceAccount.name"] == "web"
+    assert "jwt" in attributes["csi.storage.k8s.io/serviceAccount.tokens"]
+    assert received.secrets == r'{"client-secret":"s\u0026t"}'
+    assert received.permission == "420"
+    assert received.target_path == target
+    assert plugin.authorities == ["localhost"]
+    record = plugin_agent.agent.table.get(target)
+    assert record is not None
+    assert {v.id for v in record.versions} == {"secret/foo", "secret/bar"}
+
+    await plugin_agent.kubelet.unpublish(record.volume_id, target)
+    assert not os.path.exists(target)
+    assert mounts_under(target) == []
+
+
+async def test_a_plugin_that_starts_after_the_agent_is_found(
+    plugin_agent: AgentHarness, plugin_dir: str
+) -> None:
+    target = plugin_agent.target()
+    details = await expect_failure(
+        plugin_agent.kubelet.publish(publish_request(target)), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    assert "provider not found: provider 'e2e-provider'" in details
+    assert f"no socket e2e-provider.sock in {plugin_dir}/extra, {plugin_dir}" in details
+    assert mounts_under(target) == []
+    server = FakePlugin(os.path.join(plugin_dir, "e2e-provider.sock"))
+    await server.start()
+    try:
+        await plugin_agent.kubelet.publish(publish_request(target))
+        assert Path(target, "foo").read_bytes() == b"foo:v1"
+        await plugin_agent.kubelet.unpublish("csi-0123456789abcdef", target)
+    finally:
+        await server.stop()
+
+
+async def test_a_provider_error_code_reaches_kubelet_and_metrics(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    plugin.error_code = "KeyVaultNotFound"
+    target = plugin_agent.target()
+    details = await expect_failure(
+        plugin_agent.kubelet.publish(publish_request(target)), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    assert "mount request failed with provider error code KeyVaultNotFound" in details
+    assert mounts_under(target) == []
+    body = plugin_agent.agent.metrics.exposition()[0].decode()
+    assert 'error_type="KeyVaultNotFound"' in body
+    assert 'provider="e2e-provider"' in body
+
+
+async def test_a_legacy_plugin_without_files_still_mounts(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    plugin.omit_files = True
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(publish_request(target))
+    assert [name for name in os.listdir(target) if not name.startswith("..")] == []
+    record = plugin_agent.agent.table.get(target)
+    assert record is not None
+    assert len(record.versions) == 2
+
+
+async def test_the_health_check_asks_known_plugins(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    await plugin_agent.kubelet.publish(publish_request(plugin_agent.target()))
+    async with asyncio.timeout(5):
+        while plugin.version_calls == 0:
+            await asyncio.sleep(0.05)
