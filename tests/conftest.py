@@ -15,8 +15,12 @@ from agent.app import Agent, build_agent
 from agent.config import Settings
 from agent.providers.registry import ProviderRegistry
 from tests.support.fake_provider import FakeProvider
+
+# Session fixtures shared by every package: one OpenBao dev server per run, one JWT signer.
+from tests.support.jwt_signer import jwt_signer  # noqa: F401
 from tests.support.kubelet import POD_UID, Kubelet
 from tests.support.mounts import force_unmount_under, is_root
+from tests.support.openbao import openbao, openbao_tls  # noqa: F401
 
 SPC_YAML = """\
 apiVersion: secrets-store.csi.x-k8s.io/v1

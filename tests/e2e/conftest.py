@@ -28,15 +28,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.jwt_signer import JwtSigner, jwt_signer  # noqa: F401
+from tests.support.jwt_signer import JwtSigner
 from tests.support.mounts import force_unmount_under, is_root, mounts_under
-from tests.support.openbao import (  # noqa: F401
-    BaoAdmin,
-    OpenBaoServer,
-    free_port,
-    openbao,
-    unique,
-)
+from tests.support.openbao import BaoAdmin, OpenBaoServer, free_port, unique
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "default"
@@ -115,7 +109,7 @@ def _yaml_scalar(value: str | int) -> str:
 
 
 @pytest.fixture(scope="module")
-def vault(openbao: OpenBaoServer, jwt_signer: JwtSigner) -> VaultSetup:  # noqa: F811
+def vault(openbao: OpenBaoServer, jwt_signer: JwtSigner) -> VaultSetup:
     admin = BaoAdmin(openbao)
     kv = admin.enable_kv(2)
     policy = admin.write_policy(unique("e2e-read"), {f"{kv}/data/app/*": ["read"]})
