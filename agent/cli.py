@@ -16,11 +16,13 @@ import stat
 import sys
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
 from agent import __version__
 from agent.config import socket_path_from_endpoint
 from agent.errors import AgentError, ConfigError
 from agent.flags import parse_settings
+from agent.fs.paths import target_pod_uid
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +66,7 @@ def _mount(args: list[str]) -> int:
     add = parser.add_argument
     add("--pod", required=True, help="pod name")
     add("--namespace", default="default")
-    add("--uid", default="", help="pod UID (random when empty)")
+    add("--uid", default="", help="pod UID (default: from a kubelet-style target, else random)")
     add("--service-account", default="default")
     add(
         "--spc",
@@ -82,11 +84,13 @@ def _mount(args: list[str]) -> int:
     add("--secret", action="append", default=[], metavar="K=V", help="node-publish secret entry")
     add("--show-contents", action="store_true", help="also print file contents")
     ns = parser.parse_args(args)
+    target = os.path.abspath(ns.target)
+    parsed = target_pod_uid(target)
     volume = PodVolume(
-        target_path=os.path.abspath(ns.target),
+        target_path=target,
         pod_name=ns.pod,
         namespace=ns.namespace,
-        pod_uid=ns.uid or str(uuid.uuid4()),
+        pod_uid=ns.uid or (parsed[0] if parsed else str(uuid.uuid4())),
         service_account=ns.service_account,
         secret_provider_class=ns.spc,
         attributes=_pairs(ns.attr, "--attr"),
@@ -94,6 +98,8 @@ def _mount(args: list[str]) -> int:
         secrets=_pairs(ns.secret, "--secret"),
         volume_id=ns.volume_id,
     )
+    if not volume.volume_id:
+        volume = replace(volume, volume_id=_volume_id(volume.target_path, volume.pod_uid))
     asyncio.run(publish(socket_path_from_endpoint(ns.endpoint), volume))
     print(f"mounted {volume.target_path}")
     for line in describe_volume(volume.target_path, ns.show_contents):
@@ -102,14 +108,23 @@ def _mount(args: list[str]) -> int:
 
 
 def _unmount(args: list[str]) -> int:
-    from agent.csi.client import ephemeral_volume_id, unpublish
+    from agent.csi.client import unpublish
 
     ns = _client_parser("secrets-store-agent unmount").parse_args(args)
     target = os.path.abspath(ns.target)
-    volume_id = ns.volume_id or ephemeral_volume_id("", target)
+    volume_id = ns.volume_id or _volume_id(target)
     asyncio.run(unpublish(socket_path_from_endpoint(ns.endpoint), volume_id, target))
     print(f"unmounted {target}")
     return 0
+
+
+def _volume_id(target: str, pod_uid: str = "") -> str:
+    """Kubelet's id for the volume when the target follows its layout, else one from the path."""
+    from agent.csi.client import ephemeral_volume_id
+
+    parsed = target_pod_uid(target)
+    uid, name = parsed if parsed else (pod_uid, target)
+    return ephemeral_volume_id(uid, name)
 
 
 def describe_volume(target: str, show_contents: bool = False) -> list[str]:

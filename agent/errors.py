@@ -39,6 +39,8 @@ class InvalidRequest(AgentError):
 class ConfigError(AgentError):
     """A flag or setting is invalid; raised at start-up."""
 
+    reason = "InvalidConfiguration"
+
 
 class SecretProviderClassNotFound(AgentError):
     reason = "SecretProviderClassNotFound"

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from agent.cli import _volume_id, main
+
+
+def test_version_prints_upstream_shaped_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"BuildVersion", "GitCommit", "BuildDate"}
+
+
+def test_bad_flag_exits_2_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--rotation-poll-interval=soon"]) == 2
+    assert "--rotation-poll-interval" in capsys.readouterr().err
+
+
+def test_missing_standalone_dir_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--endpoint=unix:///tmp/never.sock", "--metrics-addr=", "--health-addr="]) == 1
+    assert "--standalone-dir is required" in capsys.readouterr().out
+
+
+def test_volume_id_matches_kubelet_for_its_layout() -> None:
+    target = "/var/lib/kubelet/pods/uid-1/volumes/kubernetes.io~csi/secrets/mount"
+    expected = "csi-" + hashlib.sha256(b"uid-1" + b"secrets").hexdigest()
+    assert _volume_id(target) == expected
+    assert _volume_id("/tmp/elsewhere", "u").startswith("csi-")
