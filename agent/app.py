@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import structlog
 
 from agent import __version__
 from agent.aio.locks import KeyedLock
+from agent.aio.loop_monitor import LoopLagMonitor
 from agent.config import Settings
 from agent.core.mount_table import MountTable
 from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
@@ -47,18 +49,19 @@ class Agent:
     metadata: JsonVolumeMetadata
     mounter: VolumeMounter
     metrics: Metrics = field(repr=False)
-    health_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    loop_monitor: LoopLagMonitor = field(default_factory=LoopLagMonitor, repr=False)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     async def start(self) -> None:
+        """Recover state, then serve. On failure the caller still calls ``stop``."""
         recovered = await rebuild_mount_table(
             self.statuses, self.metadata, self.mounter, self.table
         )
+        self._spawn(self.loop_monitor.run(), "loop-lag-monitor")
         await self.web.start()
         await self.csi.start()
         if self.settings.provider_health_check:
-            self.health_task = asyncio.create_task(
-                self._check_plugins(), name="provider-health-check"
-            )
+            self._spawn(self._check_plugins(), "provider-health-check")
         log.info(
             "agent.started",
             version=__version__,
@@ -69,12 +72,17 @@ class Agent:
             recovered_volumes=recovered,
         )
 
+    def _spawn(self, work: Coroutine[None, None, None], name: str) -> None:
+        self.tasks.append(asyncio.create_task(work, name=name))
+
     async def stop(self) -> None:
-        if self.health_task is not None:
-            self.health_task.cancel()
+        """Reverse order of start: stop taking calls, drain them, then the rest."""
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self.health_task
-            self.health_task = None
+                await task
+        self.tasks.clear()
         await self.csi.stop(self.settings.shutdown_grace)
         await self.web.stop()
         await self.providers.close()
@@ -134,14 +142,17 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
     async def socket_serving() -> bool:
         return csi.serving()
 
+    loop_monitor = LoopLagMonitor()
     web = WebServer(
         metrics_addr=settings.metrics_addr,
         health_addr=settings.health_addr,
         metrics=metrics,
-        health_checks={"csi-socket": socket_serving},
+        health_checks={"event-loop": loop_monitor.healthy, "csi-socket": socket_serving},
         ready_checks={"csi-socket": socket_serving},
     )
-    return Agent(settings, providers, csi, web, table, statuses, metadata, mounter, metrics)
+    return Agent(
+        settings, providers, csi, web, table, statuses, metadata, mounter, metrics, loop_monitor
+    )
 
 
 def _configuration_sources(settings: Settings) -> tuple[SecretProviderClassSource, PodStatusStore]:
@@ -189,8 +200,8 @@ async def serve(settings: Settings, registry: ProviderRegistry | None = None) ->
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await agent.start()
     try:
+        await agent.start()
         await stop.wait()
         log.info("agent.stopping")
     finally:

@@ -3,6 +3,7 @@ grpcio kubelet that drives it."""
 
 from __future__ import annotations
 
+import logging
 import os
 import textwrap
 from collections.abc import AsyncIterator, Iterator
@@ -10,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+import structlog
 
 from agent.app import Agent, build_agent
 from agent.config import Settings
@@ -83,6 +85,18 @@ def agent_settings(root: Path, **overrides: object) -> Settings:
         shutdown_grace=5.0,
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """A test that configures logging (e.g. through the CLI) must not leave later tests writing to
+    its captured, now closed, stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

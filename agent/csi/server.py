@@ -49,6 +49,7 @@ class CsiServer:
         self._server = _ClosingServer(services)
         self._path = socket_path
         self._inflight = inflight
+        self._started = False
         listen(self._server, RecvRequest, _log_request)
 
     @classmethod
@@ -83,6 +84,7 @@ class CsiServer:
             await self._server.start(path=self._path)
         finally:
             os.umask(previous)
+        self._started = True
         os.chmod(self._path, SOCKET_MODE)
         log.info("csi.serving", socket=self._path)
 
@@ -94,6 +96,9 @@ class CsiServer:
 
     async def stop(self, grace: float) -> None:
         """Refuse new calls, let running ones finish within ``grace`` seconds, then close."""
+        if not self._started:
+            return  # never bound (e.g. a refused --endpoint): nothing to close, nothing to unlink
+        self._started = False
         drained = await self._inflight.drain(grace)
         if not drained:
             log.warning("csi.drain_timeout", in_flight=self._inflight.count, grace_s=grace)
