@@ -154,11 +154,14 @@ class PublishVolume:
         try:
             await self._mount(attempt)
             result = await self._fetch(attempt, provider)
-            # No files but versions: a legacy plugin wrote into target_path itself (upstream #551).
-            changed = bool(result.files) and await self._ports.writer.write(
-                attempt.request.target_path, result.files
-            )
-            await self._record(attempt, result)
+            store = asyncio.ensure_future(self._store(attempt, result))
+            try:
+                changed = await asyncio.shield(store)
+            except asyncio.CancelledError:
+                # Let a running file write finish before the undo unmounts: a write landing
+                # after the unmount could put secret bytes on the node's disk.
+                await asyncio.wait({store})
+                raise
         except Exception as err:
             if attempt.is_remount:
                 return self._mask_remount_failure(attempt, err)
@@ -229,6 +232,15 @@ class PublishVolume:
         if not result.versions:
             raise ProviderError(f"provider {attempt.provider!r} returned no object versions")
         return result
+
+    async def _store(self, attempt: _Attempt, result: MountResult) -> bool:
+        """Write the files, then record them; True when the visible content changed."""
+        # No files but versions: a legacy plugin wrote into target_path itself (upstream #551).
+        changed = bool(result.files) and await self._ports.writer.write(
+            attempt.request.target_path, result.files
+        )
+        await self._record(attempt, result)
+        return changed
 
     async def _record(self, attempt: _Attempt, result: MountResult) -> None:
         request, identity = attempt.request, attempt.identity

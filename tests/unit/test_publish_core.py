@@ -1,0 +1,142 @@
+"""PublishVolume against in-memory ports: ordering guarantees that are hard to provoke for real."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from agent.aio.locks import KeyedLock
+from agent.core.mount_table import MountTable
+from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
+from agent.errors import ProviderError
+from agent.model import PodStatus, PublishRequest, SecretFile, SecretProviderClass
+from agent.providers.registry import ProviderRegistry
+from tests.support.fake_provider import FakeProvider
+
+TARGET = "/var/lib/kubelet/pods/u/volumes/kubernetes.io~csi/s/mount"
+CONTEXT = {
+    "secretProviderClass": "app",
+    "csi.storage.k8s.io/pod.name": "web-0",
+    "csi.storage.k8s.io/pod.namespace": "default",
+    "csi.storage.k8s.io/pod.uid": "u",
+}
+
+
+class Journal:
+    """Every port appends what it did, so tests can assert on the order of effects."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.mounted: set[str] = set()
+        self.write_gate: asyncio.Event | None = None
+        self.write_started = asyncio.Event()
+
+    async def get(self, namespace: str, name: str) -> SecretProviderClass:
+        return SecretProviderClass(name, namespace, "fake", {"objects": "x"})
+
+    async def is_mounted(self, target: str) -> bool:
+        return target in self.mounted
+
+    async def mount(self, target: str) -> None:
+        self.mounted.add(target)
+        self.events.append("mount")
+
+    async def unmount(self, target: str) -> None:
+        self.mounted.discard(target)
+        self.events.append("unmount")
+
+    async def write(self, target: str, files: Sequence[SecretFile]) -> bool:
+        self.events.append("write.start")
+        self.write_started.set()
+        if self.write_gate is not None:
+            await self.write_gate.wait()
+        self.events.append("write.end")
+        return True
+
+    async def save(self, target: str, document: Mapping[str, object]) -> None:
+        self.events.append("metadata")
+
+    async def load(self, target: str) -> dict[str, object] | None:
+        return None
+
+    async def upsert(self, status: PodStatus) -> None:
+        self.events.append("status")
+
+    async def delete(self, namespace: str, name: str) -> None:
+        self.events.append("status.delete")
+
+    async def load_all(self) -> list[PodStatus]:
+        return []
+
+    def publish_succeeded(self, provider: str, seconds: float) -> None:
+        self.events.append("ok")
+
+    def publish_failed(self, provider: str, error_type: str, seconds: float) -> None:
+        self.events.append(f"failed:{error_type}")
+
+    def unpublish_succeeded(self) -> None: ...
+
+    def unpublish_failed(self) -> None: ...
+
+
+def make(journal: Journal, provider: FakeProvider, **settings: object) -> PublishVolume:
+    registry = ProviderRegistry(
+        timeout=5,
+        version_key=b"k",
+        factories={"fake": lambda _c: provider},
+        load_entry_points=False,
+    )
+    ports = PublishPorts(journal, registry, journal, journal, journal, journal, journal)
+    return PublishVolume(
+        ports,
+        PublishSettings(node_name="n", **settings),
+        MountTable(),
+        KeyedLock(),  # type: ignore[arg-type]
+    )
+
+
+def request() -> PublishRequest:
+    return PublishRequest("v", TARGET, True, True, CONTEXT, {})
+
+
+async def test_first_publish_order() -> None:
+    journal = Journal()
+    await make(journal, FakeProvider())(request())
+    assert journal.events == ["mount", "write.start", "write.end", "metadata", "status", "ok"]
+
+
+async def test_cancelled_publish_finishes_the_write_before_unmounting() -> None:
+    journal = Journal()
+    journal.write_gate = asyncio.Event()
+    task = asyncio.create_task(make(journal, FakeProvider())(request()))
+    await journal.write_started.wait()
+    task.cancel()
+    await asyncio.sleep(0.01)
+    assert "unmount" not in journal.events, "unmounted while a write was still running"
+    journal.write_gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert journal.events.index("write.end") < journal.events.index("unmount")
+    assert TARGET not in journal.mounted
+
+
+async def test_failed_first_publish_unmounts_and_deletes_status() -> None:
+    journal = Journal()
+    provider = FakeProvider()
+    provider.error = ProviderError("denied")
+    with pytest.raises(ProviderError):
+        await make(journal, provider)(request())
+    assert journal.events == ["mount", "unmount", "status.delete", "failed:GRPCProviderError"]
+
+
+async def test_failed_remount_is_masked_and_keeps_the_volume() -> None:
+    journal = Journal()
+    provider = FakeProvider()
+    publish = make(journal, provider, rotation_enabled=True, rotation_poll_interval=0.0)
+    await publish(request())
+    provider.error = ProviderError("store down")
+    outcome = await publish(request())
+    assert outcome.action == "remount_failed"
+    assert TARGET in journal.mounted and "unmount" not in journal.events
