@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from agent.core.pod_info import tokens_json
@@ -17,10 +18,18 @@ def check_request(request: PublishRequest) -> None:
         raise InvalidRequest("Volume ID missing in request")
     if not request.target_path:
         raise InvalidRequest("Target path missing in request")
-    if not request.target_path.startswith("/") and ":" not in request.target_path[:3]:
-        raise InvalidRequest("Target path must be absolute")
+    check_target_path(request.target_path)
     if not request.volume_context:
         raise InvalidRequest("Volume attributes missing in request")
+
+
+def check_target_path(target_path: str) -> None:
+    """Kubelet sends absolute, clean paths; anything else would mount somewhere unintended."""
+    windows_drive = len(target_path) > 2 and target_path[1] == ":"
+    if not (target_path.startswith("/") or windows_drive):
+        raise InvalidRequest(f"Target path must be absolute: {target_path!r}")
+    if ".." in re.split(r"[\\/]", target_path) or "\0" in target_path:
+        raise InvalidRequest(f"Target path must not contain '..' or NUL: {target_path!r}")
 
 
 def merge_attributes(parameters: Mapping[str, str], request: PublishRequest) -> dict[str, str]:

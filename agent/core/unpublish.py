@@ -8,6 +8,7 @@ import structlog
 
 from agent.aio.locks import KeyedLock
 from agent.core.mount_table import MountTable
+from agent.core.publish_request import check_target_path
 from agent.errors import AgentError, InvalidRequest
 from agent.model import pod_status_name
 from agent.ports import PodStatusStore, PublishObserver, VolumeMounter
@@ -37,6 +38,7 @@ class UnpublishVolume:
                 raise InvalidRequest("Volume ID missing in request")
             if not target_path:
                 raise InvalidRequest("Target path missing in request")
+            check_target_path(target_path)
             async with self._locks.hold(target_path):
                 await self._mounter.unmount(target_path)
                 record = self._table.forget(target_path)

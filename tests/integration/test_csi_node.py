@@ -511,3 +511,16 @@ async def test_restarted_agent_rebuilds_its_mount_table(harness: AgentHarness) -
         assert mounts_under(target) == []
     finally:
         await restarted.stop()
+
+
+@pytest.mark.parametrize(
+    "target", ["relative/mount", "/var/lib/kubelet/pods/u/../../../../etc/mount", "/x/\0/mount"]
+)
+async def test_unclean_target_paths_are_refused(harness: AgentHarness, target: str) -> None:
+    for call in (
+        harness.kubelet.publish(publish_request(target)),
+        harness.kubelet.unpublish("v", target),
+    ):
+        details = await expect_error(call, grpc.StatusCode.INVALID_ARGUMENT)
+        assert "Target path must" in details
+    assert harness.provider.requests == []
