@@ -524,3 +524,27 @@ async def test_unclean_target_paths_are_refused(harness: AgentHarness, target: s
         details = await expect_error(call, grpc.StatusCode.INVALID_ARGUMENT)
         assert "Target path must" in details
     assert harness.provider.requests == []
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_payload_bytes": 1024}])
+async def test_oversized_content_is_refused_and_nothing_written(harness: AgentHarness) -> None:
+    harness.provider.files = {"small": b"x" * 100, "big": b"y" * 2000}
+    target = harness.target()
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(target)), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "big" in details and "1024" in details
+    assert "yyyy" not in details
+    assert mounts_under(target) == [] and not os.path.exists(target)
+
+
+@pytest.mark.parametrize("mode", [0o4755, -1, 0o10000])
+async def test_bad_file_modes_are_refused(harness: AgentHarness, mode: int) -> None:
+    harness.provider.files = {"setuid-please": b"x"}
+    harness.provider.modes = {"setuid-please": mode}
+    target = harness.target()
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(target)), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "setuid-please" in details
+    assert mounts_under(target) == []
