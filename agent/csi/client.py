@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from grpclib.client import Channel
@@ -83,32 +84,31 @@ def ephemeral_volume_id(pod_uid: str, volume_name: str) -> str:
 
 
 async def publish(socket_path: str, volume: PodVolume, timeout: float = 120.0) -> None:
-    async with _node(socket_path) as node:
+    async with _node_stub(socket_path) as node:
         await _call(node.node_publish_volume(volume.request(), timeout=timeout))
 
 
 async def unpublish(
     socket_path: str, volume_id: str, target_path: str, timeout: float = 120.0
 ) -> None:
-    async with _node(socket_path) as node:
+    async with _node_stub(socket_path) as node:
         request = csi.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target_path)
         await _call(node.node_unpublish_volume(request, timeout=timeout))
 
 
-class _node:
-    def __init__(self, socket_path: str) -> None:
-        self._channel = Channel(path=socket_path)
-
-    async def __aenter__(self) -> csi.NodeStub:
-        return csi.NodeStub(self._channel)
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._channel.close()
-
-
-async def _call(pending: object) -> None:
+@asynccontextmanager
+async def _node_stub(socket_path: str) -> AsyncIterator[csi.NodeStub]:
+    channel = Channel(path=socket_path)
     try:
-        await pending  # type: ignore[misc]
+        yield csi.NodeStub(channel)
+    finally:
+        channel.close()
+
+
+async def _call(pending: Awaitable[object]) -> None:
+    """Turn transport and status errors into one message a person can act on."""
+    try:
+        await pending
     except GRPCError as err:
         raise CallFailed(f"{err.status.name}: {err.message}") from None
     except (ConnectionError, OSError) as err:
