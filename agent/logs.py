@@ -8,11 +8,13 @@ message quotes a credential. The publish path registers the exact secret values 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
 import sys
 import threading
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 import structlog
@@ -147,8 +149,22 @@ def _is_sensitive_key(key: str) -> bool:
     return _SENSITIVE_KEY.search(lowered) is not None
 
 
-def _scrub_text(text: str) -> str:
+def scrub_text(text: str) -> str:
+    """Secret-shaped strings and registered values replaced; for error messages, too."""
     return _sensitive.scrub(_SECRET_SHAPED.sub(REDACTED, text))
+
+
+@contextlib.contextmanager
+def scrubbing(values: Iterable[str]) -> Iterator[None]:
+    """Register ``values`` for the duration of one request (e.g. its node-publish secrets)."""
+    held = [value for value in values if value]
+    for value in held:
+        register_sensitive(value)
+    try:
+        yield
+    finally:
+        for value in held:
+            forget_sensitive(value)
 
 
 def _clean(value: object, depth: int = 0) -> object:
@@ -156,14 +172,14 @@ def _clean(value: object, depth: int = 0) -> object:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return _scrub_text(value)
+        return scrub_text(value)
     if depth >= _MAX_DEPTH:
         return "<...>"
     if isinstance(value, dict):
         return {k: _clean_item(k, v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_clean(v, depth + 1) for v in value]
-    return _scrub_text(_describe(value))
+    return scrub_text(_describe(value))
 
 
 def _describe(value: object) -> str:
@@ -267,4 +283,6 @@ __all__ = [
     "get_logger",
     "redact",
     "register_sensitive",
+    "scrub_text",
+    "scrubbing",
 ]

@@ -75,16 +75,15 @@ class NodeService(csi.NodeBase):
     async def node_publish_volume(
         self, message: csi.NodePublishVolumeRequest
     ) -> csi.NodePublishVolumeResponse:
-        await self.publish(
-            PublishRequest(
-                volume_id=message.volume_id,
-                target_path=message.target_path,
-                has_capability=message.volume_capability is not None,
-                readonly=message.readonly,
-                volume_context=message.volume_context,
-                secrets=message.secrets,
-            )
+        request = PublishRequest(
+            volume_id=message.volume_id,
+            target_path=message.target_path,
+            has_capability=message.volume_capability is not None,
+            readonly=message.readonly,
+            volume_context=message.volume_context,
+            secrets=message.secrets,
         )
+        await self.publish(request)
         return csi.NodePublishVolumeResponse()
 
     @guarded

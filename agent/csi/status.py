@@ -11,6 +11,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from agent import errors
+from agent.logs import scrub_text
 
 _CODES: tuple[tuple[type[errors.AgentError], Status], ...] = (
     (errors.ShuttingDown, Status.UNAVAILABLE),
@@ -41,7 +42,8 @@ def to_grpc_error(error: BaseException) -> GRPCError:
     if isinstance(error, GRPCError):
         return error
     if isinstance(error, errors.AgentError):
-        return GRPCError(code_for(error), error.message)
+        # Kubelet turns this text into a pod event anyone with `kubectl describe` can read.
+        return GRPCError(code_for(error), scrub_text(error.message))
     # Unexpected: the type name only, since arbitrary exception text may quote secret material.
     return GRPCError(
         Status.INTERNAL, f"internal error ({type(error).__name__}); see the agent's logs"

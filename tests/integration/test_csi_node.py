@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import stat
 from pathlib import Path
@@ -548,3 +549,22 @@ async def test_bad_file_modes_are_refused(harness: AgentHarness, mode: int) -> N
     )
     assert "setuid-please" in details
     assert mounts_under(target) == []
+
+
+async def test_node_publish_secret_quoted_by_a_provider_is_scrubbed(
+    harness: AgentHarness,
+) -> None:
+    from agent.logs import configure_logging
+
+    lines = io.StringIO()
+    configure_logging(json=True, verbosity=0, stream=lines)
+    secret = "np-secret-Zq81vX"
+    harness.provider.error = ProviderError(f"login failed for client secret {secret}")
+    request = publish_request(harness.target(), secrets={"clientsecret": secret})
+    details = await expect_error(
+        harness.kubelet.publish(request), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    assert "login failed" in details and secret not in details
+    assert "[REDACTED]" in details
+    assert "node_publish.failed" in lines.getvalue()
+    assert secret not in lines.getvalue()
