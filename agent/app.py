@@ -137,6 +137,7 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         publish=publish,
         unpublish=unpublish,
         socket_path=settings.socket_path,
+        trace_requests=settings.verbosity >= 1,
     )
 
     async def socket_serving() -> bool:
