@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import stat
 from pathlib import Path
@@ -568,3 +569,16 @@ async def test_node_publish_secret_quoted_by_a_provider_is_scrubbed(
     assert "[REDACTED]" in details
     assert "node_publish.failed" in lines.getvalue()
     assert secret not in lines.getvalue()
+
+
+@pytest.mark.parametrize("settings_overrides", [{"verbosity": 1}])
+async def test_verbose_agent_traces_each_request(harness: AgentHarness) -> None:
+    from agent.logs import configure_logging
+
+    lines = io.StringIO()
+    configure_logging(json=True, verbosity=1, stream=lines)
+    await harness.kubelet.call("Identity", "Probe", csi.ProbeRequest(), csi.ProbeResponse)
+    traced = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert any(
+        e["event"] == "csi.request" and e["method"] == "/csi.v1.Identity/Probe" for e in traced
+    )
