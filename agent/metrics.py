@@ -130,6 +130,17 @@ class Metrics:
     def unpublish_failed(self) -> None:
         self.node_unpublish_error.labels(os_type=self.os_type).inc()
 
+    def remount_done(self, provider: str, rotated: bool, error_type: str, seconds: float) -> None:
+        """A refetching republish: kubelet saw success (errors are masked), so upstream counts it
+        in node_publish_total (done by publish_succeeded) and, when it failed, in the errors."""
+        if error_type:
+            self.node_publish_error.labels(
+                provider=provider, error_type=error_type, os_type=self.os_type
+            ).inc()
+            self.rotation_failed(provider, error_type, rotated)
+            return
+        self.rotation_succeeded(provider, rotated, seconds)
+
     def rotation_succeeded(self, provider: str, rotated: bool, seconds: float) -> None:
         self.rotation_reconcile.labels(
             provider=provider, os_type=self.os_type, rotated=_flag(rotated)

@@ -1,7 +1,7 @@
 """NodePublishVolume as a short pipeline of named steps.
 
 Order follows upstream (reference §3.5): request validation, pod info, mount-point check (a
-republish of a mounted volume returns fast), SecretProviderClass lookup in the pod's namespace,
+republish of a known volume returns fast), SecretProviderClass lookup in the pod's namespace,
 parameter merge (volume attributes win), readonly, tmpfs mount, provider fetch, atomic write,
 mount-table record, pod status. A failed first publish unmounts what it mounted; a failed
 remount (rotation) is masked so kubelet never tears down a working volume (k/k#121271).
@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import structlog
 
 from agent.aio.locks import KeyedLock
 from agent.core.mount_table import MountTable
 from agent.core.pod_info import read_pod_identity
+from agent.core.publish_attempt import Attempt, PublishOutcome, run_to_completion
+from agent.core.publish_report import PublishReport
 from agent.core.publish_request import check_request, merge_attributes
-from agent.core.records import record_to_metadata
+from agent.core.records import record_from_metadata, record_to_metadata
 from agent.errors import (
     AgentError,
     InvalidRequest,
@@ -32,11 +34,9 @@ from agent.errors import (
 from agent.model import (
     SECRET_PROVIDER_CLASS,
     MountResult,
-    PodIdentity,
     PodStatus,
     ProviderRequest,
     PublishRequest,
-    SecretProviderClass,
     VolumeRecord,
     pod_status_name,
 )
@@ -51,6 +51,8 @@ from agent.ports import (
     VolumeMounter,
 )
 
+__all__ = ["PublishOutcome", "PublishPorts", "PublishSettings", "PublishVolume"]
+
 log = structlog.get_logger("agent.publish")
 
 
@@ -62,13 +64,6 @@ class PublishSettings:
     provider_timeout: float = 90.0
 
 
-@dataclass(frozen=True, slots=True)
-class PublishOutcome:
-    provider: str
-    action: str  # mounted | already_mounted | rotated | unchanged | remount_failed
-    files: int = 0
-
-
 @dataclass(slots=True)
 class PublishPorts:
     spcs: SecretProviderClassSource
@@ -78,19 +73,6 @@ class PublishPorts:
     statuses: PodStatusStore
     metadata: VolumeMetadataStore
     observer: PublishObserver
-
-
-@dataclass(slots=True)
-class _Attempt:
-    """What the steps of one publish learn, in order."""
-
-    request: PublishRequest
-    identity: PodIdentity
-    spc_name: str
-    provider: str = ""
-    attributes: dict[str, str] = field(default_factory=dict)
-    is_remount: bool = False
-    mounted_here: bool = False
 
 
 class PublishVolume:
@@ -107,92 +89,88 @@ class PublishVolume:
         self._table = table
         self._locks = locks
         self._clock = clock
+        self._report = PublishReport(ports.observer)
 
     async def __call__(self, request: PublishRequest) -> PublishOutcome:
         started = time.perf_counter()
-        attempt: _Attempt | None = None
+        attempt: Attempt | None = None
         try:
             check_request(request)
-            attempt = _Attempt(
+            attempt = Attempt(
                 request=request,
                 identity=read_pod_identity(request.volume_context, request.secrets),
                 spc_name=request.volume_context.get(SECRET_PROVIDER_CLASS, ""),
             )
             async with self._locks.hold(request.target_path):
                 outcome = await self._run(attempt)
-        except Exception as err:
-            provider = attempt.provider if attempt else ""
-            reason = err.reason if isinstance(err, AgentError) else "FailedToMount"
-            self._ports.observer.publish_failed(provider, reason, time.perf_counter() - started)
-            log.warning(
-                "node_publish.failed",
-                **_context(request, attempt, started),
-                reason=reason,
-                error=safe_message(err),
-            )
+        except asyncio.CancelledError:
+            # Kubelet's deadline or shutdown: still one line and one count per call.
+            self._report.failed(request, attempt, "Cancelled", "the call was cancelled", started)
             raise
-        self._ports.observer.publish_succeeded(outcome.provider, time.perf_counter() - started)
-        log.info(
-            "node_publish.completed",
-            **_context(request, attempt, started),
-            outcome=outcome.action,
-            files=outcome.files,
-        )
+        except Exception as err:
+            reason = err.reason if isinstance(err, AgentError) else "FailedToMount"
+            self._report.failed(request, attempt, reason, safe_message(err), started)
+            raise
+        self._report.succeeded(request, attempt, outcome, started)
         return outcome
 
-    async def _run(self, attempt: _Attempt) -> PublishOutcome:
+    async def _run(self, attempt: Attempt) -> PublishOutcome:
         existing = await self._existing_mount(attempt)
         if existing is not None:
             return existing
-        spc = await self._load_class(attempt)
-        attempt.attributes = merge_attributes(spc.parameters, attempt.request)
-        if not attempt.request.readonly:
-            raise InvalidRequest(
-                "Readonly is not true in request (set csi.readOnly: true on the volume)"
-            )
-        provider = self._ports.providers.get(attempt.provider)
         try:
+            provider = await self._prepare(attempt)
             await self._mount(attempt)
             result = await self._fetch(attempt, provider)
-            store = asyncio.ensure_future(self._store(attempt, result))
-            try:
-                changed = await asyncio.shield(store)
-            except asyncio.CancelledError:
-                # Let a running file write finish before the undo unmounts: a write landing
-                # after the unmount could put secret bytes on the node's disk.
-                await asyncio.wait({store})
-                raise
+            changed = await run_to_completion(self._store(attempt, result))
+        except asyncio.CancelledError:
+            await asyncio.shield(self._undo(attempt))
+            raise
         except Exception as err:
             if attempt.is_remount:
                 return self._mask_remount_failure(attempt, err)
-            await self._undo_mount(attempt)
+            await self._undo(attempt)
             raise
-        except asyncio.CancelledError:
-            # Kubelet gave up (deadline); still leave nothing mounted behind.
-            await asyncio.shield(self._undo_mount(attempt))
-            raise
-        action = "mounted" if not attempt.is_remount else ("rotated" if changed else "unchanged")
-        return PublishOutcome(attempt.provider, action, len(result.files))
+        if not attempt.is_remount:
+            return PublishOutcome(attempt.provider, "mounted", len(result.files))
+        action = "rotated" if changed else "unchanged"
+        return PublishOutcome(attempt.provider, action, len(result.files), remount=True)
 
-    async def _existing_mount(self, attempt: _Attempt) -> PublishOutcome | None:
-        """A mounted target is idempotent; with rotation on, a stale one is refetched (remount)."""
+    async def _existing_mount(self, attempt: Attempt) -> PublishOutcome | None:
+        """A known mounted volume is idempotent; with rotation on, a stale one is refetched.
+
+        A mount the agent cannot vouch for (no record, no metadata: e.g. the agent died between
+        mounting and writing) is not a working volume: it is filled like a first publish.
+        """
         target = attempt.request.target_path
         if not await self._ports.mounter.is_mounted(target):
             return None
-        record = self._table.get(target)
-        if record is not None:
-            # Kubelet sends fresh tokens on each republish; keep them for later rotations.
-            record.pod = attempt.identity
-            attempt.provider = record.provider
-        if not self._settings.rotation_enabled or (
-            record is not None
-            and self._clock() < record.updated_at + self._settings.rotation_poll_interval
-        ):
+        record = self._table.get(target) or await self._adopt(target)
+        if record is None:
+            log.warning("node_publish.unknown_mount", target_path=target)
+            attempt.mounted_here = True  # ours to fill, and to unmount if that fails
+            return None
+        # Kubelet sends fresh tokens on each republish; keep them for later rotations.
+        record.pod = attempt.identity
+        attempt.provider = record.provider
+        attempt.current_versions = record.versions
+        due = record.updated_at + self._settings.rotation_poll_interval
+        if not self._settings.rotation_enabled or self._clock() < due:
             return PublishOutcome(attempt.provider, "already_mounted")
         attempt.is_remount = True
         return None
 
-    async def _load_class(self, attempt: _Attempt) -> SecretProviderClass:
+    async def _adopt(self, target: str) -> VolumeRecord | None:
+        """Recover a volume mounted before a restart from the metadata kept beside it."""
+        document = await self._ports.metadata.load(target)
+        record = record_from_metadata(document) if document else None
+        if record is None or record.target_path != target:
+            return None
+        self._table.put(record)
+        return record
+
+    async def _prepare(self, attempt: Attempt) -> Provider:
+        """SecretProviderClass, merged attributes, readonly, and the provider to ask."""
         if not attempt.spc_name:
             raise InvalidRequest(f"{SECRET_PROVIDER_CLASS} is not set in the volume attributes")
         spc = await self._ports.spcs.get(attempt.identity.namespace, attempt.spc_name)
@@ -206,43 +184,64 @@ class PublishVolume:
                 f"spec.parameters is not set in secretproviderclass {ref}"
             )
         attempt.provider = spc.provider
-        return spc
+        attempt.attributes = merge_attributes(spc.parameters, attempt.request)
+        if not attempt.request.readonly:
+            raise InvalidRequest(
+                "Readonly is not true in request (set csi.readOnly: true on the volume)"
+            )
+        return self._ports.providers.get(spc.provider)
 
-    async def _mount(self, attempt: _Attempt) -> None:
-        if attempt.is_remount:
+    async def _mount(self, attempt: Attempt) -> None:
+        if attempt.is_remount or attempt.mounted_here:
             return
-        await self._ports.mounter.mount(attempt.request.target_path)
         attempt.mounted_here = True
+        await run_to_completion(self._ports.mounter.mount(attempt.request.target_path))
 
-    async def _fetch(self, attempt: _Attempt, provider: Provider) -> MountResult:
+    async def _fetch(self, attempt: Attempt, provider: Provider) -> MountResult:
         request = ProviderRequest(
             attributes=attempt.attributes,
             secrets=attempt.request.secrets,
             identity=attempt.identity,
             target_path=attempt.request.target_path,
+            current_versions=attempt.current_versions,
         )
-        timeout = self._settings.provider_timeout
+        timeout, name = self._settings.provider_timeout, attempt.provider
         try:
             async with asyncio.timeout(timeout):
                 result = await provider.mount(request)
         except TimeoutError:
-            raise ProviderTimeout(
-                f"provider {attempt.provider!r} did not answer within {timeout:g}s"
-            ) from None
+            raise ProviderTimeout(f"provider {name!r} did not answer within {timeout:g}s") from None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being cancelled
+            # The provider cancelled itself; without this the caller would hang to its deadline.
+            raise ProviderError(f"provider {name!r} cancelled its own call") from None
         if not result.versions:
-            raise ProviderError(f"provider {attempt.provider!r} returned no object versions")
+            raise ProviderError(f"provider {name!r} returned no object versions")
         return result
 
-    async def _store(self, attempt: _Attempt, result: MountResult) -> bool:
+    async def _store(self, attempt: Attempt, result: MountResult) -> bool:
         """Write the files, then record them; True when the visible content changed."""
         # No files but versions: a legacy plugin wrote into target_path itself (upstream #551).
         changed = bool(result.files) and await self._ports.writer.write(
             attempt.request.target_path, result.files
         )
-        await self._record(attempt, result)
+        record, status = self._describe(attempt, result)
+        # Independent writes (metadata on the tmpfs, status in the store) run together; both
+        # finish before a failure is raised, so an undo never races one still running.
+        outcomes = await asyncio.gather(
+            self._ports.metadata.save(record.target_path, record_to_metadata(record)),
+            self._ports.statuses.upsert(status),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        self._table.put(record)
         return changed
 
-    async def _record(self, attempt: _Attempt, result: MountResult) -> None:
+    def _describe(self, attempt: Attempt, result: MountResult) -> tuple[VolumeRecord, PodStatus]:
         request, identity = attempt.request, attempt.identity
         now = self._clock()
         previous = self._table.get(request.target_path)
@@ -267,16 +266,10 @@ class PublishVolume:
             mounted=True,
             objects=tuple(sorted(result.versions, key=lambda v: v.id)),
         )
-        # Independent writes (volume metadata on the tmpfs, status in the store): run together.
-        await asyncio.gather(
-            self._ports.metadata.save(request.target_path, record_to_metadata(record)),
-            self._ports.statuses.upsert(status),
-        )
-        self._table.put(record)
+        return record, status
 
-    def _mask_remount_failure(self, attempt: _Attempt, err: Exception) -> PublishOutcome:
+    def _mask_remount_failure(self, attempt: Attempt, err: Exception) -> PublishOutcome:
         reason = err.reason if isinstance(err, AgentError) else "FailedToMount"
-        self._ports.observer.publish_failed(attempt.provider, reason, 0.0)
         log.warning(
             "node_publish.remount_failed",
             target_path=attempt.request.target_path,
@@ -288,30 +281,18 @@ class PublishVolume:
         if record is not None:
             # Back off a full interval instead of hammering a failing store on every republish.
             self._table.put(replace(record, updated_at=self._clock()))
-        return PublishOutcome(attempt.provider, "remount_failed")
+        return PublishOutcome(attempt.provider, "remount_failed", remount=True, error_type=reason)
 
-    async def _undo_mount(self, attempt: _Attempt) -> None:
+    async def _undo(self, attempt: Attempt) -> None:
+        """Leave nothing of a failed first publish: no mount, no status, no table entry."""
         if not attempt.mounted_here:
             return
         target, pod = attempt.request.target_path, attempt.identity
+        self._table.forget(target)
         try:
             await self._ports.mounter.unmount(target)
-            # The status may have been written just before a sibling write failed.
-            name = pod_status_name(pod.name, pod.namespace, attempt.spc_name)
-            await self._ports.statuses.delete(pod.namespace, name)
+            await self._ports.statuses.delete(
+                pod.namespace, pod_status_name(pod.name, pod.namespace, attempt.spc_name)
+            )
         except AgentError as err:
             log.error("node_publish.cleanup_failed", target_path=target, error=err.message)
-
-
-def _context(
-    request: PublishRequest, attempt: _Attempt | None, started: float
-) -> dict[str, object]:
-    """The stable keys of every publish log line (upstream logs pod and target path too)."""
-    return {
-        "pod": attempt.identity.name if attempt else None,
-        "namespace": attempt.identity.namespace if attempt else None,
-        "spc": attempt.spc_name if attempt else None,
-        "provider": attempt.provider if attempt else None,
-        "target_path": request.target_path,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-    }

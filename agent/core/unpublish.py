@@ -61,5 +61,8 @@ class UnpublishVolume:
             target_path=target_path,
             pod=record.pod.name if record else None,
             namespace=record.pod.namespace if record else None,
+            spc=record.spc_name if record else None,
+            provider=record.provider if record else None,
+            outcome="unmounted" if record else "unknown_volume",
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )

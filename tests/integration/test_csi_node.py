@@ -392,6 +392,13 @@ async def test_republish_after_interval_rotates_content(harness: AgentHarness) -
     await harness.kubelet.publish(publish_request(target))  # masked: kubelet must not tear down
     assert Path(target, "password").read_bytes() == b"rotated"
     await harness.kubelet.unpublish("v", target)
+    # Upstream's accounting: every return kubelet saw as success counts in node_publish_total,
+    # the masked failure also in the error counters; one duration sample per call.
+    body = harness.agent.metrics.exposition()[0].decode()
+    assert 'node_publish_total{os_type="linux",provider="fake"} 3.0' in body
+    assert 'error_type="GRPCProviderError",os_type="linux",provider="fake"} 1.0' in body
+    assert 'rotation_reconcile_total{os_type="linux",provider="fake",rotated="true"} 1.0' in body
+    assert 'node_publish_duration_seconds_count{os_type="linux",provider="fake"} 3.0' in body
 
 
 # ---- Shutdown and metrics ----
@@ -582,3 +589,12 @@ async def test_verbose_agent_traces_each_request(harness: AgentHarness) -> None:
     assert any(
         e["event"] == "csi.request" and e["method"] == "/csi.v1.Identity/Probe" for e in traced
     )
+
+
+async def test_a_leftover_empty_mount_is_filled_not_trusted(harness: AgentHarness) -> None:
+    """An agent killed between mount and write leaves an empty tmpfs; the retry must fill it."""
+    target = harness.target()
+    await harness.agent.mounter.mount(target)  # the leftover: mounted, empty, unknown
+    await harness.kubelet.publish(publish_request(target))
+    assert visible_names(target) == ["password", "username"]
+    assert len(harness.provider.requests) == 1

@@ -10,7 +10,7 @@ import pytest
 from agent.aio.locks import KeyedLock
 from agent.core.mount_table import MountTable
 from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
-from agent.errors import ProviderError
+from agent.errors import FileWriteError, ProviderError, SecretProviderClassNotFound
 from agent.model import PodStatus, PublishRequest, SecretFile, SecretProviderClass
 from agent.providers.registry import ProviderRegistry
 from tests.support.fake_provider import FakeProvider
@@ -32,8 +32,13 @@ class Journal:
         self.mounted: set[str] = set()
         self.write_gate: asyncio.Event | None = None
         self.write_started = asyncio.Event()
+        self.status_gate: asyncio.Event | None = None
+        self.metadata_error: Exception | None = None
+        self.spc_missing = False
 
     async def get(self, namespace: str, name: str) -> SecretProviderClass:
+        if self.spc_missing:
+            raise SecretProviderClassNotFound(f"secretproviderclass {namespace}/{name} not found")
         return SecretProviderClass(name, namespace, "fake", {"objects": "x"})
 
     async def is_mounted(self, target: str) -> bool:
@@ -56,12 +61,16 @@ class Journal:
         return True
 
     async def save(self, target: str, document: Mapping[str, object]) -> None:
+        if self.metadata_error is not None:
+            raise self.metadata_error
         self.events.append("metadata")
 
     async def load(self, target: str) -> dict[str, object] | None:
         return None
 
     async def upsert(self, status: PodStatus) -> None:
+        if self.status_gate is not None:
+            await self.status_gate.wait()
         self.events.append("status")
 
     async def delete(self, namespace: str, name: str) -> None:
@@ -76,25 +85,16 @@ class Journal:
     def publish_failed(self, provider: str, error_type: str, seconds: float) -> None:
         self.events.append(f"failed:{error_type}")
 
+    def remount_done(self, provider: str, rotated: bool, error_type: str, seconds: float) -> None:
+        self.events.append(f"remount:{'rotated' if rotated else 'same'}:{error_type}")
+
     def unpublish_succeeded(self) -> None: ...
 
     def unpublish_failed(self) -> None: ...
 
 
 def make(journal: Journal, provider: FakeProvider, **settings: object) -> PublishVolume:
-    registry = ProviderRegistry(
-        timeout=5,
-        version_key=b"k",
-        factories={"fake": lambda _c: provider},
-        load_entry_points=False,
-    )
-    ports = PublishPorts(journal, registry, journal, journal, journal, journal, journal)
-    return PublishVolume(
-        ports,
-        PublishSettings(node_name="n", **settings),
-        MountTable(),
-        KeyedLock(),  # type: ignore[arg-type]
-    )
+    return make_with_table(journal, provider, **settings)[0]
 
 
 def request() -> PublishRequest:
@@ -140,3 +140,88 @@ async def test_failed_remount_is_masked_and_keeps_the_volume() -> None:
     outcome = await publish(request())
     assert outcome.action == "remount_failed"
     assert TARGET in journal.mounted and "unmount" not in journal.events
+    assert journal.events[-1] == "remount:same:GRPCProviderError"
+
+
+def make_with_table(
+    journal: Journal, provider: FakeProvider, **settings: object
+) -> tuple[PublishVolume, MountTable]:
+    registry = ProviderRegistry(
+        timeout=5,
+        version_key=b"k",
+        factories={"fake": lambda _c: provider},
+        load_entry_points=False,
+    )
+    ports = PublishPorts(journal, registry, journal, journal, journal, journal, journal)
+    table = MountTable()
+    publish = PublishVolume(ports, PublishSettings(node_name="n", **settings), table, KeyedLock())  # type: ignore[arg-type]
+    return publish, table
+
+
+async def test_remount_passes_current_versions_and_masks_a_deleted_class() -> None:
+    journal, provider = Journal(), FakeProvider()
+    publish, _ = make_with_table(
+        journal, provider, rotation_enabled=True, rotation_poll_interval=0.0
+    )
+    await publish(request())
+    await publish(request())
+    assert {v.id for v in provider.requests[-1].current_versions} == {"username", "password"}
+    journal.spc_missing = True
+    outcome = await publish(request())
+    assert (
+        outcome.action == "remount_failed" and outcome.error_type == "SecretProviderClassNotFound"
+    )
+    assert TARGET in journal.mounted
+
+
+async def test_unknown_mount_is_filled_like_a_first_publish() -> None:
+    """A tmpfs left mounted and empty (agent killed mid-publish) must not count as published."""
+    journal, provider = Journal(), FakeProvider()
+    journal.mounted.add(TARGET)
+    outcome = await make(journal, provider)(request())
+    assert outcome.action == "mounted" and len(provider.requests) == 1
+    assert "mount" not in journal.events and "write.end" in journal.events
+
+
+async def test_unknown_mount_that_cannot_be_filled_is_unmounted() -> None:
+    journal, provider = Journal(), FakeProvider()
+    journal.mounted.add(TARGET)
+    provider.error = ProviderError("denied")
+    with pytest.raises(ProviderError):
+        await make(journal, provider)(request())
+    assert TARGET not in journal.mounted
+
+
+async def test_failed_metadata_waits_for_the_status_write_before_undoing() -> None:
+    journal = Journal()
+    journal.metadata_error = FileWriteError("disk full")
+    journal.status_gate = asyncio.Event()
+    task = asyncio.create_task(make(journal, FakeProvider())(request()))
+    await asyncio.sleep(0.01)
+    assert "unmount" not in journal.events
+    journal.status_gate.set()
+    with pytest.raises(FileWriteError):
+        await task
+    assert journal.events.index("status") < journal.events.index("status.delete")
+
+
+async def test_cancel_during_status_write_leaves_no_table_entry() -> None:
+    journal = Journal()
+    journal.status_gate = asyncio.Event()
+    publish, table = make_with_table(journal, FakeProvider())
+    task = asyncio.create_task(publish(request()))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    journal.status_gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert table.get(TARGET) is None and TARGET not in journal.mounted
+    assert journal.events[-1] == "failed:Cancelled"
+
+
+async def test_provider_cancelling_itself_is_a_provider_error() -> None:
+    journal, provider = Journal(), FakeProvider()
+    provider.error = asyncio.CancelledError()
+    with pytest.raises(ProviderError, match="cancelled its own call"):
+        await make(journal, provider)(request())
+    assert TARGET not in journal.mounted

@@ -1,0 +1,67 @@
+"""One metrics update and one log line per publish, with the same keys every time."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+
+from agent.core.publish_attempt import Attempt, PublishOutcome
+from agent.model import PublishRequest
+from agent.ports import PublishObserver
+
+log = structlog.get_logger("agent.publish")
+
+
+class PublishReport:
+    def __init__(self, observer: PublishObserver) -> None:
+        self._observer = observer
+
+    def succeeded(
+        self,
+        request: PublishRequest,
+        attempt: Attempt | None,
+        outcome: PublishOutcome,
+        started: float,
+    ) -> None:
+        seconds = time.perf_counter() - started
+        self._observer.publish_succeeded(outcome.provider, seconds)
+        if outcome.remount:
+            rotated = outcome.action == "rotated"
+            self._observer.remount_done(outcome.provider, rotated, outcome.error_type, seconds)
+        log.info(
+            "node_publish.completed",
+            **_context(request, attempt, started),
+            outcome=outcome.action,
+            files=outcome.files,
+        )
+
+    def failed(
+        self,
+        request: PublishRequest,
+        attempt: Attempt | None,
+        reason: str,
+        error: str,
+        started: float,
+    ) -> None:
+        provider = attempt.provider if attempt else ""
+        self._observer.publish_failed(provider, reason, time.perf_counter() - started)
+        log.warning(
+            "node_publish.failed",
+            **_context(request, attempt, started),
+            outcome="cancelled" if reason == "Cancelled" else "failed",
+            reason=reason,
+            error=error,
+        )
+
+
+def _context(request: PublishRequest, attempt: Attempt | None, started: float) -> dict[str, object]:
+    """The stable keys of every publish log line (upstream logs pod and target path too)."""
+    return {
+        "pod": attempt.identity.name if attempt else None,
+        "namespace": attempt.identity.namespace if attempt else None,
+        "spc": attempt.spc_name if attempt else None,
+        "provider": attempt.provider if attempt else None,
+        "target_path": request.target_path,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
