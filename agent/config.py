@@ -83,9 +83,38 @@ class Settings:
         return socket_path_from_endpoint(self.endpoint)
 
 
+MAX_SOCKET_PATH_BYTES = 107  # sockaddr_un.sun_path is 108 bytes with the terminating NUL
+
+
 def socket_path_from_endpoint(endpoint: str) -> str:
     """As upstream: ``unix:///csi/a.sock`` → ``/csi/a.sock``; ``unix://tmp/a`` → ``/tmp/a``."""
     scheme, sep, rest = endpoint.partition("://")
     if not sep or scheme.lower() != "unix" or not rest:
         raise ConfigError(f"--endpoint: {endpoint!r} is not a unix:// endpoint")
-    return "/" + rest.lstrip("/")
+    path = "/" + rest.lstrip("/")
+    if len(path.encode()) > MAX_SOCKET_PATH_BYTES:
+        raise ConfigError(
+            f"--endpoint: the socket path is {len(path.encode())} bytes; "
+            f"unix sockets allow at most {MAX_SOCKET_PATH_BYTES}"
+        )
+    return path
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """Parse Go's ``net.Listen`` forms: ``:8095``, ``host:8095``, ``[::1]:8095``.
+
+    An empty host (``:8095``) is returned as ``""`` and means every interface, IPv4 and IPv6,
+    as in Go; aiohttp's ``TCPSite`` is then given ``None``. Port 0 picks a free port.
+    """
+    host, sep, port_text = value.rpartition(":")
+    if not sep:
+        raise ConfigError(f"listen address {value!r} has no port; use host:port or :port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not host:
+            raise ConfigError(f"listen address {value!r} has empty brackets")
+    elif ":" in host or "[" in host or "]" in host:
+        raise ConfigError(f"listen address {value!r}: write IPv6 hosts in brackets, [::1]:8095")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(f"listen address {value!r} has an invalid port {port_text!r}")
+    return host, int(port_text)

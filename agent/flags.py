@@ -11,6 +11,7 @@ from agent.config import (
     Settings,
     parse_bool,
     parse_duration,
+    parse_listen_address,
     parse_size,
     socket_path_from_endpoint,
 )
@@ -133,6 +134,14 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         raise ConfigError("--max-call-recv-msg-size must be positive")
     if ns.provider_timeout <= 0 or ns.provider_timeout >= 120:
         raise ConfigError("--provider-timeout must be above 0 and below kubelet's 2m call timeout")
+    if ns.tmpfs_size is not None and ns.tmpfs_size <= 0:
+        raise ConfigError("--tmpfs-size must be positive")
+    for flag, value in (("--metrics-addr", ns.metrics_addr), ("--health-addr", ns.health_addr)):
+        if value:
+            try:
+                parse_listen_address(value)
+            except ConfigError as err:
+                raise ConfigError(f"{flag}: {err.message}") from None
     if ns.rotation_poll_interval <= 0:
         raise ConfigError("--rotation-poll-interval must be positive")
     if ns.mount_mode == "tmpfs" and sys.platform == "win32":

@@ -2,8 +2,9 @@
 
 Every line goes through :func:`redact` right before rendering, so no token, password or secret
 value reaches ``kubectl logs`` even when a caller logs a whole mapping or an exception whose
-message quotes a credential. The publish path registers the exact secret values it handles with
-:func:`register_sensitive` so those are scrubbed wherever they show up.
+message quotes a credential. The CSI layer registers each request's node-publish secret values
+with :func:`scrubbing` for the duration of the call, so those are scrubbed wherever they show up,
+including the error message kubelet turns into a pod event.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TextIO
 
 import structlog
 from structlog.dev import plain_traceback
-from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 REDACTED = "[REDACTED]"
 
@@ -269,18 +270,11 @@ def _route_stdlib(out: TextIO, tail: list[Processor], verbosity: int) -> None:
     root.setLevel(logging.DEBUG if foreign_debug else logging.INFO)
 
 
-def get_logger(name: str | None = None) -> FilteringBoundLogger:
-    """Shorthand used across the agent; the result is a lazy proxy honouring reconfiguration."""
-    logger: FilteringBoundLogger = structlog.get_logger(name)
-    return logger
-
-
 __all__ = [
     "REDACTED",
     "clear_sensitive",
     "configure_logging",
     "forget_sensitive",
-    "get_logger",
     "redact",
     "register_sensitive",
     "scrub_text",

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import structlog
 from aiohttp import web
 
+from agent.config import parse_listen_address
 from agent.errors import ConfigError
 from agent.metrics import Metrics
 
@@ -23,26 +24,6 @@ Site = tuple[str, Address, tuple[str, ...]]  # role, address, route groups
 DEFAULT_CHECK_TIMEOUT = 2.0
 
 log = structlog.get_logger(__name__)
-
-
-def parse_listen_address(value: str) -> Address:
-    """Parse Go's ``net.Listen`` forms: ``:8095``, ``host:8095``, ``[::1]:8095``.
-
-    An empty host (``:8095``) is returned as ``""`` and means every interface, IPv4 and IPv6,
-    as in Go; aiohttp's ``TCPSite`` is then given ``None``. Port 0 picks a free port.
-    """
-    host, sep, port_text = value.rpartition(":")
-    if not sep:
-        raise ConfigError(f"listen address {value!r} has no port; use host:port or :port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        if not host:
-            raise ConfigError(f"listen address {value!r} has empty brackets")
-    elif ":" in host or "[" in host or "]" in host:
-        raise ConfigError(f"listen address {value!r}: write IPv6 hosts in brackets, [::1]:8095")
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(f"listen address {value!r} has an invalid port {port_text!r}")
-    return host, int(port_text)
 
 
 class WebServer:

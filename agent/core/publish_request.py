@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import os
 from collections.abc import Mapping
 
 from agent.core.pod_info import tokens_json
@@ -24,12 +24,12 @@ def check_request(request: PublishRequest) -> None:
 
 
 def check_target_path(target_path: str) -> None:
-    """Kubelet sends absolute, clean paths; anything else would mount somewhere unintended."""
-    windows_drive = len(target_path) > 2 and target_path[1] == ":"
-    if not (target_path.startswith("/") or windows_drive):
-        raise InvalidRequest(f"Target path must be absolute: {target_path!r}")
-    if ".." in re.split(r"[\\/]", target_path) or "\0" in target_path:
-        raise InvalidRequest(f"Target path must not contain '..' or NUL: {target_path!r}")
+    """Kubelet sends absolute, clean paths; anything else could mount somewhere unintended, or
+    let two spellings of one directory (``/a//b``, ``/a/b``) escape the per-target lock."""
+    if "\0" in target_path:
+        raise InvalidRequest(f"Target path must not contain NUL: {target_path!r}")
+    if not os.path.isabs(target_path) or os.path.normpath(target_path) != target_path:
+        raise InvalidRequest(f"Target path must be absolute and normalized: {target_path!r}")
 
 
 def merge_attributes(parameters: Mapping[str, str], request: PublishRequest) -> dict[str, str]:

@@ -86,11 +86,15 @@ class CsiServer:
 
     async def start(self) -> None:
         _remove_stale_socket(self._path)
-        os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
         # The umask makes the socket 0660 from the moment it exists; chmod pins it regardless.
         previous = os.umask(0o117)
         try:
+            os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
             await self._server.start(path=self._path)
+        except OSError as err:
+            raise ConfigError(
+                f"--endpoint: cannot listen on {self._path}: {err.strerror}"
+            ) from None
         finally:
             os.umask(previous)
         self._started = True

@@ -22,11 +22,10 @@ from collections.abc import Sequence
 
 from agent.errors import FileWriteError
 from agent.fs import files as _files
-from agent.fs.files import clear_target, read_visible_files
 from agent.fs.paths import DEFAULT_MAX_TOTAL_BYTES, first_component, validate_payload
 from agent.model import SecretFile
 
-__all__ = ["AsyncPayloadWriter", "AtomicWriter", "clear_target", "read_visible_files"]
+__all__ = ["AsyncPayloadWriter", "AtomicWriter"]
 
 DATA_DIR = "..data"
 DATA_TMP = "..data_tmp"

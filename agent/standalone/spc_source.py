@@ -83,11 +83,6 @@ class DirectorySecretProviderClassSource:
             message += f" (unreadable files: {unreadable})"
         raise SecretProviderClassNotFound(message)
 
-    async def list_classes(self) -> tuple[SecretProviderClass, ...]:
-        """Every usable class, sorted by namespace and name (for demos and diagnostics)."""
-        snapshot = await self._refresh()
-        return tuple(snapshot.classes[key] for key in sorted(snapshot.classes))
-
     async def _refresh(self) -> _Snapshot:
         # One reload at a time; callers that queue behind it reuse its result via the signature.
         async with self._lock:

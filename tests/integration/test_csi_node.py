@@ -193,6 +193,7 @@ async def test_socket_mode_is_0660_or_stricter(harness: AgentHarness) -> None:
     [
         ({"with_capability": False, "volume_id": ""}, "Volume capability missing in request"),
         ({"volume_id": ""}, "Volume ID missing in request"),
+        ({"volume_id": "", "target_path": ""}, "Volume ID missing in request"),
         ({"target_path": ""}, "Target path missing in request"),
         ({"readonly": False}, "Readonly is not true in request"),
     ],
@@ -523,7 +524,15 @@ async def test_restarted_agent_rebuilds_its_mount_table(harness: AgentHarness) -
 
 
 @pytest.mark.parametrize(
-    "target", ["relative/mount", "/var/lib/kubelet/pods/u/../../../../etc/mount", "/x/\0/mount"]
+    "target",
+    [
+        "relative/mount",
+        "C:/drive/on/linux",
+        "/var/lib/kubelet/pods/u/../../../../etc/mount",
+        "/var/lib/kubelet//pods/u/mount",
+        "/var/lib/kubelet/pods/u/mount/",
+        "/x/\0/mount",
+    ],
 )
 async def test_unclean_target_paths_are_refused(harness: AgentHarness, target: str) -> None:
     for call in (

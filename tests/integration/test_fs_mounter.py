@@ -16,7 +16,8 @@ import pytest
 
 from agent.errors import ConfigError, FileWriteError, MountError
 from agent.fs import mounter as mounter_mod
-from agent.fs.atomic_writer import AsyncPayloadWriter, read_visible_files
+from agent.fs.atomic_writer import AsyncPayloadWriter
+from agent.fs.files import read_visible_files
 from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
 from agent.fs.mounter import DirectoryMounter, TmpfsMounter, make_mounter, mount_points
 from agent.model import SecretFile

@@ -73,6 +73,10 @@ def test_version_flag() -> None:
         (["--provider-timeout=3m"], "--provider-timeout"),
         (["--tmpfs-size=lots"], "--tmpfs-size"),
         (["--no-such-flag"], "--no-such-flag"),
+        (["--metrics-addr=nonsense"], "--metrics-addr"),
+        (["--health-addr=[::1"], "--health-addr"),
+        (["--tmpfs-size=0"], "--tmpfs-size"),
+        (["--endpoint=unix:///" + "x" * 120], "--endpoint"),
     ],
 )
 def test_invalid_values_name_the_flag(argv: list[str], names: str) -> None:

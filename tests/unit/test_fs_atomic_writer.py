@@ -14,12 +14,8 @@ import pytest
 
 from agent.errors import FileWriteError, PayloadError
 from agent.fs import files as fs_files
-from agent.fs.atomic_writer import (
-    AsyncPayloadWriter,
-    AtomicWriter,
-    clear_target,
-    read_visible_files,
-)
+from agent.fs.atomic_writer import AsyncPayloadWriter, AtomicWriter
+from agent.fs.files import clear_target, read_visible_files
 from agent.model import SecretFile
 
 TS_RE = re.compile(r"^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\..+$")

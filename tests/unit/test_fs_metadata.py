@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.errors import FileWriteError
-from agent.fs.atomic_writer import AtomicWriter, clear_target
+from agent.fs.atomic_writer import AtomicWriter
+from agent.fs.files import clear_target
 from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
 from agent.model import SecretFile
 

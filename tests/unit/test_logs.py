@@ -16,7 +16,6 @@ from agent.logs import (
     REDACTED,
     configure_logging,
     forget_sensitive,
-    get_logger,
     register_sensitive,
 )
 
@@ -43,13 +42,13 @@ def records(out: io.StringIO) -> list[dict[str, object]]:
 
 def emit(out: io.StringIO, event: str = "test.event", **kw: object) -> dict[str, object]:
     configure_logging(json=True, verbosity=0, stream=out)
-    get_logger("test").info(event, **kw)
+    structlog.get_logger("test").info(event, **kw)
     return records(out)[-1]
 
 
 def test_json_lines_have_ts_level_event(stream: io.StringIO) -> None:
     configure_logging(json=True, verbosity=0, stream=stream)
-    log = get_logger()
+    log = structlog.get_logger()
     log.info("node_publish.completed", pod="web-0", duration_ms=3)
     log.warning("node_publish.failed", reason="FailedToMount")
 
@@ -64,15 +63,15 @@ def test_json_lines_have_ts_level_event(stream: io.StringIO) -> None:
 
 def test_verbosity_controls_debug(stream: io.StringIO) -> None:
     configure_logging(json=True, verbosity=0, stream=stream)
-    get_logger().debug("hidden")
+    structlog.get_logger().debug("hidden")
     configure_logging(json=True, verbosity=1, stream=stream)
-    get_logger().debug("shown")
+    structlog.get_logger().debug("shown")
 
     assert [r["event"] for r in records(stream)] == ["shown"]
 
 
 def test_module_level_logger_follows_reconfiguration(stream: io.StringIO) -> None:
-    early = get_logger("early")  # as a module would, before configure_logging
+    early = structlog.get_logger("early")  # as a module would, before configure_logging
     configure_logging(json=True, verbosity=0, stream=stream)
     early.info("late.configured")
 
@@ -184,7 +183,7 @@ def test_exceptions_are_rendered_and_scrubbed(stream: io.StringIO) -> None:
     try:
         raise ValueError(f"auth failed for {JWT} with s3cr3t-password")
     except ValueError as exc:
-        get_logger().exception("provider.failed", error=exc)
+        structlog.get_logger().exception("provider.failed", error=exc)
 
     record = records(stream)[0]
     assert "ValueError: auth failed for" in str(record["exception"])
@@ -215,7 +214,7 @@ def test_stdlib_logging_is_routed_and_redacted(stream: io.StringIO) -> None:
 
 def test_console_format_without_colors(stream: io.StringIO) -> None:
     configure_logging(json=False, verbosity=0, stream=stream)
-    get_logger().info("node_publish.completed", pod="web-0", token=JWT)
+    structlog.get_logger().info("node_publish.completed", pod="web-0", token=JWT)
     logging.getLogger("aiohttp.access").warning("hello")
 
     text = stream.getvalue()

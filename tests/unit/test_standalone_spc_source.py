@@ -95,8 +95,9 @@ async def test_multi_document_files_v1alpha1_and_default_namespace(tmp_path: Pat
 
     assert (await source.get("default", "one")).namespace == "default"
     assert (await source.get("ns2", "two")).parameters == {"a": "1"}
-    names = [(c.namespace, c.name) for c in await source.list_classes()]
-    assert names == [("default", "one"), ("ns2", "two")]
+    for ignored in ("ignored", "hidden"):
+        with pytest.raises(SecretProviderClassNotFound):
+            await source.get("default", ignored)
 
 
 async def test_metadata_uid_and_generation_are_used_when_present(tmp_path: Path) -> None:

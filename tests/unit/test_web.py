@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
+from agent.config import parse_listen_address
 from agent.errors import ConfigError
 from agent.metrics import Metrics
-from agent.web import WebServer, parse_listen_address
+from agent.web import WebServer
 
 
 @pytest.mark.parametrize(
