@@ -139,10 +139,16 @@ def describe_volume(target: str, show_contents: bool = False) -> list[str]:
             info = os.stat(path)
             relative = os.path.relpath(path, target)
             lines.append(f"  {stat.filemode(info.st_mode)} {info.st_size:>8}  {relative}")
-            if show_contents:
+            if show_contents and _regular_file_inside(path, target):
                 with open(path, "rb") as handle:
                     lines.append("    " + handle.read().decode("utf-8", "replace"))
     return lines
+
+
+def _regular_file_inside(path: str, target: str) -> bool:
+    """Never print through a link that leads out of the volume (this runs as root)."""
+    real, root = os.path.realpath(path), os.path.realpath(target)
+    return os.path.commonpath([real, root]) == root and os.path.isfile(real)
 
 
 def _walk(root: str) -> list[str]:

@@ -20,6 +20,10 @@ class InFlight:
     def count(self) -> int:
         return self._count
 
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
     @contextmanager
     def track(self) -> Iterator[None]:
         if self._draining:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from grpclib.client import Channel
-from grpclib.exceptions import GRPCError
+from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from agent._proto.csi import v1 as csi
 from agent.errors import AgentError
@@ -111,5 +111,7 @@ async def _call(pending: Awaitable[object]) -> None:
         await pending
     except GRPCError as err:
         raise CallFailed(f"{err.status.name}: {err.message}") from None
+    except StreamTerminatedError:
+        raise CallFailed("the agent closed the connection (is it shutting down?)") from None
     except (ConnectionError, OSError) as err:
         raise CallFailed(f"cannot reach the agent: {err.strerror or err}") from None

@@ -101,6 +101,10 @@ class CsiServer:
         os.chmod(self._path, SOCKET_MODE)
         log.info("csi.serving", socket=self._path)
 
+    def accepting(self) -> bool:
+        """Serving and not draining: what /readyz reports."""
+        return self._started and not self._inflight.draining and self.serving()
+
     def serving(self) -> bool:
         try:
             return stat.S_ISSOCK(os.stat(self._path).st_mode)

@@ -9,6 +9,7 @@ import os
 import stat
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 import yaml
@@ -413,8 +414,12 @@ async def test_stop_lets_in_flight_publish_finish_and_refuses_new_calls(
     publishing = asyncio.ensure_future(harness.kubelet.publish(publish_request(target)))
     while harness.provider.in_flight == 0:
         await asyncio.sleep(0.01)
+    health_port = harness.agent.web.bound_ports["health"]
     stopping = asyncio.ensure_future(harness.agent.csi.stop(grace=5))
     await asyncio.sleep(0.05)
+    url = f"http://127.0.0.1:{health_port}/readyz"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 503  # draining: not ready for new volumes
     refused = await expect_error(
         harness.kubelet.publish(publish_request(harness.target("late"))),
         grpc.StatusCode.UNAVAILABLE,

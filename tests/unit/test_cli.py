@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
-from agent.cli import _volume_id, main
+from agent.cli import _volume_id, describe_volume, main
 
 
 def test_version_prints_upstream_shaped_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -28,3 +29,14 @@ def test_volume_id_matches_kubelet_for_its_layout() -> None:
     expected = "csi-" + hashlib.sha256(b"uid-1" + b"secrets").hexdigest()
     assert _volume_id(target) == expected
     assert _volume_id("/tmp/elsewhere", "u").startswith("csi-")
+
+
+def test_show_contents_never_follows_a_link_out_of_the_volume(tmp_path: Path) -> None:
+    volume = tmp_path / "mount"
+    volume.mkdir()
+    (volume / "app.conf").write_text("inside")
+    (tmp_path / "outside.txt").write_text("node file")
+    (volume / "planted").symlink_to(tmp_path / "outside.txt")
+    lines = "\n".join(describe_volume(str(volume), show_contents=True))
+    assert "inside" in lines and "planted" in lines
+    assert "node file" not in lines
