@@ -101,10 +101,14 @@ async def test_permission_denied_names_path_and_role_only(
     assert_clean(caplog.text + repr(logs), jwt, token, relogin_token, "not-yours", "s3cret")
 
 
-async def test_missing_path(world: VaultWorld, provider: VaultProvider) -> None:
-    error = await failure(provider, world, [obj(world, "team-a/nope")])
+async def test_missing_path_names_path_and_role_only(
+    world: VaultWorld, provider: VaultProvider
+) -> None:
+    jwt = world.jwt()
+    error = await failure(provider, world, [obj(world, "team-a/nope")], tokens={"vault": jwt})
     assert type(error) is ProviderError
-    assert f"secret not found at {world.kv2}/data/team-a/nope" in error.message
+    assert error.message == f"secret not found at {world.kv2}/data/team-a/nope with role 'app'"
+    assert_clean(error.message, jwt, cached_token(provider))
 
 
 async def test_missing_key_names_object_and_key(world: VaultWorld, provider: VaultProvider) -> None:

@@ -146,13 +146,22 @@ async def test_shared_path_is_read_once_and_login_is_cached(
         {"objectName": "b", "secretPath": f"/v1/{path}", "secretKey": "password"},
         {"objectName": "c", "secretPath": path},
     ]
-    await provider.mount(world.request(objects))
+    request = world.request(objects)
+    await provider.mount(request)
     assert counter.reads(f"/v1/{path}") == 1
     assert counter.logins == 1
-    # A second mount (rotation) with a fresh kubelet token reuses the Vault token.
-    await provider.mount(world.request(objects, tokens={"vault": world.jwt(pod_name="app-1")}))
+    # A second mount of the pod (rotation) with the same kubelet token reuses the Vault token.
+    await provider.mount(request)
     assert counter.reads(f"/v1/{path}") == 2
     assert counter.logins == 1
+    # A refreshed kubelet token logs in once: a Vault token only serves the JWT that bought it.
+    uid = request.identity.uid
+    refreshed = world.request(objects, tokens={"vault": world.jwt(pod_name="app-0", pod_uid=uid)})
+    assert refreshed.identity.uid == uid
+    await provider.mount(refreshed)
+    await provider.mount(refreshed)
+    assert counter.logins == 2
+    assert len(provider._client._tokens) == 1  # the old JWT's token was dropped
 
 
 async def test_version_changes_exactly_when_content_changes(

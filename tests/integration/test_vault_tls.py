@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,8 +23,12 @@ def world(openbao_tls: OpenBaoServer, jwt_signer: JwtSigner) -> VaultWorld:
 
 
 @pytest.fixture
-async def provider(openbao_tls: OpenBaoServer) -> AsyncIterator[VaultProvider]:
-    provider = VaultProvider(default_address=openbao_tls.address, version_key=b"k" * 32, timeout=5)
+async def provider(openbao_tls: OpenBaoServer, tmp_path: Path) -> AsyncIterator[VaultProvider]:
+    # The server's CA lives in its own temporary directory; tests put more files in tmp_path.
+    trusted = [os.path.dirname(openbao_tls.ca_cert), str(tmp_path)]
+    provider = VaultProvider(
+        default_address=openbao_tls.address, version_key=b"k" * 32, timeout=5, trusted_dirs=trusted
+    )
     yield provider
     await provider.close()
 

@@ -256,20 +256,27 @@ class VaultWorld:
             **claims,
         )
 
+    def pod_uid(self, pod_name: str) -> str:
+        """A stable UID per pod name, so repeated requests for one pod look like rotation."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pod:{self.namespace}/{pod_name}"))
+
     def request(
         self,
         objects: Sequence[Mapping[str, Any]] | str,
         *,
         tokens: Mapping[str, str] | None = None,
+        pod_name: str = "app-0",
+        pod_uid: str | None = None,
         default_mode: int = DEFAULT_FILE_MODE,
         attributes: Mapping[str, str] | None = None,
         **more_attributes: str,
     ) -> ProviderRequest:
-        """A mount request as the core would build it, with a token for audience "vault"
-        unless ``tokens`` ({audience: jwt}) says otherwise. ``objects`` is a list (sent as
-        JSON, which is YAML) or YAML text."""
+        """A mount request as the core would build it for pod ``pod_name``, with a token for
+        audience "vault" (whose claims name that pod) unless ``tokens`` ({audience: jwt}) says
+        otherwise. ``objects`` is a list (sent as JSON, which is YAML) or YAML text."""
+        uid = pod_uid or self.pod_uid(pod_name)
         if tokens is None:
-            tokens = {"vault": self.jwt()}
+            tokens = {"vault": self.jwt(pod_name=pod_name, pod_uid=uid)}
         params = {
             "roleName": self.role,
             "vaultAuthMountPath": self.jwt_mount,
@@ -279,8 +286,8 @@ class VaultWorld:
         }
         identity = PodIdentity(
             namespace=self.namespace,
-            name="app-0",
-            uid=str(uuid.uuid4()),
+            name=pod_name,
+            uid=uid,
             service_account=self.service_account,
             tokens={aud: ServiceAccountToken(tok) for aud, tok in tokens.items()},
         )

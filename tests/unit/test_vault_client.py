@@ -85,7 +85,7 @@ async def client() -> AsyncIterator[VaultClient]:
 
 
 def login_for(address: str, namespace: str = "") -> Login:
-    key = TokenKey(address, namespace, "kubernetes", "app", "ns", "sa", "vault")
+    key = TokenKey(address, namespace, "kubernetes", "app", "ns", "sa", "vault", "uid", "jwt")
     return Login(Target(address, namespace, TLSConfig()), "kubernetes", "app", key, jwt=JWT)
 
 
@@ -161,9 +161,9 @@ async def test_login_error_is_scrubbed(fake: tuple[FakeVault, str], client: Vaul
         ("sealed", ProviderUnavailable, "HTTP 503 reading sealed: Vault is sealed"),
         ("throttled", ProviderUnavailable, "HTTP 429"),
         ("slow", ProviderUnavailable, "cannot reach Vault"),
-        ("missing", ProviderError, "secret not found at missing"),
-        ("html", ProviderError, "no data at html"),
-        ("empty", ProviderError, "no data at empty"),
+        ("missing", ProviderError, "secret not found at missing with role 'app'"),
+        ("html", ProviderError, "no data at html with role 'app'"),
+        ("empty", ProviderError, "no data at empty with role 'app'"),
         ("bad", ProviderError, "HTTP 405: unsupported operation"),
     ],
 )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from agent.errors import AgentError, InvalidSecretProviderClass
 from agent.providers.vault.config import Defaults, Flavour, VaultConfig, parse_config
 from agent.providers.vault.objects import ReadKey
+from agent.providers.vault.trusted import NOTHING_TRUSTED, TrustedDirs
 
 DEFAULTS = Defaults(address="http://vault.default:8200", audience="vault")
 OBJECTS = """
@@ -17,11 +20,15 @@ OBJECTS = """
 
 
 def parse(
-    extra: dict[str, str] | None = None, *, flavour: Flavour = "vault", **kw: str
+    extra: dict[str, str] | None = None,
+    *,
+    flavour: Flavour = "vault",
+    trusted: TrustedDirs = NOTHING_TRUSTED,
+    **kw: str,
 ) -> VaultConfig:
     attributes = {"roleName": "app", "objects": OBJECTS, **(extra or {}), **kw}
     defaults = DEFAULTS if flavour == "vault" else Defaults("http://bao:8200", audience="openbao")
-    return parse_config(attributes, flavour, defaults)
+    return parse_config(attributes, flavour, defaults, trusted=trusted)
 
 
 def error_of(**kw: str) -> str:
@@ -49,6 +56,7 @@ def test_minimal_parameters_take_defaults() -> None:
 
 
 def test_spc_values_override_defaults() -> None:
+    trusted = TrustedDirs(["/etc/vault-tls"])
     config = parse(
         {
             "vaultAddress": "https://vault.example:8200/",
@@ -56,22 +64,24 @@ def test_spc_values_override_defaults() -> None:
             "vaultAuthMountPath": "/auth/jwt-k8s/",
             "audience": "custom",
             "vaultSkipTLSVerify": "true",
-            "vaultCACertPath": "/ca.pem",
-            "vaultCADirectory": "/cas",
+            "vaultCACertPath": "/etc/vault-tls/ca.pem",
+            "vaultCADirectory": "/etc/vault-tls/cas",
             "vaultTLSServerName": "vault.internal",
-            "vaultTLSClientCertPath": "/c.pem",
-            "vaultTLSClientKeyPath": "/k.pem",
-        }
+            "vaultTLSClientCertPath": "/etc/vault-tls/c.pem",
+            "vaultTLSClientKeyPath": "/etc/vault-tls/k.pem",
+        },
+        trusted=trusted,
     )
     assert config.address == "https://vault.example:8200"
     assert config.namespace == "team-a"
     assert config.auth_mount == "jwt-k8s"
     assert config.audience == "custom"
     assert config.tls.skip_verify
-    assert config.tls.ca_cert_path == "/ca.pem"
-    assert config.tls.ca_directory == "/cas"
+    assert config.tls.ca_cert_path == "/etc/vault-tls/ca.pem"
+    assert config.tls.ca_directory == "/etc/vault-tls/cas"
     assert config.tls.server_name == "vault.internal"
-    assert (config.tls.client_cert_path, config.tls.client_key_path) == ("/c.pem", "/k.pem")
+    assert config.tls.client_cert_path == "/etc/vault-tls/c.pem"
+    assert config.tls.client_key_path == "/etc/vault-tls/k.pem"
 
 
 def test_kubernetes_mount_path_is_accepted() -> None:
@@ -102,7 +112,9 @@ def test_address_must_be_a_url(address: str) -> None:
 
 def test_unix_socket_address_for_the_vault_agent_sidecar() -> None:
     address = "unix:///var/run/vault/agent.sock"
-    assert parse(vaultAddress=address).address == address
+    config = parse(vaultAddress=address, trusted=TrustedDirs(["/var/run/vault"]))
+    # /var/run is often a symlink to /run: the address keeps the real path that was checked.
+    assert config.address == "unix://" + os.path.realpath("/var/run/vault/agent.sock")
 
 
 def test_skip_tls_verify_must_be_a_bool() -> None:

@@ -108,6 +108,7 @@ class VaultClient:
             auth_mount=login.auth_mount,
             role=login.role,
             namespace=login.key.pod_namespace,
+            pod_uid=login.key.pod_uid,
             vault_namespace=login.target.namespace or None,
             service_account=login.key.service_account,
             ttl_s=ttl,
@@ -140,7 +141,8 @@ def _checked(reply: Reply, login: Login, read: ReadKey, token: Token) -> dict[st
         raise ProviderError(f"permission denied reading {where} with role {login.role!r}{extra}")
     if reply.status == 404:
         extra = f": {detail}" if reply.errors else ""
-        raise ProviderError(f"secret not found at {where}{extra}")
+        # Like the 403: the path and the role are what the pod's owner needs, never the token.
+        raise ProviderError(f"secret not found at {where} with role {login.role!r}{extra}")
     if _retryable(reply.status):
         raise ProviderUnavailable(f"Vault returned HTTP {reply.status} reading {where}: {detail}")
     if not 200 <= reply.status < 300:
@@ -152,5 +154,5 @@ def _checked(reply: Reply, login: Login, read: ReadKey, token: Token) -> dict[st
             if (isinstance(warnings, list) and warnings)
             else ""
         )
-        raise ProviderError(f"no data at {where}{extra}")
+        raise ProviderError(f"no data at {where} with role {login.role!r}{extra}")
     return reply.body

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from agent.errors import InvalidSecretProviderClass
 from agent.providers.vault.objects import SecretObject, parse_objects
+from agent.providers.vault.trusted import NOTHING_TRUSTED, TrustedDirs
 
 Flavour = Literal["vault", "openbao"]
 
@@ -28,6 +29,8 @@ _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 @dataclass(frozen=True, slots=True)
 class TLSConfig:
+    """Paths are real paths inside a trusted directory (see trusted.py), or empty."""
+
     skip_verify: bool = False
     ca_cert_path: str = ""
     ca_directory: str = ""
@@ -48,7 +51,7 @@ class Defaults:
 
 @dataclass(frozen=True, slots=True)
 class VaultConfig:
-    address: str  # without a trailing slash; http(s):// or unix://
+    address: str  # without a trailing slash; http(s):// or unix:// + the socket's real path
     role: str
     namespace: str
     auth_mount: str  # without "auth/" and slashes, e.g. "kubernetes"
@@ -82,27 +85,34 @@ class _Params:
 
 
 def parse_config(
-    attributes: Mapping[str, str], flavour: Flavour, defaults: Defaults
+    attributes: Mapping[str, str],
+    flavour: Flavour,
+    defaults: Defaults,
+    *,
+    trusted: TrustedDirs = NOTHING_TRUSTED,
 ) -> VaultConfig:
-    """Validate everything up front; raise InvalidSecretProviderClass naming the parameter."""
+    """Validate everything up front; raise InvalidSecretProviderClass naming the parameter.
+
+    Node paths the SPC names must lie in ``trusted`` directories; this runs before any file is
+    opened or connection made."""
     params = _Params(attributes, flavour)
     role = params.text("roleName", *params.spellings("RoleName"))
     if not role:
         raise InvalidSecretProviderClass("roleName: is required (the Vault role to log in as)")
     objects, warnings = parse_objects(attributes.get("objects", ""))
     return VaultConfig(
-        address=_address(params, defaults),
+        address=_address(params, defaults, trusted),
         role=role,
         namespace=params.text(*params.spellings("Namespace")) or defaults.namespace,
         auth_mount=_auth_mount(params, defaults),
         audience=attributes.get("audience") or defaults.audience,
-        tls=_tls(params),
+        tls=_tls(params, trusted),
         objects=objects,
         warnings=warnings,
     )
 
 
-def _address(params: _Params, defaults: Defaults) -> str:
+def _address(params: _Params, defaults: Defaults, trusted: TrustedDirs) -> str:
     names = params.spellings("Address")
     hit = params.get(*names)
     key, address = hit if hit else ("default address", defaults.address)
@@ -115,7 +125,24 @@ def _address(params: _Params, defaults: Defaults) -> str:
     has_location = parts.netloc if parts.scheme in ("http", "https") else parts.path
     if parts.scheme not in ("http", "https", "unix") or not has_location:
         raise InvalidSecretProviderClass(f"{key}: must be an http://, https:// or unix:// URL")
-    return address.rstrip("/")
+    if parts.scheme != "unix":
+        return address.rstrip("/")
+    if parts.netloc:
+        # Go's Vault client reads unix://run/x.sock as the relative path run/x.sock, urlsplit
+        # as host "run" and path /x.sock: accept only the form both read alike.
+        raise InvalidSecretProviderClass(
+            f"{key}: a unix socket address is unix:///absolute/path/to/socket"
+        )
+    if not hit:
+        return address.rstrip("/")  # the operator's own default is trusted as configured
+    return "unix://" + trusted.resolve(key, socket_path(address))
+
+
+def socket_path(address: str) -> str:
+    """The socket of a unix:// address; "" for http(s). The trust check and the connection
+    both take the path from here, so they cannot disagree on which socket is meant."""
+    parts = urlsplit(address)
+    return parts.path if parts.scheme == "unix" else ""
 
 
 def _auth_mount(params: _Params, defaults: Defaults) -> str:
@@ -134,20 +161,24 @@ def _auth_mount(params: _Params, defaults: Defaults) -> str:
     return mount
 
 
-def _tls(params: _Params) -> TLSConfig:
-    tls = TLSConfig(
+def _tls(params: _Params, trusted: TrustedDirs) -> TLSConfig:
+    cert_names = params.spellings("TLSClientCertPath")
+    key_names = params.spellings("TLSClientKeyPath")
+    cert, key = params.get(*cert_names), params.get(*key_names)
+    if bool(cert) != bool(key):
+        raise InvalidSecretProviderClass(f"{cert_names[0]} and {key_names[0]} must be set together")
+
+    def node_path(hit: tuple[str, str] | None) -> str:
+        return trusted.resolve(*hit) if hit else ""
+
+    return TLSConfig(
         skip_verify=_bool(params, "SkipTLSVerify"),
-        ca_cert_path=params.text(*params.spellings("CACertPath")),
-        ca_directory=params.text(*params.spellings("CADirectory")),
+        ca_cert_path=node_path(params.get(*params.spellings("CACertPath"))),
+        ca_directory=node_path(params.get(*params.spellings("CADirectory"))),
         server_name=params.text(*params.spellings("TLSServerName")),
-        client_cert_path=params.text(*params.spellings("TLSClientCertPath")),
-        client_key_path=params.text(*params.spellings("TLSClientKeyPath")),
+        client_cert_path=node_path(cert),
+        client_key_path=node_path(key),
     )
-    if bool(tls.client_cert_path) != bool(tls.client_key_path):
-        cert = params.spellings("TLSClientCertPath")[0]
-        key = params.spellings("TLSClientKeyPath")[0]
-        raise InvalidSecretProviderClass(f"{cert} and {key} must be set together")
-    return tls
 
 
 def _bool(params: _Params, suffix: str) -> bool:

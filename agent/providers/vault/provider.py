@@ -6,7 +6,7 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import structlog
@@ -17,8 +17,9 @@ from agent.providers.vault.client import DEFAULT_TIMEOUT_S, Login, Token, VaultC
 from agent.providers.vault.config import Defaults, Flavour, VaultConfig, parse_config
 from agent.providers.vault.content import object_content, object_version
 from agent.providers.vault.objects import ReadKey
-from agent.providers.vault.tokens import TokenKey
+from agent.providers.vault.tokens import TokenKey, jwt_digest
 from agent.providers.vault.transport import Target
+from agent.providers.vault.trusted import TrustedDirs
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +33,8 @@ class VaultProvider:
 
     Defaults the SecretProviderClass may override come from the constructor, then from the
     environment (``VAULT_ADDR`` / ``BAO_ADDR``, ``VAULT_NAMESPACE`` / ``BAO_NAMESPACE``).
+    ``trusted_dirs`` are the absolute directories (agent flag ``--trusted-file-dirs``) in which
+    the SecretProviderClass may name TLS files and ``unix://`` sockets; by default none.
     """
 
     def __init__(
@@ -46,8 +49,10 @@ class VaultProvider:
         flavour: Literal["vault", "openbao"] | None = None,
         client: VaultClient | None = None,
         env: Mapping[str, str] | None = None,
+        trusted_dirs: Sequence[str] = (),
     ) -> None:
         self.name = name
+        self._trusted = TrustedDirs(trusted_dirs)
         self._flavour: Flavour = flavour or ("openbao" if name == "openbao" else "vault")
         self._defaults = _defaults(
             self._flavour, default_address, default_namespace, default_auth_mount, env
@@ -66,7 +71,9 @@ class VaultProvider:
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
-        config = parse_config(request.attributes, self._flavour, self._defaults)
+        config = parse_config(
+            request.attributes, self._flavour, self._defaults, trusted=self._trusted
+        )
         for warning in config.warnings:
             log.warning("vault.config_warning", provider=self.name, warning=warning)
         login = self._login(config, request)
@@ -109,6 +116,8 @@ class VaultProvider:
             pod_namespace=identity.namespace,
             service_account=identity.service_account,
             audience=config.audience,
+            pod_uid=identity.uid,
+            jwt_sha256=jwt_digest(sa_token.token),
         )
         return Login(target, config.auth_mount, config.role, key, jwt=sa_token.token)
 

@@ -1,18 +1,19 @@
-"""A cache of Vault client tokens, keyed by the identity that logged in.
+"""A cache of Vault client tokens, one per pod and service account JWT that logged in.
 
 Rotation re-mounts every volume on a timer; logging in each time would flood Vault with logins
 and leak one token per rotation (upstream issue #150). Tokens are reused until shortly before
-their TTL ends, and concurrent logins for one identity are coalesced behind a per-key lock.
+their TTL ends, and concurrent logins for one key are coalesced behind a per-key lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Refresh this long before expiry (and never later than 80% of the TTL) so a token is not
 # handed to a read that then races its expiry.
@@ -24,8 +25,14 @@ _UNBOUNDED_TTL_S = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class TokenKey:
-    """Who a token belongs to. The service account token itself is deliberately not a part:
-    kubelet refreshes it often, and the Vault token it bought stays valid regardless."""
+    """Who a token belongs to: one pod, and the one service account JWT Vault accepted for it.
+
+    Vault may bind a role to claims of one pod (``bound_claims`` on the pod name), so a token
+    must never serve another pod of the same service account: hence ``pod_uid``, as upstream
+    caches one token per pod. The pod UID comes from the request, though, while the JWT is what
+    Vault verified; a token is handed out only with the very JWT that bought it. The key keeps
+    a SHA-256 digest, never the JWT. kubelet refreshing the JWT thus costs one login.
+    """
 
     address: str
     namespace: str
@@ -34,6 +41,19 @@ class TokenKey:
     pod_namespace: str
     service_account: str
     audience: str
+    pod_uid: str
+    jwt_sha256: str
+
+    def same_but_jwt(self, other: TokenKey) -> bool:
+        """Equal but for the JWT: ``other`` holds a token bought with an older (or newer) JWT."""
+        if self.pod_uid != other.pod_uid:  # the common case, decided cheaply
+            return False
+        return replace(self, jwt_sha256="") == replace(other, jwt_sha256="")
+
+
+def jwt_digest(jwt: str) -> str:
+    """What a cache key keeps of a JWT: enough to match it, useless to log in with."""
+    return hashlib.sha256(jwt.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +102,10 @@ class TokenCache:
         return entry.token
 
     def put(self, key: TokenKey, token: str, ttl: float) -> None:
+        # kubelet refreshed the pod's JWT: the token the old JWT bought will never be asked for
+        # again. A scan is fine: it runs once per login, which is a network round trip anyway.
+        for stale in [k for k in self._entries if k != key and k.same_but_jwt(key)]:
+            del self._entries[stale]
         lifetime = cache_lifetime(ttl)
         if lifetime <= 0:
             self._entries.pop(key, None)

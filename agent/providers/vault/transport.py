@@ -10,13 +10,12 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
 
 from agent.errors import ProviderError, ProviderUnavailable
-from agent.providers.vault.config import TLSConfig
+from agent.providers.vault.config import TLSConfig, socket_path
 
 log = structlog.get_logger(__name__)
 
@@ -62,13 +61,15 @@ class Transport:
         body: str | None = None,
         query: tuple[tuple[str, str], ...] = (),
     ) -> Reply:
-        base, socket_path = _split_address(target.address)
+        socket = socket_path(target.address)
+        # The Vault Agent sidecar listens on a socket; the URL's host is then a placeholder.
+        base = "http://localhost" if socket else target.address
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if token:
             headers["X-Vault-Token"] = token
         if target.namespace:
             headers["X-Vault-Namespace"] = target.namespace
-        session = self._session(target.tls, socket_path)
+        session = self._session(target.tls, socket)
         if self._on_request is not None:
             self._on_request(method, path)
         try:
@@ -91,30 +92,22 @@ class Transport:
                 f"cannot reach Vault at {target.address}: {type(err).__name__}: {reason}"
             ) from None
 
-    def _session(self, tls: TLSConfig, socket_path: str) -> aiohttp.ClientSession:
-        session = self._sessions.get((tls, socket_path))
+    def _session(self, tls: TLSConfig, socket: str) -> aiohttp.ClientSession:
+        session = self._sessions.get((tls, socket))
         if session is None or session.closed:
             connector: aiohttp.BaseConnector
-            if socket_path:
-                connector = aiohttp.UnixConnector(path=socket_path)
+            if socket:
+                connector = aiohttp.UnixConnector(path=socket)
             else:
                 connector = aiohttp.TCPConnector(ssl=_ssl_context(tls))
             session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
-            self._sessions[(tls, socket_path)] = session
+            self._sessions[(tls, socket)] = session
         return session
 
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
-
-
-def _split_address(address: str) -> tuple[str, str]:
-    """Return (URL base, unix socket path); the Vault Agent sidecar listens on a socket."""
-    parts = urlsplit(address)
-    if parts.scheme == "unix":
-        return "http://localhost", parts.path
-    return address, ""
 
 
 def _reply(status: int, raw: bytes) -> Reply:
