@@ -106,6 +106,7 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         timeout=settings.provider_timeout,
         version_key=load_version_key(settings.state_dir),
         options={"vault_address": settings.vault_address},
+        trusted_dirs=settings.trusted_file_dirs,
         plugin_directories=(*settings.additional_provider_volume_paths, settings.provider_volume),
         max_recv_bytes=settings.max_call_recv_msg_size,
     )

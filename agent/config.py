@@ -76,6 +76,7 @@ class Settings:
     shutdown_grace: float = 30.0
     max_payload_bytes: int = 16 * 1024 * 1024
     vault_address: str = ""
+    trusted_file_dirs: tuple[str, ...] = ()
     state_dir: str = "/var/run/secrets-store-agent"
 
     @property

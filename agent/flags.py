@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -102,8 +103,22 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     )
     add("--max-payload-size", default=16 * 2**20, type=size, help="largest volume content")
     add("--vault-address", default="", help="default Vault/OpenBao address for SPCs without one")
+    add(
+        "--trusted-file-dirs",
+        default="",
+        help="comma-separated directories whose files a SecretProviderClass may name "
+        "(CA bundles, client certificates, Vault Agent sockets); none by default",
+    )
     add("--state-dir", default=_DEFAULTS.state_dir, help="node-local agent state (version key)")
     return p
+
+
+def _trusted_dirs(value: str) -> tuple[str, ...]:
+    dirs = tuple(d for d in value.split(",") if d)
+    relative = [d for d in dirs if not os.path.isabs(d)]
+    if relative:
+        raise ConfigError(f"--trusted-file-dirs: not absolute: {', '.join(relative)}")
+    return dirs
 
 
 def normalise_go_flags(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
@@ -171,6 +186,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         shutdown_grace=ns.shutdown_grace,
         max_payload_bytes=ns.max_payload_size,
         vault_address=ns.vault_address,
+        trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
         state_dir=ns.state_dir,
     )
     socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint

@@ -36,6 +36,8 @@ class ProviderContext:
     timeout: float
     version_key: bytes
     options: Mapping[str, str]
+    # Directories whose files a SecretProviderClass may name (--trusted-file-dirs).
+    trusted_dirs: tuple[str, ...] = ()
 
 
 ProviderFactory = Callable[[ProviderContext], Provider]
@@ -49,6 +51,7 @@ def _vault(context: ProviderContext) -> Provider:
         default_address=context.options.get("vault_address") or None,
         version_key=context.version_key,
         timeout=context.timeout,
+        trusted_dirs=context.trusted_dirs,
     )
 
 
@@ -68,7 +71,9 @@ class ProviderRegistry:
         load_entry_points: bool = True,
         plugin_directories: Sequence[str] = (),
         max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES,
+        trusted_dirs: Sequence[str] = (),
     ) -> None:
+        self._trusted_dirs = tuple(trusted_dirs)
         self._timeout = timeout
         self._version_key = version_key
         self._options = dict(options or {})
@@ -97,7 +102,10 @@ class ProviderRegistry:
         factory = self._factories.get(name)
         if factory is None:
             return self._plugin(name)
-        instance = factory(ProviderContext(name, self._timeout, self._version_key, self._options))
+        context = ProviderContext(
+            name, self._timeout, self._version_key, self._options, self._trusted_dirs
+        )
+        instance = factory(context)
         self._instances[name] = instance
         return instance
 

@@ -127,3 +127,28 @@ def test_third_party_providers_register_through_entry_points(
     assert registry.get("acme").name == "acme"
     assert "broken" not in registry.names()  # a broken plugin does not stop the others
     assert type(registry.get("vault")).__name__ == "VaultProvider"  # built-ins are not shadowed
+
+
+async def test_trusted_file_dirs_reach_the_vault_provider() -> None:
+    from agent.flags import parse_settings
+    from agent.model import PodIdentity, ProviderRequest
+
+    settings, _ = parse_settings(["--trusted-file-dirs=/etc/vault-ca,/run/vault"])
+    assert settings.trusted_file_dirs == ("/etc/vault-ca", "/run/vault")
+    registry = ProviderRegistry(
+        timeout=1,
+        version_key=b"k",
+        trusted_dirs=settings.trusted_file_dirs,
+        load_entry_points=False,
+    )
+    attributes = {
+        "roleName": "app",
+        "vaultAddress": "http://127.0.0.1:1",
+        "vaultCACertPath": "/var/lib/kubelet/pods/other/ca.pem",
+        "objects": "- objectName: a\n  secretPath: secret/data/a\n",
+    }
+    request = ProviderRequest(attributes, {}, PodIdentity("ns", "p", "u"), "/t")
+    with pytest.raises(errors.InvalidSecretProviderClass) as info:
+        await registry.get("vault").mount(request)
+    assert "vaultCACertPath" in info.value.message and "/etc/vault-ca" in info.value.message
+    await registry.close()
