@@ -43,7 +43,11 @@ class PodStatusStore(Protocol):
 
 
 class VolumeMounter(Protocol):
-    """Mounts the backing filesystem of a volume (tmpfs on Linux, a plain directory otherwise)."""
+    """Mounts the backing filesystem of a volume (tmpfs on Linux, a plain directory otherwise).
+
+    Like every file-system port, a cancelled call returns only once its work has finished, so
+    the undo that follows never races it (see agent.aio.threads.run_blocking).
+    """
 
     async def is_mounted(self, target: str) -> bool:
         """True when target is an active, readable mount. A corrupt mount is unmounted first."""

@@ -19,7 +19,7 @@ import structlog
 from agent.aio.locks import KeyedLock
 from agent.core.mount_table import MountTable
 from agent.core.pod_info import read_pod_identity
-from agent.core.publish_attempt import Attempt, PublishOutcome, run_to_completion
+from agent.core.publish_attempt import Attempt, PublishOutcome
 from agent.core.publish_report import PublishReport
 from agent.core.publish_request import check_request, merge_attributes
 from agent.core.records import record_from_metadata, record_to_metadata
@@ -122,7 +122,7 @@ class PublishVolume:
             provider = await self._prepare(attempt)
             await self._mount(attempt)
             result = await self._fetch(attempt, provider)
-            changed = await run_to_completion(self._store(attempt, result))
+            changed = await self._store(attempt, result)
         except asyncio.CancelledError:
             await asyncio.shield(self._undo(attempt))
             raise
@@ -195,7 +195,7 @@ class PublishVolume:
         if attempt.is_remount or attempt.mounted_here:
             return
         attempt.mounted_here = True
-        await run_to_completion(self._ports.mounter.mount(attempt.request.target_path))
+        await self._ports.mounter.mount(attempt.request.target_path)
 
     async def _fetch(self, attempt: Attempt, provider: Provider) -> MountResult:
         request = ProviderRequest(

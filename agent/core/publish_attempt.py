@@ -1,15 +1,10 @@
-"""The state one publish builds up step by step, and the helpers its steps share."""
+"""The state one publish builds up step by step, and what it returns."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from agent.model import ObjectVersion, PodIdentity, PublishRequest
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,20 +29,3 @@ class Attempt:
     # Set before the mount starts: from then on a failure or cancellation must undo it.
     mounted_here: bool = False
     current_versions: tuple[ObjectVersion, ...] = ()
-
-
-async def run_to_completion(work: Awaitable[T]) -> T:
-    """Finish file-system work even if the caller is cancelled, then let the cancellation through.
-
-    The undo that follows a cancellation must not race a mount or a write still running in a
-    worker thread: a write landing after the unmount would put secret bytes on the node's disk,
-    a mount finishing after it would leave a tmpfs nobody knows about.
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait({task})
-        if not task.cancelled():
-            task.exception()  # retrieved: the cancellation is what the caller reports
-        raise

@@ -10,7 +10,6 @@ Names starting with ``..`` are reserved. Callers must serialise writes per targe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import posixpath
@@ -20,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+from agent.aio.threads import run_blocking
 from agent.errors import FileWriteError
 from agent.fs import files as _files
 from agent.fs.paths import DEFAULT_MAX_TOTAL_BYTES, first_component, validate_payload
@@ -267,7 +267,7 @@ class AsyncPayloadWriter:
         validate_payload(files, max_total_bytes=self._max_total_bytes)
         writer = AtomicWriter(target, max_total_bytes=self._max_total_bytes)
         try:
-            return await asyncio.to_thread(writer.write, files, uid=uid, gid=gid)
+            return await run_blocking(writer.write, files, uid=uid, gid=gid)
         except OSError as exc:
             raise FileWriteError(
                 f"failed to write files in {target}: {exc.strerror or exc}"

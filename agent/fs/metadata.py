@@ -6,13 +6,13 @@ names and out of reach of the atomic writer; unpublish (``clear_target``) remove
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import tempfile
 from collections.abc import Mapping
 
+from agent.aio.threads import run_blocking
 from agent.errors import FileWriteError, MountPointError
 
 METADATA_FILE = "..agent-volume.json"
@@ -53,7 +53,7 @@ class JsonVolumeMetadata:
         """Callers pass plain JSON data with no secret material (core's record_to_metadata)."""
         encoded = json.dumps(document, sort_keys=True).encode()
         try:
-            await asyncio.to_thread(_save_sync, target, encoded)
+            await run_blocking(_save_sync, target, encoded)
         except OSError as exc:
             raise FileWriteError(
                 f"failed to save volume metadata in {target}: {exc.strerror or exc}"
@@ -62,7 +62,7 @@ class JsonVolumeMetadata:
     async def load(self, target: str) -> dict[str, object] | None:
         """The saved document, or None when there is none (or it is unreadable JSON)."""
         try:
-            return await asyncio.to_thread(_load_sync, target)
+            return await run_blocking(_load_sync, target)
         except OSError as exc:
             raise MountPointError(
                 f"failed to read volume metadata in {target}: {exc.strerror or exc}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -11,6 +10,7 @@ import os
 from collections.abc import Sequence
 from functools import cache
 
+from agent.aio.threads import run_blocking
 from agent.errors import ConfigError, MountError, MountPointError
 from agent.fs.files import clear_target
 from agent.ports import VolumeMounter
@@ -163,10 +163,10 @@ class TmpfsMounter:
         self.data = ",".join(data)
 
     async def is_mounted(self, target: str) -> bool:
-        return await asyncio.to_thread(_is_mounted_sync, target)
+        return await run_blocking(_is_mounted_sync, target)
 
     async def mount(self, target: str) -> None:
-        await asyncio.to_thread(self._mount_sync, target)
+        await run_blocking(self._mount_sync, target)
 
     def _mount_sync(self, target: str) -> None:
         if _is_mounted_sync(target):
@@ -178,7 +178,7 @@ class TmpfsMounter:
             raise MountError(f"failed to mount tmpfs at {target}: {exc.strerror or exc}") from None
 
     async def unmount(self, target: str) -> None:
-        await asyncio.to_thread(_unmount_sync, target)
+        await run_blocking(_unmount_sync, target)
 
 
 def _dir_is_mounted(target: str) -> bool:
@@ -215,13 +215,13 @@ class DirectoryMounter:
     """
 
     async def is_mounted(self, target: str) -> bool:
-        return await asyncio.to_thread(_dir_is_mounted, target)
+        return await run_blocking(_dir_is_mounted, target)
 
     async def mount(self, target: str) -> None:
-        await asyncio.to_thread(_dir_mount, target)
+        await run_blocking(_dir_mount, target)
 
     async def unmount(self, target: str) -> None:
-        await asyncio.to_thread(_dir_unmount, target)
+        await run_blocking(_dir_unmount, target)
 
 
 def make_mounter(mode: str, size_bytes: int | None = None) -> VolumeMounter:

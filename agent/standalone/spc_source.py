@@ -21,6 +21,7 @@ from typing import TypeGuard
 import structlog
 import yaml
 
+from agent.aio.threads import run_blocking
 from agent.errors import InvalidSecretProviderClass, SecretProviderClassNotFound
 from agent.model import SecretProviderClass
 from agent.standalone.yaml_codec import SafeLoader
@@ -87,7 +88,7 @@ class DirectorySecretProviderClassSource:
         # One reload at a time; callers that queue behind it reuse its result via the signature.
         async with self._lock:
             previous = self._snapshot
-            fresh = await asyncio.to_thread(_reload, self.directory, previous)
+            fresh = await run_blocking(_reload, self.directory, previous)
             if fresh is not previous:
                 self._snapshot = fresh
                 for file, reason in fresh.problems:

@@ -7,7 +7,6 @@ restarted agent can rebuild its view with :meth:`DirectoryPodStatusStore.load_al
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 import structlog
 import yaml
 
+from agent.aio.threads import run_blocking
 from agent.errors import StatusError
 from agent.model import ObjectVersion, PodStatus
 from agent.standalone.yaml_codec import SafeLoader
@@ -54,7 +54,7 @@ class DirectoryPodStatusStore:
         # Python-side representer (or json's indent mode); this write is on the publish path.
         text = json.dumps(to_manifest(status)) + "\n"
         try:
-            await asyncio.to_thread(_write_atomically, path, text.encode())
+            await run_blocking(_write_atomically, path, text.encode())
         except OSError as exc:
             raise StatusError(
                 f"cannot write pod status {status.namespace}/{status.name}: {exc.strerror}"
@@ -63,7 +63,7 @@ class DirectoryPodStatusStore:
     async def delete(self, namespace: str, name: str) -> None:
         path = self.path_for(namespace, name)
         try:
-            await asyncio.to_thread(path.unlink, missing_ok=True)
+            await run_blocking(path.unlink, missing_ok=True)
         except OSError as exc:
             raise StatusError(
                 f"cannot delete pod status {namespace}/{name}: {exc.strerror}"
@@ -71,7 +71,7 @@ class DirectoryPodStatusStore:
 
     async def load_all(self) -> list[PodStatus]:
         """Every readable status, sorted by namespace and name; broken files are skipped."""
-        loaded, problems = await asyncio.to_thread(_load_all, self.root)
+        loaded, problems = await run_blocking(_load_all, self.root)
         for file, reason in problems:
             log.warning("standalone.status_invalid", file=file, reason=reason)
         return loaded

@@ -612,3 +612,34 @@ async def test_a_leftover_empty_mount_is_filled_not_trusted(harness: AgentHarnes
     await harness.kubelet.publish(publish_request(target))
     assert visible_names(target) == ["password", "username"]
     assert len(harness.provider.requests) == 1
+
+
+async def test_kubelet_deadline_during_a_slow_write_leaves_nothing_on_the_node(
+    harness: AgentHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from agent.fs.atomic_writer import AtomicWriter
+
+    real_write = AtomicWriter.write
+
+    def slow_write(self: AtomicWriter, *args: object, **kwargs: object) -> bool:
+        time.sleep(0.4)  # in the worker thread, after kubelet has given up
+        return real_write(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AtomicWriter, "write", slow_write)
+    target = harness.target()
+    call = harness.kubelet.channel.unary_unary(
+        "/csi.v1.Node/NodePublishVolume",
+        request_serializer=bytes,
+        response_deserializer=csi.NodePublishVolumeResponse.parse,
+    )
+    await expect_error(
+        call(publish_request(target), timeout=0.15), grpc.StatusCode.DEADLINE_EXCEEDED
+    )
+    async with asyncio.timeout(5):
+        while harness.provider.in_flight or os.path.exists(target):
+            await asyncio.sleep(0.05)
+    assert mounts_under(target) == []
+    assert harness.agent.table.get(target) is None
+    assert not os.path.exists(target), "secret files landed on the node's disk"

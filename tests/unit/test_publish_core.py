@@ -107,21 +107,6 @@ async def test_first_publish_order() -> None:
     assert journal.events == ["mount", "write.start", "write.end", "metadata", "status", "ok"]
 
 
-async def test_cancelled_publish_finishes_the_write_before_unmounting() -> None:
-    journal = Journal()
-    journal.write_gate = asyncio.Event()
-    task = asyncio.create_task(make(journal, FakeProvider())(request()))
-    await journal.write_started.wait()
-    task.cancel()
-    await asyncio.sleep(0.01)
-    assert "unmount" not in journal.events, "unmounted while a write was still running"
-    journal.write_gate.set()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert journal.events.index("write.end") < journal.events.index("unmount")
-    assert TARGET not in journal.mounted
-
-
 async def test_failed_first_publish_unmounts_and_deletes_status() -> None:
     journal = Journal()
     provider = FakeProvider()

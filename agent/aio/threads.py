@@ -1,0 +1,32 @@
+"""Blocking file-system work in a worker thread, finished before a cancellation propagates.
+
+``asyncio.to_thread`` lets a cancelled caller move on while its thread keeps running. For the
+agent that is unsafe: an unpublish that follows a cancelled publish could unmount while a write
+is still in flight, and the write would then land on the node's disk; a mount finishing after
+the undo would leave a tmpfs nobody knows about. Waiting costs nothing on the normal path (the
+shield wraps the executor future; no extra task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def run_blocking(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
+    future = loop.run_in_executor(None, call)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait({future})
+        if not future.cancelled():
+            future.exception()  # retrieved: the cancellation is what the caller reports
+        raise
