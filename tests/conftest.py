@@ -22,7 +22,7 @@ from tests.support.fake_provider import FakeProvider
 from tests.support.jwt_signer import jwt_signer  # noqa: F401
 from tests.support.kubelet import POD_UID, Kubelet
 from tests.support.mounts import force_unmount_under, is_root
-from tests.support.openbao import openbao, openbao_tls  # noqa: F401
+from tests.support.openbao import counted, openbao, openbao_tls  # noqa: F401
 
 SPC_YAML = """\
 apiVersion: secrets-store.csi.x-k8s.io/v1

@@ -7,14 +7,14 @@ pod's JWT or the Vault token, neither in the message nor in any log line.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from agent.errors import AgentError, ProviderError, ProviderUnavailable
-from agent.providers.vault import VaultClient, VaultProvider
+from agent.providers.vault import VaultProvider
 from tests.support.jwt_signer import JwtSigner
 from tests.support.openbao import (
     OpenBaoServer,
@@ -31,17 +31,6 @@ def world(openbao: OpenBaoServer, jwt_signer: JwtSigner) -> VaultWorld:
     world.admin.kv_put(world.kv2, "team-a/app", {"password": "s3cret"}, version=2)
     world.admin.kv_put(world.kv2, "other/app", {"password": "not-yours"}, version=2)
     return world
-
-
-@pytest.fixture
-async def counted(openbao: OpenBaoServer) -> AsyncIterator[tuple[VaultProvider, RequestCounter]]:
-    counter = RequestCounter()
-    client = VaultClient(timeout=5, on_request=counter)
-    provider = VaultProvider(
-        default_address=openbao.address, version_key=b"k" * 32, timeout=5, client=client
-    )
-    yield provider, counter
-    await provider.close()
 
 
 @pytest.fixture

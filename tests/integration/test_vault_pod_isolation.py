@@ -8,12 +8,11 @@ itself, even right after the allowed pod logged in and its Vault token sits in t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 
 import pytest
 
 from agent.errors import ProviderError, ProviderUnavailable
-from agent.providers.vault import VaultClient, VaultProvider
+from agent.providers.vault import VaultProvider
 from tests.support.jwt_signer import JwtSigner
 from tests.support.openbao import (
     OpenBaoServer,
@@ -41,17 +40,6 @@ def world(openbao: OpenBaoServer, jwt_signer: JwtSigner) -> VaultWorld:
         bound_claims={"/kubernetes.io/pod/name": "web-0"},
     )
     return world
-
-
-@pytest.fixture
-async def counted(openbao: OpenBaoServer) -> AsyncIterator[tuple[VaultProvider, RequestCounter]]:
-    counter = RequestCounter()
-    client = VaultClient(timeout=5, on_request=counter)
-    provider = VaultProvider(
-        default_address=openbao.address, version_key=b"k" * 32, timeout=5, client=client
-    )
-    yield provider, counter
-    await provider.close()
 
 
 def objects(world: VaultWorld) -> list[dict[str, str]]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
 from agent.model import MountResult
-from agent.providers.vault import VaultClient, VaultProvider
+from agent.providers.vault import VaultProvider
 from tests.support.jwt_signer import JwtSigner
 from tests.support.openbao import (
     OpenBaoServer,
@@ -40,20 +39,6 @@ def world(openbao: OpenBaoServer, jwt_signer: JwtSigner) -> VaultWorld:
     )
     world.admin.kv_put(world.kv1, "team-a/legacy", {"api_key": "k1"}, version=1)
     return world
-
-
-@pytest.fixture
-async def counted(openbao: OpenBaoServer) -> AsyncIterator[tuple[VaultProvider, RequestCounter]]:
-    counter = RequestCounter()
-    provider = VaultProvider(
-        "vault",
-        default_address=openbao.address,
-        version_key=b"k" * 32,
-        timeout=10,
-        client=VaultClient(timeout=10, on_request=counter),
-    )
-    yield provider, counter
-    await provider.close()
 
 
 @pytest.fixture

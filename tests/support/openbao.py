@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -28,6 +28,8 @@ from typing import IO, Any, NamedTuple
 import pytest
 
 from agent.model import DEFAULT_FILE_MODE, PodIdentity, ProviderRequest, ServiceAccountToken
+from agent.providers.vault import VaultProvider
+from agent.providers.vault.client import VaultClient
 from tests.support.jwt_signer import JwtSigner
 
 
@@ -319,3 +321,20 @@ def build_world(server: OpenBaoServer, signer: JwtSigner) -> VaultWorld:
         policies=[policy],
     )
     return world
+
+
+@pytest.fixture
+async def counted(
+    openbao: OpenBaoServer,
+) -> AsyncIterator[tuple[VaultProvider, RequestCounter]]:
+    """A Vault provider pointed at the dev server, with a counter of the HTTP calls it makes."""
+    counter = RequestCounter()
+    provider = VaultProvider(
+        "vault",
+        default_address=openbao.address,
+        version_key=b"k" * 32,
+        timeout=10,
+        client=VaultClient(timeout=10, on_request=counter),
+    )
+    yield provider, counter
+    await provider.close()
