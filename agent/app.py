@@ -141,19 +141,13 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         trace_requests=settings.verbosity >= 1,
     )
 
-    async def socket_serving() -> bool:
-        return csi.serving()
-
-    async def accepting_calls() -> bool:
-        return csi.accepting()
-
     loop_monitor = LoopLagMonitor()
     web = WebServer(
         metrics_addr=settings.metrics_addr,
         health_addr=settings.health_addr,
         metrics=metrics,
-        health_checks={"event-loop": loop_monitor.healthy, "csi-socket": socket_serving},
-        ready_checks={"csi-socket": accepting_calls},
+        health_checks={"event-loop": loop_monitor.healthy, "csi-socket": csi.serving},
+        ready_checks={"csi-socket": csi.accepting},
     )
     return Agent(
         settings, providers, csi, web, table, statuses, metadata, mounter, metrics, loop_monitor

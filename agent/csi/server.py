@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import stat
@@ -101,15 +102,20 @@ class CsiServer:
         os.chmod(self._path, SOCKET_MODE)
         log.info("csi.serving", socket=self._path)
 
-    def accepting(self) -> bool:
+    async def accepting(self) -> bool:
         """Serving and not draining: what /readyz reports."""
-        return self._started and not self._inflight.draining and self.serving()
+        return self._started and not self._inflight.draining and await self.serving()
 
-    def serving(self) -> bool:
+    async def serving(self) -> bool:
+        """The socket accepts a connection (what kubelet needs), not merely exists as a file."""
         try:
-            return stat.S_ISSOCK(os.stat(self._path).st_mode)
-        except OSError:
+            async with asyncio.timeout(1.0):
+                _, writer = await asyncio.open_unix_connection(self._path)
+        except (OSError, TimeoutError):
             return False
+        writer.close()
+        await writer.wait_closed()
+        return True
 
     async def stop(self, grace: float) -> None:
         """Refuse new calls, let running ones finish within ``grace`` seconds, then close."""

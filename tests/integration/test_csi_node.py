@@ -429,6 +429,10 @@ async def test_stop_lets_in_flight_publish_finish_and_refuses_new_calls(
     await publishing
     await stopping
     assert Path(target, "username").read_bytes() == b"admin"
+    health = f"http://127.0.0.1:{health_port}/healthz"
+    async with aiohttp.ClientSession() as session, session.get(health) as response:
+        assert response.status == 503
+        assert "[-]csi-socket failed" in await response.text()
     # The socket is gone now; clean up as kubelet would after the agent restarts.
     await harness.agent.mounter.unmount(target)
     harness.agent.table.forget(target)
