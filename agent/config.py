@@ -116,6 +116,6 @@ def parse_listen_address(value: str) -> tuple[str, int]:
             raise ConfigError(f"listen address {value!r} has empty brackets")
     elif ":" in host or "[" in host or "]" in host:
         raise ConfigError(f"listen address {value!r}: write IPv6 hosts in brackets, [::1]:8095")
-    if not port_text.isdigit() or int(port_text) > 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
         raise ConfigError(f"listen address {value!r} has an invalid port {port_text!r}")
     return host, int(port_text)

@@ -118,6 +118,8 @@ def _trusted_dirs(value: str) -> tuple[str, ...]:
     relative = [d for d in dirs if not os.path.isabs(d)]
     if relative:
         raise ConfigError(f"--trusted-file-dirs: not absolute: {', '.join(relative)}")
+    if any(os.path.normpath(d) == os.path.normpath("/") for d in dirs):
+        raise ConfigError("--trusted-file-dirs: '/' would trust every file on the node")
     return dirs
 
 
@@ -151,6 +153,10 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         raise ConfigError("--provider-timeout must be above 0 and below kubelet's 2m call timeout")
     if ns.tmpfs_size is not None and ns.tmpfs_size <= 0:
         raise ConfigError("--tmpfs-size must be positive")
+    if ns.vault_address.startswith("unix://") and not ns.vault_address.startswith("unix:///"):
+        raise ConfigError(
+            "--vault-address: a unix socket needs an absolute path, unix:///run/x.sock"
+        )
     for flag, value in (("--metrics-addr", ns.metrics_addr), ("--health-addr", ns.health_addr)):
         if value:
             try:

@@ -59,6 +59,10 @@ class VolumeMounter(Protocol):
         """Remove content, unmount if mounted, remove the directory. Missing target is fine."""
         ...
 
+    async def is_empty(self, target: str) -> bool:
+        """True when the target holds no entries at all (a mount nothing was written to)."""
+        ...
+
 
 class PayloadWriter(Protocol):
     async def write(self, target: str, files: Sequence[SecretFile]) -> bool:

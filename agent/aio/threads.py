@@ -13,7 +13,7 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -26,7 +26,21 @@ async def run_blocking(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwarg
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
-        await asyncio.wait({future})
-        if not future.cancelled():
-            future.exception()  # retrieved: the cancellation is what the caller reports
+        await finish_despite_cancellation(future)
         raise
+
+
+async def finish_despite_cancellation(future: asyncio.Future[Any]) -> None:
+    """Wait until ``future`` is done, even through further cancellations of this task.
+
+    grpclib cancels a handler twice when kubelet's deadline passes (its own timer, then the
+    client's RST_STREAM): one shielded wait is not enough. The caller re-raises the original
+    CancelledError afterwards; the outcome of ``future`` is retrieved here and dropped.
+    """
+    while not future.done():
+        try:
+            await asyncio.wait({future})
+        except asyncio.CancelledError:
+            continue
+    if not future.cancelled():
+        future.exception()

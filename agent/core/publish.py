@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import structlog
 
 from agent.aio.locks import KeyedLock
+from agent.aio.threads import finish_despite_cancellation
 from agent.core.mount_table import MountTable
 from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, PublishOutcome
@@ -124,7 +125,8 @@ class PublishVolume:
             result = await self._fetch(attempt, provider)
             changed = await self._store(attempt, result)
         except asyncio.CancelledError:
-            await asyncio.shield(self._undo(attempt))
+            # Still under the target's lock: kubelet's retry must not overlap the undo.
+            await finish_despite_cancellation(asyncio.ensure_future(self._undo(attempt)))
             raise
         except Exception as err:
             if attempt.is_remount:
@@ -134,28 +136,41 @@ class PublishVolume:
         if not attempt.is_remount:
             return PublishOutcome(attempt.provider, "mounted", len(result.files))
         action = "rotated" if changed else "unchanged"
-        return PublishOutcome(attempt.provider, action, len(result.files), remount=True)
+        return PublishOutcome(
+            attempt.provider, action, len(result.files), remount=True, rotated=changed
+        )
 
     async def _existing_mount(self, attempt: Attempt) -> PublishOutcome | None:
         """A known mounted volume is idempotent; with rotation on, a stale one is refetched.
 
-        A mount the agent cannot vouch for (no record, no metadata: e.g. the agent died between
-        mounting and writing) is not a working volume: it is filled like a first publish.
+        A mount without record or metadata is either an empty leftover (the agent died between
+        mounting and writing), filled like a first publish, or content someone else wrote (e.g.
+        the upstream driver before the switch), which is treated like upstream does: left alone,
+        or refetched with rotation on, and never unmounted on failure.
         """
         target = attempt.request.target_path
         if not await self._ports.mounter.is_mounted(target):
             return None
         record = self._table.get(target) or await self._adopt(target)
         if record is None:
-            log.warning("node_publish.unknown_mount", target_path=target)
-            attempt.mounted_here = True  # ours to fill, and to unmount if that fails
-            return None
+            return await self._foreign_mount(attempt)
         # Kubelet sends fresh tokens on each republish; keep them for later rotations.
         record.pod = attempt.identity
         attempt.provider = record.provider
         attempt.current_versions = record.versions
         due = record.updated_at + self._settings.rotation_poll_interval
         if not self._settings.rotation_enabled or self._clock() < due:
+            return PublishOutcome(attempt.provider, "already_mounted")
+        attempt.is_remount = True
+        return None
+
+    async def _foreign_mount(self, attempt: Attempt) -> PublishOutcome | None:
+        target = attempt.request.target_path
+        if await self._ports.mounter.is_empty(target):
+            log.warning("node_publish.empty_mount_filled", target_path=target)
+            attempt.mounted_here = True  # ours to fill, and to unmount if that fails
+            return None
+        if not self._settings.rotation_enabled:
             return PublishOutcome(attempt.provider, "already_mounted")
         attempt.is_remount = True
         return None
@@ -227,6 +242,7 @@ class PublishVolume:
         changed = bool(result.files) and await self._ports.writer.write(
             attempt.request.target_path, result.files
         )
+        attempt.files_changed = changed
         record, status = self._describe(attempt, result)
         # Independent writes (metadata on the tmpfs, status in the store) run together; both
         # finish before a failure is raised, so an undo never races one still running.
@@ -270,18 +286,18 @@ class PublishVolume:
 
     def _mask_remount_failure(self, attempt: Attempt, err: Exception) -> PublishOutcome:
         reason = err.reason if isinstance(err, AgentError) else "FailedToMount"
-        log.warning(
-            "node_publish.remount_failed",
-            target_path=attempt.request.target_path,
-            provider=attempt.provider,
-            reason=reason,
-            error=safe_message(err),
-        )
         record = self._table.get(attempt.request.target_path)
         if record is not None:
             # Back off a full interval instead of hammering a failing store on every republish.
             self._table.put(replace(record, updated_at=self._clock()))
-        return PublishOutcome(attempt.provider, "remount_failed", remount=True, error_type=reason)
+        return PublishOutcome(
+            attempt.provider,
+            "remount_failed",
+            remount=True,
+            rotated=attempt.files_changed,
+            error_type=reason,
+            error=safe_message(err),
+        )
 
     async def _undo(self, attempt: Attempt) -> None:
         """Leave nothing of a failed first publish: no mount, no status, no table entry."""
@@ -289,10 +305,14 @@ class PublishVolume:
             return
         target, pod = attempt.request.target_path, attempt.identity
         self._table.forget(target)
-        try:
-            await self._ports.mounter.unmount(target)
-            await self._ports.statuses.delete(
-                pod.namespace, pod_status_name(pod.name, pod.namespace, attempt.spc_name)
-            )
-        except AgentError as err:
-            log.error("node_publish.cleanup_failed", target_path=target, error=err.message)
+        name = pod_status_name(pod.name, pod.namespace, attempt.spc_name)
+        # Each step on its own: a failed unmount must not keep a "mounted: true" status around.
+        steps: tuple[Callable[[], Awaitable[None]], ...] = (
+            lambda: self._ports.mounter.unmount(target),
+            lambda: self._ports.statuses.delete(pod.namespace, name),
+        )
+        for step in steps:
+            try:
+                await step()
+            except AgentError as err:
+                log.error("node_publish.cleanup_failed", target_path=target, error=err.message)

@@ -13,7 +13,9 @@ class PublishOutcome:
     action: str  # mounted | already_mounted | rotated | unchanged | remount_failed
     files: int = 0
     remount: bool = False
+    rotated: bool = False  # a remount changed the visible files (even if a later step failed)
     error_type: str = ""  # set for a masked remount failure
+    error: str = ""
 
 
 @dataclass(slots=True)
@@ -29,3 +31,4 @@ class Attempt:
     # Set before the mount starts: from then on a failure or cancellation must undo it.
     mounted_here: bool = False
     current_versions: tuple[ObjectVersion, ...] = ()
+    files_changed: bool = False

@@ -27,8 +27,19 @@ class PublishReport:
         seconds = time.perf_counter() - started
         self._observer.publish_succeeded(outcome.provider, seconds)
         if outcome.remount:
-            rotated = outcome.action == "rotated"
-            self._observer.remount_done(outcome.provider, rotated, outcome.error_type, seconds)
+            self._observer.remount_done(
+                outcome.provider, outcome.rotated, outcome.error_type, seconds
+            )
+        if outcome.error_type:
+            # Kubelet was told success (k/k#121271), the old content stays; say why here.
+            log.warning(
+                "node_publish.completed",
+                **_context(request, attempt, started),
+                outcome=outcome.action,
+                reason=outcome.error_type,
+                error=outcome.error,
+            )
+            return
         log.info(
             "node_publish.completed",
             **_context(request, attempt, started),

@@ -57,6 +57,7 @@ class CsiServer:
         self._path = socket_path
         self._inflight = inflight
         self._started = False
+        self._bound: tuple[int, int] | None = None
         if trace_requests:
             # Only when asked (-v >= 1): the per-request event costs ~45 µs on every call.
             listen(self._server, RecvRequest, _log_request)
@@ -86,6 +87,10 @@ class CsiServer:
         return self._path
 
     async def start(self) -> None:
+        if await _accepts_connections(self._path):
+            raise ConfigError(
+                f"--endpoint: another process is serving on {self._path}; refusing to take it over"
+            )
         _remove_stale_socket(self._path)
         # The umask makes the socket 0660 from the moment it exists; chmod pins it regardless.
         previous = os.umask(0o117)
@@ -99,6 +104,7 @@ class CsiServer:
         finally:
             os.umask(previous)
         self._started = True
+        self._bound = _inode(self._path)
         os.chmod(self._path, SOCKET_MODE)
         log.info("csi.serving", socket=self._path)
 
@@ -107,15 +113,8 @@ class CsiServer:
         return self._started and not self._inflight.draining and await self.serving()
 
     async def serving(self) -> bool:
-        """The socket accepts a connection (what kubelet needs), not merely exists as a file."""
-        try:
-            async with asyncio.timeout(1.0):
-                _, writer = await asyncio.open_unix_connection(self._path)
-        except (OSError, TimeoutError):
-            return False
-        writer.close()
-        await writer.wait_closed()
-        return True
+        """Our socket (not one a later instance bound at the same path) accepts connections."""
+        return _inode(self._path) == self._bound and await _accepts_connections(self._path)
 
     async def stop(self, grace: float) -> None:
         """Refuse new calls, let running ones finish within ``grace`` seconds, then close."""
@@ -128,9 +127,30 @@ class CsiServer:
         self._server.close()
         await self._server.wait_closed()
         self._server.close_connections()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path)
+        if _inode(self._path) == self._bound:  # never unlink a socket another instance bound
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
         log.info("csi.stopped")
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+async def _accepts_connections(path: str) -> bool:
+    """What kubelet needs of the socket: a connection, not merely a file."""
+    try:
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_unix_connection(path)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
 
 
 def _remove_stale_socket(path: str) -> None:

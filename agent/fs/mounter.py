@@ -180,8 +180,11 @@ class TmpfsMounter:
     async def unmount(self, target: str) -> None:
         await run_blocking(_unmount_sync, target)
 
+    async def is_empty(self, target: str) -> bool:
+        return not await run_blocking(_has_entries, target)
 
-def _dir_is_mounted(target: str) -> bool:
+
+def _has_entries(target: str) -> bool:
     try:
         with os.scandir(target) as entries:
             return next(entries, None) is not None
@@ -215,13 +218,16 @@ class DirectoryMounter:
     """
 
     async def is_mounted(self, target: str) -> bool:
-        return await run_blocking(_dir_is_mounted, target)
+        return await run_blocking(_has_entries, target)
 
     async def mount(self, target: str) -> None:
         await run_blocking(_dir_mount, target)
 
     async def unmount(self, target: str) -> None:
         await run_blocking(_dir_unmount, target)
+
+    async def is_empty(self, target: str) -> bool:
+        return not await run_blocking(_has_entries, target)
 
 
 def make_mounter(mode: str, size_bytes: int | None = None) -> VolumeMounter:

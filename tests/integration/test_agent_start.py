@@ -33,3 +33,35 @@ async def test_a_regular_file_at_the_endpoint_is_never_removed(tmp_path: Path) -
         await agent.start()
     await agent.stop()
     assert Path(settings.socket_path).read_text() == "not a socket"
+
+
+async def test_a_second_agent_never_takes_over_a_live_socket(tmp_path: Path) -> None:
+    settings = agent_settings(tmp_path)
+    first = build_agent(settings)
+    await first.start()
+    try:
+        second = build_agent(settings)
+        with pytest.raises(ConfigError, match="another process is serving"):
+            await second.start()
+        await second.stop()
+        assert await first.csi.serving()
+    finally:
+        await first.stop()
+
+
+async def test_stop_never_unlinks_a_socket_another_instance_bound(tmp_path: Path) -> None:
+    import asyncio
+    import os
+
+    settings = agent_settings(tmp_path)
+    agent = build_agent(settings)
+    await agent.start()
+    os.unlink(settings.socket_path)  # a new instance replaced the socket (e.g. maxSurge)
+    newcomer = await asyncio.start_unix_server(lambda r, w: w.close(), path=settings.socket_path)
+    try:
+        assert not await agent.csi.serving()  # it is not ours
+        await agent.stop()
+        assert os.path.exists(settings.socket_path)
+    finally:
+        newcomer.close()
+        await newcomer.wait_closed()

@@ -647,3 +647,18 @@ async def test_kubelet_deadline_during_a_slow_write_leaves_nothing_on_the_node(
     assert mounts_under(target) == []
     assert harness.agent.table.get(target) is None
     assert not os.path.exists(target), "secret files landed on the node's disk"
+
+
+@pytest.mark.parametrize("settings_overrides", [{}, {"enable_secret_rotation": True}])
+async def test_a_mount_someone_else_filled_is_never_wiped(harness: AgentHarness) -> None:
+    """E.g. a volume the upstream driver wrote before the switch to this agent."""
+    target = harness.target()
+    await harness.agent.mounter.mount(target)
+    Path(target, "written-by-upstream").write_text("keep me")
+    harness.write_spc(provider="nosuch")  # whatever happens next, it fails
+    await harness.kubelet.publish(publish_request(target))  # success: left alone or masked
+    assert Path(target, "written-by-upstream").read_text() == "keep me"
+    if is_root():
+        assert mounts_under(target) == [target]
+    await harness.agent.mounter.unmount(target)
+    harness.agent.table.forget(target)

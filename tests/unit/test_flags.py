@@ -76,6 +76,10 @@ def test_version_flag() -> None:
         (["--metrics-addr=nonsense"], "--metrics-addr"),
         (["--health-addr=[::1"], "--health-addr"),
         (["--tmpfs-size=0"], "--tmpfs-size"),
+        (["--metrics-addr=:8095\u00b2"], "--metrics-addr"),
+        (["--trusted-file-dirs=/etc/../"], "--trusted-file-dirs"),
+        (["--trusted-file-dirs=relative/dir"], "--trusted-file-dirs"),
+        (["--vault-address=unix://run/x.sock"], "--vault-address"),
         (["--endpoint=unix:///" + "x" * 120], "--endpoint"),
     ],
 )

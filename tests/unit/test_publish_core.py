@@ -10,7 +10,7 @@ import pytest
 from agent.aio.locks import KeyedLock
 from agent.core.mount_table import MountTable
 from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
-from agent.errors import FileWriteError, ProviderError, SecretProviderClassNotFound
+from agent.errors import FileWriteError, MountError, ProviderError, SecretProviderClassNotFound
 from agent.model import PodStatus, PublishRequest, SecretFile, SecretProviderClass
 from agent.providers.registry import ProviderRegistry
 from tests.support.fake_provider import FakeProvider
@@ -30,6 +30,10 @@ class Journal:
     def __init__(self) -> None:
         self.events: list[str] = []
         self.mounted: set[str] = set()
+        self.written: set[str] = set()
+        self.unmount_error: Exception | None = None
+        self.unmount_gate: asyncio.Event | None = None
+        self.unmount_started = asyncio.Event()
         self.write_gate: asyncio.Event | None = None
         self.write_started = asyncio.Event()
         self.status_gate: asyncio.Event | None = None
@@ -49,8 +53,18 @@ class Journal:
         self.events.append("mount")
 
     async def unmount(self, target: str) -> None:
+        self.unmount_started.set()
+        if self.unmount_gate is not None:
+            await self.unmount_gate.wait()
+        if self.unmount_error is not None:
+            self.events.append("unmount.failed")
+            raise self.unmount_error
         self.mounted.discard(target)
+        self.written.discard(target)
         self.events.append("unmount")
+
+    async def is_empty(self, target: str) -> bool:
+        return target not in self.written
 
     async def write(self, target: str, files: Sequence[SecretFile]) -> bool:
         self.events.append("write.start")
@@ -58,6 +72,7 @@ class Journal:
         if self.write_gate is not None:
             await self.write_gate.wait()
         self.events.append("write.end")
+        self.written.add(target)
         return True
 
     async def save(self, target: str, document: Mapping[str, object]) -> None:
@@ -210,3 +225,53 @@ async def test_provider_cancelling_itself_is_a_provider_error() -> None:
     with pytest.raises(ProviderError, match="cancelled its own call"):
         await make(journal, provider)(request())
     assert TARGET not in journal.mounted
+
+
+async def test_content_someone_else_mounted_is_never_wiped() -> None:
+    """E.g. a volume the upstream driver wrote before the switch: no record, no metadata."""
+    journal, provider = Journal(), FakeProvider()
+    journal.mounted.add(TARGET)
+    journal.written.add(TARGET)
+    journal.spc_missing = True
+    outcome = await make(journal, provider)(request())
+    assert outcome.action == "already_mounted" and provider.requests == []
+    rotating = make(journal, provider, rotation_enabled=True, rotation_poll_interval=0.0)
+    outcome = await rotating(request())
+    assert outcome.action == "remount_failed"  # masked, as upstream
+    assert TARGET in journal.mounted and "unmount" not in journal.events
+
+
+async def test_failed_unmount_still_deletes_the_status() -> None:
+    journal, provider = Journal(), FakeProvider()
+    provider.error = ProviderError("denied")
+    journal.unmount_error = MountError("device busy")
+    with pytest.raises(ProviderError):
+        await make(journal, provider)(request())
+    assert "unmount.failed" in journal.events and "status.delete" in journal.events
+
+
+async def test_a_second_cancellation_does_not_cut_the_undo_short() -> None:
+    """grpclib cancels a handler twice on a deadline; the undo must still finish under the lock,
+    or kubelet's retry would write into a volume the undo is about to unmount."""
+    journal = Journal()
+    journal.write_gate = asyncio.Event()
+    journal.unmount_gate = asyncio.Event()
+    publish, table = make_with_table(journal, FakeProvider())
+    first = asyncio.create_task(publish(request()))
+    await journal.write_started.wait()
+    first.cancel()
+    await journal.unmount_started.wait()
+    first.cancel()  # the second cancellation arrives while the undo runs
+    retry = asyncio.create_task(publish(request()))
+    await asyncio.sleep(0.01)
+    assert journal.events.count("mount") == 1, "the retry ran while the undo was unfinished"
+    journal.unmount_gate.set()
+    journal.write_gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert (await retry).action == "mounted"
+    assert (
+        journal.events.index("unmount")
+        < len(journal.events) - journal.events[::-1].index("mount") - 1
+    )
+    assert TARGET in journal.mounted and table.get(TARGET) is not None
