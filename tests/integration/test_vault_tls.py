@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from agent.errors import AgentError, ProviderError, ProviderUnavailable
-from agent.providers.vault import VaultProvider
+from agent.providers.vault import VaultClient, VaultProvider
 from tests.support.jwt_signer import JwtSigner
-from tests.support.openbao import OpenBaoServer, VaultWorld, build_world
+from tests.support.openbao import OpenBaoServer, VaultWorld, build_world, self_signed_ca
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +88,41 @@ async def test_missing_client_key_file(
             vaultTLSClientCertPath=str(tmp_path / "client.pem"),
             vaultTLSClientKeyPath=str(tmp_path / "client-key.pem"),
         )
+
+
+async def test_a_configmap_update_replaces_the_session(world: VaultWorld, tmp_path: Path) -> None:
+    """A ConfigMap volume updates by pointing ``..data`` at a new timestamped directory: the
+    path the SPC names stays, its content changes. The new CA is used, and the session built
+    with the old one is closed rather than one more kept open per update."""
+    client = VaultClient(timeout=5)
+    provider = VaultProvider(
+        default_address=world.server.address,
+        version_key=b"k" * 32,
+        client=client,
+        trusted_dirs=[str(tmp_path)],
+    )
+    server_ca = Path(world.server.ca_cert).read_text()
+
+    def update(version: str, pem: str) -> None:
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "ca.crt").write_text(pem)
+        # As kubelet's AtomicWriter does: a new link, renamed over the old one.
+        (tmp_path / "..data_tmp").symlink_to(version)
+        os.rename(tmp_path / "..data_tmp", tmp_path / "..data")
+
+    update("..2026_01_01", server_ca)
+    (tmp_path / "ca.crt").symlink_to("..data/ca.crt")
+    ca = str(tmp_path / "ca.crt")
+    try:
+        assert await read(provider, world, vaultCACertPath=ca) == b"tls-secret"
+        assert client.open_sessions() == 1
+        update("..2026_01_02", self_signed_ca("not the server's CA")[0])
+        with pytest.raises(ProviderError, match="TLS error"):
+            await read(provider, world, vaultCACertPath=ca)
+        assert client.open_sessions() == 1
+        update("..2026_01_03", server_ca)
+        assert await read(provider, world, vaultCACertPath=ca) == b"tls-secret"
+        assert client.open_sessions() == 1
+    finally:
+        await provider.close()
+    assert client.open_sessions() == 0

@@ -8,6 +8,7 @@ session. A missing ``bao`` fails the tests: skipping would hide that nothing was
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import secrets
@@ -26,6 +27,10 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from agent.model import DEFAULT_FILE_MODE, PodIdentity, ProviderRequest, ServiceAccountToken
 from agent.providers.vault import VaultProvider
@@ -37,6 +42,31 @@ class OpenBaoServer(NamedTuple):
     address: str
     root_token: str
     ca_cert: str = ""  # PEM file of the CA, for a TLS server
+
+
+def self_signed_ca(common_name: str) -> tuple[str, str]:
+    """(certificate, private key) of a new self-signed CA, as PEM: one the servers here do not
+    use, or a client certificate and key that belong together."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
 
 
 class BaoApiError(RuntimeError):

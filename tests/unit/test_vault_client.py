@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from aiohttp import web
@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.providers.vault.client import Login, VaultClient
 from agent.providers.vault.config import TLSConfig
+from agent.providers.vault.nodefiles import NodeFiles, TLSMaterial
 from agent.providers.vault.objects import ReadKey
 from agent.providers.vault.tokens import TokenKey
 from agent.providers.vault.transport import Target
@@ -190,10 +191,36 @@ async def test_unreachable_address_is_unavailable(client: VaultClient) -> None:
         await client.token(login_for("http://127.0.0.1:9"))
 
 
-async def test_missing_ca_file_is_a_provider_error(client: VaultClient) -> None:
+async def test_unloadable_ca_is_a_provider_error(client: VaultClient) -> None:
     login = login_for("https://127.0.0.1:9")
-    tls = TLSConfig(ca_cert_path="/nonexistent/ca.pem")
-    login = Login(Target(login.target.address, "", tls), "kubernetes", "app", login.key, jwt=JWT)
+    files = NodeFiles(tls=TLSMaterial(cadata="not a certificate"))
+    login = replace(login, target=replace(login.target, files=files))
     with pytest.raises(ProviderError, match="cannot load the TLS files") as info:
         await client.token(login)
     assert not isinstance(info.value, ProviderUnavailable)
+
+
+async def test_changed_files_replace_the_session_once_its_requests_end(
+    fake: tuple[FakeVault, str], client: VaultClient
+) -> None:
+    """A ConfigMap update shows as new bytes behind the same parameters: the session built
+    from the old ones is replaced, and closed once the requests already sent on it end."""
+    vault, address = fake
+    old = login_for(address)
+    new_files = NodeFiles(tls=TLSMaterial(skip_verify=True))
+    new = replace(
+        old,
+        target=replace(old.target, files=new_files),
+        key=replace(old.key, pod_uid="another-pod"),  # so that it logs in, not reuses a token
+    )
+    vault.login_delay = 0.3
+    in_flight = asyncio.create_task(client.token(old))
+    while vault.logins < 1:
+        await asyncio.sleep(0.01)
+    vault.login_delay = 0
+    assert (await client.token(new)).fresh
+    assert client.open_sessions() == 2  # the old one still carries the first login
+    assert (await in_flight).fresh
+    assert client.open_sessions() == 1
+    await client.token(replace(new, key=replace(new.key, pod_uid="a-third-pod")))
+    assert client.open_sessions() == 1

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from agent.errors import AgentError, InvalidSecretProviderClass
-from agent.providers.vault.config import Defaults, Flavour, VaultConfig, parse_config
+from agent.providers.vault.config import Defaults, Flavour, NodePath, VaultConfig, parse_config
 from agent.providers.vault.objects import ReadKey
 from agent.providers.vault.trusted import NOTHING_TRUSTED, TrustedDirs
 
@@ -77,11 +75,12 @@ def test_spc_values_override_defaults() -> None:
     assert config.auth_mount == "jwt-k8s"
     assert config.audience == "custom"
     assert config.tls.skip_verify
-    assert config.tls.ca_cert_path == "/etc/vault-tls/ca.pem"
-    assert config.tls.ca_directory == "/etc/vault-tls/cas"
+    # Paths as written, with the parameter that named them: checked and read per mount.
+    assert config.tls.ca_cert == NodePath("vaultCACertPath", "/etc/vault-tls/ca.pem")
+    assert config.tls.ca_directory == NodePath("vaultCADirectory", "/etc/vault-tls/cas")
     assert config.tls.server_name == "vault.internal"
-    assert config.tls.client_cert_path == "/etc/vault-tls/c.pem"
-    assert config.tls.client_key_path == "/etc/vault-tls/k.pem"
+    assert config.tls.client_cert == NodePath("vaultTLSClientCertPath", "/etc/vault-tls/c.pem")
+    assert config.tls.client_key == NodePath("vaultTLSClientKeyPath", "/etc/vault-tls/k.pem")
 
 
 def test_kubernetes_mount_path_is_accepted() -> None:
@@ -113,8 +112,9 @@ def test_address_must_be_a_url(address: str) -> None:
 def test_unix_socket_address_for_the_vault_agent_sidecar() -> None:
     address = "unix:///var/run/vault/agent.sock"
     config = parse(vaultAddress=address, trusted=TrustedDirs(["/var/run/vault"]))
-    # /var/run is often a symlink to /run: the address keeps the real path that was checked.
-    assert config.address == "unix://" + os.path.realpath("/var/run/vault/agent.sock")
+    # The socket's path travels on its own; its real path is resolved when a mount uses it.
+    assert config.address == address
+    assert config.socket == NodePath("vaultAddress", "/var/run/vault/agent.sock")
 
 
 def test_skip_tls_verify_must_be_a_bool() -> None:

@@ -57,6 +57,10 @@ class VaultClient:
         await self._transport.close()
         self._tokens.clear()
 
+    def open_sessions(self) -> int:
+        """How many HTTP sessions are open (for tests and diagnostics)."""
+        return self._transport.open_sessions()
+
     async def token(self, login: Login) -> Token:
         """A cached token for the identity, or a new one; concurrent callers share one login."""
         cached = self._tokens.get(login.key)

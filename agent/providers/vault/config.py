@@ -28,15 +28,27 @@ _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 
 @dataclass(frozen=True, slots=True)
+class NodePath:
+    """A node file or socket as the SecretProviderClass names it, with the parameter that
+    named it (for messages). It is checked against the trusted directories, and a file read,
+    in a worker thread when a mount uses it (nodefiles.py): parsing touches no file system."""
+
+    key: str
+    path: str
+    checked: bool = True  # False only for the operator's own default socket address
+
+
+@dataclass(frozen=True, slots=True)
 class TLSConfig:
-    """Paths are real paths inside a trusted directory (see trusted.py), or empty."""
+    """The TLS parameters as written; with the socket they key the transport's shared
+    session, so a ConfigMap update (new bytes, same parameters) replaces that session."""
 
     skip_verify: bool = False
-    ca_cert_path: str = ""
-    ca_directory: str = ""
+    ca_cert: NodePath | None = None
+    ca_directory: NodePath | None = None
     server_name: str = ""
-    client_cert_path: str = ""
-    client_key_path: str = ""
+    client_cert: NodePath | None = None
+    client_key: NodePath | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +63,7 @@ class Defaults:
 
 @dataclass(frozen=True, slots=True)
 class VaultConfig:
-    address: str  # without a trailing slash; http(s):// or unix:// + the socket's real path
+    address: str  # for messages and tokens: http(s):// without a trailing slash, or unix://...
     role: str
     namespace: str
     auth_mount: str  # without "auth/" and slashes, e.g. "kubernetes"
@@ -59,6 +71,7 @@ class VaultConfig:
     tls: TLSConfig
     objects: tuple[SecretObject, ...]
     warnings: tuple[str, ...] = ()
+    socket: NodePath | None = None  # of a unix:// address, kept apart from any URL parsing
 
 
 class _Params:
@@ -93,15 +106,16 @@ def parse_config(
 ) -> VaultConfig:
     """Validate everything up front; raise InvalidSecretProviderClass naming the parameter.
 
-    Node paths the SPC names must lie in ``trusted`` directories; this runs before any file is
-    opened or connection made."""
+    Node paths the SPC names must be absolute, and some directory must be ``trusted``; whether
+    they lie inside one is checked when a mount reads them (nodefiles.py), off the event loop."""
     params = _Params(attributes, flavour)
     role = params.text("roleName", *params.spellings("RoleName"))
     if not role:
         raise InvalidSecretProviderClass("roleName: is required (the Vault role to log in as)")
     objects, warnings = parse_objects(attributes.get("objects", ""))
+    address, socket = _address(params, defaults, trusted)
     return VaultConfig(
-        address=_address(params, defaults, trusted),
+        address=address,
         role=role,
         namespace=params.text(*params.spellings("Namespace")) or defaults.namespace,
         auth_mount=_auth_mount(params, defaults),
@@ -109,10 +123,13 @@ def parse_config(
         tls=_tls(params, trusted),
         objects=objects,
         warnings=warnings,
+        socket=socket,
     )
 
 
-def _address(params: _Params, defaults: Defaults, trusted: TrustedDirs) -> str:
+def _address(
+    params: _Params, defaults: Defaults, trusted: TrustedDirs
+) -> tuple[str, NodePath | None]:
     names = params.spellings("Address")
     hit = params.get(*names)
     key, address = hit if hit else ("default address", defaults.address)
@@ -121,28 +138,28 @@ def _address(params: _Params, defaults: Defaults, trusted: TrustedDirs) -> str:
             f"{names[0]}: no server address; set it in the SecretProviderClass or configure "
             "the agent's default address (or VAULT_ADDR/BAO_ADDR)"
         )
+    if address.startswith("unix://"):
+        return address, _socket(key, address, trusted if hit else None)
     parts = urlsplit(address)
-    has_location = parts.netloc if parts.scheme in ("http", "https") else parts.path
-    if parts.scheme not in ("http", "https", "unix") or not has_location:
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidSecretProviderClass(f"{key}: must be an http://, https:// or unix:// URL")
-    if parts.scheme != "unix":
-        return address.rstrip("/")
-    if parts.netloc:
-        # Go's Vault client reads unix://run/x.sock as the relative path run/x.sock, urlsplit
-        # as host "run" and path /x.sock: accept only the form both read alike.
+    return address.rstrip("/"), None
+
+
+def _socket(key: str, address: str, trusted: TrustedDirs | None) -> NodePath:
+    """The socket of a unix:// address. Like Go's Vault client, everything after "unix://" is
+    the path, "#" and "?" included; it is never parsed as a URL again."""
+    path = address.removeprefix("unix://")
+    if not path.startswith("/"):
+        # Go's Vault client reads unix://run/x.sock as the relative path run/x.sock: refuse
+        # rather than guess what the node's working directory is.
         raise InvalidSecretProviderClass(
             f"{key}: a unix socket address is unix:///absolute/path/to/socket"
         )
-    if not hit:
-        return address.rstrip("/")  # the operator's own default is trusted as configured
-    return "unix://" + trusted.resolve(key, socket_path(address))
-
-
-def socket_path(address: str) -> str:
-    """The socket of a unix:// address; "" for http(s). The trust check and the connection
-    both take the path from here, so they cannot disagree on which socket is meant."""
-    parts = urlsplit(address)
-    return parts.path if parts.scheme == "unix" else ""
+    if trusted is None:
+        return NodePath(key, path, checked=False)  # the operator's own default is trusted
+    trusted.check(key, path)
+    return NodePath(key, path)
 
 
 def _auth_mount(params: _Params, defaults: Defaults) -> str:
@@ -168,16 +185,19 @@ def _tls(params: _Params, trusted: TrustedDirs) -> TLSConfig:
     if bool(cert) != bool(key):
         raise InvalidSecretProviderClass(f"{cert_names[0]} and {key_names[0]} must be set together")
 
-    def node_path(hit: tuple[str, str] | None) -> str:
-        return trusted.resolve(*hit) if hit else ""
+    def node_path(hit: tuple[str, str] | None) -> NodePath | None:
+        if hit is None:
+            return None
+        trusted.check(*hit)
+        return NodePath(*hit)
 
     return TLSConfig(
         skip_verify=_bool(params, "SkipTLSVerify"),
-        ca_cert_path=node_path(params.get(*params.spellings("CACertPath"))),
+        ca_cert=node_path(params.get(*params.spellings("CACertPath"))),
         ca_directory=node_path(params.get(*params.spellings("CADirectory"))),
         server_name=params.text(*params.spellings("TLSServerName")),
-        client_cert_path=node_path(cert),
-        client_key_path=node_path(key),
+        client_cert=node_path(cert),
+        client_key=node_path(key),
     )
 
 

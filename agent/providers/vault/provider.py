@@ -11,11 +11,13 @@ from typing import Any, Literal
 
 import structlog
 
+from agent.aio.threads import run_blocking
 from agent.errors import AgentError, ProviderError, ProviderUnavailable
 from agent.model import MountResult, ProviderRequest, SecretFile
 from agent.providers.vault.client import DEFAULT_TIMEOUT_S, Login, Token, VaultClient
 from agent.providers.vault.config import Defaults, Flavour, VaultConfig, parse_config
 from agent.providers.vault.content import object_content, object_version
+from agent.providers.vault.nodefiles import NodeFiles, read_node_files
 from agent.providers.vault.objects import ReadKey
 from agent.providers.vault.tokens import TokenKey, jwt_digest
 from agent.providers.vault.transport import Target
@@ -76,7 +78,10 @@ class VaultProvider:
         )
         for warning in config.warnings:
             log.warning("vault.config_warning", provider=self.name, warning=warning)
-        login = self._login(config, request)
+        # The trust check reads the TLS files (and resolves the socket) once, in a worker
+        # thread: the bytes read are the bytes used, and the event loop never waits on a disk.
+        files = await run_blocking(read_node_files, config, self._trusted)
+        login = self._login(config, files, request)
         try:
             async with asyncio.timeout(self._timeout):
                 token = await self._client.token(login)
@@ -97,7 +102,7 @@ class VaultProvider:
         )
         return result
 
-    def _login(self, config: VaultConfig, request: ProviderRequest) -> Login:
+    def _login(self, config: VaultConfig, files: NodeFiles, request: ProviderRequest) -> Login:
         identity = request.identity
         sa_token = identity.token_for(config.audience)
         if sa_token is None or not sa_token.token:
@@ -107,9 +112,11 @@ class VaultProvider:
                 f"for: {have}); the CSIDriver spec.tokenRequests must list audience "
                 f"{config.audience!r}, or set the SecretProviderClass 'audience' parameter"
             )
-        target = Target(config.address, config.namespace, config.tls)
+        socket = config.socket.path if config.socket else ""
+        target = Target(config.address, config.namespace, config.tls, socket, files)
         key = TokenKey(
-            address=config.address,
+            # A token belongs to the server it came from: for a socket, the one it resolved to.
+            address=f"unix://{files.socket}" if files.socket else config.address,
             namespace=config.namespace,
             auth_mount=config.auth_mount,
             role=config.role,

@@ -1,21 +1,26 @@
-"""HTTP to Vault: one lazily created aiohttp session per (TLS settings, socket), shared by all
-mounts, and transport failures turned into ProviderUnavailable so kubelet retries."""
+"""HTTP to Vault: one lazily created aiohttp session per (TLS parameters, socket) as written,
+shared by all mounts, and transport failures turned into ProviderUnavailable so kubelet retries.
+
+The session is keyed by the parameters, not by the files behind them: a ConfigMap update puts
+a new CA behind the same path, and the session is then replaced (and the old one closed once
+its requests finish) rather than one more kept open per update."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import re
-import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import structlog
 
+from agent.aio.threads import run_blocking
 from agent.errors import ProviderError, ProviderUnavailable
-from agent.providers.vault.config import TLSConfig, socket_path
+from agent.providers.vault.config import TLSConfig
+from agent.providers.vault.nodefiles import NodeFiles, ssl_context
 
 log = structlog.get_logger(__name__)
 
@@ -30,9 +35,13 @@ _MULTIERROR = re.compile(r"^\d+ errors? occurred:")
 class Target:
     """Where requests go: the Vault address, its namespace and how to reach it."""
 
-    address: str
+    address: str  # as configured, for messages
     namespace: str
-    tls: TLSConfig
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    socket: str = ""  # of a unix:// address, as written: with ``tls``, the session's key
+    files: NodeFiles = field(
+        default_factory=NodeFiles
+    )  # what the trust check read and resolved for this mount
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +54,22 @@ class Reply:
         return "; ".join(self.errors) or f"HTTP {self.status}"
 
 
+@dataclass(eq=False, slots=True)
+class _Session:
+    files: NodeFiles  # what it was built from
+    session: aiohttp.ClientSession
+    users: int = 0  # requests in flight
+    retired: bool = False  # replaced: closed when its last request ends
+
+
 class Transport:
     def __init__(self, *, timeout: float, on_request: RequestHook | None = None) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._on_request = on_request
-        self._sessions: dict[tuple[TLSConfig, str], aiohttp.ClientSession] = {}
+        self._sessions: dict[tuple[TLSConfig, str], _Session] = {}
+        self._draining: set[_Session] = set()  # retired, with requests still in flight
+        # One session built per change of files, however many mounts notice it at once.
+        self._building = asyncio.Lock()
 
     async def call(
         self,
@@ -61,19 +81,18 @@ class Transport:
         body: str | None = None,
         query: tuple[tuple[str, str], ...] = (),
     ) -> Reply:
-        socket = socket_path(target.address)
         # The Vault Agent sidecar listens on a socket; the URL's host is then a placeholder.
-        base = "http://localhost" if socket else target.address
+        base = "http://localhost" if target.socket else target.address
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if token:
             headers["X-Vault-Token"] = token
         if target.namespace:
             headers["X-Vault-Namespace"] = target.namespace
-        session = self._session(target.tls, socket)
-        if self._on_request is not None:
-            self._on_request(method, path)
+        entry = await self._acquire(target)
         try:
-            async with session.request(
+            if self._on_request is not None:
+                self._on_request(method, path)
+            async with entry.session.request(
                 method,
                 base + path,
                 params=list(query),
@@ -91,23 +110,57 @@ class Transport:
             raise ProviderUnavailable(
                 f"cannot reach Vault at {target.address}: {type(err).__name__}: {reason}"
             ) from None
+        finally:
+            await self._release(entry)
 
-    def _session(self, tls: TLSConfig, socket: str) -> aiohttp.ClientSession:
-        session = self._sessions.get((tls, socket))
-        if session is None or session.closed:
-            connector: aiohttp.BaseConnector
-            if socket:
-                connector = aiohttp.UnixConnector(path=socket)
+    async def _acquire(self, target: Target) -> _Session:
+        """The session for ``target``, counted as in use; rebuilt if its files changed."""
+        key = (target.tls, target.socket)
+        entry = self._sessions.get(key)
+        if entry is None or entry.files != target.files:
+            async with self._building:
+                entry = self._sessions.get(key)
+                if entry is None or entry.files != target.files:
+                    entry = await self._replace(key, target.files, entry)
+        entry.users += 1
+        return entry
+
+    async def _release(self, entry: _Session) -> None:
+        entry.users -= 1
+        if entry.retired and not entry.users:
+            self._draining.discard(entry)
+            await entry.session.close()
+
+    async def _replace(
+        self, key: tuple[TLSConfig, str], files: NodeFiles, old: _Session | None
+    ) -> _Session:
+        connector: aiohttp.BaseConnector
+        if files.socket:
+            connector = aiohttp.UnixConnector(path=files.socket)
+        else:
+            # Building a context can read the system trust store: not on the event loop.
+            connector = aiohttp.TCPConnector(ssl=await run_blocking(ssl_context, files.tls))
+        entry = _Session(files, aiohttp.ClientSession(connector=connector, timeout=self._timeout))
+        self._sessions[key] = entry
+        if old is not None:
+            # Requests already sent on the old session finish there; it closes after them.
+            old.retired = True
+            if old.users:
+                self._draining.add(old)
             else:
-                connector = aiohttp.TCPConnector(ssl=_ssl_context(tls))
-            session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
-            self._sessions[(tls, socket)] = session
-        return session
+                await old.session.close()
+        return entry
+
+    def open_sessions(self) -> int:
+        """How many aiohttp sessions are open, including replaced ones still draining."""
+        entries = [*self._sessions.values(), *self._draining]
+        return sum(not entry.session.closed for entry in entries)
 
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            await session.close()
+        entries = [*self._sessions.values(), *self._draining]
+        self._sessions, self._draining = {}, set()
+        for entry in entries:
+            await entry.session.close()
 
 
 def _reply(status: int, raw: bytes) -> Reply:
@@ -126,41 +179,3 @@ def _tidy(error: str) -> str:
     items = [line.strip()[2:] for line in error.splitlines() if line.strip().startswith("* ")]
     text = "; ".join(items) if _MULTIERROR.match(error) and items else error
     return " ".join(text.split())[:_MAX_ERROR_TEXT]
-
-
-def _ssl_context(tls: TLSConfig) -> ssl.SSLContext | bool:
-    if not (tls.skip_verify or tls.ca_cert_path or tls.ca_directory or tls.client_cert_path):
-        return True  # aiohttp's default: verify against the system trust store
-    try:
-        cadata = _ca_directory(tls.ca_directory) if tls.ca_directory else None
-        if tls.ca_cert_path or cadata:
-            # Like Go's Vault client, a configured CA replaces the system roots.
-            context = ssl.create_default_context(cafile=tls.ca_cert_path or None, cadata=cadata)
-        else:
-            context = ssl.create_default_context()
-        if tls.client_cert_path:
-            context.load_cert_chain(tls.client_cert_path, tls.client_key_path)
-    except (OSError, ssl.SSLError, ValueError) as err:
-        raise ProviderError(
-            f"cannot load the TLS files configured for Vault: {type(err).__name__}: {err}"
-        ) from None
-    if tls.skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _ca_directory(directory: str) -> str:
-    """Concatenate the PEM files of a directory (Go reads them all; OpenSSL's capath would
-    need c_rehash'd names)."""
-    pems = []
-    for name in sorted(os.listdir(directory)):
-        path = os.path.join(directory, name)
-        if os.path.isfile(path):
-            with open(path, encoding="ascii", errors="ignore") as handle:
-                text = handle.read()
-            if "-----BEGIN CERTIFICATE-----" in text:
-                pems.append(text)
-    if not pems:
-        raise ValueError(f"no PEM certificates in {directory}")
-    return "\n".join(pems)
