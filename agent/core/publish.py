@@ -23,7 +23,7 @@ from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, PublishOutcome
 from agent.core.publish_report import PublishReport
 from agent.core.publish_request import check_request, merge_attributes
-from agent.core.records import record_from_metadata, record_to_metadata
+from agent.core.records import record_from_metadata, record_to_metadata, status_of
 from agent.errors import (
     AgentError,
     InvalidRequest,
@@ -35,7 +35,6 @@ from agent.errors import (
 from agent.model import (
     SECRET_PROVIDER_CLASS,
     MountResult,
-    PodStatus,
     ProviderRequest,
     PublishRequest,
     VolumeRecord,
@@ -243,7 +242,18 @@ class PublishVolume:
             attempt.request.target_path, result.files
         )
         attempt.files_changed = changed
-        record, status = self._describe(attempt, result)
+        previous, now = self._table.get(attempt.request.target_path), self._clock()
+        record = VolumeRecord(
+            target_path=attempt.request.target_path,
+            volume_id=attempt.request.volume_id,
+            pod=attempt.identity,
+            spc_name=attempt.spc_name,
+            provider=attempt.provider,
+            versions=result.versions,
+            mounted_at=previous.mounted_at if previous else now,
+            updated_at=now,
+        )
+        status = status_of(record, self._settings.node_name)
         # Independent writes (metadata on the tmpfs, status in the store) run together; both
         # finish before a failure is raised, so an undo never races one still running.
         outcomes = await asyncio.gather(
@@ -256,33 +266,6 @@ class PublishVolume:
                 raise outcome
         self._table.put(record)
         return changed
-
-    def _describe(self, attempt: Attempt, result: MountResult) -> tuple[VolumeRecord, PodStatus]:
-        request, identity = attempt.request, attempt.identity
-        now = self._clock()
-        previous = self._table.get(request.target_path)
-        record = VolumeRecord(
-            target_path=request.target_path,
-            volume_id=request.volume_id,
-            pod=identity,
-            spc_name=attempt.spc_name,
-            provider=attempt.provider,
-            versions=result.versions,
-            mounted_at=previous.mounted_at if previous else now,
-            updated_at=now,
-        )
-        status = PodStatus(
-            name=pod_status_name(identity.name, identity.namespace, attempt.spc_name),
-            namespace=identity.namespace,
-            pod_name=identity.name,
-            pod_uid=identity.uid,
-            spc_name=attempt.spc_name,
-            target_path=request.target_path,
-            node_name=self._settings.node_name,
-            mounted=True,
-            objects=tuple(sorted(result.versions, key=lambda v: v.id)),
-        )
-        return record, status
 
     def _mask_remount_failure(self, attempt: Attempt, err: Exception) -> PublishOutcome:
         reason = err.reason if isinstance(err, AgentError) else "FailedToMount"

@@ -1,10 +1,26 @@
-"""The non-secret JSON form of a mount-table record, kept beside each volume."""
+"""A mount-table record's other forms: its pod status, and the non-secret JSON kept beside it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agent.model import ObjectVersion, PodIdentity, VolumeRecord
+from agent.model import ObjectVersion, PodIdentity, PodStatus, VolumeRecord, pod_status_name
+
+
+def status_of(record: VolumeRecord, node_name: str) -> PodStatus:
+    """The SecretProviderClassPodStatus that describes a mounted volume (upstream §6)."""
+    pod = record.pod
+    return PodStatus(
+        name=pod_status_name(pod.name, pod.namespace, record.spc_name),
+        namespace=pod.namespace,
+        pod_name=pod.name,
+        pod_uid=pod.uid,
+        spc_name=record.spc_name,
+        target_path=record.target_path,
+        node_name=node_name,
+        mounted=True,
+        objects=tuple(sorted(record.versions, key=lambda v: v.id)),
+    )
 
 
 def record_to_metadata(record: VolumeRecord) -> dict[str, object]:
