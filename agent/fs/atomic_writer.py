@@ -263,12 +263,6 @@ class AsyncPayloadWriter:
         uid: int | None = None,
         gid: int | None = None,
     ) -> bool:
-        # Validate on the loop (cheap) so a bad payload never costs a thread hop.
-        validate_payload(files, max_total_bytes=self._max_total_bytes)
+        # AtomicWriter.write validates the payload and turns OSError into FileWriteError itself.
         writer = AtomicWriter(target, max_total_bytes=self._max_total_bytes)
-        try:
-            return await run_blocking(writer.write, files, uid=uid, gid=gid)
-        except OSError as exc:
-            raise FileWriteError(
-                f"failed to write files in {target}: {exc.strerror or exc}"
-            ) from None
+        return await run_blocking(writer.write, files, uid=uid, gid=gid)
