@@ -23,7 +23,8 @@ from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, PublishOutcome
 from agent.core.publish_report import PublishReport
 from agent.core.publish_request import check_request, merge_attributes
-from agent.core.records import record_from_metadata, record_to_metadata, status_of
+from agent.core.records import record_to_metadata, status_of
+from agent.core.recovery import adopt_volume
 from agent.errors import (
     AgentError,
     InvalidRequest,
@@ -150,7 +151,9 @@ class PublishVolume:
         target = attempt.request.target_path
         if not await self._ports.mounter.is_mounted(target):
             return None
-        record = self._table.get(target) or await self._adopt(target)
+        record = self._table.get(target) or await adopt_volume(
+            target, self._ports.metadata, self._table
+        )
         if record is None:
             return await self._foreign_mount(attempt)
         # Kubelet sends fresh tokens on each republish; keep them for later rotations.
@@ -173,15 +176,6 @@ class PublishVolume:
             return PublishOutcome(attempt.provider, "already_mounted")
         attempt.is_remount = True
         return None
-
-    async def _adopt(self, target: str) -> VolumeRecord | None:
-        """Recover a volume mounted before a restart from the metadata kept beside it."""
-        document = await self._ports.metadata.load(target)
-        record = record_from_metadata(document) if document else None
-        if record is None or record.target_path != target:
-            return None
-        self._table.put(record)
-        return record
 
     async def _prepare(self, attempt: Attempt) -> Provider:
         """SecretProviderClass, merged attributes, readonly, and the provider to ask."""

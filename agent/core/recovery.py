@@ -10,6 +10,7 @@ import structlog
 
 from agent.core.mount_table import MountTable
 from agent.core.records import record_from_metadata
+from agent.model import VolumeRecord
 from agent.ports import PodStatusStore, VolumeMetadataStore, VolumeMounter
 
 log = structlog.get_logger("agent.recovery")
@@ -27,11 +28,20 @@ async def rebuild_mount_table(
             continue
         if not await mounter.is_mounted(status.target_path):
             continue
-        document = await metadata.load(status.target_path)
-        record = record_from_metadata(document) if document else None
-        if record is None or record.target_path != status.target_path:
+        if await adopt_volume(status.target_path, metadata, table) is None:
             log.warning("recovery.metadata_unusable", target_path=status.target_path)
             continue
-        table.put(record)
         recovered += 1
     return recovered
+
+
+async def adopt_volume(
+    target: str, metadata: VolumeMetadataStore, table: MountTable
+) -> VolumeRecord | None:
+    """Put a mounted volume back in the table from the metadata kept beside it, if usable."""
+    document = await metadata.load(target)
+    record = record_from_metadata(document) if document else None
+    if record is None or record.target_path != target:
+        return None
+    table.put(record)
+    return record
