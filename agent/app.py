@@ -29,7 +29,12 @@ from agent.fs.metadata import JsonVolumeMetadata
 from agent.fs.mounter import make_mounter
 from agent.logs import configure_logging
 from agent.metrics import Metrics
-from agent.ports import PodStatusStore, SecretProviderClassSource, VolumeMounter
+from agent.ports import (
+    PodStatusStore,
+    SecretProviderClassSource,
+    ServiceAccountSource,
+    VolumeMounter,
+)
 from agent.providers.registry import ProviderRegistry
 from agent.web import WebServer
 
@@ -97,7 +102,7 @@ class Agent:
 
 
 def build_agent(settings: Settings, registry: ProviderRegistry | None = None) -> Agent:
-    spcs, statuses = _configuration_sources(settings)
+    spcs, statuses, service_accounts = _configuration_sources(settings)
     metrics = Metrics()
     table, locks = MountTable(), KeyedLock()
     mounter = make_mounter(settings.mount_mode, settings.tmpfs_size)
@@ -109,6 +114,7 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         trusted_dirs=settings.trusted_file_dirs,
         plugin_directories=(*settings.additional_provider_volume_paths, settings.provider_volume),
         max_recv_bytes=settings.max_call_recv_msg_size,
+        service_accounts=service_accounts,
     )
     ports = PublishPorts(
         spcs=spcs,
@@ -154,7 +160,9 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
     )
 
 
-def _configuration_sources(settings: Settings) -> tuple[SecretProviderClassSource, PodStatusStore]:
+def _configuration_sources(
+    settings: Settings,
+) -> tuple[SecretProviderClassSource, PodStatusStore, ServiceAccountSource]:
     if not settings.standalone_dir:
         raise ConfigError(
             "--standalone-dir is required: the Kubernetes API adapter is not built yet "
@@ -166,7 +174,8 @@ def _configuration_sources(settings: Settings) -> tuple[SecretProviderClassSourc
     directory = Path(settings.standalone_dir)
     if not directory.is_dir():
         raise ConfigError(f"--standalone-dir: {directory} is not a directory")
-    return DirectorySecretProviderClassSource(directory), DirectoryPodStatusStore(directory)
+    manifests = DirectorySecretProviderClassSource(directory)
+    return manifests, DirectoryPodStatusStore(directory), manifests
 
 
 def load_version_key(state_dir: str) -> bytes:

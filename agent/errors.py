@@ -60,6 +60,10 @@ class ProviderError(AgentError):
     reason = "GRPCProviderError"
 
 
+class ServiceAccountNotFound(ProviderError):
+    """The pod's service account, whose annotations name a cloud identity, does not exist."""
+
+
 class ProviderUnavailable(ProviderError):
     """The backing store could not be reached or timed out; kubelet should retry."""
 

@@ -32,6 +32,19 @@ class SecretProviderClassSource(Protocol):
         ...
 
 
+class ServiceAccountSource(Protocol):
+    """Reads a pod's service account; providers take cloud identities from its annotations
+    (``eks.amazonaws.com/role-arn``, ``azure.workload.identity/client-id``,
+    ``iam.gke.io/gcp-service-account``)."""
+
+    async def annotations(self, namespace: str, name: str) -> Mapping[str, str]:
+        """``metadata.annotations`` of the service account (empty when it has none).
+
+        Raises ServiceAccountNotFound when the service account does not exist.
+        """
+        ...
+
+
 class PodStatusStore(Protocol):
     async def upsert(self, status: PodStatus) -> None: ...
 

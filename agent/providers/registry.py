@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from agent.errors import AgentError, ProviderNotFound
-from agent.ports import Provider
+from agent.ports import Provider, ServiceAccountSource
 
 if TYPE_CHECKING:
     from agent.providers.plugin import PluginProvider
@@ -38,6 +38,8 @@ class ProviderContext:
     options: Mapping[str, str]
     # Directories whose files a SecretProviderClass may name (--trusted-file-dirs).
     trusted_dirs: tuple[str, ...] = ()
+    # Service-account annotations (cloud identities): the API, or manifests in standalone mode.
+    service_accounts: ServiceAccountSource | None = None
 
 
 ProviderFactory = Callable[[ProviderContext], Provider]
@@ -72,8 +74,10 @@ class ProviderRegistry:
         plugin_directories: Sequence[str] = (),
         max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES,
         trusted_dirs: Sequence[str] = (),
+        service_accounts: ServiceAccountSource | None = None,
     ) -> None:
         self._trusted_dirs = tuple(trusted_dirs)
+        self._service_accounts = service_accounts
         self._timeout = timeout
         self._version_key = version_key
         self._options = dict(options or {})
@@ -103,7 +107,12 @@ class ProviderRegistry:
         if factory is None:
             return self._plugin(name)
         context = ProviderContext(
-            name, self._timeout, self._version_key, self._options, self._trusted_dirs
+            name,
+            self._timeout,
+            self._version_key,
+            self._options,
+            self._trusted_dirs,
+            self._service_accounts,
         )
         instance = factory(context)
         self._instances[name] = instance

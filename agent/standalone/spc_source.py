@@ -1,8 +1,10 @@
-"""SecretProviderClasses read from YAML files in a directory (standalone mode, no Kubernetes API).
+"""SecretProviderClasses and ServiceAccounts read from YAML files in a directory (standalone mode).
 
 The directory holds the same manifests one would ``kubectl apply``: every ``*.yaml``/``*.yml``
-file directly inside it, multi-document allowed. Files are re-read only when their names, inodes,
-sizes or mtimes change, and always in a worker thread so a slow disk never stalls the event loop.
+file directly inside it, multi-document allowed. ``v1`` ServiceAccount manifests there stand in
+for the API's service accounts: providers read cloud identities from their annotations. Files
+are re-read only when their names, inodes, sizes or mtimes change, and always in a worker thread
+so a slow disk never stalls the event loop.
 A broken file is reported and skipped; it never hides the classes defined in the other files.
 """
 
@@ -22,7 +24,11 @@ import structlog
 import yaml
 
 from agent.aio.threads import run_blocking
-from agent.errors import InvalidSecretProviderClass, SecretProviderClassNotFound
+from agent.errors import (
+    InvalidSecretProviderClass,
+    SecretProviderClassNotFound,
+    ServiceAccountNotFound,
+)
 from agent.model import SecretProviderClass
 from agent.standalone.yaml_codec import SafeLoader
 
@@ -58,10 +64,13 @@ class _Snapshot:
     # (namespace, name) -> (spec digest, generation), carried across reloads.
     generations: dict[Key, tuple[str, int]] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    # (namespace, name) -> metadata.annotations of a ServiceAccount manifest.
+    service_accounts: dict[Key, dict[str, str]] = field(default_factory=dict)
 
 
 class DirectorySecretProviderClassSource:
-    """Implements ``ports.SecretProviderClassSource`` over a directory of manifests."""
+    """Implements ``ports.SecretProviderClassSource`` and ``ports.ServiceAccountSource`` over a
+    directory of manifests."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
@@ -83,6 +92,17 @@ class DirectorySecretProviderClassSource:
             unreadable = "; ".join(f"{f}: {r}" for f, r in sorted(snapshot.broken_files.items()))
             message += f" (unreadable files: {unreadable})"
         raise SecretProviderClassNotFound(message)
+
+    async def annotations(self, namespace: str, name: str) -> Mapping[str, str]:
+        """A ServiceAccount manifest's ``metadata.annotations``; ServiceAccountNotFound if none."""
+        snapshot = await self._refresh()
+        found = snapshot.service_accounts.get((namespace, name))
+        if found is None:
+            raise ServiceAccountNotFound(
+                f"serviceaccount {namespace}/{name} not found in {self.directory} "
+                "(standalone mode reads ServiceAccount manifests from that directory)"
+            )
+        return found
 
     async def _refresh(self) -> _Snapshot:
         # One reload at a time; callers that queue behind it reuse its result via the signature.
@@ -142,6 +162,9 @@ def _load_file(
         return
     for index, document in enumerate(documents):
         where = path.name if len(documents) == 1 else f"{path.name} (document {index + 1})"
+        if _is_service_account(document):
+            _load_service_account(document, where, snapshot)
+            continue
         if not _is_spc(document):
             continue
         try:
@@ -175,6 +198,32 @@ def _remember_invalid(
 ) -> None:
     if _remember_origin(snapshot, origins, key, where):
         snapshot.invalid[key] = f"secretproviderclass {key[0]}/{key[1]} in {reason}"
+
+
+def _is_service_account(document: object) -> TypeGuard[Mapping[str, object]]:
+    return (
+        isinstance(document, Mapping)
+        and document.get("kind") == "ServiceAccount"
+        and document.get("apiVersion") == "v1"
+    )
+
+
+def _load_service_account(document: Mapping[str, object], where: str, snapshot: _Snapshot) -> None:
+    try:
+        key, metadata = _identity(document)
+        annotations = metadata.get("annotations") or {}
+        if not isinstance(annotations, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+        ):
+            raise _Invalid("metadata.annotations must be a mapping of strings", key)
+    except _Invalid as exc:
+        snapshot.problems.append((where, exc.reason))
+        return
+    if key in snapshot.service_accounts:
+        # The first definition stays, as for a class, so a later file cannot swap an identity.
+        snapshot.problems.append((where, f"serviceaccount {key[0]}/{key[1]} is defined twice"))
+        return
+    snapshot.service_accounts[key] = dict(annotations)
 
 
 def _is_spc(document: object) -> TypeGuard[Mapping[str, object]]:

@@ -11,7 +11,11 @@ import pytest
 import structlog
 import yaml
 
-from agent.errors import InvalidSecretProviderClass, SecretProviderClassNotFound
+from agent.errors import (
+    InvalidSecretProviderClass,
+    SecretProviderClassNotFound,
+    ServiceAccountNotFound,
+)
 from agent.ports import SecretProviderClassSource
 from agent.standalone.spc_source import DirectorySecretProviderClassSource
 
@@ -252,3 +256,47 @@ async def test_duplicate_across_files_names_both(tmp_path: Path) -> None:
 def test_implements_the_port(tmp_path: Path) -> None:
     source: SecretProviderClassSource = DirectorySecretProviderClassSource(tmp_path)  # mypy
     assert callable(source.get)
+
+
+SERVICE_ACCOUNT = """\
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: app
+  namespace: apps
+  annotations:
+    eks.amazonaws.com/role-arn: arn:aws:iam::111122223333:role/app
+"""
+
+
+async def test_service_account_annotations_come_from_manifests(tmp_path: Path) -> None:
+    write(tmp_path, "app.yaml", VAULT_SPC + "---\n" + SERVICE_ACCOUNT)
+    source = DirectorySecretProviderClassSource(tmp_path)
+    annotations = await source.annotations("apps", "app")
+    assert annotations == {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/app"}
+    assert (await source.get("apps", "vault-db")).provider == "vault"
+
+
+async def test_service_account_without_annotations_is_empty(tmp_path: Path) -> None:
+    write(tmp_path, "sa.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: bare}\n")
+    assert await DirectorySecretProviderClassSource(tmp_path).annotations("default", "bare") == {}
+
+
+async def test_missing_service_account_names_the_directory(tmp_path: Path) -> None:
+    source = DirectorySecretProviderClassSource(tmp_path)
+    with pytest.raises(ServiceAccountNotFound, match=r"serviceaccount apps/app not found in"):
+        await source.annotations("apps", "app")
+
+
+async def test_service_account_defined_twice_keeps_the_first(tmp_path: Path) -> None:
+    other = SERVICE_ACCOUNT.replace("role/app", "role/admin")
+    write(tmp_path, "a.yaml", SERVICE_ACCOUNT)
+    write(tmp_path, "b.yaml", other)
+    annotations = await DirectorySecretProviderClassSource(tmp_path).annotations("apps", "app")
+    assert annotations["eks.amazonaws.com/role-arn"].endswith("role/app")
+
+
+async def test_service_account_with_non_string_annotation_is_skipped(tmp_path: Path) -> None:
+    write(tmp_path, "sa.yaml", SERVICE_ACCOUNT.replace("arn:aws:iam::111122223333:role/app", "3"))
+    with pytest.raises(ServiceAccountNotFound):
+        await DirectorySecretProviderClassSource(tmp_path).annotations("apps", "app")
