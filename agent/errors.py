@@ -98,3 +98,56 @@ class ProviderTimeout(ProviderUnavailable):
 
 class ShuttingDown(AgentError):
     """The agent is draining for shutdown; kubelet retries the call on the next instance."""
+
+
+class KubernetesApiError(AgentError):
+    """A Kubernetes API call failed. ``agent/k8s`` translates every response into one of the
+    subclasses, once; the message names the verb and the object, and quotes at most a
+    truncated, scrubbed ``Status.message`` from the server, never a request or response body.
+
+    ``status`` is the HTTP status (0 when no response arrived).
+    """
+
+    reason = "KubernetesAPIError"
+
+    def __init__(self, message: str, *, status: int = 0, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.status = status
+
+
+class ApiNotFound(KubernetesApiError):
+    """404: the object (or the resource type, when a CRD is not installed) does not exist."""
+
+
+class ApiConflict(KubernetesApiError):
+    """409 Conflict: the object changed since it was read (stale ``resourceVersion``)."""
+
+
+class ApiAlreadyExists(ApiConflict):
+    """409 AlreadyExists: a create found an object of that name."""
+
+
+class ApiForbidden(KubernetesApiError):
+    """401 or 403: the agent's credentials are missing, expired, or lack the RBAC rule."""
+
+
+class ApiGone(KubernetesApiError):
+    """410: a watch or list asked for a ``resourceVersion`` the server no longer has."""
+
+
+class ApiInvalid(KubernetesApiError):
+    """400 or 422: the server rejected the request itself; retrying the same one cannot help."""
+
+
+class ApiUnavailable(KubernetesApiError):
+    """No usable answer: connection refused or reset, timeout, 5xx. Worth retrying."""
+
+
+class ApiThrottled(ApiUnavailable):
+    """429: the server asks the agent to slow down; ``retry_after`` is its hint in seconds."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message, status=429, reason=reason)
+        self.retry_after = retry_after
