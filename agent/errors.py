@@ -105,14 +105,29 @@ class KubernetesApiError(AgentError):
     subclasses, once; the message names the verb and the object, and quotes at most a
     truncated, scrubbed ``Status.message`` from the server, never a request or response body.
 
-    ``status`` is the HTTP status (0 when no response arrived).
+    ``status`` is the HTTP status (0 when no response arrived); ``retry_after`` the server's
+    Retry-After hint in seconds, if it gave one.
     """
 
     reason = "KubernetesAPIError"
 
-    def __init__(self, message: str, *, status: int = 0, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        reason: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, reason=reason)
         self.status = status
+        self.retry_after = retry_after
+
+    def reworded(self, message: str, reason: str | None = None) -> KubernetesApiError:
+        """The same failure (same class, status, hint) told in a caller's terms."""
+        return type(self)(
+            message, status=self.status, reason=reason or self.reason, retry_after=self.retry_after
+        )
 
 
 class ApiNotFound(KubernetesApiError):
@@ -144,10 +159,4 @@ class ApiUnavailable(KubernetesApiError):
 
 
 class ApiThrottled(ApiUnavailable):
-    """429: the server asks the agent to slow down; ``retry_after`` is its hint in seconds."""
-
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, reason: str | None = None
-    ) -> None:
-        super().__init__(message, status=429, reason=reason)
-        self.retry_after = retry_after
+    """429: the server asks the agent to slow down (``retry_after``, when it says how long)."""

@@ -84,6 +84,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     add("--pprof-port", default=6065, type=int, help="accepted for compatibility; unused")
     add("--metrics-backend", default="Prometheus", help="only Prometheus is supported")
     add("--kubeconfig", default="", help="kubeconfig path (in-cluster config when empty)")
+    _kubernetes_flags(p)
     add(
         "--standalone-dir", default="", help="run without Kubernetes: SecretProviderClass YAML here"
     )
@@ -111,6 +112,42 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     )
     add("--state-dir", default=_DEFAULTS.state_dir, help="node-local agent state (version key)")
     return p
+
+
+def _kubernetes_flags(p: argparse.ArgumentParser) -> None:
+    add = p.add_argument
+    add(
+        "--kube-api-qps",
+        default=_DEFAULTS.kube_api_qps,
+        type=float,
+        help="client-side requests per second to the API, for each of the publish and the "
+        "background lanes (0: unlimited)",
+    )
+    add("--kube-api-burst", default=_DEFAULTS.kube_api_burst, type=int, help="burst per lane")
+    add(
+        "--agent-namespace",
+        default="",
+        help="the agent's own namespace, for the HMAC key Secret "
+        "(default: $POD_NAMESPACE, else the service account's namespace)",
+    )
+    add(
+        "--hmac-secret-name",
+        default=_DEFAULTS.hmac_secret_name,
+        help="Secret holding the key behind Vault object versions (created if absent)",
+    )
+    _go_bool("--token-request-fallback", p)
+    add(
+        "--pod-cleanup-grace-period",
+        default=_DEFAULTS.pod_cleanup_grace_period,
+        type=duration,
+        help="how long a gone pod's volume may stay mounted before the agent unmounts it",
+    )
+    add(
+        "--cache-sync-timeout",
+        default=_DEFAULTS.cache_sync_timeout,
+        type=duration,
+        help="how long start waits for the API caches before serving anyway",
+    )
 
 
 def _trusted_dirs(value: str) -> tuple[str, ...]:
@@ -163,6 +200,8 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
                 parse_listen_address(value)
             except ConfigError as err:
                 raise ConfigError(f"{flag}: {err.message}") from None
+    if ns.kube_api_qps < 0 or ns.kube_api_burst < 1:
+        raise ConfigError("--kube-api-qps must be >= 0 and --kube-api-burst >= 1")
     if ns.rotation_poll_interval <= 0:
         raise ConfigError("--rotation-poll-interval must be positive")
     if ns.mount_mode == "tmpfs" and sys.platform == "win32":
@@ -185,6 +224,13 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         provider_health_check=bool(ns.provider_health_check),
         provider_health_check_interval=ns.provider_health_check_interval,
         kubeconfig=ns.kubeconfig,
+        kube_api_qps=ns.kube_api_qps,
+        kube_api_burst=ns.kube_api_burst,
+        agent_namespace=ns.agent_namespace,
+        hmac_secret_name=ns.hmac_secret_name,
+        token_request_fallback=bool(ns.token_request_fallback),
+        pod_cleanup_grace_period=ns.pod_cleanup_grace_period,
+        cache_sync_timeout=ns.cache_sync_timeout,
         standalone_dir=ns.standalone_dir,
         mount_mode=ns.mount_mode,
         tmpfs_size=ns.tmpfs_size,

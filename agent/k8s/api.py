@@ -33,7 +33,7 @@ JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 
 Object = dict[str, Any]
-Observer = Callable[[str, str], None]  # (HTTP method, status code or "<error>")
+Observer = Callable[[str, str, str], None]  # (API host, HTTP method, status code or "<error>")
 
 
 class Lane(enum.Enum):
@@ -51,26 +51,44 @@ class ApiSettings:
 
 
 class KubeApi:
-    def __init__(
-        self,
-        configuration: Configuration,
-        settings: ApiSettings = ApiSettings(),
-        observer: Observer | None = None,
-    ) -> None:
-        self._client = ApiClient(configuration)
-        self._client.user_agent = USER_AGENT
-        self._settings = settings
-        self._observer = observer
-        self._lanes = {lane: TokenBucket(settings.qps, settings.burst) for lane in Lane}
+    """Built without I/O; ``connect`` (in the agent's start) gives it its configuration."""
 
-    @property
-    def host(self) -> str:
-        return str(self._client.configuration.host)
+    def __init__(self, settings: ApiSettings | None = None, observer: Observer | None = None):
+        self._settings = settings or ApiSettings()
+        self._observer = observer
+        self._lanes = {lane: TokenBucket(self._settings.qps, self._settings.burst) for lane in Lane}
+        self._connected: ApiClient | None = None
+        self.host = ""
+
+    def connect(self, configuration: Configuration) -> None:
+        """Open the HTTP session (inside the running loop: aiohttp's rule)."""
+        client = ApiClient(configuration)
+        client.user_agent = USER_AGENT
+        self._connected, self.host = client, str(configuration.host)
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._connected is not None:
+            await self._connected.close()
+            self._connected = None
+
+    @property
+    def _client(self) -> ApiClient:
+        if self._connected is None:
+            raise ApiUnavailable("the Kubernetes API client is not connected")
+        return self._connected
 
     # ---- verbs ----
+
+    async def group_versions(self, group: str, lane: Lane) -> list[str]:
+        """Discovery: the versions the server serves for an API group, preferred first."""
+        document = await self._call("GET", f"/apis/{group}", f"discover {group}", lane)
+        preferred = (document.get("preferredVersion") or {}).get("version")
+        versions = [
+            str(item.get("version"))
+            for item in document.get("versions") or ()
+            if isinstance(item, dict) and item.get("version")
+        ]
+        return sorted(versions, key=lambda version: version != preferred)
 
     async def get(self, resource: Resource, namespace: str | None, name: str, lane: Lane) -> Object:
         action = f"get {resource.describe(namespace, name)}"
@@ -229,7 +247,7 @@ class KubeApi:
 
     def _observe(self, method: str, code: str) -> None:
         if self._observer is not None:
-            self._observer(method, code)
+            self._observer(self.host, method, code)
 
 
 class WatchStream:

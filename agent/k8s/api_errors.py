@@ -42,7 +42,7 @@ def from_response(
     if message:
         text += f": {message}"
     if status == 429:
-        return ApiThrottled(text, retry_after=_retry_after(headers))
+        return ApiThrottled(text, status=status, retry_after=_retry_after(headers))
     if status == 409:
         cls: type[KubernetesApiError] = (
             ApiAlreadyExists if reason == "AlreadyExists" else ApiConflict

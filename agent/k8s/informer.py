@@ -20,7 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import structlog
 
 from agent.aio.backoff import Backoff, BackoffPolicy
-from agent.errors import ApiGone, ApiThrottled, KubernetesApiError
+from agent.errors import ApiGone, KubernetesApiError
 from agent.k8s.api import KubeApi, Lane, Object, WatchStream
 from agent.k8s.resources import Resource
 
@@ -136,8 +136,7 @@ class Informer(Generic[T]):
                 relist = True
             except KubernetesApiError as err:
                 self._error = err.message
-                hint = err.retry_after if isinstance(err, ApiThrottled) else None
-                delay = self._backoff.next_delay(hint or 0.0)
+                delay = self._backoff.next_delay(err.retry_after or 0.0)
                 log.warning(
                     "informer.retrying",
                     informer=self.name,

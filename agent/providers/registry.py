@@ -91,6 +91,13 @@ class ProviderRegistry:
         self._max_recv_bytes = max_recv_bytes
         self._plugins: dict[str, PluginProvider] = {}
 
+    def set_version_key(self, key: bytes) -> None:
+        """The HMAC key for providers built from now on (Kubernetes mode loads it from a Secret
+        at start, before the CSI socket serves, so no provider exists yet)."""
+        self._version_key = key
+        if self._instances:
+            log.warning("provider.version_key_late", built=sorted(self._instances))
+
     def register(self, name: str, factory: ProviderFactory) -> None:
         self._factories[name] = factory
         self._instances.pop(name, None)
