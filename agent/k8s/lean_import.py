@@ -73,9 +73,8 @@ def load() -> None:
 
 
 def models_loaded() -> bool:
-    """True once anything in the process made the generated models package run."""
-    models = sys.modules.get("kubernetes_asyncio.client.models")
-    return models is not None and "__getattr__" not in models.__dict__
+    """True once anything in the process loaded a generated model module."""
+    return any(name.startswith("kubernetes_asyncio.client.models.") for name in sys.modules)
 
 
 load()
