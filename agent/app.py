@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from agent import __version__
+from agent.aio.backoff import BackoffPolicy
 from agent.aio.locks import KeyedLock
 from agent.aio.loop_monitor import LoopLagMonitor
 from agent.config import Settings
@@ -119,12 +120,18 @@ class Agent:
             await self.providers.health_check()
 
 
-def build_agent(settings: Settings, registry: ProviderRegistry | None = None) -> Agent:
+def build_agent(
+    settings: Settings,
+    registry: ProviderRegistry | None = None,
+    *,
+    retry_policy: BackoffPolicy | None = None,
+) -> Agent:
+    """``retry_policy`` paces the Kubernetes adapter's retries (tests shorten it)."""
     metrics = Metrics()
     table, locks = MountTable(), KeyedLock()
     mounter = make_mounter(settings.mount_mode, settings.tmpfs_size)
     metadata = JsonVolumeMetadata()
-    sources = _configuration_sources(settings, metrics)
+    sources = _configuration_sources(settings, metrics, retry_policy)
     providers = registry or ProviderRegistry(
         timeout=settings.provider_timeout,
         version_key=load_version_key(settings.state_dir),
@@ -208,12 +215,14 @@ class _Sources:
     cluster: KubernetesAdapter | None = None
 
 
-def _configuration_sources(settings: Settings, metrics: Metrics) -> _Sources:
+def _configuration_sources(
+    settings: Settings, metrics: Metrics, retry_policy: BackoffPolicy | None
+) -> _Sources:
     if not settings.standalone_dir:
         # Imported only in Kubernetes mode: standalone never pays for the API client.
         from agent.k8s.adapter import KubernetesAdapter
 
-        cluster = KubernetesAdapter(settings, observer=metrics.api_request)
+        cluster = KubernetesAdapter(settings, metrics.api_request, retry_policy)
         return _Sources(
             cluster.spcs, cluster.statuses, cluster.service_accounts, cluster.events, cluster
         )

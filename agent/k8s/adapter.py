@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from agent.aio.backoff import Backoff
+from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.aio.tasks import TaskSet
 from agent.config import Settings
 from agent.core.mount_table import MountTable
@@ -24,7 +24,7 @@ from agent.core.records import status_of
 from agent.errors import ConfigError, KubernetesApiError
 from agent.k8s.api import ApiSettings, KubeApi, Observer
 from agent.k8s.connection import load_configuration, own_namespace
-from agent.k8s.events import KubeEventRecorder
+from agent.k8s.events import EventSettings, KubeEventRecorder
 from agent.k8s.identity import KubeServiceAccounts, KubeTokenMinter
 from agent.k8s.informer import Informer, InformerSettings
 from agent.k8s.pod_statuses import KubePodStatusStore
@@ -43,19 +43,24 @@ class KubernetesAdapter:
         self,
         settings: Settings,
         observer: Observer | None = None,
-        informer_settings: InformerSettings | None = None,
+        backoff: BackoffPolicy | None = None,
     ) -> None:
+        """``backoff`` paces every retry loop (caches, status writes, events, HMAC key);
+        tests and benchmarks shorten it."""
         if not settings.node_id:
             raise ConfigError(
                 "--nodeid is required in Kubernetes mode (the chart passes spec.nodeName)"
             )
         self._settings = settings
-        self._informer_settings = informer_settings
+        self._backoff = backoff or BackoffPolicy()
+        self._informer_settings = InformerSettings(backoff=self._backoff)
         self.api = KubeApi(ApiSettings(settings.kube_api_qps, settings.kube_api_burst), observer)
-        self.spcs = KubeSecretProviderClassSource(self.api, settings=informer_settings)
-        self.statuses = KubePodStatusStore(self.api, settings.node_id)
+        self.spcs = KubeSecretProviderClassSource(self.api, settings=self._informer_settings)
+        self.statuses = KubePodStatusStore(self.api, settings.node_id, backoff=self._backoff)
         self.service_accounts = KubeServiceAccounts(self.api)
-        self.events = KubeEventRecorder(self.api, settings.node_id)
+        self.events = KubeEventRecorder(
+            self.api, settings.node_id, EventSettings(backoff=self._backoff)
+        )
         self.tokens = KubeTokenMinter(self.api) if settings.token_request_fallback else None
         self.secrets = KubeSecrets(self.api)
         namespace = settings.agent_namespace or own_namespace()
@@ -100,7 +105,7 @@ class KubernetesAdapter:
         return [*waiting, *([] if key_task.done() else ["hmac-key"])]
 
     async def _load_version_key(self, set_version_key: Callable[[bytes], None]) -> None:
-        backoff = Backoff()
+        backoff = Backoff(self._backoff)
         while True:
             try:
                 set_version_key(await self.version_key.load())
