@@ -228,7 +228,7 @@ class ResourceHandlers:
     async def _delete(
         self, request: web.Request, info: RequestInfo, rtype: ResourceType
     ) -> web.StreamResponse:
-        body = await read_json(request) if request.can_read_body else None
+        body = await read_json(request)
         options = DeleteOptions.from_body(
             body if isinstance(body, dict) else {},
             request.query.get("gracePeriodSeconds"),
