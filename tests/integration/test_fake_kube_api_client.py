@@ -175,3 +175,13 @@ async def test_discovery_names_both_spc_versions(api: client.ApiClient) -> None:
         "secretproviderclasses",
         "secretproviderclasspodstatuses",
     }
+
+
+@pytest.mark.parametrize("kube_api_options", [{"tls": True, "token": "agent-token"}])
+async def test_kubeconfig_with_tls_and_token(kube_api: FakeKubeApi, api: client.ApiClient) -> None:
+    """What an agent started with ``--kubeconfig`` gets: HTTPS with the test CA, a token."""
+    assert kube_api.url.startswith("https://")
+    namespaces = await client.CoreV1Api(api).list_namespace()
+    assert "default" in {n.metadata.name for n in namespaces.items}
+    [listed] = kube_api.requests.filter(verb="list", resource="namespaces")
+    assert listed.status == 200 and listed.user_agent.startswith("OpenAPI-Generator")

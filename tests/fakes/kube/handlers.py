@@ -4,52 +4,32 @@ storage shape by the type's strategy and encoded back into the requested version
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from tests.fakes.kube.cluster import Cluster
 from tests.fakes.kube.deletion import DeleteOptions
-from tests.fakes.kube.keys import FAULT
+from tests.fakes.kube.http_util import json_response, read_json, selector_matcher
 from tests.fakes.kube.listing import envelope, list_page
 from tests.fakes.kube.patch import apply_patch
-from tests.fakes.kube.paths import RequestInfo, truthy
+from tests.fakes.kube.paths import RequestInfo
 from tests.fakes.kube.resources import ResourceType
-from tests.fakes.kube.selectors import parse_field_selector, parse_label_selector
 from tests.fakes.kube.status import (
     ApiError,
     bad_request,
-    conflict,
     invalid,
     method_not_allowed,
     not_found,
     path_not_found,
     status_body,
 )
-from tests.fakes.kube.streaming import bookmark_object, stream_error, stream_watch
+from tests.fakes.kube.subresources import bind, request_token
 from tests.fakes.kube.tokens import TokenIssuer
+from tests.fakes.kube.watching import WatchSettings, serve_watch
 
 Object = dict[str, Any]
-
-
-@dataclass
-class WatchSettings:
-    timeout: float = 1800.0  # server-side end of a watch without timeoutSeconds (seconds)
-    bookmark_interval: float | None = None  # None: bookmarks only when a test asks
-
-
-def json_response(
-    body: Object, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        text=json.dumps(body, separators=(",", ":")),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )
 
 
 class ResourceHandlers:
@@ -69,18 +49,23 @@ class ResourceHandlers:
         handler: Callable[..., Any] = getattr(self, f"_{info.verb}", None) or _unsupported
         return await handler(request, info, rtype)  # type: ignore[no-any-return]
 
+    async def _watch(
+        self, request: web.Request, info: RequestInfo, rtype: ResourceType
+    ) -> web.StreamResponse:
+        return await serve_watch(
+            request,
+            info,
+            rtype,
+            self.cluster,
+            self.watch_settings,
+            matches=selector_matcher(rtype, request.query),
+            encode=lambda obj: self._encode(rtype, info, obj),
+        )
+
     # ---- helpers ----
 
     def _encode(self, rtype: ResourceType, info: RequestInfo, obj: Object) -> Object:
         return rtype.strategy.encode(obj, rtype, info.version)
-
-    def _matcher(self, rtype: ResourceType, query: Mapping[str, str]) -> Callable[[Object], bool]:
-        labels = parse_label_selector(query.get("labelSelector"))
-        supported = set(rtype.fields({"metadata": {}}))
-        fields = parse_field_selector(query.get("fieldSelector"), supported)
-        return lambda obj: (
-            labels((obj.get("metadata") or {}).get("labels") or {}) and fields(rtype.fields(obj))
-        )
 
     async def _body(self, request: web.Request, info: RequestInfo, rtype: ResourceType) -> Object:
         body = await read_json(request)
@@ -129,7 +114,7 @@ class ResourceHandlers:
             rtype,
             info.namespace,
             query,
-            matches=self._matcher(rtype, query),
+            matches=selector_matcher(rtype, query),
             filtered=filtered,
         )
         items = [self._encode(rtype, info, obj) for obj in page.items]
@@ -138,45 +123,6 @@ class ResourceHandlers:
                 item.pop("kind", None)
                 item.pop("apiVersion", None)
         return json_response(envelope(rtype, info.version, page, items))
-
-    async def _watch(
-        self, request: web.Request, info: RequestInfo, rtype: ResourceType
-    ) -> web.StreamResponse:
-        query = request.query
-        matches = self._matcher(rtype, query)
-        if info.name:  # legacy /watch/.../name: a watch of that one object
-            name, inner = info.name, matches
-            matches = lambda obj: obj["metadata"].get("name") == name and inner(obj)  # noqa: E731
-        rv = query.get("resourceVersion", "")
-        initial = truthy(query.get("sendInitialEvents"))
-        if initial and query.get("resourceVersionMatch") != "NotOlderThan":
-            raise invalid("ListOptions", "meta.k8s.io", "", [_cause_initial_events()])
-        since = None if rv in ("", "0") or initial else _version(rv)
-        bookmarks = truthy(query.get("allowWatchBookmarks"))
-        try:
-            subscription = self.cluster.raw.subscribe(
-                rtype, info.namespace, matches, since=since, bookmarks=bookmarks
-            )
-        except ApiError as error:
-            return await stream_error(request, error.body())
-        if initial:
-            subscription.bookmark(self.cluster.raw.resource_version, initial_events_end=True)
-        fault = request.get(FAULT)
-        timeout = float(query.get("timeoutSeconds") or self.watch_settings.timeout)
-        try:
-            return await stream_watch(
-                request,
-                subscription,
-                lambda obj: self._encode(rtype, info, obj),
-                lambda item: bookmark_object(rtype, info.version, item),
-                lambda: self.cluster.raw.resource_version,
-                timeout=timeout,
-                bookmark_interval=self.watch_settings.bookmark_interval,
-                drop_after_events=fault.drop_after_events if fault else None,
-                reset_on_drop=bool(fault and fault.reset),
-            )
-        finally:
-            self.cluster.raw.unsubscribe(subscription)
 
     async def _create(
         self, request: web.Request, info: RequestInfo, rtype: ResourceType
@@ -247,7 +193,7 @@ class ResourceHandlers:
     async def _deletecollection(
         self, request: web.Request, info: RequestInfo, rtype: ResourceType
     ) -> web.StreamResponse:
-        matches = self._matcher(rtype, request.query)
+        matches = selector_matcher(rtype, request.query)
         doomed = [o for o in self.cluster.raw.items(rtype, info.namespace) if matches(o)]
         options = DeleteOptions.from_body(
             {}, request.query.get("gracePeriodSeconds"), request.query.get("propagationPolicy")
@@ -283,41 +229,11 @@ class ResourceHandlers:
         if info.verb not in verbs:
             raise method_not_allowed(info.verb, info.resource_path)
         if info.subresource == "token":
-            body = await read_json(request)
-            issued = self.issuer.create(
-                self.cluster.raw,
-                info.namespace or "",
-                info.name,
-                body if isinstance(body, dict) else {},
-            )
-            return json_response(issued, 201)
+            return await request_token(request, info, self.cluster, self.issuer)
         if info.subresource == "binding":
-            return await self._bind(request, info, rtype)
+            return await bind(request, info, rtype, self.cluster)
         handler = {"get": self._get, "update": self._update, "patch": self._patch}[info.verb]
         return await handler(request, info, rtype)
-
-    async def _bind(
-        self, request: web.Request, info: RequestInfo, rtype: ResourceType
-    ) -> web.StreamResponse:
-        """``pods/binding``: what the scheduler does; sets ``spec.nodeName`` once."""
-        body = await read_json(request)
-        node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
-        if not node:
-            raise bad_request("target.name: Required value")
-        pod = self.cluster.raw.get(rtype, info.namespace or "", info.name)
-        if pod is None:
-            raise not_found(rtype.plural, rtype.group, info.name)
-        assigned = (pod.get("spec") or {}).get("nodeName")
-        if assigned:
-            raise conflict(
-                "pods/binding",
-                "",
-                info.name,
-                f'pod {info.name} is already assigned to node "{assigned}"',
-            )
-        pod["spec"]["nodeName"] = node
-        self.cluster.ops.update(rtype, info.namespace or "", info.name, pod, admission=False)
-        return json_response(status_body(201, "", "", None, status="Success"), 201)
 
 
 def _scope_ok(rtype: ResourceType, info: RequestInfo) -> bool:
@@ -328,34 +244,7 @@ def _scope_ok(rtype: ResourceType, info: RequestInfo) -> bool:
     return True
 
 
-def _version(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise bad_request(f'Invalid value: "{raw}": resourceVersion must be an integer') from None
-
-
-def _cause_initial_events() -> Any:
-    from tests.fakes.kube.status import Cause
-
-    return Cause(
-        "resourceVersionMatch",
-        "FieldValueForbidden",
-        "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-    )
-
-
 async def _unsupported(
     request: web.Request, info: RequestInfo, rtype: ResourceType
 ) -> web.StreamResponse:
     raise method_not_allowed(info.verb, rtype.plural)
-
-
-async def read_json(request: web.Request) -> Any:
-    raw = await request.read()
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError as error:
-        raise bad_request(f"couldn't get version/kind; json parse error: {error}") from None

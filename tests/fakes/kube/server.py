@@ -31,7 +31,8 @@ from tests.fakes.kube.cluster import Cluster
 from tests.fakes.kube.crds import load_crds
 from tests.fakes.kube.events import event_types
 from tests.fakes.kube.faults import Faults
-from tests.fakes.kube.handlers import ResourceHandlers, WatchSettings, json_response
+from tests.fakes.kube.handlers import ResourceHandlers
+from tests.fakes.kube.http_util import json_response
 from tests.fakes.kube.keys import FAULT, INFO, WARNING
 from tests.fakes.kube.kubeconfig import write_kubeconfig
 from tests.fakes.kube.meta import Clock, utc_now
@@ -41,6 +42,7 @@ from tests.fakes.kube.requests_log import RecordedRequest, RequestLog
 from tests.fakes.kube.status import ApiError, path_not_found, unauthorized
 from tests.fakes.kube.tls import ServerTls, make_server_tls
 from tests.fakes.kube.tokens import TokenIssuer
+from tests.fakes.kube.watching import WatchSettings
 from tests.support.jwt_signer import JwtSigner
 
 Object = dict[str, Any]
