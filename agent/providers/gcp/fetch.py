@@ -57,8 +57,7 @@ def _secret_version(resource: Resource, reply: dict[str, Any]) -> Fetched:
             raise _malformed(resource, "dataCrc32c is not an integer") from None
         if google_crc32c.value(data) != checksum:
             raise CorruptPayload(
-                f"{resource.name}: the payload does not match its CRC32C checksum "
-                "(corrupted in transit); nothing was written"
+                "the payload does not match its CRC32C checksum (damaged in transit); refused"
             )
     return Fetched(_version(reply.get("name"), resource), data)
 
@@ -84,4 +83,4 @@ def _base64(resource: Resource, value: object) -> bytes:
 
 
 def _malformed(resource: Resource, why: str) -> ProviderError:
-    return ProviderError(f"{resource.name}: unexpected answer from {resource.service}: {why}")
+    return ProviderError(f"unexpected answer from {resource.service}: {why}")

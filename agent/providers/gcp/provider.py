@@ -160,14 +160,23 @@ def _failed(failures: list[tuple[list[SecretEntry], BaseException]], total: int)
         if not isinstance(error, Exception):
             return error  # cancellation and friends propagate unchanged
     lines = []
-    transient = True
     for entries, error in failures:
         fields = ", ".join(entry.field for entry in entries)
         lines.append(f"{fields} {entries[0].resource.name}: {_describe(error)}")
-        transient = transient and _is_transient(error)
     prefix = f"{len(failures)} of {total} secrets failed: " if total > 1 else ""
-    cls = ProviderUnavailable if transient else ProviderError
-    return cls(prefix + "; ".join(lines))
+    return _error_class([error for _, error in failures])(prefix + "; ".join(lines))
+
+
+def _error_class(errors: Sequence[BaseException]) -> type[ProviderError]:
+    """Retriable only when every failure is; one shared ProviderError subclass is kept."""
+    if all(_is_transient(error) for error in errors):
+        return ProviderUnavailable
+    kinds = {type(error) for error in errors}
+    if len(kinds) == 1:
+        (kind,) = kinds
+        if issubclass(kind, ProviderError):
+            return kind
+    return ProviderError
 
 
 def _describe(error: BaseException) -> str:
