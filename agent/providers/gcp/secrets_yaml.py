@@ -51,7 +51,7 @@ def load_secrets(text: str) -> tuple[list[RawSecret], list[str]]:
                 path=item.get("path", "") or "",
                 extract_json_key=item.get("extractJSONKey", "") or "",
                 extract_yaml_key=item.get("extractYAMLKey", "") or "",
-                mode=int(item["mode"], 0) if item.get("mode") else None,
+                mode=_interim_int(item["mode"]) if item.get("mode") else None,
             )
         )
     return out, warnings
@@ -63,3 +63,10 @@ def load_document(payload: bytes) -> Any:
         return yaml.load(payload, Loader=yaml.BaseLoader)  # noqa: S506
     except yaml.YAMLError as err:
         raise ValueError(str(err)) from None
+
+
+def _interim_int(text: str) -> int:
+    digits = text.lstrip("+-")
+    if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
+        return int(text, 8)
+    return int(text, 0)
