@@ -107,7 +107,8 @@ class FakeGoogleCloud:
         return app
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        path = unquote(request.raw_path.split("?", 1)[0])
+        # rel_url: a request through a proxy carries the absolute URL in its request line.
+        path = unquote(request.rel_url.raw_path)
         self.requests.append((request.method, path))
         if self.latency:
             await asyncio.sleep(self.latency)

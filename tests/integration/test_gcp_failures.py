@@ -148,3 +148,26 @@ async def test_unreachable_endpoint_is_unavailable(gcp: GcpWorld) -> None:
         ProviderUnavailable, match="Secret Manager unreachable: ClientConnectorError"
     ):
         await provider.mount(gcp.request(one("projects/proj-a/secrets/db/versions/1")))
+
+
+async def test_requests_go_through_the_proxy_from_the_environment(
+    gcp: GcpWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gcp.cloud.state.add_secret_version(PROJECT, "db", b"pw")
+    gcp.grant(PROJECT, "db")
+    # Every Google endpoint is unreachable (127.0.0.2:9); only the proxy (the fake) answers.
+    monkeypatch.setenv("HTTP_PROXY", gcp.cloud.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    unreachable = "http://127.0.0.2:9"
+    env = {
+        "GAIA_TOKEN_EXCHANGE_ENDPOINT": f"{unreachable}/v1/identitybindingtoken",
+        "GCP_SECRET_MANAGER_ENDPOINT": unreachable,
+    }
+    provider = gcp.provider(env=env)
+    result = await provider.mount(gcp.request(one("projects/proj-a/secrets/db/versions/1")))
+    assert result.files[0].contents == b"pw"
+    monkeypatch.setenv("NO_PROXY", "127.0.0.2")
+    bypassing = gcp.provider(env=env, sleep=Sleeps())
+    with pytest.raises(ProviderUnavailable, match="unreachable"):
+        await bypassing.mount(gcp.request(one("projects/proj-a/secrets/db/versions/1")))

@@ -106,3 +106,24 @@ def test_importing_the_provider_loads_no_google_auth() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+def test_google_access_tokens_are_scrubbed_from_messages() -> None:
+    from agent.logs import REDACTED, scrub_text
+
+    text = "token ya29.a0AfB_byC4" + "x" * 40 + " rejected"
+    assert scrub_text(text) == f"token {REDACTED} rejected"
+
+
+def test_registry_builds_the_gcp_provider_lazily() -> None:
+    code = (
+        "import sys\n"
+        "from agent.providers.registry import ProviderRegistry\n"
+        "registry = ProviderRegistry(timeout=5, version_key=b'k', load_entry_points=False)\n"
+        "assert 'gcp' in registry.names()\n"
+        "assert 'agent.providers.gcp' not in sys.modules and 'google_crc32c' not in sys.modules\n"
+        "provider = registry.get('gcp')\n"
+        "print(type(provider).__name__, provider.name)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "GcpProvider gcp"

@@ -15,9 +15,11 @@ import json
 import random
 import ssl
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -102,6 +104,9 @@ class GoogleHttp:
         self._on_request = on_request
         self._session: aiohttp.ClientSession | None = None
         self._opening = asyncio.Lock()
+        # HTTPS_PROXY / HTTP_PROXY / NO_PROXY, read once (upstream honours them since v1.11).
+        # Not aiohttp's trust_env: that also reads ~/.netrc on every request.
+        self._proxies = urllib.request.getproxies_environment()
 
     async def json(
         self,
@@ -150,7 +155,12 @@ class GoogleHttp:
         request_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout
         try:
             async with session.request(
-                method, url, data=data, headers=headers, timeout=request_timeout
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=request_timeout,
+                proxy=self._proxy_for(url),
             ) as response:
                 body = await _read_capped(response)
                 headers = {name.lower(): value for name, value in response.headers.items()}
@@ -165,6 +175,16 @@ class GoogleHttp:
                 service, 0, "", f"{type(err).__name__}: {reason}", retriable=True
             ) from None
 
+    def _proxy_for(self, url: str) -> str | None:
+        if not self._proxies:
+            return None
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        # Not in typeshed, but public and documented alongside getproxies_environment.
+        if urllib.request.proxy_bypass_environment(host, self._proxies):  # type: ignore[attr-defined]
+            return None
+        return self._proxies.get(parts.scheme)
+
     async def _open(self) -> aiohttp.ClientSession:
         if self._session is not None and not self._session.closed:
             return self._session
@@ -173,10 +193,7 @@ class GoogleHttp:
                 # Loading the system trust store reads files: not on the event loop.
                 context = await run_blocking(ssl.create_default_context)
                 connector = aiohttp.TCPConnector(ssl=context)
-                # trust_env: HTTPS_PROXY / NO_PROXY, as upstream (v1.11) honours them.
-                self._session = aiohttp.ClientSession(
-                    connector=connector, timeout=self._timeout, trust_env=True
-                )
+                self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
 
     async def close(self) -> None:

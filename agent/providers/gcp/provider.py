@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
+from agent.aio.threads import run_blocking
 from agent.errors import AgentError, ProviderError, ProviderUnavailable
 from agent.model import MountResult, ObjectVersion, PodIdentity, ProviderRequest, SecretFile
 from agent.ports import ServiceAccountSource
@@ -86,7 +87,7 @@ class GcpProvider:
             raise ProviderUnavailable(
                 f"Google APIs did not answer within {budget:.3g}s ({len(config.secrets)} secrets)"
             ) from None
-        result = _result(config, fetched, request.default_mode)
+        result = await _result(config, fetched, request.default_mode)
         log.info(
             "gcp.mount.completed",
             provider=self.name,
@@ -136,7 +137,7 @@ class GcpProvider:
         return fetched
 
 
-def _result(
+async def _result(
     config: MountConfig, fetched: Mapping[Resource, Fetched], default_mode: int
 ) -> MountResult:
     files: list[SecretFile] = []
@@ -147,7 +148,9 @@ def _result(
         if entry.extract_json_key:
             contents = extract_json_key(entry.field, contents, entry.extract_json_key)
         elif entry.extract_yaml_key:
-            contents = extract_yaml_key(entry.field, contents, entry.extract_yaml_key)
+            # Parameter Manager payloads reach 1 MiB; PyYAML parses that slowly: off the loop.
+            key = entry.extract_yaml_key
+            contents = await run_blocking(extract_yaml_key, entry.field, contents, key)
         mode = entry.mode if entry.mode is not None else default_mode
         files.append(SecretFile(path=entry.path, mode=mode, contents=contents))
         # Upstream: the id is the resourceName as written, the version its resolved name.
