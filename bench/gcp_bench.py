@@ -35,7 +35,7 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench.publish_bench import percentile, rss_mib
+from bench.publish_bench import launch, percentile, rss_mib
 from tests.fakes.gcp import FakeGoogleCloud, serve
 from tests.support.gcp import POOL, PROJECT, GcpWorld, new_cloud
 from tests.support.jwt_signer import JwtSigner
@@ -212,15 +212,8 @@ def start_agent(root: Path, world: GcpWorld) -> tuple[subprocess.Popen[bytes], s
         "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", f"--state-dir={root / 'state'}",
         "--log-format-json",
     ]  # fmt: skip
-    env = os.environ | world.env | {"ALLOW_NODE_PUBLISH_SECRET": "true"}
-    log = (root / "agent.log").open("wb")
-    process = subprocess.Popen(command, stdout=log, env=env)
-    deadline = time.monotonic() + 20
-    while not os.path.exists(socket):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("agent did not start")
-        time.sleep(0.05)
-    return process, socket
+    env = dict(os.environ) | world.env | {"ALLOW_NODE_PUBLISH_SECRET": "true"}
+    return launch(command, root, socket, env), socket
 
 
 def main() -> None:

@@ -145,16 +145,23 @@ async def test_extract_json_and_yaml_keys(gcp: GcpWorld) -> None:
         await provider.mount(gcp.request(missing))
 
 
-async def test_impersonation_through_the_service_account_annotation(gcp: GcpWorld) -> None:
-    gsa = "app@proj-a.iam.gserviceaccount.com"
+DB = [{"resourceName": "projects/proj-a/secrets/db/versions/1", "fileName": "pw"}]
+
+
+def impersonating(gcp: GcpWorld, gsa: str = "app@proj-a.iam.gserviceaccount.com") -> str:
+    """team-a/web is annotated with ``gsa``, which may read secret db and is impersonable by
+    the pool principal of team-a/web."""
     gcp.accounts.add("team-a", "web", **{"iam.gke.io/gcp-service-account": gsa})
     gcp.cloud.state.add_secret_version(PROJECT, "db", b"pw")
     gcp.cloud.state.secrets[(NUMBER, "", "db")].readers.add(f"serviceAccount:{gsa}")
     gcp.cloud.state.token_creators[gsa] = {gcp.cloud.ksa_principal("team-a", "web")}
+    return gsa
+
+
+async def test_impersonation_through_the_service_account_annotation(gcp: GcpWorld) -> None:
+    gsa = impersonating(gcp)
     provider = gcp.provider()
-    request = gcp.request(
-        [{"resourceName": "projects/proj-a/secrets/db/versions/1", "fileName": "pw"}]
-    )
+    request = gcp.request(DB)
     assert files(await provider.mount(request)) == {"pw": b"pw"}
     assert gcp.cloud.count("identitybindingtoken") == 1
     assert gcp.cloud.count(":generateAccessToken") == 1
@@ -183,9 +190,7 @@ async def test_impersonation_through_delegates(gcp: GcpWorld) -> None:
     state.token_creators[middle] = {gcp.cloud.ksa_principal("team-a", "web")}
     state.token_creators[final] = {f"serviceAccount:{middle}"}
     provider = gcp.provider()
-    request = gcp.request(
-        [{"resourceName": "projects/proj-a/secrets/db/versions/1", "fileName": "pw"}]
-    )
+    request = gcp.request(DB)
     assert files(await provider.mount(request)) == {"pw": b"pw"}
     gcp.accounts.add(
         "team-a",
@@ -203,17 +208,11 @@ async def test_impersonation_through_delegates(gcp: GcpWorld) -> None:
 
 
 async def test_tokens_cached_until_shortly_before_expiry(gcp: GcpWorld) -> None:
-    gsa = "app@proj-a.iam.gserviceaccount.com"
-    gcp.accounts.add("team-a", "web", **{"iam.gke.io/gcp-service-account": gsa})
-    gcp.cloud.state.add_secret_version(PROJECT, "db", b"pw")
-    gcp.cloud.state.secrets[(NUMBER, "", "db")].readers.add(f"serviceAccount:{gsa}")
-    gcp.cloud.state.token_creators[gsa] = {gcp.cloud.ksa_principal("team-a", "web")}
+    impersonating(gcp)
     clock = Clock()
     gcp.cloud.clock = clock
     provider = gcp.provider(clock=clock)
-    request = gcp.request(
-        [{"resourceName": "projects/proj-a/secrets/db/versions/1", "fileName": "pw"}]
-    )
+    request = gcp.request(DB)
     for _ in range(3):
         await provider.mount(request)
     assert (gcp.cloud.count("identitybindingtoken"), gcp.cloud.count("generateAccessToken")) == (

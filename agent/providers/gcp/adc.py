@@ -16,7 +16,6 @@ upstream calls is deprecated. Its ``token_uri`` must be https (or loopback http)
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from agent.providers.gcp.federation import CLOUD_PLATFORM_SCOPE
 from agent.providers.gcp.http import ApiFailure, GoogleHttp
 from agent.providers.gcp.settings import check_token_url
 from agent.providers.gcp.tokens import AccessToken, TokenCache, digest
+from agent.providers.gcp.workload import json_object
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -97,12 +97,7 @@ class AdcCredentials:
 
 def _service_account_info(key_json: str) -> dict[str, Any]:
     where = f"node-publish secret {KEY_JSON}"
-    try:
-        info = json.loads(key_json)
-    except ValueError:
-        raise ProviderError(f"{where}: not JSON") from None
-    if not isinstance(info, dict):
-        raise ProviderError(f"{where}: not a JSON object")
+    info = json_object(key_json, where)
     kind = info.get("type")
     if kind != "service_account":
         raise ProviderError(

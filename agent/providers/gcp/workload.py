@@ -146,10 +146,15 @@ def _read_json(path: str) -> dict[str, Any]:
             raw = handle.read(_MAX_CREDENTIALS_FILE + 1)
     except OSError as err:
         raise ProviderError(f"cannot read {path}: {err.strerror or err}") from None
+    return json_object(raw, path)
+
+
+def json_object(raw: str | bytes, where: str) -> dict[str, Any]:
+    """A credentials document: a JSON object, else ProviderError naming ``where``."""
     try:
         document = json.loads(raw)
     except ValueError:
-        raise ProviderError(f"{path}: not JSON") from None
+        raise ProviderError(f"{where}: not JSON") from None
     if not isinstance(document, dict):
-        raise ProviderError(f"{path}: not a JSON object")
+        raise ProviderError(f"{where}: not a JSON object")
     return document
