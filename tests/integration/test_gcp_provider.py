@@ -292,7 +292,7 @@ SM = "projects/p/secrets/s/versions/1"
             r"'evil.example#' is not a valid location",
         ),
         (f"- resourceName: {SM}", r"secrets\[0\]: fileName or path is required"),
-        ("resourceName: x", r"secrets: must be a YAML list"),
+        ("resourceName: x", r"secrets: must be a list, not a mapping"),
         ("- just a string", r"secrets\[0\]: must be a mapping"),
         (
             f"- {{resourceName: {SM}, fileName: a}}\n- {{resourceName: {SM}, path: a, mode: 0400}}",

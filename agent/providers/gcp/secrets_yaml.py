@@ -1,23 +1,25 @@
-"""The ``secrets`` parameter: YAML text decoded as upstream's Go struct list.
-
-INTERIM: scalar typing comes from the shared Go-compatible YAML loader being built on
-branch i6-compat; until it lands this reads untyped scalars.
+"""The ``secrets`` parameter and ``extractYAMLKey`` payloads, decoded as the upstream provider
+decodes them: gopkg.in/yaml.v3 (its ``config/config.go`` unmarshals into ``[]*Secret`` with
+string fields and ``Mode *int32``; ``util/key_extractor.go`` into ``map[string]any``), through
+the shared Go-compatible loader. So ``mode: 0440`` is 288, ``mode: "0440"`` fails naming the
+field (a string into an int32), an unquoted ``resourceName: 123`` is the text "123", and
+``extractYAMLKey`` sees ``yes`` as a string, exactly as yaml.v3 does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import yaml
 
 from agent.errors import InvalidSecretProviderClass
+from agent.providers.common.goyaml import Decoder, GoYAMLError, load
 
-_FIELDS = ("resourceName", "fileName", "path", "extractJSONKey", "extractYAMLKey", "mode")
+FIELDS = ("resourceName", "fileName", "path", "extractJSONKey", "extractYAMLKey", "mode")
 
 
 @dataclass(frozen=True, slots=True)
 class RawSecret:
+    """One entry as Go's ``Secret`` struct holds it (absent and null fields are zero)."""
+
     resource_name: str = ""
     file_name: str = ""
     path: str = ""
@@ -27,46 +29,36 @@ class RawSecret:
 
 
 def load_secrets(text: str) -> tuple[list[RawSecret], list[str]]:
-    """Decode the list; return it with warnings about keys upstream would ignore."""
-    try:
-        document: Any = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader is safe)
-    except yaml.YAMLError as err:
-        raise InvalidSecretProviderClass(f"secrets: not valid YAML: {err}") from None
-    if document is None:
-        return [], []
-    if not isinstance(document, list):
-        raise InvalidSecretProviderClass("secrets: must be a YAML list of entries")
+    """Decode the list; return it with warnings about keys upstream silently ignores.
+
+    Raises InvalidSecretProviderClass (GoYAMLError) naming ``secrets[i].<field>``."""
+    out: list[RawSecret] = []
     warnings: list[str] = []
-    out = []
-    for index, item in enumerate(document):
-        if not isinstance(item, dict):
-            raise InvalidSecretProviderClass(f"secrets[{index}]: must be a mapping")
-        unknown = sorted(str(k) for k in item if k not in _FIELDS)
+    for item in load(text, Decoder.YAML_V3, where="secrets").sequence():
+        if item.is_null:
+            # Upstream appends a nil *Secret here and crashes on it later.
+            raise InvalidSecretProviderClass(f"{item.where}: is empty")
+        fields = item.struct()
+        unknown = fields.unknown(FIELDS)
         if unknown:
-            warnings.append(f"secrets[{index}]: unknown keys ignored: {', '.join(unknown)}")
+            warnings.append(f"{item.where}: unknown keys ignored: {', '.join(unknown)}")
         out.append(
             RawSecret(
-                resource_name=item.get("resourceName", "") or "",
-                file_name=item.get("fileName", "") or "",
-                path=item.get("path", "") or "",
-                extract_json_key=item.get("extractJSONKey", "") or "",
-                extract_yaml_key=item.get("extractYAMLKey", "") or "",
-                mode=_interim_int(item["mode"]) if item.get("mode") else None,
+                resource_name=fields.string("resourceName"),
+                file_name=fields.string("fileName"),
+                path=fields.string("path"),
+                extract_json_key=fields.string("extractJSONKey"),
+                extract_yaml_key=fields.string("extractYAMLKey"),
+                mode=fields.integer("mode", bits=32, signed=True),
             )
         )
     return out, warnings
 
 
-def load_document(payload: bytes) -> Any:
-    """A YAML document decoded into Go's ``map[string]any`` (INTERIM, see above)."""
+def load_document(payload: bytes) -> dict[str, object]:
+    """A secret's payload as yaml.v3 decodes it into ``map[string]any`` (an empty document is
+    an empty map). Raises ValueError when it is not YAML, or not a mapping."""
     try:
-        return yaml.load(payload, Loader=yaml.BaseLoader)  # noqa: S506
-    except yaml.YAMLError as err:
-        raise ValueError(str(err)) from None
-
-
-def _interim_int(text: str) -> int:
-    digits = text.lstrip("+-")
-    if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
-        return int(text, 8)
-    return int(text, 0)
+        return load(payload.decode("utf-8"), Decoder.YAML_V3, where="payload").any_map()
+    except (UnicodeDecodeError, GoYAMLError) as err:
+        raise ValueError(type(err).__name__) from None
