@@ -7,17 +7,18 @@ The messages name the key, never a value.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from agent.errors import ProviderError
+from agent.providers.common.gojson import InvalidJSON, loads
+from agent.providers.gcp.secrets_yaml import load_document
 
 
 def extract_json_key(field: str, payload: bytes, key: str) -> bytes:
-    # Go's decoder reads invalid UTF-8 as U+FFFD and refuses NaN/Infinity; so does this.
+    # As Go's decoder: invalid UTF-8 and lone surrogate escapes read as U+FFFD, NaN refused.
     try:
-        document = json.loads(payload.decode("utf-8", "replace"), parse_constant=_no_constant)
-    except ValueError:
+        document = loads(payload)
+    except InvalidJSON:
         raise ProviderError(
             f"{field}.extractJSONKey: the secret is not valid JSON; cannot extract {key!r}"
         ) from None
@@ -25,8 +26,6 @@ def extract_json_key(field: str, payload: bytes, key: str) -> bytes:
 
 
 def extract_yaml_key(field: str, payload: bytes, key: str) -> bytes:
-    from agent.providers.gcp.secrets_yaml import load_document
-
     try:
         document = load_document(payload)
     except ValueError:
@@ -44,16 +43,4 @@ def _value(where: str, kind: str, document: Any, key: str) -> bytes:
     value = document[key]
     if not isinstance(value, str):
         raise ProviderError(f"{where}: the value of {key!r} is not a string")
-    return _go_utf8(value)
-
-
-def _go_utf8(text: str) -> bytes:
-    """UTF-8 as Go writes a decoded string: a lone surrogate escape becomes U+FFFD."""
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text).encode()
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    return value.encode("utf-8")
