@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -360,15 +361,18 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def serve(cloud: FakeGoogleCloud) -> AsyncIterator[FakeGoogleCloud]:
-    """Run the fake on 127.0.0.1 (a free port); ``cloud.url`` is its base URL."""
+async def serve(
+    cloud: FakeGoogleCloud, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[FakeGoogleCloud]:
+    """Run the fake on 127.0.0.1 (a free port), over TLS when given a server context;
+    ``cloud.url`` is its base URL."""
     runner = web.AppRunner(cloud.app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
     port = sockets[0].getsockname()[1]
-    cloud.url = f"http://127.0.0.1:{port}"
+    cloud.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         yield cloud
     finally:

@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -53,7 +54,7 @@ class GcpWorld:
     def env(self) -> dict[str, str]:
         """The agent's environment: upstream's variables plus the endpoint settings."""
         url = self.cloud.url
-        host = url.removeprefix("http://")
+        host = urlsplit(url).netloc
         return {
             "PROJECT": PROJECT,
             "CLUSTER_NAME": CLUSTER,
