@@ -146,3 +146,51 @@ async def test_bad_secret_mounts_nothing_and_names_the_field(
         assert not mounts_under(str(agent_root))
     finally:
         await kubelet.close()
+
+
+BAD_SPC = """\
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata: {{name: bad, namespace: team-a}}
+spec:
+  provider: gcp
+  parameters:
+    secrets: |
+      - resourceName: projects/proj-a/secrets/db-password/versions/latest
+        fileName: ok
+      - resourceName: projects/proj-a/secrets/db-password/versions/latest
+        fileName: {file_name}
+"""
+
+
+@pytest.mark.parametrize(
+    ("file_name", "message"),
+    [
+        ("../../escape", "secrets[1].fileName: invalid file path '../../escape'"),
+        ("/etc/cron.d/x", "secrets[1].fileName: invalid file path '/etc/cron.d/x'"),
+    ],
+)
+async def test_a_file_name_escaping_the_volume_is_refused_naming_the_field(
+    gcp: GcpWorld, agent: Agent, agent_root: Path, file_name: str, message: str
+) -> None:
+    world_with_secrets(gcp)
+    (agent_root / "spc" / "bad.yaml").write_text(BAD_SPC.format(file_name=file_name))
+    target = agent_root / "pods" / POD_UID / "volumes" / "kubernetes.io~csi" / "bad" / "mount"
+    kubelet = Kubelet(agent.settings.socket_path)
+    request = publish_request(
+        str(target),
+        spc="bad",
+        namespace="team-a",
+        service_account="web",
+        tokens={POOL: gcp.pod_token()},
+    )
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await kubelet.publish(request)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert message in (info.value.details() or "")
+        assert gcp.cloud.requests == []
+        assert not target.exists() or not os.listdir(target)
+        assert not mounts_under(str(agent_root))
+    finally:
+        await kubelet.close()
