@@ -14,6 +14,7 @@ import grpc
 import pytest
 import yaml
 
+from agent._proto.csi import v1 as csi
 from agent.app import Agent, build_agent
 from tests.conftest import agent_settings
 from tests.support.gcp import POOL, PROJECT, GcpWorld
@@ -68,6 +69,19 @@ async def agent(
         await running.stop()
 
 
+def web_pod_publish(
+    gcp: GcpWorld, target: Path, spc: str = "app-secrets"
+) -> csi.NodePublishVolumeRequest:
+    """Kubelet's NodePublishVolume for pod team-a/web-0 with its pool token."""
+    return publish_request(
+        str(target),
+        spc=spc,
+        namespace="team-a",
+        service_account="web",
+        tokens={POOL: gcp.pod_token()},
+    )
+
+
 def world_with_secrets(gcp: GcpWorld) -> None:
     state = gcp.cloud.state
     state.add_secret_version(PROJECT, "db-password", b"old")
@@ -85,12 +99,7 @@ async def test_standalone_gcp_volume_through_the_csi_socket(
     world_with_secrets(gcp)
     target = agent_root / "pods" / POD_UID / "volumes" / "kubernetes.io~csi" / "gcp" / "mount"
     kubelet = Kubelet(agent.settings.socket_path)
-    request = publish_request(
-        str(target),
-        namespace="team-a",
-        service_account="web",
-        tokens={POOL: gcp.pod_token()},
-    )
+    request = web_pod_publish(gcp, target)
     try:
         await kubelet.publish(request)
         assert (target / "db" / "password").read_bytes() == b"s3cret"
@@ -131,9 +140,7 @@ async def test_bad_secret_mounts_nothing_and_names_the_field(
     gcp.cloud.corrupt.add("api")
     target = agent_root / "pods" / POD_UID / "volumes" / "kubernetes.io~csi" / "gcp" / "mount"
     kubelet = Kubelet(agent.settings.socket_path)
-    request = publish_request(
-        str(target), namespace="team-a", service_account="web", tokens={POOL: gcp.pod_token()}
-    )
+    request = web_pod_publish(gcp, target)
     try:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await kubelet.publish(request)
@@ -177,13 +184,7 @@ async def test_a_file_name_escaping_the_volume_is_refused_naming_the_field(
     (agent_root / "spc" / "bad.yaml").write_text(BAD_SPC.format(file_name=file_name))
     target = agent_root / "pods" / POD_UID / "volumes" / "kubernetes.io~csi" / "bad" / "mount"
     kubelet = Kubelet(agent.settings.socket_path)
-    request = publish_request(
-        str(target),
-        spc="bad",
-        namespace="team-a",
-        service_account="web",
-        tokens={POOL: gcp.pod_token()},
-    )
+    request = web_pod_publish(gcp, target, spc="bad")
     try:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await kubelet.publish(request)
