@@ -20,6 +20,7 @@ from tests.fakes.kube_api import kube_api, kube_api_options  # noqa: F401
 from tests.support.fake_provider import FakeProvider
 
 # Session fixtures shared by every package: one OpenBao dev server per run, one JWT signer.
+from tests.support.gcp import gcp  # noqa: F401
 from tests.support.jwt_signer import jwt_signer  # noqa: F401
 from tests.support.kubelet import POD_UID, Kubelet
 from tests.support.mounts import force_unmount_under, is_root
