@@ -74,11 +74,28 @@ def _parameters(value: object, key: Key) -> dict[str, str]:
         raise InvalidDocument("spec.parameters must be a mapping of strings", key)
     for name, item in value.items():
         # The CRD types parameters as map[string]string: quote numbers and booleans in YAML.
-        if not isinstance(name, str) or not isinstance(item, str):
+        if not isinstance(item, str):
             raise InvalidDocument(
-                f"spec.parameters.{name} must be a string, got {type(item).__name__}", key
+                f'spec.parameters.{name}: Invalid value: "{_json_type(item)}": '
+                "must be of type string (quote it in the YAML)",
+                key,
             )
-    return dict(value)
+    return {str(name): item for name, item in value.items()}
+
+
+def _json_type(value: object) -> str:
+    """The OpenAPI type the API server names when it refuses a value (never the value)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object" if isinstance(value, Mapping) else "array"
 
 
 def _objects(value: object, key: Key) -> tuple[Mapping[str, object], ...]:

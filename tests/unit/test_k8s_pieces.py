@@ -144,7 +144,9 @@ def test_decode_class_reads_v1_and_v1alpha1_and_names_bad_fields() -> None:
         assert (decoded.provider, decoded.uid, decoded.generation) == ("vault", "u-1", 3)
     bad = decode_class(_spc({"provider": "vault", "parameters": {"ttl": 30}}))
     assert isinstance(bad, UnusableClass)
-    assert bad.reason == "spec.parameters.ttl must be a string, got int"
+    assert bad.reason.startswith(
+        'spec.parameters.ttl: Invalid value: "integer": must be of type string'
+    )
     bad_objects = decode_class(_spc({"provider": "v", "secretObjects": "x"}))
     assert isinstance(bad_objects, UnusableClass)
     assert "spec.secretObjects" in bad_objects.reason
