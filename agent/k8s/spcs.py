@@ -73,16 +73,16 @@ def decode_class(document: Object) -> CacheEntry:
 
 
 async def served_resource(api: KubeApi) -> Resource:
-    """v1 when the server serves it, else v1alpha1 (a CRD from before v1); v1 when the group
-    cannot be discovered (the cache then reports the real error in /readyz)."""
+    """v1 when the server serves it, else v1alpha1 (a CRD from before v1); v1 when discovery
+    fails (the cache then reports the real error in /readyz)."""
     try:
-        versions = await api.group_versions(SPC_V1.group, Lane.BACKGROUND)
+        if await api.served(SPC_V1, Lane.BACKGROUND):
+            return SPC_V1
+        if await api.served(SPC_V1ALPHA1, Lane.BACKGROUND):
+            log.warning("k8s.spc_v1alpha1", note="the cluster serves only v1alpha1 of the CRD")
+            return SPC_V1ALPHA1
     except KubernetesApiError as err:
         log.warning("k8s.discovery_failed", group=SPC_V1.group, error=err.message)
-        return SPC_V1
-    if SPC_V1.version not in versions and SPC_V1ALPHA1.version in versions:
-        log.warning("k8s.spc_v1alpha1", note="the cluster serves only v1alpha1 of the CRD")
-        return SPC_V1ALPHA1
     return SPC_V1
 
 
