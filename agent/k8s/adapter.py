@@ -21,7 +21,7 @@ from agent.aio.tasks import TaskSet
 from agent.config import Settings
 from agent.core.mount_table import MountTable
 from agent.core.records import status_of
-from agent.errors import ConfigError, KubernetesApiError
+from agent.errors import ConfigError, KubernetesApiError, StatusError
 from agent.k8s.api import ApiSettings, KubeApi, Observer
 from agent.k8s.connection import load_configuration, own_namespace
 from agent.k8s.events import EventSettings, KubeEventRecorder
@@ -31,6 +31,7 @@ from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.pods import PodWatcher, Release
 from agent.k8s.secrets import KubeSecrets, VersionKeySecret
 from agent.k8s.spcs import KubeSecretProviderClassSource, served_resource
+from agent.model import VolumeRecord
 
 log = structlog.get_logger(__name__)
 
@@ -69,11 +70,22 @@ class KubernetesAdapter:
         self._tasks = TaskSet("kubernetes")
 
     def watch_pods(self, table: MountTable, release: Release) -> PodWatcher:
-        """The pod informer; ``release`` cleans up after a pod that is gone."""
+        """The pod informer (``release`` cleans up after a pod that is gone), and statuses
+        that follow the mount table: a volume adopted from its metadata after a crash (whose
+        status write never left the old process) gets its status like a fresh publish."""
         self.pods = PodWatcher(
             self.api, self._settings.node_id, table, release, self._informer_settings
         )
+        table.subscribe(self._status_follows)
         return self.pods
+
+    def _status_follows(self, record: VolumeRecord) -> None:
+        try:
+            self.statuses.want(status_of(record, self._settings.node_id))
+        except StatusError as err:
+            log.warning(
+                "pod_status.unrecordable", target_path=record.target_path, error=err.message
+            )
 
     @property
     def informers(self) -> list[Informer[Any]]:
