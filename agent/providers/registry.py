@@ -57,7 +57,22 @@ def _vault(context: ProviderContext) -> Provider:
     )
 
 
-BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {"vault": _vault, "openbao": _vault}
+def _aws(context: ProviderContext) -> Provider:
+    from agent.providers.aws import AwsProvider
+
+    return AwsProvider(
+        name=context.name,
+        service_accounts=context.service_accounts,
+        timeout=context.timeout,
+        pod_identity_endpoint=context.options.get("aws_pod_identity_endpoint", ""),
+    )
+
+
+BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {
+    "vault": _vault,
+    "openbao": _vault,
+    "aws": _aws,
+}
 DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024
 PLUGIN_DEADLINE_SHARE = 0.95
 
