@@ -61,8 +61,7 @@ class Fetcher:
             if obj.service == "secretsmanager":
                 calls.append(lambda obj=obj: self._secret(obj, regions, credentials))  # type: ignore[misc]
         parameters = [obj for obj in objects if obj.service == "ssmparameter"]
-        for start in range(0, len(parameters), SSM_BATCH_SIZE):
-            batch = parameters[start : start + SSM_BATCH_SIZE]
+        for batch in ssm_batches(parameters):
             calls.append(lambda batch=batch: self._parameters(batch, regions, credentials))  # type: ignore[misc]
 
         async def bounded(call: Callable[[], Awaitable[list[Fetched]]]) -> list[Fetched]:
@@ -160,47 +159,61 @@ def _selector_name(target: Target) -> str:
     return target.name
 
 
+def ssm_batches(objects: Sequence[AwsObject]) -> list[list[AwsObject]]:
+    """Group parameters into GetParameters calls of at most 10 names, in SPC order.
+
+    Two versions of one parameter (``/db``, ``/db:1``) never share a call: a reply says which
+    selector it answers only in its optional ``Selector`` field, which not every implementation
+    fills in, so each call asks for each parameter name once. Objects asking for exactly the
+    same name and selector share one entry.
+    """
+    batches: list[list[AwsObject]] = []
+    plans: list[tuple[dict[str, str], dict[str, str]]] = []  # per region: name -> selector name
+    for obj in objects:
+        wanted = [(obj.primary.name, _selector_name(obj.primary))]
+        wanted.append((obj.failover.name, _selector_name(obj.failover)))
+        chosen = next((i for i, plan in enumerate(plans) if _fits(plan, wanted)), None)
+        if chosen is None:
+            chosen = len(batches)
+            batches.append([])
+            plans.append(({}, {}))
+        batches[chosen].append(obj)
+        for region_plan, (name, selector) in zip(plans[chosen], wanted, strict=True):
+            region_plan[name] = selector
+    return batches
+
+
+def _fits(plan: tuple[dict[str, str], dict[str, str]], wanted: list[tuple[str, str]]) -> bool:
+    for region_plan, (name, selector) in zip(plan, wanted, strict=True):
+        known = region_plan.get(name)
+        if known is not None and known != selector:
+            return False
+        if known is None and len(region_plan) >= SSM_BATCH_SIZE:
+            return False
+    return True
+
+
 def _match_parameters(
     wanted: Sequence[tuple[AwsObject, Target]], parameters: Sequence[Any], region: str
 ) -> list[Fetched]:
-    """Pair each returned parameter with the objects that asked for it.
-
-    AWS returns ``Name`` (or the ARN, for a shared parameter) and ``Selector`` (``:3`` or
-    ``:label``); some implementations omit the selector, so a version number is matched too.
-    """
+    """Pair each returned parameter (by ``Name``, or ``ARN`` for one asked for by ARN) with the
+    objects that asked for it; a batch names each parameter once (see ssm_batches)."""
     fetched: list[Fetched] = []
     pending = list(wanted)
     for parameter in parameters:
         if not isinstance(parameter, dict):
             continue
+        names = {parameter.get("Name"), parameter.get("ARN")}
         version = str(parameter.get("Version", ""))
         value = str(parameter.get("Value", "")).encode()
-        for obj, _target in _takers(pending, parameter, version):
-            fetched.append(Fetched(obj, value, version, region))
-            pending = [(o, t) for o, t in pending if o is not obj]
+        takers = [(obj, target) for obj, target in pending if target.name in names]
+        fetched.extend(Fetched(obj, value, version, region) for obj, _ in takers)
+        pending = [item for item in pending if item not in takers]
     if pending:
         missing = ", ".join(_selector_name(t) for _, t in pending)
         text = describe(SSM.title, "GetParameters", region, "InvalidResponse", "")
         raise AwsRegionalError(f"{text}no value returned for {missing}")
     return fetched
-
-
-def _takers(
-    pending: Sequence[tuple[AwsObject, Target]], parameter: dict[str, Any], version: str
-) -> list[tuple[AwsObject, Target]]:
-    names = {parameter.get("Name"), parameter.get("ARN")}
-    same_name = [(o, t) for o, t in pending if t.name in names]
-    selector = parameter.get("Selector")
-    if isinstance(selector, str) and selector:
-        wants = selector.removeprefix(":")
-        return [(o, t) for o, t in same_name if (t.version or t.label) == wants]
-    exact = [(o, t) for o, t in same_name if t.version == version]
-    if exact:
-        return exact
-    # Without a selector, requests by label or for the latest value share the first answer.
-    unversioned = [(o, t) for o, t in same_name if not t.version]
-    first = unversioned[0][1] if unversioned else None
-    return [(o, t) for o, t in unversioned if t == first]
 
 
 async def _all_or_first_error(calls: Sequence[Awaitable[list[Fetched]]]) -> list[list[Fetched]]:
