@@ -8,6 +8,7 @@ records which access key signed each request, to show which pod's credentials we
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -36,6 +37,7 @@ class FaultProxy:
     address: str = ""
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         app = web.Application()
@@ -49,6 +51,7 @@ class FaultProxy:
         self._session = aiohttp.ClientSession()
 
     async def stop(self) -> None:
+        self._released.set()
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:
@@ -73,9 +76,7 @@ class FaultProxy:
             request.transport.close()  # the client sees the connection end without an answer
             return web.Response(status=500)
         if fault == "slow":
-            import asyncio
-
-            await asyncio.sleep(3600)  # longer than any client timeout in the tests
+            await self._released.wait()  # until the proxy stops: longer than any client timeout
         status, code, message = {
             "unavailable": (503, "ServiceUnavailable", "Service is unavailable"),
             "throttle": (400, "ThrottlingException", "Rate exceeded"),
