@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from agent.errors import InvalidSecretProviderClass
-from agent.providers.aws.config import AwsConfig, load_objects_yaml, parse_config
+from agent.providers.aws.config import AwsConfig, parse_config
 
 SM_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
 SSM_ARN = "arn:aws:ssm:us-east-1:123456789012:parameter/app/key"
@@ -18,7 +18,7 @@ WEST_ARN = "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf"
 
 def parse(objects: str, env: dict[str, str] | None = None, **parameters: str) -> AwsConfig:
     attributes = {"objects": textwrap.dedent(objects), "region": "us-east-1", **parameters}
-    return parse_config(attributes, env or {}, load_objects_yaml)
+    return parse_config(attributes, env or {})
 
 
 def error_of(objects: str, **parameters: str) -> str:
@@ -60,6 +60,20 @@ def test_field_names_match_case_insensitively_as_in_go() -> None:
     assert (obj.name, obj.alias) == ("db", "x")
 
 
+def test_unquoted_scalars_become_text_as_sigs_yaml_makes_them() -> None:
+    # ASCP's decoder types the scalar first (YAML 1.1), then writes the typed value as text.
+    (obj,) = parse(
+        "- {objectName: p, objectType: ssmparameter, objectVersion: 3, objectAlias: on}"
+    ).objects
+    assert (obj.primary.version, obj.alias) == ("3", "true")
+
+
+def test_an_unquoted_octal_permission_fails_as_in_ascp() -> None:
+    # YAML 1.1 reads 0400 as the octal number 256, which becomes the text "256".
+    message = error_of("- {objectName: p, objectType: ssmparameter, filePermission: 0400}")
+    assert message.startswith("objects[0].filePermission: Invalid File Permission: 256")
+
+
 def test_a_failover_object_falls_back_to_the_primary_fields() -> None:
     (obj,) = parse(
         f"""
@@ -80,7 +94,7 @@ def test_special_permission_bits_are_dropped_as_upstream_does() -> None:
 
 def test_the_region_defaults_to_aws_region() -> None:
     attributes = {"objects": "- {objectName: a, objectType: ssmparameter}"}
-    config = parse_config(attributes, {"AWS_REGION": "eu-west-1"}, load_objects_yaml)
+    config = parse_config(attributes, {"AWS_REGION": "eu-west-1"})
     assert config.regions == ("eu-west-1",)
 
 
@@ -114,16 +128,16 @@ def test_parameter_errors(parameters: dict[str, str], expected: str) -> None:
 def test_no_region_anywhere() -> None:
     attributes = {"objects": "- {objectName: a, objectType: ssmparameter}"}
     with pytest.raises(InvalidSecretProviderClass, match=r"^region: not set.*AWS_REGION"):
-        parse_config(attributes, {}, load_objects_yaml)
+        parse_config(attributes, {})
 
 
 OBJECT_ERRORS = [
     # The objects text itself.
-    ("- [unclosed", "objects: Failed to load SecretProviderClass: invalid YAML at line"),
-    ("objectName: a", "objects: must be a YAML list of objects"),
+    ("- [unclosed", "objects: invalid YAML at line"),
+    ("objectName: a", "objects: must be a list, not a mapping"),
     ("[]", "objects: no objects configured"),
     ("- ~", "objects[0]: Empty descriptor entry in SecretProviderClass"),
-    ("- just-a-string", "objects[0]: must be a mapping of object fields"),
+    ("- just-a-string", "objects[0]: must be a mapping, not a string"),
     ("- {objectName: [a], objectType: ssmparameter}", "objects[0].objectName: must be a string"),
     # objectName and objectType (ASCP's validateObjectName).
     ("- {objectType: ssmparameter}", "objects[0].objectName: Object name must be specified"),

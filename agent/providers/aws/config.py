@@ -8,16 +8,15 @@ checked before any request is sent; messages name the parameter.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from agent.errors import InvalidSecretProviderClass
 from agent.providers.aws.objects import AwsObject, parse_objects
+from agent.providers.common.goyaml import Decoder, load
 
 AddressType = Literal["auto", "ipv4", "ipv6"]
-ObjectsLoader = Callable[[str], object]
-"""Decodes the ``objects`` YAML text as ASCP's Go decoder would."""
 
 # strconv.ParseBool's spellings, which ASCP uses for usePodIdentity.
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -36,9 +35,7 @@ class AwsConfig:
     warnings: tuple[str, ...] = ()
 
 
-def parse_config(
-    attributes: Mapping[str, str], env: Mapping[str, str], load_objects: ObjectsLoader
-) -> AwsConfig:
+def parse_config(attributes: Mapping[str, str], env: Mapping[str, str]) -> AwsConfig:
     """Validate the attributes; raise InvalidSecretProviderClass naming the parameter.
 
     The primary region is the ``region`` parameter, else ``AWS_REGION`` in the agent's
@@ -50,9 +47,9 @@ def parse_config(
     translate = _translation(attributes.get("pathTranslation", ""))
     use_pod_identity = _bool("usePodIdentity", attributes.get("usePodIdentity", ""))
     address_type = _address_type(attributes.get("preferredAddressType", ""), warnings)
-    text = attributes.get("objects", "")
-    loaded = load_objects(text)
-    objects = parse_objects(loaded, translate, regions)
+    # ASCP decodes with sigs.k8s.io/yaml (YAML 1.1 typing, then encoding/json rules).
+    document = load(attributes.get("objects", ""), Decoder.SIGS_YAML, where="objects")
+    objects = parse_objects(document, translate, regions)
     if not objects:
         raise InvalidSecretProviderClass("objects: no objects configured")
     return AwsConfig(regions, use_pod_identity, address_type, objects, tuple(warnings))
@@ -121,19 +118,3 @@ def _address_type(value: str, warnings: list[str]) -> AddressType:
     # ASCP quietly falls back to auto; say so, since the value was probably meant.
     warnings.append(f"preferredAddressType: unknown value {value[:32]!r}, using auto")
     return "auto"
-
-
-def load_objects_yaml(text: str) -> object:
-    """Decode ``objects``; errors give the position only (the text may name secrets)."""
-    import yaml
-
-    from agent.standalone.yaml_codec import SafeLoader
-
-    try:
-        return yaml.load(text, Loader=SafeLoader)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InvalidSecretProviderClass(
-            f"objects: Failed to load SecretProviderClass: invalid YAML{where}"
-        ) from None

@@ -12,12 +12,14 @@ that would write the same file are refused, so a bad SPC fails before any reques
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from agent.errors import InvalidSecretProviderClass, PayloadError
 from agent.fs.paths import validate_path
+from agent.providers.aws.duplicates import check_duplicates
+from agent.providers.common.goyaml import Struct, Value
 
 Service = Literal["secretsmanager", "ssmparameter"]
 
@@ -30,20 +32,6 @@ _SERVICE_OF = {
 _BAD_PATH = re.compile(r"(/\.\./)|(^\.\./)|(/\.\.$)")  # ASCP's badPathRE
 _FILE_PERMISSION = re.compile(r"^[0-7]{4}$")  # ASCP's validFilePermissionRE
 _ARN_SECTIONS = 6  # arn:partition:service:region:account:resource (aws-sdk-go-v2 arn.Parse)
-
-# Go's encoding/json (which ASCP's sigs.k8s.io/yaml ends in) matches keys case-insensitively.
-OBJECT_FIELDS = (
-    "objectName",
-    "objectAlias",
-    "objectVersion",
-    "objectVersionLabel",
-    "objectType",
-    "filePermission",
-    "jmesPath",
-    "failoverObject",
-)
-JMES_FIELDS = ("path", "objectAlias", "filePermission")
-FAILOVER_FIELDS = ("objectName", "objectVersion", "objectVersionLabel")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +75,6 @@ def _fail(where: str, message: str) -> InvalidSecretProviderClass:
     return InvalidSecretProviderClass(f"{where}: {message}")
 
 
-def go_fields(item: Mapping[Any, Any], fields: Sequence[str]) -> dict[str, Any]:
-    """Map keys onto ``fields`` as Go's encoding/json does: case-insensitively, the last key
-    that matches a field wins, unknown keys are ignored."""
-    folded = {field.casefold(): field for field in fields}
-    found: dict[str, Any] = {}
-    for key, value in item.items():
-        field = folded.get(str(key).casefold())
-        if field is not None:
-            found[field] = value
-    return found
-
-
 def file_name(name: str, translate: str) -> str:
     """ASCP's GetFileName: ``/`` becomes the translation character, or with translation off
     a leading ``/`` is stripped (the rest become sub-directories)."""
@@ -107,65 +83,40 @@ def file_name(name: str, translate: str) -> str:
     return name.lstrip("/")
 
 
-def parse_objects(loaded: object, translate: str, regions: Sequence[str]) -> tuple[AwsObject, ...]:
-    """Validate the decoded ``objects`` list; raise InvalidSecretProviderClass naming the field.
+def parse_objects(document: Value, translate: str, regions: Sequence[str]) -> tuple[AwsObject, ...]:
+    """Validate the ``objects`` document; raise InvalidSecretProviderClass naming the field.
 
-    ``loaded`` is the YAML document as ASCP's decoder sees it; ``regions`` is the primary
-    region, then the failover region when there is one.
+    ``document`` is decoded with ASCP's decoder (sigs.k8s.io/yaml: an unquoted number or boolean
+    in a string field becomes its text, field names match case-insensitively, unknown fields
+    are ignored); ``regions`` is the primary region, then the failover region if any.
     """
-    if loaded is None:
-        loaded = []
-    if not isinstance(loaded, list):
-        raise _fail("objects", "must be a YAML list of objects")
     objects: list[AwsObject] = []
-    for index, item in enumerate(loaded):
-        where = f"objects[{index}]"
-        if item is None:
-            raise _fail(where, "Empty descriptor entry in SecretProviderClass")
-        if not isinstance(item, Mapping):
-            raise _fail(where, "must be a mapping of object fields")
-        objects.append(_parse_object(index, go_fields(item, OBJECT_FIELDS), translate, regions))
+    for index, item in enumerate(document.sequence()):
+        if item.is_null:
+            raise _fail(item.where, "Empty descriptor entry in SecretProviderClass")
+        objects.append(_parse_object(index, item.struct(), translate, regions))
     check_duplicates(objects)
     return tuple(objects)
 
 
-def _text(where: str, fields: Mapping[str, Any], field: str) -> str:
-    value = fields.get(field)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _fail(f"{where}.{field}", f"must be a string, not {_kind(value)}")
-    return value
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
-
-
-def _parse_object(
-    index: int, fields: Mapping[str, Any], translate: str, regions: Sequence[str]
-) -> AwsObject:
+def _parse_object(index: int, fields: Struct, translate: str, regions: Sequence[str]) -> AwsObject:
     where = f"objects[{index}]"
-    text: Callable[[str], str] = lambda field: _text(where, fields, field)  # noqa: E731
-    name, object_type = text("objectName"), text("objectType")
+    name, object_type = fields.string("objectName"), fields.string("objectType")
     if not name:
         raise _fail(f"{where}.objectName", "Object name must be specified")
     service = _service(where, name, object_type, regions[0], "objectName")
-    primary = Target(name, text("objectVersion"), text("objectVersionLabel"))
+    primary = Target(name, fields.string("objectVersion"), fields.string("objectVersionLabel"))
     if service == "ssmparameter" and primary.version and primary.label:
         raise _fail(
             f"{where}.objectVersionLabel",
             f"ssm parameters can not specify both objectVersion and objectVersionLabel: {name}",
         )
-    alias = text("objectAlias")
+    alias = fields.string("objectAlias")
     name_field = "objectAlias" if alias else "objectName"
     path = _checked_file_name(f"{where}.{name_field}", alias or name, translate, name)
-    mode = _mode(f"{where}.filePermission", text("filePermission"))
-    jmes = _jmes_entries(where, fields.get("jmesPath"), translate, text("filePermission"))
+    permission = fields.string("filePermission")
+    mode = _mode(f"{where}.filePermission", permission)
+    jmes = _jmes_entries(fields.get("jmesPath"), translate, permission)
     failover = _failover(
         where, fields.get("failoverObject"), (service, object_type), alias, regions
     )
@@ -236,26 +187,21 @@ def _mode(where: str, permission: str) -> int | None:
 
 
 def _jmes_entries(
-    where: str, value: object, translate: str, parent_permission: str
+    value: Value | None, translate: str, parent_permission: str
 ) -> tuple[JmesPathFile, ...]:
     if value is None:
         return ()
-    if not isinstance(value, list):
-        raise _fail(f"{where}.jmesPath", "must be a list of {path, objectAlias} entries")
     entries = []
-    for position, item in enumerate(value):
-        at = f"{where}.jmesPath[{position}]"
-        if not isinstance(item, Mapping):
-            raise _fail(at, "must be a mapping with path and objectAlias")
-        fields = go_fields(item, JMES_FIELDS)
-        path, alias = _text(at, fields, "path"), _text(at, fields, "objectAlias")
-        permission = _text(at, fields, "filePermission")
+    for item in value.sequence():
+        at, fields = item.where, item.struct()
+        path, alias = fields.string("path"), fields.string("objectAlias")
         if not path:
             raise _fail(f"{at}.path", "Path must be specified for JMES object")
         if not alias:
             raise _fail(f"{at}.objectAlias", "Object alias must be specified for JMES object")
         _compile(f"{at}.path", path)
-        mode = _mode(f"{at}.filePermission", permission or parent_permission)
+        permission = fields.string("filePermission") or parent_permission
+        mode = _mode(f"{at}.filePermission", permission)
         name = _checked_file_name(f"{at}.objectAlias", alias, translate, alias)
         entries.append(JmesPathFile(path, alias, name, mode))
     return tuple(entries)
@@ -274,7 +220,7 @@ def _compile(where: str, path: str) -> None:
 
 def _failover(
     where: str,
-    value: object,
+    value: Value | None,
     kind: tuple[Service, str],
     alias: str,
     regions: Sequence[str],
@@ -283,11 +229,8 @@ def _failover(
     objectType (the failover entry has no objectType of its own)."""
     if value is None:
         return None
-    at = f"{where}.failoverObject"
-    if not isinstance(value, Mapping):
-        raise _fail(at, "must be a mapping with objectName")
-    fields = go_fields(value, FAILOVER_FIELDS)
-    name = _text(at, fields, "objectName")
+    at, fields = f"{where}.failoverObject", value.struct()
+    name = fields.string("objectName")
     if not name:
         return None  # ASCP treats a failoverObject without objectName as absent
     if not alias:
@@ -303,86 +246,10 @@ def _failover(
     service, object_type = kind
     if _service(at, name, object_type, regions[1], "objectName") != service:
         raise _fail(f"{at}.objectName", f"objectType does not match ARN: {name}")
-    target = Target(
-        name, _text(at, fields, "objectVersion"), _text(at, fields, "objectVersionLabel")
-    )
+    target = Target(name, fields.string("objectVersion"), fields.string("objectVersionLabel"))
     if service == "ssmparameter" and target.version and target.label:
         raise _fail(
             f"{at}.objectVersionLabel",
             f"ssm parameters can not specify both objectVersion and objectVersionLabel: {name}",
         )
     return target
-
-
-def check_duplicates(objects: Sequence[AwsObject]) -> None:
-    """ASCP's duplicate rules, then one more: no two entries may write the same file."""
-    latest: dict[str, AwsObject] = {}  # ASCP compares with the last object of the same name
-    aliases: dict[str, str] = {}  # alias -> where it was first used
-    for obj in objects:
-        where = f"objects[{obj.index}]"
-        previous = latest.get(obj.name)
-        if previous is not None:
-            _same_name(obj, previous)
-        latest[obj.name] = obj
-        if obj.alias:
-            if obj.alias in aliases:
-                raise _fail(
-                    f"{where}.objectAlias",
-                    f"found duplicate object alias {obj.alias} (also {aliases[obj.alias]})",
-                )
-            aliases[obj.alias] = f"{where}.objectAlias"
-        for position, entry in enumerate(obj.jmes):
-            at = f"{where}.jmesPath[{position}].objectAlias"
-            if entry.alias in aliases:
-                raise _fail(
-                    at,
-                    "Name already in use for objectAlias: found duplicate object alias "
-                    f"{entry.alias} in JMES path entry {entry.path} (also {aliases[entry.alias]})",
-                )
-            aliases[entry.alias] = at
-    _distinct_files(objects)
-
-
-def _same_name(obj: AwsObject, found: AwsObject) -> None:
-    """The four cases in which ASCP refuses a second object of the same name."""
-    where = f"objects[{obj.index}]"
-    prefix = f"found descriptor with duplicate object name {obj.name} (also objects[{found.index}])"
-    alias, label = obj.alias, obj.primary.label
-    found_alias, found_label = found.alias, found.primary.label
-    if alias and alias == found_alias and not label and not found_label:
-        raise _fail(
-            f"{where}.objectAlias",
-            f"{prefix}, duplicate object alias {alias}, and no version label",
-        )
-    if not alias and not found_alias and label and label == found_label:
-        raise _fail(
-            f"{where}.objectVersionLabel",
-            f"{prefix}, no object alias, and duplicate version label {label}",
-        )
-    if alias and alias == found_alias and label and label == found_label:
-        raise _fail(
-            f"{where}.objectAlias",
-            f"{prefix}, duplicate object alias {alias}, and duplicate version label {label}",
-        )
-    if not alias and not found_alias and not label and not found_label:
-        raise _fail(
-            f"{where}.objectName",
-            f"{prefix}, no object alias, and no version label (give one of them an objectAlias)",
-        )
-
-
-def _distinct_files(objects: Sequence[AwsObject]) -> None:
-    written: dict[str, str] = {}
-    for obj in objects:
-        where = f"objects[{obj.index}]"
-        entries = [(f"{where}.{'objectAlias' if obj.alias else 'objectName'}", obj.file_name)]
-        entries += [
-            (f"{where}.jmesPath[{i}].objectAlias", entry.file_name)
-            for i, entry in enumerate(obj.jmes)
-        ]
-        for field, name in entries:
-            if name in written:
-                raise _fail(
-                    field, f"writes file {name!r}, as {written[name]} does; give one an objectAlias"
-                )
-            written[name] = field

@@ -20,7 +20,7 @@ import structlog
 from agent.errors import ProviderTimeout
 from agent.model import MountResult, ProviderRequest
 from agent.ports import ServiceAccountSource
-from agent.providers.aws.config import ObjectsLoader, load_objects_yaml, parse_config
+from agent.providers.aws.config import parse_config
 from agent.providers.aws.content import mount_result
 from agent.providers.aws.endpoints import AwsEnvironment
 from agent.providers.aws.fetch import Fetcher
@@ -51,12 +51,10 @@ class AwsProvider:
         pod_identity_timeout: float = 5.0,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
-        load_objects: ObjectsLoader = load_objects_yaml,
     ) -> None:
         self.name = name
         self._env = dict(os.environ if env is None else env)
         self._timeout = timeout
-        self._load_objects = load_objects
         self.transport = AwsTransport(
             AwsEnvironment.from_env(self._env), retry=retry, timeouts=timeouts
         )
@@ -73,7 +71,7 @@ class AwsProvider:
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
-        config = parse_config(request.attributes, self._env, self._load_objects)
+        config = parse_config(request.attributes, self._env)
         for warning in config.warnings:
             log.warning("aws.config_warning", provider=self.name, warning=warning)
         pod = request.identity
