@@ -110,11 +110,15 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
     providers = registry or ProviderRegistry(
         timeout=settings.provider_timeout,
         version_key=load_version_key(settings.state_dir),
-        options={"vault_address": settings.vault_address},
+        options={
+            "vault_address": settings.vault_address,
+            "aws_pod_identity_endpoint": settings.aws_pod_identity_endpoint,
+        },
         trusted_dirs=settings.trusted_file_dirs,
         plugin_directories=(*settings.additional_provider_volume_paths, settings.provider_volume),
         max_recv_bytes=settings.max_call_recv_msg_size,
         service_accounts=service_accounts,
+        prefer_plugins=settings.prefer_plugin_providers,
     )
     ports = PublishPorts(
         spcs=spcs,

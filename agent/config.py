@@ -78,6 +78,8 @@ class Settings:
     vault_address: str = ""
     trusted_file_dirs: tuple[str, ...] = ()
     state_dir: str = "/var/run/secrets-store-agent"
+    prefer_plugin_providers: tuple[str, ...] = ()
+    aws_pod_identity_endpoint: str = ""
 
     @property
     def socket_path(self) -> str:
