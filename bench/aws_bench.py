@@ -28,6 +28,9 @@ import textwrap
 import time
 from pathlib import Path
 
+from agent.providers.aws.credentials import AwsCredentials
+from agent.providers.aws.endpoints import SECRETS_MANAGER, SSM, AwsEnvironment
+from agent.providers.aws.transport import AwsTransport
 from bench.publish_bench import percentile, rss_mib
 from tests.support.kubelet import Kubelet, publish_request
 from tests.support.moto import MotoServer, moto_process
@@ -131,40 +134,31 @@ class Volumes:
         return elapsed
 
 
-async def backend(moto: MotoServer) -> float:
+async def backend(transport: AwsTransport) -> float:
     """The same calls a publish makes (STS, 5 GetSecretValue at once, 1 GetParameters), straight
-    to moto with the provider's transport: what the backend and the HTTP client cost."""
-    from agent.providers.aws.credentials import AwsCredentials
-    from agent.providers.aws.endpoints import SECRETS_MANAGER, SSM, AwsEnvironment
-    from agent.providers.aws.transport import AwsTransport
-
-    transport = AwsTransport(AwsEnvironment.from_env(aws_env(moto)))
+    to moto with the provider's transport (kept open, as the agent keeps it): what the backend
+    and the HTTP client cost."""
     params = {"RoleArn": ROLE, "RoleSessionName": "bench", "WebIdentityToken": "t.t.t"}
-    try:
-        started = time.perf_counter()
-        issued = (await transport.assume_role_with_web_identity("us-east-1", params))["Credentials"]
-        keys = AwsCredentials(
-            issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"]
-        )
-        names = [f"/bench/param-{i}" for i in range(5)]
-        await asyncio.gather(
-            *(
-                transport.call_json(
-                    SECRETS_MANAGER,
-                    "GetSecretValue",
-                    "us-east-1",
-                    {"SecretId": f"bench-secret-{i}"},
-                    keys,
-                )
-                for i in range(5)
-            ),
+    started = time.perf_counter()
+    issued = (await transport.assume_role_with_web_identity("us-east-1", params))["Credentials"]
+    keys = AwsCredentials(issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"])
+    names = [f"/bench/param-{i}" for i in range(5)]
+    await asyncio.gather(
+        *(
             transport.call_json(
-                SSM, "GetParameters", "us-east-1", {"Names": names, "WithDecryption": True}, keys
-            ),
-        )
-        return (time.perf_counter() - started) * 1000
-    finally:
-        await transport.close()
+                SECRETS_MANAGER,
+                "GetSecretValue",
+                "us-east-1",
+                {"SecretId": f"bench-secret-{i}"},
+                keys,
+            )
+            for i in range(5)
+        ),
+        transport.call_json(
+            SSM, "GetParameters", "us-east-1", {"Names": names, "WithDecryption": True}, keys
+        ),
+    )
+    return (time.perf_counter() - started) * 1000
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -182,18 +176,20 @@ async def measure(
     volumes = Volumes(root)
     kubelet = Kubelet(str(root / "csi.sock"))
     timings: dict[str, list[float]] = {"in_process": [], "plugin": [], "backend": []}
+    transport = AwsTransport(AwsEnvironment.from_env(aws_env(moto)))
     try:
         results["first_aws_publish_ms"] = round(await volumes.publish(kubelet, "in-process"), 2)
         for _ in range(10):  # warm-up of both paths
             await volumes.publish(kubelet, "in-process")
             await volumes.publish(kubelet, "plugin")
-            await backend(moto)
+            await backend(transport)
         for _ in range(samples):  # interleaved: the machine's drift hits all three alike
             timings["in_process"].append(await volumes.publish(kubelet, "in-process"))
             timings["plugin"].append(await volumes.publish(kubelet, "plugin"))
-            timings["backend"].append(await backend(moto))
+            timings["backend"].append(await backend(transport))
     finally:
         await kubelet.close()
+        await transport.close()
     results["publish_10_objects_in_process_ms"] = summary(timings["in_process"])
     results["publish_10_objects_through_plugin_socket_ms"] = summary(timings["plugin"])
     results["backend_calls_for_the_volume_ms"] = summary(timings["backend"])
@@ -225,7 +221,7 @@ if mode == "agent":
     async def run():
         provider = AwsProvider(service_accounts=OneRole(),
                                env={"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1"})
-        tokens = {"sts.amazonaws.com": ServiceAccountToken("t")}
+        tokens = {"sts.amazonaws.com": ServiceAccountToken("t.t.t")}
         pod = PodIdentity("default", "p", "u", "web", tokens)
         request = ProviderRequest({"objects": %(objects)r}, {}, pod, "/t")
         started = time.perf_counter()

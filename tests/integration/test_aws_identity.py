@@ -234,3 +234,12 @@ async def test_an_unavailable_sts_is_unavailable(world: World) -> None:
     with pytest.raises(ProviderUnavailable, match="AssumeRoleWithWebIdentity in us-east-1"):
         await world.provider.mount(world.request())  # type: ignore[arg-type]
     assert world.proxy.seen == []
+
+
+async def test_a_malformed_role_annotation_is_refused_before_sts(world: World) -> None:
+    world.accounts.add("default", "web", "not-an-arn")
+    with pytest.raises(ProviderError) as info:
+        await world.provider.mount(world.request())  # type: ignore[arg-type]
+    assert "IRSA for role not-an-arn" in info.value.message
+    assert "Invalid length for parameter RoleArn" in info.value.message
+    assert world.identity.issued == []

@@ -130,8 +130,17 @@ class AwsTransport:
         from botocore.parsers import create_parser
         from botocore.serialize import create_serializer
 
+        from botocore.exceptions import ParamValidationError
+
         operation = self._sts_model()
-        request = create_serializer("query").serialize_to_request(dict(params), operation)
+        try:
+            request = create_serializer("query").serialize_to_request(dict(params), operation)
+        except ParamValidationError as err:
+            # The model's constraints (a role ARN of at least 20 characters, a token of at
+            # least 4): the report names the parameter and the limit, never the value.
+            text = " ".join(str(err.kwargs.get("report", "")).split())
+            message = describe(STS.title, operation.name, region, "InvalidParameter", text)
+            raise AwsApiError(message, code="InvalidParameter") from None
         endpoint = self.endpoints.resolve(STS, region)
         body = urlencode(request["body"]).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
