@@ -127,10 +127,9 @@ class AwsTransport:
         self, region: str, params: Mapping[str, str]
     ) -> dict[str, Any]:
         """STS AssumeRoleWithWebIdentity: unsigned (the web identity token is the proof)."""
+        from botocore.exceptions import ParamValidationError
         from botocore.parsers import create_parser
         from botocore.serialize import create_serializer
-
-        from botocore.exceptions import ParamValidationError
 
         operation = self._sts_model()
         try:
