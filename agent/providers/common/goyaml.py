@@ -132,6 +132,13 @@ class Value:
     def is_null(self) -> bool:
         return values.is_null(self.node, self.decoder.yaml11_bools)
 
+    @property
+    def tag(self) -> str:
+        """What the node is to the decoder: ``!!str``, ``!!int``, ``!!float``, ``!!bool``,
+        ``!!null``, ``!!timestamp``, ``!!binary``, a custom tag, ``!!map`` or ``!!seq``;
+        "" when absent. (yaml.v3 types ``on`` as ``!!str``, yaml.v2 as ``!!bool``.)"""
+        return values.tag_of(self.node, self.where, self.decoder.yaml11_bools)
+
     def string(self) -> str:
         """As into a Go ``string`` field."""
         return values.to_string(self.node, self.where, self.decoder)

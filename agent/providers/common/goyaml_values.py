@@ -88,6 +88,16 @@ def is_null(node: Node | None, yaml11_bools: bool) -> bool:
     return resolved(node, "", yaml11_bools).tag == NULL
 
 
+def tag_of(node: Node | None, where: str, yaml11_bools: bool) -> str:
+    if node is None:
+        return ""
+    if isinstance(node, yaml.MappingNode):
+        return "!!map"
+    if isinstance(node, yaml.SequenceNode):
+        return "!!seq"
+    return resolved(node, where, yaml11_bools).tag
+
+
 def describe(node: Node, yaml11_bools: bool) -> str:
     if isinstance(node, yaml.MappingNode):
         return "a mapping"
