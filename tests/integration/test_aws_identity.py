@@ -26,6 +26,7 @@ from tests.support.jwt_signer import JwtSigner
 from tests.support.moto import MotoServer, unique
 
 OTHER_ROLE = "arn:aws:iam::123456789012:role/other"
+NODE_KEY = "AKIANODEKEY000000000"
 
 
 @dataclass
@@ -89,6 +90,10 @@ async def world(moto: MotoServer, jwt_signer: JwtSigner) -> AsyncIterator[World]
             "AWS_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": proxy.address,
             "AWS_ENDPOINT_URL_STS": identity.address,
+            # The node's own credentials: never to be used for a pod.
+            "AWS_ACCESS_KEY_ID": NODE_KEY,
+            "AWS_SECRET_ACCESS_KEY": "node-secret",
+            "AWS_SESSION_TOKEN": "node-session",
         },
         pod_identity_endpoint=identity.pod_identity_url,
         retry=RetryPolicy(sleep=Sleeps()),
@@ -106,6 +111,7 @@ async def test_irsa_signs_with_the_role_the_service_account_names(world: World) 
     (issued,) = world.identity.issued
     assert (issued.role_arn, issued.subject) == (ROLE_ARN, "system:serviceaccount:default:web")
     assert world.signers() == [issued.access_key]
+    assert NODE_KEY not in world.signers()
 
 
 async def test_credentials_are_cached_until_shortly_before_they_expire(world: World) -> None:
@@ -203,6 +209,7 @@ async def test_a_missing_audience_names_the_csidriver_setting(
     assert expected in info.value.message
     assert "tokenRequests" in info.value.message
     assert world.identity.issued == []
+    assert world.proxy.seen == []  # the node's credentials were not used instead
 
 
 async def test_pod_identity_sends_the_token_to_the_agent(world: World) -> None:

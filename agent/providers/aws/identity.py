@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.model import SERVICE_ACCOUNT_NAME, SERVICE_ACCOUNT_TOKENS, PodIdentity
 from agent.ports import ServiceAccountSource
-from agent.providers.aws.config import AwsConfig
+from agent.providers.aws.config import AddressType, AwsConfig
 from agent.providers.aws.credentials import (
     AwsCredentialCache,
     AwsCredentials,
@@ -138,14 +138,8 @@ class IdentityResolver:
         raise failure.about(f"IRSA for role {role_arn}")
 
     async def _pod_identity(self, jwt: str, config: AwsConfig) -> AwsCredentials:
-        if self._pod_identity_endpoint:
-            endpoints = [self._pod_identity_endpoint]
-        elif config.address_type == "auto":
-            endpoints = [POD_IDENTITY_ENDPOINTS["ipv4"], POD_IDENTITY_ENDPOINTS["ipv6"]]
-        else:
-            endpoints = [POD_IDENTITY_ENDPOINTS[config.address_type]]
         failure: ProviderError | None = None
-        for url in endpoints:
+        for url in agent_endpoints(config.address_type, self._pod_identity_endpoint):
             try:
                 return await self._ask_agent(url, jwt)
             except ProviderUnavailable as err:
@@ -183,6 +177,15 @@ class IdentityResolver:
         if credentials.expires_at is None:
             return 0.0  # unknown: the cache's default lifetime applies
         return max(credentials.expires_at.timestamp() - self._wall_clock(), 1e-9)
+
+
+def agent_endpoints(address_type: AddressType, override: str = "") -> list[str]:
+    """The Pod Identity Agent addresses to try, in order (ASCP: IPv4 then IPv6 for ``auto``)."""
+    if override:
+        return [override]
+    if address_type == "auto":
+        return [POD_IDENTITY_ENDPOINTS["ipv4"], POD_IDENTITY_ENDPOINTS["ipv6"]]
+    return [POD_IDENTITY_ENDPOINTS[address_type]]
 
 
 def _token(pod: PodIdentity, audience: str, pod_identity: bool) -> str:
