@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -56,13 +57,16 @@ class Fetcher:
     ) -> list[Fetched]:
         """Every object's value, in the order given; the first failure fails the volume."""
         limit = asyncio.Semaphore(self._max_parallel)
-        calls: list[Callable[[], Awaitable[list[Fetched]]]] = []
-        for obj in objects:
-            if obj.service == "secretsmanager":
-                calls.append(lambda obj=obj: self._secret(obj, regions, credentials))  # type: ignore[misc]
+        calls: list[Callable[[], Awaitable[list[Fetched]]]] = [
+            functools.partial(self._secret, obj, regions, credentials)
+            for obj in objects
+            if obj.service == "secretsmanager"
+        ]
         parameters = [obj for obj in objects if obj.service == "ssmparameter"]
-        for batch in ssm_batches(parameters):
-            calls.append(lambda batch=batch: self._parameters(batch, regions, credentials))  # type: ignore[misc]
+        calls += [
+            functools.partial(self._parameters, batch, regions, credentials)
+            for batch in ssm_batches(parameters)
+        ]
 
         async def bounded(call: Callable[[], Awaitable[list[Fetched]]]) -> list[Fetched]:
             async with limit:
