@@ -46,7 +46,6 @@ TRANSIENT_CODES = frozenset(
         "IDPCommunicationError",
     }
 )
-TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
 
 class AwsApiError(ProviderError):
@@ -78,8 +77,8 @@ def describe(service: str, operation: str, region: str, code: str, text: str) ->
 
 
 def classify(status: int, code: str) -> type[AwsApiError]:
-    if code in THROTTLING_CODES or code in TRANSIENT_CODES or status in TRANSIENT_STATUSES:
-        return AwsRegionalError
-    if status >= 500:
+    """Throttling, transient codes and any server fault (5xx) are the region's; the SDKs retry
+    the same set (plus 500/502/503/504, which ``status >= 500`` covers)."""
+    if code in THROTTLING_CODES or code in TRANSIENT_CODES or status >= 500:
         return AwsRegionalError
     return AwsApiError

@@ -149,8 +149,14 @@ def _secret_value(reply: dict[str, Any], region: str) -> bytes:
             return base64.b64decode(binary, validate=True)
         except (binascii.Error, ValueError):
             pass
-        message = describe(SECRETS_MANAGER.title, "GetSecretValue", region, "InvalidResponse", "")
-        raise AwsRegionalError(f"{message}SecretBinary is not base64")
+        message = describe(
+            SECRETS_MANAGER.title,
+            "GetSecretValue",
+            region,
+            "InvalidResponse",
+            "SecretBinary is not base64",
+        )
+        raise AwsRegionalError(message)
     return b""
 
 
@@ -215,8 +221,14 @@ def _match_parameters(
         pending = [item for item in pending if item not in takers]
     if pending:
         missing = ", ".join(_selector_name(t) for _, t in pending)
-        text = describe(SSM.title, "GetParameters", region, "InvalidResponse", "")
-        raise AwsRegionalError(f"{text}no value returned for {missing}")
+        text = describe(
+            SSM.title,
+            "GetParameters",
+            region,
+            "InvalidResponse",
+            f"no value returned for {missing}",
+        )
+        raise AwsRegionalError(text)
     return fetched
 
 
