@@ -32,11 +32,16 @@ from tests.support.kubelet import Kubelet, publish_request
 from tests.support.openbao import OpenBaoServer, VaultWorld, build_world
 
 CERT = b"-----BEGIN CERTIFICATE-----\n" + bytes(range(256)) * 2 + b"\n-----END CERTIFICATE-----\n"
-# What `base64 FILE` prints: 76 columns, then a newline, including after the last line.
-CERT_WRAPPED = "".join(
-    line + "\n"
-    for line in textwrap.wrap(base64.b64encode(CERT).decode(), 76, break_on_hyphens=False)
-)
+BLOB = bytes(range(256)) * 800  # 200 KiB: a response large enough to be decoded off the loop
+
+
+def wrapped(data: bytes) -> str:
+    """What ``base64 FILE`` prints: 76 columns, then a newline, including after the last line."""
+    text = base64.b64encode(data).decode()
+    return "".join(text[i : i + 76] + "\n" for i in range(0, len(text), 76))
+
+
+CERT_WRAPPED = wrapped(CERT)
 BANK = {
     "0123": "acct-0123",
     "83": "other",  # what YAML 1.1 makes of an unquoted 0123
@@ -62,6 +67,7 @@ BANK = {
     "cert_hex": CERT.hex().upper(),
     "not_b64": "plain text, not base64",
 }
+LARGE = {"blob": wrapped(BLOB)}
 SMALL = {"b": "<x>&", "a": "é", "n": 2}
 
 
@@ -70,6 +76,7 @@ def world(openbao: OpenBaoServer, jwt_signer: JwtSigner) -> VaultWorld:
     world = build_world(openbao, jwt_signer)
     world.admin.kv_put(world.kv2, "team-a/bank", BANK, version=2)
     world.admin.kv_put(world.kv2, "team-a/small", SMALL, version=2)
+    world.admin.kv_put(world.kv2, "team-a/large", LARGE, version=2)
     return world
 
 
@@ -242,6 +249,15 @@ async def test_base64_wrapped_at_76_columns_mounts_the_original_bytes(
     assert (target / "cert").read_bytes() == CERT
     assert (target / "crlf").read_bytes() == CERT
     assert (target / "hex").read_bytes() == CERT
+
+
+async def test_a_large_wrapped_base64_secret_mounts_its_bytes(
+    vault_agent: AgentHarness, world: VaultWorld
+) -> None:
+    path = f"{world.kv2}/data/team-a/large"
+    objects = f"- {{objectName: blob, secretPath: {path}, secretKey: blob, encoding: base64}}"
+    target = await publish(vault_agent, world, objects)
+    assert (target / "blob").read_bytes() == BLOB
 
 
 async def test_a_value_that_is_not_base64_fails_without_echoing_it(
