@@ -57,7 +57,24 @@ def _vault(context: ProviderContext) -> Provider:
     )
 
 
-BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {"vault": _vault, "openbao": _vault}
+def _azure(context: ProviderContext) -> Provider:
+    # Imported here: a node without Azure volumes never loads the provider (nor cryptography).
+    from agent.providers.azure import AzureProvider
+
+    return AzureProvider(
+        name=context.name,
+        timeout=context.timeout,
+        trusted_dirs=context.trusted_dirs,
+        service_accounts=context.service_accounts,
+        default_cloud=context.options.get("azure_cloud_name") or "AzurePublicCloud",
+    )
+
+
+BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {
+    "vault": _vault,
+    "openbao": _vault,
+    "azure": _azure,
+}
 DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024
 PLUGIN_DEADLINE_SHARE = 0.95
 

@@ -1,0 +1,1 @@
+"""Pieces shared by the in-process providers (never imports a provider package)."""
