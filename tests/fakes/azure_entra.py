@@ -59,6 +59,7 @@ class FakeEntra:
     tokens: dict[str, Issued] = field(default_factory=dict)
     sign_ins: list[tuple[str, str]] = field(default_factory=list)  # (grant kind, client_id)
     last_form: dict[str, str] = field(default_factory=dict)
+    unavailable: int = 0  # answer this many token requests with 503 (Entra busy)
 
     def register_app(self, client_id: str, tenant: str, *, secret: str = "") -> App:
         self.tenants.add(tenant)
@@ -95,6 +96,9 @@ class FakeEntra:
     async def _token(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
         self.last_form = form
+        if self.unavailable:
+            self.unavailable -= 1
+            return _aad_error(503, "temporarily_unavailable", 90033, "A transient error has occurred.")
         tenant = request.match_info["tenant"]
         if tenant not in self.tenants:
             return _aad_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")

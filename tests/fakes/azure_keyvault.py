@@ -115,6 +115,11 @@ class FakeKeyVault:
     requests: list[tuple[str, str, bool]] = field(default_factory=list)  # (method, path, had token)
     failures: list[Failure] = field(default_factory=list)
     handler_seconds: list[float] = field(default_factory=list)
+    # Authorized requests wait here until this many are in flight: proves concurrency without
+    # timing anything (a sequential client times out on it).
+    barrier: asyncio.Barrier | None = None
+    hang: asyncio.Event | None = None  # set: requests wait for it before answering
+    next_link_host: str = ""  # answer paging links pointing at this host instead
 
     def vault(self, name: str) -> FakeVault:
         return self.vaults.setdefault(name, FakeVault(name))
@@ -143,6 +148,8 @@ class FakeKeyVault:
         self.requests.append((request.method, request.path_qs, bool(auth)))
         if self.latency:
             await asyncio.sleep(self.latency)
+        if self.hang is not None:
+            await self.hang.wait()
         for failure in self.failures:
             if failure.remaining and failure.pattern.search(request.path):
                 failure.remaining -= 1
@@ -165,6 +172,8 @@ class FakeKeyVault:
                 f"{collection} {operation} permission on key vault '{vault.name};location=local'."
             )
             return _error(403, "Forbidden", message, inner="AccessDenied")
+        if self.barrier is not None:
+            await asyncio.wait_for(self.barrier.wait(), 5)
         self.handler_seconds.append(time.perf_counter() - started)
         return vault, collection
 
@@ -200,7 +209,8 @@ class FakeKeyVault:
         items = [self._item(request, collection, name, v) for v in page]
         next_link = None
         if start + size < len(shuffled):
-            next_link = f"https://{request.host}/{collection}/{name}/versions?api-version={API_VERSION}&$skiptoken={start + size}&maxresults={size}"
+            host = self.next_link_host or request.host
+            next_link = f"https://{host}/{collection}/{name}/versions?api-version={API_VERSION}&$skiptoken={start + size}&maxresults={size}"
         return web.json_response({"value": items, "nextLink": next_link})
 
     # --- shapes --------------------------------------------------------------------------

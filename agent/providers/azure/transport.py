@@ -155,6 +155,7 @@ class Transport:
             except aiohttp.ClientSSLError as err:
                 raise ProviderError(f"TLS error talking to {service}: {err}") from None
             except (aiohttp.ClientError, TimeoutError, OSError) as err:
+                _raise_if_cancelling()
                 if attempt >= self._max_attempts:
                     reason = str(err) or "timed out"
                     raise ProviderUnavailable(
@@ -189,6 +190,14 @@ class Transport:
     def _backoff(self, attempt: int) -> float:
         delay: float = _BASE_DELAY_S * 2.0 ** (attempt - 1)
         return min(self._max_retry_delay, delay * random.uniform(0.8, 1.2))  # noqa: S311
+
+
+def _raise_if_cancelling() -> None:
+    """aiohttp may report a cancellation (the mount's deadline) as a timeout or connection
+    error; it must stay a cancellation, not become a retry."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _json(raw: bytes) -> dict[str, Any] | None:
