@@ -16,10 +16,10 @@ import structlog
 from agent.app import Agent, build_agent
 from agent.config import Settings
 from agent.providers.registry import ProviderRegistry
-from tests.support.fake_provider import FakeProvider
 
 # Session fixtures shared by every package: one OpenBao dev server per run, one JWT signer.
 from tests.support.azure import azure, azure_tls  # noqa: F401
+from tests.support.fake_provider import FakeProvider
 from tests.support.jwt_signer import jwt_signer  # noqa: F401
 from tests.support.kubelet import POD_UID, Kubelet
 from tests.support.mounts import force_unmount_under, is_root

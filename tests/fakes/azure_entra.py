@@ -24,6 +24,7 @@ from aiohttp import web
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+_NO_MATCH = "No matching federated identity record found for presented assertion"
 
 
 @dataclass(frozen=True)
@@ -93,43 +94,66 @@ class FakeEntra:
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         return app
 
-    async def _token(self, request: web.Request) -> web.Response:
+    async def _token(self, request: web.Request) -> web.Response:  # noqa: PLR0911 (one per AADSTS)
         form = {k: str(v) for k, v in (await request.post()).items()}
         self.last_form = form
         if self.unavailable:
             self.unavailable -= 1
-            return _aad_error(503, "temporarily_unavailable", 90033, "A transient error has occurred.")
+            return _aad_error(
+                503, "temporarily_unavailable", 90033, "A transient error has occurred."
+            )
         tenant = request.match_info["tenant"]
         if tenant not in self.tenants:
             return _aad_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
         if form.get("grant_type") != "client_credentials":
-            return _aad_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
+            return _aad_error(
+                400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type."
+            )
         scope = form.get("scope", "")
         if not scope.endswith("/.default"):
-            return _aad_error(400, "invalid_scope", 1002012, f"The provided value for scope {scope} is not valid.")
+            return _aad_error(
+                400, "invalid_scope", 1002012, f"The provided value for scope {scope} is not valid."
+            )
         client_id = form.get("client_id", "")
         app = self.apps.get(client_id)
         if app is None or app.tenant != tenant:
             return _aad_error(
-                400, "unauthorized_client", 700016,
-                f"Application with identifier '{client_id}' was not found in the directory '{tenant}'.",
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{tenant}'.",
             )
         if "client_assertion" in form:
             problem = self._check_assertion(app, form)
             kind = "client_assertion"
         else:
-            problem = None if app.secret and form.get("client_secret") == app.secret else (
-                401, "invalid_client", 7000215, "Invalid client secret provided.",
+            problem = (
+                None
+                if app.secret and form.get("client_secret") == app.secret
+                else (
+                    401,
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided.",
+                )
             )
             kind = "client_secret"
         if problem is not None:
             return _aad_error(*problem)
         self.sign_ins.append((kind, client_id))
         token = self._issue(client_id, scope.removesuffix("/.default"))
-        body = {"token_type": "Bearer", "expires_in": self.lifetime, "ext_expires_in": self.lifetime, "access_token": token}
+        body = {
+            "token_type": "Bearer",
+            "expires_in": self.lifetime,
+            "ext_expires_in": self.lifetime,
+            "access_token": token,
+        }
         return web.json_response(body)
 
-    def _check_assertion(self, app: App, form: dict[str, str]) -> tuple[int, str, int, str] | None:
+    def _check_assertion(  # noqa: PLR0911 (one return per AADSTS error)
+        self, app: App, form: dict[str, str]
+    ) -> tuple[int, str, int, str] | None:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             return 400, "invalid_request", 7000012, "client_assertion_type is not supported."
         assertion = form["client_assertion"]
@@ -141,19 +165,41 @@ class FakeEntra:
         audiences = audience if isinstance(audience, list) else [audience]
         matches = [f for f in app.federations if f.issuer == issuer]
         if not matches:
-            return 400, "invalid_client", 700211, f"No matching federated identity record found for presented assertion issuer '{issuer}'."
+            return (
+                400,
+                "invalid_client",
+                700211,
+                f"{_NO_MATCH} issuer '{issuer}'.",
+            )
         matches = [f for f in matches if f.subject == subject]
         if not matches:
-            return 400, "invalid_client", 700213, f"No matching federated identity record found for presented assertion subject '{subject}'."
+            return (
+                400,
+                "invalid_client",
+                700213,
+                f"{_NO_MATCH} subject '{subject}'.",
+            )
         if not any(f.audience in audiences for f in matches):
-            return 400, "invalid_client", 700212, f"No matching federated identity record found for presented assertion audience '{audience}'."
+            return (
+                400,
+                "invalid_client",
+                700212,
+                f"{_NO_MATCH} audience '{audience}'.",
+            )
         key = self.issuer_keys.get(str(issuer))
         if key is None:
             return 400, "invalid_client", 700222, "Unable to fetch the signing keys of the issuer."
         try:
-            jwt.decode(assertion, key, algorithms=["RS256"], audience=EXCHANGE_AUDIENCE, issuer=str(issuer))
+            jwt.decode(
+                assertion, key, algorithms=["RS256"], audience=EXCHANGE_AUDIENCE, issuer=str(issuer)
+            )
         except jwt.ExpiredSignatureError:
-            return 400, "invalid_client", 700024, "Client assertion is not within its valid time range."
+            return (
+                400,
+                "invalid_client",
+                700024,
+                "Client assertion is not within its valid time range.",
+            )
         except jwt.PyJWTError:
             return 401, "invalid_client", 5002738, "Assertion failed signature validation."
         return None
@@ -169,7 +215,9 @@ class FakeEntra:
         if request.headers.get("Metadata") != "true":
             return _imds_error("invalid_request", "Required metadata header not specified")
         if not request.query.get("api-version"):
-            return _imds_error("invalid_request", "Required query variable 'api-version' is missing")
+            return _imds_error(
+                "invalid_request", "Required query variable 'api-version' is missing"
+            )
         resource = request.query.get("resource", "")
         if not resource:
             return _imds_error("invalid_request", "Required query variable 'resource' is missing")
@@ -183,9 +231,14 @@ class FakeEntra:
         token = self._issue(principal, resource)
         now = int(time.time())
         body = {
-            "access_token": token, "client_id": principal, "expires_in": str(self.lifetime),
-            "expires_on": str(now + self.lifetime), "ext_expires_in": str(self.lifetime),
-            "not_before": str(now), "resource": resource, "token_type": "Bearer",
+            "access_token": token,
+            "client_id": principal,
+            "expires_in": str(self.lifetime),
+            "expires_on": str(now + self.lifetime),
+            "ext_expires_in": str(self.lifetime),
+            "not_before": str(now),
+            "resource": resource,
+            "token_type": "Bearer",
         }
         return web.json_response(body)
 

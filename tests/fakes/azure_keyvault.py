@@ -38,7 +38,11 @@ from tests.fakes.azure_entra import FakeEntra
 
 API_VERSION = "7.4"
 KINDS = {"secrets": "secret", "keys": "key", "certificates": "certificate"}
-NOT_FOUND = {"secrets": "SecretNotFound", "keys": "KeyNotFound", "certificates": "CertificateNotFound"}
+NOT_FOUND = {
+    "secrets": "SecretNotFound",
+    "keys": "KeyNotFound",
+    "certificates": "CertificateNotFound",
+}
 
 
 @dataclass
@@ -69,13 +73,25 @@ class FakeVault:
     def allow(self, principal: str, *, permissions: tuple[str, ...] = ("get", "list")) -> None:
         self.access[principal] = {kind: set(permissions) for kind in KINDS}
 
-    def _add(self, kind: str, name: str, body: dict[str, Any], *, enabled: bool = True, version: str | None = None) -> str:
+    def _add(
+        self,
+        kind: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        enabled: bool = True,
+        version: str | None = None,
+    ) -> str:
         self._clock += 60
         version = version or secrets.token_hex(16)
-        self.objects.setdefault((kind, name), []).append(Version(version, self._clock, enabled, body))
+        self.objects.setdefault((kind, name), []).append(
+            Version(version, self._clock, enabled, body)
+        )
         return version
 
-    def add_secret(self, name: str, value: str, *, content_type: str | None = None, enabled: bool = True) -> str:
+    def add_secret(
+        self, name: str, value: str, *, content_type: str | None = None, enabled: bool = True
+    ) -> str:
         body: dict[str, Any] = {"value": value, "tags": {}}
         if content_type is not None:
             body["contentType"] = content_type
@@ -84,17 +100,29 @@ class FakeVault:
     def add_key(self, name: str, jwk: dict[str, str]) -> str:
         return self._add("keys", name, {"key": dict(jwk, key_ops=["verify", "encrypt"])})
 
-    def add_certificate(self, name: str, *, der: bytes, secret_value: str, content_type: str) -> str:
+    def add_certificate(
+        self, name: str, *, der: bytes, secret_value: str, content_type: str
+    ) -> str:
         """A certificate version and its backing secret and key, as Key Vault creates them."""
         version = secrets.token_hex(16)
         thumb = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()  # noqa: S324 (x5t is SHA-1)
         cert_body = {"cer": base64.b64encode(der).decode(), "x5t": thumb, "policy": {}}
         self._add("certificates", name, cert_body, version=version)
         self._clock -= 60
-        secret_body = {"value": secret_value, "contentType": content_type, "managed": True, "tags": {}}
+        secret_body = {
+            "value": secret_value,
+            "contentType": content_type,
+            "managed": True,
+            "tags": {},
+        }
         self._add("secrets", name, secret_body, version=version)
         self._clock -= 60
-        self._add("keys", name, {"key": {"kty": "EC", "crv": "P-256", "x": "", "y": ""}, "managed": True}, version=version)
+        self._add(
+            "keys",
+            name,
+            {"key": {"kty": "EC", "crv": "P-256", "x": "", "y": ""}, "managed": True},
+            version=version,
+        )
         return version
 
     def disable(self, kind: str, name: str, version: str) -> None:
@@ -124,7 +152,15 @@ class FakeKeyVault:
     def vault(self, name: str) -> FakeVault:
         return self.vaults.setdefault(name, FakeVault(name))
 
-    def fail(self, pattern: str, status: int, *, times: int = 1, headers: dict[str, str] | None = None, code: str = "Throttled") -> None:
+    def fail(
+        self,
+        pattern: str,
+        status: int,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        code: str = "Throttled",
+    ) -> None:
         body = {"error": {"code": code, "message": f"Injected failure {status}."}}
         self.failures.append(Failure(re.compile(pattern), status, dict(headers or {}), body, times))
 
@@ -142,7 +178,9 @@ class FakeKeyVault:
 
     # --- request pipeline ----------------------------------------------------------------
 
-    async def _prelude(self, request: web.Request, operation: str) -> tuple[FakeVault, str] | web.Response:
+    async def _prelude(  # noqa: PLR0911 (one return per failure the service answers)
+        self, request: web.Request, operation: str
+    ) -> tuple[FakeVault, str] | web.Response:
         started = time.perf_counter()
         auth = request.headers.get("Authorization", "")
         self.requests.append((request.method, request.path_qs, bool(auth)))
@@ -153,18 +191,27 @@ class FakeKeyVault:
         for failure in self.failures:
             if failure.remaining and failure.pattern.search(request.path):
                 failure.remaining -= 1
-                return web.json_response(failure.body, status=failure.status, headers=failure.headers)
+                return web.json_response(
+                    failure.body, status=failure.status, headers=failure.headers
+                )
         if request.query.get("api-version") != API_VERSION:
             return _error(400, "BadParameter", "The specified version of the API is not supported.")
         vault = self.vaults.get(request.host.split(".", 1)[0])
         if vault is None:
             return _error(404, "VaultNotFound", "No such vault.")
-        challenge = f'Bearer authorization="{self.authority}{self.tenant}", resource="{self.resource}"'
+        challenge = (
+            f'Bearer authorization="{self.authority}{self.tenant}", resource="{self.resource}"'
+        )
         if not auth.startswith("Bearer "):
             return web.Response(status=401, headers={"WWW-Authenticate": challenge})
         issued = self.entra.validate(auth.removeprefix("Bearer "), self.resource)
         if issued is None:
-            return _error(401, "Unauthorized", "AKV10032: Invalid issuer, or the token is expired or for another audience.", headers={"WWW-Authenticate": challenge})
+            return _error(
+                401,
+                "Unauthorized",
+                "AKV10032: Invalid issuer, or the token is expired or for another audience.",
+                headers={"WWW-Authenticate": challenge},
+            )
         collection = request.path.split("/")[1]
         if operation not in vault.access.get(issued.principal, {}).get(collection, set()):
             message = (
@@ -184,12 +231,25 @@ class FakeKeyVault:
         vault, collection = found
         name, wanted = request.match_info["name"], request.match_info.get("version", "")
         versions = vault.objects.get((collection, name), [])
-        entry = next((v for v in versions if v.version == wanted), None) if wanted else (versions[-1] if versions else None)
+        entry = (
+            next((v for v in versions if v.version == wanted), None)
+            if wanted
+            else (versions[-1] if versions else None)
+        )
         if entry is None:
             shown = f"{name}/{wanted}" if wanted else name
-            return _error(404, NOT_FOUND[collection], f"A {KINDS[collection]} with (name/id) {shown} was not found in this key vault.")
+            return _error(
+                404,
+                NOT_FOUND[collection],
+                f"A {KINDS[collection]} with (name/id) {shown} was not found in this key vault.",
+            )
         if not entry.enabled:
-            return _error(403, "Forbidden", f"Operation get is not allowed on a disabled {KINDS[collection]}.", inner=f"{KINDS[collection].capitalize()}Disabled")
+            return _error(
+                403,
+                "Forbidden",
+                f"Operation get is not allowed on a disabled {KINDS[collection]}.",
+                inner=f"{KINDS[collection].capitalize()}Disabled",
+            )
         return web.json_response(self._bundle(request, collection, name, entry))
 
     async def _versions(self, request: web.Request) -> web.Response:
@@ -200,7 +260,11 @@ class FakeKeyVault:
         name = request.match_info["name"]
         versions = vault.objects.get((collection, name))
         if not versions:
-            return _error(404, NOT_FOUND[collection], f"A {KINDS[collection]} with (name/id) {name} was not found in this key vault.")
+            return _error(
+                404,
+                NOT_FOUND[collection],
+                f"A {KINDS[collection]} with (name/id) {name} was not found in this key vault.",
+            )
         # Newest and oldest interleaved: the listing order is not the creation order.
         shuffled = versions[1::2] + versions[0::2]
         size = min(int(request.query.get("maxresults", "25")), self.page_size)
@@ -210,7 +274,8 @@ class FakeKeyVault:
         next_link = None
         if start + size < len(shuffled):
             host = self.next_link_host or request.host
-            next_link = f"https://{host}/{collection}/{name}/versions?api-version={API_VERSION}&$skiptoken={start + size}&maxresults={size}"
+            query = f"api-version={API_VERSION}&$skiptoken={start + size}&maxresults={size}"
+            next_link = f"https://{host}/{collection}/{name}/versions?{query}"
         return web.json_response({"value": items, "nextLink": next_link})
 
     # --- shapes --------------------------------------------------------------------------
@@ -220,9 +285,17 @@ class FakeKeyVault:
         return f"https://{request.host}/{collection}/{name}/{version}"
 
     def _attributes(self, entry: Version) -> dict[str, Any]:
-        return {"enabled": entry.enabled, "created": entry.created, "updated": entry.created, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}
+        return {
+            "enabled": entry.enabled,
+            "created": entry.created,
+            "updated": entry.created,
+            "recoveryLevel": "Recoverable+Purgeable",
+            "recoverableDays": 90,
+        }
 
-    def _bundle(self, request: web.Request, collection: str, name: str, entry: Version) -> dict[str, Any]:
+    def _bundle(
+        self, request: web.Request, collection: str, name: str, entry: Version
+    ) -> dict[str, Any]:
         object_id = self._id(request, collection, name, entry.version)
         body = dict(entry.body, attributes=self._attributes(entry))
         if collection == "keys":
@@ -236,7 +309,9 @@ class FakeKeyVault:
             body["kid"] = self._id(request, "keys", name, entry.version)
         return body
 
-    def _item(self, request: web.Request, collection: str, name: str, entry: Version) -> dict[str, Any]:
+    def _item(
+        self, request: web.Request, collection: str, name: str, entry: Version
+    ) -> dict[str, Any]:
         object_id = self._id(request, collection, name, entry.version)
         item: dict[str, Any] = {"attributes": self._attributes(entry)}
         item["kid" if collection == "keys" else "id"] = object_id
@@ -245,7 +320,9 @@ class FakeKeyVault:
         return item
 
 
-def _error(status: int, code: str, message: str, *, inner: str = "", headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    status: int, code: str, message: str, *, inner: str = "", headers: dict[str, str] | None = None
+) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if inner:
         error["innererror"] = {"code": inner}

@@ -56,9 +56,13 @@ async def error_of(provider: AzureProvider, azure: AzureWorld, **kwargs: object)
     return caught.value.message
 
 
-async def test_workload_identity_sends_the_pod_token_as_client_assertion(azure: AzureWorld, provider: AzureProvider) -> None:
+async def test_workload_identity_sends_the_pod_token_as_client_assertion(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
     pod_token = azure.pod_token()
-    result = await provider.mount(azure.request(OBJECTS, tokens={EXCHANGE_AUDIENCE: pod_token}, clientID=WI_CLIENT))
+    result = await provider.mount(
+        azure.request(OBJECTS, tokens={EXCHANGE_AUDIENCE: pod_token}, clientID=WI_CLIENT)
+    )
     assert result.files[0].contents == b"s3cret"
     form = azure.entra.last_form
     assert form["client_assertion"] == pod_token
@@ -71,12 +75,17 @@ async def test_workload_identity_sends_the_pod_token_as_client_assertion(azure: 
 @pytest.mark.parametrize(
     ("claims", "code"),
     [
-        ({"audience": "api://SomethingElse", "extra": {"aud": ["api://SomethingElse"]}}, "AADSTS700212"),
+        (
+            {"audience": "api://SomethingElse", "extra": {"aud": ["api://SomethingElse"]}},
+            "AADSTS700212",
+        ),
         ({"service_account": "other"}, "AADSTS700213"),
         ({"ttl": -60}, "AADSTS700024"),
     ],
 )
-async def test_workload_identity_assertion_checked_by_entra(azure: AzureWorld, provider: AzureProvider, claims: dict[str, object], code: str) -> None:
+async def test_workload_identity_assertion_checked_by_entra(
+    azure: AzureWorld, provider: AzureProvider, claims: dict[str, object], code: str
+) -> None:
     token = azure.pod_token(**claims)  # type: ignore[arg-type]
     message = await error_of(provider, azure, tokens={EXCHANGE_AUDIENCE: token}, clientID=WI_CLIENT)
     assert f"Entra ID refused the workload identity (client {WI_CLIENT}" in message
@@ -84,24 +93,38 @@ async def test_workload_identity_assertion_checked_by_entra(azure: AzureWorld, p
     assert token not in message
 
 
-async def test_assertion_from_an_untrusted_issuer(azure: AzureWorld, provider: AzureProvider) -> None:
+async def test_assertion_from_an_untrusted_issuer(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
     forger = JwtSigner(issuer="https://evil.example")
-    token = forger.sign(namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, audience=EXCHANGE_AUDIENCE)
-    assert "AADSTS700211" in await error_of(provider, azure, tokens={EXCHANGE_AUDIENCE: token}, clientID=WI_CLIENT)
+    token = forger.sign(
+        namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, audience=EXCHANGE_AUDIENCE
+    )
+    assert "AADSTS700211" in await error_of(
+        provider, azure, tokens={EXCHANGE_AUDIENCE: token}, clientID=WI_CLIENT
+    )
     # Right issuer name, wrong key: the signature fails.
     impostor = JwtSigner(issuer=azure.signer.issuer)
-    token = impostor.sign(namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, audience=EXCHANGE_AUDIENCE)
-    assert "AADSTS5002738" in await error_of(provider, azure, tokens={EXCHANGE_AUDIENCE: token}, clientID=WI_CLIENT)
+    token = impostor.sign(
+        namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, audience=EXCHANGE_AUDIENCE
+    )
+    assert "AADSTS5002738" in await error_of(
+        provider, azure, tokens={EXCHANGE_AUDIENCE: token}, clientID=WI_CLIENT
+    )
 
 
-async def test_workload_identity_without_the_token_names_the_audience(azure: AzureWorld, provider: AzureProvider) -> None:
+async def test_workload_identity_without_the_token_names_the_audience(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
     message = await error_of(provider, azure, tokens={"vault": "x"}, clientID=WI_CLIENT)
     assert "clientID selects workload identity" in message
     assert "api://AzureADTokenExchange" in message and "tokens present for: vault" in message
     assert azure.keyvault.requests == []
 
 
-async def test_service_principal_from_the_node_publish_secret(azure: AzureWorld, provider: AzureProvider) -> None:
+async def test_service_principal_from_the_node_publish_secret(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
     secrets = {"ClientID": SP_CLIENT, "CLIENTSECRET": SP_SECRET}  # keys in any case
     result = await provider.mount(azure.request(OBJECTS, secrets=secrets, tokens={}))
     assert result.files[0].contents == b"s3cret"
@@ -109,37 +132,66 @@ async def test_service_principal_from_the_node_publish_secret(azure: AzureWorld,
     assert azure.entra.last_form["client_secret"] == SP_SECRET
 
 
-async def test_wrong_client_secret_is_reported_without_it(azure: AzureWorld, provider: AzureProvider) -> None:
+async def test_wrong_client_secret_is_reported_without_it(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
     wrong = "not-the-secret-0123456789"
-    message = await error_of(provider, azure, secrets={"clientid": SP_CLIENT, "clientsecret": wrong}, tokens={})
+    message = await error_of(
+        provider, azure, secrets={"clientid": SP_CLIENT, "clientsecret": wrong}, tokens={}
+    )
     assert f"service principal (client {SP_CLIENT}" in message and "AADSTS7000215" in message
     assert wrong not in message
 
 
-async def test_half_a_service_principal_names_what_is_missing(azure: AzureWorld, provider: AzureProvider) -> None:
+async def test_half_a_service_principal_names_what_is_missing(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
     message = await error_of(provider, azure, secrets={"clientid": SP_CLIENT}, tokens={})
     assert message == "could not find clientsecret in the nodePublishSecretRef secret"
 
 
-async def test_client_id_wins_over_node_publish_secret(azure: AzureWorld, provider: AzureProvider) -> None:
-    await provider.mount(azure.request(OBJECTS, secrets={"clientid": SP_CLIENT, "clientsecret": SP_SECRET}, clientID=WI_CLIENT))
+async def test_client_id_wins_over_node_publish_secret(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
+    await provider.mount(
+        azure.request(
+            OBJECTS, secrets={"clientid": SP_CLIENT, "clientsecret": SP_SECRET}, clientID=WI_CLIENT
+        )
+    )
     assert azure.entra.sign_ins == [("client_assertion", WI_CLIENT)]
 
 
 @pytest.mark.parametrize(("user_assigned", "principal"), [("", MI_SYSTEM), (MI_CLIENT, MI_CLIENT)])
-async def test_managed_identity_through_imds(azure: AzureWorld, provider: AzureProvider, user_assigned: str, principal: str) -> None:
-    result = await provider.mount(azure.request(OBJECTS, tokens={}, useVMManagedIdentity="true", userAssignedIdentityID=user_assigned))
+async def test_managed_identity_through_imds(
+    azure: AzureWorld, provider: AzureProvider, user_assigned: str, principal: str
+) -> None:
+    result = await provider.mount(
+        azure.request(
+            OBJECTS, tokens={}, useVMManagedIdentity="true", userAssignedIdentityID=user_assigned
+        )
+    )
     assert result.files[0].contents == b"s3cret"
     assert azure.entra.sign_ins == [("imds", principal)]
 
 
 async def test_unknown_user_assigned_identity(azure: AzureWorld, provider: AzureProvider) -> None:
-    message = await error_of(provider, azure, tokens={}, useVMManagedIdentity="true", userAssignedIdentityID="0000-unknown")
-    assert message == "IMDS refused a token for the managed identity (user-assigned 0000-unknown): invalid_request: Identity not found"
+    message = await error_of(
+        provider,
+        azure,
+        tokens={},
+        useVMManagedIdentity="true",
+        userAssignedIdentityID="0000-unknown",
+    )
+    assert (
+        message == "IMDS refused a token for the managed identity (user-assigned 0000-unknown): "
+        "invalid_request: Identity not found"
+    )
 
 
 async def test_client_id_from_the_service_account_annotation(azure: AzureWorld) -> None:
-    accounts = ServiceAccounts({(NAMESPACE, SERVICE_ACCOUNT): {"azure.workload.identity/client-id": WI_CLIENT}})
+    accounts = ServiceAccounts(
+        {(NAMESPACE, SERVICE_ACCOUNT): {"azure.workload.identity/client-id": WI_CLIENT}}
+    )
     azure.vault.add_secret("db-password", "s3cret")
     provider = azure.provider(service_accounts=accounts)
     try:
@@ -168,8 +220,12 @@ async def test_no_identity_at_all(azure: AzureWorld) -> None:
         await provider.close()
 
 
-async def test_pod_identity_is_refused_before_any_request(azure: AzureWorld, provider: AzureProvider) -> None:
-    with pytest.raises(InvalidSecretProviderClass, match="usePodIdentity: aad-pod-identity is retired"):
+async def test_pod_identity_is_refused_before_any_request(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
+    with pytest.raises(
+        InvalidSecretProviderClass, match="usePodIdentity: aad-pod-identity is retired"
+    ):
         await provider.mount(azure.request(OBJECTS, usePodIdentity="true"))
     assert azure.keyvault.requests == [] and azure.entra.sign_ins == []
 

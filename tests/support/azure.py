@@ -105,7 +105,9 @@ class AzureWorld:
 
 def objects_parameter(objects: Sequence[Mapping[str, Any] | str]) -> str:
     """The ``objects`` parameter as SPC authors write it: an ``array:`` of YAML strings."""
-    entries = [o if isinstance(o, str) else yaml.safe_dump(dict(o), sort_keys=False) for o in objects]
+    entries = [
+        o if isinstance(o, str) else yaml.safe_dump(dict(o), sort_keys=False) for o in objects
+    ]
     return yaml.safe_dump({"array": entries}, sort_keys=False)
 
 
@@ -127,7 +129,9 @@ def azure_tls(tmp_path_factory: pytest.TempPathFactory) -> ServerTLS:
 
 
 @pytest.fixture
-async def azure(azure_tls: ServerTLS, jwt_signer: JwtSigner, tmp_path: Path) -> AsyncIterator[AzureWorld]:
+async def azure(
+    azure_tls: ServerTLS, jwt_signer: JwtSigner, tmp_path: Path
+) -> AsyncIterator[AzureWorld]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(azure_tls.cert_file, azure_tls.key_file)
     entra = FakeEntra(system_identity=MI_SYSTEM, user_identities={MI_CLIENT})
@@ -143,19 +147,25 @@ async def azure(azure_tls: ServerTLS, jwt_signer: JwtSigner, tmp_path: Path) -> 
         authority = f"https://login.localhost:{entra_port}/"
         keyvault.authority = authority
         env_file = tmp_path / "azurestackcloud.json"
-        env_file.write_text(json.dumps({
-            "name": "AzureStackCloud",
-            "keyVaultDNSSuffix": f"vault.localhost:{vault_port}",
-            "activeDirectoryEndpoint": authority,
-            "resourceManagerEndpoint": "https://management.localhost/",
-        }))
+        env_file.write_text(
+            json.dumps(
+                {
+                    "name": "AzureStackCloud",
+                    "keyVaultDNSSuffix": f"vault.localhost:{vault_port}",
+                    "activeDirectoryEndpoint": authority,
+                    "resourceManagerEndpoint": "https://management.localhost/",
+                }
+            )
+        )
         env = {
             "SSL_CERT_FILE": str(azure_tls.ca_file),
             "AZURE_ENVIRONMENT_FILEPATH": str(env_file),
             "AZURE_POD_IDENTITY_AUTHORITY_HOST": f"http://127.0.0.1:{imds_port}",
         }
         entra.register_app(WI_CLIENT, TENANT)
-        entra.federate(WI_CLIENT, jwt_signer.issuer, f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}")
+        entra.federate(
+            WI_CLIENT, jwt_signer.issuer, f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
+        )
         entra.trust_issuer(jwt_signer.issuer, jwt_signer.public_pem)
         entra.register_app(SP_CLIENT, TENANT, secret=SP_SECRET)
         world = AzureWorld(keyvault, entra, jwt_signer, env, env_file, azure_tls)

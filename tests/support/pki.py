@@ -95,7 +95,9 @@ def chain(leaf_name: str = "app.example.com", *, rsa_leaf: bool = False) -> Chai
     return Chain(root, intermediate, leaf)
 
 
-def pfx(key: PrivateKey | None, leaf: x509.Certificate | None, cas: list[x509.Certificate]) -> bytes:
+def pfx(
+    key: PrivateKey | None, leaf: x509.Certificate | None, cas: list[x509.Certificate]
+) -> bytes:
     """A PKCS#12 without a password, as Key Vault stores a certificate's secret."""
     return pkcs12.serialize_key_and_certificates(
         b"kv-cert", key, leaf, cas or None, serialization.NoEncryption()

@@ -30,8 +30,14 @@ def refusal(**attributes: str) -> str:
 
 
 def test_parameters_are_trimmed_and_tenant_id_spellings_accepted() -> None:
-    parsed = config(keyvaultName=" kv-1 ", tenantID="", tenantId=" t-1 ", cloudName=" AzureChinaCloud ")
-    assert (parsed.keyvault_name, parsed.tenant, parsed.cloud_name) == ("kv-1", "t-1", "AzureChinaCloud")
+    parsed = config(
+        keyvaultName=" kv-1 ", tenantID="", tenantId=" t-1 ", cloudName=" AzureChinaCloud "
+    )
+    assert (parsed.keyvault_name, parsed.tenant, parsed.cloud_name) == (
+        "kv-1",
+        "t-1",
+        "AzureChinaCloud",
+    )
     assert config(tenantID="a", tenantId="b").tenant == "a"  # tenantID wins, as upstream
 
 
@@ -39,7 +45,10 @@ def test_identity_switches() -> None:
     vm = config(useVMManagedIdentity="True", userAssignedIdentityID=" 0000-1 ").identity
     assert (vm.use_vm_managed_identity, vm.user_assigned_identity_id) == (True, "0000-1")
     assert config(clientID=" abc ").identity.client_id == "abc"
-    assert config(usePodIdentity="false", useVMManagedIdentity="0").identity.use_vm_managed_identity is False
+    assert (
+        config(usePodIdentity="false", useVMManagedIdentity="0").identity.use_vm_managed_identity
+        is False
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,11 +61,23 @@ def test_identity_switches() -> None:
         ({"tenantID": ""}, "tenantID is not provided"),
         ({"tenantID": "a/../b"}, "tenantID: a tenant ID holds only"),
         ({"objects": "  "}, "objects is not set"),
-        ({"useVMManagedIdentity": "yes"}, "useVMManagedIdentity: failed to parse 'yes' as a boolean"),
+        (
+            {"useVMManagedIdentity": "yes"},
+            "useVMManagedIdentity: failed to parse 'yes' as a boolean",
+        ),
         ({"clientID": "a b"}, "clientID: not a valid client ID"),
-        ({"useVMManagedIdentity": "true", "userAssignedIdentityID": "a?b"}, "userAssignedIdentityID"),
-        ({"useVMManagedIdentity": "true", "usePodIdentity": "true"}, "only one identity mode can be enabled"),
-        ({"useAzureTokenProxy": "true"}, "useAzureTokenProxy: AKS identity binding is not supported"),
+        (
+            {"useVMManagedIdentity": "true", "userAssignedIdentityID": "a?b"},
+            "userAssignedIdentityID",
+        ),
+        (
+            {"useVMManagedIdentity": "true", "usePodIdentity": "true"},
+            "only one identity mode can be enabled",
+        ),
+        (
+            {"useAzureTokenProxy": "true"},
+            "useAzureTokenProxy: AKS identity binding is not supported",
+        ),
     ],
 )
 def test_bad_parameters_name_the_parameter(attributes: dict[str, str], expected: str) -> None:
@@ -74,7 +95,10 @@ def test_named_clouds_as_go_autorest() -> None:
     assert named_cloud("azurepubliccloud").key_vault_dns_suffix == "vault.azure.net"
     assert named_cloud("AzureCloud") == named_cloud("AzurePublicCloud")
     china = named_cloud("AzureChinaCloud")
-    assert (china.key_vault_dns_suffix, china.authority) == ("vault.azure.cn", "https://login.chinacloudapi.cn/")
+    assert (china.key_vault_dns_suffix, china.authority) == (
+        "vault.azure.cn",
+        "https://login.chinacloudapi.cn/",
+    )
     government = named_cloud("AzureUSGovernment")
     assert government.vault_url("kv") == "https://kv.vault.usgovcloudapi.net/"
     assert government.authority == "https://login.microsoftonline.us/"
@@ -83,14 +107,25 @@ def test_named_clouds_as_go_autorest() -> None:
 
 
 def test_custom_cloud_file() -> None:
-    data = json.dumps({"name": "Stack", "keyVaultDNSSuffix": "vault.local.azurestack.external", "activeDirectoryEndpoint": "https://adfs.local.azurestack.external/adfs"})
+    data = json.dumps(
+        {
+            "name": "Stack",
+            "keyVaultDNSSuffix": "vault.local.azurestack.external",
+            "activeDirectoryEndpoint": "https://adfs.local.azurestack.external/adfs",
+        }
+    )
     cloud = cloud_from_file(data.encode(), "AZURE_ENVIRONMENT_FILEPATH")
-    assert cloud == Cloud("Stack", "vault.local.azurestack.external", "https://adfs.local.azurestack.external/adfs/")
+    assert cloud == Cloud(
+        "Stack", "vault.local.azurestack.external", "https://adfs.local.azurestack.external/adfs/"
+    )
     for bad, expected in [
         (b"{", "not a JSON cloud environment"),
         (b"[]", "not a JSON object"),
         (b'{"keyVaultDNSSuffix": "vault/../x"}', "keyVaultDNSSuffix must be a DNS suffix"),
-        (b'{"keyVaultDNSSuffix": "v.x", "activeDirectoryEndpoint": "http://login"}', "activeDirectoryEndpoint: must be an https URL"),
+        (
+            b'{"keyVaultDNSSuffix": "v.x", "activeDirectoryEndpoint": "http://login"}',
+            "activeDirectoryEndpoint: must be an https URL",
+        ),
     ]:
         with pytest.raises(InvalidSecretProviderClass, match=expected):
             cloud_from_file(bad, "cloudEnvFileName")
@@ -100,10 +135,19 @@ def test_operator_environment() -> None:
     environment = read_environment({"AZURE_AUTHORITY_HOST": "https://login.example.test"})
     assert environment.authority_host == "https://login.example.test/"
     assert environment.imds_endpoint == "http://169.254.169.254"
-    assert read_environment({"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:9/"}).imds_endpoint == "http://127.0.0.1:9"
+    assert (
+        read_environment({"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:9/"}).imds_endpoint
+        == "http://127.0.0.1:9"
+    )
     for env, expected in [
-        ({"AZURE_AUTHORITY_HOST": "http://insecure.example"}, "AZURE_AUTHORITY_HOST: must be an https URL"),
-        ({"AZURE_POD_IDENTITY_AUTHORITY_HOST": "169.254.169.254"}, "AZURE_POD_IDENTITY_AUTHORITY_HOST"),
+        (
+            {"AZURE_AUTHORITY_HOST": "http://insecure.example"},
+            "AZURE_AUTHORITY_HOST: must be an https URL",
+        ),
+        (
+            {"AZURE_POD_IDENTITY_AUTHORITY_HOST": "169.254.169.254"},
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+        ),
     ]:
         with pytest.raises(ConfigError, match=expected):
             read_environment(env)
@@ -114,7 +158,10 @@ def test_operator_environment() -> None:
 async def test_authority_host_overrides_every_cloud(tmp_path: Path) -> None:
     environment = read_environment({"AZURE_AUTHORITY_HOST": "https://login.proxy.test/"})
     cloud = await resolve_cloud(environment, "AzureChinaCloud", "", TrustedDirs())
-    assert (cloud.key_vault_dns_suffix, cloud.authority) == ("vault.azure.cn", "https://login.proxy.test/")
+    assert (cloud.key_vault_dns_suffix, cloud.authority) == (
+        "vault.azure.cn",
+        "https://login.proxy.test/",
+    )
 
 
 async def test_stack_cloud_needs_a_file_and_a_spc_file_must_be_trusted(tmp_path: Path) -> None:
@@ -122,16 +169,25 @@ async def test_stack_cloud_needs_a_file_and_a_spc_file_must_be_trusted(tmp_path:
     with pytest.raises(InvalidSecretProviderClass, match="needs a cloud environment file"):
         await resolve_cloud(environment, "AzureStackCloud", "", TrustedDirs())
     env_file = tmp_path / "cloud.json"
-    env_file.write_text('{"keyVaultDNSSuffix": "vault.stack.test", "activeDirectoryEndpoint": "https://login.stack.test/"}')
+    env_file.write_text(
+        '{"keyVaultDNSSuffix": "vault.stack.test", "activeDirectoryEndpoint": "https://login.stack.test/"}'
+    )
     with pytest.raises(InvalidSecretProviderClass, match="cloudEnvFileName: the agent opens no"):
         await resolve_cloud(environment, "AzureStackCloud", str(env_file), TrustedDirs())
     elsewhere = TrustedDirs([str(tmp_path / "trusted")])
-    with pytest.raises(InvalidSecretProviderClass, match="cloudEnvFileName: .* outside the dir"):
+    with pytest.raises(InvalidSecretProviderClass, match=r"cloudEnvFileName: .* outside the dir"):
         await resolve_cloud(environment, "AzureStackCloud", str(env_file), elsewhere)
-    cloud = await resolve_cloud(environment, "azurestackcloud", str(env_file), TrustedDirs([str(tmp_path)]))
+    cloud = await resolve_cloud(
+        environment, "azurestackcloud", str(env_file), TrustedDirs([str(tmp_path)])
+    )
     assert cloud.vault_url("kv") == "https://kv.vault.stack.test/"
     with pytest.raises(InvalidSecretProviderClass, match="cloudEnvFileName: cannot read"):
-        await resolve_cloud(environment, "AzureStackCloud", str(tmp_path / "gone.json"), TrustedDirs([str(tmp_path)]))
+        await resolve_cloud(
+            environment,
+            "AzureStackCloud",
+            str(tmp_path / "gone.json"),
+            TrustedDirs([str(tmp_path)]),
+        )
     # A named cloud ignores cloudEnvFileName, as upstream (it only sets AZURE_ENVIRONMENT_FILEPATH).
     public = await resolve_cloud(environment, "", str(env_file), TrustedDirs())
     assert public.key_vault_dns_suffix == "vault.azure.net"
@@ -141,8 +197,15 @@ async def test_stack_cloud_file_without_authority_needs_the_authority_host(tmp_p
     env_file = tmp_path / "cloud.json"
     env_file.write_text('{"keyVaultDNSSuffix": "vault.stack.test"}')
     environment = read_environment({"AZURE_ENVIRONMENT_FILEPATH": str(env_file)}, "AzureStackCloud")
-    with pytest.raises(InvalidSecretProviderClass, match="no activeDirectoryEndpoint and AZURE_AUTHORITY_HOST"):
+    with pytest.raises(
+        InvalidSecretProviderClass, match="no activeDirectoryEndpoint and AZURE_AUTHORITY_HOST"
+    ):
         await resolve_cloud(environment, "", "", TrustedDirs())
-    environment = read_environment({"AZURE_ENVIRONMENT_FILEPATH": str(env_file), "AZURE_AUTHORITY_HOST": "https://login.stack.test"})
+    environment = read_environment(
+        {
+            "AZURE_ENVIRONMENT_FILEPATH": str(env_file),
+            "AZURE_AUTHORITY_HOST": "https://login.stack.test",
+        }
+    )
     cloud = await resolve_cloud(environment, "AzureStackCloud", "", TrustedDirs())
     assert cloud.authority == "https://login.stack.test/"

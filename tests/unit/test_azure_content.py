@@ -32,7 +32,9 @@ def obj(object_type: str = "secret", **fields: Any) -> KeyVaultObject:
     return KeyVaultObject(index=0, name="tls", object_type=object_type, file_name="tls", **fields)
 
 
-def pieces(o: KeyVaultObject, bundle: dict[str, Any], *, chain_on: bool = True, separate: bool = False) -> list[Piece]:
+def pieces(
+    o: KeyVaultObject, bundle: dict[str, Any], *, chain_on: bool = True, separate: bool = False
+) -> list[Piece]:
     return object_pieces(o, bundle, construct_chain=chain_on, separate_files=separate)
 
 
@@ -58,7 +60,11 @@ def test_pfx_becomes_key_then_chain_from_leaf_to_root() -> None:
     kinds = [kind for kind, _ in pem_blocks(out.decode())]
     assert kinds == ["PRIVATE KEY", "CERTIFICATE", "CERTIFICATE", "CERTIFICATE"]
     assert out.startswith(c.leaf.key_pem)  # PKCS#8, not "RSA PRIVATE KEY"
-    assert certificates_in(out) == ["CN=app.example.com", "CN=Test Intermediate CA", "CN=Test Root CA"]
+    assert certificates_in(out) == [
+        "CN=app.example.com",
+        "CN=Test Intermediate CA",
+        "CN=Test Root CA",
+    ]
     # Exactly Go's pem.EncodeToMemory framing: 64-column lines.
     assert out.endswith(c.root.pem)
     assert max(len(line) for line in out.splitlines()) == 64
@@ -75,7 +81,11 @@ def test_chain_construction_can_be_turned_off() -> None:
     c = chain()
     data = pfx(c.leaf.key, c.leaf.certificate, [c.root.certificate, c.intermediate.certificate])
     out = single(obj(), pfx_bundle(data), chain_on=False)
-    assert certificates_in(out) == ["CN=app.example.com", "CN=Test Root CA", "CN=Test Intermediate CA"]
+    assert certificates_in(out) == [
+        "CN=app.example.com",
+        "CN=Test Root CA",
+        "CN=Test Intermediate CA",
+    ]
 
 
 def test_certificates_without_key_identifiers_keep_their_order() -> None:
@@ -134,7 +144,10 @@ def test_object_encodings() -> None:
     for encoding, value in [("base64", "s3cret!!"), ("hex", "abc"), ("hex", "ab cd")]:
         with pytest.raises(ProviderError) as caught:
             single(obj(encoding=encoding), {"value": value})
-        assert f"objects[0].objectEncoding: the content is not valid {encoding}" in caught.value.message
+        assert (
+            f"objects[0].objectEncoding: the content is not valid {encoding}"
+            in caught.value.message
+        )
         assert value not in caught.value.message
 
 
@@ -144,7 +157,9 @@ def _b64url(number: int, size: int | None = None) -> str:
 
 
 def _spki(public: Any) -> bytes:
-    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 @pytest.mark.parametrize("kty", ["RSA", "RSA-HSM"])
@@ -155,11 +170,20 @@ def test_rsa_key_is_written_as_pkix_public_key(kty: str) -> None:
     assert single(obj("key"), {"key": jwk}) == _spki(public)
 
 
-@pytest.mark.parametrize(("crv", "curve", "size"), [("P-256", ec.SECP256R1(), 32), ("P-384", ec.SECP384R1(), 48), ("P-521", ec.SECP521R1(), 66)])
+@pytest.mark.parametrize(
+    ("crv", "curve", "size"),
+    [("P-256", ec.SECP256R1(), 32), ("P-384", ec.SECP384R1(), 48), ("P-521", ec.SECP521R1(), 66)],
+)
 def test_ec_key_is_written_as_pkix_public_key(crv: str, curve: ec.EllipticCurve, size: int) -> None:
     public = ec.generate_private_key(curve).public_key()
     numbers = public.public_numbers()
-    jwk = {"kid": KID, "kty": "EC-HSM", "crv": crv, "x": _b64url(numbers.x, size), "y": _b64url(numbers.y, size)}
+    jwk = {
+        "kid": KID,
+        "kty": "EC-HSM",
+        "crv": crv,
+        "x": _b64url(numbers.x, size),
+        "y": _b64url(numbers.y, size),
+    }
     assert single(obj("key"), {"key": jwk}) == _spki(public)
 
 
@@ -187,14 +211,32 @@ def test_certificate_is_the_leaf_alone_in_pem() -> None:
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 @pytest.mark.parametrize("legacy", [False, True])
-def test_password_protected_with_empty_password_as_key_vault_exports(tmp_path: Path, legacy: bool) -> None:
+def test_password_protected_with_empty_password_as_key_vault_exports(
+    tmp_path: Path, legacy: bool
+) -> None:
     # Key Vault's PKCS#12 is encrypted with an empty password (3DES with -legacy); cryptography
     # cannot write such a file, OpenSSL can.
     c = chain()
     (tmp_path / "key.pem").write_bytes(c.leaf.key_pem)
     (tmp_path / "certs.pem").write_bytes(c.root.pem + c.leaf.pem + c.intermediate.pem)
-    command = ["openssl", "pkcs12", "-export", "-passout", "pass:", "-inkey", str(tmp_path / "key.pem"), "-in", str(tmp_path / "certs.pem")]
-    data = subprocess.run([*command, *(["-legacy"] if legacy else [])], capture_output=True, check=True).stdout
+    command = [
+        "openssl",
+        "pkcs12",
+        "-export",
+        "-passout",
+        "pass:",
+        "-inkey",
+        str(tmp_path / "key.pem"),
+        "-in",
+        str(tmp_path / "certs.pem"),
+    ]
+    data = subprocess.run(
+        [*command, *(["-legacy"] if legacy else [])], capture_output=True, check=True
+    ).stdout
     out = single(obj(), pfx_bundle(data))
     assert out.startswith(c.leaf.key_pem)
-    assert certificates_in(out) == ["CN=app.example.com", "CN=Test Intermediate CA", "CN=Test Root CA"]
+    assert certificates_in(out) == [
+        "CN=app.example.com",
+        "CN=Test Intermediate CA",
+        "CN=Test Root CA",
+    ]

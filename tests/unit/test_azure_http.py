@@ -18,11 +18,21 @@ VAULT = "https://kv1.vault.azure.net/"
 
 def test_key_vault_challenge() -> None:
     header = 'Bearer authorization="https://login.microsoftonline.com/72f9", resource="https://vault.azure.net"'
-    assert parse_bearer(header) == {"authorization": "https://login.microsoftonline.com/72f9", "resource": "https://vault.azure.net"}
+    assert parse_bearer(header) == {
+        "authorization": "https://login.microsoftonline.com/72f9",
+        "resource": "https://vault.azure.net",
+    }
     assert scope_for(VAULT, header, "Key Vault") == "https://vault.azure.net/.default"
     scoped = 'Bearer authorization_uri="https://login/x", scope="https://vault.azure.net/.default"'
     assert scope_for(VAULT, scoped, "Key Vault") == "https://vault.azure.net/.default"
-    assert scope_for("https://kv1.vault.localhost:8443/", 'Bearer resource="https://vault.localhost:8443"', "kv") == "https://vault.localhost:8443/.default"
+    assert (
+        scope_for(
+            "https://kv1.vault.localhost:8443/",
+            'Bearer resource="https://vault.localhost:8443"',
+            "kv",
+        )
+        == "https://vault.localhost:8443/.default"
+    )
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,12 @@ def test_documented_example_with_every_field() -> None:
         True,
         "key/signing-key",
     )
-    assert (cert.object_format, cert.encoding, cert.mode, cert.version) == ("pem", "utf-8", None, "")
+    assert (cert.object_format, cert.encoding, cert.mode, cert.version) == (
+        "pem",
+        "utf-8",
+        None,
+        "",
+    )
 
 
 def test_unquoted_scalars_keep_their_text_as_yaml_v3_does() -> None:
@@ -122,20 +127,59 @@ def test_no_array_means_no_objects() -> None:
         ("objectName: a\nobjectType: Secret", "objects[0].objectType: invalid type"),
         ("objectName: a_b\nobjectType: secret", "objects[0].objectName: Key Vault names"),
         ("objectName: a\nobjectType: secret\nobjectVersion: v2", "objects[0].objectVersion"),
-        ("objectName: a\nobjectType: secret\nobjectAlias: ../etc/passwd", "objects[0].objectAlias: file name must not contain '..'"),
-        ("objectName: a\nobjectType: secret\nobjectAlias: /etc/passwd", "objects[0].objectAlias: file name must be a relative path"),
-        ("objectName: a\nobjectType: secret\nobjectAlias: a/../../b", "objects[0].objectAlias: file name must not contain '..'"),
-        ("objectName: a\nobjectType: secret\nobjectAlias: a//b", "objects[0].objectAlias: file name must be a clean"),
-        ("objectName: a\nobjectType: secret\nobjectAlias: 'a\\b'", "objects[0].objectAlias: file name must not contain a backslash"),
-        ("objectName: a\nobjectType: key\nobjectFormat: pfx", "objects[0].objectFormat: PFX format only supported"),
-        ("objectName: a\nobjectType: secret\nobjectFormat: der", "objects[0].objectFormat: invalid objectFormat"),
-        ("objectName: a\nobjectType: cert\nobjectEncoding: hex", "objects[0].objectEncoding: objectEncoding only supported"),
-        ("objectName: a\nobjectType: secret\nobjectEncoding: utf-16", "objects[0].objectEncoding: invalid objectEncoding"),
-        ("objectName: a\nobjectType: secret\nfilePermission: rw-r--r--", "objects[0].filePermission"),
+        (
+            "objectName: a\nobjectType: secret\nobjectAlias: ../etc/passwd",
+            "objects[0].objectAlias: file name must not contain '..'",
+        ),
+        (
+            "objectName: a\nobjectType: secret\nobjectAlias: /etc/passwd",
+            "objects[0].objectAlias: file name must be a relative path",
+        ),
+        (
+            "objectName: a\nobjectType: secret\nobjectAlias: a/../../b",
+            "objects[0].objectAlias: file name must not contain '..'",
+        ),
+        (
+            "objectName: a\nobjectType: secret\nobjectAlias: a//b",
+            "objects[0].objectAlias: file name must be a clean",
+        ),
+        (
+            "objectName: a\nobjectType: secret\nobjectAlias: 'a\\b'",
+            "objects[0].objectAlias: file name must not contain a backslash",
+        ),
+        (
+            "objectName: a\nobjectType: key\nobjectFormat: pfx",
+            "objects[0].objectFormat: PFX format only supported",
+        ),
+        (
+            "objectName: a\nobjectType: secret\nobjectFormat: der",
+            "objects[0].objectFormat: invalid objectFormat",
+        ),
+        (
+            "objectName: a\nobjectType: cert\nobjectEncoding: hex",
+            "objects[0].objectEncoding: objectEncoding only supported",
+        ),
+        (
+            "objectName: a\nobjectType: secret\nobjectEncoding: utf-16",
+            "objects[0].objectEncoding: invalid objectEncoding",
+        ),
+        (
+            "objectName: a\nobjectType: secret\nfilePermission: rw-r--r--",
+            "objects[0].filePermission",
+        ),
         ("objectName: a\nobjectType: secret\nfilePermission: '01777'", "objects[0].filePermission"),
-        ("objectName: a\nobjectType: secret\nobjectVersionHistory: '5'", "objects[0].objectVersionHistory: must be an integer"),
-        ("objectName: a\nobjectType: secret\nobjectVersionHistory: 2.5", "objects[0].objectVersionHistory: must be an integer"),
-        ("objectName: a\nobjectType: secret\nobjectVersionHistory: 99999999999", "objects[0].objectVersionHistory: out of range"),
+        (
+            "objectName: a\nobjectType: secret\nobjectVersionHistory: '5'",
+            "objects[0].objectVersionHistory: must be an integer",
+        ),
+        (
+            "objectName: a\nobjectType: secret\nobjectVersionHistory: 2.5",
+            "objects[0].objectVersionHistory: must be an integer",
+        ),
+        (
+            "objectName: a\nobjectType: secret\nobjectVersionHistory: 99999999999",
+            "objects[0].objectVersionHistory: out of range",
+        ),
         ("objectName: [a]\nobjectType: secret", "objects[0].objectName: must be a string"),
         ("- just a list", "objects[0]: must be a YAML mapping"),
     ],
@@ -175,5 +219,7 @@ def test_two_objects_writing_one_file_are_refused() -> None:
 
 
 def test_uppercase_pfx_is_ignored_for_certificates_as_upstream() -> None:
-    (obj,) = parse("array:\n  - |\n    objectName: a\n    objectType: cert\n    objectFormat: PFX\n")
+    (obj,) = parse(
+        "array:\n  - |\n    objectName: a\n    objectType: cert\n    objectFormat: PFX\n"
+    )
     assert obj.object_format == "pfx"
