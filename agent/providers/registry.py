@@ -63,7 +63,8 @@ def _azure(context: ProviderContext) -> Provider:
 
     return AzureProvider(
         name=context.name,
-        timeout=context.timeout,
+        # Ends its requests a little before the core's deadline, so its own error is reported.
+        timeout=context.timeout * PLUGIN_DEADLINE_SHARE,
         trusted_dirs=context.trusted_dirs,
         service_accounts=context.service_accounts,
         default_cloud=context.options.get("azure_cloud_name") or "AzurePublicCloud",

@@ -173,15 +173,11 @@ def test_no_array_means_no_objects() -> None:
             "objects[0].objectVersionHistory: must be an integer",
         ),
         (
-            "objectName: a\nobjectType: secret\nobjectVersionHistory: 2.5",
-            "objects[0].objectVersionHistory: must be an integer",
-        ),
-        (
             "objectName: a\nobjectType: secret\nobjectVersionHistory: 99999999999",
-            "objects[0].objectVersionHistory: out of range",
+            "objects[0].objectVersionHistory: must be an integer from",
         ),
         ("objectName: [a]\nobjectType: secret", "objects[0].objectName: must be a string"),
-        ("- just a list", "objects[0]: must be a YAML mapping"),
+        ("- just a list", "objects[0]: must be a mapping, not a list"),
     ],
 )
 def test_bad_objects_name_the_field(entry: str, expected: str) -> None:
@@ -197,9 +193,12 @@ def test_malformed_yaml_is_refused_without_quoting_it() -> None:
 
 
 def test_array_must_be_a_list_of_strings() -> None:
-    assert refusal("array: {a: 1}\n") == "objects.array: must be a YAML list of strings"
+    assert refusal("array: {a: 1}\n") == "objects.array: must be a list, not a mapping"
     assert "objects.array[0]: must be a string" in refusal("array:\n  - objectName: a\n")
-    assert refusal("- a\n") == "objects: must be a YAML mapping"
+    assert refusal("- a\n") == "objects: must be a mapping, not a list"
+    assert "objects[0].objectName: is set more than once" in refusal(
+        "array:\n  - |\n    objectName: a\n    objectName: b\n"
+    )
 
 
 def test_two_objects_writing_one_file_are_refused() -> None:
@@ -223,3 +222,10 @@ def test_uppercase_pfx_is_ignored_for_certificates_as_upstream() -> None:
         "array:\n  - |\n    objectName: a\n    objectType: cert\n    objectFormat: PFX\n"
     )
     assert obj.object_format == "pfx"
+
+
+@pytest.mark.parametrize(("written", "history"), [("2.9", 2), ("0x10", 16), ("010", 8), ("~", 0)])
+def test_history_is_typed_as_yaml_v3_types_an_int32(written: str, history: int) -> None:
+    entry = f"objectName: a\n    objectType: secret\n    objectVersionHistory: {written}"
+    (obj,) = parse(f"array:\n  - |\n    {entry}\n")
+    assert obj.history == history

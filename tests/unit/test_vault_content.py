@@ -8,8 +8,8 @@ import json
 import pytest
 
 from agent.errors import ProviderError
-from agent.providers.vault.content import object_content, object_version
 from agent.providers.common.gojson import loads
+from agent.providers.vault.content import object_content, object_version
 from agent.providers.vault.objects import SecretObject, parse_objects
 from agent.providers.vault.secret import VaultSecret, parse_secret
 

@@ -14,20 +14,18 @@ module (``pkcs``) is imported only when one is met, in a worker thread.
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import ProviderError
 from agent.providers.azure.objects import (
     CERT,
-    ENCODING_BASE64,
-    ENCODING_HEX,
     FORMAT_PFX,
     KEY,
     SECRET,
     KeyVaultObject,
 )
+from agent.providers.common.encoding import decode_content, go_base64
 
 CONTENT_TYPE_PEM = "application/x-pem-file"
 CONTENT_TYPE_PFX = "application/x-pkcs12"
@@ -55,19 +53,9 @@ def pem_block(kind: str, der: bytes) -> str:
 
 
 def std_base64(text: str) -> bytes:
-    """Go's ``base64.StdEncoding.DecodeString``: padded standard alphabet; CR and LF skipped.
+    """Go's ``base64.StdEncoding.DecodeString`` (also how encoding/json reads ``[]byte``).
     Raises ValueError."""
-    cleaned = text.replace("\r", "").replace("\n", "")
-    return base64.b64decode(cleaned.encode("ascii", "strict"), validate=True)
-
-
-def decode_text(text: str, encoding: str) -> bytes:
-    """``objectEncoding``: the text's own bytes, or its base64 / hex decoding. ValueError."""
-    if encoding == ENCODING_BASE64:
-        return std_base64(text)
-    if encoding == ENCODING_HEX:
-        return binascii.unhexlify(text.encode("ascii", "strict"))  # strict, like hex.DecodeString
-    return text.encode("utf-8")
+    return go_base64(text.encode("utf-8"))
 
 
 def certificate_pem(obj: KeyVaultObject, bundle: dict[str, Any]) -> str:
@@ -176,8 +164,8 @@ def object_pieces(
     pieces = []
     for suffix, piece in texts:
         try:
-            pieces.append(Piece(suffix, decode_text(piece, obj.encoding)))
-        except (ValueError, UnicodeError):
+            pieces.append(Piece(suffix, decode_content(piece.encode("utf-8"), obj.encoding)))
+        except ValueError:
             raise ProviderError(
                 f"{obj.describe()}: objects[{obj.index}].objectEncoding: the content is not "
                 f"valid {obj.encoding}"

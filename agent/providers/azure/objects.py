@@ -16,13 +16,13 @@ import re
 from dataclasses import dataclass
 
 from agent.errors import InvalidSecretProviderClass
-from agent.providers.azure import yaml_input
+from agent.providers.common import goyaml
+from agent.providers.common.encoding import UTF8, UnknownEncoding, canonical_encoding
+from agent.providers.common.goyaml import Decoder
 
 SECRET, KEY, CERT = "secret", "key", "cert"
 OBJECT_TYPES = (SECRET, KEY, CERT)
 FORMAT_PEM, FORMAT_PFX = "pem", "pfx"
-ENCODING_UTF8, ENCODING_BASE64, ENCODING_HEX = "utf-8", "base64", "hex"
-ENCODINGS = (ENCODING_UTF8, ENCODING_BASE64, ENCODING_HEX)
 LATEST = "latest"
 
 # Key Vault's own rule for object names; a name outside it cannot exist, and the name becomes
@@ -55,7 +55,7 @@ class KeyVaultObject:
     version: str = ""
     history: int = 0
     object_format: str = FORMAT_PEM
-    encoding: str = ENCODING_UTF8
+    encoding: str = UTF8
     mode: int | None = None
 
     @property
@@ -82,17 +82,18 @@ def fail(index: int, field: str, problem: str) -> InvalidSecretProviderClass:
 
 def parse_objects(text: str) -> tuple[KeyVaultObject, ...]:
     """Parse the (already trimmed) ``objects`` parameter; InvalidSecretProviderClass otherwise."""
-    entries = yaml_input.string_array(text, field="objects")
+    # Upstream: yaml.v3 into struct{ Array []string `yaml:"array"` }, then each string again.
+    array = goyaml.load(text, Decoder.YAML_V3, where="objects").struct().get("array")
+    entries = array.strings() if array is not None else []
     objects = tuple(parse_object(index, entry) for index, entry in enumerate(entries))
     _check_unique_files(objects)
     return objects
 
 
 def parse_object(index: int, text: str) -> KeyVaultObject:
-    where = f"objects[{index}]"
-    fields = yaml_input.string_fields(text, _STRING_FIELDS, field=where)
-    values = {name: fields.strings.get(name, "").strip() for name in _STRING_FIELDS}
-    history = yaml_input.int32_field(fields, "objectVersionHistory", field=where)
+    fields = goyaml.load(text, Decoder.YAML_V3, where=f"objects[{index}]").struct()
+    values = {name: fields.string(name).strip() for name in _STRING_FIELDS}
+    history = fields.integer("objectVersionHistory", bits=32) or 0
     name, object_type = values["objectName"], values["objectType"]
     if not name:
         raise fail(index, "objectName", "is required")
@@ -151,13 +152,14 @@ def _object_format(index: int, value: str, object_type: str) -> str:
 
 def _encoding(index: int, value: str, object_type: str) -> str:
     if not value:
-        return ENCODING_UTF8
+        return UTF8
     if object_type != SECRET:
         raise fail(index, "objectEncoding", "objectEncoding only supported for objectType: secret")
-    if value.lower() not in ENCODINGS:
+    try:
+        return canonical_encoding(value)
+    except UnknownEncoding:
         shown = f"invalid objectEncoding {value!r}, should be hex, base64 or utf-8"
-        raise fail(index, "objectEncoding", shown)
-    return value.lower()
+        raise fail(index, "objectEncoding", shown) from None
 
 
 def _mode(index: int, value: str) -> int | None:

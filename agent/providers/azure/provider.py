@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 import structlog
 
 from agent.aio.threads import run_blocking
-from agent.errors import ProviderUnavailable
 from agent.model import MountResult, ObjectVersion, ProviderRequest, SecretFile
 from agent.ports import ServiceAccountSource
 from agent.providers.azure.clouds import Cloud
@@ -30,7 +29,7 @@ from agent.providers.azure.identity import (
 )
 from agent.providers.azure.keyvault import ChallengeCache, KeyVaultClient
 from agent.providers.azure.tokens import TokenSource
-from agent.providers.azure.transport import Sleep, Transport
+from agent.providers.azure.transport import Sleep, Transport, deadline
 from agent.providers.common.trusted import TrustedDirs
 
 log = structlog.get_logger(__name__)
@@ -90,13 +89,8 @@ class AzureProvider:
             vault_name=config.keyvault_name,
             credential=credential,
         )
-        try:
-            async with asyncio.timeout(self._timeout):
-                fetched = await fetch_volume(client, config.objects)
-        except TimeoutError:
-            raise ProviderUnavailable(
-                f"{client.service} did not answer within {self._timeout:g}s"
-            ) from None
+        with deadline(self._timeout):
+            fetched = await fetch_volume(client, config.objects)
         result = await self._result(fetched, request.default_mode)
         log.info(
             "azure.mount.completed",

@@ -8,18 +8,21 @@
   again up to ``max_attempts`` times, after ``Retry-After`` (seconds or an HTTP date) when the
   server sends one, else after a jittered exponential delay. A server asking for a longer wait
   than ``max_retry_delay`` is not waited for: the mount fails as unavailable and kubelet retries.
+- Deadline: a mount's requests share one (``deadline``); no attempt or pause runs past it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import email.utils
 import json
 import random
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +103,34 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+@dataclass(frozen=True, slots=True)
+class _Deadline:
+    at: float  # event loop time
+    budget: float  # seconds, for messages
+
+
+_deadline: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
+    "azure_request_deadline", default=None
+)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every request made inside (and in tasks started inside) ends by ``seconds`` from now.
+
+    Each attempt gets the time that is left as its own timeout, and no retry starts once it is
+    spent. An ``asyncio.timeout`` around aiohttp is not enough on Python 3.11: when it expires
+    together with aiohttp's own request timer, aiohttp reports the cancellation as its own
+    timeout and the outer deadline is lost (the retries then run past it).
+    """
+    loop = asyncio.get_running_loop()
+    token = _deadline.set(_Deadline(loop.time() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
 class Transport:
     def __init__(
         self,
@@ -110,7 +141,7 @@ class Transport:
         max_attempts: int = 4,
         max_retry_delay: float = 10.0,
     ) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout  # per attempt, when no deadline is set
         self._env = dict(env)
         self._sleep = sleep
         self._max_attempts = max_attempts
@@ -126,7 +157,7 @@ class Transport:
             if self._session is None:
                 context = await run_blocking(trust_context, self._env)
                 connector = aiohttp.TCPConnector(ssl=context, resolver=LocalhostResolver())
-                self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+                self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
     async def close(self) -> None:
@@ -144,42 +175,68 @@ class Transport:
         data: Mapping[str, str] | None = None,
     ) -> Reply:
         """Send with retries; the final answer whatever its status. ``service`` names the
-        endpoint in messages ("Key Vault 'kv1'", "Entra"). Raises ProviderUnavailable when the
-        endpoint cannot be reached or stays busy, ProviderError for a TLS failure."""
+        endpoint in messages ("Key Vault 'kv1'", "Entra ID"). Raises ProviderUnavailable when
+        the endpoint cannot be reached, stays busy or the deadline passes; ProviderError for a
+        TLS failure."""
         session = await self._open()
         attempt = 0
         while True:
             attempt += 1
+            timeout = self._time_left(service)
             try:
-                reply = await self._send(session, method, url, headers, data)
+                reply = await self._send(
+                    session, method, url, headers=headers, data=data, timeout=timeout
+                )
             except aiohttp.ClientSSLError as err:
                 raise ProviderError(f"TLS error talking to {service}: {err}") from None
             except (aiohttp.ClientError, TimeoutError, OSError) as err:
-                _raise_if_cancelling()
+                self._time_left(service)  # a timeout at the deadline is reported as such
                 if attempt >= self._max_attempts:
                     reason = str(err) or "timed out"
                     raise ProviderUnavailable(
                         f"cannot reach {service}: {type(err).__name__}: {reason}"
                     ) from None
-                await self._sleep(self._backoff(attempt))
+                await self._pause(self._backoff(attempt), service)
                 continue
             if reply.status not in RETRIED_STATUSES or attempt >= self._max_attempts:
                 return reply
             delay = retry_after(reply.headers, time.time())
             if delay is not None and delay > self._max_retry_delay:
                 return reply  # the caller reports it; waiting that long is kubelet's job
-            await self._sleep(self._backoff(attempt) if delay is None else delay)
+            await self._pause(self._backoff(attempt) if delay is None else delay, service)
+
+    def _time_left(self, service: str) -> float:
+        """Seconds the next attempt may take; ProviderUnavailable once the deadline passed."""
+        current = _deadline.get()
+        if current is None:
+            return self._timeout
+        left = current.at - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise ProviderUnavailable(f"{service} did not answer within {current.budget:g}s")
+        return min(left, self._timeout)
+
+    async def _pause(self, delay: float, service: str) -> None:
+        if delay >= self._time_left(service):
+            # Sleeping past the deadline only to fail: report it now.
+            current = _deadline.get()
+            budget = current.budget if current else self._timeout
+            raise ProviderUnavailable(f"{service} did not answer within {budget:g}s")
+        await self._sleep(delay)
 
     async def _send(
         self,
         session: aiohttp.ClientSession,
         method: str,
         url: str,
+        *,
         headers: Mapping[str, str] | None,
         data: Mapping[str, str] | None,
+        timeout: float,
     ) -> Reply:
         self.requests += 1
-        async with session.request(method, url, headers=headers, data=data) as response:
+        async with session.request(
+            method, url, headers=headers, data=data, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as response:
             raw = await response.content.read(MAX_BODY_BYTES + 1)
             if len(raw) > MAX_BODY_BYTES:
                 raise ProviderError(f"response from {url.split('?', maxsplit=1)[0]} is too large")
@@ -190,14 +247,6 @@ class Transport:
     def _backoff(self, attempt: int) -> float:
         delay: float = _BASE_DELAY_S * 2.0 ** (attempt - 1)
         return min(self._max_retry_delay, delay * random.uniform(0.8, 1.2))  # noqa: S311
-
-
-def _raise_if_cancelling() -> None:
-    """aiohttp may report a cancellation (the mount's deadline) as a timeout or connection
-    error; it must stay a cancellation, not become a retry."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _json(raw: bytes) -> dict[str, Any] | None:
