@@ -6,6 +6,7 @@ and the operator settings that point the agent at them the documented way: a cus
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -128,12 +129,13 @@ def azure_tls(tmp_path_factory: pytest.TempPathFactory) -> ServerTLS:
     return server_tls(tmp_path_factory.mktemp("azure-tls"), names)
 
 
-@pytest.fixture
-async def azure(
-    azure_tls: ServerTLS, jwt_signer: JwtSigner, tmp_path: Path
+@contextlib.asynccontextmanager
+async def azure_world(
+    tls: ServerTLS, signer: JwtSigner, directory: Path
 ) -> AsyncIterator[AzureWorld]:
+    """The fakes listening on loopback ports, identities registered, the vault allowing them."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(azure_tls.cert_file, azure_tls.key_file)
+    context.load_cert_chain(tls.cert_file, tls.key_file)
     entra = FakeEntra(system_identity=MI_SYSTEM, user_identities={MI_CLIENT})
     keyvault = FakeKeyVault(entra, TENANT)
     runners = []
@@ -146,32 +148,36 @@ async def azure(
         runners.append(imds_runner)
         authority = f"https://login.localhost:{entra_port}/"
         keyvault.authority = authority
-        env_file = tmp_path / "azurestackcloud.json"
-        env_file.write_text(
-            json.dumps(
-                {
-                    "name": "AzureStackCloud",
-                    "keyVaultDNSSuffix": f"vault.localhost:{vault_port}",
-                    "activeDirectoryEndpoint": authority,
-                    "resourceManagerEndpoint": "https://management.localhost/",
-                }
-            )
-        )
+        env_file = directory / "azurestackcloud.json"
+        cloud = {
+            "name": "AzureStackCloud",
+            "keyVaultDNSSuffix": f"vault.localhost:{vault_port}",
+            "activeDirectoryEndpoint": authority,
+            "resourceManagerEndpoint": "https://management.localhost/",
+        }
+        env_file.write_text(json.dumps(cloud))
         env = {
-            "SSL_CERT_FILE": str(azure_tls.ca_file),
+            "SSL_CERT_FILE": str(tls.ca_file),
             "AZURE_ENVIRONMENT_FILEPATH": str(env_file),
             "AZURE_POD_IDENTITY_AUTHORITY_HOST": f"http://127.0.0.1:{imds_port}",
         }
         entra.register_app(WI_CLIENT, TENANT)
-        entra.federate(
-            WI_CLIENT, jwt_signer.issuer, f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
-        )
-        entra.trust_issuer(jwt_signer.issuer, jwt_signer.public_pem)
+        subject = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
+        entra.federate(WI_CLIENT, signer.issuer, subject)
+        entra.trust_issuer(signer.issuer, signer.public_pem)
         entra.register_app(SP_CLIENT, TENANT, secret=SP_SECRET)
-        world = AzureWorld(keyvault, entra, jwt_signer, env, env_file, azure_tls)
+        world = AzureWorld(keyvault, entra, signer, env, env_file, tls)
         for principal in (WI_CLIENT, SP_CLIENT, MI_CLIENT, MI_SYSTEM):
             world.vault.allow(principal)
         yield world
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+@pytest.fixture
+async def azure(
+    azure_tls: ServerTLS, jwt_signer: JwtSigner, tmp_path: Path
+) -> AsyncIterator[AzureWorld]:
+    async with azure_world(azure_tls, jwt_signer, tmp_path) as world:
+        yield world
