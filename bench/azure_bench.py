@@ -243,10 +243,13 @@ def import_cost() -> dict[str, Any]:
                 if line.startswith('VmRSS'):
                     return int(line.split()[1]) / 1024
         out = {}
-        for label, module in (("azure_provider", "agent.providers.azure"), ("cryptography_conversions", "agent.providers.azure.pkcs")):
+        modules = {"azure_provider": "agent.providers.azure",
+                   "cryptography_conversions": "agent.providers.azure.pkcs"}
+        for label, module in modules.items():
             before, started = rss(), time.perf_counter()
             __import__(module)
-            out[label] = {"mib": round(rss() - before, 1), "ms": round((time.perf_counter() - started) * 1000, 1)}
+            seconds = time.perf_counter() - started
+            out[label] = {"mib": round(rss() - before, 1), "ms": round(seconds * 1000, 1)}
         print(json.dumps(out))
         """
     )
