@@ -76,6 +76,11 @@ class Settings:
     shutdown_grace: float = 30.0
     max_payload_bytes: int = 16 * 1024 * 1024
     vault_address: str = ""
+    # The upstream Azure provider's own flags (-cloud-name, -construct-pem-chain,
+    # -write-cert-and-key-in-separate-files), prefixed since they now live in one agent.
+    azure_cloud_name: str = "AzurePublicCloud"
+    azure_construct_pem_chain: bool = True
+    azure_write_cert_and_key_in_separate_files: bool = False
     trusted_file_dirs: tuple[str, ...] = ()
     state_dir: str = "/var/run/secrets-store-agent"
 

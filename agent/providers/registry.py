@@ -68,6 +68,10 @@ def _azure(context: ProviderContext) -> Provider:
         trusted_dirs=context.trusted_dirs,
         service_accounts=context.service_accounts,
         default_cloud=context.options.get("azure_cloud_name") or "AzurePublicCloud",
+        construct_pem_chain=context.options.get("azure_construct_pem_chain", "true") == "true",
+        write_cert_and_key_in_separate_files=(
+            context.options.get("azure_write_cert_and_key_in_separate_files") == "true"
+        ),
     )
 
 

@@ -74,6 +74,10 @@ class AzureProvider:
     async def close(self) -> None:
         await self.transport.close()
 
+    def settings(self) -> tuple[str, bool, bool]:
+        """(default cloud, construct PEM chain, separate certificate and key files)."""
+        return (self._environment.default_cloud, self._construct_chain, self._separate_files)
+
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
         config = parse_config(request.attributes)
