@@ -11,7 +11,7 @@ import pytest
 from agent.errors import ConfigError, InvalidSecretProviderClass
 from agent.providers.azure.clouds import Cloud, cloud_from_file, named_cloud
 from agent.providers.azure.config import AzureConfig, parse_config
-from agent.providers.azure.environment import read_environment, resolve_cloud
+from agent.providers.azure.environment import AzureEnvironment, CloudResolver, read_environment
 from agent.providers.common.trusted import TrustedDirs
 
 OBJECTS = "array:\n  - |\n    objectName: a\n    objectType: secret\n"
@@ -131,6 +131,12 @@ def test_custom_cloud_file() -> None:
             cloud_from_file(bad, "cloudEnvFileName")
 
 
+async def resolve(
+    environment: AzureEnvironment, name: str, file: str, trusted: TrustedDirs
+) -> Cloud:
+    return await CloudResolver(environment, trusted).resolve(name, file)
+
+
 def test_operator_environment() -> None:
     environment = read_environment({"AZURE_AUTHORITY_HOST": "https://login.example.test"})
     assert environment.authority_host == "https://login.example.test/"
@@ -157,7 +163,7 @@ def test_operator_environment() -> None:
 
 async def test_authority_host_overrides_every_cloud(tmp_path: Path) -> None:
     environment = read_environment({"AZURE_AUTHORITY_HOST": "https://login.proxy.test/"})
-    cloud = await resolve_cloud(environment, "AzureChinaCloud", "", TrustedDirs())
+    cloud = await resolve(environment, "AzureChinaCloud", "", TrustedDirs())
     assert (cloud.key_vault_dns_suffix, cloud.authority) == (
         "vault.azure.cn",
         "https://login.proxy.test/",
@@ -167,29 +173,29 @@ async def test_authority_host_overrides_every_cloud(tmp_path: Path) -> None:
 async def test_stack_cloud_needs_a_file_and_a_spc_file_must_be_trusted(tmp_path: Path) -> None:
     environment = read_environment({})
     with pytest.raises(InvalidSecretProviderClass, match="needs a cloud environment file"):
-        await resolve_cloud(environment, "AzureStackCloud", "", TrustedDirs())
+        await resolve(environment, "AzureStackCloud", "", TrustedDirs())
     env_file = tmp_path / "cloud.json"
     env_file.write_text(
         '{"keyVaultDNSSuffix": "vault.stack.test", "activeDirectoryEndpoint": "https://login.stack.test/"}'
     )
     with pytest.raises(InvalidSecretProviderClass, match="cloudEnvFileName: the agent opens no"):
-        await resolve_cloud(environment, "AzureStackCloud", str(env_file), TrustedDirs())
+        await resolve(environment, "AzureStackCloud", str(env_file), TrustedDirs())
     elsewhere = TrustedDirs([str(tmp_path / "trusted")])
     with pytest.raises(InvalidSecretProviderClass, match=r"cloudEnvFileName: .* outside the dir"):
-        await resolve_cloud(environment, "AzureStackCloud", str(env_file), elsewhere)
-    cloud = await resolve_cloud(
+        await resolve(environment, "AzureStackCloud", str(env_file), elsewhere)
+    cloud = await resolve(
         environment, "azurestackcloud", str(env_file), TrustedDirs([str(tmp_path)])
     )
     assert cloud.vault_url("kv") == "https://kv.vault.stack.test/"
     with pytest.raises(InvalidSecretProviderClass, match="cloudEnvFileName: cannot read"):
-        await resolve_cloud(
+        await resolve(
             environment,
             "AzureStackCloud",
             str(tmp_path / "gone.json"),
             TrustedDirs([str(tmp_path)]),
         )
     # A named cloud ignores cloudEnvFileName, as upstream (it only sets AZURE_ENVIRONMENT_FILEPATH).
-    public = await resolve_cloud(environment, "", str(env_file), TrustedDirs())
+    public = await resolve(environment, "", str(env_file), TrustedDirs())
     assert public.key_vault_dns_suffix == "vault.azure.net"
 
 
@@ -200,12 +206,25 @@ async def test_stack_cloud_file_without_authority_needs_the_authority_host(tmp_p
     with pytest.raises(
         InvalidSecretProviderClass, match="no activeDirectoryEndpoint and AZURE_AUTHORITY_HOST"
     ):
-        await resolve_cloud(environment, "", "", TrustedDirs())
+        await resolve(environment, "", "", TrustedDirs())
     environment = read_environment(
         {
             "AZURE_ENVIRONMENT_FILEPATH": str(env_file),
             "AZURE_AUTHORITY_HOST": "https://login.stack.test",
         }
     )
-    cloud = await resolve_cloud(environment, "AzureStackCloud", "", TrustedDirs())
+    cloud = await resolve(environment, "AzureStackCloud", "", TrustedDirs())
     assert cloud.authority == "https://login.stack.test/"
+
+
+async def test_custom_cloud_file_is_kept_for_a_while(tmp_path: Path) -> None:
+    env_file = tmp_path / "cloud.json"
+    env_file.write_text('{"keyVaultDNSSuffix": "v1.test", "activeDirectoryEndpoint": "https://l/"}')
+    now = [0.0]
+    environment = read_environment({"AZURE_ENVIRONMENT_FILEPATH": str(env_file)})
+    clouds = CloudResolver(environment, TrustedDirs(), clock=lambda: now[0], ttl=60)
+    assert (await clouds.resolve("AzureStackCloud", "")).key_vault_dns_suffix == "v1.test"
+    env_file.write_text('{"keyVaultDNSSuffix": "v2.test", "activeDirectoryEndpoint": "https://l/"}')
+    assert (await clouds.resolve("AzureStackCloud", "")).key_vault_dns_suffix == "v1.test"
+    now[0] = 61
+    assert (await clouds.resolve("AzureStackCloud", "")).key_vault_dns_suffix == "v2.test"

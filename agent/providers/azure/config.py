@@ -9,6 +9,7 @@ Booleans are parsed as Go's ``strconv.ParseBool``. Messages name the parameter.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -101,8 +102,33 @@ def _vault_name(attributes: Mapping[str, str]) -> str:
     return name
 
 
+_PARAMETERS = (
+    "keyvaultName",
+    "tenantID",
+    "tenantId",
+    "cloudName",
+    "cloudEnvFileName",
+    "clientID",
+    "usePodIdentity",
+    "useVMManagedIdentity",
+    "userAssignedIdentityID",
+    "useAzureTokenProxy",
+    "objects",
+)
+
+
 def parse_config(attributes: Mapping[str, str]) -> AzureConfig:
-    """Everything the mount needs from the attributes; InvalidSecretProviderClass otherwise."""
+    """Everything the mount needs from the attributes; InvalidSecretProviderClass otherwise.
+
+    Every rotation of every pod republishes with the same parameters, so results are kept
+    (by the parameters alone: the pod's own keys do not enter, errors are never kept).
+    """
+    return _parse(tuple(attributes.get(key, "") for key in _PARAMETERS))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(values: tuple[str, ...]) -> AzureConfig:
+    attributes = dict(zip(_PARAMETERS, values, strict=True))
     identity = _identity(attributes)
     keyvault_name = _vault_name(attributes)
     tenant = _tenant(attributes)

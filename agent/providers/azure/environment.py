@@ -15,7 +15,8 @@ Read once, when the provider is built:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -73,33 +74,65 @@ def read_environment(
     )
 
 
-async def resolve_cloud(
-    environment: AzureEnvironment, cloud_name: str, cloud_env_file: str, trusted: TrustedDirs
-) -> Cloud:
-    """The cloud a volume uses: ``cloudName`` (or the default), a custom one read from its
-    environment file off the event loop, with ``AZURE_AUTHORITY_HOST`` applied."""
-    name = cloud_name or environment.default_cloud
-    if not is_stack_cloud(name):
-        cloud = named_cloud(name)
-    elif cloud_env_file:
-        data = await run_blocking(_read_trusted_file, trusted, cloud_env_file)
-        cloud = cloud_from_file(data, "cloudEnvFileName")
-    elif environment.environment_file:
-        data = await run_blocking(_read_operator_file, environment.environment_file)
-        cloud = cloud_from_file(data, ENVIRONMENT_FILE_VARIABLE)
-    else:
-        raise InvalidSecretProviderClass(
-            f"cloudName: {name} needs a cloud environment file: set cloudEnvFileName, or "
-            f"the agent's {ENVIRONMENT_FILE_VARIABLE}"
-        )
-    if environment.authority_host:
-        cloud = replace(cloud, authority=environment.authority_host)
-    if not cloud.authority:
-        raise InvalidSecretProviderClass(
-            "cloudName: the cloud environment file has no activeDirectoryEndpoint and "
-            f"{AUTHORITY_HOST_VARIABLE} is not set"
-        )
-    return cloud
+class CloudResolver:
+    """The cloud each volume uses: ``cloudName`` (or the default), a custom one read from its
+    environment file off the event loop, with ``AZURE_AUTHORITY_HOST`` applied.
+
+    A custom cloud file is kept for ``ttl`` seconds, so publishes do not read it every time
+    while a ConfigMap update still takes effect within that. Failures are not kept.
+    """
+
+    def __init__(
+        self,
+        environment: AzureEnvironment,
+        trusted: TrustedDirs,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        ttl: float = 60.0,
+    ) -> None:
+        self.environment = environment
+        self._trusted = trusted
+        self._clock = clock
+        self._ttl = ttl
+        self._files: dict[tuple[str, str], tuple[float, Cloud]] = {}
+
+    async def resolve(self, cloud_name: str, cloud_env_file: str) -> Cloud:
+        environment = self.environment
+        name = cloud_name or environment.default_cloud
+        if not is_stack_cloud(name):
+            cloud = named_cloud(name)
+        elif cloud_env_file:
+            cloud = await self._from_file("cloudEnvFileName", cloud_env_file)
+        elif environment.environment_file:
+            cloud = await self._from_file(ENVIRONMENT_FILE_VARIABLE, environment.environment_file)
+        else:
+            raise InvalidSecretProviderClass(
+                f"cloudName: {name} needs a cloud environment file: set cloudEnvFileName, or "
+                f"the agent's {ENVIRONMENT_FILE_VARIABLE}"
+            )
+        if environment.authority_host:
+            cloud = replace(cloud, authority=environment.authority_host)
+        if not cloud.authority:
+            raise InvalidSecretProviderClass(
+                "cloudName: the cloud environment file has no activeDirectoryEndpoint and "
+                f"{AUTHORITY_HOST_VARIABLE} is not set"
+            )
+        return cloud
+
+    async def _from_file(self, setting: str, path: str) -> Cloud:
+        kept = self._files.get((setting, path))
+        now = self._clock()
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        if setting == ENVIRONMENT_FILE_VARIABLE:
+            data = await run_blocking(_read_operator_file, path)
+        else:
+            data = await run_blocking(_read_trusted_file, self._trusted, path)
+        cloud = cloud_from_file(data, setting)
+        if len(self._files) > 100:  # paths come from SecretProviderClasses: keep it bounded
+            self._files.clear()
+        self._files[(setting, path)] = (now + self._ttl, cloud)
+        return cloud
 
 
 def _read_trusted_file(trusted: TrustedDirs, path: str) -> bytes:

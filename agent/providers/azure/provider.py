@@ -15,7 +15,7 @@ from agent.ports import ServiceAccountSource
 from agent.providers.azure.clouds import Cloud
 from agent.providers.azure.config import AzureConfig, parse_config
 from agent.providers.azure.content import Piece, needs_conversion, object_pieces
-from agent.providers.azure.environment import DEFAULT_CLOUD, read_environment, resolve_cloud
+from agent.providers.azure.environment import DEFAULT_CLOUD, CloudResolver, read_environment
 from agent.providers.azure.fetch import Fetched, fetch_volume
 from agent.providers.azure.identity import (
     CLIENT_ID_ANNOTATION,
@@ -61,8 +61,9 @@ class AzureProvider:
     ) -> None:
         environ = os.environ if env is None else env
         self.name = name
-        self._environment = read_environment(environ, default_cloud)
-        self._trusted = TrustedDirs(trusted_dirs)
+        self._clouds = CloudResolver(
+            read_environment(environ, default_cloud), TrustedDirs(trusted_dirs), clock=clock
+        )
         self._service_accounts = service_accounts
         self._timeout = timeout
         self._construct_chain = construct_pem_chain
@@ -76,14 +77,13 @@ class AzureProvider:
 
     def settings(self) -> tuple[str, bool, bool]:
         """(default cloud, construct PEM chain, separate certificate and key files)."""
-        return (self._environment.default_cloud, self._construct_chain, self._separate_files)
+        default_cloud = self._clouds.environment.default_cloud
+        return (default_cloud, self._construct_chain, self._separate_files)
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
         config = parse_config(request.attributes)
-        cloud = await resolve_cloud(
-            self._environment, config.cloud_name, config.cloud_env_file, self._trusted
-        )
+        cloud = await self._clouds.resolve(config.cloud_name, config.cloud_env_file)
         credential = await self._credential(config, cloud, request)
         client = KeyVaultClient(
             self.transport,
@@ -115,7 +115,7 @@ class AzureProvider:
         choice = config.identity
         if choice.use_vm_managed_identity:
             return ManagedIdentity(
-                self._environment.imds_endpoint, choice.user_assigned_identity_id
+                self._clouds.environment.imds_endpoint, choice.user_assigned_identity_id
             )
         if choice.client_id:
             return self._workload_identity(config, cloud, request, choice.client_id, "clientID")
