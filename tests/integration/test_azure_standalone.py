@@ -192,3 +192,26 @@ async def test_missing_secret_fails_the_publish_and_leaves_nothing(
         caught.value.details() or ""
     )
     assert mounts_under(node.target()) == []
+
+
+async def test_no_secret_token_or_client_secret_reaches_the_logs(
+    node: Node, azure: AzureWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value = "log-probe-secret-value-0123456789"
+    azure.vault.add_secret("db-password", value)
+    node.write_spc("azure-app", [{"objectName": "db-password", "objectType": "secret"}])
+    pod_token = azure.pod_token()
+    request = publish_request(
+        node.target(), spc="azure-app", pod=POD, namespace=NAMESPACE,
+        service_account=SERVICE_ACCOUNT, tokens={EXCHANGE_AUDIENCE: pod_token},
+    )  # fmt: skip
+    await node.kubelet.publish(request)
+    node.write_spc("azure-bad", [{"objectName": "nope", "objectType": "secret"}])
+    with pytest.raises(grpc.aio.AioRpcError):
+        await publish(node, azure, "azure-bad", volume="other")
+    output = capsys.readouterr()
+    logged = output.out + output.err
+    assert "azure.mount.completed" in logged and "node_publish.failed" in logged
+    access_tokens = list(azure.entra.tokens)
+    for secret in (value, pod_token, *access_tokens):
+        assert secret not in logged
