@@ -113,6 +113,11 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         options={
             "vault_address": settings.vault_address,
             "aws_pod_identity_endpoint": settings.aws_pod_identity_endpoint,
+            "azure_cloud_name": settings.azure_cloud_name,
+            "azure_construct_pem_chain": str(settings.azure_construct_pem_chain).lower(),
+            "azure_write_cert_and_key_in_separate_files": str(
+                settings.azure_write_cert_and_key_in_separate_files
+            ).lower(),
         },
         trusted_dirs=settings.trusted_file_dirs,
         plugin_directories=(*settings.additional_provider_volume_paths, settings.provider_volume),
@@ -124,7 +129,7 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         spcs=spcs,
         providers=providers,
         mounter=mounter,
-        writer=AsyncPayloadWriter(max_total_bytes=settings.max_payload_bytes),
+        writer=AsyncPayloadWriter(max_total_bytes=settings.payload_limit),
         statuses=statuses,
         metadata=metadata,
         observer=metrics,
@@ -221,7 +226,11 @@ async def serve(settings: Settings, registry: ProviderRegistry | None = None) ->
 
 
 def run(settings: Settings, registry: ProviderRegistry | None = None) -> int:
-    configure_logging(json=settings.log_format_json, verbosity=settings.verbosity)
+    configure_logging(
+        json=settings.log_format_json,
+        verbosity=settings.verbosity,
+        debug_loggers=settings.debug_loggers,
+    )
     try:
         if sys.platform != "win32":
             import uvloop

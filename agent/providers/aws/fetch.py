@@ -25,6 +25,7 @@ from agent.providers.aws.endpoints import SECRETS_MANAGER, SSM
 from agent.providers.aws.errors import AwsApiError, AwsRegionalError, describe
 from agent.providers.aws.objects import AwsObject, Target
 from agent.providers.aws.transport import AwsTransport
+from agent.providers.common.failures import first_error
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +73,13 @@ class Fetcher:
             async with limit:
                 return await call()
 
-        results = await _all_or_first_error([bounded(call) for call in calls])
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(bounded(call)) for call in calls]
+        except BaseExceptionGroup as failures:
+            # All or nothing: the first failure in SPC order, the rest were cancelled.
+            raise first_error(failures, "AWS") from None
+        results = [task.result() for task in tasks]
         by_index = {item.obj.index: item for result in results for item in result}
         return [by_index[obj.index] for obj in objects]
 
@@ -230,14 +237,3 @@ def _match_parameters(
         )
         raise AwsRegionalError(text)
     return fetched
-
-
-async def _all_or_first_error(calls: Sequence[Awaitable[list[Fetched]]]) -> list[list[Fetched]]:
-    """Run concurrently; on the first failure cancel the rest and raise that failure."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        return list(await asyncio.gather(*tasks))
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
