@@ -50,13 +50,19 @@ class KubeBench:
             target, spc=spc, pod=f"pod-{self.serial}", uid=uid, volume_id=f"csi-{uid}"
         )
 
-    async def settle(self, statuses: int, timeout: float = 30.0) -> None:
-        """Until the agent's status writes (behind the publish) have all arrived."""
+    async def settle(self, statuses: int, quiet: float = 0.3, timeout: float = 30.0) -> None:
+        """Until the agent's status writes (behind the publish) have all arrived: the count
+        matches and no status request came for ``quiet`` seconds (a create and the delete of a
+        quick unpublish can both still be on their way while the count already matches)."""
         deadline = time.monotonic() + timeout
-        while len(self.kube.store.list(STATUSES)) != statuses:
+        while True:
             if time.monotonic() > deadline:
                 raise RuntimeError("status writes did not settle")
-            await asyncio.sleep(0.005)
+            seen = len(self.kube.requests.filter(resource=STATUSES))
+            await asyncio.sleep(quiet)
+            still = len(self.kube.requests.filter(resource=STATUSES))
+            if still == seen and len(self.kube.store.list(STATUSES)) == statuses:
+                return
 
     def calls(self, mark: int) -> Counter[str]:
         return Counter(
