@@ -101,26 +101,28 @@ class KubernetesAdapter:
             self._tasks.spawn(informer.run(), informer.name)
         self._tasks.spawn(self.statuses.run(), "pod-status-writers")
         self._tasks.spawn(self.events.run(), "events")
-        key_task = asyncio.ensure_future(self._load_version_key(set_version_key))
+        key_loaded = asyncio.Event()
+        # Keeps trying past the wait below; providers built after it arrives use it.
+        self._tasks.spawn(self._load_version_key(set_version_key, key_loaded), "version-key")
         waits = [informer.wait_synced() for informer in self.informers]
         try:
             async with asyncio.timeout(self._settings.cache_sync_timeout):
-                await asyncio.gather(key_task, *waits)
+                await asyncio.gather(key_loaded.wait(), *waits)
         except TimeoutError:
-            log.warning("k8s.start_not_synced", waiting=self._unsynced(key_task))
-            if not key_task.done():
-                # Keep trying; providers built after it arrives use it.
-                self._tasks.spawn(_adopt(key_task), "version-key")
+            waiting = [informer.name for informer in self.informers if not informer.synced]
+            log.warning(
+                "k8s.start_not_synced",
+                waiting=[*waiting, *([] if key_loaded.is_set() else ["hmac-key"])],
+            )
 
-    def _unsynced(self, key_task: asyncio.Future[None]) -> list[str]:
-        waiting = [informer.name for informer in self.informers if not informer.synced]
-        return [*waiting, *([] if key_task.done() else ["hmac-key"])]
-
-    async def _load_version_key(self, set_version_key: Callable[[bytes], None]) -> None:
+    async def _load_version_key(
+        self, set_version_key: Callable[[bytes], None], loaded: asyncio.Event
+    ) -> None:
         backoff = Backoff(self._backoff)
         while True:
             try:
                 set_version_key(await self.version_key.load())
+                loaded.set()
                 return
             except (KubernetesApiError, ValueError) as err:
                 message = err.message if isinstance(err, KubernetesApiError) else str(err)
@@ -150,13 +152,6 @@ class KubernetesAdapter:
         if self.pods is not None:
             await self.pods.work.close()
         await self.api.close()
-
-
-async def _adopt(task: asyncio.Future[None]) -> None:
-    try:
-        await task
-    finally:
-        task.cancel()
 
 
 def _problem_check(problem: Callable[[], str]) -> Check:
