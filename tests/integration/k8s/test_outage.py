@@ -129,5 +129,10 @@ async def test_agent_started_while_the_api_is_down_serves_and_catches_up(
     await node.kubelet.publish(node.request(web))
     await node.settle()
     assert node.status(f"web-0-default-{SPC}") is not None
-    key = kube_api.store.get("secrets", "kube-system", "secrets-store-agent-hmac-key")
-    assert key is not None  # the HMAC key was fetched once the API answered
+    # The HMAC key is fetched (created) once the API answers, whatever the start-up waited for.
+    await eventually(
+        lambda: (
+            kube_api.store.get("secrets", "kube-system", "secrets-store-agent-hmac-key") is not None
+        ),
+        "the HMAC key Secret",
+    )
