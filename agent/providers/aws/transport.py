@@ -128,7 +128,7 @@ class AwsTransport:
     ) -> dict[str, Any]:
         """STS AssumeRoleWithWebIdentity: unsigned (the web identity token is the proof)."""
         from botocore.exceptions import ParamValidationError
-        from botocore.parsers import create_parser
+        from botocore.parsers import ResponseParserError, create_parser
         from botocore.serialize import create_serializer
 
         operation = self._sts_model()
@@ -150,7 +150,15 @@ class AwsTransport:
         name = operation.name
         status, raw = await self._with_retries(STS, name, region, "query", unsigned)
         reply = {"status_code": status, "headers": {}, "body": raw}
-        parsed: dict[str, Any] = create_parser("query").parse(reply, operation.output_shape)
+        try:
+            parsed: dict[str, Any] = create_parser("query").parse(reply, operation.output_shape)
+        except (ResponseParserError, KeyError, ValueError):
+            # A proxy's page, an empty body, a malformed Expiration: never quote the body (a
+            # real answer holds credentials).
+            text = f"not an {name} answer ({len(raw)} bytes)"
+            raise AwsRegionalError(
+                describe(STS.title, name, region, "InvalidResponse", text), status=status
+            ) from None
         return parsed
 
     async def get_json(
@@ -250,12 +258,16 @@ def _error(
     service: ServiceInfo, operation: str, region: str, protocol: str, reply: dict[str, Any]
 ) -> AwsApiError:
     """botocore's parser reads the error code and message of either protocol."""
-    from botocore.parsers import create_parser
+    from botocore.parsers import ResponseParserError, create_parser
 
     status = int(reply["status_code"])
     # An error reply is parsed without the operation's shape (botocore reads Code and Message
-    # of any error that way); only success replies need the model.
-    parsed = create_parser(protocol).parse(reply, None).get("Error", {})  # type: ignore[arg-type]
+    # of any error that way); only success replies need the model. A body that is not the
+    # protocol's (a proxy's text page) leaves the status to classify the failure.
+    try:
+        parsed = create_parser(protocol).parse(reply, None).get("Error") or {}  # type: ignore[arg-type]
+    except ResponseParserError:
+        parsed = {}
     code = str(parsed.get("Code") or status)
     message = str(parsed.get("Message") or "")
     kind = classify(status, code)
