@@ -111,6 +111,18 @@ async def test_binary_secret_is_written_as_raw_bytes(
     assert files_of(result) == {name: raw}
 
 
+async def test_a_secret_at_the_64_kib_limit_arrives_whole(
+    provider: AwsProvider, secrets: object
+) -> None:
+    # Control characters are JSON-escaped six-fold: a reply of about 400 KB, many reads long.
+    name, text = unique("max"), "\x01" * (64 * 1024)
+    secrets.create_secret(Name=name, SecretString=text)  # type: ignore[attr-defined]
+    result = await provider.mount(
+        aws_request(f"- {{objectName: {name}, objectType: secretsmanager}}")
+    )
+    assert files_of(result) == {name: text.encode()}
+
+
 async def test_jmes_path_files_share_the_objects_version(
     provider: AwsProvider, secrets: object
 ) -> None:

@@ -33,11 +33,15 @@ from agent.errors import ProviderUnavailable
 from agent.providers.aws.credentials import AwsCredentials
 from agent.providers.aws.endpoints import STS, AwsEnvironment, EndpointResolver, ServiceInfo
 from agent.providers.aws.errors import AwsApiError, AwsRegionalError, classify, describe
+from agent.providers.common.bodies import BodyTooLarge, read_capped
 
 # botocore's DEBUG lines print canonical requests, which include the session token header.
 logging.getLogger("botocore").setLevel(logging.INFO)
 
 USER_AGENT = f"secrets-store-agent/{__version__} (aws provider)"
+# A secret is at most 64 KiB (Secrets Manager; SSM: 10 parameters of 8 KiB per batch), under
+# 400 KiB once JSON-escaped: anything far larger is not an AWS answer and is not buffered.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _JSON_TARGETS = {"secretsmanager": "secretsmanager", "ssm": "AmazonSSM"}
 
 
@@ -173,7 +177,9 @@ class AwsTransport:
             async with session.get(
                 url, headers=dict(headers), timeout=aiohttp.ClientTimeout(total=timeout)
             ) as response:
-                raw = await response.read()
+                raw = await read_capped(response.content, MAX_RESPONSE_BYTES)
+        except BodyTooLarge as err:
+            raise ProviderUnavailable(f"{url}: {err}") from None
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             reason = str(err) if not isinstance(err, TimeoutError) else ""
             reason = reason or f"no answer within {timeout:g}s"
@@ -201,6 +207,9 @@ class AwsTransport:
                     return status, raw
                 reply = {"status_code": status, "headers": dict(response_headers), "body": raw}
                 error = _error(service, operation, region, protocol, reply)
+            except BodyTooLarge as err:
+                text = describe(service.title, operation, region, "InvalidResponse", str(err))
+                raise AwsRegionalError(text) from None
             except aiohttp.ClientSSLError as err:
                 # A certificate problem is configuration (AWS_CA_BUNDLE): retrying cannot help.
                 text = describe(service.title, operation, region, "TLSError", str(err))
@@ -222,7 +231,11 @@ class AwsTransport:
         session = await self._open()
         headers["User-Agent"] = USER_AGENT
         async with session.post(url, data=body, headers=headers) as response:
-            return response.status, response.headers, await response.read()
+            return (
+                response.status,
+                response.headers,
+                await read_capped(response.content, MAX_RESPONSE_BYTES),
+            )
 
     async def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
