@@ -31,6 +31,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderError, ProviderUnavailable
+from agent.providers.common.bodies import BodyTooLarge, read_capped
 
 Sleep = Callable[[float], Awaitable[None]]
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -237,9 +238,11 @@ class Transport:
         async with session.request(
             method, url, headers=headers, data=data, timeout=aiohttp.ClientTimeout(total=timeout)
         ) as response:
-            raw = await response.content.read(MAX_BODY_BYTES + 1)
-            if len(raw) > MAX_BODY_BYTES:
-                raise ProviderError(f"response from {url.split('?', maxsplit=1)[0]} is too large")
+            try:
+                raw = await read_capped(response.content, MAX_BODY_BYTES)
+            except BodyTooLarge:
+                where = url.split("?", maxsplit=1)[0]
+                raise ProviderError(f"response from {where} is too large") from None
             kept = ("www-authenticate", "retry-after", "retry-after-ms", "x-ms-retry-after-ms")
             found = {name: response.headers[name] for name in kept if name in response.headers}
             return Reply(response.status, found, _json(raw))

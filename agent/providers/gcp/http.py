@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from agent.aio.threads import run_blocking
+from agent.providers.common.bodies import BodyTooLarge, read_capped
 
 RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # Parameter Manager allows 1 MiB, Secret Manager 64 KiB
@@ -203,10 +204,12 @@ class GoogleHttp:
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    body = await response.content.read(MAX_RESPONSE_BYTES + 1)
-    if len(body) > MAX_RESPONSE_BYTES:
-        raise aiohttp.ClientPayloadError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-    return body
+    try:
+        return await read_capped(response.content, MAX_RESPONSE_BYTES)
+    except BodyTooLarge:
+        raise aiohttp.ClientPayloadError(
+            f"response larger than {MAX_RESPONSE_BYTES} bytes"
+        ) from None
 
 
 def _parse_ok(service: str, reply: Reply) -> dict[str, Any]:
