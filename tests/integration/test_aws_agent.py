@@ -201,3 +201,61 @@ def test_botocore_is_loaded_only_when_a_volume_uses_aws() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_botocore_loads_in_a_worker_thread_not_on_the_event_loop(moto: MotoServer) -> None:
+    # A fresh interpreter: the first AWS call imports botocore and reads its JSON files (about
+    # 0.1 s); each of those must happen off the event loop's thread.
+    script = textwrap.dedent(
+        """
+        import asyncio, sys, threading
+        import botocore.loaders  # the module only: its reads are what is watched
+        from tests.support.aws import ServiceAccounts, aws_provider, aws_request
+
+        reads = []
+        original = botocore.loaders.Loader.load_data_with_path
+
+        def watched(self, name):
+            reads.append((name, threading.current_thread() is threading.main_thread()))
+            return original(self, name)
+
+        botocore.loaders.Loader.load_data_with_path = watched
+
+        class ImportWatch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "botocore.auth":  # the signer, and most of botocore with it
+                    reads.append((name, threading.current_thread() is threading.main_thread()))
+                return None
+
+        sys.meta_path.insert(0, ImportWatch())
+
+        async def main():
+            accounts = ServiceAccounts()
+            accounts.add("default", "web")
+            provider = aws_provider(sys.argv[1], accounts)
+            request = aws_request("- {objectName: absent, objectType: secretsmanager}")
+            try:
+                await provider.mount(request)
+            except Exception as err:
+                print(type(err).__name__)
+            await provider.close()
+
+        assert "botocore.auth" not in sys.modules
+        asyncio.run(main())
+        on_loop = sorted(name for name, main_thread in reads if main_thread)
+        assert "botocore.auth" in [name for name, _ in reads]
+        print("reads", len(reads), "on the loop", on_loop)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, moto.address],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "AwsApiError", done.stderr  # ResourceNotFoundException: it did call AWS
+    assert lines[-1].startswith("reads ") and lines[-1].endswith("on the loop []"), lines
+    assert not lines[-1].startswith("reads 0 "), lines

@@ -31,7 +31,14 @@ from agent import __version__
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderUnavailable
 from agent.providers.aws.credentials import AwsCredentials
-from agent.providers.aws.endpoints import STS, AwsEnvironment, EndpointResolver, ServiceInfo
+from agent.providers.aws.endpoints import (
+    SECRETS_MANAGER,
+    SSM,
+    STS,
+    AwsEnvironment,
+    EndpointResolver,
+    ServiceInfo,
+)
 from agent.providers.aws.errors import AwsApiError, AwsRegionalError, classify, describe
 from agent.providers.common.bodies import BodyTooLarge, read_capped
 
@@ -82,6 +89,8 @@ class AwsTransport:
         self._timeouts = timeouts or Timeouts()
         self._session: aiohttp.ClientSession | None = None
         self._opening = asyncio.Lock()
+        self._loading = asyncio.Lock()
+        self._loaded = False
         self._sts_operation: Any = None
 
     async def close(self) -> None:
@@ -98,6 +107,7 @@ class AwsTransport:
         credentials: AwsCredentials,
     ) -> dict[str, Any]:
         """A signed JSON 1.1 call; the reply's JSON object, or AwsApiError."""
+        await self._load_botocore()
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import ReadOnlyCredentials
@@ -131,6 +141,7 @@ class AwsTransport:
         self, region: str, params: Mapping[str, str]
     ) -> dict[str, Any]:
         """STS AssumeRoleWithWebIdentity: unsigned (the web identity token is the proof)."""
+        await self._load_botocore()
         from botocore.exceptions import ParamValidationError
         from botocore.parsers import ResponseParserError, create_parser
         from botocore.serialize import create_serializer
@@ -251,13 +262,33 @@ class AwsTransport:
                     )
         return self._session
 
+    async def _load_botocore(self) -> None:
+        """Import botocore and read its JSON files (endpoint rule sets, partitions, the STS
+        model) once, in a worker thread: about 0.1 s of CPU and disk reads that would stall
+        every other volume's publish if done on the event loop by the first AWS call."""
+        if self._loaded:
+            return
+        async with self._loading:
+            if not self._loaded:
+                await run_blocking(self._load)
+                self._loaded = True
+
+    def _load(self) -> None:
+        import botocore.auth
+        import botocore.awsrequest
+        import botocore.credentials
+        import botocore.parsers
+        import botocore.serialize  # noqa: F401 (imported for the calls that follow)
+
+        self.endpoints.load(SECRETS_MANAGER, SSM, STS)
+        self._sts_model()
+
     def _sts_model(self) -> Any:
         if self._sts_operation is None:
-            from botocore.loaders import create_loader
             from botocore.model import ServiceModel
 
-            model = ServiceModel(create_loader().load_service_model("sts", "service-2"))
-            self._sts_operation = model.operation_model("AssumeRoleWithWebIdentity")
+            service = self.endpoints.loader.load_service_model("sts", "service-2")
+            self._sts_operation = ServiceModel(service).operation_model("AssumeRoleWithWebIdentity")
         return self._sts_operation
 
 
