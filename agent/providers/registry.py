@@ -139,6 +139,10 @@ class ProviderRegistry:
         )
         if load_entry_points:
             self._factories.update(_entry_point_factories(self._factories))
+        for name in sorted(self._prefer_plugins - set(self._factories)):
+            # A plugin serves a name without a built-in anyway: the preference changes nothing,
+            # and is most likely a misspelling (names are case-sensitive: "AWS" is not "aws").
+            log.warning("provider.prefer_unknown", provider=name, built_in=self.names())
         self._instances: dict[str, Provider] = {}
         self._plugin_directories = tuple(plugin_directories)
         self._max_recv_bytes = max_recv_bytes
