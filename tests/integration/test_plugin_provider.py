@@ -215,6 +215,24 @@ async def test_no_plugin_until_the_deadline_names_the_socket(plugin_dir: str) ->
     await provider.close()
 
 
+@pytest.mark.parametrize("kind", ["a regular file", "a directory"])
+async def test_a_path_that_is_not_a_socket_says_so(plugin_dir: str, kind: str) -> None:
+    # A stale file left where the plugin listens: upstream only stats the path, then connects.
+    path = os.path.join(plugin_dir, "e2e-provider.sock")
+    if kind == "a directory":
+        os.mkdir(path)
+    else:
+        Path(path).touch()
+    provider = client_for(path, timeout=0.3)
+    with pytest.raises(ProviderUnavailable) as info:
+        await provider.mount(request())
+    await provider.close()
+    assert info.value.message == (
+        f"provider 'e2e-provider' is not reachable at {path}: it is {kind}, not a socket "
+        "(Connection refused)"
+    )
+
+
 async def test_reconnects_after_the_plugin_restarts(
     plugin: FakePlugin, client: PluginProvider
 ) -> None:
