@@ -293,6 +293,22 @@ async def test_a_missing_parameter_is_an_invalid_parameter(provider: AwsProvider
     assert f"GetParameters in us-east-1: InvalidParameters: {name}" in info.value.message
 
 
+async def test_an_invalid_parameter_in_a_batch_names_its_object(
+    provider: AwsProvider, ssm: object
+) -> None:
+    names = [f"/{unique('batch')}/p{i}" for i in range(3)]
+    for name in names:
+        ssm.put_parameter(Name=name, Value="v", Type="SecureString")  # type: ignore[attr-defined]
+    objects = "".join(f'- {{objectName: "{n}", objectType: ssmparameter}}\n' for n in names[:2])
+    objects += f'- {{objectName: "{names[2]}", objectType: ssmparameter, objectVersion: 7}}\n'
+    with pytest.raises(ProviderError) as info:
+        await provider.mount(aws_request(objects))
+    assert (
+        f"InvalidParameters: {names[2]}:7 (objects[2]): no such parameter, version or label"
+        in info.value.message
+    )
+
+
 async def test_bad_configuration_fails_before_any_call(
     accounts: ServiceAccounts, proxy: FaultProxy
 ) -> None:
