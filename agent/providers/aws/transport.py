@@ -39,7 +39,12 @@ from agent.providers.aws.endpoints import (
     EndpointResolver,
     ServiceInfo,
 )
-from agent.providers.aws.errors import AwsApiError, AwsRegionalError, classify, describe
+from agent.providers.aws.errors import (
+    AwsApiError,
+    AwsRegionalError,
+    describe,
+    error_from_reply,
+)
 from agent.providers.common.bodies import BodyTooLarge, read_capped
 
 # botocore's DEBUG lines print canonical requests, which include the session token header.
@@ -217,7 +222,7 @@ class AwsTransport:
                 if status < 300:
                     return status, raw
                 reply = {"status_code": status, "headers": dict(response_headers), "body": raw}
-                error = _error(service, operation, region, protocol, reply)
+                error = error_from_reply(service.title, operation, region, protocol, reply)
             except BodyTooLarge as err:
                 text = describe(service.title, operation, region, "InvalidResponse", str(err))
                 raise AwsRegionalError(text) from None
@@ -296,23 +301,3 @@ def _ssl_context(ca_bundle: str) -> ssl.SSLContext:
     if ca_bundle:
         return ssl.create_default_context(cafile=ca_bundle)
     return ssl.create_default_context()
-
-
-def _error(
-    service: ServiceInfo, operation: str, region: str, protocol: str, reply: dict[str, Any]
-) -> AwsApiError:
-    """botocore's parser reads the error code and message of either protocol."""
-    from botocore.parsers import ResponseParserError, create_parser
-
-    status = int(reply["status_code"])
-    # An error reply is parsed without the operation's shape (botocore reads Code and Message
-    # of any error that way); only success replies need the model. A body that is not the
-    # protocol's (a proxy's text page) leaves the status to classify the failure.
-    try:
-        parsed = create_parser(protocol).parse(reply, None).get("Error") or {}  # type: ignore[arg-type]
-    except ResponseParserError:
-        parsed = {}
-    code = str(parsed.get("Code") or status)
-    message = str(parsed.get("Message") or "")
-    kind = classify(status, code)
-    return kind(describe(service.title, operation, region, code, message), code=code, status=status)
