@@ -69,7 +69,8 @@ def _aws(context: ProviderContext) -> Provider:
     return AwsProvider(
         name=context.name,
         service_accounts=context.service_accounts,
-        timeout=context.timeout,
+        # Ends a little before the core's deadline, so its own error (which regions) is reported.
+        timeout=context.timeout * PLUGIN_DEADLINE_SHARE,
         pod_identity_endpoint=context.options.get("aws_pod_identity_endpoint", ""),
     )
 

@@ -18,6 +18,7 @@ import pytest
 
 from agent.app import build_agent
 from tests.conftest import AgentHarness, agent_settings
+from tests.fakes.aws_fault_proxy import FaultProxy
 from tests.support.fake_provider import FakeProvider
 from tests.support.kubelet import Kubelet, publish_request
 from tests.support.moto import MotoServer, unique
@@ -167,6 +168,36 @@ async def test_jmes_path_on_a_plain_secret_mounts_nothing(
     assert f"Invalid JSON used with jmesPath in secret: {secret}" in (info.value.details() or "")
     assert "not json" not in (info.value.details() or "")
     assert mounts_under(target) == []
+
+
+async def test_a_hung_region_is_named_by_the_provider_before_the_agents_deadline(
+    agent_root: Path, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = FaultProxy(moto.address)
+    await proxy.start()
+    proxy.faults["us-east-1"] = "slow"  # never answers
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.address)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto.address)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    settings = agent_settings(agent_root, provider_timeout=1.0)
+    agent = build_agent(settings)
+    await agent.start()
+    kubelet = Kubelet(settings.socket_path)
+    harness = AgentHarness(agent, settings, FakeProvider(), kubelet, agent_root)
+    (agent_root / "spc" / "serviceaccount.yaml").write_text(SERVICE_ACCOUNT)
+    harness.write_spc(
+        provider="aws", parameters={"objects": "- {objectName: db, objectType: secretsmanager}\n"}
+    )
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await kubelet.publish(irsa_publish(harness.target()))
+    finally:
+        await kubelet.close()
+        await agent.stop()
+        await proxy.stop()
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The provider's own message (which regions), not the agent's generic one.
+    assert info.value.details() == "AWS (us-east-1) did not answer within 0.95s"
 
 
 async def test_a_pod_whose_service_account_has_no_manifest(aws_agent: AgentHarness) -> None:
