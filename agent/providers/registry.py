@@ -148,7 +148,8 @@ class ProviderRegistry:
         self._plugin_directories = tuple(plugin_directories)
         self._max_recv_bytes = max_recv_bytes
         self._plugins: dict[str, PluginProvider] = {}
-        self._retired: list[PluginProvider] = []  # preferred plugins replaced; closed at close()
+        self._retired: list[PluginProvider] = []  # preferred plugins moved; closed at close()
+        self._gone: set[str] = set()  # preferred plugins whose socket went: the built-in serves
 
     def register(self, name: str, factory: ProviderFactory) -> None:
         self._factories[name] = factory
@@ -189,14 +190,20 @@ class ProviderRegistry:
         socket = find_plugin_socket(name, self._plugin_directories)
         plugin = self._plugins.get(name)
         if socket is None:
-            if plugin is not None and name in self._factories:
+            if plugin is not None and name in self._factories and name not in self._gone:
                 log.info("provider.plugin_gone", provider=name, using="built-in")
-                self._retired.append(self._plugins.pop(name))
+                self._gone.add(name)
             return None
+        # A plugin back at the same path keeps its client (grpclib reconnects), so a
+        # DaemonSet that comes and goes does not pile up channels.
+        back = name in self._gone
+        self._gone.discard(name)
         if plugin is None or plugin.socket_path != socket:
             if plugin is not None:
                 self._retired.append(plugin)
             plugin = self._plugins[name] = self._connect(name, socket)
+            back = True
+        if back:
             log.info("provider.plugin_preferred", provider=name, socket=socket)
         return plugin
 
