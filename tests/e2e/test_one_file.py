@@ -1,0 +1,163 @@
+"""The one-file build (``scripts/build``) as a node runs it: no Python, no libc, nothing but the
+file, a kernel, ``/proc`` and a writable ``/tmp``.
+
+The file is built once per source state (scripts/build caches it by the hash of its inputs) and
+run inside an otherwise empty chroot, so anything it would take from the machine (an
+interpreter, a site-packages, a shared library) is missing there. A grpcio client publishes a
+Vault volume through its CSI socket against the real OpenBao dev server; loading every built-in
+provider proves that the libraries they import lazily are inside the bundle.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.providers.registry import BUILTIN_FACTORIES
+from tests.e2e.conftest import REPO, AgentProcess, VaultSetup, new_pod_uid
+from tests.support.kubelet import Kubelet, publish_request
+from tests.support.mounts import force_unmount_under, is_root, mounts_under
+
+BUILD_TIMEOUT_S = 900
+INSIDE = Path("/node")  # the agent's directory as the chrooted agent sees it
+PROGRAM = "/secrets-store-agent"
+
+
+@pytest.fixture(scope="module")
+def one_file() -> Path:
+    """The built file (scripts/build; nearly instant when nothing changed since the last build)."""
+    done = subprocess.run(
+        [str(REPO / "scripts" / "build")],
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, f"scripts/build failed:\n{done.stderr[-4000:]}"
+    path = Path(done.stdout.strip().splitlines()[-1])
+    assert path == REPO / "dist" / "secrets-store-agent"
+    return path
+
+
+class ChrootAgent(AgentProcess):
+    """The e2e agent process, run from the one file inside ``chroot``: paths on its command line
+    are the ones it sees (under ``/node``); ``root`` is where the test sees the same directory."""
+
+    def __init__(self, chroot: Path, *args: str) -> None:
+        super().__init__(chroot / INSIDE.relative_to("/"), list(args))
+        self.chroot = chroot
+
+    def command(self) -> list[str]:
+        return [
+            shutil.which("chroot") or "/usr/sbin/chroot",
+            str(self.chroot),
+            PROGRAM,
+            "serve",
+            f"--standalone-dir={INSIDE}",
+            f"--endpoint=unix://{INSIDE}/csi.sock",
+            "--nodeid=one-file-node",
+            f"--metrics-addr=127.0.0.1:{self.metrics_port}",
+            f"--health-addr=127.0.0.1:{self.health_port}",
+            f"--state-dir={INSIDE}/state",
+            "--log-format-json",
+            "--tmpfs-size=1Mi",
+            "--shutdown-grace=5s",
+            *self.args,
+        ]
+
+
+@pytest.fixture
+def chroot(one_file: Path) -> Iterator[Path]:
+    """An empty root with only the file, /proc and a sticky /tmp (where the bundle unpacks)."""
+    if not is_root():
+        pytest.skip("chroot, /proc and tmpfs mounts need root (run under `unshare -m`)")
+    root = Path(tempfile.mkdtemp(prefix="ssa-onefile-", dir="/tmp"))
+    for name in ("proc", "tmp", INSIDE.name):
+        (root / name).mkdir()
+    os.chmod(root / "tmp", 0o1777)  # noqa: S103 - /tmp is world-writable and sticky
+    shutil.copy2(one_file, root / PROGRAM.lstrip("/"))
+    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    try:
+        yield root
+    finally:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.umount2(os.fsencode(root / "proc"), 2)
+        leaked = force_unmount_under(str(root))
+        shutil.rmtree(root, ignore_errors=True)
+        assert not leaked, f"test left mounts behind: {leaked}"
+
+
+def run_inside(chroot: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # An empty environment as well: no PATH, no PYTHONHOME, no LD_LIBRARY_PATH to lean on.
+    command = [shutil.which("chroot") or "/usr/sbin/chroot", str(chroot), PROGRAM, *args]
+    return subprocess.run(command, capture_output=True, text=True, env={}, timeout=60, check=False)
+
+
+def test_version_is_the_package_version(chroot: Path) -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+    done = run_inside(chroot, "--version")
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["BuildVersion"] == project["version"]
+    assert os.listdir(chroot / "tmp") == [], "the bundle left its unpacked files behind"
+
+
+def test_every_builtin_provider_loads_inside_the_bundle(chroot: Path) -> None:
+    done = run_inside(chroot, "providers")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    loaded = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()}
+    assert set(BUILTIN_FACTORIES) <= set(loaded), done.stdout
+    assert {name: loaded[name] for name in BUILTIN_FACTORIES} == dict.fromkeys(
+        BUILTIN_FACTORIES, "ok"
+    )
+
+
+async def test_standalone_publish_through_the_socket(chroot: Path, vault: VaultSetup) -> None:
+    vault.put("app/db", {"password": "from-the-one-file"})
+    objects: list[dict[str, str | int]] = [
+        {
+            "objectName": "password",
+            "secretPath": vault.secret_path("app/db"),
+            "secretKey": "password",
+        }
+    ]
+    agent = ChrootAgent(chroot)
+    agent.write_spc("app", vault.spc_yaml("app", objects))
+    agent.start()
+    try:
+        agent.wait_ready()
+        uid = new_pod_uid()
+        agent.target(uid)  # kubelet makes the volume directory; the agent makes `mount`
+        inside_target = (
+            INSIDE / "pods" / uid / "volumes" / "kubernetes.io~csi" / "secrets" / "mount"
+        )
+        request = publish_request(
+            str(inside_target), spc="app", uid=uid, tokens={"vault": vault.jwt()}
+        )
+        kubelet = Kubelet(str(agent.socket))
+        try:
+            await kubelet.publish(request)
+            seen = chroot / inside_target.relative_to("/")
+            assert (seen / "password").read_text() == "from-the-one-file"
+            assert mounts_under(str(chroot / INSIDE.name)) == [str(seen)]
+            await kubelet.unpublish(request.volume_id, str(inside_target))
+            assert not seen.exists()
+        finally:
+            await kubelet.close()
+        published = agent.events_named("node_publish.completed")
+        assert [event["outcome"] for event in published] == ["mounted"]
+    finally:
+        code = agent.terminate()
+    assert code == 0, agent.output()
+    assert os.listdir(chroot / "tmp") == [], "the bundle left its unpacked files behind"
