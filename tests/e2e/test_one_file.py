@@ -30,6 +30,15 @@ from tests.support.mounts import force_unmount_under, is_root, mounts_under
 BUILD_TIMEOUT_S = 900
 INSIDE = Path("/node")  # the agent's directory as the chrooted agent sees it
 PROGRAM = "/secrets-store-agent"
+# What the image's container gets besides what Kubernetes grants every privileged pod: mount(2)
+# and umount2(2) need CAP_SYS_ADMIN; CAP_SYS_CHROOT is only for this test's chroot.
+CAP_SYS_CHROOT, CAP_SYS_ADMIN = 18, 21
+ONLY_MOUNT_CAPABILITIES = [
+    "setpriv",
+    "--inh-caps=-all",
+    "--ambient-caps=-all",
+    "--bounding-set=-all,+sys_admin,+sys_chroot",
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +58,9 @@ def one_file() -> Path:
 
 
 class ChrootAgent(AgentProcess):
-    """The e2e agent process, run from the one file inside ``chroot``: paths on its command line
-    are the ones it sees (under ``/node``); ``root`` is where the test sees the same directory."""
+    """The e2e agent process, run from the one file inside ``chroot`` with no capability but
+    CAP_SYS_ADMIN (and CAP_SYS_CHROOT): paths on its command line are the ones it sees (under
+    ``/node``); ``root`` is where the test sees the same directory."""
 
     def __init__(self, chroot: Path, *args: str) -> None:
         super().__init__(chroot / INSIDE.relative_to("/"), list(args))
@@ -58,6 +68,7 @@ class ChrootAgent(AgentProcess):
 
     def command(self) -> list[str]:
         return [
+            *ONLY_MOUNT_CAPABILITIES,
             shutil.which("chroot") or "/usr/sbin/chroot",
             str(self.chroot),
             PROGRAM,
@@ -102,6 +113,13 @@ def run_inside(chroot: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, env={}, timeout=60, check=False)
 
 
+def effective_capabilities(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(
+        next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1], 16
+    )
+
+
 def test_version_is_the_package_version(chroot: Path) -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
@@ -137,6 +155,7 @@ async def test_standalone_publish_through_the_socket(chroot: Path, vault: VaultS
     agent.start()
     try:
         agent.wait_ready()
+        assert effective_capabilities(agent.pid) == 1 << CAP_SYS_ADMIN | 1 << CAP_SYS_CHROOT
         uid = new_pod_uid()
         agent.target(uid)  # kubelet makes the volume directory; the agent makes `mount`
         inside_target = (
