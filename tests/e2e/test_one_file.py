@@ -87,10 +87,11 @@ class ChrootAgent(AgentProcess):
 
 
 @pytest.fixture
-def chroot(one_file: Path) -> Iterator[Path]:
+def chroot(request: pytest.FixtureRequest) -> Iterator[Path]:
     """An empty root with only the file, /proc and a sticky /tmp (where the bundle unpacks)."""
     if not is_root():
         pytest.skip("chroot, /proc and tmpfs mounts need root (run under `unshare -m`)")
+    one_file: Path = request.getfixturevalue("one_file")
     root = Path(tempfile.mkdtemp(prefix="ssa-onefile-", dir="/tmp"))
     for name in ("proc", "tmp", INSIDE.name):
         (root / name).mkdir()
