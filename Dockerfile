@@ -22,9 +22,10 @@ ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 ENV TMPDIR=/tmp
 
 # Root: mount(2) and umount2(2) of the volumes' tmpfs need CAP_SYS_ADMIN in the node's user
-# namespace, and kubelet's directories belong to root. No other capability is needed (the
-# e2e test runs the file with CAP_SYS_ADMIN alone); Kubernetes still requires a privileged
-# container for the Bidirectional mount propagation that makes the mounts visible to pods.
+# namespace, and kubelet's directories belong to root. The e2e test publishes with
+# CAP_SYS_ADMIN alone; CAP_CHOWN is needed only for files given a non-root owner. Kubernetes
+# still requires a privileged container for the Bidirectional mount propagation that makes
+# the mounts visible to pods.
 USER 0:0
 
 # Metrics (--metrics-addr) and /healthz, /readyz (--health-addr), the agent's defaults.
