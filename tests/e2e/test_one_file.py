@@ -1,5 +1,5 @@
 """The one-file build (``scripts/build``) as a node runs it: no Python, no libc, nothing but the
-file, a kernel, ``/proc`` and a writable ``/tmp``.
+file, a kernel, ``/proc``, a writable ``/tmp`` and ``/etc/passwd``.
 
 The file is built once per source state (scripts/build caches it by the hash of its inputs) and
 run inside an otherwise empty chroot, so anything it would take from the machine (an
@@ -88,13 +88,17 @@ class ChrootAgent(AgentProcess):
 
 @pytest.fixture
 def chroot(request: pytest.FixtureRequest) -> Iterator[Path]:
-    """An empty root with only the file, /proc and a sticky /tmp (where the bundle unpacks)."""
+    """An empty root with only the file, /proc, a sticky /tmp (where the bundle unpacks) and
+    root's /etc/passwd entry, which every node and the image's base have (libraries ask for
+    the home directory)."""
     if not is_root():
         pytest.skip("chroot, /proc and tmpfs mounts need root (run under `unshare -m`)")
     one_file: Path = request.getfixturevalue("one_file")
     root = Path(tempfile.mkdtemp(prefix="ssa-onefile-", dir="/tmp"))
-    for name in ("proc", "tmp", INSIDE.name):
+    for name in ("proc", "tmp", "etc", INSIDE.name):
         (root / name).mkdir()
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/sbin/nologin\n")
+    (root / "etc" / "group").write_text("root:x:0:\n")
     os.chmod(root / "tmp", 0o1777)  # noqa: S103 - /tmp is world-writable and sticky
     shutil.copy2(one_file, root / PROGRAM.lstrip("/"))
     subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
