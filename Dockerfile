@@ -17,7 +17,7 @@ COPY --chmod=0555 dist/secrets-store-agent /secrets-store-agent
 
 # The bundled OpenSSL looks for Debian's /usr/lib/ssl, which the base does not have.
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
-# The file unpacks itself here on every start (about 40 MiB; removed on exit): the chart mounts
+# The file unpacks itself here on every start (40-90 MiB; removed on exit): the chart mounts
 # an emptyDir so the root filesystem can stay read-only.
 ENV TMPDIR=/tmp
 
