@@ -33,6 +33,7 @@ _SECRET_SHAPED = re.compile(
     r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # JWT (service-account tokens)
     r"|\bhv[sbr]\.[A-Za-z0-9_-]{20,}"  # Vault/OpenBao service, batch, recovery tokens
     r"|\bs\.[A-Za-z0-9]{20,}"  # legacy Vault service tokens
+    r"|\bya29\.[A-Za-z0-9_-]{20,}"  # Google OAuth 2.0 access tokens
 )
 _MAX_DEPTH = 8
 # Stdlib loggers (grpclib, hpack, aiohttp) are chatty at DEBUG and hpack dumps headers; only the

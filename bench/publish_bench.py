@@ -125,14 +125,21 @@ def start_agent(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", f"--state-dir={root / 'state'}",
         "--log-format-json",
     ]  # fmt: skip
+    return launch(command, root, socket), socket
+
+
+def launch(
+    command: list[str], root: Path, socket: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start the agent (stdout to ``root/agent.log``) and wait for its CSI socket."""
     log = (root / "agent.log").open("wb")
-    process = subprocess.Popen(command, stdout=log)
+    process = subprocess.Popen(command, stdout=log, env=env)
     deadline = time.monotonic() + 20
     while not os.path.exists(socket):
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("agent did not start")
         time.sleep(0.05)
-    return process, socket
+    return process
 
 
 def agent_side_latency(log: Path, sequential: set[str]) -> dict[str, dict[str, float]]:

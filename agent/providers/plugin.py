@@ -10,10 +10,8 @@ mode as a JSON number string, and upstream's retry policy (3 attempts on UNAVAIL
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
@@ -25,6 +23,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from agent._proto import v1alpha1 as pb
 from agent.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from agent.model import MountResult, ObjectVersion, ProviderRequest, SecretFile
+from agent.providers.common.gojson import string_map
 
 log = structlog.get_logger("agent.providers.plugin")
 
@@ -37,36 +36,13 @@ MAX_BACKOFF = 10.0
 
 _T = TypeVar("_T")
 
-# Go's encoder escapes these even inside strings (HTML safety, JS line terminators).
-_GO_ESCAPES = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def go_json(mapping: Mapping[str, str] | None) -> str:
-    """``json.Marshal`` of a Go ``map[string]string``, byte for byte.
-
-    Keys sorted, no spaces, ``<`` ``>`` ``&`` U+2028 U+2029 as ``\\uXXXX``, other non-ASCII
-    raw, and ``null`` for a nil map. Python's escapes of control characters (``\\n``, ``\\b``,
-    ``\\u001f``...) already match Go >= 1.22. Plugins may compare or hash this text, so it
-    must not merely be equivalent JSON.
-    """
-    if mapping is None:
-        return "null"
-    text = json.dumps(dict(mapping), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    if not text.isascii():
-        # Go replaces invalid UTF-8 with U+FFFD; a lone surrogate is Python's version of that.
-        text = _SURROGATE.sub("\ufffd", text)
-    return text.translate(_GO_ESCAPES)
-
 
 def mount_request(request: ProviderRequest) -> pb.MountRequest:
     """The MountRequest upstream builds (reference §4.4); the tokens are already in attributes."""
     return pb.MountRequest(
-        attributes=go_json(request.attributes),
+        attributes=string_map(request.attributes),
         # Kubelet's secrets map is nil (JSON null) when the pod has no nodePublishSecretRef.
-        secrets=go_json(request.secrets or None),
+        secrets=string_map(request.secrets or None),
         target_path=request.target_path,
         permission=str(request.default_mode),  # json.Marshal(os.FileMode(0o644)) == "420"
         current_object_version=[

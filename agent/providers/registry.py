@@ -57,7 +57,21 @@ def _vault(context: ProviderContext) -> Provider:
     )
 
 
-BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {"vault": _vault, "openbao": _vault}
+def _gcp(context: ProviderContext) -> Provider:
+    # Imported here: aiohttp's Google clients, google-crc32c (and google-auth, should an SPC use
+    # provider-adc or key.json) load only on a node that mounts a GCP volume.
+    from agent.providers.gcp import GcpProvider
+
+    return GcpProvider(
+        name=context.name, timeout=context.timeout, service_accounts=context.service_accounts
+    )
+
+
+BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {
+    "vault": _vault,
+    "openbao": _vault,
+    "gcp": _gcp,
+}
 DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024
 PLUGIN_DEADLINE_SHARE = 0.95
 

@@ -1,8 +1,13 @@
 """SecretProviderClasses and ServiceAccounts read from YAML files in a directory (standalone mode).
 
 The directory holds the same manifests one would ``kubectl apply``: every ``*.yaml``/``*.yml``
-file directly inside it, multi-document allowed. ``v1`` ServiceAccount manifests there stand in
-for the API's service accounts: providers read cloud identities from their annotations. Files
+file directly inside it, multi-document allowed. Each document is read as kubectl sends it to
+the API server (sigs.k8s.io/yaml's YAML-to-JSON: ``0123`` is the integer 83, ``on`` a boolean,
+``2024-01-01`` and ``1:30`` strings), and fields the CRD types as strings must then be strings,
+as the API server's schema validation demands: an unquoted number in ``spec.parameters`` is
+refused with an error naming the parameter, never read as some other text. ``v1``
+ServiceAccount manifests there stand in for the API's service accounts: providers read cloud
+identities from their annotations. Files
 are re-read only when their names, inodes, sizes or mtimes change, and always in a worker thread
 so a slow disk never stalls the event loop.
 A broken file is reported and skipped; it never hides the classes defined in the other files.
@@ -21,7 +26,6 @@ from pathlib import Path
 from typing import TypeGuard
 
 import structlog
-import yaml
 
 from agent.aio.threads import run_blocking
 from agent.errors import (
@@ -30,7 +34,7 @@ from agent.errors import (
     ServiceAccountNotFound,
 )
 from agent.model import SecretProviderClass
-from agent.standalone.yaml_codec import SafeLoader
+from agent.providers.common.goyaml import Decoder, GoYAMLError, load_all
 
 GROUP = "secrets-store.csi.x-k8s.io"
 API_VERSIONS = frozenset({f"{GROUP}/v1", f"{GROUP}/v1alpha1"})
@@ -154,14 +158,19 @@ def _load_file(
     path: Path, snapshot: _Snapshot, origins: dict[Key, str], old: dict[Key, tuple[str, int]]
 ) -> None:
     try:
-        documents = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        reason = _short(exc)
+        values = load_all(path.read_text(encoding="utf-8"), Decoder.SIGS_YAML, where=path.name)
+    except (OSError, UnicodeDecodeError, GoYAMLError) as exc:
+        reason = exc.message if isinstance(exc, GoYAMLError) else _short(exc)
         snapshot.broken_files[path.name] = reason
         snapshot.problems.append((path.name, reason))
         return
-    for index, document in enumerate(documents):
-        where = path.name if len(documents) == 1 else f"{path.name} (document {index + 1})"
+    for value in values:
+        where = value.where
+        try:
+            document = value.json()
+        except GoYAMLError as exc:
+            snapshot.problems.append((where, exc.message))
+            continue
         if _is_service_account(document):
             _load_service_account(document, where, snapshot)
             continue
@@ -272,11 +281,26 @@ def _parameters(value: object, key: Key) -> dict[str, str]:
         raise _Invalid("spec.parameters must be a mapping of strings", key)
     for name, item in value.items():
         # The CRD types parameters as map[string]string: quote numbers and booleans in YAML.
-        if not isinstance(name, str) or not isinstance(item, str):
+        if not isinstance(item, str):
             raise _Invalid(
-                f"spec.parameters.{name} must be a string, got {type(item).__name__}", key
+                f'spec.parameters.{name}: Invalid value: "{_json_type(item)}": '
+                "must be of type string (quote it in the YAML)",
+                key,
             )
     return dict(value)
+
+
+def _json_type(value: object) -> str:
+    """The OpenAPI type the API server names when it refuses a value (never the value)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "object" if isinstance(value, Mapping) else "array"
 
 
 def _secret_objects(value: object, key: Key) -> tuple[Mapping[str, object], ...]:

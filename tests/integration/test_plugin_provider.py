@@ -23,7 +23,8 @@ from agent.app import build_agent
 from agent.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from agent.model import ObjectVersion, PodIdentity, ProviderRequest
 from agent.providers import plugin as plugin_module
-from agent.providers.plugin import PluginProvider, go_json
+from agent.providers.common.gojson import string_map
+from agent.providers.plugin import PluginProvider
 from agent.providers.registry import ProviderRegistry
 from tests.conftest import AgentHarness, agent_settings
 from tests.support.fake_provider import FakeProvider
@@ -347,7 +348,7 @@ async def test_publish_and_unpublish_through_a_plugin(
 
     (received,) = plugin.requests
     attributes = json.loads(received.attributes)
-    assert received.attributes == go_json(attributes)  # Go's exact text, not just JSON
+    assert received.attributes == string_map(attributes)  # Go's exact text, not just JSON
     assert attributes["objects"] == OBJECTS
     assert attributes["secretProviderClass"] == "app-secrets"
     assert attributes["csi.storage.k8s.io/pod.name"] == "web-0"

@@ -7,7 +7,7 @@ import os
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 
@@ -19,6 +19,7 @@ from agent.providers.vault.config import Defaults, Flavour, VaultConfig, parse_c
 from agent.providers.vault.content import object_content, object_version
 from agent.providers.vault.nodefiles import NodeFiles, read_node_files
 from agent.providers.vault.objects import ReadKey
+from agent.providers.vault.secret import VaultSecret
 from agent.providers.vault.tokens import TokenKey, jwt_digest
 from agent.providers.vault.transport import Target
 from agent.providers.vault.trusted import TrustedDirs
@@ -130,11 +131,11 @@ class VaultProvider:
 
     async def _read_all(
         self, login: Login, token: Token, config: VaultConfig
-    ) -> dict[ReadKey, dict[str, Any]]:
+    ) -> dict[ReadKey, VaultSecret]:
         """Read each distinct request once, concurrently; fail on the first error."""
         limit = asyncio.Semaphore(_MAX_PARALLEL_READS)
 
-        async def read(key: ReadKey) -> dict[str, Any]:
+        async def read(key: ReadKey) -> VaultSecret:
             async with limit:
                 return await self._client.read(login, token, key)
 
@@ -147,7 +148,7 @@ class VaultProvider:
         return {key: task.result() for key, task in tasks.items()}
 
     def _result(
-        self, config: VaultConfig, responses: Mapping[ReadKey, dict[str, Any]], default_mode: int
+        self, config: VaultConfig, responses: Mapping[ReadKey, VaultSecret], default_mode: int
     ) -> MountResult:
         files: list[SecretFile] = []
         versions = []

@@ -8,7 +8,6 @@ its requests finish) rather than one more kept open per update."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import structlog
 
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderError, ProviderUnavailable
+from agent.providers.common import gojson
 from agent.providers.vault.config import TLSConfig
 from agent.providers.vault.nodefiles import NodeFiles, ssl_context
 
@@ -165,7 +165,9 @@ class Transport:
 
 def _reply(status: int, raw: bytes) -> Reply:
     try:
-        parsed = json.loads(raw) if raw.strip() else None
+        # As Vault's Go client decodes: numbers keep their text (UseNumber), so a value
+        # written back as JSON is the bytes hashicorp's provider writes.
+        parsed = gojson.loads(raw) if raw.strip() else None
     except ValueError:
         parsed = None
     body = parsed if isinstance(parsed, dict) else None
