@@ -16,6 +16,7 @@ import structlog
 from agent.app import Agent, build_agent
 from agent.config import Settings
 from agent.providers.registry import ProviderRegistry
+from tests.fakes.kube_api import kube_api, kube_api_options  # noqa: F401
 from tests.support.fake_provider import FakeProvider
 
 # Session fixtures shared by every package: one OpenBao dev server per run, one JWT signer.
