@@ -41,7 +41,7 @@ class Helm:
         namespace: str,
         kube_version: str,
     ) -> list[str]:
-        args = ["template", "rel", str(CHART), "--namespace", namespace]
+        args = ["template", "rel", str(CHART), "--namespace", namespace, "--include-crds"]
         args += ["--kube-version", kube_version]
         for path in values:
             args += ["-f", str(path)]

@@ -68,6 +68,7 @@ def test_validation_catches_a_misspelt_field(helm: Helm) -> None:
 def test_every_object_in_the_release_namespace_or_cluster_scoped(helm: Helm) -> None:
     cluster_scoped = {
         "CSIDriver",
+        "CustomResourceDefinition",
         "ClusterRole",
         "ClusterRoleBinding",
         "SecurityContextConstraints",
@@ -78,3 +79,22 @@ def test_every_object_in_the_release_namespace_or_cluster_scoped(helm: Helm) -> 
                 assert "namespace" not in obj["metadata"], obj["kind"]
             else:
                 assert obj["metadata"]["namespace"] == "secrets-store", obj["kind"]
+
+
+def test_crds_and_the_agents_rbac_name_the_same_resources(helm: Helm) -> None:
+    objects = helm.template()
+    crds = {
+        o["spec"]["names"]["plural"]: o for o in objects if o["kind"] == "CustomResourceDefinition"
+    }
+    assert set(crds) == {"secretproviderclasses", "secretproviderclasspodstatuses"}
+    assert {crd["spec"]["group"] for crd in crds.values()} == {"secrets-store.csi.x-k8s.io"}
+    assert {crd["spec"]["scope"] for crd in crds.values()} == {"Namespaced"}
+
+    role = one(objects, "ClusterRole", "rel-secrets-store-agent-secretproviderclasses")
+    granted = {
+        resource
+        for rule in role["rules"]
+        if "secrets-store.csi.x-k8s.io" in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    assert {name.split("/")[0] for name in granted} == set(crds)
