@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import tomllib
 from collections.abc import Iterator
@@ -30,8 +31,8 @@ from tests.support.mounts import force_unmount_under, is_root, mounts_under
 BUILD_TIMEOUT_S = 900
 INSIDE = Path("/node")  # the agent's directory as the chrooted agent sees it
 PROGRAM = "/secrets-store-agent"
-# What the image's container gets besides what Kubernetes grants every privileged pod: mount(2)
-# and umount2(2) need CAP_SYS_ADMIN; CAP_SYS_CHROOT is only for this test's chroot.
+# The only capabilities the agent keeps: mount(2) and umount2(2) need CAP_SYS_ADMIN;
+# CAP_SYS_CHROOT is for this test's chroot.
 CAP_SYS_CHROOT, CAP_SYS_ADMIN = 18, 21
 ONLY_MOUNT_CAPABILITIES = [
     "setpriv",
@@ -58,32 +59,20 @@ def one_file() -> Path:
 
 
 class ChrootAgent(AgentProcess):
-    """The e2e agent process, run from the one file inside ``chroot`` with no capability but
-    CAP_SYS_ADMIN (and CAP_SYS_CHROOT): paths on its command line are the ones it sees (under
-    ``/node``); ``root`` is where the test sees the same directory."""
+    """The e2e agent process (same flags as every e2e test), run from the one file inside
+    ``chroot`` with no capability but CAP_SYS_ADMIN (and CAP_SYS_CHROOT): paths on its command
+    line are the ones it sees (under ``/node``); ``root`` is where the test sees that directory."""
 
     def __init__(self, chroot: Path, *args: str) -> None:
         super().__init__(chroot / INSIDE.relative_to("/"), list(args))
         self.chroot = chroot
 
     def command(self) -> list[str]:
-        return [
-            *ONLY_MOUNT_CAPABILITIES,
-            shutil.which("chroot") or "/usr/sbin/chroot",
-            str(self.chroot),
-            PROGRAM,
-            "serve",
-            f"--standalone-dir={INSIDE}",
-            f"--endpoint=unix://{INSIDE}/csi.sock",
-            "--nodeid=one-file-node",
-            f"--metrics-addr=127.0.0.1:{self.metrics_port}",
-            f"--health-addr=127.0.0.1:{self.health_port}",
-            f"--state-dir={INSIDE}/state",
-            "--log-format-json",
-            "--tmpfs-size=1Mi",
-            "--shutdown-grace=5s",
-            *self.args,
-        ]
+        interpreter, *flags = super().command()
+        assert interpreter == sys.executable and flags[:2] == ["-m", "agent"]
+        inside = [flag.replace(str(self.root), str(INSIDE)) for flag in flags[2:]]
+        chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+        return [*ONLY_MOUNT_CAPABILITIES, chroot, str(self.chroot), PROGRAM, *inside]
 
 
 @pytest.fixture
