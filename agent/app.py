@@ -120,7 +120,7 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         spcs=spcs,
         providers=providers,
         mounter=mounter,
-        writer=AsyncPayloadWriter(max_total_bytes=settings.max_payload_bytes),
+        writer=AsyncPayloadWriter(max_total_bytes=settings.payload_limit),
         statuses=statuses,
         metadata=metadata,
         observer=metrics,
@@ -217,7 +217,11 @@ async def serve(settings: Settings, registry: ProviderRegistry | None = None) ->
 
 
 def run(settings: Settings, registry: ProviderRegistry | None = None) -> int:
-    configure_logging(json=settings.log_format_json, verbosity=settings.verbosity)
+    configure_logging(
+        json=settings.log_format_json,
+        verbosity=settings.verbosity,
+        debug_loggers=settings.debug_loggers,
+    )
     try:
         if sys.platform != "win32":
             import uvloop

@@ -17,6 +17,7 @@ from agent.config import (
     socket_path_from_endpoint,
 )
 from agent.errors import ConfigError
+from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
 
 T = TypeVar("T")
 
@@ -80,6 +81,12 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     add("--provider-health-check-interval", default=120.0, type=duration)
     _go_bool("--version", p)
     add("-v", "--v", dest="verbosity", default=0, type=int, help="log verbosity (klog style)")
+    add(
+        "--debug-loggers",
+        default=os.environ.get(DEBUG_LOGGERS_ENV, ""),
+        help="comma-separated third-party loggers to log at DEBUG (e.g. hpack,h2,grpclib,"
+        f"aiohttp); independent of -v; default ${DEBUG_LOGGERS_ENV}",
+    )
     _go_bool("--enable-pprof", p)
     add("--pprof-port", default=6065, type=int, help="accepted for compatibility; unused")
     add("--metrics-backend", default="Prometheus", help="only Prometheus is supported")
@@ -101,7 +108,12 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         type=duration,
         help="how long SIGTERM waits for in-flight calls",
     )
-    add("--max-payload-size", default=16 * 2**20, type=size, help="largest volume content")
+    add(
+        "--max-payload-size",
+        default=None,
+        type=size,
+        help="largest volume content (default: 16Mi, or --max-call-recv-msg-size if larger)",
+    )
     add("--vault-address", default="", help="default Vault/OpenBao address for SPCs without one")
     add(
         "--trusted-file-dirs",
@@ -153,6 +165,8 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         raise ConfigError("--provider-timeout must be above 0 and below kubelet's 2m call timeout")
     if ns.tmpfs_size is not None and ns.tmpfs_size <= 0:
         raise ConfigError("--tmpfs-size must be positive")
+    if ns.max_payload_size is not None and ns.max_payload_size <= 0:
+        raise ConfigError("--max-payload-size must be positive")
     if ns.vault_address.startswith("unix://") and not ns.vault_address.startswith("unix:///"):
         raise ConfigError(
             "--vault-address: a unix socket needs an absolute path, unix:///run/x.sock"
@@ -182,6 +196,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         max_call_recv_msg_size=ns.max_call_recv_msg_size,
         log_format_json=bool(ns.log_format_json),
         verbosity=ns.verbosity,
+        debug_loggers=parse_debug_loggers(ns.debug_loggers),
         provider_health_check=bool(ns.provider_health_check),
         provider_health_check_interval=ns.provider_health_check_interval,
         kubeconfig=ns.kubeconfig,

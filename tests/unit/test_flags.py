@@ -76,6 +76,8 @@ def test_version_flag() -> None:
         (["--metrics-addr=nonsense"], "--metrics-addr"),
         (["--health-addr=[::1"], "--health-addr"),
         (["--tmpfs-size=0"], "--tmpfs-size"),
+        (["--max-payload-size=0"], "--max-payload-size"),
+        (["--max-payload-size=big"], "--max-payload-size"),
         (["--metrics-addr=:8095\u00b2"], "--metrics-addr"),
         (["--trusted-file-dirs=/etc/../"], "--trusted-file-dirs"),
         (["--trusted-file-dirs=relative/dir"], "--trusted-file-dirs"),
@@ -101,6 +103,29 @@ def test_go_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("argv", "limit"),
+    [
+        ([], 16 * 2**20),  # default: 16Mi
+        (["--max-call-recv-msg-size=33554432"], 33554432),  # upstream's remedy raises it too
+        (["--max-call-recv-msg-size=1048576"], 16 * 2**20),  # never below the default
+        (["--max-call-recv-msg-size=33554432", "--max-payload-size=8Mi"], 8 * 2**20),
+        (["--max-payload-size=64Mi"], 64 * 2**20),
+    ],
+)
+def test_payload_limit_follows_the_receive_limit_unless_set(argv: list[str], limit: int) -> None:
+    assert parse_settings(argv)[0].payload_limit == limit
+
+
+def test_debug_loggers_flag_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_settings([])[0].debug_loggers == ()
+    assert parse_settings(["-v=5"])[0].debug_loggers == ()  # -v alone never opens them
+    assert parse_settings(["--debug-loggers=hpack,h2"])[0].debug_loggers == ("hpack", "h2")
+    monkeypatch.setenv("SECRETS_STORE_AGENT_DEBUG_LOGGERS", "grpclib")
+    assert parse_settings([])[0].debug_loggers == ("grpclib",)
+    assert parse_settings(["--debug-loggers="])[0].debug_loggers == ()  # the flag wins
 
 
 def test_sizes() -> None:
