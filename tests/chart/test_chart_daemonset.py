@@ -189,6 +189,7 @@ NOT_RENDERED = {
     "--max-payload-size": "linux.extraArgs",
     "--vault-address": "linux.extraArgs",
     "--trusted-file-dirs": "linux.extraArgs, with linux.volumes for the directories",
+    "--debug-loggers": "a troubleshooting knob: linux.extraArgs, or its variable in linux.env",
 }
 
 
