@@ -7,6 +7,7 @@
 # zones, /etc/passwd, and a /tmp to unpack into. distroless/static is that and no more: no
 # shell, no package manager, no compiler, no libc. Not built on the project's machines (no
 # docker build there); tests/unit/test_dockerfile.py checks these invariants instead.
+# Releases pin the base by digest (FROM ...@sha256:...); no digest could be looked up here.
 FROM gcr.io/distroless/static-debian12:latest
 
 LABEL org.opencontainers.image.title="secrets-store-agent" \
