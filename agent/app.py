@@ -110,7 +110,14 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
     providers = registry or ProviderRegistry(
         timeout=settings.provider_timeout,
         version_key=load_version_key(settings.state_dir),
-        options={"vault_address": settings.vault_address},
+        options={
+            "vault_address": settings.vault_address,
+            "azure_cloud_name": settings.azure_cloud_name,
+            "azure_construct_pem_chain": str(settings.azure_construct_pem_chain).lower(),
+            "azure_write_cert_and_key_in_separate_files": str(
+                settings.azure_write_cert_and_key_in_separate_files
+            ).lower(),
+        },
         trusted_dirs=settings.trusted_file_dirs,
         plugin_directories=(*settings.additional_provider_volume_paths, settings.provider_volume),
         max_recv_bytes=settings.max_call_recv_msg_size,

@@ -80,6 +80,11 @@ class Settings:
     # --max-payload-size; None: follows the receive limit (see payload_limit).
     max_payload_bytes: int | None = None
     vault_address: str = ""
+    # The upstream Azure provider's own flags (-cloud-name, -construct-pem-chain,
+    # -write-cert-and-key-in-separate-files), prefixed since they now live in one agent.
+    azure_cloud_name: str = "AzurePublicCloud"
+    azure_construct_pem_chain: bool = True
+    azure_write_cert_and_key_in_separate_files: bool = False
     trusted_file_dirs: tuple[str, ...] = ()
     state_dir: str = "/var/run/secrets-store-agent"
 

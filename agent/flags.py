@@ -116,6 +116,21 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     )
     add("--vault-address", default="", help="default Vault/OpenBao address for SPCs without one")
     add(
+        "--azure-cloud-name",
+        default=_DEFAULTS.azure_cloud_name,
+        help="Azure cloud for SecretProviderClasses without cloudName (upstream -cloud-name)",
+    )
+    add(
+        "--azure-construct-pem-chain",
+        nargs="?",
+        const=True,
+        default=True,
+        type=boolean,
+        metavar="BOOL",
+        help="order PEM certificate chains leaf to root (upstream -construct-pem-chain)",
+    )
+    _go_bool("--azure-write-cert-and-key-in-separate-files", p)
+    add(
         "--trusted-file-dirs",
         default="",
         help="comma-separated directories whose files a SecretProviderClass may name "
@@ -133,6 +148,29 @@ def _trusted_dirs(value: str) -> tuple[str, ...]:
     if any(os.path.normpath(d) == os.path.normpath("/") for d in dirs):
         raise ConfigError("--trusted-file-dirs: '/' would trust every file on the node")
     return dirs
+
+
+_AZURE_CLOUDS = frozenset(
+    {
+        "AZUREPUBLICCLOUD",
+        "AZURECLOUD",
+        "AZUREUSGOVERNMENTCLOUD",
+        "AZUREUSGOVERNMENT",
+        "AZURECHINACLOUD",
+        "AZUREGERMANCLOUD",
+        "AZURESTACKCLOUD",
+    }
+)
+
+
+def _azure_cloud(value: str) -> str:
+    """Checked here, by name only, so the provider's module stays unloaded until it is used."""
+    if value.strip().upper() not in _AZURE_CLOUDS:
+        raise ConfigError(
+            f"--azure-cloud-name: unknown cloud {value!r} (AzurePublicCloud, "
+            "AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud or AzureStackCloud)"
+        )
+    return value.strip()
 
 
 def normalise_go_flags(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
@@ -207,6 +245,11 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         shutdown_grace=ns.shutdown_grace,
         max_payload_bytes=ns.max_payload_size,
         vault_address=ns.vault_address,
+        azure_cloud_name=_azure_cloud(ns.azure_cloud_name),
+        azure_construct_pem_chain=bool(ns.azure_construct_pem_chain),
+        azure_write_cert_and_key_in_separate_files=bool(
+            ns.azure_write_cert_and_key_in_separate_files
+        ),
         trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
         state_dir=ns.state_dir,
     )

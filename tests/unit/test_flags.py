@@ -82,6 +82,8 @@ def test_version_flag() -> None:
         (["--trusted-file-dirs=/etc/../"], "--trusted-file-dirs"),
         (["--trusted-file-dirs=relative/dir"], "--trusted-file-dirs"),
         (["--vault-address=unix://run/x.sock"], "--vault-address"),
+        (["--azure-cloud-name=Mars"], "--azure-cloud-name"),
+        (["--azure-construct-pem-chain=maybe"], "--azure-construct-pem-chain"),
         (["--endpoint=unix:///" + "x" * 120], "--endpoint"),
     ],
 )
@@ -141,3 +143,20 @@ def test_sizes() -> None:
 def test_endpoint_parsing_like_upstream(endpoint: str, path: str) -> None:
     assert socket_path_from_endpoint(endpoint) == path
     assert Settings(endpoint=endpoint).socket_path == path
+
+
+def test_upstream_azure_provider_flags() -> None:
+    settings, _ = parse_settings([])
+    assert settings.azure_cloud_name == "AzurePublicCloud"
+    assert settings.azure_construct_pem_chain is True
+    assert settings.azure_write_cert_and_key_in_separate_files is False
+    settings, _ = parse_settings(
+        [
+            "-azure-cloud-name=azurechinacloud",
+            "--azure-construct-pem-chain=false",
+            "--azure-write-cert-and-key-in-separate-files",
+        ]
+    )
+    assert settings.azure_cloud_name == "azurechinacloud"
+    assert settings.azure_construct_pem_chain is False
+    assert settings.azure_write_cert_and_key_in_separate_files is True
