@@ -190,6 +190,10 @@ NOT_RENDERED = {
     "--vault-address": "linux.extraArgs",
     "--trusted-file-dirs": "linux.extraArgs, with linux.volumes for the directories",
     "--debug-loggers": "a troubleshooting knob: linux.extraArgs, or its variable in linux.env",
+    # The Azure provider's own flags (upstream's Azure provider DaemonSet): linux.extraArgs.
+    "--azure-cloud-name": "Azure provider option: linux.extraArgs",
+    "--azure-construct-pem-chain": "Azure provider option: linux.extraArgs",
+    "--azure-write-cert-and-key-in-separate-files": "Azure provider option: linux.extraArgs",
 }
 
 
