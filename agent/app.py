@@ -112,6 +112,7 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         version_key=load_version_key(settings.state_dir),
         options={
             "vault_address": settings.vault_address,
+            "aws_pod_identity_endpoint": settings.aws_pod_identity_endpoint,
             "azure_cloud_name": settings.azure_cloud_name,
             "azure_construct_pem_chain": str(settings.azure_construct_pem_chain).lower(),
             "azure_write_cert_and_key_in_separate_files": str(
@@ -122,6 +123,7 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         plugin_directories=(*settings.additional_provider_volume_paths, settings.provider_volume),
         max_recv_bytes=settings.max_call_recv_msg_size,
         service_accounts=service_accounts,
+        prefer_plugins=settings.prefer_plugin_providers,
     )
     ports = PublishPorts(
         spcs=spcs,

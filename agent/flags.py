@@ -137,7 +137,37 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         "(CA bundles, client certificates, Vault Agent sockets); none by default",
     )
     add("--state-dir", default=_DEFAULTS.state_dir, help="node-local agent state (version key)")
+    add(
+        "--prefer-plugin-providers",
+        default="",
+        help="comma-separated provider names (e.g. aws,vault) served by an installed plugin "
+        "socket instead of the built-in while the socket exists (migrating off a DaemonSet)",
+    )
+    add(
+        "--aws-pod-identity-endpoint",
+        default="",
+        help="EKS Pod Identity Agent credentials URL (default: http://169.254.170.23 then "
+        "http://[fd00:ec2::23], per the SecretProviderClass preferredAddressType)",
+    )
     return p
+
+
+def _provider_names(value: str) -> tuple[str, ...]:
+    from agent.providers.discovery import PLUGIN_NAME
+
+    names = tuple(name for name in value.split(",") if name)
+    bad = [name for name in names if not PLUGIN_NAME.fullmatch(name)]
+    if bad:
+        raise ConfigError(f"--prefer-plugin-providers: not provider names: {', '.join(bad)}")
+    return names
+
+
+def _http_url(flag: str, value: str) -> str:
+    from urllib.parse import urlsplit
+
+    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+        raise ConfigError(f"{flag}: {value!r} is not an http:// or https:// URL")
+    return value
 
 
 def _trusted_dirs(value: str) -> tuple[str, ...]:
@@ -252,6 +282,10 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         ),
         trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
         state_dir=ns.state_dir,
+        prefer_plugin_providers=_provider_names(ns.prefer_plugin_providers),
+        aws_pod_identity_endpoint=_http_url(
+            "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
+        ),
     )
     socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
     return settings, bool(ns.version)
