@@ -84,6 +84,7 @@ def test_full_values_reach_the_agent(helm: Helm) -> None:
     assert settings.state_dir == "/var/lib/secrets-store-agent"
     assert settings.tmpfs_size == 16 * 2**20
     assert settings.trusted_file_dirs == ("/etc/ssa-trusted",)
+    assert set(settings.prefer_plugin_providers) == {"aws", "vault"}
 
 
 @pytest.mark.parametrize("values", [(), (FULL,)], ids=["default", "full"])
@@ -194,6 +195,7 @@ NOT_RENDERED = {
     "--azure-cloud-name": "Azure provider option: linux.extraArgs",
     "--azure-construct-pem-chain": "Azure provider option: linux.extraArgs",
     "--azure-write-cert-and-key-in-separate-files": "Azure provider option: linux.extraArgs",
+    "--aws-pod-identity-endpoint": "AWS provider option: linux.extraArgs",
 }
 
 

@@ -114,6 +114,9 @@ chart's tests). $(VAR) references are expanded by kubelet from the container's e
 - {{ printf "--provider-health-check-interval=%s" (include "ssa.duration" .Values.providerHealthCheckInterval) | quote }}
 {{- end }}
 - {{ printf "--max-call-recv-msg-size=%d" (int64 .Values.maxCallRecvMsgSize) | quote }}
+{{- with .Values.preferPluginProviders }}
+- {{ printf "--prefer-plugin-providers=%s" (join "," .) | quote }}
+{{- end }}
 - {{ printf "--state-dir=%s" .Values.linux.stateDir | quote }}
 {{- range .Values.linux.extraArgs }}
 - {{ . | quote }}
