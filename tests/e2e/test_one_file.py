@@ -4,8 +4,9 @@ file, a kernel, ``/proc``, a writable ``/tmp`` and ``/etc/passwd``.
 The file is built once per source state (scripts/build caches it by the hash of its inputs) and
 run inside an otherwise empty chroot, so anything it would take from the machine (an
 interpreter, a site-packages, a shared library) is missing there. A grpcio client publishes a
-Vault volume through its CSI socket against the real OpenBao dev server; loading every built-in
-provider proves that the libraries they import lazily are inside the bundle.
+Vault volume through its CSI socket against the real OpenBao dev server, and an AWS volume
+against moto (the bundle keeps only the botocore models the AWS provider names); loading every
+built-in provider proves that the libraries they import lazily are inside the bundle.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 from agent.providers.registry import BUILTIN_FACTORIES
 from tests.e2e.conftest import REPO, AgentProcess, VaultSetup, new_pod_uid
 from tests.support.kubelet import Kubelet, publish_request
+from tests.support.moto import MotoServer, unique
 from tests.support.mounts import force_unmount_under, is_root, mounts_under
 
 BUILD_TIMEOUT_S = 900
@@ -63,8 +65,10 @@ class ChrootAgent(AgentProcess):
     ``chroot`` with no capability but CAP_SYS_ADMIN (and CAP_SYS_CHROOT): paths on its command
     line are the ones it sees (under ``/node``); ``root`` is where the test sees that directory."""
 
-    def __init__(self, chroot: Path, *args: str) -> None:
-        super().__init__(chroot / INSIDE.relative_to("/"), list(args))
+    def __init__(self, chroot: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        # A node's environment, not this machine's: its CA variables name files the chroot
+        # does not have (AWS_CA_BUNDLE, SSL_CERT_FILE, ...).
+        super().__init__(chroot / INSIDE.relative_to("/"), list(args), env=dict(env or {}))
         self.chroot = chroot
 
     def command(self) -> list[str]:
@@ -77,9 +81,9 @@ class ChrootAgent(AgentProcess):
 
 @pytest.fixture
 def chroot(request: pytest.FixtureRequest) -> Iterator[Path]:
-    """An empty root with only the file, /proc, a sticky /tmp (where the bundle unpacks) and
-    root's /etc/passwd entry, which every node and the image's base have (libraries ask for
-    the home directory)."""
+    """An empty root with only the file, /proc, a sticky /tmp (where the bundle unpacks), root's
+    /etc/passwd entry, which every node and the image's base have (libraries ask for the home
+    directory), and the /etc/hosts and /etc/resolv.conf every container gets."""
     if not is_root():
         pytest.skip("chroot, /proc and tmpfs mounts need root (run under `unshare -m`)")
     one_file: Path = request.getfixturevalue("one_file")
@@ -88,6 +92,9 @@ def chroot(request: pytest.FixtureRequest) -> Iterator[Path]:
         (root / name).mkdir()
     (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/sbin/nologin\n")
     (root / "etc" / "group").write_text("root:x:0:\n")
+    # What the container runtime puts in every container: the agent's name resolution.
+    (root / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    (root / "etc" / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     os.chmod(root / "tmp", 0o1777)  # noqa: S103 - /tmp is world-writable and sticky
     shutil.copy2(one_file, root / PROGRAM.lstrip("/"))
     subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
@@ -174,3 +181,59 @@ async def test_standalone_publish_through_the_socket(chroot: Path, vault: VaultS
         code = agent.terminate()
     assert code == 0, agent.output()
     assert os.listdir(chroot / "tmp") == [], "the bundle left its unpacked files behind"
+
+
+AWS_SPC = """\
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata: {{name: aws-app, namespace: default}}
+spec:
+  provider: aws
+  parameters:
+    objects: |
+      - {{objectName: {secret}, objectType: secretsmanager, objectAlias: db}}
+      - {{objectName: "{parameter}", objectType: ssmparameter, objectAlias: token}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: web
+  namespace: default
+  annotations: {{eks.amazonaws.com/role-arn: "arn:aws:iam::123456789012:role/web"}}
+"""
+
+
+async def test_aws_publish_through_the_socket(chroot: Path, moto: MotoServer) -> None:
+    """IRSA (STS AssumeRoleWithWebIdentity), Secrets Manager and SSM: botocore's endpoint rules,
+    partitions and STS model must be in the bundle, and nothing else of its data is needed."""
+    secret, parameter = unique("onefile"), f"/{unique('onefile')}/token"
+    moto.client("secretsmanager").create_secret(Name=secret, SecretString="from-aws")
+    moto.client("ssm").put_parameter(Name=parameter, Value="tok", Type="SecureString")
+    # The operator's way to point the agent at an endpoint: the AWS SDKs' environment.
+    agent = ChrootAgent(chroot, env={"AWS_ENDPOINT_URL": moto.address, "AWS_REGION": "us-east-1"})
+    agent.write_spc("aws-app", AWS_SPC.format(secret=secret, parameter=parameter))
+    agent.start()
+    try:
+        agent.wait_ready()
+        uid = new_pod_uid()
+        agent.target(uid)
+        inside_target = INSIDE / "pods" / uid / "volumes" / "kubernetes.io~csi" / "secrets"
+        inside_target /= "mount"
+        request = publish_request(
+            str(inside_target),
+            spc="aws-app",
+            uid=uid,
+            tokens={"sts.amazonaws.com": "eyJ.kubelet.token"},
+        )
+        kubelet = Kubelet(str(agent.socket))
+        try:
+            await kubelet.publish(request)
+            seen = chroot / inside_target.relative_to("/")
+            assert (seen / "db").read_text() == "from-aws"
+            assert (seen / "token").read_text() == "tok"
+            await kubelet.unpublish(request.volume_id, str(inside_target))
+        finally:
+            await kubelet.close()
+    finally:
+        code = agent.terminate()
+    assert code == 0, agent.output()
