@@ -26,6 +26,7 @@ import aiohttp
 from agent.aio.threads import run_blocking
 
 RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+UNAUTHENTICATED = 401  # the access token was refused: a cached copy must be dropped
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # Parameter Manager allows 1 MiB, Secret Manager 64 KiB
 _MAX_MESSAGE = 300
 

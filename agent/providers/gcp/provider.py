@@ -17,7 +17,7 @@ from agent.providers.gcp.config import MountConfig, SecretEntry, parse_config
 from agent.providers.gcp.extract import extract_json_key, extract_yaml_key
 from agent.providers.gcp.federation import PodCredentials
 from agent.providers.gcp.fetch import Fetched, fetch
-from agent.providers.gcp.http import ApiFailure, GoogleHttp, RequestHook, Sleep
+from agent.providers.gcp.http import UNAUTHENTICATED, ApiFailure, GoogleHttp, RequestHook, Sleep
 from agent.providers.gcp.resources import Resource
 from agent.providers.gcp.settings import GcpSettings, load_settings
 from agent.providers.gcp.tokens import TokenCache
@@ -133,6 +133,8 @@ class GcpProvider:
             else:
                 failures.append((users[resource], outcome))
         if failures:
+            if any(_is_unauthenticated(error) for _, error in failures):
+                self._cache.discard(token)
             raise _failed(failures, len(resources))
         return fetched
 
@@ -190,6 +192,10 @@ def _describe(error: BaseException) -> str:
     # An unexpected bug: its type for debugging, never its text (it could quote a token).
     log.error("gcp.fetch_failed", error=type(error).__qualname__, module=type(error).__module__)
     return f"unexpected {type(error).__name__}"
+
+
+def _is_unauthenticated(error: BaseException) -> bool:
+    return isinstance(error, ApiFailure) and error.http_status == UNAUTHENTICATED
 
 
 def _is_transient(error: BaseException) -> bool:
