@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from agent.errors import InvalidSecretProviderClass, ProviderError
@@ -98,3 +100,34 @@ def test_yaml_key_extraction_follows_yaml_v3() -> None:
             extract_yaml_key("secrets[0]", bad, "a")
     with pytest.raises(ProviderError, match="key 'a' not found"):
         extract_yaml_key("secrets[0]", b"", "a")
+
+
+@pytest.mark.parametrize("entries", [3, 2000])
+async def test_a_large_secrets_list_is_parsed_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch, entries: int
+) -> None:
+    from agent.model import PodIdentity, ProviderRequest
+    from agent.providers.gcp import provider as gcp_provider
+
+    threads: list[bool] = []
+
+    def recording(*args: object, **kwargs: bool) -> object:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return parse_config(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gcp_provider, "parse_config", recording)
+    text = "".join(f"- resourceName: {SM}\n  fileName: f{i}\n" for i in range(entries))
+    request = ProviderRequest(
+        attributes={"secrets": text + "- fileName: last\n"},
+        secrets={},
+        identity=PodIdentity("ns", "pod", "uid"),
+        target_path="/t",
+    )
+    provider = gcp_provider.GcpProvider(env={})
+    try:
+        with pytest.raises(InvalidSecretProviderClass, match=rf"secrets\[{entries}\].resourceName"):
+            await provider.mount(request)
+    finally:
+        await provider.close()
+    small = len(text) <= gcp_provider.PARSE_ON_LOOP_MAX
+    assert threads == [small]  # on the loop's thread only when small
