@@ -64,6 +64,32 @@ def test_null_entry_and_unknown_keys() -> None:
     assert config.warnings == ("secrets[0]: unknown keys ignored: filename",)
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        ("a", "a", r"secrets\[1\]\.path: 'a' is also the file of secrets\[0\]"),
+        (
+            "a",
+            "a/b",
+            r"secrets\[1\]\.path: 'a/b' needs the directory 'a', the file of secrets\[0\]",
+        ),
+        (
+            "x/a/b",
+            "x/a",
+            r"secrets\[1\]\.path: 'x/a' is a directory of the file 'x/a/b' of secrets\[0\]",
+        ),
+    ],
+)
+def test_files_may_not_collide(first: str, second: str, message: str) -> None:
+    other = "projects/p/secrets/t/versions/1"
+    with pytest.raises(InvalidSecretProviderClass, match=message):
+        parse(
+            f"- {{resourceName: {SM}, path: {first}}}\n- {{resourceName: {other}, path: {second}}}"
+        )
+    siblings = parse(f"- {{resourceName: {SM}, path: x/a}}\n- {{resourceName: {SM}, path: x/b}}")
+    assert [e.path for e in siblings.secrets] == ["x/a", "x/b"]
+
+
 def test_empty_list_is_allowed_as_upstream() -> None:
     assert parse("").secrets == ()
     assert parse("[]").secrets == ()
