@@ -57,16 +57,6 @@ async def test_latest_and_pinned_versions_with_resolved_names(gcp: GcpWorld) -> 
     ]
 
 
-async def test_a_secret_at_the_64_kib_limit_arrives_whole(gcp: GcpWorld) -> None:
-    # Base64 in JSON: an answer of about 88 KB, which arrives in several reads.
-    payload = bytes(range(256)) * 256
-    gcp.cloud.state.add_secret_version(PROJECT, "big", payload)
-    gcp.grant(PROJECT, "big")
-    secrets = "- resourceName: projects/proj-a/secrets/big/versions/1\n  fileName: big\n"
-    result = await gcp.provider().mount(gcp.request(secrets))
-    assert files(result) == {"big": payload}
-
-
 async def test_path_wins_over_file_name_nested_paths_and_modes(gcp: GcpWorld) -> None:
     gcp.cloud.state.add_secret_version(PROJECT, "tls", b"key")
     gcp.grant(PROJECT, "tls")
