@@ -15,7 +15,7 @@ Routes, bodies and failures follow the real service:
   version: ``403`` with inner code ``SecretDisabled``. Unknown object or version: ``404``
   ``SecretNotFound`` / ``KeyNotFound`` / ``CertificateNotFound``.
 - Injected failures (``fail``): any status with headers (``429`` with ``Retry-After``), for a
-  number of matching requests.
+  number of matching requests. ``trickle``: bodies written a few bytes at a time.
 
 A certificate is stored as real Key Vault stores it: a certificate version plus a secret and a
 key of the same name and version (the secret holds the PKCS#12 or PEM, ``kid`` set).
@@ -35,6 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.azure_entra import FakeEntra
+from tests.fakes.trickle import trickled
 
 API_VERSION = "7.4"
 KINDS = {"secrets": "secret", "keys": "key", "certificates": "certificate"}
@@ -148,6 +149,7 @@ class FakeKeyVault:
     barrier: asyncio.Barrier | None = None
     hang: asyncio.Event | None = None  # set: requests wait for it before answering
     next_link_host: str = ""  # answer paging links pointing at this host instead
+    trickle: int = 0  # bytes per write of each answer's body (0: one write); see trickle.py
 
     def vault(self, name: str) -> FakeVault:
         return self.vaults.setdefault(name, FakeVault(name))
@@ -177,8 +179,12 @@ class FakeKeyVault:
         finally:
             self.handler_seconds.append(time.perf_counter() - started)
 
+    @web.middleware
+    async def _trickled(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        return await trickled(request, await handler(request), self.trickle)
+
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._timed])
+        app = web.Application(middlewares=[self._timed, self._trickled])
         for collection in KINDS:
             app.router.add_get(f"/{collection}/{{name}}/versions", self._versions)
             app.router.add_get(f"/{collection}/{{name}}", self._get)

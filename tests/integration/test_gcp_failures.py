@@ -171,3 +171,15 @@ async def test_requests_go_through_the_proxy_from_the_environment(
     bypassing = gcp.provider(env=env, sleep=Sleeps())
     with pytest.raises(ProviderUnavailable, match="unreachable"):
         await bypassing.mount(gcp.request(one("projects/proj-a/secrets/db/versions/1")))
+
+
+async def test_an_answer_arriving_in_pieces_is_read_whole(gcp: GcpWorld) -> None:
+    # A slow link or a large payload: the body reaches the agent in several TCP segments.
+    # Reading only what the first one brought left truncated JSON ("not a JSON object").
+    payload = "".join(f"{i:05d}" for i in range(4000)).encode()
+    gcp.cloud.state.add_secret_version(PROJECT, "db", payload)
+    gcp.grant(PROJECT, "db")
+    gcp.cloud.trickle = 512
+    provider = gcp.provider()
+    result = await provider.mount(gcp.request(one("projects/proj-a/secrets/db/versions/1")))
+    assert result.files[0].contents == payload

@@ -10,7 +10,6 @@ caller's deadline; everything else is reported at once.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import ssl
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from agent.aio.threads import run_blocking
+from agent.providers.common.http import BodyTooLarge, parse_retry_after, read_capped
 
 RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # Parameter Manager allows 1 MiB, Secret Manager 64 KiB
@@ -162,7 +162,10 @@ class GoogleHttp:
                 timeout=request_timeout,
                 proxy=self._proxy_for(url),
             ) as response:
-                body = await _read_capped(response)
+                try:
+                    body = await read_capped(response.content, MAX_RESPONSE_BYTES)
+                except BodyTooLarge as err:
+                    raise aiohttp.ClientPayloadError(str(err)) from None
                 headers = {name.lower(): value for name, value in response.headers.items()}
                 return Reply(response.status, headers, body)
         except aiohttp.ClientSSLError as err:
@@ -202,13 +205,6 @@ class GoogleHttp:
             self._session = None
 
 
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    body = await response.content.read(MAX_RESPONSE_BYTES + 1)
-    if len(body) > MAX_RESPONSE_BYTES:
-        raise aiohttp.ClientPayloadError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-    return body
-
-
 def _parse_ok(service: str, reply: Reply) -> dict[str, Any]:
     if reply.status >= 300:
         raise failure_from(service, reply)
@@ -245,19 +241,5 @@ def failure_from(service: str, reply: Reply) -> ApiFailure:
         status,
         message,
         retriable=reply.status in RETRIABLE_STATUSES,
-        retry_after=_parse_retry_after(reply.headers.get("retry-after", "")),
+        retry_after=parse_retry_after(reply.headers.get("retry-after", ""), time.time()),
     )
-
-
-def _parse_retry_after(value: str) -> float | None:
-    """RFC 9110: delay-seconds or an HTTP-date."""
-    value = value.strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
