@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -59,7 +60,7 @@ class Failure:
     pattern: re.Pattern[str]
     status: int
     headers: dict[str, str]
-    body: dict[str, Any]
+    body: bytes
     remaining: int
 
 
@@ -162,8 +163,13 @@ class FakeKeyVault:
         times: int = 1,
         headers: dict[str, str] | None = None,
         code: str = "Throttled",
+        body: bytes | None = None,
     ) -> None:
-        body = {"error": {"code": code, "message": f"Injected failure {status}."}}
+        """Answer ``times`` requests whose path matches ``pattern`` with ``status`` and a Key
+        Vault error ``code`` (or ``body`` as it is: what a broken proxy or gateway sends)."""
+        if body is None:
+            error = {"error": {"code": code, "message": f"Injected failure {status}."}}
+            body = json.dumps(error).encode()
         self.failures.append(Failure(re.compile(pattern), status, dict(headers or {}), body, times))
 
     def gets(self, path_part: str = "") -> int:
@@ -205,8 +211,11 @@ class FakeKeyVault:
         for failure in self.failures:
             if failure.remaining and failure.pattern.search(request.path):
                 failure.remaining -= 1
-                return web.json_response(
-                    failure.body, status=failure.status, headers=failure.headers
+                return web.Response(
+                    body=failure.body,
+                    status=failure.status,
+                    headers=failure.headers,
+                    content_type="application/json",
                 )
         if request.query.get("api-version") != API_VERSION:
             return _error(400, "BadParameter", "The specified version of the API is not supported.")

@@ -249,3 +249,15 @@ async def test_an_oversized_answer_is_refused(azure: AzureWorld, provider: Azure
     error = await failure(provider, azure, [{"objectName": "huge", "objectType": "secret"}])
     expected = f"/secrets/huge: the answer is larger than {MAX_BODY_BYTES} bytes"
     assert error.message.endswith(expected)
+
+
+@pytest.mark.parametrize("body", [b"<html>Gateway</html>", b"[]", b"", b'{"value": "trunc'])
+async def test_an_answer_that_is_not_a_json_object_says_so(
+    azure: AzureWorld, provider: AzureProvider, body: bytes
+) -> None:
+    azure.keyvault.fail("/secrets/db-password", 200, times=2, body=body)
+    error = await failure(provider, azure)
+    assert error.message == (
+        "failed to get objectType:secret, objectName:db-password, objectVersion:: "
+        "Key Vault 'kv-test' answered 200 with a body that is not a JSON object"
+    )
