@@ -10,6 +10,8 @@ Messages name the identity and Entra's error code, never a token, assertion or s
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,8 +28,11 @@ from agent.providers.azure.transport import Reply, Transport
 IMDS_TOKEN_PATH = "/metadata/identity/oauth2/token"  # noqa: S105 (a URL path)
 IMDS_API_VERSION = "2018-02-01"
 _MAX_EARLY_REFRESH_S = 300.0
+_MAX_LIFETIME_S = 86400.0
 _EARLY_FRACTION = 0.25
 _MAX_MESSAGE = 300
+# RFC 6750 §2.1 b64token: what may follow "Bearer " in the Authorization header.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,18 +142,24 @@ def _token_reply(reply: Reply, refused: str) -> tuple[str, float, float | None]:
             raise ProviderUnavailable(message)
         raise ProviderError(message)
     token = body.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise ProviderError(f"{refused}: the answer has no access_token")
+    if not _BEARER_TOKEN.fullmatch(token):
+        raise ProviderError(f"{refused}: the answer's access_token is not a bearer token")
     lifetime = _seconds(body.get("expires_in"))
-    if not isinstance(token, str) or not token or lifetime is None:
-        raise ProviderError(f"{refused}: the answer has no access_token or expires_in")
+    if lifetime is None:
+        raise ProviderError(f"{refused}: the answer's expires_in is not a number of seconds")
     return token, lifetime, _seconds(body.get("refresh_in"))
 
 
 def _seconds(value: object) -> float | None:
-    """expires_in is a number from Entra and a string from IMDS."""
-    if isinstance(value, bool):
+    """expires_in is a number from Entra and a string from IMDS; None unless it is a finite,
+    non-negative number (JSON as Python reads it also allows Infinity and NaN). Entra and IMDS
+    issue tokens for at most a day: a longer claim is held to that."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return float(value.strip())
-    return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return float(min(value, _MAX_LIFETIME_S)) if value >= 0 else None
