@@ -131,6 +131,38 @@ def test_custom_cloud_file() -> None:
             cloud_from_file(bad, "cloudEnvFileName")
 
 
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        "vault.local:99999",  # no such port: the URL could not even be built
+        "vault.local:0",
+        "vault..local",  # an empty label
+        "vault.-local",  # a label starting with '-'
+        "vault." + "x" * 64,  # a label longer than 63
+        "vault.local:443:443",
+    ],
+)
+def test_cloud_file_suffix_must_be_a_host_name(suffix: str) -> None:
+    data = json.dumps({"keyVaultDNSSuffix": suffix, "activeDirectoryEndpoint": "https://l/"})
+    with pytest.raises(InvalidSecretProviderClass, match="keyVaultDNSSuffix must be a DNS suffix"):
+        cloud_from_file(data.encode(), "AZURE_ENVIRONMENT_FILEPATH")
+
+
+def test_cloud_file_nested_beyond_the_parser_is_not_json() -> None:
+    nested = b"[" * 30000 + b"]" * 30000  # under 64 KiB; Python's parser recurses per level
+    with pytest.raises(InvalidSecretProviderClass, match="not a JSON cloud environment"):
+        cloud_from_file(nested, "AZURE_ENVIRONMENT_FILEPATH")
+
+
+async def test_an_oversized_operator_cloud_file_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "cloud.json"
+    cloud = {"keyVaultDNSSuffix": "vault.local", "activeDirectoryEndpoint": "https://login/"}
+    path.write_text(json.dumps(cloud) + " " * 65536)  # valid JSON, too long to read whole
+    environment = read_environment({"AZURE_ENVIRONMENT_FILEPATH": str(path)})
+    with pytest.raises(InvalidSecretProviderClass, match="is larger than 65536 bytes"):
+        await resolve(environment, "AzureStackCloud", "", TrustedDirs())
+
+
 async def resolve(
     environment: AzureEnvironment, name: str, file: str, trusted: TrustedDirs
 ) -> Cloud:
