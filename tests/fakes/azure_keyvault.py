@@ -18,7 +18,8 @@ Routes, bodies and failures follow the real service:
   number of matching requests. ``trickle``: bodies written a few bytes at a time.
 
 A certificate is stored as real Key Vault stores it: a certificate version plus a secret and a
-key of the same name and version (the secret holds the PKCS#12 or PEM, ``kid`` set).
+key of the same name and version (the secret holds the PKCS#12 or PEM, ``kid`` set; the key is
+the certificate's public key as a JWK).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.fakes.azure_entra import FakeEntra
 from tests.fakes.trickle import trickled
@@ -119,18 +122,33 @@ class FakeVault:
         }
         self._add("secrets", name, secret_body, version=version)
         self._clock -= 60
-        self._add(
-            "keys",
-            name,
-            {"key": {"kty": "EC", "crv": "P-256", "x": "", "y": ""}, "managed": True},
-            version=version,
-        )
+        public = x509.load_der_x509_certificate(der).public_key()
+        self._add("keys", name, {"key": jwk_of(public), "managed": True}, version=version)
         return version
 
     def disable(self, kind: str, name: str, version: str) -> None:
         for entry in self.objects[(kind, name)]:
             if entry.version == version:
                 entry.enabled = False
+
+
+def jwk_of(public: Any) -> dict[str, str]:
+    """An RSA or EC public key as the JSON Web Key Key Vault answers (RFC 7518 §6)."""
+
+    def b64(number: int, size: int) -> str:
+        return base64.urlsafe_b64encode(number.to_bytes(size, "big")).rstrip(b"=").decode()
+
+    numbers = public.public_numbers()
+    if isinstance(public, rsa.RSAPublicKey):
+        n, e = numbers.n, numbers.e
+        return {
+            "kty": "RSA",
+            "n": b64(n, (n.bit_length() + 7) // 8),
+            "e": b64(e, (e.bit_length() + 7) // 8),
+        }
+    size = (public.curve.key_size + 7) // 8
+    crv = {256: "P-256", 384: "P-384", 521: "P-521"}[public.curve.key_size]
+    return {"kty": "EC", "crv": crv, "x": b64(numbers.x, size), "y": b64(numbers.y, size)}
 
 
 @dataclass

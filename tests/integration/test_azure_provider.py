@@ -16,6 +16,7 @@ from agent.errors import InvalidSecretProviderClass, ProviderError
 from agent.model import MountResult
 from agent.providers.azure import AzureProvider
 from agent.providers.azure.content import CONTENT_TYPE_PFX
+from tests.fakes.azure_keyvault import jwk_of
 from tests.support.azure import WI_CLIENT, AzureWorld
 from tests.support.pki import chain, ec_key, pfx
 
@@ -50,15 +51,6 @@ async def mount(
     return await provider.mount(azure.request(objects, tokens=tokens, **params))
 
 
-def _jwk_ec(public: Any) -> dict[str, str]:
-    numbers = public.public_numbers()
-
-    def b64(n: int) -> str:
-        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
-
-    return {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y)}
-
-
 async def test_every_object_type_in_one_volume(azure: AzureWorld, provider: AzureProvider) -> None:
     c = chain("shop.example.com")
     secret_version = azure.vault.add_secret("db-password", "s3cret")
@@ -71,7 +63,7 @@ async def test_every_object_type_in_one_volume(azure: AzureWorld, provider: Azur
         content_type=CONTENT_TYPE_PFX,
     )
     signing = ec_key().public_key()
-    key_version = azure.vault.add_key("signing", _jwk_ec(signing))
+    key_version = azure.vault.add_key("signing", jwk_of(signing))
     result = await mount(
         azure,
         provider,
