@@ -316,9 +316,11 @@ async def test_separate_certificate_and_key_files_flag(azure: AzureWorld) -> Non
     assert versions(result) == {"secret/tls": result.versions[0].version}
 
 
-async def test_zero_objects_mount_nothing(azure: AzureWorld, provider: AzureProvider) -> None:
-    result = await mount(azure, provider, [])
-    assert result.files == () and result.versions == ()
+async def test_zero_objects_are_refused_before_any_request(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
+    with pytest.raises(InvalidSecretProviderClass, match=r"objects\.array: lists no objects"):
+        await mount(azure, provider, [])
     assert azure.keyvault.requests == []
 
 
