@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from agent.errors import InvalidSecretProviderClass
 from agent.providers.azure.identity import IdentityChoice
 from agent.providers.azure.objects import KeyVaultObject, parse_objects
+from agent.providers.common.gostrconv import parse_bool
 
-_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _VAULT_NAME = re.compile(r"^[-A-Za-z0-9]+$")
 # azidentity's rule for tenant IDs; the tenant is a URL path segment of the token endpoint.
 _TENANT = re.compile(r"^[0-9A-Za-z.-]+$")
@@ -38,11 +37,12 @@ class AzureConfig:
 
 def go_bool(attributes: Mapping[str, str], key: str) -> bool:
     value = attributes.get(key, "").strip()
-    if not value or value in _GO_FALSE:
-        return False
-    if value in _GO_TRUE:
-        return True
-    raise InvalidSecretProviderClass(f"{key}: failed to parse {value!r} as a boolean (true/false)")
+    parsed = parse_bool(value) if value else False
+    if parsed is None:
+        raise InvalidSecretProviderClass(
+            f"{key}: failed to parse {value!r} as a boolean (true/false)"
+        )
+    return parsed
 
 
 def _identity(attributes: Mapping[str, str]) -> IdentityChoice:
