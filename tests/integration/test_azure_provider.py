@@ -276,9 +276,11 @@ async def test_token_is_reused_until_shortly_before_expiry(azure: AzureWorld) ->
         now[0] += 3300  # tokens last 3600 s; refreshed five minutes early
         await mount(azure, provider, objects, tokens=tokens)
         assert len(azure.entra.sign_ins) == 2
-        # kubelet refreshed the pod's token: the access token it bought is not reused
+        # kubelet refreshed the pod's token: the access token it bought is not reused, and
+        # its cache entry is dropped rather than left to age out
         await mount(azure, provider, objects)
         assert len(azure.entra.sign_ins) == 3
+        assert len(provider.tokens) == 1
         assert sum(1 for _, _, auth in azure.keyvault.requests if not auth) == 1
     finally:
         await provider.close()
