@@ -23,6 +23,7 @@ _VAULT_NAME = re.compile(r"^[-A-Za-z0-9]+$")
 # azidentity's rule for tenant IDs; the tenant is a URL path segment of the token endpoint.
 _TENANT = re.compile(r"^[0-9A-Za-z.-]+$")
 _CLIENT_ID = re.compile(r"^[0-9A-Za-z._-]{1,128}$")
+MAX_KEPT_CHARS = 64 * 1024  # parameters kept parsed only below this size (typical: 1-5 KiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +122,17 @@ def parse_config(attributes: Mapping[str, str]) -> AzureConfig:
     """Everything the mount needs from the attributes; InvalidSecretProviderClass otherwise.
 
     Every rotation of every pod republishes with the same parameters, so results are kept
-    (by the parameters alone: the pod's own keys do not enter, errors are never kept).
+    (by the parameters alone: the pod's own keys do not enter, errors are never kept), unless
+    the parameters are larger than ``MAX_KEPT_CHARS``: SecretProviderClasses are written by
+    tenants, and 256 kept ones of etcd's 1.5 MiB each would hold hundreds of MiB.
     """
-    return _parse(tuple(attributes.get(key, "") for key in _PARAMETERS))
+    values = tuple(attributes.get(key, "") for key in _PARAMETERS)
+    if sum(map(len, values)) > MAX_KEPT_CHARS:
+        return _parse_values(values)
+    return _kept(values)
 
 
-@functools.lru_cache(maxsize=256)
-def _parse(values: tuple[str, ...]) -> AzureConfig:
+def _parse_values(values: tuple[str, ...]) -> AzureConfig:
     attributes = dict(zip(_PARAMETERS, values, strict=True))
     identity = _identity(attributes)
     keyvault_name = _vault_name(attributes)
@@ -146,3 +151,6 @@ def _parse(values: tuple[str, ...]) -> AzureConfig:
         identity=identity,
         objects=parse_objects(objects_text),
     )
+
+
+_kept = functools.lru_cache(maxsize=256)(_parse_values)
