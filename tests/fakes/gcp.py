@@ -34,7 +34,6 @@ import jwt
 from aiohttp import web
 
 from tests.fakes.gcp_model import CLOUD_PLATFORM, ApiError, CloudState, b64
-from tests.fakes.trickle import trickled
 
 _ACCESS = re.compile(
     r"/v1/projects/(?P<project>[^/]+)(?:/locations/(?P<location>[^/]+))?"
@@ -77,7 +76,6 @@ class FakeGoogleCloud:
     faults: list[Fault] = field(default_factory=list)
     corrupt: set[str] = field(default_factory=set)  # secret IDs answered with flipped bits
     latency: float = 0.0
-    trickle: int = 0  # bytes per write of each answer's body (0: one write); see trickle.py
     token_lifetime: float = 3600.0
     requests: list[tuple[str, str]] = field(default_factory=list)
     clock: Any = time.time
@@ -122,7 +120,7 @@ class FakeGoogleCloud:
                 fault.status, _STATUS_NAMES.get(fault.status, "UNKNOWN"), "injected", headers
             )
         try:
-            return await trickled(request, await self._route(request, path), self.trickle)
+            return await self._route(request, path)
         except ApiError as err:
             return _error(err.code, err.status, err.message)
 

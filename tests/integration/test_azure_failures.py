@@ -247,7 +247,7 @@ async def test_an_answer_arriving_in_pieces_is_read_whole(
 async def test_an_oversized_answer_is_refused(azure: AzureWorld, provider: AzureProvider) -> None:
     azure.vault.add_secret("huge", "x" * (MAX_BODY_BYTES + 1))
     error = await failure(provider, azure, [{"objectName": "huge", "objectType": "secret"}])
-    expected = f"/secrets/huge: the answer is larger than {MAX_BODY_BYTES} bytes"
+    expected = f"/secrets/huge is larger than {MAX_BODY_BYTES} bytes"
     assert error.message.endswith(expected)
 
 

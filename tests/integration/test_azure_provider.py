@@ -154,6 +154,16 @@ async def test_pfx_format_with_base64_gives_the_binary_pfx(
     assert files(result) == {"tls.pfx": data, "tls.pfx.b64": base64.b64encode(data)}
 
 
+async def test_a_secret_at_the_25_kb_limit_arrives_whole(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
+    # Control characters are JSON-escaped six-fold: an answer of about 150 KB, many reads long.
+    value = "\x01" * 25000
+    azure.vault.add_secret("big", value)
+    result = await mount(azure, provider, [{"objectName": "big", "objectType": "secret"}])
+    assert files(result) == {"big": value.encode()}
+
+
 async def test_pinned_version(azure: AzureWorld, provider: AzureProvider) -> None:
     old = azure.vault.add_secret("api-key", "v1")
     azure.vault.add_secret("api-key", "v2")

@@ -30,7 +30,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderError, ProviderUnavailable
-from agent.providers.common.http import BodyTooLarge, parse_retry_after, read_capped
+from agent.providers.common.bodies import BodyTooLarge, read_capped
+from agent.providers.common.http import parse_retry_after
 
 Sleep = Callable[[float], Awaitable[None]]
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -231,8 +232,11 @@ class Transport:
         ) as response:
             try:
                 raw = await read_capped(response.content, MAX_BODY_BYTES)
-            except BodyTooLarge as err:
-                raise ProviderError(f"{url.split('?', maxsplit=1)[0]}: {err}") from None
+            except BodyTooLarge:
+                where = url.split("?", maxsplit=1)[0]
+                raise ProviderError(
+                    f"response from {where} is larger than {MAX_BODY_BYTES} bytes"
+                ) from None
             kept = ("www-authenticate", "retry-after", "retry-after-ms", "x-ms-retry-after-ms")
             found = {name: response.headers[name] for name in kept if name in response.headers}
             return Reply(response.status, found, _json(raw))
