@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import email.utils
 import json
 import random
 import socket
@@ -32,6 +31,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.providers.common.bodies import BodyTooLarge, read_capped
+from agent.providers.common.http import parse_retry_after
 
 Sleep = Callable[[float], Awaitable[None]]
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -89,19 +89,11 @@ def trust_context(env: Mapping[str, str]) -> ssl.SSLContext:
 def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     """Seconds the server asked to wait (``retry-after-ms``, ``x-ms-retry-after-ms``,
     ``Retry-After`` in seconds or as an HTTP date), or None."""
-    for name, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0)):
-        if headers.get(name, "").strip().isdigit():
-            return int(headers[name]) / scale
-    value = headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        milliseconds = headers.get(name, "").strip()
+        if milliseconds.isascii() and milliseconds.isdigit():
+            return int(milliseconds) / 1000.0
+    return parse_retry_after(headers.get("retry-after", ""), now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +234,9 @@ class Transport:
                 raw = await read_capped(response.content, MAX_BODY_BYTES)
             except BodyTooLarge:
                 where = url.split("?", maxsplit=1)[0]
-                raise ProviderError(f"response from {where} is too large") from None
+                raise ProviderError(
+                    f"response from {where} is larger than {MAX_BODY_BYTES} bytes"
+                ) from None
             kept = ("www-authenticate", "retry-after", "retry-after-ms", "x-ms-retry-after-ms")
             found = {name: response.headers[name] for name in kept if name in response.headers}
             return Reply(response.status, found, _json(raw))

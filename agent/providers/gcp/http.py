@@ -10,7 +10,6 @@ caller's deadline; everything else is reported at once.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import ssl
@@ -25,6 +24,7 @@ import aiohttp
 
 from agent.aio.threads import run_blocking
 from agent.providers.common.bodies import BodyTooLarge, read_capped
+from agent.providers.common.http import parse_retry_after
 
 RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 UNAUTHENTICATED = 401  # the access token was refused: a cached copy must be dropped
@@ -262,19 +262,5 @@ def failure_from(service: str, reply: Reply) -> ApiFailure:
         status,
         message,
         retriable=reply.status in RETRIABLE_STATUSES,
-        retry_after=_parse_retry_after(reply.headers.get("retry-after", "")),
+        retry_after=parse_retry_after(reply.headers.get("retry-after", ""), time.time()),
     )
-
-
-def _parse_retry_after(value: str) -> float | None:
-    """RFC 9110: delay-seconds or an HTTP-date."""
-    value = value.strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
