@@ -10,7 +10,6 @@ caller's deadline; everything else is reported at once.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import ssl
@@ -24,8 +23,11 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from agent.aio.threads import run_blocking
+from agent.providers.common.bodies import BodyTooLarge, read_capped
+from agent.providers.common.http import parse_retry_after
 
 RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+UNAUTHENTICATED = 401  # the access token was refused: a cached copy must be dropped
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # Parameter Manager allows 1 MiB, Secret Manager 64 KiB
 _MAX_MESSAGE = 300
 
@@ -161,8 +163,11 @@ class GoogleHttp:
                 headers=headers,
                 timeout=request_timeout,
                 proxy=self._proxy_for(url),
+                # Google's APIs never redirect; following one would send the request (and,
+                # to the same host, its token) somewhere the settings do not name.
+                allow_redirects=False,
             ) as response:
-                body = await _read_capped(response)
+                body = await _read_capped(response, service)
                 headers = {name.lower(): value for name, value in response.headers.items()}
                 return Reply(response.status, headers, body)
         except aiohttp.ClientSSLError as err:
@@ -202,11 +207,21 @@ class GoogleHttp:
             self._session = None
 
 
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    body = await response.content.read(MAX_RESPONSE_BYTES + 1)
-    if len(body) > MAX_RESPONSE_BYTES:
-        raise aiohttp.ClientPayloadError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-    return body
+async def _read_capped(response: aiohttp.ClientResponse, service: str) -> bytes:
+    """The whole body, at most MAX_RESPONSE_BYTES (else a final ApiFailure: a retry would
+    fetch it again). A body cut short raises aiohttp's ClientPayloadError, which is retried.
+    (``content.read(n)`` would return whatever the first read brought, not the whole body.)"""
+    if (response.content_length or 0) > MAX_RESPONSE_BYTES:
+        raise _too_large(service, response.status)
+    try:
+        return await read_capped(response.content, MAX_RESPONSE_BYTES)
+    except BodyTooLarge:
+        raise _too_large(service, response.status) from None
+
+
+def _too_large(service: str, status: int) -> ApiFailure:
+    message = f"the answer is larger than {MAX_RESPONSE_BYTES} bytes"
+    return ApiFailure(service, status, "", message, retriable=False)
 
 
 def _parse_ok(service: str, reply: Reply) -> dict[str, Any]:
@@ -238,6 +253,8 @@ def failure_from(service: str, reply: Reply) -> ApiFailure:
     elif isinstance(error, str) and isinstance(parsed, dict):
         status = error
         message = str(parsed.get("error_description") or "")
+    if 300 <= reply.status < 400:
+        message = "a redirect, not followed"
     message = " ".join(message.split())[:_MAX_MESSAGE] or "no error message"
     return ApiFailure(
         service,
@@ -245,19 +262,5 @@ def failure_from(service: str, reply: Reply) -> ApiFailure:
         status,
         message,
         retriable=reply.status in RETRIABLE_STATUSES,
-        retry_after=_parse_retry_after(reply.headers.get("retry-after", "")),
+        retry_after=parse_retry_after(reply.headers.get("retry-after", ""), time.time()),
     )
-
-
-def _parse_retry_after(value: str) -> float | None:
-    """RFC 9110: delay-seconds or an HTTP-date."""
-    value = value.strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
