@@ -148,6 +148,7 @@ def build_agent(
         max_recv_bytes=settings.max_call_recv_msg_size,
         service_accounts=sources.service_accounts,
     )
+    providers.use_service_accounts(sources.service_accounts)
     ports = PublishPorts(
         spcs=sources.spcs,
         providers=providers,

@@ -73,16 +73,16 @@ def decode_class(document: Object) -> CacheEntry:
 
 
 async def served_resource(api: KubeApi) -> Resource:
-    """v1 when the server serves it, else v1alpha1 (a CRD from before v1); v1 when the group
-    cannot be discovered (the cache then reports the real error in /readyz)."""
+    """v1 when the server serves it, else v1alpha1 (a CRD from before v1); v1 when discovery
+    fails (the cache then reports the real error in /readyz)."""
     try:
-        versions = await api.group_versions(SPC_V1.group, Lane.BACKGROUND)
+        if await api.served(SPC_V1, Lane.BACKGROUND):
+            return SPC_V1
+        if await api.served(SPC_V1ALPHA1, Lane.BACKGROUND):
+            log.warning("k8s.spc_v1alpha1", note="the cluster serves only v1alpha1 of the CRD")
+            return SPC_V1ALPHA1
     except KubernetesApiError as err:
         log.warning("k8s.discovery_failed", group=SPC_V1.group, error=err.message)
-        return SPC_V1
-    if SPC_V1.version not in versions and SPC_V1ALPHA1.version in versions:
-        log.warning("k8s.spc_v1alpha1", note="the cluster serves only v1alpha1 of the CRD")
-        return SPC_V1ALPHA1
     return SPC_V1
 
 
@@ -93,15 +93,14 @@ class KubeSecretProviderClassSource:
         self, api: KubeApi, resource: Resource = SPC_V1, settings: InformerSettings | None = None
     ) -> None:
         self._api = api
-        self._settings = settings
-        self.use(resource)
+        self.resource = resource
+        self.informer: Informer[CacheEntry] = Informer(
+            "secretproviderclasses", api, resource, decode_class, settings=settings
+        )
 
     def use(self, resource: Resource) -> None:
         """Serve from ``resource`` (v1 or v1alpha1); before the informer runs."""
-        self.resource = resource
-        self.informer: Informer[CacheEntry] = Informer(
-            "secretproviderclasses", self._api, resource, decode_class, settings=self._settings
-        )
+        self.resource = self.informer.resource = resource
 
     async def get(self, namespace: str, name: str) -> SecretProviderClass:
         ref = f"{namespace}/{name}"
