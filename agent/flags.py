@@ -175,6 +175,13 @@ def _kubernetes_flags(p: argparse.ArgumentParser) -> None:
         type=duration,
         help="how long start waits for the API caches before serving anyway",
     )
+    add(
+        "--secret-resync-interval",
+        default=_DEFAULTS.secret_resync_interval,
+        type=duration,
+        help="how often Secrets synced from secretObjects are checked against the mounted "
+        "files (recreated if deleted; upstream requeues every 5m)",
+    )
 
 
 def _trusted_dirs(value: str) -> tuple[str, ...]:
@@ -257,6 +264,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         token_request_fallback=bool(ns.token_request_fallback),
         pod_cleanup_grace_period=ns.pod_cleanup_grace_period,
         cache_sync_timeout=ns.cache_sync_timeout,
+        secret_resync_interval=ns.secret_resync_interval,
         standalone_dir=ns.standalone_dir,
         mount_mode=ns.mount_mode,
         tmpfs_size=ns.tmpfs_size,
@@ -300,9 +308,15 @@ def _check_values(ns: argparse.Namespace) -> None:
                 parse_listen_address(value)
             except ConfigError as err:
                 raise ConfigError(f"{flag}: {err.message}") from None
-    if ns.kube_api_qps < 0 or ns.kube_api_burst < 1:
-        raise ConfigError("--kube-api-qps must be >= 0 and --kube-api-burst >= 1")
-    if ns.rotation_poll_interval <= 0:
-        raise ConfigError("--rotation-poll-interval must be positive")
+    _check_kubernetes_values(ns)
     if ns.mount_mode == "tmpfs" and sys.platform == "win32":
         raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
+
+
+def _check_kubernetes_values(ns: argparse.Namespace) -> None:
+    if ns.kube_api_qps < 0 or ns.kube_api_burst < 1:
+        raise ConfigError("--kube-api-qps must be >= 0 and --kube-api-burst >= 1")
+    if ns.secret_resync_interval <= 0:
+        raise ConfigError("--secret-resync-interval must be positive")
+    if ns.rotation_poll_interval <= 0:
+        raise ConfigError("--rotation-poll-interval must be positive")

@@ -12,6 +12,7 @@ from agent.model import (
     PodStatus,
     ProviderRequest,
     SecretFile,
+    SecretObject,
     SecretProviderClass,
     ServiceAccountToken,
     VolumeRecord,
@@ -172,4 +173,43 @@ class SecretSync(Protocol):
     async def volume_removed(self, record: VolumeRecord) -> None:
         """The volume is gone (unpublished, or its pod released): this consumer no longer holds
         the Secrets it synced; one no consumer holds any more is deleted. Never raises."""
+        ...
+
+
+class SecretStore(Protocol):
+    """Kubernetes Secrets for secret sync, with optimistic concurrency: ``update`` and
+    ``delete`` apply only to the version that was read, so two nodes syncing one Secret never
+    overwrite each other's owner references. Failures raise KubernetesApiError subclasses
+    (ApiConflict when the Secret changed since it was read, ApiAlreadyExists on create,
+    ApiForbidden with a hint at the RBAC setting that grants access)."""
+
+    async def read(self, namespace: str, name: str) -> SecretObject | None:
+        """The Secret, or None when it does not exist."""
+        ...
+
+    async def managed_in(self, namespace: str) -> list[SecretObject]:
+        """Every Secret of the namespace that carries the managed label."""
+        ...
+
+    async def create(self, secret: SecretObject) -> None: ...
+
+    async def update(self, current: SecretObject, wanted: SecretObject) -> None:
+        """Change ``current`` (as read) into ``wanted``: type, data, owners exactly; labels and
+        annotations ``wanted`` has are set, others left as they are."""
+        ...
+
+    async def delete(self, current: SecretObject) -> None:
+        """Delete the Secret if it is still the version read; already gone is fine."""
+        ...
+
+
+class SecretSyncObserver(Protocol):
+    """Outcomes of secret sync (metrics). Labels are names, never values."""
+
+    def secrets_synced(self, provider: str, count: int, seconds: float) -> None:
+        """One volume's sync: ``count`` Secrets now match their files, in ``seconds``."""
+        ...
+
+    def secret_sync_failed(self, provider: str, error_type: str) -> None:
+        """One Secret (or secretObjects entry) that could not be synced."""
         ...

@@ -1,0 +1,104 @@
+"""Periodic re-sync: every mounted volume's Secrets are checked again against its files.
+
+Upstream requeues each pod status 5 minutes after a successful sync (§7 step 9), which is
+what recreates a Secret deleted by hand and adds a missing owner reference; a failed sync is
+retried sooner (upstream: 5 to 10 s). Here one loop does both for the whole mount table: a
+pass every ``interval``, and a pass over the volumes whose last sync failed after a growing
+delay (``retry`` up to ``interval``). The first pass runs at start, so a restarted agent
+catches up on what changed while it was down. A class that no longer exists names no
+Secrets: its volumes' Secrets are let go. ``trigger`` runs a pass now (tests; an operator's
+refresh); ``run_once`` is one pass, awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import structlog
+
+from agent.aio.backoff import Backoff, BackoffPolicy
+from agent.core.mount_table import MountTable
+from agent.errors import AgentError, SecretProviderClassNotFound
+from agent.model import SecretProviderClass, VolumeRecord
+from agent.ports import SecretProviderClassSource
+from agent.sync.syncer import SecretSyncer
+
+log = structlog.get_logger("agent.sync")
+
+DEFAULT_INTERVAL = 300.0  # upstream's RequeueAfter after a successful reconcile
+
+
+class SecretResync:
+    def __init__(
+        self,
+        table: MountTable,
+        spcs: SecretProviderClassSource,
+        syncer: SecretSyncer,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        retry: BackoffPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._table = table
+        self._spcs = spcs
+        self._syncer = syncer
+        self._interval = interval
+        self._retry = Backoff(retry or BackoffPolicy(initial=5.0, maximum=interval))
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self.passes = 0
+
+    def trigger(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        next_full = self._clock()
+        next_retry: float | None = None
+        while True:
+            now = self._clock()
+            due = min(next_full, next_retry) if next_retry is not None else next_full
+            if due > now:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(due - now):
+                        await self._wake.wait()
+            full = self._wake.is_set() or self._clock() >= next_full
+            self._wake.clear()
+            await self.run_once(only_failing=not full)
+            if full:
+                next_full = self._clock() + self._interval
+            if self._syncer.failing:
+                next_retry = self._clock() + self._retry.next_delay()
+            else:
+                next_retry = None
+                self._retry.reset()
+
+    async def run_once(self, *, only_failing: bool = False) -> int:
+        """One pass; returns how many volumes it synced."""
+        self.passes += 1
+        synced = 0
+        for record in self._table:
+            if only_failing and record.target_path not in self._syncer.failing:
+                continue
+            spc = await self._class_of(record)
+            if spc is None:
+                continue
+            await self._syncer.volume_written(record, spc)
+            synced += 1
+        return synced
+
+    async def _class_of(self, record: VolumeRecord) -> SecretProviderClass | None:
+        try:
+            return await self._spcs.get(record.pod.namespace, record.spc_name)
+        except SecretProviderClassNotFound:
+            # Deleted: it names no Secret any more, so what its volumes synced is let go.
+            return SecretProviderClass(
+                record.spc_name, record.pod.namespace, record.provider, {}, ()
+            )
+        except AgentError as err:
+            # Unreadable for now (API outage, a class edited into an invalid state): keep
+            # the Secrets as they are rather than read a failure as "names nothing".
+            log.info("secret_resync.class_unavailable", spc=record.spc_name, error=err.message)
+            return None
