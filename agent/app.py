@@ -209,6 +209,7 @@ def build_agent(
             sync.pods = pods
             interval = settings.secret_resync_interval
             resync = SecretResync(table, sources.spcs, sync, interval=interval)
+            sources.cluster.spcs.on_secret_objects_changed(resync.class_changed)
 
     loop_monitor = LoopLagMonitor()
     web = WebServer(

@@ -4,8 +4,9 @@ Upstream requeues each pod status 5 minutes after a successful sync (§7 step 9)
 what recreates a Secret deleted by hand and adds a missing owner reference; a failed sync is
 retried sooner (upstream: 5 to 10 s). Here one loop does both for the whole mount table: a
 pass every ``interval``, and a pass over the volumes whose last sync failed after a growing
-delay (``retry`` up to ``interval``). The first pass runs at start, so a restarted agent
-catches up on what changed while it was down. A class that no longer exists names no
+delay (``retry`` up to ``interval``), and a pass over a class's volumes as soon as its
+``secretObjects`` change. The first pass runs at start, so a restarted agent catches up on
+what changed while it was down. A class that no longer exists names no
 Secrets: its volumes' Secrets are let go. ``trigger`` runs a pass now (tests; an operator's
 refresh); ``run_once`` is one pass, awaited.
 """
@@ -49,38 +50,61 @@ class SecretResync:
         self._retry = Backoff(retry or BackoffPolicy(initial=5.0, maximum=interval))
         self._clock = clock
         self._wake = asyncio.Event()
+        self._full_requested = False
+        self._changed: set[tuple[str, str]] = set()
         self.passes = 0
 
     def trigger(self) -> None:
+        """A full pass now."""
+        self._full_requested = True
+        self._wake.set()
+
+    def class_changed(self, namespace: str, name: str) -> None:
+        """A class's ``secretObjects`` changed, or it was deleted: re-sync its volumes now
+        (upstream waits for its next requeue, pain point #389)."""
+        self._changed.add((namespace, name))
         self._wake.set()
 
     async def run(self) -> None:
         next_full = self._clock()
         next_retry: float | None = None
         while True:
-            now = self._clock()
-            due = min(next_full, next_retry) if next_retry is not None else next_full
-            if due > now:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(due - now):
-                        await self._wake.wait()
-            full = self._wake.is_set() or self._clock() >= next_full
-            self._wake.clear()
-            await self.run_once(only_failing=not full)
-            if full:
+            await self._sleep_until(min(next_full, next_retry or next_full))
+            if self._full_requested or self._clock() >= next_full:
+                self._full_requested = False
+                self._changed.clear()
+                await self.run_once()
                 next_full = self._clock() + self._interval
+            elif self._changed:
+                changed, self._changed = self._changed, set()
+                await self.run_once(classes=changed)
+            else:
+                await self.run_once(only_failing=True)
             if self._syncer.failing:
                 next_retry = self._clock() + self._retry.next_delay()
             else:
                 next_retry = None
                 self._retry.reset()
 
-    async def run_once(self, *, only_failing: bool = False) -> int:
-        """One pass; returns how many volumes it synced."""
+    async def _sleep_until(self, due: float) -> None:
+        delay = due - self._clock()
+        if delay > 0 and not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+        self._wake.clear()
+
+    async def run_once(
+        self, *, only_failing: bool = False, classes: set[tuple[str, str]] | None = None
+    ) -> int:
+        """One pass (over every volume, those whose last sync failed, or those of the given
+        classes); returns how many volumes it synced."""
         self.passes += 1
         synced = 0
         for record in self._table:
             if only_failing and record.target_path not in self._syncer.failing:
+                continue
+            if classes is not None and (record.pod.namespace, record.spc_name) not in classes:
                 continue
             spc = await self._class_of(record)
             if spc is None:

@@ -6,9 +6,9 @@ naming its field; the others go on), build every Secret's data from the mounted 
 worker thread, then create or update each Secret with this volume's pod among its owners,
 and let go of Secrets the class no longer names. Work on one Secret is serialized in this
 process (two volumes of a node never race each other); other nodes are handled by the
-optimistic concurrency in ``apply``. Nothing raises to the caller: failures are Warning
-events on the pod (``FailedToCreateSecret``; ``SecretRotationFailed`` when an existing
-Secret could not be updated), log lines and metrics, and the next re-sync tries again.
+optimistic concurrency in ``apply``. Nothing raises to the caller: failures are reported
+(``reporting``), and the next re-sync tries again; ``failing`` holds the volumes whose last
+sync hit a failure worth retrying sooner (API or file errors, not a broken entry).
 """
 
 from __future__ import annotations
@@ -25,22 +25,14 @@ from agent.core.mount_table import MountTable
 from agent.errors import AgentError, KubernetesApiError
 from agent.model import PodIdentity, SecretObject, SecretProviderClass, VolumeRecord
 from agent.ports import PodEventSink, PodLookup, SecretStore, SecretSyncObserver
-from agent.sync.apply import (
-    Outcome,
-    WriteFailed,
-    ensure_secret,
-    managed_labels,
-    release_secret,
-)
+from agent.sync.apply import WriteFailed, ensure_secret, managed_labels, release_secret
 from agent.sync.data import BuiltData, read_volume_data
 from agent.sync.owners import consumer_reference
-from agent.sync.spec import ParsedSecretObjects, SecretSpec, parse_secret_objects
+from agent.sync.reporting import FAILED_TO_CREATE, ROTATION_FAILED, SyncReporter
+from agent.sync.spec import SecretSpec, parse_secret_objects
 
 log = structlog.get_logger("agent.sync")
 
-FAILED_TO_CREATE = "FailedToCreateSecret"
-ROTATION_COMPLETE = "SecretRotationComplete"
-ROTATION_FAILED = "SecretRotationFailed"
 LIST_REUSE_S = 30.0
 
 
@@ -65,16 +57,16 @@ class SecretSyncer:
     ) -> None:
         self._store = store
         self._table = table
-        self._events = events
-        self._observer = observer
+        self._report = SyncReporter(events, observer)
         self.pods = pods  # set once the pod informer exists (it is built after the syncer)
         self._clock = clock
         self._started_at = clock()
-        self._listed: dict[str, tuple[float, list[SecretObject]]] = {}
+        # namespace -> (when listed, [(secret name, consumer uids)]): managed Secrets, names only.
+        self._listed: dict[str, tuple[float, list[tuple[str, frozenset[str]]]]] = {}
         self._volume_locks = KeyedLock()
         self._secret_locks = KeyedLock()
         self._held: dict[str, _Held] = {}
-        self.failing: set[str] = set()  # target paths whose last sync failed somewhere
+        self.failing: set[str] = set()
 
     # ---- ports.SecretSync ----
 
@@ -85,18 +77,18 @@ class SecretSyncer:
                 return
             started = time.perf_counter()
             parsed = parse_secret_objects(spc.secret_objects)
-            failures = self._report_problems(record, parsed)
-            synced, more_failures = await self._sync_specs(record, parsed.specs)
-            failures += more_failures
-            failures += await self._let_go(record, parsed.named)
-            if failures:
+            for problem in parsed.problems:
+                self._report.failed(
+                    record, FAILED_TO_CREATE, "InvalidSecretObject", problem.message
+                )
+            synced, retry = await self._sync_specs(record, parsed.specs)
+            retry |= await self._let_go(record, parsed.named)
+            if retry:
                 self.failing.add(target)
             else:
                 self.failing.discard(target)
-            if parsed.specs and self._observer is not None:
-                self._observer.secrets_synced(
-                    record.provider, synced, time.perf_counter() - started
-                )
+            if parsed.specs:
+                self._report.synced(record, synced, time.perf_counter() - started)
 
     async def volume_removed(self, record: VolumeRecord) -> None:
         target = record.target_path
@@ -105,7 +97,7 @@ class SecretSyncer:
             held = self._held.pop(target, None)
             names = held.names if held is not None else await self._held_by_api(record.pod)
             for name in sorted(names):
-                await self._release(record.pod, name, "volume_removed")
+                await self._release(record, name, "volume_removed")
 
     # ---- one volume ----
 
@@ -122,40 +114,37 @@ class SecretSyncer:
             pod = await self.pods.get(record.pod.namespace, record.pod.name)
         except AgentError:
             return True  # the API is unsure; the volume is mounted, so sync
-        return (
-            pod is not None and pod.uid == record.pod.uid and not (pod.terminating or pod.finished)
-        )
-
-    def _report_problems(self, record: VolumeRecord, parsed: ParsedSecretObjects) -> int:
-        for problem in parsed.problems:
-            self._failed(record, FAILED_TO_CREATE, "InvalidSecretObject", problem.message)
-        return len(parsed.problems)
+        if pod is None or pod.uid != record.pod.uid:
+            return False
+        return not (pod.terminating or pod.finished)
 
     async def _sync_specs(
         self, record: VolumeRecord, specs: tuple[SecretSpec, ...]
-    ) -> tuple[int, int]:
-        """(Secrets now in sync, failures)."""
+    ) -> tuple[int, bool]:
+        """(Secrets now in sync, whether a failure is worth retrying sooner)."""
         if not specs:
-            return 0, 0
+            return 0, False
         try:
             built = await run_blocking(read_volume_data, record.target_path, specs)
         except OSError as err:
+            if self._table.get(record.target_path) is None:
+                return 0, False  # unpublished while it was being read
             message = f"cannot read the mounted files of {record.target_path}: {err.strerror}"
-            self._failed(record, FAILED_TO_CREATE, "FileReadError", message)
-            return 0, len(specs)
-        synced = failures = 0
+            self._report.failed(record, FAILED_TO_CREATE, "FileReadError", message)
+            return 0, True
+        synced, retry = 0, False
         for item in built:
             if item.error:
-                self._failed(record, FAILED_TO_CREATE, "InvalidSecretData", item.error)
-                failures += 1
-            elif await self._ensure(record, item):
-                synced += 1
-            else:
-                failures += 1
-        return synced, failures
+                self._report.failed(record, FAILED_TO_CREATE, "InvalidSecretData", item.error)
+                continue
+            written = await self._ensure(record, item)
+            synced += written is True
+            retry |= written is None
+        return synced, retry
 
-    async def _let_go(self, record: VolumeRecord, named: frozenset[str]) -> int:
-        """Release what this pod holds that the class no longer names; remember the rest."""
+    async def _let_go(self, record: VolumeRecord, named: frozenset[str]) -> bool:
+        """Release what this pod holds that the class no longer names; remember the rest.
+        True when a release failed (retry sooner)."""
         held = self._held.get(record.target_path)
         if held is not None:
             previous = held.names
@@ -168,31 +157,32 @@ class SecretSyncer:
         else:
             previous = frozenset()
         self._held[record.target_path] = _Held(record.pod, named)
-        failures = 0
-        for name in sorted(previous - named):
-            if not await self._release(record.pod, name, "no_longer_named"):
-                failures += 1
-        return failures
+        results = [
+            await self._release(record, name, "no_longer_named")
+            for name in sorted(previous - named)
+        ]
+        return not all(results)
 
     async def _held_by_api(self, pod: PodIdentity) -> frozenset[str]:
         """After a restart the process does not know what a pod held: the managed Secrets of
-        its namespace with a reference to it tell."""
+        its namespace with a reference to it tell (one list serves a whole re-sync pass)."""
+        now = self._clock()
+        self._listed = {ns: v for ns, v in self._listed.items() if now - v[0] < LIST_REUSE_S}
         cached = self._listed.get(pod.namespace)
-        if cached is not None and self._clock() - cached[0] < LIST_REUSE_S:
-            secrets = cached[1]
-        else:
+        if cached is None:
             try:
                 secrets = await self._store.managed_in(pod.namespace)
             except KubernetesApiError as err:
                 log.warning("secret_sync.list_failed", namespace=pod.namespace, error=err.message)
                 return frozenset()
-            # One list serves every recovered volume of the namespace in a re-sync pass.
-            self._listed[pod.namespace] = (self._clock(), secrets)
-        return frozenset(s.name for s in secrets if any(o.uid == pod.uid for o in s.owners))
+            owners = [(s.name, frozenset(o.uid for o in s.owners)) for s in secrets]
+            cached = self._listed[pod.namespace] = (now, owners)
+        return frozenset(name for name, uids in cached[1] if pod.uid in uids)
 
     # ---- one Secret ----
 
-    async def _ensure(self, record: VolumeRecord, built: BuiltData) -> bool:
+    async def _ensure(self, record: VolumeRecord, built: BuiltData) -> bool | None:
+        """True: in sync; False: refused for good (a user's Secret); None: failed, retry."""
         spec, pod = built.spec, record.pod
         wanted = SecretObject(
             namespace=pod.namespace,
@@ -210,39 +200,12 @@ class SecretSyncer:
             except WriteFailed as failed:
                 reason = ROTATION_FAILED if failed.existed else FAILED_TO_CREATE
                 message = f"secret {wanted.ref}: {failed.error.message}"
-                self._failed(record, reason, failed.error.reason, message)
-                return False
-        return self._report(record, wanted, outcome, before)
+                self._report.failed(record, reason, failed.error.reason, message)
+                return None
+        return self._report.written(record, wanted, outcome, before)
 
-    def _report(
-        self,
-        record: VolumeRecord,
-        wanted: SecretObject,
-        outcome: Outcome,
-        before: SecretObject | None,
-    ) -> bool:
+    async def _release(self, record: VolumeRecord, name: str, why: str) -> bool:
         pod = record.pod
-        fields = {"secret": wanted.name, "namespace": pod.namespace, "pod": pod.name}
-        if outcome is Outcome.NOT_MANAGED:
-            message = (
-                f"secret {wanted.ref} already exists and is not managed by secret sync (no "
-                f"label secrets-store.csi.k8s.io/managed=true): left unchanged"
-            )
-            self._failed(record, FAILED_TO_CREATE, "SecretNotManaged", message)
-            return False
-        if outcome is Outcome.CREATED:
-            log.info("secret_sync.created", **fields, type=wanted.type)
-        elif outcome is Outcome.UPDATED and before is not None:
-            log.info("secret_sync.updated", **fields, keys=sorted(wanted.data))
-            if self._events is not None:
-                self._events.normal(
-                    pod, ROTATION_COMPLETE, f"successfully rotated K8s secret {wanted.name}"
-                )
-        elif outcome is Outcome.OWNERS_CHANGED:
-            log.info("secret_sync.owner_added", **fields)
-        return True
-
-    async def _release(self, pod: PodIdentity, name: str, why: str) -> bool:
         ref = f"{pod.namespace}/{name}"
         async with self._secret_locks.hold(ref):
             try:
@@ -252,28 +215,5 @@ class SecretSyncer:
             except KubernetesApiError as err:
                 log.warning("secret_sync.release_failed", secret=ref, error=err.message)
                 return False
-        if outcome in (Outcome.DELETED, Outcome.OWNERS_CHANGED):
-            log.info(
-                f"secret_sync.{outcome.value}",
-                secret=name,
-                namespace=pod.namespace,
-                pod=pod.name,
-                why=why,
-            )
+        self._report.released(record, name, outcome, why)
         return True
-
-    def _failed(self, record: VolumeRecord, reason: str, error_type: str, message: str) -> None:
-        pod = record.pod
-        log.warning(
-            "secret_sync.failed",
-            pod=pod.name,
-            namespace=pod.namespace,
-            spc=record.spc_name,
-            reason=reason,
-            error_type=error_type,
-            error=message,
-        )
-        if self._events is not None:
-            self._events.warning(pod, reason, message)
-        if self._observer is not None:
-            self._observer.secret_sync_failed(record.provider, error_type)

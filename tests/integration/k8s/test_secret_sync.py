@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from agent.model import MANAGED_LABEL
 from tests.fakes.kube_api import FakeKubeApi
-from tests.support.kube_agent import KubeAgents, KubeHarness
+from tests.support.kube_agent import KubeAgents, KubeHarness, eventually
 from tests.support.pki import chain, pfx
 
 Object = dict[str, Any]
@@ -164,7 +164,10 @@ async def test_a_changed_type_recreates_the_secret(node: KubeHarness) -> None:
     await node.publish(await node.add_pod("web-0"))
     await node.synced()
     await node.change_spc(secret_objects=[entry("db", "example.com/db", ("password", "password"))])
-    await node.resync()
+    # No pass is triggered here: a change of secretObjects re-syncs the class's volumes.
+    await eventually(
+        lambda: (node.secret("db") or {}).get("type") == "example.com/db", "the new type"
+    )
     secret = node.secret("db")
     assert secret is not None and secret["type"] == "example.com/db"
     assert consumers(secret) == ["web-0"]
