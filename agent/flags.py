@@ -17,6 +17,7 @@ from agent.config import (
     socket_path_from_endpoint,
 )
 from agent.errors import ConfigError
+from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
 from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
 
 T = TypeVar("T")
@@ -90,8 +91,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     _go_bool("--enable-pprof", p)
     add("--pprof-port", default=6065, type=int, help="accepted for compatibility; unused")
     add("--metrics-backend", default="Prometheus", help="only Prometheus is supported")
-    add("--kubeconfig", default="", help="kubeconfig path (in-cluster config when empty)")
-    _kubernetes_flags(p)
+    add_kubernetes_flags(p, _go_bool)
     add(
         "--standalone-dir", default="", help="run without Kubernetes: SecretProviderClass YAML here"
     )
@@ -138,50 +138,37 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         "(CA bundles, client certificates, Vault Agent sockets); none by default",
     )
     add("--state-dir", default=_DEFAULTS.state_dir, help="node-local agent state (version key)")
+    add(
+        "--prefer-plugin-providers",
+        default="",
+        help="comma-separated provider names (e.g. aws,vault) served by an installed plugin "
+        "socket instead of the built-in while the socket exists (migrating off a DaemonSet)",
+    )
+    add(
+        "--aws-pod-identity-endpoint",
+        default="",
+        help="EKS Pod Identity Agent credentials URL (default: http://169.254.170.23 then "
+        "http://[fd00:ec2::23], per the SecretProviderClass preferredAddressType)",
+    )
     return p
 
 
-def _kubernetes_flags(p: argparse.ArgumentParser) -> None:
-    add = p.add_argument
-    add(
-        "--kube-api-qps",
-        default=_DEFAULTS.kube_api_qps,
-        type=float,
-        help="client-side requests per second to the API, for each of the publish and the "
-        "background lanes (0: unlimited)",
-    )
-    add("--kube-api-burst", default=_DEFAULTS.kube_api_burst, type=int, help="burst per lane")
-    add(
-        "--agent-namespace",
-        default="",
-        help="the agent's own namespace, for the HMAC key Secret "
-        "(default: $POD_NAMESPACE, else the service account's namespace)",
-    )
-    add(
-        "--hmac-secret-name",
-        default=_DEFAULTS.hmac_secret_name,
-        help="Secret holding the key behind Vault object versions (created if absent)",
-    )
-    _go_bool("--token-request-fallback", p)
-    add(
-        "--pod-cleanup-grace-period",
-        default=_DEFAULTS.pod_cleanup_grace_period,
-        type=duration,
-        help="how long a gone pod's volume may stay mounted before the agent unmounts it",
-    )
-    add(
-        "--cache-sync-timeout",
-        default=_DEFAULTS.cache_sync_timeout,
-        type=duration,
-        help="how long start waits for the API caches before serving anyway",
-    )
-    add(
-        "--secret-resync-interval",
-        default=_DEFAULTS.secret_resync_interval,
-        type=duration,
-        help="how often Secrets synced from secretObjects are checked against the mounted "
-        "files (recreated if deleted; upstream requeues every 5m)",
-    )
+def _provider_names(value: str) -> tuple[str, ...]:
+    from agent.providers.discovery import PLUGIN_NAME
+
+    names = tuple(name for name in value.split(",") if name)
+    bad = [name for name in names if not PLUGIN_NAME.fullmatch(name)]
+    if bad:
+        raise ConfigError(f"--prefer-plugin-providers: not provider names: {', '.join(bad)}")
+    return names
+
+
+def _http_url(flag: str, value: str) -> str:
+    from urllib.parse import urlsplit
+
+    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+        raise ConfigError(f"{flag}: {value!r} is not an http:// or https:// URL")
+    return value
 
 
 def _trusted_dirs(value: str) -> tuple[str, ...]:
@@ -237,55 +224,6 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         ns = parser.parse_args(normalise_go_flags(argv, parser))
     except ValueError as err:  # raised by a type= converter without the flag's name
         raise ConfigError(str(err)) from None
-    _check_values(ns)
-    settings = Settings(
-        endpoint=ns.endpoint,
-        node_id=ns.nodeid,
-        driver_name=ns.drivername,
-        provider_volume=ns.provider_volume,
-        additional_provider_volume_paths=tuple(
-            p for p in ns.additional_provider_volume_paths.split(",") if p
-        ),
-        metrics_addr=ns.metrics_addr,
-        health_addr=ns.health_addr,
-        enable_secret_rotation=bool(ns.enable_secret_rotation),
-        rotation_poll_interval=ns.rotation_poll_interval,
-        max_call_recv_msg_size=ns.max_call_recv_msg_size,
-        log_format_json=bool(ns.log_format_json),
-        verbosity=ns.verbosity,
-        debug_loggers=parse_debug_loggers(ns.debug_loggers),
-        provider_health_check=bool(ns.provider_health_check),
-        provider_health_check_interval=ns.provider_health_check_interval,
-        kubeconfig=ns.kubeconfig,
-        kube_api_qps=ns.kube_api_qps,
-        kube_api_burst=ns.kube_api_burst,
-        agent_namespace=ns.agent_namespace,
-        hmac_secret_name=ns.hmac_secret_name,
-        token_request_fallback=bool(ns.token_request_fallback),
-        pod_cleanup_grace_period=ns.pod_cleanup_grace_period,
-        cache_sync_timeout=ns.cache_sync_timeout,
-        secret_resync_interval=ns.secret_resync_interval,
-        standalone_dir=ns.standalone_dir,
-        mount_mode=ns.mount_mode,
-        tmpfs_size=ns.tmpfs_size,
-        provider_timeout=ns.provider_timeout,
-        shutdown_grace=ns.shutdown_grace,
-        max_payload_bytes=ns.max_payload_size,
-        vault_address=ns.vault_address,
-        azure_cloud_name=_azure_cloud(ns.azure_cloud_name),
-        azure_construct_pem_chain=bool(ns.azure_construct_pem_chain),
-        azure_write_cert_and_key_in_separate_files=bool(
-            ns.azure_write_cert_and_key_in_separate_files
-        ),
-        trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
-        state_dir=ns.state_dir,
-    )
-    socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
-    return settings, bool(ns.version)
-
-
-def _check_values(ns: argparse.Namespace) -> None:
-    """Refuse values the agent cannot run with, naming the flag (ConfigError)."""
     if ns.metrics_backend.lower() != "prometheus":
         raise ConfigError(
             f"--metrics-backend: unsupported backend {ns.metrics_backend!r} (only Prometheus)"
@@ -308,15 +246,47 @@ def _check_values(ns: argparse.Namespace) -> None:
                 parse_listen_address(value)
             except ConfigError as err:
                 raise ConfigError(f"{flag}: {err.message}") from None
-    _check_kubernetes_values(ns)
-    if ns.mount_mode == "tmpfs" and sys.platform == "win32":
-        raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
-
-
-def _check_kubernetes_values(ns: argparse.Namespace) -> None:
-    if ns.kube_api_qps < 0 or ns.kube_api_burst < 1:
-        raise ConfigError("--kube-api-qps must be >= 0 and --kube-api-burst >= 1")
-    if ns.secret_resync_interval <= 0:
-        raise ConfigError("--secret-resync-interval must be positive")
     if ns.rotation_poll_interval <= 0:
         raise ConfigError("--rotation-poll-interval must be positive")
+    if ns.mount_mode == "tmpfs" and sys.platform == "win32":
+        raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
+    settings = Settings(
+        endpoint=ns.endpoint,
+        node_id=ns.nodeid,
+        driver_name=ns.drivername,
+        provider_volume=ns.provider_volume,
+        additional_provider_volume_paths=tuple(
+            p for p in ns.additional_provider_volume_paths.split(",") if p
+        ),
+        metrics_addr=ns.metrics_addr,
+        health_addr=ns.health_addr,
+        enable_secret_rotation=bool(ns.enable_secret_rotation),
+        rotation_poll_interval=ns.rotation_poll_interval,
+        max_call_recv_msg_size=ns.max_call_recv_msg_size,
+        log_format_json=bool(ns.log_format_json),
+        verbosity=ns.verbosity,
+        debug_loggers=parse_debug_loggers(ns.debug_loggers),
+        provider_health_check=bool(ns.provider_health_check),
+        provider_health_check_interval=ns.provider_health_check_interval,
+        **kubernetes_options(ns),
+        standalone_dir=ns.standalone_dir,
+        mount_mode=ns.mount_mode,
+        tmpfs_size=ns.tmpfs_size,
+        provider_timeout=ns.provider_timeout,
+        shutdown_grace=ns.shutdown_grace,
+        max_payload_bytes=ns.max_payload_size,
+        vault_address=ns.vault_address,
+        azure_cloud_name=_azure_cloud(ns.azure_cloud_name),
+        azure_construct_pem_chain=bool(ns.azure_construct_pem_chain),
+        azure_write_cert_and_key_in_separate_files=bool(
+            ns.azure_write_cert_and_key_in_separate_files
+        ),
+        trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
+        state_dir=ns.state_dir,
+        prefer_plugin_providers=_provider_names(ns.prefer_plugin_providers),
+        aws_pod_identity_endpoint=_http_url(
+            "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
+        ),
+    )
+    socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
+    return settings, bool(ns.version)

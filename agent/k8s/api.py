@@ -27,6 +27,7 @@ from agent.errors import ApiForbidden, ApiNotFound, ApiUnavailable
 from agent.k8s import api_errors
 from agent.k8s.lean_import import ApiClient, ConfigException, Configuration
 from agent.k8s.resources import Resource
+from agent.logs import scrub_text
 
 USER_AGENT = f"secrets-store-agent/{__version__}"
 JSON = "application/json"
@@ -250,7 +251,9 @@ class KubeApi:
             )
         except ConfigException as err:  # an exec plugin or token file failed
             self._observe(method, "<error>")
-            raise ApiForbidden(f"{action}: cannot obtain credentials: {err}") from None
+            # Its text may quote the plugin's stderr: scrubbed and cut like a Status message.
+            detail = scrub_text(" ".join(str(err).split()))[: api_errors.MAX_MESSAGE_CHARS]
+            raise ApiForbidden(f"{action}: cannot obtain credentials: {detail}") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as err:
             self._observe(method, "<error>")
             raise api_errors.from_exception(action, err) from None

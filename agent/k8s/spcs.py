@@ -12,12 +12,12 @@ cache watches v1, or v1alpha1 on a cluster whose CRD predates v1.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
 
-from agent.documents.spc import InvalidDocument, identity, is_spc, spec_fields
+from agent.documents.spc import InvalidDocument, decode, identity, is_spc
 from agent.errors import (
     ApiNotFound,
     InvalidRequest,
@@ -55,22 +55,21 @@ def decode_class(document: Object) -> CacheEntry:
     merged = {**kind_and_version, **document} if "kind" not in document else document
     if not is_spc(merged):
         raise InvalidDocument(f"not a SecretProviderClass: {merged.get('apiVersion')}")
-    key, metadata = identity(merged, default_namespace="")
+    key, _ = identity(merged, default_namespace="")
     try:
-        provider, parameters, secret_objects = spec_fields(merged, key)
+        return decode(merged, "", _uid, _generation)
     except InvalidDocument as err:
         return UnusableClass(key[0], key[1], err.reason)
-    generation = metadata.get("generation")
+
+
+def _uid(metadata: Mapping[str, object], _key: object) -> str:
     uid = metadata.get("uid")
-    return SecretProviderClass(
-        name=key[1],
-        namespace=key[0],
-        provider=provider,
-        parameters=parameters,
-        secret_objects=secret_objects,
-        uid=uid if isinstance(uid, str) else "",
-        generation=generation if isinstance(generation, int) else 0,
-    )
+    return uid if isinstance(uid, str) else ""
+
+
+def _generation(metadata: Mapping[str, object], _key: object) -> int:
+    generation = metadata.get("generation")
+    return generation if isinstance(generation, int) else 0
 
 
 async def served_resource(api: KubeApi) -> Resource:
