@@ -196,6 +196,15 @@ NOT_RENDERED = {
     "--azure-construct-pem-chain": "Azure provider option: linux.extraArgs",
     "--azure-write-cert-and-key-in-separate-files": "Azure provider option: linux.extraArgs",
     "--aws-pod-identity-endpoint": "AWS provider option: linux.extraArgs",
+    # Kubernetes mode's tuning knobs; their defaults suit a chart install.
+    "--kube-api-qps": "Kubernetes-mode tuning: linux.extraArgs",
+    "--kube-api-burst": "Kubernetes-mode tuning: linux.extraArgs",
+    "--agent-namespace": "the chart sets POD_NAMESPACE from the downward API",
+    "--hmac-secret-name": "Kubernetes-mode tuning: linux.extraArgs",
+    "--token-request-fallback": "needs extra RBAC (serviceaccounts/token): linux.extraArgs",
+    "--pod-cleanup-grace-period": "Kubernetes-mode tuning: linux.extraArgs",
+    "--cache-sync-timeout": "Kubernetes-mode tuning: linux.extraArgs",
+    "--secret-resync-interval": "secret sync tuning (upstream's 5m by default): linux.extraArgs",
 }
 
 
