@@ -213,9 +213,9 @@ class KubePodStatusStore:
         """Apply one wanted state; True when it should be tried again later."""
         try:
             if isinstance(wanted, PodStatus):
-                await self._apply(key, wanted)
+                sent = await self._apply(key, wanted)
             else:
-                await self._remove(key)
+                sent = await self._remove(key)
         except (ApiUnavailable, ApiForbidden) as err:
             # Outage, throttling, or RBAC that an operator may still fix: keep trying.
             self._error = err.message
@@ -229,14 +229,16 @@ class KubePodStatusStore:
         except Exception as err:  # a bug must not stop the other writes
             log.error("pod_status.write_bug", name=key[1], error_type=type(err).__name__)
             return False
-        self._error = ""
-        self._backoff.reset()
+        if sent:  # only an answer from the API says it is reachable again
+            self._error = ""
+            self._backoff.reset()
         return False
 
-    async def _apply(self, key: Key, status: PodStatus) -> None:
+    async def _apply(self, key: Key, status: PodStatus) -> bool:
+        """Write ``status``; False when nothing had to be sent."""
         previous = self._applied.get(key)
         if previous == status:
-            return
+            return False
         manifest = to_manifest(status)
         if previous is None:
             try:
@@ -250,6 +252,7 @@ class KubePodStatusStore:
             except ApiNotFound:  # deleted meanwhile (garbage collection): write it anew
                 await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.PUBLISH)
         self._applied[key] = status
+        return True
 
     async def _patch(self, key: Key, manifest: Object) -> None:
         metadata = manifest["metadata"]
@@ -262,14 +265,16 @@ class KubePodStatusStore:
         }
         await self._api.merge_patch(SPC_POD_STATUSES, key[0], key[1], patch, Lane.PUBLISH)
 
-    async def _remove(self, key: Key) -> None:
+    async def _remove(self, key: Key) -> bool:
+        """Delete the object; False when it is known not to exist (nothing sent)."""
         if key not in self._applied and self._loaded:
-            return  # never written on this node, and not among this node's objects at start
+            return False  # never written on this node, nor among this node's objects at start
         if key in self._applied and self._applied[key] is None:
-            return
+            return False
         with contextlib.suppress(ApiNotFound):
             await self._api.delete(SPC_POD_STATUSES, key[0], key[1], Lane.PUBLISH)
         self._applied[key] = None
+        return True
 
 
 def _target_matches(status: PodStatus) -> bool:
