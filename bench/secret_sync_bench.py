@@ -128,7 +128,11 @@ async def measure(root: Path, samples: int) -> dict[str, object]:
 async def _drive(agents: KubeAgents, samples: int) -> dict[str, object]:
     ec = chain("app.example.com")
     provider = FakeProvider(
-        files={"username": b"admin", "password": b"s3cr3t", "tls.pem": ec.leaf.pem + ec.leaf.key_pem}
+        files={
+            "username": b"admin",
+            "password": b"s3cr3t",
+            "tls.pem": ec.leaf.pem + ec.leaf.key_pem,
+        }
     )
     node = await agents.start(provider=provider, cache_sync_timeout=10.0)
     results: dict[str, object] = {}
