@@ -70,21 +70,31 @@ class SecretResync:
         next_retry: float | None = None
         while True:
             await self._sleep_until(min(next_full, next_retry or next_full))
-            if self._full_requested or self._clock() >= next_full:
-                self._full_requested = False
-                self._changed.clear()
-                await self.run_once()
+            full = self._full_requested or self._clock() >= next_full
+            failed = False
+            try:
+                await self._pass(full)
+            except Exception as err:  # a bug must not end re-syncing for good
+                log.error("secret_resync.pass_failed", error_type=type(err).__name__)
+                self._full_requested = failed = True  # a whole pass again, after the delay
+            if full:
                 next_full = self._clock() + self._interval
-            elif self._changed:
-                changed, self._changed = self._changed, set()
-                await self.run_once(classes=changed)
-            else:
-                await self.run_once(only_failing=True)
-            if self._syncer.failing:
+            if failed or self._syncer.failing:
                 next_retry = self._clock() + self._retry.next_delay()
             else:
                 next_retry = None
                 self._retry.reset()
+
+    async def _pass(self, full: bool) -> None:
+        if full:
+            self._full_requested = False
+            self._changed.clear()
+            await self.run_once()
+        elif self._changed:
+            changed, self._changed = self._changed, set()
+            await self.run_once(classes=changed)
+        else:
+            await self.run_once(only_failing=True)
 
     async def _sleep_until(self, due: float) -> None:
         delay = due - self._clock()
