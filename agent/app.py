@@ -24,6 +24,7 @@ from agent.core.mount_table import MountTable
 from agent.core.pod_cleanup import ReleasePodVolumes
 from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
 from agent.core.recovery import rebuild_mount_table
+from agent.core.secret_jobs import SecretSyncJobs
 from agent.core.unpublish import UnpublishVolume
 from agent.csi.server import CsiServer
 from agent.errors import AgentError, ConfigError
@@ -44,6 +45,8 @@ from agent.web import Check, WebServer
 
 if TYPE_CHECKING:
     from agent.k8s.adapter import KubernetesAdapter
+    from agent.sync.resync import SecretResync
+    from agent.sync.syncer import SecretSyncer
 
 log = structlog.get_logger("agent.app")
 
@@ -65,6 +68,9 @@ class Agent:
     tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
     cluster: KubernetesAdapter | None = field(default=None, repr=False)
     cleanup: ReleasePodVolumes | None = field(default=None, repr=False)
+    # Kubernetes mode: sync as Kubernetes Secret (spec.secretObjects) and its periodic re-sync.
+    secret_sync: SecretSyncJobs | None = field(default=None, repr=False)
+    secret_resync: SecretResync | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         """Connect (Kubernetes mode), recover state, then serve. On failure the caller still
@@ -81,6 +87,8 @@ class Agent:
         await self.csi.start()
         if self.settings.provider_health_check:
             self._spawn(self._check_plugins(), "provider-health-check")
+        if self.secret_resync is not None:
+            self._spawn(self.secret_resync.run(), "secret-resync")
         log.info(
             "agent.started",
             version=__version__,
@@ -105,6 +113,8 @@ class Agent:
         self.tasks.clear()
         await self.csi.stop(self.settings.shutdown_grace)
         await self.web.stop()
+        if self.secret_sync is not None:
+            await self.secret_sync.close()
         if self.cleanup is not None:
             await self.cleanup.close()
         if self.cluster is not None:
@@ -132,6 +142,8 @@ def build_agent(
     mounter = make_mounter(settings.mount_mode, settings.tmpfs_size)
     metadata = JsonVolumeMetadata()
     sources = _configuration_sources(settings, metrics, retry_policy)
+    sync = _secret_sync(sources.cluster, table, metrics)
+    jobs = SecretSyncJobs(sync) if sync is not None else None
     providers = registry or ProviderRegistry(
         timeout=settings.provider_timeout,
         version_key=load_version_key(settings.state_dir),
@@ -160,6 +172,7 @@ def build_agent(
         metadata=metadata,
         observer=metrics,
         events=sources.events,
+        secret_sync=jobs,
     )
     publish = PublishVolume(
         ports,
@@ -172,7 +185,7 @@ def build_agent(
         table,
         locks,
     )
-    unpublish = UnpublishVolume(mounter, sources.statuses, metrics, table, locks)
+    unpublish = UnpublishVolume(mounter, sources.statuses, metrics, table, locks, secret_sync=jobs)
     csi = CsiServer.for_node(
         driver_name=settings.driver_name,
         version=__version__,
@@ -184,11 +197,21 @@ def build_agent(
     )
     cleanup = None
     ready_checks: dict[str, Check] = {"csi-socket": csi.accepting}
+    resync = None
     if sources.cluster is not None:
         grace = settings.pod_cleanup_grace_period
-        cleanup = ReleasePodVolumes(mounter, sources.statuses, table, locks, grace=grace)
-        sources.cluster.watch_pods(table, cleanup)
+        cleanup = ReleasePodVolumes(
+            mounter, sources.statuses, table, locks, grace=grace, secret_sync=jobs
+        )
+        pods = sources.cluster.watch_pods(table, cleanup)
         ready_checks.update(sources.cluster.ready_checks())
+        if sync is not None:
+            from agent.sync.resync import SecretResync
+
+            sync.pods = pods
+            interval = settings.secret_resync_interval
+            resync = SecretResync(table, sources.spcs, sync, interval=interval)
+            sources.cluster.spcs.on_secret_objects_changed(resync.class_changed)
 
     loop_monitor = LoopLagMonitor()
     web = WebServer(
@@ -211,7 +234,22 @@ def build_agent(
         loop_monitor,
         cluster=sources.cluster,
         cleanup=cleanup,
+        secret_sync=jobs,
+        secret_resync=resync,
     )
+
+
+def _secret_sync(
+    cluster: KubernetesAdapter | None, table: MountTable, metrics: Metrics
+) -> SecretSyncer | None:
+    """Kubernetes mode syncs secretObjects whenever a class has them, as upstream does (no
+    flag; RBAC decides: without Secret access each attempt is a Warning event saying which
+    chart setting grants it). Standalone mode has no Secrets to sync to."""
+    if cluster is None:
+        return None
+    from agent.sync.syncer import SecretSyncer
+
+    return SecretSyncer(cluster.secret_store, table, events=cluster.events, observer=metrics)
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,8 @@ class Settings:
     token_request_fallback: bool = False
     pod_cleanup_grace_period: float = 120.0
     cache_sync_timeout: float = 10.0
+    # How often synced Secrets are checked against the mounted files (upstream: 5 minutes).
+    secret_resync_interval: float = 300.0
     standalone_dir: str = ""
     mount_mode: str = "directory" if sys.platform == "win32" else "tmpfs"
     tmpfs_size: int | None = None

@@ -92,6 +92,13 @@ class StatusError(AgentError):
     reason = "FailedToCreatePodStatus"
 
 
+class SecretSyncError(AgentError):
+    """A Secret that ``spec.secretObjects`` asks for cannot be built or written; the message
+    names the field (``spec.secretObjects[1].type``) or the Secret at fault."""
+
+    reason = "FailedToCreateSecret"
+
+
 class ProviderTimeout(ProviderUnavailable):
     """The provider did not answer within the agent's deadline (below kubelet's 2 minutes)."""
 

@@ -56,6 +56,13 @@ def add_kubernetes_flags(
         type=_duration,
         help="how long start waits for the API caches before serving anyway",
     )
+    add(
+        "--secret-resync-interval",
+        default=_DEFAULTS.secret_resync_interval,
+        type=_duration,
+        help="how often Secrets synced from secretObjects are checked against the mounted "
+        "files (recreated if deleted; upstream requeues every 5m)",
+    )
 
 
 def kubernetes_options(ns: argparse.Namespace) -> dict[str, Any]:
@@ -64,6 +71,8 @@ def kubernetes_options(ns: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("--kube-api-qps must be 0 (unlimited) or more")
     if ns.kube_api_burst < 1:
         raise ConfigError("--kube-api-burst must be at least 1")
+    if ns.secret_resync_interval <= 0:
+        raise ConfigError("--secret-resync-interval must be positive")
     return {
         "kubeconfig": ns.kubeconfig,
         "kube_api_qps": ns.kube_api_qps,
@@ -73,4 +82,5 @@ def kubernetes_options(ns: argparse.Namespace) -> dict[str, Any]:
         "token_request_fallback": bool(ns.token_request_fallback),
         "pod_cleanup_grace_period": ns.pod_cleanup_grace_period,
         "cache_sync_timeout": ns.cache_sync_timeout,
+        "secret_resync_interval": ns.secret_resync_interval,
     }

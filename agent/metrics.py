@@ -91,6 +91,7 @@ class Metrics:
             registry=reg,
         )
         self._define_rotation(reg)
+        self._define_sync(reg)
         # controller-runtime's client metric, on the upstream driver's endpoint too.
         self.rest_client_requests = Counter(
             "rest_client_requests",
@@ -120,6 +121,39 @@ class Metrics:
             buckets=UPSTREAM_BUCKETS,
             registry=reg,
         )
+
+    def _define_sync(self, reg: CollectorRegistry) -> None:
+        # Upstream defines these two (v1.6 no longer records them); names and labels as there.
+        self.sync_k8s_secret = Counter(
+            "sync_k8s_secret",
+            "Total number of k8s secrets synced",
+            ["provider", "os_type"],
+            registry=reg,
+        )
+        self.k8s_secret_duration = Histogram(
+            "k8s_secret_duration_sec",
+            "Distribution of how long it took to sync k8s secret",
+            ["os_type"],
+            buckets=UPSTREAM_BUCKETS,
+            registry=reg,
+        )
+        # Ours: failures by reason, which upstream only shows as events.
+        self.sync_k8s_secret_error = Counter(
+            "sync_k8s_secret_error",
+            "Total number of k8s secrets (or secretObjects entries) that could not be synced",
+            ["provider", "error_type", "os_type"],
+            registry=reg,
+        )
+
+    def secrets_synced(self, provider: str, count: int, seconds: float) -> None:
+        if count:
+            self.sync_k8s_secret.labels(provider=provider, os_type=self.os_type).inc(count)
+        self.k8s_secret_duration.labels(os_type=self.os_type).observe(seconds)
+
+    def secret_sync_failed(self, provider: str, error_type: str) -> None:
+        self.sync_k8s_secret_error.labels(
+            provider=provider, error_type=error_type, os_type=self.os_type
+        ).inc()
 
     def api_request(self, host: str, method: str, code: str) -> None:
         self.rest_client_requests.labels(code=code, method=method, host=host).inc()

@@ -128,6 +128,9 @@ class OwnerReference:
     kind: str
     name: str
     uid: str
+    # Kept as found on objects the agent did not write, so an update never changes them.
+    controller: bool = False
+    block_owner_deletion: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,3 +168,35 @@ class VolumeRecord:
     versions: tuple[ObjectVersion, ...] = ()
     mounted_at: float = 0.0
     updated_at: float = 0.0
+
+
+# Upstream's label on every synced Secret (its cache of Secrets is filtered on it, upstream §7).
+MANAGED_LABEL = "secrets-store.csi.k8s.io/managed"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretObject:
+    """A Kubernetes Secret as secret sync reads and writes it. ``data`` never appears in a repr.
+
+    ``resource_version`` and ``uid`` are empty for a Secret still to be created.
+    """
+
+    namespace: str
+    name: str
+    type: str
+    data: Mapping[str, bytes] = field(repr=False)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    owners: tuple[OwnerReference, ...] = ()
+    immutable: bool = False
+    resource_version: str = ""
+    uid: str = ""
+
+    @property
+    def managed(self) -> bool:
+        """Written by secret sync (this agent or the upstream driver), so sync may change it."""
+        return self.labels.get(MANAGED_LABEL) == "true"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"

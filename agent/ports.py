@@ -12,8 +12,10 @@ from agent.model import (
     PodStatus,
     ProviderRequest,
     SecretFile,
+    SecretObject,
     SecretProviderClass,
     ServiceAccountToken,
+    VolumeRecord,
 )
 
 
@@ -63,12 +65,18 @@ class PodLookup(Protocol):
 
 
 class PodEventSink(Protocol):
-    """Warning events on a pod, for failures its owner can fix (Kubernetes: core/v1 Events,
-    aggregated; standalone: nothing beyond the log line every failure already has)."""
+    """Events on a pod: failures its owner can fix, and upstream's Normal events for work done
+    on its behalf (Kubernetes: core/v1 Events, aggregated; standalone: nothing beyond the log
+    line every outcome already has)."""
 
     def warning(self, pod: PodIdentity, reason: str, message: str) -> None:
-        """Queue the event; never blocks the caller, never raises. ``message`` is already
+        """Queue a Warning event; never blocks the caller, never raises. ``message`` is already
         vetted (an AgentError message) and carries no secret material."""
+        ...
+
+    def normal(self, pod: PodIdentity, reason: str, message: str) -> None:
+        """Queue a Normal event (e.g. ``SecretRotationComplete``, ``MountRotationComplete``);
+        same rules as ``warning``."""
         ...
 
 
@@ -143,3 +151,65 @@ class PublishObserver(Protocol):
     def unpublish_succeeded(self) -> None: ...
 
     def unpublish_failed(self) -> None: ...
+
+
+class SecretSync(Protocol):
+    """Mirrors a mounted volume's files into Kubernetes Secrets, as its SecretProviderClass's
+    ``spec.secretObjects`` ask (upstream §7). Kubernetes mode only; standalone mode has none.
+
+    Callers: publish after a successful first mount (in the background: publish never waits
+    on Secret writes), the rotation scheduler after a rotation that changed content, and the
+    periodic re-sync. Neither method raises for a sync failure: failures become Warning events
+    on the pod (``FailedToCreateSecret``, ``SecretRotationFailed``) and log lines.
+    """
+
+    async def volume_written(self, record: VolumeRecord, spc: SecretProviderClass) -> None:
+        """Create or update the Secrets ``spc`` names from the files now in
+        ``record.target_path``, with this volume's pod among their owners. Returns when done
+        (or given up until the next re-sync); cancellation is the only exception it lets out.
+        """
+        ...
+
+    async def volume_removed(self, record: VolumeRecord) -> None:
+        """The volume is gone (unpublished, or its pod released): this consumer no longer holds
+        the Secrets it synced; one no consumer holds any more is deleted. Never raises."""
+        ...
+
+
+class SecretStore(Protocol):
+    """Kubernetes Secrets for secret sync, with optimistic concurrency: ``update`` and
+    ``delete`` apply only to the version that was read, so two nodes syncing one Secret never
+    overwrite each other's owner references. Failures raise KubernetesApiError subclasses
+    (ApiConflict when the Secret changed since it was read, ApiAlreadyExists on create,
+    ApiForbidden with a hint at the RBAC setting that grants access)."""
+
+    async def read(self, namespace: str, name: str) -> SecretObject | None:
+        """The Secret, or None when it does not exist."""
+        ...
+
+    async def managed_in(self, namespace: str) -> list[SecretObject]:
+        """Every Secret of the namespace that carries the managed label."""
+        ...
+
+    async def create(self, secret: SecretObject) -> None: ...
+
+    async def update(self, current: SecretObject, wanted: SecretObject) -> None:
+        """Change ``current`` (as read) into ``wanted``: type, data, owners exactly; labels and
+        annotations ``wanted`` has are set, others left as they are."""
+        ...
+
+    async def delete(self, current: SecretObject) -> None:
+        """Delete the Secret if it is still the version read; already gone is fine."""
+        ...
+
+
+class SecretSyncObserver(Protocol):
+    """Outcomes of secret sync (metrics). Labels are names, never values."""
+
+    def secrets_synced(self, provider: str, count: int, seconds: float) -> None:
+        """One volume's sync: ``count`` Secrets now match their files, in ``seconds``."""
+        ...
+
+    def secret_sync_failed(self, provider: str, error_type: str) -> None:
+        """One Secret (or secretObjects entry) that could not be synced."""
+        ...

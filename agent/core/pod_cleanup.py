@@ -16,6 +16,7 @@ import structlog
 from agent.aio.locks import KeyedLock
 from agent.aio.tasks import TaskSet
 from agent.core.mount_table import MountTable
+from agent.core.secret_jobs import SecretSyncJobs
 from agent.errors import AgentError
 from agent.model import VolumeRecord, pod_status_name
 from agent.ports import PodStatusStore, VolumeMounter
@@ -33,7 +34,9 @@ class ReleasePodVolumes:
         *,
         grace: float,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        secret_sync: SecretSyncJobs | None = None,
     ) -> None:
+        self._secret_sync = secret_sync
         self._mounter = mounter
         self._statuses = statuses
         self._table = table
@@ -54,6 +57,8 @@ class ReleasePodVolumes:
             released += 1
             name = pod_status_name(record.pod.name, record.pod.namespace, record.spc_name)
             await self._statuses.delete(record.pod.namespace, name)
+            if self._secret_sync is not None:
+                self._secret_sync.removed(record)
             log.info(
                 "pod_cleanup.released",
                 pod=record.pod.name,

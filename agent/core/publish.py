@@ -25,6 +25,7 @@ from agent.core.publish_report import PublishReport, owner_can_fix
 from agent.core.publish_request import check_request, merge_attributes
 from agent.core.records import record_to_metadata, status_of
 from agent.core.recovery import adopt_volume
+from agent.core.secret_jobs import SecretSyncJobs
 from agent.errors import (
     AgentError,
     InvalidRequest,
@@ -76,6 +77,8 @@ class PublishPorts:
     metadata: VolumeMetadataStore
     observer: PublishObserver
     events: PodEventSink | None = None
+    # Kubernetes mode: the volume's Secrets (spec.secretObjects) are synced after a write.
+    secret_sync: SecretSyncJobs | None = None
 
 
 class PublishVolume:
@@ -200,7 +203,7 @@ class PublishVolume:
             raise InvalidSecretProviderClass(
                 f"spec.parameters is not set in secretproviderclass {ref}"
             )
-        attempt.provider = spc.provider
+        attempt.provider, attempt.spc = spc.provider, spc
         attempt.attributes = merge_attributes(spc.parameters, attempt.request)
         if not attempt.request.readonly:
             raise InvalidRequest(
@@ -268,6 +271,9 @@ class PublishVolume:
             if isinstance(outcome, BaseException):
                 raise outcome
         self._table.put(record)
+        jobs, spc = self._ports.secret_sync, attempt.spc
+        if jobs is not None and spc is not None and (changed or not attempt.is_remount):
+            jobs.written(record, spc)  # in the background: kubelet never waits on Secrets
         return changed
 
     def _mask_remount_failure(self, attempt: Attempt, err: Exception) -> PublishOutcome:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.model import ObjectVersion, PodIdentity, PublishRequest
+from agent.model import ObjectVersion, PodIdentity, PublishRequest, SecretProviderClass
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,7 @@ class Attempt:
     identity: PodIdentity
     spc_name: str
     provider: str = ""
+    spc: SecretProviderClass | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     is_remount: bool = False
     # Set before the mount starts: from then on a failure or cancellation must undo it.

@@ -9,6 +9,7 @@ import structlog
 from agent.aio.locks import KeyedLock
 from agent.core.mount_table import MountTable
 from agent.core.publish_request import check_target_path
+from agent.core.secret_jobs import SecretSyncJobs
 from agent.errors import AgentError, InvalidRequest
 from agent.model import pod_status_name
 from agent.ports import PodStatusStore, PublishObserver, VolumeMounter
@@ -24,7 +25,10 @@ class UnpublishVolume:
         observer: PublishObserver,
         table: MountTable,
         locks: KeyedLock,
+        *,
+        secret_sync: SecretSyncJobs | None = None,
     ) -> None:
+        self._secret_sync = secret_sync
         self._mounter = mounter
         self._statuses = statuses
         self._observer = observer
@@ -46,6 +50,8 @@ class UnpublishVolume:
                 # Kubernetes garbage-collects the status through its owner; standalone has no GC.
                 name = pod_status_name(record.pod.name, record.pod.namespace, record.spc_name)
                 await self._statuses.delete(record.pod.namespace, name)
+                if self._secret_sync is not None:
+                    self._secret_sync.removed(record)
         except AgentError as err:
             self._observer.unpublish_failed()
             log.warning(

@@ -12,6 +12,10 @@ import os
 import posixpath
 import shutil
 import stat
+from collections.abc import Iterable
+
+from agent.errors import PayloadError
+from agent.fs.paths import validate_path
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -19,6 +23,7 @@ _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _DIR_FLAGS = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
 DIR_MODE = 0o755
 RESERVED_PREFIX = ".."
+DATA_LINK = "..data"  # the atomic writer's pointer to the current content directory
 
 
 def open_dir(path: str) -> int:
@@ -178,3 +183,93 @@ def read_visible_files(target: str) -> dict[str, bytes]:
             if data is not None:
                 result[name] = data
     return dict(sorted(result.items()))
+
+
+def read_named_files(target: str, paths: Iterable[str], limit: int) -> dict[str, bytes | None]:
+    """Named user-visible files of a volume, read from one content version.
+
+    ``path -> bytes``, or None for a file larger than ``limit`` bytes; a path that is not a
+    regular file of the volume is left out. Paths are checked first (``validate_path``), and
+    nothing is read through a symlink below the content directory. Written by the atomic
+    writer, all files come from the directory ``..data`` points to, so a swap during the read
+    cannot mix two versions (retried if the swap removed it meanwhile); a volume written the
+    legacy way (files directly in the target) is read through its top-level entries, which
+    must resolve inside the target.
+    """
+    wanted = sorted(set(paths))
+    for _ in range(3):
+        try:
+            return _read_named(target, wanted, limit)
+        except _SwappedDuringRead:
+            continue
+    return _read_named(target, wanted, limit)
+
+
+class _SwappedDuringRead(Exception):
+    pass
+
+
+def _read_named(target: str, paths: list[str], limit: int) -> dict[str, bytes | None]:
+    root_fd = open_dir(target)
+    try:
+        try:
+            version = os.readlink(DATA_LINK, dir_fd=root_fd)
+        except OSError:
+            return _read_legacy(target, paths, limit)
+        if "/" in version or not version.startswith(RESERVED_PREFIX):
+            return {}
+        try:
+            data_fd = open_subdir(root_fd, [version], create=False)
+        except FileNotFoundError:
+            raise _SwappedDuringRead from None
+        try:
+            return _read_each(data_fd, paths, limit)
+        finally:
+            os.close(data_fd)
+    finally:
+        os.close(root_fd)
+
+
+def _read_each(dir_fd: int, paths: list[str], limit: int) -> dict[str, bytes | None]:
+    found: dict[str, bytes | None] = {}
+    for path in paths:
+        if not _projectable(path):
+            continue
+        read = read_regular(dir_fd, path, limit + 1)
+        if read is not None:
+            found[path] = read[0] if len(read[0]) <= limit else None
+    return found
+
+
+def _read_legacy(target: str, paths: list[str], limit: int) -> dict[str, bytes | None]:
+    root = os.path.realpath(target)
+    found: dict[str, bytes | None] = {}
+    for path in paths:
+        if not _projectable(path):
+            continue
+        head, _, tail = path.partition("/")
+        resolved = os.path.realpath(os.path.join(target, head))
+        if not _inside(resolved, root) or resolved == root:
+            continue
+        parent_fd = open_dir(os.path.dirname(resolved))
+        try:
+            read = read_regular(
+                parent_fd,
+                posixpath.join(os.path.basename(resolved), tail)
+                if tail
+                else os.path.basename(resolved),
+                limit + 1,
+            )
+        finally:
+            os.close(parent_fd)
+        if read is not None:
+            found[path] = read[0] if len(read[0]) <= limit else None
+    return found
+
+
+def _projectable(path: str) -> bool:
+    try:
+        validate_path(path)
+    except PayloadError:
+        return False
+    return True

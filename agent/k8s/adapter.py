@@ -31,6 +31,7 @@ from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.pods import PodWatcher, Release
 from agent.k8s.secrets import KubeSecrets, VersionKeySecret
 from agent.k8s.spcs import KubeSecretProviderClassSource, served_resource
+from agent.k8s.synced_secrets import KubeSecretStore
 from agent.model import VolumeRecord
 
 log = structlog.get_logger(__name__)
@@ -64,6 +65,7 @@ class KubernetesAdapter:
         )
         self.tokens = KubeTokenMinter(self.api) if settings.token_request_fallback else None
         self.secrets = KubeSecrets(self.api)
+        self.secret_store = KubeSecretStore(self.api)
         namespace = settings.agent_namespace or own_namespace()
         self.version_key = VersionKeySecret(self.secrets, namespace, settings.hmac_secret_name)
         self.pods: PodWatcher | None = None

@@ -138,9 +138,19 @@ class KubeApi:
         path = resource.path(namespace, name)
         return await self._call("PATCH", path, action, lane, body=patch, content_type=MERGE_PATCH)
 
-    async def delete(self, resource: Resource, namespace: str, name: str, lane: Lane) -> Object:
+    async def delete(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        lane: Lane,
+        *,
+        body: Object | None = None,
+    ) -> Object:
+        """``body``: DeleteOptions (e.g. ``preconditions``), when the caller needs them."""
         action = f"delete {resource.describe(namespace, name)}"
-        return await self._call("DELETE", resource.path(namespace, name), action, lane)
+        path = resource.path(namespace, name)
+        return await self._call("DELETE", path, action, lane, body=body)
 
     @asynccontextmanager
     async def watch(

@@ -12,7 +12,7 @@ cache watches v1, or v1alpha1 on a cluster whose CRD predates v1.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -94,9 +94,32 @@ class KubeSecretProviderClassSource:
     ) -> None:
         self._api = api
         self.resource = resource
+        self._listeners: list[Callable[[str, str], None]] = []
         self.informer: Informer[CacheEntry] = Informer(
-            "secretproviderclasses", api, resource, decode_class, settings=settings
+            "secretproviderclasses", api, resource, decode_class, settings=settings, handler=self
         )
+
+    def on_secret_objects_changed(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(namespace, name)`` when a cached class's ``secretObjects`` change
+        or the class is deleted (secret sync re-syncs its volumes at once)."""
+        self._listeners.append(listener)
+
+    # ---- informer events ----
+
+    def on_upsert(self, key: tuple[str, str], old: CacheEntry | None, new: CacheEntry) -> None:
+        before = getattr(old, "secret_objects", None)
+        if old is not None and before != getattr(new, "secret_objects", None):
+            self._changed(key)
+
+    def on_delete(self, key: tuple[str, str], old: CacheEntry) -> None:
+        self._changed(key)
+
+    def on_synced(self) -> None:
+        return
+
+    def _changed(self, key: tuple[str, str]) -> None:
+        for listener in self._listeners:
+            listener(*key)
 
     def use(self, resource: Resource) -> None:
         """Serve from ``resource`` (v1 or v1alpha1); before the informer runs."""

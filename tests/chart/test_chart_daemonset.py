@@ -204,6 +204,7 @@ NOT_RENDERED = {
     "--token-request-fallback": "linux.extraArgs, with serviceaccounts/token create in RBAC",
     "--pod-cleanup-grace-period": "linux.extraArgs",
     "--cache-sync-timeout": "linux.extraArgs",
+    "--secret-resync-interval": "linux.extraArgs (upstream's 5m requeue by default)",
 }
 
 

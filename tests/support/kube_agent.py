@@ -104,6 +104,18 @@ class KubeHarness:
         options.setdefault("parameters", {"objects": "- objectName: username"})
         return self.kube.store.put(secret_provider_class(name, namespace, **options))
 
+    async def change_spc(self, name: str = SPC, namespace: str = "default", **options: Any) -> None:
+        """Replace a class and wait until the agent's cache holds the new version."""
+        stored = self.add_spc(name, namespace, **options)
+        wanted = tuple(stored["spec"].get("secretObjects") or ())
+        informer = self.cluster.spcs.informer
+
+        def cached() -> bool:
+            entry = informer.get(namespace, name)
+            return getattr(entry, "secret_objects", None) == wanted
+
+        await eventually(cached, f"class {namespace}/{name} updated in the agent's cache")
+
     def request(
         self, pod_object: Object, *, spc: str = SPC, volume: str = "secrets", **options: Any
     ) -> csi.NodePublishVolumeRequest:
@@ -135,6 +147,27 @@ class KubeHarness:
 
     def events(self, namespace: str = "default") -> list[Object]:
         return self.kube.store.list("events", namespace)
+
+    async def synced(self) -> None:
+        """Until every Secret sync the agent's calls started has finished."""
+        assert self.agent.secret_sync is not None
+        await self.agent.secret_sync.wait()
+
+    async def resync(self) -> int:
+        """One periodic re-sync pass, now (no waiting for its interval)."""
+        assert self.agent.secret_resync is not None
+        return await self.agent.secret_resync.run_once()
+
+    def secret(self, name: str, namespace: str = "default") -> Object | None:
+        return self.kube.store.get("secrets", namespace, name)
+
+    async def event(self, reason: str, namespace: str = "default") -> Object:
+        """The pod event with ``reason``, once the agent has sent it."""
+        await eventually(
+            lambda: any(e.get("reason") == reason for e in self.events(namespace)),
+            f"a {reason} event",
+        )
+        return next(e for e in self.events(namespace) if e.get("reason") == reason)
 
 
 @dataclass

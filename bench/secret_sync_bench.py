@@ -1,0 +1,171 @@
+"""Secret sync benchmark: the agent in process (real CSI socket, grpcio client as kubelet, real
+tmpfs as root) against the fake API server over HTTP, with the in-process fake provider.
+
+A full node: 110 pods of 110 applications, each class syncing two Secrets (Opaque, and
+kubernetes.io/tls from a PEM bundle with an EC key). Measures the first sync of all volumes
+(wall time from the first publish to the last Secret written, API calls), a re-sync pass over
+volumes already in sync and one after every Secret was deleted by hand (wall, CPU seconds of
+the process, API calls), publish latency with and without secretObjects (interleaved A/B),
+and the TLS split alone. The fake API server runs in the same process and loop, so wall and
+CPU include its work. Run as root inside ``unshare -m``:
+``unshare -m --propagation private python -m bench.secret_sync_bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from agent.sync.tls import certificate_part, private_key_part
+from bench.publish_bench import percentile
+from tests.fakes.kube_api import FakeKubeApi, secret_provider_class
+from tests.support.fake_provider import FakeProvider
+from tests.support.kube_agent import KubeAgents, KubeHarness, run_agents
+from tests.support.pki import chain, pfx
+
+VOLUMES = 110
+
+
+def _objects(app: str) -> list[dict[str, object]]:
+    return [
+        {"secretName": f"{app}-db", "type": "Opaque",
+         "data": [{"objectName": "username", "key": "user"},
+                  {"objectName": "password", "key": "pass"}]},
+        {"secretName": f"{app}-tls", "type": "kubernetes.io/tls",
+         "data": [{"objectName": "tls.pem", "key": "tls.crt"},
+                  {"objectName": "tls.pem", "key": "tls.key"}]},
+    ]  # fmt: skip
+
+
+def _calls(kube: FakeKubeApi, mark: int) -> dict[str, int]:
+    counted = Counter(f"{r.method} {r.resource}" for r in kube.requests.since(mark))
+    return {key: counted[key] for key in sorted(counted) if key.endswith("secrets")}
+
+
+async def _timed_pass(node: KubeHarness) -> dict[str, object]:
+    mark, wall, cpu = node.kube.requests.mark(), time.perf_counter(), time.process_time()
+    synced = await node.resync()
+    return {
+        "volumes": synced,
+        "wall_s": round(time.perf_counter() - wall, 3),
+        "cpu_s": round(time.process_time() - cpu, 3),
+        "api_calls": _calls(node.kube, mark),
+    }
+
+
+async def _first_sync(node: KubeHarness) -> tuple[dict[str, object], list[dict[str, object]]]:
+    pods = []
+    for i in range(VOLUMES):
+        app = f"app-{i}"
+        node.add_spc(app, secret_objects=_objects(app))
+        pods.append(await node.add_pod(f"{app}-0", spc=app))
+    mark, wall, cpu = node.kube.requests.mark(), time.perf_counter(), time.process_time()
+    for i, pod in enumerate(pods):
+        await node.publish(pod, spc=f"app-{i}")
+    await node.synced()
+    return {
+        "volumes": VOLUMES,
+        "secrets": len(node.kube.store.list("secrets", "default")),
+        "wall_s": round(time.perf_counter() - wall, 3),
+        "cpu_s": round(time.process_time() - cpu, 3),
+        "api_calls": _calls(node.kube, mark),
+    }, pods
+
+
+async def _publish_ab(node: KubeHarness, samples: int) -> dict[str, object]:
+    node.add_spc("plain", parameters={"objects": "-"})
+    node.add_spc("synced", secret_objects=_objects("ab"))
+    timings: dict[str, list[float]] = {"without_secret_objects": [], "with_secret_objects": []}
+    for i in range(samples):
+        for label, spc in (("without_secret_objects", "plain"), ("with_secret_objects", "synced")):
+            pod = await node.add_pod(f"ab-{label[:4]}-{i}", spc=spc)
+            started = time.perf_counter()
+            target = await node.publish(pod, spc=spc)
+            timings[label].append((time.perf_counter() - started) * 1000)
+            await node.kubelet.unpublish(node.request(pod, spc=spc).volume_id, target)
+    await node.synced()
+    return {
+        label: {"p50_ms": round(percentile(t, 0.5), 2), "p99_ms": round(percentile(t, 0.99), 2)}
+        for label, t in timings.items()
+    }
+
+
+def _tls_split(samples: int) -> dict[str, float]:
+    rsa, ec = chain("rsa.example.com", rsa_leaf=True), chain("ec.example.com")
+    files = {
+        "pem_rsa2048": rsa.leaf.pem + rsa.intermediate.pem + rsa.leaf.key_pem,
+        "pem_p256": ec.leaf.pem + ec.intermediate.pem + ec.leaf.key_pem,
+        "pfx_p256": pfx(ec.leaf.key, ec.leaf.certificate, [ec.intermediate.certificate]),
+    }
+    result = {}
+    for name, data in files.items():
+        certificate_part(data), private_key_part(data)  # imports and warm-up
+        started = time.perf_counter()
+        for _ in range(samples):
+            certificate_part(data)
+            private_key_part(data)
+        result[f"{name}_ms"] = round((time.perf_counter() - started) * 1000 / samples, 3)
+    return result
+
+
+async def measure(root: Path, samples: int) -> dict[str, object]:
+    async with FakeKubeApi.running(root / "kube") as kube:
+        kube.store.put(secret_provider_class("unused", provider="fake"))
+        running = run_agents(kube, root)
+        agents = await anext(running)
+        try:
+            return await _drive(agents, samples)
+        finally:
+            await running.aclose()  # stops the agent and unpublishes every volume
+
+
+async def _drive(agents: KubeAgents, samples: int) -> dict[str, object]:
+    ec = chain("app.example.com")
+    provider = FakeProvider(
+        files={
+            "username": b"admin",
+            "password": b"s3cr3t",
+            "tls.pem": ec.leaf.pem + ec.leaf.key_pem,
+        }
+    )
+    node = await agents.start(provider=provider, cache_sync_timeout=10.0)
+    results: dict[str, object] = {}
+    results["first_sync"], _pods = await _first_sync(node)
+    results["resync_in_sync"] = await _timed_pass(node)
+    for item in node.kube.store.list("secrets", "default"):
+        node.kube.store.delete("secrets", "default", item["metadata"]["name"])
+    results["resync_after_all_deleted"] = await _timed_pass(node)
+    results["publish_ab"] = await _publish_ab(node, samples)
+    results["tls_split_per_secret"] = _tls_split(200)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--out", default="-", help="where the JSON goes (the agent logs to stdout)")
+    args = parser.parse_args()
+    runs = []
+    for _ in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="sync-bench-") as workdir:
+            runs.append(asyncio.run(measure(Path(workdir), args.samples)))
+    summary: dict[str, object] = {"runs": runs}
+    if args.runs > 1:
+        walls = [r["resync_in_sync"]["wall_s"] for r in runs]  # type: ignore[index]
+        summary["resync_in_sync_wall_median_s"] = statistics.median(walls)
+    text = json.dumps(summary, indent=2)
+    if args.out == "-":
+        print(text)
+    else:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Secret sync failures through the agent's socket against the fake API: bad secretObjects
+entries are Warning events naming the field while the other Secrets sync; a Forbidden
+answer says which chart setting grants Secret access; conflicts and outages are retried;
+and the publish succeeds in every case."""
+
+from __future__ import annotations
+
+import json
+
+from agent.sync.pem import encode
+from agent.sync.syncer import SecretSyncer
+from tests.fakes.kube_api import FakeKubeApi
+from tests.integration.k8s.test_secret_sync import consumers, data_of, entry
+from tests.support.kube_agent import KubeHarness, eventually
+from tests.support.pki import issue
+
+
+async def _warnings(node: KubeHarness, count: int) -> list[str]:
+    def found() -> list[str]:
+        return [e["message"] for e in node.events() if e["reason"] == "FailedToCreateSecret"]
+
+    await eventually(lambda: len(found()) >= count, f"{count} FailedToCreateSecret events")
+    return sorted(found())
+
+
+async def test_bad_entries_are_named_and_the_good_secret_still_syncs(node: KubeHarness) -> None:
+    cert = issue("bad-key.example.com")
+    garbage_key = encode("PRIVATE KEY", b"\x30\x03\x02\x01\x00")
+    node.provider.files["broken.pem"] = cert.pem + garbage_key
+    node.add_spc(
+        secret_objects=[
+            {"secretName": "untyped", "data": [{"objectName": "password", "key": "p"}]},
+            entry("unknown", "Opaque", ("no-such-object", "value")),
+            entry("tls", "kubernetes.io/tls", ("broken.pem", "tls.crt"),
+                  ("broken.pem", "tls.key")),
+            entry("good", "Opaque", ("password", "password")),
+        ]
+    )  # fmt: skip
+    await node.publish(await node.add_pod("web-0"))
+    await node.synced()
+    assert data_of(node.secret("good")) == {"password": b"s3cr3t"}
+    assert [node.secret(name) for name in ("untyped", "unknown", "tls")] == [None] * 3
+    untyped, unknown, tls = await _warnings(node, 3)
+    assert untyped.startswith("spec.secretObjects[0].type is missing for secret untyped")
+    assert unknown.startswith(
+        "spec.secretObjects[1].data[0].objectName: no file 'no-such-object' is mounted"
+    )
+    assert tls.startswith("spec.secretObjects[2].data[1]: cannot take tls.key from file")
+    assert "not an RSA or EC private key" in tls
+    assert "MAMCAQA" not in json.dumps(node.events())  # the key block's base64 is not quoted
+    metrics = node.agent.metrics.exposition()[0].decode()
+    assert 'sync_k8s_secret_total{os_type="linux",provider="fake"} 1.0' in metrics
+    assert 'error_type="InvalidSecretObject"' in metrics
+    assert 'error_type="InvalidSecretData"' in metrics
+    # Broken entries wait for a change of the class (not retried sooner than a full pass);
+    # the good Secret stays in sync.
+    jobs = node.agent.secret_sync
+    assert jobs is not None and isinstance(jobs.sync, SecretSyncer)
+    assert not jobs.sync.failing
+    await node.resync()
+    assert data_of(node.secret("good")) == {"password": b"s3cr3t"}
+
+
+async def test_forbidden_says_which_chart_setting_grants_access(
+    node: KubeHarness, kube_api: FakeKubeApi
+) -> None:
+    forbidden = kube_api.faults.fail(403, resource="secrets", times=None)
+    node.add_spc(secret_objects=[entry("db", "Opaque", ("password", "password"))])
+    target = await node.publish(await node.add_pod("web-0"))  # the mount does not care
+    await node.synced()
+    assert node.agent.table.get(target) is not None
+    (message,) = await _warnings(node, 1)
+    assert message.startswith("secret default/db: get secrets default/db: HTTP 403")
+    assert "set syncSecret.enabled=true" in message
+    kube_api.faults.clear()
+    assert forbidden.hits >= 1
+    await node.resync()  # access granted: the next pass syncs
+    assert data_of(node.secret("db")) == {"password": b"s3cr3t"}
+
+
+async def test_a_conflicting_writer_is_read_again_and_an_outage_retried_by_resync(
+    node: KubeHarness, kube_api: FakeKubeApi
+) -> None:
+    node.add_spc(secret_objects=[entry("db", "Opaque", ("password", "password"))])
+    # A managed Secret with stale data and no owner, as another node may leave one.
+    node.kube.store.put(STALE)
+    conflict = kube_api.faults.fail(409, verb="patch", resource="secrets", times=1)
+    await node.publish(await node.add_pod("web-0"))
+    await node.synced()
+    assert conflict.hits == 1  # the first patch lost a race: read again, patched again
+    assert data_of(node.secret("db")) == {"password": b"s3cr3t"}
+    assert consumers(node.secret("db")) == ["web-0"]
+    jobs = node.agent.secret_sync
+    assert jobs is not None
+    syncer = jobs.sync
+    assert isinstance(syncer, SecretSyncer)
+    kube_api.faults.fail(503, resource="secrets", times=None)
+    node.kube.store.delete("secrets", "default", "db")
+    await node.resync()
+    assert syncer.failing  # kept for a sooner retry than the next full pass
+    kube_api.faults.clear()
+    await node.resync()
+    assert node.secret("db") is not None
+    assert not syncer.failing
+
+
+STALE = {
+    "apiVersion": "v1",
+    "kind": "Secret",
+    "metadata": {
+        "name": "db",
+        "namespace": "default",
+        "labels": {"secrets-store.csi.k8s.io/managed": "true"},
+    },
+    "type": "Opaque",
+    "stringData": {"password": "stale"},
+}

@@ -1,0 +1,36 @@
+"""Secret sync loads cryptography only for a kubernetes.io/tls Secret, and the Kubernetes
+adapter's Secret store only in Kubernetes mode."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys, tempfile
+    from agent.sync.data import read_volume_data
+    from agent.sync.spec import parse_secret_objects
+
+    root = tempfile.mkdtemp()
+    with open(os.path.join(root, "password"), "wb") as handle:
+        handle.write(b"pw")
+    opaque = parse_secret_objects(
+        [{"secretName": "a", "type": "Opaque", "data": [{"objectName": "password", "key": "p"}]}]
+    )
+    built = read_volume_data(root, opaque.specs)
+    print("opaque", built[0].data == {"p": b"pw"}, "cryptography" in sys.modules)
+    tls = parse_secret_objects([{"secretName": "t", "type": "kubernetes.io/tls", "data": [
+        {"objectName": "password", "key": "tls.crt"},
+        {"objectName": "password", "key": "tls.key"}]}])
+    built = read_volume_data(root, tls.specs)
+    print("tls", bool(built[0].error), "cryptography" in sys.modules)
+    print("k8s", "agent.k8s" in sys.modules, "kubernetes_asyncio" in sys.modules)
+    """
+)
+
+
+def test_cryptography_waits_for_the_first_tls_secret() -> None:
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:3] == ["opaque True False", "tls True True", "k8s False False"]

@@ -1,0 +1,74 @@
+"""The re-sync loop: a pass at start, a full pass on trigger, a class's volumes on its change,
+and a bug in one pass never ends the loop (no waiting for intervals: a 1-hour interval)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from agent.aio.backoff import BackoffPolicy
+from agent.core.mount_table import MountTable
+from agent.errors import SecretProviderClassNotFound
+from agent.model import PodIdentity, SecretProviderClass, VolumeRecord
+from agent.sync.resync import SecretResync
+
+
+class Classes:
+    async def get(self, namespace: str, name: str) -> SecretProviderClass:
+        if name == "gone":
+            raise SecretProviderClassNotFound("gone")
+        return SecretProviderClass(name, namespace, "fake", {"a": "b"}, ({"secretName": "x"},))
+
+
+class Syncer:
+    def __init__(self) -> None:
+        self.failing: set[str] = set()
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+        self.explode = 0
+        self.called = asyncio.Event()
+
+    async def volume_written(self, record: VolumeRecord, spc: SecretProviderClass) -> None:
+        self.called.set()
+        if self.explode:
+            self.explode -= 1
+            raise RuntimeError("a bug")
+        self.calls.append((record.spc_name, spc.secret_objects))
+
+
+def _table() -> MountTable:
+    table = MountTable()
+    for i, spc in enumerate(("app", "other", "gone")):
+        pod = PodIdentity("default", f"p{i}", f"uid-{i}")
+        table.put(VolumeRecord(f"/t/{i}", f"v{i}", pod, spc, "fake"))
+    return table
+
+
+async def _next_calls(syncer: Syncer, count: int) -> list[tuple[str, tuple[object, ...]]]:
+    async with asyncio.timeout(5):
+        while len(syncer.calls) < count:
+            syncer.called.clear()
+            await syncer.called.wait()
+    taken, syncer.calls = syncer.calls[:count], syncer.calls[count:]
+    return taken
+
+
+async def test_start_trigger_class_change_and_a_failing_pass() -> None:
+    syncer = Syncer()
+    retry = BackoffPolicy(initial=0.01, maximum=0.02)
+    resync = SecretResync(_table(), Classes(), syncer, interval=3600, retry=retry)  # type: ignore[arg-type]
+    loop = asyncio.create_task(resync.run())
+    try:
+        start = await _next_calls(syncer, 3)
+        assert [name for name, _ in start] == ["app", "other", "gone"]
+        assert start[2][1] == ()  # a deleted class names nothing: its Secrets are let go
+        resync.class_changed("default", "other")
+        assert [name for name, _ in await _next_calls(syncer, 1)] == ["other"]
+        syncer.explode = 1
+        resync.trigger()
+        # The bug ends that pass; a full pass follows after the retry delay, not the hour.
+        assert [name for name, _ in await _next_calls(syncer, 3)] == ["app", "other", "gone"]
+        assert not loop.done()
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
