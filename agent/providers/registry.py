@@ -2,7 +2,10 @@
 
 Built-in providers and third-party ones (Python entry points in the group
 ``secrets_store_agent.providers``) are constructed lazily on first use, so a node that only
-uses Vault never pays for the others. An entry point names a factory taking a
+uses Vault never pays for the others. On the event loop, :meth:`ProviderRegistry.load` imports
+a built-in provider's package in a worker thread first (16-70 ms each on a 2-vCPU node; on a
+cold agent whose pods use several stores, those imports would otherwise stall the loop one after
+the other, and every other volume's calls with it). An entry point names a factory taking a
 :class:`ProviderContext` and returning an object that satisfies :class:`agent.ports.Provider`.
 Any other name is looked up as an upstream provider plugin socket (``<dir>/<name>.sock``).
 
@@ -15,13 +18,18 @@ migration and drop it later without touching the agent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import importlib.metadata
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import structlog
 
+from agent.aio.threads import run_blocking
 from agent.errors import AgentError, ProviderNotFound
 from agent.ports import Provider, ServiceAccountSource
 
@@ -48,6 +56,18 @@ class ProviderContext:
 
 
 ProviderFactory = Callable[[ProviderContext], Provider]
+
+
+@dataclass(frozen=True, slots=True)
+class LazyFactory:
+    """A factory whose provider lives in ``module``, a package imported only on first use;
+    :meth:`ProviderRegistry.load` imports it in a worker thread before calling ``build``."""
+
+    module: str
+    build: ProviderFactory
+
+    def __call__(self, context: ProviderContext) -> Provider:
+        return self.build(context)
 
 
 def _vault(context: ProviderContext) -> Provider:
@@ -103,12 +123,13 @@ def _gcp(context: ProviderContext) -> Provider:
 
 
 BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {
-    "vault": _vault,
-    "openbao": _vault,
-    "aws": _aws,
-    "azure": _azure,
-    "gcp": _gcp,
+    "vault": LazyFactory("agent.providers.vault", _vault),
+    "openbao": LazyFactory("agent.providers.vault", _vault),
+    "aws": LazyFactory("agent.providers.aws", _aws),
+    "azure": LazyFactory("agent.providers.azure", _azure),
+    "gcp": LazyFactory("agent.providers.gcp", _gcp),
 }
+PLUGIN_MODULE = "agent.providers.plugin"
 DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024
 PLUGIN_DEADLINE_SHARE = 0.95
 
@@ -144,6 +165,7 @@ class ProviderRegistry:
         self._max_recv_bytes = max_recv_bytes
         self._plugins: dict[str, PluginProvider] = {}
         self._retired: list[PluginProvider] = []  # preferred plugins replaced; closed at close()
+        self._imports: dict[str, asyncio.Task[ModuleType]] = {}  # module -> its import, running
 
     def register(self, name: str, factory: ProviderFactory) -> None:
         self._factories[name] = factory
@@ -152,6 +174,45 @@ class ProviderRegistry:
 
     def names(self) -> Sequence[str]:
         return sorted(self._factories)
+
+    async def load(self, name: str) -> Provider:
+        """:meth:`get` for callers on the event loop: the first use of a provider imports its
+        package in a worker thread (one import per package, however many callers wait for it),
+        so the loop keeps serving every other volume meanwhile. Construction stays on the loop.
+
+        Raises what :meth:`get` raises (ProviderNotFound, or the factory's own error).
+        """
+        module = self._module_to_import(name)
+        if module is not None:
+            await self._import(module)
+        return self.get(name)
+
+    def _module_to_import(self, name: str) -> str | None:
+        if name in self._instances and name not in self._prefer_plugins:
+            return None
+        factory = self._factories.get(name)
+        if factory is None or name in self._prefer_plugins:
+            module = PLUGIN_MODULE if self._plugin_directories else None
+        else:
+            module = factory.module if isinstance(factory, LazyFactory) else None
+        return None if module is None or module in sys.modules else module
+
+    async def _import(self, module: str) -> None:
+        pending = self._imports.get(module)
+        if pending is None:
+            pending = asyncio.create_task(run_blocking(importlib.import_module, module))
+            self._imports[module] = pending
+            pending.add_done_callback(self._imported)
+        with contextlib.suppress(Exception):
+            # A failed import is raised again, and reported, by the factory's own import.
+            await asyncio.shield(pending)
+
+    def _imported(self, task: asyncio.Task[ModuleType]) -> None:
+        for module, pending in list(self._imports.items()):
+            if pending is task:
+                del self._imports[module]
+        if not task.cancelled():
+            task.exception()  # retrieved: the waiters' factories report a failure themselves
 
     def get(self, name: str) -> Provider:
         if name in self._prefer_plugins:

@@ -20,6 +20,7 @@ from agent.app import build_agent
 from tests.conftest import AgentHarness, agent_settings
 from tests.support.fake_provider import FakeProvider
 from tests.support.kubelet import Kubelet, publish_request
+from tests.support.loop_thread import loop_thread_calls
 from tests.support.moto import MotoServer, unique
 from tests.support.mounts import is_root, mounts_under
 
@@ -201,3 +202,31 @@ def test_botocore_is_loaded_only_when_a_volume_uses_aws() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_botocore_loads_off_the_event_loop(moto: MotoServer) -> None:
+    # The first AWS call of a cold agent imports botocore and reads its endpoint rules and STS
+    # model (~90 ms): in a worker thread, so other volumes' calls are not held up meanwhile.
+    secret = unique("offloop")
+    moto.client("secretsmanager").create_secret(Name=secret, SecretString="v")
+    setup = f"""
+        import sys
+        from tests.support.aws import ServiceAccounts, aws_provider, aws_request
+
+        async def main():
+            assert "botocore" not in sys.modules
+            accounts = ServiceAccounts()
+            accounts.add("default", "web")
+            provider = aws_provider({moto.address!r}, accounts)
+            try:
+                objects = "- {{objectName: {secret}, objectType: secretsmanager}}"
+                result = await provider.mount(aws_request(objects))
+            finally:
+                await provider.close()
+            return [f.path for f in result.files]
+    """
+    calls, files = loop_thread_calls(
+        setup, paths=["botocore/"], names=("<module>", "load_service_model", "load_data")
+    )
+    assert files == [secret]
+    assert calls == []

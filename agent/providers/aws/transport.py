@@ -79,6 +79,8 @@ class AwsTransport:
         self._session: aiohttp.ClientSession | None = None
         self._opening = asyncio.Lock()
         self._sts_operation: Any = None
+        self._loaded: set[str] = set()  # services whose botocore pieces are loaded
+        self._loading = asyncio.Lock()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -94,6 +96,7 @@ class AwsTransport:
         credentials: AwsCredentials,
     ) -> dict[str, Any]:
         """A signed JSON 1.1 call; the reply's JSON object, or AwsApiError."""
+        await self._load(service)
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import ReadOnlyCredentials
@@ -127,6 +130,7 @@ class AwsTransport:
         self, region: str, params: Mapping[str, str]
     ) -> dict[str, Any]:
         """STS AssumeRoleWithWebIdentity: unsigned (the web identity token is the proof)."""
+        await self._load(STS)
         from botocore.exceptions import ParamValidationError
         from botocore.parsers import create_parser
         from botocore.serialize import create_serializer
@@ -152,6 +156,28 @@ class AwsTransport:
         reply = {"status_code": status, "headers": {}, "body": raw}
         parsed: dict[str, Any] = create_parser("query").parse(reply, operation.output_shape)
         return parsed
+
+    async def _load(self, service: ServiceInfo) -> None:
+        """botocore's modules, ``service``'s endpoint rules and (for STS) its model, loaded once
+        in a worker thread: on a cold agent that is ~90 ms of imports and JSON files which, on
+        the event loop, would hold up every other volume's calls (other providers included)."""
+        if service.name in self._loaded:
+            return
+        async with self._loading:
+            if service.name not in self._loaded:
+                await run_blocking(self._load_blocking, service)
+                self._loaded.add(service.name)
+
+    def _load_blocking(self, service: ServiceInfo) -> None:
+        import botocore.auth
+        import botocore.awsrequest
+        import botocore.credentials
+        import botocore.parsers
+        import botocore.serialize  # noqa: F401 (imported for the calls that follow)
+
+        self.endpoints.load(service)
+        if service == STS:
+            self._sts_model()
 
     async def get_json(
         self, url: str, headers: Mapping[str, str], timeout: float
