@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -20,9 +21,18 @@ T = TypeVar("T")
 
 
 async def run_blocking(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """``func(*args, **kwargs)`` in the loop's default executor (the agent's file-system work)."""
+    return await run_blocking_in(None, func, *args, **kwargs)
+
+
+async def run_blocking_in(
+    executor: Executor | None, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """:func:`run_blocking` in ``executor``: for work that waits on a remote service, whose
+    threads must not be the ones the agent's file-system work (every volume's) queues for."""
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
-    future = loop.run_in_executor(None, call)
+    future = loop.run_in_executor(executor, call)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
