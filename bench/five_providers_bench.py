@@ -53,7 +53,7 @@ TRACER = REPO / "bench" / "traced_agent.py"
 class TracedAgent(AgentProcess):
     """The agent of checkout ``repo``, run through the tracer of this one."""
 
-    def __init__(self, root: Path, repo: Path, world: FiveStores) -> None:
+    def __init__(self, root: Path, repo: Path, world: FiveStores, hidden: str) -> None:
         super().__init__(root, [f"--provider-volume={world.plugin_dir}"])
         self.repo = repo
         self.trace_file = root / "trace.json"
@@ -61,7 +61,7 @@ class TracedAgent(AgentProcess):
         self.env = {
             **os.environ,
             **world.env,
-            "PYTHONPATH": str(repo),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(repo), hidden) if p),
             "LOOP_TRACE_FILE": str(self.trace_file),
         }
         (root / "five.yaml").write_text(world.manifests(), encoding="utf-8")
@@ -73,10 +73,24 @@ class TracedAgent(AgentProcess):
         return json.loads(self.trace_file.read_text()) if self.trace_file.exists() else []
 
 
+HIDDEN = {"dir": ""}  # a PYTHONPATH entry that hides the dev venv's extra packages, if set
+
+
+def hide_dev_packages(directory: Path) -> str:
+    """A directory whose ``pydantic`` refuses to import. The dev venv has pydantic (moto's);
+    betterproto2 imports it when present and loads its dataclasses on the first message
+    (+4.3 MiB at start, +3 MiB and ~30 ms on the loop at the first publish). The agent's own
+    install has no pydantic, so the agent is measured without it."""
+    package = directory / "pydantic"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('raise ImportError("not in the agent install")\n')
+    return str(directory)
+
+
 @contextlib.contextmanager
 def agent(repo: Path, world: FiveStores) -> Iterator[TracedAgent]:
     root = Path(tempfile.mkdtemp(prefix="ssa-5b-", dir="/tmp"))
-    process = TracedAgent(root, repo, world)
+    process = TracedAgent(root, repo, world, HIDDEN["dir"])
     try:
         process.start()
         process.wait_ready()
@@ -127,9 +141,12 @@ async def ladder(repo: Path, world: FiveStores) -> dict[str, float]:
     return rss
 
 
-async def alone(repo: Path, world: FiveStores, store: str) -> float:
+async def alone(repo: Path, world: FiveStores, store: str) -> tuple[float, float]:
+    """(ms of the first publish, MiB it added to the agent's RSS) for ``store`` alone."""
     with agent(repo, world) as node:
-        return (await publish(node, world, (store,)))[store]
+        before = rss_mib(node.pid)
+        ms = (await publish(node, world, (store,)))[store]
+        return ms, round(rss_mib(node.pid) - before, 1)
 
 
 async def together(repo: Path, world: FiveStores) -> dict[str, Any]:
@@ -160,7 +177,13 @@ def stall_summary(runs: list[list[dict[str, Any]]]) -> dict[str, Any]:
 
 async def measure(repos: dict[str, Path], world: FiveStores, rounds: int) -> dict[str, Any]:
     results: dict[str, Any] = {
-        label: {"ladder": [], "alone": {s: [] for s in STORES}, "together": []} for label in repos
+        label: {
+            "ladder": [],
+            "alone": {s: [] for s in STORES},
+            "alone_mib": {s: [] for s in STORES},
+            "together": [],
+        }
+        for label in repos
     }
     for number in range(rounds):
         order = list(repos.items())
@@ -171,7 +194,9 @@ async def measure(repos: dict[str, Path], world: FiveStores, rounds: int) -> dic
             if number < 2:
                 mine["ladder"].append(await ladder(repo, world))
             for store in STORES:
-                mine["alone"][store].append(await alone(repo, world, store))
+                ms, mib = await alone(repo, world, store)
+                mine["alone"][store].append(ms)
+                mine["alone_mib"][store].append(mib)
             mine["together"].append(await together(repo, world))
     return {label: condense(found) for label, found in results.items()}
 
@@ -181,6 +206,9 @@ def condense(found: dict[str, Any]) -> dict[str, Any]:
     return {
         "rss_ladder_mib": found["ladder"],
         "first_publish_alone_ms": {s: summary(v) for s, v in found["alone"].items()},
+        "rss_added_by_first_volume_alone_mib": {
+            s: summary(v) for s, v in found["alone_mib"].items()
+        },
         "first_publish_all_five_at_once_ms": {
             s: summary([run["ms"][s] for run in together_runs]) for s in STORES
         },
@@ -190,10 +218,12 @@ def condense(found: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def main_async(repos: dict[str, Path], rounds: int) -> dict[str, Any]:
+async def main_async(repos: dict[str, Path], rounds: int, hide: bool) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="ssa-5b-world-"))
     try:
         signer = JwtSigner()
+        if hide:
+            HIDDEN["dir"] = hide_dev_packages(work / "hidden")
         tls = server_tls(work / "tls", ("vault.localhost", "*.vault.localhost", "login.localhost"))
         with dev_server() as openbao, moto_process() as moto:
             async with five_stores(
@@ -208,11 +238,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline", help="another checkout whose agent to compare")
+    parser.add_argument(
+        "--with-dev-packages", action="store_true", help="let the agent see pydantic (dev venv)"
+    )
     args = parser.parse_args()
     repos = {"this": REPO}
     if args.baseline:
         repos["baseline"] = Path(args.baseline).resolve()
-    results = asyncio.run(main_async(repos, args.rounds))
+    results = asyncio.run(main_async(repos, args.rounds, not args.with_dev_packages))
     results["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

@@ -3,10 +3,11 @@
 Built-in providers and third-party ones (Python entry points in the group
 ``secrets_store_agent.providers``) are constructed lazily on first use, so a node that only
 uses Vault never pays for the others. On the event loop, :meth:`ProviderRegistry.load` imports
-a built-in provider's package in a worker thread first (16-70 ms each on a 2-vCPU node; on a
-cold agent whose pods use several stores, those imports would otherwise stall the loop one after
-the other, and every other volume's calls with it). An entry point names a factory taking a
-:class:`ProviderContext` and returning an object that satisfies :class:`agent.ports.Provider`.
+a built-in provider's package in the agent's library-loading thread first (16-70 ms each on a
+2-vCPU node; on a cold agent whose pods use several stores, those imports would otherwise stall
+the loop one after the other, and every other volume's calls with it). An entry point names a
+factory taking a :class:`ProviderContext` and returning an object that satisfies
+:class:`agent.ports.Provider`.
 Any other name is looked up as an upstream provider plugin socket (``<dir>/<name>.sock``).
 
 ``prefer_plugins`` names providers for which an installed plugin wins over the built-in of the
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from agent.aio.threads import run_blocking
+from agent.aio.threads import run_loading
 from agent.errors import AgentError, ProviderNotFound
 from agent.ports import Provider, ServiceAccountSource
 
@@ -61,7 +62,7 @@ ProviderFactory = Callable[[ProviderContext], Provider]
 @dataclass(frozen=True, slots=True)
 class LazyFactory:
     """A factory whose provider lives in ``module``, a package imported only on first use;
-    :meth:`ProviderRegistry.load` imports it in a worker thread before calling ``build``."""
+    :meth:`ProviderRegistry.load` imports it off the event loop before calling ``build``."""
 
     module: str
     build: ProviderFactory
@@ -177,8 +178,9 @@ class ProviderRegistry:
 
     async def load(self, name: str) -> Provider:
         """:meth:`get` for callers on the event loop: the first use of a provider imports its
-        package in a worker thread (one import per package, however many callers wait for it),
-        so the loop keeps serving every other volume meanwhile. Construction stays on the loop.
+        package in the library-loading thread (``run_loading``; one import per package, however
+        many callers wait for it), so the loop keeps serving every other volume meanwhile.
+        Construction stays on the loop.
 
         Raises what :meth:`get` raises (ProviderNotFound, or the factory's own error).
         """
@@ -200,7 +202,7 @@ class ProviderRegistry:
     async def _import(self, module: str) -> None:
         pending = self._imports.get(module)
         if pending is None:
-            pending = asyncio.create_task(run_blocking(importlib.import_module, module))
+            pending = asyncio.create_task(run_loading(importlib.import_module, module))
             self._imports[module] = pending
             pending.add_done_callback(self._imported)
         with contextlib.suppress(Exception):

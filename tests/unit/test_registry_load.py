@@ -1,5 +1,6 @@
-"""The registry on the event loop: a provider's first use imports its package in a worker
-thread, so one provider's import never holds up another provider's volumes."""
+"""The registry on the event loop: a provider's first use imports its package in the agent's
+library-loading thread, so a provider being imported holds up neither the event loop nor the
+providers already loaded."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def registry_with(**factories: LazyFactory) -> ProviderRegistry:
     )
 
 
-async def test_a_slow_provider_import_holds_up_no_other_provider(held: HeldImport) -> None:
+async def test_a_slow_provider_import_holds_up_no_loaded_provider(held: HeldImport) -> None:
     registry = registry_with(
         slow=LazyFactory(HELD, lambda _: FakeProvider("slow")),
         fast=LazyFactory("tests.support.fake_provider", lambda _: FakeProvider("fast")),

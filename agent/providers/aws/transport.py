@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from agent import __version__
-from agent.aio.threads import run_blocking
+from agent.aio.threads import run_blocking, run_loading
 from agent.errors import ProviderUnavailable
 from agent.providers.aws.credentials import AwsCredentials
 from agent.providers.aws.endpoints import STS, AwsEnvironment, EndpointResolver, ServiceInfo
@@ -159,13 +159,13 @@ class AwsTransport:
 
     async def _load(self, service: ServiceInfo) -> None:
         """botocore's modules, ``service``'s endpoint rules and (for STS) its model, loaded once
-        in a worker thread: on a cold agent that is ~90 ms of imports and JSON files which, on
-        the event loop, would hold up every other volume's calls (other providers included)."""
+        in the library-loading thread: on a cold agent that is ~90 ms of imports and JSON files
+        which, on the event loop, would hold up every other volume's calls (other providers')."""
         if service.name in self._loaded:
             return
         async with self._loading:
             if service.name not in self._loaded:
-                await run_blocking(self._load_blocking, service)
+                await run_loading(self._load_blocking, service)
                 self._loaded.add(service.name)
 
     def _load_blocking(self, service: ServiceInfo) -> None:
