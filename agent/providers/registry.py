@@ -2,11 +2,9 @@
 
 Built-in providers and third-party ones (Python entry points in the group
 ``secrets_store_agent.providers``) are constructed lazily on first use, so a node that only
-uses Vault never pays for the others. On the event loop, :meth:`ProviderRegistry.load` imports
-a built-in provider's package in the agent's library-loading thread first (16-70 ms each on a
-2-vCPU node; on a cold agent whose pods use several stores, those imports would otherwise stall
-the loop one after the other, and every other volume's calls with it). An entry point names a
-factory taking a :class:`ProviderContext` and returning an object that satisfies
+uses Vault never pays for the others; on the event loop, :meth:`ProviderRegistry.load` imports
+a built-in provider's package off the loop first (loading.py). An entry point names a factory
+taking a :class:`ProviderContext` and returning an object that satisfies
 :class:`agent.ports.Provider`.
 Any other name is looked up as an upstream provider plugin socket (``<dir>/<name>.sock``).
 
@@ -19,20 +17,16 @@ migration and drop it later without touching the agent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
 import importlib.metadata
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import structlog
 
-from agent.aio.threads import run_loading
 from agent.errors import AgentError, ProviderNotFound
 from agent.ports import Provider, ServiceAccountSource
+from agent.providers.loading import LazyFactory, PackageImports
 
 if TYPE_CHECKING:
     from agent.providers.plugin import PluginProvider
@@ -59,18 +53,6 @@ class ProviderContext:
 ProviderFactory = Callable[[ProviderContext], Provider]
 
 
-@dataclass(frozen=True, slots=True)
-class LazyFactory:
-    """A factory whose provider lives in ``module``, a package imported only on first use;
-    :meth:`ProviderRegistry.load` imports it off the event loop before calling ``build``."""
-
-    module: str
-    build: ProviderFactory
-
-    def __call__(self, context: ProviderContext) -> Provider:
-        return self.build(context)
-
-
 def _vault(context: ProviderContext) -> Provider:
     from agent.providers.vault import VaultProvider
 
@@ -90,7 +72,8 @@ def _aws(context: ProviderContext) -> Provider:
     return AwsProvider(
         name=context.name,
         service_accounts=context.service_accounts,
-        timeout=context.timeout,
+        # Ends a little before the core's deadline, so its own error (which regions) is reported.
+        timeout=context.timeout * PLUGIN_DEADLINE_SHARE,
         pod_identity_endpoint=context.options.get("aws_pod_identity_endpoint", ""),
     )
 
@@ -161,12 +144,31 @@ class ProviderRegistry:
         )
         if load_entry_points:
             self._factories.update(_entry_point_factories(self._factories))
+        for name in sorted(self._prefer_plugins - set(self._factories)):
+            # A plugin serves a name without a built-in anyway: the preference changes nothing,
+            # and is most likely a misspelling (names are case-sensitive: "AWS" is not "aws").
+            log.warning("provider.prefer_unknown", provider=name, built_in=self.names())
         self._instances: dict[str, Provider] = {}
         self._plugin_directories = tuple(plugin_directories)
         self._max_recv_bytes = max_recv_bytes
         self._plugins: dict[str, PluginProvider] = {}
-        self._retired: list[PluginProvider] = []  # preferred plugins replaced; closed at close()
-        self._imports: dict[str, asyncio.Task[ModuleType]] = {}  # module -> its import, running
+        self._retired: list[PluginProvider] = []  # preferred plugins moved; closed at close()
+        self._gone: set[str] = set()  # preferred plugins whose socket went: the built-in serves
+        self._imports = PackageImports()
+
+    def use_service_accounts(self, source: ServiceAccountSource) -> None:
+        """Where providers built from now on read service accounts, unless the registry was
+        given one (the composition root wires the mode's source into a registry it was
+        handed)."""
+        if self._service_accounts is None:
+            self._service_accounts = source
+
+    def set_version_key(self, key: bytes) -> None:
+        """The HMAC key for providers built from now on (Kubernetes mode loads it from a Secret
+        at start, before the CSI socket serves, so no provider exists yet)."""
+        self._version_key = key
+        if self._instances:
+            log.warning("provider.version_key_late", built=sorted(self._instances))
 
     def register(self, name: str, factory: ProviderFactory) -> None:
         self._factories[name] = factory
@@ -178,15 +180,14 @@ class ProviderRegistry:
 
     async def load(self, name: str) -> Provider:
         """:meth:`get` for callers on the event loop: the first use of a provider imports its
-        package in the library-loading thread (``run_loading``; one import per package, however
-        many callers wait for it), so the loop keeps serving every other volume meanwhile.
+        package off the loop (loading.py), which keeps serving every other volume meanwhile.
         Construction stays on the loop.
 
         Raises what :meth:`get` raises (ProviderNotFound, or the factory's own error).
         """
         module = self._module_to_import(name)
         if module is not None:
-            await self._import(module)
+            await self._imports.ensure(module)
         return self.get(name)
 
     def _module_to_import(self, name: str) -> str | None:
@@ -197,24 +198,7 @@ class ProviderRegistry:
             module = PLUGIN_MODULE if self._plugin_directories else None
         else:
             module = factory.module if isinstance(factory, LazyFactory) else None
-        return None if module is None or module in sys.modules else module
-
-    async def _import(self, module: str) -> None:
-        pending = self._imports.get(module)
-        if pending is None:
-            pending = asyncio.create_task(run_loading(importlib.import_module, module))
-            self._imports[module] = pending
-            pending.add_done_callback(self._imported)
-        with contextlib.suppress(Exception):
-            # A failed import is raised again, and reported, by the factory's own import.
-            await asyncio.shield(pending)
-
-    def _imported(self, task: asyncio.Task[ModuleType]) -> None:
-        for module, pending in list(self._imports.items()):
-            if pending is task:
-                del self._imports[module]
-        if not task.cancelled():
-            task.exception()  # retrieved: the waiters' factories report a failure themselves
+        return module
 
     def get(self, name: str) -> Provider:
         if name in self._prefer_plugins:
@@ -247,14 +231,20 @@ class ProviderRegistry:
         socket = find_plugin_socket(name, self._plugin_directories)
         plugin = self._plugins.get(name)
         if socket is None:
-            if plugin is not None and name in self._factories:
+            if plugin is not None and name in self._factories and name not in self._gone:
                 log.info("provider.plugin_gone", provider=name, using="built-in")
-                self._retired.append(self._plugins.pop(name))
+                self._gone.add(name)
             return None
+        # A plugin back at the same path keeps its client (grpclib reconnects), so a
+        # DaemonSet that comes and goes does not pile up channels.
+        back = name in self._gone
+        self._gone.discard(name)
         if plugin is None or plugin.socket_path != socket:
             if plugin is not None:
                 self._retired.append(plugin)
             plugin = self._plugins[name] = self._connect(name, socket)
+            back = True
+        if back:
             log.info("provider.plugin_preferred", provider=name, socket=socket)
         return plugin
 

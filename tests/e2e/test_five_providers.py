@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,14 +61,16 @@ async def stores(
 
 
 @pytest.fixture
-def node(agents: Agents, stores: FiveStores) -> AgentProcess:
-    """The agent with every provider cold: none is loaded until its first volume."""
+def node(agents: Agents, stores: FiveStores) -> Iterator[AgentProcess]:
+    """The agent with every provider cold: none is loaded until its first volume. Stopped
+    before the stores, so no connection of its is open when they close."""
     agent = agents.new(f"--provider-volume={stores.plugin_dir}")
     agent.env = {**os.environ, **stores.env}
     (agents.root / "five.yaml").write_text(stores.manifests(), encoding="utf-8")
     agent.start()
     agent.wait_ready()
-    return agent
+    yield agent
+    assert agent.terminate() == 0
 
 
 class Pod:

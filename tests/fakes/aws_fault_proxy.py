@@ -18,7 +18,8 @@ from aiohttp import web
 
 from tests.support.relay import forward
 
-Fault = Literal["unavailable", "throttle", "drop", "deny", "not-found", "slow"]
+Fault = Literal["unavailable", "throttle", "drop", "deny", "not-found", "slow", "oversized"]
+OVERSIZED_BYTES = 5 * 1024 * 1024  # a well-formed GetSecretValue answer, far above any secret
 _SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
@@ -79,6 +80,8 @@ class FaultProxy:
             return web.Response(status=500)
         if fault == "slow":
             await self._released.wait()  # until the proxy stops: longer than any client timeout
+        if fault == "oversized":
+            return await _oversized(request)
         status, code, message = {
             "unavailable": (503, "ServiceUnavailable", "Service is unavailable"),
             "throttle": (400, "ThrottlingException", "Rate exceeded"),
@@ -95,3 +98,19 @@ class FaultProxy:
     async def _forward(self, request: web.Request) -> web.Response:
         assert self._session is not None
         return await forward(self._session, self.upstream, request)
+
+
+async def _oversized(request: web.Request) -> web.StreamResponse:
+    """A valid answer, sent in 64 KiB chunks as a large body arrives over a network."""
+    response = web.StreamResponse(headers={"Content-Type": "application/x-amz-json-1.1"})
+    await response.prepare(request)
+    await response.write(b'{"Name": "big", "VersionId": "v1", "SecretString": "')
+    chunk = b"x" * 65536
+    for _ in range(OVERSIZED_BYTES // len(chunk)):
+        try:
+            await response.write(chunk)
+        except ConnectionError:
+            return response  # the client stopped reading: what a size limit does
+    await response.write(b'"}')
+    await response.write_eof()
+    return response

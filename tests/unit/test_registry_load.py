@@ -15,7 +15,8 @@ from types import ModuleType
 
 import pytest
 
-from agent.providers.registry import LazyFactory, ProviderRegistry
+from agent.providers.loading import LazyFactory
+from agent.providers.registry import ProviderRegistry
 from tests.support.fake_provider import FakeProvider
 from tests.support.loop_thread import loop_thread_calls
 

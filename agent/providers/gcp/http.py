@@ -10,7 +10,6 @@ caller's deadline; everything else is reported at once.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import ssl
@@ -24,6 +23,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from agent.aio.threads import run_blocking
+from agent.providers.common.bodies import BodyTooLarge, read_capped
+from agent.providers.common.http import parse_retry_after
 
 RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 UNAUTHENTICATED = 401  # the access token was refused: a cached copy must be dropped
@@ -212,12 +213,10 @@ async def _read_capped(response: aiohttp.ClientResponse, service: str) -> bytes:
     (``content.read(n)`` would return whatever the first read brought, not the whole body.)"""
     if (response.content_length or 0) > MAX_RESPONSE_BYTES:
         raise _too_large(service, response.status)
-    body = bytearray()
-    async for chunk in response.content.iter_any():
-        body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise _too_large(service, response.status)
-    return bytes(body)
+    try:
+        return await read_capped(response.content, MAX_RESPONSE_BYTES)
+    except BodyTooLarge:
+        raise _too_large(service, response.status) from None
 
 
 def _too_large(service: str, status: int) -> ApiFailure:
@@ -263,19 +262,5 @@ def failure_from(service: str, reply: Reply) -> ApiFailure:
         status,
         message,
         retriable=reply.status in RETRIABLE_STATUSES,
-        retry_after=_parse_retry_after(reply.headers.get("retry-after", "")),
+        retry_after=parse_retry_after(reply.headers.get("retry-after", ""), time.time()),
     )
-
-
-def _parse_retry_after(value: str) -> float | None:
-    """RFC 9110: delay-seconds or an HTTP-date."""
-    value = value.strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
