@@ -1,7 +1,7 @@
 """What a backend received, and a gate that holds its answers: for tests that must show which
 credential reached which store, and that one slow store holds up nobody else.
 
-A :class:`Wiretap` is an aiohttp middleware added to a fake's (or a relay's) application before
+A :class:`Wiretap`'s ``middleware`` goes into a fake's (or a relay's) aiohttp application before
 it serves: it records every request (method, path, headers, body) and then passes it through
 the tap's :class:`Gate`. A closed gate holds requests until it is opened, and says when one is
 waiting, so a test waits on that event instead of on time.
@@ -70,11 +70,6 @@ class Tapped:
 class Wiretap:
     requests: list[Tapped] = field(default_factory=list)
     gate: Gate = field(default_factory=Gate)
-
-    def attach(self, app: web.Application) -> web.Application:
-        """Adds the tap as the application's outermost middleware (before it starts)."""
-        app.middlewares.insert(0, self.middleware)
-        return app
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
