@@ -30,8 +30,9 @@ class Provider(Protocol):
 
 
 class ProviderLookup(Protocol):
-    def get(self, name: str) -> Provider:
-        """Return the provider or raise ProviderNotFound listing what is available."""
+    async def load(self, name: str) -> Provider:
+        """Return the provider or raise ProviderNotFound listing what is available; loading a
+        provider's libraries never blocks the event loop."""
         ...
 
     def names(self) -> Sequence[str]: ...

@@ -209,7 +209,7 @@ class PublishVolume:
             raise InvalidRequest(
                 "Readonly is not true in request (set csi.readOnly: true on the volume)"
             )
-        return self._ports.providers.get(spc.provider)
+        return await self._ports.providers.load(spc.provider)
 
     async def _mount(self, attempt: Attempt) -> None:
         if attempt.is_remount or attempt.mounted_here:

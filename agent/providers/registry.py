@@ -2,8 +2,10 @@
 
 Built-in providers and third-party ones (Python entry points in the group
 ``secrets_store_agent.providers``) are constructed lazily on first use, so a node that only
-uses Vault never pays for the others. An entry point names a factory taking a
-:class:`ProviderContext` and returning an object that satisfies :class:`agent.ports.Provider`.
+uses Vault never pays for the others; on the event loop, :meth:`ProviderRegistry.load` imports
+a built-in provider's package off the loop first (loading.py). An entry point names a factory
+taking a :class:`ProviderContext` and returning an object that satisfies
+:class:`agent.ports.Provider`.
 Any other name is looked up as an upstream provider plugin socket (``<dir>/<name>.sock``).
 
 ``prefer_plugins`` names providers for which an installed plugin wins over the built-in of the
@@ -24,6 +26,7 @@ import structlog
 
 from agent.errors import AgentError, ProviderNotFound
 from agent.ports import Provider, ServiceAccountSource
+from agent.providers.loading import LazyFactory, PackageImports
 
 if TYPE_CHECKING:
     from agent.providers.plugin import PluginProvider
@@ -104,12 +107,13 @@ def _gcp(context: ProviderContext) -> Provider:
 
 
 BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {
-    "vault": _vault,
-    "openbao": _vault,
-    "aws": _aws,
-    "azure": _azure,
-    "gcp": _gcp,
+    "vault": LazyFactory("agent.providers.vault", _vault),
+    "openbao": LazyFactory("agent.providers.vault", _vault),
+    "aws": LazyFactory("agent.providers.aws", _aws),
+    "azure": LazyFactory("agent.providers.azure", _azure),
+    "gcp": LazyFactory("agent.providers.gcp", _gcp),
 }
+PLUGIN_MODULE = "agent.providers.plugin"
 DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024
 PLUGIN_DEADLINE_SHARE = 0.95
 
@@ -150,6 +154,7 @@ class ProviderRegistry:
         self._plugins: dict[str, PluginProvider] = {}
         self._retired: list[PluginProvider] = []  # preferred plugins moved; closed at close()
         self._gone: set[str] = set()  # preferred plugins whose socket went: the built-in serves
+        self._imports = PackageImports()
 
     def use_service_accounts(self, source: ServiceAccountSource) -> None:
         """Where providers built from now on read service accounts, unless the registry was
@@ -172,6 +177,28 @@ class ProviderRegistry:
 
     def names(self) -> Sequence[str]:
         return sorted(self._factories)
+
+    async def load(self, name: str) -> Provider:
+        """:meth:`get` for callers on the event loop: the first use of a provider imports its
+        package off the loop (loading.py), which keeps serving every other volume meanwhile.
+        Construction stays on the loop.
+
+        Raises what :meth:`get` raises (ProviderNotFound, or the factory's own error).
+        """
+        module = self._module_to_import(name)
+        if module is not None:
+            await self._imports.ensure(module)
+        return self.get(name)
+
+    def _module_to_import(self, name: str) -> str | None:
+        if name in self._instances and name not in self._prefer_plugins:
+            return None
+        factory = self._factories.get(name)
+        if factory is None or name in self._prefer_plugins:
+            module = PLUGIN_MODULE if self._plugin_directories else None
+        else:
+            module = factory.module if isinstance(factory, LazyFactory) else None
+        return module
 
     def get(self, name: str) -> Provider:
         if name in self._prefer_plugins:

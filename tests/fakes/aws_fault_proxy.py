@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
 
+from tests.support.relay import forward
+
 Fault = Literal["unavailable", "throttle", "drop", "deny", "not-found", "slow", "oversized"]
 OVERSIZED_BYTES = 5 * 1024 * 1024  # a well-formed GetSecretValue answer, far above any secret
 _SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
-_HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,14 @@ class FaultProxy:
     upstream: str
     faults: dict[str, Fault] = field(default_factory=dict)  # region -> what goes wrong
     seen: list[Seen] = field(default_factory=list)
+    middlewares: list[Any] = field(default_factory=list)  # e.g. a Wiretap's
     address: str = ""
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
     _released: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=self.middlewares)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -95,16 +97,7 @@ class FaultProxy:
 
     async def _forward(self, request: web.Request) -> web.Response:
         assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        async with self._session.request(
-            request.method,
-            self.upstream + request.path_qs,
-            headers=headers,
-            data=await request.read(),
-        ) as reply:
-            body = await reply.read()
-            kept = {k: v for k, v in reply.headers.items() if k.lower() not in _HOP_BY_HOP}
-            return web.Response(status=reply.status, body=body, headers=kept)
+        return await forward(self._session, self.upstream, request)
 
 
 async def _oversized(request: web.Request) -> web.StreamResponse:

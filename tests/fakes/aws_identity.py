@@ -42,6 +42,7 @@ class FakeAwsIdentity:
     # portal or a broken service in the way sends.
     answer: tuple[int, str, str] | None = None
     issued: list[Issued] = field(default_factory=list)
+    middlewares: list[Any] = field(default_factory=list)  # e.g. a Wiretap's
     address: str = ""
     _runner: web.AppRunner | None = None
     _serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -51,7 +52,7 @@ class FakeAwsIdentity:
         return f"{self.address}/v1/credentials"
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=self.middlewares)
         app.router.add_post("/", self._sts)
         app.router.add_get("/v1/credentials", self._pod_identity)
         self._runner = web.AppRunner(app, access_log=None)

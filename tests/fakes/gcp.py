@@ -23,7 +23,7 @@ import json
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -362,11 +362,13 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 @asynccontextmanager
 async def serve(
-    cloud: FakeGoogleCloud, tls: ssl.SSLContext | None = None
+    cloud: FakeGoogleCloud, tls: ssl.SSLContext | None = None, middlewares: Sequence[Any] = ()
 ) -> AsyncIterator[FakeGoogleCloud]:
     """Run the fake on 127.0.0.1 (a free port), over TLS when given a server context;
-    ``cloud.url`` is its base URL."""
-    runner = web.AppRunner(cloud.app(), access_log=None)
+    ``cloud.url`` is its base URL. ``middlewares`` go in front of the fake's own routes."""
+    app = cloud.app()
+    app.middlewares.extend(middlewares)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()

@@ -4,18 +4,28 @@ through the metadata server or a fleet / federation ``external_account`` file.""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from agent.aio.threads import run_blocking
 from agent.errors import ConfigError, InvalidSecretProviderClass, ProviderError
-from tests.support.gcp import AUDIENCE, CLUSTER, LOCATION, POOL, PROJECT, GcpWorld
+from tests.fakes.gcp import serve
+from tests.support.gcp import AUDIENCE, CLUSTER, LOCATION, POOL, PROJECT, GcpWorld, new_cloud
+from tests.support.jwt_signer import JwtSigner
+from tests.support.wiretap import Wiretap
 
 NUMBER = "123456789"
+# Reached only when the behaviour under test is broken; below the 25 s after which a refresh
+# thread gives up on an unanswered request (2 x the provider's 10 s timeout + 5 s).
+FAILURE_BOUND_S = 20.0
 SECRET = [{"resourceName": "projects/proj-a/secrets/db/versions/1", "fileName": "pw"}]
 
 
@@ -266,3 +276,42 @@ def test_pool_audience_constant_matches_upstreams_derivation() -> None:
         f"identitynamespace:{POOL}:https://container.googleapis.com/v1/projects/{PROJECT}"
         f"/locations/{LOCATION}/clusters/{CLUSTER}"
     ) == AUDIENCE
+
+
+async def test_key_json_refreshes_held_by_a_slow_token_endpoint_leave_the_agent_its_threads(
+    jwt_signer: JwtSigner, sa_key: rsa.RSAPrivateKey
+) -> None:
+    # google-auth refreshes wait on Google in a thread. Three volumes with different keys and a
+    # token endpoint that does not answer must not take the threads every volume's file-system
+    # work needs (here the loop's default executor has 2, as a small node's pool would).
+    loop = asyncio.get_running_loop()
+    agent_threads = ThreadPoolExecutor(max_workers=2)
+    loop.set_default_executor(agent_threads)
+    tap = Wiretap()
+    async with serve(new_cloud(jwt_signer), middlewares=[tap.middleware]) as cloud:
+        world = GcpWorld(cloud, jwt_signer)
+        emails = [f"ci-{n}@proj-a.iam.gserviceaccount.com" for n in range(3)]
+        readable_by(world, f"serviceAccount:{emails[0]}")
+        for email in emails[1:]:
+            world.cloud.state.secrets[(NUMBER, "", "db")].readers.add(f"serviceAccount:{email}")
+        keys = [key_json(world, sa_key, email) for email in emails]
+        provider = world.provider(env={"ALLOW_NODE_PUBLISH_SECRET": "true"})
+        tap.gate.close()
+        mounts = [
+            asyncio.create_task(
+                provider.mount(world.request(SECRET, node_publish={"key.json": key}, tokens={}))
+            )
+            for key in keys
+        ]
+        try:
+            await asyncio.wait_for(tap.gate.holding(), FAILURE_BOUND_S)
+            work = run_blocking(os.getpid)  # what a publish's mount or write would queue for
+            assert await asyncio.wait_for(work, FAILURE_BOUND_S) == os.getpid()
+            assert not any(mount.done() for mount in mounts)
+        finally:
+            tap.gate.open()
+            results = await asyncio.gather(*mounts, return_exceptions=True)
+            await provider.close()
+            agent_threads.shutdown()
+    assert [r.files[0].contents for r in results] == [b"pw"] * 3  # type: ignore[union-attr]
+    assert world.cloud.count("/token") == 3

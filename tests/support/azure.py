@@ -112,7 +112,10 @@ def objects_parameter(objects: Sequence[Mapping[str, Any] | str]) -> str:
     return yaml.safe_dump({"array": entries}, sort_keys=False)
 
 
-async def _serve(app: web.Application, context: ssl.SSLContext | None) -> tuple[web.AppRunner, int]:
+async def _serve(
+    app: web.Application, context: ssl.SSLContext | None, middlewares: Sequence[Any] = ()
+) -> tuple[web.AppRunner, int]:
+    app.middlewares.extend(middlewares)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
@@ -131,20 +134,21 @@ def azure_tls(tmp_path_factory: pytest.TempPathFactory) -> ServerTLS:
 
 @contextlib.asynccontextmanager
 async def azure_world(
-    tls: ServerTLS, signer: JwtSigner, directory: Path
+    tls: ServerTLS, signer: JwtSigner, directory: Path, middlewares: Sequence[Any] = ()
 ) -> AsyncIterator[AzureWorld]:
-    """The fakes listening on loopback ports, identities registered, the vault allowing them."""
+    """The fakes listening on loopback ports, identities registered, the vault allowing them;
+    ``middlewares`` (e.g. a Wiretap's) go in front of each fake's routes."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tls.cert_file, tls.key_file)
     entra = FakeEntra(system_identity=MI_SYSTEM, user_identities={MI_CLIENT})
     keyvault = FakeKeyVault(entra, TENANT)
     runners = []
     try:
-        entra_runner, entra_port = await _serve(entra.entra_app(), context)
+        entra_runner, entra_port = await _serve(entra.entra_app(), context, middlewares)
         runners.append(entra_runner)
-        vault_runner, vault_port = await _serve(keyvault.app(), context)
+        vault_runner, vault_port = await _serve(keyvault.app(), context, middlewares)
         runners.append(vault_runner)
-        imds_runner, imds_port = await _serve(entra.imds_app(), None)
+        imds_runner, imds_port = await _serve(entra.imds_app(), None, middlewares)
         runners.append(imds_runner)
         authority = f"https://login.localhost:{entra_port}/"
         keyvault.authority = authority

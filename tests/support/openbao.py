@@ -332,16 +332,22 @@ class VaultWorld:
         )
 
 
-def build_world(server: OpenBaoServer, signer: JwtSigner) -> VaultWorld:
+def build_world(
+    server: OpenBaoServer, signer: JwtSigner, service_account: str = "app-sa"
+) -> VaultWorld:
     """Mounts, a policy that may read ``<kv2>/data/team-a/*`` and ``<kv1>/team-a/*`` (and
-    nothing under ``other/``), and a role for the ``vault`` and ``openbao`` audiences."""
+    nothing under ``other/``), and a role for the ``vault`` and ``openbao`` audiences bound to
+    ``team-a/<service_account>``."""
     admin = BaoAdmin(server)
     kv1, kv2 = admin.enable_kv(1), admin.enable_kv(2)
     policy = admin.write_policy(
         unique("read"),
         {f"{kv2}/data/team-a/*": ["read"], f"{kv1}/team-a/*": ["read"]},
     )
-    world = VaultWorld(server, admin, signer, admin.enable_jwt_auth(signer), kv1, kv2, "app")
+    jwt_mount = admin.enable_jwt_auth(signer)
+    world = VaultWorld(
+        server, admin, signer, jwt_mount, kv1, kv2, "app", service_account=service_account
+    )
     admin.write_jwt_role(
         world.jwt_mount,
         world.role,

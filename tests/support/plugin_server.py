@@ -22,6 +22,7 @@ import hpack
 import yaml
 
 from agent._proto import v1alpha1 as pb
+from tests.support.wiretap import Gate
 
 SERVICE = "v1alpha1.CSIDriverProvider"
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -93,6 +94,7 @@ class FakePlugin:
         self.omit_files = False  # legacy plugin: versions only
         self.unavailable_calls = 0  # fail this many Mount calls with UNAVAILABLE first
         self.delay = 0.0  # seconds to sleep in Mount
+        self.gate = Gate()  # closed: Mount calls wait (after being recorded) until it opens
         self.padding = 0  # bytes of an extra file, for oversized replies
         self.modes: dict[str, int] = {}  # objectName -> mode, instead of the permission
         self._backend_dir = ""
@@ -164,6 +166,7 @@ class FakePlugin:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "plugin warming up")
         if self.delay:
             await asyncio.sleep(self.delay)
+        await self.gate.passage()
         if self.error_code:
             return pb.MountResponse(error=pb.Error(code=self.error_code))
         return self._answer(request)

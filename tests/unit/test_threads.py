@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from agent.aio.threads import run_blocking
+from agent.aio.threads import run_blocking, run_loading
 
 
 async def test_cancellation_waits_for_the_thread_to_finish() -> None:
@@ -45,3 +45,16 @@ async def test_a_second_cancellation_still_waits_for_the_thread() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert finished.is_set()
+
+
+async def test_loading_runs_off_the_loop_in_one_thread_in_arrival_order() -> None:
+    seen: list[tuple[int, str]] = []
+
+    def load(number: int) -> int:
+        seen.append((number, threading.current_thread().name))
+        return number
+
+    assert await asyncio.gather(*(run_loading(load, n) for n in range(4))) == [0, 1, 2, 3]
+    assert [number for number, _ in seen] == [0, 1, 2, 3]
+    assert len({thread for _, thread in seen}) == 1
+    assert seen[0][1] != threading.main_thread().name

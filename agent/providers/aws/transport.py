@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from agent import __version__
-from agent.aio.threads import run_blocking
+from agent.aio.threads import run_blocking, run_loading
 from agent.errors import ProviderUnavailable
 from agent.providers.aws.credentials import AwsCredentials
 from agent.providers.aws.endpoints import (
@@ -269,13 +269,13 @@ class AwsTransport:
 
     async def _load_botocore(self) -> None:
         """Import botocore and read its JSON files (endpoint rule sets, partitions, the STS
-        model) once, in a worker thread: about 0.1 s of CPU and disk reads that would stall
-        every other volume's publish if done on the event loop by the first AWS call."""
+        model) once, in the library-loading thread: about 0.1 s of CPU and disk reads that would
+        stall every other volume's publish if done on the event loop by the first AWS call."""
         if self._loaded:
             return
         async with self._loading:
             if not self._loaded:
-                await run_blocking(self._load)
+                await run_loading(self._load)
                 self._loaded = True
 
     def _load(self) -> None:

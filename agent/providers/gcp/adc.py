@@ -7,6 +7,11 @@ one of these modes. It is a synchronous library, so a refresh runs in a worker t
 requests are sent back to the event loop and travel through the provider's aiohttp session
 (same proxy, trust store and timeouts as every other call), and the loop never blocks.
 
+The refresh threads are this provider's own (up to ``MAX_REFRESHES``): a refresh spends its
+thread waiting on Google's token endpoint, and in the loop's default executor a slow endpoint
+and a few ``key.json`` volumes would take every worker the agent's file-system work needs,
+holding up every other volume of every provider.
+
 A ``key.json`` from a namespace's Secret must be a ``service_account`` key: other credential
 types (``external_account``, ``impersonated_service_account``) can make the agent read node
 files, call arbitrary URLs or run programs, which is why Go's ``CredentialsFromJSON`` that
@@ -16,11 +21,12 @@ upstream calls is deprecated. Its ``token_uri`` must be https (or loopback http)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from agent.aio.threads import run_blocking
+from agent.aio.threads import run_blocking_in
 from agent.errors import ConfigError, ProviderError, ProviderUnavailable
 from agent.providers.gcp.config import KEY_JSON
 from agent.providers.gcp.federation import CLOUD_PLATFORM_SCOPE
@@ -36,11 +42,25 @@ if TYPE_CHECKING:
 _MAX_ERROR = 300
 
 
+MAX_REFRESHES = 8  # google-auth refreshes in flight at once (distinct keys; same key: one)
+
+
 class AdcCredentials:
     def __init__(self, http: GoogleHttp, cache: TokenCache, *, timeout: float) -> None:
         self._http = http
         self._cache = cache
         self._timeout = timeout
+        self._threads: ThreadPoolExecutor | None = None  # started on the first refresh
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
+
+    async def _in_thread(self, refresh: Callable[[], AccessToken]) -> AccessToken:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(MAX_REFRESHES, thread_name_prefix="gcp-auth")
+        return await run_blocking_in(self._threads, refresh)
 
     async def provider_token(self) -> AccessToken:
         """The agent's own Application Default Credentials (no per-pod isolation)."""
@@ -67,7 +87,7 @@ class AdcCredentials:
                 what = "provider-adc: the agent's Application Default Credentials"
                 raise _error(what, err) from None
 
-        return await run_blocking(refresh)
+        return await self._in_thread(refresh)
 
     async def _key_refresh(self, info: Mapping[str, Any]) -> AccessToken:
         request = self._bridge()
@@ -87,7 +107,7 @@ class AdcCredentials:
                 what = f"node-publish secret {KEY_JSON} (service account {email})"
                 raise _error(what, err) from None
 
-        return await run_blocking(refresh)
+        return await self._in_thread(refresh)
 
     def _bridge(self) -> Request:
         from agent.providers.gcp.adc_transport import LoopRequest

@@ -9,12 +9,15 @@ an SPC uses provider-adc or key.json (it imports google-auth).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Mapping
 
 import google.auth.exceptions
 import google.auth.transport
 
 from agent.providers.gcp.http import ApiFailure, GoogleHttp
+
+_GRACE_S = 5.0
 
 
 class _Response(google.auth.transport.Response):
@@ -58,8 +61,16 @@ class LoopRequest(google.auth.transport.Request):
             headers=dict(headers or {}),
             timeout=min(timeout or self._timeout, self._timeout),
         )
+        pending = asyncio.run_coroutine_threadsafe(call, self._loop)
         try:
-            reply = asyncio.run_coroutine_threadsafe(call, self._loop).result()
+            # Bounded: should the loop stop before answering, the thread must still end (the
+            # interpreter joins it on exit). The call itself ends sooner, with its own timeout.
+            reply = pending.result(timeout=2 * self._timeout + _GRACE_S)
+        except concurrent.futures.TimeoutError:
+            pending.cancel()
+            raise google.auth.exceptions.TransportError(  # type: ignore[no-untyped-call]
+                f"no answer from {url} within {2 * self._timeout + _GRACE_S:g}s"
+            ) from None
         except ApiFailure as failure:
             # google-auth expects TransportError for "no answer" (e.g. not on GCE).
             raise google.auth.exceptions.TransportError(  # type: ignore[no-untyped-call]

@@ -72,6 +72,7 @@ class GcpProvider:
 
     async def close(self) -> None:
         await self._http.close()
+        self._adc.close()
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
