@@ -21,7 +21,7 @@ from agent.providers.gcp.fetch import Fetched, fetch
 from agent.providers.gcp.http import UNAUTHENTICATED, ApiFailure, GoogleHttp, RequestHook, Sleep
 from agent.providers.gcp.resources import Resource
 from agent.providers.gcp.settings import GcpSettings, load_settings
-from agent.providers.gcp.tokens import TokenCache
+from agent.providers.gcp.tokens import AccessToken, new_cache
 from agent.providers.gcp.workload import WorkloadIdentityResolver
 
 log = structlog.get_logger(__name__)
@@ -59,16 +59,16 @@ class GcpProvider:
         self._settings = settings or load_settings(env)
         self._timeout = timeout
         self._http = GoogleHttp(timeout=timeout, sleep=sleep, on_request=on_request)
-        self._cache = TokenCache(clock=clock)
+        self.tokens = new_cache(clock)  # tests read its size
         self._pods = PodCredentials(
             endpoints=self._settings.endpoints,
             http=self._http,
             resolver=WorkloadIdentityResolver(self._settings, self._http),
             service_accounts=service_accounts,
-            cache=self._cache,
+            cache=self.tokens,
             clock=clock,
         )
-        self._adc = AdcCredentials(self._http, self._cache, timeout=timeout)
+        self._adc = AdcCredentials(self._http, self.tokens, timeout=timeout, clock=clock)
 
     async def close(self) -> None:
         await self._http.close()
@@ -111,17 +111,15 @@ class GcpProvider:
             return parse()
         return await run_blocking(parse)
 
-    async def _token(self, config: MountConfig, pod: PodIdentity) -> str:
+    async def _token(self, config: MountConfig, pod: PodIdentity) -> AccessToken:
         if config.auth == "provider-adc":
-            token = await self._adc.provider_token()
-        elif config.auth == "key.json":
-            token = await self._adc.key_token(config.key_json)
-        else:
-            token = await self._pods.token(pod)
-        return token.value
+            return await self._adc.provider_token()
+        if config.auth == "key.json":
+            return await self._adc.key_token(config.key_json)
+        return await self._pods.token(pod)
 
     async def _fetch_all(
-        self, entries: Sequence[SecretEntry], token: str
+        self, entries: Sequence[SecretEntry], token: AccessToken
     ) -> dict[Resource, Fetched]:
         """Each distinct resource once (so two files of one ``latest`` see the same version),
         concurrently; every failure is reported, and any failure fails the mount."""
@@ -132,7 +130,7 @@ class GcpProvider:
 
         async def one(resource: Resource) -> Fetched:
             async with limit:
-                return await fetch(self._http, self._settings.endpoints, resource, token)
+                return await fetch(self._http, self._settings.endpoints, resource, token.value)
 
         resources = list(users)
         outcomes = await asyncio.gather(*(one(r) for r in resources), return_exceptions=True)
@@ -145,7 +143,7 @@ class GcpProvider:
                 failures.append((users[resource], outcome))
         if failures:
             if any(_is_unauthenticated(error) for _, error in failures):
-                self._cache.discard(token)
+                self.tokens.forget(token)
             raise _failed(failures, len(resources))
         return fetched
 
