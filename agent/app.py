@@ -124,6 +124,7 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         max_recv_bytes=settings.max_call_recv_msg_size,
         service_accounts=service_accounts,
         prefer_plugins=settings.prefer_plugin_providers,
+        max_payload_bytes=settings.payload_limit,
     )
     ports = PublishPorts(
         spcs=spcs,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
 from agent.errors import AgentError, ProviderNotFound
 from agent.ports import Provider, ServiceAccountSource
 
@@ -45,6 +46,8 @@ class ProviderContext:
     trusted_dirs: tuple[str, ...] = ()
     # Service-account annotations (cloud identities): the API, or manifests in standalone mode.
     service_accounts: ServiceAccountSource | None = None
+    # The most a volume's files may hold (--max-payload-size), to bound what a store answers.
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 
 
 ProviderFactory = Callable[[ProviderContext], Provider]
@@ -59,6 +62,7 @@ def _vault(context: ProviderContext) -> Provider:
         version_key=context.version_key,
         timeout=context.timeout,
         trusted_dirs=context.trusted_dirs,
+        max_payload_bytes=context.max_payload_bytes,
     )
 
 
@@ -128,7 +132,9 @@ class ProviderRegistry:
         trusted_dirs: Sequence[str] = (),
         service_accounts: ServiceAccountSource | None = None,
         prefer_plugins: Sequence[str] = (),
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        self._max_payload_bytes = max_payload_bytes
         self._prefer_plugins = frozenset(prefer_plugins)
         self._trusted_dirs = tuple(trusted_dirs)
         self._service_accounts = service_accounts
@@ -177,6 +183,7 @@ class ProviderRegistry:
             self._options,
             self._trusted_dirs,
             self._service_accounts,
+            self._max_payload_bytes,
         )
         instance = factory(context)
         self._instances[name] = instance

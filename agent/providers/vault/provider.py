@@ -12,6 +12,7 @@ from typing import Literal
 import structlog
 
 from agent.aio.threads import run_blocking
+from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.model import MountResult, ProviderRequest, SecretFile
 from agent.providers.common.failures import first_error
@@ -39,6 +40,8 @@ class VaultProvider:
     environment (``VAULT_ADDR`` / ``BAO_ADDR``, ``VAULT_NAMESPACE`` / ``BAO_NAMESPACE``).
     ``trusted_dirs`` are the absolute directories (agent flag ``--trusted-file-dirs``) in which
     the SecretProviderClass may name TLS files and ``unix://`` sockets; by default none.
+    ``max_payload_bytes`` (``--max-payload-size``) bounds each answer read from Vault
+    (transport.response_limit).
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class VaultProvider:
         client: VaultClient | None = None,
         env: Mapping[str, str] | None = None,
         trusted_dirs: Sequence[str] = (),
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.name = name
         self._trusted = TrustedDirs(trusted_dirs)
@@ -68,7 +72,7 @@ class VaultProvider:
             version_key = secrets.token_bytes(32)
         self._version_key = version_key
         self._timeout = timeout
-        self._client = client or VaultClient(timeout=timeout)
+        self._client = client or VaultClient(timeout=timeout, max_payload_bytes=max_payload_bytes)
 
     async def close(self) -> None:
         await self._client.close()
