@@ -14,18 +14,20 @@ import asyncio
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 import structlog
 
 from agent.errors import ProviderTimeout
 from agent.model import MountResult, ProviderRequest
 from agent.ports import ServiceAccountSource
-from agent.providers.aws.config import parse_config
+from agent.providers.aws.config import objects_context, objects_from, parse_settings
 from agent.providers.aws.content import mount_result
 from agent.providers.aws.endpoints import AwsEnvironment
 from agent.providers.aws.fetch import Fetcher
 from agent.providers.aws.identity import IdentityResolver
 from agent.providers.aws.transport import AwsTransport, RetryPolicy, Timeouts
+from agent.providers.common.parsed import parsed
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +73,10 @@ class AwsProvider:
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
-        config = parse_config(request.attributes, self._env)
+        settings = parse_settings(request.attributes, self._env)
+        text = request.attributes.get("objects", "")
+        objects = await parsed(objects_from, text, *objects_context(settings))
+        config = replace(settings, objects=objects)
         for warning in config.warnings:
             log.warning("aws.config_warning", provider=self.name, warning=warning)
         pod = request.identity

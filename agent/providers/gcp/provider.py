@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -13,8 +12,9 @@ from agent.aio.threads import run_blocking
 from agent.errors import AgentError, ProviderError, ProviderUnavailable
 from agent.model import MountResult, ObjectVersion, PodIdentity, ProviderRequest, SecretFile
 from agent.ports import ServiceAccountSource
+from agent.providers.common.parsed import parsed
 from agent.providers.gcp.adc import AdcCredentials
-from agent.providers.gcp.config import MountConfig, SecretEntry, parse_config
+from agent.providers.gcp.config import MountConfig, SecretEntry, parse_config, secrets_from
 from agent.providers.gcp.extract import extract_json_key, extract_yaml_key
 from agent.providers.gcp.federation import PodCredentials
 from agent.providers.gcp.fetch import Fetched, fetch
@@ -29,9 +29,6 @@ log = structlog.get_logger(__name__)
 # Upstream starts one goroutine per object; a bound keeps a volume of hundreds of objects from
 # opening hundreds of connections at once.
 MAX_PARALLEL_FETCHES = 16
-# A ``secrets`` list up to this size (about 100 entries) parses in a few milliseconds; a larger
-# one (an SPC may hold 1.5 MiB: about a second of parsing) is parsed in a worker thread.
-PARSE_ON_LOOP_MAX = 8 * 1024
 # Finish a little before the core's deadline, so the message says which service was slow.
 _DEADLINE_SHARE = 0.95
 
@@ -101,15 +98,13 @@ class GcpProvider:
         return result
 
     async def _config(self, request: ProviderRequest) -> MountConfig:
-        parse = functools.partial(
-            parse_config,
+        text = request.attributes.get("secrets")
+        return parse_config(
             request.attributes,
             request.secrets,
             allow_node_publish_secret=self._settings.allow_node_publish_secret,
+            secrets=None if text is None else await parsed(secrets_from, text),
         )
-        if len(request.attributes.get("secrets", "")) <= PARSE_ON_LOOP_MAX:
-            return parse()
-        return await run_blocking(parse)
 
     async def _token(self, config: MountConfig, pod: PodIdentity) -> AccessToken:
         if config.auth == "provider-adc":

@@ -16,12 +16,13 @@ from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.model import MountResult, ProviderRequest, SecretFile
 from agent.providers.common.failures import first_error
+from agent.providers.common.parsed import parsed
 from agent.providers.common.trusted import TrustedDirs
 from agent.providers.vault.client import DEFAULT_TIMEOUT_S, Login, Token, VaultClient
 from agent.providers.vault.config import Defaults, Flavour, VaultConfig, parse_config
 from agent.providers.vault.content import object_content, object_version
 from agent.providers.vault.nodefiles import NodeFiles, read_node_files
-from agent.providers.vault.objects import ReadKey
+from agent.providers.vault.objects import ReadKey, parse_objects
 from agent.providers.vault.secret import VaultSecret
 from agent.providers.vault.tokens import TokenKey, jwt_digest
 from agent.providers.vault.transport import Target
@@ -79,8 +80,13 @@ class VaultProvider:
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
+        objects = await parsed(parse_objects, request.attributes.get("objects", ""))
         config = parse_config(
-            request.attributes, self._flavour, self._defaults, trusted=self._trusted
+            request.attributes,
+            self._flavour,
+            self._defaults,
+            trusted=self._trusted,
+            objects=objects,
         )
         for warning in config.warnings:
             log.warning("vault.config_warning", provider=self.name, warning=warning)
