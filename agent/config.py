@@ -72,6 +72,13 @@ class Settings:
     provider_health_check: bool = False
     provider_health_check_interval: float = 120.0
     kubeconfig: str = ""
+    kube_api_qps: float = 20.0
+    kube_api_burst: int = 30
+    agent_namespace: str = ""  # "": $POD_NAMESPACE, else the service account's namespace
+    hmac_secret_name: str = "secrets-store-agent-hmac-key"  # noqa: S105 (a Secret name)
+    token_request_fallback: bool = False
+    pod_cleanup_grace_period: float = 120.0
+    cache_sync_timeout: float = 10.0
     standalone_dir: str = ""
     mount_mode: str = "directory" if sys.platform == "win32" else "tmpfs"
     tmpfs_size: int | None = None

@@ -17,6 +17,7 @@ from agent.config import (
     socket_path_from_endpoint,
 )
 from agent.errors import ConfigError
+from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
 from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
 
 T = TypeVar("T")
@@ -90,7 +91,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     _go_bool("--enable-pprof", p)
     add("--pprof-port", default=6065, type=int, help="accepted for compatibility; unused")
     add("--metrics-backend", default="Prometheus", help="only Prometheus is supported")
-    add("--kubeconfig", default="", help="kubeconfig path (in-cluster config when empty)")
+    add_kubernetes_flags(p, _go_bool)
     add(
         "--standalone-dir", default="", help="run without Kubernetes: SecretProviderClass YAML here"
     )
@@ -271,7 +272,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         debug_loggers=parse_debug_loggers(ns.debug_loggers),
         provider_health_check=bool(ns.provider_health_check),
         provider_health_check_interval=ns.provider_health_check_interval,
-        kubeconfig=ns.kubeconfig,
+        **kubernetes_options(ns),
         standalone_dir=ns.standalone_dir,
         mount_mode=ns.mount_mode,
         tmpfs_size=ns.tmpfs_size,

@@ -21,7 +21,7 @@ from agent.aio.threads import finish_despite_cancellation
 from agent.core.mount_table import MountTable
 from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, PublishOutcome
-from agent.core.publish_report import PublishReport
+from agent.core.publish_report import PublishReport, owner_can_fix
 from agent.core.publish_request import check_request, merge_attributes
 from agent.core.records import record_to_metadata, status_of
 from agent.core.recovery import adopt_volume
@@ -43,6 +43,7 @@ from agent.model import (
 )
 from agent.ports import (
     PayloadWriter,
+    PodEventSink,
     PodStatusStore,
     Provider,
     ProviderLookup,
@@ -74,6 +75,7 @@ class PublishPorts:
     statuses: PodStatusStore
     metadata: VolumeMetadataStore
     observer: PublishObserver
+    events: PodEventSink | None = None
 
 
 class PublishVolume:
@@ -90,7 +92,7 @@ class PublishVolume:
         self._table = table
         self._locks = locks
         self._clock = clock
-        self._report = PublishReport(ports.observer)
+        self._report = PublishReport(ports.observer, ports.events)
 
     async def __call__(self, request: PublishRequest) -> PublishOutcome:
         started = time.perf_counter()
@@ -110,7 +112,14 @@ class PublishVolume:
             raise
         except Exception as err:
             reason = err.reason if isinstance(err, AgentError) else "FailedToMount"
-            self._report.failed(request, attempt, reason, safe_message(err), started)
+            self._report.failed(
+                request,
+                attempt,
+                reason,
+                safe_message(err),
+                started,
+                notify_owner=owner_can_fix(err),
+            )
             raise
         self._report.succeeded(request, attempt, outcome, started)
         return outcome
@@ -274,6 +283,7 @@ class PublishVolume:
             rotated=attempt.files_changed,
             error_type=reason,
             error=safe_message(err),
+            notify_owner=owner_can_fix(err),
         )
 
     async def _undo(self, attempt: Attempt) -> None:

@@ -157,6 +157,20 @@ class ProviderRegistry:
         self._retired: list[PluginProvider] = []  # preferred plugins moved; closed at close()
         self._gone: set[str] = set()  # preferred plugins whose socket went: the built-in serves
 
+    def use_service_accounts(self, source: ServiceAccountSource) -> None:
+        """Where providers built from now on read service accounts, unless the registry was
+        given one (the composition root wires the mode's source into a registry it was
+        handed)."""
+        if self._service_accounts is None:
+            self._service_accounts = source
+
+    def set_version_key(self, key: bytes) -> None:
+        """The HMAC key for providers built from now on (Kubernetes mode loads it from a Secret
+        at start, before the CSI socket serves, so no provider exists yet)."""
+        self._version_key = key
+        if self._instances:
+            log.warning("provider.version_key_late", built=sorted(self._instances))
+
     def register(self, name: str, factory: ProviderFactory) -> None:
         self._factories[name] = factory
         self._instances.pop(name, None)

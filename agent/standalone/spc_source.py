@@ -28,6 +28,7 @@ from typing import TypeGuard
 import structlog
 
 from agent.aio.threads import run_blocking
+from agent.documents.spc import InvalidDocument, Key, decode, identity, is_spc
 from agent.errors import (
     InvalidSecretProviderClass,
     SecretProviderClassNotFound,
@@ -36,24 +37,10 @@ from agent.errors import (
 from agent.model import SecretProviderClass
 from agent.providers.common.goyaml import Decoder, GoYAMLError, load_all
 
-GROUP = "secrets-store.csi.x-k8s.io"
-API_VERSIONS = frozenset({f"{GROUP}/v1", f"{GROUP}/v1alpha1"})
-KIND = "SecretProviderClass"
 DEFAULT_NAMESPACE = "default"
-
-Key = tuple[str, str]
 Signature = tuple[tuple[str, int, int, int], ...]
 
 log = structlog.get_logger(__name__)
-
-
-class _Invalid(Exception):
-    """A document that is a SecretProviderClass but cannot be used; ``key`` when it is known."""
-
-    def __init__(self, reason: str, key: Key | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.key = key
 
 
 @dataclass(slots=True)
@@ -174,11 +161,11 @@ def _load_file(
         if _is_service_account(document):
             _load_service_account(document, where, snapshot)
             continue
-        if not _is_spc(document):
+        if not is_spc(document):
             continue
         try:
             spc = _to_spc(document, old)
-        except _Invalid as exc:
+        except InvalidDocument as exc:
             snapshot.problems.append((where, exc.reason))
             if exc.key is not None:
                 _remember_invalid(snapshot, origins, exc.key, where, f"{where}: {exc.reason}")
@@ -219,13 +206,13 @@ def _is_service_account(document: object) -> TypeGuard[Mapping[str, object]]:
 
 def _load_service_account(document: Mapping[str, object], where: str, snapshot: _Snapshot) -> None:
     try:
-        key, metadata = _identity(document)
+        key, metadata = identity(document, DEFAULT_NAMESPACE)
         annotations = metadata.get("annotations") or {}
         if not isinstance(annotations, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
         ):
-            raise _Invalid("metadata.annotations must be a mapping of strings", key)
-    except _Invalid as exc:
+            raise InvalidDocument("metadata.annotations must be a mapping of strings", key)
+    except InvalidDocument as exc:
         snapshot.problems.append((where, exc.reason))
         return
     first = snapshot.service_accounts.get(key)
@@ -239,80 +226,14 @@ def _load_service_account(document: Mapping[str, object], where: str, snapshot: 
     snapshot.service_accounts[key] = dict(annotations)
 
 
-def _is_spc(document: object) -> TypeGuard[Mapping[str, object]]:
-    if not isinstance(document, Mapping) or document.get("kind") != KIND:
-        return False
-    # Other groups' kinds of the same name, or unknown versions, are not served by the CRD.
-    return document.get("apiVersion") in API_VERSIONS
-
-
 def _to_spc(document: Mapping[str, object], old: dict[Key, tuple[str, int]]) -> SecretProviderClass:
-    key, metadata = _identity(document)
-    spec = document.get("spec") or {}
-    if not isinstance(spec, Mapping):
-        raise _Invalid("spec must be a mapping", key)
-    provider = spec.get("provider") or ""
-    if not isinstance(provider, str):
-        raise _Invalid("spec.provider must be a string", key)
-    return SecretProviderClass(
-        name=key[1],
-        namespace=key[0],
-        provider=provider,
-        parameters=_parameters(spec.get("parameters"), key),
-        secret_objects=_secret_objects(spec.get("secretObjects"), key),
-        uid=_uid(metadata, key),
-        generation=_generation(metadata, key, _digest(document), old),
+    digest = _digest(document)
+    return decode(
+        document,
+        DEFAULT_NAMESPACE,
+        _uid,
+        lambda metadata, key: _generation(metadata, key, digest, old),
     )
-
-
-def _identity(document: Mapping[str, object]) -> tuple[Key, Mapping[str, object]]:
-    metadata = document.get("metadata")
-    if not isinstance(metadata, Mapping):
-        raise _Invalid("metadata must be a mapping")
-    name = metadata.get("name")
-    namespace = metadata.get("namespace") or DEFAULT_NAMESPACE
-    if not isinstance(name, str) or not name:
-        raise _Invalid("metadata.name must be a non-empty string")
-    if not isinstance(namespace, str):
-        raise _Invalid(f"metadata.namespace of {name} must be a string")
-    return (namespace, name), metadata
-
-
-def _parameters(value: object, key: Key) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _Invalid("spec.parameters must be a mapping of strings", key)
-    for name, item in value.items():
-        # The CRD types parameters as map[string]string: quote numbers and booleans in YAML.
-        if not isinstance(item, str):
-            raise _Invalid(
-                f'spec.parameters.{name}: Invalid value: "{_json_type(item)}": '
-                "must be of type string (quote it in the YAML)",
-                key,
-            )
-    return dict(value)
-
-
-def _json_type(value: object) -> str:
-    """The OpenAPI type the API server names when it refuses a value (never the value)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return "object" if isinstance(value, Mapping) else "array"
-
-
-def _secret_objects(value: object, key: Key) -> tuple[Mapping[str, object], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
-        raise _Invalid("spec.secretObjects must be a list of mappings", key)
-    return tuple(value)
 
 
 def _uid(metadata: Mapping[str, object], key: Key) -> str:

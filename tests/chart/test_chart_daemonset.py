@@ -196,6 +196,14 @@ NOT_RENDERED = {
     "--azure-construct-pem-chain": "Azure provider option: linux.extraArgs",
     "--azure-write-cert-and-key-in-separate-files": "Azure provider option: linux.extraArgs",
     "--aws-pod-identity-endpoint": "AWS provider option: linux.extraArgs",
+    # Kubernetes mode's tuning; the defaults fit a node (README, "Kubernetes mode").
+    "--kube-api-qps": "linux.extraArgs",
+    "--kube-api-burst": "linux.extraArgs",
+    "--agent-namespace": "the POD_NAMESPACE variable the chart sets from the downward API",
+    "--hmac-secret-name": "linux.extraArgs; the chart's Role grants the default name",
+    "--token-request-fallback": "linux.extraArgs, with serviceaccounts/token create in RBAC",
+    "--pod-cleanup-grace-period": "linux.extraArgs",
+    "--cache-sync-timeout": "linux.extraArgs",
 }
 
 
