@@ -29,7 +29,8 @@ from agent.providers.azure.identity import (
 )
 from agent.providers.azure.keyvault import ChallengeCache, KeyVaultClient
 from agent.providers.azure.tokens import TokenSource
-from agent.providers.azure.transport import Sleep, Transport, deadline
+from agent.providers.azure.transport import Sleep, Transport
+from agent.providers.common.deadline import deadline
 from agent.providers.common.parsed import parsed
 from agent.providers.common.trusted import TrustedDirs
 

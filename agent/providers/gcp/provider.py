@@ -12,6 +12,7 @@ from agent.aio.threads import run_blocking
 from agent.errors import AgentError, ProviderError, ProviderUnavailable
 from agent.model import MountResult, ObjectVersion, PodIdentity, ProviderRequest, SecretFile
 from agent.ports import ServiceAccountSource
+from agent.providers.common.deadline import deadline
 from agent.providers.common.parsed import parsed
 from agent.providers.gcp.adc import AdcCredentials
 from agent.providers.gcp.config import MountConfig, SecretEntry, parse_config, secrets_from
@@ -31,6 +32,7 @@ log = structlog.get_logger(__name__)
 MAX_PARALLEL_FETCHES = 16
 # Finish a little before the core's deadline, so the message says which service was slow.
 _DEADLINE_SHARE = 0.95
+_BACKSTOP_SHARE = 0.975  # after the deadline, before the core's own
 
 
 class GcpProvider:
@@ -77,9 +79,12 @@ class GcpProvider:
             log.warning("gcp.config_warning", provider=self.name, warning=warning)
         budget = self._timeout * _DEADLINE_SHARE
         try:
-            async with asyncio.timeout(budget):
-                token = await self._token(config, request.identity)
-                fetched = await self._fetch_all(config.secrets, token)
+            # The deadline ends every request and retry in time, with Google's last answer;
+            # the timeout is a backstop (google-auth refreshes run in a thread).
+            with deadline(budget):
+                async with asyncio.timeout(self._timeout * _BACKSTOP_SHARE):
+                    token = await self._token(config, request.identity)
+                    fetched = await self._fetch_all(config.secrets, token)
         except TimeoutError:
             raise ProviderUnavailable(
                 f"Google APIs did not answer within {budget:.3g}s ({len(config.secrets)} secrets)"
