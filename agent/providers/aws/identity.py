@@ -30,6 +30,7 @@ from agent.providers.aws.credentials import (
     Method,
 )
 from agent.providers.aws.errors import AwsApiError
+from agent.providers.aws.regions import primary_share
 from agent.providers.aws.transport import AwsTransport
 from agent.providers.credential_cache import cache_lifetime, jwt_digest
 
@@ -115,9 +116,10 @@ class IdentityResolver:
             "WebIdentityToken": jwt,
         }
         failure: AwsApiError | None = None
-        for region in regions:
+        for index, region in enumerate(regions):
             try:
-                reply = await self._transport.assume_role_with_web_identity(region, params)
+                with primary_share(regions[index:]):
+                    reply = await self._transport.assume_role_with_web_identity(region, params)
             except AwsApiError as err:
                 if not err.regional:
                     raise err.about(f"IRSA for role {role_arn}") from None
