@@ -25,6 +25,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from agent._proto import v1alpha1 as pb
 from agent.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from agent.model import MountResult, ObjectVersion, ProviderRequest, SecretFile
+from agent.ports import Provider
 from agent.providers.common.gojson import string_map
 
 log = structlog.get_logger("agent.providers.plugin")
@@ -37,6 +38,11 @@ BACKOFF_MULTIPLIER = 1.1
 MAX_BACKOFF = 10.0
 
 _T = TypeVar("_T")
+Fallback = Callable[[], Awaitable[Provider]]
+
+
+class PluginRefused(ProviderUnavailable):
+    """Nobody listens on the plugin's socket: a file a crashed plugin left behind."""
 
 
 def mount_request(request: ProviderRequest) -> pb.MountRequest:
@@ -93,12 +99,17 @@ class PluginProvider:
         max_recv_bytes: int,
         timeout: float,
         backoff: float = 1.0,
+        fallback: Fallback | None = None,
     ) -> None:
         self.name = name
         self.socket_path = socket_path
         self._max_recv_bytes = max_recv_bytes
         self._timeout = timeout
         self._backoff = backoff
+        # A preferred plugin's built-in (--prefer-plugin-providers): it serves while the
+        # socket refuses connections, instead of waiting for a plugin that crashed.
+        self._fallback = fallback
+        self._refused_logged = False
         self._channel: Channel | None = None
         self._stub: pb.CsiDriverProviderStub | None = None
 
@@ -114,8 +125,26 @@ class PluginProvider:
     async def mount(self, request: ProviderRequest) -> MountResult:
         message = mount_request(request)
         stub = self._client()
-        response = await self._call("Mount", lambda t: stub.mount(message, timeout=t))
+        try:
+            response = await self._call("Mount", lambda t: stub.mount(message, timeout=t))
+        except PluginRefused as refused:
+            return await self._fall_back(request, refused)
+        self._refused_logged = False
         return self._result(response)
+
+    async def _fall_back(self, request: ProviderRequest, refused: PluginRefused) -> MountResult:
+        if self._fallback is None:
+            raise refused
+        if not self._refused_logged:  # once until the plugin answers again
+            log.warning(
+                "plugin.refused",
+                provider=self.name,
+                socket=self.socket_path,
+                using="built-in",
+                error=refused.message,
+            )
+            self._refused_logged = True
+        return await (await self._fallback()).mount(request)
 
     async def version(self) -> tuple[str, str, str]:
         """``(version, runtime_name, runtime_version)`` of the plugin (health check)."""
@@ -161,6 +190,11 @@ class PluginProvider:
             except OSError as err:
                 if lost:
                     raise self._vanished(rpc, err) from None
+                if self._fallback is not None and isinstance(
+                    err, ConnectionRefusedError | FileNotFoundError
+                ):
+                    # A built-in can serve now: waiting for ready would only delay it.
+                    raise PluginRefused(self._not_ready(err).message) from None
                 # Socket missing or refused: waitForReady keeps waiting, without using attempts.
                 if failure is None:
                     log.info("plugin.not_ready", provider=self.name, socket=self.socket_path)

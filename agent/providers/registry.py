@@ -9,7 +9,8 @@ Any other name is looked up as an upstream provider plugin socket (``<dir>/<name
 ``prefer_plugins`` names providers for which an installed plugin wins over the built-in of the
 same name (flag ``--prefer-plugin-providers``): while ``<dir>/<name>.sock`` exists the plugin
 serves, otherwise the built-in does, so a cluster can keep its provider DaemonSet during a
-migration and drop it later without touching the agent.
+migration and drop it later without touching the agent. A socket file nobody listens on (a
+crashed plugin's) is served by the built-in too, at once, logged once per episode.
 """
 
 from __future__ import annotations
@@ -190,6 +191,9 @@ class ProviderRegistry:
         factory = self._factories.get(name)
         if factory is None:
             return self._plugin(name)
+        return self._built_in(name, factory)
+
+    def _built_in(self, name: str, factory: ProviderFactory) -> Provider:
         context = ProviderContext(
             name,
             self._timeout,
@@ -222,20 +226,30 @@ class ProviderRegistry:
         if plugin is None or plugin.socket_path != socket:
             if plugin is not None:
                 self._retired.append(plugin)
-            plugin = self._plugins[name] = self._connect(name, socket)
+            plugin = self._plugins[name] = self._connect(name, socket, preferred=True)
             back = True
         if back:
             log.info("provider.plugin_preferred", provider=name, socket=socket)
         return plugin
 
-    def _connect(self, name: str, socket: str) -> PluginProvider:
+    def _connect(self, name: str, socket: str, *, preferred: bool = False) -> PluginProvider:
         # Imported here so that grpclib stays out of this module (import-linter contract).
         from agent.providers.plugin import PluginProvider
+
+        async def built_in() -> Provider:
+            # A socket file a crashed plugin left: the built-in serves until one listens.
+            return self._instances.get(name) or self._built_in(name, self._factories[name])
 
         # The core cancels a provider call at the same timeout; ending the plugin's retries a
         # little earlier lets its own error (socket unreachable, last gRPC status) be reported.
         budget = self._timeout * PLUGIN_DEADLINE_SHARE
-        return PluginProvider(name, socket, max_recv_bytes=self._max_recv_bytes, timeout=budget)
+        return PluginProvider(
+            name,
+            socket,
+            max_recv_bytes=self._max_recv_bytes,
+            timeout=budget,
+            fallback=built_in if preferred and name in self._factories else None,
+        )
 
     def _plugin(self, name: str) -> Provider:
         """An upstream plugin DaemonSet's socket; looked up again on every miss, because the

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -514,6 +515,30 @@ async def test_an_installed_plugin_can_be_preferred_to_the_builtin(
             assert registry.get("e2e-provider") is first
             assert len(files(await first.mount(request()))) == 2
             assert len(builtin.requests) == cycle + 1
+    finally:
+        await registry.close()
+
+
+async def test_a_crashed_preferred_plugins_socket_file_is_served_by_the_builtin(
+    plugin_dir: str,
+) -> None:
+    """A socket file nobody listens on (the plugin crashed) would make every mount wait for
+    the plugin until the deadline; the built-in serves at once, and says so once."""
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(os.path.join(plugin_dir, "e2e-provider.sock"))
+    stale.close()  # the file stays: connect() is refused
+    builtin = FakeProvider("e2e-provider", {"foo": b"from the built-in"})
+    registry = registry_preferring(plugin_dir, builtin, prefer=True)
+    try:
+        with capture_logs() as logs:
+            for _ in range(2):
+                async with asyncio.timeout(2):  # the plugin's deadline would be 4.75 s
+                    result = await registry.get("e2e-provider").mount(request())
+                assert files(result) == {"foo": b"from the built-in"}
+        refused = [entry for entry in logs if entry["event"] == "plugin.refused"]
+        assert len(refused) == 1
+        assert refused[0]["using"] == "built-in"
+        assert "Connection refused" in refused[0]["error"]
     finally:
         await registry.close()
 
