@@ -258,7 +258,10 @@ class PluginProvider:
             )
         if not response.object_version:
             raise ProviderError(f"provider {self.name!r}: missing object versions")
-        files = tuple(SecretFile(f.path, f.mode, f.contents) for f in response.files)
+        files = tuple(
+            SecretFile(f.path, self._permission_bits(f.path, f.mode), f.contents)
+            for f in response.files
+        )
         versions = tuple(ObjectVersion(v.id, v.version) for v in response.object_version)
         # Upstream measures proto.Size(resp); re-encoding to measure would cost more than the
         # payload bytes, which dominate it and are what a synced Secret has to hold.
@@ -272,6 +275,25 @@ class PluginProvider:
             )
         # No files with versions: a legacy plugin wrote into target_path itself (upstream #551).
         return MountResult(files, versions)
+
+    def _permission_bits(self, path: str, mode: int) -> int:
+        """The permission bits of a plugin's file mode, as upstream's writer keeps them.
+
+        Upstream writes with ``os.FileMode(mode)``: of an int's low bits only the permission
+        bits survive (Go's setuid, setgid and sticky flags are its high bits, 1<<23 and up,
+        so 0o4755 writes 0o755), and the high bits it would honour are dropped here too:
+        setuid, setgid and sticky never reach a file. Anything dropped is logged, by file.
+        """
+        kept = mode & 0o777
+        if kept != mode:
+            log.warning(
+                "plugin.mode_bits_dropped",
+                provider=self.name,
+                path=path,
+                mode=oct(mode),
+                written=oct(kept),
+            )
+        return kept
 
 
 def _not_a_socket(path: str) -> str:

@@ -137,6 +137,25 @@ async def test_modes_are_taken_verbatim(plugin: FakePlugin, client: PluginProvid
     assert [f.mode for f in result.files] == [0o400, 0]
 
 
+async def test_bits_above_the_permissions_are_dropped_as_upstreams_writer_drops_them(
+    plugin: FakePlugin, client: PluginProvider
+) -> None:
+    """Go's os.FileMode(0o4755) writes 0o755 (its setuid flag is bit 23); bit 23 itself, or a
+    negative int32, would make upstream write setuid: never here."""
+    plugin.modes = {"foo": 0o4755, "bar": (1 << 23) | 0o2640}
+    with capture_logs() as logs:
+        result = await client.mount(request())
+    assert [(f.path, f.mode) for f in result.files] == [("foo", 0o755), ("bar", 0o640)]
+    dropped = [
+        (e["path"], e["mode"], e["written"])
+        for e in logs
+        if e["event"] == "plugin.mode_bits_dropped"
+    ]
+    assert dropped == [("foo", "0o4755", "0o755"), ("bar", "0o40002640", "0o640")]
+    plugin.modes = {"foo": -1}
+    assert (await client.mount(request())).files[0].mode == 0o777
+
+
 async def test_provider_error_code_becomes_the_reason(
     plugin: FakePlugin, client: PluginProvider
 ) -> None:
@@ -411,6 +430,15 @@ async def test_a_plugin_that_starts_after_the_agent_is_found(
         await plugin_agent.kubelet.unpublish("csi-0123456789abcdef", target)
     finally:
         await server.stop()
+
+
+async def test_a_setuid_mode_from_a_plugin_mounts_without_the_setuid_bit(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    plugin.modes = {"foo": 0o4755}
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(publish_request(target))
+    assert mode_of(os.path.join(target, "foo")) == 0o755
 
 
 async def test_a_provider_error_code_reaches_kubelet_and_metrics(
