@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import stat
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -36,6 +37,9 @@ VERSION_TIMEOUT = 5.0
 MAX_ATTEMPTS = 3
 BACKOFF_MULTIPLIER = 1.1
 MAX_BACKOFF = 10.0
+MAX_ERROR_CODE = 64  # characters of a plugin's error.code kept
+MAX_ERROR_TYPES = 32  # distinct error.code values per plugin used as metric labels
+_NOT_IN_CODE = re.compile(r"[^A-Za-z0-9_.:-]")
 
 _T = TypeVar("_T")
 Fallback = Callable[[], Awaitable[Provider]]
@@ -110,6 +114,7 @@ class PluginProvider:
         # socket refuses connections, instead of waiting for a plugin that crashed.
         self._fallback = fallback
         self._refused_logged = False
+        self._error_types: set[str] = set()
         self._channel: Channel | None = None
         self._stub: pb.CsiDriverProviderStub | None = None
 
@@ -252,9 +257,10 @@ class PluginProvider:
         """Upstream's checks in order (reference §4.5)."""
         code = response.error.code if response.error is not None else ""
         if code:
+            shown = bounded_error_code(code)
             raise ProviderError(
-                f"provider {self.name!r}: mount request failed with provider error code {code}",
-                reason=code,  # metrics error_type is the provider's own code, as upstream
+                f"provider {self.name!r}: mount request failed with provider error code {shown}",
+                reason=self._error_type(shown),
             )
         if not response.object_version:
             raise ProviderError(f"provider {self.name!r}: missing object versions")
@@ -276,6 +282,15 @@ class PluginProvider:
         # No files with versions: a legacy plugin wrote into target_path itself (upstream #551).
         return MountResult(files, versions)
 
+    def _error_type(self, code: str) -> str:
+        """The metrics' ``error_type`` for a provider's code: the code itself, as upstream,
+        for the first ``MAX_ERROR_TYPES`` distinct codes of this plugin; GRPCProviderError
+        after that, so a plugin cannot grow the metrics without bound."""
+        if code in self._error_types or len(self._error_types) < MAX_ERROR_TYPES:
+            self._error_types.add(code)
+            return code
+        return ProviderError.reason
+
     def _permission_bits(self, path: str, mode: int) -> int:
         """The permission bits of a plugin's file mode, as upstream's writer keeps them.
 
@@ -294,6 +309,13 @@ class PluginProvider:
                 written=oct(kept),
             )
         return kept
+
+
+def bounded_error_code(code: str) -> str:
+    """A plugin's ``error.code`` as the agent shows it (message, metric label): upstream's
+    values (``FailedToMount``, ``GRPCProviderError``, a provider's own CamelCase codes) pass
+    unchanged; any other character becomes ``_``, and at most MAX_ERROR_CODE are kept."""
+    return _NOT_IN_CODE.sub("_", code[:MAX_ERROR_CODE])
 
 
 def _not_a_socket(path: str) -> str:

@@ -167,6 +167,29 @@ async def test_provider_error_code_becomes_the_reason(
     assert len(plugin.requests) == 1  # a provider error is an answer, not retried
 
 
+async def test_a_provider_error_code_is_bounded_in_length_charset_and_variety(
+    plugin: FakePlugin, client: PluginProvider
+) -> None:
+    """error.code labels the node_publish_error metric: a plugin may not put anything there."""
+    plugin.error_code = 'Bad code\n{"x"}' + "y" * 200
+    with pytest.raises(ProviderError) as info:
+        await client.mount(request())
+    bounded = "Bad_code___x__" + "y" * 50
+    assert info.value.reason == bounded and len(bounded) == 64
+    assert info.value.message.endswith(f"provider error code {bounded}")
+    for i in range(40):
+        plugin.error_code = f"Code{i}"
+        with pytest.raises(ProviderError) as info:
+            await client.mount(request())
+        expected = f"Code{i}" if i < 31 else "GRPCProviderError"  # 32 distinct in all
+        assert info.value.reason == expected
+        assert info.value.message.endswith(f"provider error code Code{i}")
+    plugin.error_code = "Code3"  # one seen before keeps its label
+    with pytest.raises(ProviderError) as info:
+        await client.mount(request())
+    assert info.value.reason == "Code3"
+
+
 async def test_missing_object_versions_fail(plugin: FakePlugin, client: PluginProvider) -> None:
     plugin.omit_versions = True
     with pytest.raises(ProviderError, match="missing object versions") as info:
