@@ -26,6 +26,7 @@ import structlog
 from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
 from agent.errors import AgentError, ProviderNotFound
 from agent.ports import Provider, ServiceAccountSource
+from agent.providers.discovery import SocketDirectories
 
 if TYPE_CHECKING:
     from agent.providers.plugin import PluginProvider
@@ -157,6 +158,7 @@ class ProviderRegistry:
         self._plugins: dict[str, PluginProvider] = {}
         self._retired: list[PluginProvider] = []  # preferred plugins moved; closed at close()
         self._gone: set[str] = set()  # preferred plugins whose socket went: the built-in serves
+        self._directories = SocketDirectories()  # warns of directories others may write
 
     def use_service_accounts(self, source: ServiceAccountSource) -> None:
         """Where providers built from now on read service accounts, unless the registry was
@@ -224,6 +226,7 @@ class ProviderRegistry:
         back = name in self._gone
         self._gone.discard(name)
         if plugin is None or plugin.socket_path != socket:
+            self._directories.check(name, socket)
             if plugin is not None:
                 self._retired.append(plugin)
             plugin = self._plugins[name] = self._connect(name, socket, preferred=True)
@@ -263,6 +266,7 @@ class ProviderRegistry:
         if socket is None:
             directories = ", ".join(self._plugin_directories)
             raise ProviderNotFound(f"{missing} and no socket {socket_name(name)} in {directories}")
+        self._directories.check(name, socket)
         plugin = self._connect(name, socket)
         log.info("provider.plugin_found", provider=name, socket=socket)
         self._instances[name] = self._plugins[name] = plugin
