@@ -29,7 +29,7 @@ import aiohttp
 
 from agent import __version__
 from agent.aio.threads import run_blocking
-from agent.errors import ProviderUnavailable
+from agent.errors import ProviderError, ProviderUnavailable
 from agent.providers.aws.credentials import AwsCredentials
 from agent.providers.aws.endpoints import (
     SECRETS_MANAGER,
@@ -318,6 +318,18 @@ class AwsTransport:
 
 
 def _ssl_context(ca_bundle: str) -> ssl.SSLContext:
-    if ca_bundle:
+    """The TLS context for every AWS endpoint. Blocking (reads the trust store). A bundle that
+    cannot be used is configuration: ProviderError naming AWS_CA_BUNDLE (not a connection
+    failure to retry, nor a reason to fail over)."""
+    if not ca_bundle:
+        return ssl.create_default_context()
+    try:
         return ssl.create_default_context(cafile=ca_bundle)
-    return ssl.create_default_context()
+    except ssl.SSLError as err:
+        why = f"no PEM certificates in it ({err.reason or err.strerror or 'unreadable'})"
+    except OSError as err:
+        why = f"it cannot be read ({err.strerror or type(err).__name__})"
+    raise ProviderError(
+        f"AWS_CA_BUNDLE {ca_bundle!r} in the agent's environment: {why}; set it to a PEM file "
+        "of the CA certificates to trust, or unset it to trust the system's"
+    )
