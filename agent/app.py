@@ -161,6 +161,7 @@ def build_agent(
         max_recv_bytes=settings.max_call_recv_msg_size,
         service_accounts=sources.service_accounts,
         prefer_plugins=settings.prefer_plugin_providers,
+        max_payload_bytes=settings.payload_limit,
     )
     providers.use_service_accounts(sources.service_accounts)
     ports = PublishPorts(

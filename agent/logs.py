@@ -3,7 +3,8 @@
 Every line goes through :func:`redact` right before rendering, so no token, password or secret
 value reaches ``kubectl logs`` even when a caller logs a whole mapping or an exception whose
 message quotes a credential. The CSI layer registers each request's node-publish secret values
-with :func:`scrubbing` for the duration of the call, so those are scrubbed wherever they show up,
+and the pod's service-account tokens (whole, and their payload and signature apart) with
+:func:`scrubbing` for the duration of the call, so those are scrubbed wherever they show up,
 including the error message kubelet turns into a pod event.
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -10,6 +11,7 @@ import structlog
 from grpclib.exceptions import GRPCError
 
 from agent.aio.inflight import InFlight
+from agent.core.pod_info import tokens_json
 from agent.csi.status import to_grpc_error
 from agent.errors import AgentError
 from agent.logs import scrubbing
@@ -19,14 +21,40 @@ log = structlog.get_logger("agent.csi")
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
+def token_values(volume_context: Mapping[str, str], secrets: Mapping[str, str]) -> list[str]:
+    """Each service-account token of ``csi.storage.k8s.io/serviceAccount.tokens`` (volume
+    context, or the secrets map from kubelet 1.35), whole and its payload and signature apart.
+
+    The JWT-shape pattern of agent.logs needs all three segments; a token quoted back cut
+    short loses its header or its end, and then only the segments match. A token whose
+    signature is cut off is no longer usable. Malformed JSON yields nothing here: the publish
+    reports it.
+    """
+    raw = tokens_json(volume_context, secrets)
+    try:
+        document = json.loads(raw) if raw else {}
+    except ValueError:
+        return []
+    entries = document.values() if isinstance(document, dict) else ()
+    values = []
+    for entry in entries:
+        token = entry.get("token") if isinstance(entry, dict) else None
+        if isinstance(token, str) and token:
+            values.append(token)
+            values.extend(token.split(".")[1:])  # the header is shared by every token
+    return values
+
+
 def guarded(method: Handler) -> Handler:
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any) -> Any:
         inflight: InFlight = self.inflight
-        # The values of a request's csi_secret map (node-publish secrets) are scrubbed from every
-        # log line and error message while the call runs, even if a provider quotes one back.
+        # The values of a request's csi_secret map (node-publish secrets) and the pod's
+        # service-account tokens are scrubbed from every log line and error message while the
+        # call runs, even if a provider quotes one back.
         secrets: Mapping[str, str] = getattr(request, "secrets", None) or {}
-        with scrubbing(secrets.values()):
+        volume_context: Mapping[str, str] = getattr(request, "volume_context", None) or {}
+        with scrubbing([*secrets.values(), *token_values(volume_context, secrets)]):
             try:
                 with inflight.track():
                     return await method(self, request)

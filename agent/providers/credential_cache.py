@@ -6,6 +6,10 @@ logins (and, for Vault, leak one token per rotation: upstream vault-csi-provider
 Entries are reused until shortly before they expire, concurrent logins for one key are
 coalesced behind a per-key lock, and the key always carries a digest of the very JWT that bought
 the entry, so an entry is never handed to a caller that does not present that JWT.
+
+Lifetimes are the caller's rule, in seconds from now: :func:`cache_lifetime` for a TTL (Vault,
+AWS), Entra's ``refresh_in`` (Azure), :func:`lifetime_until` for an absolute expiry stated by
+the store (Google), and an entry of unknown or too short a lifetime is not kept at all.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ import hashlib
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
-from typing import Generic, Protocol, Self, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 # Refresh this long before expiry (and never later than 80% of the lifetime) so an entry is not
 # handed to a request that then races its expiry.
@@ -31,6 +35,29 @@ class JwtKeyed(Hashable, Protocol):
     def same_but_jwt(self, other: Self) -> bool:
         """Equal but for the JWT: ``other`` was bought with an older (or newer) JWT."""
         ...
+
+
+class PodJwtKey:
+    """``same_but_jwt`` for a frozen dataclass key with the fields ``pod_uid`` and
+    ``jwt_sha256``: equal but for the JWT digest, for the same pod only.
+
+    The pod UID keeps pods of one service account (each presenting its own JWT) from evicting
+    each other's entries. An entry of no pod (``pod_uid`` "") is never evicted this way: it is
+    not bought with a pod's JWT, and two such keys are two identities.
+    """
+
+    __slots__ = ()
+    pod_uid: str
+    jwt_sha256: str
+
+    def same_but_jwt(self, other: Self) -> bool:
+        if not self.pod_uid or self.pod_uid != other.pod_uid:  # decided cheaply, mostly
+            return False
+        return _without_jwt(self) == _without_jwt(other)
+
+
+def _without_jwt(key: Any) -> object:
+    return replace(key, jwt_sha256="")  # ``key`` is a dataclass (PodJwtKey's subclass)
 
 
 K = TypeVar("K", bound=JwtKeyed)
@@ -47,6 +74,15 @@ def cache_lifetime(ttl: float) -> float:
     if ttl <= 0:
         ttl = _UNBOUNDED_TTL_S
     return max(0.0, min(ttl * _EXPIRY_FRACTION, ttl - _EXPIRY_MARGIN_S))
+
+
+def lifetime_until(expires_at: float | None, now: float, margin: float) -> float:
+    """Seconds an entry that expires at ``expires_at`` may be served, ending ``margin``
+    seconds before; ``expires_at`` and ``now`` read one clock (a store's absolute expiry
+    against the wall clock). 0 (not kept) when the expiry is unknown or too close."""
+    if expires_at is None:
+        return 0.0
+    return max(0.0, expires_at - margin - now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +123,20 @@ class CredentialCache(Generic[K, V]):
         self._entries.move_to_end(key)
         return entry.value
 
+    async def get_or_fetch(self, key: K, fetch: Callable[[], Awaitable[tuple[V, float]]]) -> V:
+        """The cached value, or ``fetch()``'s, kept for the lifetime it returns (seconds, as
+        :meth:`put_for`); concurrent misses for one key wait for one fetch."""
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+        async with self.lock(key):
+            cached = self.get(key)  # a concurrent caller may have fetched it meanwhile
+            if cached is not None:
+                return cached
+            value, lifetime = await fetch()
+            self.put_for(key, value, lifetime)
+            return value
+
     def put(self, key: K, value: V, ttl: float) -> None:
         """Keep ``value`` for :func:`cache_lifetime` of ``ttl`` seconds."""
         self.put_for(key, value, cache_lifetime(ttl))
@@ -110,6 +160,12 @@ class CredentialCache(Generic[K, V]):
         """Forget ``value`` if it is still the cached one (another task may have replaced it)."""
         entry = self._entries.get(key)
         if entry is not None and entry.value == value:
+            del self._entries[key]
+
+    def forget(self, value: V) -> None:
+        """Forget every entry holding ``value``, whatever its key: the store refused it (HTTP
+        401: revoked, or its principal changed) where the caller no longer knows the key."""
+        for key in [k for k, entry in self._entries.items() if entry.value == value]:
             del self._entries[key]
 
     def clear(self) -> None:

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable
 
+import structlog
+
 from agent.errors import InvalidSecretProviderClass
+
+log = structlog.get_logger("agent.providers")
 
 # Upstream's PluginNameRe: the name becomes a file name, so nothing that could walk out of the
 # directory ("../x", "a/b") or an absurdly long name ever reaches the filesystem.
@@ -47,3 +52,38 @@ def find_plugin_socket(name: str, directories: Iterable[str]) -> str | None:
         if os.path.exists(candidate):
             return candidate
     return None
+
+
+def writable_by_others(directory: str) -> str:
+    """Who besides the directory's owner may create files in it: "group", "others", "group
+    and others", or "" (also when it cannot be read). Whoever may can plant ``<name>.sock``
+    there and receive every mount request for that name, service-account tokens included."""
+    try:
+        mode = os.stat(directory).st_mode
+    except OSError:
+        return ""
+    who = [name for bit, name in ((stat.S_IWGRP, "group"), (stat.S_IWOTH, "others")) if mode & bit]
+    return " and ".join(who)
+
+
+class SocketDirectories:
+    """Warns, once per directory, when a plugin socket is found where others than the
+    directory's owner may create files (upstream checks nothing)."""
+
+    def __init__(self) -> None:
+        self._checked: set[str] = set()
+
+    def check(self, name: str, socket: str) -> None:
+        directory = os.path.dirname(socket)
+        if directory in self._checked:
+            return
+        self._checked.add(directory)
+        who = writable_by_others(directory)
+        if who:
+            log.warning(
+                "provider.socket_directory_writable",
+                provider=name,
+                directory=directory,
+                writable_by=who,
+                risk="whoever can write there can plant <provider>.sock and receive pod tokens",
+            )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import stat
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from agent._proto import v1alpha1 as pb
 from agent.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from agent.model import MountResult, ObjectVersion, ProviderRequest, SecretFile
+from agent.ports import Provider
 from agent.providers.common.gojson import string_map
 
 log = structlog.get_logger("agent.providers.plugin")
@@ -35,8 +37,16 @@ VERSION_TIMEOUT = 5.0
 MAX_ATTEMPTS = 3
 BACKOFF_MULTIPLIER = 1.1
 MAX_BACKOFF = 10.0
+MAX_ERROR_CODE = 64  # characters of a plugin's error.code kept
+MAX_ERROR_TYPES = 32  # distinct error.code values per plugin used as metric labels
+_NOT_IN_CODE = re.compile(r"[^A-Za-z0-9_.:-]")
 
 _T = TypeVar("_T")
+Fallback = Callable[[], Awaitable[Provider]]
+
+
+class PluginRefused(ProviderUnavailable):
+    """Nobody listens on the plugin's socket: a file a crashed plugin left behind."""
 
 
 def mount_request(request: ProviderRequest) -> pb.MountRequest:
@@ -93,12 +103,18 @@ class PluginProvider:
         max_recv_bytes: int,
         timeout: float,
         backoff: float = 1.0,
+        fallback: Fallback | None = None,
     ) -> None:
         self.name = name
         self.socket_path = socket_path
         self._max_recv_bytes = max_recv_bytes
         self._timeout = timeout
         self._backoff = backoff
+        # A preferred plugin's built-in (--prefer-plugin-providers): it serves while the
+        # socket refuses connections, instead of waiting for a plugin that crashed.
+        self._fallback = fallback
+        self._refused_logged = False
+        self._error_types: set[str] = set()
         self._channel: Channel | None = None
         self._stub: pb.CsiDriverProviderStub | None = None
 
@@ -114,8 +130,26 @@ class PluginProvider:
     async def mount(self, request: ProviderRequest) -> MountResult:
         message = mount_request(request)
         stub = self._client()
-        response = await self._call("Mount", lambda t: stub.mount(message, timeout=t))
+        try:
+            response = await self._call("Mount", lambda t: stub.mount(message, timeout=t))
+        except PluginRefused as refused:
+            return await self._fall_back(request, refused)
+        self._refused_logged = False
         return self._result(response)
+
+    async def _fall_back(self, request: ProviderRequest, refused: PluginRefused) -> MountResult:
+        if self._fallback is None:
+            raise refused
+        if not self._refused_logged:  # once until the plugin answers again
+            log.warning(
+                "plugin.refused",
+                provider=self.name,
+                socket=self.socket_path,
+                using="built-in",
+                error=refused.message,
+            )
+            self._refused_logged = True
+        return await (await self._fallback()).mount(request)
 
     async def version(self) -> tuple[str, str, str]:
         """``(version, runtime_name, runtime_version)`` of the plugin (health check)."""
@@ -161,6 +195,11 @@ class PluginProvider:
             except OSError as err:
                 if lost:
                     raise self._vanished(rpc, err) from None
+                if self._fallback is not None and isinstance(
+                    err, ConnectionRefusedError | FileNotFoundError
+                ):
+                    # A built-in can serve now: waiting for ready would only delay it.
+                    raise PluginRefused(self._not_ready(err).message) from None
                 # Socket missing or refused: waitForReady keeps waiting, without using attempts.
                 if failure is None:
                     log.info("plugin.not_ready", provider=self.name, socket=self.socket_path)
@@ -218,13 +257,17 @@ class PluginProvider:
         """Upstream's checks in order (reference §4.5)."""
         code = response.error.code if response.error is not None else ""
         if code:
+            shown = bounded_error_code(code)
             raise ProviderError(
-                f"provider {self.name!r}: mount request failed with provider error code {code}",
-                reason=code,  # metrics error_type is the provider's own code, as upstream
+                f"provider {self.name!r}: mount request failed with provider error code {shown}",
+                reason=self._error_type(shown),
             )
         if not response.object_version:
             raise ProviderError(f"provider {self.name!r}: missing object versions")
-        files = tuple(SecretFile(f.path, f.mode, f.contents) for f in response.files)
+        files = tuple(
+            SecretFile(f.path, self._permission_bits(f.path, f.mode), f.contents)
+            for f in response.files
+        )
         versions = tuple(ObjectVersion(v.id, v.version) for v in response.object_version)
         # Upstream measures proto.Size(resp); re-encoding to measure would cost more than the
         # payload bytes, which dominate it and are what a synced Secret has to hold.
@@ -238,6 +281,41 @@ class PluginProvider:
             )
         # No files with versions: a legacy plugin wrote into target_path itself (upstream #551).
         return MountResult(files, versions)
+
+    def _error_type(self, code: str) -> str:
+        """The metrics' ``error_type`` for a provider's code: the code itself, as upstream,
+        for the first ``MAX_ERROR_TYPES`` distinct codes of this plugin; GRPCProviderError
+        after that, so a plugin cannot grow the metrics without bound."""
+        if code in self._error_types or len(self._error_types) < MAX_ERROR_TYPES:
+            self._error_types.add(code)
+            return code
+        return ProviderError.reason
+
+    def _permission_bits(self, path: str, mode: int) -> int:
+        """The permission bits of a plugin's file mode, as upstream's writer keeps them.
+
+        Upstream writes with ``os.FileMode(mode)``: of an int's low bits only the permission
+        bits survive (Go's setuid, setgid and sticky flags are its high bits, 1<<23 and up,
+        so 0o4755 writes 0o755), and the high bits it would honour are dropped here too:
+        setuid, setgid and sticky never reach a file. Anything dropped is logged, by file.
+        """
+        kept = mode & 0o777
+        if kept != mode:
+            log.warning(
+                "plugin.mode_bits_dropped",
+                provider=self.name,
+                path=path,
+                mode=oct(mode),
+                written=oct(kept),
+            )
+        return kept
+
+
+def bounded_error_code(code: str) -> str:
+    """A plugin's ``error.code`` as the agent shows it (message, metric label): upstream's
+    values (``FailedToMount``, ``GRPCProviderError``, a provider's own CamelCase codes) pass
+    unchanged; any other character becomes ``_``, and at most MAX_ERROR_CODE are kept."""
+    return _NOT_IN_CODE.sub("_", code[:MAX_ERROR_CODE])
 
 
 def _not_a_socket(path: str) -> str:

@@ -11,7 +11,8 @@ Any other name is looked up as an upstream provider plugin socket (``<dir>/<name
 ``prefer_plugins`` names providers for which an installed plugin wins over the built-in of the
 same name (flag ``--prefer-plugin-providers``): while ``<dir>/<name>.sock`` exists the plugin
 serves, otherwise the built-in does, so a cluster can keep its provider DaemonSet during a
-migration and drop it later without touching the agent.
+migration and drop it later without touching the agent. A socket file nobody listens on (a
+crashed plugin's) is served by the built-in too, at once, logged once per episode.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
 from agent.errors import AgentError, ProviderNotFound
 from agent.ports import Provider, ServiceAccountSource
+from agent.providers.discovery import SocketDirectories
 from agent.providers.loading import LazyFactory, PackageImports
 
 if TYPE_CHECKING:
@@ -48,6 +51,8 @@ class ProviderContext:
     trusted_dirs: tuple[str, ...] = ()
     # Service-account annotations (cloud identities): the API, or manifests in standalone mode.
     service_accounts: ServiceAccountSource | None = None
+    # The most a volume's files may hold (--max-payload-size), to bound what a store answers.
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 
 
 ProviderFactory = Callable[[ProviderContext], Provider]
@@ -62,6 +67,7 @@ def _vault(context: ProviderContext) -> Provider:
         version_key=context.version_key,
         timeout=context.timeout,
         trusted_dirs=context.trusted_dirs,
+        max_payload_bytes=context.max_payload_bytes,
     )
 
 
@@ -132,7 +138,9 @@ class ProviderRegistry:
         trusted_dirs: Sequence[str] = (),
         service_accounts: ServiceAccountSource | None = None,
         prefer_plugins: Sequence[str] = (),
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        self._max_payload_bytes = max_payload_bytes
         self._prefer_plugins = frozenset(prefer_plugins)
         self._trusted_dirs = tuple(trusted_dirs)
         self._service_accounts = service_accounts
@@ -155,6 +163,8 @@ class ProviderRegistry:
         self._retired: list[PluginProvider] = []  # preferred plugins moved; closed at close()
         self._gone: set[str] = set()  # preferred plugins whose socket went: the built-in serves
         self._imports = PackageImports()
+
+        self._directories = SocketDirectories()  # warns of directories others may write
 
     def use_service_accounts(self, source: ServiceAccountSource) -> None:
         """Where providers built from now on read service accounts, unless the registry was
@@ -211,6 +221,9 @@ class ProviderRegistry:
         factory = self._factories.get(name)
         if factory is None:
             return self._plugin(name)
+        return self._built_in(name, factory)
+
+    def _built_in(self, name: str, factory: ProviderFactory) -> Provider:
         context = ProviderContext(
             name,
             self._timeout,
@@ -218,6 +231,7 @@ class ProviderRegistry:
             self._options,
             self._trusted_dirs,
             self._service_accounts,
+            self._max_payload_bytes,
         )
         instance = factory(context)
         self._instances[name] = instance
@@ -240,22 +254,33 @@ class ProviderRegistry:
         back = name in self._gone
         self._gone.discard(name)
         if plugin is None or plugin.socket_path != socket:
+            self._directories.check(name, socket)
             if plugin is not None:
                 self._retired.append(plugin)
-            plugin = self._plugins[name] = self._connect(name, socket)
+            plugin = self._plugins[name] = self._connect(name, socket, preferred=True)
             back = True
         if back:
             log.info("provider.plugin_preferred", provider=name, socket=socket)
         return plugin
 
-    def _connect(self, name: str, socket: str) -> PluginProvider:
+    def _connect(self, name: str, socket: str, *, preferred: bool = False) -> PluginProvider:
         # Imported here so that grpclib stays out of this module (import-linter contract).
         from agent.providers.plugin import PluginProvider
+
+        async def built_in() -> Provider:
+            # A socket file a crashed plugin left: the built-in serves until one listens.
+            return self._instances.get(name) or self._built_in(name, self._factories[name])
 
         # The core cancels a provider call at the same timeout; ending the plugin's retries a
         # little earlier lets its own error (socket unreachable, last gRPC status) be reported.
         budget = self._timeout * PLUGIN_DEADLINE_SHARE
-        return PluginProvider(name, socket, max_recv_bytes=self._max_recv_bytes, timeout=budget)
+        return PluginProvider(
+            name,
+            socket,
+            max_recv_bytes=self._max_recv_bytes,
+            timeout=budget,
+            fallback=built_in if preferred and name in self._factories else None,
+        )
 
     def _plugin(self, name: str) -> Provider:
         """An upstream plugin DaemonSet's socket; looked up again on every miss, because the
@@ -269,6 +294,7 @@ class ProviderRegistry:
         if socket is None:
             directories = ", ".join(self._plugin_directories)
             raise ProviderNotFound(f"{missing} and no socket {socket_name(name)} in {directories}")
+        self._directories.check(name, socket)
         plugin = self._connect(name, socket)
         log.info("provider.plugin_found", provider=name, socket=socket)
         self._instances[name] = self._plugins[name] = plugin

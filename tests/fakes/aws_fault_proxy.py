@@ -35,6 +35,9 @@ class Seen:
 class FaultProxy:
     upstream: str
     faults: dict[str, Fault] = field(default_factory=dict)  # region -> what goes wrong
+    # Unsigned requests (STS AssumeRoleWithWebIdentity) name no region; the agent asks the
+    # primary region first, so these faults hit the first unsigned requests, in order.
+    unsigned_faults: list[Fault] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     middlewares: list[Any] = field(default_factory=list)  # e.g. a Wiretap's
     address: str = ""
@@ -69,6 +72,8 @@ class FaultProxy:
         target = request.headers.get("X-Amz-Target", "")
         self.seen.append(Seen(region, service, target, access_key))
         fault = self.faults.get(region)
+        if not match and self.unsigned_faults:
+            fault = self.unsigned_faults.pop(0)
         if fault is not None:
             return await self._fault(request, fault)
         return await self._forward(request)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agent.errors import ProviderError, ProviderUnavailable
+from agent.model import MountResult
 from agent.providers.aws import AwsProvider
 from agent.providers.aws.transport import RetryPolicy, Timeouts
 from tests.fakes.aws_fault_proxy import Fault, FaultProxy
@@ -161,19 +162,45 @@ async def test_a_hung_region_times_out_and_fails_over(moto: MotoServer, proxy: F
     name = unique("hung")
     secret_in_both(moto, name)
     proxy.faults[PRIMARY] = "slow"
+    env = {"AWS_ENDPOINT_URL": proxy.address, "AWS_ENDPOINT_URL_STS": proxy.upstream}
+    result = await mount_with(env, request_for(name), attempt=0.3, max_attempts=1)
+    assert result.files[0].contents == b"secondary"
+
+
+async def mount_with(
+    env: dict[str, str], request: object, *, attempt: float, **retry: int
+) -> MountResult:
+    """One mount by a provider with short attempt timeouts (for hung regions)."""
     accounts = ServiceAccounts()
     accounts.add("default", "web")
     provider = AwsProvider(
         service_accounts=accounts,
-        env={"AWS_ENDPOINT_URL": proxy.address, "AWS_ENDPOINT_URL_STS": proxy.upstream},
-        retry=RetryPolicy(max_attempts=1, sleep=Sleeps()),
-        timeouts=Timeouts(connect=1.0, attempt=0.3),
+        env=env,
+        timeout=3.0,
+        retry=RetryPolicy(sleep=Sleeps(), **retry),
+        timeouts=Timeouts(connect=1.0, attempt=attempt),
     )
     try:
-        result = await provider.mount(request_for(name))  # type: ignore[arg-type]
+        return await provider.mount(request)  # type: ignore[arg-type]
     finally:
         await provider.close()
+
+
+async def test_a_hung_primary_with_irsa_leaves_the_failover_region_time(
+    moto: MotoServer, proxy: FaultProxy
+) -> None:
+    """STS and Secrets Manager both hang in the primary region: each step gives the primary a
+    third of the time left (regions.py), so STS and the secret are both fetched from the
+    failover region within the mount's 3 s, where three 1 s attempts per step would not fit."""
+    name = unique("hung-irsa")
+    secret_in_both(moto, name)
+    proxy.faults[PRIMARY] = "slow"
+    proxy.unsigned_faults = ["slow"]  # STS in the primary region, asked first
+    result = await mount_with({"AWS_ENDPOINT_URL": proxy.address}, request_for(name), attempt=1.0)
     assert result.files[0].contents == b"secondary"
+    sts = [seen for seen in proxy.seen if not seen.region]
+    assert len(sts) == 2  # the hung primary once, then the failover region
+    assert proxy.calls(PRIMARY, "GetSecretValue") == 1
 
 
 async def test_an_oversized_answer_is_refused_unread_and_fails_over(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agent.errors import ProviderError, ProviderUnavailable
@@ -40,3 +42,23 @@ async def test_an_untrusted_certificate_is_a_configuration_error(
         await provider.close()
     assert not isinstance(info.value, ProviderUnavailable)  # retrying cannot fix a certificate
     assert "TLSError" in info.value.message
+
+
+@pytest.mark.parametrize("bundle", ["missing", "not-pem"])
+async def test_an_unusable_ca_bundle_names_the_variable(
+    moto_tls: MotoServer, accounts: ServiceAccounts, tmp_path: Path, bundle: str
+) -> None:
+    path = tmp_path / bundle
+    if bundle == "not-pem":
+        path.write_text("this is not a certificate\n")
+    provider = aws_provider(moto_tls.address, accounts, AWS_CA_BUNDLE=str(path))
+    try:
+        with pytest.raises(ProviderError) as info:
+            await provider.mount(aws_request("- {objectName: x, objectType: secretsmanager}"))
+    finally:
+        await provider.close()
+    assert not isinstance(info.value, ProviderUnavailable)  # configuration: not retried
+    why = "it cannot be read (No such file or directory)" if bundle == "missing" else "no PEM"
+    assert info.value.message.startswith(
+        f"AWS_CA_BUNDLE '{path}' in the agent's environment: {why}"
+    )

@@ -596,6 +596,32 @@ async def test_node_publish_secret_quoted_by_a_provider_is_scrubbed(
     assert secret not in lines.getvalue()
 
 
+async def test_a_service_account_token_quoted_back_cut_short_is_scrubbed(
+    harness: AgentHarness,
+) -> None:
+    """The JWT-shape pattern needs the header; a quote that lost it (payload and signature
+    only) is caught because the pod's tokens are registered for the call, segments too."""
+    from agent.logs import configure_logging
+
+    lines = io.StringIO()
+    configure_logging(json=True, verbosity=0, stream=lines)
+    header, payload, signature = (
+        "eyJhbGciOiJSUzI1NiJ9",
+        "eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDp3ZWIifQ",
+        "c2lnbmF0dXJlLW9mLXRoZS10b2tlbi0xMjM0NTY3ODkw",
+    )
+    quoted = f"{payload}.{signature}"
+    harness.provider.error = ProviderError(f"login refused: bad token ...{quoted}")
+    request = publish_request(harness.target(), tokens={"vault": f"{header}.{quoted}"})
+    details = await expect_error(
+        harness.kubelet.publish(request), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    assert details.startswith("login refused: bad token ...[REDACTED]")
+    for part in (payload, signature):
+        assert part not in details and part not in lines.getvalue()
+    assert "node_publish.failed" in lines.getvalue()
+
+
 @pytest.mark.parametrize("settings_overrides", [{"verbosity": 1}])
 async def test_verbose_agent_traces_each_request(harness: AgentHarness) -> None:
     from agent.logs import configure_logging

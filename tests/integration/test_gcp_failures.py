@@ -4,6 +4,7 @@ backoff, concurrency of fetches, and every failure reported at once."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -94,6 +95,24 @@ async def test_backoff_without_retry_after_grows_and_is_bounded(gcp: GcpWorld) -
         await provider.mount(gcp.request(one("projects/proj-a/secrets/db/versions/1")))
     assert sleeps.delays == [0.5, 1.0, 2.0, 4.0]  # five attempts in all
     assert gcp.cloud.count(":access") == 5
+
+
+async def test_a_retry_after_past_the_deadline_reports_the_throttling_at_once(
+    gcp: GcpWorld,
+) -> None:
+    """A 429 storm whose Retry-After outlasts the mount: Google's answer is reported when it
+    comes (the mount's deadline is 0.95 s here), not a generic timeout after waiting."""
+    gcp.cloud.state.add_secret_version(PROJECT, "db", b"pw")
+    gcp.grant(PROJECT, "db")
+    provider = gcp.provider(timeout=1.0)  # real sleeps: a wait would be a real one
+    gcp.cloud.fail(":access", 429, times=10, retry_after="5")
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailable) as info:
+        await provider.mount(gcp.request(one("projects/proj-a/secrets/db/versions/1")))
+    assert "answered HTTP 429 RESOURCE_EXHAUSTED: Quota exceeded" in info.value.message
+    assert "(not retried: waiting 5s would pass the mount's deadline)" in info.value.message
+    assert gcp.cloud.count(":access") == 1
+    assert time.monotonic() - started < 0.9  # said before the deadline, not at it
 
 
 async def test_token_exchange_throttling_and_server_errors_are_retried(gcp: GcpWorld) -> None:

@@ -3,6 +3,7 @@ workload identity federation, impersonation and token caching."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -229,6 +230,27 @@ async def test_tokens_cached_until_shortly_before_expiry(gcp: GcpWorld) -> None:
     await provider.mount(
         gcp.request(request.attributes["secrets"], tokens={"proj-a.svc.id.goog": gcp.pod_token()})
     )
+    assert gcp.cloud.count("identitybindingtoken") == 3
+
+
+async def test_a_refreshed_pod_token_replaces_that_pods_tokens_only(gcp: GcpWorld) -> None:
+    impersonating(gcp)
+    provider = gcp.provider()
+    first = gcp.request(DB)
+    second_pod = dataclasses.replace(
+        first, identity=dataclasses.replace(first.identity, name="web-1", uid="uid-2")
+    )
+    await provider.mount(first)
+    await provider.mount(second_pod)
+    assert len(provider.tokens) == 4  # federated and impersonated, for each pod
+    # kubelet refreshed the first pod's token: what the old one bought is never asked again.
+    audience = "proj-a.svc.id.goog"
+    token = gcp.signer.sign(
+        namespace="team-a", service_account="web", audience=audience, extra={"jti": "new"}
+    )
+    await provider.mount(gcp.request(DB, tokens={audience: token}))
+    assert len(provider.tokens) == 4
+    await provider.mount(second_pod)  # the other pod's tokens were kept
     assert gcp.cloud.count("identitybindingtoken") == 3
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -136,6 +137,25 @@ async def test_modes_are_taken_verbatim(plugin: FakePlugin, client: PluginProvid
     assert [f.mode for f in result.files] == [0o400, 0]
 
 
+async def test_bits_above_the_permissions_are_dropped_as_upstreams_writer_drops_them(
+    plugin: FakePlugin, client: PluginProvider
+) -> None:
+    """Go's os.FileMode(0o4755) writes 0o755 (its setuid flag is bit 23); bit 23 itself, or a
+    negative int32, would make upstream write setuid: never here."""
+    plugin.modes = {"foo": 0o4755, "bar": (1 << 23) | 0o2640}
+    with capture_logs() as logs:
+        result = await client.mount(request())
+    assert [(f.path, f.mode) for f in result.files] == [("foo", 0o755), ("bar", 0o640)]
+    dropped = [
+        (e["path"], e["mode"], e["written"])
+        for e in logs
+        if e["event"] == "plugin.mode_bits_dropped"
+    ]
+    assert dropped == [("foo", "0o4755", "0o755"), ("bar", "0o40002640", "0o640")]
+    plugin.modes = {"foo": -1}
+    assert (await client.mount(request())).files[0].mode == 0o777
+
+
 async def test_provider_error_code_becomes_the_reason(
     plugin: FakePlugin, client: PluginProvider
 ) -> None:
@@ -145,6 +165,29 @@ async def test_provider_error_code_becomes_the_reason(
     assert info.value.reason == "AuthenticationFailed"
     assert "mount request failed with provider error code AuthenticationFailed" in str(info.value)
     assert len(plugin.requests) == 1  # a provider error is an answer, not retried
+
+
+async def test_a_provider_error_code_is_bounded_in_length_charset_and_variety(
+    plugin: FakePlugin, client: PluginProvider
+) -> None:
+    """error.code labels the node_publish_error metric: a plugin may not put anything there."""
+    plugin.error_code = 'Bad code\n{"x"}' + "y" * 200
+    with pytest.raises(ProviderError) as info:
+        await client.mount(request())
+    bounded = "Bad_code___x__" + "y" * 50
+    assert info.value.reason == bounded and len(bounded) == 64
+    assert info.value.message.endswith(f"provider error code {bounded}")
+    for i in range(40):
+        plugin.error_code = f"Code{i}"
+        with pytest.raises(ProviderError) as info:
+            await client.mount(request())
+        expected = f"Code{i}" if i < 31 else "GRPCProviderError"  # 32 distinct in all
+        assert info.value.reason == expected
+        assert info.value.message.endswith(f"provider error code Code{i}")
+    plugin.error_code = "Code3"  # one seen before keeps its label
+    with pytest.raises(ProviderError) as info:
+        await client.mount(request())
+    assert info.value.reason == "Code3"
 
 
 async def test_missing_object_versions_fail(plugin: FakePlugin, client: PluginProvider) -> None:
@@ -412,6 +455,15 @@ async def test_a_plugin_that_starts_after_the_agent_is_found(
         await server.stop()
 
 
+async def test_a_setuid_mode_from_a_plugin_mounts_without_the_setuid_bit(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    plugin.modes = {"foo": 0o4755}
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(publish_request(target))
+    assert mode_of(os.path.join(target, "foo")) == 0o755
+
+
 async def test_a_provider_error_code_reaches_kubelet_and_metrics(
     plugin_agent: AgentHarness, plugin: FakePlugin
 ) -> None:
@@ -514,6 +566,30 @@ async def test_an_installed_plugin_can_be_preferred_to_the_builtin(
             assert registry.get("e2e-provider") is first
             assert len(files(await first.mount(request()))) == 2
             assert len(builtin.requests) == cycle + 1
+    finally:
+        await registry.close()
+
+
+async def test_a_crashed_preferred_plugins_socket_file_is_served_by_the_builtin(
+    plugin_dir: str,
+) -> None:
+    """A socket file nobody listens on (the plugin crashed) would make every mount wait for
+    the plugin until the deadline; the built-in serves at once, and says so once."""
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(os.path.join(plugin_dir, "e2e-provider.sock"))
+    stale.close()  # the file stays: connect() is refused
+    builtin = FakeProvider("e2e-provider", {"foo": b"from the built-in"})
+    registry = registry_preferring(plugin_dir, builtin, prefer=True)
+    try:
+        with capture_logs() as logs:
+            for _ in range(2):
+                async with asyncio.timeout(2):  # the plugin's deadline would be 4.75 s
+                    result = await registry.get("e2e-provider").mount(request())
+                assert files(result) == {"foo": b"from the built-in"}
+        refused = [entry for entry in logs if entry["event"] == "plugin.refused"]
+        assert len(refused) == 1
+        assert refused[0]["using"] == "built-in"
+        assert "Connection refused" in refused[0]["error"]
     finally:
         await registry.close()
 

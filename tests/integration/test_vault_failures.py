@@ -185,3 +185,30 @@ async def test_invalid_spc_is_reported_before_any_request(
     error = await failure(provider, world, "- {objectName: a}")
     assert error.message == "objects[0].secretPath: is required"
     assert counter.calls == []
+
+
+async def test_an_answer_above_twice_the_payload_limit_is_not_read(
+    world: VaultWorld, openbao: OpenBaoServer
+) -> None:
+    """Vault answers are read up to twice --max-payload-size (transport.response_limit), not
+    whole: here a 64 KiB limit, a 200 KiB secret, and an error that says which limit."""
+    world.admin.kv_put(world.kv2, "team-a/big", {"blob": "x" * 200_000}, version=2)
+    provider = VaultProvider(
+        "vault",
+        default_address=openbao.address,
+        version_key=b"k" * 32,
+        timeout=10,
+        max_payload_bytes=64 * 1024,
+    )
+    try:
+        error = await failure(provider, world, [obj(world, "team-a/big", key="blob")])
+        assert type(error) is ProviderError
+        assert error.message == (
+            f"Vault at {openbao.address} answered GET /v1/{world.kv2}/data/team-a/big with more "
+            "than 131072 bytes (twice --max-payload-size): more than a volume can hold"
+        )
+        # Below the cap the same secret is served as before.
+        small = [obj(world, "team-a/app")]
+        assert (await provider.mount(world.request(small))).files[0].contents == b"s3cret"
+    finally:
+        await provider.close()

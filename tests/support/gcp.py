@@ -71,11 +71,9 @@ class GcpWorld:
         }
 
     def provider(self, env: Mapping[str, str] | None = None, **kwargs: Any) -> GcpProvider:
+        kwargs.setdefault("timeout", 10.0)
         provider = GcpProvider(
-            timeout=10.0,
-            service_accounts=self.accounts,
-            env=self.env | dict(env or {}),
-            **kwargs,
+            service_accounts=self.accounts, env=self.env | dict(env or {}), **kwargs
         )
         self.providers.append(provider)
         return provider

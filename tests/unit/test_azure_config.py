@@ -10,7 +10,7 @@ import pytest
 
 from agent.errors import ConfigError, InvalidSecretProviderClass
 from agent.providers.azure.clouds import Cloud, cloud_from_file, named_cloud
-from agent.providers.azure.config import MAX_KEPT_CHARS, AzureConfig, parse_config
+from agent.providers.azure.config import AzureConfig, parse_config
 from agent.providers.azure.environment import AzureEnvironment, CloudResolver, read_environment
 from agent.providers.common.trusted import TrustedDirs
 
@@ -260,13 +260,3 @@ async def test_custom_cloud_file_is_kept_for_a_while(tmp_path: Path) -> None:
     assert (await clouds.resolve("AzureStackCloud", "")).key_vault_dns_suffix == "v1.test"
     now[0] = 61
     assert (await clouds.resolve("AzureStackCloud", "")).key_vault_dns_suffix == "v2.test"
-
-
-def test_parsed_parameters_are_kept_unless_large() -> None:
-    # Republishes skip parsing; a tenant's huge SecretProviderClasses do not stay in memory.
-    assert config(keyvaultName="kv-kept") is config(keyvaultName="kv-kept")
-    entry = "  - |\n    objectName: n{i}\n    objectType: secret\n"
-    large = "array:\n" + "".join(entry.format(i=i) for i in range(2000))
-    assert len(large) > MAX_KEPT_CHARS
-    first, second = config(objects=large), config(objects=large)
-    assert first == second and first is not second

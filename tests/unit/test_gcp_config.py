@@ -133,15 +133,18 @@ async def test_a_large_secrets_list_is_parsed_off_the_event_loop(
     monkeypatch: pytest.MonkeyPatch, entries: int
 ) -> None:
     from agent.model import PodIdentity, ProviderRequest
+    from agent.providers.common.parsed import OFF_LOOP_ABOVE
+    from agent.providers.gcp import config as gcp_config
     from agent.providers.gcp import provider as gcp_provider
 
     threads: list[bool] = []
+    load_secrets = gcp_config.load_secrets
 
-    def recording(*args: object, **kwargs: bool) -> object:
+    def recording(text: str) -> object:
         threads.append(threading.current_thread() is threading.main_thread())
-        return parse_config(*args, **kwargs)  # type: ignore[arg-type]
+        return load_secrets(text)
 
-    monkeypatch.setattr(gcp_provider, "parse_config", recording)
+    monkeypatch.setattr(gcp_config, "load_secrets", recording)
     text = "".join(f"- resourceName: {SM}\n  fileName: f{i}\n" for i in range(entries))
     request = ProviderRequest(
         attributes={"secrets": text + "- fileName: last\n"},
@@ -155,5 +158,5 @@ async def test_a_large_secrets_list_is_parsed_off_the_event_loop(
             await provider.mount(request)
     finally:
         await provider.close()
-    small = len(text) <= gcp_provider.PARSE_ON_LOOP_MAX
+    small = len(text) <= OFF_LOOP_ABOVE
     assert threads == [small]  # on the loop's thread only when small

@@ -1,11 +1,23 @@
-"""The GCP token cache: reuse until shortly before expiry, one fetch per key at a time."""
+"""Google tokens in the providers' shared cache: served until shortly before their absolute
+expiry, never without a known one, one fetch per key at a time, dropped by value on a 401, and
+kubelet refreshing a pod's token drops what the old token bought (that pod's only)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
 
 from agent.providers.gcp.federation import parse_rfc3339
-from agent.providers.gcp.tokens import REFRESH_MARGIN_S, AccessToken, TokenCache
+from agent.providers.gcp.tokens import (
+    REFRESH_MARGIN_S,
+    AccessToken,
+    TokenKey,
+    new_cache,
+    token_lifetime,
+)
+
+POD = TokenKey("pod-adc", "https://sts", "aud", (), "uid-1", "jwt-1")
 
 
 class Clock:
@@ -18,34 +30,35 @@ class Clock:
 
 async def test_reused_until_the_refresh_margin() -> None:
     clock = Clock()
-    cache = TokenCache(clock=clock)
+    cache = new_cache(clock)
     fetches = 0
 
-    async def fetch() -> AccessToken:
+    async def fetch() -> tuple[AccessToken, float]:
         nonlocal fetches
         fetches += 1
-        return AccessToken(f"t{fetches}", clock.now + 3600)
+        return token_lifetime(AccessToken(f"t{fetches}", clock.now + 3600), clock.now)
 
-    assert (await cache.get_or_fetch("k", fetch)).value == "t1"
+    assert (await cache.get_or_fetch(POD, fetch)).value == "t1"
     clock.now += 3600 - REFRESH_MARGIN_S - 1
-    assert (await cache.get_or_fetch("k", fetch)).value == "t1"
+    assert (await cache.get_or_fetch(POD, fetch)).value == "t1"
     clock.now += 2
-    assert (await cache.get_or_fetch("k", fetch)).value == "t2"
+    assert (await cache.get_or_fetch(POD, fetch)).value == "t2"
     assert fetches == 2
 
 
 async def test_concurrent_misses_fetch_once() -> None:
-    cache = TokenCache(clock=Clock())
+    clock = Clock()
+    cache = new_cache(clock)
     release = asyncio.Event()
     fetches = 0
 
-    async def fetch() -> AccessToken:
+    async def fetch() -> tuple[AccessToken, float]:
         nonlocal fetches
         fetches += 1
         await release.wait()
-        return AccessToken("t", 1_000_000.0 + 3600)
+        return token_lifetime(AccessToken("t", clock.now + 3600), clock.now)
 
-    waiters = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(5)]
+    waiters = [asyncio.create_task(cache.get_or_fetch(POD, fetch)) for _ in range(5)]
     await asyncio.sleep(0)
     release.set()
     assert [t.value for t in await asyncio.gather(*waiters)] == ["t"] * 5
@@ -54,26 +67,63 @@ async def test_concurrent_misses_fetch_once() -> None:
 
 async def test_short_lived_or_unknown_expiry_is_not_cached() -> None:
     clock = Clock()
-    cache = TokenCache(clock=clock)
-    for expires_at in (None, clock.now + REFRESH_MARGIN_S - 1):
-        await cache.get_or_fetch(("k", expires_at), lambda e=expires_at: _token(e))
+    cache = new_cache(clock)
+    for i, expires_at in enumerate((None, clock.now + REFRESH_MARGIN_S - 1)):
+        token = AccessToken("t", expires_at)
+        key = dataclasses.replace(POD, pod_uid=f"uid-{i}")
+        assert await cache.get_or_fetch(key, serving(token, clock)) is token
     assert len(cache) == 0
 
 
-async def test_bounded_and_expired_entries_pruned() -> None:
+async def test_a_refreshed_pod_token_drops_what_the_old_one_bought() -> None:
     clock = Clock()
-    cache = TokenCache(clock=clock, max_entries=3)
-    for i in range(5):
-        await cache.get_or_fetch(i, lambda: _token(clock.now + 3600))
+    cache = new_cache(clock)
+    later = clock.now + 3600
+    impersonated = POD.impersonating("https://iam", "gsa@p.iam", ("mid@p.iam",))
+    other_pod = dataclasses.replace(POD, pod_uid="uid-2", jwt_sha256="jwt-2")
+    for key in (POD, impersonated, other_pod):
+        await cache.get_or_fetch(key, serving(AccessToken("t", later), clock))
     assert len(cache) == 3
-    assert cache.get(0) is None and cache.get(4) is not None
-    clock.now += 3600
-    await cache.get_or_fetch("new", lambda: _token(clock.now + 3600))
-    assert len(cache) == 1
+    refreshed = dataclasses.replace(POD, jwt_sha256="jwt-1b")
+    await cache.get_or_fetch(refreshed, serving(AccessToken("t2", later), clock))
+    assert cache.get(POD) is None  # the old federated token of that pod
+    assert cache.get(other_pod) is not None  # another pod of the service account keeps its own
+    again = refreshed.impersonating("https://iam", "gsa@p.iam", ("mid@p.iam",))
+    await cache.get_or_fetch(again, serving(AccessToken("t3", later), clock))
+    assert cache.get(impersonated) is None
+    assert len(cache) == 3
 
 
-async def _token(expires_at: float | None) -> AccessToken:
-    return AccessToken("t", expires_at)
+async def test_key_json_tokens_are_not_tied_to_a_pod() -> None:
+    clock = Clock()
+    cache = new_cache(clock)
+    later = clock.now + 3600
+    for digest in ("key-a", "key-b"):  # two namespaces' keys: two identities, both kept
+        key = TokenKey("key.json", jwt_sha256=digest)
+        await cache.get_or_fetch(key, serving(AccessToken(digest, later), clock))
+    assert len(cache) == 2
+
+
+async def test_a_refused_token_is_forgotten_under_every_key() -> None:
+    clock = Clock()
+    cache = new_cache(clock)
+    refused = AccessToken("refused", clock.now + 3600)
+    kept = AccessToken("kept", clock.now + 3600)
+    second = dataclasses.replace(POD, pod_uid="uid-2")
+    await cache.get_or_fetch(POD, serving(refused, clock))
+    await cache.get_or_fetch(second, serving(kept, clock))
+    cache.forget(refused)
+    assert cache.get(POD) is None
+    assert cache.get(second) is kept
+
+
+def serving(token: AccessToken, clock: Clock) -> Callable[[], Awaitable[tuple[AccessToken, float]]]:
+    """A fetch that answers ``token`` (with its lifetime from the clock's now)."""
+
+    async def fetch() -> tuple[AccessToken, float]:
+        return token_lifetime(token, clock.now)
+
+    return fetch
 
 
 def test_token_repr_hides_the_value() -> None:

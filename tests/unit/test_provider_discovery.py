@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import structlog.testing
 
 from agent.errors import InvalidSecretProviderClass, ProviderNotFound
-from agent.providers.discovery import find_plugin_socket
+from agent.providers.discovery import find_plugin_socket, writable_by_others
 from agent.providers.plugin import PluginProvider
 from agent.providers.registry import ProviderRegistry
 from tests.support.fake_provider import FakeProvider
@@ -118,3 +119,26 @@ def test_preferring_a_name_without_a_built_in_is_warned_about() -> None:
     warned = [e for e in logs if e["event"] == "provider.prefer_unknown"]
     assert [e["provider"] for e in warned] == ["AWS"]  # names are case-sensitive
     assert "aws" in warned[0]["built_in"]
+
+
+async def test_a_socket_directory_others_may_write_is_warned_about_once(tmp_path: Path) -> None:
+    """Whoever may create files there can plant <name>.sock and receive pods' tokens."""
+    loose, tight = make_dirs(tmp_path, "loose", "tight")
+    os.chmod(loose, 0o777)  # noqa: S103 (the insecure directory under test)
+    os.chmod(tight, 0o755)  # noqa: S103
+    for directory in (loose, tight):
+        for name in ("azure", "gcp"):
+            Path(directory, f"{name}.sock").touch()
+    providers = registry([loose])
+    with structlog.testing.capture_logs() as logs:
+        providers.get("azure")
+        providers.get("gcp")
+        registry([tight]).get("azure")
+    warned = [e for e in logs if e["event"] == "provider.socket_directory_writable"]
+    assert [(e["directory"], e["writable_by"], e["provider"]) for e in warned] == [
+        (loose, "group and others", "azure")
+    ]
+    os.chmod(tight, 0o775)  # noqa: S103
+    assert writable_by_others(tight) == "group"
+    assert writable_by_others(str(tmp_path / "absent")) == ""
+    await providers.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from agent.errors import InvalidSecretProviderClass
@@ -31,6 +31,7 @@ class AwsConfig:
     address_type: AddressType
     objects: tuple[AwsObject, ...]
     warnings: tuple[str, ...] = ()
+    path_translation: str = DEFAULT_TRANSLATION  # "" when off
 
 
 def parse_config(attributes: Mapping[str, str], env: Mapping[str, str]) -> AwsConfig:
@@ -40,17 +41,34 @@ def parse_config(attributes: Mapping[str, str], env: Mapping[str, str]) -> AwsCo
     environment (ASCP then asks the Kubernetes API for the node's region label, which this
     agent does not do: set one of the two).
     """
+    settings = parse_settings(attributes, env)
+    objects = objects_from(attributes.get("objects", ""), *objects_context(settings))
+    return replace(settings, objects=objects)
+
+
+def parse_settings(attributes: Mapping[str, str], env: Mapping[str, str]) -> AwsConfig:
+    """Every parameter but ``objects`` (left empty: see :func:`objects_from`)."""
     warnings: list[str] = []
     regions = _regions(attributes, env)
     translate = _translation(attributes.get("pathTranslation", ""))
     use_pod_identity = _bool("usePodIdentity", attributes.get("usePodIdentity", ""))
     address_type = _address_type(attributes.get("preferredAddressType", ""), warnings)
+    return AwsConfig(regions, use_pod_identity, address_type, (), tuple(warnings), translate)
+
+
+def objects_context(settings: AwsConfig) -> tuple[str, tuple[str, ...]]:
+    """What :func:`objects_from` needs besides the text: path translation and regions."""
+    return settings.path_translation, settings.regions
+
+
+def objects_from(text: str, translate: str, regions: tuple[str, ...]) -> tuple[AwsObject, ...]:
+    """The ``objects`` parameter, validated; pure, so its result may be cached by text."""
     # ASCP decodes with sigs.k8s.io/yaml (YAML 1.1 typing, then encoding/json rules).
-    document = load(attributes.get("objects", ""), Decoder.SIGS_YAML, where="objects")
+    document = load(text, Decoder.SIGS_YAML, where="objects")
     objects = parse_objects(document, translate, regions)
     if not objects:
         raise InvalidSecretProviderClass("objects: no objects configured")
-    return AwsConfig(regions, use_pod_identity, address_type, objects, tuple(warnings))
+    return objects
 
 
 def _regions(attributes: Mapping[str, str], env: Mapping[str, str]) -> tuple[str, ...]:

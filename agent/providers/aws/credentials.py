@@ -9,11 +9,11 @@ environment or instance profile.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from agent.providers.credential_cache import CredentialCache
+from agent.providers.credential_cache import CredentialCache, PodJwtKey
 
 Method = Literal["irsa", "pod-identity"]
 
@@ -29,7 +29,7 @@ class AwsCredentials:
 
 
 @dataclass(frozen=True, slots=True)
-class IdentityKey:
+class IdentityKey(PodJwtKey):
     """Whose credentials: one pod, its service account, how it authenticated, and the JWT.
 
     The pod UID keeps pods of one service account from evicting each other's entries when
@@ -42,11 +42,6 @@ class IdentityKey:
     role_arn: str  # IRSA's role; empty for Pod Identity (the association decides)
     pod_uid: str
     jwt_sha256: str
-
-    def same_but_jwt(self, other: IdentityKey) -> bool:
-        if self.pod_uid != other.pod_uid:  # the common case, decided cheaply
-            return False
-        return replace(self, jwt_sha256="") == replace(other, jwt_sha256="")
 
 
 AwsCredentialCache = CredentialCache[IdentityKey, AwsCredentials]

@@ -24,6 +24,7 @@ from agent.providers.aws.credentials import AwsCredentials
 from agent.providers.aws.endpoints import SECRETS_MANAGER, SSM
 from agent.providers.aws.errors import AwsApiError, AwsRegionalError, describe
 from agent.providers.aws.objects import AwsObject, Target
+from agent.providers.aws.regions import primary_share
 from agent.providers.aws.transport import AwsTransport
 from agent.providers.common.failures import first_error
 
@@ -132,7 +133,8 @@ async def _with_failover(
     subject: str, regions: Sequence[str], call: Callable[[str, bool], Awaitable[T]]
 ) -> T:
     try:
-        return await call(regions[0], False)
+        with primary_share(regions):
+            return await call(regions[0], False)
     except AwsApiError as err:
         if not err.regional or len(regions) < 2:
             raise err.about(subject) from None

@@ -30,8 +30,9 @@ from agent.providers.aws.credentials import (
     Method,
 )
 from agent.providers.aws.errors import AwsApiError
+from agent.providers.aws.regions import primary_share
 from agent.providers.aws.transport import AwsTransport
-from agent.providers.credential_cache import jwt_digest
+from agent.providers.credential_cache import cache_lifetime, jwt_digest
 
 IRSA_AUDIENCE = "sts.amazonaws.com"
 POD_IDENTITY_AUDIENCE = "pods.eks.amazonaws.com"
@@ -74,20 +75,16 @@ class IdentityResolver:
         key = IdentityKey(
             method, pod.namespace, pod.service_account, role_arn, pod.uid, jwt_digest(jwt)
         )
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        async with self.cache.lock(key):
-            cached = self.cache.get(key)
-            if cached is not None:
-                return cached
+
+        async def log_in() -> tuple[AwsCredentials, float]:
             if config.use_pod_identity:
                 fresh = await self._pod_identity(jwt, config)
             else:
                 fresh = await self._assume_role(jwt, role_arn, pod, config.regions)
             self.logins += 1
-            self.cache.put(key, fresh, self._ttl(fresh))
-            return fresh
+            return fresh, cache_lifetime(self._ttl(fresh))
+
+        return await self.cache.get_or_fetch(key, log_in)
 
     async def _role_arn(self, pod: PodIdentity) -> str:
         if not pod.service_account:
@@ -119,9 +116,10 @@ class IdentityResolver:
             "WebIdentityToken": jwt,
         }
         failure: AwsApiError | None = None
-        for region in regions:
+        for index, region in enumerate(regions):
             try:
-                reply = await self._transport.assume_role_with_web_identity(region, params)
+                with primary_share(regions[index:]):
+                    reply = await self._transport.assume_role_with_web_identity(region, params)
             except AwsApiError as err:
                 if not err.regional:
                     raise err.about(f"IRSA for role {role_arn}") from None

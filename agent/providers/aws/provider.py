@@ -14,22 +14,26 @@ import asyncio
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 import structlog
 
-from agent.errors import ProviderTimeout
-from agent.model import MountResult, ProviderRequest
+from agent.errors import ProviderTimeout, ProviderUnavailable
+from agent.model import MountResult, PodIdentity, ProviderRequest
 from agent.ports import ServiceAccountSource
-from agent.providers.aws.config import parse_config
+from agent.providers.aws.config import AwsConfig, objects_context, objects_from, parse_settings
 from agent.providers.aws.content import mount_result
 from agent.providers.aws.endpoints import AwsEnvironment
-from agent.providers.aws.fetch import Fetcher
+from agent.providers.aws.fetch import Fetched, Fetcher
 from agent.providers.aws.identity import IdentityResolver
 from agent.providers.aws.transport import AwsTransport, RetryPolicy, Timeouts
+from agent.providers.common.deadline import deadline, time_left
+from agent.providers.common.parsed import parsed
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_TIMEOUT_S = 90.0
+_DEADLINE_SHARE = 0.98  # requests end a little before the backstop timeout
 
 
 class AwsProvider:
@@ -69,21 +73,39 @@ class AwsProvider:
     async def close(self) -> None:
         await self.transport.close()
 
-    async def mount(self, request: ProviderRequest) -> MountResult:
-        started = time.monotonic()
-        config = parse_config(request.attributes, self._env)
-        for warning in config.warnings:
-            log.warning("aws.config_warning", provider=self.name, warning=warning)
-        pod = request.identity
+    async def _fetch(self, config: AwsConfig, pod: PodIdentity) -> list[Fetched]:
+        """Credentials, then the objects. The deadline ends every attempt and retry in time
+        (and shares it between the regions: regions.py); the timeout is a backstop. A failure
+        at the deadline is a timeout (DEADLINE_EXCEEDED), saying what was last heard."""
+        regions = " and ".join(config.regions)
         try:
-            async with asyncio.timeout(self._timeout):
-                credentials = await self.identities.credentials(config, pod)
-                fetched = await self._fetcher.fetch_all(config.objects, config.regions, credentials)
+            with deadline(self._timeout * _DEADLINE_SHARE) as limit:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        credentials = await self.identities.credentials(config, pod)
+                        return await self._fetcher.fetch_all(
+                            config.objects, config.regions, credentials
+                        )
+                except ProviderUnavailable as err:
+                    if time_left() or isinstance(err, ProviderTimeout):
+                        raise
+                    message = f"AWS ({regions}) did not answer within {limit.budget:.3g}s"
+                    raise ProviderTimeout(f"{message}: {err.message}") from None
         except TimeoutError:
-            regions = " and ".join(config.regions)
             raise ProviderTimeout(
                 f"AWS ({regions}) did not answer within {self._timeout:g}s"
             ) from None
+
+    async def mount(self, request: ProviderRequest) -> MountResult:
+        started = time.monotonic()
+        settings = parse_settings(request.attributes, self._env)
+        text = request.attributes.get("objects", "")
+        objects = await parsed(objects_from, text, *objects_context(settings))
+        config = replace(settings, objects=objects)
+        for warning in config.warnings:
+            log.warning("aws.config_warning", provider=self.name, warning=warning)
+        pod = request.identity
+        fetched = await self._fetch(config, pod)
         result = mount_result(fetched, request.default_mode)
         log.info(
             "aws.mount.completed",

@@ -29,7 +29,7 @@ import aiohttp
 
 from agent import __version__
 from agent.aio.threads import run_blocking, run_loading
-from agent.errors import ProviderUnavailable
+from agent.errors import ProviderError, ProviderUnavailable
 from agent.providers.aws.credentials import AwsCredentials
 from agent.providers.aws.endpoints import (
     SECRETS_MANAGER,
@@ -46,6 +46,7 @@ from agent.providers.aws.errors import (
     error_from_reply,
 )
 from agent.providers.common.bodies import BodyTooLarge, read_capped
+from agent.providers.common.deadline import budget, fits, time_left
 
 # botocore's DEBUG lines print canonical requests, which include the session token header.
 logging.getLogger("botocore").setLevel(logging.INFO)
@@ -74,8 +75,15 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
+    """Seconds per attempt, each capped by the mount's deadline (common.deadline).
+
+    AWS answers these calls in well under a second; 10 s per attempt still rides out a slow
+    network, and keeps a hung region's retries short enough for the failover region to be
+    asked in time (fetch.py, identity.py give the primary a third of the time left).
+    """
+
     connect: float = 5.0
-    attempt: float = 15.0  # one request; a hung region must leave time for the failover
+    attempt: float = 10.0
 
 
 class AwsTransport:
@@ -216,9 +224,10 @@ class AwsTransport:
     ) -> tuple[int, bytes]:
         attempt = 1
         while True:
+            timeout = self._attempt_timeout(service, operation, region)
             try:
                 url, headers, body = build()
-                status, response_headers, raw = await self._send(url, headers, body)
+                status, response_headers, raw = await self._send(url, headers, body, timeout)
                 if status < 300:
                     return status, raw
                 reply = {"status_code": status, "headers": dict(response_headers), "body": raw}
@@ -233,20 +242,31 @@ class AwsTransport:
             except (aiohttp.ClientError, TimeoutError, OSError) as err:
                 reason = str(err) or type(err).__name__
                 if isinstance(err, TimeoutError):
-                    reason = f"no answer within {self._timeouts.attempt:g}s"
+                    reason = f"no answer within {timeout:.3g}s"
                 text = describe(service.title, operation, region, "ConnectionError", reason)
                 error = AwsRegionalError(text)
-            if not error.regional or attempt >= self.retry.max_attempts:
+            delay = self.retry.delay(attempt)
+            if not error.regional or attempt >= self.retry.max_attempts or not fits(delay):
                 raise error
-            await self.retry.sleep(self.retry.delay(attempt))
+            await self.retry.sleep(delay)
             attempt += 1
 
+    def _attempt_timeout(self, service: ServiceInfo, operation: str, region: str) -> float:
+        """The attempt's timeout, never past the deadline; once it passed, a regional error
+        (the failover region, which has its own share of the time, may still answer)."""
+        left = time_left()
+        if left is not None and left <= 0:
+            text = f"no answer within the {budget() or 0:.3g}s this region was given"
+            raise AwsRegionalError(describe(service.title, operation, region, "Timeout", text))
+        return self._timeouts.attempt if left is None else min(self._timeouts.attempt, left)
+
     async def _send(
-        self, url: str, headers: dict[str, str], body: bytes
+        self, url: str, headers: dict[str, str], body: bytes, timeout: float
     ) -> tuple[int, Mapping[str, str], bytes]:
         session = await self._open()
         headers["User-Agent"] = USER_AGENT
-        async with session.post(url, data=body, headers=headers) as response:
+        limits = aiohttp.ClientTimeout(total=timeout, connect=self._timeouts.connect)
+        async with session.post(url, data=body, headers=headers, timeout=limits) as response:
             return (
                 response.status,
                 response.headers,
@@ -298,6 +318,18 @@ class AwsTransport:
 
 
 def _ssl_context(ca_bundle: str) -> ssl.SSLContext:
-    if ca_bundle:
+    """The TLS context for every AWS endpoint. Blocking (reads the trust store). A bundle that
+    cannot be used is configuration: ProviderError naming AWS_CA_BUNDLE (not a connection
+    failure to retry, nor a reason to fail over)."""
+    if not ca_bundle:
+        return ssl.create_default_context()
+    try:
         return ssl.create_default_context(cafile=ca_bundle)
-    return ssl.create_default_context()
+    except ssl.SSLError as err:
+        why = f"no PEM certificates in it ({err.reason or err.strerror or 'unreadable'})"
+    except OSError as err:
+        why = f"it cannot be read ({err.strerror or type(err).__name__})"
+    raise ProviderError(
+        f"AWS_CA_BUNDLE {ca_bundle!r} in the agent's environment: {why}; set it to a PEM file "
+        "of the CA certificates to trust, or unset it to trust the system's"
+    )

@@ -9,7 +9,6 @@ Booleans are parsed as Go's ``strconv.ParseBool``. Messages name the parameter.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ _VAULT_NAME = re.compile(r"^[-A-Za-z0-9]+$")
 # azidentity's rule for tenant IDs; the tenant is a URL path segment of the token endpoint.
 _TENANT = re.compile(r"^[0-9A-Za-z.-]+$")
 _CLIENT_ID = re.compile(r"^[0-9A-Za-z._-]{1,128}$")
-MAX_KEPT_CHARS = 64 * 1024  # parameters kept parsed only below this size (typical: 1-5 KiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,42 +101,20 @@ def _vault_name(attributes: Mapping[str, str]) -> str:
     return name
 
 
-_PARAMETERS = (
-    "keyvaultName",
-    "tenantID",
-    "tenantId",
-    "cloudName",
-    "cloudEnvFileName",
-    "clientID",
-    "usePodIdentity",
-    "useVMManagedIdentity",
-    "userAssignedIdentityID",
-    "useAzureTokenProxy",
-    "objects",
-)
-
-
-def parse_config(attributes: Mapping[str, str]) -> AzureConfig:
+def parse_config(
+    attributes: Mapping[str, str], objects: tuple[KeyVaultObject, ...] | None = None
+) -> AzureConfig:
     """Everything the mount needs from the attributes; InvalidSecretProviderClass otherwise.
 
-    Every rotation of every pod republishes with the same parameters, so results are kept
-    (by the parameters alone: the pod's own keys do not enter, errors are never kept), unless
-    the parameters are larger than ``MAX_KEPT_CHARS``: SecretProviderClasses are written by
-    tenants, and 256 kept ones of etcd's 1.5 MiB each would hold hundreds of MiB.
+    ``objects``: :func:`objects_from` of the ``objects`` parameter, when the caller has it
+    (the provider parses it through common.parsed: once per distinct text, off the event loop
+    when large); parsed here otherwise. The other parameters take microseconds.
     """
-    values = tuple(attributes.get(key, "") for key in _PARAMETERS)
-    if sum(map(len, values)) > MAX_KEPT_CHARS:
-        return _parse_values(values)
-    return _kept(values)
-
-
-def _parse_values(values: tuple[str, ...]) -> AzureConfig:
-    attributes = dict(zip(_PARAMETERS, values, strict=True))
     identity = _identity(attributes)
     keyvault_name = _vault_name(attributes)
     tenant = _tenant(attributes)
-    objects_text = attributes.get("objects", "").strip()
-    if not objects_text:
+    text = objects_text(attributes)
+    if not text:
         raise InvalidSecretProviderClass("objects is not set")
     user_assigned = identity.user_assigned_identity_id
     if user_assigned and not _CLIENT_ID.match(user_assigned):
@@ -149,8 +125,15 @@ def _parse_values(values: tuple[str, ...]) -> AzureConfig:
         cloud_name=attributes.get("cloudName", "").strip(),
         cloud_env_file=attributes.get("cloudEnvFileName", "").strip(),
         identity=identity,
-        objects=parse_objects(objects_text),
+        objects=objects_from(text) if objects is None else objects,
     )
 
 
-_kept = functools.lru_cache(maxsize=256)(_parse_values)
+def objects_text(attributes: Mapping[str, str]) -> str:
+    """The ``objects`` parameter as :func:`objects_from` takes it (trimmed)."""
+    return attributes.get("objects", "").strip()
+
+
+def objects_from(text: str) -> tuple[KeyVaultObject, ...]:
+    """The (trimmed) ``objects`` parameter parsed; "" when unset is reported by parse_config."""
+    return parse_objects(text) if text else ()

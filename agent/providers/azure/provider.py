@@ -13,7 +13,7 @@ from agent.aio.threads import run_blocking
 from agent.model import MountResult, ObjectVersion, ProviderRequest, SecretFile
 from agent.ports import ServiceAccountSource
 from agent.providers.azure.clouds import Cloud
-from agent.providers.azure.config import AzureConfig, parse_config
+from agent.providers.azure.config import AzureConfig, objects_from, objects_text, parse_config
 from agent.providers.azure.content import Piece, needs_conversion, object_pieces
 from agent.providers.azure.environment import DEFAULT_CLOUD, CloudResolver, read_environment
 from agent.providers.azure.fetch import Fetched, fetch_volume
@@ -29,7 +29,9 @@ from agent.providers.azure.identity import (
 )
 from agent.providers.azure.keyvault import ChallengeCache, KeyVaultClient
 from agent.providers.azure.tokens import TokenSource
-from agent.providers.azure.transport import Sleep, Transport, deadline
+from agent.providers.azure.transport import Sleep, Transport
+from agent.providers.common.deadline import deadline
+from agent.providers.common.parsed import parsed
 from agent.providers.common.trusted import TrustedDirs
 
 log = structlog.get_logger(__name__)
@@ -82,7 +84,8 @@ class AzureProvider:
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
-        config = parse_config(request.attributes)
+        objects = await parsed(objects_from, objects_text(request.attributes))
+        config = parse_config(request.attributes, objects)
         cloud = await self._clouds.resolve(config.cloud_name, config.cloud_env_file)
         credential = await self._credential(config, cloud, request)
         client = KeyVaultClient(

@@ -68,16 +68,12 @@ class TokenSource:
 
     async def token(self, credential: Credential, scope: str) -> str:
         key = credential.cache_key(scope)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        async with self._cache.lock(key):
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached
+
+        async def sign_in() -> tuple[str, float]:
             token, lifetime, refresh_in = await self._request(credential, scope)
-            self._cache.put_for(key, token, usable_for(lifetime, refresh_in))
-            return token
+            return token, usable_for(lifetime, refresh_in)
+
+        return await self._cache.get_or_fetch(key, sign_in)
 
     def invalidate(self, credential: Credential, scope: str, token: str) -> None:
         """Forget ``token`` (the vault refused it) unless another task already replaced it."""

@@ -8,20 +8,19 @@
   again up to ``max_attempts`` times, after ``Retry-After`` (seconds or an HTTP date) when the
   server sends one, else after a jittered exponential delay. A server asking for a longer wait
   than ``max_retry_delay`` is not waited for: the mount fails as unavailable and kubelet retries.
-- Deadline: a mount's requests share one (``deadline``); no attempt or pause runs past it.
+- Deadline: a mount's requests share one (``common.deadline``); no attempt or pause runs
+  past it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import json
 import random
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +30,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.providers.common.bodies import BodyTooLarge, read_capped
+from agent.providers.common.deadline import attempt_timeout, budget
 from agent.providers.common.http import parse_retry_after
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -94,34 +94,6 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
         if milliseconds.isascii() and milliseconds.isdigit():
             return int(milliseconds) / 1000.0
     return parse_retry_after(headers.get("retry-after", ""), now)
-
-
-@dataclass(frozen=True, slots=True)
-class _Deadline:
-    at: float  # event loop time
-    budget: float  # seconds, for messages
-
-
-_deadline: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
-    "azure_request_deadline", default=None
-)
-
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Every request made inside (and in tasks started inside) ends by ``seconds`` from now.
-
-    Each attempt gets the time that is left as its own timeout, and no retry starts once it is
-    spent. An ``asyncio.timeout`` around aiohttp is not enough on Python 3.11: when it expires
-    together with aiohttp's own request timer, aiohttp reports the cancellation as its own
-    timeout and the outer deadline is lost (the retries then run past it).
-    """
-    loop = asyncio.get_running_loop()
-    token = _deadline.set(_Deadline(loop.time() + seconds, seconds))
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
 
 
 class Transport:
@@ -200,20 +172,13 @@ class Transport:
 
     def _time_left(self, service: str) -> float:
         """Seconds the next attempt may take; ProviderUnavailable once the deadline passed."""
-        current = _deadline.get()
-        if current is None:
-            return self._timeout
-        left = current.at - asyncio.get_running_loop().time()
-        if left <= 0:
-            raise ProviderUnavailable(f"{service} did not answer within {current.budget:g}s")
-        return min(left, self._timeout)
+        return attempt_timeout(self._timeout, service)
 
     async def _pause(self, delay: float, service: str) -> None:
         if delay >= self._time_left(service):
             # Sleeping past the deadline only to fail: report it now.
-            current = _deadline.get()
-            budget = current.budget if current else self._timeout
-            raise ProviderUnavailable(f"{service} did not answer within {budget:g}s")
+            seconds = budget() or self._timeout
+            raise ProviderUnavailable(f"{service} did not answer within {seconds:g}s")
         await self._sleep(delay)
 
     async def _send(

@@ -14,6 +14,8 @@ Node files and failures:
   only inside ``--trusted-file-dirs`` (blocking: call through ``run_blocking``).
 - :mod:`.failures`: which error of an all-or-nothing group of fetches to report.
 - :mod:`.bodies`: an HTTP answer read whole but never beyond a limit.
+- :mod:`.parsed`: embedded parameter text parsed once per distinct text, large ones off the
+  event loop (every provider's ``objects`` / ``secrets``).
 
 None of these imports an I/O library.
 """

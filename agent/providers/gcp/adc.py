@@ -21,18 +21,20 @@ upstream calls is deprecated. Its ``token_uri`` must be https (or loopback http)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent.aio.threads import run_blocking_in
 from agent.errors import ConfigError, ProviderError, ProviderUnavailable
+from agent.providers.credential_cache import jwt_digest
 from agent.providers.gcp.config import KEY_JSON
 from agent.providers.gcp.federation import CLOUD_PLATFORM_SCOPE
 from agent.providers.gcp.http import ApiFailure, GoogleHttp
 from agent.providers.gcp.settings import check_token_url
-from agent.providers.gcp.tokens import AccessToken, TokenCache, digest
+from agent.providers.gcp.tokens import AccessToken, GoogleTokenCache, TokenKey, token_lifetime
 from agent.providers.gcp.workload import json_object
 
 if TYPE_CHECKING:
@@ -46,10 +48,18 @@ MAX_REFRESHES = 8  # google-auth refreshes in flight at once (distinct keys; sam
 
 
 class AdcCredentials:
-    def __init__(self, http: GoogleHttp, cache: TokenCache, *, timeout: float) -> None:
+    def __init__(
+        self,
+        http: GoogleHttp,
+        cache: GoogleTokenCache,
+        *,
+        timeout: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._http = http
         self._cache = cache
         self._timeout = timeout
+        self._clock = clock
         self._threads: ThreadPoolExecutor | None = None  # started on the first refresh
 
     def close(self) -> None:
@@ -64,14 +74,20 @@ class AdcCredentials:
 
     async def provider_token(self) -> AccessToken:
         """The agent's own Application Default Credentials (no per-pod isolation)."""
-        return await self._cache.get_or_fetch(("provider-adc",), self._provider_refresh)
+        return await self._cache.get_or_fetch(
+            TokenKey("provider-adc"), lambda: self._timed(self._provider_refresh())
+        )
 
     async def key_token(self, key_json: str) -> AccessToken:
         """A token for the service-account key of a node-publish secret."""
         info = _service_account_info(key_json)
         return await self._cache.get_or_fetch(
-            ("key.json", digest(key_json)), lambda: self._key_refresh(info)
+            TokenKey("key.json", jwt_sha256=jwt_digest(key_json)),
+            lambda: self._timed(self._key_refresh(info)),
         )
+
+    async def _timed(self, refreshing: Awaitable[AccessToken]) -> tuple[AccessToken, float]:
+        return token_lifetime(await refreshing, self._clock())
 
     async def _provider_refresh(self) -> AccessToken:
         request = self._bridge()

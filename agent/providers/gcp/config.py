@@ -46,6 +46,9 @@ class SecretEntry:
         return f"secrets[{self.index}]"
 
 
+Secrets = tuple[tuple[SecretEntry, ...], tuple[str, ...]]  # entries, warnings
+
+
 @dataclass(frozen=True, slots=True)
 class MountConfig:
     secrets: tuple[SecretEntry, ...]
@@ -59,8 +62,12 @@ def parse_config(
     node_publish_secrets: Mapping[str, str],
     *,
     allow_node_publish_secret: bool,
+    secrets: Secrets | None = None,
 ) -> MountConfig:
-    """Raise InvalidSecretProviderClass naming the parameter or ``secrets[i].<field>``."""
+    """Raise InvalidSecretProviderClass naming the parameter or ``secrets[i].<field>``.
+
+    ``secrets``: :func:`secrets_from` of the ``secrets`` parameter, when the caller has it
+    (the provider parses through common.parsed); parsed here otherwise."""
     warnings: list[str] = []
     # Upstream: a key.json entry, even empty, selects the node-publish secret when allowed.
     has_key = allow_node_publish_secret and KEY_JSON in node_publish_secrets
@@ -72,11 +79,16 @@ def parse_config(
     auth = _auth(attributes.get("auth", ""), has_key=has_key)
     if "secrets" not in attributes:
         raise InvalidSecretProviderClass("secrets: is required (a YAML list of resourceName ...)")
-    raw, unknown = load_secrets(attributes["secrets"])
+    entries, unknown = secrets_from(attributes["secrets"]) if secrets is None else secrets
     warnings.extend(unknown)
-    entries = _entries(raw)
     key_json = node_publish_secrets.get(KEY_JSON, "") if auth == "key.json" else ""
     return MountConfig(entries, auth, key_json, tuple(warnings))
+
+
+def secrets_from(text: str) -> Secrets:
+    """The ``secrets`` parameter: its entries and warnings; pure, so it may be cached by text."""
+    raw, unknown = load_secrets(text)
+    return _entries(raw), tuple(unknown)
 
 
 def _auth(value: str, *, has_key: bool) -> Auth:

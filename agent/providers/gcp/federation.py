@@ -8,25 +8,27 @@
    account is impersonated: IAM Credentials ``generateAccessToken`` with the federated token,
    through the delegation chain of ``iam.gke.io/gcp-service-account-delegates`` (a JSON array).
 
-Both tokens are cached (tokens.py). Upstream falls back to minting a pod token through the
-TokenRequest API when kubelet sent none; the agent never calls that API for a pod (it would
-need cluster-wide token-creation rights), so a missing token is an error saying what to add.
+Both tokens are cached (tokens.py), per pod and pod token. Upstream falls back to minting a pod
+token through the TokenRequest API when kubelet sent none; the agent never calls that API for a
+pod (it would need cluster-wide token-creation rights), so a missing token is an error saying
+what to add.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from urllib.parse import quote
 
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.model import PodIdentity
 from agent.ports import ServiceAccountSource
+from agent.providers.credential_cache import jwt_digest
 from agent.providers.gcp.http import UNAUTHENTICATED, ApiFailure, GoogleHttp
 from agent.providers.gcp.settings import Endpoints
-from agent.providers.gcp.tokens import AccessToken, TokenCache, digest
+from agent.providers.gcp.tokens import AccessToken, GoogleTokenCache, TokenKey, token_lifetime
 from agent.providers.gcp.workload import WorkloadIdentity, WorkloadIdentityResolver
 
 GSA_ANNOTATION = "iam.gke.io/gcp-service-account"
@@ -48,7 +50,7 @@ class PodCredentials:
         http: GoogleHttp,
         resolver: WorkloadIdentityResolver,
         service_accounts: ServiceAccountSource | None,
-        cache: TokenCache,
+        cache: GoogleTokenCache,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._endpoints = endpoints
@@ -64,18 +66,22 @@ class PodCredentials:
         account = annotations.get(GSA_ANNOTATION, "")
         delegates = _delegates(annotations, pod) if account else ()
         subject = _pod_token(pod, identity)
-        federated_key = ("sts", identity.exchange_url, identity.audience, digest(subject))
+        key = TokenKey(
+            "pod-adc", identity.exchange_url, identity.audience, (), pod.uid, jwt_digest(subject)
+        )
         federated = await self._cache.get_or_fetch(
-            federated_key, lambda: self._exchange(identity, subject)
+            key, lambda: self._timed(self._exchange(identity, subject))
         )
         if not account:
             # The federated token acts as the pool principal for ns/<namespace>/sa/<name>.
             return federated
-        impersonated_key = ("iam", self._endpoints.iam_credentials, account, delegates)
         return await self._cache.get_or_fetch(
-            (*impersonated_key, federated_key),
-            lambda: self._impersonate(account, delegates, federated, pod),
+            key.impersonating(self._endpoints.iam_credentials, account, delegates),
+            lambda: self._timed(self._impersonate(account, delegates, federated, pod)),
         )
+
+    async def _timed(self, fetching: Awaitable[AccessToken]) -> tuple[AccessToken, float]:
+        return token_lifetime(await fetching, self._clock())
 
     async def _annotations(self, pod: PodIdentity) -> Mapping[str, str]:
         if not pod.service_account:
@@ -129,7 +135,7 @@ class PodCredentials:
             )
         except ApiFailure as failure:
             if failure.http_status == UNAUTHENTICATED:
-                self._cache.discard(federated.value)
+                self._cache.forget(federated)
             where = f"{GSA_ANNOTATION} of service account {pod.namespace}/{pod.service_account}"
             raise _error(failure, f"impersonating {account} ({where})") from None
         token = reply.get("accessToken")

@@ -4,7 +4,8 @@ bounded retries with jittered backoff on throttling and transient failures.
 Google's Go and Python clients do not retry ``RESOURCE_EXHAUSTED`` (429) by default, so a burst
 of pods starting on a node fails mounts that a short wait would have served. Here 429, 500,
 502, 503, 504 and connection failures are retried (``Retry-After`` honoured, capped), within the
-caller's deadline; everything else is reported at once.
+mount's deadline (common.deadline: no attempt runs past it, and a wait that would is not
+begun: the last answer is reported instead); everything else is reported at once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import aiohttp
 
 from agent.aio.threads import run_blocking
 from agent.providers.common.bodies import BodyTooLarge, read_capped
+from agent.providers.common.deadline import attempt_timeout, fits
 from agent.providers.common.http import parse_retry_after
 
 RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -72,6 +74,18 @@ class ApiFailure(Exception):
         self.message = message
         self.retriable = retriable
         self.retry_after = retry_after  # seconds the server asked us to wait
+
+    def waiting(self, delay: float) -> ApiFailure:
+        """This failure, noting that a retry after ``delay`` seconds would pass the deadline."""
+        note = f"{self.message} (not retried: waiting {delay:g}s would pass the mount's deadline)"
+        return ApiFailure(
+            self.service,
+            self.http_status,
+            self.status,
+            note,
+            retriable=self.retriable,
+            retry_after=self.retry_after,
+        )
 
     def describe(self) -> str:
         if not self.http_status:
@@ -137,6 +151,9 @@ class GoogleHttp:
                 if not failure.retriable or attempt + 1 >= self._retry.attempts:
                     raise
                 delay = self._retry.delay(attempt, failure.retry_after, self._rand)
+                if not fits(delay):
+                    # Waiting would outlast the mount: report what the server said, now.
+                    raise failure.waiting(delay) from None
                 await self._sleep(delay)
                 attempt += 1
 
@@ -154,7 +171,9 @@ class GoogleHttp:
         session = await self._open()
         if self._on_request is not None:
             self._on_request(method, url)
-        request_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout
+        # Never past the mount's deadline (common.deadline), whatever the caller asked.
+        total = attempt_timeout(timeout or self._timeout.total or 0, service)
+        request_timeout = aiohttp.ClientTimeout(total=total)
         try:
             async with session.request(
                 method,

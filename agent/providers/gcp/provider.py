@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -13,15 +12,17 @@ from agent.aio.threads import run_blocking
 from agent.errors import AgentError, ProviderError, ProviderUnavailable
 from agent.model import MountResult, ObjectVersion, PodIdentity, ProviderRequest, SecretFile
 from agent.ports import ServiceAccountSource
+from agent.providers.common.deadline import deadline
+from agent.providers.common.parsed import parsed
 from agent.providers.gcp.adc import AdcCredentials
-from agent.providers.gcp.config import MountConfig, SecretEntry, parse_config
+from agent.providers.gcp.config import MountConfig, SecretEntry, parse_config, secrets_from
 from agent.providers.gcp.extract import extract_json_key, extract_yaml_key
 from agent.providers.gcp.federation import PodCredentials
 from agent.providers.gcp.fetch import Fetched, fetch
 from agent.providers.gcp.http import UNAUTHENTICATED, ApiFailure, GoogleHttp, RequestHook, Sleep
 from agent.providers.gcp.resources import Resource
 from agent.providers.gcp.settings import GcpSettings, load_settings
-from agent.providers.gcp.tokens import TokenCache
+from agent.providers.gcp.tokens import AccessToken, new_cache
 from agent.providers.gcp.workload import WorkloadIdentityResolver
 
 log = structlog.get_logger(__name__)
@@ -29,11 +30,9 @@ log = structlog.get_logger(__name__)
 # Upstream starts one goroutine per object; a bound keeps a volume of hundreds of objects from
 # opening hundreds of connections at once.
 MAX_PARALLEL_FETCHES = 16
-# A ``secrets`` list up to this size (about 100 entries) parses in a few milliseconds; a larger
-# one (an SPC may hold 1.5 MiB: about a second of parsing) is parsed in a worker thread.
-PARSE_ON_LOOP_MAX = 8 * 1024
 # Finish a little before the core's deadline, so the message says which service was slow.
 _DEADLINE_SHARE = 0.95
+_BACKSTOP_SHARE = 0.975  # after the deadline, before the core's own
 
 
 class GcpProvider:
@@ -59,16 +58,16 @@ class GcpProvider:
         self._settings = settings or load_settings(env)
         self._timeout = timeout
         self._http = GoogleHttp(timeout=timeout, sleep=sleep, on_request=on_request)
-        self._cache = TokenCache(clock=clock)
+        self.tokens = new_cache(clock)  # tests read its size
         self._pods = PodCredentials(
             endpoints=self._settings.endpoints,
             http=self._http,
             resolver=WorkloadIdentityResolver(self._settings, self._http),
             service_accounts=service_accounts,
-            cache=self._cache,
+            cache=self.tokens,
             clock=clock,
         )
-        self._adc = AdcCredentials(self._http, self._cache, timeout=timeout)
+        self._adc = AdcCredentials(self._http, self.tokens, timeout=timeout, clock=clock)
 
     async def close(self) -> None:
         await self._http.close()
@@ -81,9 +80,12 @@ class GcpProvider:
             log.warning("gcp.config_warning", provider=self.name, warning=warning)
         budget = self._timeout * _DEADLINE_SHARE
         try:
-            async with asyncio.timeout(budget):
-                token = await self._token(config, request.identity)
-                fetched = await self._fetch_all(config.secrets, token)
+            # The deadline ends every request and retry in time, with Google's last answer;
+            # the timeout is a backstop (google-auth refreshes run in a thread).
+            with deadline(budget):
+                async with asyncio.timeout(self._timeout * _BACKSTOP_SHARE):
+                    token = await self._token(config, request.identity)
+                    fetched = await self._fetch_all(config.secrets, token)
         except TimeoutError:
             raise ProviderUnavailable(
                 f"Google APIs did not answer within {budget:.3g}s ({len(config.secrets)} secrets)"
@@ -102,27 +104,23 @@ class GcpProvider:
         return result
 
     async def _config(self, request: ProviderRequest) -> MountConfig:
-        parse = functools.partial(
-            parse_config,
+        text = request.attributes.get("secrets")
+        return parse_config(
             request.attributes,
             request.secrets,
             allow_node_publish_secret=self._settings.allow_node_publish_secret,
+            secrets=None if text is None else await parsed(secrets_from, text),
         )
-        if len(request.attributes.get("secrets", "")) <= PARSE_ON_LOOP_MAX:
-            return parse()
-        return await run_blocking(parse)
 
-    async def _token(self, config: MountConfig, pod: PodIdentity) -> str:
+    async def _token(self, config: MountConfig, pod: PodIdentity) -> AccessToken:
         if config.auth == "provider-adc":
-            token = await self._adc.provider_token()
-        elif config.auth == "key.json":
-            token = await self._adc.key_token(config.key_json)
-        else:
-            token = await self._pods.token(pod)
-        return token.value
+            return await self._adc.provider_token()
+        if config.auth == "key.json":
+            return await self._adc.key_token(config.key_json)
+        return await self._pods.token(pod)
 
     async def _fetch_all(
-        self, entries: Sequence[SecretEntry], token: str
+        self, entries: Sequence[SecretEntry], token: AccessToken
     ) -> dict[Resource, Fetched]:
         """Each distinct resource once (so two files of one ``latest`` see the same version),
         concurrently; every failure is reported, and any failure fails the mount."""
@@ -133,7 +131,7 @@ class GcpProvider:
 
         async def one(resource: Resource) -> Fetched:
             async with limit:
-                return await fetch(self._http, self._settings.endpoints, resource, token)
+                return await fetch(self._http, self._settings.endpoints, resource, token.value)
 
         resources = list(users)
         outcomes = await asyncio.gather(*(one(r) for r in resources), return_exceptions=True)
@@ -146,7 +144,7 @@ class GcpProvider:
                 failures.append((users[resource], outcome))
         if failures:
             if any(_is_unauthenticated(error) for _, error in failures):
-                self._cache.discard(token)
+                self.tokens.forget(token)
             raise _failed(failures, len(resources))
         return fetched
 

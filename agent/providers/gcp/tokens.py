@@ -1,26 +1,27 @@
-"""Google access tokens and a cache that reuses each one until shortly before it expires.
+"""Google access tokens, and what identifies one in the providers' shared credential cache.
 
 Upstream exchanges the pod's token at STS (and impersonates) on every mount (its issue #14);
 with rotation every two minutes that is two round trips per volume per rotation, and STS
-quotas are per project. Here a federated token is cached under the digest of the very pod token
-that bought it, and an impersonated token under the federated token's key plus the service
-account and delegates: nobody gets a token without presenting the credential behind it.
+quotas are per project. Here each token is kept in :class:`CredentialCache` under a key that
+holds the pod and the digest of the very credential that bought it (the pod's token, or a
+``key.json``): nobody gets a token without presenting the credential behind it, and kubelet
+refreshing a pod's token drops what the old one bought.
+
+Google states an absolute expiry; a token is served until ``REFRESH_MARGIN_S`` before it, on
+the clock the provider was given (wall-clock seconds), and one without a stated expiry is
+used for one mount only (:func:`token_lifetime`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import time
-import weakref
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from agent.providers.credential_cache import CredentialCache, PodJwtKey, lifetime_until
 
 # Google's client libraries refresh this long before expiry (google-auth REFRESH_THRESHOLD),
 # so a token handed to a request never expires in flight.
 REFRESH_MARGIN_S = 225.0
-# A token without a stated lifetime (or a very short one) is used for one mount only.
 # Beyond this many identities the least recently used token is dropped.
 MAX_ENTRIES = 4096
 
@@ -33,87 +34,43 @@ class AccessToken:
     expires_at: float | None = None
 
 
-def digest(secret: str) -> str:
-    """What a cache key keeps of a credential: enough to match it, useless to replay."""
-    return hashlib.sha256(secret.encode()).hexdigest()
+@dataclass(frozen=True, slots=True)
+class TokenKey(PodJwtKey):
+    """Whose token: the auth mode, where it was obtained, the pod, and what bought it.
 
-
-class TokenCache:
-    """Tokens by key, each served until ``REFRESH_MARGIN_S`` before its expiry.
-
-    ``get_or_fetch`` coalesces concurrent misses for one key: one fetch, everyone waits for it.
-    ``clock`` returns wall-clock seconds (token expiry times are absolute); tests inject one.
+    ``pod-adc``: the STS exchange URL and audience, then (for an impersonated token) the IAM
+    Credentials endpoint, the service account and its delegates; ``pod_uid`` and the pod token's
+    digest. ``key.json``: the key's digest, no pod (pods presenting one key share its token).
+    ``provider-adc``: the agent's own credentials, nothing else.
     """
 
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] = time.time,
-        margin: float = REFRESH_MARGIN_S,
-        max_entries: int = MAX_ENTRIES,
-    ) -> None:
-        self._clock = clock
-        self._margin = margin
-        self._max_entries = max_entries
-        self._entries: OrderedDict[Hashable, AccessToken] = OrderedDict()
-        # A lock exists only while some coroutine holds it, so idle keys cost nothing.
-        self._locks: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
+    mode: str
+    exchange_url: str = ""
+    audience: str = ""
+    impersonated: tuple[str, ...] = ()  # IAM endpoint, service account, delegates...
+    pod_uid: str = ""
+    jwt_sha256: str = ""  # of the pod's token, or of the key.json
+
+    def impersonating(self, endpoint: str, account: str, delegates: tuple[str, ...]) -> TokenKey:
+        """The key of the token impersonating ``account`` with this (federated) token."""
+        return TokenKey(
+            self.mode,
+            self.exchange_url,
+            self.audience,
+            (endpoint, account, *delegates),
+            self.pod_uid,
+            self.jwt_sha256,
         )
 
-    def __len__(self) -> int:
-        return len(self._entries)
 
-    def get(self, key: Hashable) -> AccessToken | None:
-        token = self._entries.get(key)
-        if token is None:
-            return None
-        if not self._fresh(token):
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return token
+GoogleTokenCache = CredentialCache[TokenKey, AccessToken]
 
-    async def get_or_fetch(
-        self, key: Hashable, fetch: Callable[[], Awaitable[AccessToken]]
-    ) -> AccessToken:
-        token = self.get(key)
-        if token is not None:
-            return token
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        async with lock:
-            token = self.get(key)  # a concurrent caller may have fetched it meanwhile
-            if token is not None:
-                return token
-            token = await fetch()
-            self._put(key, token)
-            return token
 
-    def _fresh(self, token: AccessToken) -> bool:
-        return self._fresh_at(token, self._clock())
+def new_cache(clock: Callable[[], float]) -> GoogleTokenCache:
+    """A cache on ``clock`` (wall-clock seconds: Google's expiry times are absolute)."""
+    return CredentialCache(clock=clock, max_entries=MAX_ENTRIES)
 
-    def _put(self, key: Hashable, token: AccessToken) -> None:
-        if not self._fresh(token):
-            return  # too close to expiry to serve anyone else
-        self._entries[key] = token
-        self._entries.move_to_end(key)
-        now = self._clock()
-        for stale in [k for k, t in self._entries.items() if not self._fresh_at(t, now)]:
-            del self._entries[stale]
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
 
-    def _fresh_at(self, token: AccessToken, now: float) -> bool:
-        return token.expires_at is not None and now < token.expires_at - self._margin
-
-    def discard(self, value: str) -> None:
-        """Forget every entry holding the token ``value``: Google refused it (HTTP 401:
-        revoked, or its principal's credentials changed), so the next caller fetches anew
-        instead of failing with it until it expires."""
-        for key in [k for k, token in self._entries.items() if token.value == value]:
-            del self._entries[key]
-
-    def clear(self) -> None:
-        self._entries.clear()
+def token_lifetime(token: AccessToken, now: float) -> tuple[AccessToken, float]:
+    """``token`` with the seconds it may be served from ``now`` (the cache's ``fetch`` shape)."""
+    return token, lifetime_until(token.expires_at, now, REFRESH_MARGIN_S)

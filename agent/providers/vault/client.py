@@ -14,11 +14,18 @@ from urllib.parse import urlencode
 
 import structlog
 
+from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.providers.vault.objects import ReadKey
 from agent.providers.vault.secret import VaultSecret, parse_secret
 from agent.providers.vault.tokens import TokenCache, TokenKey
-from agent.providers.vault.transport import Reply, RequestHook, Target, Transport
+from agent.providers.vault.transport import (
+    Reply,
+    RequestHook,
+    Target,
+    Transport,
+    response_limit,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +56,13 @@ class VaultClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         on_request: RequestHook | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
-        self._transport = Transport(timeout=timeout, on_request=on_request)
+        self._transport = Transport(
+            timeout=timeout,
+            on_request=on_request,
+            max_response_bytes=response_limit(max_payload_bytes),
+        )
         self._tokens = TokenCache(clock=clock)
 
     async def close(self) -> None:

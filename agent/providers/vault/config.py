@@ -18,6 +18,7 @@ from agent.providers.common.trusted import NOTHING_TRUSTED, TrustedDirs
 from agent.providers.vault.objects import SecretObject, parse_objects
 
 Flavour = Literal["vault", "openbao"]
+Parsed = tuple[tuple[SecretObject, ...], tuple[str, ...]]  # parse_objects: objects, warnings
 
 _PREFIXES: Mapping[Flavour, tuple[str, ...]] = {
     "vault": ("vault",),
@@ -101,16 +102,21 @@ def parse_config(
     defaults: Defaults,
     *,
     trusted: TrustedDirs = NOTHING_TRUSTED,
+    objects: Parsed | None = None,
 ) -> VaultConfig:
     """Validate everything up front; raise InvalidSecretProviderClass naming the parameter.
 
     Node paths the SPC names must be absolute, and some directory must be ``trusted``; whether
-    they lie inside one is checked when a mount reads them (nodefiles.py), off the event loop."""
+    they lie inside one is checked when a mount reads them (nodefiles.py), off the event loop.
+    ``objects``: ``parse_objects`` of the ``objects`` parameter, when the caller has it (the
+    provider parses through common.parsed); parsed here otherwise."""
     params = _Params(attributes, flavour)
+    if objects is None:
+        objects = parse_objects(attributes.get("objects", ""))
     role = params.text("roleName", *params.spellings("RoleName"))
     if not role:
         raise InvalidSecretProviderClass("roleName: is required (the Vault role to log in as)")
-    objects, warnings = parse_objects(attributes.get("objects", ""))
+    secret_objects, warnings = objects
     address, socket = _address(params, defaults, trusted)
     return VaultConfig(
         address=address,
@@ -119,7 +125,7 @@ def parse_config(
         auth_mount=_auth_mount(params, defaults),
         audience=attributes.get("audience") or defaults.audience,
         tls=_tls(params, trusted),
-        objects=objects,
+        objects=secret_objects,
         warnings=warnings,
         socket=socket,
     )

@@ -12,15 +12,17 @@ from typing import Literal
 import structlog
 
 from agent.aio.threads import run_blocking
+from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.model import MountResult, ProviderRequest, SecretFile
 from agent.providers.common.failures import first_error
+from agent.providers.common.parsed import parsed
 from agent.providers.common.trusted import TrustedDirs
 from agent.providers.vault.client import DEFAULT_TIMEOUT_S, Login, Token, VaultClient
 from agent.providers.vault.config import Defaults, Flavour, VaultConfig, parse_config
 from agent.providers.vault.content import object_content, object_version
 from agent.providers.vault.nodefiles import NodeFiles, read_node_files
-from agent.providers.vault.objects import ReadKey
+from agent.providers.vault.objects import ReadKey, parse_objects
 from agent.providers.vault.secret import VaultSecret
 from agent.providers.vault.tokens import TokenKey, jwt_digest
 from agent.providers.vault.transport import Target
@@ -39,6 +41,8 @@ class VaultProvider:
     environment (``VAULT_ADDR`` / ``BAO_ADDR``, ``VAULT_NAMESPACE`` / ``BAO_NAMESPACE``).
     ``trusted_dirs`` are the absolute directories (agent flag ``--trusted-file-dirs``) in which
     the SecretProviderClass may name TLS files and ``unix://`` sockets; by default none.
+    ``max_payload_bytes`` (``--max-payload-size``) bounds each answer read from Vault
+    (transport.response_limit).
     """
 
     def __init__(
@@ -54,6 +58,7 @@ class VaultProvider:
         client: VaultClient | None = None,
         env: Mapping[str, str] | None = None,
         trusted_dirs: Sequence[str] = (),
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.name = name
         self._trusted = TrustedDirs(trusted_dirs)
@@ -68,15 +73,20 @@ class VaultProvider:
             version_key = secrets.token_bytes(32)
         self._version_key = version_key
         self._timeout = timeout
-        self._client = client or VaultClient(timeout=timeout)
+        self._client = client or VaultClient(timeout=timeout, max_payload_bytes=max_payload_bytes)
 
     async def close(self) -> None:
         await self._client.close()
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
+        objects = await parsed(parse_objects, request.attributes.get("objects", ""))
         config = parse_config(
-            request.attributes, self._flavour, self._defaults, trusted=self._trusted
+            request.attributes,
+            self._flavour,
+            self._defaults,
+            trusted=self._trusted,
+            objects=objects,
         )
         for warning in config.warnings:
             log.warning("vault.config_warning", provider=self.name, warning=warning)

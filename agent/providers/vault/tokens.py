@@ -6,15 +6,20 @@ The cache itself (lifetimes, coalesced logins, eviction when kubelet refreshes t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from agent.providers.credential_cache import CredentialCache, cache_lifetime, jwt_digest
+from agent.providers.credential_cache import (
+    CredentialCache,
+    PodJwtKey,
+    cache_lifetime,
+    jwt_digest,
+)
 
 __all__ = ["TokenCache", "TokenKey", "cache_lifetime", "jwt_digest"]
 
 
 @dataclass(frozen=True, slots=True)
-class TokenKey:
+class TokenKey(PodJwtKey):
     """Who a token belongs to: one pod, and the one service account JWT Vault accepted for it.
 
     Vault may bind a role to claims of one pod (``bound_claims`` on the pod name), so a token
@@ -33,12 +38,6 @@ class TokenKey:
     audience: str
     pod_uid: str
     jwt_sha256: str
-
-    def same_but_jwt(self, other: TokenKey) -> bool:
-        """Equal but for the JWT: ``other`` holds a token bought with an older (or newer) JWT."""
-        if self.pod_uid != other.pod_uid:  # the common case, decided cheaply
-            return False
-        return replace(self, jwt_sha256="") == replace(other, jwt_sha256="")
 
 
 TokenCache = CredentialCache[TokenKey, str]

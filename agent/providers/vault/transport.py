@@ -3,7 +3,11 @@ shared by all mounts, and transport failures turned into ProviderUnavailable so 
 
 The session is keyed by the parameters, not by the files behind them: a ConfigMap update puts
 a new CA behind the same path, and the session is then replaced (and the old one closed once
-its requests finish) rather than one more kept open per update."""
+its requests finish) rather than one more kept open per update.
+
+An answer is read whole but never beyond :func:`response_limit` of the payload limit
+(``--max-payload-size``): a misdirected address or a hostile endpoint cannot make the agent
+buffer more than that."""
 
 from __future__ import annotations
 
@@ -17,8 +21,10 @@ import aiohttp
 import structlog
 
 from agent.aio.threads import run_blocking
+from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.providers.common import gojson
+from agent.providers.common.bodies import BodyTooLarge, read_capped
 from agent.providers.vault.config import TLSConfig
 from agent.providers.vault.nodefiles import NodeFiles, ssl_context
 
@@ -30,6 +36,19 @@ RequestHook = Callable[[str, str], None]
 _MAX_ERROR_TEXT = 300
 _PARSE_OFF_LOOP_BYTES = 64 * 1024
 _MULTIERROR = re.compile(r"^\d+ errors? occurred:")
+
+
+def response_limit(max_payload_bytes: int) -> int:
+    """Largest Vault answer read, in bytes: twice the volume's payload limit.
+
+    Every file of a volume comes out of these answers, and the volume's files may total at
+    most ``max_payload_bytes``, so a larger answer can only be written when much of it is
+    JSON escaping or keys the volume does not write. Twice the limit leaves room for both
+    (escaping adds about 2% to PEM or text; a secret read for one ``secretKey`` carries its
+    other keys too), and at the default 16 MiB it is Vault's own default ``max_request_size``
+    (32 MiB): every secret a default Vault accepts can be read back.
+    """
+    return 2 * max_payload_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +83,15 @@ class _Session:
 
 
 class Transport:
-    def __init__(self, *, timeout: float, on_request: RequestHook | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        on_request: RequestHook | None = None,
+        max_response_bytes: int = response_limit(DEFAULT_MAX_PAYLOAD_BYTES),
+    ) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_response_bytes = max_response_bytes
         self._on_request = on_request
         self._sessions: dict[tuple[TLSConfig, str], _Session] = {}
         self._draining: set[_Session] = set()  # retired, with requests still in flight
@@ -101,11 +127,17 @@ class Transport:
                 headers=headers,
                 server_hostname=target.tls.server_name or None,
             ) as response:
-                raw = await response.read()
+                raw = await read_capped(response.content, self._max_response_bytes)
             if len(raw) > _PARSE_OFF_LOOP_BYTES:
                 # ~2.5 ms per MiB to decode as Go does: large secrets decode in a worker.
                 return await run_blocking(_reply, response.status, raw)
             return _reply(response.status, raw)
+        except BodyTooLarge:
+            raise ProviderError(
+                f"Vault at {target.address} answered {method} {path} with more than "
+                f"{self._max_response_bytes} bytes (twice --max-payload-size): more than a "
+                "volume can hold"
+            ) from None
         except aiohttp.ClientSSLError as err:
             # A certificate problem will not heal by retrying: report it as configuration.
             raise ProviderError(f"TLS error talking to Vault at {target.address}: {err}") from None
