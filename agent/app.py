@@ -250,7 +250,14 @@ def _secret_sync(
         return None
     from agent.sync.syncer import SecretSyncer
 
-    return SecretSyncer(cluster.secret_store, table, events=cluster.events, observer=metrics)
+    return SecretSyncer(
+        cluster.secret_store,
+        table,
+        cluster.secret_consumers,
+        cluster.spcs,
+        events=cluster.events,
+        observer=metrics,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from agent.model import (
     MountResult,
+    OwnerReference,
     PodIdentity,
     PodInfo,
     PodStatus,
@@ -194,13 +195,42 @@ class SecretStore(Protocol):
 
     async def create(self, secret: SecretObject) -> None: ...
 
-    async def update(self, current: SecretObject, wanted: SecretObject) -> None:
+    async def update(self, current: SecretObject, wanted: SecretObject) -> SecretObject:
         """Change ``current`` (as read) into ``wanted``: type, data, owners exactly; labels and
-        annotations ``wanted`` has are set, others left as they are."""
+        annotations ``wanted`` has are set, others left as they are. Returns the Secret as
+        the API now holds it (its new ``resource_version``)."""
         ...
 
     async def delete(self, current: SecretObject) -> None:
         """Delete the Secret if it is still the version read; already gone is fine."""
+        ...
+
+
+class SecretConsumers(Protocol):
+    """Who mounts a volume for which pod, cluster-wide: what secret sync needs to decide
+    whether an owner reference on a Secret is still needed by another consumer (Kubernetes
+    mode; upstream §7's Patcher reads the same objects). Reads raise KubernetesApiError."""
+
+    async def status_reference(self, namespace: str, name: str) -> OwnerReference | None:
+        """This node's SecretProviderClassPodStatus ``name`` as an owner reference, once the
+        write queued for it has reached the API (waits a bounded time for it; no API call).
+        None when it does not exist (not written yet, its write failed, or it was deleted)."""
+        ...
+
+    async def pod_statuses(self, namespace: str) -> list[PodStatus]:
+        """Every SecretProviderClassPodStatus of the namespace, from every node (one list)."""
+        ...
+
+    def cached_pod(self, namespace: str, name: str) -> PodInfo | None:
+        """The pod from this node's pod cache (no API call); None when not cached."""
+        ...
+
+    async def read_pod(self, namespace: str, name: str) -> PodInfo | None:
+        """The pod from the API (one GET); None when it does not exist."""
+        ...
+
+    async def list_pods(self, namespace: str) -> list[PodInfo]:
+        """Every pod of the namespace (one list, paged)."""
         ...
 
 

@@ -29,6 +29,7 @@ from agent.k8s.identity import KubeServiceAccounts, KubeTokenMinter
 from agent.k8s.informer import Informer, InformerSettings
 from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.pods import PodWatcher, Release
+from agent.k8s.secret_consumers import KubeSecretConsumers
 from agent.k8s.secrets import KubeSecrets, VersionKeySecret
 from agent.k8s.spcs import KubeSecretProviderClassSource, served_resource
 from agent.k8s.synced_secrets import KubeSecretStore
@@ -69,6 +70,7 @@ class KubernetesAdapter:
         namespace = settings.agent_namespace or own_namespace()
         self.version_key = VersionKeySecret(self.secrets, namespace, settings.hmac_secret_name)
         self.pods: PodWatcher | None = None
+        self.secret_consumers = KubeSecretConsumers(self.api, self.statuses, lambda: self.pods)
         self._tasks = TaskSet("kubernetes")
 
     def watch_pods(self, table: MountTable, release: Release) -> PodWatcher:

@@ -70,6 +70,8 @@ class KubePodStatusStore:
         self._in_flight: set[Key] = set()
         # What the server holds as far as this store knows: a status, or None when absent.
         self._applied: dict[Key, PodStatus | None] = {}
+        self._uids: dict[Key, str] = {}  # metadata.uid of the objects in _applied
+        self._settled: dict[Key, asyncio.Event] = {}  # set when a key's writes are done
         self._loaded = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -135,7 +137,9 @@ class KubePodStatusStore:
         except (TypeError, ValueError) as err:
             log.warning("pod_status.undecodable", error=str(err))
             return None
-        self._applied[(status.namespace, status.name)] = status
+        key = (status.namespace, status.name)
+        self._applied[key] = status
+        self._uids[key] = _uid_of(document)
         if not _target_matches(status):
             log.warning(
                 "pod_status.target_path_mismatch",
@@ -159,6 +163,16 @@ class KubePodStatusStore:
             log.info("pod_status.stale", namespace=key[0], name=key[1])
             self._want(key, _DELETE)
         return len(stale)
+
+    async def written_uid(self, namespace: str, name: str) -> str:
+        """The ``metadata.uid`` of the status once every write wanted for it has been applied
+        (waits for them, unbounded: callers bound it); ``""`` when the object does not exist
+        as far as this store knows (never written, its write failed, or deleted). Secret sync
+        references a bare pod's status as the Secret's owner, as upstream does."""
+        key = (namespace, name)
+        while key in self._wanted or key in self._in_flight:
+            await self._settled.setdefault(key, asyncio.Event()).wait()
+        return self._uids.get(key, "") if self._applied.get(key) is not None else ""
 
     # ---- state for readiness and tests ----
 
@@ -206,7 +220,11 @@ class KubePodStatusStore:
                 self._wanted.setdefault(key, wanted)  # a newer wish wins
             if key in self._wanted:
                 self._queue.put_nowait(key)
-            elif not self._wanted and not self._in_flight:
+                continue
+            settled = self._settled.pop(key, None)
+            if settled is not None:
+                settled.set()
+            if not self._wanted and not self._in_flight:
                 self._idle.set()
 
     async def _write_once(self, key: Key, wanted: Wanted) -> bool:
@@ -242,19 +260,20 @@ class KubePodStatusStore:
         manifest = to_manifest(status)
         if previous is None:
             try:
-                await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.PUBLISH)
+                written = await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.PUBLISH)
             except ApiAlreadyExists:
                 log.info("pod_status.taking_over", namespace=key[0], name=key[1])
-                await self._patch(key, manifest)
+                written = await self._patch(key, manifest)
         else:
             try:
-                await self._patch(key, manifest)
+                written = await self._patch(key, manifest)
             except ApiNotFound:  # deleted meanwhile (garbage collection): write it anew
-                await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.PUBLISH)
+                written = await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.PUBLISH)
         self._applied[key] = status
+        self._uids[key] = _uid_of(written)
         return True
 
-    async def _patch(self, key: Key, manifest: Object) -> None:
+    async def _patch(self, key: Key, manifest: Object) -> Object:
         metadata = manifest["metadata"]
         patch = {
             "metadata": {
@@ -263,7 +282,7 @@ class KubePodStatusStore:
             },
             "status": manifest["status"],
         }
-        await self._api.merge_patch(SPC_POD_STATUSES, key[0], key[1], patch, Lane.PUBLISH)
+        return await self._api.merge_patch(SPC_POD_STATUSES, key[0], key[1], patch, Lane.PUBLISH)
 
     async def _remove(self, key: Key) -> bool:
         """Delete the object; False when it is known not to exist (nothing sent)."""
@@ -274,7 +293,13 @@ class KubePodStatusStore:
         with contextlib.suppress(ApiNotFound):
             await self._api.delete(SPC_POD_STATUSES, key[0], key[1], Lane.PUBLISH)
         self._applied[key] = None
+        self._uids.pop(key, None)
         return True
+
+
+def _uid_of(document: Any) -> str:
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    return str((metadata or {}).get("uid") or "")
 
 
 def _target_matches(status: PodStatus) -> bool:

@@ -65,11 +65,12 @@ class KubeSecretStore:
             self._api.create(SECRETS, secret.namespace, encode_secret(secret), self._lane)
         )
 
-    async def update(self, current: SecretObject, wanted: SecretObject) -> None:
+    async def update(self, current: SecretObject, wanted: SecretObject) -> SecretObject:
         patch = merge_patch(current, wanted)
-        await _forbidden_hint(
+        document = await _forbidden_hint(
             self._api.merge_patch(SECRETS, current.namespace, current.name, patch, self._lane)
         )
+        return decode_secret(document)
 
     async def delete(self, current: SecretObject) -> None:
         body = {

@@ -1,10 +1,11 @@
-"""Bring one Secret to what sync wants, or let go of it, against a ``SecretStore``.
+"""Bring one Secret to what sync wants against a ``SecretStore`` (letting go: ``release``).
 
 Read, decide, write the version read (create; merge patch with ``resourceVersion``; delete
 with preconditions); on Conflict or AlreadyExists another writer (usually the agent of another
-node adding its own pod) got there first: read again and decide again. Only a Secret with the
-managed label is ever changed or deleted: a user's own Secret of the same name is left alone
-and reported.
+node adding its consumer's references) got there first: read again and decide again. Only a
+Secret with the managed label is ever changed or deleted: a user's own Secret of the same name
+is left alone and reported. Adding references reads nothing beyond the Secret itself: the
+owners come from the pod cache (``owners``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import replace
 from agent.errors import ApiConflict, ApiNotFound, KubernetesApiError
 from agent.model import MANAGED_LABEL, OwnerReference, SecretObject
 from agent.ports import SecretStore
-from agent.sync.owners import with_consumers, without_consumers
+from agent.sync.owners import with_owners
 
 ATTEMPTS = 5
 
@@ -45,14 +46,14 @@ class WriteFailed(Exception):
 
 
 async def ensure_secret(
-    store: SecretStore, wanted: SecretObject, consumers: tuple[OwnerReference, ...]
+    store: SecretStore, wanted: SecretObject, owners: tuple[OwnerReference, ...], pod_uid: str
 ) -> tuple[Outcome, SecretObject | None]:
     """Create or update ``wanted`` (its labels already carry the managed label) with
-    ``consumers`` among its owners. Returns the outcome and the Secret as it was before;
-    raises WriteFailed."""
+    ``owners`` (one consumer's, whose pod is ``pod_uid``) among its owners. Returns the
+    outcome and the Secret as it was before; raises WriteFailed."""
     current: SecretObject | None = None
     try:
-        return await _ensure(store, wanted, consumers)
+        return await _ensure(store, wanted, owners, pod_uid)
     except KubernetesApiError as err:
         try:
             current = await store.read(wanted.namespace, wanted.name)
@@ -62,17 +63,17 @@ async def ensure_secret(
 
 
 async def _ensure(
-    store: SecretStore, wanted: SecretObject, consumers: tuple[OwnerReference, ...]
+    store: SecretStore, wanted: SecretObject, owners: tuple[OwnerReference, ...], pod_uid: str
 ) -> tuple[Outcome, SecretObject | None]:
     for _ in range(ATTEMPTS):
         current = await store.read(wanted.namespace, wanted.name)
         try:
             if current is None:
-                await store.create(replace(wanted, owners=consumers))
+                await store.create(replace(wanted, owners=owners))
                 return Outcome.CREATED, None
             if not current.managed:
                 return Outcome.NOT_MANAGED, current
-            desired = _desired(current, wanted, consumers)
+            desired = _desired(current, wanted, with_owners(current.owners, owners, pod_uid))
             if desired == current:
                 return Outcome.UNCHANGED, current
             if _needs_recreate(current, desired):
@@ -88,35 +89,8 @@ async def _ensure(
     raise TooManyConflicts(f"secret {wanted.ref} kept changing while it was being synced")
 
 
-async def release_secret(
-    store: SecretStore, namespace: str, name: str, consumer_uids: frozenset[str]
-) -> Outcome:
-    """Remove these consumers' references; delete the Secret when that removed its last
-    owner. A Secret without the managed label is never touched."""
-    for _ in range(ATTEMPTS):
-        current = await store.read(namespace, name)
-        if current is None:
-            return Outcome.ABSENT
-        if not current.managed:
-            return Outcome.NOT_MANAGED
-        owners = without_consumers(current.owners, consumer_uids)
-        if owners == current.owners:
-            return Outcome.UNCHANGED
-        try:
-            if not owners:
-                await store.delete(current)
-                return Outcome.DELETED
-            await store.update(current, replace(current, owners=owners))
-        except ApiConflict:
-            continue
-        except ApiNotFound:
-            return Outcome.ABSENT
-        return Outcome.OWNERS_CHANGED
-    raise TooManyConflicts(f"secret {namespace}/{name} kept changing while it was released")
-
-
 def _desired(
-    current: SecretObject, wanted: SecretObject, consumers: tuple[OwnerReference, ...]
+    current: SecretObject, wanted: SecretObject, owners: tuple[OwnerReference, ...]
 ) -> SecretObject:
     return replace(
         current,
@@ -124,7 +98,7 @@ def _desired(
         data=dict(wanted.data),
         labels={**current.labels, **wanted.labels},
         annotations={**current.annotations, **wanted.annotations},
-        owners=with_consumers(current.owners, consumers),
+        owners=owners,
     )
 
 

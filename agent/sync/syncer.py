@@ -3,19 +3,19 @@ semantics of ``owners``).
 
 For one volume: parse the class's ``secretObjects`` (a broken entry is a Warning event
 naming its field; the others go on), build every Secret's data from the mounted files in a
-worker thread, then create or update each Secret with this volume's pod among its owners,
-and let go of Secrets the class no longer names. Work on one Secret is serialized in this
-process (two volumes of a node never race each other); other nodes are handled by the
-optimistic concurrency in ``apply``. Nothing raises to the caller: failures are reported
-(``reporting``), and the next re-sync tries again; ``failing`` holds the volumes whose last
-sync hit a failure worth retrying sooner (API or file errors, not a broken entry).
+worker thread, then create or update each Secret with this consumer's owner references (its
+pod's owners, or its status object for a bare pod), and let go of Secrets the class no longer
+names. Work on one Secret is serialized in this process (two volumes of a node never race
+each other); other nodes are handled by the optimistic concurrency in ``apply`` and
+``release``. Nothing raises to the caller: failures are reported (``reporting``), and the
+next re-sync tries again; ``failing`` holds the volumes whose last sync hit a failure worth
+retrying sooner (API or file errors, not a broken entry).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 
@@ -23,25 +23,34 @@ from agent.aio.locks import KeyedLock
 from agent.aio.threads import run_blocking
 from agent.core.mount_table import MountTable
 from agent.errors import AgentError, KubernetesApiError
-from agent.model import PodIdentity, SecretObject, SecretProviderClass, VolumeRecord
-from agent.ports import PodEventSink, PodLookup, SecretStore, SecretSyncObserver
-from agent.sync.apply import WriteFailed, ensure_secret, managed_labels, release_secret
+from agent.model import (
+    OwnerReference,
+    PodInfo,
+    SecretObject,
+    SecretProviderClass,
+    VolumeRecord,
+    pod_status_name,
+)
+from agent.ports import (
+    PodEventSink,
+    PodLookup,
+    SecretConsumers,
+    SecretProviderClassSource,
+    SecretStore,
+    SecretSyncObserver,
+)
+from agent.sync.apply import WriteFailed, ensure_secret, managed_labels
 from agent.sync.data import BuiltData, read_volume_data
-from agent.sync.owners import consumer_reference
+from agent.sync.held import HeldSecrets
+from agent.sync.holders import Holders, Leaving
+from agent.sync.owners import consumer_owners
+from agent.sync.release import SecretRelease
 from agent.sync.reporting import FAILED_TO_CREATE, ROTATION_FAILED, SyncReporter
 from agent.sync.spec import SecretSpec, parse_secret_objects
 
 log = structlog.get_logger("agent.sync")
 
-LIST_REUSE_S = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Held:
-    """The Secrets one volume's pod holds a reference on (as far as this process knows)."""
-
-    pod: PodIdentity
-    names: frozenset[str]
+Owners = tuple[OwnerReference, ...]
 
 
 class SecretSyncer:
@@ -49,6 +58,8 @@ class SecretSyncer:
         self,
         store: SecretStore,
         table: MountTable,
+        consumers: SecretConsumers,
+        classes: SecretProviderClassSource,
         *,
         events: PodEventSink | None = None,
         observer: SecretSyncObserver | None = None,
@@ -57,15 +68,14 @@ class SecretSyncer:
     ) -> None:
         self._store = store
         self._table = table
+        self._consumers = consumers
+        self._release_one = SecretRelease(store, Holders(consumers, classes))
         self._report = SyncReporter(events, observer)
         self.pods = pods  # set once the pod informer exists (it is built after the syncer)
-        self._clock = clock
         self._started_at = clock()
-        # namespace -> (when listed, [(secret name, consumer uids)]): managed Secrets, names only.
-        self._listed: dict[str, tuple[float, list[tuple[str, frozenset[str]]]]] = {}
+        self._held = HeldSecrets(store, clock)
         self._volume_locks = KeyedLock()
         self._secret_locks = KeyedLock()
-        self._held: dict[str, _Held] = {}
         self.failing: set[str] = set()
 
     # ---- ports.SecretSync ----
@@ -73,7 +83,12 @@ class SecretSyncer:
     async def volume_written(self, record: VolumeRecord, spc: SecretProviderClass) -> None:
         target = record.target_path
         async with self._volume_locks.hold(target):
-            if not await self._still_mounted(record):
+            pod = await self._live_pod(record)
+            if pod is None:
+                return
+            owners = await self._owners(record, pod)
+            if not owners:
+                self.failing.add(target)  # a bare pod's status is not written yet
                 return
             started = time.perf_counter()
             parsed = parse_secret_objects(spc.secret_objects)
@@ -81,8 +96,8 @@ class SecretSyncer:
                 self._report.failed(
                     record, FAILED_TO_CREATE, "InvalidSecretObject", problem.message
                 )
-            synced, retry = await self._sync_specs(record, parsed.specs)
-            retry |= await self._let_go(record, parsed.named)
+            synced, retry = await self._sync_specs(record, parsed.specs, owners)
+            retry |= await self._let_go(record, parsed.named, owners)
             if retry:
                 self.failing.add(target)
             else:
@@ -94,32 +109,57 @@ class SecretSyncer:
         target = record.target_path
         async with self._volume_locks.hold(target):
             self.failing.discard(target)
-            held = self._held.pop(target, None)
-            names = held.names if held is not None else await self._held_by_api(record.pod)
-            for name in sorted(names):
-                await self._release(record, name, "volume_removed")
+            held = self._held.forget(target)
+            if self._same_consumer_mounted(record):
+                return  # the pod mounts the class in another volume: it still holds them all
+            if held is None:
+                pod = self._consumers.cached_pod(record.pod.namespace, record.pod.name)
+                known = pod.owners if pod is not None and pod.uid == record.pod.uid else ()
+                held = await self._held.recover(record, known)
+            for name in sorted(held.names):
+                await self._release(record, name, held.owned, "volume_removed")
 
     # ---- one volume ----
 
-    async def _still_mounted(self, record: VolumeRecord) -> bool:
-        """Sync only for a volume still mounted for a pod that still runs (upstream skips a
-        terminating or finished pod too): a Secret is never (re)created for a pod that is
-        going away."""
+    async def _live_pod(self, record: VolumeRecord) -> PodInfo | None:
+        """The volume's pod if the volume is still mounted for it and it still runs (upstream
+        skips a terminating or finished pod too): a Secret is never (re)created for a pod
+        that is going away. None also when the pod cannot be read now (retried sooner)."""
         current = self._table.get(record.target_path)
         if current is None or current.pod.uid != record.pod.uid:
-            return False
-        if self.pods is None:
-            return True
+            return None
+        pod: PodInfo | None = None
         try:
-            pod = await self.pods.get(record.pod.namespace, record.pod.name)
-        except AgentError:
-            return True  # the API is unsure; the volume is mounted, so sync
-        if pod is None or pod.uid != record.pod.uid:
-            return False
-        return not (pod.terminating or pod.finished)
+            if self.pods is not None:
+                pod = await self.pods.get(record.pod.namespace, record.pod.name)
+        except AgentError as err:
+            log.info("secret_sync.pod_unknown", pod=record.pod.name, error=err.message)
+            self.failing.add(record.target_path)
+            return None
+        if pod is None or pod.uid != record.pod.uid or pod.terminating or pod.finished:
+            return None
+        return pod
+
+    async def _owners(self, record: VolumeRecord, pod: PodInfo) -> Owners:
+        """This consumer's references. Its status object is awaited first even when the pod
+        has owners: a consumer is visible to other nodes' censuses before it reads a Secret
+        (``release``), so none of them can remove a reference it found and relied on."""
+        name = pod_status_name(pod.name, pod.namespace, record.spc_name)
+        status = await self._consumers.status_reference(pod.namespace, name)
+        if status is None:
+            log.info("secret_sync.pod_status_unwritten", pod=pod.name, status=name)
+        return consumer_owners(pod, status)
+
+    def _same_consumer_mounted(self, record: VolumeRecord) -> bool:
+        return any(
+            other.pod.uid == record.pod.uid
+            and other.spc_name == record.spc_name
+            and other.target_path != record.target_path
+            for other in self._table
+        )
 
     async def _sync_specs(
-        self, record: VolumeRecord, specs: tuple[SecretSpec, ...]
+        self, record: VolumeRecord, specs: tuple[SecretSpec, ...], owners: Owners
     ) -> tuple[int, bool]:
         """(Secrets now in sync, whether a failure is worth retrying sooner)."""
         if not specs:
@@ -137,51 +177,34 @@ class SecretSyncer:
             if item.error:
                 self._report.failed(record, FAILED_TO_CREATE, "InvalidSecretData", item.error)
                 continue
-            written = await self._ensure(record, item)
+            written = await self._ensure(record, item, owners)
             synced += written is True
             retry |= written is None
         return synced, retry
 
-    async def _let_go(self, record: VolumeRecord, named: frozenset[str]) -> bool:
-        """Release what this pod holds that the class no longer names; remember the rest.
-        True when a release failed (retry sooner)."""
+    async def _let_go(self, record: VolumeRecord, named: frozenset[str], owners: Owners) -> bool:
+        """Release what this consumer holds that the class no longer names; remember the
+        rest. True when a release failed (retry sooner)."""
         held = self._held.get(record.target_path)
-        if held is not None:
-            previous = held.names
-        elif record.mounted_at < self._started_at and named:
+        if held is None and record.mounted_at < self._started_at and named:
             # Mounted before this process started: what it held is unknown here. Asked only
             # when the class still names Secrets (the API is being written to anyway); a
             # class that dropped secretObjects while the agent was down lets go of its
-            # Secrets when the pod goes (garbage collection).
-            previous = await self._held_by_api(record.pod)
-        else:
-            previous = frozenset()
-        self._held[record.target_path] = _Held(record.pod, named)
+            # Secrets when the pod goes.
+            held = await self._held.recover(record, owners)
+        self._held.remember(record, named, owners)
+        if held is None:
+            return False
+        owned = held.owned | {ref.uid for ref in owners}
         results = [
-            await self._release(record, name, "no_longer_named")
-            for name in sorted(previous - named)
+            await self._release(record, name, owned, "no_longer_named")
+            for name in sorted(held.names - named)
         ]
         return not all(results)
 
-    async def _held_by_api(self, pod: PodIdentity) -> frozenset[str]:
-        """After a restart the process does not know what a pod held: the managed Secrets of
-        its namespace with a reference to it tell (one list serves a whole re-sync pass)."""
-        now = self._clock()
-        self._listed = {ns: v for ns, v in self._listed.items() if now - v[0] < LIST_REUSE_S}
-        cached = self._listed.get(pod.namespace)
-        if cached is None:
-            try:
-                secrets = await self._store.managed_in(pod.namespace)
-            except KubernetesApiError as err:
-                log.warning("secret_sync.list_failed", namespace=pod.namespace, error=err.message)
-                return frozenset()
-            owners = [(s.name, frozenset(o.uid for o in s.owners)) for s in secrets]
-            cached = self._listed[pod.namespace] = (now, owners)
-        return frozenset(name for name, uids in cached[1] if pod.uid in uids)
-
     # ---- one Secret ----
 
-    async def _ensure(self, record: VolumeRecord, built: BuiltData) -> bool | None:
+    async def _ensure(self, record: VolumeRecord, built: BuiltData, owners: Owners) -> bool | None:
         """True: in sync; False: refused for good (a user's Secret); None: failed, retry."""
         spec, pod = built.spec, record.pod
         wanted = SecretObject(
@@ -194,9 +217,7 @@ class SecretSyncer:
         )
         async with self._secret_locks.hold(wanted.ref):
             try:
-                outcome, before = await ensure_secret(
-                    self._store, wanted, (consumer_reference(pod),)
-                )
+                outcome, before = await ensure_secret(self._store, wanted, owners, pod.uid)
             except WriteFailed as failed:
                 reason = ROTATION_FAILED if failed.existed else FAILED_TO_CREATE
                 message = f"secret {wanted.ref}: {failed.error.message}"
@@ -204,14 +225,16 @@ class SecretSyncer:
                 return None
         return self._report.written(record, wanted, outcome, before)
 
-    async def _release(self, record: VolumeRecord, name: str, why: str) -> bool:
+    async def _release(
+        self, record: VolumeRecord, name: str, owned: frozenset[str], why: str
+    ) -> bool:
         pod = record.pod
         ref = f"{pod.namespace}/{name}"
+        status = pod_status_name(pod.name, pod.namespace, record.spc_name)
+        leaving = Leaving(pod.namespace, pod.uid, record.spc_name, status)
         async with self._secret_locks.hold(ref):
             try:
-                outcome = await release_secret(
-                    self._store, pod.namespace, name, frozenset({pod.uid})
-                )
+                outcome = await self._release_one.release(leaving, name, owned)
             except KubernetesApiError as err:
                 log.warning("secret_sync.release_failed", secret=ref, error=err.message)
                 return False

@@ -7,7 +7,7 @@ Import from here; the implementation lives in small modules under ``tests/fakes/
   objects, compaction, bookmarks, dropping watches, garbage collection), ``.faults``
   (:class:`Faults`), ``.requests`` (:class:`RequestLog`), ``.issuer`` (TokenRequest/JWKS);
 - fixtures ``kube_api`` and ``kube_api_options`` (registered in ``tests/conftest.py``);
-- builders ``pod``, ``secret_provider_class``, ``service_account``, ``secret``,
+- builders ``pod``, ``replica_set``, ``secret_provider_class``, ``service_account``, ``secret``,
   ``owner_reference``.
 """
 
@@ -21,6 +21,7 @@ from tests.fakes.kube.objects import (
     SPC_GROUP,
     owner_reference,
     pod,
+    replica_set,
     secret,
     secret_provider_class,
     service_account,
@@ -43,6 +44,7 @@ __all__ = [
     "kube_api_options",
     "owner_reference",
     "pod",
+    "replica_set",
     "secret",
     "secret_provider_class",
     "service_account",

@@ -1,12 +1,19 @@
 """spec.secretObjects checks: each broken entry is reported naming its field while the others
-stay usable; and the owner-reference arithmetic behind "a Secret lives while a pod mounts it"."""
+stay usable; and the owner-reference arithmetic behind "a Secret lives while a consumer mounts
+it"."""
 
 from __future__ import annotations
 
 import pytest
 
-from agent.model import OwnerReference, PodIdentity
-from agent.sync.owners import consumer_reference, with_consumers, without_consumers
+from agent.model import OwnerReference, PodInfo
+from agent.sync.owners import (
+    consumer_owners,
+    is_pod_reference,
+    is_status_reference,
+    with_owners,
+    without,
+)
 from agent.sync.spec import parse_secret_objects
 
 
@@ -90,19 +97,40 @@ def test_a_secret_name_used_twice_is_reported_and_still_counts_as_named() -> Non
     assert parsed.named == {"db", "cache"}
 
 
-def _pod(name: str, uid: str) -> PodIdentity:
-    return PodIdentity("default", name, uid)
+RS = OwnerReference("apps/v1", "ReplicaSet", "web-5d8f", "rs-uid", True, True)
+STATUS = OwnerReference(
+    "secrets-store.csi.x-k8s.io/v1", "SecretProviderClassPodStatus", "web-0-ns-spc", "st-uid"
+)
 
 
-def test_consumers_are_added_once_and_removed_by_uid_only_among_pods() -> None:
-    replica_set = OwnerReference("apps/v1", "ReplicaSet", "web-123", "rs-uid", controller=True)
-    a, b = consumer_reference(_pod("a", "uid-a")), consumer_reference(_pod("b", "uid-b"))
-    owners = with_consumers((replica_set,), (a,))
-    assert with_consumers(owners, (a, b)) == (replica_set, a, b)
-    assert without_consumers((replica_set, a, b), ["uid-a", "rs-uid"]) == (replica_set, b)
+def test_a_consumer_references_its_pods_owners_as_upstream_copies_them_else_its_status() -> None:
+    owned = PodInfo("ns", "web-5d8f-aaaaa", "pod-uid", owners=(RS, RS))
+    # apiVersion, kind, name, uid only (upstream's Patcher): no controller, no blockOwnerDeletion.
+    assert consumer_owners(owned, STATUS) == (
+        OwnerReference("apps/v1", "ReplicaSet", "web-5d8f", "rs-uid"),
+    )
+    bare = PodInfo("ns", "web-0", "pod-uid")
+    assert consumer_owners(bare, STATUS) == (STATUS,)
+    assert consumer_owners(bare, None) == ()  # its status is not written yet
 
 
-def test_a_replaced_pod_of_the_same_name_drops_the_dangling_reference() -> None:
-    old = consumer_reference(_pod("db-0", "uid-old"))
-    new = consumer_reference(_pod("db-0", "uid-new"))
-    assert with_consumers((old,), (new,)) == (new,)
+def test_owners_are_added_once_replacing_a_dangling_namesake_and_the_pods_own_reference() -> None:
+    user = OwnerReference("example.com/v1", "App", "web", "app-uid")
+    legacy = OwnerReference("v1", "Pod", "web-5d8f-aaaaa", "pod-uid")
+    other_pod = OwnerReference("v1", "Pod", "web-5d8f-bbbbb", "other-uid")
+    rs = consumer_owners(PodInfo("ns", "p", "pod-uid", owners=(RS,)), None)
+    added = with_owners((user, legacy, other_pod), rs, "pod-uid")
+    assert added == (user, other_pod, *rs)
+    assert with_owners(added, rs, "pod-uid") == added
+    # A ReplicaSet deleted and created again under its name: the old uid dangles.
+    old = OwnerReference("apps/v1", "ReplicaSet", "web-5d8f", "old-uid")
+    assert with_owners((old, user), rs, "pod-uid") == (user, *rs)
+    assert without((user, *rs, STATUS), {"rs-uid", "st-uid"}) == (user,)
+
+
+def test_references_to_a_pod_and_to_a_status_are_told_apart() -> None:
+    assert is_pod_reference(OwnerReference("v1", "Pod", "p", "pod-uid"), "pod-uid")
+    assert not is_pod_reference(OwnerReference("v1", "Pod", "p", "pod-uid"), "other")
+    assert not is_pod_reference(RS, "rs-uid")
+    assert is_status_reference(STATUS, "web-0-ns-spc")
+    assert not is_status_reference(STATUS, "web-1-ns-spc")

@@ -1,4 +1,5 @@
-"""Built-in resources the agent uses: pods, secrets, service accounts, namespaces (core/v1).
+"""Built-in resources the agent uses: pods, secrets, service accounts, namespaces (core/v1),
+and ReplicaSets (apps/v1, for pods' owners and garbage collection in secret sync's tests).
 Events live in :mod:`tests.fakes.kube.events`. Each strategy carries the registry rules a
 client can observe; everything else about these types is stored as sent."""
 
@@ -180,6 +181,9 @@ def builtin_types() -> list[ResourceType]:
             subresources={"status": status_verbs, "binding": ("create",)},
         ),
         ResourceType("", "secrets", "Secret", "secret", V1, SecretStrategy()),
+        ResourceType(
+            "apps", "replicasets", "ReplicaSet", "replicaset", V1, Strategy(), short_names=("rs",)
+        ),
         ResourceType(
             "",
             "serviceaccounts",

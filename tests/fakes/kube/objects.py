@@ -61,6 +61,12 @@ def pod(
     }
 
 
+def replica_set(name: str, namespace: str = "default") -> Object:
+    """A ReplicaSet (only what owner references and garbage collection need)."""
+    meta: Object = {"name": name, "namespace": namespace}
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta, "spec": {}}
+
+
 def secret_provider_class(
     name: str,
     namespace: str = "default",

@@ -1,7 +1,7 @@
 """Sync as Kubernetes Secret through the agent's real socket against the fake API: every
 Secret type (TLS from PEM and from PFX, certificates made here), labels and annotations,
-the consumer pod as owner, a publish that never waits on Secret writes, rotation through a
-republish, a change of type, and upstream's metric names."""
+the bare pod's status object as owner, a publish that never waits on Secret writes, rotation
+through a republish, a change of type, and upstream's metric names."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from agent.model import MANAGED_LABEL
 from tests.fakes.kube_api import FakeKubeApi
-from tests.support.kube_agent import KubeAgents, KubeHarness, eventually
+from tests.support.kube_agent import SPC, KubeAgents, KubeHarness, eventually
 from tests.support.pki import chain, pfx
 
 Object = dict[str, Any]
@@ -31,9 +31,16 @@ def entry(name: str, secret_type: str, *pairs: tuple[str, str], **extra: object)
     return {"secretName": name, "type": secret_type, "data": data, **extra}
 
 
-def consumers(secret: Object | None) -> list[str]:
+def owners(secret: Object | None) -> list[str]:
+    """The Secret's owner references, as ``Kind/name``."""
     assert secret is not None
-    return [ref["name"] for ref in secret["metadata"].get("ownerReferences") or ()]
+    refs = secret["metadata"].get("ownerReferences") or ()
+    return [f"{ref['kind']}/{ref['name']}" for ref in refs]
+
+
+def status_owner(pod: str, namespace: str = "default", spc: str = SPC) -> str:
+    """What a bare pod's Secret is owned by: the pod's SecretProviderClassPodStatus."""
+    return f"SecretProviderClassPodStatus/{pod}-{namespace}-{spc}"
 
 
 def _traditional(key: Any) -> bytes:
@@ -44,7 +51,7 @@ def _traditional(key: Any) -> bytes:
     )
 
 
-async def test_every_secret_type_is_synced_with_labels_annotations_and_the_pod_as_owner(
+async def test_every_secret_type_is_synced_with_labels_annotations_and_an_owner(
     node: KubeHarness,
 ) -> None:
     pem_chain, pfx_chain = chain("pem.example.com", rsa_leaf=True), chain("pfx.example.com")
@@ -90,8 +97,16 @@ async def test_every_secret_type_is_synced_with_labels_annotations_and_the_pod_a
     assert data_of(opaque) == {"user": b"admin", "pass": b"s3cr3t"}
     assert opaque["metadata"]["labels"] == {"team": "a", MANAGED_LABEL: "true"}
     assert opaque["metadata"]["annotations"] == {"example.com/owner": "team-a"}
+    # A bare pod: its status object owns the Secret (and the pod owns the status).
+    status = node.status("web-0-default-app-secrets")
+    assert status is not None
     assert opaque["metadata"]["ownerReferences"] == [
-        {"apiVersion": "v1", "kind": "Pod", "name": "web-0", "uid": web["metadata"]["uid"]}
+        {
+            "apiVersion": "secrets-store.csi.x-k8s.io/v1",
+            "kind": "SecretProviderClassPodStatus",
+            "name": "web-0-default-app-secrets",
+            "uid": status["metadata"]["uid"],
+        }
     ]
     expected_types = {o["secretName"]: o["type"] for o in objects}
     for name, secret_type in expected_types.items():
@@ -99,7 +114,7 @@ async def test_every_secret_type_is_synced_with_labels_annotations_and_the_pod_a
         assert secret is not None, name
         assert secret["type"] == secret_type
         assert secret["metadata"]["labels"][MANAGED_LABEL] == "true"
-        assert consumers(secret) == ["web-0"]
+        assert owners(secret) == [status_owner("web-0")]
     assert data_of(node.secret("docker")) == {".dockerconfigjson": docker}
     assert data_of(node.secret("sa")) == {"token": b"eyJhbGciOi.payload.sig"}
     assert data_of(node.secret("tls-pem")) == {
@@ -170,7 +185,7 @@ async def test_a_changed_type_recreates_the_secret(node: KubeHarness) -> None:
     )
     secret = node.secret("db")
     assert secret is not None and secret["type"] == "example.com/db"
-    assert consumers(secret) == ["web-0"]
+    assert owners(secret) == [status_owner("web-0")]
 
 
 async def test_labels_and_annotations_of_others_are_kept(node: KubeHarness) -> None:

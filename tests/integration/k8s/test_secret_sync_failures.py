@@ -10,7 +10,7 @@ import json
 from agent.sync.pem import encode
 from agent.sync.syncer import SecretSyncer
 from tests.fakes.kube_api import FakeKubeApi
-from tests.integration.k8s.test_secret_sync import consumers, data_of, entry
+from tests.integration.k8s.test_secret_sync import data_of, entry, owners, status_owner
 from tests.support.kube_agent import KubeHarness, eventually
 from tests.support.pki import issue
 
@@ -89,7 +89,7 @@ async def test_a_conflicting_writer_is_read_again_and_an_outage_retried_by_resyn
     await node.synced()
     assert conflict.hits == 1  # the first patch lost a race: read again, patched again
     assert data_of(node.secret("db")) == {"password": b"s3cr3t"}
-    assert consumers(node.secret("db")) == ["web-0"]
+    assert owners(node.secret("db")) == [status_owner("web-0")]
     jobs = node.agent.secret_sync
     assert jobs is not None
     syncer = jobs.sync

@@ -16,7 +16,7 @@ import yaml
 from agent.app import load_version_key
 from agent.providers.registry import ProviderRegistry
 from tests.fakes.kube_api import FakeKubeApi, secret_provider_class
-from tests.integration.k8s.test_secret_sync import consumers, data_of
+from tests.integration.k8s.test_secret_sync import data_of, owners, status_owner
 from tests.support.jwt_signer import JwtSigner
 from tests.support.kube_agent import KubeAgents
 from tests.support.openbao import OpenBaoServer, VaultWorld, build_world
@@ -66,7 +66,7 @@ async def test_a_secret_changed_in_openbao_reaches_the_file_and_the_synced_secre
     assert (Path(target) / "db").read_text() == FIRST
     synced = node.secret("db-credentials", world.namespace)
     assert data_of(synced) == {"password": FIRST.encode()}
-    assert consumers(synced) == ["app-0"]
+    assert owners(synced) == [status_owner("app-0", world.namespace, "db")]
 
     world.admin.kv_put(world.kv2, "team-a/db", {"password": SECOND}, version=2)
     await node.publish(pod, **options)  # due: refetched from OpenBao
