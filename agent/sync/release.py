@@ -15,10 +15,11 @@ Deleting goes the same way: the last references are removed first (the Secret st
 no owner), the second census runs, and only then is the Secret deleted, conditional on the
 version the removal left, so a consumer that re-added a reference meanwhile wins.
 
-API calls: a consumer none of whose references is on the Secret: 1 (GET). References held by
-another consumer: 2 + pod reads (``holders``). A removal: GET, list, PATCH, list (+ pod
-reads), and DELETE when it was the last. A bare pod's status reference needs no census:
-GET and PATCH or DELETE.
+API calls (docs/secret-sync.md has the table): none of the consumer's references on the
+Secret: 1 (GET). Held by another consumer: GET and a list of statuses, plus pod reads for
+other nodes' pods (``holders``). Removed: GET, list, PATCH, list again (+ pod reads), and
+DELETE when it was the last. A bare pod's status reference needs no census: GET, then PATCH,
+or DELETE when it was the last.
 """
 
 from __future__ import annotations
