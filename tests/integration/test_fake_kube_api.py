@@ -548,8 +548,7 @@ async def test_watch_sends_changes_after_a_version_and_bookmarks(
             allowWatchBookmarks="true",
         )
     )
-    while kube_api.store.watchers("pods") == 0:
-        await asyncio.sleep(0.01)
+    await kube_api.store.wait_for_watchers("pods")
     kube_api.store.bookmark()
     events = await reader
 
@@ -683,8 +682,7 @@ async def test_dropped_watches_end_mid_stream(
     assert len(events) == 1
 
     reader = asyncio.ensure_future(watch_events(http, PODS, 5, resourceVersion="1"))
-    while kube_api.store.watchers("pods") == 0:
-        await asyncio.sleep(0.01)
+    await kube_api.store.wait_for_watchers("pods")
     assert kube_api.store.drop_watches("pods", reset=True) == 1
     with pytest.raises(aiohttp.ClientPayloadError):
         await reader
@@ -730,3 +728,35 @@ async def test_tls_and_bearer_token(kube_api: FakeKubeApi) -> None:
         assert status == 200
         status, _ = await call(session, "GET", "/version")
         assert status == 200
+
+
+async def test_reset_connection_fault_answers_nothing(
+    kube_api: FakeKubeApi, http: aiohttp.ClientSession
+) -> None:
+    # aiohttp retries an idempotent request once on a reused connection: reset both tries.
+    fault = kube_api.faults.reset_connection(verb="list", resource="pods", times=None)
+    with pytest.raises(aiohttp.ClientError):
+        await call(http, "GET", PODS)
+    kube_api.faults.remove(fault)
+    status, _ = await call(http, "GET", PODS)
+    assert status == 200
+    statuses = [r.status for r in kube_api.requests.filter(verb="list")]
+    assert statuses[-1] == 200 and set(statuses[:-1]) == {0}
+
+
+async def test_put_with_another_uid_recreates_the_object(kube_api: FakeKubeApi) -> None:
+    first = kube_api.store.put(pod("web-0", uid="uid-1"))
+    again = kube_api.store.put(pod("web-0", uid="uid-1", phase="Failed"))
+    assert again["metadata"]["creationTimestamp"] == first["metadata"]["creationTimestamp"]
+    recreated = kube_api.store.put(pod("web-0", uid="uid-2"))
+    assert recreated["metadata"]["uid"] == "uid-2"
+
+
+@pytest.mark.parametrize("kube_api_options", [{"bookmark_interval": 0.01}])
+async def test_idle_watches_get_periodic_bookmarks(
+    kube_api: FakeKubeApi, http: aiohttp.ClientSession
+) -> None:
+    rv = str(kube_api.store.resource_version)
+    events = await watch_events(http, PODS, 1, resourceVersion=rv, allowWatchBookmarks="1")
+    assert events[0]["type"] == "BOOKMARK"
+    assert events[0]["object"]["metadata"]["resourceVersion"] == rv

@@ -62,7 +62,9 @@ class Cluster:
 
     def put(self, obj: Object) -> Object:
         """Create or replace ``obj`` (needs ``apiVersion``, ``kind``, ``metadata.name``),
-        skipping admission. A v1alpha1 object is stored as v1, like the API would."""
+        skipping admission. A v1alpha1 object is stored as v1, like the API would. Replacing
+        with a different ``metadata.uid`` deletes the old object first (a recreation, with
+        its DELETED event and garbage collection); otherwise uid and creation time stay."""
         rtype = self._type_of(obj)
         body = copy.deepcopy(obj)
         version = str(obj["apiVersion"]).rpartition("/")[2]
@@ -70,9 +72,15 @@ class Cluster:
         meta = body.setdefault("metadata", {})
         namespace = str(meta.get("namespace") or ("default" if rtype.namespaced else ""))
         meta.pop("resourceVersion", None)
-        if self.raw.get(rtype, namespace, str(meta.get("name"))) is None:
+        name = str(meta.get("name"))
+        existing = self.raw.get(rtype, namespace, name)
+        if existing is not None and meta.get("uid") not in (None, existing["metadata"]["uid"]):
+            # Another uid: the object was recreated (a StatefulSet pod rescheduled).
+            self.deleter.delete(rtype, namespace, name, DeleteOptions(grace_period_seconds=0))
+            existing = None
+        if existing is None:
             return self.ops.create(rtype, namespace, body, admission=False)
-        return self.ops.update(rtype, namespace, str(meta["name"]), body, admission=False)
+        return self.ops.update(rtype, namespace, name, body, admission=False)
 
     def put_yaml(self, text: str) -> list[Object]:
         """:meth:`put` every document of a YAML stream."""
@@ -147,6 +155,12 @@ class Cluster:
         for subscription in dropped:
             subscription.drop(reset=reset)
         return len(dropped)
+
+    async def wait_for_watchers(self, resource: str | None = None, count: int = 1) -> None:
+        """Wait (without polling) until ``count`` watches of ``resource`` (or of anything) are
+        open, e.g. before changing the cluster a client must see through its watch."""
+        key = self.type(resource).key if resource else None
+        await self.raw.wait_for_subscription(key, count)
 
     def collect_garbage(self) -> int:
         return self.collector.collect()

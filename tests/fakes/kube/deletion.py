@@ -1,7 +1,8 @@
 """DELETE as the generic registry performs it: preconditions, finalizers (the object stays
 with ``deletionTimestamp`` until they are removed), graceful deletion (pods on a node keep
 running with ``deletionTimestamp`` = now + grace until deleted again with 0), and what happens
-to dependents (see the module docstring of ``operations``)."""
+to dependents: ``Orphan`` strips their reference, ``Foreground`` deletes them first,
+``Background`` (the default) leaves them to garbage collection (``gc``)."""
 
 from __future__ import annotations
 

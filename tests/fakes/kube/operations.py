@@ -1,18 +1,12 @@
-"""Create, update and delete as the apiserver's generic registry performs them, on top of the
-:class:`~tests.fakes.kube.store.Store`: system metadata, strategy hooks, optimistic
-concurrency, no-op updates that keep the resourceVersion, finalizers, graceful deletion and
-ownerReference garbage collection.
+"""Create and update as the apiserver's generic registry performs them, on top of the
+:class:`~tests.fakes.kube.store.Store`: system metadata, strategy hooks (defaults,
+validation, fields an update may not touch), optimistic concurrency, no-op updates that keep
+the resourceVersion, finalizers (an update removing the last one from a deleting object
+deletes it). DELETE is in ``deletion``, removal and garbage collection in ``gc``.
 
-``admission=False`` is the test-seeding path: it keeps what the caller wrote (status, a
-resourceVersion-less update, a missing namespace) and still stamps system fields, so a seeded
-object looks like one the server made.
-
-Garbage collection is synchronous and documented as such: when an object is really removed,
-every object whose ownerReferences now all point at missing UIDs is deleted in the same call
-(recursively); one that still has a live owner only loses the dangling reference. Disable it
-with ``gc=False`` and call :meth:`Operations.collect_garbage` to run it when a test chooses.
-``propagationPolicy=Orphan`` strips the reference from dependents instead; ``Foreground``
-deletes dependents before the owner.
+``admission=False`` is the test-seeding path: it keeps what the caller wrote (status, uid,
+a resourceVersion-less update of a custom resource, a missing namespace is created) and still
+stamps system fields, so a seeded object looks like one the server made.
 """
 
 from __future__ import annotations

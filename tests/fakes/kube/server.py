@@ -67,7 +67,7 @@ class FakeKubeApi:
         gc: bool = True,
         history_limit: int = 10_000,
         watch_timeout: float = 1800.0,
-        bookmark_interval: float | None = None,
+        bookmark_interval: float | None = 60.0,
         crd_paths: list[Path] | None = None,
         clock: Clock = utc_now,
         host: str = "127.0.0.1",
@@ -76,8 +76,8 @@ class FakeKubeApi:
         ``Authorization: Bearer <token>``. ``gc``: synchronous ownerReference garbage
         collection. ``history_limit``: changes kept for watches/continue before compaction.
         ``watch_timeout``: seconds a watch without ``timeoutSeconds`` stays open.
-        ``bookmark_interval``: seconds between idle bookmarks (``None``: only on
-        :meth:`Cluster.bookmark`). ``crd_paths``: CRD files or directories (default: the
+        ``bookmark_interval``: seconds of silence before a bookmark (the watch cache sends
+        one about every minute; ``None``: only on :meth:`Cluster.bookmark`). ``crd_paths``: CRD files or directories (default: the
         chart's)."""
         self.workdir = workdir
         self.host = host

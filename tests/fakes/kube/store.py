@@ -13,6 +13,7 @@ as the apiserver performs them and ``seeding`` for the test-facing helpers.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Iterable
 from typing import Any
@@ -50,6 +51,7 @@ class Store:
         self._objects: dict[str, dict[ObjectKey, Object]] = {}
         self._history: list[Change] = []
         self._subscriptions: dict[str, list[Subscription]] = {}
+        self._subscribed = asyncio.Event()  # set (and replaced) whenever a watch opens
 
     # ---- reads (storage shape, copies) ----
 
@@ -149,7 +151,14 @@ class Store:
                 if change.key == rtype.key and change.rv > since:
                     subscription.offer(change)
         self._subscriptions.setdefault(rtype.key, []).append(subscription)
+        self._subscribed.set()
+        self._subscribed = asyncio.Event()
         return subscription
+
+    async def wait_for_subscription(self, key: str | None, count: int) -> None:
+        """Return once at least ``count`` watches (of ``key``, or of anything) are open."""
+        while len(self.subscriptions(key)) < count:
+            await self._subscribed.wait()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         listeners = self._subscriptions.get(subscription.key, [])

@@ -24,7 +24,7 @@ Object = dict[str, Any]
 @dataclass
 class WatchSettings:
     timeout: float = 1800.0  # server-side end of a watch without timeoutSeconds (seconds)
-    bookmark_interval: float | None = None  # None: bookmarks only when a test asks
+    bookmark_interval: float | None = 60.0  # None: bookmarks only when a test asks
 
 
 def _version(raw: str) -> int:
