@@ -93,15 +93,14 @@ class KubeSecretProviderClassSource:
         self, api: KubeApi, resource: Resource = SPC_V1, settings: InformerSettings | None = None
     ) -> None:
         self._api = api
-        self._settings = settings
-        self.use(resource)
+        self.resource = resource
+        self.informer: Informer[CacheEntry] = Informer(
+            "secretproviderclasses", api, resource, decode_class, settings=settings
+        )
 
     def use(self, resource: Resource) -> None:
         """Serve from ``resource`` (v1 or v1alpha1); before the informer runs."""
-        self.resource = resource
-        self.informer: Informer[CacheEntry] = Informer(
-            "secretproviderclasses", self._api, resource, decode_class, settings=self._settings
-        )
+        self.resource = self.informer.resource = resource
 
     async def get(self, namespace: str, name: str) -> SecretProviderClass:
         ref = f"{namespace}/{name}"
