@@ -135,7 +135,14 @@ def build_agent(
     providers = registry or ProviderRegistry(
         timeout=settings.provider_timeout,
         version_key=load_version_key(settings.state_dir),
-        options={"vault_address": settings.vault_address},
+        options={
+            "vault_address": settings.vault_address,
+            "azure_cloud_name": settings.azure_cloud_name,
+            "azure_construct_pem_chain": str(settings.azure_construct_pem_chain).lower(),
+            "azure_write_cert_and_key_in_separate_files": str(
+                settings.azure_write_cert_and_key_in_separate_files
+            ).lower(),
+        },
         trusted_dirs=settings.trusted_file_dirs,
         plugin_directories=(*settings.additional_provider_volume_paths, settings.provider_volume),
         max_recv_bytes=settings.max_call_recv_msg_size,
@@ -145,7 +152,7 @@ def build_agent(
         spcs=sources.spcs,
         providers=providers,
         mounter=mounter,
-        writer=AsyncPayloadWriter(max_total_bytes=settings.max_payload_bytes),
+        writer=AsyncPayloadWriter(max_total_bytes=settings.payload_limit),
         statuses=sources.statuses,
         metadata=metadata,
         observer=metrics,
@@ -275,7 +282,11 @@ async def serve(settings: Settings, registry: ProviderRegistry | None = None) ->
 
 
 def run(settings: Settings, registry: ProviderRegistry | None = None) -> int:
-    configure_logging(json=settings.log_format_json, verbosity=settings.verbosity)
+    configure_logging(
+        json=settings.log_format_json,
+        verbosity=settings.verbosity,
+        debug_loggers=settings.debug_loggers,
+    )
     try:
         if sys.platform != "win32":
             import uvloop

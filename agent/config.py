@@ -17,6 +17,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SIZE = re.compile(r"^(\d+)(Ki|Mi|Gi|k|M|G)?$")
 _SIZE_UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 
 
 def parse_duration(text: str) -> float:
@@ -66,6 +67,8 @@ class Settings:
     max_call_recv_msg_size: int = 4 * 1024 * 1024
     log_format_json: bool = False
     verbosity: int = 0
+    # Third-party stdlib loggers opened at DEBUG (--debug-loggers); -v never opens them.
+    debug_loggers: tuple[str, ...] = ()
     provider_health_check: bool = False
     provider_health_check_interval: float = 120.0
     kubeconfig: str = ""
@@ -81,10 +84,29 @@ class Settings:
     tmpfs_size: int | None = None
     provider_timeout: float = 90.0
     shutdown_grace: float = 30.0
-    max_payload_bytes: int = 16 * 1024 * 1024
+    # --max-payload-size; None: follows the receive limit (see payload_limit).
+    max_payload_bytes: int | None = None
     vault_address: str = ""
+    # The upstream Azure provider's own flags (-cloud-name, -construct-pem-chain,
+    # -write-cert-and-key-in-separate-files), prefixed since they now live in one agent.
+    azure_cloud_name: str = "AzurePublicCloud"
+    azure_construct_pem_chain: bool = True
+    azure_write_cert_and_key_in_separate_files: bool = False
     trusted_file_dirs: tuple[str, ...] = ()
     state_dir: str = "/var/run/secrets-store-agent"
+
+    @property
+    def payload_limit(self) -> int:
+        """Largest volume content the writer accepts, in bytes.
+
+        Upstream has no limit of its own past gRPC's receive limit, and raising
+        ``--max-call-recv-msg-size`` is its documented remedy for large secrets; so unless
+        ``--max-payload-size`` is given, the limit is 16 MiB or the receive limit if larger,
+        and a reply the plugin client accepts is never refused by the writer.
+        """
+        if self.max_payload_bytes is not None:
+            return self.max_payload_bytes
+        return max(DEFAULT_MAX_PAYLOAD_BYTES, self.max_call_recv_msg_size)
 
     @property
     def socket_path(self) -> str:

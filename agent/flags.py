@@ -17,6 +17,7 @@ from agent.config import (
     socket_path_from_endpoint,
 )
 from agent.errors import ConfigError
+from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
 
 T = TypeVar("T")
 
@@ -80,6 +81,12 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     add("--provider-health-check-interval", default=120.0, type=duration)
     _go_bool("--version", p)
     add("-v", "--v", dest="verbosity", default=0, type=int, help="log verbosity (klog style)")
+    add(
+        "--debug-loggers",
+        default=os.environ.get(DEBUG_LOGGERS_ENV, ""),
+        help="comma-separated third-party loggers to log at DEBUG (e.g. hpack,h2,grpclib,"
+        f"aiohttp); independent of -v; default ${DEBUG_LOGGERS_ENV}",
+    )
     _go_bool("--enable-pprof", p)
     add("--pprof-port", default=6065, type=int, help="accepted for compatibility; unused")
     add("--metrics-backend", default="Prometheus", help="only Prometheus is supported")
@@ -102,8 +109,28 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         type=duration,
         help="how long SIGTERM waits for in-flight calls",
     )
-    add("--max-payload-size", default=16 * 2**20, type=size, help="largest volume content")
+    add(
+        "--max-payload-size",
+        default=None,
+        type=size,
+        help="largest volume content (default: 16Mi, or --max-call-recv-msg-size if larger)",
+    )
     add("--vault-address", default="", help="default Vault/OpenBao address for SPCs without one")
+    add(
+        "--azure-cloud-name",
+        default=_DEFAULTS.azure_cloud_name,
+        help="Azure cloud for SecretProviderClasses without cloudName (upstream -cloud-name)",
+    )
+    add(
+        "--azure-construct-pem-chain",
+        nargs="?",
+        const=True,
+        default=True,
+        type=boolean,
+        metavar="BOOL",
+        help="order PEM certificate chains leaf to root (upstream -construct-pem-chain)",
+    )
+    _go_bool("--azure-write-cert-and-key-in-separate-files", p)
     add(
         "--trusted-file-dirs",
         default="",
@@ -160,6 +187,29 @@ def _trusted_dirs(value: str) -> tuple[str, ...]:
     return dirs
 
 
+_AZURE_CLOUDS = frozenset(
+    {
+        "AZUREPUBLICCLOUD",
+        "AZURECLOUD",
+        "AZUREUSGOVERNMENTCLOUD",
+        "AZUREUSGOVERNMENT",
+        "AZURECHINACLOUD",
+        "AZUREGERMANCLOUD",
+        "AZURESTACKCLOUD",
+    }
+)
+
+
+def _azure_cloud(value: str) -> str:
+    """Checked here, by name only, so the provider's module stays unloaded until it is used."""
+    if value.strip().upper() not in _AZURE_CLOUDS:
+        raise ConfigError(
+            f"--azure-cloud-name: unknown cloud {value!r} (AzurePublicCloud, "
+            "AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud or AzureStackCloud)"
+        )
+    return value.strip()
+
+
 def normalise_go_flags(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
     """Go accepts ``-flag`` for long flags; argparse needs ``--flag``."""
     long_flags = {
@@ -190,6 +240,8 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         raise ConfigError("--provider-timeout must be above 0 and below kubelet's 2m call timeout")
     if ns.tmpfs_size is not None and ns.tmpfs_size <= 0:
         raise ConfigError("--tmpfs-size must be positive")
+    if ns.max_payload_size is not None and ns.max_payload_size <= 0:
+        raise ConfigError("--max-payload-size must be positive")
     if ns.vault_address.startswith("unix://") and not ns.vault_address.startswith("unix:///"):
         raise ConfigError(
             "--vault-address: a unix socket needs an absolute path, unix:///run/x.sock"
@@ -221,6 +273,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         max_call_recv_msg_size=ns.max_call_recv_msg_size,
         log_format_json=bool(ns.log_format_json),
         verbosity=ns.verbosity,
+        debug_loggers=parse_debug_loggers(ns.debug_loggers),
         provider_health_check=bool(ns.provider_health_check),
         provider_health_check_interval=ns.provider_health_check_interval,
         kubeconfig=ns.kubeconfig,
@@ -238,6 +291,11 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         shutdown_grace=ns.shutdown_grace,
         max_payload_bytes=ns.max_payload_size,
         vault_address=ns.vault_address,
+        azure_cloud_name=_azure_cloud(ns.azure_cloud_name),
+        azure_construct_pem_chain=bool(ns.azure_construct_pem_chain),
+        azure_write_cert_and_key_in_separate_files=bool(
+            ns.azure_write_cert_and_key_in_separate_files
+        ),
         trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
         state_dir=ns.state_dir,
     )

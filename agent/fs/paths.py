@@ -113,7 +113,7 @@ def validate_payload(files: Sequence[SecretFile], *, max_total_bytes: int) -> No
         if total > max_total_bytes:
             raise PayloadError(
                 f"payload exceeds the limit of {max_total_bytes} bytes at file path "
-                f"{_show(file.path)} ({len(files)} files)"
+                f"{_show(file.path)} ({len(files)} files); --max-payload-size raises it"
             )
     _check_layout([file.path for file in files])
 

@@ -74,7 +74,8 @@ class _LimitedCodec(ProtoCodec):
         if len(data) > self.max_bytes:
             raise GRPCError(
                 Status.RESOURCE_EXHAUSTED,
-                f"grpc: received message larger than max ({len(data)} vs. {self.max_bytes})",
+                f"grpc: received message larger than max ({len(data)} vs. {self.max_bytes}); "
+                "--max-call-recv-msg-size raises the limit",
             )
         return super().decode(data, message_type)
 
@@ -185,8 +186,6 @@ class PluginProvider:
         text = f"provider {self.name!r} {rpc} failed: rpc error: code = {status.name}"
         if detail:
             text += f" desc = {detail[:512]}"
-        if status is Status.RESOURCE_EXHAUSTED and "larger than max" in (detail or ""):
-            text += " (raise --max-call-recv-msg-size to accept larger volumes)"
         if status is Status.DEADLINE_EXCEEDED:
             return ProviderTimeout(text)
         if status is Status.UNAVAILABLE:

@@ -57,6 +57,24 @@ def _vault(context: ProviderContext) -> Provider:
     )
 
 
+def _azure(context: ProviderContext) -> Provider:
+    # Imported here: a node without Azure volumes never loads the provider (nor cryptography).
+    from agent.providers.azure import AzureProvider
+
+    return AzureProvider(
+        name=context.name,
+        # Ends its requests a little before the core's deadline, so its own error is reported.
+        timeout=context.timeout * PLUGIN_DEADLINE_SHARE,
+        trusted_dirs=context.trusted_dirs,
+        service_accounts=context.service_accounts,
+        default_cloud=context.options.get("azure_cloud_name") or "AzurePublicCloud",
+        construct_pem_chain=context.options.get("azure_construct_pem_chain", "true") == "true",
+        write_cert_and_key_in_separate_files=(
+            context.options.get("azure_write_cert_and_key_in_separate_files") == "true"
+        ),
+    )
+
+
 def _gcp(context: ProviderContext) -> Provider:
     # Imported here: aiohttp's Google clients, google-crc32c (and google-auth, should an SPC use
     # provider-adc or key.json) load only on a node that mounts a GCP volume.
@@ -70,6 +88,7 @@ def _gcp(context: ProviderContext) -> Provider:
 BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {
     "vault": _vault,
     "openbao": _vault,
+    "azure": _azure,
     "gcp": _gcp,
 }
 DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024

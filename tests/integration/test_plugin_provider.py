@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -21,6 +23,7 @@ from structlog.testing import capture_logs
 from agent._proto import v1alpha1 as pb
 from agent.app import build_agent
 from agent.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from agent.logs import configure_logging
 from agent.model import ObjectVersion, PodIdentity, ProviderRequest
 from agent.providers import plugin as plugin_module
 from agent.providers.common.gojson import string_map
@@ -296,7 +299,9 @@ async def test_grpcio_status_codes_other_than_unavailable_are_not_retried(
 
 
 @pytest.fixture
-async def plugin_agent(agent_root: Path, plugin_dir: str) -> AsyncIterator[AgentHarness]:
+async def plugin_agent(
+    agent_root: Path, plugin_dir: str, settings_overrides: dict[str, object]
+) -> AsyncIterator[AgentHarness]:
     extra = os.path.join(plugin_dir, "extra")
     os.mkdir(extra)
     settings = agent_settings(
@@ -305,6 +310,7 @@ async def plugin_agent(agent_root: Path, plugin_dir: str) -> AsyncIterator[Agent
         additional_provider_volume_paths=(extra,),
         provider_health_check=True,
         provider_health_check_interval=1.0,
+        **settings_overrides,
     )
     agent = build_agent(settings)  # the real composition: plugin directories from the flags
     await agent.start()
@@ -422,3 +428,98 @@ async def test_the_health_check_asks_known_plugins(
     async with asyncio.timeout(5):
         while plugin.version_calls == 0:
             await asyncio.sleep(0.05)
+
+
+# ---- Large secrets (upstream's remedy: --max-call-recv-msg-size) ----
+
+LARGE = 20 * MiB
+# Room for the 20 MiB file on the volume's tmpfs: only the file size limit is under test here.
+ROOMY = {"tmpfs_size": 64 * MiB}
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_call_recv_msg_size": 33554432, **ROOMY}])
+async def test_a_20mib_file_mounts_once_the_receive_limit_is_raised(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    # The payload limit follows the receive limit: no second flag to find.
+    assert plugin_agent.settings.payload_limit == 33554432
+    plugin.padding = LARGE
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(publish_request(target))
+    written = Path(target, "padding")
+    assert written.stat().st_size == LARGE
+    assert written.read_bytes() == b"x" * LARGE
+    assert Path(target, "foo").read_bytes() == b"foo:v1"
+
+
+async def large_publish_fails(
+    harness: AgentHarness, plugin: FakePlugin, code: grpc.StatusCode
+) -> str:
+    plugin.padding = LARGE
+    return await expect_failure(harness.kubelet.publish(publish_request(harness.target())), code)
+
+
+@pytest.mark.parametrize("settings_overrides", [ROOMY])
+async def test_a_20mib_reply_over_the_default_receive_limit_names_the_flag(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    message = await large_publish_fails(plugin_agent, plugin, grpc.StatusCode.FAILED_PRECONDITION)
+    assert re.search(rf"received message larger than max \(2097\d{{4}} vs\. {4 * MiB}\)", message)
+    assert message.count("--max-call-recv-msg-size") == 1
+    assert not os.path.exists(os.path.join(plugin_agent.target(), "padding"))
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"max_call_recv_msg_size": 33554432, "max_payload_bytes": 8 * MiB, **ROOMY}],
+)
+async def test_an_explicit_payload_limit_still_applies_and_names_its_flag(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    message = await large_publish_fails(plugin_agent, plugin, grpc.StatusCode.INVALID_ARGUMENT)
+    assert f"payload exceeds the limit of {8 * MiB} bytes" in message
+    assert "--max-payload-size" in message
+
+
+# ---- Quiet logs at high verbosity: -v is our trace, the HTTP/2 stack stays at INFO ----
+
+HTTP2_LOGGERS = ("hpack", "h2", "grpclib")
+
+
+def log_records(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def from_library(record: dict[str, object]) -> bool:
+    return str(record.get("logger", "")).split(".")[0] in HTTP2_LOGGERS
+
+
+@pytest.mark.parametrize("settings_overrides", [{"verbosity": 5}])
+async def test_v5_logs_our_trace_but_not_the_http2_stack(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, verbosity=5, stream=stream)
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(publish_request(target, tokens={"aud": "jwt"}))
+    await plugin_agent.kubelet.unpublish("csi-0123456789abcdef", target)
+    records = log_records(stream)
+    events = [r["event"] for r in records]
+    assert "csi.request" in events  # our request trace is what -v turns on
+    assert "node_publish.completed" in events
+    assert [r for r in records if from_library(r)] == []
+
+
+@pytest.mark.parametrize("settings_overrides", [{"verbosity": 0}])
+async def test_debug_loggers_opens_a_library_on_its_own(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, verbosity=0, stream=stream, debug_loggers=("hpack",))
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(publish_request(target, tokens={"aud": "jwt"}))
+    records = log_records(stream)
+    library = [r for r in records if from_library(r)]
+    assert library, "hpack's DEBUG output should be on when asked for by name"
+    assert {str(r["logger"]).split(".")[0] for r in library} == {"hpack"}
+    assert "csi.request" not in [r["event"] for r in records]  # -v=0: no trace of ours

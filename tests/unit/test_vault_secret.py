@@ -59,6 +59,13 @@ def test_body_without_secret_fields_is_the_data() -> None:
     assert secret.data == loads('{"k":"v","n":2}')
 
 
+def test_raw_fallback_with_vault_errors() -> None:
+    # ParseSecret: errors alone mean no secret; errors beside other keys fail the read.
+    assert parse_secret(loads('{"errors":["nope"]}')).data is None
+    with pytest.raises(ProviderError, match=r"^Vault response holds errors: nope$"):
+        parse_secret(loads('{"errors":["nope"],"k":"v"}'))
+
+
 def test_present_but_empty_data_is_not_the_raw_fallback() -> None:
     assert parse_secret(loads('{"data":{},"other":1}')).data == {}
 

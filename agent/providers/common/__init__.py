@@ -1,4 +1,6 @@
-"""What every provider shares to stay byte-compatible with upstream's Go providers.
+"""What the in-process providers share; nothing here imports a provider package.
+
+Byte-compatibility with upstream's Go providers:
 
 - :mod:`.goyaml`: embedded YAML (``objects``, ``secrets``, ``array:``) decoded as the provider's
   Go YAML library decodes it (one :class:`~.goyaml.Decoder` per library family).
@@ -6,5 +8,11 @@
 - :mod:`.gojson`: ``json.Marshal`` output byte for byte, and ``UseNumber`` decoding.
 - :mod:`.gostrconv`: the ``strconv`` parsing and float formatting those rely on.
 
-Nothing here does I/O or imports an I/O library.
+Node files and failures:
+
+- :mod:`.trusted` (with :mod:`.beneath`): the node files a SecretProviderClass may name, read
+  only inside ``--trusted-file-dirs`` (blocking: call through ``run_blocking``).
+- :mod:`.failures`: which error of an all-or-nothing group of fetches to report.
+
+None of these imports an I/O library.
 """

@@ -55,11 +55,22 @@ class UnsupportedValue(ValueError):
     """What Go's json.Marshal refuses (NaN, infinities, maps with non-string keys)."""
 
 
-@dataclass(frozen=True, slots=True)
 class GoNumber:
     """A JSON number kept as its text, as ``json.Number`` keeps it under ``UseNumber``."""
 
-    text: str
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:  # a plain class: made once per number decoded
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GoNumber) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"GoNumber({self.text!r})"
 
     def __float__(self) -> float:
         return float(self.text)
@@ -204,14 +215,23 @@ def loads(data: bytes | str) -> Any:
     Raises InvalidJSON where Go's decoder fails, including NaN and Infinity, which Python
     would otherwise accept.
     """
-    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    invalid_utf8 = False
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text, invalid_utf8 = data.decode("utf-8", "surrogateescape"), True
+    else:
+        text = data
     try:
         value = json.loads(
             text, parse_int=GoNumber, parse_float=GoNumber, parse_constant=_reject_constant
         )
     except json.JSONDecodeError as err:
         raise InvalidJSON(f"invalid JSON at line {err.lineno} column {err.colno}") from None
-    if "\\u" in text or _SURROGATE.search(text):
+    # Only lone surrogates need U+FFFD: from invalid bytes, or from \uD800-\uDFFF escapes.
+    escaped = "\\ud" in text or "\\uD" in text
+    if invalid_utf8 or escaped or (isinstance(data, str) and _SURROGATE.search(data)):
         value = _replace_surrogates(value)
     return value
 

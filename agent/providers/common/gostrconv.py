@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import struct
-from decimal import Decimal
 from typing import Literal
 
 FloatFormat = Literal["e", "f", "g"]
@@ -94,11 +93,13 @@ def _shortest(value: float, bits: int) -> tuple[str, int]:
             for precision in range(9)  # 9 significant digits always round-trip a float32
             if to_float32(float(candidate := f"{value:.{precision}e}")) == value
         )
-    _, digit_tuple, exponent = Decimal(text).as_tuple()
-    digits = "".join(map(str, digit_tuple)).lstrip("0")
-    stripped = digits.rstrip("0")
-    assert isinstance(exponent, int)  # finite by construction
-    return stripped, len(digits) + exponent
+    mantissa, _, exponent = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    point = len(whole) + int(exponent or 0)
+    significant = digits.lstrip("0")
+    point -= len(digits) - len(significant)  # leading zeros move the point left
+    return significant.rstrip("0"), point
 
 
 def _fixed_e(digits: str, point: int, precision: int) -> str:

@@ -197,7 +197,9 @@ class Struct:
     def __init__(self, entries: list[tuple[str, Value]], where: str, decoder: Decoder) -> None:
         self._entries = entries
         self._where = where
+        self._decoder = decoder
         self._folded = decoder is Decoder.SIGS_YAML  # encoding/json: case-insensitive names
+        self._index = mappings.index(entries, self._folded)
 
     def items(self) -> list[tuple[str, Value]]:
         """(key as text, value) in document order; merged (``<<``) keys included."""
@@ -205,7 +207,12 @@ class Struct:
 
     def get(self, name: str) -> Value | None:
         """The value the field ``name`` receives, or None when no key matches it."""
-        picked: Value | None = mappings.pick(self._entries, name, self._folded, self._where)
+        positions = self._index.get(mappings.field_name(name, self._folded))
+        if not positions:
+            return None
+        picked: Value = mappings.pick(
+            self._entries, positions, self._decoder, f"{self._where}.{name}"
+        )
         return picked
 
     def string(self, name: str, *, required: bool = False) -> str:
@@ -230,9 +237,7 @@ class Struct:
 
     def unknown(self, known: Iterable[str]) -> list[str]:
         """Keys no field in ``known`` takes (matched as ``get`` matches), in document order."""
-        fields = list(known)
+        fields = {mappings.field_name(field, self._folded) for field in known}
         return [
-            key
-            for key, _ in self._entries
-            if not any(mappings.same_name(key, field, self._folded) for field in fields)
+            key for key, _ in self._entries if mappings.field_name(key, self._folded) not in fields
         ]

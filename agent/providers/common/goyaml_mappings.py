@@ -133,22 +133,25 @@ def entries(node: Node | None, where: str, decoder: Decoder) -> list[tuple[str, 
     return [(key_text(k, where, decoder), v) for k, v in pairs(node, where, decoder)]
 
 
-def _fold(name: str) -> str:
-    return name.upper().lower()
+def field_name(key: str, folded: bool) -> str:
+    """The form a key is matched in: itself, or case-folded for encoding/json's matching."""
+    return key.upper().lower() if folded else key
 
 
-def same_name(key: str, field: str, folded: bool) -> bool:
-    return key == field or (folded and _fold(key) == _fold(field))
+def index(fields: list[tuple[str, Any]], folded: bool) -> dict[str, list[int]]:
+    """Positions of each key by the name a Go field would match it under."""
+    found: dict[str, list[int]] = {}
+    for position, (key, _) in enumerate(fields):
+        found.setdefault(field_name(key, folded), []).append(position)
+    return found
 
 
-def pick(fields: list[tuple[str, Any]], name: str, folded: bool, where: str) -> Any:
-    """The entry a Go field named ``name`` ends up with: the last matching key; with
+def pick(fields: list[tuple[str, Any]], positions: list[int], decoder: Decoder, where: str) -> Any:
+    """The entry a Go field ends up with among the keys matching it: the last one; with
     encoding/json's case-insensitive names, the last in sorted key order (JSON map order).
     yaml.v3 refuses a field set twice (merged keys never repeat a written one)."""
-    matches = [(i, key) for i, (key, _) in enumerate(fields) if same_name(key, name, folded)]
-    if not matches:
-        return None
-    if len(matches) > 1 and fields[0][1].decoder is Decoder.YAML_V3:
-        raise fail(f"{where}.{name}", "is set more than once")
-    index = max(matches, key=lambda m: (go_bytes(m[1]), m[0]))[0] if folded else matches[-1][0]
-    return fields[index][1]
+    if len(positions) > 1 and decoder is Decoder.YAML_V3:
+        raise fail(where, "is set more than once")
+    if decoder is Decoder.SIGS_YAML:
+        return fields[max(positions, key=lambda i: (go_bytes(fields[i][0]), i))][1]
+    return fields[positions[-1]][1]

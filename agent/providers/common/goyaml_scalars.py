@@ -47,6 +47,7 @@ _YAML11_BOOLS: dict[str, tuple[str, object]] = {
 }
 _TABLE_V2 = {**_TABLE, **_YAML11_BOOLS}
 YAML11_BOOL_WORDS = frozenset(_YAML11_BOOLS)
+NULL_WORDS = frozenset(word for word, (tag, _) in _TABLE.items() if tag == NULL)
 
 _YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
 _DOT_FLOAT = re.compile(r"\.[0-9_]+([eE][-+]?[0-9_]+)?\Z")

@@ -25,6 +25,7 @@ from agent.providers.common.goyaml_scalars import (
     FLOAT,
     INT,
     NULL,
+    NULL_WORDS,
     STR,
     TIMESTAMP,
     YAML11_BOOL_WORDS,
@@ -36,6 +37,7 @@ from agent.providers.common.goyaml_scalars import (
 Node = yaml.Node
 PLAIN = "tag:secrets-store-agent,2026:plain"  # a plain scalar without a tag: Go rules type it
 _YAML_PREFIX = "tag:yaml.org,2002:"
+_STR_TAG = _YAML_PREFIX + "str"
 _TRUE_WORDS = frozenset({"y", "Y", "yes", "Yes", "YES", "on", "On", "ON"})
 _DECIMAL = re.compile(r"-?[0-9]+\Z")
 
@@ -85,6 +87,8 @@ def is_null(node: Node | None, yaml11_bools: bool) -> bool:
         return True
     if not isinstance(node, yaml.ScalarNode):
         return False
+    if node.tag == PLAIN:
+        return node.value in NULL_WORDS  # the table lookup both libraries do first
     return resolved(node, "", yaml11_bools).tag == NULL
 
 
@@ -123,6 +127,12 @@ def _scalar(node: Node | None, where: str, decoder: Decoder, wanted: str) -> Res
 
 
 def to_string(node: Node | None, where: str, decoder: Decoder) -> str:
+    if decoder is not Decoder.SIGS_YAML and isinstance(node, yaml.ScalarNode):
+        # The common case without typing the scalar: yaml.v2/v3 give a string field the text.
+        if node.tag == PLAIN:
+            return "" if node.value in NULL_WORDS else str(node.value)
+        if node.tag == _STR_TAG:
+            return str(node.value)
     found = _scalar(node, where, decoder, "a string")
     if found is None or node is None:
         return ""

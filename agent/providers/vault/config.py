@@ -13,8 +13,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from agent.errors import InvalidSecretProviderClass
+from agent.providers.common.trusted import NOTHING_TRUSTED, TrustedDirs
 from agent.providers.vault.objects import SecretObject, parse_objects
-from agent.providers.vault.trusted import NOTHING_TRUSTED, TrustedDirs
 
 Flavour = Literal["vault", "openbao"]
 

@@ -72,6 +72,7 @@ SECRET: Schema = (
 _ZERO = {"string": "", "int": 0, "bool": False, "time": GoTime("0001-01-01T00:00:00Z")}
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)\Z")
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]*)\Z")
+_MAX_ERRORS_TEXT = 300
 
 
 class BadResponse(ProviderError):
@@ -100,8 +101,15 @@ def parse_secret(body: Mapping[str, Any]) -> VaultSecret:
     """``api.ParseSecret`` of a body already decoded by ``gojson.loads``."""
     fields = _decode(body, SECRET, "response")
     if _is_zero(fields) and body:
-        # ParseSecret: no Secret field set, so the whole body is the data.
-        fields["data"] = dict(body)
+        # ParseSecret: no Secret field set, so the whole body is the data, unless it holds
+        # Vault's "errors": alone they mean no secret, with other keys they fail the read.
+        errors = body.get("errors")
+        if errors is None:
+            fields["data"] = dict(body)
+        elif len(body) > 1:
+            listed = errors if isinstance(errors, list) else [errors]
+            text = " ".join(str(e) for e in listed)[:_MAX_ERRORS_TEXT]
+            raise BadResponse(f"Vault response holds errors: {text}")
     return VaultSecret(fields)
 
 

@@ -77,8 +77,8 @@ class FakeKubeApi:
         collection. ``history_limit``: changes kept for watches/continue before compaction.
         ``watch_timeout``: seconds a watch without ``timeoutSeconds`` stays open.
         ``bookmark_interval``: seconds of silence before a bookmark (the watch cache sends
-        one about every minute; ``None``: only on :meth:`Cluster.bookmark`). ``crd_paths``: CRD files or directories (default: the
-        chart's)."""
+        one about every minute; ``None``: only on :meth:`Cluster.bookmark`). ``crd_paths``: CRD
+        files or directories (default: the chart's)."""
         self.workdir = workdir
         self.host = host
         self.token = token
