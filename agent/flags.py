@@ -68,8 +68,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         default=_DEFAULTS.health_addr,
         help="listen address for /healthz and /readyz",
     )
-    _go_bool("--enable-secret-rotation", p)
-    add("--rotation-poll-interval", default=120.0, type=duration, help="rotation interval")
+    _rotation_flags(p)
     add(
         "--max-call-recv-msg-size",
         default=_DEFAULTS.max_call_recv_msg_size,
@@ -139,6 +138,25 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     )
     add("--state-dir", default=_DEFAULTS.state_dir, help="node-local agent state (version key)")
     return p
+
+
+def _rotation_flags(p: argparse.ArgumentParser) -> None:
+    add = p.add_argument
+    _go_bool("--enable-secret-rotation", p)
+    add("--rotation-poll-interval", default=120.0, type=duration, help="rotation interval")
+    add(
+        "--rotation-min-poll-interval",
+        default=_DEFAULTS.rotation_min_poll_interval,
+        type=duration,
+        help="shortest interval a SecretProviderClass annotation may ask for, and the least "
+        "time between two refresh-now rotations of a volume",
+    )
+    add(
+        "--rotation-concurrency",
+        default=_DEFAULTS.rotation_concurrency,
+        type=int,
+        help="most provider fetches the rotation scheduler runs at once",
+    )
 
 
 def _kubernetes_flags(p: argparse.ArgumentParser) -> None:
@@ -230,6 +248,14 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         ns = parser.parse_args(normalise_go_flags(argv, parser))
     except ValueError as err:  # raised by a type= converter without the flag's name
         raise ConfigError(str(err)) from None
+    _check_values(ns)
+    settings = _settings(ns)
+    socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
+    return settings, bool(ns.version)
+
+
+def _check_values(ns: argparse.Namespace) -> None:
+    """Each rule names its flag; the first broken one stops the agent at start."""
     if ns.metrics_backend.lower() != "prometheus":
         raise ConfigError(
             f"--metrics-backend: unsupported backend {ns.metrics_backend!r} (only Prometheus)"
@@ -254,11 +280,22 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
                 raise ConfigError(f"{flag}: {err.message}") from None
     if ns.kube_api_qps < 0 or ns.kube_api_burst < 1:
         raise ConfigError("--kube-api-qps must be >= 0 and --kube-api-burst >= 1")
-    if ns.rotation_poll_interval <= 0:
-        raise ConfigError("--rotation-poll-interval must be positive")
+    _check_rotation(ns)
     if ns.mount_mode == "tmpfs" and sys.platform == "win32":
         raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
-    settings = Settings(
+
+
+def _check_rotation(ns: argparse.Namespace) -> None:
+    if ns.rotation_poll_interval <= 0:
+        raise ConfigError("--rotation-poll-interval must be positive")
+    if ns.rotation_min_poll_interval < 0:
+        raise ConfigError("--rotation-min-poll-interval must not be negative")
+    if ns.rotation_concurrency < 1:
+        raise ConfigError("--rotation-concurrency must be at least 1")
+
+
+def _settings(ns: argparse.Namespace) -> Settings:
+    return Settings(
         endpoint=ns.endpoint,
         node_id=ns.nodeid,
         driver_name=ns.drivername,
@@ -270,6 +307,8 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         health_addr=ns.health_addr,
         enable_secret_rotation=bool(ns.enable_secret_rotation),
         rotation_poll_interval=ns.rotation_poll_interval,
+        rotation_min_poll_interval=ns.rotation_min_poll_interval,
+        rotation_concurrency=ns.rotation_concurrency,
         max_call_recv_msg_size=ns.max_call_recv_msg_size,
         log_format_json=bool(ns.log_format_json),
         verbosity=ns.verbosity,
@@ -299,5 +338,3 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
         state_dir=ns.state_dir,
     )
-    socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
-    return settings, bool(ns.version)

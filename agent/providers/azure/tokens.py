@@ -18,10 +18,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from agent.aio.locks import KeyedLock
-from agent.errors import ProviderError, ProviderUnavailable
+from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.azure.challenge import DEFAULT_SUFFIX
 from agent.providers.azure.identity import ClientCredential, Credential, ManagedIdentity
 from agent.providers.azure.transport import Reply, Transport
+from agent.providers.common.throttling import retry_after
 
 IMDS_TOKEN_PATH = "/metadata/identity/oauth2/token"  # noqa: S105 (a URL path)
 IMDS_API_VERSION = "2018-02-01"
@@ -133,7 +134,9 @@ def _token_reply(reply: Reply, refused: str) -> tuple[str, float, float | None]:
         error = str(body.get("error") or f"HTTP {reply.status}")
         detail = str(body.get("error_description") or "").strip().splitlines()
         message = f"{refused}: {error}" + (f": {detail[0][:_MAX_MESSAGE]}" if detail else "")
-        if reply.status == 429 or reply.status >= 500:
+        if reply.status == 429:
+            raise ProviderThrottled(message, retry_after=retry_after(reply.headers, time.time()))
+        if reply.status >= 500:
             raise ProviderUnavailable(message)
         raise ProviderError(message)
     token = body.get("access_token")

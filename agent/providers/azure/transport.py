@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import email.utils
 import json
 import random
 import socket
@@ -31,6 +30,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderError, ProviderUnavailable
+from agent.providers.common.throttling import retry_after
 
 Sleep = Callable[[float], Awaitable[None]]
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -83,24 +83,6 @@ def trust_context(env: Mapping[str, str]) -> ssl.SSLContext:
     if cafile or capath:
         return ssl.create_default_context(cafile=cafile, capath=capath)
     return ssl.create_default_context()
-
-
-def retry_after(headers: Mapping[str, str], now: float) -> float | None:
-    """Seconds the server asked to wait (``retry-after-ms``, ``x-ms-retry-after-ms``,
-    ``Retry-After`` in seconds or as an HTTP date), or None."""
-    for name, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0)):
-        if headers.get(name, "").strip().isdigit():
-            return int(headers[name]) / scale
-    value = headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from urllib.parse import quote
 
-from agent.errors import ProviderError, ProviderUnavailable
+from agent.errors import ProviderError
 from agent.model import PodIdentity
 from agent.ports import ServiceAccountSource
 from agent.providers.gcp.http import ApiFailure, GoogleHttp
@@ -169,8 +169,7 @@ def _delegates(annotations: Mapping[str, str], pod: PodIdentity) -> tuple[str, .
 
 
 def _error(failure: ApiFailure, doing: str) -> ProviderError:
-    cls = ProviderUnavailable if failure.retriable else ProviderError
-    return cls(f"{doing}: {failure.describe()}")
+    return failure.as_error(f"{doing}: {failure.describe()}")
 
 
 def parse_rfc3339(value: object) -> float | None:

@@ -10,7 +10,6 @@ caller's deadline; everything else is reported at once.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import ssl
@@ -24,6 +23,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from agent.aio.threads import run_blocking
+from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
+from agent.providers.common.throttling import retry_after
 
 RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # Parameter Manager allows 1 MiB, Secret Manager 64 KiB
@@ -70,6 +71,18 @@ class ApiFailure(Exception):
         self.message = message
         self.retriable = retriable
         self.retry_after = retry_after  # seconds the server asked us to wait
+
+    @property
+    def throttled(self) -> bool:
+        """Google's quota answer: HTTP 429 / ``RESOURCE_EXHAUSTED``."""
+        return self.http_status == 429 or self.status == "RESOURCE_EXHAUSTED"
+
+    def as_error(self, message: str) -> ProviderError:
+        """The agent error for this failure: throttled (the scheduler backs off Google),
+        retriable (kubelet retries) or final."""
+        if self.throttled:
+            return ProviderThrottled(message, retry_after=self.retry_after)
+        return (ProviderUnavailable if self.retriable else ProviderError)(message)
 
     def describe(self) -> str:
         if not self.http_status:
@@ -245,19 +258,5 @@ def failure_from(service: str, reply: Reply) -> ApiFailure:
         status,
         message,
         retriable=reply.status in RETRIABLE_STATUSES,
-        retry_after=_parse_retry_after(reply.headers.get("retry-after", "")),
+        retry_after=retry_after(reply.headers, time.time()),
     )
-
-
-def _parse_retry_after(value: str) -> float | None:
-    """RFC 9110: delay-seconds or an HTTP-date."""
-    value = value.strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())

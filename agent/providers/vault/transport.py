@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ import structlog
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.providers.common import gojson
+from agent.providers.common.throttling import retry_after
 from agent.providers.vault.config import TLSConfig
 from agent.providers.vault.nodefiles import NodeFiles, ssl_context
 
@@ -50,6 +52,7 @@ class Reply:
     status: int
     body: dict[str, Any] | None
     errors: tuple[str, ...]  # Vault's "errors" list: messages, never secret values
+    retry_after: float | None = None  # a 429's Retry-After (rate limit quotas), in seconds
 
     def describe(self) -> str:
         return "; ".join(self.errors) or f"HTTP {self.status}"
@@ -102,10 +105,11 @@ class Transport:
                 server_hostname=target.tls.server_name or None,
             ) as response:
                 raw = await response.read()
+            hint = retry_after(response.headers, time.time()) if response.status == 429 else None
             if len(raw) > _PARSE_OFF_LOOP_BYTES:
                 # ~2.5 ms per MiB to decode as Go does: large secrets decode in a worker.
-                return await run_blocking(_reply, response.status, raw)
-            return _reply(response.status, raw)
+                return await run_blocking(_reply, response.status, raw, hint)
+            return _reply(response.status, raw, hint)
         except aiohttp.ClientSSLError as err:
             # A certificate problem will not heal by retrying: report it as configuration.
             raise ProviderError(f"TLS error talking to Vault at {target.address}: {err}") from None
@@ -167,7 +171,7 @@ class Transport:
             await entry.session.close()
 
 
-def _reply(status: int, raw: bytes) -> Reply:
+def _reply(status: int, raw: bytes, hint: float | None = None) -> Reply:
     try:
         # As Vault's Go client decodes: numbers keep their text (UseNumber), so a value
         # written back as JSON is the bytes hashicorp's provider writes.
@@ -177,7 +181,7 @@ def _reply(status: int, raw: bytes) -> Reply:
     body = parsed if isinstance(parsed, dict) else None
     errors = body.get("errors") if body else None
     messages = [_tidy(str(e)) for e in (errors if isinstance(errors, list) else [])]
-    return Reply(status, body, tuple(m for m in messages if m))
+    return Reply(status, body, tuple(m for m in messages if m), hint)
 
 
 def _tidy(error: str) -> str:
