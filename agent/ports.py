@@ -14,6 +14,7 @@ from agent.model import (
     SecretFile,
     SecretProviderClass,
     ServiceAccountToken,
+    VolumeRecord,
 )
 
 
@@ -63,12 +64,18 @@ class PodLookup(Protocol):
 
 
 class PodEventSink(Protocol):
-    """Warning events on a pod, for failures its owner can fix (Kubernetes: core/v1 Events,
-    aggregated; standalone: nothing beyond the log line every failure already has)."""
+    """Events on a pod: failures its owner can fix, and upstream's Normal events for work done
+    on its behalf (Kubernetes: core/v1 Events, aggregated; standalone: nothing beyond the log
+    line every outcome already has)."""
 
     def warning(self, pod: PodIdentity, reason: str, message: str) -> None:
-        """Queue the event; never blocks the caller, never raises. ``message`` is already
+        """Queue a Warning event; never blocks the caller, never raises. ``message`` is already
         vetted (an AgentError message) and carries no secret material."""
+        ...
+
+    def normal(self, pod: PodIdentity, reason: str, message: str) -> None:
+        """Queue a Normal event (e.g. ``SecretRotationComplete``, ``MountRotationComplete``);
+        same rules as ``warning``."""
         ...
 
 
@@ -143,3 +150,26 @@ class PublishObserver(Protocol):
     def unpublish_succeeded(self) -> None: ...
 
     def unpublish_failed(self) -> None: ...
+
+
+class SecretSync(Protocol):
+    """Mirrors a mounted volume's files into Kubernetes Secrets, as its SecretProviderClass's
+    ``spec.secretObjects`` ask (upstream §7). Kubernetes mode only; standalone mode has none.
+
+    Callers: publish after a successful first mount (in the background: publish never waits
+    on Secret writes), the rotation scheduler after a rotation that changed content, and the
+    periodic re-sync. Neither method raises for a sync failure: failures become Warning events
+    on the pod (``FailedToCreateSecret``, ``SecretRotationFailed``) and log lines.
+    """
+
+    async def volume_written(self, record: VolumeRecord, spc: SecretProviderClass) -> None:
+        """Create or update the Secrets ``spc`` names from the files now in
+        ``record.target_path``, with this volume's pod among their owners. Returns when done
+        (or given up until the next re-sync); cancellation is the only exception it lets out.
+        """
+        ...
+
+    async def volume_removed(self, record: VolumeRecord) -> None:
+        """The volume is gone (unpublished, or its pod released): this consumer no longer holds
+        the Secrets it synced; one no consumer holds any more is deleted. Never raises."""
+        ...

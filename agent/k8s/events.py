@@ -1,4 +1,4 @@
-"""Warning events on pods, aggregated so a crash-looping pod cannot flood the API.
+"""Warning and Normal events on pods, aggregated so a crash-looping pod cannot flood the API.
 
 As client-go's event correlator: the same (pod, reason, message) within ten minutes updates
 one Event's ``count`` and ``lastTimestamp`` instead of creating another, and those updates
@@ -38,6 +38,7 @@ MAX_ENTRIES = 4096
 @dataclass(slots=True)
 class _Entry:
     pod: PodIdentity
+    type: str  # "Warning" or "Normal"
     reason: str
     message: str
     first: float
@@ -78,6 +79,12 @@ class KubeEventRecorder:
         self.dropped = 0
 
     def warning(self, pod: PodIdentity, reason: str, message: str) -> None:
+        self._record(pod, "Warning", reason, message)
+
+    def normal(self, pod: PodIdentity, reason: str, message: str) -> None:
+        self._record(pod, "Normal", reason, message)
+
+    def _record(self, pod: PodIdentity, kind: str, reason: str, message: str) -> None:
         text = scrub_text(" ".join(message.split()))[:MAX_MESSAGE]
         key, now = (pod.uid, reason, text), self._clock()
         entry = self._entries.get(key)
@@ -86,7 +93,7 @@ class KubeEventRecorder:
             entry.last = now
             self._entries.move_to_end(key)
         elif self._budget(pod.uid).try_take():
-            self._entries[key] = _Entry(pod, reason, text, first=now, last=now)
+            self._entries[key] = _Entry(pod, kind, reason, text, first=now, last=now)
             self._evict()
         else:
             self.dropped += 1
@@ -182,7 +189,7 @@ class KubeEventRecorder:
             },
             "reason": entry.reason,
             "message": entry.message,
-            "type": "Warning",
+            "type": entry.type,
             "count": count,
             "firstTimestamp": _timestamp(entry.first),
             "lastTimestamp": _timestamp(entry.last),

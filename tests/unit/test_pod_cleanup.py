@@ -60,6 +60,9 @@ class Events:
     def warning(self, pod: PodIdentity, reason: str, message: str) -> None:
         self.sent.append((pod.name, reason, message))
 
+    def normal(self, pod: PodIdentity, reason: str, message: str) -> None:
+        self.sent.append((pod.name, reason, message))
+
 
 def _publish(journal: Journal, provider: FakeProvider, events: Events) -> PublishVolume:
     registry = ProviderRegistry(
