@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeGuard
 
+from agent.model import ANNOTATION_PREFIX
+
 GROUP = "secrets-store.csi.x-k8s.io"
 API_VERSIONS = frozenset({f"{GROUP}/v1", f"{GROUP}/v1alpha1"})
 KIND = "SecretProviderClass"
@@ -48,6 +50,18 @@ def identity(
     if not isinstance(namespace, str):
         raise InvalidDocument(f"metadata.namespace of {name} must be a string")
     return (namespace, name), metadata
+
+
+def agent_annotations(metadata: Mapping[str, object]) -> dict[str, str]:
+    """The string annotations under the agent's prefix (``secrets-store.csi.k8s.io/``)."""
+    annotations = metadata.get("annotations")
+    if not isinstance(annotations, Mapping):
+        return {}
+    return {
+        key: value
+        for key, value in annotations.items()
+        if isinstance(key, str) and key.startswith(ANNOTATION_PREFIX) and isinstance(value, str)
+    }
 
 
 def spec_fields(

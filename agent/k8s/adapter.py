@@ -31,6 +31,7 @@ from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.pods import PodWatcher, Release
 from agent.k8s.secrets import KubeSecrets, VersionKeySecret
 from agent.k8s.spcs import KubeSecretProviderClassSource, served_resource
+from agent.ports import ChangeListener
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +75,12 @@ class KubernetesAdapter:
             self.api, self._settings.node_id, table, release, self._informer_settings
         )
         return self.pods
+
+    def listen(self, listener: ChangeListener) -> None:
+        """Tell ``listener`` of created and edited classes, and pods (after ``watch_pods``)."""
+        self.spcs.listen(listener)
+        if self.pods is not None:
+            self.pods.listen(listener)
 
     @property
     def informers(self) -> list[Informer[Any]]:

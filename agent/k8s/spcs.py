@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from agent.documents.spc import InvalidDocument, identity, is_spc, spec_fields
+from agent.documents.spc import InvalidDocument, agent_annotations, identity, is_spc, spec_fields
 from agent.errors import (
     ApiNotFound,
     InvalidRequest,
@@ -25,9 +25,10 @@ from agent.errors import (
     SecretProviderClassNotFound,
 )
 from agent.k8s.api import KubeApi, Lane, Object
-from agent.k8s.informer import Informer, InformerSettings
+from agent.k8s.informer import Informer, InformerSettings, Key
 from agent.k8s.resources import SPC_V1, SPC_V1ALPHA1, Resource
 from agent.model import SecretProviderClass
+from agent.ports import ChangeListener
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +70,7 @@ def decode_class(document: Object) -> CacheEntry:
         secret_objects=secret_objects,
         uid=uid if isinstance(uid, str) else "",
         generation=generation if isinstance(generation, int) else 0,
+        annotations=agent_annotations(metadata),
     )
 
 
@@ -86,6 +88,26 @@ async def served_resource(api: KubeApi) -> Resource:
     return SPC_V1
 
 
+class _ClassEvents:
+    """The informer's handler: tells listeners of created and edited classes."""
+
+    def __init__(self) -> None:
+        self.listeners: list[ChangeListener] = []
+
+    def on_upsert(self, key: Key, old: CacheEntry | None, new: CacheEntry) -> None:
+        if not isinstance(new, SecretProviderClass):
+            return
+        previous = old if isinstance(old, SecretProviderClass) else None
+        for listener in self.listeners:
+            listener.class_changed(previous, new)
+
+    def on_delete(self, key: Key, old: CacheEntry) -> None:
+        pass
+
+    def on_synced(self) -> None:
+        pass
+
+
 class KubeSecretProviderClassSource:
     """Implements ``ports.SecretProviderClassSource``; ``informer`` runs under the adapter."""
 
@@ -94,9 +116,19 @@ class KubeSecretProviderClassSource:
     ) -> None:
         self._api = api
         self.resource = resource
+        self._events = _ClassEvents()
         self.informer: Informer[CacheEntry] = Informer(
-            "secretproviderclasses", api, resource, decode_class, settings=settings
+            "secretproviderclasses",
+            api,
+            resource,
+            decode_class,
+            handler=self._events,
+            settings=settings,
         )
+
+    def listen(self, listener: ChangeListener) -> None:
+        """Tell ``listener`` of every class created or edited (annotations included)."""
+        self._events.listeners.append(listener)
 
     def use(self, resource: Resource) -> None:
         """Serve from ``resource`` (v1 or v1alpha1); before the informer runs."""
