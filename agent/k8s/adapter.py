@@ -67,6 +67,7 @@ class KubernetesAdapter:
         namespace = settings.agent_namespace or own_namespace()
         self.version_key = VersionKeySecret(self.secrets, namespace, settings.hmac_secret_name)
         self.pods: PodWatcher | None = None
+        self._listeners: list[ChangeListener] = []
         self._tasks = TaskSet("kubernetes")
 
     def watch_pods(self, table: MountTable, release: Release) -> PodWatcher:
@@ -74,10 +75,13 @@ class KubernetesAdapter:
         self.pods = PodWatcher(
             self.api, self._settings.node_id, table, release, self._informer_settings
         )
+        for listener in self._listeners:
+            self.pods.listen(listener)
         return self.pods
 
     def listen(self, listener: ChangeListener) -> None:
-        """Tell ``listener`` of created and edited classes, and pods (after ``watch_pods``)."""
+        """Tell ``listener`` of created and edited classes and pods on this node."""
+        self._listeners.append(listener)
         self.spcs.listen(listener)
         if self.pods is not None:
             self.pods.listen(listener)
