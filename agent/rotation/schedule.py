@@ -67,9 +67,9 @@ class Schedule:
         current = self._overrides.get(record.target_path)
         if current is None:
             self._overrides[record.target_path] = _Override(due)
-        else:
-            current.due_at = min(current.due_at, due)
-        return due
+            return due
+        current.due_at = min(current.due_at, due)  # an earlier request (or retry) stands
+        return current.due_at
 
     def succeeded(self, target_path: str) -> None:
         self._overrides.pop(target_path, None)

@@ -43,6 +43,8 @@ from agent.rotation.throttle import ProviderThrottle
 
 log = structlog.get_logger("agent.rotation")
 
+RETRY_AFTER_BUG_S = 30.0
+
 
 @dataclass(slots=True)
 class RotationPorts:
@@ -98,6 +100,7 @@ class RotationScheduler:
             per_pod_providers=self._planner.per_pod_providers,
         )
         self._slots = asyncio.Semaphore(settings.concurrency)
+        self._passing = asyncio.Lock()
         self._busy: set[str] = set()  # target paths of groups in flight
         self._groups = TaskSet("rotation")
         self._wake = asyncio.Event()
@@ -158,7 +161,11 @@ class RotationScheduler:
         """Until cancelled; running groups are cancelled with it (``close``)."""
         while True:
             self._wake.clear()
-            next_at, _ = await self._pass()
+            try:
+                next_at, _ = await self._pass()
+            except Exception as err:  # a bug must not end rotation for the node
+                log.error("rotation.pass_failed", error_type=type(err).__name__, error=str(err))
+                next_at = self._clock.now() + min(self._settings.interval, RETRY_AFTER_BUG_S)
             if not self._busy and not self._wake.is_set():
                 self._idle.set()
             await self._sleep_until(next_at)
@@ -178,12 +185,13 @@ class RotationScheduler:
         await self._groups.close()
 
     async def _pass(self) -> tuple[float | None, list[asyncio.Future[None]]]:
-        now = self._clock.now()
-        self.schedule.prune(record.target_path for record in self._table)
-        plan = await self._planner.plan(self._table, self._busy, now)
-        self._observer.volumes_due(plan.due)
-        self._report_class_failures(plan, now)
-        return plan.next_at, [self._dispatch(group) for group in plan.groups]
+        async with self._passing:  # one planner at a time, so no group starts twice
+            now = self._clock.now()
+            self.schedule.prune(record.target_path for record in self._table)
+            plan = await self._planner.plan(self._table, self._busy, now)
+            self._observer.volumes_due(plan.due)
+            self._report_class_failures(plan, now)
+            return plan.next_at, [self._dispatch(group) for group in plan.groups]
 
     def _report_class_failures(self, plan: Plan, now: float) -> None:
         for failure in plan.failures:
