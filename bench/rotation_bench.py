@@ -10,7 +10,8 @@ Per cycle it reports provider fetches, wall time and CPU seconds, for unchanged 
 steady state: nothing written) and for content that changes every cycle (every volume
 rewritten); RSS is sampled across the unchanged cycles. ``--model upstream`` runs the same
 load the way upstream rotates: one fetch per pod (no coalescing), one at a time (≤v1.5's
-single worker).
+single worker); ``--model per-pod`` one fetch per pod with the same concurrency as the agent
+(v1.6's model, where each pod's republish fetches on its own).
 
 ``unshare -m --propagation private python -m bench.rotation_bench``
 """
@@ -103,7 +104,7 @@ async def start(
     root: Path, args: argparse.Namespace, provider: SlowProvider
 ) -> tuple[Agent, ManualClock]:
     (root / "spc").mkdir()
-    (root / "spc" / "bench.yaml").write_text(spc_manifest(args.model == "upstream"))
+    (root / "spc" / "bench.yaml").write_text(spc_manifest(args.model != "agent"))
     settings = Settings(
         endpoint=f"unix://{root}/csi.sock",
         node_id="bench",
@@ -228,7 +229,7 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", choices=("agent", "upstream"), default="agent")
+    parser.add_argument("--model", choices=("agent", "per-pod", "upstream"), default="agent")
     parser.add_argument("--volumes", type=int, default=110)
     parser.add_argument("--objects", type=int, default=10)
     parser.add_argument("--size", type=int, default=1024, help="bytes per object")
