@@ -157,6 +157,7 @@ def build_agent(
         version_key=load_version_key(settings.state_dir),
         options={
             "vault_address": settings.vault_address,
+            "aws_pod_identity_endpoint": settings.aws_pod_identity_endpoint,
             "azure_cloud_name": settings.azure_cloud_name,
             "azure_construct_pem_chain": str(settings.azure_construct_pem_chain).lower(),
             "azure_write_cert_and_key_in_separate_files": str(
@@ -167,6 +168,7 @@ def build_agent(
         plugin_directories=(*settings.additional_provider_volume_paths, settings.provider_volume),
         max_recv_bytes=settings.max_call_recv_msg_size,
         service_accounts=sources.service_accounts,
+        prefer_plugins=settings.prefer_plugin_providers,
     )
     ports = PublishPorts(
         spcs=sources.spcs,

@@ -97,6 +97,8 @@ class Settings:
     azure_write_cert_and_key_in_separate_files: bool = False
     trusted_file_dirs: tuple[str, ...] = ()
     state_dir: str = "/var/run/secrets-store-agent"
+    prefer_plugin_providers: tuple[str, ...] = ()
+    aws_pod_identity_endpoint: str = ""
 
     @property
     def payload_limit(self) -> int:

@@ -137,6 +137,18 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         "(CA bundles, client certificates, Vault Agent sockets); none by default",
     )
     add("--state-dir", default=_DEFAULTS.state_dir, help="node-local agent state (version key)")
+    add(
+        "--prefer-plugin-providers",
+        default="",
+        help="comma-separated provider names (e.g. aws,vault) served by an installed plugin "
+        "socket instead of the built-in while the socket exists (migrating off a DaemonSet)",
+    )
+    add(
+        "--aws-pod-identity-endpoint",
+        default="",
+        help="EKS Pod Identity Agent credentials URL (default: http://169.254.170.23 then "
+        "http://[fd00:ec2::23], per the SecretProviderClass preferredAddressType)",
+    )
     return p
 
 
@@ -193,6 +205,24 @@ def _kubernetes_flags(p: argparse.ArgumentParser) -> None:
         type=duration,
         help="how long start waits for the API caches before serving anyway",
     )
+
+
+def _provider_names(value: str) -> tuple[str, ...]:
+    from agent.providers.discovery import PLUGIN_NAME
+
+    names = tuple(name for name in value.split(",") if name)
+    bad = [name for name in names if not PLUGIN_NAME.fullmatch(name)]
+    if bad:
+        raise ConfigError(f"--prefer-plugin-providers: not provider names: {', '.join(bad)}")
+    return names
+
+
+def _http_url(flag: str, value: str) -> str:
+    from urllib.parse import urlsplit
+
+    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+        raise ConfigError(f"{flag}: {value!r} is not an http:// or https:// URL")
+    return value
 
 
 def _trusted_dirs(value: str) -> tuple[str, ...]:
@@ -337,4 +367,8 @@ def _settings(ns: argparse.Namespace) -> Settings:
         ),
         trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
         state_dir=ns.state_dir,
+        prefer_plugin_providers=_provider_names(ns.prefer_plugin_providers),
+        aws_pod_identity_endpoint=_http_url(
+            "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
+        ),
     )

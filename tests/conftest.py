@@ -24,6 +24,7 @@ from tests.support.fake_provider import FakeProvider
 from tests.support.gcp import gcp  # noqa: F401
 from tests.support.jwt_signer import jwt_signer  # noqa: F401
 from tests.support.kubelet import POD_UID, Kubelet
+from tests.support.moto import moto, moto_tls  # noqa: F401
 from tests.support.mounts import force_unmount_under, is_root
 from tests.support.openbao import counted, openbao, openbao_tls  # noqa: F401
 

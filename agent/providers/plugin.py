@@ -135,12 +135,18 @@ class PluginProvider:
         send: Callable[[float], Awaitable[_T]],
         timeout: float | None = None,
     ) -> _T:
-        """Upstream's service config: wait for ready, retry UNAVAILABLE, one overall deadline."""
+        """Upstream's service config: wait for ready, retry UNAVAILABLE, one overall deadline.
+
+        One departure: a call whose connection dropped and whose socket is then gone (the
+        plugin's pod died mid-call) fails at once as UNAVAILABLE instead of waiting for a
+        plugin that may never return; kubelet retries, and the next call reconnects.
+        """
         budget = self._timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
         attempts, backoff = 0, self._backoff
         failure: ProviderError | None = None
+        lost = False  # the connection carrying this call dropped
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -151,12 +157,15 @@ class PluginProvider:
             except TimeoutError:
                 raise self._timed_out(rpc, budget) from None
             except OSError as err:
+                if lost:
+                    raise self._vanished(rpc, err) from None
                 # Socket missing or refused: waitForReady keeps waiting, without using attempts.
                 if failure is None:
                     log.info("plugin.not_ready", provider=self.name, socket=self.socket_path)
                 failure = self._not_ready(err)
             except StreamTerminatedError:
                 attempts += 1
+                lost = True
                 failure = self._failed(rpc, Status.UNAVAILABLE, "connection lost")
             except GRPCError as err:
                 attempts += 1
@@ -171,6 +180,14 @@ class PluginProvider:
             pause = random.uniform(0, backoff)  # noqa: S311 (jitter, not cryptography)
             await asyncio.sleep(min(pause, max(deadline - loop.time(), 0)))
             backoff = min(backoff * BACKOFF_MULTIPLIER, MAX_BACKOFF)
+
+    def _vanished(self, rpc: str, err: OSError) -> ProviderUnavailable:
+        why = err.strerror or type(err).__name__
+        log.warning("plugin.vanished", provider=self.name, socket=self.socket_path, rpc=rpc)
+        return ProviderUnavailable(
+            f"provider {self.name!r} went away during {rpc}: its socket {self.socket_path} is "
+            f"gone ({why}); kubelet will retry once the plugin is back"
+        )
 
     def _timed_out(self, rpc: str, budget: float) -> ProviderTimeout:
         return ProviderTimeout(f"provider {self.name!r} did not answer {rpc} within {budget:g}s")

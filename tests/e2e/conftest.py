@@ -135,6 +135,7 @@ class AgentProcess:
     process: subprocess.Popen[bytes] | None = None
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
+    env: dict[str, str] | None = None  # None: this process's environment
 
     @property
     def socket(self) -> Path:
@@ -175,7 +176,12 @@ class AgentProcess:
         # the agent. Appending keeps the lines of every start for later inspection.
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.process = subprocess.Popen(
-                self.command(), cwd=REPO, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+                self.command(),
+                cwd=REPO,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
             )
 
     @property

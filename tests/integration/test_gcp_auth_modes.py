@@ -153,6 +153,20 @@ async def test_gke_pool_from_the_metadata_server(gcp: GcpWorld) -> None:
     assert gcp.cloud.count("/computeMetadata/v1/project/project-id") == 1  # resolved once
 
 
+async def test_a_garbled_metadata_answer_is_refused_and_not_kept(gcp: GcpWorld) -> None:
+    # A captive proxy or a broken metadata server answering 200 with something else.
+    readable_by(gcp, gcp.cloud.ksa_principal("team-a", "web"))
+    gcp.cloud.metadata["project/project-id"] = "<html><body>Sign in</body></html>"
+    provider = gcp.provider(env={"PROJECT": ""})
+    with pytest.raises(
+        ProviderError,
+        match=r"GKE: metadata server \(project/project-id\): the answer is not an identifier",
+    ):
+        await provider.mount(gcp.request(SECRET))
+    gcp.cloud.metadata["project/project-id"] = PROJECT
+    assert (await provider.mount(gcp.request(SECRET))).files[0].contents == b"pw"
+
+
 async def test_federation_audience_from_an_external_account_file(
     gcp: GcpWorld, tmp_path: Path
 ) -> None:

@@ -152,6 +152,30 @@ async def test_bad_token_exchange_is_reported(gcp: GcpWorld) -> None:
         await provider.mount(request)
 
 
+@pytest.mark.parametrize("impersonated", [False, True])
+async def test_a_refused_cached_token_is_dropped(gcp: GcpWorld, impersonated: bool) -> None:
+    """Google forgets every token it issued (revoked): each 401 drops the token that met it,
+    so mounts recover at once instead of failing until the cached copies expire."""
+    gcp.cloud.state.add_secret_version(PROJECT, "db", b"pw")
+    gcp.grant(PROJECT, "db")
+    if impersonated:
+        gsa = "app@proj-a.iam.gserviceaccount.com"
+        gcp.accounts.add("team-a", "web", **{"iam.gke.io/gcp-service-account": gsa})
+        gcp.cloud.state.secrets[(NUMBER, "", "db")].readers.add(f"serviceAccount:{gsa}")
+        gcp.cloud.state.token_creators[gsa] = {gcp.cloud.ksa_principal("team-a", "web")}
+    provider = gcp.provider()
+    request = gcp.request(one("projects/proj-a/secrets/db/versions/1"))
+    await provider.mount(request)
+    gcp.cloud.state.tokens.clear()
+    with pytest.raises(ProviderError, match="Secret Manager answered HTTP 401 UNAUTHENTICATED"):
+        await provider.mount(request)
+    if impersonated:  # the federated token that bought the impersonated one is refused next
+        with pytest.raises(ProviderError, match="IAM Credentials answered HTTP 401"):
+            await provider.mount(request)
+    assert (await provider.mount(request)).files[0].contents == b"pw"
+    assert gcp.cloud.count("identitybindingtoken") == 2
+
+
 async def test_unreachable_endpoint_is_unavailable(gcp: GcpWorld) -> None:
     provider = gcp.provider(
         env={"GCP_SECRET_MANAGER_ENDPOINT": "http://127.0.0.1:9"}, sleep=Sleeps()

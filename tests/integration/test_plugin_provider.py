@@ -430,6 +430,90 @@ async def test_the_health_check_asks_known_plugins(
             await asyncio.sleep(0.05)
 
 
+async def test_an_in_flight_call_to_a_vanished_socket_fails_fast(plugin: FakePlugin) -> None:
+    # The DaemonSet pod died mid-call: its socket is gone. Waiting for it (upstream's
+    # waitForReady) would hold kubelet until the deadline; the call fails as UNAVAILABLE instead,
+    # and kubelet's retry finds the plugin again once it is back.
+    plugin.delay = 30.0
+    provider = client_for(plugin.socket_path, timeout=60.0)
+    try:
+        mounting = asyncio.create_task(provider.mount(request()))
+        async with asyncio.timeout(10):
+            while not plugin.requests:
+                await asyncio.sleep(0.01)
+        await plugin.stop()
+        with pytest.raises(ProviderUnavailable) as info:
+            await mounting
+        assert not isinstance(info.value, ProviderTimeout)
+        assert f"its socket {plugin.socket_path} is gone" in str(info.value)
+        plugin.delay = 0.0
+        await plugin.start()
+        assert len((await provider.mount(request())).files) == 2
+    finally:
+        await provider.close()
+
+
+async def test_the_agent_reconnects_to_a_restarted_plugin(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    first = plugin_agent.target("first")
+    await plugin_agent.kubelet.publish(publish_request(first, volume_id="csi-first"))
+    await plugin.stop()  # the DaemonSet pod is replaced: a new process, a new socket
+    await plugin.start()
+    second = plugin_agent.target("second")
+    await plugin_agent.kubelet.publish(publish_request(second, volume_id="csi-second"))
+    assert Path(second, "foo").read_bytes() == b"foo:v1"
+    assert [r.target_path for r in plugin.requests] == [first, second]
+
+
+def registry_preferring(plugin_dir: str, builtin: FakeProvider, prefer: bool) -> ProviderRegistry:
+    return ProviderRegistry(
+        timeout=5.0,
+        version_key=b"k" * 32,
+        factories={"e2e-provider": lambda _ctx: builtin},
+        load_entry_points=False,
+        plugin_directories=[plugin_dir],
+        prefer_plugins=["e2e-provider"] if prefer else [],
+    )
+
+
+async def test_an_installed_plugin_can_be_preferred_to_the_builtin(
+    plugin: FakePlugin, plugin_dir: str
+) -> None:
+    builtin = FakeProvider("e2e-provider", {"foo": b"from the built-in"})
+    registry = registry_preferring(plugin_dir, builtin, prefer=True)
+    try:
+        result = await registry.get("e2e-provider").mount(request())
+        assert files(result) == {"foo": b"foo:v1", "bar": b"bar:v1"}  # the plugin answered
+        await plugin.stop()  # the DaemonSet is removed: the built-in takes over
+        assert files(await registry.get("e2e-provider").mount(request())) == {
+            "foo": b"from the built-in"
+        }
+        await plugin.start()  # and back
+        assert len(files(await registry.get("e2e-provider").mount(request()))) == 2
+        assert len(builtin.requests) == 1
+    finally:
+        await registry.close()
+
+
+async def test_without_the_preference_the_builtin_serves_beside_a_plugin(
+    plugin: FakePlugin, plugin_dir: str
+) -> None:
+    builtin = FakeProvider("e2e-provider", {"foo": b"from the built-in"})
+    registry = registry_preferring(plugin_dir, builtin, prefer=False)
+    try:
+        assert files(await registry.get("e2e-provider").mount(request())) == {
+            "foo": b"from the built-in"
+        }
+        assert plugin.requests == []
+    finally:
+        await registry.close()
+
+
+def files(result: object) -> dict[str, bytes]:
+    return {f.path: f.contents for f in result.files}  # type: ignore[attr-defined]
+
+
 # ---- Large secrets (upstream's remedy: --max-call-recv-msg-size) ----
 
 LARGE = 20 * MiB

@@ -147,6 +147,16 @@ def test_loads_refuses_what_go_refuses(text: str) -> None:
         loads(text)
 
 
+@pytest.mark.parametrize(
+    "text", ["[" * 20_000 + "]" * 20_000, '{"a":' * 20_000 + "1" + "}" * 20_000]
+)
+def test_loads_refuses_nesting_deeper_than_go_allows(text: str) -> None:
+    # Go stops at 10000 levels ("exceeded max depth"); Python's parser would raise
+    # RecursionError, which no caller expects from a decoder.
+    with pytest.raises(InvalidJSON, match=r"^invalid JSON: nested too deeply"):
+        loads(text)
+
+
 def request(**overrides: object) -> ProviderRequest:
     fields: dict[str, object] = {
         "attributes": {"objects": "x", "secretProviderClass": "spc"},

@@ -57,6 +57,17 @@ def test_go_single_dash_long_flags() -> None:
     assert settings.verbosity == 2
 
 
+def test_plugin_preference_and_pod_identity_endpoint() -> None:
+    settings, _ = parse_settings(
+        [
+            "--prefer-plugin-providers=aws,vault",
+            "--aws-pod-identity-endpoint=http://127.0.0.1:2703/v1/credentials",
+        ]
+    )
+    assert settings.prefer_plugin_providers == ("aws", "vault")
+    assert settings.aws_pod_identity_endpoint == "http://127.0.0.1:2703/v1/credentials"
+
+
 def test_version_flag() -> None:
     assert parse_settings(["--version"])[1] is True
 
@@ -85,6 +96,8 @@ def test_version_flag() -> None:
         (["--azure-cloud-name=Mars"], "--azure-cloud-name"),
         (["--azure-construct-pem-chain=maybe"], "--azure-construct-pem-chain"),
         (["--endpoint=unix:///" + "x" * 120], "--endpoint"),
+        (["--prefer-plugin-providers=aws,../x"], "--prefer-plugin-providers"),
+        (["--aws-pod-identity-endpoint=169.254.170.23"], "--aws-pod-identity-endpoint"),
     ],
 )
 def test_invalid_values_name_the_flag(argv: list[str], names: str) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from agent.errors import InvalidSecretProviderClass, ProviderError
@@ -62,6 +64,32 @@ def test_null_entry_and_unknown_keys() -> None:
     assert config.warnings == ("secrets[0]: unknown keys ignored: filename",)
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        ("a", "a", r"secrets\[1\]\.path: 'a' is also the file of secrets\[0\]"),
+        (
+            "a",
+            "a/b",
+            r"secrets\[1\]\.path: 'a/b' needs the directory 'a', the file of secrets\[0\]",
+        ),
+        (
+            "x/a/b",
+            "x/a",
+            r"secrets\[1\]\.path: 'x/a' is a directory of the file 'x/a/b' of secrets\[0\]",
+        ),
+    ],
+)
+def test_files_may_not_collide(first: str, second: str, message: str) -> None:
+    other = "projects/p/secrets/t/versions/1"
+    with pytest.raises(InvalidSecretProviderClass, match=message):
+        parse(
+            f"- {{resourceName: {SM}, path: {first}}}\n- {{resourceName: {other}, path: {second}}}"
+        )
+    siblings = parse(f"- {{resourceName: {SM}, path: x/a}}\n- {{resourceName: {SM}, path: x/b}}")
+    assert [e.path for e in siblings.secrets] == ["x/a", "x/b"]
+
+
 def test_empty_list_is_allowed_as_upstream() -> None:
     assert parse("").secrets == ()
     assert parse("[]").secrets == ()
@@ -98,3 +126,34 @@ def test_yaml_key_extraction_follows_yaml_v3() -> None:
             extract_yaml_key("secrets[0]", bad, "a")
     with pytest.raises(ProviderError, match="key 'a' not found"):
         extract_yaml_key("secrets[0]", b"", "a")
+
+
+@pytest.mark.parametrize("entries", [3, 2000])
+async def test_a_large_secrets_list_is_parsed_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch, entries: int
+) -> None:
+    from agent.model import PodIdentity, ProviderRequest
+    from agent.providers.gcp import provider as gcp_provider
+
+    threads: list[bool] = []
+
+    def recording(*args: object, **kwargs: bool) -> object:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return parse_config(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gcp_provider, "parse_config", recording)
+    text = "".join(f"- resourceName: {SM}\n  fileName: f{i}\n" for i in range(entries))
+    request = ProviderRequest(
+        attributes={"secrets": text + "- fileName: last\n"},
+        secrets={},
+        identity=PodIdentity("ns", "pod", "uid"),
+        target_path="/t",
+    )
+    provider = gcp_provider.GcpProvider(env={})
+    try:
+        with pytest.raises(InvalidSecretProviderClass, match=rf"secrets\[{entries}\].resourceName"):
+            await provider.mount(request)
+    finally:
+        await provider.close()
+    small = len(text) <= gcp_provider.PARSE_ON_LOOP_MAX
+    assert threads == [small]  # on the loop's thread only when small

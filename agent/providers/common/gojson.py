@@ -213,7 +213,8 @@ def loads(data: bytes | str) -> Any:
     numbers :class:`GoNumber`, and invalid UTF-8 or lone surrogate escapes U+FFFD.
 
     Raises InvalidJSON where Go's decoder fails, including NaN and Infinity, which Python
-    would otherwise accept.
+    would otherwise accept, and nesting deeper than Python's recursion limit (Go's limit is
+    10000 levels; a document between the two is refused here and accepted by Go).
     """
     invalid_utf8 = False
     if isinstance(data, bytes):
@@ -227,12 +228,14 @@ def loads(data: bytes | str) -> Any:
         value = json.loads(
             text, parse_int=GoNumber, parse_float=GoNumber, parse_constant=_reject_constant
         )
+        # Only lone surrogates need U+FFFD: from invalid bytes, or from \uD800-\uDFFF escapes.
+        escaped = "\\ud" in text or "\\uD" in text
+        if invalid_utf8 or escaped or (isinstance(data, str) and _SURROGATE.search(data)):
+            value = _replace_surrogates(value)
     except json.JSONDecodeError as err:
         raise InvalidJSON(f"invalid JSON at line {err.lineno} column {err.colno}") from None
-    # Only lone surrogates need U+FFFD: from invalid bytes, or from \uD800-\uDFFF escapes.
-    escaped = "\\ud" in text or "\\uD" in text
-    if invalid_utf8 or escaped or (isinstance(data, str) and _SURROGATE.search(data)):
-        value = _replace_surrogates(value)
+    except RecursionError:
+        raise InvalidJSON("invalid JSON: nested too deeply") from None
     return value
 
 

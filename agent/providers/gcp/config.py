@@ -96,22 +96,47 @@ def _auth(value: str, *, has_key: bool) -> Auth:
 
 
 def _entries(raw: list[RawSecret]) -> tuple[SecretEntry, ...]:
+    """Entries in order; an exact repeat of an earlier one is kept once. Two entries may not
+    write one file, nor may one's file be a directory of another's."""
     entries: list[SecretEntry] = []
-    owners: dict[str, SecretEntry] = {}
+    files: dict[str, SecretEntry] = {}
+    directories: dict[str, SecretEntry] = {}  # every directory above a file: its first owner
     for index, item in enumerate(raw):
         entry = _entry(index, item)
-        first = owners.get(entry.path)
-        if first is None:
-            owners[entry.path] = entry
-            entries.append(entry)
+        first = files.get(entry.path)
+        if first is not None and _same_but_index(first, entry):
             continue
-        if _same_but_index(first, entry):
-            continue  # an exact repeat writes the same file: keep one
-        which = "path" if item.path else "fileName"
-        raise InvalidSecretProviderClass(
-            f"secrets[{index}].{which}: {entry.path!r} is also the file of {first.field}"
-        )
+        clash = _clash(entry, first, files, directories)
+        if clash:
+            which = "path" if item.path else "fileName"
+            raise InvalidSecretProviderClass(f"{entry.field}.{which}: {entry.path!r} {clash}")
+        files[entry.path] = entry
+        for directory in _directories(entry.path):
+            directories.setdefault(directory, entry)
+        entries.append(entry)
     return tuple(entries)
+
+
+def _clash(
+    entry: SecretEntry,
+    same_file: SecretEntry | None,
+    files: dict[str, SecretEntry],
+    directories: dict[str, SecretEntry],
+) -> str:
+    if same_file is not None:
+        return f"is also the file of {same_file.field}"
+    if entry.path in directories:
+        below = directories[entry.path]
+        return f"is a directory of the file {below.path!r} of {below.field}"
+    for directory in _directories(entry.path):
+        if directory in files:
+            return f"needs the directory {directory!r}, the file of {files[directory].field}"
+    return ""
+
+
+def _directories(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _entry(index: int, item: RawSecret) -> SecretEntry:

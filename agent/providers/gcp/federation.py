@@ -24,7 +24,7 @@ from urllib.parse import quote
 from agent.errors import ProviderError
 from agent.model import PodIdentity
 from agent.ports import ServiceAccountSource
-from agent.providers.gcp.http import ApiFailure, GoogleHttp
+from agent.providers.gcp.http import UNAUTHENTICATED, ApiFailure, GoogleHttp
 from agent.providers.gcp.settings import Endpoints
 from agent.providers.gcp.tokens import AccessToken, TokenCache, digest
 from agent.providers.gcp.workload import WorkloadIdentity, WorkloadIdentityResolver
@@ -128,6 +128,8 @@ class PodCredentials:
                 "POST", url, service="IAM Credentials", token=federated.value, body=body
             )
         except ApiFailure as failure:
+            if failure.http_status == UNAUTHENTICATED:
+                self._cache.discard(federated.value)
             where = f"{GSA_ANNOTATION} of service account {pod.namespace}/{pod.service_account}"
             raise _error(failure, f"impersonating {account} ({where})") from None
         token = reply.get("accessToken")

@@ -27,6 +27,7 @@ from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.common.throttling import retry_after
 
 RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+UNAUTHENTICATED = 401  # the access token was refused: a cached copy must be dropped
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # Parameter Manager allows 1 MiB, Secret Manager 64 KiB
 _MAX_MESSAGE = 300
 
@@ -174,8 +175,11 @@ class GoogleHttp:
                 headers=headers,
                 timeout=request_timeout,
                 proxy=self._proxy_for(url),
+                # Google's APIs never redirect; following one would send the request (and,
+                # to the same host, its token) somewhere the settings do not name.
+                allow_redirects=False,
             ) as response:
-                body = await _read_capped(response)
+                body = await _read_capped(response, service)
                 headers = {name.lower(): value for name, value in response.headers.items()}
                 return Reply(response.status, headers, body)
         except aiohttp.ClientSSLError as err:
@@ -215,11 +219,23 @@ class GoogleHttp:
             self._session = None
 
 
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    body = await response.content.read(MAX_RESPONSE_BYTES + 1)
-    if len(body) > MAX_RESPONSE_BYTES:
-        raise aiohttp.ClientPayloadError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-    return body
+async def _read_capped(response: aiohttp.ClientResponse, service: str) -> bytes:
+    """The whole body, at most MAX_RESPONSE_BYTES (else a final ApiFailure: a retry would
+    fetch it again). A body cut short raises aiohttp's ClientPayloadError, which is retried.
+    (``content.read(n)`` would return whatever the first read brought, not the whole body.)"""
+    if (response.content_length or 0) > MAX_RESPONSE_BYTES:
+        raise _too_large(service, response.status)
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise _too_large(service, response.status)
+    return bytes(body)
+
+
+def _too_large(service: str, status: int) -> ApiFailure:
+    message = f"the answer is larger than {MAX_RESPONSE_BYTES} bytes"
+    return ApiFailure(service, status, "", message, retriable=False)
 
 
 def _parse_ok(service: str, reply: Reply) -> dict[str, Any]:
@@ -251,6 +267,8 @@ def failure_from(service: str, reply: Reply) -> ApiFailure:
     elif isinstance(error, str) and isinstance(parsed, dict):
         status = error
         message = str(parsed.get("error_description") or "")
+    if 300 <= reply.status < 400:
+        message = "a redirect, not followed"
     message = " ".join(message.split())[:_MAX_MESSAGE] or "no error message"
     return ApiFailure(
         service,

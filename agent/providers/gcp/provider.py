@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeGuard
@@ -18,7 +19,7 @@ from agent.providers.gcp.config import MountConfig, SecretEntry, parse_config
 from agent.providers.gcp.extract import extract_json_key, extract_yaml_key
 from agent.providers.gcp.federation import PodCredentials
 from agent.providers.gcp.fetch import Fetched, fetch
-from agent.providers.gcp.http import ApiFailure, GoogleHttp, RequestHook, Sleep
+from agent.providers.gcp.http import UNAUTHENTICATED, ApiFailure, GoogleHttp, RequestHook, Sleep
 from agent.providers.gcp.resources import Resource
 from agent.providers.gcp.settings import GcpSettings, load_settings
 from agent.providers.gcp.tokens import TokenCache
@@ -29,6 +30,9 @@ log = structlog.get_logger(__name__)
 # Upstream starts one goroutine per object; a bound keeps a volume of hundreds of objects from
 # opening hundreds of connections at once.
 MAX_PARALLEL_FETCHES = 16
+# A ``secrets`` list up to this size (about 100 entries) parses in a few milliseconds; a larger
+# one (an SPC may hold 1.5 MiB: about a second of parsing) is parsed in a worker thread.
+PARSE_ON_LOOP_MAX = 8 * 1024
 # Finish a little before the core's deadline, so the message says which service was slow.
 _DEADLINE_SHARE = 0.95
 
@@ -72,11 +76,7 @@ class GcpProvider:
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
-        config = parse_config(
-            request.attributes,
-            request.secrets,
-            allow_node_publish_secret=self._settings.allow_node_publish_secret,
-        )
+        config = await self._config(request)
         for warning in config.warnings:
             log.warning("gcp.config_warning", provider=self.name, warning=warning)
         budget = self._timeout * _DEADLINE_SHARE
@@ -100,6 +100,17 @@ class GcpProvider:
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
         return result
+
+    async def _config(self, request: ProviderRequest) -> MountConfig:
+        parse = functools.partial(
+            parse_config,
+            request.attributes,
+            request.secrets,
+            allow_node_publish_secret=self._settings.allow_node_publish_secret,
+        )
+        if len(request.attributes.get("secrets", "")) <= PARSE_ON_LOOP_MAX:
+            return parse()
+        return await run_blocking(parse)
 
     async def _token(self, config: MountConfig, pod: PodIdentity) -> str:
         if config.auth == "provider-adc":
@@ -134,6 +145,8 @@ class GcpProvider:
             else:
                 failures.append((users[resource], outcome))
         if failures:
+            if any(_is_unauthenticated(error) for _, error in failures):
+                self._cache.discard(token)
             raise _failed(failures, len(resources))
         return fetched
 
@@ -202,6 +215,10 @@ def _is_throttled(error: BaseException) -> TypeGuard[ApiFailure | ProviderThrott
     return isinstance(error, ProviderThrottled) or (
         isinstance(error, ApiFailure) and error.throttled
     )
+
+
+def _is_unauthenticated(error: BaseException) -> bool:
+    return isinstance(error, ApiFailure) and error.http_status == UNAUTHENTICATED
 
 
 def _is_transient(error: BaseException) -> bool:

@@ -108,5 +108,12 @@ class TokenCache:
     def _fresh_at(self, token: AccessToken, now: float) -> bool:
         return token.expires_at is not None and now < token.expires_at - self._margin
 
+    def discard(self, value: str) -> None:
+        """Forget every entry holding the token ``value``: Google refused it (HTTP 401:
+        revoked, or its principal's credentials changed), so the next caller fetches anew
+        instead of failing with it until it expires."""
+        for key in [k for k, token in self._entries.items() if token.value == value]:
+            del self._entries[key]
+
     def clear(self) -> None:
         self._entries.clear()

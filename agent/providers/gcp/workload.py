@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,8 @@ from agent.providers.gcp.settings import (
 )
 
 METADATA_TIMEOUT_S = 3.0
+# Project IDs (also domain-scoped "example.com:app") and numbers, zones, regions, cluster names.
+_METADATA_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,127}")
 _MAX_CREDENTIALS_FILE = 1024 * 1024
 
 
@@ -112,6 +115,9 @@ class WorkloadIdentityResolver:
         value = reply.body.decode("utf-8", "replace").strip()
         if reply.status != 200 or not value:
             raise ProviderError(f"{what}: HTTP {reply.status}")
+        if not _METADATA_VALUE.fullmatch(value):
+            # It would become part of the pool and STS audience, kept for the agent's life.
+            raise ProviderError(f"{what}: the answer is not an identifier ({len(value)} chars)")
         return value
 
     async def _from_credentials_file(self) -> WorkloadIdentity:
