@@ -170,6 +170,7 @@ def build_agent(
         service_accounts=sources.service_accounts,
         prefer_plugins=settings.prefer_plugin_providers,
     )
+    providers.use_service_accounts(sources.service_accounts)
     ports = PublishPorts(
         spcs=sources.spcs,
         providers=providers,

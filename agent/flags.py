@@ -17,6 +17,8 @@ from agent.config import (
     socket_path_from_endpoint,
 )
 from agent.errors import ConfigError
+from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
+from agent.flags_rotation import add_rotation_flags, rotation_options
 from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
 
 T = TypeVar("T")
@@ -68,7 +70,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         default=_DEFAULTS.health_addr,
         help="listen address for /healthz and /readyz",
     )
-    _rotation_flags(p)
+    add_rotation_flags(p, _go_bool)
     add(
         "--max-call-recv-msg-size",
         default=_DEFAULTS.max_call_recv_msg_size,
@@ -89,8 +91,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     _go_bool("--enable-pprof", p)
     add("--pprof-port", default=6065, type=int, help="accepted for compatibility; unused")
     add("--metrics-backend", default="Prometheus", help="only Prometheus is supported")
-    add("--kubeconfig", default="", help="kubeconfig path (in-cluster config when empty)")
-    _kubernetes_flags(p)
+    add_kubernetes_flags(p, _go_bool)
     add(
         "--standalone-dir", default="", help="run without Kubernetes: SecretProviderClass YAML here"
     )
@@ -150,61 +151,6 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         "http://[fd00:ec2::23], per the SecretProviderClass preferredAddressType)",
     )
     return p
-
-
-def _rotation_flags(p: argparse.ArgumentParser) -> None:
-    add = p.add_argument
-    _go_bool("--enable-secret-rotation", p)
-    add("--rotation-poll-interval", default=120.0, type=duration, help="rotation interval")
-    add(
-        "--rotation-min-poll-interval",
-        default=_DEFAULTS.rotation_min_poll_interval,
-        type=duration,
-        help="shortest interval a SecretProviderClass annotation may ask for, and the least "
-        "time between two refresh-now rotations of a volume",
-    )
-    add(
-        "--rotation-concurrency",
-        default=_DEFAULTS.rotation_concurrency,
-        type=int,
-        help="most provider fetches the rotation scheduler runs at once",
-    )
-
-
-def _kubernetes_flags(p: argparse.ArgumentParser) -> None:
-    add = p.add_argument
-    add(
-        "--kube-api-qps",
-        default=_DEFAULTS.kube_api_qps,
-        type=float,
-        help="client-side requests per second to the API, for each of the publish and the "
-        "background lanes (0: unlimited)",
-    )
-    add("--kube-api-burst", default=_DEFAULTS.kube_api_burst, type=int, help="burst per lane")
-    add(
-        "--agent-namespace",
-        default="",
-        help="the agent's own namespace, for the HMAC key Secret "
-        "(default: $POD_NAMESPACE, else the service account's namespace)",
-    )
-    add(
-        "--hmac-secret-name",
-        default=_DEFAULTS.hmac_secret_name,
-        help="Secret holding the key behind Vault object versions (created if absent)",
-    )
-    _go_bool("--token-request-fallback", p)
-    add(
-        "--pod-cleanup-grace-period",
-        default=_DEFAULTS.pod_cleanup_grace_period,
-        type=duration,
-        help="how long a gone pod's volume may stay mounted before the agent unmounts it",
-    )
-    add(
-        "--cache-sync-timeout",
-        default=_DEFAULTS.cache_sync_timeout,
-        type=duration,
-        help="how long start waits for the API caches before serving anyway",
-    )
 
 
 def _provider_names(value: str) -> tuple[str, ...]:
@@ -278,14 +224,6 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         ns = parser.parse_args(normalise_go_flags(argv, parser))
     except ValueError as err:  # raised by a type= converter without the flag's name
         raise ConfigError(str(err)) from None
-    _check_values(ns)
-    settings = _settings(ns)
-    socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
-    return settings, bool(ns.version)
-
-
-def _check_values(ns: argparse.Namespace) -> None:
-    """Each rule names its flag; the first broken one stops the agent at start."""
     if ns.metrics_backend.lower() != "prometheus":
         raise ConfigError(
             f"--metrics-backend: unsupported backend {ns.metrics_backend!r} (only Prometheus)"
@@ -308,24 +246,9 @@ def _check_values(ns: argparse.Namespace) -> None:
                 parse_listen_address(value)
             except ConfigError as err:
                 raise ConfigError(f"{flag}: {err.message}") from None
-    if ns.kube_api_qps < 0 or ns.kube_api_burst < 1:
-        raise ConfigError("--kube-api-qps must be >= 0 and --kube-api-burst >= 1")
-    _check_rotation(ns)
     if ns.mount_mode == "tmpfs" and sys.platform == "win32":
         raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
-
-
-def _check_rotation(ns: argparse.Namespace) -> None:
-    if ns.rotation_poll_interval <= 0:
-        raise ConfigError("--rotation-poll-interval must be positive")
-    if ns.rotation_min_poll_interval < 0:
-        raise ConfigError("--rotation-min-poll-interval must not be negative")
-    if ns.rotation_concurrency < 1:
-        raise ConfigError("--rotation-concurrency must be at least 1")
-
-
-def _settings(ns: argparse.Namespace) -> Settings:
-    return Settings(
+    settings = Settings(
         endpoint=ns.endpoint,
         node_id=ns.nodeid,
         driver_name=ns.drivername,
@@ -335,24 +258,14 @@ def _settings(ns: argparse.Namespace) -> Settings:
         ),
         metrics_addr=ns.metrics_addr,
         health_addr=ns.health_addr,
-        enable_secret_rotation=bool(ns.enable_secret_rotation),
-        rotation_poll_interval=ns.rotation_poll_interval,
-        rotation_min_poll_interval=ns.rotation_min_poll_interval,
-        rotation_concurrency=ns.rotation_concurrency,
+        **rotation_options(ns),
         max_call_recv_msg_size=ns.max_call_recv_msg_size,
         log_format_json=bool(ns.log_format_json),
         verbosity=ns.verbosity,
         debug_loggers=parse_debug_loggers(ns.debug_loggers),
         provider_health_check=bool(ns.provider_health_check),
         provider_health_check_interval=ns.provider_health_check_interval,
-        kubeconfig=ns.kubeconfig,
-        kube_api_qps=ns.kube_api_qps,
-        kube_api_burst=ns.kube_api_burst,
-        agent_namespace=ns.agent_namespace,
-        hmac_secret_name=ns.hmac_secret_name,
-        token_request_fallback=bool(ns.token_request_fallback),
-        pod_cleanup_grace_period=ns.pod_cleanup_grace_period,
-        cache_sync_timeout=ns.cache_sync_timeout,
+        **kubernetes_options(ns),
         standalone_dir=ns.standalone_dir,
         mount_mode=ns.mount_mode,
         tmpfs_size=ns.tmpfs_size,
@@ -372,3 +285,5 @@ def _settings(ns: argparse.Namespace) -> Settings:
             "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
         ),
     )
+    socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
+    return settings, bool(ns.version)

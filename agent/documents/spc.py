@@ -8,10 +8,10 @@ the owner what to fix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeGuard
 
-from agent.model import ANNOTATION_PREFIX
+from agent.model import ANNOTATION_PREFIX, SecretProviderClass
 
 GROUP = "secrets-store.csi.x-k8s.io"
 API_VERSIONS = frozenset({f"{GROUP}/v1", f"{GROUP}/v1alpha1"})
@@ -78,6 +78,28 @@ def spec_fields(
         provider,
         _parameters(spec.get("parameters"), key),
         _objects(spec.get("secretObjects"), key),
+    )
+
+
+def decode(
+    document: Mapping[str, object],
+    default_namespace: str,
+    uid: Callable[[Mapping[str, object], Key], str],
+    generation: Callable[[Mapping[str, object], Key], int],
+) -> SecretProviderClass:
+    """The model of a class document; ``uid`` and ``generation`` say where those come from
+    (the API's metadata, or standalone mode's stand-ins). InvalidDocument names the field."""
+    key, metadata = identity(document, default_namespace)
+    provider, parameters, secret_objects = spec_fields(document, key)
+    return SecretProviderClass(
+        name=key[1],
+        namespace=key[0],
+        provider=provider,
+        parameters=parameters,
+        secret_objects=secret_objects,
+        uid=uid(metadata, key),
+        generation=generation(metadata, key),
+        annotations=agent_annotations(metadata),
     )
 
 

@@ -21,7 +21,7 @@ from agent.aio.tasks import TaskSet
 from agent.config import Settings
 from agent.core.mount_table import MountTable
 from agent.core.records import status_of
-from agent.errors import ConfigError, KubernetesApiError
+from agent.errors import ConfigError, KubernetesApiError, StatusError
 from agent.k8s.api import ApiSettings, KubeApi, Observer
 from agent.k8s.connection import load_configuration, own_namespace
 from agent.k8s.events import EventSettings, KubeEventRecorder
@@ -31,6 +31,7 @@ from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.pods import PodWatcher, Release
 from agent.k8s.secrets import KubeSecrets, VersionKeySecret
 from agent.k8s.spcs import KubeSecretProviderClassSource, served_resource
+from agent.model import VolumeRecord
 from agent.ports import ChangeListener
 
 log = structlog.get_logger(__name__)
@@ -71,12 +72,15 @@ class KubernetesAdapter:
         self._tasks = TaskSet("kubernetes")
 
     def watch_pods(self, table: MountTable, release: Release) -> PodWatcher:
-        """The pod informer; ``release`` cleans up after a pod that is gone."""
+        """The pod informer (``release`` cleans up after a pod that is gone), and statuses
+        that follow the mount table: a volume adopted from its metadata after a crash (whose
+        status write never left the old process) gets its status like a fresh publish."""
         self.pods = PodWatcher(
             self.api, self._settings.node_id, table, release, self._informer_settings
         )
         for listener in self._listeners:
             self.pods.listen(listener)
+        table.subscribe(self._status_follows)
         return self.pods
 
     def listen(self, listener: ChangeListener) -> None:
@@ -85,6 +89,14 @@ class KubernetesAdapter:
         self.spcs.listen(listener)
         if self.pods is not None:
             self.pods.listen(listener)
+
+    def _status_follows(self, record: VolumeRecord) -> None:
+        try:
+            self.statuses.want(status_of(record, self._settings.node_id))
+        except StatusError as err:
+            log.warning(
+                "pod_status.unrecordable", target_path=record.target_path, error=err.message
+            )
 
     @property
     def informers(self) -> list[Informer[Any]]:
@@ -100,26 +112,28 @@ class KubernetesAdapter:
             self._tasks.spawn(informer.run(), informer.name)
         self._tasks.spawn(self.statuses.run(), "pod-status-writers")
         self._tasks.spawn(self.events.run(), "events")
-        key_task = asyncio.ensure_future(self._load_version_key(set_version_key))
+        key_loaded = asyncio.Event()
+        # Keeps trying past the wait below; providers built after it arrives use it.
+        self._tasks.spawn(self._load_version_key(set_version_key, key_loaded), "version-key")
         waits = [informer.wait_synced() for informer in self.informers]
         try:
             async with asyncio.timeout(self._settings.cache_sync_timeout):
-                await asyncio.gather(key_task, *waits)
+                await asyncio.gather(key_loaded.wait(), *waits)
         except TimeoutError:
-            log.warning("k8s.start_not_synced", waiting=self._unsynced(key_task))
-            if not key_task.done():
-                # Keep trying; providers built after it arrives use it.
-                self._tasks.spawn(_adopt(key_task), "version-key")
+            waiting = [informer.name for informer in self.informers if not informer.synced]
+            log.warning(
+                "k8s.start_not_synced",
+                waiting=[*waiting, *([] if key_loaded.is_set() else ["hmac-key"])],
+            )
 
-    def _unsynced(self, key_task: asyncio.Future[None]) -> list[str]:
-        waiting = [informer.name for informer in self.informers if not informer.synced]
-        return [*waiting, *([] if key_task.done() else ["hmac-key"])]
-
-    async def _load_version_key(self, set_version_key: Callable[[bytes], None]) -> None:
+    async def _load_version_key(
+        self, set_version_key: Callable[[bytes], None], loaded: asyncio.Event
+    ) -> None:
         backoff = Backoff(self._backoff)
         while True:
             try:
                 set_version_key(await self.version_key.load())
+                loaded.set()
                 return
             except (KubernetesApiError, ValueError) as err:
                 message = err.message if isinstance(err, KubernetesApiError) else str(err)
@@ -149,13 +163,6 @@ class KubernetesAdapter:
         if self.pods is not None:
             await self.pods.work.close()
         await self.api.close()
-
-
-async def _adopt(task: asyncio.Future[None]) -> None:
-    try:
-        await task
-    finally:
-        task.cancel()
 
 
 def _problem_check(problem: Callable[[], str]) -> Check:

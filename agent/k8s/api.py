@@ -23,10 +23,11 @@ import aiohttp
 
 from agent import __version__
 from agent.aio.ratelimit import TokenBucket
-from agent.errors import ApiForbidden, ApiUnavailable
+from agent.errors import ApiForbidden, ApiNotFound, ApiUnavailable
 from agent.k8s import api_errors
 from agent.k8s.lean_import import ApiClient, ConfigException, Configuration
 from agent.k8s.resources import Resource
+from agent.logs import scrub_text
 
 USER_AGENT = f"secrets-store-agent/{__version__}"
 JSON = "application/json"
@@ -79,16 +80,18 @@ class KubeApi:
 
     # ---- verbs ----
 
-    async def group_versions(self, group: str, lane: Lane) -> list[str]:
-        """Discovery: the versions the server serves for an API group, preferred first."""
-        document = await self._call("GET", f"/apis/{group}", f"discover {group}", lane)
-        preferred = (document.get("preferredVersion") or {}).get("version")
-        versions = [
-            str(item.get("version"))
-            for item in document.get("versions") or ()
-            if isinstance(item, dict) and item.get("version")
-        ]
-        return sorted(versions, key=lambda version: version != preferred)
+    async def served(self, resource: Resource, lane: Lane) -> bool:
+        """Discovery: does the server serve this resource in this version? (A group's
+        version list is the union over its resources, so it cannot tell.)"""
+        path = f"/apis/{resource.group}/{resource.version}" if resource.group else "/api/v1"
+        try:
+            document = await self._call("GET", path, f"discover {resource.api_version}", lane)
+        except ApiNotFound:
+            return False
+        return any(
+            isinstance(item, dict) and item.get("name") == resource.plural
+            for item in document.get("resources") or ()
+        )
 
     async def get(self, resource: Resource, namespace: str | None, name: str, lane: Lane) -> Object:
         action = f"get {resource.describe(namespace, name)}"
@@ -238,7 +241,9 @@ class KubeApi:
             )
         except ConfigException as err:  # an exec plugin or token file failed
             self._observe(method, "<error>")
-            raise ApiForbidden(f"{action}: cannot obtain credentials: {err}") from None
+            # Its text may quote the plugin's stderr: scrubbed and cut like a Status message.
+            detail = scrub_text(" ".join(str(err).split()))[: api_errors.MAX_MESSAGE_CHARS]
+            raise ApiForbidden(f"{action}: cannot obtain credentials: {detail}") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as err:
             self._observe(method, "<error>")
             raise api_errors.from_exception(action, err) from None

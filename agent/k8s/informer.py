@@ -134,13 +134,17 @@ class Informer(Generic[T]):
             except ApiGone:
                 log.info("informer.relist", informer=self.name, reason="resource version expired")
                 relist = True
-            except KubernetesApiError as err:
-                self._error = err.message
-                delay = self._backoff.next_delay(err.retry_after or 0.0)
+            except Exception as err:  # the loop must outlive any failure, a bug included
+                hint = 0.0
+                if isinstance(err, KubernetesApiError):
+                    self._error, hint = err.message, err.retry_after or 0.0
+                else:
+                    self._error = f"unexpected {type(err).__name__}"
+                delay = self._backoff.next_delay(hint)
                 log.warning(
                     "informer.retrying",
                     informer=self.name,
-                    error=err.message,
+                    error=self._error,
                     delay_s=round(delay, 2),
                     relist=relist,
                 )

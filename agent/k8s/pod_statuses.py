@@ -20,7 +20,6 @@ import contextlib
 import os
 import re
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -67,12 +66,11 @@ class KubePodStatusStore:
         self._backoff = Backoff(backoff or BackoffPolicy())
         self._clock = clock
         self._wanted: dict[Key, Wanted] = {}
-        self._queue: deque[Key] = deque()
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._in_flight: set[Key] = set()
         # What the server holds as far as this store knows: a status, or None when absent.
         self._applied: dict[Key, PodStatus | None] = {}
         self._loaded = False
-        self._ready = asyncio.Condition()
         self._idle = asyncio.Event()
         self._idle.set()
         self._paused_until = 0.0
@@ -81,15 +79,28 @@ class KubePodStatusStore:
     # ---- the port ----
 
     async def upsert(self, status: PodStatus) -> None:
+        self.want(status)
+
+    async def delete(self, namespace: str, name: str) -> None:
+        self._want((namespace, name), _DELETE)
+
+    def want(self, status: PodStatus) -> None:
+        """``upsert`` without awaiting (for mount-table listeners): queue the status; nothing
+        is sent when the server already holds exactly this. StatusError for a name the API
+        would refuse."""
         if len(status.name) > 253 or not _NAME.fullmatch(status.name):
             raise StatusError(
                 f"cannot record pod status {status.namespace}/{status.name}: not a valid object "
                 "name (pod, namespace and class names joined must stay within 253 characters)"
             )
-        await self._want((status.namespace, status.name), status)
-
-    async def delete(self, namespace: str, name: str) -> None:
-        await self._want((namespace, name), _DELETE)
+        key = (status.namespace, status.name)
+        if (
+            key not in self._wanted
+            and key not in self._in_flight
+            and (self._applied.get(key) == status)
+        ):
+            return
+        self._want(key, status)
 
     async def load_all(self) -> list[PodStatus]:
         """This node's statuses (label selector), those whose target path matches their pod.
@@ -146,7 +157,7 @@ class KubePodStatusStore:
         ]
         for key in stale:
             log.info("pod_status.stale", namespace=key[0], name=key[1])
-            await self.delete(*key)
+            self._want(key, _DELETE)
         return len(stale)
 
     # ---- state for readiness and tests ----
@@ -171,21 +182,17 @@ class KubePodStatusStore:
             for index in range(self._writers):
                 group.create_task(self._write_forever(), name=f"pod-status-writer-{index}")
 
-    async def _want(self, key: Key, wanted: Wanted) -> None:
-        async with self._ready:
-            queued = key in self._wanted or key in self._in_flight
-            self._wanted[key] = wanted
-            self._idle.clear()
-            if not queued:
-                self._queue.append(key)
-                self._ready.notify()
+    def _want(self, key: Key, wanted: Wanted) -> None:
+        queued = key in self._wanted or key in self._in_flight
+        self._wanted[key] = wanted
+        self._idle.clear()
+        if not queued:
+            self._queue.put_nowait(key)
 
     async def _next(self) -> tuple[Key, Wanted]:
-        async with self._ready:
-            await self._ready.wait_for(lambda: bool(self._queue))
-            key = self._queue.popleft()
-            self._in_flight.add(key)
-            return key, self._wanted.pop(key)
+        key = await self._queue.get()
+        self._in_flight.add(key)
+        return key, self._wanted.pop(key)
 
     async def _write_forever(self) -> None:
         while True:
@@ -194,23 +201,21 @@ class KubePodStatusStore:
             if delay > 0:
                 await asyncio.sleep(delay)
             retry = await self._write_once(key, wanted)
-            async with self._ready:
-                self._in_flight.discard(key)
-                if retry:
-                    self._wanted.setdefault(key, wanted)  # a newer wish wins
-                if key in self._wanted:
-                    self._queue.append(key)
-                    self._ready.notify()
-                elif not self._wanted and not self._in_flight:
-                    self._idle.set()
+            self._in_flight.discard(key)
+            if retry:
+                self._wanted.setdefault(key, wanted)  # a newer wish wins
+            if key in self._wanted:
+                self._queue.put_nowait(key)
+            elif not self._wanted and not self._in_flight:
+                self._idle.set()
 
     async def _write_once(self, key: Key, wanted: Wanted) -> bool:
         """Apply one wanted state; True when it should be tried again later."""
         try:
             if isinstance(wanted, PodStatus):
-                await self._apply(key, wanted)
+                sent = await self._apply(key, wanted)
             else:
-                await self._remove(key)
+                sent = await self._remove(key)
         except (ApiUnavailable, ApiForbidden) as err:
             # Outage, throttling, or RBAC that an operator may still fix: keep trying.
             self._error = err.message
@@ -224,14 +229,16 @@ class KubePodStatusStore:
         except Exception as err:  # a bug must not stop the other writes
             log.error("pod_status.write_bug", name=key[1], error_type=type(err).__name__)
             return False
-        self._error = ""
-        self._backoff.reset()
+        if sent:  # only an answer from the API says it is reachable again
+            self._error = ""
+            self._backoff.reset()
         return False
 
-    async def _apply(self, key: Key, status: PodStatus) -> None:
+    async def _apply(self, key: Key, status: PodStatus) -> bool:
+        """Write ``status``; False when nothing had to be sent."""
         previous = self._applied.get(key)
         if previous == status:
-            return
+            return False
         manifest = to_manifest(status)
         if previous is None:
             try:
@@ -245,6 +252,7 @@ class KubePodStatusStore:
             except ApiNotFound:  # deleted meanwhile (garbage collection): write it anew
                 await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.PUBLISH)
         self._applied[key] = status
+        return True
 
     async def _patch(self, key: Key, manifest: Object) -> None:
         metadata = manifest["metadata"]
@@ -257,14 +265,16 @@ class KubePodStatusStore:
         }
         await self._api.merge_patch(SPC_POD_STATUSES, key[0], key[1], patch, Lane.PUBLISH)
 
-    async def _remove(self, key: Key) -> None:
+    async def _remove(self, key: Key) -> bool:
+        """Delete the object; False when it is known not to exist (nothing sent)."""
         if key not in self._applied and self._loaded:
-            return  # never written on this node, and not among this node's objects at start
+            return False  # never written on this node, nor among this node's objects at start
         if key in self._applied and self._applied[key] is None:
-            return
+            return False
         with contextlib.suppress(ApiNotFound):
             await self._api.delete(SPC_POD_STATUSES, key[0], key[1], Lane.PUBLISH)
         self._applied[key] = None
+        return True
 
 
 def _target_matches(status: PodStatus) -> bool:

@@ -9,14 +9,13 @@ appears in a log line or an error.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import secrets
 
 import structlog
 
-from agent.errors import ApiAlreadyExists, ApiNotFound, KubernetesApiError
+from agent.errors import ApiAlreadyExists, ApiNotFound
 from agent.k8s.api import KubeApi, Lane, Object
 from agent.k8s.resources import SECRETS
 
@@ -74,19 +73,6 @@ class VersionKeySecret:
         if found is None:
             raise ValueError(f"secret {self.ref} vanished while it was being created")
         return self._decode(found)
-
-    async def load_retrying(self, attempts: int, delay: float) -> bytes | None:
-        """``load`` with a few spaced retries; None (after a warning) when the API never
-        answered usefully, so the caller can fall back to the node-local key."""
-        for attempt in range(attempts):
-            try:
-                return await self.load()
-            except (KubernetesApiError, ValueError) as err:
-                message = err.message if isinstance(err, KubernetesApiError) else str(err)
-                log.warning("version_key.unavailable", secret=self.ref, error=message)
-            if attempt + 1 < attempts:
-                await asyncio.sleep(delay)
-        return None
 
     def _new_secret(self) -> Object:
         key = secrets.token_bytes(KEY_BYTES)

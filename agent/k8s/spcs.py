@@ -12,11 +12,12 @@ cache watches v1, or v1alpha1 on a cluster whose CRD predates v1.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
 
-from agent.documents.spc import InvalidDocument, agent_annotations, identity, is_spc, spec_fields
+from agent.documents.spc import InvalidDocument, decode, identity, is_spc
 from agent.errors import (
     ApiNotFound,
     InvalidRequest,
@@ -55,36 +56,34 @@ def decode_class(document: Object) -> CacheEntry:
     merged = {**kind_and_version, **document} if "kind" not in document else document
     if not is_spc(merged):
         raise InvalidDocument(f"not a SecretProviderClass: {merged.get('apiVersion')}")
-    key, metadata = identity(merged, default_namespace="")
+    key, _ = identity(merged, default_namespace="")
     try:
-        provider, parameters, secret_objects = spec_fields(merged, key)
+        return decode(merged, "", _uid, _generation)
     except InvalidDocument as err:
         return UnusableClass(key[0], key[1], err.reason)
-    generation = metadata.get("generation")
+
+
+def _uid(metadata: Mapping[str, object], _key: object) -> str:
     uid = metadata.get("uid")
-    return SecretProviderClass(
-        name=key[1],
-        namespace=key[0],
-        provider=provider,
-        parameters=parameters,
-        secret_objects=secret_objects,
-        uid=uid if isinstance(uid, str) else "",
-        generation=generation if isinstance(generation, int) else 0,
-        annotations=agent_annotations(metadata),
-    )
+    return uid if isinstance(uid, str) else ""
+
+
+def _generation(metadata: Mapping[str, object], _key: object) -> int:
+    generation = metadata.get("generation")
+    return generation if isinstance(generation, int) else 0
 
 
 async def served_resource(api: KubeApi) -> Resource:
-    """v1 when the server serves it, else v1alpha1 (a CRD from before v1); v1 when the group
-    cannot be discovered (the cache then reports the real error in /readyz)."""
+    """v1 when the server serves it, else v1alpha1 (a CRD from before v1); v1 when discovery
+    fails (the cache then reports the real error in /readyz)."""
     try:
-        versions = await api.group_versions(SPC_V1.group, Lane.BACKGROUND)
+        if await api.served(SPC_V1, Lane.BACKGROUND):
+            return SPC_V1
+        if await api.served(SPC_V1ALPHA1, Lane.BACKGROUND):
+            log.warning("k8s.spc_v1alpha1", note="the cluster serves only v1alpha1 of the CRD")
+            return SPC_V1ALPHA1
     except KubernetesApiError as err:
         log.warning("k8s.discovery_failed", group=SPC_V1.group, error=err.message)
-        return SPC_V1
-    if SPC_V1.version not in versions and SPC_V1ALPHA1.version in versions:
-        log.warning("k8s.spc_v1alpha1", note="the cluster serves only v1alpha1 of the CRD")
-        return SPC_V1ALPHA1
     return SPC_V1
 
 

@@ -145,6 +145,13 @@ class ProviderRegistry:
         self._plugins: dict[str, PluginProvider] = {}
         self._retired: list[PluginProvider] = []  # preferred plugins replaced; closed at close()
 
+    def use_service_accounts(self, source: ServiceAccountSource) -> None:
+        """Where providers built from now on read service accounts, unless the registry was
+        given one (the composition root wires the mode's source into a registry it was
+        handed)."""
+        if self._service_accounts is None:
+            self._service_accounts = source
+
     def set_version_key(self, key: bytes) -> None:
         """The HMAC key for providers built from now on (Kubernetes mode loads it from a Secret
         at start, before the CSI socket serves, so no provider exists yet)."""

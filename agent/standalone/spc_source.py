@@ -28,14 +28,7 @@ from typing import TypeGuard
 import structlog
 
 from agent.aio.threads import run_blocking
-from agent.documents.spc import (
-    InvalidDocument,
-    Key,
-    agent_annotations,
-    identity,
-    is_spc,
-    spec_fields,
-)
+from agent.documents.spc import InvalidDocument, Key, decode, identity, is_spc
 from agent.errors import (
     InvalidSecretProviderClass,
     SecretProviderClassNotFound,
@@ -255,17 +248,12 @@ def _load_service_account(document: Mapping[str, object], where: str, snapshot: 
 
 
 def _to_spc(document: Mapping[str, object], old: dict[Key, tuple[str, int]]) -> SecretProviderClass:
-    key, metadata = identity(document, DEFAULT_NAMESPACE)
-    provider, parameters, secret_objects = spec_fields(document, key)
-    return SecretProviderClass(
-        name=key[1],
-        namespace=key[0],
-        provider=provider,
-        parameters=parameters,
-        secret_objects=secret_objects,
-        uid=_uid(metadata, key),
-        generation=_generation(metadata, key, _digest(document), old),
-        annotations=agent_annotations(metadata),
+    digest = _digest(document)
+    return decode(
+        document,
+        DEFAULT_NAMESPACE,
+        _uid,
+        lambda metadata, key: _generation(metadata, key, digest, old),
     )
 
 

@@ -4,12 +4,19 @@ status behind, and (when the pod's owner can fix it) puts one Warning event on t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from typing import Any
 
 import grpc
 import pytest
 
+from agent.k8s.api import KubeApi
+from agent.k8s.connection import load_configuration
+from agent.k8s.events import EventSettings, KubeEventRecorder
+from agent.model import PodIdentity
+from tests.fakes.kube_api import FakeKubeApi
 from tests.support.kube_agent import KubeHarness, eventually
 
 Object = dict[str, Any]
@@ -92,3 +99,31 @@ async def test_repeated_failures_become_one_aggregated_event(node: KubeHarness) 
     assert node.events()[0]["reason"] == "SecretProviderClassNotFound"
     assert node.kube.requests.count(verb="create", resource="events") == 1
     assert node.cluster.events.pending == 1  # the other four wait to be sent as a count
+
+
+async def test_aggregated_event_count_reaches_the_api(kube_api: FakeKubeApi) -> None:
+    """The recorder on its own, with no minimum interval between updates: repeats become a
+    merge patch of ``count``; after the window a new Event starts."""
+    api = KubeApi()
+    api.connect(await load_configuration(str(kube_api.kubeconfig_path)))
+    now = [1_000_000.0]
+    recorder = KubeEventRecorder(api, "node-a", EventSettings(min_interval=0.0), lambda: now[0])
+    task = asyncio.create_task(recorder.run())
+    pod = PodIdentity("default", "web-0", "uid-1")
+    try:
+        recorder.warning(pod, "GRPCProviderError", "permission denied")
+        await eventually(lambda: len(kube_api.store.list("events")) == 1, "created")
+        for _ in range(3):
+            recorder.warning(pod, "GRPCProviderError", "permission denied")
+        await eventually(
+            lambda: kube_api.store.list("events")[0].get("count") == 4, "count patched"
+        )
+        assert kube_api.requests.count(verb="patch", resource="events") >= 1
+        now[0] += 3600  # outside the ten-minute window: a new event
+        recorder.warning(pod, "GRPCProviderError", "permission denied")
+        await eventually(lambda: len(kube_api.store.list("events")) == 2, "a second event")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await api.close()

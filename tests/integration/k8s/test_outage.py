@@ -11,7 +11,8 @@ import grpc
 import pytest
 
 from agent.errors import ProviderError
-from tests.support.kube_agent import SPC, KubeHarness, eventually
+from tests.fakes.kube_api import FakeKubeApi
+from tests.support.kube_agent import SPC, KubeAgents, KubeHarness, eventually
 
 
 async def _readyz(node: KubeHarness) -> tuple[int, str]:
@@ -105,3 +106,33 @@ async def test_status_left_by_another_node_is_taken_over(node: KubeHarness) -> N
     assert taken["status"]["targetPath"] == target
     assert node.kube.requests.count(verb="create", resource="secretproviderclasspodstatuses") == 1
     assert node.kube.requests.count(verb="patch", resource="secretproviderclasspodstatuses") == 1
+
+
+async def test_agent_started_while_the_api_is_down_serves_and_catches_up(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    await kube_api.down()
+    node = await agents.start(cache_sync_timeout=0.5)
+    status, body = await _readyz(node)
+    assert status == 503
+    assert "[-]kubernetes-secretproviderclasses failed: not synced yet" in body
+    assert "[+]csi-socket ok" in body
+    web_uid = "00000000-0000-0000-0000-0000000000aa"
+    request = node.request({"metadata": {"name": "web-0", "namespace": "default", "uid": web_uid}})
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await node.kubelet.publish(request)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # kubelet retries
+    assert not os.path.exists(request.target_path)
+    await kube_api.up()
+    await eventually(lambda: _ready(node), "caches synced after the API came back")
+    web = await node.add_pod("web-0", uid=web_uid)
+    await node.kubelet.publish(node.request(web))
+    await node.settle()
+    assert node.status(f"web-0-default-{SPC}") is not None
+    # The HMAC key is fetched (created) once the API answers, whatever the start-up waited for.
+    await eventually(
+        lambda: (
+            kube_api.store.get("secrets", "kube-system", "secrets-store-agent-hmac-key") is not None
+        ),
+        "the HMAC key Secret",
+    )
