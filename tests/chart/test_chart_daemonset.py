@@ -71,6 +71,8 @@ def test_full_values_reach_the_agent(helm: Helm) -> None:
     assert settings.log_format_json is True
     assert settings.enable_secret_rotation is True
     assert settings.rotation_poll_interval == 90.0
+    assert settings.rotation_min_poll_interval == 15.0
+    assert settings.rotation_concurrency == 4
     assert settings.provider_health_check is True
     assert settings.provider_health_check_interval == 60.0
     assert settings.provider_volume == "/run/secrets-store-csi-providers"
@@ -196,6 +198,14 @@ NOT_RENDERED = {
     "--azure-construct-pem-chain": "Azure provider option: linux.extraArgs",
     "--azure-write-cert-and-key-in-separate-files": "Azure provider option: linux.extraArgs",
     "--aws-pod-identity-endpoint": "AWS provider option: linux.extraArgs",
+    # Kubernetes mode's tuning knobs; their defaults suit a chart install.
+    "--kube-api-qps": "Kubernetes-mode tuning: linux.extraArgs",
+    "--kube-api-burst": "Kubernetes-mode tuning: linux.extraArgs",
+    "--agent-namespace": "the chart sets POD_NAMESPACE from the downward API",
+    "--hmac-secret-name": "Kubernetes-mode tuning: linux.extraArgs",
+    "--token-request-fallback": "needs extra RBAC (serviceaccounts/token): linux.extraArgs",
+    "--pod-cleanup-grace-period": "Kubernetes-mode tuning: linux.extraArgs",
+    "--cache-sync-timeout": "Kubernetes-mode tuning: linux.extraArgs",
 }
 
 
