@@ -168,6 +168,7 @@ async def test_a_throttling_provider_backs_off_and_others_carry_on(
     assert 1 <= throttled_calls <= 3
     assert harness.fetches("other") == 2  # unaffected
     assert harness.metric("rotation_provider_backoff_seconds", provider="fake") >= 30
+    assert harness.metric("rotation_volumes_due") == 3  # waiting for the provider to reopen
     # Within the Retry-After nothing is sent to the throttling provider, however often the
     # scheduler wakes; the other provider still rotates on its own schedule.
     harness.providers["other"].files["password"] = b"rotated"

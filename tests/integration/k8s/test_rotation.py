@@ -4,6 +4,9 @@ the informers, and the per-pod opt-out. A manual clock: nothing waits for an int
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,7 +17,7 @@ from agent.model import (
     REFRESH_NOW_ANNOTATION,
     ROTATION_POLL_INTERVAL_ANNOTATION,
 )
-from tests.fakes.kube_api import secret_provider_class
+from tests.fakes.kube_api import secret_provider_class, service_account
 from tests.support.clock import ManualClock
 from tests.support.kube_agent import SPC, KubeAgents, KubeHarness, eventually
 
@@ -149,3 +152,35 @@ async def test_a_class_may_opt_out_of_shared_fetches(
         await node.publish(pod, spc="per-pod")
     await advance(node, clock, DUE)
     assert len(node.provider.requests) == 6  # three publishes, three rotations
+
+
+async def test_an_expiring_token_is_replaced_through_token_request(agents: KubeAgents) -> None:
+    clock = ManualClock(start=time.time())  # the API server stamps real expiry times
+    node = await agents.start(
+        clock=clock,
+        enable_secret_rotation=True,
+        rotation_poll_interval=INTERVAL,
+        token_request_fallback=True,
+    )
+    node.kube.store.put(service_account("web"))
+    web = await node.add_pod("web-0", service_account="web")
+    # Kubelet's token expires a minute after the next rotation is due: too close to use.
+    expires = datetime.fromtimestamp(clock.now() + DUE + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    request = node.request(web, tokens={"vault": "kubelet-jwt"})
+    tokens = json.loads(request.volume_context["csi.storage.k8s.io/serviceAccount.tokens"])
+    tokens["vault"]["expirationTimestamp"] = expires
+    request.volume_context["csi.storage.k8s.io/serviceAccount.tokens"] = json.dumps(tokens)
+    await node.kubelet.publish(request)
+    await advance(node, clock, DUE)
+    (issued,) = node.kube.issuer.issued
+    assert (issued.service_account, issued.audiences) == ("web", ("vault",))
+    assert (issued.bound_kind, issued.bound_name) == ("Pod", "web-0")
+    sent = node.provider.requests[-1]
+    assert sent.identity.tokens["vault"].token != "kubelet-jwt"
+    assert (
+        json.loads(sent.attributes["csi.storage.k8s.io/serviceAccount.tokens"])["vault"]["token"]
+        == sent.identity.tokens["vault"].token
+    )
+    # The minted token is kept: the next rotation needs no other.
+    await advance(node, clock, DUE)
+    assert len(node.kube.issuer.issued) == 1
