@@ -159,7 +159,11 @@ def _provider_names(value: str) -> tuple[str, ...]:
     names = tuple(name for name in value.split(",") if name)
     bad = [name for name in names if not PLUGIN_NAME.fullmatch(name)]
     if bad:
-        raise ConfigError(f"--prefer-plugin-providers: not provider names: {', '.join(bad)}")
+        shown = ", ".join(repr(name) for name in bad)  # a stray space must be visible
+        raise ConfigError(
+            f"--prefer-plugin-providers: not provider names: {shown} (comma-separated, no "
+            "spaces; each must match ^[a-zA-Z0-9_-]{0,30}$)"
+        )
     return names
 
 

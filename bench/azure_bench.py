@@ -32,6 +32,7 @@ import aiohttp
 from agent.providers.azure.content import CONTENT_TYPE_PFX
 from bench.publish_bench import percentile, rss_mib
 from tests.fakes.azure_entra import EXCHANGE_AUDIENCE
+from tests.fakes.azure_keyvault import jwk_of
 from tests.support.azure import (
     NAMESPACE,
     POD,
@@ -84,14 +85,7 @@ def fill_vault(world: AzureWorld) -> None:
     world.vault.add_certificate(
         "tls", der=c.leaf.der, secret_value=value.decode(), content_type=CONTENT_TYPE_PFX
     )
-    numbers = ec_key().public_key().public_numbers()
-
-    def b64(n: int) -> str:
-        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
-
-    world.vault.add_key(
-        "signing", {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y)}
-    )
+    world.vault.add_key("signing", jwk_of(ec_key().public_key()))
 
 
 def start_agent(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:

@@ -89,11 +89,15 @@ class CredentialCache(Generic[K, V]):
 
     def put(self, key: K, value: V, ttl: float) -> None:
         """Keep ``value`` for :func:`cache_lifetime` of ``ttl`` seconds."""
+        self.put_for(key, value, cache_lifetime(ttl))
+
+    def put_for(self, key: K, value: V, lifetime: float) -> None:
+        """Keep ``value`` for exactly ``lifetime`` seconds (not at all when <= 0), for stores
+        whose own refresh rule the caller applies (Entra's ``refresh_in``)."""
         # kubelet refreshed the pod's JWT: what the old JWT bought will never be asked for
         # again. A scan is fine: it runs once per login, which is a network round trip anyway.
         for stale in [k for k in self._entries if k != key and k.same_but_jwt(key)]:
             del self._entries[stale]
-        lifetime = cache_lifetime(ttl)
         if lifetime <= 0:
             self._entries.pop(key, None)
             return

@@ -10,7 +10,9 @@ mode as a JSON number string, and upstream's retry policy (3 attempts on UNAVAIL
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import stat
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -194,6 +196,9 @@ class PluginProvider:
 
     def _not_ready(self, err: OSError) -> ProviderUnavailable:
         why = err.strerror or type(err).__name__
+        kind = _not_a_socket(self.socket_path)
+        if kind:
+            why = f"it is {kind}, not a socket ({why})"
         return ProviderUnavailable(
             f"provider {self.name!r} is not reachable at {self.socket_path}: {why}"
         )
@@ -233,3 +238,17 @@ class PluginProvider:
             )
         # No files with versions: a legacy plugin wrote into target_path itself (upstream #551).
         return MountResult(files, versions)
+
+
+def _not_a_socket(path: str) -> str:
+    """What ``path`` is when it exists but is no socket (a stale file or directory left where
+    the plugin listens, which connect() reports only as "Connection refused"); else ""."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISSOCK(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "a regular file" if stat.S_ISREG(mode) else "a special file"

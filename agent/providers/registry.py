@@ -69,7 +69,8 @@ def _aws(context: ProviderContext) -> Provider:
     return AwsProvider(
         name=context.name,
         service_accounts=context.service_accounts,
-        timeout=context.timeout,
+        # Ends a little before the core's deadline, so its own error (which regions) is reported.
+        timeout=context.timeout * PLUGIN_DEADLINE_SHARE,
         pod_identity_endpoint=context.options.get("aws_pod_identity_endpoint", ""),
     )
 
@@ -139,11 +140,16 @@ class ProviderRegistry:
         )
         if load_entry_points:
             self._factories.update(_entry_point_factories(self._factories))
+        for name in sorted(self._prefer_plugins - set(self._factories)):
+            # A plugin serves a name without a built-in anyway: the preference changes nothing,
+            # and is most likely a misspelling (names are case-sensitive: "AWS" is not "aws").
+            log.warning("provider.prefer_unknown", provider=name, built_in=self.names())
         self._instances: dict[str, Provider] = {}
         self._plugin_directories = tuple(plugin_directories)
         self._max_recv_bytes = max_recv_bytes
         self._plugins: dict[str, PluginProvider] = {}
-        self._retired: list[PluginProvider] = []  # preferred plugins replaced; closed at close()
+        self._retired: list[PluginProvider] = []  # preferred plugins moved; closed at close()
+        self._gone: set[str] = set()  # preferred plugins whose socket went: the built-in serves
 
     def use_service_accounts(self, source: ServiceAccountSource) -> None:
         """Where providers built from now on read service accounts, unless the registry was
@@ -198,14 +204,20 @@ class ProviderRegistry:
         socket = find_plugin_socket(name, self._plugin_directories)
         plugin = self._plugins.get(name)
         if socket is None:
-            if plugin is not None and name in self._factories:
+            if plugin is not None and name in self._factories and name not in self._gone:
                 log.info("provider.plugin_gone", provider=name, using="built-in")
-                self._retired.append(self._plugins.pop(name))
+                self._gone.add(name)
             return None
+        # A plugin back at the same path keeps its client (grpclib reconnects), so a
+        # DaemonSet that comes and goes does not pile up channels.
+        back = name in self._gone
+        self._gone.discard(name)
         if plugin is None or plugin.socket_path != socket:
             if plugin is not None:
                 self._retired.append(plugin)
             plugin = self._plugins[name] = self._connect(name, socket)
+            back = True
+        if back:
             log.info("provider.plugin_preferred", provider=name, socket=socket)
         return plugin
 

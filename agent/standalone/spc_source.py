@@ -240,9 +240,13 @@ def _load_service_account(document: Mapping[str, object], where: str, snapshot: 
     except InvalidDocument as exc:
         snapshot.problems.append((where, exc.reason))
         return
-    if key in snapshot.service_accounts:
-        # The first definition stays, as for a class, so a later file cannot swap an identity.
-        snapshot.problems.append((where, f"serviceaccount {key[0]}/{key[1]} is defined twice"))
+    first = snapshot.service_accounts.get(key)
+    if first is not None:
+        # Example manifests often repeat one ServiceAccount per file; only a differing copy is a
+        # problem, and then the first stays so a later file cannot swap an identity.
+        if first != annotations:
+            reason = f"serviceaccount {key[0]}/{key[1]} is defined twice with different annotations"
+            snapshot.problems.append((where, reason))
         return
     snapshot.service_accounts[key] = dict(annotations)
 

@@ -16,7 +16,8 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
-Fault = Literal["unavailable", "throttle", "drop", "deny", "not-found", "slow"]
+Fault = Literal["unavailable", "throttle", "drop", "deny", "not-found", "slow", "oversized"]
+OVERSIZED_BYTES = 5 * 1024 * 1024  # a well-formed GetSecretValue answer, far above any secret
 _SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 
@@ -77,6 +78,8 @@ class FaultProxy:
             return web.Response(status=500)
         if fault == "slow":
             await self._released.wait()  # until the proxy stops: longer than any client timeout
+        if fault == "oversized":
+            return await _oversized(request)
         status, code, message = {
             "unavailable": (503, "ServiceUnavailable", "Service is unavailable"),
             "throttle": (400, "ThrottlingException", "Rate exceeded"),
@@ -102,3 +105,19 @@ class FaultProxy:
             body = await reply.read()
             kept = {k: v for k, v in reply.headers.items() if k.lower() not in _HOP_BY_HOP}
             return web.Response(status=reply.status, body=body, headers=kept)
+
+
+async def _oversized(request: web.Request) -> web.StreamResponse:
+    """A valid answer, sent in 64 KiB chunks as a large body arrives over a network."""
+    response = web.StreamResponse(headers={"Content-Type": "application/x-amz-json-1.1"})
+    await response.prepare(request)
+    await response.write(b'{"Name": "big", "VersionId": "v1", "SecretString": "')
+    chunk = b"x" * 65536
+    for _ in range(OVERSIZED_BYTES // len(chunk)):
+        try:
+            await response.write(chunk)
+        except ConnectionError:
+            return response  # the client stopped reading: what a size limit does
+    await response.write(b'"}')
+    await response.write_eof()
+    return response

@@ -38,6 +38,9 @@ class FakeAwsIdentity:
     associations: set[str] = field(default_factory=set)  # subjects with a Pod Identity association
     lifetime: datetime.timedelta = datetime.timedelta(hours=1)
     unavailable: bool = False  # answer every call with a server error
+    # Answer every call with (status, content type, body) instead: what a proxy, a captive
+    # portal or a broken service in the way sends.
+    answer: tuple[int, str, str] | None = None
     issued: list[Issued] = field(default_factory=list)
     address: str = ""
     _runner: web.AppRunner | None = None
@@ -84,6 +87,8 @@ class FakeAwsIdentity:
 
     async def _sts(self, request: web.Request) -> web.Response:
         form = await request.post()
+        if self.answer is not None:
+            return _raw(self.answer)
         if form.get("Action") != "AssumeRoleWithWebIdentity":
             return _sts_error(400, "Sender", "InvalidAction", "unsupported action")
         if self.unavailable:
@@ -120,6 +125,8 @@ class FakeAwsIdentity:
         return web.Response(text=body, content_type="text/xml")
 
     async def _pod_identity(self, request: web.Request) -> web.Response:
+        if self.answer is not None:
+            return _raw(self.answer)
         if self.unavailable:
             return web.json_response({"code": "ServiceUnavailable", "message": "busy"}, status=503)
         token = request.headers.get("Authorization", "")
@@ -157,3 +164,8 @@ def _sts_error(status: int, kind: str, code: str, message: str) -> web.Response:
         f"<Message>{message}</Message></Error><RequestId>fake</RequestId></ErrorResponse>"
     )
     return web.Response(status=status, text=body, content_type="text/xml")
+
+
+def _raw(answer: tuple[int, str, str]) -> web.Response:
+    status, content_type, body = answer
+    return web.Response(status=status, text=body, content_type=content_type)

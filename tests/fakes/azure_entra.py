@@ -61,6 +61,7 @@ class FakeEntra:
     sign_ins: list[tuple[str, str]] = field(default_factory=list)  # (grant kind, client_id)
     last_form: dict[str, str] = field(default_factory=dict)
     unavailable: int = 0  # answer this many token requests with 503 (Entra busy)
+    answer_fields: dict[str, object] = field(default_factory=dict)  # put into token answers
 
     def register_app(self, client_id: str, tenant: str, *, secret: str = "") -> App:
         self.tenants.add(tenant)
@@ -149,6 +150,7 @@ class FakeEntra:
             "ext_expires_in": self.lifetime,
             "access_token": token,
         }
+        body.update(self.answer_fields)  # a broken or hostile token endpoint
         return web.json_response(body)
 
     def _check_assertion(  # noqa: PLR0911 (one return per AADSTS error)

@@ -15,10 +15,11 @@ Routes, bodies and failures follow the real service:
   version: ``403`` with inner code ``SecretDisabled``. Unknown object or version: ``404``
   ``SecretNotFound`` / ``KeyNotFound`` / ``CertificateNotFound``.
 - Injected failures (``fail``): any status with headers (``429`` with ``Retry-After``), for a
-  number of matching requests.
+  number of matching requests. ``trickle``: bodies written a few bytes at a time.
 
 A certificate is stored as real Key Vault stores it: a certificate version plus a secret and a
-key of the same name and version (the secret holds the PKCS#12 or PEM, ``kid`` set).
+key of the same name and version (the secret holds the PKCS#12 or PEM, ``kid`` set; the key is
+the certificate's public key as a JWK).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -33,8 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.fakes.azure_entra import FakeEntra
+from tests.fakes.trickle import trickled
 
 API_VERSION = "7.4"
 KINDS = {"secrets": "secret", "keys": "key", "certificates": "certificate"}
@@ -58,7 +63,7 @@ class Failure:
     pattern: re.Pattern[str]
     status: int
     headers: dict[str, str]
-    body: dict[str, Any]
+    body: bytes
     remaining: int
 
 
@@ -117,18 +122,33 @@ class FakeVault:
         }
         self._add("secrets", name, secret_body, version=version)
         self._clock -= 60
-        self._add(
-            "keys",
-            name,
-            {"key": {"kty": "EC", "crv": "P-256", "x": "", "y": ""}, "managed": True},
-            version=version,
-        )
+        public = x509.load_der_x509_certificate(der).public_key()
+        self._add("keys", name, {"key": jwk_of(public), "managed": True}, version=version)
         return version
 
     def disable(self, kind: str, name: str, version: str) -> None:
         for entry in self.objects[(kind, name)]:
             if entry.version == version:
                 entry.enabled = False
+
+
+def jwk_of(public: Any) -> dict[str, str]:
+    """An RSA or EC public key as the JSON Web Key Key Vault answers (RFC 7518 §6)."""
+
+    def b64(number: int, size: int) -> str:
+        return base64.urlsafe_b64encode(number.to_bytes(size, "big")).rstrip(b"=").decode()
+
+    numbers = public.public_numbers()
+    if isinstance(public, rsa.RSAPublicKey):
+        n, e = numbers.n, numbers.e
+        return {
+            "kty": "RSA",
+            "n": b64(n, (n.bit_length() + 7) // 8),
+            "e": b64(e, (e.bit_length() + 7) // 8),
+        }
+    size = (public.curve.key_size + 7) // 8
+    crv = {256: "P-256", 384: "P-384", 521: "P-521"}[public.curve.key_size]
+    return {"kty": "EC", "crv": crv, "x": b64(numbers.x, size), "y": b64(numbers.y, size)}
 
 
 @dataclass
@@ -148,6 +168,7 @@ class FakeKeyVault:
     barrier: asyncio.Barrier | None = None
     hang: asyncio.Event | None = None  # set: requests wait for it before answering
     next_link_host: str = ""  # answer paging links pointing at this host instead
+    trickle: int = 0  # bytes per write of each answer's body (0: one write); see trickle.py
 
     def vault(self, name: str) -> FakeVault:
         return self.vaults.setdefault(name, FakeVault(name))
@@ -160,8 +181,13 @@ class FakeKeyVault:
         times: int = 1,
         headers: dict[str, str] | None = None,
         code: str = "Throttled",
+        body: bytes | None = None,
     ) -> None:
-        body = {"error": {"code": code, "message": f"Injected failure {status}."}}
+        """Answer ``times`` requests whose path matches ``pattern`` with ``status`` and a Key
+        Vault error ``code`` (or ``body`` as it is: what a broken proxy or gateway sends)."""
+        if body is None:
+            error = {"error": {"code": code, "message": f"Injected failure {status}."}}
+            body = json.dumps(error).encode()
         self.failures.append(Failure(re.compile(pattern), status, dict(headers or {}), body, times))
 
     def gets(self, path_part: str = "") -> int:
@@ -177,8 +203,12 @@ class FakeKeyVault:
         finally:
             self.handler_seconds.append(time.perf_counter() - started)
 
+    @web.middleware
+    async def _trickled(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        return await trickled(request, await handler(request), self.trickle)
+
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._timed])
+        app = web.Application(middlewares=[self._timed, self._trickled])
         for collection in KINDS:
             app.router.add_get(f"/{collection}/{{name}}/versions", self._versions)
             app.router.add_get(f"/{collection}/{{name}}", self._get)
@@ -199,8 +229,11 @@ class FakeKeyVault:
         for failure in self.failures:
             if failure.remaining and failure.pattern.search(request.path):
                 failure.remaining -= 1
-                return web.json_response(
-                    failure.body, status=failure.status, headers=failure.headers
+                return web.Response(
+                    body=failure.body,
+                    status=failure.status,
+                    headers=failure.headers,
+                    content_type="application/json",
                 )
         if request.query.get("api-version") != API_VERSION:
             return _error(400, "BadParameter", "The specified version of the API is not supported.")

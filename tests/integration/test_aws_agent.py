@@ -18,6 +18,7 @@ import pytest
 
 from agent.app import build_agent
 from tests.conftest import AgentHarness, agent_settings
+from tests.fakes.aws_fault_proxy import FaultProxy
 from tests.support.fake_provider import FakeProvider
 from tests.support.kubelet import Kubelet, publish_request
 from tests.support.moto import MotoServer, unique
@@ -169,6 +170,36 @@ async def test_jmes_path_on_a_plain_secret_mounts_nothing(
     assert mounts_under(target) == []
 
 
+async def test_a_hung_region_is_named_by_the_provider_before_the_agents_deadline(
+    agent_root: Path, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = FaultProxy(moto.address)
+    await proxy.start()
+    proxy.faults["us-east-1"] = "slow"  # never answers
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.address)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto.address)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    settings = agent_settings(agent_root, provider_timeout=1.0)
+    agent = build_agent(settings)
+    await agent.start()
+    kubelet = Kubelet(settings.socket_path)
+    harness = AgentHarness(agent, settings, FakeProvider(), kubelet, agent_root)
+    (agent_root / "spc" / "serviceaccount.yaml").write_text(SERVICE_ACCOUNT)
+    harness.write_spc(
+        provider="aws", parameters={"objects": "- {objectName: db, objectType: secretsmanager}\n"}
+    )
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await kubelet.publish(irsa_publish(harness.target()))
+    finally:
+        await kubelet.close()
+        await agent.stop()
+        await proxy.stop()
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The provider's own message (which regions), not the agent's generic one.
+    assert info.value.details() == "AWS (us-east-1) did not answer within 0.95s"
+
+
 async def test_a_pod_whose_service_account_has_no_manifest(aws_agent: AgentHarness) -> None:
     aws_agent.write_spc(
         provider="aws", parameters={"objects": "- {objectName: a, objectType: secretsmanager}\n"}
@@ -201,3 +232,61 @@ def test_botocore_is_loaded_only_when_a_volume_uses_aws() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_botocore_loads_in_a_worker_thread_not_on_the_event_loop(moto: MotoServer) -> None:
+    # A fresh interpreter: the first AWS call imports botocore and reads its JSON files (about
+    # 0.1 s); each of those must happen off the event loop's thread.
+    script = textwrap.dedent(
+        """
+        import asyncio, sys, threading
+        import botocore.loaders  # the module only: its reads are what is watched
+        from tests.support.aws import ServiceAccounts, aws_provider, aws_request
+
+        reads = []
+        original = botocore.loaders.Loader.load_data_with_path
+
+        def watched(self, name):
+            reads.append((name, threading.current_thread() is threading.main_thread()))
+            return original(self, name)
+
+        botocore.loaders.Loader.load_data_with_path = watched
+
+        class ImportWatch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "botocore.auth":  # the signer, and most of botocore with it
+                    reads.append((name, threading.current_thread() is threading.main_thread()))
+                return None
+
+        sys.meta_path.insert(0, ImportWatch())
+
+        async def main():
+            accounts = ServiceAccounts()
+            accounts.add("default", "web")
+            provider = aws_provider(sys.argv[1], accounts)
+            request = aws_request("- {objectName: absent, objectType: secretsmanager}")
+            try:
+                await provider.mount(request)
+            except Exception as err:
+                print(type(err).__name__)
+            await provider.close()
+
+        assert "botocore.auth" not in sys.modules
+        asyncio.run(main())
+        on_loop = sorted(name for name, main_thread in reads if main_thread)
+        assert "botocore.auth" in [name for name, _ in reads]
+        print("reads", len(reads), "on the loop", on_loop)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, moto.address],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "AwsApiError", done.stderr  # ResourceNotFoundException: it did call AWS
+    assert lines[-1].startswith("reads ") and lines[-1].endswith("on the loop []"), lines
+    assert not lines[-1].startswith("reads 0 "), lines

@@ -185,3 +185,27 @@ async def test_throttling_that_outlasts_the_retries_is_reported_as_throttling(
         await provider.mount(request)
     # Still UNAVAILABLE for kubelet; the rotation scheduler backs the aws provider off.
     assert isinstance(info.value, ProviderUnavailable)
+
+
+async def test_an_oversized_answer_is_refused_unread_and_fails_over(
+    moto: MotoServer, proxy: FaultProxy, provider: AwsProvider
+) -> None:
+    name = unique("big")
+    secret_in_both(moto, name)
+    proxy.faults[PRIMARY] = "oversized"  # 5 MiB of well-formed JSON: no secret is that large
+    result = await provider.mount(request_for(name))  # type: ignore[arg-type]
+    assert result.files[0].contents == b"secondary"
+    assert proxy.calls(PRIMARY) == 1  # not retried: the same answer would come again
+
+
+async def test_an_oversized_answer_without_failover_is_unavailable(
+    proxy: FaultProxy, provider: AwsProvider
+) -> None:
+    proxy.faults[PRIMARY] = "oversized"
+    request = aws_request("- {objectName: big, objectType: secretsmanager}", region=PRIMARY)
+    with pytest.raises(ProviderUnavailable) as info:
+        await provider.mount(request)
+    assert info.value.message == (
+        f"secret big (objects[0]): Secrets Manager GetSecretValue in {PRIMARY}: "
+        "InvalidResponse: answer larger than 4194304 bytes"
+    )

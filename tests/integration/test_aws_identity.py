@@ -3,6 +3,7 @@ ones, moto (behind a recording proxy) for the secrets, so each request's signer 
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -250,3 +251,71 @@ async def test_a_malformed_role_annotation_is_refused_before_sts(world: World) -
     assert "IRSA for role not-an-arn" in info.value.message
     assert "Invalid length for parameter RoleArn" in info.value.message
     assert world.identity.issued == []
+
+
+STS_WITHOUT_CREDENTIALS = (
+    '<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+    "<AssumeRoleWithWebIdentityResult/></AssumeRoleWithWebIdentityResponse>"
+)
+GARBLED = [
+    # (method, answer, error class, text in the message)
+    (
+        "irsa",
+        (200, "text/html", "<html>proxy sign-in</html>"),
+        ProviderUnavailable,
+        "InvalidResponse",
+    ),
+    ("irsa", (200, "text/xml", ""), ProviderUnavailable, "InvalidResponse"),
+    (
+        "irsa",
+        (200, "text/xml", STS_WITHOUT_CREDENTIALS),
+        ProviderUnavailable,
+        "holds no credentials",
+    ),
+    ("irsa", (502, "text/plain", "upstream connect error"), ProviderUnavailable, ": 502"),
+    ("irsa", (403, "text/plain", "forbidden by proxy"), ProviderError, ": 403"),
+    (
+        "pod-identity",
+        (200, "application/json", '{"AccessKeyId": null}'),
+        ProviderUnavailable,
+        "holds no credentials",
+    ),
+    (
+        "pod-identity",
+        (200, "application/json", '{"AccessKeyId": 1, "SecretAccessKey": 2, "Token": 3}'),
+        ProviderUnavailable,
+        "holds no credentials",
+    ),
+    ("pod-identity", (200, "text/html", "<html>"), ProviderUnavailable, "holds no credentials"),
+]
+
+
+@pytest.mark.parametrize(("method", "answer", "error", "expected"), GARBLED)
+async def test_a_garbled_identity_answer_is_a_clear_error_and_fetches_nothing(
+    world: World,
+    method: str,
+    answer: tuple[int, str, str],
+    error: type[ProviderError],
+    expected: str,
+) -> None:
+    world.identity.answer = answer
+    parameters = {"usePodIdentity": "true"} if method == "pod-identity" else {}
+    with pytest.raises(ProviderError) as info:
+        await world.provider.mount(world.request(**parameters))  # type: ignore[arg-type]
+    # Unavailable: kubelet retries; otherwise a final error (the cause needs fixing).
+    assert isinstance(info.value, ProviderUnavailable) == (error is ProviderUnavailable)
+    assert expected in info.value.message
+    assert answer[2] == "" or answer[2] not in info.value.message  # the answer is never quoted
+    assert world.proxy.seen == []
+
+
+@pytest.mark.parametrize("method", ["irsa", "pod-identity"])
+async def test_credentials_expired_on_arrival_name_the_clock(world: World, method: str) -> None:
+    world.identity.lifetime = -datetime.timedelta(minutes=5)
+    parameters = {"usePodIdentity": "true"} if method == "pod-identity" else {}
+    with pytest.raises(ProviderError) as info:
+        await world.provider.mount(world.request(**parameters))  # type: ignore[arg-type]
+    assert not isinstance(info.value, ProviderUnavailable)
+    assert "before their first use (is the node's clock right?)" in info.value.message
+    assert "session-" not in info.value.message and "secret-" not in info.value.message
+    assert world.proxy.seen == []

@@ -111,6 +111,18 @@ async def test_binary_secret_is_written_as_raw_bytes(
     assert files_of(result) == {name: raw}
 
 
+async def test_a_secret_at_the_64_kib_limit_arrives_whole(
+    provider: AwsProvider, secrets: object
+) -> None:
+    # Control characters are JSON-escaped six-fold: a reply of about 400 KB, many reads long.
+    name, text = unique("max"), "\x01" * (64 * 1024)
+    secrets.create_secret(Name=name, SecretString=text)  # type: ignore[attr-defined]
+    result = await provider.mount(
+        aws_request(f"- {{objectName: {name}, objectType: secretsmanager}}")
+    )
+    assert files_of(result) == {name: text.encode()}
+
+
 async def test_jmes_path_files_share_the_objects_version(
     provider: AwsProvider, secrets: object
 ) -> None:
@@ -279,6 +291,22 @@ async def test_a_missing_parameter_is_an_invalid_parameter(provider: AwsProvider
         await provider.mount(aws_request(f'- {{objectName: "{name}", objectType: ssmparameter}}'))
     assert not isinstance(info.value, ProviderUnavailable)
     assert f"GetParameters in us-east-1: InvalidParameters: {name}" in info.value.message
+
+
+async def test_an_invalid_parameter_in_a_batch_names_its_object(
+    provider: AwsProvider, ssm: object
+) -> None:
+    names = [f"/{unique('batch')}/p{i}" for i in range(3)]
+    for name in names:
+        ssm.put_parameter(Name=name, Value="v", Type="SecureString")  # type: ignore[attr-defined]
+    objects = "".join(f'- {{objectName: "{n}", objectType: ssmparameter}}\n' for n in names[:2])
+    objects += f'- {{objectName: "{names[2]}", objectType: ssmparameter, objectVersion: 7}}\n'
+    with pytest.raises(ProviderError) as info:
+        await provider.mount(aws_request(objects))
+    assert (
+        f"InvalidParameters: {names[2]}:7 (objects[2]): no such parameter, version or label"
+        in info.value.message
+    )
 
 
 async def test_bad_configuration_fails_before_any_call(

@@ -12,6 +12,7 @@ import pytest
 
 from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.azure import AzureProvider
+from agent.providers.azure.transport import MAX_BODY_BYTES
 from tests.support.azure import SP_CLIENT, SP_SECRET, WI_CLIENT, AzureWorld
 
 SECRET_VALUE = "value-that-must-never-be-shown"
@@ -230,3 +231,35 @@ async def test_service_principal_errors_never_show_the_secret(
         clientID="",
     )
     assert f"service principal (client {SP_CLIENT}" in error.message
+
+
+async def test_an_answer_arriving_in_pieces_is_read_whole(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
+    # A slow link or a large certificate chain: the body reaches the agent in several TCP
+    # segments. Reading only what the first one brought left truncated JSON.
+    value = "".join(f"{i:05d}" for i in range(2000))
+    azure.vault.add_secret("large", value)
+    azure.keyvault.trickle = 512
+    objects = [{"objectName": "large", "objectType": "secret"}]
+    result = await provider.mount(azure.request(objects, clientID=WI_CLIENT))
+    assert result.files[0].contents == value.encode()
+
+
+async def test_an_oversized_answer_is_refused(azure: AzureWorld, provider: AzureProvider) -> None:
+    azure.vault.add_secret("huge", "x" * (MAX_BODY_BYTES + 1))
+    error = await failure(provider, azure, [{"objectName": "huge", "objectType": "secret"}])
+    expected = f"/secrets/huge is larger than {MAX_BODY_BYTES} bytes"
+    assert error.message.endswith(expected)
+
+
+@pytest.mark.parametrize("body", [b"<html>Gateway</html>", b"[]", b"", b'{"value": "trunc'])
+async def test_an_answer_that_is_not_a_json_object_says_so(
+    azure: AzureWorld, provider: AzureProvider, body: bytes
+) -> None:
+    azure.keyvault.fail("/secrets/db-password", 200, times=2, body=body)
+    error = await failure(provider, azure)
+    assert error.message == (
+        "failed to get objectType:secret, objectName:db-password, objectVersion:: "
+        "Key Vault 'kv-test' answered 200 with a body that is not a JSON object"
+    )

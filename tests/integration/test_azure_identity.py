@@ -237,3 +237,40 @@ async def test_each_identity_gets_its_own_token(azure: AzureWorld, provider: Azu
         await provider.mount(azure.request(OBJECTS, tokens={}, useVMManagedIdentity="true"))
     assert sorted(azure.entra.sign_ins) == [("client_secret", SP_CLIENT), ("imds", MI_SYSTEM)]
     assert len(provider.tokens) == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        # Sent as "Authorization: Bearer <token>": a line break would split the header.
+        ({"access_token": "eyJ0.eyJ1\r\nX-Injected: 1"}, "access_token is not a bearer token"),
+        ({"access_token": "two words"}, "access_token is not a bearer token"),
+        ({"access_token": ""}, "the answer has no access_token"),
+        ({"expires_in": float("inf")}, "expires_in is not a number of seconds"),
+        ({"expires_in": float("nan")}, "expires_in is not a number of seconds"),
+        ({"expires_in": -60}, "expires_in is not a number of seconds"),
+        ({"expires_in": "3600s"}, "expires_in is not a number of seconds"),
+    ],
+)
+async def test_a_token_answer_that_cannot_be_used_is_refused(
+    azure: AzureWorld, provider: AzureProvider, fields: dict[str, object], expected: str
+) -> None:
+    azure.entra.answer_fields = fields
+    message = await error_of(provider, azure, clientID=WI_CLIENT)
+    assert message.startswith(f"Entra ID refused the workload identity (client {WI_CLIENT}")
+    assert message.endswith(expected)
+
+
+async def test_a_token_claiming_to_last_for_ages_is_kept_a_day_at_most(azure: AzureWorld) -> None:
+    now = [1000.0]
+    provider = azure.provider(clock=lambda: now[0])
+    azure.vault.add_secret("db-password", "s3cret")
+    tokens = {EXCHANGE_AUDIENCE: azure.pod_token()}
+    azure.entra.answer_fields = {"expires_in": 10**400}  # an int no float can hold
+    try:
+        await provider.mount(azure.request(OBJECTS, tokens=tokens, clientID=WI_CLIENT))
+        now[0] += 86400  # a day later: signed in again, not served from the cache
+        await provider.mount(azure.request(OBJECTS, tokens=tokens, clientID=WI_CLIENT))
+    finally:
+        await provider.close()
+    assert len(azure.entra.sign_ins) == 2

@@ -16,6 +16,7 @@ from agent.errors import InvalidSecretProviderClass, ProviderError
 from agent.model import MountResult
 from agent.providers.azure import AzureProvider
 from agent.providers.azure.content import CONTENT_TYPE_PFX
+from tests.fakes.azure_keyvault import jwk_of
 from tests.support.azure import WI_CLIENT, AzureWorld
 from tests.support.pki import chain, ec_key, pfx
 
@@ -50,15 +51,6 @@ async def mount(
     return await provider.mount(azure.request(objects, tokens=tokens, **params))
 
 
-def _jwk_ec(public: Any) -> dict[str, str]:
-    numbers = public.public_numbers()
-
-    def b64(n: int) -> str:
-        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
-
-    return {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y)}
-
-
 async def test_every_object_type_in_one_volume(azure: AzureWorld, provider: AzureProvider) -> None:
     c = chain("shop.example.com")
     secret_version = azure.vault.add_secret("db-password", "s3cret")
@@ -71,7 +63,7 @@ async def test_every_object_type_in_one_volume(azure: AzureWorld, provider: Azur
         content_type=CONTENT_TYPE_PFX,
     )
     signing = ec_key().public_key()
-    key_version = azure.vault.add_key("signing", _jwk_ec(signing))
+    key_version = azure.vault.add_key("signing", jwk_of(signing))
     result = await mount(
         azure,
         provider,
@@ -160,6 +152,16 @@ async def test_pfx_format_with_base64_gives_the_binary_pfx(
         ],
     )
     assert files(result) == {"tls.pfx": data, "tls.pfx.b64": base64.b64encode(data)}
+
+
+async def test_a_secret_at_the_25_kb_limit_arrives_whole(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
+    # Control characters are JSON-escaped six-fold: an answer of about 150 KB, many reads long.
+    value = "\x01" * 25000
+    azure.vault.add_secret("big", value)
+    result = await mount(azure, provider, [{"objectName": "big", "objectType": "secret"}])
+    assert files(result) == {"big": value.encode()}
 
 
 async def test_pinned_version(azure: AzureWorld, provider: AzureProvider) -> None:
@@ -284,9 +286,11 @@ async def test_token_is_reused_until_shortly_before_expiry(azure: AzureWorld) ->
         now[0] += 3300  # tokens last 3600 s; refreshed five minutes early
         await mount(azure, provider, objects, tokens=tokens)
         assert len(azure.entra.sign_ins) == 2
-        # kubelet refreshed the pod's token: the access token it bought is not reused
+        # kubelet refreshed the pod's token: the access token it bought is not reused, and
+        # its cache entry is dropped rather than left to age out
         await mount(azure, provider, objects)
         assert len(azure.entra.sign_ins) == 3
+        assert len(provider.tokens) == 1
         assert sum(1 for _, _, auth in azure.keyvault.requests if not auth) == 1
     finally:
         await provider.close()
@@ -324,9 +328,11 @@ async def test_separate_certificate_and_key_files_flag(azure: AzureWorld) -> Non
     assert versions(result) == {"secret/tls": result.versions[0].version}
 
 
-async def test_zero_objects_mount_nothing(azure: AzureWorld, provider: AzureProvider) -> None:
-    result = await mount(azure, provider, [])
-    assert result.files == () and result.versions == ()
+async def test_zero_objects_are_refused_before_any_request(
+    azure: AzureWorld, provider: AzureProvider
+) -> None:
+    with pytest.raises(InvalidSecretProviderClass, match=r"objects\.array: lists no objects"):
+        await mount(azure, provider, [])
     assert azure.keyvault.requests == []
 
 

@@ -5,6 +5,7 @@ environment, kubelet's NodePublishVolume over the CSI socket with grpcio, real t
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import stat
 import textwrap
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from agent.app import Agent, build_agent
 from agent.providers.azure.content import CONTENT_TYPE_PFX
@@ -23,6 +25,8 @@ from tests.support.azure import (
     NAMESPACE,
     POD,
     SERVICE_ACCOUNT,
+    SP_CLIENT,
+    SP_SECRET,
     TENANT,
     VAULT,
     WI_CLIENT,
@@ -82,23 +86,32 @@ class Node:
         (self.root / "spc" / f"{name}.yaml").write_text(text)
 
 
-@pytest.fixture
-async def node(
-    azure: AzureWorld, agent_root: Path, monkeypatch: pytest.MonkeyPatch
+@contextlib.asynccontextmanager
+async def running_node(
+    azure: AzureWorld, root: Path, monkeypatch: pytest.MonkeyPatch, **flags: object
 ) -> AsyncIterator[Node]:
+    """The agent in standalone mode with the operator's Azure settings and ``flags``."""
     for key, value in azure.env.items():  # the operator's settings, as the chart would set them
         monkeypatch.setenv(key, value)
-    settings = agent_settings(agent_root)
+    settings = agent_settings(root, **flags)
     agent = build_agent(settings)  # the real registry: built-in providers, loaded on first use
     await agent.start()
     kubelet = Kubelet(settings.socket_path)
     try:
-        yield Node(agent, kubelet, agent_root)
+        yield Node(agent, kubelet, root)
     finally:
         for record in list(agent.table):
             await kubelet.unpublish(record.volume_id, record.target_path)
         await kubelet.close()
         await agent.stop()
+
+
+@pytest.fixture
+async def node(
+    azure: AzureWorld, agent_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Node]:
+    async with running_node(azure, agent_root, monkeypatch) as running:
+        yield running
 
 
 def publish(node: Node, azure: AzureWorld, spc: str, volume: str = "secrets") -> object:
@@ -215,3 +228,92 @@ async def test_no_secret_token_or_client_secret_reaches_the_logs(
     access_tokens = list(azure.entra.tokens)
     for secret in (value, pod_token, *access_tokens):
         assert secret not in logged
+
+
+# Shaped like the upstream provider's certificate example (examples/keyvault-certs): no
+# cloudName (the agent's --azure-cloud-name decides), the deprecated tenantId spelling, quoted
+# empty strings, the three identity switches off, comments inside the embedded YAML strings,
+# and a service principal from the node-publish secret.
+UPSTREAM_SHAPED_SPC = """\
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: azure-certs
+  namespace: {namespace}
+spec:
+  provider: azure
+  parameters:
+    usePodIdentity: "false"
+    useVMManagedIdentity: "false"
+    userAssignedIdentityID: ""
+    keyvaultName: "{vault}"
+    objects: |
+      array:
+        - |
+          objectName: web-tls
+          objectType: cert          # the leaf certificate alone
+          objectVersion: ""
+        - |
+          objectName: web-tls
+          objectAlias: web-tls-pub-key
+          objectType: key           # the certificate's public key
+          objectVersion: ""
+        - |
+          objectName: web-tls
+          objectAlias: web-tls-secret
+          objectType: secret        # private key and chain in one PEM file
+          objectVersion: ""
+        - |
+          objectName: web-tls
+          objectAlias: web-tls.pfx.b64
+          objectType: secret
+          objectFormat: pfx         # the PFX as Key Vault stores it (base64)
+        - |
+          objectName: web-tls
+          objectAlias: web-tls.pfx
+          objectType: secret
+          objectFormat: pfx
+          objectEncoding: base64    # the binary PFX
+    tenantId: "{tenant}"
+"""
+
+
+async def test_an_spc_shaped_like_upstreams_certificate_example_mounts_unchanged(
+    azure: AzureWorld, agent_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Expected bytes follow Azure/secrets-store-csi-driver-provider-azure v1.8
+    pkg/provider/provider.go: getCertificate (pem.EncodeToMemory of ``cer``), getKey
+    (x509.MarshalPKIXPublicKey of the JWK), getSecret + decodePKCS12 (PKCS#8 keys, then the
+    certificates reordered by fetchCertChains) and getContentBytes (base64 decoding)."""
+    c = chain("web.example.com")
+    stored = pfx(c.leaf.key, c.leaf.certificate, [c.root.certificate, c.intermediate.certificate])
+    stored_b64 = base64.b64encode(stored).decode()
+    azure.vault.add_certificate(
+        "web-tls", der=c.leaf.der, secret_value=stored_b64, content_type=CONTENT_TYPE_PFX
+    )
+    async with running_node(
+        azure, agent_root, monkeypatch, azure_cloud_name="AzureStackCloud"
+    ) as node:
+        text = UPSTREAM_SHAPED_SPC.format(namespace=NAMESPACE, vault=VAULT, tenant=TENANT)
+        (node.root / "spc" / "azure-certs.yaml").write_text(text)
+        request = publish_request(
+            node.target(),
+            spc="azure-certs",
+            pod=POD,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            secrets={"clientid": SP_CLIENT, "clientsecret": SP_SECRET},
+        )
+        await node.kubelet.publish(request)
+        target = Path(node.target())
+        public_pem = c.leaf.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        assert (target / "web-tls").read_bytes() == c.leaf.pem
+        assert (target / "web-tls-pub-key").read_bytes() == public_pem
+        assert (target / "web-tls-secret").read_bytes() == (
+            c.leaf.key_pem + c.leaf.pem + c.intermediate.pem + c.root.pem
+        )
+        assert (target / "web-tls.pfx.b64").read_bytes() == stored_b64.encode()
+        assert (target / "web-tls.pfx").read_bytes() == stored
+    assert azure.entra.sign_ins == [("client_secret", SP_CLIENT)]

@@ -215,6 +215,24 @@ async def test_no_plugin_until_the_deadline_names_the_socket(plugin_dir: str) ->
     await provider.close()
 
 
+@pytest.mark.parametrize("kind", ["a regular file", "a directory"])
+async def test_a_path_that_is_not_a_socket_says_so(plugin_dir: str, kind: str) -> None:
+    # A stale file left where the plugin listens: upstream only stats the path, then connects.
+    path = os.path.join(plugin_dir, "e2e-provider.sock")
+    if kind == "a directory":
+        os.mkdir(path)
+    else:
+        Path(path).touch()
+    provider = client_for(path, timeout=0.3)
+    with pytest.raises(ProviderUnavailable) as info:
+        await provider.mount(request())
+    await provider.close()
+    assert info.value.message == (
+        f"provider 'e2e-provider' is not reachable at {path}: it is {kind}, not a socket "
+        "(Connection refused)"
+    )
+
+
 async def test_reconnects_after_the_plugin_restarts(
     plugin: FakePlugin, client: PluginProvider
 ) -> None:
@@ -483,15 +501,19 @@ async def test_an_installed_plugin_can_be_preferred_to_the_builtin(
     builtin = FakeProvider("e2e-provider", {"foo": b"from the built-in"})
     registry = registry_preferring(plugin_dir, builtin, prefer=True)
     try:
-        result = await registry.get("e2e-provider").mount(request())
+        first = registry.get("e2e-provider")
+        result = await first.mount(request())
         assert files(result) == {"foo": b"foo:v1", "bar": b"bar:v1"}  # the plugin answered
-        await plugin.stop()  # the DaemonSet is removed: the built-in takes over
-        assert files(await registry.get("e2e-provider").mount(request())) == {
-            "foo": b"from the built-in"
-        }
-        await plugin.start()  # and back
-        assert len(files(await registry.get("e2e-provider").mount(request()))) == 2
-        assert len(builtin.requests) == 1
+        for cycle in range(3):
+            await plugin.stop()  # the DaemonSet is removed: the built-in takes over
+            assert files(await registry.get("e2e-provider").mount(request())) == {
+                "foo": b"from the built-in"
+            }
+            await plugin.start()  # and back
+            # ... through the same client: a plugin that comes and goes piles nothing up.
+            assert registry.get("e2e-provider") is first
+            assert len(files(await first.mount(request()))) == 2
+            assert len(builtin.requests) == cycle + 1
     finally:
         await registry.close()
 

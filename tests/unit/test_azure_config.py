@@ -10,7 +10,7 @@ import pytest
 
 from agent.errors import ConfigError, InvalidSecretProviderClass
 from agent.providers.azure.clouds import Cloud, cloud_from_file, named_cloud
-from agent.providers.azure.config import AzureConfig, parse_config
+from agent.providers.azure.config import MAX_KEPT_CHARS, AzureConfig, parse_config
 from agent.providers.azure.environment import AzureEnvironment, CloudResolver, read_environment
 from agent.providers.common.trusted import TrustedDirs
 
@@ -131,6 +131,38 @@ def test_custom_cloud_file() -> None:
             cloud_from_file(bad, "cloudEnvFileName")
 
 
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        "vault.local:99999",  # no such port: the URL could not even be built
+        "vault.local:0",
+        "vault..local",  # an empty label
+        "vault.-local",  # a label starting with '-'
+        "vault." + "x" * 64,  # a label longer than 63
+        "vault.local:443:443",
+    ],
+)
+def test_cloud_file_suffix_must_be_a_host_name(suffix: str) -> None:
+    data = json.dumps({"keyVaultDNSSuffix": suffix, "activeDirectoryEndpoint": "https://l/"})
+    with pytest.raises(InvalidSecretProviderClass, match="keyVaultDNSSuffix must be a DNS suffix"):
+        cloud_from_file(data.encode(), "AZURE_ENVIRONMENT_FILEPATH")
+
+
+def test_cloud_file_nested_beyond_the_parser_is_not_json() -> None:
+    nested = b"[" * 30000 + b"]" * 30000  # under 64 KiB; Python's parser recurses per level
+    with pytest.raises(InvalidSecretProviderClass, match="not a JSON cloud environment"):
+        cloud_from_file(nested, "AZURE_ENVIRONMENT_FILEPATH")
+
+
+async def test_an_oversized_operator_cloud_file_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "cloud.json"
+    cloud = {"keyVaultDNSSuffix": "vault.local", "activeDirectoryEndpoint": "https://login/"}
+    path.write_text(json.dumps(cloud) + " " * 65536)  # valid JSON, too long to read whole
+    environment = read_environment({"AZURE_ENVIRONMENT_FILEPATH": str(path)})
+    with pytest.raises(InvalidSecretProviderClass, match="is larger than 65536 bytes"):
+        await resolve(environment, "AzureStackCloud", "", TrustedDirs())
+
+
 async def resolve(
     environment: AzureEnvironment, name: str, file: str, trusted: TrustedDirs
 ) -> Cloud:
@@ -228,3 +260,13 @@ async def test_custom_cloud_file_is_kept_for_a_while(tmp_path: Path) -> None:
     assert (await clouds.resolve("AzureStackCloud", "")).key_vault_dns_suffix == "v1.test"
     now[0] = 61
     assert (await clouds.resolve("AzureStackCloud", "")).key_vault_dns_suffix == "v2.test"
+
+
+def test_parsed_parameters_are_kept_unless_large() -> None:
+    # Republishes skip parsing; a tenant's huge SecretProviderClasses do not stay in memory.
+    assert config(keyvaultName="kv-kept") is config(keyvaultName="kv-kept")
+    entry = "  - |\n    objectName: n{i}\n    objectType: secret\n"
+    large = "array:\n" + "".join(entry.format(i=i) for i in range(2000))
+    assert len(large) > MAX_KEPT_CHARS
+    first, second = config(objects=large), config(objects=large)
+    assert first == second and first is not second

@@ -196,7 +196,7 @@ def test_ec_key_is_written_as_pkix_public_key(crv: str, curve: ec.EllipticCurve,
         ({"kty": "RSA", "e": "AQAB"}, "key field 'n' is missing"),
     ],
 )
-def test_unsupported_or_broken_keys(jwk: dict[str, str], expected: str) -> None:
+def test_unsupported_or_broken_keys_are_errors(jwk: dict[str, str], expected: str) -> None:
     with pytest.raises(ProviderError, match=expected):
         single(obj("key"), {"key": jwk})
 
@@ -240,3 +240,23 @@ def test_password_protected_with_empty_password_as_key_vault_exports(
         "CN=Test Intermediate CA",
         "CN=Test Root CA",
     ]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda n: n[:40] + "!!!!" + n[40:],  # characters outside base64url
+        lambda n: n[:40] + "    " + n[40:],
+        lambda n: n[:40] + "+/" + n[42:],  # standard base64, not base64url
+        lambda n: n[:-1] if len(n) % 4 == 2 else n[:-2],  # a dangling sextet
+    ],
+)
+def test_a_damaged_key_field_is_an_error_not_another_key(damage: Any) -> None:
+    # azkeys decodes JWK fields with base64.RawURLEncoding (azcore DecodeByteArray,
+    # Base64URLFormat): a stray character fails there, where a lenient decoder would drop it
+    # and write a different public key.
+    public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    numbers = public.public_numbers()
+    jwk = {"kid": KID, "kty": "RSA", "n": damage(_b64url(numbers.n)), "e": _b64url(numbers.e)}
+    with pytest.raises(ProviderError, match="key field 'n' is not base64url"):
+        single(obj("key"), {"key": jwk})

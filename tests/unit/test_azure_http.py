@@ -11,8 +11,7 @@ from agent.errors import ProviderError
 from agent.providers.azure.challenge import parse_bearer, scope_for
 from agent.providers.azure.keyvault import version_of
 from agent.providers.azure.tokens import usable_for
-from agent.providers.azure.transport import LocalhostResolver
-from agent.providers.common.throttling import retry_after
+from agent.providers.azure.transport import LocalhostResolver, retry_after
 
 VAULT = "https://kv1.vault.azure.net/"
 

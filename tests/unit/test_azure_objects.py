@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -114,9 +115,28 @@ def test_unknown_fields_are_ignored_like_yaml_v3() -> None:
     assert obj.name == "a"
 
 
-def test_no_array_means_no_objects() -> None:
-    assert parse("other: 1\n") == ()
-    assert parse("array: []\n") == ()
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A misspelt key: upstream decodes no objects, and the driver then fails the mount
+        # with "missing object versions"; here the message says what is wrong.
+        ("arry:\n  - |\n    objectName: a\n", "objects: has no 'array' list of objects"),
+        ("other: 1\n", "objects: has no 'array' list of objects"),
+        ("array: []\n", "objects.array: lists no objects"),
+        ("array:\n", "objects.array: lists no objects"),
+    ],
+)
+def test_no_objects_is_refused_naming_the_field(text: str, expected: str) -> None:
+    with pytest.raises(InvalidSecretProviderClass, match=re.escape(expected)):
+        parse(text)
+
+
+def test_a_file_name_longer_than_a_file_system_allows_names_the_field() -> None:
+    entry = "array:\n  - |\n    objectName: a\n    objectType: secret\n    objectAlias: d/{}\n"
+    (obj,) = parse(entry.format("é" * 127))  # 254 bytes in UTF-8
+    assert obj.file_name == "d/" + "é" * 127
+    with pytest.raises(InvalidSecretProviderClass, match=r"objects\[0\]\.objectAlias: .*255"):
+        parse(entry.format("é" * 128))
 
 
 @pytest.mark.parametrize(

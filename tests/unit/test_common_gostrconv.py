@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from agent.providers.common.gostrconv import format_float, parse_int, parse_uint
+from agent.providers.common.gostrconv import format_float, parse_bool, parse_int, parse_uint
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,12 @@ def test_parse_uint() -> None:
 )
 def test_format_float(value: float, fmt: str, bits: int, text: str) -> None:
     assert format_float(value, fmt, bits=bits) == text  # type: ignore[arg-type]
+
+
+def test_parse_bool_takes_exactly_go_spellings() -> None:
+    for text in ("1", "t", "T", "TRUE", "true", "True"):
+        assert parse_bool(text) is True
+    for text in ("0", "f", "F", "FALSE", "false", "False"):
+        assert parse_bool(text) is False
+    for text in ("", "yes", "on", "tRUE", " true", "2"):
+        assert parse_bool(text) is None

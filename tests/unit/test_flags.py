@@ -68,6 +68,12 @@ def test_plugin_preference_and_pod_identity_endpoint() -> None:
     assert settings.aws_pod_identity_endpoint == "http://127.0.0.1:2703/v1/credentials"
 
 
+def test_a_space_in_the_plugin_preference_is_shown() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(["--prefer-plugin-providers=aws, vault"])
+    assert "not provider names: ' vault' (comma-separated, no spaces" in info.value.message
+
+
 def test_version_flag() -> None:
     assert parse_settings(["--version"])[1] is True
 

@@ -360,3 +360,12 @@ async def test_service_account_with_non_string_annotation_is_skipped(tmp_path: P
     write(tmp_path, "sa.yaml", SERVICE_ACCOUNT.replace("arn:aws:iam::111122223333:role/app", "3"))
     with pytest.raises(ServiceAccountNotFound):
         await DirectorySecretProviderClassSource(tmp_path).annotations("apps", "app")
+
+
+async def test_identical_service_account_copies_are_accepted_quietly(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", SERVICE_ACCOUNT)
+    write(tmp_path, "b.yaml", SERVICE_ACCOUNT)
+    with structlog.testing.capture_logs() as logs:
+        annotations = await DirectorySecretProviderClassSource(tmp_path).annotations("apps", "app")
+    assert annotations["eks.amazonaws.com/role-arn"].endswith("role/app")
+    assert not [e for e in logs if e["event"] == "standalone.spc_invalid"]

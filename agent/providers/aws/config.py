@@ -14,13 +14,11 @@ from typing import Literal
 
 from agent.errors import InvalidSecretProviderClass
 from agent.providers.aws.objects import AwsObject, parse_objects
+from agent.providers.common.gostrconv import parse_bool
 from agent.providers.common.goyaml import Decoder, load
 
 AddressType = Literal["auto", "ipv4", "ipv6"]
 
-# strconv.ParseBool's spellings, which ASCP uses for usePodIdentity.
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 # A region becomes a host name label in the endpoint: refuse anything that could not be one.
 _REGION = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
 DEFAULT_TRANSLATION = "_"
@@ -98,10 +96,10 @@ def _translation(value: str) -> str:
 
 
 def _bool(key: str, value: str) -> bool:
-    if not value or value in _FALSE:
-        return False
-    if value in _TRUE:
-        return True
+    """strconv.ParseBool, which ASCP uses for usePodIdentity; empty means false."""
+    parsed = parse_bool(value) if value else False
+    if parsed is not None:
+        return parsed
     raise InvalidSecretProviderClass(
         f"{key}: failed to parse usePodIdentity value {value[:32]!r} (use true or false)"
     )

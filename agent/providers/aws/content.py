@@ -10,7 +10,6 @@ never the value.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from agent.errors import ProviderError
 from agent.model import MountResult, ObjectVersion, SecretFile
 from agent.providers.aws.fetch import Fetched
 from agent.providers.aws.objects import AwsObject, JmesPathFile
+from agent.providers.common.gojson import go_bytes, loads
 
 
 def mount_result(fetched: Sequence[Fetched], default_mode: int) -> MountResult:
@@ -59,14 +59,15 @@ def extract(obj: AwsObject, value: bytes) -> list[tuple[JmesPathFile, bytes]]:
                 f"{at}: Invalid JMES search result type for path:{entry.path}. Only string is "
                 f"allowed (it selects {_kind(found)} in {obj.name})."
             )
-        extracted.append((entry, found.encode()))
+        extracted.append((entry, go_bytes(found)))
     return extracted
 
 
 def _json(obj: AwsObject, value: bytes) -> Any:
     try:
-        # Go's decoder replaces invalid UTF-8 instead of failing; so does errors="replace".
-        return json.loads(value.decode("utf-8", errors="replace"))
+        # As ASCP's json.Unmarshal: invalid UTF-8 and lone surrogate escapes become U+FFFD
+        # (a lone surrogate would otherwise fail to encode as the file's bytes), NaN is refused.
+        return loads(value, use_number=False)
     except ValueError:
         raise ProviderError(
             f"objects[{obj.index}].jmesPath: Invalid JSON used with jmesPath in secret: {obj.name}."

@@ -76,12 +76,31 @@ class Endpoint:
 
 
 class EndpointResolver:
-    """Resolves (service, region) to a URL and SigV4 scope; rule sets load on first use."""
+    """Resolves (service, region) to a URL and SigV4 scope.
+
+    Rule sets are JSON files: :meth:`load` reads them (blocking; the transport calls it in a
+    worker thread before the first request), after which resolving is CPU only and cached.
+    """
 
     def __init__(self, environment: AwsEnvironment) -> None:
         self._environment = environment
         self._providers: dict[str, Any] = {}
         self._resolved: dict[tuple[str, str], Endpoint] = {}
+        self._loader: Any = None
+
+    @property
+    def loader(self) -> Any:
+        """botocore's data loader (one, so its cache serves every file it reads)."""
+        if self._loader is None:
+            from botocore.loaders import create_loader
+
+            self._loader = create_loader()
+        return self._loader
+
+    def load(self, *services: ServiceInfo) -> None:
+        """Read the rule sets of ``services`` now (file I/O)."""
+        for service in services:
+            self._provider(service.name)
 
     def resolve(self, service: ServiceInfo, region: str) -> Endpoint:
         key = (service.name, region)
@@ -118,10 +137,8 @@ class EndpointResolver:
         provider = self._providers.get(service)
         if provider is None:
             from botocore.endpoint_provider import EndpointProvider
-            from botocore.loaders import create_loader
 
-            loader = create_loader()
-            ruleset = loader.load_service_model(service, "endpoint-rule-set-1")
-            provider = EndpointProvider(ruleset, loader.load_data("partitions"))
+            ruleset = self.loader.load_service_model(service, "endpoint-rule-set-1")
+            provider = EndpointProvider(ruleset, self.loader.load_data("partitions"))
             self._providers[service] = provider
         return provider

@@ -9,7 +9,7 @@ quote AWS's own message (which names resources, never values); never credentials
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Self
 
 from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 
@@ -89,3 +89,26 @@ def classify(status: int, code: str) -> type[AwsApiError]:
     if code in TRANSIENT_CODES or status >= 500:
         return AwsRegionalError
     return AwsApiError
+
+
+def error_from_reply(
+    service: str, operation: str, region: str, protocol: str, reply: dict[str, Any]
+) -> AwsApiError:
+    """The error an HTTP reply (``status_code``, ``headers``, ``body``) of ``protocol``
+    (``json`` or ``query``) stands for: botocore's parser reads its code and message.
+
+    An error reply is parsed without the operation's shape (botocore reads Code and Message
+    of any error that way). A body that is not the protocol's (a proxy's page) leaves the
+    HTTP status as the code that names and classifies the failure.
+    """
+    from botocore.parsers import ResponseParserError, create_parser
+
+    status = int(reply["status_code"])
+    try:
+        parsed = create_parser(protocol).parse(reply, None).get("Error") or {}  # type: ignore[arg-type]
+    except ResponseParserError:
+        parsed = {}
+    code = str(parsed.get("Code") or status)
+    message = str(parsed.get("Message") or "")
+    kind = classify(status, code)
+    return kind(describe(service, operation, region, code, message), code=code, status=status)

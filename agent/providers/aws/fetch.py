@@ -115,7 +115,11 @@ class Fetcher:
             invalid = list(dict.fromkeys(str(p) for p in reply.get("InvalidParameters") or ()))
             if invalid:
                 text = describe(
-                    SSM.title, "GetParameters", region, "InvalidParameters", ", ".join(invalid)
+                    SSM.title,
+                    "GetParameters",
+                    region,
+                    "InvalidParameters",
+                    _invalid(wanted, invalid),
                 )
                 raise AwsApiError(text, code="InvalidParameters", status=400)
             return _match_parameters(wanted, reply.get("Parameters") or [], region)
@@ -165,6 +169,16 @@ def _secret_value(reply: dict[str, Any], region: str) -> bytes:
         )
         raise AwsRegionalError(message)
     return b""
+
+
+def _invalid(wanted: Sequence[tuple[AwsObject, Target]], invalid: Sequence[str]) -> str:
+    """``/a:3 (objects[2])``, ...: what GetParameters could not find (a name, or a version or
+    label of it), with the objects that asked for it, since a batch holds up to 10."""
+    asked: dict[str, list[str]] = {}
+    for obj, target in wanted:
+        asked.setdefault(_selector_name(target), []).append(f"objects[{obj.index}]")
+    named = [f"{name} ({', '.join(asked[name])})" if name in asked else name for name in invalid]
+    return f"{', '.join(named)}: no such parameter, version or label"
 
 
 def _selector_name(target: Target) -> str:

@@ -128,11 +128,14 @@ class IdentityResolver:
                 failure = err  # STS in this region is in trouble: the next region may do
                 continue
             issued = reply.get("Credentials") or {}
-            return AwsCredentials(
-                access_key=str(issued.get("AccessKeyId", "")),
-                secret_key=str(issued.get("SecretAccessKey", "")),
-                token=str(issued.get("SessionToken", "")),
-                expires_at=_aware(issued.get("Expiration")),
+            return self._checked(
+                f"IRSA for role {role_arn}: STS AssumeRoleWithWebIdentity in {region}",
+                (
+                    issued.get("AccessKeyId"),
+                    issued.get("SecretAccessKey"),
+                    issued.get("SessionToken"),
+                ),
+                _aware(issued.get("Expiration")),
             )
         assert failure is not None  # regions is never empty
         raise failure.about(f"IRSA for role {role_arn}")
@@ -166,14 +169,31 @@ class IdentityResolver:
                 raise ProviderUnavailable(message)
             raise ProviderError(message)
         try:
-            return AwsCredentials(
-                access_key=str(body["AccessKeyId"]),
-                secret_key=str(body["SecretAccessKey"]),
-                token=str(body["Token"]),
-                expires_at=_parse_time(body.get("Expiration")),
+            expires_at = _parse_time(body.get("Expiration"))
+        except ValueError:
+            raise ProviderUnavailable(f"{where}: the answer holds no credentials") from None
+        keys = (body.get("AccessKeyId"), body.get("SecretAccessKey"), body.get("Token"))
+        return self._checked(where, keys, expires_at)
+
+    def _checked(
+        self, where: str, keys: tuple[object, object, object], expires_at: datetime | None
+    ) -> AwsCredentials:
+        """Credentials as issued: ``keys`` are the access key id, secret key and session token.
+
+        An answer without all three (a proxy's page, nulls) is ProviderUnavailable; credentials
+        already expired on arrival (the node's clock is off) are a ProviderError, since every
+        AWS call would fail with them. Neither message quotes the answer.
+        """
+        access_key, secret_key, token = (key if isinstance(key, str) else "" for key in keys)
+        if not (access_key and secret_key and token):
+            raise ProviderUnavailable(f"{where}: the answer holds no credentials")
+        if expires_at is not None and expires_at.timestamp() <= self._wall_clock():
+            raise ProviderError(
+                f"{where}: the credentials it issued expired at "
+                f"{expires_at:%Y-%m-%dT%H:%M:%SZ}, before their first use (is the node's clock "
+                "right?)"
             )
-        except (KeyError, ValueError):
-            raise ProviderUnavailable(f"{where}: the answer is not container credentials") from None
+        return AwsCredentials(access_key, secret_key, token, expires_at)
 
     def _ttl(self, credentials: AwsCredentials) -> float:
         if credentials.expires_at is None:

@@ -31,13 +31,29 @@ from agent import __version__
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderUnavailable
 from agent.providers.aws.credentials import AwsCredentials
-from agent.providers.aws.endpoints import STS, AwsEnvironment, EndpointResolver, ServiceInfo
-from agent.providers.aws.errors import AwsApiError, AwsRegionalError, classify, describe
+from agent.providers.aws.endpoints import (
+    SECRETS_MANAGER,
+    SSM,
+    STS,
+    AwsEnvironment,
+    EndpointResolver,
+    ServiceInfo,
+)
+from agent.providers.aws.errors import (
+    AwsApiError,
+    AwsRegionalError,
+    describe,
+    error_from_reply,
+)
+from agent.providers.common.bodies import BodyTooLarge, read_capped
 
 # botocore's DEBUG lines print canonical requests, which include the session token header.
 logging.getLogger("botocore").setLevel(logging.INFO)
 
 USER_AGENT = f"secrets-store-agent/{__version__} (aws provider)"
+# A secret is at most 64 KiB (Secrets Manager; SSM: 10 parameters of 8 KiB per batch), under
+# 400 KiB once JSON-escaped: anything far larger is not an AWS answer and is not buffered.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _JSON_TARGETS = {"secretsmanager": "secretsmanager", "ssm": "AmazonSSM"}
 
 
@@ -78,6 +94,8 @@ class AwsTransport:
         self._timeouts = timeouts or Timeouts()
         self._session: aiohttp.ClientSession | None = None
         self._opening = asyncio.Lock()
+        self._loading = asyncio.Lock()
+        self._loaded = False
         self._sts_operation: Any = None
 
     async def close(self) -> None:
@@ -94,6 +112,7 @@ class AwsTransport:
         credentials: AwsCredentials,
     ) -> dict[str, Any]:
         """A signed JSON 1.1 call; the reply's JSON object, or AwsApiError."""
+        await self._load_botocore()
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import ReadOnlyCredentials
@@ -127,8 +146,9 @@ class AwsTransport:
         self, region: str, params: Mapping[str, str]
     ) -> dict[str, Any]:
         """STS AssumeRoleWithWebIdentity: unsigned (the web identity token is the proof)."""
+        await self._load_botocore()
         from botocore.exceptions import ParamValidationError
-        from botocore.parsers import create_parser
+        from botocore.parsers import ResponseParserError, create_parser
         from botocore.serialize import create_serializer
 
         operation = self._sts_model()
@@ -150,7 +170,15 @@ class AwsTransport:
         name = operation.name
         status, raw = await self._with_retries(STS, name, region, "query", unsigned)
         reply = {"status_code": status, "headers": {}, "body": raw}
-        parsed: dict[str, Any] = create_parser("query").parse(reply, operation.output_shape)
+        try:
+            parsed: dict[str, Any] = create_parser("query").parse(reply, operation.output_shape)
+        except (ResponseParserError, KeyError, ValueError):
+            # A proxy's page, an empty body, a malformed Expiration: never quote the body (a
+            # real answer holds credentials).
+            text = f"not an {name} answer ({len(raw)} bytes)"
+            raise AwsRegionalError(
+                describe(STS.title, name, region, "InvalidResponse", text), status=status
+            ) from None
         return parsed
 
     async def get_json(
@@ -165,7 +193,9 @@ class AwsTransport:
             async with session.get(
                 url, headers=dict(headers), timeout=aiohttp.ClientTimeout(total=timeout)
             ) as response:
-                raw = await response.read()
+                raw = await read_capped(response.content, MAX_RESPONSE_BYTES)
+        except BodyTooLarge as err:
+            raise ProviderUnavailable(f"{url}: {err}") from None
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             reason = str(err) if not isinstance(err, TimeoutError) else ""
             reason = reason or f"no answer within {timeout:g}s"
@@ -192,7 +222,10 @@ class AwsTransport:
                 if status < 300:
                     return status, raw
                 reply = {"status_code": status, "headers": dict(response_headers), "body": raw}
-                error = _error(service, operation, region, protocol, reply)
+                error = error_from_reply(service.title, operation, region, protocol, reply)
+            except BodyTooLarge as err:
+                text = describe(service.title, operation, region, "InvalidResponse", str(err))
+                raise AwsRegionalError(text) from None
             except aiohttp.ClientSSLError as err:
                 # A certificate problem is configuration (AWS_CA_BUNDLE): retrying cannot help.
                 text = describe(service.title, operation, region, "TLSError", str(err))
@@ -214,7 +247,11 @@ class AwsTransport:
         session = await self._open()
         headers["User-Agent"] = USER_AGENT
         async with session.post(url, data=body, headers=headers) as response:
-            return response.status, response.headers, await response.read()
+            return (
+                response.status,
+                response.headers,
+                await read_capped(response.content, MAX_RESPONSE_BYTES),
+            )
 
     async def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -230,13 +267,33 @@ class AwsTransport:
                     )
         return self._session
 
+    async def _load_botocore(self) -> None:
+        """Import botocore and read its JSON files (endpoint rule sets, partitions, the STS
+        model) once, in a worker thread: about 0.1 s of CPU and disk reads that would stall
+        every other volume's publish if done on the event loop by the first AWS call."""
+        if self._loaded:
+            return
+        async with self._loading:
+            if not self._loaded:
+                await run_blocking(self._load)
+                self._loaded = True
+
+    def _load(self) -> None:
+        import botocore.auth
+        import botocore.awsrequest
+        import botocore.credentials
+        import botocore.parsers
+        import botocore.serialize  # noqa: F401 (imported for the calls that follow)
+
+        self.endpoints.load(SECRETS_MANAGER, SSM, STS)
+        self._sts_model()
+
     def _sts_model(self) -> Any:
         if self._sts_operation is None:
-            from botocore.loaders import create_loader
             from botocore.model import ServiceModel
 
-            model = ServiceModel(create_loader().load_service_model("sts", "service-2"))
-            self._sts_operation = model.operation_model("AssumeRoleWithWebIdentity")
+            service = self.endpoints.loader.load_service_model("sts", "service-2")
+            self._sts_operation = ServiceModel(service).operation_model("AssumeRoleWithWebIdentity")
         return self._sts_operation
 
 
@@ -244,19 +301,3 @@ def _ssl_context(ca_bundle: str) -> ssl.SSLContext:
     if ca_bundle:
         return ssl.create_default_context(cafile=ca_bundle)
     return ssl.create_default_context()
-
-
-def _error(
-    service: ServiceInfo, operation: str, region: str, protocol: str, reply: dict[str, Any]
-) -> AwsApiError:
-    """botocore's parser reads the error code and message of either protocol."""
-    from botocore.parsers import create_parser
-
-    status = int(reply["status_code"])
-    # An error reply is parsed without the operation's shape (botocore reads Code and Message
-    # of any error that way); only success replies need the model.
-    parsed = create_parser(protocol).parse(reply, None).get("Error", {})  # type: ignore[arg-type]
-    code = str(parsed.get("Code") or status)
-    message = str(parsed.get("Message") or "")
-    kind = classify(status, code)
-    return kind(describe(service.title, operation, region, code, message), code=code, status=status)

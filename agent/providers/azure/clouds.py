@@ -20,8 +20,11 @@ from agent.errors import InvalidSecretProviderClass
 STACK_CLOUD = "AZURESTACKCLOUD"
 ENVIRONMENT_FILE_VARIABLE = "AZURE_ENVIRONMENT_FILEPATH"
 MAX_ENVIRONMENT_FILE_BYTES = 64 * 1024
-# A DNS suffix, optionally with a port (Azure Stack Hub and private test clouds listen on one).
-_DNS_SUFFIX = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?$")
+# A DNS suffix (labels of 1-63 letters, digits and inner '-', RFC 1123), optionally with a
+# port (Azure Stack Hub and private test clouds listen on one).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DNS_SUFFIX = re.compile(rf"{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}}))?")
+_MAX_SUFFIX = 253
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +87,12 @@ def cloud_from_file(data: bytes, where: str) -> Cloud:
     """
     try:
         document = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise InvalidSecretProviderClass(f"{where}: not a JSON cloud environment") from None
     if not isinstance(document, dict):
         raise InvalidSecretProviderClass(f"{where}: not a JSON object")
     suffix = document.get("keyVaultDNSSuffix")
-    if not isinstance(suffix, str) or not _DNS_SUFFIX.match(suffix.strip()):
+    if not isinstance(suffix, str) or not _is_dns_suffix(suffix.strip()):
         raise InvalidSecretProviderClass(
             f"{where}: keyVaultDNSSuffix must be a DNS suffix such as vault.azure.net"
         )
@@ -104,6 +107,14 @@ def cloud_from_file(data: bytes, where: str) -> Cloud:
         suffix.strip(),
         authority,
     )
+
+
+def _is_dns_suffix(text: str) -> bool:
+    """``vault.azure.net`` or ``vault.local:8443``: host name rules, a port from 1 to 65535."""
+    match = _DNS_SUFFIX.fullmatch(text)
+    if match is None or len(text.split(":", 1)[0]) > _MAX_SUFFIX:
+        return False
+    return match["port"] is None or 1 <= int(match["port"]) <= 65535
 
 
 def normalise_authority(value: str, where: str) -> str:

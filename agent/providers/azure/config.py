@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from agent.errors import InvalidSecretProviderClass
 from agent.providers.azure.identity import IdentityChoice
 from agent.providers.azure.objects import KeyVaultObject, parse_objects
+from agent.providers.common.gostrconv import parse_bool
 
-_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _VAULT_NAME = re.compile(r"^[-A-Za-z0-9]+$")
 # azidentity's rule for tenant IDs; the tenant is a URL path segment of the token endpoint.
 _TENANT = re.compile(r"^[0-9A-Za-z.-]+$")
 _CLIENT_ID = re.compile(r"^[0-9A-Za-z._-]{1,128}$")
+MAX_KEPT_CHARS = 64 * 1024  # parameters kept parsed only below this size (typical: 1-5 KiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +38,12 @@ class AzureConfig:
 
 def go_bool(attributes: Mapping[str, str], key: str) -> bool:
     value = attributes.get(key, "").strip()
-    if not value or value in _GO_FALSE:
-        return False
-    if value in _GO_TRUE:
-        return True
-    raise InvalidSecretProviderClass(f"{key}: failed to parse {value!r} as a boolean (true/false)")
+    parsed = parse_bool(value) if value else False
+    if parsed is None:
+        raise InvalidSecretProviderClass(
+            f"{key}: failed to parse {value!r} as a boolean (true/false)"
+        )
+    return parsed
 
 
 def _identity(attributes: Mapping[str, str]) -> IdentityChoice:
@@ -121,13 +122,17 @@ def parse_config(attributes: Mapping[str, str]) -> AzureConfig:
     """Everything the mount needs from the attributes; InvalidSecretProviderClass otherwise.
 
     Every rotation of every pod republishes with the same parameters, so results are kept
-    (by the parameters alone: the pod's own keys do not enter, errors are never kept).
+    (by the parameters alone: the pod's own keys do not enter, errors are never kept), unless
+    the parameters are larger than ``MAX_KEPT_CHARS``: SecretProviderClasses are written by
+    tenants, and 256 kept ones of etcd's 1.5 MiB each would hold hundreds of MiB.
     """
-    return _parse(tuple(attributes.get(key, "") for key in _PARAMETERS))
+    values = tuple(attributes.get(key, "") for key in _PARAMETERS)
+    if sum(map(len, values)) > MAX_KEPT_CHARS:
+        return _parse_values(values)
+    return _kept(values)
 
 
-@functools.lru_cache(maxsize=256)
-def _parse(values: tuple[str, ...]) -> AzureConfig:
+def _parse_values(values: tuple[str, ...]) -> AzureConfig:
     attributes = dict(zip(_PARAMETERS, values, strict=True))
     identity = _identity(attributes)
     keyvault_name = _vault_name(attributes)
@@ -146,3 +151,6 @@ def _parse(values: tuple[str, ...]) -> AzureConfig:
         identity=identity,
         objects=parse_objects(objects_text),
     )
+
+
+_kept = functools.lru_cache(maxsize=256)(_parse_values)

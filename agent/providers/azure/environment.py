@@ -147,8 +147,14 @@ def _read_trusted_file(trusted: TrustedDirs, path: str) -> bytes:
 def _read_operator_file(path: str) -> bytes:
     try:
         with open(path, "rb") as file:
-            return file.read(MAX_ENVIRONMENT_FILE_BYTES + 1)[:MAX_ENVIRONMENT_FILE_BYTES]
+            data = file.read(MAX_ENVIRONMENT_FILE_BYTES + 1)
     except OSError as err:
         raise InvalidSecretProviderClass(
             f"{ENVIRONMENT_FILE_VARIABLE}: cannot read {path!r}: {err.strerror}"
         ) from None
+    if len(data) > MAX_ENVIRONMENT_FILE_BYTES:
+        raise InvalidSecretProviderClass(
+            f"{ENVIRONMENT_FILE_VARIABLE}: {path!r} is larger than "
+            f"{MAX_ENVIRONMENT_FILE_BYTES} bytes"
+        )
+    return data

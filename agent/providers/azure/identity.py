@@ -21,16 +21,34 @@ Nothing here performs I/O; secrets stay out of every repr.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from agent.errors import InvalidSecretProviderClass, ProviderError
+from agent.providers.credential_cache import jwt_digest
 
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKey:
+    """Whose access token a cache entry is: the identity, the scope, and a SHA-256 digest of
+    the proof that bought it (the pod's token or the client secret), never the proof itself.
+    A token is handed out only with that very proof; kubelet refreshing the pod's token, or a
+    rotated client secret, costs one sign-in and drops the old entry."""
+
+    kind: str
+    authority: str  # Entra authority, or the IMDS endpoint
+    tenant: str
+    client_id: str
+    scope: str
+    proof_sha256: str
+
+    def same_but_jwt(self, other: TokenKey) -> bool:
+        return replace(self, proof_sha256="") == replace(other, proof_sha256="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +80,9 @@ class ClientCredential:
     def describe(self) -> str:
         return f"{self.kind} (client {self.client_id}, tenant {self.tenant})"
 
-    def cache_key(self, scope: str) -> str:
-        proof = self.assertion or self.secret
-        parts = (self.kind, self.authority, self.tenant, self.client_id, scope, proof)
-        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    def cache_key(self, scope: str) -> TokenKey:
+        proof = jwt_digest(self.assertion or self.secret)
+        return TokenKey(self.kind, self.authority, self.tenant, self.client_id, scope, proof)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +96,8 @@ class ManagedIdentity:
         which = f"user-assigned {self.client_id}" if self.client_id else "system-assigned"
         return f"managed identity ({which})"
 
-    def cache_key(self, scope: str) -> str:
-        parts = ("managed identity", self.endpoint, self.client_id, scope)
-        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    def cache_key(self, scope: str) -> TokenKey:
+        return TokenKey("managed identity", self.endpoint, "", self.client_id, scope, "")
 
 
 Credential = ClientCredential | ManagedIdentity

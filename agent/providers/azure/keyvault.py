@@ -20,8 +20,7 @@ from agent.providers.azure.challenge import origin, scope_for
 from agent.providers.azure.identity import Credential
 from agent.providers.azure.objects import CERT, KEY, SECRET, KeyVaultObject
 from agent.providers.azure.tokens import TokenSource
-from agent.providers.azure.transport import Reply, Transport
-from agent.providers.common.throttling import retry_after
+from agent.providers.azure.transport import Reply, Transport, retry_after
 
 API_VERSION = "7.4"
 COLLECTIONS = {SECRET: "secrets", KEY: "keys", CERT: "certificates"}
@@ -141,6 +140,11 @@ class KeyVaultClient:
         return await self._transport.request("GET", url, service=self.service, headers=headers)
 
     def _failure(self, reply: Reply, obj: KeyVaultObject, version: str) -> ProviderError:
+        what = obj.describe(version)
+        if reply.status == 200:  # a gateway's page, or no body at all
+            return ProviderError(
+                f"{what}: {self.service} answered 200 with a body that is not a JSON object"
+            )
         error = (reply.body or {}).get("error")
         error = error if isinstance(error, dict) else {}
         code = str(error.get("code") or f"HTTP {reply.status}")
@@ -148,7 +152,6 @@ class KeyVaultClient:
         detail = f"{self.service} answered {reply.status} {code}"
         if message:
             detail += f": {message}"
-        what = obj.describe(version)
         if reply.status == 401:
             return ProviderError(f"{what}: {detail} (as {self._credential.describe()})")
         if reply.status == 403:

@@ -32,6 +32,7 @@ _OBJECT_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _VERSION = re.compile(r"^[0-9A-Fa-f]{32}$")
 _OCTAL = re.compile(r"^[0-7]{1,4}$")
 MAX_MODE = 0o777
+NAME_MAX = 255  # bytes in one path component (Linux NAME_MAX; NTFS allows 255 UTF-16 units)
 _STRING_FIELDS = (
     "objectName",
     "objectAlias",
@@ -83,8 +84,17 @@ def fail(index: int, field: str, problem: str) -> InvalidSecretProviderClass:
 def parse_objects(text: str) -> tuple[KeyVaultObject, ...]:
     """Parse the (already trimmed) ``objects`` parameter; InvalidSecretProviderClass otherwise."""
     # Upstream: yaml.v3 into struct{ Array []string `yaml:"array"` }, then each string again.
+    # Upstream decodes no objects when "array" is missing or empty, and the driver then fails
+    # the mount ("missing object versions"); the same refusal here names the field.
     array = goyaml.load(text, Decoder.YAML_V3, where="objects").struct().get("array")
-    entries = array.strings() if array is not None else []
+    if array is None:
+        raise InvalidSecretProviderClass(
+            "objects: has no 'array' list of objects (a mapping whose 'array' lists YAML "
+            "strings, one object each)"
+        )
+    entries = array.strings()
+    if not entries:
+        raise InvalidSecretProviderClass("objects.array: lists no objects")
     objects = tuple(parse_object(index, entry) for index, entry in enumerate(entries))
     _check_unique_files(objects)
     return objects
@@ -127,6 +137,8 @@ def _file_name(index: int, alias: str, name: str) -> str:
     parts = value.split("/")
     if any(part in ("", ".") for part in parts):
         raise fail(index, field, "file name must be a clean relative path (no '//', '.', end '/')")
+    if any(len(part.encode("utf-8", "surrogatepass")) > NAME_MAX for part in parts):
+        raise fail(index, field, f"each part of the file name is at most {NAME_MAX} bytes")
     return value
 
 

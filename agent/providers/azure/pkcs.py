@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from agent.providers.azure.objects import KeyVaultObject
 
 log = structlog.get_logger(__name__)
 
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _CURVES: dict[str, ec.EllipticCurve] = {
     "P-256": ec.SECP256R1(),
     "P-384": ec.SECP384R1(),
@@ -119,10 +121,14 @@ def leaf_to_root(
 
 
 def _b64url(value: object, what: str, obj: KeyVaultObject) -> int:
+    """A JWK number field. azkeys decodes them with Go's ``base64.RawURLEncoding`` (line
+    breaks skipped, nothing else outside the alphabet); trailing ``=`` is tolerated here."""
     if not isinstance(value, str) or not value:
         raise ProviderError(f"{obj.describe()}: key field {what!r} is missing")
-    text = value.rstrip("=")
+    text = value.replace("\r", "").replace("\n", "").rstrip("=")
     try:
+        if not _BASE64URL.fullmatch(text):
+            raise ValueError(what)
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except ValueError:
         raise ProviderError(f"{obj.describe()}: key field {what!r} is not base64url") from None

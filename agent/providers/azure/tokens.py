@@ -2,39 +2,42 @@
 
 A token is reused until shortly before it expires: a quarter of its lifetime, at most five
 minutes, before (the Azure SDKs refresh five minutes early), or earlier when Entra says so with
-``refresh_in``. Concurrent requests for one identity and scope wait for a single sign-in. The
-cache key digests the client secret or the pod's token, so a token is only ever handed out
-with the very proof that bought it, and kubelet refreshing the pod's token costs one sign-in.
+``refresh_in``. The cache is the providers' shared one (``credential_cache``): concurrent
+requests for one identity and scope wait for a single sign-in, and the key (identity.TokenKey)
+digests the client secret or the pod's token, so a token is only ever handed out with the very
+proof that bought it; kubelet refreshing the pod's token costs one sign-in and drops the old
+entry.
 Messages name the identity and Entra's error code, never a token, assertion or secret.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from agent.aio.locks import KeyedLock
 from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.azure.challenge import DEFAULT_SUFFIX
-from agent.providers.azure.identity import ClientCredential, Credential, ManagedIdentity
-from agent.providers.azure.transport import Reply, Transport
-from agent.providers.common.throttling import retry_after
+from agent.providers.azure.identity import (
+    ClientCredential,
+    Credential,
+    ManagedIdentity,
+    TokenKey,
+)
+from agent.providers.azure.transport import Reply, Transport, retry_after
+from agent.providers.credential_cache import CredentialCache
 
 IMDS_TOKEN_PATH = "/metadata/identity/oauth2/token"  # noqa: S105 (a URL path)
 IMDS_API_VERSION = "2018-02-01"
 _MAX_EARLY_REFRESH_S = 300.0
+_MAX_LIFETIME_S = 86400.0
 _EARLY_FRACTION = 0.25
 _MAX_MESSAGE = 300
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    token: str = field(repr=False)
-    refresh_at: float
+# RFC 6750 §2.1 b64token: what may follow "Bearer " in the Authorization header.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 def usable_for(lifetime: float, refresh_in: float | None = None) -> float:
@@ -45,6 +48,8 @@ def usable_for(lifetime: float, refresh_in: float | None = None) -> float:
 
 
 class TokenSource:
+    """Access tokens per (identity, scope), through the providers' shared CredentialCache."""
+
     def __init__(
         self,
         transport: Transport,
@@ -53,53 +58,30 @@ class TokenSource:
         max_entries: int = 1000,
     ) -> None:
         self._transport = transport
-        self._clock = clock
-        self._max_entries = max_entries
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._locks = KeyedLock()
+        self._cache: CredentialCache[TokenKey, str] = CredentialCache(
+            clock=clock, max_entries=max_entries
+        )
         self.sign_ins = 0  # token requests sent (tests and benchmarks read it)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._cache)
 
     async def token(self, credential: Credential, scope: str) -> str:
         key = credential.cache_key(scope)
-        cached = self._cached(key)
+        cached = self._cache.get(key)
         if cached is not None:
             return cached
-        async with self._locks.hold(key):
-            cached = self._cached(key)
+        async with self._cache.lock(key):
+            cached = self._cache.get(key)
             if cached is not None:
                 return cached
-            started = self._clock()
             token, lifetime, refresh_in = await self._request(credential, scope)
-            self._store(key, token, started + usable_for(lifetime, refresh_in))
+            self._cache.put_for(key, token, usable_for(lifetime, refresh_in))
             return token
 
     def invalidate(self, credential: Credential, scope: str, token: str) -> None:
         """Forget ``token`` (the vault refused it) unless another task already replaced it."""
-        key = credential.cache_key(scope)
-        entry = self._entries.get(key)
-        if entry is not None and entry.token == token:
-            del self._entries[key]
-
-    def _cached(self, key: str) -> str | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry.refresh_at <= self._clock():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return entry.token
-
-    def _store(self, key: str, token: str, refresh_at: float) -> None:
-        if refresh_at <= self._clock():
-            return
-        self._entries[key] = _Entry(token, refresh_at)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        self._cache.invalidate(credential.cache_key(scope), token)
 
     async def _request(self, credential: Credential, scope: str) -> tuple[str, float, float | None]:
         self.sign_ins += 1
@@ -140,18 +122,24 @@ def _token_reply(reply: Reply, refused: str) -> tuple[str, float, float | None]:
             raise ProviderUnavailable(message)
         raise ProviderError(message)
     token = body.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise ProviderError(f"{refused}: the answer has no access_token")
+    if not _BEARER_TOKEN.fullmatch(token):
+        raise ProviderError(f"{refused}: the answer's access_token is not a bearer token")
     lifetime = _seconds(body.get("expires_in"))
-    if not isinstance(token, str) or not token or lifetime is None:
-        raise ProviderError(f"{refused}: the answer has no access_token or expires_in")
+    if lifetime is None:
+        raise ProviderError(f"{refused}: the answer's expires_in is not a number of seconds")
     return token, lifetime, _seconds(body.get("refresh_in"))
 
 
 def _seconds(value: object) -> float | None:
-    """expires_in is a number from Entra and a string from IMDS."""
-    if isinstance(value, bool):
+    """expires_in is a number from Entra and a string from IMDS; None unless it is a finite,
+    non-negative number (JSON as Python reads it also allows Infinity and NaN). Entra and IMDS
+    issue tokens for at most a day: a longer claim is held to that."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return float(value.strip())
-    return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return float(min(value, _MAX_LIFETIME_S)) if value >= 0 else None

@@ -30,7 +30,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderError, ProviderUnavailable
-from agent.providers.common.throttling import retry_after
+from agent.providers.common.bodies import BodyTooLarge, read_capped
+from agent.providers.common.http import parse_retry_after
 
 Sleep = Callable[[float], Awaitable[None]]
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -83,6 +84,16 @@ def trust_context(env: Mapping[str, str]) -> ssl.SSLContext:
     if cafile or capath:
         return ssl.create_default_context(cafile=cafile, capath=capath)
     return ssl.create_default_context()
+
+
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds the server asked to wait (``retry-after-ms``, ``x-ms-retry-after-ms``,
+    ``Retry-After`` in seconds or as an HTTP date), or None."""
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        milliseconds = headers.get(name, "").strip()
+        if milliseconds.isascii() and milliseconds.isdigit():
+            return int(milliseconds) / 1000.0
+    return parse_retry_after(headers.get("retry-after", ""), now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +230,13 @@ class Transport:
         async with session.request(
             method, url, headers=headers, data=data, timeout=aiohttp.ClientTimeout(total=timeout)
         ) as response:
-            raw = await response.content.read(MAX_BODY_BYTES + 1)
-            if len(raw) > MAX_BODY_BYTES:
-                raise ProviderError(f"response from {url.split('?', maxsplit=1)[0]} is too large")
+            try:
+                raw = await read_capped(response.content, MAX_BODY_BYTES)
+            except BodyTooLarge:
+                where = url.split("?", maxsplit=1)[0]
+                raise ProviderError(
+                    f"response from {where} is larger than {MAX_BODY_BYTES} bytes"
+                ) from None
             kept = ("www-authenticate", "retry-after", "retry-after-ms", "x-ms-retry-after-ms")
             found = {name: response.headers[name] for name in kept if name in response.headers}
             return Reply(response.status, found, _json(raw))

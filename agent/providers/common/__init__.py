@@ -13,6 +13,7 @@ Node files and failures:
 - :mod:`.trusted` (with :mod:`.beneath`): the node files a SecretProviderClass may name, read
   only inside ``--trusted-file-dirs`` (blocking: call through ``run_blocking``).
 - :mod:`.failures`: which error of an all-or-nothing group of fetches to report.
+- :mod:`.bodies`: an HTTP answer read whole but never beyond a limit.
 
 None of these imports an I/O library.
 """

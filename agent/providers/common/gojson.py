@@ -208,13 +208,16 @@ def _number_text(text: str) -> str:
     return text
 
 
-def loads(data: bytes | str) -> Any:
-    """``json.Unmarshal`` into ``interface{}`` with ``UseNumber``: objects become dicts,
-    numbers :class:`GoNumber`, and invalid UTF-8 or lone surrogate escapes U+FFFD.
+def loads(data: bytes | str, *, use_number: bool = True) -> Any:
+    """``json.Unmarshal`` into ``interface{}``: objects become dicts, and invalid UTF-8 or lone
+    surrogate escapes U+FFFD.
 
-    Raises InvalidJSON where Go's decoder fails, including NaN and Infinity, which Python
-    would otherwise accept, and nesting deeper than Python's recursion limit (Go's limit is
-    10000 levels; a document between the two is refused here and accepted by Go).
+    Numbers are :class:`GoNumber` (``Decoder.UseNumber``), or with ``use_number=False``
+    Python's int and float, for code that computes with them (JMESPath functions) where Go
+    would hold a float64. Raises InvalidJSON where Go's decoder fails, including NaN and
+    Infinity, which Python would otherwise accept, and nesting deeper than Python's recursion
+    limit (Go's limit is 10000 levels; a document between the two is refused here and
+    accepted by Go).
     """
     invalid_utf8 = False
     if isinstance(data, bytes):
@@ -225,9 +228,12 @@ def loads(data: bytes | str) -> Any:
     else:
         text = data
     try:
-        value = json.loads(
-            text, parse_int=GoNumber, parse_float=GoNumber, parse_constant=_reject_constant
-        )
+        if use_number:
+            value = json.loads(
+                text, parse_int=GoNumber, parse_float=GoNumber, parse_constant=_reject_constant
+            )
+        else:
+            value = json.loads(text, parse_constant=_reject_constant)
         # Only lone surrogates need U+FFFD: from invalid bytes, or from \uD800-\uDFFF escapes.
         escaped = "\\ud" in text or "\\uD" in text
         if invalid_utf8 or escaped or (isinstance(data, str) and _SURROGATE.search(data)):

@@ -2,6 +2,7 @@
 
 Usage::
 
+    parse_bool("True")                 # True: strconv.ParseBool; None for "yes", "on", ""
     parse_int("0440")                  # 288: strconv.ParseInt(s, 0, 64), Go-syntax prefixes
     parse_uint("0x1F", bits=32)        # 31; None when Go returns a syntax or range error
     format_float(1e21, "e")            # "1e+21": strconv.FormatFloat(f, 'e', -1, 64)
@@ -10,7 +11,8 @@ Usage::
 Only base 0 (the base both YAML libraries call with) and precision -1 (shortest) are offered.
 Underscores are not accepted: the YAML resolvers strip them before they parse.
 
-Source: Go ``src/strconv/atoi.go`` (base prefixes ``0b`` ``0o`` ``0x`` need one more digit,
+Source: Go ``src/strconv/atob.go`` (exactly 1 t T TRUE true True / 0 f F FALSE false False),
+``src/strconv/atoi.go`` (base prefixes ``0b`` ``0o`` ``0x`` need one more digit,
 a bare leading ``0`` means octal) and ``src/strconv/ftoa.go`` (``%e`` writes at least two
 exponent digits; shortest ``%g`` switches to ``%e`` when the exponent is < -4 or >= 6).
 Python's ``repr`` and Go both print the shortest decimal that round-trips, the closest one
@@ -28,6 +30,20 @@ FloatFormat = Literal["e", "f", "g"]
 _DIGITS = {2: frozenset("01"), 8: frozenset("01234567"), 10: frozenset("0123456789")}
 _DIGITS[16] = _DIGITS[10] | frozenset("abcdefABCDEF")
 _PREFIXES = {"b": 2, "o": 8, "x": 16}
+
+
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def parse_bool(text: str) -> bool | None:
+    """``strconv.ParseBool(text)``, or None where Go returns an error (upstream providers parse
+    their boolean parameters and variables with it)."""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return None
 
 
 def parse_uint(text: str, *, bits: int = 64) -> int | None:

@@ -24,7 +24,8 @@ import aiohttp
 
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
-from agent.providers.common.throttling import retry_after
+from agent.providers.common.bodies import BodyTooLarge, read_capped
+from agent.providers.common.http import parse_retry_after
 
 RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 UNAUTHENTICATED = 401  # the access token was refused: a cached copy must be dropped
@@ -225,12 +226,10 @@ async def _read_capped(response: aiohttp.ClientResponse, service: str) -> bytes:
     (``content.read(n)`` would return whatever the first read brought, not the whole body.)"""
     if (response.content_length or 0) > MAX_RESPONSE_BYTES:
         raise _too_large(service, response.status)
-    body = bytearray()
-    async for chunk in response.content.iter_any():
-        body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise _too_large(service, response.status)
-    return bytes(body)
+    try:
+        return await read_capped(response.content, MAX_RESPONSE_BYTES)
+    except BodyTooLarge:
+        raise _too_large(service, response.status) from None
 
 
 def _too_large(service: str, status: int) -> ApiFailure:
@@ -276,5 +275,5 @@ def failure_from(service: str, reply: Reply) -> ApiFailure:
         status,
         message,
         retriable=reply.status in RETRIABLE_STATUSES,
-        retry_after=retry_after(reply.headers, time.time()),
+        retry_after=parse_retry_after(reply.headers.get("retry-after", ""), time.time()),
     )

@@ -42,14 +42,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
+from agent.providers.common.gostrconv import parse_bool
 
 SECURETOKEN_URL = "https://securetoken.googleapis.com/v1/identitybindingtoken"
 STS_URL = "https://sts.googleapis.com/v1/token"
 GKE_IDENTITY_PROVIDER_PREFIX = "https://container.googleapis.com/v1"
 METADATA_HOST = "169.254.169.254"  # what Google's Go metadata client uses when unset
 
-_STRCONV_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_STRCONV_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
 
@@ -174,8 +173,7 @@ def _metadata_url(host: str) -> str:
 
 def _strconv_bool(name: str, value: str) -> bool:
     """Go's strconv.ParseBool spellings, as upstream reads its boolean variables."""
-    if value in _STRCONV_TRUE:
-        return True
-    if value in _STRCONV_FALSE:
-        return False
+    parsed = parse_bool(value)
+    if parsed is not None:
+        return parsed
     raise ConfigError(f"{name}: must be true or false, got {value!r}")

@@ -20,7 +20,7 @@ import structlog
 from agent.aio.threads import run_blocking
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.providers.common import gojson
-from agent.providers.common.throttling import retry_after
+from agent.providers.common.http import parse_retry_after
 from agent.providers.vault.config import TLSConfig
 from agent.providers.vault.nodefiles import NodeFiles, ssl_context
 
@@ -105,7 +105,11 @@ class Transport:
                 server_hostname=target.tls.server_name or None,
             ) as response:
                 raw = await response.read()
-            hint = retry_after(response.headers, time.time()) if response.status == 429 else None
+            hint = (
+                parse_retry_after(response.headers.get("retry-after", ""), time.time())
+                if response.status == 429
+                else None
+            )
             if len(raw) > _PARSE_OFF_LOOP_BYTES:
                 # ~2.5 ms per MiB to decode as Go does: large secrets decode in a worker.
                 return await run_blocking(_reply, response.status, raw, hint)
