@@ -21,7 +21,7 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable
-from importlib.machinery import ModuleSpec, PathFinder
+from importlib.machinery import ModuleSpec
 from types import ModuleType
 
 _DEFERRED = ("kubernetes_asyncio", "kubernetes_asyncio.client", "kubernetes_asyncio.client.models")
@@ -33,7 +33,9 @@ def _deferred_package(name: str) -> ModuleType:
         return existing  # already imported (fully or deferred): use it as it is
     parent_name, _, child = name.rpartition(".")
     parent = sys.modules[parent_name] if parent_name else None
-    spec = PathFinder.find_spec(name, parent.__path__ if parent else None)
+    # Every finder (a one-file bundle serves modules from its archive, not from a path); the
+    # parent is already registered, so nothing else runs.
+    spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None or spec.submodule_search_locations is None:
         raise ImportError(f"{name} is not installed as a package", name=name)
     module = importlib.util.module_from_spec(spec)
@@ -48,7 +50,7 @@ def _on_missing_attribute(module: ModuleType, spec: ModuleSpec) -> Callable[[str
     def __getattr__(attribute: str) -> object:
         if not attribute.startswith("__"):
             submodule = f"{spec.name}.{attribute}"
-            if PathFinder.find_spec(submodule, module.__path__) is not None:
+            if importlib.util.find_spec(submodule) is not None:
                 return importlib.import_module(submodule)
         # A name the package's own __init__ defines: run it now, once, in this module.
         del module.__getattr__

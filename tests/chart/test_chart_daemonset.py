@@ -198,14 +198,14 @@ NOT_RENDERED = {
     "--azure-construct-pem-chain": "Azure provider option: linux.extraArgs",
     "--azure-write-cert-and-key-in-separate-files": "Azure provider option: linux.extraArgs",
     "--aws-pod-identity-endpoint": "AWS provider option: linux.extraArgs",
-    # Kubernetes mode's tuning knobs; their defaults suit a chart install.
-    "--kube-api-qps": "Kubernetes-mode tuning: linux.extraArgs",
-    "--kube-api-burst": "Kubernetes-mode tuning: linux.extraArgs",
-    "--agent-namespace": "the chart sets POD_NAMESPACE from the downward API",
-    "--hmac-secret-name": "Kubernetes-mode tuning: linux.extraArgs",
-    "--token-request-fallback": "needs extra RBAC (serviceaccounts/token): linux.extraArgs",
-    "--pod-cleanup-grace-period": "Kubernetes-mode tuning: linux.extraArgs",
-    "--cache-sync-timeout": "Kubernetes-mode tuning: linux.extraArgs",
+    # Kubernetes mode's tuning; the defaults fit a node (README, "Kubernetes mode").
+    "--kube-api-qps": "linux.extraArgs",
+    "--kube-api-burst": "linux.extraArgs",
+    "--agent-namespace": "the POD_NAMESPACE variable the chart sets from the downward API",
+    "--hmac-secret-name": "linux.extraArgs; the chart's Role grants the default name",
+    "--token-request-fallback": "linux.extraArgs, with serviceaccounts/token create in RBAC",
+    "--pod-cleanup-grace-period": "linux.extraArgs",
+    "--cache-sync-timeout": "linux.extraArgs",
 }
 
 

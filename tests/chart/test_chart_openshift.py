@@ -36,6 +36,7 @@ SCC_VOLUME_TYPES = {
     "storageOS", "vsphere", "none", "*",
 }  # fmt: skip
 RANGE_STRATEGIES = {"RunAsAny", "MustRunAs", "MustRunAsRange", "MustRunAsNonRoot"}
+SCC_ROLE = "rel-secrets-store-agent-scc"  # the chart's other Role is the version key's
 
 
 def pod_volume_types(pod: dict[str, Any]) -> set[str]:
@@ -66,7 +67,7 @@ def test_scc_admits_the_daemonset_and_is_granted_in_the_namespace_only(
     assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
     assert scc["users"] == [] and scc["groups"] == []
 
-    role, binding = one(objects, "Role"), one(objects, "RoleBinding")
+    role, binding = one(objects, "Role", SCC_ROLE), one(objects, "RoleBinding", SCC_ROLE)
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == namespace
     assert role["rules"] == [
         {
@@ -93,7 +94,7 @@ def test_existing_scc_instead_of_a_new_one(helm: Helm) -> None:
     objects = helm.template(OPENSHIFT, sets=["openshift.securityContextConstraints.create=false"])
 
     assert not [o for o in objects if o["kind"] == "SecurityContextConstraints"]
-    assert one(objects, "Role")["rules"][0]["resourceNames"] == ["privileged"]
+    assert one(objects, "Role", SCC_ROLE)["rules"][0]["resourceNames"] == ["privileged"]
 
 
 def test_trusted_ca_bundle_is_injected_and_used(helm: Helm) -> None:
@@ -128,7 +129,8 @@ def test_operator_knobs_and_csidriver_labels(helm: Helm) -> None:
 
 def test_nothing_openshift_without_openshift(helm: Helm) -> None:
     objects = helm.template()
-    assert not [o for o in objects if o["kind"] in ("SecurityContextConstraints", "Role")]
+    assert not [o for o in objects if o["kind"] == "SecurityContextConstraints"]
+    assert not [o for o in objects if o["metadata"]["name"] == SCC_ROLE]
     assert "labels" not in one(objects, "CSIDriver")["metadata"] or (
         "security.openshift.io/csi-ephemeral-volume-profile"
         not in one(objects, "CSIDriver")["metadata"]["labels"]

@@ -120,11 +120,27 @@ def rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_secret_access_only_with_sync(helm: Helm) -> None:
-    def touches_secrets(objects: list[dict[str, Any]]) -> bool:
-        return any("secrets" in rule["resources"] for rule in rules(objects))
+    """Beyond its own version-key Secret (read by name, created once, in its namespace), the
+    agent touches Secrets only with syncSecret.enabled."""
 
-    assert not touches_secrets(helm.template())
+    def touches_secrets(objects: list[dict[str, Any]]) -> bool:
+        cluster_wide = [o for o in objects if o["kind"] == "ClusterRole"]
+        return any("secrets" in rule["resources"] for rule in rules(cluster_wide))
+
+    objects = helm.template(namespace="secrets-store")
+    assert not touches_secrets(objects)
     assert touches_secrets(helm.template(sets=["syncSecret.enabled=true"]))
+    key_role = one(objects, "Role", "rel-secrets-store-agent-version-key")
+    assert key_role["metadata"]["namespace"] == "secrets-store"
+    assert key_role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["secrets-store-agent-hmac-key"],
+            "verbs": ["get"],
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+    ]
 
 
 def test_agent_role_bound_to_the_daemonsets_service_account(helm: Helm) -> None:
@@ -141,6 +157,7 @@ def test_agent_role_bound_to_the_daemonsets_service_account(helm: Helm) -> None:
     assert resources == {
         "events",
         "pods",
+        "serviceaccounts",
         "secretproviderclasses",
         "secretproviderclasspodstatuses",
         "secretproviderclasspodstatuses/status",

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from agent._proto.csi import v1 as csi
 from tests.e2e.conftest import NAMESPACE, SERVICE_ACCOUNT, AgentProcess, Agents, VaultSetup
+from tests.e2e.kubernetes import kubernetes_mode, ready
 from tests.fakes.kube_api import FakeKubeApi, pod
 from tests.support.kubelet import Kubelet, publish_request
 from tests.support.mounts import mounts_under
@@ -32,27 +31,7 @@ class KubeAgentProcess(AgentProcess):
     kubeconfig: str = ""
 
     def command(self) -> list[str]:
-        flags = [arg for arg in super().command() if not arg.startswith("--standalone-dir")]
-        return [
-            *flags,
-            f"--kubeconfig={self.kubeconfig}",
-            "--agent-namespace=kube-system",
-            "--pod-cleanup-grace-period=0s",
-        ]
-
-    async def ready(self, timeout: float = 20.0) -> None:
-        """Until /readyz answers 200; the fake API shares this event loop, so never block it."""
-        url = f"http://127.0.0.1:{self.health_port}/readyz"
-        async with asyncio.timeout(timeout), aiohttp.ClientSession() as session:
-            while True:
-                assert self.process is not None and self.process.poll() is None, self.output()
-                try:
-                    async with session.get(url) as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
+        return kubernetes_mode(super().command(), self.kubeconfig)
 
 
 def _start(agents: Agents, kube: FakeKubeApi) -> KubeAgentProcess:
@@ -76,7 +55,7 @@ async def test_kill_9_with_twenty_volumes_mounted_loses_nothing(
     ]
     requests = [_request(agents.root, p, vault) for p in pods]
     first = _start(agents, kube_api)
-    await first.ready()
+    await ready(first)
     kubelet = Kubelet(str(first.socket))
     try:
         for request in requests[:20]:
@@ -90,7 +69,7 @@ async def test_kill_9_with_twenty_volumes_mounted_loses_nothing(
         _complete(Path(request.target_path))
 
     second = _start(agents, kube_api)
-    await second.ready()
+    await ready(second)
     assert second.events_named("agent.started")[-1]["recovered_volumes"] >= 1
     kubelet = Kubelet(str(second.socket))
     try:
