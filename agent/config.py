@@ -64,6 +64,9 @@ class Settings:
     health_addr: str = ":9808"
     enable_secret_rotation: bool = False
     rotation_poll_interval: float = 120.0
+    # Floor for a SecretProviderClass's own interval and for refresh-now (docs/rotation.md).
+    rotation_min_poll_interval: float = 10.0
+    rotation_concurrency: int = 10  # provider fetches the scheduler runs at once
     max_call_recv_msg_size: int = 4 * 1024 * 1024
     log_format_json: bool = False
     verbosity: int = 0

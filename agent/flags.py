@@ -18,6 +18,7 @@ from agent.config import (
 )
 from agent.errors import ConfigError
 from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
+from agent.flags_rotation import add_rotation_flags, rotation_options
 from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
 
 T = TypeVar("T")
@@ -69,8 +70,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         default=_DEFAULTS.health_addr,
         help="listen address for /healthz and /readyz",
     )
-    _go_bool("--enable-secret-rotation", p)
-    add("--rotation-poll-interval", default=120.0, type=duration, help="rotation interval")
+    add_rotation_flags(p, _go_bool)
     add(
         "--max-call-recv-msg-size",
         default=_DEFAULTS.max_call_recv_msg_size,
@@ -250,8 +250,6 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
                 parse_listen_address(value)
             except ConfigError as err:
                 raise ConfigError(f"{flag}: {err.message}") from None
-    if ns.rotation_poll_interval <= 0:
-        raise ConfigError("--rotation-poll-interval must be positive")
     if ns.mount_mode == "tmpfs" and sys.platform == "win32":
         raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
     settings = Settings(
@@ -264,8 +262,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         ),
         metrics_addr=ns.metrics_addr,
         health_addr=ns.health_addr,
-        enable_secret_rotation=bool(ns.enable_secret_rotation),
-        rotation_poll_interval=ns.rotation_poll_interval,
+        **rotation_options(ns),
         max_call_recv_msg_size=ns.max_call_recv_msg_size,
         log_format_json=bool(ns.log_format_json),
         verbosity=ns.verbosity,

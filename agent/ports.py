@@ -90,6 +90,19 @@ class ServiceAccountTokenMinter(Protocol):
         ...
 
 
+class ChangeListener(Protocol):
+    """Told when a SecretProviderClass or a pod on this node was created or edited
+    (Kubernetes: the informers' events; standalone: classes re-read from the directory).
+
+    ``old`` is None at first sight (a start, a relist): there is nothing to compare with.
+    Called on the event loop; must not block or raise.
+    """
+
+    def class_changed(self, old: SecretProviderClass | None, new: SecretProviderClass) -> None: ...
+
+    def pod_changed(self, old: PodInfo | None, new: PodInfo) -> None: ...
+
+
 class PodStatusStore(Protocol):
     async def upsert(self, status: PodStatus) -> None: ...
 
@@ -213,4 +226,26 @@ class SecretSyncObserver(Protocol):
 
     def secret_sync_failed(self, provider: str, error_type: str) -> None:
         """One Secret (or secretObjects entry) that could not be synced."""
+        ...
+
+
+class RotationObserver(Protocol):
+    """Receives the rotation scheduler's outcomes (metrics). Labels are names, never values."""
+
+    def rotation_succeeded(self, provider: str, rotated: bool, seconds: float) -> None:
+        """One volume rotated (``rotated``: its files changed) in ``seconds``."""
+        ...
+
+    def rotation_failed(self, provider: str, error_type: str, rotated: bool = False) -> None: ...
+
+    def rotation_fetched(self, provider: str, volumes: int) -> None:
+        """One provider fetch served ``volumes`` volumes (``volumes - 1`` fetches saved)."""
+        ...
+
+    def provider_backoff(self, provider: str, seconds: float) -> None:
+        """The provider is throttled for ``seconds`` (0: no longer)."""
+        ...
+
+    def volumes_due(self, count: int) -> None:
+        """Volumes due for rotation at the last pass (dispatched or waiting)."""
         ...

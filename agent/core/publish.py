@@ -22,16 +22,14 @@ from agent.core.mount_table import MountTable
 from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, PublishOutcome
 from agent.core.publish_report import PublishReport, owner_can_fix
-from agent.core.publish_request import check_request, merge_attributes
-from agent.core.records import record_to_metadata, status_of
+from agent.core.publish_request import check_request, context_of, merge_attributes
 from agent.core.recovery import adopt_volume
 from agent.core.secret_jobs import SecretSyncJobs
+from agent.core.volume_content import VolumeContentStore, fetch_content
 from agent.errors import (
     AgentError,
     InvalidRequest,
     InvalidSecretProviderClass,
-    ProviderError,
-    ProviderTimeout,
     safe_message,
 )
 from agent.model import (
@@ -89,13 +87,23 @@ class PublishVolume:
         table: MountTable,
         locks: KeyedLock,
         clock: Callable[[], float] = time.time,
+        *,
+        republished: Callable[[VolumeRecord], None] | None = None,
     ) -> None:
+        """``republished``, when set, is told of every republish of a known volume (its
+        tokens and context refreshed) and such a republish never fetches: the rotation
+        scheduler does. Without it, ``settings.rotation_enabled`` refetches a republished
+        volume once its interval passed (upstream v1.6's model)."""
         self._ports = ports
         self._settings = settings
         self._table = table
         self._locks = locks
         self._clock = clock
+        self._republished = republished
         self._report = PublishReport(ports.observer, ports.events)
+        self._content = VolumeContentStore(
+            ports.writer, ports.metadata, ports.statuses, table, settings.node_name
+        )
 
     async def __call__(self, request: PublishRequest) -> PublishOutcome:
         started = time.perf_counter()
@@ -170,8 +178,13 @@ class PublishVolume:
             return await self._foreign_mount(attempt)
         # Kubelet sends fresh tokens on each republish; keep them for later rotations.
         record.pod = attempt.identity
+        record.context = context_of(attempt.request)
         attempt.provider = record.provider
         attempt.current_versions = record.versions
+        if self._republished is not None:
+            # The rotation scheduler fetches (coalesced, backing off); never kubelet's cadence.
+            self._republished(record)
+            return PublishOutcome(attempt.provider, "already_mounted")
         due = record.updated_at + self._settings.rotation_poll_interval
         if not self._settings.rotation_enabled or self._clock() < due:
             return PublishOutcome(attempt.provider, "already_mounted")
@@ -225,28 +238,13 @@ class PublishVolume:
             target_path=attempt.request.target_path,
             current_versions=attempt.current_versions,
         )
-        timeout, name = self._settings.provider_timeout, attempt.provider
-        try:
-            async with asyncio.timeout(timeout):
-                result = await provider.mount(request)
-        except TimeoutError:
-            raise ProviderTimeout(f"provider {name!r} did not answer within {timeout:g}s") from None
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # we are being cancelled
-            # The provider cancelled itself; without this the caller would hang to its deadline.
-            raise ProviderError(f"provider {name!r} cancelled its own call") from None
-        if not result.versions:
-            raise ProviderError(f"provider {name!r} returned no object versions")
-        return result
+        return await fetch_content(
+            provider, attempt.provider, request, self._settings.provider_timeout
+        )
 
     async def _store(self, attempt: Attempt, result: MountResult) -> bool:
         """Write the files, then record them; True when the visible content changed."""
-        # No files but versions: a legacy plugin wrote into target_path itself (upstream #551).
-        changed = bool(result.files) and await self._ports.writer.write(
-            attempt.request.target_path, result.files
-        )
+        changed = await self._content.write_files(attempt.request.target_path, result)
         attempt.files_changed = changed
         previous, now = self._table.get(attempt.request.target_path), self._clock()
         record = VolumeRecord(
@@ -258,19 +256,9 @@ class PublishVolume:
             versions=result.versions,
             mounted_at=previous.mounted_at if previous else now,
             updated_at=now,
+            context=context_of(attempt.request),
         )
-        status = status_of(record, self._settings.node_name)
-        # Independent writes (metadata on the tmpfs, status in the store) run together; both
-        # finish before a failure is raised, so an undo never races one still running.
-        outcomes = await asyncio.gather(
-            self._ports.metadata.save(record.target_path, record_to_metadata(record)),
-            self._ports.statuses.upsert(status),
-            return_exceptions=True,
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        self._table.put(record)
+        await self._content.record(record)
         jobs, spc = self._ports.secret_sync, attempt.spc
         if jobs is not None and spc is not None and (changed or not attempt.is_remount):
             jobs.written(record, spc)  # in the background: kubelet never waits on Secrets

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from agent.core.pod_info import tokens_json
 from agent.errors import InvalidRequest
-from agent.model import SERVICE_ACCOUNT_TOKENS, PublishRequest
+from agent.model import SERVICE_ACCOUNT_TOKENS, FetchContext, PublishRequest
 
 
 def check_request(request: PublishRequest) -> None:
@@ -38,9 +38,29 @@ def merge_attributes(parameters: Mapping[str, str], request: PublishRequest) -> 
     Volume attributes win over same-named parameters, as upstream. The tokens may have come in
     the secrets map (kubelet >= 1.35); providers still find them under the usual key.
     """
-    merged = dict(parameters)
-    merged.update(request.volume_context)
     tokens = tokens_json(request.volume_context, request.secrets)
+    return merged_attributes(parameters, request.volume_context, tokens)
+
+
+def merged_attributes(
+    parameters: Mapping[str, str], volume_context: Mapping[str, str], tokens: str
+) -> dict[str, str]:
+    """``merge_attributes`` from its parts (a rotation has a kept context, not a request)."""
+    merged = dict(parameters)
+    merged.update(volume_context)
     if tokens:
         merged[SERVICE_ACCOUNT_TOKENS] = tokens
     return merged
+
+
+def context_of(request: PublishRequest) -> FetchContext:
+    """What a later fetch for this volume needs of the request, without the tokens (kept in
+    the pod's identity, where a refresh replaces them)."""
+    return FetchContext(
+        volume_context=_without_tokens(request.volume_context),
+        secrets=_without_tokens(request.secrets),
+    )
+
+
+def _without_tokens(values: Mapping[str, str]) -> dict[str, str]:
+    return {key: value for key, value in values.items() if key != SERVICE_ACCOUNT_TOKENS}

@@ -33,6 +33,7 @@ from agent.k8s.secrets import KubeSecrets, VersionKeySecret
 from agent.k8s.spcs import KubeSecretProviderClassSource, served_resource
 from agent.k8s.synced_secrets import KubeSecretStore
 from agent.model import VolumeRecord
+from agent.ports import ChangeListener
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +70,7 @@ class KubernetesAdapter:
         namespace = settings.agent_namespace or own_namespace()
         self.version_key = VersionKeySecret(self.secrets, namespace, settings.hmac_secret_name)
         self.pods: PodWatcher | None = None
+        self._listeners: list[ChangeListener] = []
         self._tasks = TaskSet("kubernetes")
 
     def watch_pods(self, table: MountTable, release: Release) -> PodWatcher:
@@ -78,8 +80,17 @@ class KubernetesAdapter:
         self.pods = PodWatcher(
             self.api, self._settings.node_id, table, release, self._informer_settings
         )
+        for listener in self._listeners:
+            self.pods.listen(listener)
         table.subscribe(self._status_follows)
         return self.pods
+
+    def listen(self, listener: ChangeListener) -> None:
+        """Tell ``listener`` of created and edited classes and pods on this node."""
+        self._listeners.append(listener)
+        self.spcs.listen(listener)
+        if self.pods is not None:
+            self.pods.listen(listener)
 
     def _status_follows(self, record: VolumeRecord) -> None:
         try:

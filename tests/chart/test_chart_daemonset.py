@@ -71,6 +71,8 @@ def test_full_values_reach_the_agent(helm: Helm) -> None:
     assert settings.log_format_json is True
     assert settings.enable_secret_rotation is True
     assert settings.rotation_poll_interval == 90.0
+    assert settings.rotation_min_poll_interval == 15.0
+    assert settings.rotation_concurrency == 4
     assert settings.provider_health_check is True
     assert settings.provider_health_check_interval == 60.0
     assert settings.provider_volume == "/run/secrets-store-csi-providers"

@@ -376,31 +376,7 @@ async def test_different_targets_publish_concurrently(harness: AgentHarness) -> 
         await harness.kubelet.unpublish("csi-1", target)
 
 
-# ---- Rotation on republish (kubelet requiresRepublish) ----
-
-
-@pytest.mark.parametrize(
-    "settings_overrides", [{"enable_secret_rotation": True, "rotation_poll_interval": 0.05}]
-)
-async def test_republish_after_interval_rotates_content(harness: AgentHarness) -> None:
-    target = harness.target()
-    await harness.kubelet.publish(publish_request(target))
-    harness.provider.files = {"username": b"admin", "password": b"rotated"}
-    await asyncio.sleep(0.1)
-    await harness.kubelet.publish(publish_request(target))
-    assert Path(target, "password").read_bytes() == b"rotated"
-    harness.provider.error = ProviderError("store down")
-    await asyncio.sleep(0.1)
-    await harness.kubelet.publish(publish_request(target))  # masked: kubelet must not tear down
-    assert Path(target, "password").read_bytes() == b"rotated"
-    await harness.kubelet.unpublish("v", target)
-    # Upstream's accounting: every return kubelet saw as success counts in node_publish_total,
-    # the masked failure also in the error counters; one duration sample per call.
-    body = harness.agent.metrics.exposition()[0].decode()
-    assert 'node_publish_total{os_type="linux",provider="fake"} 3.0' in body
-    assert 'error_type="GRPCProviderError",os_type="linux",provider="fake"} 1.0' in body
-    assert 'rotation_reconcile_total{os_type="linux",provider="fake",rotated="true"} 1.0' in body
-    assert 'node_publish_duration_seconds_count{os_type="linux",provider="fake"} 3.0' in body
+# Rotation (the scheduler, and kubelet's republish with rotation on): test_rotation.py.
 
 
 # ---- Shutdown and metrics ----

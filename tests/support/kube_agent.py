@@ -12,6 +12,7 @@ from typing import Any
 
 from agent._proto.csi import v1 as csi
 from agent.aio.backoff import BackoffPolicy
+from agent.aio.clock import Clock
 from agent.app import Agent, build_agent
 from agent.config import Settings
 from agent.k8s.adapter import KubernetesAdapter
@@ -185,13 +186,17 @@ class KubeAgents:
         provider: FakeProvider | None = None,
         registry: ProviderRegistry | None = None,
         root: Path | None = None,
+        clock: Clock | None = None,
         **overrides: object,
     ) -> KubeHarness:
         base = root or self.root
         settings = kube_settings(base, self.kube, node_id=node, **overrides)
         provider = provider or FakeProvider()
         agent = build_agent(
-            settings, registry=registry or fake_registry(provider), retry_policy=FAST_RETRIES
+            settings,
+            registry=registry or fake_registry(provider),
+            retry_policy=FAST_RETRIES,
+            clock=clock,
         )
         try:
             await agent.start()

@@ -107,6 +107,12 @@ chart's tests). $(VAR) references are expanded by kubelet from the container's e
 {{- with .Values.rotationPollInterval }}
 - {{ printf "--rotation-poll-interval=%s" (include "ssa.duration" .) | quote }}
 {{- end }}
+{{- with .Values.rotationMinPollInterval }}
+- {{ printf "--rotation-min-poll-interval=%s" (include "ssa.duration" .) | quote }}
+{{- end }}
+{{- with .Values.rotationConcurrency }}
+- {{ printf "--rotation-concurrency=%d" (int .) | quote }}
+{{- end }}
 - {{ printf "--metrics-addr=%s" .Values.linux.metricsAddr | quote }}
 - {{ printf "--health-addr=:%d" (int .Values.livenessProbe.port) | quote }}
 {{- if .Values.providerHealthCheck }}
