@@ -25,6 +25,8 @@ from agent.core.unpublish import UnpublishVolume
 from agent.csi.server import CsiServer
 from agent.errors import AgentError, ConfigError
 from agent.fs.atomic_writer import AsyncPayloadWriter
+from agent.fs.capacity import VolumeCapacity
+from agent.fs.confined import KubeletVolumes
 from agent.fs.metadata import JsonVolumeMetadata
 from agent.fs.mounter import make_mounter
 from agent.logs import configure_logging
@@ -36,6 +38,7 @@ from agent.ports import (
     VolumeMounter,
 )
 from agent.providers.registry import ProviderRegistry
+from agent.targets import TargetRules
 from agent.web import WebServer
 
 log = structlog.get_logger("agent.app")
@@ -60,7 +63,7 @@ class Agent:
     async def start(self) -> None:
         """Recover state, then serve. On failure the caller still calls ``stop``."""
         recovered = await rebuild_mount_table(
-            self.statuses, self.metadata, self.mounter, self.table
+            self.mounter, self.metadata, self.statuses, self.table, self.settings.node_id
         )
         self._spawn(self.loop_monitor.run(), "loop-lag-monitor")
         await self.web.start()
@@ -74,7 +77,11 @@ class Agent:
             socket=self.csi.path,
             mount_mode=self.settings.mount_mode,
             providers=list(self.providers.names()),
-            recovered_volumes=recovered,
+            kubelet_root_dir=self.settings.kubelet_root_dir,
+            recovered_volumes=recovered.adopted,
+            unrecorded_volumes=len(recovered.unrecorded),
+            statuses_rewritten=recovered.statuses_written,
+            stale_statuses_deleted=recovered.statuses_deleted,
         )
 
     def _spawn(self, work: Coroutine[None, None, None], name: str) -> None:
@@ -105,8 +112,11 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
     spcs, statuses, service_accounts = _configuration_sources(settings)
     metrics = Metrics()
     table, locks = MountTable(), KeyedLock()
-    mounter = make_mounter(settings.mount_mode, settings.tmpfs_size)
-    metadata = JsonVolumeMetadata()
+    targets = TargetRules(settings.kubelet_root_dir)
+    volumes = KubeletVolumes(targets)
+    capacity = VolumeCapacity(tmpfs=settings.mount_mode == "tmpfs", size_bytes=settings.tmpfs_size)
+    mounter = make_mounter(settings.mount_mode, volumes, settings.tmpfs_size)
+    metadata = JsonVolumeMetadata(volumes, capacity)
     providers = registry or ProviderRegistry(
         timeout=settings.provider_timeout,
         version_key=load_version_key(settings.state_dir),
@@ -120,7 +130,9 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         spcs=spcs,
         providers=providers,
         mounter=mounter,
-        writer=AsyncPayloadWriter(max_total_bytes=settings.max_payload_bytes),
+        writer=AsyncPayloadWriter(
+            volumes, max_total_bytes=settings.max_payload_bytes, capacity=capacity
+        ),
         statuses=statuses,
         metadata=metadata,
         observer=metrics,
@@ -132,11 +144,14 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
             rotation_enabled=settings.enable_secret_rotation,
             rotation_poll_interval=settings.rotation_poll_interval,
             provider_timeout=settings.provider_timeout,
+            targets=targets,
         ),
         table,
         locks,
     )
-    unpublish = UnpublishVolume(mounter, statuses, metrics, table, locks)
+    unpublish = UnpublishVolume(
+        mounter, statuses, metrics, table, locks, node_name=settings.node_id, targets=targets
+    )
     csi = CsiServer.for_node(
         driver_name=settings.driver_name,
         version=__version__,

@@ -98,3 +98,8 @@ class ProviderTimeout(ProviderUnavailable):
 
 class ShuttingDown(AgentError):
     """The agent is draining for shutdown; kubelet retries the call on the next instance."""
+
+
+class VolumeFull(FileWriteError):
+    """The volume's file system has no room for the content; the message names the flag
+    (``--tmpfs-size``) that gives it more."""

@@ -17,6 +17,7 @@ from agent.config import (
     socket_path_from_endpoint,
 )
 from agent.errors import ConfigError
+from agent.targets import TargetRules
 
 T = TypeVar("T")
 
@@ -110,6 +111,12 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         "(CA bundles, client certificates, Vault Agent sockets); none by default",
     )
     add("--state-dir", default=_DEFAULTS.state_dir, help="node-local agent state (version key)")
+    add(
+        "--kubelet-root-dir",
+        default=_DEFAULTS.kubelet_root_dir,
+        help="kubelet's --root-dir: volumes are published only at its "
+        "pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount paths",
+    )
     return p
 
 
@@ -194,6 +201,8 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         vault_address=ns.vault_address,
         trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
         state_dir=ns.state_dir,
+        kubelet_root_dir=ns.kubelet_root_dir,
     )
+    TargetRules(settings.kubelet_root_dir)  # validate early, naming --kubelet-root-dir
     socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
     return settings, bool(ns.version)

@@ -1,4 +1,9 @@
-"""NodeUnpublishVolume: remove contents, unmount, forget the volume and its pod status."""
+"""NodeUnpublishVolume: remove the agent's files, unmount, forget the volume, release its status.
+
+Only kubelet target paths below the kubelet root are touched, and only what the agent wrote is
+deleted (the mounter refuses anything else). A volume the table does not know (a publish or an
+unpublish killed part way) still has any status naming it released.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,11 @@ import time
 import structlog
 
 from agent.aio.locks import KeyedLock
-from agent.core.mount_table import MountTable
-from agent.core.publish_request import check_target_path
+from agent.core.mount_table import MountTable, status_key
+from agent.core.volume_statuses import VolumeStatuses
 from agent.errors import AgentError, InvalidRequest
-from agent.model import pod_status_name
 from agent.ports import PodStatusStore, PublishObserver, VolumeMounter
+from agent.targets import TargetRules
 
 log = structlog.get_logger("agent.unpublish")
 
@@ -24,12 +29,16 @@ class UnpublishVolume:
         observer: PublishObserver,
         table: MountTable,
         locks: KeyedLock,
+        *,
+        node_name: str,
+        targets: TargetRules,
     ) -> None:
         self._mounter = mounter
-        self._statuses = statuses
+        self._statuses = VolumeStatuses(statuses, table, node_name)
         self._observer = observer
         self._table = table
         self._locks = locks
+        self._targets = targets
 
     async def __call__(self, volume_id: str, target_path: str) -> None:
         started = time.perf_counter()
@@ -38,14 +47,16 @@ class UnpublishVolume:
                 raise InvalidRequest("Volume ID missing in request")
             if not target_path:
                 raise InvalidRequest("Target path missing in request")
-            check_target_path(target_path)
+            self._targets.parse(target_path)
             async with self._locks.hold(target_path):
                 await self._mounter.unmount(target_path)
                 record = self._table.forget(target_path)
-            if record is not None:
-                # Kubernetes garbage-collects the status through its owner; standalone has no GC.
-                name = pod_status_name(record.pod.name, record.pod.namespace, record.spc_name)
-                await self._statuses.delete(record.pod.namespace, name)
+                # Kubernetes garbage-collects the status through its owner; standalone has no
+                # GC, and a status must never outlive its volume on this node.
+                if record is not None:
+                    await self._statuses.release(status_key(record))
+                else:
+                    await self._statuses.release_unrecorded(target_path)
         except AgentError as err:
             self._observer.unpublish_failed()
             log.warning(

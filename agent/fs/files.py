@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-import shutil
 import stat
+
+from agent.fs.layout import RESERVED_PREFIX
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _DIR_FLAGS = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
 DIR_MODE = 0o755
-RESERVED_PREFIX = ".."
 
 
 def open_dir(path: str) -> int:
@@ -94,39 +94,6 @@ def read_regular(root_fd: int, path: str, limit: int) -> tuple[bytes, os.stat_re
         return None
     finally:
         os.close(fd)
-
-
-def remove_entry(path: str) -> None:
-    """Remove a file, symlink or directory tree without following symlinks; missing is fine."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-
-
-def clear_target(target: str) -> None:
-    """Remove every entry of ``target``, reserved ``..*`` names included (unpublish).
-
-    Tries every entry and raises the first error at the end, so one stuck file does not keep
-    the rest of the secrets on disk. A missing target is fine.
-    """
-    try:
-        names = os.listdir(target)
-    except FileNotFoundError:
-        return
-    first_error: OSError | None = None
-    for name in names:
-        try:
-            remove_entry(os.path.join(target, name))
-        except OSError as exc:
-            first_error = first_error or exc
-    if first_error is not None:
-        raise first_error
 
 
 def _inside(path: str, root: str) -> bool:
