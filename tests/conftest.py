@@ -50,8 +50,8 @@ class AgentHarness:
         return self.settings.socket_path
 
     def target(self, volume: str = "secrets", uid: str = POD_UID) -> str:
-        """Kubelet's target path layout for an inline CSI volume."""
-        return str(self.root / "pods" / uid / "volumes" / "kubernetes.io~csi" / volume / "mount")
+        """Kubelet's target path for an inline CSI volume; like kubelet, its parent is made."""
+        return kubelet_target(self.root, volume, uid)
 
     def write_spc(
         self,
@@ -70,6 +70,14 @@ class AgentHarness:
         (self.root / "spc" / f"{namespace}-{name}.yaml").write_text(text)
 
 
+def kubelet_target(root: Path, volume: str = "secrets", uid: str = POD_UID) -> str:
+    """``<root>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount``, with the volume directory
+    created as kubelet does before NodePublishVolume (the agent creates only ``mount``)."""
+    parent = root / "pods" / uid / "volumes" / "kubernetes.io~csi" / volume
+    parent.mkdir(parents=True, exist_ok=True)
+    return str(parent / "mount")
+
+
 def agent_settings(root: Path, **overrides: object) -> Settings:
     (root / "spc").mkdir(parents=True, exist_ok=True)
     base = Settings(
@@ -81,6 +89,7 @@ def agent_settings(root: Path, **overrides: object) -> Settings:
         mount_mode="tmpfs" if is_root() else "directory",
         tmpfs_size=8 * 1024 * 1024,
         state_dir=str(root / "state"),
+        kubelet_root_dir=str(root),
         provider_timeout=5.0,
         shutdown_grace=5.0,
     )

@@ -164,6 +164,7 @@ class AgentProcess:
             f"--metrics-addr=127.0.0.1:{self.metrics_port}",
             f"--health-addr=127.0.0.1:{self.health_port}",
             f"--state-dir={self.root / 'state'}",
+            f"--kubelet-root-dir={self.root}",
             "--log-format-json",
             "--tmpfs-size=1Mi",
             "--shutdown-grace=5s",

@@ -11,7 +11,14 @@ from agent.aio.locks import KeyedLock
 from agent.core.mount_table import MountTable
 from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
 from agent.errors import FileWriteError, MountError, ProviderError, SecretProviderClassNotFound
-from agent.model import PodStatus, PublishRequest, SecretFile, SecretProviderClass
+from agent.model import (
+    PodStatus,
+    PublishRequest,
+    SecretFile,
+    SecretProviderClass,
+    VolumeContent,
+    VolumeState,
+)
 from agent.providers.registry import ProviderRegistry
 from tests.support.fake_provider import FakeProvider
 
@@ -31,6 +38,7 @@ class Journal:
         self.events: list[str] = []
         self.mounted: set[str] = set()
         self.written: set[str] = set()
+        self.foreign: set[str] = set()  # mounted content the agent's writer did not make
         self.unmount_error: Exception | None = None
         self.unmount_gate: asyncio.Event | None = None
         self.unmount_started = asyncio.Event()
@@ -63,8 +71,17 @@ class Journal:
         self.written.discard(target)
         self.events.append("unmount")
 
-    async def is_empty(self, target: str) -> bool:
-        return target not in self.written
+    async def inspect(self, target: str) -> VolumeState | None:
+        if target not in self.mounted:
+            return None
+        if target in self.foreign:
+            return VolumeState(VolumeContent.FOREIGN, has_metadata=False)
+        if target in self.written:
+            return VolumeState(VolumeContent.COMPLETE, has_metadata=False)
+        return VolumeState(VolumeContent.EMPTY, has_metadata=False)
+
+    async def discover(self) -> list[str]:
+        return sorted(self.mounted)
 
     async def write(self, target: str, files: Sequence[SecretFile]) -> bool:
         self.events.append("write.start")
@@ -128,7 +145,8 @@ async def test_failed_first_publish_unmounts_and_deletes_status() -> None:
     provider.error = ProviderError("denied")
     with pytest.raises(ProviderError):
         await make(journal, provider)(request())
-    assert journal.events == ["mount", "unmount", "status.delete", "failed:GRPCProviderError"]
+    # The status was never written, so it is not touched (it may be another volume's).
+    assert journal.events == ["mount", "unmount", "failed:GRPCProviderError"]
 
 
 async def test_failed_remount_is_masked_and_keeps_the_volume() -> None:
@@ -231,7 +249,7 @@ async def test_content_someone_else_mounted_is_never_wiped() -> None:
     """E.g. a volume the upstream driver wrote before the switch: no record, no metadata."""
     journal, provider = Journal(), FakeProvider()
     journal.mounted.add(TARGET)
-    journal.written.add(TARGET)
+    journal.foreign.add(TARGET)
     journal.spc_missing = True
     outcome = await make(journal, provider)(request())
     assert outcome.action == "already_mounted" and provider.requests == []
@@ -243,9 +261,9 @@ async def test_content_someone_else_mounted_is_never_wiped() -> None:
 
 async def test_failed_unmount_still_deletes_the_status() -> None:
     journal, provider = Journal(), FakeProvider()
-    provider.error = ProviderError("denied")
+    journal.metadata_error = FileWriteError("disk full")
     journal.unmount_error = MountError("device busy")
-    with pytest.raises(ProviderError):
+    with pytest.raises(FileWriteError):
         await make(journal, provider)(request())
     assert "unmount.failed" in journal.events and "status.delete" in journal.events
 
@@ -275,3 +293,44 @@ async def test_a_second_cancellation_does_not_cut_the_undo_short() -> None:
         < len(journal.events) - journal.events[::-1].index("mount") - 1
     )
     assert TARGET in journal.mounted and table.get(TARGET) is not None
+
+
+async def test_complete_volume_without_metadata_is_refetched_and_recorded() -> None:
+    """Killed between the write and the metadata save (or written by the upstream driver)."""
+    journal, provider = Journal(), FakeProvider()
+    journal.mounted.add(TARGET)
+    journal.written.add(TARGET)
+    publish, table = make_with_table(journal, provider)
+    outcome = await publish(request())
+    assert outcome.action == "adopted" and len(provider.requests) == 1
+    assert "mount" not in journal.events and {"metadata", "status"} <= set(journal.events)
+    assert table.get(TARGET) is not None
+    assert (await publish(request())).action == "already_mounted"
+
+
+async def test_complete_volume_without_metadata_is_kept_when_the_refetch_fails() -> None:
+    journal, provider = Journal(), FakeProvider()
+    journal.mounted.add(TARGET)
+    journal.written.add(TARGET)
+    provider.error = ProviderError("store down")
+    outcome = await make(journal, provider)(request())
+    assert outcome.action == "remount_failed"  # masked: the content is whole
+    assert TARGET in journal.mounted and "unmount" not in journal.events
+
+
+OTHER = TARGET.replace("/s/mount", "/t/mount")
+
+
+async def test_a_second_volume_of_the_same_class_never_touches_the_first_ones_status() -> None:
+    journal, provider = Journal(), FakeProvider()
+    publish, table = make_with_table(journal, provider)
+    await publish(request())
+    assert journal.events.count("status") == 1
+    provider.error = ProviderError("denied")
+    with pytest.raises(ProviderError):
+        await publish(PublishRequest("v2", OTHER, True, True, CONTEXT, {}))
+    assert journal.events.count("status") == 1 and "status.delete" not in journal.events
+    provider.error = None
+    await publish(PublishRequest("v2", OTHER, True, True, CONTEXT, {}))
+    assert journal.events.count("status") == 1, "the second volume overwrote the first's status"
+    assert table.get(OTHER) is not None and table.get(TARGET) is not None
