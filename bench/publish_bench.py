@@ -1,5 +1,6 @@
 """Publish benchmark: the agent (subprocess, real CSI socket, real tmpfs as root) driven by a
-grpcio client as kubelet would, with the in-process ``instant`` provider.
+grpcio client as kubelet would, with the in-process ``instant`` provider
+(``tests/support/instant_agent.py``).
 
 Measures publish latency p50/p99 for 1, 10 and 50 objects of 4 KiB, the wall time of 100
 concurrent publishes, and the agent's RSS after start and with 100 volumes mounted.
@@ -120,10 +121,10 @@ def start_agent(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     command = [
         # BENCH_PYTHON_ARGS="-m cProfile -o agent.prof" profiles the agent under this load.
         sys.executable, *os.environ.get("BENCH_PYTHON_ARGS", "").split(),
-        "-m", "bench.instant_agent", f"--endpoint=unix://{socket}",
+        "-m", "tests.support.instant_agent", f"--endpoint=unix://{socket}",
         f"--standalone-dir={root / 'spc'}", f"--mount-mode={mode}", "--nodeid=bench",
         "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", f"--state-dir={root / 'state'}",
-        "--log-format-json",
+        f"--kubelet-root-dir={root}", "--log-format-json",
     ]  # fmt: skip
     log = (root / "agent.log").open("wb")
     process = subprocess.Popen(command, stdout=log)

@@ -135,6 +135,10 @@ class AgentProcess:
     process: subprocess.Popen[bytes] | None = None
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
+    # ``agent`` runs ``python -m agent serve``; another module takes serve's flags directly
+    # (``tests.support.instant_agent``: the agent with an in-process provider).
+    module: str = "agent"
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def socket(self) -> Path:
@@ -156,8 +160,8 @@ class AgentProcess:
         return [
             sys.executable,
             "-m",
-            "agent",
-            "serve",
+            self.module,
+            *(["serve"] if self.module == "agent" else []),
             f"--standalone-dir={self.root}",
             f"--endpoint={self.endpoint}",
             "--nodeid=e2e-node",
@@ -176,7 +180,12 @@ class AgentProcess:
         # the agent. Appending keeps the lines of every start for later inspection.
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.process = subprocess.Popen(
-                self.command(), cwd=REPO, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+                self.command(),
+                cwd=REPO,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.environment},
             )
 
     @property
@@ -314,13 +323,13 @@ class Agents:
         self.root = root
         self.started: list[AgentProcess] = []
 
-    def new(self, *args: str) -> AgentProcess:
-        agent = AgentProcess(self.root, list(args))
+    def new(self, *args: str, **options: Any) -> AgentProcess:
+        agent = AgentProcess(self.root, list(args), **options)
         self.started.append(agent)
         return agent
 
-    def start(self, *args: str) -> AgentProcess:
-        agent = self.new(*args)
+    def start(self, *args: str, **options: Any) -> AgentProcess:
+        agent = self.new(*args, **options)
         agent.start()
         agent.wait_ready()
         return agent
