@@ -251,7 +251,9 @@ class PublishVolume:
             async with asyncio.timeout(timeout):
                 result = await provider.mount(request)
         except TimeoutError:
-            raise ProviderTimeout(f"provider {name!r} did not answer within {timeout:g}s") from None
+            raise ProviderTimeout(
+                f"provider {name!r} did not answer within {timeout:g}s (--provider-timeout)"
+            ) from None
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():

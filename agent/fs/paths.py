@@ -49,7 +49,7 @@ def validate_path(path: str) -> None:
     if "\x00" in path:
         raise _invalid(path, "must not contain NUL")
     if _byte_length(path, path) > MAX_PATH_LENGTH:
-        raise _invalid(path, f"must be at most {MAX_PATH_LENGTH} bytes long")
+        raise _invalid(path, f"must be at most {MAX_PATH_LENGTH} bytes long (kernel PATH_MAX)")
     # Backslashes are separators on Windows nodes; forbidding them everywhere keeps one rule
     # for both platforms and closes "a\\..\\..\\x" style escapes.
     if "\\" in path:
@@ -63,7 +63,9 @@ def validate_path(path: str) -> None:
         if element == ".":
             raise _invalid(path, "must not contain '.' elements")
         if _byte_length(path, element) > MAX_NAME_LENGTH:
-            raise _invalid(path, f"file names must be at most {MAX_NAME_LENGTH} bytes long")
+            raise _invalid(
+                path, f"file names must be at most {MAX_NAME_LENGTH} bytes long (kernel NAME_MAX)"
+            )
     if elements[0].startswith(".."):
         raise _invalid(path, "must not start with '..' (reserved for the writer)")
     if posixpath.normpath(path) != path:
@@ -108,6 +110,6 @@ def validate_payload(files: Sequence[SecretFile], *, max_total_bytes: int) -> No
         if total > max_total_bytes:
             raise PayloadError(
                 f"payload exceeds the limit of {max_total_bytes} bytes at file path "
-                f"{_show(file.path)} ({len(files)} files)"
+                f"{_show(file.path)} ({len(files)} files); --max-payload-size raises it"
             )
     _check_layout([file.path for file in files])

@@ -98,7 +98,8 @@ class _LimitedCodec(ProtoCodec):
         if len(data) > self.max_bytes:
             raise GRPCError(
                 Status.RESOURCE_EXHAUSTED,
-                f"grpc: received message larger than max ({len(data)} vs. {self.max_bytes})",
+                f"grpc: received message larger than max ({len(data)} vs. {self.max_bytes}); "
+                "--max-call-recv-msg-size raises the limit",
             )
         return super().decode(data, message_type)
 
