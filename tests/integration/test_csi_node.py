@@ -677,3 +677,18 @@ async def test_a_full_tmpfs_names_the_flag_and_the_size(harness: AgentHarness) -
     assert "2 files of 200100 bytes" in details and "--tmpfs-size=2Mi" in details
     assert "BBBB" not in details
     assert mounts_under(target) == [] and not os.path.exists(target)
+
+
+async def test_kubelets_long_lived_connection_keeps_a_bounded_stream_record(
+    harness: AgentHarness,
+) -> None:
+    """h2 remembers every closed stream up to 65,536 per connection by default: ~10 MiB of RSS on
+    kubelet's one connection (bench/memory_bench.py). The agent bounds it (csi/server.py)."""
+    from agent.csi.server import MAX_CLOSED_STREAMS
+
+    calls = MAX_CLOSED_STREAMS + 100
+    for _ in range(calls):
+        await harness.kubelet.call("Identity", "Probe", csi.ProbeRequest(), csi.ProbeResponse)
+    [protocol] = list(harness.agent.csi._server.connections)
+    remembered = protocol.connection._connection._closed_streams  # h2's private record
+    assert len(remembered) <= MAX_CLOSED_STREAMS < calls
