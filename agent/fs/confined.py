@@ -15,6 +15,7 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from agent.errors import InvalidRequest
 from agent.targets import (
@@ -48,6 +49,20 @@ def open_child(dir_fd: int, name: str, shown_path: str) -> int:
     if stat.S_ISLNK(mode):
         raise InvalidRequest(f"Target path must not pass through a symlink: {shown_path} is one")
     raise InvalidRequest(f"Target path must be a directory: {shown_path} is not")
+
+
+@dataclass(frozen=True, slots=True)
+class MadeTarget:
+    """Descriptors of a target and its parent; ``created`` when the target was just made (then
+    it is certainly empty and no mount)."""
+
+    parent: int
+    fd: int
+    created: bool
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.close(self.parent)
 
 
 class KubeletVolumes:
@@ -89,8 +104,8 @@ class KubeletVolumes:
             raise
         return fd
 
-    def make_target(self, target: KubeletTarget) -> int:
-        """Create the target directory (0750) in its existing parent and open it.
+    def make_target(self, target: KubeletTarget) -> MadeTarget:
+        """Create the target directory (0750) in its existing parent, if missing, and open both.
 
         Only the last component is ever created: kubelet makes the parent, and a path that fails
         a rule must leave no directories behind. Raises InvalidRequest when the parent is missing.
@@ -103,14 +118,19 @@ class KubeletVolumes:
                 "(kubelet creates it before NodePublishVolume)"
             ) from None
         try:
-            with contextlib.suppress(FileExistsError):
+            created = True
+            try:
                 os.mkdir(target.below_root[-1], TARGET_DIR_MODE, dir_fd=parent)
+            except FileExistsError:
+                created = False
             fd = open_child(parent, target.below_root[-1], shown(target.path))
-            with contextlib.suppress(OSError):
-                os.fchmod(fd, TARGET_DIR_MODE)  # mkdir honours the umask
-            return fd
-        finally:
+            if created:
+                with contextlib.suppress(OSError):
+                    os.fchmod(fd, TARGET_DIR_MODE)  # mkdir honours the umask
+        except BaseException:
             os.close(parent)
+            raise
+        return MadeTarget(parent, fd, created)
 
     def candidate_targets(self) -> Iterator[str]:
         """Every existing ``<root>/pods/*/volumes/kubernetes.io~csi/*/mount`` directory.

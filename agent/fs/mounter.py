@@ -284,28 +284,25 @@ class TmpfsMounter(_Mounter):
     def _mount_sync(self, path: str) -> None:
         spec = self.volumes.parse(path)
         try:
-            fd = self.volumes.make_target(spec)
+            made = self.volumes.make_target(spec)
         except OSError as exc:
             raise MountError(f"failed to create {path}: {exc.strerror or exc}") from None
         crashpoints.reached("publish.target_created")
         try:
-            parent = self.volumes.open_volume_dir(spec)
-            try:
-                if is_mount_root(parent, fd):
+            if not made.created:
+                if is_mount_root(made.parent, made.fd):
                     return
-                found = survey(fd)  # the node's disk below the mount: only ours may be there
+                found = survey(made.fd)  # the node's disk below the mount: only ours may be there
                 if found.foreign:
                     raise _refuse_foreign(spec, found)
-                remove_artefacts(fd, found.artefacts)
-                options = self.data.encode()
-                rc = _libc().mount(b"tmpfs", _fd_path(fd), b"tmpfs", self._flags, options)
-                _check(rc, "mount")
-            finally:
-                os.close(parent)
+                remove_artefacts(made.fd, found.artefacts)
+            options = self.data.encode()
+            rc = _libc().mount(b"tmpfs", _fd_path(made.fd), b"tmpfs", self._flags, options)
+            _check(rc, "mount")
         except OSError as exc:
             raise MountError(f"failed to mount tmpfs at {path}: {exc.strerror or exc}") from None
         finally:
-            os.close(fd)
+            made.close()
         crashpoints.reached("publish.mounted")
 
     def _detach_all(self, opened: _Target) -> bool:
@@ -351,7 +348,7 @@ class DirectoryMounter(_Mounter):
     def _mount_sync(self, path: str) -> None:
         spec = self.volumes.parse(path)
         try:
-            os.close(self.volumes.make_target(spec))
+            self.volumes.make_target(spec).close()
         except OSError as exc:
             raise MountError(f"failed to create {path}: {exc.strerror or exc}") from None
         crashpoints.reached("publish.target_created")

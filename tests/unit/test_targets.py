@@ -102,7 +102,11 @@ def test_make_target_creates_only_the_last_directory(
 ) -> None:
     parent = volume_dir(tmp_path)
     target = volumes.parse(str(parent / "mount"))
-    os.close(volumes.make_target(target))
+    made = volumes.make_target(target)
+    made.close()
+    again = volumes.make_target(target)
+    again.close()
+    assert made.created and not again.created
     assert (parent / "mount").is_dir()
     assert oct((parent / "mount").stat().st_mode & 0o777) == oct(0o750)
     missing = volumes.parse(str(tmp_path / "kubelet/pods/w/volumes/kubernetes.io~csi/v/mount"))
