@@ -17,13 +17,13 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+from bench.instant import start_instant_agent
 from tests.support.kubelet import Kubelet, publish_request
 
 SPC = """\
@@ -41,27 +41,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-def start_agent(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    (root / "spc").mkdir()
-    (root / "spc" / "bench.yaml").write_text(SPC)
-    socket = str(root / "csi.sock")
-    mode = "tmpfs" if os.geteuid() == 0 else "directory"
-    command = [
-        sys.executable, *os.environ.get("BENCH_PYTHON_ARGS", "").split(),
-        "-m", "tests.support.instant_agent", f"--endpoint=unix://{socket}",
-        f"--standalone-dir={root / 'spc'}", f"--mount-mode={mode}", "--nodeid=bench",
-        "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", f"--state-dir={root / 'state'}",
-        f"--kubelet-root-dir={root}", "--log-format-json",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not os.path.exists(socket):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("agent did not start")
-        time.sleep(0.05)
-    return process, socket
 
 
 async def cycle(kubelet: Kubelet, root: Path) -> None:
@@ -121,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ssa-mem-") as directory:
         root = Path(directory)
-        process, socket = start_agent(root)
+        process, socket = start_instant_agent(root, {"bench.yaml": SPC})
         try:
             samples = asyncio.run(run(root, process.pid, socket, args.cycles, args.every))
         finally:

@@ -20,7 +20,7 @@ from functools import cache
 from agent import crashpoints
 from agent.aio.threads import run_blocking
 from agent.errors import ConfigError, InvalidRequest, MountError, MountPointError
-from agent.fs.confined import KubeletVolumes, open_child
+from agent.fs.confined import KubeletVolumes, MadeTarget, open_child
 from agent.fs.layout import Survey, remove_artefacts, survey
 from agent.model import VolumeState
 from agent.ports import VolumeMounter
@@ -170,8 +170,24 @@ class _Mounter:
         there was one (tmpfs only)."""
         return False
 
+    def _mount_sync(self, path: str) -> None:
+        raise NotImplementedError
+
+    def _make_target(self, path: str) -> MadeTarget:
+        """The target directory, created in kubelet's volume directory if missing, and open."""
+        spec = self.volumes.parse(path)
+        try:
+            made = self.volumes.make_target(spec)
+        except OSError as exc:
+            raise MountError(f"failed to create {path}: {exc.strerror or exc}") from None
+        crashpoints.reached("publish.target_created")
+        return made
+
     async def is_mounted(self, target: str) -> bool:
         return await run_blocking(self._is_mounted_sync, target)
+
+    async def mount(self, target: str) -> None:
+        await run_blocking(self._mount_sync, target)
 
     async def inspect(self, target: str) -> VolumeState | None:
         return await run_blocking(self._inspect_sync, target)
@@ -278,23 +294,15 @@ class TmpfsMounter(_Mounter):
     def _state(self, opened: _Target, found: Survey) -> VolumeState:
         return VolumeState(found.content, found.has_metadata)
 
-    async def mount(self, target: str) -> None:
-        await run_blocking(self._mount_sync, target)
-
     def _mount_sync(self, path: str) -> None:
-        spec = self.volumes.parse(path)
-        try:
-            made = self.volumes.make_target(spec)
-        except OSError as exc:
-            raise MountError(f"failed to create {path}: {exc.strerror or exc}") from None
-        crashpoints.reached("publish.target_created")
+        made = self._make_target(path)
         try:
             if not made.created:
                 if is_mount_root(made.parent, made.fd):
                     return
                 found = survey(made.fd)  # the node's disk below the mount: only ours may be there
                 if found.foreign:
-                    raise _refuse_foreign(spec, found)
+                    raise _refuse_foreign(self.volumes.parse(path), found)
                 remove_artefacts(made.fd, found.artefacts)
             options = self.data.encode()
             rc = _libc().mount(b"tmpfs", _fd_path(made.fd), b"tmpfs", self._flags, options)
@@ -342,16 +350,8 @@ class DirectoryMounter(_Mounter):
             raise _refuse_foreign(opened.spec, found)
         return VolumeState(found.content, found.has_metadata)
 
-    async def mount(self, target: str) -> None:
-        await run_blocking(self._mount_sync, target)
-
     def _mount_sync(self, path: str) -> None:
-        spec = self.volumes.parse(path)
-        try:
-            self.volumes.make_target(spec).close()
-        except OSError as exc:
-            raise MountError(f"failed to create {path}: {exc.strerror or exc}") from None
-        crashpoints.reached("publish.target_created")
+        self._make_target(path).close()
         crashpoints.reached("publish.mounted")
 
 
