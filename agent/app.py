@@ -11,14 +11,17 @@ import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from agent import __version__
+from agent.aio.backoff import BackoffPolicy
 from agent.aio.locks import KeyedLock
 from agent.aio.loop_monitor import LoopLagMonitor
 from agent.config import Settings
 from agent.core.mount_table import MountTable
+from agent.core.pod_cleanup import ReleasePodVolumes
 from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
 from agent.core.recovery import rebuild_mount_table
 from agent.core.unpublish import UnpublishVolume
@@ -32,6 +35,7 @@ from agent.fs.mounter import make_mounter
 from agent.logs import configure_logging
 from agent.metrics import Metrics
 from agent.ports import (
+    PodEventSink,
     PodStatusStore,
     SecretProviderClassSource,
     ServiceAccountSource,
@@ -39,7 +43,10 @@ from agent.ports import (
 )
 from agent.providers.registry import ProviderRegistry
 from agent.targets import TargetRules
-from agent.web import WebServer
+from agent.web import Check, WebServer
+
+if TYPE_CHECKING:
+    from agent.k8s.adapter import KubernetesAdapter
 
 log = structlog.get_logger("agent.app")
 
@@ -59,12 +66,19 @@ class Agent:
     metrics: Metrics = field(repr=False)
     loop_monitor: LoopLagMonitor = field(default_factory=LoopLagMonitor, repr=False)
     tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    cluster: KubernetesAdapter | None = field(default=None, repr=False)
+    cleanup: ReleasePodVolumes | None = field(default=None, repr=False)
 
     async def start(self) -> None:
-        """Recover state, then serve. On failure the caller still calls ``stop``."""
+        """Connect (Kubernetes mode), recover state, then serve. On failure the caller still
+        calls ``stop``."""
+        if self.cluster is not None:
+            await self.cluster.start(self.providers.set_version_key)
         recovered = await rebuild_mount_table(
             self.mounter, self.metadata, self.statuses, self.table, self.settings.node_id
         )
+        if self.cluster is not None:
+            await self.cluster.after_recovery(self.table)
         self._spawn(self.loop_monitor.run(), "loop-lag-monitor")
         await self.web.start()
         await self.csi.start()
@@ -76,6 +90,7 @@ class Agent:
             node=self.settings.node_id,
             socket=self.csi.path,
             mount_mode=self.settings.mount_mode,
+            mode="kubernetes" if self.cluster is not None else "standalone",
             providers=list(self.providers.names()),
             kubelet_root_dir=self.settings.kubelet_root_dir,
             recovered_volumes=recovered.adopted,
@@ -97,6 +112,10 @@ class Agent:
         self.tasks.clear()
         await self.csi.stop(self.settings.shutdown_grace)
         await self.web.stop()
+        if self.cleanup is not None:
+            await self.cleanup.close()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.providers.close()
         log.info("agent.stopped")
 
@@ -108,8 +127,13 @@ class Agent:
             await self.providers.health_check()
 
 
-def build_agent(settings: Settings, registry: ProviderRegistry | None = None) -> Agent:
-    spcs, statuses, service_accounts = _configuration_sources(settings)
+def build_agent(
+    settings: Settings,
+    registry: ProviderRegistry | None = None,
+    *,
+    retry_policy: BackoffPolicy | None = None,
+) -> Agent:
+    """``retry_policy`` paces the Kubernetes adapter's retries (tests shorten it)."""
     metrics = Metrics()
     table, locks = MountTable(), KeyedLock()
     targets = TargetRules(settings.kubelet_root_dir)
@@ -117,25 +141,37 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
     capacity = VolumeCapacity(tmpfs=settings.mount_mode == "tmpfs", size_bytes=settings.tmpfs_size)
     mounter = make_mounter(settings.mount_mode, volumes, settings.tmpfs_size)
     metadata = JsonVolumeMetadata(volumes, capacity)
+    sources = _configuration_sources(settings, metrics, retry_policy)
     providers = registry or ProviderRegistry(
         timeout=settings.provider_timeout,
         version_key=load_version_key(settings.state_dir),
-        options={"vault_address": settings.vault_address},
+        options={
+            "vault_address": settings.vault_address,
+            "aws_pod_identity_endpoint": settings.aws_pod_identity_endpoint,
+            "azure_cloud_name": settings.azure_cloud_name,
+            "azure_construct_pem_chain": str(settings.azure_construct_pem_chain).lower(),
+            "azure_write_cert_and_key_in_separate_files": str(
+                settings.azure_write_cert_and_key_in_separate_files
+            ).lower(),
+        },
         trusted_dirs=settings.trusted_file_dirs,
         plugin_directories=(*settings.additional_provider_volume_paths, settings.provider_volume),
         max_recv_bytes=settings.max_call_recv_msg_size,
-        service_accounts=service_accounts,
+        service_accounts=sources.service_accounts,
+        prefer_plugins=settings.prefer_plugin_providers,
     )
+    providers.use_service_accounts(sources.service_accounts)
     ports = PublishPorts(
-        spcs=spcs,
+        spcs=sources.spcs,
         providers=providers,
         mounter=mounter,
         writer=AsyncPayloadWriter(
-            volumes, max_total_bytes=settings.max_payload_bytes, capacity=capacity
+            volumes, max_total_bytes=settings.payload_limit, capacity=capacity
         ),
-        statuses=statuses,
+        statuses=sources.statuses,
         metadata=metadata,
         observer=metrics,
+        events=sources.events,
     )
     publish = PublishVolume(
         ports,
@@ -150,7 +186,13 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         locks,
     )
     unpublish = UnpublishVolume(
-        mounter, statuses, metrics, table, locks, node_name=settings.node_id, targets=targets
+        mounter,
+        sources.statuses,
+        metrics,
+        table,
+        locks,
+        node_name=settings.node_id,
+        targets=targets,
     )
     csi = CsiServer.for_node(
         driver_name=settings.driver_name,
@@ -161,6 +203,13 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         socket_path=settings.socket_path,
         trace_requests=settings.verbosity >= 1,
     )
+    cleanup = None
+    ready_checks: dict[str, Check] = {"csi-socket": csi.accepting}
+    if sources.cluster is not None:
+        grace = settings.pod_cleanup_grace_period
+        cleanup = ReleasePodVolumes(mounter, sources.statuses, table, locks, grace=grace)
+        sources.cluster.watch_pods(table, cleanup)
+        ready_checks.update(sources.cluster.ready_checks())
 
     loop_monitor = LoopLagMonitor()
     web = WebServer(
@@ -168,20 +217,45 @@ def build_agent(settings: Settings, registry: ProviderRegistry | None = None) ->
         health_addr=settings.health_addr,
         metrics=metrics,
         health_checks={"event-loop": loop_monitor.healthy, "csi-socket": csi.serving},
-        ready_checks={"csi-socket": csi.accepting},
+        ready_checks=ready_checks,
     )
     return Agent(
-        settings, providers, csi, web, table, statuses, metadata, mounter, metrics, loop_monitor
+        settings,
+        providers,
+        csi,
+        web,
+        table,
+        sources.statuses,
+        metadata,
+        mounter,
+        metrics,
+        loop_monitor,
+        cluster=sources.cluster,
+        cleanup=cleanup,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Sources:
+    """Where SecretProviderClasses and service accounts come from, and statuses go."""
+
+    spcs: SecretProviderClassSource
+    statuses: PodStatusStore
+    service_accounts: ServiceAccountSource
+    events: PodEventSink | None = None
+    cluster: KubernetesAdapter | None = None
 
 
 def _configuration_sources(
-    settings: Settings,
-) -> tuple[SecretProviderClassSource, PodStatusStore, ServiceAccountSource]:
+    settings: Settings, metrics: Metrics, retry_policy: BackoffPolicy | None
+) -> _Sources:
     if not settings.standalone_dir:
-        raise ConfigError(
-            "--standalone-dir is required: the Kubernetes API adapter is not built yet "
-            "(SecretProviderClasses are read from YAML files in that directory)"
+        # Imported only in Kubernetes mode: standalone never pays for the API client.
+        from agent.k8s.adapter import KubernetesAdapter
+
+        cluster = KubernetesAdapter(settings, metrics.api_request, retry_policy)
+        return _Sources(
+            cluster.spcs, cluster.statuses, cluster.service_accounts, cluster.events, cluster
         )
     from agent.standalone.spc_source import DirectorySecretProviderClassSource
     from agent.standalone.status_store import DirectoryPodStatusStore
@@ -190,7 +264,7 @@ def _configuration_sources(
     if not directory.is_dir():
         raise ConfigError(f"--standalone-dir: {directory} is not a directory")
     manifests = DirectorySecretProviderClassSource(directory)
-    return manifests, DirectoryPodStatusStore(directory), manifests
+    return _Sources(manifests, DirectoryPodStatusStore(directory), manifests)
 
 
 def load_version_key(state_dir: str) -> bytes:
@@ -232,7 +306,11 @@ async def serve(settings: Settings, registry: ProviderRegistry | None = None) ->
 
 
 def run(settings: Settings, registry: ProviderRegistry | None = None) -> int:
-    configure_logging(json=settings.log_format_json, verbosity=settings.verbosity)
+    configure_logging(
+        json=settings.log_format_json,
+        verbosity=settings.verbosity,
+        debug_loggers=settings.debug_loggers,
+    )
     try:
         if sys.platform != "win32":
             import uvloop

@@ -1,4 +1,4 @@
-"""``secrets-store-agent [serve|mount|unmount|version]``.
+"""``secrets-store-agent [serve|mount|unmount|providers]``.
 
 ``serve`` (the default) runs the node agent with upstream's flags. ``mount`` and ``unmount``
 are a kubelet-like client for troubleshooting on a node: they send NodePublishVolume /
@@ -6,6 +6,8 @@ NodeUnpublishVolume to ``--endpoint`` with the volume context kubelet would send
 what got mounted (names, sizes, modes; contents only with ``--show-contents``). Like kubelet,
 ``mount`` targets ``<--kubelet-root-dir>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount``
 (or ``--target``) and creates the volume directory above it; the agent creates the rest.
+``providers`` loads every in-process provider this build carries and says which work (exit 1 if
+one fails).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ VOLUME_DIR_MODE = 0o750  # what kubelet gives the volume directory it creates
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    command = args[0] if args and args[0] in ("serve", "mount", "unmount") else "serve"
+    commands = ("serve", "mount", "unmount", "providers")
+    command = args[0] if args and args[0] in commands else "serve"
     if args and args[0] == command:
         args = args[1:]
     try:
@@ -39,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _mount(args)
         if command == "unmount":
             return _unmount(args)
+        if command == "providers":
+            return _providers(args)
         return _serve(args)
     except AgentError as err:
         print(f"secrets-store-agent {command}: {err.message}", file=sys.stderr)
@@ -53,6 +58,21 @@ def _serve(args: list[str]) -> int:
     from agent.app import run
 
     return run(settings)
+
+
+def _providers(args: list[str]) -> int:
+    from agent.inventory import describe, load_providers
+    from agent.providers.registry import ProviderRegistry
+
+    argparse.ArgumentParser(
+        prog="secrets-store-agent providers",
+        description="Load every in-process provider of this build; exit 1 if one fails.",
+    ).parse_args(args)
+    registry = ProviderRegistry(timeout=10.0, version_key=b"inventory" * 4)
+    loads = asyncio.run(load_providers(registry))
+    for line in describe(loads):
+        print(line)
+    return 1 if any(load.error for load in loads) else 0
 
 
 def _client_parser(prog: str) -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SIZE = re.compile(r"^(\d+)(Ki|Mi|Gi|k|M|G)?$")
 _SIZE_UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 
 
 def parse_duration(text: str) -> float:
@@ -67,19 +68,49 @@ class Settings:
     max_call_recv_msg_size: int = 4 * 1024 * 1024
     log_format_json: bool = False
     verbosity: int = 0
+    # Third-party stdlib loggers opened at DEBUG (--debug-loggers); -v never opens them.
+    debug_loggers: tuple[str, ...] = ()
     provider_health_check: bool = False
     provider_health_check_interval: float = 120.0
     kubeconfig: str = ""
+    kube_api_qps: float = 20.0
+    kube_api_burst: int = 30
+    agent_namespace: str = ""  # "": $POD_NAMESPACE, else the service account's namespace
+    hmac_secret_name: str = "secrets-store-agent-hmac-key"  # noqa: S105 (a Secret name)
+    token_request_fallback: bool = False
+    pod_cleanup_grace_period: float = 120.0
+    cache_sync_timeout: float = 10.0
     standalone_dir: str = ""
     mount_mode: str = "directory" if sys.platform == "win32" else "tmpfs"
     tmpfs_size: int | None = None
     provider_timeout: float = 90.0
     shutdown_grace: float = 30.0
-    max_payload_bytes: int = 16 * 1024 * 1024
+    # --max-payload-size; None: follows the receive limit (see payload_limit).
+    max_payload_bytes: int | None = None
     vault_address: str = ""
+    # The upstream Azure provider's own flags (-cloud-name, -construct-pem-chain,
+    # -write-cert-and-key-in-separate-files), prefixed since they now live in one agent.
+    azure_cloud_name: str = "AzurePublicCloud"
+    azure_construct_pem_chain: bool = True
+    azure_write_cert_and_key_in_separate_files: bool = False
     trusted_file_dirs: tuple[str, ...] = ()
     state_dir: str = "/var/run/secrets-store-agent"
     kubelet_root_dir: str = DEFAULT_KUBELET_ROOT
+    prefer_plugin_providers: tuple[str, ...] = ()
+    aws_pod_identity_endpoint: str = ""
+
+    @property
+    def payload_limit(self) -> int:
+        """Largest volume content the writer accepts, in bytes.
+
+        Upstream has no limit of its own past gRPC's receive limit, and raising
+        ``--max-call-recv-msg-size`` is its documented remedy for large secrets; so unless
+        ``--max-payload-size`` is given, the limit is 16 MiB or the receive limit if larger,
+        and a reply the plugin client accepts is never refused by the writer.
+        """
+        if self.max_payload_bytes is not None:
+            return self.max_payload_bytes
+        return max(DEFAULT_MAX_PAYLOAD_BYTES, self.max_call_recv_msg_size)
 
     @property
     def socket_path(self) -> str:

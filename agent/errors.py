@@ -103,3 +103,65 @@ class ShuttingDown(AgentError):
 class VolumeFull(FileWriteError):
     """The volume's file system has no room for the content; the message names the flag
     (``--tmpfs-size``) that gives it more."""
+
+
+class KubernetesApiError(AgentError):
+    """A Kubernetes API call failed. ``agent/k8s`` translates every response into one of the
+    subclasses, once; the message names the verb and the object, and quotes at most a
+    truncated, scrubbed ``Status.message`` from the server, never a request or response body.
+
+    ``status`` is the HTTP status (0 when no response arrived); ``retry_after`` the server's
+    Retry-After hint in seconds, if it gave one.
+    """
+
+    reason = "KubernetesAPIError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        reason: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.status = status
+        self.retry_after = retry_after
+
+    def reworded(self, message: str, reason: str | None = None) -> KubernetesApiError:
+        """The same failure (same class, status, hint) told in a caller's terms."""
+        return type(self)(
+            message, status=self.status, reason=reason or self.reason, retry_after=self.retry_after
+        )
+
+
+class ApiNotFound(KubernetesApiError):
+    """404: the object (or the resource type, when a CRD is not installed) does not exist."""
+
+
+class ApiConflict(KubernetesApiError):
+    """409 Conflict: the object changed since it was read (stale ``resourceVersion``)."""
+
+
+class ApiAlreadyExists(ApiConflict):
+    """409 AlreadyExists: a create found an object of that name."""
+
+
+class ApiForbidden(KubernetesApiError):
+    """401 or 403: the agent's credentials are missing, expired, or lack the RBAC rule."""
+
+
+class ApiGone(KubernetesApiError):
+    """410: a watch or list asked for a ``resourceVersion`` the server no longer has."""
+
+
+class ApiInvalid(KubernetesApiError):
+    """400 or 422: the server rejected the request itself; retrying the same one cannot help."""
+
+
+class ApiUnavailable(KubernetesApiError):
+    """No usable answer: connection refused or reset, timeout, 5xx. Worth retrying."""
+
+
+class ApiThrottled(ApiUnavailable):
+    """429: the server asks the agent to slow down (``retry_after``, when it says how long)."""

@@ -17,6 +17,8 @@ from agent.config import (
     socket_path_from_endpoint,
 )
 from agent.errors import ConfigError
+from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
+from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
 from agent.targets import TargetRules
 
 T = TypeVar("T")
@@ -81,10 +83,16 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     add("--provider-health-check-interval", default=120.0, type=duration)
     _go_bool("--version", p)
     add("-v", "--v", dest="verbosity", default=0, type=int, help="log verbosity (klog style)")
+    add(
+        "--debug-loggers",
+        default=os.environ.get(DEBUG_LOGGERS_ENV, ""),
+        help="comma-separated third-party loggers to log at DEBUG (e.g. hpack,h2,grpclib,"
+        f"aiohttp); independent of -v; default ${DEBUG_LOGGERS_ENV}",
+    )
     _go_bool("--enable-pprof", p)
     add("--pprof-port", default=6065, type=int, help="accepted for compatibility; unused")
     add("--metrics-backend", default="Prometheus", help="only Prometheus is supported")
-    add("--kubeconfig", default="", help="kubeconfig path (in-cluster config when empty)")
+    add_kubernetes_flags(p, _go_bool)
     add(
         "--standalone-dir", default="", help="run without Kubernetes: SecretProviderClass YAML here"
     )
@@ -102,8 +110,28 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         type=duration,
         help="how long SIGTERM waits for in-flight calls",
     )
-    add("--max-payload-size", default=16 * 2**20, type=size, help="largest volume content")
+    add(
+        "--max-payload-size",
+        default=None,
+        type=size,
+        help="largest volume content (default: 16Mi, or --max-call-recv-msg-size if larger)",
+    )
     add("--vault-address", default="", help="default Vault/OpenBao address for SPCs without one")
+    add(
+        "--azure-cloud-name",
+        default=_DEFAULTS.azure_cloud_name,
+        help="Azure cloud for SecretProviderClasses without cloudName (upstream -cloud-name)",
+    )
+    add(
+        "--azure-construct-pem-chain",
+        nargs="?",
+        const=True,
+        default=True,
+        type=boolean,
+        metavar="BOOL",
+        help="order PEM certificate chains leaf to root (upstream -construct-pem-chain)",
+    )
+    _go_bool("--azure-write-cert-and-key-in-separate-files", p)
     add(
         "--trusted-file-dirs",
         default="",
@@ -117,7 +145,41 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         help="kubelet's --root-dir: volumes are published only at its "
         "pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount paths",
     )
+    add(
+        "--prefer-plugin-providers",
+        default="",
+        help="comma-separated provider names (e.g. aws,vault) served by an installed plugin "
+        "socket instead of the built-in while the socket exists (migrating off a DaemonSet)",
+    )
+    add(
+        "--aws-pod-identity-endpoint",
+        default="",
+        help="EKS Pod Identity Agent credentials URL (default: http://169.254.170.23 then "
+        "http://[fd00:ec2::23], per the SecretProviderClass preferredAddressType)",
+    )
     return p
+
+
+def _provider_names(value: str) -> tuple[str, ...]:
+    from agent.providers.discovery import PLUGIN_NAME
+
+    names = tuple(name for name in value.split(",") if name)
+    bad = [name for name in names if not PLUGIN_NAME.fullmatch(name)]
+    if bad:
+        shown = ", ".join(repr(name) for name in bad)  # a stray space must be visible
+        raise ConfigError(
+            f"--prefer-plugin-providers: not provider names: {shown} (comma-separated, no "
+            "spaces; each must match ^[a-zA-Z0-9_-]{0,30}$)"
+        )
+    return names
+
+
+def _http_url(flag: str, value: str) -> str:
+    from urllib.parse import urlsplit
+
+    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+        raise ConfigError(f"{flag}: {value!r} is not an http:// or https:// URL")
+    return value
 
 
 def _trusted_dirs(value: str) -> tuple[str, ...]:
@@ -128,6 +190,29 @@ def _trusted_dirs(value: str) -> tuple[str, ...]:
     if any(os.path.normpath(d) == os.path.normpath("/") for d in dirs):
         raise ConfigError("--trusted-file-dirs: '/' would trust every file on the node")
     return dirs
+
+
+_AZURE_CLOUDS = frozenset(
+    {
+        "AZUREPUBLICCLOUD",
+        "AZURECLOUD",
+        "AZUREUSGOVERNMENTCLOUD",
+        "AZUREUSGOVERNMENT",
+        "AZURECHINACLOUD",
+        "AZUREGERMANCLOUD",
+        "AZURESTACKCLOUD",
+    }
+)
+
+
+def _azure_cloud(value: str) -> str:
+    """Checked here, by name only, so the provider's module stays unloaded until it is used."""
+    if value.strip().upper() not in _AZURE_CLOUDS:
+        raise ConfigError(
+            f"--azure-cloud-name: unknown cloud {value!r} (AzurePublicCloud, "
+            "AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud or AzureStackCloud)"
+        )
+    return value.strip()
 
 
 def normalise_go_flags(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
@@ -160,6 +245,8 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         raise ConfigError("--provider-timeout must be above 0 and below kubelet's 2m call timeout")
     if ns.tmpfs_size is not None and ns.tmpfs_size <= 0:
         raise ConfigError("--tmpfs-size must be positive")
+    if ns.max_payload_size is not None and ns.max_payload_size <= 0:
+        raise ConfigError("--max-payload-size must be positive")
     if ns.vault_address.startswith("unix://") and not ns.vault_address.startswith("unix:///"):
         raise ConfigError(
             "--vault-address: a unix socket needs an absolute path, unix:///run/x.sock"
@@ -189,9 +276,10 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         max_call_recv_msg_size=ns.max_call_recv_msg_size,
         log_format_json=bool(ns.log_format_json),
         verbosity=ns.verbosity,
+        debug_loggers=parse_debug_loggers(ns.debug_loggers),
         provider_health_check=bool(ns.provider_health_check),
         provider_health_check_interval=ns.provider_health_check_interval,
-        kubeconfig=ns.kubeconfig,
+        **kubernetes_options(ns),
         standalone_dir=ns.standalone_dir,
         mount_mode=ns.mount_mode,
         tmpfs_size=ns.tmpfs_size,
@@ -199,9 +287,18 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         shutdown_grace=ns.shutdown_grace,
         max_payload_bytes=ns.max_payload_size,
         vault_address=ns.vault_address,
+        azure_cloud_name=_azure_cloud(ns.azure_cloud_name),
+        azure_construct_pem_chain=bool(ns.azure_construct_pem_chain),
+        azure_write_cert_and_key_in_separate_files=bool(
+            ns.azure_write_cert_and_key_in_separate_files
+        ),
         trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
         state_dir=ns.state_dir,
         kubelet_root_dir=ns.kubelet_root_dir,
+        prefer_plugin_providers=_provider_names(ns.prefer_plugin_providers),
+        aws_pod_identity_endpoint=_http_url(
+            "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
+        ),
     )
     TargetRules(settings.kubelet_root_dir)  # validate early, naming --kubelet-root-dir
     socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint

@@ -33,11 +33,12 @@ _SECRET_SHAPED = re.compile(
     r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # JWT (service-account tokens)
     r"|\bhv[sbr]\.[A-Za-z0-9_-]{20,}"  # Vault/OpenBao service, batch, recovery tokens
     r"|\bs\.[A-Za-z0-9]{20,}"  # legacy Vault service tokens
+    r"|\bya29\.[A-Za-z0-9_-]{20,}"  # Google OAuth 2.0 access tokens
 )
 _MAX_DEPTH = 8
-# Stdlib loggers (grpclib, hpack, aiohttp) are chatty at DEBUG and hpack dumps headers; only the
-# highest verbosity (upstream's full gRPC trace level) lets them through.
-_FOREIGN_DEBUG_VERBOSITY = 5
+# Environment fallback for --debug-loggers (e.g. set on the DaemonSet without changing args).
+DEBUG_LOGGERS_ENV = "SECRETS_STORE_AGENT_DEBUG_LOGGERS"
+_debug_loggers_set: set[str] = set()  # what the last configure_logging turned on, to undo
 
 
 class _SensitiveValues:
@@ -229,8 +230,17 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-def configure_logging(json: bool, verbosity: int, stream: TextIO | None = None) -> None:
-    """Configure structlog and the stdlib root logger; safe to call again (tests do)."""
+def configure_logging(
+    json: bool, verbosity: int, stream: TextIO | None = None, debug_loggers: Iterable[str] = ()
+) -> None:
+    """Configure structlog and the stdlib root logger; safe to call again (tests do).
+
+    ``verbosity`` (``-v``) controls the agent's own events: DEBUG from 1 (the CSI request
+    trace included). Third-party libraries log through stdlib logging at INFO and above only,
+    whatever ``-v`` is: the HTTP/2 stack's DEBUG output (hpack, h2, grpclib) is raw header
+    blocks, about 24 lines per request. ``debug_loggers`` (``--debug-loggers``) names the
+    stdlib loggers to open at DEBUG anyway (``hpack``, ``grpclib.protocol``, ``aiohttp``...).
+    """
     out = sys.stdout if stream is None else stream
     level = logging.DEBUG if verbosity >= 1 else logging.INFO
     tail: list[Processor] = [
@@ -246,14 +256,14 @@ def configure_logging(json: bool, verbosity: int, stream: TextIO | None = None) 
         # Not cached: module-level loggers must follow a later reconfiguration.
         cache_logger_on_first_use=False,
     )
-    _route_stdlib(out, tail, verbosity)
+    _route_stdlib(out, tail, debug_loggers)
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """Marks the handler we installed, so reconfiguring replaces only ours (not pytest's)."""
 
 
-def _route_stdlib(out: TextIO, tail: list[Processor], verbosity: int) -> None:
+def _route_stdlib(out: TextIO, tail: list[Processor], debug_loggers: Iterable[str]) -> None:
     handler = _Handler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -266,8 +276,18 @@ def _route_stdlib(out: TextIO, tail: list[Processor], verbosity: int) -> None:
         root.removeHandler(old)
         old.close()
     root.addHandler(handler)
-    foreign_debug = verbosity >= _FOREIGN_DEBUG_VERBOSITY
-    root.setLevel(logging.DEBUG if foreign_debug else logging.INFO)
+    root.setLevel(logging.INFO)
+    for name in _debug_loggers_set - set(debug_loggers):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    _debug_loggers_set.clear()
+    for name in debug_loggers:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+        _debug_loggers_set.add(name)
+
+
+def parse_debug_loggers(text: str) -> tuple[str, ...]:
+    """``--debug-loggers`` / $SECRETS_STORE_AGENT_DEBUG_LOGGERS: comma-separated logger names."""
+    return tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
 
 
 __all__ = [
@@ -275,6 +295,7 @@ __all__ = [
     "clear_sensitive",
     "configure_logging",
     "forget_sensitive",
+    "parse_debug_loggers",
     "redact",
     "register_sensitive",
     "scrub_text",

@@ -91,6 +91,13 @@ class Metrics:
             registry=reg,
         )
         self._define_rotation(reg)
+        # controller-runtime's client metric, on the upstream driver's endpoint too.
+        self.rest_client_requests = Counter(
+            "rest_client_requests",
+            "Number of HTTP requests to the Kubernetes API, partitioned by code, method, host",
+            ["code", "method", "host"],
+            registry=reg,
+        )
 
     def _define_rotation(self, reg: CollectorRegistry) -> None:
         # Defined now so the series names are stable before the rotation scheduler records them.
@@ -113,6 +120,9 @@ class Metrics:
             buckets=UPSTREAM_BUCKETS,
             registry=reg,
         )
+
+    def api_request(self, host: str, method: str, code: str) -> None:
+        self.rest_client_requests.labels(code=code, method=method, host=host).inc()
 
     def publish_succeeded(self, provider: str, seconds: float) -> None:
         self.node_publish.labels(provider=provider, os_type=self.os_type).inc()

@@ -123,6 +123,32 @@ class PodStatus:
     objects: tuple[ObjectVersion, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class OwnerReference:
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    """What the agent keeps of a pod on its node (the pod informer's cache entry)."""
+
+    namespace: str
+    name: str
+    uid: str
+    phase: str = ""
+    terminating: bool = False  # metadata.deletionTimestamp is set
+    service_account: str = ""
+    owners: tuple[OwnerReference, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        """Succeeded or Failed: its containers will not run again, its volumes can go."""
+        return self.phase in ("Succeeded", "Failed")
+
+
 def pod_status_name(pod: str, namespace: str, spc: str) -> str:
     """Upstream's SPCPS naming: ``<pod>-<namespace>-<spc>``."""
     return f"{pod}-{namespace}-{spc}"

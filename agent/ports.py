@@ -7,10 +7,13 @@ from typing import Protocol
 
 from agent.model import (
     MountResult,
+    PodIdentity,
+    PodInfo,
     PodStatus,
     ProviderRequest,
     SecretFile,
     SecretProviderClass,
+    ServiceAccountToken,
     VolumeState,
 )
 
@@ -49,6 +52,33 @@ class ServiceAccountSource(Protocol):
 
         Raises ServiceAccountNotFound when the service account does not exist.
         """
+        ...
+
+
+class PodLookup(Protocol):
+    """Pods on this node (Kubernetes mode: the pod informer's cache)."""
+
+    async def get(self, namespace: str, name: str) -> PodInfo | None:
+        """The pod from the cache, else read directly; None when it does not exist."""
+        ...
+
+
+class PodEventSink(Protocol):
+    """Warning events on a pod, for failures its owner can fix (Kubernetes: core/v1 Events,
+    aggregated; standalone: nothing beyond the log line every failure already has)."""
+
+    def warning(self, pod: PodIdentity, reason: str, message: str) -> None:
+        """Queue the event; never blocks the caller, never raises. ``message`` is already
+        vetted (an AgentError message) and carries no secret material."""
+        ...
+
+
+class ServiceAccountTokenMinter(Protocol):
+    """Mints a service-account token bound to a pod (``serviceaccounts/token``), for a later
+    fetch when kubelet has not sent a fresh one."""
+
+    async def mint(self, pod: PodIdentity, audience: str) -> ServiceAccountToken:
+        """Raise an AgentError when the token cannot be had."""
         ...
 
 

@@ -17,7 +17,8 @@ from agent.config import parse_listen_address
 from agent.errors import ConfigError
 from agent.metrics import Metrics
 
-Check = Callable[[], Awaitable[bool]]
+# True or "" passes; False fails ("not ok"); any other string fails with that reason.
+Check = Callable[[], Awaitable[bool | str]]
 Address = tuple[str, int]
 Site = tuple[str, Address, tuple[str, ...]]  # role, address, route groups
 
@@ -140,4 +141,6 @@ class WebServer:
             # HTTP body (served unauthenticated) only gets the type.
             log.warning("web.check_error", check=name, error=exc)
             return f"error {type(exc).__name__}"
+        if isinstance(passed, str):
+            return " ".join(passed.split())
         return "" if passed else "not ok"

@@ -100,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ssa-mem-") as directory:
         root = Path(directory)
-        process, socket = start_instant_agent(root, {"bench.yaml": SPC})
+        process, socket = start_instant_agent(root, {"bench.yaml": SPC}, log=False)
         try:
             samples = asyncio.run(run(root, process.pid, socket, args.cycles, args.every))
         finally:

@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 
 from agent._proto.csi import v1 as csi
-from bench.instant import start_instant_agent
+from bench.instant import launch, start_instant_agent
 from tests.support.kubelet import Kubelet, publish_request
 
 SPC = """\
@@ -114,7 +114,7 @@ async def measure(bench: Bench, pid: int, socket: str, samples: int) -> dict[str
 
 def start_agent(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     manifests = {f"bench-{count}.yaml": SPC.format(count=count) for count in (1, 10, 50)}
-    return start_instant_agent(root, manifests, stdout=(root / "agent.log").open("wb"))
+    return start_instant_agent(root, manifests)
 
 
 def agent_side_latency(log: Path, sequential: set[str]) -> dict[str, dict[str, float]]:

@@ -16,11 +16,15 @@ import structlog
 from agent.app import Agent, build_agent
 from agent.config import Settings
 from agent.providers.registry import ProviderRegistry
-from tests.support.fake_provider import FakeProvider
+from tests.fakes.kube_api import kube_api, kube_api_options  # noqa: F401
 
-# Session fixtures shared by every package: one OpenBao dev server per run, one JWT signer.
+# Shared fixtures: one OpenBao dev server and one JWT signer per run; the cloud fakes per test.
+from tests.support.azure import azure, azure_tls  # noqa: F401
+from tests.support.fake_provider import FakeProvider
+from tests.support.gcp import gcp  # noqa: F401
 from tests.support.jwt_signer import jwt_signer  # noqa: F401
 from tests.support.kubelet import POD_UID, Kubelet
+from tests.support.moto import moto, moto_tls  # noqa: F401
 from tests.support.mounts import force_unmount_under, is_root
 from tests.support.openbao import counted, openbao, openbao_tls  # noqa: F401
 

@@ -7,7 +7,7 @@ status, and publish and unpublish must know whether another live volume still ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from agent.model import PodIdentity, VolumeRecord, pod_status_name
 
@@ -26,6 +26,12 @@ class MountTable:
     def __init__(self) -> None:
         self._volumes: dict[str, VolumeRecord] = {}
         self._by_status: dict[StatusKey, list[str]] = {}
+        self._listeners: list[Callable[[VolumeRecord], None]] = []
+
+    def subscribe(self, listener: Callable[[VolumeRecord], None]) -> None:
+        """Call ``listener`` with every record put (e.g. so a pod deleted while its volume
+        was being published is still cleaned up). It must not block or raise."""
+        self._listeners.append(listener)
 
     def get(self, target_path: str) -> VolumeRecord | None:
         return self._volumes.get(target_path)
@@ -34,10 +40,15 @@ class MountTable:
         previous = self._volumes.get(record.target_path)
         if previous is not None and status_key(previous) == status_key(record):
             self._volumes[record.target_path] = record  # keeps its place as status owner
-            return
-        self.forget(record.target_path)
-        self._volumes[record.target_path] = record
-        self._by_status.setdefault(status_key(record), []).append(record.target_path)
+        else:
+            self.forget(record.target_path)
+            self._volumes[record.target_path] = record
+            self._by_status.setdefault(status_key(record), []).append(record.target_path)
+        for listener in self._listeners:
+            listener(record)
+
+    def of_pod(self, pod_uid: str) -> list[VolumeRecord]:
+        return [record for record in self._volumes.values() if record.pod.uid == pod_uid]
 
     def forget(self, target_path: str) -> VolumeRecord | None:
         record = self._volumes.pop(target_path, None)

@@ -22,7 +22,7 @@ from agent.aio.threads import finish_despite_cancellation
 from agent.core.mount_table import MountTable, pod_status_key
 from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, PublishOutcome
-from agent.core.publish_report import PublishReport
+from agent.core.publish_report import PublishReport, owner_can_fix
 from agent.core.publish_request import check_request, merge_attributes
 from agent.core.records import record_to_metadata
 from agent.core.recovery import adopt_volume
@@ -46,6 +46,7 @@ from agent.model import (
 )
 from agent.ports import (
     PayloadWriter,
+    PodEventSink,
     PodStatusStore,
     Provider,
     ProviderLookup,
@@ -79,6 +80,7 @@ class PublishPorts:
     statuses: PodStatusStore
     metadata: VolumeMetadataStore
     observer: PublishObserver
+    events: PodEventSink | None = None
 
 
 class PublishVolume:
@@ -95,7 +97,7 @@ class PublishVolume:
         self._table = table
         self._locks = locks
         self._clock = clock
-        self._report = PublishReport(ports.observer)
+        self._report = PublishReport(ports.observer, ports.events)
         self._statuses = VolumeStatuses(ports.statuses, table, settings.node_name)
 
     async def __call__(self, request: PublishRequest) -> PublishOutcome:
@@ -116,7 +118,14 @@ class PublishVolume:
             raise
         except Exception as err:
             reason = err.reason if isinstance(err, AgentError) else "FailedToMount"
-            self._report.failed(request, attempt, reason, safe_message(err), started)
+            self._report.failed(
+                request,
+                attempt,
+                reason,
+                safe_message(err),
+                started,
+                notify_owner=owner_can_fix(err),
+            )
             raise
         self._report.succeeded(request, attempt, outcome, started)
         return outcome
@@ -317,6 +326,7 @@ class PublishVolume:
             rotated=attempt.files_changed,
             error_type=reason,
             error=safe_message(err),
+            notify_owner=owner_can_fix(err),
         )
 
     async def _undo(self, attempt: Attempt) -> None:

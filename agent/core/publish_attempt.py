@@ -16,6 +16,7 @@ class PublishOutcome:
     rotated: bool = False  # a remount changed the visible files (even if a later step failed)
     error_type: str = ""  # set for a masked remount failure
     error: str = ""
+    notify_owner: bool = False  # the masked failure is one the pod's owner can fix
 
 
 @dataclass(slots=True)

@@ -7,15 +7,43 @@ import time
 import structlog
 
 from agent.core.publish_attempt import Attempt, PublishOutcome
+from agent.errors import (
+    InvalidRequest,
+    InvalidSecretProviderClass,
+    KubernetesApiError,
+    PayloadError,
+    ProviderError,
+    ProviderNotFound,
+    ProviderUnavailable,
+    SecretProviderClassNotFound,
+)
 from agent.model import PublishRequest
-from agent.ports import PublishObserver
+from agent.ports import PodEventSink, PublishObserver
 
 log = structlog.get_logger("agent.publish")
 
+_OWNER_FIXABLE = (
+    SecretProviderClassNotFound,
+    InvalidSecretProviderClass,
+    ProviderNotFound,
+    ProviderError,
+    PayloadError,
+    InvalidRequest,
+)
+
+
+def owner_can_fix(error: BaseException) -> bool:
+    """A failure the pod's owner can act on (class missing or invalid, unknown provider, the
+    store refusing, bad volume attributes), worth an event on the pod. Outages are not."""
+    if isinstance(error, ProviderUnavailable | KubernetesApiError):
+        return False
+    return isinstance(error, _OWNER_FIXABLE)
+
 
 class PublishReport:
-    def __init__(self, observer: PublishObserver) -> None:
+    def __init__(self, observer: PublishObserver, events: PodEventSink | None = None) -> None:
         self._observer = observer
+        self._events = events
 
     def succeeded(
         self,
@@ -31,6 +59,8 @@ class PublishReport:
                 outcome.provider, outcome.rotated, outcome.error_type, seconds
             )
         if outcome.error_type:
+            if outcome.notify_owner and attempt is not None and self._events is not None:
+                self._events.warning(attempt.identity, outcome.error_type, outcome.error)
             # Kubelet was told success (k/k#121271), the old content stays; say why here.
             log.warning(
                 "node_publish.completed",
@@ -54,8 +84,12 @@ class PublishReport:
         reason: str,
         error: str,
         started: float,
+        *,
+        notify_owner: bool = False,
     ) -> None:
         provider = attempt.provider if attempt else ""
+        if notify_owner and attempt is not None and self._events is not None:
+            self._events.warning(attempt.identity, reason, error)
         self._observer.publish_failed(provider, reason, time.perf_counter() - started)
         log.warning(
             "node_publish.failed",

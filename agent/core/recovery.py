@@ -7,10 +7,12 @@ shared status cannot hide a volume:
 
 - a volume with usable metadata is adopted (rotation and cleanup resume without kubelet);
 - a volume without it (killed before its metadata was saved, or written by the upstream driver)
-  is logged; kubelet's retry of the publish completes it, or its unpublish removes it;
+  is logged; kubelet's retry of the publish completes and records it, or its unpublish removes
+  it;
 - a status whose volume is adopted is rewritten if it drifted (a crash between the two saves);
-- a status whose volume is gone is deleted (a crash during unpublish); one that names a volume
-  without metadata is kept until kubelet's retry decides;
+- every other status is deleted: its volume is gone (a crash during unpublish) or has no
+  metadata yet (a crash between the two saves of a first publish), and the publish that
+  records the volume writes its status again. So an unpublish never has to look statuses up;
 - an adopted volume without a status gets one (one per pod and class, see ``volume_statuses``).
 
 Tokens are not persisted (they are secrets); the next republish from kubelet brings fresh ones.
@@ -73,7 +75,7 @@ async def _reconcile_statuses(
             if status != status_of(owner, node_name):
                 await statuses.write(owner)
                 recovered.statuses_written += 1
-        elif status.target_path not in recovered.unrecorded:
+        else:
             log.info(
                 "recovery.stale_status_deleted", status=status.name, target_path=status.target_path
             )

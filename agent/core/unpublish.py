@@ -2,7 +2,7 @@
 
 Only kubelet target paths below the kubelet root are touched, and only what the agent wrote is
 deleted (the mounter refuses anything else). A volume the table does not know (a publish or an
-unpublish killed part way) still has any status naming it released.
+unpublish killed part way) has no status: recovery deleted it at the restart.
 """
 
 from __future__ import annotations
@@ -55,8 +55,6 @@ class UnpublishVolume:
                 # GC, and a status must never outlive its volume on this node.
                 if record is not None:
                     await self._statuses.release(status_key(record))
-                else:
-                    await self._statuses.release_unrecorded(target_path)
         except AgentError as err:
             self._observer.unpublish_failed()
             log.warning(

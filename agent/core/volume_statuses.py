@@ -42,10 +42,3 @@ class VolumeStatuses:
             await self.write(owner)
             return
         await self._store.delete(*key)
-
-    async def release_unrecorded(self, target: str) -> None:
-        """Unpublish of a volume the table does not know (a publish or unpublish killed part
-        way): release every status that names ``target``."""
-        for status in await self._store.load_all():
-            if status.target_path == target:
-                await self.release((status.namespace, status.name))

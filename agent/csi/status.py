@@ -29,6 +29,10 @@ _CODES: tuple[tuple[type[errors.AgentError], Status], ...] = (
     (errors.FileWriteError, Status.INTERNAL),
     (errors.StatusError, Status.INTERNAL),
     (errors.ConfigError, Status.FAILED_PRECONDITION),
+    # Kubernetes API failures reach kubelet only from the publish path (a class read directly).
+    (errors.ApiUnavailable, Status.UNAVAILABLE),
+    (errors.ApiNotFound, Status.NOT_FOUND),
+    (errors.KubernetesApiError, Status.FAILED_PRECONDITION),
 )
 
 

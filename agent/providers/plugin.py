@@ -10,10 +10,10 @@ mode as a JSON number string, and upstream's retry policy (3 attempts on UNAVAIL
 from __future__ import annotations
 
 import asyncio
-import json
+import os
 import random
-import re
-from collections.abc import Awaitable, Callable, Mapping
+import stat
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
@@ -25,6 +25,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from agent._proto import v1alpha1 as pb
 from agent.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from agent.model import MountResult, ObjectVersion, ProviderRequest, SecretFile
+from agent.providers.common.gojson import string_map
 
 log = structlog.get_logger("agent.providers.plugin")
 
@@ -37,36 +38,13 @@ MAX_BACKOFF = 10.0
 
 _T = TypeVar("_T")
 
-# Go's encoder escapes these even inside strings (HTML safety, JS line terminators).
-_GO_ESCAPES = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def go_json(mapping: Mapping[str, str] | None) -> str:
-    """``json.Marshal`` of a Go ``map[string]string``, byte for byte.
-
-    Keys sorted, no spaces, ``<`` ``>`` ``&`` U+2028 U+2029 as ``\\uXXXX``, other non-ASCII
-    raw, and ``null`` for a nil map. Python's escapes of control characters (``\\n``, ``\\b``,
-    ``\\u001f``...) already match Go >= 1.22. Plugins may compare or hash this text, so it
-    must not merely be equivalent JSON.
-    """
-    if mapping is None:
-        return "null"
-    text = json.dumps(dict(mapping), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    if not text.isascii():
-        # Go replaces invalid UTF-8 with U+FFFD; a lone surrogate is Python's version of that.
-        text = _SURROGATE.sub("\ufffd", text)
-    return text.translate(_GO_ESCAPES)
-
 
 def mount_request(request: ProviderRequest) -> pb.MountRequest:
     """The MountRequest upstream builds (reference §4.4); the tokens are already in attributes."""
     return pb.MountRequest(
-        attributes=go_json(request.attributes),
+        attributes=string_map(request.attributes),
         # Kubelet's secrets map is nil (JSON null) when the pod has no nodePublishSecretRef.
-        secrets=go_json(request.secrets or None),
+        secrets=string_map(request.secrets or None),
         target_path=request.target_path,
         permission=str(request.default_mode),  # json.Marshal(os.FileMode(0o644)) == "420"
         current_object_version=[
@@ -159,12 +137,18 @@ class PluginProvider:
         send: Callable[[float], Awaitable[_T]],
         timeout: float | None = None,
     ) -> _T:
-        """Upstream's service config: wait for ready, retry UNAVAILABLE, one overall deadline."""
+        """Upstream's service config: wait for ready, retry UNAVAILABLE, one overall deadline.
+
+        One departure: a call whose connection dropped and whose socket is then gone (the
+        plugin's pod died mid-call) fails at once as UNAVAILABLE instead of waiting for a
+        plugin that may never return; kubelet retries, and the next call reconnects.
+        """
         budget = self._timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
         attempts, backoff = 0, self._backoff
         failure: ProviderError | None = None
+        lost = False  # the connection carrying this call dropped
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -175,12 +159,15 @@ class PluginProvider:
             except TimeoutError:
                 raise self._timed_out(rpc, budget) from None
             except OSError as err:
+                if lost:
+                    raise self._vanished(rpc, err) from None
                 # Socket missing or refused: waitForReady keeps waiting, without using attempts.
                 if failure is None:
                     log.info("plugin.not_ready", provider=self.name, socket=self.socket_path)
                 failure = self._not_ready(err)
             except StreamTerminatedError:
                 attempts += 1
+                lost = True
                 failure = self._failed(rpc, Status.UNAVAILABLE, "connection lost")
             except GRPCError as err:
                 attempts += 1
@@ -196,11 +183,22 @@ class PluginProvider:
             await asyncio.sleep(min(pause, max(deadline - loop.time(), 0)))
             backoff = min(backoff * BACKOFF_MULTIPLIER, MAX_BACKOFF)
 
+    def _vanished(self, rpc: str, err: OSError) -> ProviderUnavailable:
+        why = err.strerror or type(err).__name__
+        log.warning("plugin.vanished", provider=self.name, socket=self.socket_path, rpc=rpc)
+        return ProviderUnavailable(
+            f"provider {self.name!r} went away during {rpc}: its socket {self.socket_path} is "
+            f"gone ({why}); kubelet will retry once the plugin is back"
+        )
+
     def _timed_out(self, rpc: str, budget: float) -> ProviderTimeout:
         return ProviderTimeout(f"provider {self.name!r} did not answer {rpc} within {budget:g}s")
 
     def _not_ready(self, err: OSError) -> ProviderUnavailable:
         why = err.strerror or type(err).__name__
+        kind = _not_a_socket(self.socket_path)
+        if kind:
+            why = f"it is {kind}, not a socket ({why})"
         return ProviderUnavailable(
             f"provider {self.name!r} is not reachable at {self.socket_path}: {why}"
         )
@@ -210,8 +208,6 @@ class PluginProvider:
         text = f"provider {self.name!r} {rpc} failed: rpc error: code = {status.name}"
         if detail:
             text += f" desc = {detail[:512]}"
-        if status is Status.RESOURCE_EXHAUSTED and "larger than max" in (detail or ""):
-            text += " (raise --max-call-recv-msg-size to accept larger volumes)"
         if status is Status.DEADLINE_EXCEEDED:
             return ProviderTimeout(text)
         if status is Status.UNAVAILABLE:
@@ -242,3 +238,17 @@ class PluginProvider:
             )
         # No files with versions: a legacy plugin wrote into target_path itself (upstream #551).
         return MountResult(files, versions)
+
+
+def _not_a_socket(path: str) -> str:
+    """What ``path`` is when it exists but is no socket (a stale file or directory left where
+    the plugin listens, which connect() reports only as "Connection refused"); else ""."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISSOCK(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "a regular file" if stat.S_ISREG(mode) else "a special file"

@@ -5,6 +5,11 @@ Built-in providers and third-party ones (Python entry points in the group
 uses Vault never pays for the others. An entry point names a factory taking a
 :class:`ProviderContext` and returning an object that satisfies :class:`agent.ports.Provider`.
 Any other name is looked up as an upstream provider plugin socket (``<dir>/<name>.sock``).
+
+``prefer_plugins`` names providers for which an installed plugin wins over the built-in of the
+same name (flag ``--prefer-plugin-providers``): while ``<dir>/<name>.sock`` exists the plugin
+serves, otherwise the built-in does, so a cluster can keep its provider DaemonSet during a
+migration and drop it later without touching the agent.
 """
 
 from __future__ import annotations
@@ -57,7 +62,54 @@ def _vault(context: ProviderContext) -> Provider:
     )
 
 
-BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {"vault": _vault, "openbao": _vault}
+def _aws(context: ProviderContext) -> Provider:
+    # Imported here: botocore (and jmespath) load only on a node that mounts an AWS volume.
+    from agent.providers.aws import AwsProvider
+
+    return AwsProvider(
+        name=context.name,
+        service_accounts=context.service_accounts,
+        # Ends a little before the core's deadline, so its own error (which regions) is reported.
+        timeout=context.timeout * PLUGIN_DEADLINE_SHARE,
+        pod_identity_endpoint=context.options.get("aws_pod_identity_endpoint", ""),
+    )
+
+
+def _azure(context: ProviderContext) -> Provider:
+    # Imported here: a node without Azure volumes never loads the provider (nor cryptography).
+    from agent.providers.azure import AzureProvider
+
+    return AzureProvider(
+        name=context.name,
+        # Ends its requests a little before the core's deadline, so its own error is reported.
+        timeout=context.timeout * PLUGIN_DEADLINE_SHARE,
+        trusted_dirs=context.trusted_dirs,
+        service_accounts=context.service_accounts,
+        default_cloud=context.options.get("azure_cloud_name") or "AzurePublicCloud",
+        construct_pem_chain=context.options.get("azure_construct_pem_chain", "true") == "true",
+        write_cert_and_key_in_separate_files=(
+            context.options.get("azure_write_cert_and_key_in_separate_files") == "true"
+        ),
+    )
+
+
+def _gcp(context: ProviderContext) -> Provider:
+    # Imported here: aiohttp's Google clients, google-crc32c (and google-auth, should an SPC use
+    # provider-adc or key.json) load only on a node that mounts a GCP volume.
+    from agent.providers.gcp import GcpProvider
+
+    return GcpProvider(
+        name=context.name, timeout=context.timeout, service_accounts=context.service_accounts
+    )
+
+
+BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {
+    "vault": _vault,
+    "openbao": _vault,
+    "aws": _aws,
+    "azure": _azure,
+    "gcp": _gcp,
+}
 DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024
 PLUGIN_DEADLINE_SHARE = 0.95
 
@@ -75,7 +127,9 @@ class ProviderRegistry:
         max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES,
         trusted_dirs: Sequence[str] = (),
         service_accounts: ServiceAccountSource | None = None,
+        prefer_plugins: Sequence[str] = (),
     ) -> None:
+        self._prefer_plugins = frozenset(prefer_plugins)
         self._trusted_dirs = tuple(trusted_dirs)
         self._service_accounts = service_accounts
         self._timeout = timeout
@@ -86,10 +140,30 @@ class ProviderRegistry:
         )
         if load_entry_points:
             self._factories.update(_entry_point_factories(self._factories))
+        for name in sorted(self._prefer_plugins - set(self._factories)):
+            # A plugin serves a name without a built-in anyway: the preference changes nothing,
+            # and is most likely a misspelling (names are case-sensitive: "AWS" is not "aws").
+            log.warning("provider.prefer_unknown", provider=name, built_in=self.names())
         self._instances: dict[str, Provider] = {}
         self._plugin_directories = tuple(plugin_directories)
         self._max_recv_bytes = max_recv_bytes
         self._plugins: dict[str, PluginProvider] = {}
+        self._retired: list[PluginProvider] = []  # preferred plugins moved; closed at close()
+        self._gone: set[str] = set()  # preferred plugins whose socket went: the built-in serves
+
+    def use_service_accounts(self, source: ServiceAccountSource) -> None:
+        """Where providers built from now on read service accounts, unless the registry was
+        given one (the composition root wires the mode's source into a registry it was
+        handed)."""
+        if self._service_accounts is None:
+            self._service_accounts = source
+
+    def set_version_key(self, key: bytes) -> None:
+        """The HMAC key for providers built from now on (Kubernetes mode loads it from a Secret
+        at start, before the CSI socket serves, so no provider exists yet)."""
+        self._version_key = key
+        if self._instances:
+            log.warning("provider.version_key_late", built=sorted(self._instances))
 
     def register(self, name: str, factory: ProviderFactory) -> None:
         self._factories[name] = factory
@@ -100,6 +174,10 @@ class ProviderRegistry:
         return sorted(self._factories)
 
     def get(self, name: str) -> Provider:
+        if name in self._prefer_plugins:
+            preferred = self._installed_plugin(name)
+            if preferred is not None:
+                return preferred
         instance = self._instances.get(name)
         if instance is not None:
             return instance
@@ -118,6 +196,40 @@ class ProviderRegistry:
         self._instances[name] = instance
         return instance
 
+    def _installed_plugin(self, name: str) -> Provider | None:
+        """The plugin of a name in ``prefer_plugins`` while its socket exists (checked on every
+        call: the DaemonSet may come and go); None lets the built-in serve."""
+        from agent.providers.discovery import find_plugin_socket
+
+        socket = find_plugin_socket(name, self._plugin_directories)
+        plugin = self._plugins.get(name)
+        if socket is None:
+            if plugin is not None and name in self._factories and name not in self._gone:
+                log.info("provider.plugin_gone", provider=name, using="built-in")
+                self._gone.add(name)
+            return None
+        # A plugin back at the same path keeps its client (grpclib reconnects), so a
+        # DaemonSet that comes and goes does not pile up channels.
+        back = name in self._gone
+        self._gone.discard(name)
+        if plugin is None or plugin.socket_path != socket:
+            if plugin is not None:
+                self._retired.append(plugin)
+            plugin = self._plugins[name] = self._connect(name, socket)
+            back = True
+        if back:
+            log.info("provider.plugin_preferred", provider=name, socket=socket)
+        return plugin
+
+    def _connect(self, name: str, socket: str) -> PluginProvider:
+        # Imported here so that grpclib stays out of this module (import-linter contract).
+        from agent.providers.plugin import PluginProvider
+
+        # The core cancels a provider call at the same timeout; ending the plugin's retries a
+        # little earlier lets its own error (socket unreachable, last gRPC status) be reported.
+        budget = self._timeout * PLUGIN_DEADLINE_SHARE
+        return PluginProvider(name, socket, max_recv_bytes=self._max_recv_bytes, timeout=budget)
+
     def _plugin(self, name: str) -> Provider:
         """An upstream plugin DaemonSet's socket; looked up again on every miss, because the
         DaemonSet may start after the agent. A found plugin's client is kept (as upstream)."""
@@ -130,13 +242,7 @@ class ProviderRegistry:
         if socket is None:
             directories = ", ".join(self._plugin_directories)
             raise ProviderNotFound(f"{missing} and no socket {socket_name(name)} in {directories}")
-        # Imported here so that grpclib stays out of this module (import-linter contract).
-        from agent.providers.plugin import PluginProvider
-
-        # The core cancels a provider call at the same timeout; ending the plugin's retries a
-        # little earlier lets its own error (socket unreachable, last gRPC status) be reported.
-        budget = self._timeout * PLUGIN_DEADLINE_SHARE
-        plugin = PluginProvider(name, socket, max_recv_bytes=self._max_recv_bytes, timeout=budget)
+        plugin = self._connect(name, socket)
         log.info("provider.plugin_found", provider=name, socket=socket)
         self._instances[name] = self._plugins[name] = plugin
         return plugin
@@ -167,7 +273,12 @@ class ProviderRegistry:
                 )
 
     async def close(self) -> None:
-        for name, instance in self._instances.items():
+        owned: dict[int, tuple[str, Provider]] = {}
+        for name, instance in [*self._instances.items(), *self._plugins.items()]:
+            owned[id(instance)] = (name, instance)
+        for plugin in self._retired:
+            owned[id(plugin)] = (plugin.name, plugin)
+        for name, instance in owned.values():
             close = getattr(instance, "close", None)
             if close is None:
                 continue
@@ -177,6 +288,7 @@ class ProviderRegistry:
                 log.warning("provider.close_failed", provider=name, error=type(err).__name__)
         self._instances.clear()
         self._plugins.clear()
+        self._retired.clear()
 
 
 def _entry_point_factories(taken: Mapping[str, ProviderFactory]) -> dict[str, ProviderFactory]:

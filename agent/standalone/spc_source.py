@@ -1,8 +1,13 @@
 """SecretProviderClasses and ServiceAccounts read from YAML files in a directory (standalone mode).
 
 The directory holds the same manifests one would ``kubectl apply``: every ``*.yaml``/``*.yml``
-file directly inside it, multi-document allowed. ``v1`` ServiceAccount manifests there stand in
-for the API's service accounts: providers read cloud identities from their annotations. Files
+file directly inside it, multi-document allowed. Each document is read as kubectl sends it to
+the API server (sigs.k8s.io/yaml's YAML-to-JSON: ``0123`` is the integer 83, ``on`` a boolean,
+``2024-01-01`` and ``1:30`` strings), and fields the CRD types as strings must then be strings,
+as the API server's schema validation demands: an unquoted number in ``spec.parameters`` is
+refused with an error naming the parameter, never read as some other text. ``v1``
+ServiceAccount manifests there stand in for the API's service accounts: providers read cloud
+identities from their annotations. Files
 are re-read only when their names, inodes, sizes or mtimes change, and always in a worker thread
 so a slow disk never stalls the event loop.
 A broken file is reported and skipped; it never hides the classes defined in the other files.
@@ -21,35 +26,21 @@ from pathlib import Path
 from typing import TypeGuard
 
 import structlog
-import yaml
 
 from agent.aio.threads import run_blocking
+from agent.documents.spc import InvalidDocument, Key, decode, identity, is_spc
 from agent.errors import (
     InvalidSecretProviderClass,
     SecretProviderClassNotFound,
     ServiceAccountNotFound,
 )
 from agent.model import SecretProviderClass
-from agent.standalone.yaml_codec import SafeLoader
+from agent.providers.common.goyaml import Decoder, GoYAMLError, load_all
 
-GROUP = "secrets-store.csi.x-k8s.io"
-API_VERSIONS = frozenset({f"{GROUP}/v1", f"{GROUP}/v1alpha1"})
-KIND = "SecretProviderClass"
 DEFAULT_NAMESPACE = "default"
-
-Key = tuple[str, str]
 Signature = tuple[tuple[str, int, int, int], ...]
 
 log = structlog.get_logger(__name__)
-
-
-class _Invalid(Exception):
-    """A document that is a SecretProviderClass but cannot be used; ``key`` when it is known."""
-
-    def __init__(self, reason: str, key: Key | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.key = key
 
 
 @dataclass(slots=True)
@@ -154,22 +145,27 @@ def _load_file(
     path: Path, snapshot: _Snapshot, origins: dict[Key, str], old: dict[Key, tuple[str, int]]
 ) -> None:
     try:
-        documents = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        reason = _short(exc)
+        values = load_all(path.read_text(encoding="utf-8"), Decoder.SIGS_YAML, where=path.name)
+    except (OSError, UnicodeDecodeError, GoYAMLError) as exc:
+        reason = exc.message if isinstance(exc, GoYAMLError) else _short(exc)
         snapshot.broken_files[path.name] = reason
         snapshot.problems.append((path.name, reason))
         return
-    for index, document in enumerate(documents):
-        where = path.name if len(documents) == 1 else f"{path.name} (document {index + 1})"
+    for value in values:
+        where = value.where
+        try:
+            document = value.json()
+        except GoYAMLError as exc:
+            snapshot.problems.append((where, exc.message))
+            continue
         if _is_service_account(document):
             _load_service_account(document, where, snapshot)
             continue
-        if not _is_spc(document):
+        if not is_spc(document):
             continue
         try:
             spc = _to_spc(document, old)
-        except _Invalid as exc:
+        except InvalidDocument as exc:
             snapshot.problems.append((where, exc.reason))
             if exc.key is not None:
                 _remember_invalid(snapshot, origins, exc.key, where, f"{where}: {exc.reason}")
@@ -210,81 +206,34 @@ def _is_service_account(document: object) -> TypeGuard[Mapping[str, object]]:
 
 def _load_service_account(document: Mapping[str, object], where: str, snapshot: _Snapshot) -> None:
     try:
-        key, metadata = _identity(document)
+        key, metadata = identity(document, DEFAULT_NAMESPACE)
         annotations = metadata.get("annotations") or {}
         if not isinstance(annotations, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
         ):
-            raise _Invalid("metadata.annotations must be a mapping of strings", key)
-    except _Invalid as exc:
+            raise InvalidDocument("metadata.annotations must be a mapping of strings", key)
+    except InvalidDocument as exc:
         snapshot.problems.append((where, exc.reason))
         return
-    if key in snapshot.service_accounts:
-        # The first definition stays, as for a class, so a later file cannot swap an identity.
-        snapshot.problems.append((where, f"serviceaccount {key[0]}/{key[1]} is defined twice"))
+    first = snapshot.service_accounts.get(key)
+    if first is not None:
+        # Example manifests often repeat one ServiceAccount per file; only a differing copy is a
+        # problem, and then the first stays so a later file cannot swap an identity.
+        if first != annotations:
+            reason = f"serviceaccount {key[0]}/{key[1]} is defined twice with different annotations"
+            snapshot.problems.append((where, reason))
         return
     snapshot.service_accounts[key] = dict(annotations)
 
 
-def _is_spc(document: object) -> TypeGuard[Mapping[str, object]]:
-    if not isinstance(document, Mapping) or document.get("kind") != KIND:
-        return False
-    # Other groups' kinds of the same name, or unknown versions, are not served by the CRD.
-    return document.get("apiVersion") in API_VERSIONS
-
-
 def _to_spc(document: Mapping[str, object], old: dict[Key, tuple[str, int]]) -> SecretProviderClass:
-    key, metadata = _identity(document)
-    spec = document.get("spec") or {}
-    if not isinstance(spec, Mapping):
-        raise _Invalid("spec must be a mapping", key)
-    provider = spec.get("provider") or ""
-    if not isinstance(provider, str):
-        raise _Invalid("spec.provider must be a string", key)
-    return SecretProviderClass(
-        name=key[1],
-        namespace=key[0],
-        provider=provider,
-        parameters=_parameters(spec.get("parameters"), key),
-        secret_objects=_secret_objects(spec.get("secretObjects"), key),
-        uid=_uid(metadata, key),
-        generation=_generation(metadata, key, _digest(document), old),
+    digest = _digest(document)
+    return decode(
+        document,
+        DEFAULT_NAMESPACE,
+        _uid,
+        lambda metadata, key: _generation(metadata, key, digest, old),
     )
-
-
-def _identity(document: Mapping[str, object]) -> tuple[Key, Mapping[str, object]]:
-    metadata = document.get("metadata")
-    if not isinstance(metadata, Mapping):
-        raise _Invalid("metadata must be a mapping")
-    name = metadata.get("name")
-    namespace = metadata.get("namespace") or DEFAULT_NAMESPACE
-    if not isinstance(name, str) or not name:
-        raise _Invalid("metadata.name must be a non-empty string")
-    if not isinstance(namespace, str):
-        raise _Invalid(f"metadata.namespace of {name} must be a string")
-    return (namespace, name), metadata
-
-
-def _parameters(value: object, key: Key) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _Invalid("spec.parameters must be a mapping of strings", key)
-    for name, item in value.items():
-        # The CRD types parameters as map[string]string: quote numbers and booleans in YAML.
-        if not isinstance(name, str) or not isinstance(item, str):
-            raise _Invalid(
-                f"spec.parameters.{name} must be a string, got {type(item).__name__}", key
-            )
-    return dict(value)
-
-
-def _secret_objects(value: object, key: Key) -> tuple[Mapping[str, object], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
-        raise _Invalid("spec.secretObjects must be a list of mappings", key)
-    return tuple(value)
 
 
 def _uid(metadata: Mapping[str, object], key: Key) -> str:

@@ -135,10 +135,10 @@ class AgentProcess:
     process: subprocess.Popen[bytes] | None = None
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
+    env: dict[str, str] | None = None  # None: this process's environment
     # ``agent`` runs ``python -m agent serve``; another module takes serve's flags directly
     # (``tests.support.instant_agent``: the agent with an in-process provider).
     module: str = "agent"
-    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def socket(self) -> Path:
@@ -185,7 +185,7 @@ class AgentProcess:
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.environment},
+                env=self.env,
             )
 
     @property

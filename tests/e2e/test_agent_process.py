@@ -262,8 +262,9 @@ def test_a_regular_file_at_the_endpoint_is_never_removed(agents: Agents) -> None
 def test_no_secret_token_or_node_publish_secret_reaches_any_output(
     agents: Agents, vault: VaultSetup, token_file: Path
 ) -> None:
-    """The issue's redaction proof: a full publish at debug verbosity (-v=5, which also lets
-    grpclib/aiohttp debug logs through), then every byte the agent and the client printed."""
+    """The issue's redaction proof: a full publish at debug verbosity (-v=5, plus
+    --debug-loggers to let the HTTP/2 and HTTP libraries' own debug logs through), then every
+    byte the agent and the client printed."""
     stored = {f"k{i}": secrets.token_urlsafe(18) for i in range(3)}  # 24 characters each
     node_secrets = {"client-id": secrets.token_urlsafe(18), "client-key": secrets.token_urlsafe(18)}
     vault.put("app/redaction", stored)
@@ -273,7 +274,7 @@ def test_no_secret_token_or_node_publish_secret_reaches_any_output(
     ]
     # The whole secret (JSON of every key) as one more file, to vary how values travel.
     objects.append({"objectName": "all.json", "secretPath": path})
-    agent = agents.start("-v=5")
+    agent = agents.start("-v=5", "--debug-loggers=hpack,h2,grpclib,aiohttp")
     agent.write_spc("app", vault.spc_yaml("app", objects))
     agent.write_spc("denied", vault.spc_yaml("denied", [{**objects[0], "secretPath": "x/y"}]))
     uid = new_pod_uid()
@@ -320,6 +321,8 @@ def test_no_secret_token_or_node_publish_secret_reaches_any_output(
     # Debug verbosity really was on, so the proof covered the chatty paths too.
     events = agent.events()
     assert any(event.get("level") == "debug" for event in events)
+    libraries = {str(event.get("logger", "")).split(".")[0] for event in events}
+    assert "hpack" in libraries, libraries  # the HTTP/2 stack's lines were really there
     (completed, republished) = agent.events_named("node_publish.completed")
     for key in ("pod", "namespace", "spc", "provider", "target_path", "duration_ms", "outcome"):
         assert key in completed, f"node_publish.completed lacks {key}: {completed}"

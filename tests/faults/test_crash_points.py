@@ -78,10 +78,8 @@ class Node:
         flags = ["--tmpfs-size=64Mi"]
         if self.rotation:
             flags += ["--enable-secret-rotation", "--rotation-poll-interval=1ms"]
-        environment = {ENVIRONMENT_VARIABLE: crash_at} if crash_at else {}
-        agent = self.agents.start(
-            *flags, module="tests.support.instant_agent", environment=environment
-        )
+        env = {**os.environ, ENVIRONMENT_VARIABLE: crash_at} if crash_at else None
+        agent = self.agents.start(*flags, module="tests.support.instant_agent", env=env)
         self.target = agent.target(POD_UID)
         return agent
 

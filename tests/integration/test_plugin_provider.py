@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -21,9 +23,11 @@ from structlog.testing import capture_logs
 from agent._proto import v1alpha1 as pb
 from agent.app import build_agent
 from agent.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from agent.logs import configure_logging
 from agent.model import ObjectVersion, PodIdentity, ProviderRequest
 from agent.providers import plugin as plugin_module
-from agent.providers.plugin import PluginProvider, go_json
+from agent.providers.common.gojson import string_map
+from agent.providers.plugin import PluginProvider
 from agent.providers.registry import ProviderRegistry
 from tests.conftest import AgentHarness, agent_settings
 from tests.support.fake_provider import FakeProvider
@@ -211,6 +215,24 @@ async def test_no_plugin_until_the_deadline_names_the_socket(plugin_dir: str) ->
     await provider.close()
 
 
+@pytest.mark.parametrize("kind", ["a regular file", "a directory"])
+async def test_a_path_that_is_not_a_socket_says_so(plugin_dir: str, kind: str) -> None:
+    # A stale file left where the plugin listens: upstream only stats the path, then connects.
+    path = os.path.join(plugin_dir, "e2e-provider.sock")
+    if kind == "a directory":
+        os.mkdir(path)
+    else:
+        Path(path).touch()
+    provider = client_for(path, timeout=0.3)
+    with pytest.raises(ProviderUnavailable) as info:
+        await provider.mount(request())
+    await provider.close()
+    assert info.value.message == (
+        f"provider 'e2e-provider' is not reachable at {path}: it is {kind}, not a socket "
+        "(Connection refused)"
+    )
+
+
 async def test_reconnects_after_the_plugin_restarts(
     plugin: FakePlugin, client: PluginProvider
 ) -> None:
@@ -296,7 +318,9 @@ async def test_grpcio_status_codes_other_than_unavailable_are_not_retried(
 
 
 @pytest.fixture
-async def plugin_agent(agent_root: Path, plugin_dir: str) -> AsyncIterator[AgentHarness]:
+async def plugin_agent(
+    agent_root: Path, plugin_dir: str, settings_overrides: dict[str, object]
+) -> AsyncIterator[AgentHarness]:
     extra = os.path.join(plugin_dir, "extra")
     os.mkdir(extra)
     settings = agent_settings(
@@ -305,6 +329,7 @@ async def plugin_agent(agent_root: Path, plugin_dir: str) -> AsyncIterator[Agent
         additional_provider_volume_paths=(extra,),
         provider_health_check=True,
         provider_health_check_interval=1.0,
+        **settings_overrides,
     )
     agent = build_agent(settings)  # the real composition: plugin directories from the flags
     await agent.start()
@@ -348,7 +373,7 @@ async def test_publish_and_unpublish_through_a_plugin(
 
     (received,) = plugin.requests
     attributes = json.loads(received.attributes)
-    assert received.attributes == go_json(attributes)  # Go's exact text, not just JSON
+    assert received.attributes == string_map(attributes)  # Go's exact text, not just JSON
     assert attributes["objects"] == OBJECTS
     assert attributes["secretProviderClass"] == "app-secrets"
     assert attributes["csi.storage.k8s.io/pod.name"] == "web-0"
@@ -422,3 +447,186 @@ async def test_the_health_check_asks_known_plugins(
     async with asyncio.timeout(5):
         while plugin.version_calls == 0:
             await asyncio.sleep(0.05)
+
+
+async def test_an_in_flight_call_to_a_vanished_socket_fails_fast(plugin: FakePlugin) -> None:
+    # The DaemonSet pod died mid-call: its socket is gone. Waiting for it (upstream's
+    # waitForReady) would hold kubelet until the deadline; the call fails as UNAVAILABLE instead,
+    # and kubelet's retry finds the plugin again once it is back.
+    plugin.delay = 30.0
+    provider = client_for(plugin.socket_path, timeout=60.0)
+    try:
+        mounting = asyncio.create_task(provider.mount(request()))
+        async with asyncio.timeout(10):
+            while not plugin.requests:
+                await asyncio.sleep(0.01)
+        await plugin.stop()
+        with pytest.raises(ProviderUnavailable) as info:
+            await mounting
+        assert not isinstance(info.value, ProviderTimeout)
+        assert f"its socket {plugin.socket_path} is gone" in str(info.value)
+        plugin.delay = 0.0
+        await plugin.start()
+        assert len((await provider.mount(request())).files) == 2
+    finally:
+        await provider.close()
+
+
+async def test_the_agent_reconnects_to_a_restarted_plugin(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    first = plugin_agent.target("first")
+    await plugin_agent.kubelet.publish(publish_request(first, volume_id="csi-first"))
+    await plugin.stop()  # the DaemonSet pod is replaced: a new process, a new socket
+    await plugin.start()
+    second = plugin_agent.target("second")
+    await plugin_agent.kubelet.publish(publish_request(second, volume_id="csi-second"))
+    assert Path(second, "foo").read_bytes() == b"foo:v1"
+    assert [r.target_path for r in plugin.requests] == [first, second]
+
+
+def registry_preferring(plugin_dir: str, builtin: FakeProvider, prefer: bool) -> ProviderRegistry:
+    return ProviderRegistry(
+        timeout=5.0,
+        version_key=b"k" * 32,
+        factories={"e2e-provider": lambda _ctx: builtin},
+        load_entry_points=False,
+        plugin_directories=[plugin_dir],
+        prefer_plugins=["e2e-provider"] if prefer else [],
+    )
+
+
+async def test_an_installed_plugin_can_be_preferred_to_the_builtin(
+    plugin: FakePlugin, plugin_dir: str
+) -> None:
+    builtin = FakeProvider("e2e-provider", {"foo": b"from the built-in"})
+    registry = registry_preferring(plugin_dir, builtin, prefer=True)
+    try:
+        first = registry.get("e2e-provider")
+        result = await first.mount(request())
+        assert files(result) == {"foo": b"foo:v1", "bar": b"bar:v1"}  # the plugin answered
+        for cycle in range(3):
+            await plugin.stop()  # the DaemonSet is removed: the built-in takes over
+            assert files(await registry.get("e2e-provider").mount(request())) == {
+                "foo": b"from the built-in"
+            }
+            await plugin.start()  # and back
+            # ... through the same client: a plugin that comes and goes piles nothing up.
+            assert registry.get("e2e-provider") is first
+            assert len(files(await first.mount(request()))) == 2
+            assert len(builtin.requests) == cycle + 1
+    finally:
+        await registry.close()
+
+
+async def test_without_the_preference_the_builtin_serves_beside_a_plugin(
+    plugin: FakePlugin, plugin_dir: str
+) -> None:
+    builtin = FakeProvider("e2e-provider", {"foo": b"from the built-in"})
+    registry = registry_preferring(plugin_dir, builtin, prefer=False)
+    try:
+        assert files(await registry.get("e2e-provider").mount(request())) == {
+            "foo": b"from the built-in"
+        }
+        assert plugin.requests == []
+    finally:
+        await registry.close()
+
+
+def files(result: object) -> dict[str, bytes]:
+    return {f.path: f.contents for f in result.files}  # type: ignore[attr-defined]
+
+
+# ---- Large secrets (upstream's remedy: --max-call-recv-msg-size) ----
+
+LARGE = 20 * MiB
+# Room for the 20 MiB file on the volume's tmpfs: only the file size limit is under test here.
+ROOMY = {"tmpfs_size": 64 * MiB}
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_call_recv_msg_size": 33554432, **ROOMY}])
+async def test_a_20mib_file_mounts_once_the_receive_limit_is_raised(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    # The payload limit follows the receive limit: no second flag to find.
+    assert plugin_agent.settings.payload_limit == 33554432
+    plugin.padding = LARGE
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(publish_request(target))
+    written = Path(target, "padding")
+    assert written.stat().st_size == LARGE
+    assert written.read_bytes() == b"x" * LARGE
+    assert Path(target, "foo").read_bytes() == b"foo:v1"
+
+
+async def large_publish_fails(
+    harness: AgentHarness, plugin: FakePlugin, code: grpc.StatusCode
+) -> str:
+    plugin.padding = LARGE
+    return await expect_failure(harness.kubelet.publish(publish_request(harness.target())), code)
+
+
+@pytest.mark.parametrize("settings_overrides", [ROOMY])
+async def test_a_20mib_reply_over_the_default_receive_limit_names_the_flag(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    message = await large_publish_fails(plugin_agent, plugin, grpc.StatusCode.FAILED_PRECONDITION)
+    assert re.search(rf"received message larger than max \(2097\d{{4}} vs\. {4 * MiB}\)", message)
+    assert message.count("--max-call-recv-msg-size") == 1
+    assert not os.path.exists(os.path.join(plugin_agent.target(), "padding"))
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"max_call_recv_msg_size": 33554432, "max_payload_bytes": 8 * MiB, **ROOMY}],
+)
+async def test_an_explicit_payload_limit_still_applies_and_names_its_flag(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    message = await large_publish_fails(plugin_agent, plugin, grpc.StatusCode.INVALID_ARGUMENT)
+    assert f"payload exceeds the limit of {8 * MiB} bytes" in message
+    assert "--max-payload-size" in message
+
+
+# ---- Quiet logs at high verbosity: -v is our trace, the HTTP/2 stack stays at INFO ----
+
+HTTP2_LOGGERS = ("hpack", "h2", "grpclib")
+
+
+def log_records(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def from_library(record: dict[str, object]) -> bool:
+    return str(record.get("logger", "")).split(".")[0] in HTTP2_LOGGERS
+
+
+@pytest.mark.parametrize("settings_overrides", [{"verbosity": 5}])
+async def test_v5_logs_our_trace_but_not_the_http2_stack(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, verbosity=5, stream=stream)
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(publish_request(target, tokens={"aud": "jwt"}))
+    await plugin_agent.kubelet.unpublish("csi-0123456789abcdef", target)
+    records = log_records(stream)
+    events = [r["event"] for r in records]
+    assert "csi.request" in events  # our request trace is what -v turns on
+    assert "node_publish.completed" in events
+    assert [r for r in records if from_library(r)] == []
+
+
+@pytest.mark.parametrize("settings_overrides", [{"verbosity": 0}])
+async def test_debug_loggers_opens_a_library_on_its_own(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, verbosity=0, stream=stream, debug_loggers=("hpack",))
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(publish_request(target, tokens={"aud": "jwt"}))
+    records = log_records(stream)
+    library = [r for r in records if from_library(r)]
+    assert library, "hpack's DEBUG output should be on when asked for by name"
+    assert {str(r["logger"]).split(".")[0] for r in library} == {"hpack"}
+    assert "csi.request" not in [r["event"] for r in records]  # -v=0: no trace of ours

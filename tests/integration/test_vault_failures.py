@@ -50,7 +50,7 @@ def cached_token(provider: VaultProvider) -> str:
     tokens = provider._client._tokens
     entries = list(tokens._entries.values())
     assert len(entries) == 1
-    return entries[0].token
+    return entries[0].value
 
 
 def assert_clean(text: str, *secrets: str) -> None:

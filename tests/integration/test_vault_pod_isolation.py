@@ -49,7 +49,7 @@ def objects(world: VaultWorld) -> list[dict[str, str]]:
 
 def cached_tokens(provider: VaultProvider) -> list[str]:
     """White-box: the Vault tokens the provider holds, to prove none leaks into an error."""
-    return [entry.token for entry in provider._client._tokens._entries.values()]
+    return [entry.value for entry in provider._client._tokens._entries.values()]
 
 
 async def refused(provider: VaultProvider, world: VaultWorld, pod: str, jwt: str) -> ProviderError:

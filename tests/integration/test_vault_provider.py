@@ -64,7 +64,8 @@ async def test_kv2_secret_key(world: VaultWorld, provider: VaultProvider) -> Non
             ]
         )
     )
-    assert files(result) == {"user": b"alice", "limits.json": b'{"cpu": 2}'}
+    # A non-string value is written as Go's json.Marshal writes it: compact.
+    assert files(result) == {"user": b"alice", "limits.json": b'{"cpu":2}'}
     assert [f.mode for f in result.files] == [0o644, 0o644]
     assert [v.id for v in result.versions] == ["user", "limits.json"]
     assert all(v.version for v in result.versions)

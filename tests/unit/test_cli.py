@@ -19,9 +19,22 @@ def test_bad_flag_exits_2_naming_the_flag(capsys: pytest.CaptureFixture[str]) ->
     assert "--rotation-poll-interval" in capsys.readouterr().err
 
 
-def test_missing_standalone_dir_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
+def test_kubernetes_mode_needs_a_node_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--endpoint=unix:///tmp/never.sock", "--metrics-addr=", "--health-addr="]) == 1
-    assert "--standalone-dir is required" in capsys.readouterr().out
+    assert "--nodeid is required in Kubernetes mode" in capsys.readouterr().out
+
+
+def test_kubernetes_mode_without_api_configuration_is_explained(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    argv = ["--endpoint=unix:///tmp/never.sock", "--metrics-addr=", "--health-addr="]
+    assert main([*argv, "--nodeid=node-a"]) == 1
+    out = capsys.readouterr().out
+    assert "no Kubernetes API configuration" in out
+    assert "--standalone-dir" in out
 
 
 def test_volume_id_matches_kubelet_for_its_layout() -> None:

@@ -57,6 +57,23 @@ def test_go_single_dash_long_flags() -> None:
     assert settings.verbosity == 2
 
 
+def test_plugin_preference_and_pod_identity_endpoint() -> None:
+    settings, _ = parse_settings(
+        [
+            "--prefer-plugin-providers=aws,vault",
+            "--aws-pod-identity-endpoint=http://127.0.0.1:2703/v1/credentials",
+        ]
+    )
+    assert settings.prefer_plugin_providers == ("aws", "vault")
+    assert settings.aws_pod_identity_endpoint == "http://127.0.0.1:2703/v1/credentials"
+
+
+def test_a_space_in_the_plugin_preference_is_shown() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(["--prefer-plugin-providers=aws, vault"])
+    assert "not provider names: ' vault' (comma-separated, no spaces" in info.value.message
+
+
 def test_version_flag() -> None:
     assert parse_settings(["--version"])[1] is True
 
@@ -76,11 +93,17 @@ def test_version_flag() -> None:
         (["--metrics-addr=nonsense"], "--metrics-addr"),
         (["--health-addr=[::1"], "--health-addr"),
         (["--tmpfs-size=0"], "--tmpfs-size"),
+        (["--max-payload-size=0"], "--max-payload-size"),
+        (["--max-payload-size=big"], "--max-payload-size"),
         (["--metrics-addr=:8095\u00b2"], "--metrics-addr"),
         (["--trusted-file-dirs=/etc/../"], "--trusted-file-dirs"),
         (["--trusted-file-dirs=relative/dir"], "--trusted-file-dirs"),
         (["--vault-address=unix://run/x.sock"], "--vault-address"),
+        (["--azure-cloud-name=Mars"], "--azure-cloud-name"),
+        (["--azure-construct-pem-chain=maybe"], "--azure-construct-pem-chain"),
         (["--endpoint=unix:///" + "x" * 120], "--endpoint"),
+        (["--prefer-plugin-providers=aws,../x"], "--prefer-plugin-providers"),
+        (["--aws-pod-identity-endpoint=169.254.170.23"], "--aws-pod-identity-endpoint"),
     ],
 )
 def test_invalid_values_name_the_flag(argv: list[str], names: str) -> None:
@@ -103,6 +126,29 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize(
+    ("argv", "limit"),
+    [
+        ([], 16 * 2**20),  # default: 16Mi
+        (["--max-call-recv-msg-size=33554432"], 33554432),  # upstream's remedy raises it too
+        (["--max-call-recv-msg-size=1048576"], 16 * 2**20),  # never below the default
+        (["--max-call-recv-msg-size=33554432", "--max-payload-size=8Mi"], 8 * 2**20),
+        (["--max-payload-size=64Mi"], 64 * 2**20),
+    ],
+)
+def test_payload_limit_follows_the_receive_limit_unless_set(argv: list[str], limit: int) -> None:
+    assert parse_settings(argv)[0].payload_limit == limit
+
+
+def test_debug_loggers_flag_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_settings([])[0].debug_loggers == ()
+    assert parse_settings(["-v=5"])[0].debug_loggers == ()  # -v alone never opens them
+    assert parse_settings(["--debug-loggers=hpack,h2"])[0].debug_loggers == ("hpack", "h2")
+    monkeypatch.setenv("SECRETS_STORE_AGENT_DEBUG_LOGGERS", "grpclib")
+    assert parse_settings([])[0].debug_loggers == ("grpclib",)
+    assert parse_settings(["--debug-loggers="])[0].debug_loggers == ()  # the flag wins
+
+
 def test_sizes() -> None:
     assert parse_size("64Mi") == 64 * 2**20
     assert parse_size("1G") == 10**9
@@ -116,3 +162,20 @@ def test_sizes() -> None:
 def test_endpoint_parsing_like_upstream(endpoint: str, path: str) -> None:
     assert socket_path_from_endpoint(endpoint) == path
     assert Settings(endpoint=endpoint).socket_path == path
+
+
+def test_upstream_azure_provider_flags() -> None:
+    settings, _ = parse_settings([])
+    assert settings.azure_cloud_name == "AzurePublicCloud"
+    assert settings.azure_construct_pem_chain is True
+    assert settings.azure_write_cert_and_key_in_separate_files is False
+    settings, _ = parse_settings(
+        [
+            "-azure-cloud-name=azurechinacloud",
+            "--azure-construct-pem-chain=false",
+            "--azure-write-cert-and-key-in-separate-files",
+        ]
+    )
+    assert settings.azure_cloud_name == "azurechinacloud"
+    assert settings.azure_construct_pem_chain is False
+    assert settings.azure_write_cert_and_key_in_separate_files is True

@@ -33,6 +33,8 @@ def stream() -> Iterator[io.StringIO]:
     for handler in [h for h in root.handlers if isinstance(h, logs._Handler)]:
         root.removeHandler(handler)
     root.setLevel(level)
+    for name in ("hpack", "h2"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
     logs.clear_sensitive()
 
 
@@ -68,6 +70,43 @@ def test_verbosity_controls_debug(stream: io.StringIO) -> None:
     structlog.get_logger().debug("shown")
 
     assert [r["event"] for r in records(stream)] == ["shown"]
+
+
+def test_no_verbosity_opens_third_party_debug_logs(stream: io.StringIO) -> None:
+    configure_logging(json=True, verbosity=10, stream=stream)
+    logging.getLogger("hpack.hpack").debug("Decoding b'...'")
+    logging.getLogger("grpclib.protocol").info("connection made")  # INFO still passes
+    structlog.get_logger().debug("ours")
+
+    assert [r["event"] for r in records(stream)] == ["connection made", "ours"]
+
+
+def test_debug_loggers_open_named_libraries_only_until_reconfigured(
+    stream: io.StringIO,
+) -> None:
+    configure_logging(json=True, verbosity=0, stream=stream, debug_loggers=("hpack", "h2"))
+    logging.getLogger("hpack.hpack").debug("hpack line")
+    logging.getLogger("h2.connection").debug("h2 line")
+    logging.getLogger("aiohttp.client").debug("aiohttp line")
+    configure_logging(json=True, verbosity=0, stream=stream)
+    logging.getLogger("hpack.hpack").debug("after")
+
+    assert [r["event"] for r in records(stream)] == ["hpack line", "h2 line"]
+    assert records(stream)[0]["logger"] == "hpack.hpack"
+    assert logging.getLogger("hpack").level == logging.NOTSET
+
+
+def test_debug_logger_lines_are_redacted(stream: io.StringIO) -> None:
+    configure_logging(json=True, verbosity=0, stream=stream, debug_loggers=("hpack",))
+    logging.getLogger("hpack.hpack").debug("Decoded (b'authorization', b'Bearer %s')", JWT)
+
+    assert JWT not in stream.getvalue()
+    assert REDACTED in stream.getvalue()
+
+
+def test_parse_debug_loggers() -> None:
+    assert logs.parse_debug_loggers(" hpack, h2,,hpack ") == ("hpack", "h2")
+    assert logs.parse_debug_loggers("") == ()
 
 
 def test_module_level_logger_follows_reconfiguration(stream: io.StringIO) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from agent.errors import InvalidSecretProviderClass, ProviderNotFound
 from agent.providers.discovery import find_plugin_socket
@@ -107,3 +108,13 @@ def test_registry_without_plugin_directories_keeps_its_message() -> None:
 def test_registry_reports_an_invalid_plugin_name(tmp_path: Path) -> None:
     with pytest.raises(InvalidSecretProviderClass, match="invalid provider"):
         registry(make_dirs(tmp_path, "d")).get("../azure")
+
+
+def test_preferring_a_name_without_a_built_in_is_warned_about() -> None:
+    with structlog.testing.capture_logs() as logs:
+        ProviderRegistry(
+            timeout=5, version_key=b"k", load_entry_points=False, prefer_plugins=("aws", "AWS")
+        )
+    warned = [e for e in logs if e["event"] == "provider.prefer_unknown"]
+    assert [e["provider"] for e in warned] == ["AWS"]  # names are case-sensitive
+    assert "aws" in warned[0]["built_in"]

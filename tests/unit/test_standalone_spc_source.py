@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,8 @@ from agent.errors import (
     ServiceAccountNotFound,
 )
 from agent.ports import SecretProviderClassSource
+from agent.providers.common.goyaml import Decoder, Value
+from agent.standalone import spc_source
 from agent.standalone.spc_source import DirectorySecretProviderClassSource
 
 VAULT_SPC = """\
@@ -118,13 +119,13 @@ async def test_reloads_on_change_and_bumps_generation_only_for_spec_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parses: list[str] = []
-    real = yaml.load_all
+    real = spc_source.load_all
 
-    def counting(text: str, Loader: type) -> Iterator[object]:
+    def counting(text: str, decoder: Decoder, *, where: str) -> list[Value]:
         parses.append(text)
-        return real(text, Loader=Loader)
+        return real(text, decoder, where=where)
 
-    monkeypatch.setattr(yaml, "load_all", counting)
+    monkeypatch.setattr(spc_source, "load_all", counting)
     path = write(tmp_path, "one.yaml", spc_doc("one", a="1"))
     source = DirectorySecretProviderClassSource(tmp_path)
     first = await source.get("default", "one")
@@ -202,9 +203,68 @@ async def test_non_string_parameter_is_invalid_naming_file_and_key(tmp_path: Pat
 
     message = str(info.value)
     assert "multi.yaml (document 2)" in message
-    assert "spec.parameters.port must be a string, got int" in message
+    assert 'spec.parameters.port: Invalid value: "integer": must be of type string' in message
     # The valid document of the same file still works.
     assert (await source.get("default", "two")).name == "two"
+
+
+# kubectl sends a manifest as sigs.k8s.io/yaml's YAMLToJSON makes it (yaml.v2 typing), and the
+# API server's schema validation then refuses a non-string in spec.parameters (map[string]string).
+@pytest.mark.parametrize(
+    ("scalar", "json_type"),
+    [
+        ("0123", "integer"),
+        ("8200", "integer"),
+        ("0x1F", "integer"),
+        ("1e3", "integer"),
+        ("1.50", "number"),
+        ("on", "boolean"),
+        ("yes", "boolean"),
+        ("true", "boolean"),
+        ("~", "null"),
+        ("", "null"),
+        ("[a]", "array"),
+        ("{a: b}", "object"),
+    ],
+)
+async def test_parameters_typed_as_kubectl_types_them_are_refused(
+    tmp_path: Path, scalar: str, json_type: str
+) -> None:
+    text = spc_doc("one").replace("  parameters:\n", f"  parameters:\n    value: {scalar}\n")
+    write(tmp_path, "one.yaml", text)
+    with pytest.raises(InvalidSecretProviderClass) as info:
+        await DirectorySecretProviderClassSource(tmp_path).get("default", "one")
+    assert info.value.message.endswith(
+        f'spec.parameters.value: Invalid value: "{json_type}": '
+        "must be of type string (quote it in the YAML)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("scalar", "text"),
+    [
+        ("2024-01-01", "2024-01-01"),  # yaml.v2 hands timestamps over as text
+        ("1:30", "1:30"),  # no sexagesimal numbers in Go's yaml
+        ("'0123'", "0123"),
+        ('"on"', "on"),
+        ("0123abc", "0123abc"),
+        ("|\n      0123", "0123\n"),
+    ],
+)
+async def test_parameters_kubectl_sends_as_strings_are_kept(
+    tmp_path: Path, scalar: str, text: str
+) -> None:
+    manifest = spc_doc("one").replace("  parameters:\n", f"  parameters:\n    value: {scalar}\n")
+    write(tmp_path, "one.yaml", manifest)
+    spc = await DirectorySecretProviderClassSource(tmp_path).get("default", "one")
+    assert spc.parameters["value"] == text
+
+
+async def test_non_string_parameter_names_become_strings(tmp_path: Path) -> None:
+    manifest = spc_doc("one").replace("  parameters:\n", "  parameters:\n    0123: x\n")
+    write(tmp_path, "one.yaml", manifest)
+    spc = await DirectorySecretProviderClassSource(tmp_path).get("default", "one")
+    assert spc.parameters["83"] == "x"  # JSON keys are strings: kubectl formats the int
 
 
 @pytest.mark.parametrize(
@@ -300,3 +360,12 @@ async def test_service_account_with_non_string_annotation_is_skipped(tmp_path: P
     write(tmp_path, "sa.yaml", SERVICE_ACCOUNT.replace("arn:aws:iam::111122223333:role/app", "3"))
     with pytest.raises(ServiceAccountNotFound):
         await DirectorySecretProviderClassSource(tmp_path).annotations("apps", "app")
+
+
+async def test_identical_service_account_copies_are_accepted_quietly(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", SERVICE_ACCOUNT)
+    write(tmp_path, "b.yaml", SERVICE_ACCOUNT)
+    with structlog.testing.capture_logs() as logs:
+        annotations = await DirectorySecretProviderClassSource(tmp_path).annotations("apps", "app")
+    assert annotations["eks.amazonaws.com/role-arn"].endswith("role/app")
+    assert not [e for e in logs if e["event"] == "standalone.spc_invalid"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent.errors import AgentError, InvalidSecretProviderClass
+from agent.providers.common.trusted import NOTHING_TRUSTED, TrustedDirs
 from agent.providers.vault.config import Defaults, Flavour, NodePath, VaultConfig, parse_config
 from agent.providers.vault.objects import ReadKey
-from agent.providers.vault.trusted import NOTHING_TRUSTED, TrustedDirs
 
 DEFAULTS = Defaults(address="http://vault.default:8200", audience="vault")
 OBJECTS = """

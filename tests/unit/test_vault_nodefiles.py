@@ -13,10 +13,10 @@ import pytest
 
 from agent.errors import InvalidSecretProviderClass, ProviderError, ProviderUnavailable
 from agent.model import PodIdentity, ProviderRequest, ServiceAccountToken
+from agent.providers.common.trusted import TrustedDirs
 from agent.providers.vault import VaultProvider, nodefiles, provider, transport
 from agent.providers.vault.config import Defaults, parse_config
 from agent.providers.vault.nodefiles import NodeFiles, TLSMaterial, read_node_files, ssl_context
-from agent.providers.vault.trusted import TrustedDirs
 from tests.support.openbao import self_signed_ca
 
 OBJECTS = "- {objectName: p, secretPath: secret/data/app, secretKey: p}"

@@ -34,7 +34,7 @@ def test_all_fields() -> None:
     )
     assert obj.name == "cert.pem"
     assert obj.method == "POST"
-    assert obj.mode == 0o600  # YAML 1.1: a leading 0 is octal, as in Go's yaml
+    assert obj.mode == 0o600  # a leading 0 is octal, as gopkg.in/yaml.v3 reads it
     assert obj.encoding == "base64"
     assert obj.args_json == '{"common_name":"web.example.com","ttl":"24h"}'
     assert obj.read == ReadKey("POST", "/v1/pki/issue/web", (), obj.args_json)
@@ -75,8 +75,46 @@ def test_bad_file_permission_names_index_and_field(value: str) -> None:
     assert error_of(text).startswith("objects[1].filePermission:")
 
 
-def test_secret_key_number_is_text() -> None:
-    assert one("- {objectName: a, secretPath: p, secretKey: 123}").key == "123"
+# yaml.v3 into a string field keeps the scalar's text, whatever YAML 1.1 would type it as
+# (decode.go scalar: out.SetString(n.Value)); only null leaves the field empty.
+@pytest.mark.parametrize(
+    "key",
+    [
+        "123",
+        "0123",
+        "0o17",
+        "0x1F",
+        "1_000",
+        "1.50",
+        "1e3",
+        ".inf",
+        "190:20:30",
+        "on",
+        "off",
+        "yes",
+        "no",
+        "y",
+        "N",
+        "true",
+        "False",
+        "2001-12-14",
+        "2001-12-14t21:59:43.10-05:00",
+        "<<",
+    ],
+)
+def test_secret_key_keeps_its_text(key: str) -> None:
+    assert one(f"- {{objectName: a, secretPath: p, secretKey: {key}}}").key == key
+    assert one(f"- objectName: {key}\n  secretPath: {key}").name == key
+
+
+@pytest.mark.parametrize("null", ["~", "null", "Null", ""])
+def test_null_secret_key_means_no_key_with_a_warning(null: str) -> None:
+    objects, warnings = parse_objects(f"- {{objectName: a, secretPath: p, secretKey: {null}}}")
+    assert objects[0].key == ""
+    assert warnings == (
+        "objects[0].secretKey: YAML null means no key (the whole response is written); "
+        "quote it to name a key",
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,7 +131,9 @@ def test_secret_key_number_is_text() -> None:
         ("{objectName: a, secretPath: p, encoding: rot13}", "encoding"),
         ("{objectName: a, secretPath: p, method: 'GET /x'}", "method"),
         ("{objectName: a, secretPath: p, secretArgs: [1]}", "secretArgs"),
-        ("{objectName: a, secretPath: p, secretArgs: {d: 2020-01-01}}", "secretArgs"),
+        ("{objectName: a, secretPath: p, secretArgs: {n: .nan}}", "secretArgs"),
+        ("{objectName: a, secretPath: p, secretArgs: {n: {1: x}}}", "secretArgs"),
+        ("{objectName: a, secretPath: p, objectName: b}", "objectName"),
         ("{objectName: a, secretPath: p, secretKey: {x: 1}}", "secretKey"),
     ],
 )
@@ -113,7 +153,10 @@ def test_no_objects(text: str) -> None:
     assert "no objects" in error_of(text)
 
 
-@pytest.mark.parametrize(("text", "problem"), [("a: b", "list"), ("- just a string", "mapping")])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("a: b", "must be a list, not a mapping"), ("- just a string", "must be a mapping")],
+)
 def test_wrong_shapes(text: str, problem: str) -> None:
     assert problem in error_of(text)
 
@@ -128,6 +171,14 @@ def test_unknown_fields_are_warnings() -> None:
     objects, warnings = parse_objects("- {objectName: a, secretPath: p, secretkey: typo}")
     assert len(objects) == 1
     assert warnings == ("objects[0]: unknown field 'secretkey' ignored",)
+
+
+def test_secret_args_are_sent_as_go_marshals_them() -> None:
+    # map[string]interface{} from yaml.v3: 0123 is the int 83, a date a time.Time, 1.50 a float.
+    obj = one("- {objectName: a, secretPath: p, secretArgs: {n: 0123, d: 2020-01-01, f: 1.50}}")
+    assert obj.args_json == '{"d":"2020-01-01T00:00:00Z","f":1.5,"n":83}'
+    assert one("- {objectName: a, secretPath: p, secretArgs: {}}").args_json == "{}"
+    assert one("- {objectName: a, secretPath: p, secretArgs: ~}").args_json is None
 
 
 def test_canonical_config_is_stable_and_distinct() -> None:

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from agent.errors import ConfigError, InvalidSecretProviderClass
+from agent.providers.common.trusted import TrustedDirs
 from agent.providers.vault import VaultProvider
 from agent.providers.vault.config import Defaults, Flavour, NodePath, VaultConfig, parse_config
 from agent.providers.vault.nodefiles import NodeFiles, read_node_files
-from agent.providers.vault.trusted import TrustedDirs
 
 OBJECTS = "- {objectName: p, secretPath: secret/data/app, secretKey: p}"
 PEM = "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n"

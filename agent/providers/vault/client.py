@@ -10,13 +10,13 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlencode
 
 import structlog
 
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.providers.vault.objects import ReadKey
+from agent.providers.vault.secret import VaultSecret, parse_secret
 from agent.providers.vault.tokens import TokenCache, TokenKey
 from agent.providers.vault.transport import Reply, RequestHook, Target, Transport
 
@@ -74,7 +74,7 @@ class VaultClient:
             self._tokens.put(login.key, value, ttl)
             return Token(value, fresh=True)
 
-    async def read(self, login: Login, token: Token, read: ReadKey) -> dict[str, Any]:
+    async def read(self, login: Login, token: Token, read: ReadKey) -> VaultSecret:
         """Send one read; on 403 with a cached token, log in again once and retry."""
         reply = await self._send(login, token, read)
         if reply.status in (401, 403) and not token.fresh:
@@ -137,7 +137,7 @@ def _scrub(text: str, *secrets: str) -> str:
     return text
 
 
-def _checked(reply: Reply, login: Login, read: ReadKey, token: Token) -> dict[str, Any]:
+def _checked(reply: Reply, login: Login, read: ReadKey, token: Token) -> VaultSecret:
     where = _where(read)
     detail = _scrub(reply.describe(), login.jwt, token.value)
     if reply.status in (401, 403):
@@ -151,12 +151,10 @@ def _checked(reply: Reply, login: Login, read: ReadKey, token: Token) -> dict[st
         raise ProviderUnavailable(f"Vault returned HTTP {reply.status} reading {where}: {detail}")
     if not 200 <= reply.status < 300:
         raise ProviderError(f"Vault rejected {read.method} {where}: HTTP {reply.status}: {detail}")
-    if reply.body is None or reply.body.get("data") is None:
-        warnings = reply.body.get("warnings") if reply.body else None
-        extra = (
-            f" (warnings: {_scrub('; '.join(map(str, warnings)), token.value)})"
-            if (isinstance(warnings, list) and warnings)
-            else ""
-        )
+    # Decoded as hashicorp's provider decodes it (api.ParseSecret), which it then checks.
+    secret = parse_secret(reply.body) if reply.body is not None else None
+    if secret is None or secret.data is None:
+        warnings = secret.warnings if secret is not None else []
+        extra = f" (warnings: {_scrub('; '.join(warnings), token.value)})" if warnings else ""
         raise ProviderError(f"no data at {where} with role {login.role!r}{extra}")
-    return reply.body
+    return secret

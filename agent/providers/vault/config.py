@@ -13,8 +13,9 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from agent.errors import InvalidSecretProviderClass
+from agent.providers.common.gostrconv import parse_bool
+from agent.providers.common.trusted import NOTHING_TRUSTED, TrustedDirs
 from agent.providers.vault.objects import SecretObject, parse_objects
-from agent.providers.vault.trusted import NOTHING_TRUSTED, TrustedDirs
 
 Flavour = Literal["vault", "openbao"]
 
@@ -22,9 +23,6 @@ _PREFIXES: Mapping[Flavour, tuple[str, ...]] = {
     "vault": ("vault",),
     "openbao": ("openbao", "bao", "vault"),
 }
-# strconv.ParseBool's spellings, so values written for the Go provider parse the same way.
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +204,7 @@ def _bool(params: _Params, suffix: str) -> bool:
     if hit is None:
         return False
     key, value = hit
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise InvalidSecretProviderClass(f"{key}: must be true or false")
+    parsed = parse_bool(value)  # as the Go provider parses it
+    if parsed is None:
+        raise InvalidSecretProviderClass(f"{key}: must be true or false")
+    return parsed

@@ -14,8 +14,8 @@ import ssl
 from dataclasses import dataclass, field
 
 from agent.errors import ProviderError
+from agent.providers.common.trusted import TrustedDirs
 from agent.providers.vault.config import NodePath, TLSConfig, VaultConfig
-from agent.providers.vault.trusted import TrustedDirs
 
 # A CA bundle of every public root is about 250 KiB; a file far larger is not a certificate.
 _MAX_FILE_BYTES = 4 << 20

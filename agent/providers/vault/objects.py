@@ -1,24 +1,25 @@
 """The ``objects`` parameter: a YAML list, inside a string, of the secrets to mount.
 
 Field names and defaults follow hashicorp/vault-csi-provider so existing SecretProviderClasses
-keep working. Unlike upstream, everything is validated before any request is sent, and every
-error names the object index and field (never a value that could be secret).
+keep working, and the YAML is decoded as it decodes it (gopkg.in/yaml.v3 into ``[]Secret``,
+see ``agent.providers.common.goyaml``): an unquoted ``secretKey: 0123`` or ``secretKey: on``
+names the key ``0123`` or ``on``, ``filePermission: 0440`` is octal. Unlike upstream,
+everything is validated before any request is sent, and every error names the object index
+and field (never a value that could be secret).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qsl
 
-import yaml
-
 from agent.errors import InvalidSecretProviderClass
+from agent.providers.common.encoding import UnknownEncoding, canonical_encoding
+from agent.providers.common.gojson import UnsupportedValue, marshal_text
+from agent.providers.common.goyaml import Decoder, Struct, Value, load
 
-ENCODINGS = ("utf-8", "base64", "hex")
 KNOWN_FIELDS = frozenset(
     {"objectName", "secretPath", "secretKey", "method", "secretArgs", "filePermission", "encoding"}
 )
@@ -68,76 +69,67 @@ def _fail(index: int, field: str, problem: str) -> InvalidSecretProviderClass:
 
 
 def parse_objects(text: str) -> tuple[tuple[SecretObject, ...], tuple[str, ...]]:
-    """Parse the ``objects`` string; return the objects and warnings about unknown fields."""
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        # The YAML text may hold secretArgs; report the position only, never the snippet.
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InvalidSecretProviderClass(f"objects: invalid YAML{where}") from None
-    if loaded is None or loaded == []:
+    """Parse the ``objects`` string; return the objects and warnings (unknown fields, ...)."""
+    items = load(text, Decoder.YAML_V3, where="objects").sequence()
+    if not items:
         raise InvalidSecretProviderClass("objects: no objects configured")
-    if not isinstance(loaded, list):
-        raise InvalidSecretProviderClass("objects: must be a YAML list of objects")
     objects: list[SecretObject] = []
     warnings: list[str] = []
     seen: dict[str, int] = {}
-    for index, item in enumerate(loaded):
-        if not isinstance(item, Mapping):
-            raise InvalidSecretProviderClass(f"objects[{index}]: must be a mapping")
-        obj = _parse_object(index, item)
+    for index, item in enumerate(items):
+        fields = item.struct()
+        obj = _parse_object(index, fields)
         if obj.name in seen:
             raise _fail(
                 index, "objectName", f"duplicate of objects[{seen[obj.name]}]; names must be unique"
             )
         seen[obj.name] = index
-        warnings.extend(
-            f"objects[{index}]: unknown field {str(field)!r} ignored"
-            for field in item
-            if field not in KNOWN_FIELDS
-        )
-        if obj.encoding != "utf-8" and not obj.key:
-            warnings.append(f"objects[{index}]: encoding is ignored without secretKey")
+        warnings.extend(_warnings(index, fields, obj))
         objects.append(obj)
     return tuple(objects), tuple(warnings)
 
 
-def _parse_object(index: int, item: Mapping[Any, Any]) -> SecretObject:
-    name = _text(index, item, "objectName", required=True)
+def _warnings(index: int, fields: Struct, obj: SecretObject) -> list[str]:
+    found = [
+        f"objects[{index}]: unknown field {name!r} ignored" for name in fields.unknown(KNOWN_FIELDS)
+    ]
+    key = fields.get("secretKey")
+    if key is not None and key.is_null:
+        # yaml.v3 leaves a string field empty for ~, null or nothing: upstream then writes the
+        # whole response. Do the same, but tell the user how to name a key called "null".
+        found.append(
+            f"objects[{index}].secretKey: YAML null means no key (the whole response is "
+            "written); quote it to name a key"
+        )
+    if obj.encoding != "utf-8" and not obj.key:
+        found.append(f"objects[{index}]: encoding is ignored without secretKey")
+    return found
+
+
+def _parse_object(index: int, fields: Struct) -> SecretObject:
+    name = fields.string("objectName", required=True)
     if name.startswith("/") or ".." in name.split("/"):
         raise _fail(index, "objectName", "must be a relative file name without '..'")
-    secret_path = _text(index, item, "secretPath", required=True)
-    method = _text(index, item, "method") or "GET"
+    secret_path = fields.string("secretPath", required=True)
+    method = fields.string("method") or "GET"
     if not _METHOD.match(method):
         raise _fail(index, "method", "must be an HTTP method such as GET, POST or PUT")
-    encoding = (_text(index, item, "encoding") or "utf-8").lower()
-    if encoding not in ENCODINGS:
-        raise _fail(index, "encoding", f"must be one of {', '.join(ENCODINGS)}")
-    args_json = _args(index, item.get("secretArgs"))
+    try:
+        encoding = canonical_encoding(fields.string("encoding"))
+    except UnknownEncoding as err:
+        raise _fail(index, "encoding", str(err)) from None
+    args_json = _args(index, fields.get("secretArgs"))
     path, query = _split_path(index, secret_path)
     return SecretObject(
         name=name,
         secret_path=secret_path,
-        key=_text(index, item, "secretKey"),
+        key=fields.string("secretKey"),
         method=method.upper(),
         args_json=args_json,
-        mode=_mode(index, item.get("filePermission")),
+        mode=_mode(index, fields.get("filePermission")),
         encoding=encoding,
         read=ReadKey(method.upper(), path, query, args_json),
     )
-
-
-def _text(index: int, item: Mapping[Any, Any], field: str, *, required: bool = False) -> str:
-    value = item.get(field)
-    if value is None or value == "":
-        if required:
-            raise _fail(index, field, "is required")
-        return ""
-    # YAML turns `secretKey: 123` into an int; upstream's Go decoder accepts it as text.
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _fail(index, field, "must be a string")
-    return str(value)
 
 
 def _split_path(index: int, secret_path: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -155,29 +147,29 @@ def _split_path(index: int, secret_path: str) -> tuple[str, tuple[tuple[str, str
     return path, query
 
 
-def _args(index: int, value: object) -> str | None:
-    if value is None:
+def _args(index: int, value: Value | None) -> str | None:
+    """``secretArgs`` (``map[string]interface{}``) as the JSON body Go would send."""
+    if value is None or value.is_null:
         return None
-    if not isinstance(value, Mapping):
-        raise _fail(index, "secretArgs", "must be a mapping (sent as the JSON request body)")
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        # e.g. a YAML date or a non-string key: say what, not the value.
+        return marshal_text(value.any_map())
+    except UnsupportedValue:
+        # e.g. NaN, or a nested mapping with a non-string key: say what, not the value.
         raise _fail(index, "secretArgs", "holds a value that cannot be sent as JSON") from None
 
 
-def _mode(index: int, value: object) -> int | None:
-    if value is None:
+def _mode(index: int, value: Value | None) -> int | None:
+    """``os.FileMode`` as yaml.v3 reads it (``0440`` is octal), or quoted octal text."""
+    if value is None or value.is_null:
         return None
-    if isinstance(value, str):
-        match = _OCTAL_TEXT.match(value.strip())
+    if value.tag == "!!str":
+        match = _OCTAL_TEXT.match(value.string().strip())
         if not match:
             raise _fail(index, "filePermission", "must be an octal number such as 0600")
-        value = int(match.group(1), 8)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(index, "filePermission", "must be an octal number such as 0600")
-    if not 0 <= value <= 0o777:
+        mode = int(match.group(1), 8)
+    else:
+        mode = value.integer(bits=32, signed=False)
+    if not 0 <= mode <= 0o777:
         raise _fail(index, "filePermission", "must be between 0000 and 0777")
     # 0 means "not set" upstream (Go omitempty), so the volume's default mode applies.
-    return value or None
+    return mode or None

@@ -7,21 +7,23 @@ import os
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 
 from agent.aio.threads import run_blocking
-from agent.errors import AgentError, ProviderError, ProviderUnavailable
+from agent.errors import ProviderError, ProviderUnavailable
 from agent.model import MountResult, ProviderRequest, SecretFile
+from agent.providers.common.failures import first_error
+from agent.providers.common.trusted import TrustedDirs
 from agent.providers.vault.client import DEFAULT_TIMEOUT_S, Login, Token, VaultClient
 from agent.providers.vault.config import Defaults, Flavour, VaultConfig, parse_config
 from agent.providers.vault.content import object_content, object_version
 from agent.providers.vault.nodefiles import NodeFiles, read_node_files
 from agent.providers.vault.objects import ReadKey
+from agent.providers.vault.secret import VaultSecret
 from agent.providers.vault.tokens import TokenKey, jwt_digest
 from agent.providers.vault.transport import Target
-from agent.providers.vault.trusted import TrustedDirs
 
 log = structlog.get_logger(__name__)
 
@@ -130,11 +132,11 @@ class VaultProvider:
 
     async def _read_all(
         self, login: Login, token: Token, config: VaultConfig
-    ) -> dict[ReadKey, dict[str, Any]]:
+    ) -> dict[ReadKey, VaultSecret]:
         """Read each distinct request once, concurrently; fail on the first error."""
         limit = asyncio.Semaphore(_MAX_PARALLEL_READS)
 
-        async def read(key: ReadKey) -> dict[str, Any]:
+        async def read(key: ReadKey) -> VaultSecret:
             async with limit:
                 return await self._client.read(login, token, key)
 
@@ -143,11 +145,11 @@ class VaultProvider:
             async with asyncio.TaskGroup() as group:
                 tasks = {key: group.create_task(read(key)) for key in keys}
         except BaseExceptionGroup as group_error:
-            raise _first_error(group_error) from None
+            raise first_error(group_error, "Vault") from None
         return {key: task.result() for key, task in tasks.items()}
 
     def _result(
-        self, config: VaultConfig, responses: Mapping[ReadKey, dict[str, Any]], default_mode: int
+        self, config: VaultConfig, responses: Mapping[ReadKey, VaultSecret], default_mode: int
     ) -> MountResult:
         files: list[SecretFile] = []
         versions = []
@@ -157,28 +159,6 @@ class VaultProvider:
             files.append(SecretFile(path=obj.name, mode=mode, contents=content))
             versions.append(object_version(self._version_key, obj, content))
         return MountResult(files=tuple(files), versions=tuple(versions))
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The mount is all-or-nothing: report the first failure, as a ProviderError."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        current = stack.pop(0)
-        if isinstance(current, BaseExceptionGroup):
-            stack[:0] = list(current.exceptions)
-        else:
-            leaves.append(current)
-    for leaf in leaves:
-        if isinstance(leaf, AgentError):
-            return leaf
-    first = leaves[0] if leaves else group
-    if not isinstance(first, Exception):
-        return first  # cancellation and friends propagate unchanged
-    # An unexpected bug: keep the type for debugging, but neither its message nor a traceback
-    # with locals, which could hold a token.
-    log.error("vault.read_failed", error=type(first).__qualname__, module=type(first).__module__)
-    return ProviderError(f"unexpected error reading from Vault: {type(first).__name__}")
 
 
 def _defaults(

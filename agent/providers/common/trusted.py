@@ -1,8 +1,8 @@
 """Which node files and sockets a SecretProviderClass may make the agent use.
 
-Upstream's provider opens ``vaultCACertPath``, ``vaultTLSClientKeyPath``, a ``unix://`` Vault
-address and the like inside its own container. This agent runs as root in the node's
-filesystem, where the same parameter could name another pod's volume under
+Upstream's providers open ``vaultCACertPath``, ``vaultTLSClientKeyPath``, a ``unix://`` Vault
+address, Azure's ``cloudEnvFileName`` and the like inside their own containers. This agent runs
+as root in the node's filesystem, where the same parameter could name another pod's volume under
 /var/lib/kubelet/pods or the container runtime's socket. So the operator lists the directories
 that play the container's part (agent flag ``--trusted-file-dirs``, e.g. where the chart mounts
 CA bundles or a Vault Agent socket), and a path is used only if it lies inside one of them.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 from agent.errors import ConfigError, InvalidSecretProviderClass
-from agent.providers.vault.beneath import (
+from agent.providers.common.beneath import (
     Escape,
     NotRegularFile,
     list_beneath,

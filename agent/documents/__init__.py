@@ -1,0 +1,1 @@
+"""Pure codecs for the CRD documents, shared by the API adapter and standalone mode."""

@@ -1,0 +1,129 @@
+"""SecretProviderClass documents (API objects or YAML manifests) → the model's fields.
+
+The CRD (upstream §10.1) types ``spec.parameters`` as ``map[string]string`` and every other
+field loosely, and an API server without the CRD's schema (or a YAML file) can hold anything:
+each check here names the field at fault, so the message kubelet turns into a pod event tells
+the owner what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TypeGuard
+
+from agent.model import SecretProviderClass
+
+GROUP = "secrets-store.csi.x-k8s.io"
+API_VERSIONS = frozenset({f"{GROUP}/v1", f"{GROUP}/v1alpha1"})
+KIND = "SecretProviderClass"
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+class InvalidDocument(ValueError):
+    """A document that is a SecretProviderClass but cannot be used; ``key`` when it is known."""
+
+    def __init__(self, reason: str, key: Key | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.key = key
+
+
+def is_spc(document: object) -> TypeGuard[Mapping[str, object]]:
+    if not isinstance(document, Mapping) or document.get("kind") != KIND:
+        return False
+    # Other groups' kinds of the same name, or unknown versions, are not served by the CRD.
+    return document.get("apiVersion") in API_VERSIONS
+
+
+def identity(
+    document: Mapping[str, object], default_namespace: str = "default"
+) -> tuple[Key, Mapping[str, object]]:
+    """``((namespace, name), metadata)``; InvalidDocument when the metadata is unusable."""
+    metadata = document.get("metadata")
+    if not isinstance(metadata, Mapping):
+        raise InvalidDocument("metadata must be a mapping")
+    name = metadata.get("name")
+    namespace = metadata.get("namespace") or default_namespace
+    if not isinstance(name, str) or not name:
+        raise InvalidDocument("metadata.name must be a non-empty string")
+    if not isinstance(namespace, str):
+        raise InvalidDocument(f"metadata.namespace of {name} must be a string")
+    return (namespace, name), metadata
+
+
+def spec_fields(
+    document: Mapping[str, object], key: Key
+) -> tuple[str, dict[str, str], tuple[Mapping[str, object], ...]]:
+    """``(spec.provider, spec.parameters, spec.secretObjects)``, each type-checked."""
+    spec = document.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise InvalidDocument("spec must be a mapping", key)
+    provider = spec.get("provider") or ""
+    if not isinstance(provider, str):
+        raise InvalidDocument("spec.provider must be a string", key)
+    return (
+        provider,
+        _parameters(spec.get("parameters"), key),
+        _objects(spec.get("secretObjects"), key),
+    )
+
+
+def decode(
+    document: Mapping[str, object],
+    default_namespace: str,
+    uid: Callable[[Mapping[str, object], Key], str],
+    generation: Callable[[Mapping[str, object], Key], int],
+) -> SecretProviderClass:
+    """The model of a class document; ``uid`` and ``generation`` say where those come from
+    (the API's metadata, or standalone mode's stand-ins). InvalidDocument names the field."""
+    key, metadata = identity(document, default_namespace)
+    provider, parameters, secret_objects = spec_fields(document, key)
+    return SecretProviderClass(
+        name=key[1],
+        namespace=key[0],
+        provider=provider,
+        parameters=parameters,
+        secret_objects=secret_objects,
+        uid=uid(metadata, key),
+        generation=generation(metadata, key),
+    )
+
+
+def _parameters(value: object, key: Key) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidDocument("spec.parameters must be a mapping of strings", key)
+    for name, item in value.items():
+        # The CRD types parameters as map[string]string: quote numbers and booleans in YAML.
+        if not isinstance(item, str):
+            raise InvalidDocument(
+                f'spec.parameters.{name}: Invalid value: "{_json_type(item)}": '
+                "must be of type string (quote it in the YAML)",
+                key,
+            )
+    return {str(name): item for name, item in value.items()}
+
+
+def _json_type(value: object) -> str:
+    """The OpenAPI type the API server names when it refuses a value (never the value)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object" if isinstance(value, Mapping) else "array"
+
+
+def _objects(value: object, key: Key) -> tuple[Mapping[str, object], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+        raise InvalidDocument("spec.secretObjects must be a list of mappings", key)
+    return tuple(value)

@@ -1,0 +1,161 @@
+"""Kubernetes mode: every API-backed port, under one lifecycle (start, readiness, stop).
+
+Start connects, starts the caches and the background writers, and waits (at most
+``--cache-sync-timeout``) for the SecretProviderClass and pod caches and for the HMAC key,
+so the first publish after a start reads nothing from the API. With the API down it serves
+anyway: republishes and unpublishes need no API, SecretProviderClass reads fail with
+UNAVAILABLE (kubelet retries), and /readyz names what is not synced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+
+from agent.aio.backoff import Backoff, BackoffPolicy
+from agent.aio.tasks import TaskSet
+from agent.config import Settings
+from agent.core.mount_table import MountTable
+from agent.core.records import status_of
+from agent.errors import ConfigError, KubernetesApiError, StatusError
+from agent.k8s.api import ApiSettings, KubeApi, Observer
+from agent.k8s.connection import load_configuration, own_namespace
+from agent.k8s.events import EventSettings, KubeEventRecorder
+from agent.k8s.identity import KubeServiceAccounts, KubeTokenMinter
+from agent.k8s.informer import Informer, InformerSettings
+from agent.k8s.pod_statuses import KubePodStatusStore
+from agent.k8s.pods import PodWatcher, Release
+from agent.k8s.secrets import KubeSecrets, VersionKeySecret
+from agent.k8s.spcs import KubeSecretProviderClassSource, served_resource
+from agent.model import VolumeRecord
+
+log = structlog.get_logger(__name__)
+
+Check = Callable[[], Awaitable[bool | str]]
+FLUSH_AT_STOP_S = 5.0
+
+
+class KubernetesAdapter:
+    def __init__(
+        self,
+        settings: Settings,
+        observer: Observer | None = None,
+        backoff: BackoffPolicy | None = None,
+    ) -> None:
+        """``backoff`` paces every retry loop (caches, status writes, events, HMAC key);
+        tests and benchmarks shorten it."""
+        if not settings.node_id:
+            raise ConfigError(
+                "--nodeid is required in Kubernetes mode (the chart passes spec.nodeName)"
+            )
+        self._settings = settings
+        self._backoff = backoff or BackoffPolicy()
+        self._informer_settings = InformerSettings(backoff=self._backoff)
+        self.api = KubeApi(ApiSettings(settings.kube_api_qps, settings.kube_api_burst), observer)
+        self.spcs = KubeSecretProviderClassSource(self.api, settings=self._informer_settings)
+        self.statuses = KubePodStatusStore(self.api, settings.node_id, backoff=self._backoff)
+        self.service_accounts = KubeServiceAccounts(self.api)
+        self.events = KubeEventRecorder(
+            self.api, settings.node_id, EventSettings(backoff=self._backoff)
+        )
+        self.tokens = KubeTokenMinter(self.api) if settings.token_request_fallback else None
+        self.secrets = KubeSecrets(self.api)
+        namespace = settings.agent_namespace or own_namespace()
+        self.version_key = VersionKeySecret(self.secrets, namespace, settings.hmac_secret_name)
+        self.pods: PodWatcher | None = None
+        self._tasks = TaskSet("kubernetes")
+
+    def watch_pods(self, table: MountTable, release: Release) -> PodWatcher:
+        """The pod informer (``release`` cleans up after a pod that is gone), and statuses
+        that follow the mount table: a volume adopted from its metadata after a crash (whose
+        status write never left the old process) gets its status like a fresh publish."""
+        self.pods = PodWatcher(
+            self.api, self._settings.node_id, table, release, self._informer_settings
+        )
+        table.subscribe(self._status_follows)
+        return self.pods
+
+    def _status_follows(self, record: VolumeRecord) -> None:
+        try:
+            self.statuses.want(status_of(record, self._settings.node_id))
+        except StatusError as err:
+            log.warning(
+                "pod_status.unrecordable", target_path=record.target_path, error=err.message
+            )
+
+    @property
+    def informers(self) -> list[Informer[Any]]:
+        found: list[Informer[Any]] = [self.spcs.informer]
+        if self.pods is not None:
+            found.append(self.pods.informer)
+        return found
+
+    async def start(self, set_version_key: Callable[[bytes], None]) -> None:
+        self.api.connect(await load_configuration(self._settings.kubeconfig))
+        self.spcs.use(await served_resource(self.api))
+        for informer in self.informers:
+            self._tasks.spawn(informer.run(), informer.name)
+        self._tasks.spawn(self.statuses.run(), "pod-status-writers")
+        self._tasks.spawn(self.events.run(), "events")
+        key_loaded = asyncio.Event()
+        # Keeps trying past the wait below; providers built after it arrives use it.
+        self._tasks.spawn(self._load_version_key(set_version_key, key_loaded), "version-key")
+        waits = [informer.wait_synced() for informer in self.informers]
+        try:
+            async with asyncio.timeout(self._settings.cache_sync_timeout):
+                await asyncio.gather(key_loaded.wait(), *waits)
+        except TimeoutError:
+            waiting = [informer.name for informer in self.informers if not informer.synced]
+            log.warning(
+                "k8s.start_not_synced",
+                waiting=[*waiting, *([] if key_loaded.is_set() else ["hmac-key"])],
+            )
+
+    async def _load_version_key(
+        self, set_version_key: Callable[[bytes], None], loaded: asyncio.Event
+    ) -> None:
+        backoff = Backoff(self._backoff)
+        while True:
+            try:
+                set_version_key(await self.version_key.load())
+                loaded.set()
+                return
+            except (KubernetesApiError, ValueError) as err:
+                message = err.message if isinstance(err, KubernetesApiError) else str(err)
+                delay = backoff.next_delay()
+                log.warning("version_key.unavailable", secret=self.version_key.ref, error=message)
+                await asyncio.sleep(delay)
+
+    async def after_recovery(self, table: MountTable) -> None:
+        """Delete this node's statuses of volumes that did not survive the restart."""
+        statuses = (status_of(record, self._settings.node_id) for record in table)
+        await self.statuses.prune({(status.namespace, status.name) for status in statuses})
+
+    def ready_checks(self) -> Mapping[str, Check]:
+        checks: dict[str, Check] = {}
+        for informer in self.informers:
+            checks[f"kubernetes-{informer.name}"] = _problem_check(informer.problem)
+        checks["kubernetes-pod-statuses"] = _problem_check(self.statuses.problem)
+        return checks
+
+    async def stop(self) -> None:
+        """Give pending status writes a moment, then stop every task and close the session."""
+        if self.statuses.pending:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_AT_STOP_S):
+                    await self.statuses.wait_idle()
+        await self._tasks.close()
+        if self.pods is not None:
+            await self.pods.work.close()
+        await self.api.close()
+
+
+def _problem_check(problem: Callable[[], str]) -> Check:
+    async def check() -> str:
+        return problem()
+
+    return check

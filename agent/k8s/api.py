@@ -1,0 +1,290 @@
+"""The agent's one door to the Kubernetes API: plain JSON in and out, rate-limited in two
+lanes, every failure translated once (``api_errors``).
+
+Requests go through kubernetes_asyncio's ``ApiClient`` (auth headers, refresh hooks, TLS,
+proxies) with ``_preload_content=False``: the response is read here as JSON and never turned
+into generated model objects. Two token buckets, ``publish`` and ``background``, each with the
+configured QPS and burst: work on kubelet's behalf (a SecretProviderClass missing from the
+cache, pod status writes, service accounts, token requests, the HMAC key) never waits behind
+informer relists or events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from agent import __version__
+from agent.aio.ratelimit import TokenBucket
+from agent.errors import ApiForbidden, ApiNotFound, ApiUnavailable
+from agent.k8s import api_errors
+from agent.k8s.lean_import import ApiClient, ConfigException, Configuration
+from agent.k8s.resources import Resource
+from agent.logs import scrub_text
+
+USER_AGENT = f"secrets-store-agent/{__version__}"
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+
+Object = dict[str, Any]
+Observer = Callable[[str, str, str], None]  # (API host, HTTP method, status code or "<error>")
+
+
+class Lane(enum.Enum):
+    PUBLISH = "publish"
+    BACKGROUND = "background"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Client-side limits; each lane gets ``qps``/``burst`` of its own (0 qps: unlimited)."""
+
+    qps: float = 20.0
+    burst: int = 30
+    request_timeout: float = 10.0
+
+
+class KubeApi:
+    """Built without I/O; ``connect`` (in the agent's start) gives it its configuration."""
+
+    def __init__(self, settings: ApiSettings | None = None, observer: Observer | None = None):
+        self._settings = settings or ApiSettings()
+        self._observer = observer
+        self._lanes = {lane: TokenBucket(self._settings.qps, self._settings.burst) for lane in Lane}
+        self._connected: ApiClient | None = None
+        self.host = ""
+
+    def connect(self, configuration: Configuration) -> None:
+        """Open the HTTP session (inside the running loop: aiohttp's rule)."""
+        client = ApiClient(configuration)
+        client.user_agent = USER_AGENT
+        self._connected, self.host = client, str(configuration.host)
+
+    async def close(self) -> None:
+        if self._connected is not None:
+            await self._connected.close()
+            self._connected = None
+
+    @property
+    def _client(self) -> ApiClient:
+        if self._connected is None:
+            raise ApiUnavailable("the Kubernetes API client is not connected")
+        return self._connected
+
+    # ---- verbs ----
+
+    async def served(self, resource: Resource, lane: Lane) -> bool:
+        """Discovery: does the server serve this resource in this version? (A group's
+        version list is the union over its resources, so it cannot tell.)"""
+        path = f"/apis/{resource.group}/{resource.version}" if resource.group else "/api/v1"
+        try:
+            document = await self._call("GET", path, f"discover {resource.api_version}", lane)
+        except ApiNotFound:
+            return False
+        return any(
+            isinstance(item, dict) and item.get("name") == resource.plural
+            for item in document.get("resources") or ()
+        )
+
+    async def get(self, resource: Resource, namespace: str | None, name: str, lane: Lane) -> Object:
+        action = f"get {resource.describe(namespace, name)}"
+        return await self._call("GET", resource.path(namespace, name), action, lane)
+
+    async def list(
+        self,
+        resource: Resource,
+        lane: Lane,
+        *,
+        namespace: str | None = None,
+        selectors: Mapping[str, str] | None = None,
+        limit: int = 500,
+        continue_token: str = "",
+    ) -> Object:
+        query = [*(selectors or {}).items(), ("limit", str(limit))]
+        if continue_token:
+            query.append(("continue", continue_token))
+        action = f"list {resource.describe(namespace)}"
+        return await self._call("GET", resource.path(namespace), action, lane, query=query)
+
+    async def create(self, resource: Resource, namespace: str, body: Object, lane: Lane) -> Object:
+        name = body.get("metadata", {}).get("name") or "(generated name)"
+        action = f"create {resource.describe(namespace, name)}"
+        return await self._call("POST", resource.path(namespace), action, lane, body=body)
+
+    async def create_subresource(
+        self, resource: Resource, namespace: str, name: str, *, sub: str, body: Object, lane: Lane
+    ) -> Object:
+        action = f"create {resource.describe(namespace, name)}/{sub}"
+        path = resource.path(namespace, name, sub)
+        return await self._call("POST", path, action, lane, body=body)
+
+    async def replace(
+        self, resource: Resource, namespace: str, name: str, body: Object, lane: Lane
+    ) -> Object:
+        action = f"update {resource.describe(namespace, name)}"
+        return await self._call("PUT", resource.path(namespace, name), action, lane, body=body)
+
+    async def merge_patch(
+        self, resource: Resource, namespace: str, name: str, patch: Object, lane: Lane
+    ) -> Object:
+        action = f"patch {resource.describe(namespace, name)}"
+        path = resource.path(namespace, name)
+        return await self._call("PATCH", path, action, lane, body=patch, content_type=MERGE_PATCH)
+
+    async def delete(self, resource: Resource, namespace: str, name: str, lane: Lane) -> Object:
+        action = f"delete {resource.describe(namespace, name)}"
+        return await self._call("DELETE", resource.path(namespace, name), action, lane)
+
+    @asynccontextmanager
+    async def watch(
+        self,
+        resource: Resource,
+        resource_version: str,
+        *,
+        namespace: str | None = None,
+        selectors: Mapping[str, str] | None = None,
+        server_timeout: int = 300,
+        read_timeout: float = 90.0,
+    ) -> AsyncIterator[WatchStream]:
+        """A watch from ``resource_version`` with bookmarks; yields decoded watch events.
+
+        The stream ends when the server closes it (its ``timeoutSeconds``); a dropped or silent
+        connection (nothing for ``read_timeout`` s) raises ApiUnavailable, an ``ERROR`` event the
+        translated Status (ApiGone for an expired resource version).
+        """
+        action = f"watch {resource.describe(namespace)}"
+        query = [
+            *(selectors or {}).items(),
+            ("watch", "1"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", str(server_timeout)),
+        ]
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._settings.request_timeout, sock_read=read_timeout
+        )
+        await self._lanes[Lane.BACKGROUND].acquire()
+        path = resource.path(namespace)
+        response = await self._send("GET", path, action, query=query, timeout=timeout)
+        try:
+            if response.status >= 300:
+                raise api_errors.from_response(
+                    action, response.status, await response.read(), response.headers
+                )
+            yield WatchStream(response, action)
+        finally:
+            response.close()
+
+    # ---- plumbing ----
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        lane: Lane,
+        *,
+        query: Iterable[tuple[str, str]] = (),
+        body: Object | None = None,
+        content_type: str = JSON,
+    ) -> Object:
+        await self._lanes[lane].acquire()
+        timeout = self._settings.request_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._send(
+                    method, path, action, query=query, body=body, content_type=content_type
+                )
+                async with response:
+                    data = await response.read()
+        except TimeoutError as err:
+            raise api_errors.from_exception(action, err) from None
+        except (aiohttp.ClientError, OSError) as err:
+            raise api_errors.from_exception(action, err) from None
+        if response.status >= 300:
+            raise api_errors.from_response(action, response.status, data, response.headers)
+        try:
+            document = json.loads(data) if data else {}
+        except ValueError:
+            raise ApiUnavailable(f"{action}: the answer is not JSON") from None
+        return document if isinstance(document, dict) else {}
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        *,
+        query: Iterable[tuple[str, str]] = (),
+        body: Object | None = None,
+        content_type: str = JSON,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> aiohttp.ClientResponse:
+        headers = {"Accept": JSON, "Content-Type": content_type}
+        try:
+            response: aiohttp.ClientResponse = await self._client.call_api(
+                path,
+                method,
+                query_params=list(query),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout or self._settings.request_timeout,
+            )
+        except ConfigException as err:  # an exec plugin or token file failed
+            self._observe(method, "<error>")
+            # Its text may quote the plugin's stderr: scrubbed and cut like a Status message.
+            detail = scrub_text(" ".join(str(err).split()))[: api_errors.MAX_MESSAGE_CHARS]
+            raise ApiForbidden(f"{action}: cannot obtain credentials: {detail}") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as err:
+            self._observe(method, "<error>")
+            raise api_errors.from_exception(action, err) from None
+        self._observe(method, str(response.status))
+        return response
+
+    def _observe(self, method: str, code: str) -> None:
+        if self._observer is not None:
+            self._observer(self.host, method, code)
+
+
+class WatchStream:
+    """Decoded events of one watch response, in order; ``None`` once the server ends it."""
+
+    def __init__(self, response: aiohttp.ClientResponse, action: str) -> None:
+        self._response = response
+        self._action = action
+
+    async def next(self) -> Object | None:
+        action = self._action
+        while True:
+            try:
+                line = await self._response.content.readline()
+            except TimeoutError:
+                raise ApiUnavailable(
+                    f"{action}: nothing received within the read timeout"
+                ) from None
+            except (aiohttp.ClientError, OSError, ValueError) as err:
+                raise api_errors.from_exception(action, err) from None
+            if not line:
+                return None
+            if line.strip():
+                return self._decode(line)
+
+    def _decode(self, line: bytes) -> Object:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            raise ApiUnavailable(f"{self._action}: a watch event is not JSON") from None
+        if not isinstance(event, dict):
+            raise ApiUnavailable(f"{self._action}: a watch event is not an object")
+        if event.get("type") == "ERROR":
+            raise api_errors.from_status_object(self._action, event.get("object"))
+        return event

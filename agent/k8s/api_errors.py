@@ -1,0 +1,93 @@
+"""Every Kubernetes API failure becomes one of the agent's errors, here and nowhere else.
+
+Only the server's ``Status.reason`` and a truncated, scrubbed ``Status.message`` are quoted;
+request and response bodies never are (a Secret's data or a token could be in them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from agent.errors import (
+    ApiAlreadyExists,
+    ApiConflict,
+    ApiForbidden,
+    ApiGone,
+    ApiInvalid,
+    ApiNotFound,
+    ApiThrottled,
+    ApiUnavailable,
+    KubernetesApiError,
+)
+from agent.logs import scrub_text
+
+MAX_MESSAGE_CHARS = 200
+_BY_STATUS: Mapping[int, type[KubernetesApiError]] = {
+    400: ApiInvalid,
+    401: ApiForbidden,
+    403: ApiForbidden,
+    404: ApiNotFound,
+    410: ApiGone,
+    422: ApiInvalid,
+}
+
+
+def from_response(
+    action: str, status: int, body: bytes, headers: Mapping[str, str]
+) -> KubernetesApiError:
+    """Translate a non-2xx answer; ``action`` names the verb and object (``get pods ns/x``)."""
+    reason, message = _status_fields(body)
+    text = f"{action}: HTTP {status}" + (f" {reason}" if reason else "")
+    if message:
+        text += f": {message}"
+    if status == 429:
+        return ApiThrottled(text, status=status, retry_after=_retry_after(headers))
+    if status == 409:
+        cls: type[KubernetesApiError] = (
+            ApiAlreadyExists if reason == "AlreadyExists" else ApiConflict
+        )
+        return cls(text, status=status)
+    if status >= 500:
+        return ApiUnavailable(text, status=status)
+    return _BY_STATUS.get(status, KubernetesApiError)(text, status=status)
+
+
+def from_status_object(action: str, status: object) -> KubernetesApiError:
+    """A watch ``ERROR`` event carries a ``Status`` object instead of an HTTP status."""
+    code = status.get("code") if isinstance(status, Mapping) else None
+    body = json.dumps(status).encode() if isinstance(status, Mapping) else b""
+    return from_response(action, code if isinstance(code, int) else 500, body, {})
+
+
+def from_exception(action: str, error: BaseException) -> ApiUnavailable:
+    """No answer at all (refused, reset, timed out, TLS failure)."""
+    if isinstance(error, TimeoutError):
+        return ApiUnavailable(f"{action}: timed out")
+    detail = " ".join(str(error).split())[:MAX_MESSAGE_CHARS]
+    return ApiUnavailable(f"{action}: {type(error).__name__}" + (f": {detail}" if detail else ""))
+
+
+def _status_fields(body: bytes) -> tuple[str, str]:
+    try:
+        document = json.loads(body[:65536]) if body else None
+    except ValueError:
+        return "", ""
+    if not isinstance(document, Mapping) or document.get("kind") != "Status":
+        return "", ""
+    reason = document.get("reason")
+    message = document.get("message")
+    reason_text = reason if isinstance(reason, str) and reason.isidentifier() else ""
+    message_text = scrub_text(" ".join(str(message).split())) if message else ""
+    if len(message_text) > MAX_MESSAGE_CHARS:
+        message_text = message_text[:MAX_MESSAGE_CHARS] + "…"
+    return reason_text, message_text
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

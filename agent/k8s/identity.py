@@ -1,0 +1,106 @@
+"""Pod identity through the API: service-account annotations, and pod-bound tokens.
+
+``KubeServiceAccounts`` implements ``ports.ServiceAccountSource`` with one direct read per
+service account, kept for a minute (cloud providers ask on every publish; the annotation
+that names a role rarely changes). ``KubeTokenMinter`` implements
+``ports.ServiceAccountTokenMinter`` with a TokenRequest bound to the pod, as kubelet's own
+``tokenRequests`` are (off unless ``--token-request-fallback`` is set).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from agent.errors import ApiNotFound, KubernetesApiError, ProviderError, ServiceAccountNotFound
+from agent.k8s.api import KubeApi, Lane
+from agent.k8s.resources import SERVICE_ACCOUNTS
+from agent.model import PodIdentity, ServiceAccountToken
+
+CACHE_SECONDS = 60.0
+CACHE_ENTRIES = 1024
+TOKEN_SECONDS = 3600  # the API's minimum is 600
+
+
+class KubeServiceAccounts:
+    def __init__(self, api: KubeApi, clock: Callable[[], float] = time.monotonic) -> None:
+        self._api = api
+        self._clock = clock
+        self._cache: OrderedDict[tuple[str, str], tuple[float, dict[str, str]]] = OrderedDict()
+
+    async def annotations(self, namespace: str, name: str) -> Mapping[str, str]:
+        key, now = (namespace, name), self._clock()
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        try:
+            document = await self._api.get(SERVICE_ACCOUNTS, namespace, name, Lane.PUBLISH)
+        except ApiNotFound:
+            raise ServiceAccountNotFound(f"serviceaccount {namespace}/{name} not found") from None
+        except KubernetesApiError as err:
+            raise err.reworded(
+                f"cannot read serviceaccount {namespace}/{name}: {err.message}"
+            ) from None
+        raw = (document.get("metadata") or {}).get("annotations") or {}
+        annotations = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        self._cache[key] = (now, annotations)
+        self._cache.move_to_end(key)
+        while len(self._cache) > CACHE_ENTRIES:
+            self._cache.popitem(last=False)
+        return annotations
+
+
+class KubeTokenMinter:
+    def __init__(self, api: KubeApi, seconds: int = TOKEN_SECONDS) -> None:
+        self._api = api
+        self._seconds = seconds
+
+    async def mint(self, pod: PodIdentity, audience: str) -> ServiceAccountToken:
+        if not pod.service_account:
+            raise ProviderError(
+                f"cannot request a token for pod {pod.namespace}/{pod.name}: its service "
+                "account name is unknown (csi.storage.k8s.io/serviceAccount.name not sent)"
+            )
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                # An empty audience means the API server's own, as in kubelet's token map.
+                "audiences": [audience] if audience else [],
+                "expirationSeconds": self._seconds,
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": pod.name,
+                    "uid": pod.uid,
+                },
+            },
+        }
+        what = f"serviceaccount {pod.namespace}/{pod.service_account}"
+        try:
+            answer = await self._api.create_subresource(
+                SERVICE_ACCOUNTS,
+                pod.namespace,
+                pod.service_account,
+                sub="token",
+                body=request,
+                lane=Lane.PUBLISH,
+            )
+        except KubernetesApiError as err:
+            raise err.reworded(f"cannot request a token for {what}: {err.message}") from None
+        status = answer.get("status") or {}
+        token, expiry = status.get("token"), status.get("expirationTimestamp")
+        if not isinstance(token, str) or not token:
+            raise ProviderError(f"the token request for {what} returned no token")
+        return ServiceAccountToken(token=token, expires_at=_expiry(expiry))
+
+
+def _expiry(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

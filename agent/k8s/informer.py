@@ -1,0 +1,267 @@
+"""List, then watch: the one building block behind every cache of API objects.
+
+The loop, as client-go's reflector and kopf's watcher: list (in pages) and replace the cache,
+diffing against what it held so a deletion missed while the watch was down is still reported;
+watch from the list's ``resourceVersion`` with bookmarks, following each event's version;
+re-watch from the last version when the server ends the stream; relist on 410 Gone; after
+any other error wait a jittered, growing delay and try again. ``problem()`` says, for
+/readyz, whether the cache is usable and current. The loop never ends by itself: its owner
+cancels the task, and the open response is closed on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import structlog
+
+from agent.aio.backoff import Backoff, BackoffPolicy
+from agent.errors import ApiGone, KubernetesApiError
+from agent.k8s.api import KubeApi, Lane, Object, WatchStream
+from agent.k8s.resources import Resource
+
+T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+
+log = structlog.get_logger(__name__)
+
+
+class InformerHandler(Protocol[T_contra]):
+    """Called on the event loop, in event order; exceptions are logged, never propagated."""
+
+    def on_upsert(self, key: Key, old: T_contra | None, new: T_contra) -> None: ...
+
+    def on_delete(self, key: Key, old: T_contra) -> None: ...
+
+    def on_synced(self) -> None:
+        """After every complete list: the cache now holds exactly what the server has."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class InformerSettings:
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    # The server ends each watch after a random 5 to 10 minutes (client-go's spread), so
+    # reconnects of many nodes do not line up.
+    watch_timeout: tuple[int, int] = (300, 600)
+    # With bookmarks a quiet watch still hears from the server about once a minute; silence
+    # past this means a dead connection.
+    read_timeout: float = 90.0
+    page_size: int = 500
+
+
+def object_key(document: Mapping[str, Any]) -> Key | None:
+    metadata = document.get("metadata")
+    if not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str):
+        return None
+    namespace = metadata.get("namespace")
+    return (namespace if isinstance(namespace, str) else "", metadata["name"])
+
+
+def resource_version(document: Mapping[str, Any]) -> str:
+    metadata = document.get("metadata")
+    value = metadata.get("resourceVersion") if isinstance(metadata, Mapping) else None
+    return value if isinstance(value, str) else ""
+
+
+class Informer(Generic[T]):
+    """A cache of one resource, filtered by selectors, holding ``decode``d values.
+
+    ``decode`` turns an API object into what the cache keeps (smaller than the JSON) or None
+    to leave the object out.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        api: KubeApi,
+        resource: Resource,
+        decode: Callable[[Object], T | None],
+        *,
+        selectors: Mapping[str, str] | None = None,
+        handler: InformerHandler[T] | None = None,
+        settings: InformerSettings | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.resource = resource
+        self._api = api
+        self._decode = decode
+        self._selectors = dict(selectors or {})
+        self._handler = handler
+        self._settings = settings or InformerSettings()
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
+        self._backoff = Backoff(self._settings.backoff, self._rng)
+        self._items: dict[Key, T] = {}
+        self._synced = asyncio.Event()
+        self._version = ""
+        self._error = ""
+        self.lists = 0  # complete lists so far (the first one plus relists)
+
+    @property
+    def items(self) -> Mapping[Key, T]:
+        return self._items
+
+    def get(self, namespace: str, name: str) -> T | None:
+        return self._items.get((namespace, name))
+
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
+
+    async def wait_synced(self) -> None:
+        await self._synced.wait()
+
+    def problem(self) -> str:
+        """Empty when the cache is filled and the watch is connected, else why not."""
+        if not self.synced:
+            return f"not synced yet{': ' + self._error if self._error else ''}"
+        return f"watch failing, cache may be stale: {self._error}" if self._error else ""
+
+    async def run(self) -> None:
+        relist = True
+        while True:
+            try:
+                if relist:
+                    await self._list()
+                    relist = False
+                await self._watch()
+            except ApiGone:
+                log.info("informer.relist", informer=self.name, reason="resource version expired")
+                relist = True
+            except Exception as err:  # the loop must outlive any failure, a bug included
+                hint = 0.0
+                if isinstance(err, KubernetesApiError):
+                    self._error, hint = err.message, err.retry_after or 0.0
+                else:
+                    self._error = f"unexpected {type(err).__name__}"
+                delay = self._backoff.next_delay(hint)
+                log.warning(
+                    "informer.retrying",
+                    informer=self.name,
+                    error=self._error,
+                    delay_s=round(delay, 2),
+                    relist=relist,
+                )
+                await asyncio.sleep(delay)
+
+    async def _list(self) -> None:
+        fresh: dict[Key, T] = {}
+        token, version = "", ""
+        while True:
+            page = await self._api.list(
+                self.resource,
+                Lane.BACKGROUND,
+                selectors=self._selectors,
+                limit=self._settings.page_size,
+                continue_token=token,
+            )
+            for document in page.get("items") or ():
+                self._decode_into(fresh, document)
+            metadata = page.get("metadata") or {}
+            version = str(metadata.get("resourceVersion") or version)
+            token = str(metadata.get("continue") or "")
+            if not token:
+                break
+        self._replace(fresh)
+        self._version = version
+        self.lists += 1
+        self._synced.set()
+        log.debug("informer.listed", informer=self.name, items=len(fresh), version=version)
+        self._notify("on_synced")
+
+    def _decode_into(self, target: dict[Key, T], document: object) -> None:
+        if not isinstance(document, dict):
+            return
+        key = object_key(document)
+        value = self._safe_decode(document)
+        if key is not None and value is not None:
+            target[key] = value
+
+    def _replace(self, fresh: dict[Key, T]) -> None:
+        old, self._items = self._items, fresh
+        for key, value in old.items():
+            if key not in fresh:
+                self._notify("on_delete", key, value)
+        for key, value in fresh.items():
+            previous = old.get(key)
+            if previous != value:
+                self._notify("on_upsert", key, previous, value)
+
+    async def _watch(self) -> None:
+        low, high = self._settings.watch_timeout
+        async with self._api.watch(
+            self.resource,
+            self._version,
+            selectors=self._selectors,
+            server_timeout=self._rng.randint(low, high),
+            read_timeout=self._settings.read_timeout,
+        ) as stream:
+            self._error = ""
+            self._backoff.reset()
+            await self._follow(stream)
+
+    async def _follow(self, stream: WatchStream) -> None:
+        while (event := await stream.next()) is not None:
+            document = event.get("object")
+            if not isinstance(document, dict):
+                continue
+            version = resource_version(document)
+            kind = event.get("type")
+            if kind in ("ADDED", "MODIFIED"):
+                self._apply_upsert(document)
+            elif kind == "DELETED":
+                self._apply_delete(document)
+            if version:
+                self._version = version  # BOOKMARK events carry only this
+
+    def _apply_upsert(self, document: Object) -> None:
+        key = object_key(document)
+        if key is None:
+            return
+        value = self._safe_decode(document)
+        if value is None:
+            self._apply_delete(document)
+            return
+        previous = self._items.get(key)
+        self._items[key] = value
+        if previous != value:
+            self._notify("on_upsert", key, previous, value)
+
+    def _apply_delete(self, document: Object) -> None:
+        key = object_key(document)
+        if key is None:
+            return
+        previous = self._items.pop(key, None)
+        if previous is None:
+            previous = self._safe_decode(document)
+        if previous is not None:
+            self._notify("on_delete", key, previous)
+
+    def _safe_decode(self, document: Object) -> T | None:
+        try:
+            return self._decode(document)
+        except Exception as err:
+            log.warning(
+                "informer.undecodable", informer=self.name, key=object_key(document), error=err
+            )
+            return None
+
+    def _notify(self, method: str, *args: object) -> None:
+        if self._handler is None:
+            return
+        try:
+            getattr(self._handler, method)(*args)
+        except Exception as err:
+            log.error(
+                "informer.handler_failed",
+                informer=self.name,
+                callback=method,
+                error_type=type(err).__name__,
+                error=err,
+            )

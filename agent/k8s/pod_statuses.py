@@ -1,0 +1,285 @@
+"""SecretProviderClassPodStatus objects through the API, written behind the publish.
+
+``upsert`` and ``delete`` record the wanted state of an object and return at once, so kubelet
+never waits on the API and a publish keeps working through an outage. A few writers apply
+wanted states: per object in order and coalesced (only the latest wanted state is sent),
+retried with jittered backoff while the API is unavailable, so they arrive once it returns.
+
+Writes follow upstream §6: create; on AlreadyExists take the object over (it may carry
+another node's label, e.g. a StatefulSet pod rescheduled before garbage collection) by
+overwriting the node label, the owner reference and the status. Where upstream reads the
+object and updates it (retrying on Conflict), one JSON merge patch does the same without a
+read or a resourceVersion, so it cannot conflict. An object this store wrote before is
+updated with the same patch: one API write per change, none when nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import structlog
+
+from agent.aio.backoff import Backoff, BackoffPolicy
+from agent.documents.pod_status import KIND, NODE_LABEL, from_manifest, to_manifest
+from agent.errors import (
+    ApiAlreadyExists,
+    ApiForbidden,
+    ApiNotFound,
+    ApiUnavailable,
+    KubernetesApiError,
+    StatusError,
+)
+from agent.fs.paths import target_pod_uid
+from agent.k8s.api import KubeApi, Lane, Object
+from agent.k8s.resources import SPC_POD_STATUSES
+from agent.model import PodStatus
+
+log = structlog.get_logger(__name__)
+
+Key = tuple[str, str]
+_DELETE: Final = "delete"
+Wanted = PodStatus | str  # a status to write, or _DELETE
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+class KubePodStatusStore:
+    """Implements ``ports.PodStatusStore``; ``run`` (the writers) runs under the adapter."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        node_name: str,
+        *,
+        writers: int = 4,
+        backoff: BackoffPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api = api
+        self._node = node_name
+        self._writers = writers
+        self._backoff = Backoff(backoff or BackoffPolicy())
+        self._clock = clock
+        self._wanted: dict[Key, Wanted] = {}
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._in_flight: set[Key] = set()
+        # What the server holds as far as this store knows: a status, or None when absent.
+        self._applied: dict[Key, PodStatus | None] = {}
+        self._loaded = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._paused_until = 0.0
+        self._error = ""
+
+    # ---- the port ----
+
+    async def upsert(self, status: PodStatus) -> None:
+        self.want(status)
+
+    async def delete(self, namespace: str, name: str) -> None:
+        self._want((namespace, name), _DELETE)
+
+    def want(self, status: PodStatus) -> None:
+        """``upsert`` without awaiting (for mount-table listeners): queue the status; nothing
+        is sent when the server already holds exactly this. StatusError for a name the API
+        would refuse."""
+        if len(status.name) > 253 or not _NAME.fullmatch(status.name):
+            raise StatusError(
+                f"cannot record pod status {status.namespace}/{status.name}: not a valid object "
+                "name (pod, namespace and class names joined must stay within 253 characters)"
+            )
+        key = (status.namespace, status.name)
+        if (
+            key not in self._wanted
+            and key not in self._in_flight
+            and (self._applied.get(key) == status)
+        ):
+            return
+        self._want(key, status)
+
+    async def load_all(self) -> list[PodStatus]:
+        """This node's statuses (label selector), those whose target path matches their pod.
+
+        A status whose ``targetPath`` does not lie under its owner pod's directory (edited by
+        hand, or forged) is reported and left out, so recovery never acts on that path. With
+        the API unreachable the list is empty (logged): recovery then rests on the disk.
+        """
+        statuses: list[PodStatus | None] = []
+        token = ""
+        try:
+            while True:
+                page = await self._api.list(
+                    SPC_POD_STATUSES,
+                    Lane.PUBLISH,
+                    selectors={"labelSelector": f"{NODE_LABEL}={self._node}"},
+                    continue_token=token,
+                )
+                statuses.extend(self._accept(item) for item in page.get("items") or ())
+                token = str((page.get("metadata") or {}).get("continue") or "")
+                if not token:
+                    break
+        except KubernetesApiError as err:
+            log.warning("pod_status.load_failed", error=err.message)
+            return []
+        self._loaded = True
+        return [status for status in statuses if status is not None and _target_matches(status)]
+
+    def _accept(self, document: Any) -> PodStatus | None:
+        try:
+            status = from_manifest({**document, "kind": KIND})
+        except (TypeError, ValueError) as err:
+            log.warning("pod_status.undecodable", error=str(err))
+            return None
+        self._applied[(status.namespace, status.name)] = status
+        if not _target_matches(status):
+            log.warning(
+                "pod_status.target_path_mismatch",
+                namespace=status.namespace,
+                name=status.name,
+                pod_uid=status.pod_uid,
+                target_path=status.target_path,
+            )
+        return status
+
+    async def prune(self, keep: set[Key]) -> int:
+        """After recovery: delete this node's statuses of volumes that are no longer mounted
+        (the agent was down when kubelet gave up on them). Statuses whose target path does not
+        match their pod were never trusted and are left alone. Returns how many go."""
+        stale = [
+            key
+            for key, status in self._applied.items()
+            if status is not None and key not in keep and _target_matches(status)
+        ]
+        for key in stale:
+            log.info("pod_status.stale", namespace=key[0], name=key[1])
+            self._want(key, _DELETE)
+        return len(stale)
+
+    # ---- state for readiness and tests ----
+
+    @property
+    def pending(self) -> int:
+        return len(self._wanted) + len(self._in_flight)
+
+    async def wait_idle(self) -> None:
+        """Until every wanted state has been written (or given up on)."""
+        await self._idle.wait()
+
+    def problem(self) -> str:
+        if self._error and self.pending:
+            return f"{self.pending} pod status writes waiting: {self._error}"
+        return ""
+
+    # ---- the writers ----
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for index in range(self._writers):
+                group.create_task(self._write_forever(), name=f"pod-status-writer-{index}")
+
+    def _want(self, key: Key, wanted: Wanted) -> None:
+        queued = key in self._wanted or key in self._in_flight
+        self._wanted[key] = wanted
+        self._idle.clear()
+        if not queued:
+            self._queue.put_nowait(key)
+
+    async def _next(self) -> tuple[Key, Wanted]:
+        key = await self._queue.get()
+        self._in_flight.add(key)
+        return key, self._wanted.pop(key)
+
+    async def _write_forever(self) -> None:
+        while True:
+            key, wanted = await self._next()
+            delay = self._paused_until - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            retry = await self._write_once(key, wanted)
+            self._in_flight.discard(key)
+            if retry:
+                self._wanted.setdefault(key, wanted)  # a newer wish wins
+            if key in self._wanted:
+                self._queue.put_nowait(key)
+            elif not self._wanted and not self._in_flight:
+                self._idle.set()
+
+    async def _write_once(self, key: Key, wanted: Wanted) -> bool:
+        """Apply one wanted state; True when it should be tried again later."""
+        try:
+            if isinstance(wanted, PodStatus):
+                sent = await self._apply(key, wanted)
+            else:
+                sent = await self._remove(key)
+        except (ApiUnavailable, ApiForbidden) as err:
+            # Outage, throttling, or RBAC that an operator may still fix: keep trying.
+            self._error = err.message
+            pause = self._backoff.next_delay(err.retry_after or 0.0)
+            self._paused_until = max(self._paused_until, self._clock() + pause)
+            log.warning("pod_status.write_retrying", error=err.message, delay_s=round(pause, 2))
+            return True
+        except KubernetesApiError as err:
+            log.error("pod_status.write_failed", namespace=key[0], name=key[1], error=err.message)
+            return False
+        except Exception as err:  # a bug must not stop the other writes
+            log.error("pod_status.write_bug", name=key[1], error_type=type(err).__name__)
+            return False
+        if sent:  # only an answer from the API says it is reachable again
+            self._error = ""
+            self._backoff.reset()
+        return False
+
+    async def _apply(self, key: Key, status: PodStatus) -> bool:
+        """Write ``status``; False when nothing had to be sent."""
+        previous = self._applied.get(key)
+        if previous == status:
+            return False
+        manifest = to_manifest(status)
+        if previous is None:
+            try:
+                await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.PUBLISH)
+            except ApiAlreadyExists:
+                log.info("pod_status.taking_over", namespace=key[0], name=key[1])
+                await self._patch(key, manifest)
+        else:
+            try:
+                await self._patch(key, manifest)
+            except ApiNotFound:  # deleted meanwhile (garbage collection): write it anew
+                await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.PUBLISH)
+        self._applied[key] = status
+        return True
+
+    async def _patch(self, key: Key, manifest: Object) -> None:
+        metadata = manifest["metadata"]
+        patch = {
+            "metadata": {
+                "labels": metadata["labels"],
+                "ownerReferences": metadata["ownerReferences"],
+            },
+            "status": manifest["status"],
+        }
+        await self._api.merge_patch(SPC_POD_STATUSES, key[0], key[1], patch, Lane.PUBLISH)
+
+    async def _remove(self, key: Key) -> bool:
+        """Delete the object; False when it is known not to exist (nothing sent)."""
+        if key not in self._applied and self._loaded:
+            return False  # never written on this node, nor among this node's objects at start
+        if key in self._applied and self._applied[key] is None:
+            return False
+        with contextlib.suppress(ApiNotFound):
+            await self._api.delete(SPC_POD_STATUSES, key[0], key[1], Lane.PUBLISH)
+        self._applied[key] = None
+        return True
+
+
+def _target_matches(status: PodStatus) -> bool:
+    """The target path is a kubelet volume path of the status's own pod."""
+    path = status.target_path
+    parsed = target_pod_uid(path)
+    normal = os.path.isabs(path) and os.path.normpath(path) == path
+    return normal and parsed is not None and parsed[0] == status.pod_uid

@@ -1,0 +1,133 @@
+"""SecretProviderClasses from the API: a cluster-wide cache, looked up per namespace.
+
+The cache is filled before the CSI socket serves (the first publish after a start reads
+nothing from the API, as upstream's informer, §2) and kept current by a watch. A class the
+cache does not hold yet (created a moment ago) is read directly. Lookups are always in the
+pod's own namespace (upstream §3.5 step 8): a class in another namespace is never found.
+
+v1 and v1alpha1: the API server serves the same stored objects under both versions, so the
+cache watches v1, or v1alpha1 on a cluster whose CRD predates v1.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from agent.documents.spc import InvalidDocument, decode, identity, is_spc
+from agent.errors import (
+    ApiNotFound,
+    InvalidRequest,
+    InvalidSecretProviderClass,
+    KubernetesApiError,
+    SecretProviderClassNotFound,
+)
+from agent.k8s.api import KubeApi, Lane, Object
+from agent.k8s.informer import Informer, InformerSettings
+from agent.k8s.resources import SPC_V1, SPC_V1ALPHA1, Resource
+from agent.model import SecretProviderClass
+
+log = structlog.get_logger(__name__)
+
+# A DNS subdomain (RFC 1123), what the API accepts as an object name.
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+@dataclass(frozen=True, slots=True)
+class UnusableClass:
+    """An object that exists but does not decode; ``get`` reports ``reason``."""
+
+    namespace: str
+    name: str
+    reason: str
+
+
+CacheEntry = SecretProviderClass | UnusableClass
+
+
+def decode_class(document: Object) -> CacheEntry:
+    """An API object → a SecretProviderClass, or why it cannot be used."""
+    kind_and_version = {"kind": "SecretProviderClass", "apiVersion": SPC_V1.api_version}
+    # List items may omit kind/apiVersion; a watch or get names whichever version was asked.
+    merged = {**kind_and_version, **document} if "kind" not in document else document
+    if not is_spc(merged):
+        raise InvalidDocument(f"not a SecretProviderClass: {merged.get('apiVersion')}")
+    key, _ = identity(merged, default_namespace="")
+    try:
+        return decode(merged, "", _uid, _generation)
+    except InvalidDocument as err:
+        return UnusableClass(key[0], key[1], err.reason)
+
+
+def _uid(metadata: Mapping[str, object], _key: object) -> str:
+    uid = metadata.get("uid")
+    return uid if isinstance(uid, str) else ""
+
+
+def _generation(metadata: Mapping[str, object], _key: object) -> int:
+    generation = metadata.get("generation")
+    return generation if isinstance(generation, int) else 0
+
+
+async def served_resource(api: KubeApi) -> Resource:
+    """v1 when the server serves it, else v1alpha1 (a CRD from before v1); v1 when discovery
+    fails (the cache then reports the real error in /readyz)."""
+    try:
+        if await api.served(SPC_V1, Lane.BACKGROUND):
+            return SPC_V1
+        if await api.served(SPC_V1ALPHA1, Lane.BACKGROUND):
+            log.warning("k8s.spc_v1alpha1", note="the cluster serves only v1alpha1 of the CRD")
+            return SPC_V1ALPHA1
+    except KubernetesApiError as err:
+        log.warning("k8s.discovery_failed", group=SPC_V1.group, error=err.message)
+    return SPC_V1
+
+
+class KubeSecretProviderClassSource:
+    """Implements ``ports.SecretProviderClassSource``; ``informer`` runs under the adapter."""
+
+    def __init__(
+        self, api: KubeApi, resource: Resource = SPC_V1, settings: InformerSettings | None = None
+    ) -> None:
+        self._api = api
+        self.resource = resource
+        self.informer: Informer[CacheEntry] = Informer(
+            "secretproviderclasses", api, resource, decode_class, settings=settings
+        )
+
+    def use(self, resource: Resource) -> None:
+        """Serve from ``resource`` (v1 or v1alpha1); before the informer runs."""
+        self.resource = self.informer.resource = resource
+
+    async def get(self, namespace: str, name: str) -> SecretProviderClass:
+        ref = f"{namespace}/{name}"
+        if not _OBJECT_NAME.fullmatch(name):
+            raise InvalidRequest(f"secretProviderClass {name!r} is not a valid object name")
+        entry = self.informer.get(namespace, name)
+        if entry is None:
+            entry = await self._read(namespace, name)
+        if isinstance(entry, UnusableClass):
+            raise InvalidSecretProviderClass(f"secretproviderclass {ref}: {entry.reason}")
+        return entry
+
+    async def _read(self, namespace: str, name: str) -> CacheEntry:
+        ref = f"{namespace}/{name}"
+        try:
+            document = await self._api.get(self.resource, namespace, name, Lane.PUBLISH)
+        except ApiNotFound:
+            raise SecretProviderClassNotFound(
+                f"failed to get secretproviderclass {ref}: not found in namespace {namespace}"
+            ) from None
+        except KubernetesApiError as err:
+            # Kubelet retries (UNAVAILABLE for an outage); metrics keep upstream's reason.
+            raise err.reworded(
+                f"failed to get secretproviderclass {ref}: {err.message}",
+                reason=SecretProviderClassNotFound.reason,
+            ) from None
+        try:
+            return decode_class(document)
+        except InvalidDocument as err:
+            raise InvalidSecretProviderClass(f"secretproviderclass {ref}: {err.reason}") from None

@@ -1,0 +1,156 @@
+"""The parameters of an Azure SecretProviderClass, validated before any request.
+
+Keys are those of the upstream provider (``types/parameters.go``), each value trimmed of
+surrounding whitespace: ``keyvaultName``, ``tenantID`` (or the deprecated ``tenantId``),
+``cloudName``, ``cloudEnvFileName``, ``clientID``, ``usePodIdentity``,
+``useVMManagedIdentity``, ``userAssignedIdentityID``, ``useAzureTokenProxy`` and ``objects``.
+Booleans are parsed as Go's ``strconv.ParseBool``. Messages name the parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from agent.errors import InvalidSecretProviderClass
+from agent.providers.azure.identity import IdentityChoice
+from agent.providers.azure.objects import KeyVaultObject, parse_objects
+from agent.providers.common.gostrconv import parse_bool
+
+_VAULT_NAME = re.compile(r"^[-A-Za-z0-9]+$")
+# azidentity's rule for tenant IDs; the tenant is a URL path segment of the token endpoint.
+_TENANT = re.compile(r"^[0-9A-Za-z.-]+$")
+_CLIENT_ID = re.compile(r"^[0-9A-Za-z._-]{1,128}$")
+MAX_KEPT_CHARS = 64 * 1024  # parameters kept parsed only below this size (typical: 1-5 KiB)
+
+
+@dataclass(frozen=True, slots=True)
+class AzureConfig:
+    keyvault_name: str
+    tenant: str
+    cloud_name: str  # as written; "" for the agent's default cloud
+    cloud_env_file: str  # cloudEnvFileName, "" when not set
+    identity: IdentityChoice
+    objects: tuple[KeyVaultObject, ...]
+
+
+def go_bool(attributes: Mapping[str, str], key: str) -> bool:
+    value = attributes.get(key, "").strip()
+    parsed = parse_bool(value) if value else False
+    if parsed is None:
+        raise InvalidSecretProviderClass(
+            f"{key}: failed to parse {value!r} as a boolean (true/false)"
+        )
+    return parsed
+
+
+def _identity(attributes: Mapping[str, str]) -> IdentityChoice:
+    pod_identity = go_bool(attributes, "usePodIdentity")
+    vm_identity = go_bool(attributes, "useVMManagedIdentity")
+    token_proxy = go_bool(attributes, "useAzureTokenProxy")
+    if pod_identity + vm_identity + token_proxy > 1:
+        raise InvalidSecretProviderClass(
+            "only one identity mode can be enabled at a time: usePodIdentity, "
+            "useVMManagedIdentity, or useAzureTokenProxy"
+        )
+    if pod_identity:
+        raise InvalidSecretProviderClass(
+            "usePodIdentity: aad-pod-identity is retired and not supported; use workload "
+            "identity instead: set clientID to the identity's client ID, federate it with the "
+            "pod's service account, and list audience api://AzureADTokenExchange in the "
+            "CSIDriver's tokenRequests"
+        )
+    if token_proxy:
+        raise InvalidSecretProviderClass(
+            "useAzureTokenProxy: AKS identity binding is not supported by this agent; use "
+            "workload identity (clientID) instead"
+        )
+    client_id = attributes.get("clientID", "").strip()
+    if client_id and not _CLIENT_ID.match(client_id):
+        raise InvalidSecretProviderClass("clientID: not a valid client ID")
+    return IdentityChoice(
+        use_vm_managed_identity=vm_identity,
+        user_assigned_identity_id=attributes.get("userAssignedIdentityID", "").strip(),
+        client_id=client_id,
+    )
+
+
+def _tenant(attributes: Mapping[str, str]) -> str:
+    tenant = attributes.get("tenantID", "").strip() or attributes.get("tenantId", "").strip()
+    if not tenant:
+        raise InvalidSecretProviderClass("tenantID is not provided")
+    if not _TENANT.match(tenant):
+        raise InvalidSecretProviderClass(
+            "tenantID: a tenant ID holds only letters, digits, '-' and '.'"
+        )
+    return tenant
+
+
+def _vault_name(attributes: Mapping[str, str]) -> str:
+    name = attributes.get("keyvaultName", "").strip()
+    if not name:
+        raise InvalidSecretProviderClass("keyvaultName is not provided")
+    if not 3 <= len(name) <= 24:
+        raise InvalidSecretProviderClass(
+            f"keyvaultName: invalid vault name {name!r}, must be between 3 and 24 chars"
+        )
+    if not _VAULT_NAME.match(name):
+        raise InvalidSecretProviderClass(
+            f"keyvaultName: invalid vault name {name!r}, must match [-a-zA-Z0-9]{{3,24}}"
+        )
+    return name
+
+
+_PARAMETERS = (
+    "keyvaultName",
+    "tenantID",
+    "tenantId",
+    "cloudName",
+    "cloudEnvFileName",
+    "clientID",
+    "usePodIdentity",
+    "useVMManagedIdentity",
+    "userAssignedIdentityID",
+    "useAzureTokenProxy",
+    "objects",
+)
+
+
+def parse_config(attributes: Mapping[str, str]) -> AzureConfig:
+    """Everything the mount needs from the attributes; InvalidSecretProviderClass otherwise.
+
+    Every rotation of every pod republishes with the same parameters, so results are kept
+    (by the parameters alone: the pod's own keys do not enter, errors are never kept), unless
+    the parameters are larger than ``MAX_KEPT_CHARS``: SecretProviderClasses are written by
+    tenants, and 256 kept ones of etcd's 1.5 MiB each would hold hundreds of MiB.
+    """
+    values = tuple(attributes.get(key, "") for key in _PARAMETERS)
+    if sum(map(len, values)) > MAX_KEPT_CHARS:
+        return _parse_values(values)
+    return _kept(values)
+
+
+def _parse_values(values: tuple[str, ...]) -> AzureConfig:
+    attributes = dict(zip(_PARAMETERS, values, strict=True))
+    identity = _identity(attributes)
+    keyvault_name = _vault_name(attributes)
+    tenant = _tenant(attributes)
+    objects_text = attributes.get("objects", "").strip()
+    if not objects_text:
+        raise InvalidSecretProviderClass("objects is not set")
+    user_assigned = identity.user_assigned_identity_id
+    if user_assigned and not _CLIENT_ID.match(user_assigned):
+        raise InvalidSecretProviderClass("userAssignedIdentityID: not a valid client ID")
+    return AzureConfig(
+        keyvault_name=keyvault_name,
+        tenant=tenant,
+        cloud_name=attributes.get("cloudName", "").strip(),
+        cloud_env_file=attributes.get("cloudEnvFileName", "").strip(),
+        identity=identity,
+        objects=parse_objects(objects_text),
+    )
+
+
+_kept = functools.lru_cache(maxsize=256)(_parse_values)

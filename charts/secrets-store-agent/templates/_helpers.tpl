@@ -1,0 +1,124 @@
+{{/* Names: <release>-<chart>, shortened to 63 characters, as `helm create` does. */}}
+{{- define "ssa.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ssa.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The CSI driver name kubelet and pods know; upstream's, so this is a drop-in. */}}
+{{- define "ssa.driverName" -}}secrets-store.csi.k8s.io{{- end -}}
+
+{{- define "ssa.serviceAccountName" -}}{{ include "ssa.fullname" . }}{{- end -}}
+
+{{- define "ssa.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ssa.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "ssa.labels" -}}
+{{ include "ssa.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app: {{ include "ssa.name" . }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* repository[:tag|@digest]; an empty tag means the chart's appVersion. */}}
+{{- define "ssa.image" -}}
+{{- $image := .image -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $image.repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $image.repository (default .appVersion $image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A duration as the agent's flags take it: Go's form, "90s", "2m", "1h30m". */}}
+{{- define "ssa.duration" -}}
+{{- $text := toString . -}}
+{{- if not (regexMatch "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$" $text) -}}
+{{- fail (printf "%q is not a duration: use Go's form, e.g. 90s, 2m, 1h30m" $text) -}}
+{{- end -}}
+{{- $text -}}
+{{- end -}}
+
+{{/*
+Values that cannot work fail `helm template` with what to change. Called once, from the
+DaemonSet template.
+*/}}
+{{- define "ssa.validate" -}}
+{{- $image := .Values.linux.image.repository | toString -}}
+{{- if hasSuffix "csi-secrets-store/driver" $image -}}
+{{- fail (printf "linux.image.repository is the upstream driver's image (%s); this chart runs secrets-store-agent: remove linux.image from your values or point it at the agent's image" $image) -}}
+{{- end -}}
+{{- if .Values.windows.enabled -}}
+{{- fail "windows.enabled: the Windows DaemonSet is not in this chart version yet; set windows.enabled=false" -}}
+{{- end -}}
+{{- if not .Values.linux.enabled -}}
+{{- fail "linux.enabled=false leaves no DaemonSet to install (the Windows one is not in this chart version yet)" -}}
+{{- end -}}
+{{- if and .Values.syncSecret.enabled (not .Values.rbac.install) -}}
+{{- fail "syncSecret.enabled needs the agent to write Secrets, but rbac.install=false installs no Role for it: set rbac.install=true or grant the agent's service account Secret access yourself and keep syncSecret.enabled=false" -}}
+{{- end -}}
+{{- range $i, $request := .Values.tokenRequests -}}
+{{- if not $request.audience -}}
+{{- fail (printf "tokenRequests[%d].audience is empty: every token request names the audience the provider expects (e.g. vault)" $i) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The port of a Go listen address (":8095", "0.0.0.0:8095", "[::]:8095"). */}}
+{{- define "ssa.port" -}}
+{{- . | toString | splitList ":" | last -}}
+{{- end -}}
+
+{{/*
+The agent's flags (upstream's names; every one is parsed by the agent's own parser in the
+chart's tests). $(VAR) references are expanded by kubelet from the container's env.
+*/}}
+{{- define "ssa.agentArgs" -}}
+{{- if .Values.logVerbosity }}
+- {{ printf "-v=%d" (int .Values.logVerbosity) | quote }}
+{{- end }}
+{{- if .Values.logFormatJSON }}
+- --log-format-json
+{{- end }}
+- --endpoint=$(CSI_ENDPOINT)
+- --nodeid=$(KUBE_NODE_NAME)
+- {{ printf "--provider-volume=%s" .Values.linux.providersDir | quote }}
+- {{ printf "--additional-provider-volume-paths=%s" (join "," (.Values.linux.additionalProvidersDirs | default list)) | quote }}
+{{- if .Values.enableSecretRotation }}
+- --enable-secret-rotation=true
+{{- end }}
+{{- with .Values.rotationPollInterval }}
+- {{ printf "--rotation-poll-interval=%s" (include "ssa.duration" .) | quote }}
+{{- end }}
+- {{ printf "--metrics-addr=%s" .Values.linux.metricsAddr | quote }}
+- {{ printf "--health-addr=:%d" (int .Values.livenessProbe.port) | quote }}
+{{- if .Values.providerHealthCheck }}
+- --provider-health-check=true
+- {{ printf "--provider-health-check-interval=%s" (include "ssa.duration" .Values.providerHealthCheckInterval) | quote }}
+{{- end }}
+- {{ printf "--max-call-recv-msg-size=%d" (int64 .Values.maxCallRecvMsgSize) | quote }}
+{{- with .Values.preferPluginProviders }}
+- {{ printf "--prefer-plugin-providers=%s" (join "," .) | quote }}
+{{- end }}
+- {{ printf "--state-dir=%s" .Values.linux.stateDir | quote }}
+{{- range .Values.linux.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,115 @@
+"""Watch responses: HTTP 200, ``Content-Type: application/json``, chunked, one JSON event per
+line (``{"type": "ADDED", "object": {...}}\\n``), as the apiserver's JSON watch encoder
+writes them. A resourceVersion older than the compaction window gets a single ``ERROR`` event
+carrying a 410 ``Expired`` Status, then the stream ends (the HTTP status stays 200).
+
+The stream ends cleanly at ``timeoutSeconds`` (default: the server's ``watch_timeout``), when a
+test drops it, or after a fault's ``drop_after_events``; ``reset`` drops abort the connection
+instead. With ``allowWatchBookmarks`` a ``BOOKMARK`` carries only ``kind``, ``apiVersion`` and
+``metadata.resourceVersion`` (plus the ``k8s.io/initial-events-end`` annotation after the
+initial events of ``sendInitialEvents=true``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.kube.resources import ResourceType
+from tests.fakes.kube.watch import BOOKMARK, DROP, ERROR, Subscription, WatchItem
+
+Object = dict[str, Any]
+Encoder = Callable[[Object], Object]
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+def bookmark_object(rtype: ResourceType, version: str, item: WatchItem) -> Object:
+    meta: Object = {"resourceVersion": str(item.rv)}
+    if not rtype.strategy.custom:
+        meta["creationTimestamp"] = None
+    if item.initial_events_end:
+        meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+    return {"kind": rtype.kind, "apiVersion": rtype.api_version(version), "metadata": meta}
+
+
+async def start_stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    return response
+
+
+async def write_event(response: web.StreamResponse, kind: str, obj: Object) -> None:
+    line = json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n"
+    await response.write(line.encode())
+
+
+async def stream_error(request: web.Request, status: Object) -> web.StreamResponse:
+    response = await start_stream(request)
+    await write_event(response, ERROR, status)
+    await response.write_eof()
+    return response
+
+
+async def stream_watch(*args: Any, **kwargs: Any) -> web.StreamResponse:
+    """:func:`_stream` ending quietly when the client has gone away."""
+    try:
+        return await _stream(*args, **kwargs)
+    except ConnectionResetError:
+        return web.StreamResponse(status=200)
+
+
+async def _stream(
+    request: web.Request,
+    subscription: Subscription,
+    encode: Encoder,
+    bookmark: Callable[[WatchItem], Object],
+    current_rv: Callable[[], int],
+    *,
+    timeout: float,
+    bookmark_interval: float | None,
+    drop_after_events: int | None = None,
+    reset_on_drop: bool = False,
+) -> web.StreamResponse:
+    response = await start_stream(request)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if drop_after_events is not None and subscription.sent >= drop_after_events:
+            return await _drop(request, response, reset_on_drop)
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        wait = remaining if bookmark_interval is None else min(remaining, bookmark_interval)
+        try:
+            item = await asyncio.wait_for(subscription.queue.get(), wait)
+        except TimeoutError:
+            if bookmark_interval is not None and subscription.bookmarks and loop.time() < deadline:
+                periodic = WatchItem(BOOKMARK, rv=current_rv())
+                await write_event(response, BOOKMARK, bookmark(periodic))
+            continue
+        if item.type == DROP:
+            return await _drop(request, response, item.reset)
+        if item.type == ERROR:
+            await write_event(response, ERROR, item.obj or {})
+            break
+        obj = bookmark(item) if item.type == BOOKMARK else encode(item.obj or {})
+        await write_event(response, item.type, obj)
+        subscription.sent += 1
+    await response.write_eof()
+    return response
+
+
+async def _drop(
+    request: web.Request, response: web.StreamResponse, reset: bool
+) -> web.StreamResponse:
+    """End the stream now. A clean end finishes the chunked body (what a client sees when the
+    server times a watch out); a reset closes the socket mid-body (a dead apiserver)."""
+    if reset and request.transport is not None:
+        request.transport.abort()
+        return response
+    await response.write_eof()
+    return response

@@ -1,0 +1,77 @@
+"""The API client against the fake server over HTTP: its two rate-limit lanes, and what it sends
+(user agent, bearer token, JSON merge patch) and translates (Status errors)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from agent import __version__
+from agent.errors import ApiAlreadyExists, ApiNotFound, ApiThrottled
+from agent.k8s.api import ApiSettings, KubeApi, Lane
+from agent.k8s.connection import load_configuration
+from agent.k8s.resources import PODS, SECRETS, SPC_V1
+from tests.fakes.kube_api import FakeKubeApi, secret_provider_class
+
+
+@pytest.fixture
+def kube_api_options() -> dict[str, Any]:
+    return {"token": "agent-token-0123456789"}
+
+
+@pytest.fixture
+async def slow_api(kube_api: FakeKubeApi) -> AsyncIterator[KubeApi]:
+    """One request per ~17 minutes per lane after a burst of one: the second request of a lane
+    waits practically forever."""
+    client = KubeApi(ApiSettings(qps=0.001, burst=1))
+    client.connect(await load_configuration(str(kube_api.kubeconfig_path)))
+    yield client
+    await client.close()
+
+
+async def test_background_traffic_never_delays_a_publish(
+    kube_api: FakeKubeApi, slow_api: KubeApi
+) -> None:
+    kube_api.store.put(secret_provider_class("app", parameters={"a": "b"}))
+    await slow_api.list(PODS, Lane.BACKGROUND)  # spends the background lane's burst
+    waiting = asyncio.create_task(slow_api.list(PODS, Lane.BACKGROUND))
+    try:
+        found = await asyncio.wait_for(slow_api.get(SPC_V1, "default", "app", Lane.PUBLISH), 5)
+        assert found["metadata"]["name"] == "app"
+        assert not waiting.done()  # still queued behind its own lane's budget
+    finally:
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+
+
+async def test_requests_carry_the_agent_and_errors_come_back_translated(
+    kube_api: FakeKubeApi,
+) -> None:
+    client = KubeApi()
+    client.connect(await load_configuration(str(kube_api.kubeconfig_path)))
+    try:
+        with pytest.raises(ApiNotFound, match="get secrets kube-system/none: HTTP 404 NotFound"):
+            await client.get(SECRETS, "kube-system", "none", Lane.PUBLISH)
+        body = {"metadata": {"name": "s"}, "stringData": {"k": "v"}}
+        await client.create(SECRETS, "default", body, Lane.PUBLISH)
+        with pytest.raises(ApiAlreadyExists):
+            await client.create(SECRETS, "default", body, Lane.PUBLISH)
+        await client.merge_patch(
+            SECRETS, "default", "s", {"metadata": {"labels": {"a": "b"}}}, Lane.PUBLISH
+        )
+        kube_api.faults.throttle(retry_after=3, verb="get", resource="secrets")
+        with pytest.raises(ApiThrottled) as caught:
+            await client.get(SECRETS, "default", "s", Lane.PUBLISH)
+        assert caught.value.retry_after == 3
+    finally:
+        await client.close()
+    sent = kube_api.requests.filter(resource="secrets")
+    assert {r.user_agent for r in sent} == {f"secrets-store-agent/{__version__}"}
+    assert [r.content_type for r in sent if r.verb == "patch"] == ["application/merge-patch+json"]
+    stored = kube_api.store.get("secrets", "default", "s")
+    assert stored is not None and stored["metadata"]["labels"] == {"a": "b"}

@@ -1,0 +1,171 @@
+"""What Kubernetes mode adds around a publish: service-account annotations for providers,
+pod-bound tokens from TokenRequest, the HMAC key Secret that makes object versions agree
+across nodes (real OpenBao), and a clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import jwt as pyjwt
+import pytest
+import yaml
+
+from agent.app import load_version_key
+from agent.core.identity import refreshed_identity
+from agent.model import (
+    MountResult,
+    ObjectVersion,
+    PodIdentity,
+    ProviderRequest,
+    SecretFile,
+    ServiceAccountToken,
+)
+from agent.providers.registry import ProviderContext, ProviderRegistry
+from tests.fakes.kube_api import FakeKubeApi, secret_provider_class, service_account
+from tests.support.jwt_signer import JwtSigner
+from tests.support.kube_agent import KubeAgents, KubeHarness, eventually
+from tests.support.openbao import OpenBaoServer, VaultWorld, build_world
+
+
+class RoleFromAnnotation:
+    """A provider that, like the cloud ones, reads its identity from the pod's service account."""
+
+    name = "annotated"
+
+    def __init__(self, context: ProviderContext) -> None:
+        assert context.service_accounts is not None
+        self._accounts = context.service_accounts
+
+    async def mount(self, request: ProviderRequest) -> MountResult:
+        pod = request.identity
+        found = await self._accounts.annotations(pod.namespace, pod.service_account)
+        role = found.get("eks.amazonaws.com/role-arn", "").encode()
+        return MountResult((SecretFile("role", 0o644, role),), (ObjectVersion("role", "1"),))
+
+
+async def test_providers_read_service_account_annotations_through_the_api(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    role = "arn:aws:iam::111122223333:role/web"
+    kube_api.store.put(service_account("web", annotations={"eks.amazonaws.com/role-arn": role}))
+    kube_api.store.put(
+        secret_provider_class("aws-like", provider="annotated", parameters={"a": "b"})
+    )
+    registry = ProviderRegistry(
+        timeout=5, version_key=b"k" * 32, factories={"annotated": RoleFromAnnotation},
+        load_entry_points=False,
+    )  # fmt: skip
+    node = await agents.start(registry=registry)
+    first, second = await node.add_pod("web-0", spc="aws-like"), await node.add_pod("web-1")
+    target = await node.publish(first, spc="aws-like", service_account="web")
+    await node.publish(second, spc="aws-like", service_account="web")
+    assert Path(target, "role").read_bytes() == role.encode()
+    assert kube_api.requests.count(verb="get", resource="serviceaccounts") == 1  # cached
+    orphan = await node.add_pod("web-2", spc="aws-like")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await node.publish(orphan, spc="aws-like", service_account="missing")
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "serviceaccount default/missing not found" in (caught.value.details() or "")
+
+
+async def test_token_request_fallback_mints_a_pod_bound_token(
+    agents: KubeAgents, kube_api: FakeKubeApi, jwt_signer: JwtSigner
+) -> None:
+    kube_api.store.put(service_account("web"))
+    node = await agents.start(token_request_fallback=True)
+    web = await node.add_pod("web-0", service_account="web")
+    meta = web["metadata"]
+    assert node.cluster.tokens is not None
+    identity = PodIdentity("default", "web-0", meta["uid"], "web", {})
+    token = await node.cluster.tokens.mint(identity, "vault")
+    claims = pyjwt.decode(token.token, options={"verify_signature": False})
+    assert claims["aud"] == ["vault"]
+    assert claims["kubernetes.io"]["pod"] == {"name": "web-0", "uid": meta["uid"]}
+    assert token.expires_at is not None
+    issued = kube_api.issuer.issued[-1]
+    assert (issued.bound_kind, issued.bound_name) == ("Pod", "web-0")
+    # An expiring kubelet token is replaced; the text never shows in a repr.
+    expired = ServiceAccountToken("old", token.expires_at.replace(year=2000))
+    stale = PodIdentity("default", "web-0", meta["uid"], "web", {"vault": expired})
+    fresh = await refreshed_identity(stale, node.cluster.tokens)
+    assert fresh.tokens["vault"].token != "old"
+    assert "eyJ" not in repr(fresh)
+
+
+async def test_token_request_fallback_is_off_by_default(node: KubeHarness) -> None:
+    assert node.cluster.tokens is None
+
+
+@pytest.fixture
+def world(openbao: OpenBaoServer, jwt_signer: JwtSigner) -> VaultWorld:
+    world = build_world(openbao, jwt_signer)
+    world.admin.kv_put(world.kv2, "team-a/db", {"password": "hunter2-but-longer"}, version=2)
+    return world
+
+
+def _vault_registry(root: Path, address: str) -> ProviderRegistry:
+    return ProviderRegistry(
+        timeout=10,
+        version_key=load_version_key(str(root / "state")),  # node-local: differs per node
+        options={"vault_address": address},
+        load_entry_points=False,
+    )
+
+
+async def test_two_nodes_report_the_same_version_for_the_same_secret(
+    agents: KubeAgents, kube_api: FakeKubeApi, world: VaultWorld, tmp_path: Path
+) -> None:
+    objects = [
+        {"objectName": "db", "secretPath": f"{world.kv2}/data/team-a/db", "secretKey": "password"}
+    ]
+    kube_api.store.put(
+        secret_provider_class(
+            "db", namespace=world.namespace, provider="vault",
+            parameters={"roleName": world.role, "vaultAuthMountPath": world.jwt_mount,
+                        "objects": yaml.safe_dump(objects)},
+        )
+    )  # fmt: skip
+    versions = []
+    for node_name in ("node-a", "node-b"):
+        root = tmp_path / node_name
+        node = await agents.start(
+            node=node_name, root=root, registry=_vault_registry(root, world.server.address)
+        )
+        pod = await node.add_pod(
+            f"app-{node_name}", world.namespace, spc="db", node=node_name,
+            service_account=world.service_account,
+        )  # fmt: skip
+        uid = pod["metadata"]["uid"]
+        tokens = {"vault": world.jwt(pod_name=f"app-{node_name}", pod_uid=uid)}
+        await node.publish(pod, spc="db", tokens=tokens, service_account=world.service_account)
+        await node.settle()
+        status = node.status(f"app-{node_name}-{world.namespace}-db", world.namespace)
+        assert status is not None
+        versions.append(status["status"]["objects"])
+    assert versions[0] == versions[1]
+    assert versions[0][0]["version"]
+    assert kube_api.requests.count(verb="create", resource="secrets") == 1  # created once
+    key = kube_api.store.get("secrets", "kube-system", "secrets-store-agent-hmac-key")
+    assert key is not None and len(key["data"]["key"]) >= 40
+
+
+def _server_side(task: asyncio.Task[object]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    filename = code.co_filename if code is not None else ""
+    return "/aiohttp/web_" in filename or "/tests/fakes/" in filename
+
+
+async def test_stop_leaves_no_task_and_no_watch(agents: KubeAgents, kube_api: FakeKubeApi) -> None:
+    node = await agents.start()
+    await node.publish(await node.add_pod("web-0"))
+    assert kube_api.store.watchers() == 2
+    await agents.stop(node, unpublish=True)
+    current = asyncio.current_task()
+    # Only the fake API server's side of the closed connections may still be winding down.
+    leftovers = [
+        task for task in asyncio.all_tasks() if task is not current and not _server_side(task)
+    ]
+    assert leftovers == []
+    await eventually(lambda: kube_api.store.watchers() == 0, "the server saw the watches end")

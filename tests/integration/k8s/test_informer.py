@@ -1,0 +1,119 @@
+"""The list+watch building block against the fake API over HTTP: bookmarks move the resume
+point (so a compaction after a bookmark needs no relist), 410 Gone relists and reports what
+changed, dropped and silent connections reconnect, and readiness says why while it is down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from agent.aio.backoff import BackoffPolicy
+from agent.k8s.api import KubeApi
+from agent.k8s.connection import load_configuration
+from agent.k8s.informer import Informer, InformerSettings, Key
+from agent.k8s.pods import decode_pod
+from agent.k8s.resources import PODS
+from agent.model import PodInfo
+from tests.fakes.kube_api import FakeKubeApi, pod
+from tests.support.kube_agent import eventually
+
+
+@dataclass
+class Recorder:
+    seen: list[str] = field(default_factory=list)
+
+    def on_upsert(self, key: Key, old: PodInfo | None, new: PodInfo) -> None:
+        self.seen.append(f"upsert {key[1]}")
+
+    def on_delete(self, key: Key, old: PodInfo) -> None:
+        self.seen.append(f"delete {key[1]}")
+
+    def on_synced(self) -> None:
+        self.seen.append("synced")
+
+
+@pytest.fixture
+async def api(kube_api: FakeKubeApi) -> AsyncIterator[KubeApi]:
+    client = KubeApi()
+    client.connect(await load_configuration(str(kube_api.kubeconfig_path)))
+    yield client
+    await client.close()
+
+
+@contextlib.asynccontextmanager
+async def running(informer: Informer[PodInfo], kube: FakeKubeApi) -> AsyncIterator[None]:
+    task = asyncio.create_task(informer.run())
+    try:
+        await informer.wait_synced()
+        await kube.store.wait_for_watchers("pods")
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _informer(api: KubeApi, recorder: Recorder, **settings: object) -> Informer[PodInfo]:
+    tuned = InformerSettings(backoff=BackoffPolicy(initial=0.01, maximum=0.05), **settings)  # type: ignore[arg-type]
+    return Informer(
+        "pods", api, PODS, decode_pod,
+        selectors={"fieldSelector": "spec.nodeName=node-a"}, handler=recorder, settings=tuned,
+    )  # fmt: skip
+
+
+async def test_watch_follows_bookmarks_so_compaction_needs_no_relist(
+    kube_api: FakeKubeApi, api: KubeApi
+) -> None:
+    recorder = Recorder()
+    informer = _informer(api, recorder)
+    kube_api.store.put(pod("web-0"))
+    kube_api.store.put(pod("elsewhere", node="node-b"))  # filtered out by the field selector
+    async with running(informer, kube_api):
+        assert recorder.seen == ["upsert web-0", "synced"]
+        kube_api.store.put(pod("other", namespace="kube-system", node="node-b"))  # not ours
+        kube_api.store.bookmark()
+        await eventually(
+            lambda: informer._version == str(kube_api.store.resource_version), "bookmark seen"
+        )
+        kube_api.store.compact()
+        kube_api.store.drop_watches("pods")
+        kube_api.store.put(pod("web-1"))
+        await eventually(lambda: "upsert web-1" in recorder.seen, "the new pod")
+        assert informer.lists == 1
+
+
+async def test_gone_relists_and_reports_the_difference(kube_api: FakeKubeApi, api: KubeApi) -> None:
+    recorder = Recorder()
+    informer = _informer(api, recorder)
+    kube_api.store.put(pod("web-0"))
+    kube_api.store.put(pod("web-1"))
+    async with running(informer, kube_api):
+        kube_api.faults.fail(503, verb="watch", resource="pods", times=None)
+        kube_api.store.drop_watches("pods", reset=True)
+        await eventually(lambda: informer.problem().startswith("watch failing"), "not ready")
+        kube_api.store.delete("pods", "default", "web-0")
+        kube_api.store.put(pod("web-2"))
+        kube_api.store.compact()
+        kube_api.faults.clear()
+        await eventually(lambda: informer.lists == 2 and informer.problem() == "", "relisted")
+        assert recorder.seen[-3:] == ["delete web-0", "upsert web-2", "synced"]
+        assert sorted(name for _, name in informer.items) == ["web-1", "web-2"]
+
+
+async def test_a_silent_connection_is_dropped_and_resumed(
+    kube_api: FakeKubeApi, api: KubeApi
+) -> None:
+    recorder = Recorder()
+    informer = _informer(api, recorder, read_timeout=0.3)
+    async with running(informer, kube_api):
+        hold = kube_api.faults.hold(verb="watch", resource="pods", times=1)
+        kube_api.store.drop_watches("pods")
+        await hold.wait_held()  # the next watch hangs without a byte: a dead connection
+        kube_api.store.put(pod("web-0"))
+        hold.release()
+        await eventually(lambda: "upsert web-0" in recorder.seen, "resumed after the timeout")
+        assert informer.lists == 1
