@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 
 from agent._proto.csi import v1 as csi
-from bench.instant import launch, start_instant_agent
+from bench.instant import start_instant_agent
 from tests.support.kubelet import Kubelet, publish_request
 
 SPC = """\

@@ -23,7 +23,7 @@ from tests.support.azure import azure, azure_tls  # noqa: F401
 from tests.support.fake_provider import FakeProvider
 from tests.support.gcp import gcp  # noqa: F401
 from tests.support.jwt_signer import jwt_signer  # noqa: F401
-from tests.support.kubelet import POD_UID, Kubelet
+from tests.support.kubelet import POD_UID, Kubelet, kubelet_target
 from tests.support.moto import moto, moto_tls  # noqa: F401
 from tests.support.mounts import force_unmount_under, is_root
 from tests.support.openbao import counted, openbao, openbao_tls  # noqa: F401
@@ -72,14 +72,6 @@ class AgentHarness:
             name=name, namespace=namespace, provider=provider, parameters=body or "    {}"
         )
         (self.root / "spc" / f"{namespace}-{name}.yaml").write_text(text)
-
-
-def kubelet_target(root: Path, volume: str = "secrets", uid: str = POD_UID) -> str:
-    """``<root>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount``, with the volume directory
-    created as kubelet does before NodePublishVolume (the agent creates only ``mount``)."""
-    parent = root / "pods" / uid / "volumes" / "kubernetes.io~csi" / volume
-    parent.mkdir(parents=True, exist_ok=True)
-    return str(parent / "mount")
 
 
 def agent_settings(root: Path, **overrides: object) -> Settings:

@@ -35,10 +35,10 @@ from agent.errors import (
     KubernetesApiError,
     StatusError,
 )
-from agent.fs.paths import target_pod_uid
 from agent.k8s.api import KubeApi, Lane, Object
 from agent.k8s.resources import SPC_POD_STATUSES
 from agent.model import PodStatus
+from agent.targets import pod_uid_and_volume
 
 log = structlog.get_logger(__name__)
 
@@ -280,6 +280,6 @@ class KubePodStatusStore:
 def _target_matches(status: PodStatus) -> bool:
     """The target path is a kubelet volume path of the status's own pod."""
     path = status.target_path
-    parsed = target_pod_uid(path)
+    parsed = pod_uid_and_volume(path)
     normal = os.path.isabs(path) and os.path.normpath(path) == path
     return normal and parsed is not None and parsed[0] == status.pod_uid

@@ -20,7 +20,7 @@ from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
 from agent.fs.mounter import DirectoryMounter, TmpfsMounter, make_mounter
 from agent.model import SecretFile, VolumeContent, VolumeState
 from agent.targets import TargetRules
-from tests.conftest import kubelet_target
+from tests.support.kubelet import kubelet_target
 from tests.support.mounts import force_unmount_under, mounts_under
 
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="tmpfs mounts need root")

@@ -20,7 +20,7 @@ from agent.fs.confined import KubeletVolumes
 from agent.fs.files import read_visible_files
 from agent.model import SecretFile
 from agent.targets import TargetRules
-from tests.conftest import kubelet_target
+from tests.support.kubelet import kubelet_target
 
 TS_RE = re.compile(r"^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\..+$")
 Payload = dict[str, tuple[int, bytes]]

@@ -17,7 +17,7 @@ from agent.fs.layout import remove_artefacts, survey
 from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
 from agent.model import SecretFile
 from agent.targets import TargetRules
-from tests.conftest import kubelet_target
+from tests.support.kubelet import kubelet_target
 
 
 @pytest.fixture
