@@ -27,7 +27,7 @@ import structlog
 from agent.core.mount_table import MountTable, StatusKey
 from agent.core.records import record_from_metadata, status_of
 from agent.core.volume_statuses import VolumeStatuses
-from agent.model import VolumeRecord
+from agent.model import PodStatus, VolumeRecord
 from agent.ports import PodStatusStore, VolumeMetadataStore, VolumeMounter
 
 log = structlog.get_logger("agent.recovery")
@@ -51,23 +51,30 @@ async def rebuild_mount_table(
     node_name: str,
 ) -> Recovered:
     recovered = Recovered()
+    # Statuses first: a store may act on each adoption (the Kubernetes one writes the status of
+    # every volume put in the table), and knowing what the server holds keeps that a no-op.
+    statuses = await store.load_all()
     for target in await mounter.discover():
         if await adopt_volume(target, metadata, table) is None:
             log.warning("recovery.volume_without_metadata", target_path=target)
             recovered.unrecorded.append(target)
         else:
             recovered.adopted += 1
-    await _reconcile_statuses(store, table, node_name, recovered)
+    await _reconcile_statuses(store, statuses, table, node_name, recovered)
     return recovered
 
 
 async def _reconcile_statuses(
-    store: PodStatusStore, table: MountTable, node_name: str, recovered: Recovered
+    store: PodStatusStore,
+    loaded: list[PodStatus],
+    table: MountTable,
+    node_name: str,
+    recovered: Recovered,
 ) -> None:
     statuses = VolumeStatuses(store, table, node_name)
     owners = table.status_owners()
     seen: set[StatusKey] = set()
-    for status in await store.load_all():
+    for status in loaded:
         key = (status.namespace, status.name)
         seen.add(key)
         owner = owners.get(key)

@@ -19,7 +19,7 @@ import structlog
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.aio.tasks import TaskSet
 from agent.config import Settings
-from agent.core.mount_table import MountTable
+from agent.core.mount_table import MountTable, status_key
 from agent.core.records import status_of
 from agent.errors import ConfigError, KubernetesApiError, StatusError
 from agent.k8s.api import ApiSettings, KubeApi, Observer
@@ -76,10 +76,13 @@ class KubernetesAdapter:
         self.pods = PodWatcher(
             self.api, self._settings.node_id, table, release, self._informer_settings
         )
-        table.subscribe(self._status_follows)
+        table.subscribe(lambda record: self._status_follows(table, record))
         return self.pods
 
-    def _status_follows(self, record: VolumeRecord) -> None:
+    def _status_follows(self, table: MountTable, record: VolumeRecord) -> None:
+        owner = table.status_owner(status_key(record))
+        if owner is not None and owner.target_path != record.target_path:
+            return  # a pod's second volume of one class never overwrites the first one's status
         try:
             self.statuses.want(status_of(record, self._settings.node_id))
         except StatusError as err:
