@@ -30,6 +30,8 @@ from agent.core.unpublish import UnpublishVolume
 from agent.csi.server import CsiServer
 from agent.errors import AgentError, ConfigError
 from agent.fs.atomic_writer import AsyncPayloadWriter
+from agent.fs.capacity import VolumeCapacity
+from agent.fs.confined import KubeletVolumes
 from agent.fs.metadata import JsonVolumeMetadata
 from agent.fs.mounter import make_mounter
 from agent.logs import configure_logging
@@ -46,6 +48,7 @@ from agent.ports import (
 from agent.providers.registry import ProviderRegistry
 from agent.rotation.policy import RotationSettings
 from agent.rotation.scheduler import RotationPorts, RotationScheduler
+from agent.targets import TargetRules
 from agent.web import Check, WebServer
 
 if TYPE_CHECKING:
@@ -89,10 +92,8 @@ class Agent:
         if self.cluster is not None:
             await self.cluster.start(self.providers.set_version_key)
         recovered = await rebuild_mount_table(
-            self.statuses, self.metadata, self.mounter, self.table
+            self.mounter, self.metadata, self.statuses, self.table, self.settings.node_id
         )
-        if self.cluster is not None:
-            await self.cluster.after_recovery(self.table)
         self._spawn(self.loop_monitor.run(), "loop-lag-monitor")
         if self.rotation is not None:
             self._spawn(self.rotation.run(), "rotation")
@@ -112,7 +113,11 @@ class Agent:
             mount_mode=self.settings.mount_mode,
             mode="kubernetes" if self.cluster is not None else "standalone",
             providers=list(self.providers.names()),
-            recovered_volumes=recovered,
+            kubelet_root_dir=self.settings.kubelet_root_dir,
+            recovered_volumes=recovered.adopted,
+            unrecorded_volumes=len(recovered.unrecorded),
+            statuses_rewritten=recovered.statuses_written,
+            stale_statuses_deleted=recovered.statuses_deleted,
         )
 
     def _spawn(self, work: Coroutine[None, None, None], name: str) -> None:
@@ -159,8 +164,11 @@ def build_agent(
     clock = clock or SystemClock()
     metrics = Metrics()
     table, locks = MountTable(), KeyedLock()
-    mounter = make_mounter(settings.mount_mode, settings.tmpfs_size)
-    metadata = JsonVolumeMetadata()
+    targets = TargetRules(settings.kubelet_root_dir)
+    volumes = KubeletVolumes(targets)
+    capacity = VolumeCapacity(tmpfs=settings.mount_mode == "tmpfs", size_bytes=settings.tmpfs_size)
+    mounter = make_mounter(settings.mount_mode, volumes, settings.tmpfs_size)
+    metadata = JsonVolumeMetadata(volumes, capacity)
     sources = _configuration_sources(settings, metrics, retry_policy)
     sync = _secret_sync(sources.cluster, table, metrics)
     jobs = SecretSyncJobs(sync) if sync is not None else None
@@ -188,7 +196,9 @@ def build_agent(
         spcs=sources.spcs,
         providers=providers,
         mounter=mounter,
-        writer=AsyncPayloadWriter(max_total_bytes=settings.payload_limit),
+        writer=AsyncPayloadWriter(
+            volumes, max_total_bytes=settings.payload_limit, capacity=capacity
+        ),
         statuses=sources.statuses,
         metadata=metadata,
         observer=metrics,
@@ -205,13 +215,23 @@ def build_agent(
             rotation_enabled=settings.enable_secret_rotation,
             rotation_poll_interval=settings.rotation_poll_interval,
             provider_timeout=settings.provider_timeout,
+            targets=targets,
         ),
         table,
         locks,
         clock.now,
         republished=rotation.republished if rotation is not None else None,
     )
-    unpublish = UnpublishVolume(mounter, sources.statuses, metrics, table, locks, secret_sync=jobs)
+    unpublish = UnpublishVolume(
+        mounter,
+        sources.statuses,
+        metrics,
+        table,
+        locks,
+        node_name=settings.node_id,
+        targets=targets,
+        secret_sync=jobs,
+    )
     csi = CsiServer.for_node(
         driver_name=settings.driver_name,
         version=__version__,

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 
 from agent.errors import ConfigError
+from agent.targets import DEFAULT_KUBELET_ROOT
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -99,6 +100,7 @@ class Settings:
     azure_write_cert_and_key_in_separate_files: bool = False
     trusted_file_dirs: tuple[str, ...] = ()
     state_dir: str = "/var/run/secrets-store-agent"
+    kubelet_root_dir: str = DEFAULT_KUBELET_ROOT
     prefer_plugin_providers: tuple[str, ...] = ()
     aws_pod_identity_endpoint: str = ""
 

@@ -123,6 +123,11 @@ class ShuttingDown(AgentError):
     """The agent is draining for shutdown; kubelet retries the call on the next instance."""
 
 
+class VolumeFull(FileWriteError):
+    """The volume's file system has no room for the content; the message names the flag
+    (``--tmpfs-size``) that gives it more."""
+
+
 class KubernetesApiError(AgentError):
     """A Kubernetes API call failed. ``agent/k8s`` translates every response into one of the
     subclasses, once; the message names the verb and the object, and quotes at most a

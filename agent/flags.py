@@ -20,6 +20,7 @@ from agent.errors import ConfigError
 from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
 from agent.flags_rotation import add_rotation_flags, rotation_options
 from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
+from agent.targets import TargetRules
 
 T = TypeVar("T")
 
@@ -138,6 +139,12 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         "(CA bundles, client certificates, Vault Agent sockets); none by default",
     )
     add("--state-dir", default=_DEFAULTS.state_dir, help="node-local agent state (version key)")
+    add(
+        "--kubelet-root-dir",
+        default=_DEFAULTS.kubelet_root_dir,
+        help="kubelet's --root-dir: volumes are published only at its "
+        "pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount paths",
+    )
     add(
         "--prefer-plugin-providers",
         default="",
@@ -284,10 +291,12 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         ),
         trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
         state_dir=ns.state_dir,
+        kubelet_root_dir=ns.kubelet_root_dir,
         prefer_plugin_providers=_provider_names(ns.prefer_plugin_providers),
         aws_pod_identity_endpoint=_http_url(
             "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
         ),
     )
+    TargetRules(settings.kubelet_root_dir)  # validate early, naming --kubelet-root-dir
     socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
     return settings, bool(ns.version)

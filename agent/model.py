@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -225,3 +226,20 @@ class SecretObject:
     @property
     def ref(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+class VolumeContent(enum.Enum):
+    """What a mounted target holds, judged by names only (``agent.fs.layout``)."""
+
+    EMPTY = "empty"  # nothing: mounted, never written (the agent died before writing)
+    PARTIAL = "partial"  # only the agent's artefacts and no ``..data``: a write that did not finish
+    COMPLETE = "complete"  # the atomic writer's whole layout
+    FOREIGN = "foreign"  # something the agent's writer does not make
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeState:
+    """A volume found at a target the mount table does not know (after a restart or a crash)."""
+
+    content: VolumeContent
+    has_metadata: bool

@@ -16,6 +16,7 @@ from agent.model import (
     SecretProviderClass,
     ServiceAccountToken,
     VolumeRecord,
+    VolumeState,
 )
 
 
@@ -116,22 +117,36 @@ class PodStatusStore(Protocol):
 class VolumeMounter(Protocol):
     """Mounts the backing filesystem of a volume (tmpfs on Linux, a plain directory otherwise).
 
-    Like every file-system port, a cancelled call returns only once its work has finished, so
-    the undo that follows never races it (see agent.aio.threads.run_blocking).
+    Acts only on kubelet target paths below the kubelet root and never through a symlink;
+    a target that breaks a rule raises InvalidRequest naming it (``agent.targets``). Like every
+    file-system port, a cancelled call returns only once its work has finished, so the undo
+    that follows never races it (see agent.aio.threads.run_blocking).
     """
 
     async def is_mounted(self, target: str) -> bool:
-        """True when target is an active, readable mount. A corrupt mount is unmounted first."""
+        """True when a volume is mounted at target. A dead mount is detached first."""
         ...
 
-    async def mount(self, target: str) -> None: ...
+    async def inspect(self, target: str) -> VolumeState | None:
+        """What a volume at target holds, for a target the mount table does not know.
+
+        None when there is no volume to keep (no directory, an empty one, or one holding only
+        the agent's leftovers). InvalidRequest when target is not a mount and holds files the
+        agent did not write: it is never mounted over.
+        """
+        ...
+
+    async def mount(self, target: str) -> None:
+        """Create the target directory (kubelet made its parent) and mount it; idempotent."""
+        ...
 
     async def unmount(self, target: str) -> None:
-        """Remove content, unmount if mounted, remove the directory. Missing target is fine."""
+        """Remove the agent's files, unmount, remove the directory. Missing target is fine;
+        a target holding files the agent did not write is refused (InvalidRequest)."""
         ...
 
-    async def is_empty(self, target: str) -> bool:
-        """True when the target holds no entries at all (a mount nothing was written to)."""
+    async def discover(self) -> list[str]:
+        """Every target below the kubelet root that holds a volume (restart recovery)."""
         ...
 
 

@@ -114,6 +114,7 @@ async def start(
         mount_mode="tmpfs" if os.geteuid() == 0 else "directory",
         tmpfs_size=1024 * 1024,
         state_dir=str(root / "state"),
+        kubelet_root_dir=str(root),
         enable_secret_rotation=True,
         rotation_poll_interval=INTERVAL,
         rotation_concurrency=1 if args.model == "upstream" else args.concurrency,

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from agent.aio.locks import KeyedLock
 from agent.aio.threads import finish_despite_cancellation
-from agent.core.mount_table import MountTable
+from agent.core.mount_table import MountTable, pod_status_key
 from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, PublishOutcome
 from agent.core.publish_report import PublishReport, owner_can_fix
@@ -37,8 +37,9 @@ from agent.model import (
     MountResult,
     ProviderRequest,
     PublishRequest,
+    VolumeContent,
     VolumeRecord,
-    pod_status_name,
+    VolumeState,
 )
 from agent.ports import (
     PayloadWriter,
@@ -51,6 +52,7 @@ from agent.ports import (
     VolumeMetadataStore,
     VolumeMounter,
 )
+from agent.targets import TargetRules
 
 __all__ = ["PublishOutcome", "PublishPorts", "PublishSettings", "PublishVolume"]
 
@@ -63,6 +65,7 @@ class PublishSettings:
     rotation_enabled: bool = False
     rotation_poll_interval: float = 120.0
     provider_timeout: float = 90.0
+    targets: TargetRules = field(default_factory=TargetRules)
 
 
 @dataclass(slots=True)
@@ -109,7 +112,7 @@ class PublishVolume:
         started = time.perf_counter()
         attempt: Attempt | None = None
         try:
-            check_request(request)
+            check_request(request, self._settings.targets)
             attempt = Attempt(
                 request=request,
                 identity=read_pod_identity(request.volume_context, request.secrets),
@@ -155,6 +158,8 @@ class PublishVolume:
             raise
         if not attempt.is_remount:
             return PublishOutcome(attempt.provider, "mounted", len(result.files))
+        if attempt.adopting:
+            return PublishOutcome(attempt.provider, "adopted", len(result.files))
         action = "rotated" if changed else "unchanged"
         return PublishOutcome(
             attempt.provider, action, len(result.files), remount=True, rotated=changed
@@ -163,19 +168,26 @@ class PublishVolume:
     async def _existing_mount(self, attempt: Attempt) -> PublishOutcome | None:
         """A known mounted volume is idempotent; with rotation on, a stale one is refetched.
 
-        A mount without record or metadata is either an empty leftover (the agent died between
-        mounting and writing), filled like a first publish, or content someone else wrote (e.g.
-        the upstream driver before the switch), which is treated like upstream does: left alone,
-        or refetched with rotation on, and never unmounted on failure.
+        A volume the table does not know (after a restart, or a crash) is judged by what is in
+        it: with metadata it is adopted; otherwise see :meth:`_unrecorded_volume`.
         """
         target = attempt.request.target_path
-        if not await self._ports.mounter.is_mounted(target):
+        mounter = self._ports.mounter
+        record = self._table.get(target)
+        if record is not None:
+            if await mounter.is_mounted(target):
+                return self._known_volume(attempt, record)
+            self._table.forget(target)  # its mount went away: publish afresh
+        state = await mounter.inspect(target)
+        if state is None:
             return None
-        record = self._table.get(target) or await adopt_volume(
-            target, self._ports.metadata, self._table
-        )
-        if record is None:
-            return await self._foreign_mount(attempt)
+        if state.has_metadata and state.content is not VolumeContent.PARTIAL:
+            record = await adopt_volume(target, self._ports.metadata, self._table)
+            if record is not None:
+                return self._known_volume(attempt, record)
+        return self._unrecorded_volume(attempt, state)
+
+    def _known_volume(self, attempt: Attempt, record: VolumeRecord) -> PublishOutcome | None:
         # Kubelet sends fresh tokens on each republish; keep them for later rotations.
         record.pod = attempt.identity
         record.context = context_of(attempt.request)
@@ -191,11 +203,29 @@ class PublishVolume:
         attempt.is_remount = True
         return None
 
-    async def _foreign_mount(self, attempt: Attempt) -> PublishOutcome | None:
+    def _unrecorded_volume(self, attempt: Attempt, state: VolumeState) -> PublishOutcome | None:
+        """A mounted volume without the agent's metadata.
+
+        - empty, or only the agent's own artefacts without ``..data``: a first publish that died
+          part way (between mount and write, or inside the write). It is the agent's to
+          complete like a first publish; a failure unmounts it.
+        - the atomic writer's whole layout: killed between the write and the metadata save, or
+          written by the upstream driver before the switch. Refetched and recorded (adopted);
+          a failure is masked, as for any working volume.
+        - anything else someone else wrote: left alone as upstream does, or refetched with
+          rotation on, and never unmounted on failure.
+        """
         target = attempt.request.target_path
-        if await self._ports.mounter.is_empty(target):
-            log.warning("node_publish.empty_mount_filled", target_path=target)
+        if state.content in (VolumeContent.EMPTY, VolumeContent.PARTIAL):
+            log.warning(
+                "node_publish.unfinished_volume_completed",
+                target_path=target,
+                content=state.content.value,
+            )
             attempt.mounted_here = True  # ours to fill, and to unmount if that fails
+            return None
+        if state.content is VolumeContent.COMPLETE:
+            attempt.is_remount = attempt.adopting = True
             return None
         if not self._settings.rotation_enabled:
             return PublishOutcome(attempt.provider, "already_mounted")
@@ -258,10 +288,15 @@ class PublishVolume:
             updated_at=now,
             context=context_of(attempt.request),
         )
+        # Before the saves start: an undo may release the status only if this volume owns it.
+        attempt.status_written = self._content.statuses.may_write(record)
         await self._content.record(record)
+        # A first mount, an adoption (first recorded by this agent: its Secrets may never have
+        # been synced) or changed content; in the background: kubelet never waits on Secrets.
         jobs, spc = self._ports.secret_sync, attempt.spc
-        if jobs is not None and spc is not None and (changed or not attempt.is_remount):
-            jobs.written(record, spc)  # in the background: kubelet never waits on Secrets
+        first = not attempt.is_remount or attempt.adopting
+        if jobs is not None and spc is not None and (changed or first):
+            jobs.written(record, spc)
         return changed
 
     def _mask_remount_failure(self, attempt: Attempt, err: Exception) -> PublishOutcome:
@@ -286,12 +321,11 @@ class PublishVolume:
             return
         target, pod = attempt.request.target_path, attempt.identity
         self._table.forget(target)
-        name = pod_status_name(pod.name, pod.namespace, attempt.spc_name)
+        key = pod_status_key(pod, attempt.spc_name)
         # Each step on its own: a failed unmount must not keep a "mounted: true" status around.
-        steps: tuple[Callable[[], Awaitable[None]], ...] = (
-            lambda: self._ports.mounter.unmount(target),
-            lambda: self._ports.statuses.delete(pod.namespace, name),
-        )
+        steps: list[Callable[[], Awaitable[None]]] = [lambda: self._ports.mounter.unmount(target)]
+        if attempt.status_written:  # never another volume's status
+            steps.append(lambda: self._content.statuses.release(key))
         for step in steps:
             try:
                 await step()

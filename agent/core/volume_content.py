@@ -3,16 +3,21 @@ agent's deadline, and store what it returned.
 
 Storing is two steps so a rotation can stop after the first: ``write_files`` swaps the visible
 files in atomically only when their content changed; ``record`` then saves the volume's
-metadata and pod status (concurrently; both finish before a failure is raised, so an undo
-never races one still running) and puts the record in the mount table.
+metadata and, when the volume owns it, its pod status (``volume_statuses``: a pod's second
+volume of one class never overwrites the first one's), concurrently (both finish before a
+failure is raised, so an undo never races one still running), and puts the record in the
+mount table. The crash points ``record.*`` (``agent.crashpoints``) follow each save, for
+publish and rotation alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from agent import crashpoints
 from agent.core.mount_table import MountTable
-from agent.core.records import record_to_metadata, status_of
+from agent.core.records import record_to_metadata
+from agent.core.volume_statuses import VolumeStatuses
 from agent.errors import ProviderError, ProviderTimeout
 from agent.model import MountResult, ProviderRequest, VolumeRecord
 from agent.ports import PayloadWriter, PodStatusStore, Provider, VolumeMetadataStore
@@ -30,7 +35,9 @@ async def fetch_content(
         async with asyncio.timeout(timeout):
             result = await provider.mount(request)
     except TimeoutError:
-        raise ProviderTimeout(f"provider {name!r} did not answer within {timeout:g}s") from None
+        raise ProviderTimeout(
+            f"provider {name!r} did not answer within {timeout:g}s (--provider-timeout)"
+        ) from None
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
@@ -55,9 +62,8 @@ class VolumeContentStore:
     ) -> None:
         self._writer = writer
         self._metadata = metadata
-        self._statuses = statuses
+        self.statuses = VolumeStatuses(statuses, table, node_name)
         self._table = table
-        self._node_name = node_name
 
     async def write_files(self, target_path: str, result: MountResult) -> bool:
         """Swap the provider's files in; True when the visible content changed."""
@@ -65,14 +71,21 @@ class VolumeContentStore:
         return bool(result.files) and await self._writer.write(target_path, result.files)
 
     async def record(self, record: VolumeRecord) -> None:
-        """Save metadata and pod status, then put ``record`` in the mount table."""
-        status = status_of(record, self._node_name)
-        outcomes = await asyncio.gather(
-            self._metadata.save(record.target_path, record_to_metadata(record)),
-            self._statuses.upsert(status),
-            return_exceptions=True,
-        )
+        """Save metadata and (if ``record`` owns it) pod status, then put ``record`` in the
+        mount table."""
+        writes = [self._save_metadata(record)]
+        if self.statuses.may_write(record):
+            writes.append(self._write_status(record))
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
         self._table.put(record)
+
+    async def _save_metadata(self, record: VolumeRecord) -> None:
+        await self._metadata.save(record.target_path, record_to_metadata(record))
+        crashpoints.reached("record.metadata_saved")
+
+    async def _write_status(self, record: VolumeRecord) -> None:
+        await self.statuses.write(record)
+        crashpoints.reached("record.status_saved")

@@ -19,7 +19,7 @@ import structlog
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.aio.tasks import TaskSet
 from agent.config import Settings
-from agent.core.mount_table import MountTable
+from agent.core.mount_table import MountTable, status_key
 from agent.core.records import status_of
 from agent.errors import ConfigError, KubernetesApiError, StatusError
 from agent.k8s.api import ApiSettings, KubeApi, Observer
@@ -82,7 +82,7 @@ class KubernetesAdapter:
         )
         for listener in self._listeners:
             self.pods.listen(listener)
-        table.subscribe(self._status_follows)
+        table.subscribe(lambda record: self._status_follows(table, record))
         return self.pods
 
     def listen(self, listener: ChangeListener) -> None:
@@ -92,7 +92,10 @@ class KubernetesAdapter:
         if self.pods is not None:
             self.pods.listen(listener)
 
-    def _status_follows(self, record: VolumeRecord) -> None:
+    def _status_follows(self, table: MountTable, record: VolumeRecord) -> None:
+        owner = table.status_owner(status_key(record))
+        if owner is not None and owner.target_path != record.target_path:
+            return  # a pod's second volume of one class never overwrites the first one's status
         try:
             self.statuses.want(status_of(record, self._settings.node_id))
         except StatusError as err:
@@ -142,11 +145,6 @@ class KubernetesAdapter:
                 delay = backoff.next_delay()
                 log.warning("version_key.unavailable", secret=self.version_key.ref, error=message)
                 await asyncio.sleep(delay)
-
-    async def after_recovery(self, table: MountTable) -> None:
-        """Delete this node's statuses of volumes that did not survive the restart."""
-        statuses = (status_of(record, self._settings.node_id) for record in table)
-        await self.statuses.prune({(status.namespace, status.name) for status in statuses})
 
     def ready_checks(self) -> Mapping[str, Check]:
         checks: dict[str, Check] = {}

@@ -317,7 +317,7 @@ async def test_provider_deadline(harness: AgentHarness) -> None:
     details = await expect_error(
         harness.kubelet.publish(publish_request(target)), grpc.StatusCode.DEADLINE_EXCEEDED
     )
-    assert "0.2s" in details
+    assert "0.2s" in details and "--provider-timeout" in details
     assert mounts_under(target) == []
 
 
@@ -536,7 +536,7 @@ async def test_oversized_content_is_refused_and_nothing_written(harness: AgentHa
     details = await expect_error(
         harness.kubelet.publish(publish_request(target)), grpc.StatusCode.INVALID_ARGUMENT
     )
-    assert "big" in details and "1024" in details
+    assert "big" in details and "1024" in details and "--max-payload-size" in details
     assert "yyyy" not in details
     assert mounts_under(target) == [] and not os.path.exists(target)
 
@@ -664,3 +664,33 @@ async def test_a_mount_someone_else_filled_is_never_wiped(harness: AgentHarness)
         assert mounts_under(target) == [target]
     await harness.agent.mounter.unmount(target)
     harness.agent.table.forget(target)
+
+
+@pytest.mark.skipif(not is_root(), reason="a tmpfs of a given size needs root")
+@pytest.mark.parametrize("settings_overrides", [{"tmpfs_size": 64 * 1024}])
+async def test_a_full_tmpfs_names_the_flag_and_the_size(harness: AgentHarness) -> None:
+    harness.provider.files = {"small": b"s" * 100, "big": b"B" * 200_000}
+    target = harness.target()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await harness.kubelet.publish(publish_request(target))
+    details = caught.value.details() or ""
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "--tmpfs-size is 65536 bytes" in details
+    assert "2 files of 200100 bytes" in details and "--tmpfs-size=2Mi" in details
+    assert "BBBB" not in details
+    assert mounts_under(target) == [] and not os.path.exists(target)
+
+
+async def test_kubelets_long_lived_connection_keeps_a_bounded_stream_record(
+    harness: AgentHarness,
+) -> None:
+    """h2 remembers every closed stream up to 65,536 per connection by default: ~10 MiB of RSS on
+    kubelet's one connection (bench/memory_bench.py). The agent bounds it (csi/server.py)."""
+    from agent.csi.server import MAX_CLOSED_STREAMS
+
+    calls = MAX_CLOSED_STREAMS + 100
+    for _ in range(calls):
+        await harness.kubelet.call("Identity", "Probe", csi.ProbeRequest(), csi.ProbeResponse)
+    [protocol] = list(harness.agent.csi._server.connections)
+    remembered = protocol.connection._connection._closed_streams  # h2's private record
+    assert len(remembered) <= MAX_CLOSED_STREAMS < calls

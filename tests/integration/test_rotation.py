@@ -102,6 +102,37 @@ async def test_a_failed_rotation_keeps_the_old_content_and_backs_off(
     assert Path(target, "password").read_bytes() == b"fixed"
 
 
+async def test_a_rotation_never_writes_through_a_symlink_planted_above_its_target(
+    harness: RotationHarness,
+) -> None:
+    """Rotation writes go through the same confined writer as publish (agent.fs.confined):
+    the pod directory swapped for a symlink to a look-alike tree makes the rotation fail,
+    and nothing is written there or in the real volume."""
+    pod_uid = uid()
+    target = await harness.publish(pod_uid, pod="web-0")
+    before = tree(target)
+    pod_dir = harness.root / "pods" / pod_uid
+    moved = pod_dir.with_name(pod_uid + ".real")
+    decoy = harness.root / "decoy"
+    decoy_target = decoy / "volumes" / "kubernetes.io~csi" / "secrets" / "mount"
+    decoy_target.mkdir(parents=True)
+    pod_dir.rename(moved)  # the mount moves along
+    pod_dir.symlink_to(decoy)
+    try:
+        harness.provider.files["password"] = b"rotated"
+        await harness.advance(DUE)
+        assert harness.fetches() == 2  # fetched, then refused to write
+        assert list(decoy_target.iterdir()) == []
+        assert tree(str(moved / target.removeprefix(str(pod_dir) + "/"))) == before
+        errors = harness.metric(
+            "rotation_reconcile_error_total", provider="fake", error_type="FailedToMount"
+        )
+        assert errors == 1  # logged as rotation.failed: "must not pass through a symlink"
+    finally:
+        pod_dir.unlink()
+        moved.rename(pod_dir)
+
+
 # ---- coalescing ----
 
 

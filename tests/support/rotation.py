@@ -19,7 +19,7 @@ from agent.rotation.scheduler import RotationScheduler
 from tests.conftest import agent_settings
 from tests.support.clock import ManualClock
 from tests.support.fake_provider import FakeProvider
-from tests.support.kubelet import Kubelet, publish_request
+from tests.support.kubelet import Kubelet, kubelet_target, publish_request
 
 SPC = "app-secrets"
 INTERVAL = 120.0
@@ -69,7 +69,8 @@ class RotationHarness:
         return self.providers["fake"]
 
     def target(self, uid: str, volume: str = "secrets") -> str:
-        return str(self.root / "pods" / uid / "volumes" / "kubernetes.io~csi" / volume / "mount")
+        """Kubelet's target path; like kubelet, its parent (the volume directory) is made."""
+        return kubelet_target(self.root, volume, uid)
 
     def write_spc(self, name: str = SPC, **options: Any) -> None:
         namespace = options.get("namespace", "default")

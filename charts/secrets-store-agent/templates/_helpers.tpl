@@ -124,6 +124,7 @@ chart's tests). $(VAR) references are expanded by kubelet from the container's e
 - {{ printf "--prefer-plugin-providers=%s" (join "," .) | quote }}
 {{- end }}
 - {{ printf "--state-dir=%s" .Values.linux.stateDir | quote }}
+- {{ printf "--kubelet-root-dir=%s" (.Values.linux.kubeletRootDir | trimSuffix "/") | quote }}
 {{- range .Values.linux.extraArgs }}
 - {{ . | quote }}
 {{- end }}
