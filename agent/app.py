@@ -17,6 +17,7 @@ import structlog
 
 from agent import __version__
 from agent.aio.backoff import BackoffPolicy
+from agent.aio.clock import Clock, SystemClock
 from agent.aio.locks import KeyedLock
 from agent.aio.loop_monitor import LoopLagMonitor
 from agent.config import Settings
@@ -29,6 +30,8 @@ from agent.core.unpublish import UnpublishVolume
 from agent.csi.server import CsiServer
 from agent.errors import AgentError, ConfigError
 from agent.fs.atomic_writer import AsyncPayloadWriter
+from agent.fs.capacity import VolumeCapacity
+from agent.fs.confined import KubeletVolumes
 from agent.fs.metadata import JsonVolumeMetadata
 from agent.fs.mounter import make_mounter
 from agent.logs import configure_logging
@@ -37,16 +40,25 @@ from agent.ports import (
     PodEventSink,
     PodStatusStore,
     SecretProviderClassSource,
+    SecretSync,
     ServiceAccountSource,
+    ServiceAccountTokenMinter,
     VolumeMounter,
 )
 from agent.providers.registry import ProviderRegistry
+from agent.rotation.policy import RotationSettings
+from agent.rotation.scheduler import RotationPorts, RotationScheduler
+from agent.targets import TargetRules
 from agent.web import Check, WebServer
 
 if TYPE_CHECKING:
     from agent.k8s.adapter import KubernetesAdapter
+    from agent.standalone.spc_source import DirectorySecretProviderClassSource
     from agent.sync.resync import SecretResync
     from agent.sync.syncer import SecretSyncer
+
+# How often standalone mode re-reads its manifests for annotation edits (rotation on).
+MANIFEST_RESCAN_SECONDS = 2.0
 
 log = structlog.get_logger("agent.app")
 
@@ -71,6 +83,8 @@ class Agent:
     # Kubernetes mode: sync as Kubernetes Secret (spec.secretObjects) and its periodic re-sync.
     secret_sync: SecretSyncJobs | None = field(default=None, repr=False)
     secret_resync: SecretResync | None = field(default=None, repr=False)
+    rotation: RotationScheduler | None = field(default=None, repr=False)
+    manifests: DirectorySecretProviderClassSource | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         """Connect (Kubernetes mode), recover state, then serve. On failure the caller still
@@ -78,11 +92,13 @@ class Agent:
         if self.cluster is not None:
             await self.cluster.start(self.providers.set_version_key)
         recovered = await rebuild_mount_table(
-            self.statuses, self.metadata, self.mounter, self.table
+            self.mounter, self.metadata, self.statuses, self.table, self.settings.node_id
         )
-        if self.cluster is not None:
-            await self.cluster.after_recovery(self.table)
         self._spawn(self.loop_monitor.run(), "loop-lag-monitor")
+        if self.rotation is not None:
+            self._spawn(self.rotation.run(), "rotation")
+            if self.manifests is not None:
+                self._spawn(self.manifests.watch(MANIFEST_RESCAN_SECONDS), "manifest-rescan")
         await self.web.start()
         await self.csi.start()
         if self.settings.provider_health_check:
@@ -97,7 +113,11 @@ class Agent:
             mount_mode=self.settings.mount_mode,
             mode="kubernetes" if self.cluster is not None else "standalone",
             providers=list(self.providers.names()),
-            recovered_volumes=recovered,
+            kubelet_root_dir=self.settings.kubelet_root_dir,
+            recovered_volumes=recovered.adopted,
+            unrecorded_volumes=len(recovered.unrecorded),
+            statuses_rewritten=recovered.statuses_written,
+            stale_statuses_deleted=recovered.statuses_deleted,
         )
 
     def _spawn(self, work: Coroutine[None, None, None], name: str) -> None:
@@ -111,6 +131,8 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
+        if self.rotation is not None:
+            await self.rotation.close()
         await self.csi.stop(self.settings.shutdown_grace)
         await self.web.stop()
         if self.secret_sync is not None:
@@ -135,12 +157,18 @@ def build_agent(
     registry: ProviderRegistry | None = None,
     *,
     retry_policy: BackoffPolicy | None = None,
+    clock: Clock | None = None,
 ) -> Agent:
-    """``retry_policy`` paces the Kubernetes adapter's retries (tests shorten it)."""
+    """``retry_policy`` paces the Kubernetes adapter's retries (tests shorten it); ``clock``
+    is what publish and rotation read the time from (tests move a manual one)."""
+    clock = clock or SystemClock()
     metrics = Metrics()
     table, locks = MountTable(), KeyedLock()
-    mounter = make_mounter(settings.mount_mode, settings.tmpfs_size)
-    metadata = JsonVolumeMetadata()
+    targets = TargetRules(settings.kubelet_root_dir)
+    volumes = KubeletVolumes(targets)
+    capacity = VolumeCapacity(tmpfs=settings.mount_mode == "tmpfs", size_bytes=settings.tmpfs_size)
+    mounter = make_mounter(settings.mount_mode, volumes, settings.tmpfs_size)
+    metadata = JsonVolumeMetadata(volumes, capacity)
     sources = _configuration_sources(settings, metrics, retry_policy)
     sync = _secret_sync(sources.cluster, table, metrics)
     jobs = SecretSyncJobs(sync) if sync is not None else None
@@ -168,12 +196,17 @@ def build_agent(
         spcs=sources.spcs,
         providers=providers,
         mounter=mounter,
-        writer=AsyncPayloadWriter(max_total_bytes=settings.payload_limit),
+        writer=AsyncPayloadWriter(
+            volumes, max_total_bytes=settings.payload_limit, capacity=capacity
+        ),
         statuses=sources.statuses,
         metadata=metadata,
         observer=metrics,
         events=sources.events,
         secret_sync=jobs,
+    )
+    rotation = _rotation(
+        settings, sources, ports, sync, metrics=metrics, table=table, locks=locks, clock=clock
     )
     publish = PublishVolume(
         ports,
@@ -182,11 +215,23 @@ def build_agent(
             rotation_enabled=settings.enable_secret_rotation,
             rotation_poll_interval=settings.rotation_poll_interval,
             provider_timeout=settings.provider_timeout,
+            targets=targets,
         ),
         table,
         locks,
+        clock.now,
+        republished=rotation.republished if rotation is not None else None,
     )
-    unpublish = UnpublishVolume(mounter, sources.statuses, metrics, table, locks, secret_sync=jobs)
+    unpublish = UnpublishVolume(
+        mounter,
+        sources.statuses,
+        metrics,
+        table,
+        locks,
+        node_name=settings.node_id,
+        targets=targets,
+        secret_sync=jobs,
+    )
     csi = CsiServer.for_node(
         driver_name=settings.driver_name,
         version=__version__,
@@ -237,6 +282,8 @@ def build_agent(
         cleanup=cleanup,
         secret_sync=jobs,
         secret_resync=resync,
+        rotation=rotation,
+        manifests=sources.manifests,
     )
 
 
@@ -260,6 +307,50 @@ def _secret_sync(
     )
 
 
+def _rotation(
+    settings: Settings,
+    sources: _Sources,
+    ports: PublishPorts,
+    sync: SecretSync | None,
+    *,
+    metrics: Metrics,
+    table: MountTable,
+    locks: KeyedLock,
+    clock: Clock,
+) -> RotationScheduler | None:
+    """The scheduler with ``--enable-secret-rotation``, told of class and pod edits."""
+    if not settings.enable_secret_rotation:
+        return None
+    rotation = RotationScheduler(
+        RotationPorts(
+            spcs=ports.spcs,
+            providers=ports.providers,
+            writer=ports.writer,
+            metadata=ports.metadata,
+            statuses=ports.statuses,
+            observer=metrics,
+            sync=sync,
+            events=sources.events,
+            minter=sources.minter,
+        ),
+        RotationSettings(
+            node_name=settings.node_id,
+            interval=settings.rotation_poll_interval,
+            min_interval=settings.rotation_min_poll_interval,
+            concurrency=settings.rotation_concurrency,
+            provider_timeout=settings.provider_timeout,
+        ),
+        table,
+        locks,
+        clock=clock,
+    )
+    if sources.cluster is not None:
+        sources.cluster.listen(rotation)
+    if sources.manifests is not None:
+        sources.manifests.listen(rotation)
+    return rotation
+
+
 @dataclass(frozen=True, slots=True)
 class _Sources:
     """Where SecretProviderClasses and service accounts come from, and statuses go."""
@@ -269,6 +360,8 @@ class _Sources:
     service_accounts: ServiceAccountSource
     events: PodEventSink | None = None
     cluster: KubernetesAdapter | None = None
+    minter: ServiceAccountTokenMinter | None = None
+    manifests: DirectorySecretProviderClassSource | None = None
 
 
 def _configuration_sources(
@@ -280,7 +373,12 @@ def _configuration_sources(
 
         cluster = KubernetesAdapter(settings, metrics.api_request, retry_policy)
         return _Sources(
-            cluster.spcs, cluster.statuses, cluster.service_accounts, cluster.events, cluster
+            cluster.spcs,
+            cluster.statuses,
+            cluster.service_accounts,
+            cluster.events,
+            cluster,
+            minter=cluster.tokens,
         )
     from agent.standalone.spc_source import DirectorySecretProviderClassSource
     from agent.standalone.status_store import DirectoryPodStatusStore
@@ -289,7 +387,7 @@ def _configuration_sources(
     if not directory.is_dir():
         raise ConfigError(f"--standalone-dir: {directory} is not a directory")
     manifests = DirectorySecretProviderClassSource(directory)
-    return _Sources(manifests, DirectoryPodStatusStore(directory), manifests)
+    return _Sources(manifests, DirectoryPodStatusStore(directory), manifests, manifests=manifests)
 
 
 def load_version_key(state_dir: str) -> bytes:

@@ -3,8 +3,11 @@
 ``serve`` (the default) runs the node agent with upstream's flags. ``mount`` and ``unmount``
 are a kubelet-like client for troubleshooting on a node: they send NodePublishVolume /
 NodeUnpublishVolume to ``--endpoint`` with the volume context kubelet would send, and print
-what got mounted (names, sizes, modes; contents only with ``--show-contents``). ``providers``
-loads every in-process provider this build carries and says which work (exit 1 if one fails).
+what got mounted (names, sizes, modes; contents only with ``--show-contents``). Like kubelet,
+``mount`` targets ``<--kubelet-root-dir>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount``
+(or ``--target``) and creates the volume directory above it; the agent creates the rest.
+``providers`` loads every in-process provider this build carries and says which work (exit 1 if
+one fails).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from agent import __version__
 from agent.config import socket_path_from_endpoint
 from agent.errors import AgentError, ConfigError
 from agent.flags import parse_settings
-from agent.fs.paths import target_pod_uid
+from agent.targets import DEFAULT_KUBELET_ROOT, TargetRules, pod_uid_and_volume
+
+VOLUME_DIR_MODE = 0o750  # what kubelet gives the volume directory it creates
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,10 +77,36 @@ def _providers(args: list[str]) -> int:
 
 def _client_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog)
-    parser.add_argument("--endpoint", default="unix://tmp/csi.sock", help="agent CSI endpoint")
-    parser.add_argument("--target", required=True, help="target path (kubelet's .../mount dir)")
-    parser.add_argument("--volume-id", default="", help="volume id (default: kubelet's derivation)")
+    add = parser.add_argument
+    add("--endpoint", default="unix://tmp/csi.sock", help="agent CSI endpoint")
+    add(
+        "--kubelet-root-dir",
+        default=DEFAULT_KUBELET_ROOT,
+        help="kubelet's root directory (the agent's --kubelet-root-dir)",
+    )
+    add("--uid", default="", help="pod UID (default: from --target, else random for mount)")
+    add("--volume", default="secrets", help="volume name in the pod spec")
+    add("--target", default="", help="target path (default: kubelet's, from the flags above)")
+    add("--volume-id", default="", help="volume id (default: kubelet's derivation)")
     return parser
+
+
+def _target(ns: argparse.Namespace) -> str:
+    """The target path as kubelet would build it, unless ``--target`` names one."""
+    if ns.target:
+        return os.path.abspath(str(ns.target))
+    if not ns.uid:
+        ns.uid = str(uuid.uuid4())
+    return TargetRules(ns.kubelet_root_dir).target_for(ns.uid, ns.volume)
+
+
+def _make_volume_dir(target: str) -> None:
+    """Kubelet creates the target's parent before NodePublishVolume; the agent never does."""
+    try:
+        os.makedirs(os.path.dirname(target), mode=VOLUME_DIR_MODE, exist_ok=True)
+    except OSError as err:
+        parent = os.path.dirname(target)
+        raise ConfigError(f"cannot create the volume directory {parent}: {err.strerror}") from None
 
 
 def _mount(args: list[str]) -> int:
@@ -85,7 +116,6 @@ def _mount(args: list[str]) -> int:
     add = parser.add_argument
     add("--pod", required=True, help="pod name")
     add("--namespace", default="default")
-    add("--uid", default="", help="pod UID (default: from a kubelet-style target, else random)")
     add("--service-account", default="default")
     add(
         "--spc",
@@ -103,8 +133,8 @@ def _mount(args: list[str]) -> int:
     add("--secret", action="append", default=[], metavar="K=V", help="node-publish secret entry")
     add("--show-contents", action="store_true", help="also print file contents")
     ns = parser.parse_args(args)
-    target = os.path.abspath(ns.target)
-    parsed = target_pod_uid(target)
+    target = _target(ns)
+    parsed = pod_uid_and_volume(target)
     volume = PodVolume(
         target_path=target,
         pod_name=ns.pod,
@@ -119,6 +149,7 @@ def _mount(args: list[str]) -> int:
     )
     if not volume.volume_id:
         volume = replace(volume, volume_id=_volume_id(volume.target_path, volume.pod_uid))
+    _make_volume_dir(target)
     asyncio.run(publish(socket_path_from_endpoint(ns.endpoint), volume))
     print(f"mounted {volume.target_path}")
     for line in describe_volume(volume.target_path, ns.show_contents):
@@ -129,8 +160,11 @@ def _mount(args: list[str]) -> int:
 def _unmount(args: list[str]) -> int:
     from agent.csi.client import unpublish
 
-    ns = _client_parser("secrets-store-agent unmount").parse_args(args)
-    target = os.path.abspath(ns.target)
+    parser = _client_parser("secrets-store-agent unmount")
+    ns = parser.parse_args(args)
+    if not ns.target and not ns.uid:
+        raise ConfigError("--target or --uid (with --volume) names the volume to unmount")
+    target = _target(ns)
     volume_id = ns.volume_id or _volume_id(target)
     asyncio.run(unpublish(socket_path_from_endpoint(ns.endpoint), volume_id, target))
     print(f"unmounted {target}")
@@ -141,7 +175,7 @@ def _volume_id(target: str, pod_uid: str = "") -> str:
     """Kubelet's id for the volume when the target follows its layout, else one from the path."""
     from agent.csi.client import ephemeral_volume_id
 
-    parsed = target_pod_uid(target)
+    parsed = pod_uid_and_volume(target)
     uid, name = parsed if parsed else (pod_uid, target)
     return ephemeral_volume_id(uid, name)
 

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 
 from agent.errors import ConfigError
+from agent.targets import DEFAULT_KUBELET_ROOT
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -64,6 +65,9 @@ class Settings:
     health_addr: str = ":9808"
     enable_secret_rotation: bool = False
     rotation_poll_interval: float = 120.0
+    # Floor for a SecretProviderClass's own interval and for refresh-now (docs/rotation.md).
+    rotation_min_poll_interval: float = 10.0
+    rotation_concurrency: int = 10  # provider fetches the scheduler runs at once
     max_call_recv_msg_size: int = 4 * 1024 * 1024
     log_format_json: bool = False
     verbosity: int = 0
@@ -96,6 +100,7 @@ class Settings:
     azure_write_cert_and_key_in_separate_files: bool = False
     trusted_file_dirs: tuple[str, ...] = ()
     state_dir: str = "/var/run/secrets-store-agent"
+    kubelet_root_dir: str = DEFAULT_KUBELET_ROOT
     prefer_plugin_providers: tuple[str, ...] = ()
     aws_pod_identity_endpoint: str = ""
 

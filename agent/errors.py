@@ -103,8 +103,29 @@ class ProviderTimeout(ProviderUnavailable):
     """The provider did not answer within the agent's deadline (below kubelet's 2 minutes)."""
 
 
+class ProviderThrottled(ProviderUnavailable):
+    """The store asked the agent to slow down: HTTP 429, or a provider's own throttling code
+    (AWS ``ThrottlingException``, Google ``RESOURCE_EXHAUSTED``, Key Vault 429).
+
+    Providers raise it instead of a plain ProviderUnavailable so the rotation scheduler backs
+    off that provider (upstream #1483: no backoff under 429). ``retry_after`` is the store's
+    ``Retry-After`` hint in seconds, when it gave one; the backoff never waits less.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
+
+
 class ShuttingDown(AgentError):
     """The agent is draining for shutdown; kubelet retries the call on the next instance."""
+
+
+class VolumeFull(FileWriteError):
+    """The volume's file system has no room for the content; the message names the flag
+    (``--tmpfs-size``) that gives it more."""
 
 
 class KubernetesApiError(AgentError):

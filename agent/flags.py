@@ -18,7 +18,9 @@ from agent.config import (
 )
 from agent.errors import ConfigError
 from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
+from agent.flags_rotation import add_rotation_flags, rotation_options
 from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
+from agent.targets import TargetRules
 
 T = TypeVar("T")
 
@@ -69,8 +71,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         default=_DEFAULTS.health_addr,
         help="listen address for /healthz and /readyz",
     )
-    _go_bool("--enable-secret-rotation", p)
-    add("--rotation-poll-interval", default=120.0, type=duration, help="rotation interval")
+    add_rotation_flags(p, _go_bool)
     add(
         "--max-call-recv-msg-size",
         default=_DEFAULTS.max_call_recv_msg_size,
@@ -138,6 +139,12 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         "(CA bundles, client certificates, Vault Agent sockets); none by default",
     )
     add("--state-dir", default=_DEFAULTS.state_dir, help="node-local agent state (version key)")
+    add(
+        "--kubelet-root-dir",
+        default=_DEFAULTS.kubelet_root_dir,
+        help="kubelet's --root-dir: volumes are published only at its "
+        "pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount paths",
+    )
     add(
         "--prefer-plugin-providers",
         default="",
@@ -250,8 +257,6 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
                 parse_listen_address(value)
             except ConfigError as err:
                 raise ConfigError(f"{flag}: {err.message}") from None
-    if ns.rotation_poll_interval <= 0:
-        raise ConfigError("--rotation-poll-interval must be positive")
     if ns.mount_mode == "tmpfs" and sys.platform == "win32":
         raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
     settings = Settings(
@@ -264,8 +269,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         ),
         metrics_addr=ns.metrics_addr,
         health_addr=ns.health_addr,
-        enable_secret_rotation=bool(ns.enable_secret_rotation),
-        rotation_poll_interval=ns.rotation_poll_interval,
+        **rotation_options(ns),
         max_call_recv_msg_size=ns.max_call_recv_msg_size,
         log_format_json=bool(ns.log_format_json),
         verbosity=ns.verbosity,
@@ -287,10 +291,12 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         ),
         trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
         state_dir=ns.state_dir,
+        kubelet_root_dir=ns.kubelet_root_dir,
         prefer_plugin_providers=_provider_names(ns.prefer_plugin_providers),
         aws_pod_identity_endpoint=_http_url(
             "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
         ),
     )
+    TargetRules(settings.kubelet_root_dir)  # validate early, naming --kubelet-root-dir
     socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
     return settings, bool(ns.version)

@@ -11,7 +11,7 @@ import math
 import sys
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -121,6 +121,31 @@ class Metrics:
             buckets=UPSTREAM_BUCKETS,
             registry=reg,
         )
+        # Ours: what coalescing and backoff do (docs/rotation.md).
+        self.rotation_provider_fetch = Counter(
+            "rotation_provider_fetch",
+            "Provider fetches made by the rotation scheduler (one per group of volumes)",
+            ["provider", "os_type"],
+            registry=reg,
+        )
+        self.rotation_fetches_saved = Counter(
+            "rotation_fetches_saved",
+            "Provider fetches saved by coalescing volumes with the same fetch key",
+            ["provider", "os_type"],
+            registry=reg,
+        )
+        self.rotation_provider_backoff = Gauge(
+            "rotation_provider_backoff_seconds",
+            "Delay imposed on a throttling provider, in seconds (0: not backing off)",
+            ["provider", "os_type"],
+            registry=reg,
+        )
+        self.rotation_volumes_due = Gauge(
+            "rotation_volumes_due",
+            "Volumes due for rotation at the scheduler's last pass (started or waiting)",
+            ["os_type"],
+            registry=reg,
+        )
 
     def _define_sync(self, reg: CollectorRegistry) -> None:
         # Upstream defines these two (v1.6 no longer records them); names and labels as there.
@@ -195,6 +220,19 @@ class Metrics:
         self.rotation_reconcile_error.labels(
             provider=provider, error_type=error_type, os_type=self.os_type, rotated=_flag(rotated)
         ).inc()
+
+    def rotation_fetched(self, provider: str, volumes: int) -> None:
+        self.rotation_provider_fetch.labels(provider=provider, os_type=self.os_type).inc()
+        if volumes > 1:
+            saved = self.rotation_fetches_saved.labels(provider=provider, os_type=self.os_type)
+            saved.inc(volumes - 1)
+
+    def provider_backoff(self, provider: str, seconds: float) -> None:
+        gauge = self.rotation_provider_backoff.labels(provider=provider, os_type=self.os_type)
+        gauge.set(seconds)
+
+    def volumes_due(self, count: int) -> None:
+        self.rotation_volumes_due.labels(os_type=self.os_type).set(count)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition and its Content-Type, ready for an HTTP response."""

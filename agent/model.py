@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +17,14 @@ EPHEMERAL = "csi.storage.k8s.io/ephemeral"
 SECRET_PROVIDER_CLASS = "secretProviderClass"  # noqa: S105 (a key name)
 
 DEFAULT_FILE_MODE = 0o644
+
+# Annotations the agent reads on SecretProviderClasses and pods (docs/rotation.md). Only keys
+# under this prefix are kept in the caches: a pod's or class's other annotations (e.g. kubectl's
+# last-applied-configuration, a copy of the whole object) would only cost memory.
+ANNOTATION_PREFIX = "secrets-store.csi.k8s.io/"
+ROTATION_POLL_INTERVAL_ANNOTATION = ANNOTATION_PREFIX + "rotation-poll-interval"
+REFRESH_NOW_ANNOTATION = ANNOTATION_PREFIX + "refresh-now"
+FETCH_PER_POD_ANNOTATION = ANNOTATION_PREFIX + "rotation-fetch-per-pod"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,8 @@ class SecretProviderClass:
     secret_objects: tuple[Mapping[str, object], ...] = ()
     uid: str = ""
     generation: int = 0
+    # metadata.annotations under ANNOTATION_PREFIX (rotation interval, refresh-now).
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +155,8 @@ class PodInfo:
     terminating: bool = False  # metadata.deletionTimestamp is set
     service_account: str = ""
     owners: tuple[OwnerReference, ...] = ()
+    # metadata.annotations under ANNOTATION_PREFIX (refresh-now).
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -156,9 +169,21 @@ def pod_status_name(pod: str, namespace: str, spc: str) -> str:
     return f"{pod}-{namespace}-{spc}"
 
 
+@dataclass(frozen=True, slots=True)
+class FetchContext:
+    """What kubelet last sent for a volume besides the pod's tokens: the volume attributes
+    (without the tokens key; the tokens live in ``PodIdentity``) and the node-publish
+    secrets. Kept in memory only, so a rotation fetches as a republish would; never persisted
+    (after a restart, kubelet's next republish brings it again)."""
+
+    volume_context: Mapping[str, str]
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
 @dataclass(slots=True)
 class VolumeRecord:
-    """One entry of the mount table; also persisted (minus tokens) beside the volume."""
+    """One entry of the mount table; also persisted (minus tokens and context) beside the
+    volume."""
 
     target_path: str
     volume_id: str
@@ -167,7 +192,8 @@ class VolumeRecord:
     provider: str
     versions: tuple[ObjectVersion, ...] = ()
     mounted_at: float = 0.0
-    updated_at: float = 0.0
+    updated_at: float = 0.0  # wall clock of the last fetch (publish or rotation)
+    context: FetchContext | None = field(default=None, repr=False)
 
 
 # Upstream's label on every synced Secret (its cache of Secrets is filtered on it, upstream §7).
@@ -200,3 +226,20 @@ class SecretObject:
     @property
     def ref(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+class VolumeContent(enum.Enum):
+    """What a mounted target holds, judged by names only (``agent.fs.layout``)."""
+
+    EMPTY = "empty"  # nothing: mounted, never written (the agent died before writing)
+    PARTIAL = "partial"  # only the agent's artefacts and no ``..data``: a write that did not finish
+    COMPLETE = "complete"  # the atomic writer's whole layout
+    FOREIGN = "foreign"  # something the agent's writer does not make
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeState:
+    """A volume found at a target the mount table does not know (after a restart or a crash)."""
+
+    content: VolumeContent
+    has_metadata: bool

@@ -17,6 +17,7 @@ from agent.model import (
     SecretProviderClass,
     ServiceAccountToken,
     VolumeRecord,
+    VolumeState,
 )
 
 
@@ -91,6 +92,19 @@ class ServiceAccountTokenMinter(Protocol):
         ...
 
 
+class ChangeListener(Protocol):
+    """Told when a SecretProviderClass or a pod on this node was created or edited
+    (Kubernetes: the informers' events; standalone: classes re-read from the directory).
+
+    ``old`` is None at first sight (a start, a relist): there is nothing to compare with.
+    Called on the event loop; must not block or raise.
+    """
+
+    def class_changed(self, old: SecretProviderClass | None, new: SecretProviderClass) -> None: ...
+
+    def pod_changed(self, old: PodInfo | None, new: PodInfo) -> None: ...
+
+
 class PodStatusStore(Protocol):
     async def upsert(self, status: PodStatus) -> None: ...
 
@@ -104,22 +118,36 @@ class PodStatusStore(Protocol):
 class VolumeMounter(Protocol):
     """Mounts the backing filesystem of a volume (tmpfs on Linux, a plain directory otherwise).
 
-    Like every file-system port, a cancelled call returns only once its work has finished, so
-    the undo that follows never races it (see agent.aio.threads.run_blocking).
+    Acts only on kubelet target paths below the kubelet root and never through a symlink;
+    a target that breaks a rule raises InvalidRequest naming it (``agent.targets``). Like every
+    file-system port, a cancelled call returns only once its work has finished, so the undo
+    that follows never races it (see agent.aio.threads.run_blocking).
     """
 
     async def is_mounted(self, target: str) -> bool:
-        """True when target is an active, readable mount. A corrupt mount is unmounted first."""
+        """True when a volume is mounted at target. A dead mount is detached first."""
         ...
 
-    async def mount(self, target: str) -> None: ...
+    async def inspect(self, target: str) -> VolumeState | None:
+        """What a volume at target holds, for a target the mount table does not know.
+
+        None when there is no volume to keep (no directory, an empty one, or one holding only
+        the agent's leftovers). InvalidRequest when target is not a mount and holds files the
+        agent did not write: it is never mounted over.
+        """
+        ...
+
+    async def mount(self, target: str) -> None:
+        """Create the target directory (kubelet made its parent) and mount it; idempotent."""
+        ...
 
     async def unmount(self, target: str) -> None:
-        """Remove content, unmount if mounted, remove the directory. Missing target is fine."""
+        """Remove the agent's files, unmount, remove the directory. Missing target is fine;
+        a target holding files the agent did not write is refused (InvalidRequest)."""
         ...
 
-    async def is_empty(self, target: str) -> bool:
-        """True when the target holds no entries at all (a mount nothing was written to)."""
+    async def discover(self) -> list[str]:
+        """Every target below the kubelet root that holds a volume (restart recovery)."""
         ...
 
 
@@ -243,4 +271,26 @@ class SecretSyncObserver(Protocol):
 
     def secret_sync_failed(self, provider: str, error_type: str) -> None:
         """One Secret (or secretObjects entry) that could not be synced."""
+        ...
+
+
+class RotationObserver(Protocol):
+    """Receives the rotation scheduler's outcomes (metrics). Labels are names, never values."""
+
+    def rotation_succeeded(self, provider: str, rotated: bool, seconds: float) -> None:
+        """One volume rotated (``rotated``: its files changed) in ``seconds``."""
+        ...
+
+    def rotation_failed(self, provider: str, error_type: str, rotated: bool = False) -> None: ...
+
+    def rotation_fetched(self, provider: str, volumes: int) -> None:
+        """One provider fetch served ``volumes`` volumes (``volumes - 1`` fetches saved)."""
+        ...
+
+    def provider_backoff(self, provider: str, seconds: float) -> None:
+        """The provider is throttled for ``seconds`` (0: no longer)."""
+        ...
+
+    def volumes_due(self, count: int) -> None:
+        """Volumes due for rotation at the last pass (dispatched or waiting)."""
         ...

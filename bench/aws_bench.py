@@ -106,7 +106,7 @@ def start(root: Path, moto: MotoServer) -> tuple[subprocess.Popen[bytes], ...]:
             f"--standalone-dir={spc}", f"--mount-mode={mode}", "--nodeid=bench",
             f"--provider-volume={providers}", "--additional-provider-volume-paths=",
             "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0",
-            f"--state-dir={root / 'state'}", "--log-format-json",
+            f"--state-dir={root / 'state'}", f"--kubelet-root-dir={root}", "--log-format-json",
         ],
         env=env,
         stdout=(root / "agent.log").open("wb"),

@@ -103,6 +103,7 @@ def start_agent(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes
         sys.executable, "-m", "agent", f"--endpoint=unix://{socket}", f"--standalone-dir={spc_dir}",
         f"--mount-mode={mode}", "--nodeid=bench", "--metrics-addr=127.0.0.1:0",
         "--health-addr=127.0.0.1:0", f"--state-dir={root / 'state'}", "--log-format-json",
+        f"--kubelet-root-dir={root}",
     ]  # fmt: skip
     log = (root / "agent.log").open("wb")
     process = subprocess.Popen(command, stdout=log, env={**os.environ, **env})

@@ -35,7 +35,8 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench.publish_bench import launch, percentile, rss_mib
+from bench.instant import launch
+from bench.publish_bench import percentile, rss_mib
 from tests.fakes.gcp import FakeGoogleCloud, serve
 from tests.support.gcp import POOL, PROJECT, GcpWorld, new_cloud
 from tests.support.jwt_signer import JwtSigner
@@ -210,7 +211,7 @@ def start_agent(root: Path, world: GcpWorld) -> tuple[subprocess.Popen[bytes], s
         sys.executable, "-m", "agent", "serve", f"--endpoint=unix://{socket}",
         f"--standalone-dir={root / 'spc'}", f"--mount-mode={mode}", "--nodeid=bench",
         "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", f"--state-dir={root / 'state'}",
-        "--log-format-json",
+        f"--kubelet-root-dir={root}", "--log-format-json",
     ]  # fmt: skip
     env = dict(os.environ) | world.env | {"ALLOW_NODE_PUBLISH_SECRET": "true"}
     return launch(command, root, socket, env), socket

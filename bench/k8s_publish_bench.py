@@ -107,10 +107,11 @@ async def start_agent(
     socket = root / "csi.sock"
     mode = "tmpfs" if os.geteuid() == 0 else "directory"
     command = [
-        sys.executable, "-m", "bench.instant_agent", f"--endpoint=unix://{socket}",
+        sys.executable, "-m", "tests.support.instant_agent", f"--endpoint=unix://{socket}",
         f"--kubeconfig={kube.kubeconfig_path}", f"--mount-mode={mode}", f"--nodeid={NODE}",
         "--agent-namespace=kube-system", "--metrics-addr=127.0.0.1:0",
         "--health-addr=127.0.0.1:0", f"--state-dir={root / 'state'}", "--log-format-json",
+        f"--kubelet-root-dir={root}",
     ]  # fmt: skip
     log = (root / "agent.log").open("wb")
     started = time.perf_counter()

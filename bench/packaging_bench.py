@@ -96,7 +96,8 @@ def serving(command: list[str], root: Path) -> Iterator[tuple[subprocess.Popen[b
     health = free_port()
     argv = [*command, "serve", f"--standalone-dir={root}", f"--endpoint=unix://{root}/csi.sock",
             f"--health-addr=127.0.0.1:{health}", f"--metrics-addr=127.0.0.1:{free_port()}",
-            f"--state-dir={root}/state", "--nodeid=bench", "--log-format-json"]  # fmt: skip
+            f"--state-dir={root}/state", "--nodeid=bench", "--log-format-json",
+            f"--kubelet-root-dir={root}"]  # fmt: skip
     log = open(root / "agent.log", "ab")  # noqa: SIM115 - closed below
     started = time.perf_counter()
     process = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)

@@ -1,5 +1,6 @@
 """Publish benchmark: the agent (subprocess, real CSI socket, real tmpfs as root) driven by a
-grpcio client as kubelet would, with the in-process ``instant`` provider.
+grpcio client as kubelet would, with the in-process ``instant`` provider
+(``tests/support/instant_agent.py``).
 
 Measures publish latency p50/p99 for 1, 10 and 50 objects of 4 KiB, the wall time of 100
 concurrent publishes, and the agent's RSS after start and with 100 volumes mounted.
@@ -16,7 +17,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 
 from agent._proto.csi import v1 as csi
+from bench.instant import start_instant_agent
 from tests.support.kubelet import Kubelet, publish_request
 
 SPC = """\
@@ -112,34 +113,8 @@ async def measure(bench: Bench, pid: int, socket: str, samples: int) -> dict[str
 
 
 def start_agent(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    (root / "spc").mkdir()
-    for count in (1, 10, 50):
-        (root / "spc" / f"bench-{count}.yaml").write_text(SPC.format(count=count))
-    socket = str(root / "csi.sock")
-    mode = "tmpfs" if os.geteuid() == 0 else "directory"
-    command = [
-        # BENCH_PYTHON_ARGS="-m cProfile -o agent.prof" profiles the agent under this load.
-        sys.executable, *os.environ.get("BENCH_PYTHON_ARGS", "").split(),
-        "-m", "bench.instant_agent", f"--endpoint=unix://{socket}",
-        f"--standalone-dir={root / 'spc'}", f"--mount-mode={mode}", "--nodeid=bench",
-        "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", f"--state-dir={root / 'state'}",
-        "--log-format-json",
-    ]  # fmt: skip
-    return launch(command, root, socket), socket
-
-
-def launch(
-    command: list[str], root: Path, socket: str, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """Start the agent (stdout to ``root/agent.log``) and wait for its CSI socket."""
-    log = (root / "agent.log").open("wb")
-    process = subprocess.Popen(command, stdout=log, env=env)
-    deadline = time.monotonic() + 20
-    while not os.path.exists(socket):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("agent did not start")
-        time.sleep(0.05)
-    return process
+    manifests = {f"bench-{count}.yaml": SPC.format(count=count) for count in (1, 10, 50)}
+    return start_instant_agent(root, manifests)
 
 
 def agent_side_latency(log: Path, sequential: set[str]) -> dict[str, dict[str, float]]:

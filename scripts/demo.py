@@ -40,6 +40,7 @@ from tests.support.mounts import force_unmount_under, mounts_under  # noqa: E402
 POD, NAMESPACE, SERVICE_ACCOUNT, SPC = "demo-0", "default", "demo-sa", "demo-secrets"
 ROLE, POLICY, AUDIENCE = "demo", "demo-read", "vault"
 POD_UID = "0d3e0d3e-0000-4000-8000-00000000de70"
+VOLUME = "secrets"
 STOP_TIMEOUT_S = 10.0
 
 SPC_YAML = """\
@@ -274,6 +275,8 @@ def start_agent(procs: Processes, work: Path) -> AgentHandle:
         f"--metrics-addr=127.0.0.1:{metrics_port}",
         f"--health-addr=127.0.0.1:{health_port}",
         f"--state-dir={work / 'state'}",
+        # Kubelet's --root-dir; the agent publishes only below <root>/pods/<uid>/volumes/.
+        f"--kubelet-root-dir={work}",
         f"--mount-mode={'tmpfs' if tmpfs else 'directory'}",
         "--log-format-json",
     ]
@@ -290,10 +293,14 @@ def start_agent(procs: Processes, work: Path) -> AgentHandle:
 
 
 def target_path(work: Path) -> Path:
-    # Kubelet's layout for a CSI inline volume; kubelet creates the parent, the driver the rest.
-    parent = work / "pods" / POD_UID / "volumes" / "kubernetes.io~csi" / "secrets"
-    parent.mkdir(parents=True, exist_ok=True)
-    return parent / "mount"
+    # Kubelet's layout for a CSI inline volume. The mount client creates the volume directory
+    # as kubelet does; the agent creates only ``mount`` and refuses any other path.
+    return work / "pods" / POD_UID / "volumes" / "kubernetes.io~csi" / VOLUME / "mount"
+
+
+def volume_args(work: Path) -> list[str]:
+    """How the client names the volume: kubelet's root, the pod's UID and the volume's name."""
+    return [f"--kubelet-root-dir={work}", f"--uid={POD_UID}", f"--volume={VOLUME}"]
 
 
 def publish(agent: AgentHandle, signer: JwtSigner, target: Path, stored: dict[str, str]) -> None:
@@ -306,9 +313,12 @@ def publish(agent: AgentHandle, signer: JwtSigner, target: Path, stored: dict[st
     descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(token)
-    args = [f"--pod={POD}", f"--namespace={NAMESPACE}", f"--uid={POD_UID}"]
-    args += [f"--service-account={SERVICE_ACCOUNT}", f"--spc={SPC}", f"--target={target}"]
-    print(f"    $ python -m agent mount --pod {POD} --spc {SPC} --token {AUDIENCE}=<file> ...")
+    args = [f"--pod={POD}", f"--namespace={NAMESPACE}", *volume_args(agent.work)]
+    args += [f"--service-account={SERVICE_ACCOUNT}", f"--spc={SPC}"]
+    print(
+        f"    $ python -m agent mount --pod {POD} --spc {SPC} --uid {POD_UID} "
+        f"--volume {VOLUME} --token {AUDIENCE}=<file> ..."
+    )
     result = agent.cli("mount", *args, f"--token={AUDIENCE}={token_file}")
     if result.returncode != 0:
         raise DemoError(f"mount failed: {result.stderr.strip()}\n{agent.log_tail()}")
@@ -347,7 +357,7 @@ def show_status_and_metrics(agent: AgentHandle) -> None:
 
 def unpublish(agent: AgentHandle, target: Path) -> None:
     step("Unpublishing the volume (the pod went away)")
-    result = agent.cli("unmount", f"--target={target}")
+    result = agent.cli("unmount", *volume_args(agent.work))
     if result.returncode != 0:
         raise DemoError(f"unmount failed: {result.stderr.strip()}")
     show(result.stdout)
@@ -377,7 +387,7 @@ def run(work: Path, procs: Processes) -> None:
     except BaseException:
         # Best effort, and quietly: let the agent undo its own mount before it is stopped.
         if agent.process.poll() is None:
-            agent.cli("unmount", f"--target={target}")
+            agent.cli("unmount", *volume_args(agent.work))
         raise
     unpublish(agent, target)
     show_logs(agent)

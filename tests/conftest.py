@@ -23,7 +23,7 @@ from tests.support.azure import azure, azure_tls  # noqa: F401
 from tests.support.fake_provider import FakeProvider
 from tests.support.gcp import gcp  # noqa: F401
 from tests.support.jwt_signer import jwt_signer  # noqa: F401
-from tests.support.kubelet import POD_UID, Kubelet
+from tests.support.kubelet import POD_UID, Kubelet, kubelet_target
 from tests.support.moto import moto, moto_tls  # noqa: F401
 from tests.support.mounts import force_unmount_under, is_root
 from tests.support.openbao import counted, openbao, openbao_tls  # noqa: F401
@@ -54,8 +54,8 @@ class AgentHarness:
         return self.settings.socket_path
 
     def target(self, volume: str = "secrets", uid: str = POD_UID) -> str:
-        """Kubelet's target path layout for an inline CSI volume."""
-        return str(self.root / "pods" / uid / "volumes" / "kubernetes.io~csi" / volume / "mount")
+        """Kubelet's target path for an inline CSI volume; like kubelet, its parent is made."""
+        return kubelet_target(self.root, volume, uid)
 
     def write_spc(
         self,
@@ -85,6 +85,7 @@ def agent_settings(root: Path, **overrides: object) -> Settings:
         mount_mode="tmpfs" if is_root() else "directory",
         tmpfs_size=8 * 1024 * 1024,
         state_dir=str(root / "state"),
+        kubelet_root_dir=str(root),
         provider_timeout=5.0,
         shutdown_grace=5.0,
     )

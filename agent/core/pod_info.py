@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from agent.errors import InvalidRequest
 from agent.model import (
@@ -64,6 +64,22 @@ def parse_tokens(raw: str) -> dict[str, ServiceAccountToken]:
             token=entry["token"], expires_at=_parse_expiry(audience, entry)
         )
     return tokens
+
+
+def format_tokens(tokens: Mapping[str, ServiceAccountToken]) -> str:
+    """``parse_tokens`` reversed: kubelet's JSON for the tokens a rotation fetches with (some
+    may have been minted since kubelet sent the others). Empty when there are none."""
+    if not tokens:
+        return ""
+    document: dict[str, dict[str, str]] = {}
+    for audience, token in tokens.items():
+        entry = {"token": token.token}
+        if token.expires_at is not None:
+            entry["expirationTimestamp"] = token.expires_at.astimezone(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+        document[audience] = entry
+    return json.dumps(document)
 
 
 def _parse_expiry(audience: str, entry: Mapping[str, object]) -> datetime | None:

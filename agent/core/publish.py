@@ -12,26 +12,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from agent.aio.locks import KeyedLock
 from agent.aio.threads import finish_despite_cancellation
-from agent.core.mount_table import MountTable
+from agent.core.mount_table import MountTable, pod_status_key
 from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, PublishOutcome
 from agent.core.publish_report import PublishReport, owner_can_fix
-from agent.core.publish_request import check_request, merge_attributes
-from agent.core.records import record_to_metadata, status_of
+from agent.core.publish_request import check_request, context_of, merge_attributes
 from agent.core.recovery import adopt_volume
 from agent.core.secret_jobs import SecretSyncJobs
+from agent.core.volume_content import VolumeContentStore, fetch_content
 from agent.errors import (
     AgentError,
     InvalidRequest,
     InvalidSecretProviderClass,
-    ProviderError,
-    ProviderTimeout,
     safe_message,
 )
 from agent.model import (
@@ -39,8 +37,9 @@ from agent.model import (
     MountResult,
     ProviderRequest,
     PublishRequest,
+    VolumeContent,
     VolumeRecord,
-    pod_status_name,
+    VolumeState,
 )
 from agent.ports import (
     PayloadWriter,
@@ -53,6 +52,7 @@ from agent.ports import (
     VolumeMetadataStore,
     VolumeMounter,
 )
+from agent.targets import TargetRules
 
 __all__ = ["PublishOutcome", "PublishPorts", "PublishSettings", "PublishVolume"]
 
@@ -65,6 +65,7 @@ class PublishSettings:
     rotation_enabled: bool = False
     rotation_poll_interval: float = 120.0
     provider_timeout: float = 90.0
+    targets: TargetRules = field(default_factory=TargetRules)
 
 
 @dataclass(slots=True)
@@ -89,19 +90,29 @@ class PublishVolume:
         table: MountTable,
         locks: KeyedLock,
         clock: Callable[[], float] = time.time,
+        *,
+        republished: Callable[[VolumeRecord], None] | None = None,
     ) -> None:
+        """``republished``, when set, is told of every republish of a known volume (its
+        tokens and context refreshed) and such a republish never fetches: the rotation
+        scheduler does. Without it, ``settings.rotation_enabled`` refetches a republished
+        volume once its interval passed (upstream v1.6's model)."""
         self._ports = ports
         self._settings = settings
         self._table = table
         self._locks = locks
         self._clock = clock
+        self._republished = republished
         self._report = PublishReport(ports.observer, ports.events)
+        self._content = VolumeContentStore(
+            ports.writer, ports.metadata, ports.statuses, table, settings.node_name
+        )
 
     async def __call__(self, request: PublishRequest) -> PublishOutcome:
         started = time.perf_counter()
         attempt: Attempt | None = None
         try:
-            check_request(request)
+            check_request(request, self._settings.targets)
             attempt = Attempt(
                 request=request,
                 identity=read_pod_identity(request.volume_context, request.secrets),
@@ -147,6 +158,8 @@ class PublishVolume:
             raise
         if not attempt.is_remount:
             return PublishOutcome(attempt.provider, "mounted", len(result.files))
+        if attempt.adopting:
+            return PublishOutcome(attempt.provider, "adopted", len(result.files))
         action = "rotated" if changed else "unchanged"
         return PublishOutcome(
             attempt.provider, action, len(result.files), remount=True, rotated=changed
@@ -155,34 +168,64 @@ class PublishVolume:
     async def _existing_mount(self, attempt: Attempt) -> PublishOutcome | None:
         """A known mounted volume is idempotent; with rotation on, a stale one is refetched.
 
-        A mount without record or metadata is either an empty leftover (the agent died between
-        mounting and writing), filled like a first publish, or content someone else wrote (e.g.
-        the upstream driver before the switch), which is treated like upstream does: left alone,
-        or refetched with rotation on, and never unmounted on failure.
+        A volume the table does not know (after a restart, or a crash) is judged by what is in
+        it: with metadata it is adopted; otherwise see :meth:`_unrecorded_volume`.
         """
         target = attempt.request.target_path
-        if not await self._ports.mounter.is_mounted(target):
+        mounter = self._ports.mounter
+        record = self._table.get(target)
+        if record is not None:
+            if await mounter.is_mounted(target):
+                return self._known_volume(attempt, record)
+            self._table.forget(target)  # its mount went away: publish afresh
+        state = await mounter.inspect(target)
+        if state is None:
             return None
-        record = self._table.get(target) or await adopt_volume(
-            target, self._ports.metadata, self._table
-        )
-        if record is None:
-            return await self._foreign_mount(attempt)
+        if state.has_metadata and state.content is not VolumeContent.PARTIAL:
+            record = await adopt_volume(target, self._ports.metadata, self._table)
+            if record is not None:
+                return self._known_volume(attempt, record)
+        return self._unrecorded_volume(attempt, state)
+
+    def _known_volume(self, attempt: Attempt, record: VolumeRecord) -> PublishOutcome | None:
         # Kubelet sends fresh tokens on each republish; keep them for later rotations.
         record.pod = attempt.identity
+        record.context = context_of(attempt.request)
         attempt.provider = record.provider
         attempt.current_versions = record.versions
+        if self._republished is not None:
+            # The rotation scheduler fetches (coalesced, backing off); never kubelet's cadence.
+            self._republished(record)
+            return PublishOutcome(attempt.provider, "already_mounted")
         due = record.updated_at + self._settings.rotation_poll_interval
         if not self._settings.rotation_enabled or self._clock() < due:
             return PublishOutcome(attempt.provider, "already_mounted")
         attempt.is_remount = True
         return None
 
-    async def _foreign_mount(self, attempt: Attempt) -> PublishOutcome | None:
+    def _unrecorded_volume(self, attempt: Attempt, state: VolumeState) -> PublishOutcome | None:
+        """A mounted volume without the agent's metadata.
+
+        - empty, or only the agent's own artefacts without ``..data``: a first publish that died
+          part way (between mount and write, or inside the write). It is the agent's to
+          complete like a first publish; a failure unmounts it.
+        - the atomic writer's whole layout: killed between the write and the metadata save, or
+          written by the upstream driver before the switch. Refetched and recorded (adopted);
+          a failure is masked, as for any working volume.
+        - anything else someone else wrote: left alone as upstream does, or refetched with
+          rotation on, and never unmounted on failure.
+        """
         target = attempt.request.target_path
-        if await self._ports.mounter.is_empty(target):
-            log.warning("node_publish.empty_mount_filled", target_path=target)
+        if state.content in (VolumeContent.EMPTY, VolumeContent.PARTIAL):
+            log.warning(
+                "node_publish.unfinished_volume_completed",
+                target_path=target,
+                content=state.content.value,
+            )
             attempt.mounted_here = True  # ours to fill, and to unmount if that fails
+            return None
+        if state.content is VolumeContent.COMPLETE:
+            attempt.is_remount = attempt.adopting = True
             return None
         if not self._settings.rotation_enabled:
             return PublishOutcome(attempt.provider, "already_mounted")
@@ -225,28 +268,13 @@ class PublishVolume:
             target_path=attempt.request.target_path,
             current_versions=attempt.current_versions,
         )
-        timeout, name = self._settings.provider_timeout, attempt.provider
-        try:
-            async with asyncio.timeout(timeout):
-                result = await provider.mount(request)
-        except TimeoutError:
-            raise ProviderTimeout(f"provider {name!r} did not answer within {timeout:g}s") from None
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # we are being cancelled
-            # The provider cancelled itself; without this the caller would hang to its deadline.
-            raise ProviderError(f"provider {name!r} cancelled its own call") from None
-        if not result.versions:
-            raise ProviderError(f"provider {name!r} returned no object versions")
-        return result
+        return await fetch_content(
+            provider, attempt.provider, request, self._settings.provider_timeout
+        )
 
     async def _store(self, attempt: Attempt, result: MountResult) -> bool:
         """Write the files, then record them; True when the visible content changed."""
-        # No files but versions: a legacy plugin wrote into target_path itself (upstream #551).
-        changed = bool(result.files) and await self._ports.writer.write(
-            attempt.request.target_path, result.files
-        )
+        changed = await self._content.write_files(attempt.request.target_path, result)
         attempt.files_changed = changed
         previous, now = self._table.get(attempt.request.target_path), self._clock()
         record = VolumeRecord(
@@ -258,22 +286,17 @@ class PublishVolume:
             versions=result.versions,
             mounted_at=previous.mounted_at if previous else now,
             updated_at=now,
+            context=context_of(attempt.request),
         )
-        status = status_of(record, self._settings.node_name)
-        # Independent writes (metadata on the tmpfs, status in the store) run together; both
-        # finish before a failure is raised, so an undo never races one still running.
-        outcomes = await asyncio.gather(
-            self._ports.metadata.save(record.target_path, record_to_metadata(record)),
-            self._ports.statuses.upsert(status),
-            return_exceptions=True,
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        self._table.put(record)
+        # Before the saves start: an undo may release the status only if this volume owns it.
+        attempt.status_written = self._content.statuses.may_write(record)
+        await self._content.record(record)
+        # A first mount, an adoption (first recorded by this agent: its Secrets may never have
+        # been synced) or changed content; in the background: kubelet never waits on Secrets.
         jobs, spc = self._ports.secret_sync, attempt.spc
-        if jobs is not None and spc is not None and (changed or not attempt.is_remount):
-            jobs.written(record, spc)  # in the background: kubelet never waits on Secrets
+        first = not attempt.is_remount or attempt.adopting
+        if jobs is not None and spc is not None and (changed or first):
+            jobs.written(record, spc)
         return changed
 
     def _mask_remount_failure(self, attempt: Attempt, err: Exception) -> PublishOutcome:
@@ -298,12 +321,11 @@ class PublishVolume:
             return
         target, pod = attempt.request.target_path, attempt.identity
         self._table.forget(target)
-        name = pod_status_name(pod.name, pod.namespace, attempt.spc_name)
+        key = pod_status_key(pod, attempt.spc_name)
         # Each step on its own: a failed unmount must not keep a "mounted: true" status around.
-        steps: tuple[Callable[[], Awaitable[None]], ...] = (
-            lambda: self._ports.mounter.unmount(target),
-            lambda: self._ports.statuses.delete(pod.namespace, name),
-        )
+        steps: list[Callable[[], Awaitable[None]]] = [lambda: self._ports.mounter.unmount(target)]
+        if attempt.status_written:  # never another volume's status
+            steps.append(lambda: self._content.statuses.release(key))
         for step in steps:
             try:
                 await step()

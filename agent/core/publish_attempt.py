@@ -10,7 +10,7 @@ from agent.model import ObjectVersion, PodIdentity, PublishRequest, SecretProvid
 @dataclass(frozen=True, slots=True)
 class PublishOutcome:
     provider: str
-    action: str  # mounted | already_mounted | rotated | unchanged | remount_failed
+    action: str  # mounted | already_mounted | adopted | rotated | unchanged | remount_failed
     files: int = 0
     remount: bool = False
     rotated: bool = False  # a remount changed the visible files (even if a later step failed)
@@ -30,7 +30,11 @@ class Attempt:
     spc: SecretProviderClass | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     is_remount: bool = False
+    # A complete volume without the agent's metadata, refetched to be recorded (a remount).
+    adopting: bool = False
     # Set before the mount starts: from then on a failure or cancellation must undo it.
     mounted_here: bool = False
     current_versions: tuple[ObjectVersion, ...] = ()
     files_changed: bool = False
+    # Set before the status is written: only then may an undo release it.
+    status_written: bool = False

@@ -2,34 +2,28 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from agent.core.pod_info import tokens_json
 from agent.errors import InvalidRequest
-from agent.model import SERVICE_ACCOUNT_TOKENS, PublishRequest
+from agent.model import SERVICE_ACCOUNT_TOKENS, FetchContext, PublishRequest
+from agent.targets import TargetRules
 
 
-def check_request(request: PublishRequest) -> None:
-    """Upstream's validation order; each failure is InvalidArgument before anything else runs."""
+def check_request(request: PublishRequest, targets: TargetRules) -> None:
+    """Upstream's validation order; each failure is InvalidArgument before anything else runs.
+
+    The target path must also be kubelet's path for a CSI inline volume (``agent.targets``).
+    """
     if not request.has_capability:
         raise InvalidRequest("Volume capability missing in request")
     if not request.volume_id:
         raise InvalidRequest("Volume ID missing in request")
     if not request.target_path:
         raise InvalidRequest("Target path missing in request")
-    check_target_path(request.target_path)
+    targets.parse(request.target_path)
     if not request.volume_context:
         raise InvalidRequest("Volume attributes missing in request")
-
-
-def check_target_path(target_path: str) -> None:
-    """Kubelet sends absolute, clean paths; anything else could mount somewhere unintended, or
-    let two spellings of one directory (``/a//b``, ``/a/b``) escape the per-target lock."""
-    if "\0" in target_path:
-        raise InvalidRequest(f"Target path must not contain NUL: {target_path!r}")
-    if not os.path.isabs(target_path) or os.path.normpath(target_path) != target_path:
-        raise InvalidRequest(f"Target path must be absolute and normalized: {target_path!r}")
 
 
 def merge_attributes(parameters: Mapping[str, str], request: PublishRequest) -> dict[str, str]:
@@ -38,9 +32,29 @@ def merge_attributes(parameters: Mapping[str, str], request: PublishRequest) -> 
     Volume attributes win over same-named parameters, as upstream. The tokens may have come in
     the secrets map (kubelet >= 1.35); providers still find them under the usual key.
     """
-    merged = dict(parameters)
-    merged.update(request.volume_context)
     tokens = tokens_json(request.volume_context, request.secrets)
+    return merged_attributes(parameters, request.volume_context, tokens)
+
+
+def merged_attributes(
+    parameters: Mapping[str, str], volume_context: Mapping[str, str], tokens: str
+) -> dict[str, str]:
+    """``merge_attributes`` from its parts (a rotation has a kept context, not a request)."""
+    merged = dict(parameters)
+    merged.update(volume_context)
     if tokens:
         merged[SERVICE_ACCOUNT_TOKENS] = tokens
     return merged
+
+
+def context_of(request: PublishRequest) -> FetchContext:
+    """What a later fetch for this volume needs of the request, without the tokens (kept in
+    the pod's identity, where a refresh replaces them)."""
+    return FetchContext(
+        volume_context=_without_tokens(request.volume_context),
+        secrets=_without_tokens(request.secrets),
+    )
+
+
+def _without_tokens(values: Mapping[str, str]) -> dict[str, str]:
+    return {key: value for key, value in values.items() if key != SERVICE_ACCOUNT_TOKENS}

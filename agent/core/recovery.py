@@ -1,38 +1,97 @@
-"""Rebuild the mount table after a restart from pod statuses and the metadata beside each volume.
+"""Rebuild the mount table after a restart, and make the pod statuses agree with it.
 
-Rotation and cleanup then resume without waiting for kubelet. Tokens are not persisted (they
-are secrets); the next republish from kubelet brings fresh ones.
+The source of truth is the node itself: every ``<kubelet root>/pods/*/volumes/kubernetes.io~csi/
+*/mount`` that holds a volume, and the metadata the agent saves beside each one once its content
+is complete. Statuses are derived from that, never the other way round, so a lost, stale or
+shared status cannot hide a volume:
+
+- a volume with usable metadata is adopted (rotation and cleanup resume without kubelet);
+- a volume without it (killed before its metadata was saved, or written by the upstream driver)
+  is logged; kubelet's retry of the publish completes and records it, or its unpublish removes
+  it;
+- a status whose volume is adopted is rewritten if it drifted (a crash between the two saves);
+- every other status is deleted: its volume is gone (a crash during unpublish) or has no
+  metadata yet (a crash between the two saves of a first publish), and the publish that
+  records the volume writes its status again. So an unpublish never has to look statuses up;
+- an adopted volume without a status gets one (one per pod and class, see ``volume_statuses``).
+
+Tokens are not persisted (they are secrets); the next republish from kubelet brings fresh ones.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import structlog
 
-from agent.core.mount_table import MountTable
-from agent.core.records import record_from_metadata
-from agent.model import VolumeRecord
+from agent.core.mount_table import MountTable, StatusKey
+from agent.core.records import record_from_metadata, status_of
+from agent.core.volume_statuses import VolumeStatuses
+from agent.model import PodStatus, VolumeRecord
 from agent.ports import PodStatusStore, VolumeMetadataStore, VolumeMounter
 
 log = structlog.get_logger("agent.recovery")
 
 
+@dataclass(slots=True)
+class Recovered:
+    """What a restart found (counts for the start-up log line)."""
+
+    adopted: int = 0
+    unrecorded: list[str] = field(default_factory=list)
+    statuses_written: int = 0
+    statuses_deleted: int = 0
+
+
 async def rebuild_mount_table(
-    statuses: PodStatusStore,
-    metadata: VolumeMetadataStore,
     mounter: VolumeMounter,
+    metadata: VolumeMetadataStore,
+    store: PodStatusStore,
     table: MountTable,
-) -> int:
-    recovered = 0
-    for status in await statuses.load_all():
-        if not status.mounted or not status.target_path:
-            continue
-        if not await mounter.is_mounted(status.target_path):
-            continue
-        if await adopt_volume(status.target_path, metadata, table) is None:
-            log.warning("recovery.metadata_unusable", target_path=status.target_path)
-            continue
-        recovered += 1
+    node_name: str,
+) -> Recovered:
+    recovered = Recovered()
+    # Statuses first: a store may act on each adoption (the Kubernetes one writes the status of
+    # every volume put in the table), and knowing what the server holds keeps that a no-op.
+    statuses = await store.load_all()
+    for target in await mounter.discover():
+        if await adopt_volume(target, metadata, table) is None:
+            log.warning("recovery.volume_without_metadata", target_path=target)
+            recovered.unrecorded.append(target)
+        else:
+            recovered.adopted += 1
+    await _reconcile_statuses(store, statuses, table, node_name, recovered)
     return recovered
+
+
+async def _reconcile_statuses(
+    store: PodStatusStore,
+    loaded: list[PodStatus],
+    table: MountTable,
+    node_name: str,
+    recovered: Recovered,
+) -> None:
+    statuses = VolumeStatuses(store, table, node_name)
+    owners = table.status_owners()
+    seen: set[StatusKey] = set()
+    for status in loaded:
+        key = (status.namespace, status.name)
+        seen.add(key)
+        owner = owners.get(key)
+        if owner is not None:
+            if status != status_of(owner, node_name):
+                await statuses.write(owner)
+                recovered.statuses_written += 1
+        else:
+            log.info(
+                "recovery.stale_status_deleted", status=status.name, target_path=status.target_path
+            )
+            await store.delete(*key)
+            recovered.statuses_deleted += 1
+    for key, owner in owners.items():
+        if key not in seen:
+            await statuses.write(owner)
+            recovered.statuses_written += 1
 
 
 async def adopt_volume(

@@ -1,4 +1,9 @@
-"""NodeUnpublishVolume: remove contents, unmount, forget the volume and its pod status."""
+"""NodeUnpublishVolume: remove the agent's files, unmount, forget the volume, release its status.
+
+Only kubelet target paths below the kubelet root are touched, and only what the agent wrote is
+deleted (the mounter refuses anything else). A volume the table does not know (a publish or an
+unpublish killed part way) has no status: recovery deleted it at the restart.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,12 @@ import time
 import structlog
 
 from agent.aio.locks import KeyedLock
-from agent.core.mount_table import MountTable
-from agent.core.publish_request import check_target_path
+from agent.core.mount_table import MountTable, status_key
 from agent.core.secret_jobs import SecretSyncJobs
+from agent.core.volume_statuses import VolumeStatuses
 from agent.errors import AgentError, InvalidRequest
-from agent.model import pod_status_name
 from agent.ports import PodStatusStore, PublishObserver, VolumeMounter
+from agent.targets import TargetRules
 
 log = structlog.get_logger("agent.unpublish")
 
@@ -26,14 +31,17 @@ class UnpublishVolume:
         table: MountTable,
         locks: KeyedLock,
         *,
+        node_name: str,
+        targets: TargetRules,
         secret_sync: SecretSyncJobs | None = None,
     ) -> None:
         self._secret_sync = secret_sync
         self._mounter = mounter
-        self._statuses = statuses
+        self._statuses = VolumeStatuses(statuses, table, node_name)
         self._observer = observer
         self._table = table
         self._locks = locks
+        self._targets = targets
 
     async def __call__(self, volume_id: str, target_path: str) -> None:
         started = time.perf_counter()
@@ -42,16 +50,16 @@ class UnpublishVolume:
                 raise InvalidRequest("Volume ID missing in request")
             if not target_path:
                 raise InvalidRequest("Target path missing in request")
-            check_target_path(target_path)
+            self._targets.parse(target_path)
             async with self._locks.hold(target_path):
                 await self._mounter.unmount(target_path)
                 record = self._table.forget(target_path)
-            if record is not None:
-                # Kubernetes garbage-collects the status through its owner; standalone has no GC.
-                name = pod_status_name(record.pod.name, record.pod.namespace, record.spc_name)
-                await self._statuses.delete(record.pod.namespace, name)
-                if self._secret_sync is not None:
-                    self._secret_sync.removed(record)
+                # Kubernetes garbage-collects the status through its owner; standalone has no
+                # GC, and a status must never outlive its volume on this node.
+                if record is not None:
+                    await self._statuses.release(status_key(record))
+            if record is not None and self._secret_sync is not None:
+                self._secret_sync.removed(record)
         except AgentError as err:
             self._observer.unpublish_failed()
             log.warning(

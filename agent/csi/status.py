@@ -23,6 +23,7 @@ _CODES: tuple[tuple[type[errors.AgentError], Status], ...] = (
     (errors.ProviderUnavailable, Status.UNAVAILABLE),
     (errors.ProviderError, Status.FAILED_PRECONDITION),
     (errors.PayloadError, Status.INVALID_ARGUMENT),
+    (errors.VolumeFull, Status.RESOURCE_EXHAUSTED),
     (errors.MountPointError, Status.INTERNAL),
     (errors.MountError, Status.INTERNAL),
     (errors.FileWriteError, Status.INTERNAL),

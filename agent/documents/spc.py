@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TypeGuard
 
-from agent.model import SecretProviderClass
+from agent.model import ANNOTATION_PREFIX, SecretProviderClass
 
 GROUP = "secrets-store.csi.x-k8s.io"
 API_VERSIONS = frozenset({f"{GROUP}/v1", f"{GROUP}/v1alpha1"})
@@ -52,6 +52,18 @@ def identity(
     return (namespace, name), metadata
 
 
+def agent_annotations(metadata: Mapping[str, object]) -> dict[str, str]:
+    """The string annotations under the agent's prefix (``secrets-store.csi.k8s.io/``)."""
+    annotations = metadata.get("annotations")
+    if not isinstance(annotations, Mapping):
+        return {}
+    return {
+        key: value
+        for key, value in annotations.items()
+        if isinstance(key, str) and key.startswith(ANNOTATION_PREFIX) and isinstance(value, str)
+    }
+
+
 def spec_fields(
     document: Mapping[str, object], key: Key
 ) -> tuple[str, dict[str, str], tuple[Mapping[str, object], ...]]:
@@ -87,6 +99,7 @@ def decode(
         secret_objects=secret_objects,
         uid=uid(metadata, key),
         generation=generation(metadata, key),
+        annotations=agent_annotations(metadata),
     )
 
 

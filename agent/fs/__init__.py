@@ -1,10 +1,12 @@
 """Filesystem adapters: payload validation, the atomic writer, volume mounters and metadata."""
 
 from agent.fs.atomic_writer import AsyncPayloadWriter, AtomicWriter
-from agent.fs.files import clear_target, read_visible_files
+from agent.fs.capacity import VolumeCapacity
+from agent.fs.confined import KubeletVolumes
+from agent.fs.files import read_visible_files
 from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
 from agent.fs.mounter import DirectoryMounter, TmpfsMounter, make_mounter
-from agent.fs.paths import DEFAULT_MAX_TOTAL_BYTES, target_pod_uid, validate_payload
+from agent.fs.paths import DEFAULT_MAX_TOTAL_BYTES, validate_payload
 
 __all__ = [
     "DEFAULT_MAX_TOTAL_BYTES",
@@ -13,10 +15,10 @@ __all__ = [
     "AtomicWriter",
     "DirectoryMounter",
     "JsonVolumeMetadata",
+    "KubeletVolumes",
     "TmpfsMounter",
-    "clear_target",
+    "VolumeCapacity",
     "make_mounter",
     "read_visible_files",
-    "target_pod_uid",
     "validate_payload",
 ]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-import shutil
 import stat
 from collections.abc import Iterable
 
 from agent.errors import PayloadError
+from agent.fs.layout import DATA_DIR, RESERVED_PREFIX
 from agent.fs.paths import validate_path
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -22,8 +22,6 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _DIR_FLAGS = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
 DIR_MODE = 0o755
-RESERVED_PREFIX = ".."
-DATA_LINK = "..data"  # the atomic writer's pointer to the current content directory
 
 
 def open_dir(path: str) -> int:
@@ -99,39 +97,6 @@ def read_regular(root_fd: int, path: str, limit: int) -> tuple[bytes, os.stat_re
         return None
     finally:
         os.close(fd)
-
-
-def remove_entry(path: str) -> None:
-    """Remove a file, symlink or directory tree without following symlinks; missing is fine."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-
-
-def clear_target(target: str) -> None:
-    """Remove every entry of ``target``, reserved ``..*`` names included (unpublish).
-
-    Tries every entry and raises the first error at the end, so one stuck file does not keep
-    the rest of the secrets on disk. A missing target is fine.
-    """
-    try:
-        names = os.listdir(target)
-    except FileNotFoundError:
-        return
-    first_error: OSError | None = None
-    for name in names:
-        try:
-            remove_entry(os.path.join(target, name))
-        except OSError as exc:
-            first_error = first_error or exc
-    if first_error is not None:
-        raise first_error
 
 
 def _inside(path: str, root: str) -> bool:
@@ -213,7 +178,7 @@ def _read_named(target: str, paths: list[str], limit: int) -> dict[str, bytes | 
     root_fd = open_dir(target)
     try:
         try:
-            version = os.readlink(DATA_LINK, dir_fd=root_fd)
+            version = os.readlink(DATA_DIR, dir_fd=root_fd)
         except OSError:
             return _read_legacy(target, paths, limit)
         if "/" in version or not version.startswith(RESERVED_PREFIX):

@@ -1,4 +1,11 @@
-"""``VolumeMounter`` implementations: a real tmpfs (Linux) or a plain directory (Windows, demos)."""
+"""``VolumeMounter`` implementations: a real tmpfs (Linux) or a plain directory (Windows, demos).
+
+Both act only on kubelet target paths below ``--kubelet-root-dir`` and reach them through
+descriptors opened without following symlinks (``agent.fs.confined``): the tmpfs is mounted on
+and detached from ``/proc/self/fd/<n>`` of such a descriptor, so no path is resolved twice.
+Content is deleted only when it is the agent's own (``agent.fs.layout``); a target that is not
+a mount and holds anything else is refused with InvalidArgument, and left as it is.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,18 @@ import os
 from collections.abc import Sequence
 from functools import cache
 
+from agent import crashpoints
 from agent.aio.threads import run_blocking
-from agent.errors import ConfigError, MountError, MountPointError
-from agent.fs.files import clear_target
+from agent.errors import ConfigError, InvalidRequest, MountError, MountPointError
+from agent.fs.confined import KubeletVolumes, MadeTarget, open_child
+from agent.fs.layout import Survey, remove_artefacts, survey
+from agent.model import VolumeState
 from agent.ports import VolumeMounter
+from agent.targets import MOUNT_DIR, KubeletTarget, shown
 
-TARGET_DIR_MODE = 0o750
 MNT_DETACH = 2
+_O_PATH = getattr(os, "O_PATH", 0)
+_PATH_FLAGS = _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 # mount(2) flags for the options we translate; anything else goes to the tmpfs data string.
 _FLAGS = {
     "ro": 1,
@@ -28,8 +40,9 @@ _FLAGS = {
     "nodiratime": 2048,
     "relatime": 1 << 21,
 }
-# Stacked mounts on one target are unmounted one by one; this bounds a runaway loop.
+# Stacked mounts on one target are detached one by one; this bounds a runaway loop.
 _MAX_UNMOUNTS = 16
+_DEAD_MOUNT = frozenset({errno.ENOTCONN, errno.EIO, errno.ESTALE, errno.EHOSTDOWN})
 
 
 @cache
@@ -37,119 +50,228 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def _raise_errno(what: str) -> None:
-    code = ctypes.get_errno()
-    raise OSError(code, f"{what}: {os.strerror(code)}")
+def _fd_path(fd: int) -> bytes:
+    return f"/proc/self/fd/{fd}".encode()
 
 
-def _sys_mount(target: str, flags: int, data: str) -> None:
-    rc = _libc().mount(b"tmpfs", os.fsencode(target), b"tmpfs", flags, data.encode())
+def _check(rc: int, what: str) -> None:
     if rc != 0:
-        _raise_errno("mount")
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
 
 
-def _sys_umount(target: str) -> None:
-    path = os.fsencode(target)
-    if _libc().umount2(path, 0) == 0:
-        return
-    if ctypes.get_errno() != errno.EBUSY:
-        _raise_errno("umount")
-    # Busy (a process still holds a file open): detach lazily, as kubelet's mounter does.
-    if _libc().umount2(path, MNT_DETACH) != 0:
-        _raise_errno("umount")
-
-
-def _unescape_mountinfo(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo octal sequences.
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def mount_points() -> set[str]:
-    """Every mount point of this mount namespace (from /proc/self/mountinfo)."""
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
-        return {_unescape_mountinfo(line.split(" ")[4]) for line in handle if line.strip()}
-
-
-def _is_mount_point(target: str) -> bool:
-    """Whether ``target`` is a mount point; raises FileNotFoundError when it is missing."""
+def _mount_id(fd: int) -> str | None:
     try:
-        own, parent = os.lstat(target), os.stat(os.path.dirname(os.path.abspath(target)))
-    except OSError as exc:
-        # A dead mount (ENOTCONN, EIO, ...) fails stat but is still listed in mountinfo.
-        if isinstance(exc, FileNotFoundError) or not os.path.exists("/proc/self/mountinfo"):
-            raise
-    else:
-        # A tmpfs always has a device of its own: that answers without reading mountinfo,
-        # which on a busy node has thousands of lines. Same device may still be a bind mount.
-        if own.st_dev != parent.st_dev:
-            return True
-    try:
-        return os.path.realpath(target) in mount_points()
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("mnt_id:"):
+                    return line.split()[1]
     except OSError:
-        return False  # no /proc and the same device as the parent: not a mount we made
+        pass
+    return None
 
 
-def _is_mounted_sync(target: str) -> bool:
+def is_mount_root(parent_fd: int, fd: int) -> bool:
+    """Whether the directory ``fd`` is the root of a mount on top of its parent ``parent_fd``."""
+    # A tmpfs always has a device of its own: that answers without reading /proc.
+    if os.fstat(fd).st_dev != os.fstat(parent_fd).st_dev:
+        return True
+    # Same device may still be a bind mount: mount ids tell (fdinfo, Linux >= 3.15).
+    own, parent = _mount_id(fd), _mount_id(parent_fd)
+    return own is not None and parent is not None and own != parent
+
+
+def _detach_top(parent_fd: int) -> bool:
+    """Detach the topmost mount at ``parent/mount``; False when nothing is mounted there.
+
+    Lazily (MNT_DETACH), as kubelet's mounter does for a busy mount: the agent's files are
+    already removed, and a reader holding one open keeps only its own view until it closes.
+    """
+    fd = os.open(MOUNT_DIR, _PATH_FLAGS, dir_fd=parent_fd)
     try:
-        if not _is_mount_point(target):
+        if not is_mount_root(parent_fd, fd):
             return False
+        _check(_libc().umount2(_fd_path(fd), MNT_DETACH), "umount")
+        return True
+    finally:
+        os.close(fd)
+
+
+def _refuse_foreign(target: KubeletTarget, found: Survey) -> InvalidRequest:
+    names = ", ".join(repr(name) for name in found.foreign[:3])
+    more = f" and {len(found.foreign) - 3} more" if len(found.foreign) > 3 else ""
+    return InvalidRequest(
+        f"Target path {shown(target.path)} holds files the agent did not write "
+        f"({names}{more}); the agent never mounts over or deletes them"
+    )
+
+
+class _Target:
+    """A target opened for one operation: its parent's and (when it exists) its own descriptor."""
+
+    def __init__(self, volumes: KubeletVolumes, path: str) -> None:
+        self.spec = volumes.parse(path)
+        self.parent = volumes.open_volume_dir(self.spec)  # FileNotFoundError: nothing there
+        self.fd: int | None = None
+        self.unreadable = False
+        try:
+            self.reopen()
+        except BaseException:
+            os.close(self.parent)
+            raise
+
+    def reopen(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        try:
+            self.fd = open_child(self.parent, MOUNT_DIR, shown(self.spec.path))
+            self.unreadable = False
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            # A dead mount (ENOTCONN, EIO, ...) cannot be opened; tmpfs detaches it, as upstream
+            # unmounts a corrupt mount before mounting afresh.
+            if exc.errno not in _DEAD_MOUNT:
+                raise
+            self.unreadable = True
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+        os.close(self.parent)
+
+
+def _opened(volumes: KubeletVolumes, path: str) -> _Target | None:
+    try:
+        return _Target(volumes, path)
     except FileNotFoundError:
-        return False
+        return None
     except OSError as exc:
         raise MountPointError(
-            f"failed to check if target path {target} is mount point: {exc.strerror or exc}"
+            f"failed to check if target path {path} is mount point: {exc.strerror or exc}"
         ) from None
-    try:
-        os.listdir(target)
-    except OSError:
-        # Corrupt mount: unmount it so the caller mounts afresh, as upstream does.
-        with contextlib.suppress(OSError):
-            _sys_umount(target)
+
+
+class _Mounter:
+    """What both mounters share. Subclasses say what counts as a volume at a target."""
+
+    def __init__(self, volumes: KubeletVolumes) -> None:
+        self.volumes = volumes
+
+    def _mounted(self, opened: _Target) -> bool:
+        raise NotImplementedError
+
+    def _state(self, opened: _Target, found: Survey) -> VolumeState | None:
+        raise NotImplementedError
+
+    def _detach_all(self, opened: _Target) -> bool:
+        """Remove the agent's files from each mount at the target and detach it; True when
+        there was one (tmpfs only)."""
         return False
-    return True
+
+    def _mount_sync(self, path: str) -> None:
+        raise NotImplementedError
+
+    def _make_target(self, path: str) -> MadeTarget:
+        """The target directory, created in kubelet's volume directory if missing, and open."""
+        spec = self.volumes.parse(path)
+        try:
+            made = self.volumes.make_target(spec)
+        except OSError as exc:
+            raise MountError(f"failed to create {path}: {exc.strerror or exc}") from None
+        crashpoints.reached("publish.target_created")
+        return made
+
+    async def is_mounted(self, target: str) -> bool:
+        return await run_blocking(self._is_mounted_sync, target)
+
+    async def mount(self, target: str) -> None:
+        await run_blocking(self._mount_sync, target)
+
+    async def inspect(self, target: str) -> VolumeState | None:
+        return await run_blocking(self._inspect_sync, target)
+
+    async def unmount(self, target: str) -> None:
+        await run_blocking(self._unmount_sync, target)
+
+    async def discover(self) -> list[str]:
+        return await run_blocking(self._discover_sync)
+
+    def _is_mounted_sync(self, path: str) -> bool:
+        opened = _opened(self.volumes, path)
+        if opened is None:
+            return False
+        try:
+            return self._mounted(opened)
+        finally:
+            opened.close()
+
+    def _inspect_sync(self, path: str) -> VolumeState | None:
+        opened = _opened(self.volumes, path)
+        if opened is None:
+            return None
+        try:
+            if not self._mounted(opened):
+                if opened.fd is None:
+                    return None
+                found = survey(opened.fd)
+                if found.foreign:
+                    raise _refuse_foreign(opened.spec, found)
+                return None  # nothing, or only the agent's leftovers: publish afresh
+            assert opened.fd is not None
+            return self._state(opened, survey(opened.fd))
+        except OSError as exc:
+            raise MountPointError(
+                f"failed to read target path {path}: {exc.strerror or exc}"
+            ) from None
+        finally:
+            opened.close()
+
+    def _unmount_sync(self, path: str) -> None:
+        opened = _opened(self.volumes, path)
+        if opened is None:
+            return
+        try:
+            cleared = self._detach_all(opened)
+            if opened.fd is None:
+                return
+            found = survey(opened.fd)
+            if found.foreign:
+                raise _refuse_foreign(opened.spec, found)
+            remove_artefacts(opened.fd, found.artefacts)
+            if not cleared:
+                crashpoints.reached("unpublish.cleared")
+            os.rmdir(MOUNT_DIR, dir_fd=opened.parent)
+            crashpoints.reached("unpublish.removed")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise MountError(f"failed to unmount {path}: {exc.strerror or exc}") from None
+        finally:
+            opened.close()
+
+    def _discover_sync(self) -> list[str]:
+        found = []
+        for path in self.volumes.candidate_targets():
+            with contextlib.suppress(OSError, InvalidRequest, MountPointError):
+                if self._is_mounted_sync(path):
+                    found.append(path)
+        return found
 
 
-def _make_target(target: str) -> None:
-    if not os.path.isdir(target):
-        # kubelet >= 1.20 creates only the parent of the target path.
-        os.makedirs(target, mode=TARGET_DIR_MODE, exist_ok=True)
-        os.chmod(target, TARGET_DIR_MODE)
-
-
-def _unmount_sync(target: str) -> None:
-    # Remove content first so secrets are gone even if the unmount itself fails.
-    with contextlib.suppress(OSError):
-        clear_target(target)
-    try:
-        for _ in range(_MAX_UNMOUNTS):
-            if not _is_mount_point(target):
-                break
-            _sys_umount(target)
-        os.rmdir(target)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise MountError(f"failed to unmount {target}: {exc.strerror or exc}") from None
-
-
-class TmpfsMounter:
+class TmpfsMounter(_Mounter):
     """Mounts a tmpfs per volume through mount(2); needs CAP_SYS_ADMIN."""
 
     def __init__(
         self,
+        volumes: KubeletVolumes,
         size_bytes: int | None = None,
         options: Sequence[str] = ("nosuid", "nodev", "noexec"),
     ) -> None:
+        super().__init__(volumes)
         if size_bytes is not None and size_bytes <= 0:
-            raise ConfigError(f"tmpfs size must be positive, got {size_bytes}")
+            raise ConfigError(f"--tmpfs-size must be positive, got {size_bytes}")
         self._flags = 0
         data = [f"size={size_bytes}"] if size_bytes is not None else []
         for option in options:
@@ -162,78 +284,83 @@ class TmpfsMounter:
             data.append("mode=0755")
         self.data = ",".join(data)
 
-    async def is_mounted(self, target: str) -> bool:
-        return await run_blocking(_is_mounted_sync, target)
+    def _mounted(self, opened: _Target) -> bool:
+        if opened.unreadable:
+            with contextlib.suppress(OSError):
+                _detach_top(opened.parent)
+            opened.reopen()
+        return opened.fd is not None and is_mount_root(opened.parent, opened.fd)
 
-    async def mount(self, target: str) -> None:
-        await run_blocking(self._mount_sync, target)
+    def _state(self, opened: _Target, found: Survey) -> VolumeState:
+        return VolumeState(found.content, found.has_metadata)
 
-    def _mount_sync(self, target: str) -> None:
-        if _is_mounted_sync(target):
-            return
+    def _mount_sync(self, path: str) -> None:
+        made = self._make_target(path)
         try:
-            _make_target(target)
-            _sys_mount(target, self._flags, self.data)
+            if not made.created:
+                if is_mount_root(made.parent, made.fd):
+                    return
+                found = survey(made.fd)  # the node's disk below the mount: only ours may be there
+                if found.foreign:
+                    raise _refuse_foreign(self.volumes.parse(path), found)
+                remove_artefacts(made.fd, found.artefacts)
+            options = self.data.encode()
+            rc = _libc().mount(b"tmpfs", _fd_path(made.fd), b"tmpfs", self._flags, options)
+            _check(rc, "mount")
         except OSError as exc:
-            raise MountError(f"failed to mount tmpfs at {target}: {exc.strerror or exc}") from None
+            raise MountError(f"failed to mount tmpfs at {path}: {exc.strerror or exc}") from None
+        finally:
+            made.close()
+        crashpoints.reached("publish.mounted")
 
-    async def unmount(self, target: str) -> None:
-        await run_blocking(_unmount_sync, target)
-
-    async def is_empty(self, target: str) -> bool:
-        return not await run_blocking(_has_entries, target)
-
-
-def _has_entries(target: str) -> bool:
-    try:
-        with os.scandir(target) as entries:
-            return next(entries, None) is not None
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError as exc:
-        raise MountPointError(f"failed to read target path {target}: {exc.strerror}") from None
-
-
-def _dir_mount(target: str) -> None:
-    try:
-        _make_target(target)
-    except OSError as exc:
-        raise MountError(f"failed to create {target}: {exc.strerror or exc}") from None
-
-
-def _dir_unmount(target: str) -> None:
-    try:
-        clear_target(target)
-        os.rmdir(target)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise MountError(f"failed to remove {target}: {exc.strerror or exc}") from None
+    def _detach_all(self, opened: _Target) -> bool:
+        detached = False
+        for _ in range(_MAX_UNMOUNTS):
+            if not self._mounted(opened):
+                break
+            assert opened.fd is not None
+            # Secrets first, so they are gone even if the mount stays busy. Whatever else is in
+            # the mount (a legacy plugin's files) goes with the tmpfs, never one by one.
+            with contextlib.suppress(OSError):
+                remove_artefacts(opened.fd, survey(opened.fd).artefacts)
+            crashpoints.reached("unpublish.cleared")
+            os.close(opened.fd)
+            opened.fd = None
+            _detach_top(opened.parent)
+            crashpoints.reached("unpublish.unmounted")
+            opened.reopen()
+            detached = True
+        return detached
 
 
-class DirectoryMounter:
+class DirectoryMounter(_Mounter):
     """No real mount: a directory on the node's disk (upstream's Windows behaviour).
 
     A non-empty directory counts as mounted, exactly as upstream decides on Windows.
     """
 
-    async def is_mounted(self, target: str) -> bool:
-        return await run_blocking(_has_entries, target)
+    def _mounted(self, opened: _Target) -> bool:
+        if opened.fd is None:
+            return False
+        with os.scandir(opened.fd) as entries:
+            return next(entries, None) is not None
 
-    async def mount(self, target: str) -> None:
-        await run_blocking(_dir_mount, target)
+    def _state(self, opened: _Target, found: Survey) -> VolumeState:
+        if found.foreign and not found.has_metadata:
+            raise _refuse_foreign(opened.spec, found)
+        return VolumeState(found.content, found.has_metadata)
 
-    async def unmount(self, target: str) -> None:
-        await run_blocking(_dir_unmount, target)
-
-    async def is_empty(self, target: str) -> bool:
-        return not await run_blocking(_has_entries, target)
+    def _mount_sync(self, path: str) -> None:
+        self._make_target(path).close()
+        crashpoints.reached("publish.mounted")
 
 
-def make_mounter(mode: str, size_bytes: int | None = None) -> VolumeMounter:
+def make_mounter(
+    mode: str, volumes: KubeletVolumes, size_bytes: int | None = None
+) -> VolumeMounter:
     """``"tmpfs"`` or ``"directory"``; anything else is a ConfigError."""
     if mode == "tmpfs":
-        return TmpfsMounter(size_bytes)
+        return TmpfsMounter(volumes, size_bytes)
     if mode == "directory":
-        return DirectoryMounter()
+        return DirectoryMounter(volumes)
     raise ConfigError(f"unknown mount mode {mode!r}: expected 'tmpfs' or 'directory'")

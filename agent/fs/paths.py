@@ -18,11 +18,6 @@ MAX_NAME_LENGTH = 255
 MAX_MODE = 0o777
 DEFAULT_MAX_TOTAL_BYTES = 16 * 1024 * 1024
 
-# Upstream's regex for kubelet target paths (group 1: pod UID, group 2: volume name). Both
-# separators are accepted because the same driver serves Windows nodes.
-_TARGET_PATH_RE = re.compile(
-    r"[\\|/]+pods[\\|/]+(.+?)[\\|/]+volumes[\\|/]+kubernetes\.io~csi[\\|/]+(.+?)[\\|/]+mount$"
-)
 # "C:" at the start means a drive-relative or absolute path on Windows nodes.
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _SHOWN_CHARS = 120
@@ -54,7 +49,7 @@ def validate_path(path: str) -> None:
     if "\x00" in path:
         raise _invalid(path, "must not contain NUL")
     if _byte_length(path, path) > MAX_PATH_LENGTH:
-        raise _invalid(path, f"must be at most {MAX_PATH_LENGTH} bytes long")
+        raise _invalid(path, f"must be at most {MAX_PATH_LENGTH} bytes long (kernel PATH_MAX)")
     # Backslashes are separators on Windows nodes; forbidding them everywhere keeps one rule
     # for both platforms and closes "a\\..\\..\\x" style escapes.
     if "\\" in path:
@@ -68,7 +63,9 @@ def validate_path(path: str) -> None:
         if element == ".":
             raise _invalid(path, "must not contain '.' elements")
         if _byte_length(path, element) > MAX_NAME_LENGTH:
-            raise _invalid(path, f"file names must be at most {MAX_NAME_LENGTH} bytes long")
+            raise _invalid(
+                path, f"file names must be at most {MAX_NAME_LENGTH} bytes long (kernel NAME_MAX)"
+            )
     if elements[0].startswith(".."):
         raise _invalid(path, "must not start with '..' (reserved for the writer)")
     if posixpath.normpath(path) != path:
@@ -116,11 +113,3 @@ def validate_payload(files: Sequence[SecretFile], *, max_total_bytes: int) -> No
                 f"{_show(file.path)} ({len(files)} files); --max-payload-size raises it"
             )
     _check_layout([file.path for file in files])
-
-
-def target_pod_uid(target_path: str) -> tuple[str, str] | None:
-    """``(pod_uid, volume_name)`` parsed from a kubelet target path, or None if it is not one."""
-    match = _TARGET_PATH_RE.search(target_path)
-    if match is None:
-        return None
-    return match.group(1), match.group(2)

@@ -19,7 +19,7 @@ import structlog
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.aio.tasks import TaskSet
 from agent.config import Settings
-from agent.core.mount_table import MountTable
+from agent.core.mount_table import MountTable, status_key
 from agent.core.records import status_of
 from agent.errors import ConfigError, KubernetesApiError, StatusError
 from agent.k8s.api import ApiSettings, KubeApi, Observer
@@ -34,6 +34,7 @@ from agent.k8s.secrets import KubeSecrets, VersionKeySecret
 from agent.k8s.spcs import KubeSecretProviderClassSource, served_resource
 from agent.k8s.synced_secrets import KubeSecretStore
 from agent.model import VolumeRecord
+from agent.ports import ChangeListener
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +72,7 @@ class KubernetesAdapter:
         self.version_key = VersionKeySecret(self.secrets, namespace, settings.hmac_secret_name)
         self.pods: PodWatcher | None = None
         self.secret_consumers = KubeSecretConsumers(self.api, self.statuses, lambda: self.pods)
+        self._listeners: list[ChangeListener] = []
         self._tasks = TaskSet("kubernetes")
 
     def watch_pods(self, table: MountTable, release: Release) -> PodWatcher:
@@ -80,10 +82,22 @@ class KubernetesAdapter:
         self.pods = PodWatcher(
             self.api, self._settings.node_id, table, release, self._informer_settings
         )
-        table.subscribe(self._status_follows)
+        for listener in self._listeners:
+            self.pods.listen(listener)
+        table.subscribe(lambda record: self._status_follows(table, record))
         return self.pods
 
-    def _status_follows(self, record: VolumeRecord) -> None:
+    def listen(self, listener: ChangeListener) -> None:
+        """Tell ``listener`` of created and edited classes and pods on this node."""
+        self._listeners.append(listener)
+        self.spcs.listen(listener)
+        if self.pods is not None:
+            self.pods.listen(listener)
+
+    def _status_follows(self, table: MountTable, record: VolumeRecord) -> None:
+        owner = table.status_owner(status_key(record))
+        if owner is not None and owner.target_path != record.target_path:
+            return  # a pod's second volume of one class never overwrites the first one's status
         try:
             self.statuses.want(status_of(record, self._settings.node_id))
         except StatusError as err:
@@ -133,11 +147,6 @@ class KubernetesAdapter:
                 delay = backoff.next_delay()
                 log.warning("version_key.unavailable", secret=self.version_key.ref, error=message)
                 await asyncio.sleep(delay)
-
-    async def after_recovery(self, table: MountTable) -> None:
-        """Delete this node's statuses of volumes that did not survive the restart."""
-        statuses = (status_of(record, self._settings.node_id) for record in table)
-        await self.statuses.prune({(status.namespace, status.name) for status in statuses})
 
     def ready_checks(self) -> Mapping[str, Check]:
         checks: dict[str, Check] = {}

@@ -35,10 +35,10 @@ from agent.errors import (
     KubernetesApiError,
     StatusError,
 )
-from agent.fs.paths import target_pod_uid
 from agent.k8s.api import KubeApi, Lane, Object
 from agent.k8s.resources import SPC_POD_STATUSES
 from agent.model import PodStatus
+from agent.targets import pod_uid_and_volume
 
 log = structlog.get_logger(__name__)
 
@@ -149,20 +149,6 @@ class KubePodStatusStore:
                 target_path=status.target_path,
             )
         return status
-
-    async def prune(self, keep: set[Key]) -> int:
-        """After recovery: delete this node's statuses of volumes that are no longer mounted
-        (the agent was down when kubelet gave up on them). Statuses whose target path does not
-        match their pod were never trusted and are left alone. Returns how many go."""
-        stale = [
-            key
-            for key, status in self._applied.items()
-            if status is not None and key not in keep and _target_matches(status)
-        ]
-        for key in stale:
-            log.info("pod_status.stale", namespace=key[0], name=key[1])
-            self._want(key, _DELETE)
-        return len(stale)
 
     async def written_uid(self, namespace: str, name: str) -> str:
         """The ``metadata.uid`` of the status once every write wanted for it has been applied
@@ -305,6 +291,6 @@ def _uid_of(document: Any) -> str:
 def _target_matches(status: PodStatus) -> bool:
     """The target path is a kubelet volume path of the status's own pod."""
     path = status.target_path
-    parsed = target_pod_uid(path)
+    parsed = pod_uid_and_volume(path)
     normal = os.path.isabs(path) and os.path.normpath(path) == path
     return normal and parsed is not None and parsed[0] == status.pod_uid

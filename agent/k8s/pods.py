@@ -19,11 +19,13 @@ import structlog
 
 from agent.aio.tasks import TaskSet
 from agent.core.mount_table import MountTable
+from agent.documents.spc import agent_annotations
 from agent.errors import ApiNotFound, KubernetesApiError
 from agent.k8s.api import KubeApi, Lane, Object
 from agent.k8s.informer import Informer, InformerSettings, Key
 from agent.k8s.resources import PODS
 from agent.model import OwnerReference, PodInfo, VolumeRecord
+from agent.ports import ChangeListener
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +58,7 @@ def decode_pod(document: Object) -> PodInfo | None:
         terminating=bool(metadata.get("deletionTimestamp")),
         service_account=str(spec.get("serviceAccountName", "")),
         owners=owners,
+        annotations=agent_annotations(metadata),
     )
 
 
@@ -77,6 +80,7 @@ class PodWatcher:
         # UIDs known gone, newest last, so a volume recorded after its pod left is released.
         self._gone: OrderedDict[str, None] = OrderedDict()
         self._checking: set[str] = set()
+        self._listeners: list[ChangeListener] = []
         self.work = TaskSet("pods")
         self.informer: Informer[PodInfo] = Informer(
             "pods",
@@ -88,6 +92,10 @@ class PodWatcher:
             settings=settings,
         )
         table.subscribe(self._volume_recorded)
+
+    def listen(self, listener: ChangeListener) -> None:
+        """Tell ``listener`` of every pod on this node created or edited."""
+        self._listeners.append(listener)
 
     # ---- PodLookup ----
 
@@ -108,6 +116,10 @@ class PodWatcher:
         self._uids[new.uid] = key
         if new.finished:
             self._pod_gone(new, f"phase {new.phase}")
+            return
+        same_pod = old if old is not None and old.uid == new.uid else None
+        for listener in self._listeners:
+            listener.pod_changed(same_pod, new)
 
     def on_delete(self, key: Key, old: PodInfo) -> None:
         self._pod_gone(old, "deleted")

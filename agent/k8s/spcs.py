@@ -26,9 +26,10 @@ from agent.errors import (
     SecretProviderClassNotFound,
 )
 from agent.k8s.api import KubeApi, Lane, Object
-from agent.k8s.informer import Informer, InformerSettings
+from agent.k8s.informer import Informer, InformerSettings, Key
 from agent.k8s.resources import SPC_V1, SPC_V1ALPHA1, Resource
 from agent.model import SecretProviderClass
+from agent.ports import ChangeListener
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +95,8 @@ class KubeSecretProviderClassSource:
     ) -> None:
         self._api = api
         self.resource = resource
-        self._listeners: list[Callable[[str, str], None]] = []
+        self._secret_objects_listeners: list[Callable[[str, str], None]] = []
+        self._change_listeners: list[ChangeListener] = []
         self.informer: Informer[CacheEntry] = Informer(
             "secretproviderclasses", api, resource, decode_class, settings=settings, handler=self
         )
@@ -102,23 +104,31 @@ class KubeSecretProviderClassSource:
     def on_secret_objects_changed(self, listener: Callable[[str, str], None]) -> None:
         """Call ``listener(namespace, name)`` when a cached class's ``secretObjects`` change
         or the class is deleted (secret sync re-syncs its volumes at once)."""
-        self._listeners.append(listener)
+        self._secret_objects_listeners.append(listener)
+
+    def listen(self, listener: ChangeListener) -> None:
+        """Tell ``listener`` of every class created or edited (annotations included)."""
+        self._change_listeners.append(listener)
 
     # ---- informer events ----
 
-    def on_upsert(self, key: tuple[str, str], old: CacheEntry | None, new: CacheEntry) -> None:
+    def on_upsert(self, key: Key, old: CacheEntry | None, new: CacheEntry) -> None:
         before = getattr(old, "secret_objects", None)
         if old is not None and before != getattr(new, "secret_objects", None):
-            self._changed(key)
+            self._secret_objects_changed(key)
+        if isinstance(new, SecretProviderClass):
+            previous = old if isinstance(old, SecretProviderClass) else None
+            for listener in self._change_listeners:
+                listener.class_changed(previous, new)
 
-    def on_delete(self, key: tuple[str, str], old: CacheEntry) -> None:
-        self._changed(key)
+    def on_delete(self, key: Key, old: CacheEntry) -> None:
+        self._secret_objects_changed(key)
 
     def on_synced(self) -> None:
         return
 
-    def _changed(self, key: tuple[str, str]) -> None:
-        for listener in self._listeners:
+    def _secret_objects_changed(self, key: Key) -> None:
+        for listener in self._secret_objects_listeners:
             listener(*key)
 
     def use(self, resource: Resource) -> None:

@@ -35,6 +35,7 @@ from agent.errors import (
     ServiceAccountNotFound,
 )
 from agent.model import SecretProviderClass
+from agent.ports import ChangeListener
 from agent.providers.common.goyaml import Decoder, GoYAMLError, load_all
 
 DEFAULT_NAMESPACE = "default"
@@ -67,6 +68,22 @@ class DirectorySecretProviderClassSource:
         self.directory = Path(directory)
         self._snapshot = _Snapshot()
         self._lock = asyncio.Lock()
+        self._listeners: list[ChangeListener] = []
+
+    def listen(self, listener: ChangeListener) -> None:
+        """Tell ``listener`` of classes created or edited, whenever the directory is re-read."""
+        self._listeners.append(listener)
+
+    async def watch(self, period: float) -> None:
+        """Re-read the directory every ``period`` seconds, so edits (a refresh-now or interval
+        annotation) reach listeners without a publish; cheap while nothing changed (names,
+        sizes and mtimes only)."""
+        while True:
+            await self.rescan()
+            await asyncio.sleep(period)
+
+    async def rescan(self) -> None:
+        await self._refresh()
 
     async def get(self, namespace: str, name: str) -> SecretProviderClass:
         snapshot = await self._refresh()
@@ -104,7 +121,15 @@ class DirectorySecretProviderClassSource:
                 self._snapshot = fresh
                 for file, reason in fresh.problems:
                     log.warning("standalone.spc_invalid", file=file, reason=reason)
+                self._notify(previous, fresh)
             return self._snapshot
+
+    def _notify(self, previous: _Snapshot, fresh: _Snapshot) -> None:
+        for key, spc in fresh.classes.items():
+            old = previous.classes.get(key)
+            if old != spc:
+                for listener in self._listeners:
+                    listener.class_changed(old, spc)
 
 
 def _signature(directory: Path) -> Signature | None:

@@ -71,6 +71,8 @@ def test_full_values_reach_the_agent(helm: Helm) -> None:
     assert settings.log_format_json is True
     assert settings.enable_secret_rotation is True
     assert settings.rotation_poll_interval == 90.0
+    assert settings.rotation_min_poll_interval == 15.0
+    assert settings.rotation_concurrency == 4
     assert settings.provider_health_check is True
     assert settings.provider_health_check_interval == 60.0
     assert settings.provider_volume == "/run/secrets-store-csi-providers"
@@ -110,9 +112,11 @@ def test_kubelet_registrar_and_agent_agree_on_paths(helm: Helm, values: tuple[Pa
     assert hosts["registration-dir"].rstrip("/") == f"{kubelet_root}/plugins_registry"
     assert mounts(registrar)["registration-dir"]["mountPath"] == "/registration"
 
-    # Pods' volumes: same path inside and out, mounts flowing back to the host.
+    # Pods' volumes: same path inside and out, mounts flowing back to the host; the agent
+    # publishes only below the root it is told, which is kubelet's.
     pods = mounts(agent)["mountpoint-dir"]
     assert pods["mountPath"] == hosts["mountpoint-dir"] == f"{kubelet_root}/pods"
+    assert settings.kubelet_root_dir == kubelet_root
     assert pods["mountPropagation"] == "Bidirectional"
     assert agent["securityContext"]["privileged"] is True
 
@@ -128,9 +132,11 @@ def test_kubelet_registrar_and_agent_agree_on_paths(helm: Helm, values: tuple[Pa
 
 def test_custom_kubelet_root_moves_every_kubelet_path(helm: Helm) -> None:
     root = "/var/snap/microk8s/common/var/lib/kubelet"
-    hosts = host_paths(helm.template(FULL))
+    objects = helm.template(FULL)
+    hosts = host_paths(objects)
     for name in ("mountpoint-dir", "plugin-dir", "registration-dir"):
         assert hosts[name].startswith(root + "/"), name
+    assert agent_settings(objects).kubelet_root_dir == root
 
 
 @pytest.mark.parametrize("values", VALUES_FILES.values(), ids=VALUES_FILES.keys())

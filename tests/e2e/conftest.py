@@ -136,6 +136,9 @@ class AgentProcess:
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
     env: dict[str, str] | None = None  # None: this process's environment
+    # ``agent`` runs ``python -m agent serve``; another module takes serve's flags directly
+    # (``tests.support.instant_agent``: the agent with an in-process provider).
+    module: str = "agent"
 
     @property
     def socket(self) -> Path:
@@ -157,14 +160,15 @@ class AgentProcess:
         return [
             sys.executable,
             "-m",
-            "agent",
-            "serve",
+            self.module,
+            *(["serve"] if self.module == "agent" else []),
             f"--standalone-dir={self.root}",
             f"--endpoint={self.endpoint}",
             "--nodeid=e2e-node",
             f"--metrics-addr=127.0.0.1:{self.metrics_port}",
             f"--health-addr=127.0.0.1:{self.health_port}",
             f"--state-dir={self.root / 'state'}",
+            f"--kubelet-root-dir={self.root}",
             "--log-format-json",
             "--tmpfs-size=1Mi",
             "--shutdown-grace=5s",
@@ -319,13 +323,13 @@ class Agents:
         self.root = root
         self.started: list[AgentProcess] = []
 
-    def new(self, *args: str) -> AgentProcess:
-        agent = AgentProcess(self.root, list(args))
+    def new(self, *args: str, **options: Any) -> AgentProcess:
+        agent = AgentProcess(self.root, list(args), **options)
         self.started.append(agent)
         return agent
 
-    def start(self, *args: str) -> AgentProcess:
-        agent = self.new(*args)
+    def start(self, *args: str, **options: Any) -> AgentProcess:
+        agent = self.new(*args, **options)
         agent.start()
         agent.wait_ready()
         return agent

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agent.errors import ProviderError, ProviderUnavailable
+from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.model import MountResult
 from agent.providers.aws import AwsProvider
 from agent.providers.aws.transport import RetryPolicy, Timeouts
@@ -201,6 +201,17 @@ async def test_a_hung_primary_with_irsa_leaves_the_failover_region_time(
     sts = [seen for seen in proxy.seen if not seen.region]
     assert len(sts) == 2  # the hung primary once, then the failover region
     assert proxy.calls(PRIMARY, "GetSecretValue") == 1
+
+
+async def test_throttling_that_outlasts_the_retries_is_reported_as_throttling(
+    proxy: FaultProxy, provider: AwsProvider
+) -> None:
+    proxy.faults[PRIMARY] = "throttle"
+    request = aws_request("- {objectName: anything, objectType: secretsmanager}", region=PRIMARY)
+    with pytest.raises(ProviderThrottled, match="ThrottlingException") as info:
+        await provider.mount(request)
+    # Still UNAVAILABLE for kubelet; the rotation scheduler backs the aws provider off.
+    assert isinstance(info.value, ProviderUnavailable)
 
 
 async def test_an_oversized_answer_is_refused_unread_and_fails_over(

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agent.errors import ProviderError, ProviderUnavailable
+from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.azure import AzureProvider
 from agent.providers.azure.transport import MAX_BODY_BYTES
 from tests.support.azure import SP_CLIENT, SP_SECRET, WI_CLIENT, AzureWorld
@@ -104,7 +104,8 @@ async def test_throttling_that_does_not_end_is_unavailable(
 ) -> None:
     azure.keyvault.fail("/secrets/db-password", 429, times=10, headers={"Retry-After": "1"})
     error = await failure(provider, azure)
-    assert isinstance(error, ProviderUnavailable)
+    assert isinstance(error, ProviderThrottled)  # a ProviderUnavailable: kubelet retries
+    assert error.retry_after == 1.0
     assert "answered 429 Throttled" in error.message
     assert azure.sleeps.delays == [1.0, 1.0, 1.0]  # four attempts in all
 
@@ -114,7 +115,8 @@ async def test_a_long_retry_after_is_left_to_kubelet(
 ) -> None:
     azure.keyvault.fail("/secrets/db-password", 429, times=1, headers={"Retry-After": "120"})
     error = await failure(provider, azure)
-    assert isinstance(error, ProviderUnavailable)
+    assert isinstance(error, ProviderThrottled)
+    assert error.retry_after == 120.0  # the rotation scheduler waits at least that long
     assert azure.sleeps.delays == []
 
 

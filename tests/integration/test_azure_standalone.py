@@ -33,7 +33,7 @@ from tests.support.azure import (
     AzureWorld,
     objects_parameter,
 )
-from tests.support.kubelet import POD_UID, Kubelet, publish_request
+from tests.support.kubelet import POD_UID, Kubelet, kubelet_target, publish_request
 from tests.support.mounts import is_root, mounts_under
 from tests.support.pki import chain, pfx
 
@@ -69,9 +69,7 @@ class Node:
     root: Path
 
     def target(self, volume: str = "secrets") -> str:
-        return str(
-            self.root / "pods" / POD_UID / "volumes" / "kubernetes.io~csi" / volume / "mount"
-        )
+        return kubelet_target(self.root, volume, POD_UID)
 
     def write_spc(self, name: str, objects: list[dict[str, object]]) -> None:
         text = SPC.format(

@@ -317,7 +317,7 @@ async def test_provider_deadline(harness: AgentHarness) -> None:
     details = await expect_error(
         harness.kubelet.publish(publish_request(target)), grpc.StatusCode.DEADLINE_EXCEEDED
     )
-    assert "0.2s" in details
+    assert "0.2s" in details and "--provider-timeout" in details
     assert mounts_under(target) == []
 
 
@@ -376,31 +376,7 @@ async def test_different_targets_publish_concurrently(harness: AgentHarness) -> 
         await harness.kubelet.unpublish("csi-1", target)
 
 
-# ---- Rotation on republish (kubelet requiresRepublish) ----
-
-
-@pytest.mark.parametrize(
-    "settings_overrides", [{"enable_secret_rotation": True, "rotation_poll_interval": 0.05}]
-)
-async def test_republish_after_interval_rotates_content(harness: AgentHarness) -> None:
-    target = harness.target()
-    await harness.kubelet.publish(publish_request(target))
-    harness.provider.files = {"username": b"admin", "password": b"rotated"}
-    await asyncio.sleep(0.1)
-    await harness.kubelet.publish(publish_request(target))
-    assert Path(target, "password").read_bytes() == b"rotated"
-    harness.provider.error = ProviderError("store down")
-    await asyncio.sleep(0.1)
-    await harness.kubelet.publish(publish_request(target))  # masked: kubelet must not tear down
-    assert Path(target, "password").read_bytes() == b"rotated"
-    await harness.kubelet.unpublish("v", target)
-    # Upstream's accounting: every return kubelet saw as success counts in node_publish_total,
-    # the masked failure also in the error counters; one duration sample per call.
-    body = harness.agent.metrics.exposition()[0].decode()
-    assert 'node_publish_total{os_type="linux",provider="fake"} 3.0' in body
-    assert 'error_type="GRPCProviderError",os_type="linux",provider="fake"} 1.0' in body
-    assert 'rotation_reconcile_total{os_type="linux",provider="fake",rotated="true"} 1.0' in body
-    assert 'node_publish_duration_seconds_count{os_type="linux",provider="fake"} 3.0' in body
+# Rotation (the scheduler, and kubelet's republish with rotation on): test_rotation.py.
 
 
 # ---- Shutdown and metrics ----
@@ -560,7 +536,7 @@ async def test_oversized_content_is_refused_and_nothing_written(harness: AgentHa
     details = await expect_error(
         harness.kubelet.publish(publish_request(target)), grpc.StatusCode.INVALID_ARGUMENT
     )
-    assert "big" in details and "1024" in details
+    assert "big" in details and "1024" in details and "--max-payload-size" in details
     assert "yyyy" not in details
     assert mounts_under(target) == [] and not os.path.exists(target)
 
@@ -688,3 +664,33 @@ async def test_a_mount_someone_else_filled_is_never_wiped(harness: AgentHarness)
         assert mounts_under(target) == [target]
     await harness.agent.mounter.unmount(target)
     harness.agent.table.forget(target)
+
+
+@pytest.mark.skipif(not is_root(), reason="a tmpfs of a given size needs root")
+@pytest.mark.parametrize("settings_overrides", [{"tmpfs_size": 64 * 1024}])
+async def test_a_full_tmpfs_names_the_flag_and_the_size(harness: AgentHarness) -> None:
+    harness.provider.files = {"small": b"s" * 100, "big": b"B" * 200_000}
+    target = harness.target()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await harness.kubelet.publish(publish_request(target))
+    details = caught.value.details() or ""
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "--tmpfs-size is 65536 bytes" in details
+    assert "2 files of 200100 bytes" in details and "--tmpfs-size=2Mi" in details
+    assert "BBBB" not in details
+    assert mounts_under(target) == [] and not os.path.exists(target)
+
+
+async def test_kubelets_long_lived_connection_keeps_a_bounded_stream_record(
+    harness: AgentHarness,
+) -> None:
+    """h2 remembers every closed stream up to 65,536 per connection by default: ~10 MiB of RSS on
+    kubelet's one connection (bench/memory_bench.py). The agent bounds it (csi/server.py)."""
+    from agent.csi.server import MAX_CLOSED_STREAMS
+
+    calls = MAX_CLOSED_STREAMS + 100
+    for _ in range(calls):
+        await harness.kubelet.call("Identity", "Probe", csi.ProbeRequest(), csi.ProbeResponse)
+    [protocol] = list(harness.agent.csi._server.connections)
+    remembered = protocol.connection._connection._closed_streams  # h2's private record
+    assert len(remembered) <= MAX_CLOSED_STREAMS < calls

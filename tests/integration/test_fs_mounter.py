@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import errno
 import os
-import re
 import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,13 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError, FileWriteError, MountError
+from agent.errors import ConfigError, FileWriteError, InvalidRequest, MountError
 from agent.fs import mounter as mounter_mod
 from agent.fs.atomic_writer import AsyncPayloadWriter
+from agent.fs.confined import KubeletVolumes
 from agent.fs.files import read_visible_files
 from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
-from agent.fs.mounter import DirectoryMounter, TmpfsMounter, make_mounter, mount_points
-from agent.model import SecretFile
+from agent.fs.mounter import DirectoryMounter, TmpfsMounter, make_mounter
+from agent.model import SecretFile, VolumeContent, VolumeState
+from agent.targets import TargetRules
+from tests.support.kubelet import kubelet_target
+from tests.support.mounts import force_unmount_under, mounts_under
 
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="tmpfs mounts need root")
 
@@ -44,22 +45,20 @@ def mount_entry(path: Path) -> MountEntry | None:
     return found
 
 
-def force_unmount(path: Path) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    for _ in range(16):
-        if str(path) not in mount_points():
-            return
-        libc.umount2(os.fsencode(path), mounter_mod.MNT_DETACH)
+@pytest.fixture
+def volumes(tmp_path: Path) -> KubeletVolumes:
+    return KubeletVolumes(TargetRules(str(tmp_path)))
 
 
 @pytest.fixture
 async def target(tmp_path: Path) -> AsyncIterator[Path]:
-    """A kubelet-like target path whose parents do not exist yet; always unmounted after."""
-    path = tmp_path / "pods" / "uid-1" / "volumes" / "kubernetes.io~csi" / "vol" / "mount"
+    """A kubelet target path whose parent (the volume directory) exists, as kubelet makes it;
+    always unmounted after."""
+    path = Path(kubelet_target(tmp_path))
     try:
         yield path
     finally:
-        force_unmount(path)
+        force_unmount_under(str(tmp_path))
 
 
 def files(**contents: bytes) -> list[SecretFile]:
@@ -68,9 +67,10 @@ def files(**contents: bytes) -> list[SecretFile]:
 
 @pytest.mark.root
 @requires_root
-async def test_tmpfs_lifecycle(target: Path) -> None:
-    mounter = TmpfsMounter(size_bytes=1024 * 1024)
+async def test_tmpfs_lifecycle(volumes: KubeletVolumes, target: Path) -> None:
+    mounter = TmpfsMounter(volumes, size_bytes=1024 * 1024)
     assert await mounter.is_mounted(str(target)) is False
+    assert await mounter.inspect(str(target)) is None
     await mounter.mount(str(target))
     entry = mount_entry(target)
     assert entry is not None
@@ -79,23 +79,28 @@ async def test_tmpfs_lifecycle(target: Path) -> None:
     assert {"size=1024k", "mode=755"} <= entry.super_options
     assert stat.S_IMODE(target.stat().st_mode) == 0o755
     assert await mounter.is_mounted(str(target)) is True
+    assert await mounter.inspect(str(target)) == VolumeState(VolumeContent.EMPTY, False)
 
-    writer = AsyncPayloadWriter()
+    writer = AsyncPayloadWriter(volumes)
     assert await writer.write(str(target), files(a=b"1", d__e=b"2")) is True
-    await JsonVolumeMetadata().save(str(target), {"volume_id": "v"})
+    assert await mounter.inspect(str(target)) == VolumeState(VolumeContent.COMPLETE, False)
+    await JsonVolumeMetadata(volumes).save(str(target), {"volume_id": "v"})
     assert read_visible_files(str(target)) == {"a": b"1", "d/e": b"2"}
     assert (target / METADATA_FILE).exists()
+    assert await mounter.inspect(str(target)) == VolumeState(VolumeContent.COMPLETE, True)
+    assert await mounter.discover() == [str(target)]
 
     await mounter.unmount(str(target))
     assert not os.path.lexists(target)
     assert mount_entry(target) is None
     assert target.parent.is_dir()
+    assert await mounter.discover() == []
 
 
 @pytest.mark.root
 @requires_root
-async def test_mount_is_idempotent_and_default_size(target: Path) -> None:
-    mounter = TmpfsMounter(size_bytes=None)
+async def test_mount_is_idempotent_and_default_size(volumes: KubeletVolumes, target: Path) -> None:
+    mounter = TmpfsMounter(volumes, size_bytes=None)
     await mounter.mount(str(target))
     await mounter.mount(str(target))
     lines = Path("/proc/self/mountinfo").read_text().splitlines()
@@ -109,14 +114,13 @@ async def test_mount_is_idempotent_and_default_size(target: Path) -> None:
 
 @pytest.mark.root
 @requires_root
-async def test_full_tmpfs_keeps_previous_content(target: Path) -> None:
-    mounter = TmpfsMounter(size_bytes=64 * 1024)
+async def test_full_tmpfs_keeps_previous_content(volumes: KubeletVolumes, target: Path) -> None:
+    mounter = TmpfsMounter(volumes, size_bytes=64 * 1024)
     await mounter.mount(str(target))
-    writer = AsyncPayloadWriter()
+    writer = AsyncPayloadWriter(volumes)
     await writer.write(str(target), files(small=b"s" * 1000))
     with pytest.raises(FileWriteError) as caught:
         await writer.write(str(target), files(small=b"x" * 1000, big=b"B" * 200_000))
-    assert "'big'" in caught.value.message
     assert "BBBB" not in str(caught.value)
     assert read_visible_files(str(target)) == {"small": b"s" * 1000}
     await mounter.unmount(str(target))
@@ -124,30 +128,12 @@ async def test_full_tmpfs_keeps_previous_content(target: Path) -> None:
 
 @pytest.mark.root
 @requires_root
-async def test_corrupt_mount_is_unmounted(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    mounter = TmpfsMounter(size_bytes=1024 * 1024)
+async def test_unmount_stacked_and_busy(volumes: KubeletVolumes, target: Path) -> None:
+    mounter = TmpfsMounter(volumes, size_bytes=1024 * 1024)
     await mounter.mount(str(target))
-    real_listdir = os.listdir
-
-    def broken(path: str = ".") -> list[str]:
-        if str(path) == str(target):
-            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
-        return real_listdir(path)
-
-    monkeypatch.setattr(os, "listdir", broken)
-    assert await mounter.is_mounted(str(target)) is False
-    monkeypatch.undo()
-    assert mount_entry(target) is None
-    await mounter.unmount(str(target))
-
-
-@pytest.mark.root
-@requires_root
-async def test_unmount_stacked_and_busy(target: Path) -> None:
-    mounter = TmpfsMounter(size_bytes=1024 * 1024)
-    await mounter.mount(str(target))
-    mounter_mod._sys_mount(str(target), 0, "size=64k")  # a second mount on top
-    await AsyncPayloadWriter().write(str(target), files(a=b"1"))
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.mount(b"tmpfs", os.fsencode(target), b"tmpfs", 0, b"size=64k") == 0  # on top
+    await AsyncPayloadWriter(volumes).write(str(target), files(a=b"1"))
     with open(target / "..data" / "a", "rb"):  # a reader keeps the mount busy
         await mounter.unmount(str(target))
     assert mount_entry(target) is None
@@ -156,58 +142,99 @@ async def test_unmount_stacked_and_busy(target: Path) -> None:
 
 @pytest.mark.root
 @requires_root
-async def test_unmount_plain_directory_and_missing(tmp_path: Path) -> None:
-    mounter = TmpfsMounter(size_bytes=None)
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    (plain / "..data").mkdir()
-    (plain / "file").write_bytes(b"x")
-    assert await mounter.is_mounted(str(plain)) is False
-    await mounter.unmount(str(plain))
-    assert not plain.exists()
-    await mounter.unmount(str(tmp_path / "never-existed"))
-    assert await mounter.is_mounted(str(tmp_path / "never-existed")) is False
+async def test_a_plain_directory_with_foreign_files_is_refused(
+    volumes: KubeletVolumes, target: Path
+) -> None:
+    mounter = TmpfsMounter(volumes, size_bytes=None)
+    target.mkdir()
+    (target / "..data").mkdir()
+    (target / "file").write_bytes(b"x")
+    assert await mounter.is_mounted(str(target)) is False
+    for call in (mounter.inspect, mounter.mount, mounter.unmount):
+        with pytest.raises(InvalidRequest, match="holds files the agent did not write"):
+            await call(str(target))
+    assert sorted(os.listdir(target)) == ["..data", "file"]
+    assert mounts_under(str(target)) == []
 
 
 @pytest.mark.root
 @requires_root
-async def test_mount_failures_name_the_target(tmp_path: Path) -> None:
-    bad_option = TmpfsMounter(size_bytes=None, options=("nosuid", "no-such-option=1"))
-    target = tmp_path / "t"
-    with contextlib.ExitStack() as stack:
-        stack.callback(force_unmount, target)
-        with pytest.raises(MountError, match=re.escape(str(target))):
-            await bad_option.mount(str(target))
-    a_file = tmp_path / "file"
+async def test_the_agents_leftovers_on_a_plain_directory_are_cleared(
+    volumes: KubeletVolumes, target: Path
+) -> None:
+    mounter = TmpfsMounter(volumes, size_bytes=None)
+    target.mkdir()
+    (target / "..2020_01_01_00_00_00.x").mkdir()
+    (target / "a").symlink_to("..data/a")
+    assert await mounter.inspect(str(target)) is None
+    await mounter.mount(str(target))
+    await mounter.unmount(str(target))
+    assert not os.path.lexists(target)
+    await mounter.unmount(str(target))  # missing is fine
+    assert await mounter.is_mounted(str(target)) is False
+
+
+@pytest.mark.root
+@requires_root
+async def test_mount_failures_name_the_target(volumes: KubeletVolumes, tmp_path: Path) -> None:
+    bad_option = TmpfsMounter(volumes, size_bytes=None, options=("nosuid", "no-such-option=1"))
+    target = kubelet_target(tmp_path, "bad")
+    with pytest.raises(MountError, match=target):
+        await bad_option.mount(target)
+    a_file = Path(kubelet_target(tmp_path, "file"))
     a_file.write_bytes(b"")
-    with pytest.raises(MountError, match=re.escape(str(a_file))):
-        await TmpfsMounter(size_bytes=None).mount(str(a_file))
+    with pytest.raises(InvalidRequest, match="must be a directory"):
+        await TmpfsMounter(volumes, size_bytes=None).mount(str(a_file))
 
 
-def test_invalid_size_is_a_config_error() -> None:
-    with pytest.raises(ConfigError):
-        TmpfsMounter(size_bytes=0)
+def test_invalid_size_is_a_config_error(volumes: KubeletVolumes) -> None:
+    with pytest.raises(ConfigError, match="--tmpfs-size"):
+        TmpfsMounter(volumes, size_bytes=0)
 
 
-async def test_directory_mounter(tmp_path: Path) -> None:
-    mounter = DirectoryMounter()
-    target = tmp_path / "a" / "b" / "mount"
+async def test_directory_mounter(volumes: KubeletVolumes, target: Path) -> None:
+    mounter = DirectoryMounter(volumes)
     assert await mounter.is_mounted(str(target)) is False
     await mounter.mount(str(target))
     assert stat.S_IMODE(target.stat().st_mode) == 0o750
     # Upstream's Windows rule: an empty directory is not "mounted" yet.
     assert await mounter.is_mounted(str(target)) is False
-    await AsyncPayloadWriter().write(str(target), files(k=b"v"))
+    await AsyncPayloadWriter(volumes).write(str(target), files(k=b"v"))
     assert await mounter.is_mounted(str(target)) is True
+    assert await mounter.discover() == [str(target)]
     await mounter.mount(str(target))
     assert read_visible_files(str(target)) == {"k": b"v"}
+    (target / "foreign").write_text("x")
+    with pytest.raises(InvalidRequest, match="did not write"):
+        await mounter.inspect(str(target))
+    (target / "foreign").unlink()
     await mounter.unmount(str(target))
     assert not target.exists()
     await mounter.unmount(str(target))
 
 
-def test_make_mounter() -> None:
-    assert isinstance(make_mounter("tmpfs", 1024), TmpfsMounter)
-    assert isinstance(make_mounter("directory", None), DirectoryMounter)
+def test_make_mounter(volumes: KubeletVolumes) -> None:
+    assert isinstance(make_mounter("tmpfs", volumes, 1024), TmpfsMounter)
+    assert isinstance(make_mounter("directory", volumes, None), DirectoryMounter)
     with pytest.raises(ConfigError, match="'bind'"):
-        make_mounter("bind", None)
+        make_mounter("bind", volumes, None)
+
+
+def test_mount_root_detection_sees_bind_mounts(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("bind mounts need root")
+    source, point = tmp_path / "src", tmp_path / "point"
+    source.mkdir()
+    point.mkdir()
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.mount(os.fsencode(source), os.fsencode(point), None, 4096, None) == 0  # MS_BIND
+    try:
+        parent = os.open(tmp_path, os.O_RDONLY)
+        fd = os.open(point, os.O_RDONLY)
+        try:
+            assert mounter_mod.is_mount_root(parent, fd) is True
+        finally:
+            os.close(fd)
+            os.close(parent)
+    finally:
+        force_unmount_under(str(point))

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from agent.errors import ProviderError, ProviderUnavailable
+from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.gcp.fetch import CorruptPayload
 from tests.support.gcp import PROJECT, GcpWorld
 
@@ -91,10 +91,24 @@ async def test_backoff_without_retry_after_grows_and_is_bounded(gcp: GcpWorld) -
     provider = gcp.provider(sleep=sleeps)
     provider._http._rand = lambda: 1.0  # the top of each jitter window
     gcp.cloud.fail(":access", 429, times=10)
-    with pytest.raises(ProviderUnavailable, match="HTTP 429 RESOURCE_EXHAUSTED: Quota exceeded"):
+    with pytest.raises(
+        ProviderThrottled, match="HTTP 429 RESOURCE_EXHAUSTED: Quota exceeded"
+    ) as info:
         await provider.mount(gcp.request(one("projects/proj-a/secrets/db/versions/1")))
     assert sleeps.delays == [0.5, 1.0, 2.0, 4.0]  # five attempts in all
     assert gcp.cloud.count(":access") == 5
+    assert info.value.retry_after is None  # the rotation scheduler backs off on its own
+
+
+async def test_throttling_that_outlasts_the_retries_carries_the_hint(gcp: GcpWorld) -> None:
+    gcp.cloud.state.add_secret_version(PROJECT, "db", b"pw")
+    gcp.grant(PROJECT, "db")
+    provider = gcp.provider(sleep=Sleeps())
+    gcp.cloud.fail(":access", 429, times=10, retry_after="7")
+    with pytest.raises(ProviderThrottled) as info:
+        await provider.mount(gcp.request(one("projects/proj-a/secrets/db/versions/1")))
+    assert isinstance(info.value, ProviderUnavailable)  # kubelet still sees UNAVAILABLE
+    assert info.value.retry_after == 7.0
 
 
 async def test_a_retry_after_past_the_deadline_reports_the_throttling_at_once(

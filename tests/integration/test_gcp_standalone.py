@@ -18,7 +18,7 @@ from agent._proto.csi import v1 as csi
 from agent.app import Agent, build_agent
 from tests.conftest import agent_settings
 from tests.support.gcp import POOL, PROJECT, GcpWorld
-from tests.support.kubelet import POD_UID, Kubelet, publish_request
+from tests.support.kubelet import POD_UID, Kubelet, kubelet_target, publish_request
 from tests.support.mounts import is_root, mounts_under
 
 NUMBER = "123456789"
@@ -97,7 +97,7 @@ async def test_standalone_gcp_volume_through_the_csi_socket(
     gcp: GcpWorld, agent: Agent, agent_root: Path
 ) -> None:
     world_with_secrets(gcp)
-    target = agent_root / "pods" / POD_UID / "volumes" / "kubernetes.io~csi" / "gcp" / "mount"
+    target = Path(kubelet_target(agent_root, "gcp", POD_UID))
     kubelet = Kubelet(agent.settings.socket_path)
     request = web_pod_publish(gcp, target)
     try:
@@ -138,7 +138,7 @@ async def test_bad_secret_mounts_nothing_and_names_the_field(
 ) -> None:
     world_with_secrets(gcp)
     gcp.cloud.corrupt.add("api")
-    target = agent_root / "pods" / POD_UID / "volumes" / "kubernetes.io~csi" / "gcp" / "mount"
+    target = Path(kubelet_target(agent_root, "gcp", POD_UID))
     kubelet = Kubelet(agent.settings.socket_path)
     request = web_pod_publish(gcp, target)
     try:
@@ -182,7 +182,7 @@ async def test_a_file_name_escaping_the_volume_is_refused_naming_the_field(
 ) -> None:
     world_with_secrets(gcp)
     (agent_root / "spc" / "bad.yaml").write_text(BAD_SPC.format(file_name=file_name))
-    target = agent_root / "pods" / POD_UID / "volumes" / "kubernetes.io~csi" / "bad" / "mount"
+    target = Path(kubelet_target(agent_root, "bad", POD_UID))
     kubelet = Kubelet(agent.settings.socket_path)
     request = web_pod_publish(gcp, target, spc="bad")
     try:

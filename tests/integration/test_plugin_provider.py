@@ -295,6 +295,7 @@ async def test_a_reply_over_the_limit_names_the_flag(plugin: FakePlugin) -> None
         assert not isinstance(info.value, ProviderUnavailable)
         assert "received message larger than max" in str(info.value)
         assert "--max-call-recv-msg-size" in str(info.value)
+        assert "--max-call-recv-msg-size" in str(info.value)
         assert len(plugin.requests) == 1
         plugin.padding = 0  # the connection is still usable
         assert len((await provider.mount(request())).files) == 2

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from agent.errors import AgentError, ProviderError, ProviderUnavailable
+from agent.errors import AgentError, ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.vault import VaultProvider
 from tests.support.jwt_signer import JwtSigner
 from tests.support.openbao import (
@@ -22,6 +22,7 @@ from tests.support.openbao import (
     VaultWorld,
     build_world,
     free_port,
+    unique,
 )
 
 
@@ -212,3 +213,27 @@ async def test_an_answer_above_twice_the_payload_limit_is_not_read(
         assert (await provider.mount(world.request(small))).files[0].contents == b"s3cret"
     finally:
         await provider.close()
+
+
+async def test_a_rate_limit_quota_throttles_with_its_retry_after(
+    openbao: OpenBaoServer, jwt_signer: JwtSigner, provider: VaultProvider
+) -> None:
+    # A world of its own: the quota limits every request to its KV mount.
+    world = build_world(openbao, jwt_signer)
+    world.admin.kv_put(world.kv2, "team-a/app", {"password": "s3cret"}, version=2)
+    world.admin.call("POST", "sys/quotas/config", {"enable_rate_limit_response_headers": True})
+    quota = f"sys/quotas/rate-limit/{unique('rl')}"
+    world.admin.call("POST", quota, {"path": f"{world.kv2}/", "rate": 1, "interval": "60s"})
+    try:
+        await provider.mount(world.request([obj(world, "team-a/app")]))
+        error = await failure(provider, world, [obj(world, "team-a/app")])
+    finally:
+        world.admin.call("DELETE", quota)
+    # Throttled, with OpenBao's Retry-After: the rotation scheduler backs off Vault for it.
+    assert isinstance(error, ProviderThrottled)
+    assert isinstance(error, ProviderUnavailable)  # kubelet still sees UNAVAILABLE
+    assert error.retry_after is not None
+    assert 0 < error.retry_after <= 60
+    assert "HTTP 429" in error.message
+    assert "rate limit quota exceeded" in error.message
+    assert "s3cret" not in error.message

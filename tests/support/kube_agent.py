@@ -12,13 +12,14 @@ from typing import Any
 
 from agent._proto.csi import v1 as csi
 from agent.aio.backoff import BackoffPolicy
+from agent.aio.clock import Clock
 from agent.app import Agent, build_agent
 from agent.config import Settings
 from agent.k8s.adapter import KubernetesAdapter
 from agent.providers.registry import ProviderRegistry
 from tests.fakes.kube_api import FakeKubeApi, pod, secret_provider_class
 from tests.support.fake_provider import FakeProvider
-from tests.support.kubelet import Kubelet, publish_request
+from tests.support.kubelet import Kubelet, kubelet_target, publish_request
 from tests.support.mounts import is_root
 
 NODE = "node-a"
@@ -39,6 +40,7 @@ def kube_settings(root: Path, kube: FakeKubeApi, **overrides: object) -> Setting
         mount_mode="tmpfs" if is_root() else "directory",
         tmpfs_size=8 * 1024 * 1024,
         state_dir=str(root / "state"),
+        kubelet_root_dir=str(root),
         provider_timeout=5.0,
         shutdown_grace=5.0,
         pod_cleanup_grace_period=0.0,
@@ -79,7 +81,8 @@ class KubeHarness:
         return self.agent.cluster
 
     def target(self, uid: str, volume: str = "secrets") -> str:
-        return str(self.root / "pods" / uid / "volumes" / "kubernetes.io~csi" / volume / "mount")
+        """Kubelet's target path; like kubelet, its parent (the volume directory) is made."""
+        return kubelet_target(self.root, volume, uid)
 
     async def add_pod(self, name: str, namespace: str = "default", **options: Any) -> Object:
         """Create a pod on this node and wait until the agent's pod cache has it (kubelet, too,
@@ -185,13 +188,17 @@ class KubeAgents:
         provider: FakeProvider | None = None,
         registry: ProviderRegistry | None = None,
         root: Path | None = None,
+        clock: Clock | None = None,
         **overrides: object,
     ) -> KubeHarness:
         base = root or self.root
         settings = kube_settings(base, self.kube, node_id=node, **overrides)
         provider = provider or FakeProvider()
         agent = build_agent(
-            settings, registry=registry or fake_registry(provider), retry_policy=FAST_RETRIES
+            settings,
+            registry=registry or fake_registry(provider),
+            retry_policy=FAST_RETRIES,
+            clock=clock,
         )
         try:
             await agent.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -38,6 +39,14 @@ class Kubelet:
         return await self.call(
             "Node", "NodeUnpublishVolume", request, csi.NodeUnpublishVolumeResponse
         )
+
+
+def kubelet_target(root: Path, volume: str = "secrets", uid: str = POD_UID) -> str:
+    """``<root>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount``, with the volume directory
+    created as kubelet does before NodePublishVolume (the agent creates only ``mount``)."""
+    parent = root / "pods" / uid / "volumes" / "kubernetes.io~csi" / volume
+    parent.mkdir(parents=True, exist_ok=True)
+    return str(parent / "mount")
 
 
 def publish_request(

@@ -12,11 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import FileWriteError, PayloadError
+from agent.errors import FileWriteError, PayloadError, VolumeFull
 from agent.fs import files as fs_files
 from agent.fs.atomic_writer import AsyncPayloadWriter, AtomicWriter
-from agent.fs.files import clear_target, read_visible_files
+from agent.fs.capacity import VolumeCapacity
+from agent.fs.confined import KubeletVolumes
+from agent.fs.files import read_visible_files
 from agent.model import SecretFile
+from agent.targets import TargetRules
+from tests.support.kubelet import kubelet_target
 
 TS_RE = re.compile(r"^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\..+$")
 Payload = dict[str, tuple[int, bytes]]
@@ -210,7 +214,11 @@ def test_paths_to_remove(
     writer = AtomicWriter(str(target))
     writer.write([SecretFile(p, 0o644, d) for p, d in first.items()])
     new = [SecretFile(p, 0o644, b"") for p in second]
-    assert writer._paths_to_remove(new, check_layout(target)) == expected
+    writer._fd = fs_files.open_dir(str(target))
+    try:
+        assert writer._paths_to_remove(new, check_layout(target)) == expected
+    finally:
+        os.close(writer._fd)
 
 
 def test_invalid_payload_writes_nothing(target: Path) -> None:
@@ -351,7 +359,7 @@ def test_failure_midway_keeps_previous_content(
         nonlocal calls
         calls += 1
         if calls == 2:
-            raise OSError(28, "No space left on device")
+            raise OSError(5, "Input/output error")
         real_write(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(fs_files, "write_new_file", failing)
@@ -360,7 +368,7 @@ def test_failure_midway_keeps_previous_content(
         writer.write(files_of(new))
     assert "'b/c'" in caught.value.message
     assert str(target) in caught.value.message
-    assert "No space left on device" in caught.value.message
+    assert "Input/output error" in caught.value.message
     assert "TOPSECRET" not in str(caught.value)
     assert check_layout(target) == old_ts
     assert observed(target) == old
@@ -375,10 +383,10 @@ def test_failure_at_swap_keeps_previous_content(
     old_ts = check_layout(target)
     real_rename = os.rename
 
-    def failing_rename(src: str, dst: str) -> None:
+    def failing_rename(src: str, dst: str, **fds: int) -> None:
         if str(dst).endswith("..data"):
             raise OSError(5, "Input/output error")
-        real_rename(src, dst)
+        real_rename(src, dst, **fds)
 
     monkeypatch.setattr(os, "rename", failing_rename)
     with pytest.raises(FileWriteError, match="Input/output error"):
@@ -403,19 +411,74 @@ def test_read_visible_files(tmp_path: Path, target: Path) -> None:
     assert read_visible_files(str(tmp_path / "missing")) == {}
 
 
-def test_clear_target_removes_everything(target: Path) -> None:
-    AtomicWriter(str(target)).write(files_of({"a": (0o000, b"1"), "d/e": (0o400, b"2")}))
-    (target / "..agent-volume.json").write_text("{}")
-    clear_target(str(target))
-    assert list(target.iterdir()) == []
-    clear_target(str(target / "missing"))
+@pytest.mark.parametrize(
+    ("capacity", "expected"),
+    [
+        (
+            VolumeCapacity(tmpfs=True, size_bytes=65536),
+            "is 65536 bytes; a rotation needs room for two versions side by side, so raise it "
+            "to at least --tmpfs-size=2Mi",
+        ),
+        (VolumeCapacity(tmpfs=True), "--tmpfs-size is unset"),
+        (VolumeCapacity(), "no space left on the node's disk"),
+    ],
+)
+def test_a_full_file_system_names_its_remedy(
+    target: Path, monkeypatch: pytest.MonkeyPatch, capacity: VolumeCapacity, expected: str
+) -> None:
+    writer = AtomicWriter(str(target), capacity=capacity)
+    writer.write(files_of({"a": (0o644, b"old")}))
+    old_ts = check_layout(target)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fs_files, "write_new_file", full)
+    with pytest.raises(VolumeFull) as caught:
+        writer.write(files_of({"a": (0o644, b"TOPSECRET"), "b": (0o644, b"x" * 5000)}))
+    message = caught.value.message
+    assert expected in message
+    assert "2 files of 5009 bytes (12288 bytes in 4 KiB pages)" in message
+    assert str(target) in message and "TOPSECRET" not in message
+    assert check_layout(target) == old_ts
+
+
+def test_stale_half_written_directories_are_swept_before_writing(target: Path) -> None:
+    writer = AtomicWriter(str(target))
+    writer.write(files_of({"a": (0o644, b"1")}))
+    stale = target / "..2020_01_01_00_00_00.crashed"
+    stale.mkdir()
+    (stale / "big").write_bytes(b"x" * 100)
+    seen: list[bool] = []
+    real_write = fs_files.write_new_file
+
+    def recording(*args: object, **kwargs: object) -> None:
+        seen.append(stale.exists())
+        real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    fs_files.write_new_file = recording  # type: ignore[assignment]
+    try:
+        writer.write(files_of({"a": (0o644, b"2")}))
+    finally:
+        fs_files.write_new_file = real_write
+    assert seen == [False]  # gone before the new version took any room
 
 
 # --- the async port -----------------------------------------------------------------------
 
 
+@pytest.fixture
+def volumes(tmp_path: Path) -> KubeletVolumes:
+    return KubeletVolumes(TargetRules(str(tmp_path)))
+
+
+def made(path: str) -> str:
+    os.mkdir(path)
+    return path
+
+
 async def test_async_writer_runs_off_the_loop(
-    target: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, volumes: KubeletVolumes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: set[int] = set()
     real_write = fs_files.write_new_file
@@ -425,35 +488,46 @@ async def test_async_writer_runs_off_the_loop(
         real_write(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(fs_files, "write_new_file", recording)
-    writer = AsyncPayloadWriter()
+    writer = AsyncPayloadWriter(volumes)
+    target = made(kubelet_target(tmp_path))
     files = files_of({"a": (0o600, b"1"), "b/c": (0o644, b"2")})
-    assert await writer.write(str(target), files) is True
-    assert await writer.write(str(target), files) is False
+    assert await writer.write(target, files) is True
+    assert await writer.write(target, files) is False
     assert threads
     assert threading.get_ident() not in threads
-    assert read_visible_files(str(target)) == {"a": b"1", "b/c": b"2"}
+    assert read_visible_files(target) == {"a": b"1", "b/c": b"2"}
 
 
-async def test_async_writer_errors(tmp_path: Path, target: Path) -> None:
-    writer = AsyncPayloadWriter(max_total_bytes=4)
+async def test_async_writer_errors(tmp_path: Path, volumes: KubeletVolumes) -> None:
+    writer = AsyncPayloadWriter(volumes, max_total_bytes=4)
+    target = made(kubelet_target(tmp_path))
     with pytest.raises(PayloadError, match="'big'"):
-        await writer.write(str(target), files_of({"big": (0o644, b"12345")}))
+        await writer.write(target, files_of({"big": (0o644, b"12345")}))
+    missing = kubelet_target(tmp_path, "missing")
     with pytest.raises(FileWriteError) as caught:
-        await writer.write(str(tmp_path / "missing"), files_of({"a": (0o644, b"SEC")}))
-    assert str(tmp_path / "missing") in caught.value.message
+        await writer.write(missing, files_of({"a": (0o644, b"SEC")}))
+    assert missing in caught.value.message
     assert "SEC" not in str(caught.value)
     assert caught.value.reason == "FileWriteError"
 
 
-async def test_async_writer_concurrent_targets(tmp_path: Path) -> None:
-    writer = AsyncPayloadWriter()
-    targets = [tmp_path / f"v{i}" for i in range(8)]
-    for path in targets:
-        path.mkdir()
+async def test_async_writer_never_writes_through_a_symlink(
+    tmp_path: Path, volumes: KubeletVolumes
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = kubelet_target(tmp_path)
+    os.symlink(elsewhere, target)
+    with pytest.raises(PayloadError.__mro__[1], match="symlink"):
+        await AsyncPayloadWriter(volumes).write(target, files_of({"a": (0o644, b"1")}))
+    assert list(elsewhere.iterdir()) == []
+
+
+async def test_async_writer_concurrent_targets(tmp_path: Path, volumes: KubeletVolumes) -> None:
+    writer = AsyncPayloadWriter(volumes)
+    targets = [made(kubelet_target(tmp_path, f"v{i}")) for i in range(8)]
     results = await asyncio.gather(
-        *(writer.write(str(p), files_of({"k": (0o644, p.name.encode())})) for p in targets)
+        *(writer.write(p, files_of({"k": (0o644, p.encode())})) for p in targets)
     )
     assert results == [True] * 8
-    assert [read_visible_files(str(p)) for p in targets] == [
-        {"k": p.name.encode()} for p in targets
-    ]
+    assert [read_visible_files(p) for p in targets] == [{"k": p.encode()} for p in targets]

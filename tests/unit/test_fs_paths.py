@@ -8,7 +8,6 @@ from agent.errors import PayloadError
 from agent.fs.paths import (
     DEFAULT_MAX_TOTAL_BYTES,
     first_component,
-    target_pod_uid,
     validate_payload,
 )
 from agent.model import SecretFile
@@ -162,26 +161,3 @@ def test_empty_payload_is_valid() -> None:
 def test_first_component() -> None:
     assert first_component("a/b/c") == "a"
     assert first_component("file") == "file"
-
-
-@pytest.mark.parametrize(
-    ("target", "expected"),
-    [
-        (
-            "/var/lib/kubelet/pods/7c6e0b2e-1d7a-4c1e-9d55-2f3a0f5b1a11/volumes/"
-            "kubernetes.io~csi/secrets-store-inline/mount",
-            ("7c6e0b2e-1d7a-4c1e-9d55-2f3a0f5b1a11", "secrets-store-inline"),
-        ),
-        ("/custom/root//pods/uid-1/volumes/kubernetes.io~csi/vol/mount", ("uid-1", "vol")),
-        (
-            "C:\\var\\lib\\kubelet\\pods\\uid-2\\volumes\\kubernetes.io~csi\\vol2\\mount",
-            ("uid-2", "vol2"),
-        ),
-        ("/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/vol/mount/extra", None),
-        ("/var/lib/kubelet/pods/uid/volumes/kubernetes.io~empty-dir/vol/mount", None),
-        ("/tmp/csi/mount", None),
-        ("", None),
-    ],
-)
-def test_target_pod_uid(target: str, expected: tuple[str, str] | None) -> None:
-    assert target_pod_uid(target) == expected

@@ -10,8 +10,17 @@ import pytest
 from agent.aio.locks import KeyedLock
 from agent.core.mount_table import MountTable
 from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
+from agent.core.secret_jobs import SecretSyncJobs
 from agent.errors import FileWriteError, MountError, ProviderError, SecretProviderClassNotFound
-from agent.model import PodStatus, PublishRequest, SecretFile, SecretProviderClass
+from agent.model import (
+    PodStatus,
+    PublishRequest,
+    SecretFile,
+    SecretProviderClass,
+    VolumeContent,
+    VolumeRecord,
+    VolumeState,
+)
 from agent.providers.registry import ProviderRegistry
 from tests.support.fake_provider import FakeProvider
 
@@ -31,6 +40,7 @@ class Journal:
         self.events: list[str] = []
         self.mounted: set[str] = set()
         self.written: set[str] = set()
+        self.foreign: set[str] = set()  # mounted content the agent's writer did not make
         self.unmount_error: Exception | None = None
         self.unmount_gate: asyncio.Event | None = None
         self.unmount_started = asyncio.Event()
@@ -39,6 +49,9 @@ class Journal:
         self.status_gate: asyncio.Event | None = None
         self.metadata_error: Exception | None = None
         self.spc_missing = False
+        self.content_current = False  # the writer finds the files already as fetched
+        self.synced: list[str] = []  # ports.SecretSync: targets handed over after a write
+        self.sync_jobs: SecretSyncJobs | None = None
 
     async def get(self, namespace: str, name: str) -> SecretProviderClass:
         if self.spc_missing:
@@ -63,8 +76,17 @@ class Journal:
         self.written.discard(target)
         self.events.append("unmount")
 
-    async def is_empty(self, target: str) -> bool:
-        return target not in self.written
+    async def inspect(self, target: str) -> VolumeState | None:
+        if target not in self.mounted:
+            return None
+        if target in self.foreign:
+            return VolumeState(VolumeContent.FOREIGN, has_metadata=False)
+        if target in self.written:
+            return VolumeState(VolumeContent.COMPLETE, has_metadata=False)
+        return VolumeState(VolumeContent.EMPTY, has_metadata=False)
+
+    async def discover(self) -> list[str]:
+        return sorted(self.mounted)
 
     async def write(self, target: str, files: Sequence[SecretFile]) -> bool:
         self.events.append("write.start")
@@ -73,7 +95,7 @@ class Journal:
             await self.write_gate.wait()
         self.events.append("write.end")
         self.written.add(target)
-        return True
+        return not self.content_current
 
     async def save(self, target: str, document: Mapping[str, object]) -> None:
         if self.metadata_error is not None:
@@ -107,6 +129,11 @@ class Journal:
 
     def unpublish_failed(self) -> None: ...
 
+    async def volume_written(self, record: VolumeRecord, spc: SecretProviderClass) -> None:
+        self.synced.append(record.target_path)
+
+    async def volume_removed(self, record: VolumeRecord) -> None: ...
+
 
 def make(journal: Journal, provider: FakeProvider, **settings: object) -> PublishVolume:
     return make_with_table(journal, provider, **settings)[0]
@@ -128,7 +155,8 @@ async def test_failed_first_publish_unmounts_and_deletes_status() -> None:
     provider.error = ProviderError("denied")
     with pytest.raises(ProviderError):
         await make(journal, provider)(request())
-    assert journal.events == ["mount", "unmount", "status.delete", "failed:GRPCProviderError"]
+    # The status was never written, so it is not touched (it may be another volume's).
+    assert journal.events == ["mount", "unmount", "failed:GRPCProviderError"]
 
 
 async def test_failed_remount_is_masked_and_keeps_the_volume() -> None:
@@ -153,6 +181,7 @@ def make_with_table(
         load_entry_points=False,
     )
     ports = PublishPorts(journal, registry, journal, journal, journal, journal, journal)
+    ports.secret_sync = journal.sync_jobs = SecretSyncJobs(journal)
     table = MountTable()
     publish = PublishVolume(ports, PublishSettings(node_name="n", **settings), table, KeyedLock())  # type: ignore[arg-type]
     return publish, table
@@ -231,7 +260,7 @@ async def test_content_someone_else_mounted_is_never_wiped() -> None:
     """E.g. a volume the upstream driver wrote before the switch: no record, no metadata."""
     journal, provider = Journal(), FakeProvider()
     journal.mounted.add(TARGET)
-    journal.written.add(TARGET)
+    journal.foreign.add(TARGET)
     journal.spc_missing = True
     outcome = await make(journal, provider)(request())
     assert outcome.action == "already_mounted" and provider.requests == []
@@ -243,9 +272,9 @@ async def test_content_someone_else_mounted_is_never_wiped() -> None:
 
 async def test_failed_unmount_still_deletes_the_status() -> None:
     journal, provider = Journal(), FakeProvider()
-    provider.error = ProviderError("denied")
+    journal.metadata_error = FileWriteError("disk full")
     journal.unmount_error = MountError("device busy")
-    with pytest.raises(ProviderError):
+    with pytest.raises(FileWriteError):
         await make(journal, provider)(request())
     assert "unmount.failed" in journal.events and "status.delete" in journal.events
 
@@ -275,3 +304,58 @@ async def test_a_second_cancellation_does_not_cut_the_undo_short() -> None:
         < len(journal.events) - journal.events[::-1].index("mount") - 1
     )
     assert TARGET in journal.mounted and table.get(TARGET) is not None
+
+
+async def test_complete_volume_without_metadata_is_refetched_and_recorded() -> None:
+    """Killed between the write and the metadata save (or written by the upstream driver)."""
+    journal, provider = Journal(), FakeProvider()
+    journal.mounted.add(TARGET)
+    journal.written.add(TARGET)
+    publish, table = make_with_table(journal, provider)
+    outcome = await publish(request())
+    assert outcome.action == "adopted" and len(provider.requests) == 1
+    assert "mount" not in journal.events and {"metadata", "status"} <= set(journal.events)
+    assert table.get(TARGET) is not None
+    assert (await publish(request())).action == "already_mounted"
+
+
+async def test_an_adopted_volume_is_synced_even_when_its_content_was_current() -> None:
+    """Killed after the write, before the record: the refetch finds the same files, but the
+    volume's Secrets were never synced (sync follows the record)."""
+    journal, provider = Journal(), FakeProvider()
+    journal.mounted.add(TARGET)
+    journal.written.add(TARGET)
+    journal.content_current = True
+    publish, _ = make_with_table(journal, provider)
+    assert (await publish(request())).action == "adopted"
+    assert journal.sync_jobs is not None
+    await journal.sync_jobs.wait()
+    assert journal.synced == [TARGET]
+
+
+async def test_complete_volume_without_metadata_is_kept_when_the_refetch_fails() -> None:
+    journal, provider = Journal(), FakeProvider()
+    journal.mounted.add(TARGET)
+    journal.written.add(TARGET)
+    provider.error = ProviderError("store down")
+    outcome = await make(journal, provider)(request())
+    assert outcome.action == "remount_failed"  # masked: the content is whole
+    assert TARGET in journal.mounted and "unmount" not in journal.events
+
+
+OTHER = TARGET.replace("/s/mount", "/t/mount")
+
+
+async def test_a_second_volume_of_the_same_class_never_touches_the_first_ones_status() -> None:
+    journal, provider = Journal(), FakeProvider()
+    publish, table = make_with_table(journal, provider)
+    await publish(request())
+    assert journal.events.count("status") == 1
+    provider.error = ProviderError("denied")
+    with pytest.raises(ProviderError):
+        await publish(PublishRequest("v2", OTHER, True, True, CONTEXT, {}))
+    assert journal.events.count("status") == 1 and "status.delete" not in journal.events
+    provider.error = None
+    await publish(PublishRequest("v2", OTHER, True, True, CONTEXT, {}))
+    assert journal.events.count("status") == 1, "the second volume overwrote the first's status"
+    assert table.get(OTHER) is not None and table.get(TARGET) is not None

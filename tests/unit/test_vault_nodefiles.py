@@ -86,7 +86,10 @@ def test_only_regular_files_of_bounded_size_are_read(
     for name, problem in [
         ("fifo.pem", "not a regular file"),
         ("dir.pem", "not a regular file"),
-        ("big.pem", "larger than 64 bytes"),
+        (
+            "big.pem",
+            "larger than 64 bytes, the fixed limit for a file read from --trusted-file-dirs",
+        ),
         ("missing.pem", "No such file or directory"),
     ]:
         with pytest.raises(ProviderError) as info:

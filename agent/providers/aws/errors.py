@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from agent.errors import ProviderError, ProviderUnavailable
+from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 
 _MAX_AWS_MESSAGE = 300
 
@@ -69,6 +69,11 @@ class AwsRegionalError(AwsApiError, ProviderUnavailable):
     """The region failed us (server error, throttling, unreachable): failover may help."""
 
 
+class AwsThrottledError(AwsRegionalError, ProviderThrottled):
+    """The region throttled us after the SDK-style retries (a throttling code, or HTTP 429):
+    the rotation scheduler backs the whole provider off (``ProviderThrottled``)."""
+
+
 def describe(service: str, operation: str, region: str, code: str, text: str) -> str:
     """``Secrets Manager GetSecretValue in us-east-1: AccessDeniedException: <AWS message>``."""
     text = " ".join(text.split())[:_MAX_AWS_MESSAGE]
@@ -79,7 +84,9 @@ def describe(service: str, operation: str, region: str, code: str, text: str) ->
 def classify(status: int, code: str) -> type[AwsApiError]:
     """Throttling, transient codes and any server fault (5xx) are the region's; the SDKs retry
     the same set (plus 500/502/503/504, which ``status >= 500`` covers)."""
-    if code in THROTTLING_CODES or code in TRANSIENT_CODES or status >= 500:
+    if code in THROTTLING_CODES or status == 429:
+        return AwsThrottledError
+    if code in TRANSIENT_CODES or status >= 500:
         return AwsRegionalError
     return AwsApiError
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from agent.errors import ProviderError, ProviderUnavailable
+from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.model import SERVICE_ACCOUNT_NAME, SERVICE_ACCOUNT_TOKENS, PodIdentity
 from agent.ports import ServiceAccountSource
 from agent.providers.aws.config import AddressType, AwsConfig
@@ -161,7 +161,9 @@ class IdentityResolver:
             code = str(body.get("code") or status)
             text = " ".join(str(body.get("message") or "").split())[:_MAX_AGENT_MESSAGE]
             message = f"{where}: HTTP {status}: {code}" + (f": {text}" if text else "")
-            if status >= 500 or status == 429:
+            if status == 429:
+                raise ProviderThrottled(message)
+            if status >= 500:
                 raise ProviderUnavailable(message)
             raise ProviderError(message)
         try:

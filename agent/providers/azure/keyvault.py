@@ -9,17 +9,18 @@ by one fresh sign-in and one retry. Names and versions are URL path segments, qu
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from agent.aio.locks import KeyedLock
-from agent.errors import ProviderError, ProviderUnavailable
+from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.azure.challenge import origin, scope_for
 from agent.providers.azure.identity import Credential
 from agent.providers.azure.objects import CERT, KEY, SECRET, KeyVaultObject
 from agent.providers.azure.tokens import TokenSource
-from agent.providers.azure.transport import Reply, Transport
+from agent.providers.azure.transport import Reply, Transport, retry_after
 
 API_VERSION = "7.4"
 COLLECTIONS = {SECRET: "secrets", KEY: "keys", CERT: "certificates"}
@@ -159,7 +160,10 @@ class KeyVaultClient:
                 f"get{' and list' if obj.syncs_history else ''} permission on "
                 f"{COLLECTIONS[obj.object_type]})"
             )
-        if reply.status in (408, 429) or reply.status >= 500:
+        if reply.status == 429:
+            hint = retry_after(reply.headers, time.time())
+            return ProviderThrottled(f"{what}: {detail}", retry_after=hint)
+        if reply.status == 408 or reply.status >= 500:
             return ProviderUnavailable(f"{what}: {detail}")
         return ProviderError(f"{what}: {detail}")
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from agent.errors import ProviderError, ProviderUnavailable
+from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.azure.challenge import DEFAULT_SUFFIX
 from agent.providers.azure.identity import (
     ClientCredential,
@@ -27,7 +27,7 @@ from agent.providers.azure.identity import (
     ManagedIdentity,
     TokenKey,
 )
-from agent.providers.azure.transport import Reply, Transport
+from agent.providers.azure.transport import Reply, Transport, retry_after
 from agent.providers.credential_cache import CredentialCache
 
 IMDS_TOKEN_PATH = "/metadata/identity/oauth2/token"  # noqa: S105 (a URL path)
@@ -112,7 +112,9 @@ def _token_reply(reply: Reply, refused: str) -> tuple[str, float, float | None]:
         error = str(body.get("error") or f"HTTP {reply.status}")
         detail = str(body.get("error_description") or "").strip().splitlines()
         message = f"{refused}: {error}" + (f": {detail[0][:_MAX_MESSAGE]}" if detail else "")
-        if reply.status == 429 or reply.status >= 500:
+        if reply.status == 429:
+            raise ProviderThrottled(message, retry_after=retry_after(reply.headers, time.time()))
+        if reply.status >= 500:
             raise ProviderUnavailable(message)
         raise ProviderError(message)
     token = body.get("access_token")

@@ -82,7 +82,10 @@ def read_beneath(root: str, relative: str, limit: int) -> bytes:
     finally:
         os.close(fd)
     if len(data) > limit:
-        raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+        raise OSError(
+            errno.EFBIG,
+            f"larger than {limit} bytes, the fixed limit for a file read from --trusted-file-dirs",
+        )
     return data
 
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent.aio.threads import run_blocking_in
-from agent.errors import ConfigError, ProviderError, ProviderUnavailable
+from agent.errors import ConfigError, ProviderError
 from agent.providers.credential_cache import jwt_digest
 from agent.providers.gcp.config import KEY_JSON
 from agent.providers.gcp.federation import CLOUD_PLATFORM_SCOPE
@@ -164,18 +164,19 @@ def _error(what: str, err: Exception) -> ProviderError:
     # google-auth puts the server's error first; later args may hold the raw response.
     first = err.args[0] if err.args else type(err).__name__
     message = " ".join(str(first).split())[:_MAX_ERROR]
-    if _transient(err):
-        return ProviderUnavailable(f"{what}: {message}")
+    failure = _api_failure(err)
+    if failure is not None:
+        return failure.as_error(f"{what}: {message}")
     return ProviderError(f"{what}: {message}")
 
 
-def _transient(err: BaseException) -> bool:
-    """True when the chain holds a retriable HTTP failure (throttling, no connection)."""
+def _api_failure(err: BaseException) -> ApiFailure | None:
+    """The HTTP failure in the chain (throttling, no connection, a refusal), if any."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         if isinstance(current, ApiFailure):
-            return current.retriable
+            return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return False
+    return None

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from urllib.parse import quote
 
-from agent.errors import ProviderError, ProviderUnavailable
+from agent.errors import ProviderError
 from agent.model import PodIdentity
 from agent.ports import ServiceAccountSource
 from agent.providers.credential_cache import jwt_digest
@@ -177,8 +177,7 @@ def _delegates(annotations: Mapping[str, str], pod: PodIdentity) -> tuple[str, .
 
 
 def _error(failure: ApiFailure, doing: str) -> ProviderError:
-    cls = ProviderUnavailable if failure.retriable else ProviderError
-    return cls(f"{doing}: {failure.describe()}")
+    return failure.as_error(f"{doing}: {failure.describe()}")
 
 
 def parse_rfc3339(value: object) -> float | None:

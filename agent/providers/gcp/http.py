@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from agent.aio.threads import run_blocking
+from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.common.bodies import BodyTooLarge, read_capped
 from agent.providers.common.deadline import attempt_timeout, fits
 from agent.providers.common.http import parse_retry_after
@@ -86,6 +87,18 @@ class ApiFailure(Exception):
             retriable=self.retriable,
             retry_after=self.retry_after,
         )
+
+    @property
+    def throttled(self) -> bool:
+        """Google's quota answer: HTTP 429 / ``RESOURCE_EXHAUSTED``."""
+        return self.http_status == 429 or self.status == "RESOURCE_EXHAUSTED"
+
+    def as_error(self, message: str) -> ProviderError:
+        """The agent error for this failure: throttled (the scheduler backs off Google),
+        retriable (kubelet retries) or final."""
+        if self.throttled:
+            return ProviderThrottled(message, retry_after=self.retry_after)
+        return (ProviderUnavailable if self.retriable else ProviderError)(message)
 
     def describe(self) -> str:
         if not self.http_status:

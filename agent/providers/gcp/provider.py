@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypeGuard
 
 import structlog
 
 from agent.aio.threads import run_blocking
-from agent.errors import AgentError, ProviderError, ProviderUnavailable
+from agent.errors import AgentError, ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.model import MountResult, ObjectVersion, PodIdentity, ProviderRequest, SecretFile
 from agent.ports import ServiceAccountSource
 from agent.providers.common.deadline import deadline
@@ -179,7 +180,12 @@ def _failed(failures: list[tuple[list[SecretEntry], BaseException]], total: int)
         fields = ", ".join(entry.field for entry in entries)
         lines.append(f"{fields} {entries[0].resource.name}: {_describe(error)}")
     prefix = f"{len(failures)} of {total} secrets failed: " if total > 1 else ""
-    return _error_class([error for _, error in failures])(prefix + "; ".join(lines))
+    errors, message = [error for _, error in failures], prefix + "; ".join(lines)
+    throttled = [error for error in errors if _is_throttled(error)]
+    if throttled and all(_is_transient(error) for error in errors):
+        hints = [error.retry_after for error in throttled if error.retry_after is not None]
+        return ProviderThrottled(message, retry_after=max(hints, default=None))
+    return _error_class(errors)(message)
 
 
 def _error_class(errors: Sequence[BaseException]) -> type[ProviderError]:
@@ -202,6 +208,12 @@ def _describe(error: BaseException) -> str:
     # An unexpected bug: its type for debugging, never its text (it could quote a token).
     log.error("gcp.fetch_failed", error=type(error).__qualname__, module=type(error).__module__)
     return f"unexpected {type(error).__name__}"
+
+
+def _is_throttled(error: BaseException) -> TypeGuard[ApiFailure | ProviderThrottled]:
+    return isinstance(error, ProviderThrottled) or (
+        isinstance(error, ApiFailure) and error.throttled
+    )
 
 
 def _is_unauthenticated(error: BaseException) -> bool:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import structlog
 
 from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
-from agent.errors import ProviderError, ProviderUnavailable
+from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.vault.objects import ReadKey
 from agent.providers.vault.secret import VaultSecret, parse_secret
 from agent.providers.vault.tokens import TokenCache, TokenKey
@@ -115,8 +115,7 @@ class VaultClient:
         if reply.status != 200 or not isinstance(auth, dict) or not auth.get("client_token"):
             where = f"Vault login at {login.target.address} (auth/{login.auth_mount}, role "
             detail = _scrub(reply.describe(), login.jwt)
-            error = ProviderUnavailable if _retryable(reply.status) else ProviderError
-            raise error(f"{where}{login.role!r}) failed: {detail}")
+            raise _failure(reply, f"{where}{login.role!r}) failed: {detail}")
         ttl = float(auth.get("lease_duration") or 0)
         log.info(
             "vault.login",
@@ -134,6 +133,13 @@ class VaultClient:
 
 def _retryable(status: int) -> bool:
     return status >= 500 or status in (412, 429)
+
+
+def _failure(reply: Reply, message: str) -> ProviderError:
+    """429 (a rate limit quota) throttles; other retryable statuses are an outage."""
+    if reply.status == 429:
+        return ProviderThrottled(message, retry_after=reply.retry_after)
+    return (ProviderUnavailable if _retryable(reply.status) else ProviderError)(message)
 
 
 def _where(read: ReadKey) -> str:
@@ -160,7 +166,7 @@ def _checked(reply: Reply, login: Login, read: ReadKey, token: Token) -> VaultSe
         # Like the 403: the path and the role are what the pod's owner needs, never the token.
         raise ProviderError(f"secret not found at {where} with role {login.role!r}{extra}")
     if _retryable(reply.status):
-        raise ProviderUnavailable(f"Vault returned HTTP {reply.status} reading {where}: {detail}")
+        raise _failure(reply, f"Vault returned HTTP {reply.status} reading {where}: {detail}")
     if not 200 <= reply.status < 300:
         raise ProviderError(f"Vault rejected {read.method} {where}: HTTP {reply.status}: {detail}")
     # Decoded as hashicorp's provider decodes it (api.ParseSecret), which it then checks.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.providers.common import gojson
 from agent.providers.common.bodies import BodyTooLarge, read_capped
+from agent.providers.common.http import parse_retry_after
 from agent.providers.vault.config import TLSConfig
 from agent.providers.vault.nodefiles import NodeFiles, ssl_context
 
@@ -69,6 +71,7 @@ class Reply:
     status: int
     body: dict[str, Any] | None
     errors: tuple[str, ...]  # Vault's "errors" list: messages, never secret values
+    retry_after: float | None = None  # a 429's Retry-After (rate limit quotas), in seconds
 
     def describe(self) -> str:
         return "; ".join(self.errors) or f"HTTP {self.status}"
@@ -128,10 +131,15 @@ class Transport:
                 server_hostname=target.tls.server_name or None,
             ) as response:
                 raw = await read_capped(response.content, self._max_response_bytes)
+            hint = (
+                parse_retry_after(response.headers.get("retry-after", ""), time.time())
+                if response.status == 429
+                else None
+            )
             if len(raw) > _PARSE_OFF_LOOP_BYTES:
                 # ~2.5 ms per MiB to decode as Go does: large secrets decode in a worker.
-                return await run_blocking(_reply, response.status, raw)
-            return _reply(response.status, raw)
+                return await run_blocking(_reply, response.status, raw, hint)
+            return _reply(response.status, raw, hint)
         except BodyTooLarge:
             raise ProviderError(
                 f"Vault at {target.address} answered {method} {path} with more than "
@@ -199,7 +207,7 @@ class Transport:
             await entry.session.close()
 
 
-def _reply(status: int, raw: bytes) -> Reply:
+def _reply(status: int, raw: bytes, hint: float | None = None) -> Reply:
     try:
         # As Vault's Go client decodes: numbers keep their text (UseNumber), so a value
         # written back as JSON is the bytes hashicorp's provider writes.
@@ -209,7 +217,7 @@ def _reply(status: int, raw: bytes) -> Reply:
     body = parsed if isinstance(parsed, dict) else None
     errors = body.get("errors") if body else None
     messages = [_tidy(str(e)) for e in (errors if isinstance(errors, list) else [])]
-    return Reply(status, body, tuple(m for m in messages if m))
+    return Reply(status, body, tuple(m for m in messages if m), hint)
 
 
 def _tidy(error: str) -> str:

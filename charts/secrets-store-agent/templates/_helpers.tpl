@@ -107,6 +107,12 @@ chart's tests). $(VAR) references are expanded by kubelet from the container's e
 {{- with .Values.rotationPollInterval }}
 - {{ printf "--rotation-poll-interval=%s" (include "ssa.duration" .) | quote }}
 {{- end }}
+{{- with .Values.rotationMinPollInterval }}
+- {{ printf "--rotation-min-poll-interval=%s" (include "ssa.duration" .) | quote }}
+{{- end }}
+{{- with .Values.rotationConcurrency }}
+- {{ printf "--rotation-concurrency=%d" (int .) | quote }}
+{{- end }}
 - {{ printf "--metrics-addr=%s" .Values.linux.metricsAddr | quote }}
 - {{ printf "--health-addr=:%d" (int .Values.livenessProbe.port) | quote }}
 {{- if .Values.providerHealthCheck }}
@@ -118,6 +124,7 @@ chart's tests). $(VAR) references are expanded by kubelet from the container's e
 - {{ printf "--prefer-plugin-providers=%s" (join "," .) | quote }}
 {{- end }}
 - {{ printf "--state-dir=%s" .Values.linux.stateDir | quote }}
+- {{ printf "--kubelet-root-dir=%s" (.Values.linux.kubeletRootDir | trimSuffix "/") | quote }}
 {{- range .Values.linux.extraArgs }}
 - {{ . | quote }}
 {{- end }}

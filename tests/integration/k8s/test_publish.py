@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from agent import __version__
+from agent.errors import ProviderError
 from tests.fakes.kube_api import NODE_LABEL, FakeKubeApi, secret_provider_class
 from tests.support.kube_agent import SPC, KubeAgents, KubeHarness
 
@@ -107,3 +108,24 @@ async def test_first_publish_after_start_reads_nothing(agents: KubeAgents) -> No
     mark = node.kube.requests.mark()
     await node.publish(web)
     assert _reads(node.kube, mark) == []
+
+
+async def test_a_second_volume_of_one_class_never_takes_the_first_ones_status(
+    node: KubeHarness,
+) -> None:
+    """Upstream's name ``<pod>-<namespace>-<class>`` is shared by both volumes; it describes the
+    first while it lives, and passes to the second when the first is unpublished."""
+    web = await node.add_pod("web-0")
+    first = await node.publish(web, volume="vol-a")
+    node.provider.error = ProviderError("denied")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await node.publish(web, volume="vol-b")
+    node.provider.error = None
+    second = await node.publish(web, volume="vol-b")
+    await node.settle()
+    [status] = node.statuses()
+    assert status["status"]["targetPath"] == first
+    await node.kubelet.unpublish(node.request(web, volume="vol-a").volume_id, first)
+    await node.settle()
+    [status] = node.statuses()
+    assert status["status"]["targetPath"] == second

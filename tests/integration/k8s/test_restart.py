@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from tests.support.kube_agent import SPC, KubeAgents, KubeHarness, eventually
 from tests.support.mounts import mounts_under
 
@@ -39,11 +37,6 @@ async def test_restart_with_twenty_volumes_recovers_them_and_republish_is_free(
     assert second.provider.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs recovery from the kubelet tree (branch i5-crash): garbage collection took "
-    "the status objects of these pods, so only the disk still knows their volumes",
-)
 async def test_pods_deleted_while_the_agent_was_down_are_released_after_restart(
     agents: KubeAgents,
 ) -> None:

@@ -1,7 +1,7 @@
 """Sync as Kubernetes Secret through the agent's real socket against the fake API: every
 Secret type (TLS from PEM and from PFX, certificates made here), labels and annotations,
-the bare pod's status object as owner, a publish that never waits on Secret writes, rotation
-through a republish, a change of type, and upstream's metric names."""
+the bare pod's status object as owner, a publish that never waits on Secret writes,
+rotation by the scheduler, a change of type, and upstream's metric names."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from cryptography.hazmat.primitives import serialization
 
 from agent.model import MANAGED_LABEL
 from tests.fakes.kube_api import FakeKubeApi
+from tests.support.clock import ManualClock
 from tests.support.kube_agent import SPC, KubeAgents, KubeHarness, eventually
 from tests.support.pki import chain, pfx
 
 Object = dict[str, Any]
+ROTATION_INTERVAL = 120.0
 
 
 def data_of(secret: Object | None) -> dict[str, bytes]:
@@ -148,8 +150,11 @@ async def test_publish_returns_before_the_secret_is_written(
 async def test_rotated_content_updates_the_secret_with_a_normal_event(
     agents: KubeAgents,
 ) -> None:
-    # No scheduler yet on this branch: a republish with rotation on refetches when due.
-    node = await agents.start(enable_secret_rotation=True, rotation_poll_interval=1e-6)
+    """The rotation scheduler (manual clock) re-syncs the Secret after content changed."""
+    clock = ManualClock()
+    node = await agents.start(
+        clock=clock, enable_secret_rotation=True, rotation_poll_interval=ROTATION_INTERVAL
+    )
     node.add_spc(secret_objects=[entry("db", "Opaque", ("password", "password"))])
     web = await node.add_pod("web-0")
     await node.publish(web)
@@ -157,8 +162,7 @@ async def test_rotated_content_updates_the_secret_with_a_normal_event(
     before = node.secret("db")
     assert data_of(before) == {"password": b"s3cr3t"}
     node.provider.files["password"] = b"n3w-v4lue"
-    await node.publish(web)
-    await node.synced()
+    await rotate(node, clock)
     after = node.secret("db")
     assert data_of(after) == {"password": b"n3w-v4lue"}
     assert after is not None and before is not None
@@ -167,11 +171,20 @@ async def test_rotated_content_updates_the_secret_with_a_normal_event(
     assert event["type"] == "Normal"
     assert event["message"] == "successfully rotated K8s secret db"
     assert "n3w-v4lue" not in json.dumps(node.events())  # no secret value in any event
-    # Unchanged content: no refetch-triggered write at all.
+    # Unchanged content: a rotation that fetched the same files writes no Secret at all.
     mark = node.kube.requests.mark()
-    await node.publish(web)
-    await node.synced()
+    fetches = len(node.provider.requests)
+    await rotate(node, clock)
+    assert len(node.provider.requests) == fetches + 1
     assert node.kube.requests.since(mark, resource="secrets", method="PATCH") == []
+
+
+async def rotate(node: KubeHarness, clock: ManualClock) -> None:
+    """Move past the rotation interval; wait until the scheduler (and the sync it calls) is done."""
+    assert node.agent.rotation is not None
+    clock.advance(ROTATION_INTERVAL * 1.11)  # past the interval and its jitter
+    await node.agent.rotation.settle()
+    await node.synced()
 
 
 async def test_a_changed_type_recreates_the_secret(node: KubeHarness) -> None:

@@ -1,13 +1,13 @@
 """End to end with a real OpenBao: a secret changes in OpenBao, a rotation refetches it, and
 both the mounted file and the synced Kubernetes Secret (in the fake API) change.
 
-The rotation here is a kubelet republish with rotation enabled and a due volume (what the
-agent does without the rotation scheduler); the scheduler calls the same sync afterwards.
+The rotation here is the scheduler's, on a manual clock moved past the interval.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,14 @@ import yaml
 from agent.app import load_version_key
 from agent.providers.registry import ProviderRegistry
 from tests.fakes.kube_api import FakeKubeApi, secret_provider_class
-from tests.integration.k8s.test_secret_sync import data_of, owners, status_owner
+from tests.integration.k8s.test_secret_sync import (
+    ROTATION_INTERVAL,
+    data_of,
+    owners,
+    rotate,
+    status_owner,
+)
+from tests.support.clock import ManualClock
 from tests.support.jwt_signer import JwtSigner
 from tests.support.kube_agent import KubeAgents
 from tests.support.openbao import OpenBaoServer, VaultWorld, build_world
@@ -52,8 +59,12 @@ async def test_a_secret_changed_in_openbao_reaches_the_file_and_the_synced_secre
         options={"vault_address": world.server.address},
         load_entry_points=False,
     )
+    clock = ManualClock(start=time.time())
     node = await agents.start(
-        registry=registry, enable_secret_rotation=True, rotation_poll_interval=1e-6
+        registry=registry,
+        clock=clock,
+        enable_secret_rotation=True,
+        rotation_poll_interval=ROTATION_INTERVAL,
     )
     pod = await node.add_pod(
         "app-0", world.namespace, spc="db", service_account=world.service_account
@@ -69,8 +80,7 @@ async def test_a_secret_changed_in_openbao_reaches_the_file_and_the_synced_secre
     assert owners(synced) == [status_owner("app-0", world.namespace, "db")]
 
     world.admin.kv_put(world.kv2, "team-a/db", {"password": SECOND}, version=2)
-    await node.publish(pod, **options)  # due: refetched from OpenBao
-    await node.synced()
+    await rotate(node, clock)  # due: refetched from OpenBao
     assert (Path(target) / "db").read_text() == SECOND
     assert data_of(node.secret("db-credentials", world.namespace)) == {"password": SECOND.encode()}
     event = await node.event("SecretRotationComplete", world.namespace)

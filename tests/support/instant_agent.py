@@ -2,7 +2,9 @@
 
 ``objectCount`` and ``objectSize`` in the SecretProviderClass parameters decide how many files
 of which size it returns, so a benchmark measures the agent itself (CSI, tmpfs, atomic writer,
-status) rather than a secret store. Usage: ``python -m bench.instant_agent <serve flags>``.
+status) rather than a secret store; ``revision`` changes every file's content and version (a
+rotation in the store). Usage: ``python -m tests.support.instant_agent <serve flags>``; used by
+``bench/`` and the fault tests (``tests/faults/``), which run it as the agent process.
 """
 
 from __future__ import annotations
@@ -19,20 +21,31 @@ class InstantProvider:
     name = "instant"
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[int, int], MountResult] = {}
+        self._cache: dict[tuple[int, int, str], MountResult] = {}
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         count = int(request.attributes.get("objectCount", "1"))
         size = int(request.attributes.get("objectSize", "4096"))
-        result = self._cache.get((count, size))
+        revision = request.attributes.get("revision", "1")
+        result = self._cache.get((count, size, revision))
         if result is None:
-            files = tuple(
-                SecretFile(f"secret-{i:03d}", 0o640, bytes([65 + i % 26]) * size)
-                for i in range(count)
-            )
-            versions = tuple(ObjectVersion(f"secret-{i:03d}", "1") for i in range(count))
-            result = self._cache[(count, size)] = MountResult(files, versions)
+            result = self._cache[(count, size, revision)] = generated(count, size, revision)
         return result
+
+
+def generated(count: int, size: int, revision: str = "1") -> MountResult:
+    """``count`` files ``secret-000``... of ``size`` bytes whose content depends on ``revision``."""
+    files = tuple(
+        SecretFile(f"secret-{i:03d}", 0o640, content(i, size, revision)) for i in range(count)
+    )
+    versions = tuple(ObjectVersion(f"secret-{i:03d}", revision) for i in range(count))
+    return MountResult(files, versions)
+
+
+def content(index: int, size: int, revision: str = "1") -> bytes:
+    if revision == "1":
+        return bytes([65 + index % 26]) * size  # the benchmark's historical content
+    return (f"{revision}:{index}:".encode() * size)[:size]
 
 
 def main() -> int:

@@ -1,0 +1,127 @@
+"""The names the agent writes in a volume, and how to tell its own leftovers from anyone else's.
+
+A volume the atomic writer manages holds only these (upstream's and kubelet's writers make the
+same layout, so a volume written by the upstream driver is recognised too)::
+
+    ..data -> ..2026_04_30_12_00_00.abc123     a timestamped directory, swapped atomically
+    ..data_tmp                                  the swap's temporary link (after a crash)
+    ..2026_04_30_12_00_00.abc123/               the files of one version
+    <name> -> ..data/<name>                     one visible link per top-level name
+    ..agent-volume.json (+ .tmp while saved)    the agent's metadata (non-secret)
+
+Anything else in a target was not written by the agent: it is never deleted, and a target that
+holds it and is not a mount is never mounted over (see :func:`classify`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import stat
+from dataclasses import dataclass
+
+from agent.model import VolumeContent
+
+DATA_DIR = "..data"
+DATA_TMP = "..data_tmp"
+METADATA_FILE = "..agent-volume.json"
+RESERVED_PREFIX = ".."
+# Matches both our directories and those written by the Go driver or kubelet, so a volume
+# written by upstream is taken over cleanly.
+TS_DIR_RE = re.compile(r"^\.\.\d{4}(?:_\d{2}){5}\..+$")
+
+
+def is_ts_dir_name(name: str) -> bool:
+    return "/" not in name and TS_DIR_RE.match(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """What one scan of a target directory found."""
+
+    artefacts: tuple[str, ...]  # entries the writer or the metadata store makes
+    foreign: tuple[str, ...]  # everything else
+    complete: bool  # ``..data`` links to a timestamped directory that exists
+    has_metadata: bool
+
+    @property
+    def content(self) -> VolumeContent:
+        if self.foreign:
+            return VolumeContent.FOREIGN
+        if not self.artefacts:
+            return VolumeContent.EMPTY
+        return VolumeContent.COMPLETE if self.complete else VolumeContent.PARTIAL
+
+
+def survey(dir_fd: int) -> Survey:
+    """Sort the entries of the directory ``dir_fd`` into the agent's artefacts and the rest."""
+    artefacts: list[str] = []
+    foreign: list[str] = []
+    ts_dirs: set[str] = set()
+    data_link: str | None = None
+    with os.scandir(dir_fd) as entries:
+        for entry in entries:
+            kind = _artefact_kind(dir_fd, entry)
+            (artefacts if kind else foreign).append(entry.name)
+            if kind == "ts":
+                ts_dirs.add(entry.name)
+            elif kind == "data":
+                data_link = os.readlink(DATA_DIR, dir_fd=dir_fd)
+    return Survey(
+        artefacts=tuple(sorted(artefacts)),
+        foreign=tuple(sorted(foreign)),
+        complete=data_link is not None and data_link in ts_dirs,
+        has_metadata=METADATA_FILE in artefacts,
+    )
+
+
+def _artefact_kind(dir_fd: int, entry: os.DirEntry[str]) -> str:
+    """``""`` for a foreign entry, else which artefact it is."""
+    name = entry.name
+    if entry.is_symlink():
+        return _link_kind(dir_fd, name)
+    if entry.is_dir(follow_symlinks=False):
+        return "ts" if is_ts_dir_name(name) else ""
+    is_metadata = name == METADATA_FILE or (
+        name.startswith(METADATA_FILE + ".") and name.endswith(".tmp")
+    )
+    return "metadata" if is_metadata and entry.is_file(follow_symlinks=False) else ""
+
+
+def _link_kind(dir_fd: int, name: str) -> str:
+    if name == DATA_DIR:
+        return "data"
+    if name == DATA_TMP:
+        return "tmp"
+    try:
+        return "link" if os.readlink(name, dir_fd=dir_fd) == f"{DATA_DIR}/{name}" else ""
+    except OSError:
+        return ""
+
+
+def remove_artefacts(dir_fd: int, names: tuple[str, ...]) -> None:
+    """Remove the given artefacts of a survey (never following a symlink); raise the first
+    error at the end, so one stuck entry does not keep the rest of the secrets on disk."""
+    first_error: OSError | None = None
+    for name in names:
+        try:
+            remove_name(dir_fd, name)
+        except OSError as exc:
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+
+
+def remove_name(dir_fd: int, name: str) -> None:
+    """Remove the entry ``name`` of ``dir_fd``: a file, a symlink or a whole directory tree."""
+    try:
+        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(name, dir_fd=dir_fd)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dir_fd)

@@ -1,0 +1,186 @@
+"""Rotation in Kubernetes mode against the fake API over HTTP: upstream's events on the pod,
+pod statuses following the versions, refresh-now and interval annotations arriving through
+the informers, and the per-pod opt-out. A manual clock: nothing waits for an interval."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from agent.errors import ProviderError
+from agent.model import (
+    FETCH_PER_POD_ANNOTATION,
+    REFRESH_NOW_ANNOTATION,
+    ROTATION_POLL_INTERVAL_ANNOTATION,
+)
+from tests.fakes.kube_api import secret_provider_class, service_account
+from tests.support.clock import ManualClock
+from tests.support.kube_agent import SPC, KubeAgents, KubeHarness, eventually
+
+INTERVAL = 120.0
+DUE = INTERVAL * 1.11
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def node(agents: KubeAgents, clock: ManualClock) -> KubeHarness:
+    return await agents.start(
+        clock=clock, enable_secret_rotation=True, rotation_poll_interval=INTERVAL
+    )
+
+
+async def advance(node: KubeHarness, clock: ManualClock, seconds: float) -> None:
+    clock.advance(seconds)
+    await settle(node)
+
+
+async def settle(node: KubeHarness) -> None:
+    assert node.agent.rotation is not None
+    await node.agent.rotation.settle()
+    await node.settle()
+
+
+def rotation_events(node: KubeHarness) -> list[dict[str, Any]]:
+    return [e for e in node.events() if str(e["reason"]).startswith("MountRotation")]
+
+
+async def test_events_follow_upstream_and_only_changes_are_announced(
+    node: KubeHarness, clock: ManualClock
+) -> None:
+    web = await node.add_pod("web-0")
+    await node.publish(web)
+    await advance(node, clock, DUE)  # same content: nothing to say
+    assert node.provider.requests[1:] and rotation_events(node) == []
+    node.provider.files["password"] = b"rotated-value"
+    await advance(node, clock, DUE)
+    await eventually(lambda: len(rotation_events(node)) == 1, "a rotation event")
+    (event,) = rotation_events(node)
+    assert event["type"] == "Normal"
+    assert event["reason"] == "MountRotationComplete"
+    assert event["message"] == f"successfully rotated mounted contents for spc default/{SPC}"
+    assert event["involvedObject"]["uid"] == web["metadata"]["uid"]
+    # The pod status carries the new versions.
+    status = node.status(f"web-0-default-{SPC}")
+    assert status is not None
+    versions = {o["id"]: o["version"] for o in status["status"]["objects"]}
+    assert versions == {v.id: v.version for v in node.provider.result().versions}
+    # A failure: Warning, with the provider's message and no content.
+    node.provider.error = ProviderError("permission denied reading secret/data/app")
+    await advance(node, clock, DUE)
+    await eventually(lambda: len(rotation_events(node)) == 2, "a failure event")
+    failed = [e for e in rotation_events(node) if e["reason"] == "MountRotationFailed"]
+    assert failed[0]["type"] == "Warning"
+    assert "permission denied reading secret/data/app" in failed[0]["message"]
+    assert all("rotated-value" not in e["message"] for e in node.events())
+
+
+async def test_refresh_now_on_a_pod_rotates_its_volume_at_once(
+    node: KubeHarness, clock: ManualClock
+) -> None:
+    web, api = await node.add_pod("web-0"), await node.add_pod("api-0", service_account="api")
+    await node.publish(web)
+    await node.publish(api)
+    await advance(node, clock, 30)
+    node.provider.files["password"] = b"rotated"
+    node.kube.store.patch(
+        "pods", "default", "web-0", {"metadata": {"annotations": {REFRESH_NOW_ANNOTATION: "1"}}}
+    )
+    await eventually(lambda: len(node.provider.requests) == 3, "the refresh's fetch")
+    await settle(node)
+    assert node.provider.requests[-1].identity.name == "web-0"  # only that pod's volume
+    # Another edit of the pod (a label) leaves the annotation as it was: no new fetch.
+    node.kube.store.patch("pods", "default", "web-0", {"metadata": {"labels": {"x": "y"}}})
+    await advance(node, clock, 30)
+    assert len(node.provider.requests) == 3
+
+
+async def test_class_annotations_arrive_through_the_informer(
+    node: KubeHarness, clock: ManualClock
+) -> None:
+    web = await node.add_pod("web-0")
+    target = await node.publish(web)
+    await advance(node, clock, 15)  # past --rotation-min-poll-interval since the publish
+    node.provider.files["password"] = b"rotated"
+    annotations = {REFRESH_NOW_ANNOTATION: "2026-11-30T10:00:00Z"}
+    node.kube.store.patch(
+        "secretproviderclasses", "default", SPC, {"metadata": {"annotations": annotations}}
+    )
+    await eventually(lambda: len(node.provider.requests) == 2, "the refresh's fetch")
+    await settle(node)
+    with open(f"{target}/password", "rb") as handle:
+        assert handle.read() == b"rotated"
+    interval = {ROTATION_POLL_INTERVAL_ANNOTATION: "30s"}
+    node.kube.store.patch(
+        "secretproviderclasses", "default", SPC, {"metadata": {"annotations": interval}}
+    )
+    await eventually(
+        lambda: (
+            node.agent.rotation is not None
+            and node.agent.rotation.schedule.interval(node.agent.table.get(target)) == 30
+        ),  # type: ignore[arg-type]
+        "the class's interval learned",
+    )
+    await advance(node, clock, 34)
+    assert len(node.provider.requests) == 3
+
+
+async def test_a_class_may_opt_out_of_shared_fetches(
+    agents: KubeAgents, node: KubeHarness, clock: ManualClock
+) -> None:
+    node.kube.store.put(
+        {
+            **secret_provider_class(
+                "per-pod", provider="fake", parameters={"objects": "- objectName: username"}
+            ),
+            "metadata": {
+                "name": "per-pod",
+                "namespace": "default",
+                "annotations": {FETCH_PER_POD_ANNOTATION: "true"},
+            },
+        }
+    )
+    for i in range(3):
+        pod = await node.add_pod(f"web-{i}", spc="per-pod")
+        await node.publish(pod, spc="per-pod")
+    await advance(node, clock, DUE)
+    assert len(node.provider.requests) == 6  # three publishes, three rotations
+
+
+async def test_an_expiring_token_is_replaced_through_token_request(agents: KubeAgents) -> None:
+    clock = ManualClock(start=time.time())  # the API server stamps real expiry times
+    node = await agents.start(
+        clock=clock,
+        enable_secret_rotation=True,
+        rotation_poll_interval=INTERVAL,
+        token_request_fallback=True,
+    )
+    node.kube.store.put(service_account("web"))
+    web = await node.add_pod("web-0", service_account="web")
+    # Kubelet's token expires a minute after the next rotation is due: too close to use.
+    expires = datetime.fromtimestamp(clock.now() + DUE + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    request = node.request(web, tokens={"vault": "kubelet-jwt"})
+    tokens = json.loads(request.volume_context["csi.storage.k8s.io/serviceAccount.tokens"])
+    tokens["vault"]["expirationTimestamp"] = expires
+    request.volume_context["csi.storage.k8s.io/serviceAccount.tokens"] = json.dumps(tokens)
+    await node.kubelet.publish(request)
+    await advance(node, clock, DUE)
+    (issued,) = node.kube.issuer.issued
+    assert (issued.service_account, issued.audiences) == ("web", ("vault",))
+    assert (issued.bound_kind, issued.bound_name) == ("Pod", "web-0")
+    sent = node.provider.requests[-1]
+    assert sent.identity.tokens["vault"].token != "kubelet-jwt"
+    assert (
+        json.loads(sent.attributes["csi.storage.k8s.io/serviceAccount.tokens"])["vault"]["token"]
+        == sent.identity.tokens["vault"].token
+    )
+    # The minted token is kept: the next rotation needs no other.
+    await advance(node, clock, DUE)
+    assert len(node.kube.issuer.issued) == 1

@@ -1,0 +1,110 @@
+"""The agent's own files in a volume, told apart from anyone else's (agent.fs.layout)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.fs.atomic_writer import AtomicWriter
+from agent.fs.layout import remove_artefacts, survey
+from agent.model import SecretFile, VolumeContent
+
+TS = "..2026_01_02_03_04_05.abcd"
+
+
+def surveyed(path: Path) -> tuple[VolumeContent, bool, tuple[str, ...]]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        found = survey(fd)
+    finally:
+        os.close(fd)
+    return found.content, found.has_metadata, found.foreign
+
+
+def written(target: Path) -> None:
+    AtomicWriter(str(target)).write([SecretFile("a", 0o644, b"1"), SecretFile("d/e", 0o600, b"2")])
+
+
+def partial(target: Path) -> None:
+    (target / TS).mkdir()
+    (target / TS / "a").write_bytes(b"1")
+    (target / "a").symlink_to("..data/a")  # dangling: no ..data yet
+
+
+def with_metadata(target: Path) -> None:
+    written(target)
+    (target / "..agent-volume.json").write_text("{}")
+
+
+def half_saved_metadata(target: Path) -> None:
+    partial(target)
+    (target / "..agent-volume.json.1a2b.tmp").write_text("{")
+
+
+def data_points_nowhere(target: Path) -> None:
+    (target / "..data").symlink_to(TS)
+
+
+def foreign_file(target: Path) -> None:
+    written(target)
+    (target / "notes.txt").write_text("mine")
+
+
+def foreign_link(target: Path) -> None:
+    (target / "a").symlink_to("/etc/passwd")
+
+
+def real_data_directory(target: Path) -> None:
+    (target / "..data").mkdir()
+
+
+def untimestamped_directory(target: Path) -> None:
+    (target / "..other").mkdir()
+
+
+@pytest.mark.parametrize(
+    ("make", "content", "metadata"),
+    [
+        (lambda _t: None, VolumeContent.EMPTY, False),
+        (partial, VolumeContent.PARTIAL, False),
+        (half_saved_metadata, VolumeContent.PARTIAL, False),
+        (data_points_nowhere, VolumeContent.PARTIAL, False),
+        (written, VolumeContent.COMPLETE, False),
+        (with_metadata, VolumeContent.COMPLETE, True),
+        (foreign_file, VolumeContent.FOREIGN, False),
+        (foreign_link, VolumeContent.FOREIGN, False),
+        (real_data_directory, VolumeContent.FOREIGN, False),
+        (untimestamped_directory, VolumeContent.FOREIGN, False),
+    ],
+)
+def test_survey(
+    tmp_path: Path, make: Callable[[Path], None], content: VolumeContent, metadata: bool
+) -> None:
+    make(tmp_path)
+    found = surveyed(tmp_path)
+    assert found[:2] == (content, metadata)
+
+
+def test_only_the_agents_files_are_removed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("k")
+    target = tmp_path / "t"
+    target.mkdir()
+    with_metadata(target)
+    (target / TS).mkdir()  # a half-written version beside the complete one
+    (target / "..data_tmp").symlink_to(str(outside))
+    (target / "notes.txt").write_text("mine")
+    (target / "evil").symlink_to(str(outside))
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        found = survey(fd)
+        assert found.foreign == ("evil", "notes.txt")
+        remove_artefacts(fd, found.artefacts)
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(target)) == ["evil", "notes.txt"]
+    assert (outside / "keep").read_text() == "k"
