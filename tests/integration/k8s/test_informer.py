@@ -1,12 +1,13 @@
 """The list+watch building block against the fake API over HTTP: bookmarks move the resume
 point (so a compaction after a bookmark needs no relist), 410 Gone relists and reports what
-changed, dropped and silent connections reconnect, and readiness says why while it is down."""
+changed, dropped and silent connections reconnect, a server that fails every watch at once gets
+a growing delay (not a relist storm), and readiness says why while it is down."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -117,3 +118,50 @@ async def test_a_silent_connection_is_dropped_and_resumed(
         hold.release()
         await eventually(lambda: "upsert web-0" in recorder.seen, "resumed after the timeout")
         assert informer.lists == 1
+
+
+class ParkingSleep:
+    """An injected ``sleep``: records each delay, returns at once, and parks the caller for
+    good at the ``park_at``-th call (so the test reads a finished, bounded history)."""
+
+    def __init__(self, park_at: int = 3) -> None:
+        self.delays: list[float] = []
+        self._park_at = park_at
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        if len(self.delays) >= self._park_at:
+            await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize(
+    ("fault", "relists"),
+    [
+        (lambda kube: kube.faults.fail(410, verb="watch", resource="pods", times=None), True),
+        (lambda kube: kube.faults.fail(410, verb="list", resource="pods", times=None), True),
+        (lambda kube: kube.faults.drop_watch(resource="pods", times=None), False),
+    ],
+    ids=["watch-gone", "list-gone", "watch-ends-at-once"],
+)
+async def test_a_server_failing_every_watch_at_once_gets_a_growing_delay_not_a_storm(
+    kube_api: FakeKubeApi, api: KubeApi, fault: Callable[[FakeKubeApi], object], relists: bool
+) -> None:
+    fault(kube_api)
+    sleep = ParkingSleep()
+    informer = Informer(
+        "pods", api, PODS, decode_pod,
+        settings=InformerSettings(backoff=BackoffPolicy(initial=1.0, maximum=60.0, jitter=0.0)),
+        sleep=sleep,
+    )  # fmt: skip
+    task = asyncio.create_task(informer.run())
+    try:
+        await eventually(lambda: len(sleep.delays) == 3, "three pauses")
+        assert sleep.delays == [1.0, 2.0, 4.0]  # grows: no success reset it
+        sent = kube_api.requests.filter(resource="pods")
+        assert len(sent) <= 6  # one list or watch per pause, plus the one before it
+        assert informer.problem() != ""
+        assert sum(r.verb == "list" for r in sent) == (3 if relists else 1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
