@@ -129,7 +129,9 @@ class KubernetesAdapter:
             except (KubernetesApiError, ValueError) as err:
                 message = err.message if isinstance(err, KubernetesApiError) else str(err)
                 delay = backoff.next_delay()
-                log.warning("version_key.unavailable", secret=self.version_key.ref, error=message)
+                # Not ``secret=``: the log redaction hides any value under such a key.
+                ref = self.version_key.ref
+                log.warning("version_key.unavailable", secret_name=ref, error=message)
                 await asyncio.sleep(delay)
 
     async def after_recovery(self, table: MountTable) -> None:

@@ -67,7 +67,7 @@ class VersionKeySecret:
         if found is None:
             try:
                 found = await self._secrets.create(self.namespace, self._new_secret())
-                log.info("version_key.created", secret=self.ref)
+                log.info("version_key.created", secret_name=self.ref)
             except ApiAlreadyExists:
                 found = await self._secrets.get(self.namespace, self.name)
         if found is None:
