@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.http_exceptions import LineTooLong
@@ -66,7 +67,8 @@ class KubeApi:
         """Open the HTTP session (inside the running loop: aiohttp's rule)."""
         client = ApiClient(configuration)
         client.user_agent = USER_AGENT
-        self._connected, self.host = client, str(configuration.host)
+        # client-go's host label: host[:port], no scheme.
+        self._connected, self.host = client, urlsplit(str(configuration.host)).netloc
 
     async def close(self) -> None:
         if self._connected is not None:
@@ -111,7 +113,7 @@ class KubeApi:
         query = [*(selectors or {}).items(), ("limit", str(limit))]
         if continue_token:
             query.append(("continue", continue_token))
-        action = f"list {resource.describe(namespace)}"
+        action = f"list {resource.describe(namespace, selectors=selectors)}"
         return await self._call("GET", resource.path(namespace), action, lane, query=query)
 
     async def create(self, resource: Resource, namespace: str, body: Object, lane: Lane) -> Object:
@@ -170,7 +172,7 @@ class KubeApi:
         connection (nothing for ``read_timeout`` s) raises ApiUnavailable, an ``ERROR`` event the
         translated Status (ApiGone for an expired resource version).
         """
-        action = f"watch {resource.describe(namespace)}"
+        action = f"watch {resource.describe(namespace, selectors=selectors)}"
         query = [
             *(selectors or {}).items(),
             ("watch", "1"),

@@ -119,6 +119,15 @@ def test_watch_error_events_and_connection_failures_translate_too() -> None:
     assert from_exception("get pods a/b", TimeoutError()).message == "get pods a/b: timed out"
 
 
+def test_collections_are_described_with_their_selectors() -> None:
+    assert PODS.describe() == "pods (all)"
+    assert PODS.describe("ns") == "pods in ns"
+    node = {"fieldSelector": "spec.nodeName=node-a"}
+    assert PODS.describe(selectors=node) == "pods (spec.nodeName=node-a)"
+    assert PODS.describe("ns", selectors={"labelSelector": "a=b"}) == "pods in ns (a=b)"
+    assert PODS.describe("ns", "web-0") == "pods ns/web-0"
+
+
 def test_resource_paths_quote_names() -> None:
     assert PODS.path() == "/api/v1/pods"
     assert PODS.path("ns", "p", "status") == "/api/v1/namespaces/ns/pods/p/status"
