@@ -78,8 +78,10 @@ def resource_version(document: Mapping[str, Any]) -> str:
 class Informer(Generic[T]):
     """A cache of one resource, filtered by selectors, holding ``decode``d values.
 
-    ``decode`` turns an API object into what the cache keeps (smaller than the JSON) or None
-    to leave the object out.
+    ``decode`` turns an API object into what the cache keeps (smaller than the JSON), or None
+    (or raises) when it cannot: that version of the object is then ignored, and the cache
+    keeps the last one it could use. Only a DELETED event or a list without the object
+    removes it (for pods that means releasing volumes: a decoder bug must not do that).
     """
 
     def __init__(
@@ -197,8 +199,12 @@ class Informer(Generic[T]):
         if not isinstance(document, dict):
             return
         key = object_key(document)
+        if key is None:
+            return
         value = self._safe_decode(document)
-        if key is not None and value is not None:
+        if value is None:
+            value = self._items.get(key)  # still there: keep what it was
+        if value is not None:
             target[key] = value
 
     def _replace(self, fresh: dict[Key, T]) -> None:
@@ -256,8 +262,7 @@ class Informer(Generic[T]):
             return
         value = self._safe_decode(document)
         if value is None:
-            self._apply_delete(document)
-            return
+            return  # only a deletion or a list may drop an object: keep what it was
         previous = self._items.get(key)
         self._items[key] = value
         if previous != value:

@@ -165,3 +165,33 @@ async def test_a_server_failing_every_watch_at_once_gets_a_growing_delay_not_a_s
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _decode_unless_broken(document: dict[str, object]) -> PodInfo | None:
+    """decode_pod, failing (as a decoder bug would) for pods labelled ``broken``."""
+    labels = (document.get("metadata") or {}).get("labels") or {}  # type: ignore[attr-defined]
+    if "broken" in labels:
+        raise ValueError("cannot decode this version")
+    return decode_pod(document)
+
+
+async def test_an_update_that_does_not_decode_keeps_the_object_instead_of_deleting_it(
+    kube_api: FakeKubeApi, api: KubeApi
+) -> None:
+    recorder = Recorder()
+    informer = Informer(
+        "pods", api, PODS, _decode_unless_broken, handler=recorder,
+        settings=InformerSettings(backoff=BackoffPolicy(initial=0.01, maximum=0.05)),
+    )  # fmt: skip
+    kube_api.store.put(pod("web-0"))
+    async with running(informer, kube_api):
+        kube_api.store.patch("pods", "default", "web-0", {"metadata": {"labels": {"broken": "1"}}})
+        kube_api.store.put(pod("web-1"))  # the event after it, so the broken one was seen
+        await eventually(lambda: "upsert web-1" in recorder.seen, "the next event")
+        kube_api.faults.fail(410, verb="watch", resource="pods", times=1)
+        kube_api.store.drop_watches("pods")  # the next watch gets 410: a relist lists it broken
+        await eventually(lambda: informer.lists == 2, "relisted")
+        assert informer.get("default", "web-0") is not None
+        assert "delete web-0" not in recorder.seen
+        kube_api.store.delete("pods", "default", "web-0")
+        await eventually(lambda: "delete web-0" in recorder.seen, "a real deletion still counts")
