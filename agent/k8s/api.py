@@ -4,9 +4,9 @@ lanes, every failure translated once (``api_errors``).
 Requests go through kubernetes_asyncio's ``ApiClient`` (auth headers, refresh hooks, TLS,
 proxies) with ``_preload_content=False``: the response is read here as JSON and never turned
 into generated model objects. Two token buckets, ``publish`` and ``background``, each with the
-configured QPS and burst: work on kubelet's behalf (a SecretProviderClass missing from the
-cache, pod status writes, service accounts, token requests, the HMAC key) never waits behind
-informer relists or events.
+configured QPS and burst: what kubelet's call waits for (a SecretProviderClass missing from
+the cache, service accounts, token requests, the HMAC key at start) never waits behind
+informer relists, events, secret sync, or pod status writes (written behind the publish).
 """
 
 from __future__ import annotations

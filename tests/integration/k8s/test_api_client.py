@@ -16,13 +16,23 @@ from agent.errors import ApiAlreadyExists, ApiNotFound, ApiThrottled, ApiUnavail
 from agent.k8s.api import ApiSettings, KubeApi, Lane
 from agent.k8s.connection import load_configuration
 from agent.k8s.lean_import import ApiException
+from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.resources import PODS, SECRETS, SPC_V1
+from agent.model import PodStatus
 from tests.fakes.kube_api import FakeKubeApi, secret_provider_class
+from tests.support.kube_agent import eventually
 
 
 @pytest.fixture
 def kube_api_options() -> dict[str, Any]:
     return {"token": "agent-token-0123456789"}
+
+
+def _status(index: int) -> PodStatus:
+    uid = f"uid-{index}"
+    target = f"/var/lib/kubelet/pods/{uid}/volumes/kubernetes.io~csi/secrets/mount"
+    name = f"web-{index}-default-app"
+    return PodStatus(name, "default", f"web-{index}", uid, "app", target, "node-a", True, ())
 
 
 @pytest.fixture
@@ -49,6 +59,27 @@ async def test_background_traffic_never_delays_a_publish(
         waiting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await waiting
+
+
+async def test_pod_status_writes_behind_the_publish_never_delay_a_publish_read(
+    kube_api: FakeKubeApi, slow_api: KubeApi
+) -> None:
+    """Kubelet does not wait for status writes (they follow the publish), so they must not
+    spend the budget of what it does wait for (a class missing from the cache)."""
+    kube_api.store.put(secret_provider_class("app", parameters={"a": "b"}))
+    statuses = KubePodStatusStore(slow_api, "node-a", writers=2)
+    writers = asyncio.create_task(statuses.run())
+    try:
+        for index in range(3):
+            statuses.want(_status(index))
+        written = "the first status write spent its lane's burst"
+        await eventually(lambda: kube_api.requests.count(verb="create") == 1, written)
+        found = await asyncio.wait_for(slow_api.get(SPC_V1, "default", "app", Lane.PUBLISH), 5)
+        assert found["metadata"]["name"] == "app"
+    finally:
+        writers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writers
 
 
 def raise_for_status_as_later_releases_do(client: KubeApi) -> None:
