@@ -17,6 +17,7 @@ from agent.aio.ratelimit import TokenBucket
 from agent.core.identity import refreshed_identity
 from agent.csi.status import to_grpc_error
 from agent.k8s.api_errors import from_exception, from_response, from_status_object
+from agent.k8s.identity import token_expiry
 from agent.k8s.pods import decode_pod
 from agent.k8s.resources import PODS, SPC_V1
 from agent.k8s.spcs import UnusableClass, decode_class
@@ -213,3 +214,11 @@ async def test_refreshed_identity_mints_only_expiring_tokens_and_only_when_enabl
     assert minter.calls == ["vault"]
     assert refreshed.tokens["vault"].token == "fresh"
     assert refreshed.tokens["aws"].token == "ok"
+
+
+def test_token_request_expiry_is_always_comparable_with_now() -> None:
+    now = datetime.now(UTC)
+    for text in ("2030-01-01T00:00:00Z", "2030-01-01T00:00:00", "2030-01-01T01:00:00+01:00"):
+        expiry = token_expiry(text)
+        assert expiry is not None and expiry - now > timedelta(0)  # naive would raise here
+    assert token_expiry("soon") is None and token_expiry(None) is None
