@@ -69,6 +69,7 @@ class KubernetesAdapter:
         namespace = settings.agent_namespace or own_namespace()
         self.version_key = VersionKeySecret(self.secrets, namespace, settings.hmac_secret_name)
         self.pods: PodWatcher | None = None
+        self.flush_at_stop = FLUSH_AT_STOP_S  # seconds stop waits for pending status writes
         self._tasks = TaskSet("kubernetes")
 
     def watch_pods(self, table: MountTable, release: Release) -> PodWatcher:
@@ -150,8 +151,15 @@ class KubernetesAdapter:
         """Give pending status writes a moment, then stop every task and close the session."""
         if self.statuses.pending:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FLUSH_AT_STOP_S):
+                async with asyncio.timeout(self.flush_at_stop):
                     await self.statuses.wait_idle()
+        if self.statuses.pending:
+            log.warning(
+                "pod_status.unwritten_at_stop",
+                pending=self.statuses.pending,
+                error=self.statuses.problem(),
+                note="the next start writes or deletes them from the volumes on disk",
+            )
         await self._tasks.close()
         if self.pods is not None:
             await self.pods.work.close()

@@ -167,7 +167,8 @@ class KubePodStatusStore:
 
     @property
     def pending(self) -> int:
-        return len(self._wanted) + len(self._in_flight)
+        """Objects with a write still to make (one being retried may also have a newer wish)."""
+        return len(self._wanted.keys() | self._in_flight)
 
     async def wait_idle(self) -> None:
         """Until every wanted state has been written (or given up on)."""
