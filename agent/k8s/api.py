@@ -114,7 +114,12 @@ class KubeApi:
         if continue_token:
             query.append(("continue", continue_token))
         action = f"list {resource.describe(namespace, selectors=selectors)}"
-        return await self._call("GET", resource.path(namespace), action, lane, query=query)
+        page = await self._call("GET", resource.path(namespace), action, lane, query=query)
+        # A list always has ``items`` (maybe empty); without it a cache would take the page
+        # for "nothing exists" and report every object deleted.
+        if not isinstance(page.get("items"), list) or not isinstance(page.get("metadata"), dict):
+            raise ApiUnavailable(f"{action}: the answer is not a list (no items and metadata)")
+        return page
 
     async def create(self, resource: Resource, namespace: str, body: Object, lane: Lane) -> Object:
         name = body.get("metadata", {}).get("name") or "(generated name)"
@@ -227,7 +232,9 @@ class KubeApi:
             document = json.loads(data) if data else {}
         except ValueError:
             raise ApiUnavailable(f"{action}: the answer is not JSON") from None
-        return document if isinstance(document, dict) else {}
+        if not isinstance(document, dict):
+            raise ApiUnavailable(f"{action}: the answer is not a JSON object")
+        return document
 
     async def _send(
         self,

@@ -180,6 +180,10 @@ class FakeKubeApi:
                 if fault.reset and fault.drop_after_events is None:
                     _reset(request)
                     return web.Response(status=500)
+                if fault.body is not None:
+                    headers = {"Content-Type": fault.content_type}
+                    entry.status = fault.status or 200
+                    return web.Response(body=fault.body, status=entry.status, headers=headers)
                 if fault.status:
                     raise fault.error(info)
                 request[FAULT] = fault

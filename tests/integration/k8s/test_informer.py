@@ -195,3 +195,53 @@ async def test_an_update_that_does_not_decode_keeps_the_object_instead_of_deleti
         assert "delete web-0" not in recorder.seen
         kube_api.store.delete("pods", "default", "web-0")
         await eventually(lambda: "delete web-0" in recorder.seen, "a real deletion still counts")
+
+
+GARBAGE = pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"{}", "the answer is not a list (no items and metadata)"),
+        (b'{"kind": "PodList", "metadata": {}, "items": {"web-0": {}}}', "not a list"),
+        (b"[]", "the answer is not a JSON object"),
+        (b"<html>502 Bad Gateway</html>", "the answer is not JSON"),
+    ],
+    ids=["empty-object", "items-not-a-list", "array", "html"],
+)
+
+
+@GARBAGE
+async def test_a_garbage_list_answer_is_an_error_never_an_empty_cache(
+    kube_api: FakeKubeApi, api: KubeApi, body: bytes, why: str
+) -> None:
+    recorder = Recorder()
+    informer = _informer(api, recorder)
+    kube_api.store.put(pod("web-0"))
+    async with running(informer, kube_api):
+        garbage = kube_api.faults.answer(body, verb="list", resource="pods", times=1)
+        kube_api.faults.fail(410, verb="watch", resource="pods", times=1)
+        kube_api.store.drop_watches("pods")  # 410 on the next watch: relist, into the garbage
+        await eventually(lambda: garbage.hits == 1, "the garbage answer")
+        await eventually(lambda: informer.lists == 2, "relisted once the answer is sane")
+        assert "delete web-0" not in recorder.seen
+        assert informer.get("default", "web-0") is not None
+
+
+@GARBAGE
+async def test_readiness_names_a_garbage_list_answer(
+    kube_api: FakeKubeApi, api: KubeApi, body: bytes, why: str
+) -> None:
+    sleep = ParkingSleep(park_at=1)
+    informer = Informer(
+        "pods", api, PODS, decode_pod, selectors={"fieldSelector": "spec.nodeName=node-a"},
+        sleep=sleep,
+    )  # fmt: skip
+    kube_api.faults.answer(body, verb="list", resource="pods", times=None)
+    task = asyncio.create_task(informer.run())
+    try:
+        await eventually(lambda: len(sleep.delays) == 1, "paused after the garbage")
+        assert informer.problem().startswith("not synced yet: list pods (spec.nodeName=node-a): ")
+        assert why in informer.problem()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
