@@ -21,14 +21,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.http_exceptions import LineTooLong
 
 from agent import __version__
 from agent.aio.ratelimit import TokenBucket
-from agent.errors import ApiForbidden, ApiNotFound, ApiUnavailable, KubernetesApiError
+from agent.errors import ApiForbidden, ApiNotFound, ApiUnavailable
 from agent.k8s import api_errors
 from agent.k8s.lean_import import ApiClient, ApiException, ConfigException, Configuration
 from agent.k8s.resources import Resource
+from agent.k8s.watch_stream import WatchStream
 from agent.logs import scrub_text
 
 USER_AGENT = f"secrets-store-agent/{__version__}"
@@ -263,7 +263,9 @@ class KubeApi:
             # Releases after kubernetes_asyncio 36.1 raise for a non-2xx answer even with
             # _preload_content=False (its commit c1a69be0); earlier ones return the response.
             self._observe(method, str(err.status or "<error>"))
-            raise _translated(action, err) from None
+            raise api_errors.from_client_exception(
+                action, err.status, err.reason, err.body, err.headers
+            ) from None
         except ConfigException as err:  # an exec plugin or token file failed
             self._observe(method, "<error>")
             # Its text may quote the plugin's stderr: scrubbed and cut like a Status message.
@@ -278,53 +280,3 @@ class KubeApi:
     def _observe(self, method: str, code: str) -> None:
         if self._observer is not None:
             self._observer(self.host, method, code)
-
-
-def _translated(action: str, error: ApiException) -> KubernetesApiError:
-    body = error.body if isinstance(error.body, bytes) else str(error.body or "").encode()
-    headers = error.headers if isinstance(error.headers, Mapping) else {}
-    if not error.status:  # raised before anything was sent (the request could not be built)
-        return KubernetesApiError(f"{action}: the client refused the request: {error.reason}")
-    return api_errors.from_response(action, int(error.status), body, headers)
-
-
-class WatchStream:
-    """Decoded events of one watch response, in order; ``None`` once the server ends it."""
-
-    def __init__(self, response: aiohttp.ClientResponse, action: str) -> None:
-        self._response = response
-        self._action = action
-
-    async def next(self) -> Object | None:
-        action = self._action
-        while True:
-            try:
-                line = await self._response.content.readline()
-            except TimeoutError:
-                raise ApiUnavailable(
-                    f"{action}: nothing received within the read timeout"
-                ) from None
-            except LineTooLong as err:
-                # Only a broken or hostile server sends one (the client's limit, 4 MiB, is far
-                # above etcd's object size); its text quotes the line (API data): not repeated.
-                limit = err.args[1] if len(err.args) > 1 else "its"
-                raise ApiUnavailable(
-                    f"{action}: a watch event is longer than the client's limit of {limit} bytes"
-                ) from None
-            except (aiohttp.ClientError, OSError, ValueError) as err:
-                raise api_errors.from_exception(action, err) from None
-            if not line:
-                return None
-            if line.strip():
-                return self._decode(line)
-
-    def _decode(self, line: bytes) -> Object:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            raise ApiUnavailable(f"{self._action}: a watch event is not JSON") from None
-        if not isinstance(event, dict):
-            raise ApiUnavailable(f"{self._action}: a watch event is not an object")
-        if event.get("type") == "ERROR":
-            raise api_errors.from_status_object(self._action, event.get("object"))
-        return event

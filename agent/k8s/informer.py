@@ -24,8 +24,9 @@ import structlog
 
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.errors import ApiGone, KubernetesApiError
-from agent.k8s.api import KubeApi, Lane, Object, WatchStream
+from agent.k8s.api import KubeApi, Lane, Object
 from agent.k8s.resources import Resource
+from agent.k8s.watch_stream import WatchStream
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
