@@ -29,7 +29,7 @@ from agent.k8s.identity import KubeServiceAccounts, KubeTokenMinter
 from agent.k8s.informer import Informer, InformerSettings
 from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.pods import PodWatcher, Release
-from agent.k8s.secrets import KubeSecrets, VersionKeySecret
+from agent.k8s.secrets import VersionKeySecret
 from agent.k8s.spcs import KubeSecretProviderClassSource, served_resource
 from agent.k8s.synced_secrets import KubeSecretStore
 from agent.model import VolumeRecord
@@ -64,10 +64,9 @@ class KubernetesAdapter:
             self.api, settings.node_id, EventSettings(backoff=self._backoff)
         )
         self.tokens = KubeTokenMinter(self.api) if settings.token_request_fallback else None
-        self.secrets = KubeSecrets(self.api)
         self.secret_store = KubeSecretStore(self.api)
         namespace = settings.agent_namespace or own_namespace()
-        self.version_key = VersionKeySecret(self.secrets, namespace, settings.hmac_secret_name)
+        self.version_key = VersionKeySecret(self.api, namespace, settings.hmac_secret_name)
         self.pods: PodWatcher | None = None
         self.flush_at_stop = FLUSH_AT_STOP_S  # seconds stop waits for pending status writes
         self._tasks = TaskSet("kubernetes")

@@ -16,6 +16,9 @@ import yaml
 
 from agent.app import load_version_key
 from agent.core.identity import refreshed_identity
+from agent.k8s.api import KubeApi
+from agent.k8s.connection import load_configuration
+from agent.k8s.secrets import VersionKeySecret
 from agent.logs import configure_logging
 from agent.model import (
     MountResult,
@@ -186,3 +189,19 @@ async def test_the_hmac_key_secret_is_named_in_the_log_lines_about_it(
     assert events["version_key.unavailable"]["secret_name"] == ref
     assert "is forbidden" in events["version_key.unavailable"]["error"]
     assert events["version_key.created"]["secret_name"] == ref
+
+
+@pytest.mark.parametrize("data", [["key"], {"key": 5}, {"key": "c2hvcnQ="}, None])
+async def test_a_malformed_hmac_key_secret_is_named_and_retried(
+    kube_api: FakeKubeApi, data: object
+) -> None:
+    client = KubeApi()
+    client.connect(await load_configuration(str(kube_api.kubeconfig_path)))
+    broken = {"apiVersion": "v1", "kind": "Secret", "data": data}
+    broken["metadata"] = {"name": "hmac", "namespace": "kube-system"}
+    kube_api.faults.answer(json.dumps(broken).encode(), verb="get", resource="secrets")
+    try:
+        with pytest.raises(ValueError, match=r"secret kube-system/hmac has no usable data.key"):
+            await VersionKeySecret(client, "kube-system", "hmac").load()
+    finally:
+        await client.close()
