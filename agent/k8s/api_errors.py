@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+import aiohttp
+
 from agent.errors import (
     ApiAlreadyExists,
     ApiConflict,
@@ -75,6 +77,8 @@ def from_exception(action: str, error: BaseException) -> ApiUnavailable:
     """No answer at all (refused, reset, timed out, TLS failure)."""
     if isinstance(error, TimeoutError):
         return ApiUnavailable(f"{action}: timed out")
+    if isinstance(error, aiohttp.ClientPayloadError):  # its text: aiohttp's parser internals
+        return ApiUnavailable(f"{action}: the connection closed in the middle of the answer")
     detail = " ".join(str(error).split())[:MAX_MESSAGE_CHARS]
     return ApiUnavailable(f"{action}: {type(error).__name__}" + (f": {detail}" if detail else ""))
 

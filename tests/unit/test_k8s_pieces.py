@@ -8,6 +8,7 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 from grpclib.const import Status
 
@@ -118,6 +119,13 @@ def test_watch_error_events_and_connection_failures_translate_too() -> None:
     assert isinstance(refused, errors.ApiUnavailable)
     assert "Connection refused" in refused.message
     assert from_exception("get pods a/b", TimeoutError()).message == "get pods a/b: timed out"
+    cut = aiohttp.ClientPayloadError(
+        "Response payload is not completed: <TransferEncodingError: 400, message='Not enough "
+        "data to satisfy transfer length header.'>"
+    )
+    assert from_exception("watch pods (all)", cut).message == (
+        "watch pods (all): the connection closed in the middle of the answer"
+    )
 
 
 def test_collections_are_described_with_their_selectors() -> None:
