@@ -1,6 +1,6 @@
 """Credentials from a kubeconfig against the fake API over HTTPS: an exec plugin's token and a
-``tokenFile`` are refreshed when the server starts wanting another one (as client-go does), and
-no credential reaches a log line, even at -v=5."""
+``tokenFile`` are refreshed when the server starts wanting another one (as client-go does), a
+client certificate authenticates, and no credential reaches a log line, even at -v=5."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.errors import ApiForbidden
+from agent.errors import ApiForbidden, ApiUnavailable
 from agent.k8s import connection
 from agent.k8s.api import KubeApi, Lane
 from agent.k8s.connection import load_configuration
@@ -117,3 +117,29 @@ async def test_an_unreadable_token_file_keeps_the_last_token_and_names_the_file(
     unreadable = [w for w in warnings if w["event"] == "k8s.token_file_unreadable"]
     assert unreadable and unreadable[0]["path"] == str(token_file)
     assert FIRST not in log_lines.getvalue()
+
+
+async def test_a_client_certificate_kubeconfig_works_and_its_key_is_never_logged(
+    tmp_path: Path, log_lines: io.StringIO
+) -> None:
+    async with FakeKubeApi.running(tmp_path / "api", tls=True, client_certs=True) as kube:
+        assert kube.tls is not None
+        key = kube.tls.client_key_path.read_text()
+        client = KubeApi()
+        client.connect(await load_configuration(str(kube.kubeconfig_path)))
+        without = tmp_path / "no-cert"
+        kube.write_kubeconfig(without)
+        config = yaml.safe_load(without.read_text())
+        config["users"][0]["user"] = {}
+        without.write_text(yaml.safe_dump(config))
+        anonymous = KubeApi()
+        anonymous.connect(await load_configuration(str(without)))
+        try:
+            await client.list(PODS, Lane.PUBLISH)
+            with pytest.raises(ApiUnavailable, match="list pods"):
+                await anonymous.list(PODS, Lane.PUBLISH)  # the handshake refuses it
+        finally:
+            await client.close()
+            await anonymous.close()
+    body = "".join(key.splitlines()[1:-1])  # the base64 between the PEM armour
+    assert body[:40] not in log_lines.getvalue()
