@@ -213,7 +213,7 @@ class SecretSyncer:
                     self._store, pod.namespace, name, frozenset({pod.uid})
                 )
             except KubernetesApiError as err:
-                log.warning("secret_sync.release_failed", secret=ref, error=err.message)
+                log.warning("secret_sync.release_failed", secret_name=ref, error=err.message)
                 return False
         self._report.released(record, name, outcome, why)
         return True
