@@ -91,8 +91,11 @@ def _parse_expiry(audience: str, entry: Mapping[str, object]) -> datetime | None
             f"{SERVICE_ACCOUNT_TOKENS}[{audience!r}].expirationTimestamp is not a string"
         )
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:  # RFC 3339 always has a zone (Z or offset)
         raise InvalidRequest(
             f"{SERVICE_ACCOUNT_TOKENS}[{audience!r}].expirationTimestamp is not RFC 3339"
-        ) from None
+        )
+    return moment

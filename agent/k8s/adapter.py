@@ -30,7 +30,7 @@ from agent.k8s.informer import Informer, InformerSettings
 from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.pods import PodWatcher, Release
 from agent.k8s.secret_consumers import KubeSecretConsumers
-from agent.k8s.secrets import KubeSecrets, VersionKeySecret
+from agent.k8s.secrets import VersionKeySecret
 from agent.k8s.spcs import KubeSecretProviderClassSource, served_resource
 from agent.k8s.synced_secrets import KubeSecretStore
 from agent.model import VolumeRecord
@@ -66,13 +66,13 @@ class KubernetesAdapter:
             self.api, settings.node_id, EventSettings(backoff=self._backoff)
         )
         self.tokens = KubeTokenMinter(self.api) if settings.token_request_fallback else None
-        self.secrets = KubeSecrets(self.api)
         self.secret_store = KubeSecretStore(self.api)
         namespace = settings.agent_namespace or own_namespace()
-        self.version_key = VersionKeySecret(self.secrets, namespace, settings.hmac_secret_name)
+        self.version_key = VersionKeySecret(self.api, namespace, settings.hmac_secret_name)
         self.pods: PodWatcher | None = None
         self.secret_consumers = KubeSecretConsumers(self.api, self.statuses, lambda: self.pods)
         self._listeners: list[ChangeListener] = []
+        self.flush_at_stop = FLUSH_AT_STOP_S  # seconds stop waits for pending status writes
         self._tasks = TaskSet("kubernetes")
 
     def watch_pods(self, table: MountTable, release: Release) -> PodWatcher:
@@ -145,7 +145,9 @@ class KubernetesAdapter:
             except (KubernetesApiError, ValueError) as err:
                 message = err.message if isinstance(err, KubernetesApiError) else str(err)
                 delay = backoff.next_delay()
-                log.warning("version_key.unavailable", secret=self.version_key.ref, error=message)
+                # Not ``secret=``: the log redaction hides any value under such a key.
+                ref = self.version_key.ref
+                log.warning("version_key.unavailable", secret_name=ref, error=message)
                 await asyncio.sleep(delay)
 
     def ready_checks(self) -> Mapping[str, Check]:
@@ -159,8 +161,15 @@ class KubernetesAdapter:
         """Give pending status writes a moment, then stop every task and close the session."""
         if self.statuses.pending:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FLUSH_AT_STOP_S):
+                async with asyncio.timeout(self.flush_at_stop):
                     await self.statuses.wait_idle()
+        if self.statuses.pending:
+            log.warning(
+                "pod_status.unwritten_at_stop",
+                pending=self.statuses.pending,
+                error=self.statuses.problem(),
+                note="the next start writes or deletes them from the volumes on disk",
+            )
         await self._tasks.close()
         if self.pods is not None:
             await self.pods.work.close()

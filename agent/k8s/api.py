@@ -4,9 +4,9 @@ lanes, every failure translated once (``api_errors``).
 Requests go through kubernetes_asyncio's ``ApiClient`` (auth headers, refresh hooks, TLS,
 proxies) with ``_preload_content=False``: the response is read here as JSON and never turned
 into generated model objects. Two token buckets, ``publish`` and ``background``, each with the
-configured QPS and burst: work on kubelet's behalf (a SecretProviderClass missing from the
-cache, pod status writes, service accounts, token requests, the HMAC key) never waits behind
-informer relists or events.
+configured QPS and burst: what kubelet's call waits for (a SecretProviderClass missing from
+the cache, service accounts, token requests, the HMAC key at start) never waits behind
+informer relists, events, secret sync, or pod status writes (written behind the publish).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -25,8 +26,9 @@ from agent import __version__
 from agent.aio.ratelimit import TokenBucket
 from agent.errors import ApiForbidden, ApiNotFound, ApiUnavailable
 from agent.k8s import api_errors
-from agent.k8s.lean_import import ApiClient, ConfigException, Configuration
+from agent.k8s.lean_import import ApiClient, ApiException, ConfigException, Configuration
 from agent.k8s.resources import Resource
+from agent.k8s.watch_stream import WatchStream
 from agent.logs import scrub_text
 
 USER_AGENT = f"secrets-store-agent/{__version__}"
@@ -65,7 +67,8 @@ class KubeApi:
         """Open the HTTP session (inside the running loop: aiohttp's rule)."""
         client = ApiClient(configuration)
         client.user_agent = USER_AGENT
-        self._connected, self.host = client, str(configuration.host)
+        # client-go's host label: host[:port], no scheme.
+        self._connected, self.host = client, urlsplit(str(configuration.host)).netloc
 
     async def close(self) -> None:
         if self._connected is not None:
@@ -110,8 +113,13 @@ class KubeApi:
         query = [*(selectors or {}).items(), ("limit", str(limit))]
         if continue_token:
             query.append(("continue", continue_token))
-        action = f"list {resource.describe(namespace)}"
-        return await self._call("GET", resource.path(namespace), action, lane, query=query)
+        action = f"list {resource.describe(namespace, selectors=selectors)}"
+        page = await self._call("GET", resource.path(namespace), action, lane, query=query)
+        # A list always has ``items`` (maybe empty); without it a cache would take the page
+        # for "nothing exists" and report every object deleted.
+        if not isinstance(page.get("items"), list) or not isinstance(page.get("metadata"), dict):
+            raise ApiUnavailable(f"{action}: the answer is not a list (no items and metadata)")
+        return page
 
     async def create(self, resource: Resource, namespace: str, body: Object, lane: Lane) -> Object:
         name = body.get("metadata", {}).get("name") or "(generated name)"
@@ -169,7 +177,7 @@ class KubeApi:
         connection (nothing for ``read_timeout`` s) raises ApiUnavailable, an ``ERROR`` event the
         translated Status (ApiGone for an expired resource version).
         """
-        action = f"watch {resource.describe(namespace)}"
+        action = f"watch {resource.describe(namespace, selectors=selectors)}"
         query = [
             *(selectors or {}).items(),
             ("watch", "1"),
@@ -224,7 +232,9 @@ class KubeApi:
             document = json.loads(data) if data else {}
         except ValueError:
             raise ApiUnavailable(f"{action}: the answer is not JSON") from None
-        return document if isinstance(document, dict) else {}
+        if not isinstance(document, dict):
+            raise ApiUnavailable(f"{action}: the answer is not a JSON object")
+        return document
 
     async def _send(
         self,
@@ -249,6 +259,13 @@ class KubeApi:
                 _preload_content=False,
                 _request_timeout=timeout or self._settings.request_timeout,
             )
+        except ApiException as err:
+            # Releases after kubernetes_asyncio 36.1 raise for a non-2xx answer even with
+            # _preload_content=False (its commit c1a69be0); earlier ones return the response.
+            self._observe(method, str(err.status or "<error>"))
+            raise api_errors.from_client_exception(
+                action, err.status, err.reason, err.body, err.headers
+            ) from None
         except ConfigException as err:  # an exec plugin or token file failed
             self._observe(method, "<error>")
             # Its text may quote the plugin's stderr: scrubbed and cut like a Status message.
@@ -263,38 +280,3 @@ class KubeApi:
     def _observe(self, method: str, code: str) -> None:
         if self._observer is not None:
             self._observer(self.host, method, code)
-
-
-class WatchStream:
-    """Decoded events of one watch response, in order; ``None`` once the server ends it."""
-
-    def __init__(self, response: aiohttp.ClientResponse, action: str) -> None:
-        self._response = response
-        self._action = action
-
-    async def next(self) -> Object | None:
-        action = self._action
-        while True:
-            try:
-                line = await self._response.content.readline()
-            except TimeoutError:
-                raise ApiUnavailable(
-                    f"{action}: nothing received within the read timeout"
-                ) from None
-            except (aiohttp.ClientError, OSError, ValueError) as err:
-                raise api_errors.from_exception(action, err) from None
-            if not line:
-                return None
-            if line.strip():
-                return self._decode(line)
-
-    def _decode(self, line: bytes) -> Object:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            raise ApiUnavailable(f"{self._action}: a watch event is not JSON") from None
-        if not isinstance(event, dict):
-            raise ApiUnavailable(f"{self._action}: a watch event is not an object")
-        if event.get("type") == "ERROR":
-            raise api_errors.from_status_object(self._action, event.get("object"))
-        return event

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+import aiohttp
+
 from agent.errors import (
     ApiAlreadyExists,
     ApiConflict,
@@ -60,10 +62,23 @@ def from_status_object(action: str, status: object) -> KubernetesApiError:
     return from_response(action, code if isinstance(code, int) else 500, body, {})
 
 
+def from_client_exception(
+    action: str, status: object, reason: object, body: object, headers: object
+) -> KubernetesApiError:
+    """kubernetes_asyncio's ApiException (its fields): releases after 36.1.0 raise one for a
+    non-2xx answer even with ``_preload_content=False`` (its commit c1a69be0)."""
+    if not isinstance(status, int) or not status:  # raised before anything was sent
+        return KubernetesApiError(f"{action}: the client refused the request: {reason}")
+    raw = body if isinstance(body, bytes) else str(body or "").encode()
+    return from_response(action, status, raw, headers if isinstance(headers, Mapping) else {})
+
+
 def from_exception(action: str, error: BaseException) -> ApiUnavailable:
     """No answer at all (refused, reset, timed out, TLS failure)."""
     if isinstance(error, TimeoutError):
         return ApiUnavailable(f"{action}: timed out")
+    if isinstance(error, aiohttp.ClientPayloadError):  # its text: aiohttp's parser internals
+        return ApiUnavailable(f"{action}: the connection closed in the middle of the answer")
     detail = " ".join(str(error).split())[:MAX_MESSAGE_CHARS]
     return ApiUnavailable(f"{action}: {type(error).__name__}" + (f": {detail}" if detail else ""))
 

@@ -3,14 +3,16 @@
 Order, as controller-runtime (which the upstream driver uses): ``--kubeconfig``, then the
 ``KUBECONFIG`` environment variable (a ``:``-separated list), then the in-cluster service
 account, then ``~/.kube/config``. Credentials that expire are refreshed before a request
-needs them: the in-cluster token file is re-read every minute (the loader's hook), an exec
-plugin's token when its ``expirationTimestamp`` has passed.
+needs them: the in-cluster token file is re-read every minute (the loader's hook), a
+kubeconfig ``tokenFile`` too (as client-go's cached file token source; the loader reads it
+only once), an exec plugin's token when its ``expirationTimestamp`` has passed.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,13 @@ import structlog
 
 from agent.errors import ConfigError
 from agent.k8s.lean_import import ConfigException, Configuration, incluster_config, kube_config
+from agent.logs import scrub_text
 
 log = structlog.get_logger(__name__)
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _EXPIRY_MARGIN = timedelta(seconds=10)
+TOKEN_FILE_REREAD_S = 60.0  # client-go's cached file token source
 
 
 async def load_configuration(
@@ -52,8 +56,11 @@ async def load_configuration(
                 "~/.kube/config is set; pass --standalone-dir to run without Kubernetes"
             )
     except (ConfigException, OSError, ValueError, KeyError, TypeError) as err:
-        # The loaders' messages name files and fields, not credentials.
-        raise ConfigError(f"cannot load Kubernetes API configuration from {source}: {err}") from err
+        # The loaders' messages name files and fields; an exec plugin's quotes its stderr.
+        detail = scrub_text(" ".join(str(err).split()))
+        raise ConfigError(
+            f"cannot load Kubernetes API configuration from {source}: {detail}"
+        ) from err
     log.info("k8s.configured", source=source, host=configuration.host)
     return configuration
 
@@ -63,7 +70,14 @@ async def _from_kubeconfig(path: str, configuration: Configuration) -> None:
         config_file=path, client_configuration=configuration, persist_config=False
     )
     user: Any = getattr(loader, "_user", None)
-    if user is not None and "exec" in user:
+    if user is None or getattr(loader, "provider", None):
+        return  # no user, or an auth-provider (gcp, oidc) the loader refreshes itself
+    # The loader's order: a token (tokenFile before token) wins over an exec plugin.
+    if "tokenFile" in user:
+        # Relative to the file that defines the user (KUBECONFIG may list several).
+        base = Path(loader._get_base_path(getattr(user, "path", None) or path))
+        configuration.refresh_api_key_hook = _token_file_refresher(base / str(user["tokenFile"]))
+    elif "exec" in user and "token" not in user:
         configuration.refresh_api_key_hook = _exec_refresher(loader)
 
 
@@ -75,6 +89,29 @@ def _exec_refresher(loader: Any) -> Any:
             return
         await loader.load_from_exec_plugin()
         configuration.api_key["BearerToken"] = loader.token
+
+    return refresh
+
+
+def _token_file_refresher(
+    path: Path, clock: Callable[[], float] = time.monotonic
+) -> Callable[[Configuration], None]:
+    """Re-read ``path`` at most every TOKEN_FILE_REREAD_S; a file that cannot be read keeps
+    the last token (as client-go), with one warning per attempt that names the file."""
+    read_at = clock()
+
+    def refresh(configuration: Configuration) -> None:
+        nonlocal read_at
+        if clock() - read_at < TOKEN_FILE_REREAD_S:
+            return
+        read_at = clock()
+        try:
+            token = path.read_text().strip()
+        except OSError as err:
+            log.warning("k8s.token_file_unreadable", path=str(path), error=err.strerror)
+            return
+        if token:
+            configuration.api_key["BearerToken"] = f"Bearer {token}"
 
     return refresh
 

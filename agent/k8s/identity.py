@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from agent.errors import ApiNotFound, KubernetesApiError, ProviderError, ServiceAccountNotFound
 from agent.k8s.api import KubeApi, Lane
@@ -94,13 +94,16 @@ class KubeTokenMinter:
         token, expiry = status.get("token"), status.get("expirationTimestamp")
         if not isinstance(token, str) or not token:
             raise ProviderError(f"the token request for {what} returned no token")
-        return ServiceAccountToken(token=token, expires_at=_expiry(expiry))
+        return ServiceAccountToken(token=token, expires_at=token_expiry(expiry))
 
 
-def _expiry(value: object) -> datetime | None:
+def token_expiry(value: object) -> datetime | None:
+    """A TokenRequest's ``expirationTimestamp``, zone-aware (UTC when it has none); None
+    when it is absent or unreadable."""
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # the API's zone

@@ -4,7 +4,9 @@ The loop, as client-go's reflector and kopf's watcher: list (in pages) and repla
 diffing against what it held so a deletion missed while the watch was down is still reported;
 watch from the list's ``resourceVersion`` with bookmarks, following each event's version;
 re-watch from the last version when the server ends the stream; relist on 410 Gone; after
-any other error wait a jittered, growing delay and try again. ``problem()`` says, for
+any other error wait a jittered, growing delay and try again. A watch that ends or expires
+at once, before any event (client-go's "very short watch"), is an error too: a server that
+answers every watch that way gets a growing delay, not a relist storm. ``problem()`` says, for
 /readyz, whether the cache is usable and current. The loop never ends by itself: its owner
 cancels the task, and the open response is closed on the way out.
 """
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -21,14 +24,18 @@ import structlog
 
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.errors import ApiGone, KubernetesApiError
-from agent.k8s.api import KubeApi, Lane, Object, WatchStream
+from agent.k8s.api import KubeApi, Lane, Object
 from agent.k8s.resources import Resource
+from agent.k8s.watch_stream import WatchStream
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 
 log = structlog.get_logger(__name__)
+
+# A watch shorter than this that delivered no event made no progress (client-go's rule).
+MIN_WATCH_SECONDS = 1.0
 
 
 class InformerHandler(Protocol[T_contra]):
@@ -72,8 +79,10 @@ def resource_version(document: Mapping[str, Any]) -> str:
 class Informer(Generic[T]):
     """A cache of one resource, filtered by selectors, holding ``decode``d values.
 
-    ``decode`` turns an API object into what the cache keeps (smaller than the JSON) or None
-    to leave the object out.
+    ``decode`` turns an API object into what the cache keeps (smaller than the JSON), or None
+    (or raises) when it cannot: that version of the object is then ignored, and the cache
+    keeps the last one it could use. Only a DELETED event or a list without the object
+    removes it (for pods that means releasing volumes: a decoder bug must not do that).
     """
 
     def __init__(
@@ -87,6 +96,8 @@ class Informer(Generic[T]):
         handler: InformerHandler[T] | None = None,
         settings: InformerSettings | None = None,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.name = name
         self.resource = resource
@@ -101,6 +112,9 @@ class Informer(Generic[T]):
         self._synced = asyncio.Event()
         self._version = ""
         self._error = ""
+        self._clock = clock
+        self._sleep = sleep
+        self._progressed = False  # the current watch delivered an event, or lasted a while
         self.lists = 0  # complete lists so far (the first one plus relists)
 
     @property
@@ -126,29 +140,36 @@ class Informer(Generic[T]):
     async def run(self) -> None:
         relist = True
         while True:
+            self._progressed = False
             try:
                 if relist:
                     await self._list()
                     relist = False
                 await self._watch()
-            except ApiGone:
-                log.info("informer.relist", informer=self.name, reason="resource version expired")
+                if self._progressed:
+                    continue  # the server's timeout: watch on from the last version
+                failure, hint = "the server ended the watch at once, without an event", 0.0
+            except ApiGone as err:
                 relist = True
+                if self._progressed:
+                    log.info("informer.relist", informer=self.name, reason=err.message)
+                    continue
+                failure, hint = err.message, 0.0
             except Exception as err:  # the loop must outlive any failure, a bug included
-                hint = 0.0
-                if isinstance(err, KubernetesApiError):
-                    self._error, hint = err.message, err.retry_after or 0.0
-                else:
-                    self._error = f"unexpected {type(err).__name__}"
-                delay = self._backoff.next_delay(hint)
-                log.warning(
-                    "informer.retrying",
-                    informer=self.name,
-                    error=self._error,
-                    delay_s=round(delay, 2),
-                    relist=relist,
-                )
-                await asyncio.sleep(delay)
+                failure, hint = _describe(err)
+            await self._pause(failure, hint, relist)
+
+    async def _pause(self, failure: str, hint: float, relist: bool) -> None:
+        self._error = failure
+        delay = self._backoff.next_delay(hint)
+        log.warning(
+            "informer.retrying",
+            informer=self.name,
+            error=failure,
+            delay_s=round(delay, 2),
+            relist=relist,
+        )
+        await self._sleep(delay)
 
     async def _list(self) -> None:
         fresh: dict[Key, T] = {}
@@ -179,8 +200,12 @@ class Informer(Generic[T]):
         if not isinstance(document, dict):
             return
         key = object_key(document)
+        if key is None:
+            return
         value = self._safe_decode(document)
-        if key is not None and value is not None:
+        if value is None:
+            value = self._items.get(key)  # still there: keep what it was
+        if value is not None:
             target[key] = value
 
     def _replace(self, fresh: dict[Key, T]) -> None:
@@ -195,6 +220,7 @@ class Informer(Generic[T]):
 
     async def _watch(self) -> None:
         low, high = self._settings.watch_timeout
+        started = self._clock()
         async with self._api.watch(
             self.resource,
             self._version,
@@ -202,12 +228,18 @@ class Informer(Generic[T]):
             server_timeout=self._rng.randint(low, high),
             read_timeout=self._settings.read_timeout,
         ) as stream:
-            self._error = ""
-            self._backoff.reset()
-            await self._follow(stream)
+            if self._error:
+                log.info("informer.watching", informer=self.name, after=self._error)
+                self._error = ""
+            try:
+                await self._follow(stream)
+            finally:
+                if self._clock() - started >= MIN_WATCH_SECONDS:
+                    self._made_progress()
 
     async def _follow(self, stream: WatchStream) -> None:
         while (event := await stream.next()) is not None:
+            self._made_progress()
             document = event.get("object")
             if not isinstance(document, dict):
                 continue
@@ -220,14 +252,18 @@ class Informer(Generic[T]):
             if version:
                 self._version = version  # BOOKMARK events carry only this
 
+    def _made_progress(self) -> None:
+        if not self._progressed:
+            self._progressed = True
+            self._backoff.reset()
+
     def _apply_upsert(self, document: Object) -> None:
         key = object_key(document)
         if key is None:
             return
         value = self._safe_decode(document)
         if value is None:
-            self._apply_delete(document)
-            return
+            return  # only a deletion or a list may drop an object: keep what it was
         previous = self._items.get(key)
         self._items[key] = value
         if previous != value:
@@ -265,3 +301,11 @@ class Informer(Generic[T]):
                 error_type=type(err).__name__,
                 error=err,
             )
+
+
+def _describe(error: Exception) -> tuple[str, float]:
+    """What /readyz and the log say about a failed list or watch, and the server's
+    Retry-After; a bug shows its type only (its text may quote API data)."""
+    if isinstance(error, KubernetesApiError):
+        return error.message, error.retry_after or 0.0
+    return f"unexpected {type(error).__name__}", 0.0

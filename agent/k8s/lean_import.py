@@ -83,11 +83,13 @@ load()
 
 from kubernetes_asyncio.client.api_client import ApiClient  # noqa: E402
 from kubernetes_asyncio.client.configuration import Configuration  # noqa: E402
+from kubernetes_asyncio.client.exceptions import ApiException  # noqa: E402
 from kubernetes_asyncio.config import incluster_config, kube_config  # noqa: E402
 from kubernetes_asyncio.config.config_exception import ConfigException  # noqa: E402
 
 __all__ = [
     "ApiClient",
+    "ApiException",
     "ConfigException",
     "Configuration",
     "incluster_config",

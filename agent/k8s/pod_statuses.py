@@ -5,6 +5,9 @@ never waits on the API and a publish keeps working through an outage. A few writ
 wanted states: per object in order and coalesced (only the latest wanted state is sent),
 retried with jittered backoff while the API is unavailable, so they arrive once it returns.
 
+They use the API's background lane: kubelet does not wait for them, so they must not spend
+the budget of what it does wait for.
+
 Writes follow upstream §6: create; on AlreadyExists take the object over (it may carry
 another node's label, e.g. a StatefulSet pod rescheduled before garbage collection) by
 overwriting the node label, the owner reference and the status. Where upstream reads the
@@ -164,7 +167,8 @@ class KubePodStatusStore:
 
     @property
     def pending(self) -> int:
-        return len(self._wanted) + len(self._in_flight)
+        """Objects with a write still to make (one being retried may also have a newer wish)."""
+        return len(self._wanted.keys() | self._in_flight)
 
     async def wait_idle(self) -> None:
         """Until every wanted state has been written (or given up on)."""
@@ -246,7 +250,7 @@ class KubePodStatusStore:
         manifest = to_manifest(status)
         if previous is None:
             try:
-                written = await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.PUBLISH)
+                written = await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.BACKGROUND)
             except ApiAlreadyExists:
                 log.info("pod_status.taking_over", namespace=key[0], name=key[1])
                 written = await self._patch(key, manifest)
@@ -254,7 +258,7 @@ class KubePodStatusStore:
             try:
                 written = await self._patch(key, manifest)
             except ApiNotFound:  # deleted meanwhile (garbage collection): write it anew
-                written = await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.PUBLISH)
+                written = await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.BACKGROUND)
         self._applied[key] = status
         self._uids[key] = _uid_of(written)
         return True
@@ -268,7 +272,7 @@ class KubePodStatusStore:
             },
             "status": manifest["status"],
         }
-        return await self._api.merge_patch(SPC_POD_STATUSES, key[0], key[1], patch, Lane.PUBLISH)
+        return await self._api.merge_patch(SPC_POD_STATUSES, key[0], key[1], patch, Lane.BACKGROUND)
 
     async def _remove(self, key: Key) -> bool:
         """Delete the object; False when it is known not to exist (nothing sent)."""
@@ -277,7 +281,7 @@ class KubePodStatusStore:
         if key in self._applied and self._applied[key] is None:
             return False
         with contextlib.suppress(ApiNotFound):
-            await self._api.delete(SPC_POD_STATUSES, key[0], key[1], Lane.PUBLISH)
+            await self._api.delete(SPC_POD_STATUSES, key[0], key[1], Lane.BACKGROUND)
         self._applied[key] = None
         self._uids.pop(key, None)
         return True

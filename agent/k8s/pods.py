@@ -103,8 +103,8 @@ class PodWatcher:
         cached = self.informer.get(namespace, name)
         if cached is not None:
             return cached
-        try:
-            return decode_pod(await self._api.get(PODS, namespace, name, Lane.PUBLISH))
+        try:  # for background work (secret sync): a miss does not spend kubelet's budget
+            return decode_pod(await self._api.get(PODS, namespace, name, Lane.BACKGROUND))
         except ApiNotFound:
             return None
 

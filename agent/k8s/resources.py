@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -34,11 +35,21 @@ class Resource:
                 parts.append(sub)
         return "/".join(parts)
 
-    def describe(self, namespace: str | None = None, name: str | None = None) -> str:
-        """What a log line or error calls the object: ``secrets kube-system/hmac``."""
-        if name is None:
-            return f"{self.plural} in {namespace}" if namespace else f"{self.plural} (all)"
-        return f"{self.plural} {namespace}/{name}" if namespace else f"{self.plural} {name}"
+    def describe(
+        self,
+        namespace: str | None = None,
+        name: str | None = None,
+        selectors: Mapping[str, str] | None = None,
+    ) -> str:
+        """What a log line or error calls the object: ``secrets kube-system/hmac``; a
+        collection names its selectors: ``pods (spec.nodeName=node-a)``."""
+        if name is not None:
+            return f"{self.plural} {namespace}/{name}" if namespace else f"{self.plural} {name}"
+        where = f" in {namespace}" if namespace else ""
+        chosen = ", ".join(value for value in (selectors or {}).values() if value)
+        if chosen:
+            return f"{self.plural}{where} ({chosen})"
+        return f"{self.plural}{where}" if namespace else f"{self.plural} (all)"
 
 
 PODS = Resource("", "v1", "pods")

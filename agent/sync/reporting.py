@@ -54,7 +54,7 @@ class SyncReporter:
     ) -> bool:
         """Report one ``ensure_secret`` outcome; False when the Secret is not in sync."""
         pod = record.pod
-        fields = {"secret": wanted.name, "namespace": pod.namespace, "pod": pod.name}
+        fields = {"secret_name": wanted.name, "namespace": pod.namespace, "pod": pod.name}
         if outcome is Outcome.NOT_MANAGED:
             message = (
                 f"secret {wanted.ref} already exists and is not managed by secret sync (no "
@@ -77,7 +77,7 @@ class SyncReporter:
         if outcome in (Outcome.DELETED, Outcome.OWNERS_CHANGED):
             pod = record.pod
             event = "secret_sync.deleted" if outcome is Outcome.DELETED else "secret_sync.released"
-            log.info(event, secret=name, namespace=pod.namespace, pod=pod.name, why=why)
+            log.info(event, secret_name=name, namespace=pod.namespace, pod=pod.name, why=why)
 
     def synced(self, record: VolumeRecord, count: int, seconds: float) -> None:
         if self.observer is not None:

@@ -236,7 +236,7 @@ class SecretSyncer:
             try:
                 outcome = await self._release_one.release(leaving, name, owned)
             except KubernetesApiError as err:
-                log.warning("secret_sync.release_failed", secret=ref, error=err.message)
+                log.warning("secret_sync.release_failed", secret_name=ref, error=err.message)
                 return False
         self._report.released(record, name, outcome, why)
         return True

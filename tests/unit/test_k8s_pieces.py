@@ -8,6 +8,7 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 from grpclib.const import Status
 
@@ -17,6 +18,7 @@ from agent.aio.ratelimit import TokenBucket
 from agent.core.identity import refreshed_identity
 from agent.csi.status import to_grpc_error
 from agent.k8s.api_errors import from_exception, from_response, from_status_object
+from agent.k8s.identity import token_expiry
 from agent.k8s.pods import decode_pod
 from agent.k8s.resources import PODS, SPC_V1
 from agent.k8s.spcs import UnusableClass, decode_class
@@ -117,6 +119,22 @@ def test_watch_error_events_and_connection_failures_translate_too() -> None:
     assert isinstance(refused, errors.ApiUnavailable)
     assert "Connection refused" in refused.message
     assert from_exception("get pods a/b", TimeoutError()).message == "get pods a/b: timed out"
+    cut = aiohttp.ClientPayloadError(
+        "Response payload is not completed: <TransferEncodingError: 400, message='Not enough "
+        "data to satisfy transfer length header.'>"
+    )
+    assert from_exception("watch pods (all)", cut).message == (
+        "watch pods (all): the connection closed in the middle of the answer"
+    )
+
+
+def test_collections_are_described_with_their_selectors() -> None:
+    assert PODS.describe() == "pods (all)"
+    assert PODS.describe("ns") == "pods in ns"
+    node = {"fieldSelector": "spec.nodeName=node-a"}
+    assert PODS.describe(selectors=node) == "pods (spec.nodeName=node-a)"
+    assert PODS.describe("ns", selectors={"labelSelector": "a=b"}) == "pods in ns (a=b)"
+    assert PODS.describe("ns", "web-0") == "pods ns/web-0"
 
 
 def test_resource_paths_quote_names() -> None:
@@ -204,3 +222,11 @@ async def test_refreshed_identity_mints_only_expiring_tokens_and_only_when_enabl
     assert minter.calls == ["vault"]
     assert refreshed.tokens["vault"].token == "fresh"
     assert refreshed.tokens["aws"].token == "ok"
+
+
+def test_token_request_expiry_is_always_comparable_with_now() -> None:
+    now = datetime.now(UTC)
+    for text in ("2030-01-01T00:00:00Z", "2030-01-01T00:00:00", "2030-01-01T01:00:00+01:00"):
+        expiry = token_expiry(text)
+        assert expiry is not None and expiry - now > timedelta(0)  # naive would raise here
+    assert token_expiry("soon") is None and token_expiry(None) is None

@@ -68,6 +68,8 @@ def test_missing_pod_info_names_the_key(missing: str) -> None:
         '{"vault": "eyJbare-string"}',
         '{"vault": {"token": 5}}',
         '{"vault": {"token": "eyJx", "expirationTimestamp": "yesterday"}}',
+        # RFC 3339 requires a zone; a naive time would later fail to compare with "now".
+        '{"vault": {"token": "eyJx", "expirationTimestamp": "2030-01-01T00:00:00"}}',
     ],
 )
 def test_bad_tokens_never_echo_token_text(raw: str) -> None:

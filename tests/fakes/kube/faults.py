@@ -4,14 +4,16 @@ Each :class:`Fault` matches requests by Kubernetes verb, resource (``pods``, ``p
 ``serviceaccounts/token``), namespace, name, API group, or any predicate, and fires ``times``
 times (``None``: until removed). What it does, in this order: wait ``delay`` seconds, wait
 until released (``hold``), then either answer with an error ``Status`` (500, 429 with
-``Retry-After``, 403, 503...), reset the connection without an answer, or let the request
-through (for watches, optionally ending the stream after ``drop_after_events`` events).
+``Retry-After``, 403, 503...), answer with a raw body of the test's choosing (``answer``: a
+broken server or proxy), reset the connection without an answer, or let the request through
+(for watches, optionally ending the stream after ``drop_after_events`` events).
 
     kube.faults.fail(500, verb="create", resource="secretproviderclasspodstatuses")
     kube.faults.throttle(retry_after=2, resource="secretproviderclasses", times=3)
     held = kube.faults.hold(verb="get", resource="secretproviderclasses")
     ...; await held.wait_held(); held.release()
     kube.faults.drop_watch(resource="pods", after_events=1)
+    kube.faults.answer(b"{}", verb="list", resource="pods")   # 200 with no items
 
 Every fault counts its ``hits``; :meth:`Faults.clear` removes them all.
 """
@@ -56,6 +58,8 @@ class Fault:
     delay: float = 0.0
     reset: bool = False  # close the connection instead of answering
     drop_after_events: int | None = None  # watches: end the stream after this many events
+    body: bytes | None = None  # answer with exactly this (status ``status`` or 200)
+    content_type: str = "application/json"
     held: bool = False
     hits: int = 0
     _gate: asyncio.Event | None = field(default=None, repr=False)
@@ -141,6 +145,19 @@ class Faults:
     def hold(self, *, times: int | None = None, **match: object) -> Fault:
         """Matching requests wait until :meth:`Fault.release` (no wall-clock sleeps)."""
         fault = Fault(times=times, _gate=asyncio.Event(), **match)  # type: ignore[arg-type]
+        return self.add(fault)
+
+    def answer(
+        self,
+        body: bytes,
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+        times: int | None = 1,
+        **match: object,
+    ) -> Fault:
+        """Answer matching requests with ``body`` as is: garbage, a wrong kind, no items."""
+        fault = Fault(body=body, status=status, content_type=content_type, times=times, **match)  # type: ignore[arg-type]
         return self.add(fault)
 
     def reset_connection(self, *, times: int | None = 1, **match: object) -> Fault:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import yaml
@@ -15,6 +16,7 @@ def write_kubeconfig(
     *,
     token: str | None = None,
     ca_path: Path | None = None,
+    client_cert: tuple[Path, Path] | None = None,
     namespace: str = "default",
     name: str = "fake",
 ) -> Path:
@@ -22,6 +24,9 @@ def write_kubeconfig(
     if ca_path is not None:
         cluster["certificate-authority"] = str(ca_path)
     user: dict[str, object] = {"token": token} if token else {}
+    if client_cert is not None:  # inline, as kubeadm writes admin.conf
+        user["client-certificate-data"] = base64.b64encode(client_cert[0].read_bytes()).decode()
+        user["client-key-data"] = base64.b64encode(client_cert[1].read_bytes()).decode()
     config = {
         "apiVersion": "v1",
         "kind": "Config",

@@ -63,6 +63,7 @@ class FakeKubeApi:
         *,
         tls: bool = False,
         token: str | None = None,
+        client_certs: bool = False,
         signer: JwtSigner | None = None,
         gc: bool = True,
         history_limit: int = 10_000,
@@ -73,8 +74,10 @@ class FakeKubeApi:
         host: str = "127.0.0.1",
     ) -> None:
         """``workdir`` receives the kubeconfig (and the TLS files). ``token``: require
-        ``Authorization: Bearer <token>``. ``gc``: synchronous ownerReference garbage
-        collection. ``history_limit``: changes kept for watches/continue before compaction.
+        ``Authorization: Bearer <token>``. ``client_certs`` (with ``tls``): require a client
+        certificate from the fake's CA (the kubeconfig carries it inline). ``gc``: synchronous
+        ownerReference garbage collection. ``history_limit``: changes kept for watches/continue
+        before compaction.
         ``watch_timeout``: seconds a watch without ``timeoutSeconds`` stays open.
         ``bookmark_interval``: seconds of silence before a bookmark (the watch cache sends
         one about every minute; ``None``: only on :meth:`Cluster.bookmark`). ``crd_paths``: CRD
@@ -88,6 +91,9 @@ class FakeKubeApi:
         self.requests = RequestLog()
         self.issuer = TokenIssuer(signer or JwtSigner())
         self.tls: ServerTls | None = make_server_tls(workdir / "pki") if tls else None
+        if client_certs and self.tls is None:
+            raise ValueError("client_certs needs tls=True")
+        self.client_certs = client_certs
         self._handlers = ResourceHandlers(
             self.store, self.issuer, WatchSettings(watch_timeout, bookmark_interval)
         )
@@ -132,7 +138,7 @@ class FakeKubeApi:
             app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True
         )
         await runner.setup()
-        context = self.tls.server_context() if self.tls else None
+        context = self.tls.server_context(self.client_certs) if self.tls else None
         await web.SockSite(runner, sock, ssl_context=context).start()
         self._runner = runner
         if not self.kubeconfig_path.exists():
@@ -155,6 +161,9 @@ class FakeKubeApi:
             self.url,
             token=token or self.token,
             ca_path=self.tls.ca_path if self.tls else None,
+            client_cert=(self.tls.client_cert_path, self.tls.client_key_path)
+            if self.tls and self.client_certs
+            else None,
             namespace=namespace,
         )
 
@@ -180,6 +189,10 @@ class FakeKubeApi:
                 if fault.reset and fault.drop_after_events is None:
                     _reset(request)
                     return web.Response(status=500)
+                if fault.body is not None:
+                    headers = {"Content-Type": fault.content_type}
+                    entry.status = fault.status or 200
+                    return web.Response(body=fault.body, status=entry.status, headers=headers)
                 if fault.status:
                     raise fault.error(info)
                 request[FAULT] = fault

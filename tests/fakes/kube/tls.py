@@ -1,5 +1,7 @@
 """A throw-away CA and a server certificate for ``127.0.0.1``/``localhost`` (``cryptography``),
-so the fake can serve HTTPS and a kubeconfig can carry ``certificate-authority``."""
+so the fake can serve HTTPS and a kubeconfig can carry ``certificate-authority``; and a client
+certificate from the same CA, for a server that authenticates clients by certificate (as the
+kube-apiserver does with ``--client-ca-file``)."""
 
 from __future__ import annotations
 
@@ -20,10 +22,15 @@ class ServerTls:
     ca_path: Path
     cert_path: Path
     key_path: Path
+    client_cert_path: Path
+    client_key_path: Path
 
-    def server_context(self) -> ssl.SSLContext:
+    def server_context(self, require_client_cert: bool = False) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert_path, self.key_path)
+        if require_client_cert:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(self.ca_path)
         return context
 
 
@@ -38,7 +45,8 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def make_server_tls(directory: Path) -> ServerTls:
-    """Write ``ca.crt``, ``tls.crt`` and ``tls.key`` (0600) into ``directory``."""
+    """Write ``ca.crt``, ``tls.crt``/``tls.key`` and ``client.crt``/``client.key`` (keys 0600)
+    into ``directory``."""
     now = datetime.datetime.now(datetime.UTC)
     valid = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -67,24 +75,50 @@ def make_server_tls(directory: Path) -> ServerTls:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    key = ec.generate_private_key(ec.SECP256R1())
     names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
+    server = _issue(
+        ca, ca_key, "kube-apiserver", ExtendedKeyUsageOID.SERVER_AUTH, valid, names=names
+    )
+    client = _issue(ca, ca_key, "secrets-store-agent", ExtendedKeyUsageOID.CLIENT_AUTH, valid)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = ServerTls(
+        directory / "ca.crt",
+        directory / "tls.crt",
+        directory / "tls.key",
+        directory / "client.crt",
+        directory / "client.key",
+    )
+    paths.ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    for (cert, key), cert_path, key_path in (
+        (server, paths.cert_path, paths.key_path),
+        (client, paths.client_cert_path, paths.client_key_path),
+    ):
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(_pem_key(key))
+    return paths
+
+
+def _issue(
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    usage: x509.ObjectIdentifier,
+    valid: tuple[datetime.datetime, datetime.datetime],
+    *,
+    names: list[x509.GeneralName] | None = None,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(_name("kube-apiserver"))
+        .subject_name(_name(common_name))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(valid[0])
         .not_valid_after(valid[1])
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     )
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = ServerTls(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
-    paths.ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.key_path.touch(mode=0o600)
-    paths.key_path.write_bytes(_pem_key(key))
-    return paths
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()), key

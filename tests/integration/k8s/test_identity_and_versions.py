@@ -5,6 +5,8 @@ across nodes (real OpenBao), and a clean shutdown."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from pathlib import Path
 
 import grpc
@@ -14,6 +16,10 @@ import yaml
 
 from agent.app import load_version_key
 from agent.core.identity import refreshed_identity
+from agent.k8s.api import KubeApi
+from agent.k8s.connection import load_configuration
+from agent.k8s.secrets import VersionKeySecret
+from agent.logs import configure_logging
 from agent.model import (
     MountResult,
     ObjectVersion,
@@ -169,3 +175,33 @@ async def test_stop_leaves_no_task_and_no_watch(agents: KubeAgents, kube_api: Fa
     ]
     assert leftovers == []
     await eventually(lambda: kube_api.store.watchers() == 0, "the server saw the watches end")
+
+
+async def test_the_hmac_key_secret_is_named_in_the_log_lines_about_it(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    lines = io.StringIO()
+    configure_logging(json=True, verbosity=0, stream=lines)
+    kube_api.faults.fail(403, verb="get", resource="secrets", times=1)
+    await agents.start()
+    events = {e["event"]: e for e in map(json.loads, lines.getvalue().splitlines())}
+    ref = "kube-system/secrets-store-agent-hmac-key"
+    assert events["version_key.unavailable"]["secret_name"] == ref
+    assert "is forbidden" in events["version_key.unavailable"]["error"]
+    assert events["version_key.created"]["secret_name"] == ref
+
+
+@pytest.mark.parametrize("data", [["key"], {"key": 5}, {"key": "c2hvcnQ="}, None])
+async def test_a_malformed_hmac_key_secret_is_named_and_retried(
+    kube_api: FakeKubeApi, data: object
+) -> None:
+    client = KubeApi()
+    client.connect(await load_configuration(str(kube_api.kubeconfig_path)))
+    broken = {"apiVersion": "v1", "kind": "Secret", "data": data}
+    broken["metadata"] = {"name": "hmac", "namespace": "kube-system"}
+    kube_api.faults.answer(json.dumps(broken).encode(), verb="get", resource="secrets")
+    try:
+        with pytest.raises(ValueError, match=r"secret kube-system/hmac has no usable data.key"):
+            await VersionKeySecret(client, "kube-system", "hmac").load()
+    finally:
+        await client.close()

@@ -1,12 +1,13 @@
 """The list+watch building block against the fake API over HTTP: bookmarks move the resume
 point (so a compaction after a bookmark needs no relist), 410 Gone relists and reports what
-changed, dropped and silent connections reconnect, and readiness says why while it is down."""
+changed, dropped and silent connections reconnect, a server that fails every watch at once gets
+a growing delay (not a relist storm), and readiness says why while it is down."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -117,3 +118,130 @@ async def test_a_silent_connection_is_dropped_and_resumed(
         hold.release()
         await eventually(lambda: "upsert web-0" in recorder.seen, "resumed after the timeout")
         assert informer.lists == 1
+
+
+class ParkingSleep:
+    """An injected ``sleep``: records each delay, returns at once, and parks the caller for
+    good at the ``park_at``-th call (so the test reads a finished, bounded history)."""
+
+    def __init__(self, park_at: int = 3) -> None:
+        self.delays: list[float] = []
+        self._park_at = park_at
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        if len(self.delays) >= self._park_at:
+            await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize(
+    ("fault", "relists"),
+    [
+        (lambda kube: kube.faults.fail(410, verb="watch", resource="pods", times=None), True),
+        (lambda kube: kube.faults.fail(410, verb="list", resource="pods", times=None), True),
+        (lambda kube: kube.faults.drop_watch(resource="pods", times=None), False),
+    ],
+    ids=["watch-gone", "list-gone", "watch-ends-at-once"],
+)
+async def test_a_server_failing_every_watch_at_once_gets_a_growing_delay_not_a_storm(
+    kube_api: FakeKubeApi, api: KubeApi, fault: Callable[[FakeKubeApi], object], relists: bool
+) -> None:
+    fault(kube_api)
+    sleep = ParkingSleep()
+    informer = Informer(
+        "pods", api, PODS, decode_pod,
+        settings=InformerSettings(backoff=BackoffPolicy(initial=1.0, maximum=60.0, jitter=0.0)),
+        sleep=sleep,
+    )  # fmt: skip
+    task = asyncio.create_task(informer.run())
+    try:
+        await eventually(lambda: len(sleep.delays) == 3, "three pauses")
+        assert sleep.delays == [1.0, 2.0, 4.0]  # grows: no success reset it
+        sent = kube_api.requests.filter(resource="pods")
+        assert len(sent) <= 6  # one list or watch per pause, plus the one before it
+        assert informer.problem() != ""
+        assert sum(r.verb == "list" for r in sent) == (3 if relists else 1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _decode_unless_broken(document: dict[str, object]) -> PodInfo | None:
+    """decode_pod, failing (as a decoder bug would) for pods labelled ``broken``."""
+    labels = (document.get("metadata") or {}).get("labels") or {}  # type: ignore[attr-defined]
+    if "broken" in labels:
+        raise ValueError("cannot decode this version")
+    return decode_pod(document)
+
+
+async def test_an_update_that_does_not_decode_keeps_the_object_instead_of_deleting_it(
+    kube_api: FakeKubeApi, api: KubeApi
+) -> None:
+    recorder = Recorder()
+    informer = Informer(
+        "pods", api, PODS, _decode_unless_broken, handler=recorder,
+        settings=InformerSettings(backoff=BackoffPolicy(initial=0.01, maximum=0.05)),
+    )  # fmt: skip
+    kube_api.store.put(pod("web-0"))
+    async with running(informer, kube_api):
+        kube_api.store.patch("pods", "default", "web-0", {"metadata": {"labels": {"broken": "1"}}})
+        kube_api.store.put(pod("web-1"))  # the event after it, so the broken one was seen
+        await eventually(lambda: "upsert web-1" in recorder.seen, "the next event")
+        kube_api.faults.fail(410, verb="watch", resource="pods", times=1)
+        kube_api.store.drop_watches("pods")  # the next watch gets 410: a relist lists it broken
+        await eventually(lambda: informer.lists == 2, "relisted")
+        assert informer.get("default", "web-0") is not None
+        assert "delete web-0" not in recorder.seen
+        kube_api.store.delete("pods", "default", "web-0")
+        await eventually(lambda: "delete web-0" in recorder.seen, "a real deletion still counts")
+
+
+GARBAGE = pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"{}", "the answer is not a list (no items and metadata)"),
+        (b'{"kind": "PodList", "metadata": {}, "items": {"web-0": {}}}', "not a list"),
+        (b"[]", "the answer is not a JSON object"),
+        (b"<html>502 Bad Gateway</html>", "the answer is not JSON"),
+    ],
+    ids=["empty-object", "items-not-a-list", "array", "html"],
+)
+
+
+@GARBAGE
+async def test_a_garbage_list_answer_is_an_error_never_an_empty_cache(
+    kube_api: FakeKubeApi, api: KubeApi, body: bytes, why: str
+) -> None:
+    recorder = Recorder()
+    informer = _informer(api, recorder)
+    kube_api.store.put(pod("web-0"))
+    async with running(informer, kube_api):
+        garbage = kube_api.faults.answer(body, verb="list", resource="pods", times=1)
+        kube_api.faults.fail(410, verb="watch", resource="pods", times=1)
+        kube_api.store.drop_watches("pods")  # 410 on the next watch: relist, into the garbage
+        await eventually(lambda: garbage.hits == 1, "the garbage answer")
+        await eventually(lambda: informer.lists == 2, "relisted once the answer is sane")
+        assert "delete web-0" not in recorder.seen
+        assert informer.get("default", "web-0") is not None
+
+
+@GARBAGE
+async def test_readiness_names_a_garbage_list_answer(
+    kube_api: FakeKubeApi, api: KubeApi, body: bytes, why: str
+) -> None:
+    sleep = ParkingSleep(park_at=1)
+    informer = Informer(
+        "pods", api, PODS, decode_pod, selectors={"fieldSelector": "spec.nodeName=node-a"},
+        sleep=sleep,
+    )  # fmt: skip
+    kube_api.faults.answer(body, verb="list", resource="pods", times=None)
+    task = asyncio.create_task(informer.run())
+    try:
+        await eventually(lambda: len(sleep.delays) == 1, "paused after the garbage")
+        assert informer.problem().startswith("not synced yet: list pods (spec.nodeName=node-a): ")
+        assert why in informer.problem()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -3,6 +3,8 @@ arrive once the API is back, /readyz says what is not synced, kubelet is never b
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import time
 
@@ -11,6 +13,7 @@ import grpc
 import pytest
 
 from agent.errors import ProviderError
+from agent.logs import configure_logging
 from tests.fakes.kube_api import FakeKubeApi
 from tests.support.kube_agent import SPC, KubeAgents, KubeHarness, eventually
 
@@ -136,3 +139,21 @@ async def test_agent_started_while_the_api_is_down_serves_and_catches_up(
         ),
         "the HMAC key Secret",
     )
+
+
+async def test_status_writes_the_api_never_took_are_named_at_stop(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    node = await agents.start()
+    web = await node.add_pod("web-0")
+    await kube_api.down()
+    await node.publish(web)
+    await eventually(lambda: node.cluster.statuses.problem() != "", "the write waiting")
+    lines = io.StringIO()
+    configure_logging(json=True, verbosity=0, stream=lines)
+    node.cluster.flush_at_stop = 0.0  # no point waiting for an API that is down
+    await agents.stop(node, unpublish=True)
+    events = {e["event"]: e for e in map(json.loads, lines.getvalue().splitlines())}
+    unwritten = events["pod_status.unwritten_at_stop"]
+    assert unwritten["pending"] == 1
+    assert "Cannot connect to host" in unwritten["error"]

@@ -48,7 +48,9 @@ async def test_publish_costs_one_write_and_no_read_and_records_status_as_upstrea
     agents = {r.user_agent for r in node.kube.requests.since(0)}
     assert agents == {f"secrets-store-agent/{__version__}"}
     exposition = node.agent.metrics.exposition()[0].decode()
-    assert 'rest_client_requests_total{code="201",host="' in exposition
+    # client-go's label: host:port, no scheme.
+    host = f"127.0.0.1:{node.kube.port}"
+    assert f'rest_client_requests_total{{code="201",host="{host}",method="POST"}}' in exposition
 
 
 async def test_republish_costs_nothing_and_unpublish_deletes_the_status(node: KubeHarness) -> None:

@@ -6,12 +6,14 @@ rotation by the scheduler, a change of type, and upstream's metric names."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from agent.logs import configure_logging
 from agent.model import MANAGED_LABEL
 from tests.fakes.kube_api import FakeKubeApi
 from tests.support.clock import ManualClock
@@ -216,3 +218,18 @@ async def test_labels_and_annotations_of_others_are_kept(node: KubeHarness) -> N
     assert secret is not None
     assert secret["metadata"]["labels"] == {"team": "b", MANAGED_LABEL: "true"}
     assert secret["metadata"]["annotations"] == {"reloader/hash": "x"}
+
+
+async def test_log_lines_name_the_synced_secret(node: KubeHarness) -> None:
+    lines = io.StringIO()
+    configure_logging(json=True, verbosity=0, stream=lines)
+    node.add_spc(secret_objects=[entry("db", "Opaque", ("password", "password"))])
+    web = await node.add_pod("web-0")
+    target = await node.publish(web)
+    await node.synced()
+    await node.kubelet.unpublish(node.request(web).volume_id, target)
+    await eventually(lambda: node.secret("db") is None, "the Secret deleted with its last pod")
+    events = {e["event"]: e for e in map(json.loads, lines.getvalue().splitlines())}
+    # Not "secret": the log redaction hides whatever is logged under that key.
+    assert events["secret_sync.created"]["secret_name"] == "db"
+    assert events["secret_sync.deleted"]["secret_name"] == "db"

@@ -1,0 +1,145 @@
+"""Credentials from a kubeconfig against the fake API over HTTPS: an exec plugin's token and a
+``tokenFile`` are refreshed when the server starts wanting another one (as client-go does), a
+client certificate authenticates, and no credential reaches a log line, even at -v=5."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent.errors import ApiForbidden, ApiUnavailable
+from agent.k8s import connection
+from agent.k8s.api import KubeApi, Lane
+from agent.k8s.connection import load_configuration
+from agent.k8s.resources import PODS
+from agent.logs import configure_logging
+from tests.fakes.kube_api import FakeKubeApi
+
+FIRST, SECOND = "first-credential-0123456789", "second-credential-9876543210"
+
+
+@pytest.fixture
+def kube_api_options() -> dict[str, Any]:
+    return {"tls": True, "token": FIRST}
+
+
+@pytest.fixture
+def log_lines() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging(json=True, verbosity=5, stream=stream, debug_loggers=("kubernetes_asyncio",))
+    return stream
+
+
+def kubeconfig_with_user(kube: FakeKubeApi, directory: Path, user: dict[str, Any]) -> Path:
+    config = yaml.safe_load(kube.kubeconfig_path.read_text())
+    config["users"][0]["user"] = user
+    path = directory / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def exec_plugin(directory: Path, token_file: Path) -> dict[str, Any]:
+    """A plugin that prints the token in ``token_file``, expiring within the client's margin
+    (so every request asks it again), and counts its runs."""
+    expiry = (datetime.now(UTC) + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    credential = (
+        '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+        f'"status":{{"token":"%s","expirationTimestamp":"{expiry}"}}}}'
+    )
+    script = directory / "plugin.sh"
+    script.write_text(
+        f"#!/bin/sh\necho run >> {directory}/runs\nprintf '{credential}' \"$(cat {token_file})\"\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    command = {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script)}
+    return {"exec": {**command, "interactiveMode": "Never"}}
+
+
+async def rotate_and_list(kube: FakeKubeApi, kubeconfig: Path, token_file: Path) -> None:
+    client = KubeApi()
+    client.connect(await load_configuration(str(kubeconfig)))
+    try:
+        await client.list(PODS, Lane.PUBLISH)
+        kube.token = SECOND  # the server now wants the new credential
+        token_file.write_text(SECOND + "\n")
+        await client.list(PODS, Lane.PUBLISH)
+    finally:
+        await client.close()
+
+
+async def test_an_exec_plugin_token_is_refreshed_when_it_expires(
+    kube_api: FakeKubeApi, tmp_path: Path, log_lines: io.StringIO
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(FIRST)
+    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, exec_plugin(tmp_path, token_file))
+    await rotate_and_list(kube_api, kubeconfig, token_file)
+    assert (tmp_path / "runs").read_text().count("run") >= 2
+    assert FIRST not in log_lines.getvalue() and SECOND not in log_lines.getvalue()
+
+
+async def test_a_token_file_is_read_again_as_client_go_does(
+    kube_api: FakeKubeApi, tmp_path: Path, log_lines: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection, "TOKEN_FILE_REREAD_S", 0.0)  # no minute-long wait
+    token_file = tmp_path / "token"
+    token_file.write_text(FIRST)
+    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, {"tokenFile": "token"})  # relative
+    await rotate_and_list(kube_api, kubeconfig, token_file)
+    assert FIRST not in log_lines.getvalue() and SECOND not in log_lines.getvalue()
+
+
+async def test_an_unreadable_token_file_keeps_the_last_token_and_names_the_file(
+    kube_api: FakeKubeApi, tmp_path: Path, log_lines: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection, "TOKEN_FILE_REREAD_S", 0.0)
+    token_file = tmp_path / "token"
+    token_file.write_text(FIRST)
+    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, {"tokenFile": str(token_file)})
+    client = KubeApi()
+    client.connect(await load_configuration(str(kubeconfig)))
+    try:
+        token_file.unlink()
+        await client.list(PODS, Lane.PUBLISH)  # still the first token
+        kube_api.token = SECOND
+        with pytest.raises(ApiForbidden, match="HTTP 401 Unauthorized"):
+            await client.list(PODS, Lane.PUBLISH)
+    finally:
+        await client.close()
+    warnings = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    unreadable = [w for w in warnings if w["event"] == "k8s.token_file_unreadable"]
+    assert unreadable and unreadable[0]["path"] == str(token_file)
+    assert FIRST not in log_lines.getvalue()
+
+
+async def test_a_client_certificate_kubeconfig_works_and_its_key_is_never_logged(
+    tmp_path: Path, log_lines: io.StringIO
+) -> None:
+    async with FakeKubeApi.running(tmp_path / "api", tls=True, client_certs=True) as kube:
+        assert kube.tls is not None
+        key = kube.tls.client_key_path.read_text()
+        client = KubeApi()
+        client.connect(await load_configuration(str(kube.kubeconfig_path)))
+        without = tmp_path / "no-cert"
+        kube.write_kubeconfig(without)
+        config = yaml.safe_load(without.read_text())
+        config["users"][0]["user"] = {}
+        without.write_text(yaml.safe_dump(config))
+        anonymous = KubeApi()
+        anonymous.connect(await load_configuration(str(without)))
+        try:
+            await client.list(PODS, Lane.PUBLISH)
+            with pytest.raises(ApiUnavailable, match="list pods"):
+                await anonymous.list(PODS, Lane.PUBLISH)  # the handshake refuses it
+        finally:
+            await client.close()
+            await anonymous.close()
+    body = "".join(key.splitlines()[1:-1])  # the base64 between the PEM armour
+    assert body[:40] not in log_lines.getvalue()
