@@ -250,7 +250,7 @@ class KubePodStatusStore:
         manifest = to_manifest(status)
         if previous is None:
             try:
-                written = await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.BACKGROUND)
+                written = await self._create(key, manifest)
             except ApiAlreadyExists:
                 log.info("pod_status.taking_over", namespace=key[0], name=key[1])
                 written = await self._patch(key, manifest)
@@ -258,10 +258,13 @@ class KubePodStatusStore:
             try:
                 written = await self._patch(key, manifest)
             except ApiNotFound:  # deleted meanwhile (garbage collection): write it anew
-                written = await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.BACKGROUND)
+                written = await self._create(key, manifest)
         self._applied[key] = status
         self._uids[key] = _uid_of(written)
         return True
+
+    async def _create(self, key: Key, manifest: Object) -> Object:
+        return await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.BACKGROUND)
 
     async def _patch(self, key: Key, manifest: Object) -> Object:
         metadata = manifest["metadata"]

@@ -122,7 +122,7 @@ class SecretRelease:
             late = await self._holders.census(leaving, name, shared, skip=first.seen)
         except KubernetesApiError as err:
             # Go on as if none came: one that did adds its reference at its next sync.
-            log.warning("secret_sync.recount_failed", secret=name, error=err.message)
+            log.warning("secret_sync.recount_failed", secret_name=name, error=err.message)
             return []
         return [ref for ref in shared if ref.uid in late.held]
 

@@ -229,7 +229,12 @@ async def test_log_lines_name_the_synced_secret(node: KubeHarness) -> None:
     await node.synced()
     await node.kubelet.unpublish(node.request(web).volume_id, target)
     await eventually(lambda: node.secret("db") is None, "the Secret deleted with its last pod")
-    events = {e["event"]: e for e in map(json.loads, lines.getvalue().splitlines())}
-    # Not "secret": the log redaction hides whatever is logged under that key.
-    assert events["secret_sync.created"]["secret_name"] == "db"
-    assert events["secret_sync.deleted"]["secret_name"] == "db"
+    sync = [
+        e
+        for e in map(json.loads, lines.getvalue().splitlines())
+        if e["event"].startswith("secret_sync.")
+    ]
+    # Not "secret": the log redaction hides whatever is logged under that key. Whether the
+    # agent or the garbage collector (the SPCPS owns a bare pod's Secret) deletes it is a race.
+    assert [e["secret_name"] for e in sync if e["event"] == "secret_sync.created"] == ["db"]
+    assert all("secret" not in e for e in sync)
