@@ -171,7 +171,7 @@ def build_agent(
     mounter = make_mounter(settings.mount_mode, volumes, settings.tmpfs_size)
     metadata = JsonVolumeMetadata(volumes, capacity)
     sources = _configuration_sources(settings, metrics, retry_policy)
-    sync = _secret_sync(sources.cluster, table, metrics)
+    sync = _secret_sync(sources.cluster, table, volumes, metrics)
     jobs = SecretSyncJobs(sync) if sync is not None else None
     providers = registry or ProviderRegistry(
         timeout=settings.provider_timeout,
@@ -291,7 +291,10 @@ def build_agent(
 
 
 def _secret_sync(
-    cluster: KubernetesAdapter | None, table: MountTable, metrics: Metrics
+    cluster: KubernetesAdapter | None,
+    table: MountTable,
+    volumes: KubeletVolumes,
+    metrics: Metrics,
 ) -> SecretSyncer | None:
     """Kubernetes mode syncs secretObjects whenever a class has them, as upstream does (no
     flag; RBAC decides: without Secret access each attempt is a Warning event saying which
@@ -305,6 +308,7 @@ def _secret_sync(
         table,
         cluster.secret_consumers,
         cluster.spcs,
+        volumes,
         events=cluster.events,
         observer=metrics,
     )

@@ -22,7 +22,8 @@ import structlog
 from agent.aio.locks import KeyedLock
 from agent.aio.threads import run_blocking
 from agent.core.mount_table import MountTable
-from agent.errors import AgentError, KubernetesApiError
+from agent.errors import AgentError, InvalidRequest, KubernetesApiError
+from agent.fs.confined import KubeletVolumes
 from agent.model import (
     OwnerReference,
     PodInfo,
@@ -60,6 +61,7 @@ class SecretSyncer:
         table: MountTable,
         consumers: SecretConsumers,
         classes: SecretProviderClassSource,
+        volumes: KubeletVolumes,
         *,
         events: PodEventSink | None = None,
         observer: SecretSyncObserver | None = None,
@@ -69,6 +71,7 @@ class SecretSyncer:
         self._store = store
         self._table = table
         self._consumers = consumers
+        self._volumes = volumes
         self._release_one = SecretRelease(store, Holders(consumers, classes))
         self._report = SyncReporter(events, observer)
         self.pods = pods  # set once the pod informer exists (it is built after the syncer)
@@ -165,11 +168,12 @@ class SecretSyncer:
         if not specs:
             return 0, False
         try:
-            built = await run_blocking(read_volume_data, record.target_path, specs)
-        except OSError as err:
+            built = await run_blocking(read_volume_data, self._volumes, record.target_path, specs)
+        except (OSError, InvalidRequest) as err:
             if self._table.get(record.target_path) is None:
                 return 0, False  # unpublished while it was being read
-            message = f"cannot read the mounted files of {record.target_path}: {err.strerror}"
+            why = err.message if isinstance(err, InvalidRequest) else err.strerror
+            message = f"cannot read the mounted files of {record.target_path}: {why}"
             self._report.failed(record, FAILED_TO_CREATE, "FileReadError", message)
             return 0, True
         synced, retry = 0, False
