@@ -216,7 +216,6 @@ def build_agent(
         PublishSettings(
             node_name=settings.node_id,
             rotation_enabled=settings.enable_secret_rotation,
-            rotation_poll_interval=settings.rotation_poll_interval,
             provider_timeout=settings.provider_timeout,
             targets=targets,
         ),
