@@ -132,6 +132,9 @@ class SecretStrategy(Strategy):
                     "alphanumeric characters, '-', '_' or '.'"
                 )
                 causes.append(Cause(f"data[{key}]", "FieldValueInvalid", message))
+            elif key in (".", "..") or key.startswith(".."):  # validation.hasChDirPrefix
+                message = f"Invalid value: \"{key}\": must not be '.' or start with '..'"
+                causes.append(Cause(f"data[{key}]", "FieldValueInvalid", message))
         size = sum(len(base64.b64decode(str(v))) for v in data.values())
         if size > MAX_SECRET_BYTES:
             message = f"Too long: may not be more than {MAX_SECRET_BYTES} bytes"
