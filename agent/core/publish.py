@@ -24,14 +24,18 @@ from agent.core.mount_table import MountTable, pod_status_key
 from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, PublishOutcome
 from agent.core.publish_report import PublishReport, owner_can_fix
-from agent.core.publish_request import check_request, context_of, merge_attributes
+from agent.core.publish_request import (
+    check_class,
+    check_request,
+    context_of,
+    merge_attributes,
+)
 from agent.core.recovery import adopt_volume
 from agent.core.secret_jobs import SecretSyncJobs
 from agent.core.volume_content import VolumeContentStore, fetch_content
 from agent.errors import (
     AgentError,
     InvalidRequest,
-    InvalidSecretProviderClass,
     safe_message,
 )
 from agent.model import (
@@ -232,15 +236,7 @@ class PublishVolume:
         if not attempt.spc_name:
             raise InvalidRequest(f"{SECRET_PROVIDER_CLASS} is not set in the volume attributes")
         spc = await self._ports.spcs.get(attempt.identity.namespace, attempt.spc_name)
-        ref = f"{spc.namespace}/{spc.name}"
-        if not spc.provider:
-            raise InvalidSecretProviderClass(
-                f"spec.provider is not set in secretproviderclass {ref}"
-            )
-        if not spc.parameters:
-            raise InvalidSecretProviderClass(
-                f"spec.parameters is not set in secretproviderclass {ref}"
-            )
+        check_class(spc)
         attempt.provider, attempt.spc = spc.provider, spc
         attempt.attributes = merge_attributes(spc.parameters, attempt.request)
         if not attempt.request.readonly:

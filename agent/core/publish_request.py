@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agent.core.pod_info import tokens_json
-from agent.errors import InvalidRequest
-from agent.model import SERVICE_ACCOUNT_TOKENS, FetchContext, PublishRequest
+from agent.errors import InvalidRequest, InvalidSecretProviderClass
+from agent.model import SERVICE_ACCOUNT_TOKENS, FetchContext, PublishRequest, SecretProviderClass
 from agent.targets import TargetRules
 
 
@@ -24,6 +24,17 @@ def check_request(request: PublishRequest, targets: TargetRules) -> None:
     targets.parse(request.target_path)
     if not request.volume_context:
         raise InvalidRequest("Volume attributes missing in request")
+
+
+def check_class(spc: SecretProviderClass) -> None:
+    """What a class needs before its provider is asked (upstream's order: provider, then
+    parameters); a first publish and every rotation apply it, so a class edited into one
+    that publish refuses is refused by rotation too. Raises InvalidSecretProviderClass."""
+    ref = f"{spc.namespace}/{spc.name}"
+    if not spc.provider:
+        raise InvalidSecretProviderClass(f"spec.provider is not set in secretproviderclass {ref}")
+    if not spc.parameters:
+        raise InvalidSecretProviderClass(f"spec.parameters is not set in secretproviderclass {ref}")
 
 
 def merge_attributes(parameters: Mapping[str, str], request: PublishRequest) -> dict[str, str]:
