@@ -1,4 +1,5 @@
-"""Events on pods as the API stores them: names the API accepts for any valid pod name."""
+"""Events on pods as the API stores them: messages that say which class and provider failed,
+names the API accepts for any valid pod name."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
+import grpc
 import pytest
 
+from agent.errors import ProviderError
 from agent.k8s.api import KubeApi
 from agent.k8s.connection import load_configuration
 from agent.k8s.events import EventSettings, KubeEventRecorder, event_name
 from agent.model import PodIdentity
 from tests.fakes.kube_api import FakeKubeApi
-from tests.support.kube_agent import eventually
+from tests.support.kube_agent import SPC, KubeHarness, eventually
 
 
 @pytest.fixture
@@ -48,3 +51,25 @@ def test_event_names_follow_client_go() -> None:
     assert event_name("a" * 236, 1 << 63) == "a" * 236 + ".8000000000000000"  # 253 exactly
     fallback = event_name("a" * 237, 1 << 63)
     assert str(uuid.UUID(fallback)) == fallback  # too long: a UUID, as client-go
+
+
+async def test_provider_error_event_names_the_class_and_the_provider(node: KubeHarness) -> None:
+    node.provider.error = ProviderError("vaultAddress: no server address")
+    web = await node.add_pod("web-0")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await node.publish(web)
+    event = await node.event("GRPCProviderError")
+    assert event["message"] == (
+        f"failed to mount spc default/{SPC} (provider fake): vaultAddress: no server address"
+    )
+
+
+async def test_an_error_that_names_the_class_is_not_prefixed_twice(node: KubeHarness) -> None:
+    web = await node.add_pod("web-0", spc="missing")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await node.publish(web, spc="missing")
+    event = await node.event("SecretProviderClassNotFound")
+    assert event["message"] == (
+        "failed to mount the volume: failed to get secretproviderclass default/missing: "
+        "not found in namespace default"
+    )
