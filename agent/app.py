@@ -37,6 +37,7 @@ from agent.fs.mounter import make_mounter
 from agent.logs import configure_logging
 from agent.metrics import Metrics
 from agent.ports import (
+    NodeLabelSource,
     PodEventSink,
     PodStatusStore,
     SecretProviderClassSource,
@@ -190,8 +191,10 @@ def build_agent(
         service_accounts=sources.service_accounts,
         prefer_plugins=settings.prefer_plugin_providers,
         max_payload_bytes=settings.payload_limit,
+        node_labels=sources.node_labels,
     )
     providers.use_service_accounts(sources.service_accounts)
+    providers.use_node_labels(sources.node_labels)
     ports = PublishPorts(
         spcs=sources.spcs,
         providers=providers,
@@ -362,6 +365,7 @@ class _Sources:
     cluster: KubernetesAdapter | None = None
     minter: ServiceAccountTokenMinter | None = None
     manifests: DirectorySecretProviderClassSource | None = None
+    node_labels: NodeLabelSource | None = None
 
 
 def _configuration_sources(
@@ -379,7 +383,9 @@ def _configuration_sources(
             cluster.events,
             cluster,
             minter=cluster.tokens,
+            node_labels=cluster.node_labels,
         )
+    from agent.standalone.nodes import DirectoryNodeLabels
     from agent.standalone.spc_source import DirectorySecretProviderClassSource
     from agent.standalone.status_store import DirectoryPodStatusStore
 
@@ -387,7 +393,15 @@ def _configuration_sources(
     if not directory.is_dir():
         raise ConfigError(f"--standalone-dir: {directory} is not a directory")
     manifests = DirectorySecretProviderClassSource(directory)
-    return _Sources(manifests, DirectoryPodStatusStore(directory), manifests, manifests=manifests)
+    # Without --nodeid there is no Node manifest to look for.
+    nodes = DirectoryNodeLabels(manifests, settings.node_id) if settings.node_id else None
+    return _Sources(
+        manifests,
+        DirectoryPodStatusStore(directory),
+        manifests,
+        manifests=manifests,
+        node_labels=nodes,
+    )
 
 
 def load_version_key(state_dir: str) -> bytes:
