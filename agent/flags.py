@@ -20,7 +20,8 @@ from agent.errors import ConfigError
 from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
 from agent.flags_rotation import add_rotation_flags, rotation_options
 from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
-from agent.targets import TargetRules
+from agent.platform.runtime import EVENT_LOOPS
+from agent.targets import make_target_rules
 
 T = TypeVar("T")
 
@@ -97,6 +98,12 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         "--standalone-dir", default="", help="run without Kubernetes: SecretProviderClass YAML here"
     )
     add("--mount-mode", default=_DEFAULTS.mount_mode, choices=("tmpfs", "directory"))
+    add(
+        "--event-loop",
+        default=_DEFAULTS.event_loop,
+        choices=EVENT_LOOPS,
+        help="uvloop (Linux default) or asyncio, the standard library's (Windows: always)",
+    )
     add("--tmpfs-size", default=None, type=size, help="tmpfs size limit per volume (e.g. 64Mi)")
     add(
         "--provider-timeout",
@@ -259,6 +266,8 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
                 raise ConfigError(f"{flag}: {err.message}") from None
     if ns.mount_mode == "tmpfs" and sys.platform == "win32":
         raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
+    if ns.event_loop == "uvloop" and sys.platform == "win32":
+        raise ConfigError("--event-loop: uvloop is not available on Windows; use asyncio")
     settings = Settings(
         endpoint=ns.endpoint,
         node_id=ns.nodeid,
@@ -279,6 +288,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         **kubernetes_options(ns),
         standalone_dir=ns.standalone_dir,
         mount_mode=ns.mount_mode,
+        event_loop=ns.event_loop,
         tmpfs_size=ns.tmpfs_size,
         provider_timeout=ns.provider_timeout,
         shutdown_grace=ns.shutdown_grace,
@@ -297,6 +307,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
             "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
         ),
     )
-    TargetRules(settings.kubelet_root_dir)  # validate early, naming --kubelet-root-dir
+    # Validate early, naming --kubelet-root-dir (by this machine's rules).
+    make_target_rules(settings.kubelet_root_dir, windows=sys.platform == "win32")
     socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
     return settings, bool(ns.version)

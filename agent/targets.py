@@ -118,7 +118,7 @@ def make_target_rules(kubelet_root: str, *, windows: bool) -> TargetRules:
     """The rules of a Linux or (``windows``) a Windows node for ``--kubelet-root-dir``."""
     if not windows:
         return TargetRules(kubelet_root)
-    from agent.targets_windows import WindowsTargetRules  # noqa: PLC0415 (imports this module)
+    from agent.targets_windows import WindowsTargetRules
 
     return WindowsTargetRules(kubelet_root)
 

@@ -64,7 +64,8 @@ class WindowsTargetRules(TargetRules):
         parts = path[len(prefix) :].split("\\")
         fixed = (PODS_DIR, None, VOLUMES_DIR, CSI_PLUGIN_DIR, None, MOUNT_DIR)
         if len(parts) != len(fixed) or any(
-            want is not None and part.casefold() != want for part, want in zip(parts, fixed)
+            want is not None and part.casefold() != want
+            for part, want in zip(parts, fixed, strict=True)
         ):
             raise InvalidRequest(
                 f"Target path must have kubelet's shape {prefix}pods\\<pod uid>\\volumes\\"

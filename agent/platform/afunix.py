@@ -128,7 +128,7 @@ def _winsock_call(name: str, sock: socket.socket, address: bytes) -> None:
     """``bind``/``connect`` of ws2_32 on ``sock``; OSError carrying WSAGetLastError."""
     if sys.platform != "win32":
         raise OSError(errno.EAFNOSUPPORT, "winsock AF_UNIX is only available on Windows")
-    import ctypes  # noqa: PLC0415 (Windows only)
+    import ctypes
 
     ws2 = ctypes.WinDLL("ws2_32")
     function = getattr(ws2, name)

@@ -35,7 +35,7 @@ def stop_signals() -> tuple[signal.Signals, ...]:
 def run(main: Coroutine[Any, Any, None], event_loop: str) -> None:
     """Run ``main`` to completion on the chosen loop (``EVENT_LOOPS``)."""
     if event_loop == "uvloop":
-        import uvloop  # noqa: PLC0415 (not installed on Windows)
+        import uvloop
 
         uvloop.run(main)
     elif sys.platform == "win32":

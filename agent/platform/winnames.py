@@ -32,20 +32,28 @@ def name_problem(name: str) -> str | None:
     """Why ``name`` is not a safe single name on Windows, or None when it is."""
     if name in ("", ".", ".."):
         return f"{name!r} is not a file name"
-    if ":" in name:
-        return "contains ':' (an NTFS alternate data stream or a drive)"
     bad = next((char for char in name if char in _FORBIDDEN), None)
-    if bad is not None:
-        return f"contains {bad!r}, which Windows does not allow in a name"
-    if name[-1] in ". ":
-        return "ends with a dot or a space, which Windows drops (it would name another file)"
-    if name.split(".", 1)[0].rstrip(" ").upper() in _DEVICE_NAMES:
-        return "is a reserved device name on Windows (CON, NUL, COM1, ...)"
-    if _SHORT_NAME.search(name):
-        return "looks like an 8.3 short name ('~' and a digit), which may alias another file"
-    if len(name.encode("utf-16-le")) // 2 > MAX_NAME_CHARS:
-        return f"is longer than {MAX_NAME_CHARS} characters"
-    return None
+    checks = (
+        (":" in name, "contains ':' (an NTFS alternate data stream or a drive)"),
+        (bad is not None, f"contains {bad!r}, which Windows does not allow in a name"),
+        (
+            name[-1] in ". ",
+            "ends with a dot or a space, which Windows drops (it would name another file)",
+        ),
+        (
+            name.split(".", 1)[0].rstrip(" ").upper() in _DEVICE_NAMES,
+            "is a reserved device name on Windows (CON, NUL, COM1, ...)",
+        ),
+        (
+            _SHORT_NAME.search(name) is not None,
+            "looks like an 8.3 short name ('~' and a digit), which may alias another file",
+        ),
+        (
+            len(name.encode("utf-16-le", "surrogatepass")) // 2 > MAX_NAME_CHARS,
+            f"is longer than {MAX_NAME_CHARS} characters",
+        ),
+    )
+    return next((why for failed, why in checks if failed), None)
 
 
 def name_key(name: str) -> str:

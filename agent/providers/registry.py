@@ -32,6 +32,7 @@ from agent.providers.discovery import SocketDirectories
 from agent.providers.loading import LazyFactory, PackageImports
 
 if TYPE_CHECKING:
+    from agent.platform.afunix import UnixSockets
     from agent.providers.plugin import PluginProvider
 
 ENTRY_POINT_GROUP = "secrets_store_agent.providers"
@@ -139,7 +140,9 @@ class ProviderRegistry:
         service_accounts: ServiceAccountSource | None = None,
         prefer_plugins: Sequence[str] = (),
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        unix_sockets: UnixSockets | None = None,
     ) -> None:
+        self._unix_sockets = unix_sockets  # None: this machine's (agent.platform)
         self._max_payload_bytes = max_payload_bytes
         self._prefer_plugins = frozenset(prefer_plugins)
         self._trusted_dirs = tuple(trusted_dirs)
@@ -280,6 +283,7 @@ class ProviderRegistry:
             max_recv_bytes=self._max_recv_bytes,
             timeout=budget,
             fallback=built_in if preferred and name in self._factories else None,
+            sockets=self._unix_sockets,
         )
 
     def _plugin(self, name: str) -> Provider:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agent.fs.files import read_named_files
+from agent.ports import VolumeFileReader
 from agent.sync.spec import TLS, SecretSpec
 
 # The API server refuses a Secret whose data exceeds 1 MiB (upstream §15 item 7).
@@ -27,10 +28,17 @@ class BuiltData:
     error: str = ""
 
 
-def read_volume_data(target: str, specs: Sequence[SecretSpec]) -> list[BuiltData]:
-    """Read the files every spec names (once each) and build each Secret's data."""
+def read_volume_data(
+    target: str,
+    specs: Sequence[SecretSpec],
+    read_files: VolumeFileReader = read_named_files,
+) -> list[BuiltData]:
+    """Read the files every spec names (once each) and build each Secret's data.
+
+    ``read_files`` reads a volume's named files (the node platform's: ``agent.fs.stack``).
+    """
     names = {entry.object_name for spec in specs for entry in spec.data}
-    files = read_named_files(target, names, MAX_SECRET_BYTES)
+    files = read_files(target, names, MAX_SECRET_BYTES)
     return [build_data(spec, files) for spec in specs]
 
 

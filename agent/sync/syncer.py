@@ -38,6 +38,7 @@ from agent.ports import (
     SecretProviderClassSource,
     SecretStore,
     SecretSyncObserver,
+    VolumeFileReader,
 )
 from agent.sync.apply import WriteFailed, ensure_secret, managed_labels
 from agent.sync.data import BuiltData, read_volume_data
@@ -65,7 +66,9 @@ class SecretSyncer:
         observer: SecretSyncObserver | None = None,
         pods: PodLookup | None = None,
         clock: Callable[[], float] = time.time,
+        read_files: VolumeFileReader | None = None,
     ) -> None:
+        self._read_files = read_files  # None: Linux's (agent.fs.files.read_named_files)
         self._store = store
         self._table = table
         self._consumers = consumers
@@ -158,6 +161,11 @@ class SecretSyncer:
             for other in self._table
         )
 
+    def _read_volume(self, target: str, specs: tuple[SecretSpec, ...]) -> list[BuiltData]:
+        if self._read_files is None:
+            return read_volume_data(target, specs)
+        return read_volume_data(target, specs, self._read_files)
+
     async def _sync_specs(
         self, record: VolumeRecord, specs: tuple[SecretSpec, ...], owners: Owners
     ) -> tuple[int, bool]:
@@ -165,7 +173,7 @@ class SecretSyncer:
         if not specs:
             return 0, False
         try:
-            built = await run_blocking(read_volume_data, record.target_path, specs)
+            built = await run_blocking(self._read_volume, record.target_path, specs)
         except OSError as err:
             if self._table.get(record.target_path) is None:
                 return 0, False  # unpublished while it was being read
