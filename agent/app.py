@@ -432,10 +432,17 @@ def load_version_key(state_dir: str) -> bytes:
     return key
 
 
-async def serve(settings: Settings, registry: ProviderRegistry | None = None) -> None:
-    agent = build_agent(settings, registry)
+async def serve(
+    settings: Settings,
+    registry: ProviderRegistry | None = None,
+    platform: NodePlatform | None = None,
+) -> None:
+    platform = platform or current_platform()
+    agent = build_agent(settings, registry, platform=platform)
     stop = asyncio.Event()
-    signals = StopSignals(asyncio.get_running_loop(), stop.set)
+    # Windows rules take the portable signal path (what a Windows loop needs) even when
+    # emulated on Linux, so the emulation exercises it.
+    signals = StopSignals(asyncio.get_running_loop(), stop.set, native=not platform.windows)
     try:
         await agent.start()
         await stop.wait()
@@ -447,14 +454,18 @@ async def serve(settings: Settings, registry: ProviderRegistry | None = None) ->
             signals.close()
 
 
-def run(settings: Settings, registry: ProviderRegistry | None = None) -> int:
+def run(
+    settings: Settings,
+    registry: ProviderRegistry | None = None,
+    platform: NodePlatform | None = None,
+) -> int:
     configure_logging(
         json=settings.log_format_json,
         verbosity=settings.verbosity,
         debug_loggers=settings.debug_loggers,
     )
     try:
-        run_loop(serve(settings, registry), settings.event_loop)
+        run_loop(serve(settings, registry, platform), settings.event_loop)
     except AgentError as err:
         log.error("agent.failed", reason=err.reason, error=err.message)
         return 1
