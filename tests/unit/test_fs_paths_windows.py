@@ -39,9 +39,9 @@ def test_windows_refuses_names_that_alias_or_hide(path: str, why: str) -> None:
 
 
 def test_windows_compares_paths_case_insensitively() -> None:
-    with pytest.raises(PayloadError, match="duplicate file path 'Key'.*same file as 'key'"):
+    with pytest.raises(PayloadError, match=r"duplicate file path 'Key'.*same file as 'key'"):
         validate_payload(payload("key", "Key"), max_total_bytes=1024, windows=True)
-    with pytest.raises(PayloadError, match="'Certs' is also a directory of 'certs/tls.crt'"):
+    with pytest.raises(PayloadError, match=r"'Certs' is also a directory of 'certs/tls\.crt'"):
         validate_payload(payload("Certs", "certs/tls.crt"), max_total_bytes=1024, windows=True)
     validate_payload(payload("key", "Key"), max_total_bytes=1024)  # two files on Linux
 

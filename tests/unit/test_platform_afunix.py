@@ -37,7 +37,7 @@ def test_sockaddr_un_is_family_then_a_nul_padded_utf8_path() -> None:
 
 def test_sockaddr_un_refuses_a_path_that_does_not_fit_or_has_nul() -> None:
     sockaddr_un("C:\\" + "a" * 104)  # 107 bytes: fits with its NUL
-    with pytest.raises(OSError) as info:
+    with pytest.raises(OSError, match="unix socket path is 108 bytes") as info:
         sockaddr_un("C:\\" + "a" * 105)
     assert info.value.errno == errno.ENAMETOOLONG
     with pytest.raises(ValueError, match="NUL"):
@@ -55,7 +55,7 @@ def test_a_windows_socket_file_is_told_by_its_reparse_tag() -> None:
 
 def test_winsock_calls_refuse_to_run_anywhere_but_windows(tmp_path: Path) -> None:
     # Said plainly: the ctypes path has only ever run on Windows (docs/windows.md).
-    with pytest.raises(OSError) as info:
+    with pytest.raises(OSError, match="only available on Windows") as info:
         WinsockUnixSockets().bind(str(tmp_path / "x.sock"))
     assert info.value.errno == errno.EAFNOSUPPORT
 
@@ -111,7 +111,10 @@ def test_platforms() -> None:
         ("unix://C:\\\\csi\\\\csi.sock", "C:\\csi\\csi.sock"),  # upstream's Windows chart
         ("unix://C:\\csi\\csi.sock", "C:\\csi\\csi.sock"),
         ("unix:///C:/csi/csi.sock", "C:\\csi\\csi.sock"),
-        ("UNIX://c:/var/lib/kubelet/plugins/x/csi.sock", "c:\\var\\lib\\kubelet\\plugins\\x\\csi.sock"),
+        (
+            "UNIX://c:/var/lib/kubelet/plugins/x/csi.sock",
+            "c:\\var\\lib\\kubelet\\plugins\\x\\csi.sock",
+        ),
     ],
 )
 def test_windows_endpoints(endpoint: str, path: str) -> None:

@@ -61,6 +61,6 @@ def test_run_uses_the_chosen_loop(event_loop: str) -> None:
 
 
 def test_event_loop_flag() -> None:
-    assert DEFAULT_EVENT_LOOP == ("asyncio" if sys.platform == "win32" else "uvloop")
+    assert ("asyncio" if sys.platform == "win32" else "uvloop") == DEFAULT_EVENT_LOOP
     assert parse_settings([])[0].event_loop == DEFAULT_EVENT_LOOP
     assert parse_settings(["--event-loop=asyncio"])[0].event_loop == "asyncio"

@@ -79,8 +79,14 @@ def test_a_root_that_is_not_drive_absolute_names_the_flag(root: str) -> None:
         (CANONICAL + "::$DATA", "alternate data stream"),
         (CANONICAL.replace(UID, UID + ":x"), "alternate data stream"),
         (CANONICAL + "\0", "NUL"),
-        ("D:\\var\\lib\\kubelet\\pods\\u\\volumes\\kubernetes.io~csi\\v\\mount", "below the kubelet root"),
-        ("C:\\var\\lib\\kubeletx\\pods\\u\\volumes\\kubernetes.io~csi\\v\\mount", "below the kubelet root"),
+        (
+            "D:\\var\\lib\\kubelet\\pods\\u\\volumes\\kubernetes.io~csi\\v\\mount",
+            "below the kubelet root",
+        ),
+        (
+            "C:\\var\\lib\\kubeletx\\pods\\u\\volumes\\kubernetes.io~csi\\v\\mount",
+            "below the kubelet root",
+        ),
         (f"{ROOT}\\pods\\{UID}\\volumes\\kubernetes.io~csi\\v", "kubelet's shape"),
         (f"{ROOT}\\pods\\{UID}\\volumes\\kubernetes.io~empty-dir\\v\\mount", "kubelet's shape"),
         (f"{ROOT}\\plugins\\{UID}\\volumes\\kubernetes.io~csi\\v\\mount", "kubelet's shape"),
