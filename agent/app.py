@@ -35,6 +35,7 @@ from agent.platform import current as current_platform
 from agent.platform.runtime import StopSignals
 from agent.platform.runtime import run as run_loop
 from agent.ports import (
+    NodeLabelSource,
     PodEventSink,
     PodStatusStore,
     SecretProviderClassSource,
@@ -201,8 +202,10 @@ def build_agent(
         prefer_plugins=settings.prefer_plugin_providers,
         max_payload_bytes=settings.payload_limit,
         unix_sockets=platform.sockets,
+        node_labels=sources.node_labels,
     )
     providers.use_service_accounts(sources.service_accounts)
+    providers.use_node_labels(sources.node_labels)
     ports = PublishPorts(
         spcs=sources.spcs,
         providers=providers,
@@ -380,6 +383,7 @@ class _Sources:
     cluster: KubernetesAdapter | None = None
     minter: ServiceAccountTokenMinter | None = None
     manifests: DirectorySecretProviderClassSource | None = None
+    node_labels: NodeLabelSource | None = None
 
 
 def _configuration_sources(
@@ -397,7 +401,9 @@ def _configuration_sources(
             cluster.events,
             cluster,
             minter=cluster.tokens,
+            node_labels=cluster.node_labels,
         )
+    from agent.standalone.nodes import DirectoryNodeLabels
     from agent.standalone.spc_source import DirectorySecretProviderClassSource
     from agent.standalone.status_store import DirectoryPodStatusStore
 
@@ -405,7 +411,15 @@ def _configuration_sources(
     if not directory.is_dir():
         raise ConfigError(f"--standalone-dir: {directory} is not a directory")
     manifests = DirectorySecretProviderClassSource(directory)
-    return _Sources(manifests, DirectoryPodStatusStore(directory), manifests, manifests=manifests)
+    # Without --nodeid there is no Node manifest to look for.
+    nodes = DirectoryNodeLabels(manifests, settings.node_id) if settings.node_id else None
+    return _Sources(
+        manifests,
+        DirectoryPodStatusStore(directory),
+        manifests,
+        manifests=manifests,
+        node_labels=nodes,
+    )
 
 
 def load_version_key(state_dir: str) -> bytes:

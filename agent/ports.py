@@ -59,6 +59,24 @@ class ServiceAccountSource(Protocol):
         ...
 
 
+class NodeLabelSource(Protocol):
+    """The labels of the node this agent serves (``--nodeid``); providers read its topology
+    from them (the AWS provider its region from ``topology.kubernetes.io/region``, as ASCP)."""
+
+    @property
+    def node_name(self) -> str:
+        """The node's name (``--nodeid``), for messages."""
+        ...
+
+    async def labels(self) -> Mapping[str, str]:
+        """``metadata.labels`` of the node (empty when it has none).
+
+        Raises NodeNotFound when the node (standalone: its manifest) does not exist, and a
+        KubernetesApiError when the API cannot tell (ApiForbidden names the RBAC rule needed).
+        """
+        ...
+
+
 class PodLookup(Protocol):
     """Pods on this node (Kubernetes mode: the pod informer's cache)."""
 

@@ -158,6 +158,7 @@ def test_agent_role_bound_to_the_daemonsets_service_account(helm: Helm) -> None:
         "events",
         "pods",
         "serviceaccounts",
+        "nodes",
         "secretproviderclasses",
         "secretproviderclasspodstatuses",
         "secretproviderclasspodstatuses/status",

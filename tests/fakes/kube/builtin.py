@@ -1,5 +1,6 @@
-"""Built-in resources the agent uses: pods, secrets, service accounts, namespaces (core/v1),
-and ReplicaSets (apps/v1, for pods' owners and garbage collection in secret sync's tests).
+"""Built-in resources the agent uses: pods, secrets, service accounts, namespaces, nodes
+(core/v1), and ReplicaSets (apps/v1, for pods' owners and garbage collection in secret sync's
+tests).
 Events live in :mod:`tests.fakes.kube.events`. Each strategy carries the registry rules a
 client can observe; everything else about these types is stored as sent."""
 
@@ -204,6 +205,17 @@ def builtin_types() -> list[ResourceType]:
             namespaced=False,
             short_names=("ns",),
             verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+            subresources={"status": status_verbs},
+        ),
+        ResourceType(
+            "",
+            "nodes",
+            "Node",
+            "node",
+            V1,
+            Strategy(),
+            namespaced=False,
+            short_names=("no",),
             subresources={"status": status_verbs},
         ),
     ]
