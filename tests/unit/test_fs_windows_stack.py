@@ -120,6 +120,32 @@ async def test_links_below_the_root_are_refused_never_followed(node: Node, tmp_p
     assert list(elsewhere.iterdir()) == []
 
 
+async def test_the_pods_dir_may_be_a_mount_point_link_but_nothing_below_it(
+    tmp_path: Path,
+) -> None:
+    """In the agent's Windows container ``<root>\\pods`` is a hostPath mount point, which a
+    runtime may show as a reparse point: followed there, as the root is; refused below."""
+    local = tmp_path / "container-root"
+    local.mkdir()
+    host_pods = tmp_path / "host-pods"
+    host_pods.mkdir()
+    (local / "pods").symlink_to(host_pods)
+    volumes = PathVolumes(make_target_rules(ROOT, windows=True), str(local))
+    mounter = WindowsDirectoryMounter(volumes)
+    (host_pods / UID / "volumes" / "kubernetes.io~csi" / "secrets").mkdir(parents=True)
+
+    await mounter.mount(TARGET)
+    await FileReplaceWriter(volumes, max_total_bytes=1 << 20).write(TARGET, files(k=b"v"))
+    assert (
+        host_pods / UID / "volumes" / "kubernetes.io~csi" / "secrets" / "mount" / "k"
+    ).read_bytes() == b"v"
+
+    other = "0c7d8c1e-1c5a-4a2e-9d6f-0123456789ab"
+    (host_pods / other).symlink_to(host_pods / UID)
+    with pytest.raises(InvalidRequest, match="symlink or junction"):
+        await mounter.mount(TARGET.replace(UID, other))
+
+
 async def test_a_link_planted_inside_the_volume_is_replaced_not_written_through(
     node: Node, tmp_path: Path
 ) -> None:

@@ -4,7 +4,9 @@ The counterpart of ``agent.fs.confined`` for Windows: every component from the k
 down to a target is ``lstat``-ed and must be a plain directory, never a symlink or a reparse
 point (``agent.fs.windows.entries``), before the path is used. Only the last component, the
 target itself, is ever created (kubelet makes its parent). The root itself may be a link, as
-on Linux.
+on Linux, and so may ``<root>\\pods``: in the agent's Windows container that is the mount point
+of a hostPath volume, which a container runtime may present as a reparse point (a directory
+only administrators can replace on the node).
 
 ``local_root`` is where the kubelet root lives on *this* machine: the root itself on a node;
 another directory when tests on Linux emulate ``C:\\var\\lib\\kubelet``.
@@ -42,9 +44,10 @@ class PathVolumes:
         FileNotFoundError when one is missing; InvalidRequest naming a link or a non-directory.
         """
         path = self.local_root
-        for name in names:
+        for depth, name in enumerate(names):
             path = os.path.join(path, name)
-            info = os.lstat(path)
+            # The pods dir may be the container's mount point (module text): followed.
+            info = os.stat(path) if depth == 0 and name == PODS_DIR else os.lstat(path)
             if is_link_like(info):
                 raise InvalidRequest(
                     f"Target path must not pass through a symlink or junction: "
