@@ -43,6 +43,21 @@ def lstat_or_none(path: str) -> os.stat_result | None:
         return None
 
 
+def plain_file(directory: str, path: str) -> tuple[str, os.stat_result] | None:
+    """The local path and ``lstat`` of ``directory/path`` (``path`` "/"-separated) when it is
+    a plain file reached through plain directories only; None otherwise."""
+    parts = path.split("/")
+    current = directory
+    for name in parts[:-1]:
+        current = os.path.join(current, name)
+        info = lstat_or_none(current)
+        if info is None or not is_plain_dir(info):
+            return None
+    current = os.path.join(current, parts[-1])
+    info = lstat_or_none(current)
+    return (current, info) if info is not None and is_plain_file(info) else None
+
+
 def remove_path(path: str) -> None:
     """Remove ``path`` itself: a link (never its target), a file, or a directory tree.
 

@@ -59,12 +59,18 @@ def read_manifest(directory: str) -> Manifest | None:
 
 
 def write_manifest(directory: str, paths: Iterable[str], *, complete: bool) -> None:
-    """Replace the manifest atomically (written, flushed, then renamed over)."""
+    """Replace the manifest atomically (``replace_durably``)."""
     document = json.dumps({"files": sorted(set(paths)), "complete": complete}).encode()
-    tmp = os.path.join(directory, f"{MANIFEST_FILE}.{secrets.token_hex(4)}.tmp")
+    replace_durably(directory, MANIFEST_FILE, document)
+
+
+def replace_durably(directory: str, name: str, data: bytes) -> None:
+    """Replace ``directory/name`` atomically: ``<name>.<hex>.tmp`` written, flushed, then
+    renamed over it; the temporary file is removed when any step fails."""
+    tmp = os.path.join(directory, f"{name}.{secrets.token_hex(4)}.tmp")
     try:
-        write_durably(tmp, document)
-        os.replace(tmp, os.path.join(directory, MANIFEST_FILE))
+        write_durably(tmp, data)
+        os.replace(tmp, os.path.join(directory, name))
     except BaseException:
         unlink(tmp)
         raise

@@ -9,13 +9,12 @@ seen half-way (``agent.fs.windows.writer`` says why).
 from __future__ import annotations
 
 import enum
-import os
 from collections.abc import Iterable
 from typing import Final
 
 from agent.errors import InvalidRequest, PayloadError
 from agent.fs.paths import validate_path
-from agent.fs.windows.entries import is_plain_dir, is_plain_file, lstat_or_none
+from agent.fs.windows.entries import plain_file
 from agent.fs.windows.volumes import PathVolumes
 
 
@@ -49,19 +48,11 @@ def _read(directory: str, path: str, limit: int) -> bytes | _Missing | None:
         validate_path(path, windows=True)
     except PayloadError:
         return _MISSING
-    parts = path.split("/")
-    current = directory
-    for name in parts[:-1]:
-        current = os.path.join(current, name)
-        info = lstat_or_none(current)
-        if info is None or not is_plain_dir(info):
-            return _MISSING
-    file_path = os.path.join(current, parts[-1])
-    info = lstat_or_none(file_path)
-    if info is None or not is_plain_file(info):
+    found = plain_file(directory, path)
+    if found is None:
         return _MISSING
     try:
-        with open(file_path, "rb") as handle:
+        with open(found[0], "rb") as handle:
             data = handle.read(limit + 1)
     except OSError:
         return _MISSING

@@ -41,6 +41,7 @@ from agent.fs.windows.entries import (
     is_plain_dir,
     is_plain_file,
     lstat_or_none,
+    plain_file,
     remove_path,
     unlink,
 )
@@ -81,18 +82,10 @@ def _local(directory: str, path: str) -> str:
 
 def _holds(directory: str, file: SecretFile) -> bool:
     """The file is there, reached through plain directories, with exactly these bytes."""
-    parts = file.path.split("/")
-    current = directory
-    for name in parts[:-1]:
-        current = os.path.join(current, name)
-        info = lstat_or_none(current)
-        if info is None or not is_plain_dir(info):
-            return False
-    path = os.path.join(current, parts[-1])
-    info = lstat_or_none(path)
-    if info is None or not is_plain_file(info) or info.st_size != len(file.contents):
+    found = plain_file(directory, file.path)
+    if found is None or found[1].st_size != len(file.contents):
         return False
-    with open(path, "rb") as handle:
+    with open(found[0], "rb") as handle:
         return handle.read(len(file.contents) + 1) == file.contents
 
 
