@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import ntpath
 import os
+import posixpath
 import sys
 from collections.abc import Sequence
 
@@ -17,7 +19,8 @@ from agent.flag_types import DEFAULTS, boolean, duration, go_bool, size
 from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
 from agent.flags_rotation import add_rotation_flags, rotation_options
 from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
-from agent.targets import TargetRules
+from agent.platform.runtime import EVENT_LOOPS
+from agent.targets import make_target_rules
 
 
 class _FlagParser(argparse.ArgumentParser):
@@ -71,6 +74,12 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         "--standalone-dir", default="", help="run without Kubernetes: SecretProviderClass YAML here"
     )
     add("--mount-mode", default=DEFAULTS.mount_mode, choices=("tmpfs", "directory"))
+    add(
+        "--event-loop",
+        default=DEFAULTS.event_loop,
+        choices=EVENT_LOOPS,
+        help="uvloop (Linux default) or asyncio, the standard library's (Windows: always)",
+    )
     add("--tmpfs-size", default=None, type=size, help="tmpfs size limit per volume (e.g. 64Mi)")
     add(
         "--provider-timeout",
@@ -156,13 +165,17 @@ def _http_url(flag: str, value: str) -> str:
     return value
 
 
-def _trusted_dirs(value: str) -> tuple[str, ...]:
+def _trusted_dirs(value: str, *, windows: bool) -> tuple[str, ...]:
+    paths = ntpath if windows else posixpath
     dirs = tuple(d for d in value.split(",") if d)
-    relative = [d for d in dirs if not os.path.isabs(d)]
+    # On Windows a path without a drive (``\etc``) is relative to the current drive.
+    relative = [d for d in dirs if not paths.isabs(d) or (windows and not ntpath.splitdrive(d)[0])]
     if relative:
         raise ConfigError(f"--trusted-file-dirs: not absolute: {', '.join(relative)}")
-    if any(os.path.normpath(d) == os.path.normpath("/") for d in dirs):
-        raise ConfigError("--trusted-file-dirs: '/' would trust every file on the node")
+    if any(paths.normpath(d) == paths.normpath(paths.splitdrive(d)[0] + paths.sep) for d in dirs):
+        raise ConfigError(
+            "--trusted-file-dirs: a root ('/', 'C:\\') would trust every file on the node"
+        )
     return dirs
 
 
@@ -202,8 +215,14 @@ def normalise_go_flags(argv: Sequence[str], parser: argparse.ArgumentParser) -> 
     return result
 
 
-def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
-    """Return (settings, print_version)."""
+def parse_settings(
+    argv: Sequence[str], *, windows: bool = sys.platform == "win32"
+) -> tuple[Settings, bool]:
+    """Return (settings, print_version).
+
+    ``windows``: check the flags by a Windows node's rules (this machine's by default; the
+    chart's tests parse the Windows DaemonSet's flags on Linux). Defaults stay this machine's.
+    """
     parser = build_parser()
     try:
         ns = parser.parse_args(normalise_go_flags(argv, parser))
@@ -231,8 +250,10 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
                 parse_listen_address(value)
             except ConfigError as err:
                 raise ConfigError(f"{flag}: {err.message}") from None
-    if ns.mount_mode == "tmpfs" and sys.platform == "win32":
+    if ns.mount_mode == "tmpfs" and windows:
         raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
+    if ns.event_loop == "uvloop" and windows:
+        raise ConfigError("--event-loop: uvloop is not available on Windows; use asyncio")
     settings = Settings(
         endpoint=ns.endpoint,
         node_id=ns.nodeid,
@@ -253,6 +274,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         **kubernetes_options(ns),
         standalone_dir=ns.standalone_dir,
         mount_mode=ns.mount_mode,
+        event_loop=ns.event_loop,
         tmpfs_size=ns.tmpfs_size,
         provider_timeout=ns.provider_timeout,
         shutdown_grace=ns.shutdown_grace,
@@ -263,7 +285,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         azure_write_cert_and_key_in_separate_files=bool(
             ns.azure_write_cert_and_key_in_separate_files
         ),
-        trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
+        trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs, windows=windows),
         state_dir=ns.state_dir,
         kubelet_root_dir=ns.kubelet_root_dir,
         prefer_plugin_providers=_provider_names(ns.prefer_plugin_providers),
@@ -271,6 +293,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
             "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
         ),
     )
-    TargetRules(settings.kubelet_root_dir)  # validate early, naming --kubelet-root-dir
-    socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
+    # Validate early, naming --kubelet-root-dir and --endpoint.
+    make_target_rules(settings.kubelet_root_dir, windows=windows)
+    socket_path_from_endpoint(settings.endpoint, windows=windows)
     return settings, bool(ns.version)

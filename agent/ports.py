@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from agent.model import (
@@ -173,6 +173,12 @@ class PayloadWriter(Protocol):
     async def write(self, target: str, files: Sequence[SecretFile]) -> bool:
         """Atomically replace the volume's visible files; return False when nothing changed."""
         ...
+
+
+# Reads named files of a mounted volume (blocking; sync as Kubernetes Secret reads with it):
+# ``(target, paths, limit) -> {path: bytes, or None when larger than limit}``; a path that is
+# not a regular file of the volume is left out.
+VolumeFileReader = Callable[[str, Iterable[str], int], dict[str, bytes | None]]
 
 
 class VolumeMetadataStore(Protocol):

@@ -117,7 +117,7 @@ class PublishVolume:
         started = time.perf_counter()
         attempt: Attempt | None = None
         try:
-            check_request(request, self._settings.targets)
+            request = check_request(request, self._settings.targets)
             attempt = Attempt(
                 request=request,
                 identity=read_pod_identity(request.volume_context, request.secrets),

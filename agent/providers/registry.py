@@ -32,6 +32,7 @@ from agent.providers.discovery import SocketDirectories
 from agent.providers.loading import LazyFactory, PackageImports
 
 if TYPE_CHECKING:
+    from agent.platform.afunix import UnixSockets
     from agent.providers.plugin import PluginProvider
 
 ENTRY_POINT_GROUP = "secrets_store_agent.providers"
@@ -142,8 +143,10 @@ class ProviderRegistry:
         service_accounts: ServiceAccountSource | None = None,
         prefer_plugins: Sequence[str] = (),
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        unix_sockets: UnixSockets | None = None,
         node_labels: NodeLabelSource | None = None,
     ) -> None:
+        self._unix_sockets = unix_sockets  # None: this machine's (agent.platform)
         self._max_payload_bytes = max_payload_bytes
         self._node_labels = node_labels
         self._prefer_plugins = frozenset(prefer_plugins)
@@ -292,6 +295,7 @@ class ProviderRegistry:
             max_recv_bytes=self._max_recv_bytes,
             timeout=budget,
             fallback=built_in if preferred and name in self._factories else None,
+            sockets=self._unix_sockets,
         )
 
     def _plugin(self, name: str) -> Provider:

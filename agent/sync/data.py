@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agent.fs.confined import KubeletVolumes
-from agent.fs.named_files import read_named_files
+from agent.ports import VolumeFileReader
 from agent.sync.spec import TLS, SecretSpec
 
 # The API server refuses a Secret whose data exceeds 1 MiB (upstream §15 item 7).
@@ -30,14 +29,18 @@ class BuiltData:
 
 
 def read_volume_data(
-    volumes: KubeletVolumes, target: str, specs: Sequence[SecretSpec]
+    target: str,
+    specs: Sequence[SecretSpec],
+    read_files: VolumeFileReader,
 ) -> list[BuiltData]:
     """Read the files every spec names (once each) and build each Secret's data.
 
-    Raises InvalidRequest or OSError when the target cannot be opened (``read_named_files``).
+    ``read_files`` reads a volume's named files (the node platform's: ``agent.fs.stack``; on
+    Linux ``agent.fs.named_files``, which raises InvalidRequest or OSError when the target
+    cannot be opened without passing through a symlink).
     """
     names = {entry.object_name for spec in specs for entry in spec.data}
-    files = read_named_files(volumes, target, names, MAX_SECRET_BYTES)
+    files = read_files(target, names, MAX_SECRET_BYTES)
     return [build_data(spec, files) for spec in specs]
 
 

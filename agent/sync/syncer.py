@@ -23,7 +23,6 @@ from agent.aio.locks import KeyedLock
 from agent.aio.threads import run_blocking
 from agent.core.mount_table import MountTable
 from agent.errors import AgentError, InvalidRequest, KubernetesApiError
-from agent.fs.confined import KubeletVolumes
 from agent.model import (
     OwnerReference,
     PodInfo,
@@ -39,6 +38,7 @@ from agent.ports import (
     SecretProviderClassSource,
     SecretStore,
     SecretSyncObserver,
+    VolumeFileReader,
 )
 from agent.sync.apply import WriteFailed, ensure_secret, managed_labels
 from agent.sync.data import BuiltData, read_volume_data
@@ -61,17 +61,17 @@ class SecretSyncer:
         table: MountTable,
         consumers: SecretConsumers,
         classes: SecretProviderClassSource,
-        volumes: KubeletVolumes,
+        read_files: VolumeFileReader,
         *,
         events: PodEventSink | None = None,
         observer: SecretSyncObserver | None = None,
         pods: PodLookup | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._read_files = read_files
         self._store = store
         self._table = table
         self._consumers = consumers
-        self._volumes = volumes
         self._release_one = SecretRelease(store, Holders(consumers, classes))
         self._report = SyncReporter(events, observer)
         self.pods = pods  # set once the pod informer exists (it is built after the syncer)
@@ -168,7 +168,9 @@ class SecretSyncer:
         if not specs:
             return 0, False
         try:
-            built = await run_blocking(read_volume_data, self._volumes, record.target_path, specs)
+            built = await run_blocking(
+                read_volume_data, record.target_path, specs, self._read_files
+            )
         except (OSError, InvalidRequest) as err:
             if self._table.get(record.target_path) is None:
                 return 0, False  # unpublished while it was being read
