@@ -79,6 +79,7 @@ DaemonSet template.
 {{- fail (printf "tokenRequests[%d].audience is empty: every token request names the audience the provider expects (e.g. vault)" $i) -}}
 {{- end -}}
 {{- end -}}
+{{- include "ssa.validateProviders" . -}}
 {{- end -}}
 
 {{/* The port of a Go listen address (":8095", "0.0.0.0:8095", "[::]:8095"). */}}
@@ -125,6 +126,11 @@ chart's tests). $(VAR) references are expanded by kubelet from the container's e
 {{- end }}
 - {{ printf "--state-dir=%s" .Values.linux.stateDir | quote }}
 - {{ printf "--kubelet-root-dir=%s" (.Values.linux.kubeletRootDir | trimSuffix "/") | quote }}
+{{- include "ssa.kubernetesArgs" . }}
+{{- include "ssa.providerArgs" . }}
+{{- with .Values.linux.tmpfsSize }}
+- {{ printf "--tmpfs-size=%s" (toString .) | quote }}
+{{- end }}
 {{- range .Values.linux.extraArgs }}
 - {{ . | quote }}
 {{- end }}
