@@ -35,6 +35,8 @@ from agent.fs.capacity import VolumeCapacity
 from agent.fs.confined import KubeletVolumes
 from agent.fs.metadata import JsonVolumeMetadata
 from agent.fs.mounter import make_mounter
+from agent.kubelet_root import FIX as KUBELET_ROOT_FIX
+from agent.kubelet_root import POD_UID_ENV, kubelet_root_problem
 from agent.logs import configure_logging
 from agent.metrics import Metrics
 from agent.ports import (
@@ -92,6 +94,16 @@ class Agent:
         """Connect (Kubernetes mode), recover state, then serve. On failure the caller still
         calls ``stop``."""
         log.info("agent.configuration", **effective_configuration(self.settings))
+        problem = kubelet_root_problem(
+            self.settings.kubelet_root_dir, os.environ.get(POD_UID_ENV, "")
+        )
+        if problem:
+            log.error(
+                "agent.kubelet_root_dir_mismatch",
+                kubelet_root_dir=self.settings.kubelet_root_dir,
+                error=problem,
+                fix=KUBELET_ROOT_FIX,
+            )
         if self.cluster is not None:
             await self.cluster.start(self.providers.set_version_key)
         recovered = await rebuild_mount_table(
