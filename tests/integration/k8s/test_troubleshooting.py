@@ -70,6 +70,17 @@ class Lines:
         return dict(json.loads(text))
 
 
+def plugins_only(directories: tuple[str, ...]) -> ProviderRegistry:
+    """No built-in provider (all turned off): every name is an upstream plugin socket."""
+    return ProviderRegistry(
+        timeout=5.0,
+        version_key=b"k" * 32,
+        factories={},
+        load_entry_points=False,
+        plugin_directories=directories,
+    )
+
+
 async def publish_refused(node: KubeHarness, request: Any) -> None:
     with pytest.raises(grpc.aio.AioRpcError):
         await node.kubelet.publish(request)
@@ -82,13 +93,7 @@ async def spc_not_found(agents: KubeAgents, kube: FakeKubeApi, root: Path) -> No
 
 
 async def provider_not_found(agents: KubeAgents, kube: FakeKubeApi, root: Path) -> None:
-    registry = ProviderRegistry(
-        timeout=5.0,
-        version_key=b"k" * 32,
-        factories={},
-        load_entry_points=False,
-        plugin_directories=PROVIDER_DIRS,
-    )
+    registry = plugins_only(PROVIDER_DIRS)
     node = await agents.start(registry=registry)
     node.add_spc(provider="akeyless")
     pod = await node.add_pod("web-0")
@@ -102,13 +107,7 @@ async def message_too_large(agents: KubeAgents, kube: FakeKubeApi, root: Path) -
     plugin.padding = 5 * 1024 * 1024
     await plugin.start()
     try:
-        registry = ProviderRegistry(
-            timeout=5.0,
-            version_key=b"k" * 32,
-            factories={},
-            load_entry_points=False,
-            plugin_directories=(str(plugin_dir),),
-        )
+        registry = plugins_only((str(plugin_dir),))
         node = await agents.start(registry=registry)
         node.add_spc(provider="azure", parameters={"objects": "array:\n  - |\n    objectName: tls"})
         pod = await node.add_pod("web-0")
@@ -184,13 +183,7 @@ async def rotation_plugin_gone(agents: KubeAgents, kube: FakeKubeApi, root: Path
     plugin_dir.mkdir()
     plugin = FakePlugin(str(plugin_dir / "akeyless.sock"))
     await plugin.start()
-    registry = ProviderRegistry(
-        timeout=5.0,
-        version_key=b"k" * 32,
-        factories={},
-        load_entry_points=False,
-        plugin_directories=(str(plugin_dir),),
-    )
+    registry = plugins_only((str(plugin_dir),))
     clock = ManualClock()
     node = await agents.start(
         registry=registry, clock=clock, enable_secret_rotation=True, rotation_poll_interval=120.0
