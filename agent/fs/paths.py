@@ -60,16 +60,27 @@ def validate_path(path: str) -> None:
     for element in elements:
         if element == "..":
             raise _invalid(path, "must not contain '..'")
-        if element == ".":
-            raise _invalid(path, "must not contain '.' elements")
         if _byte_length(path, element) > MAX_NAME_LENGTH:
             raise _invalid(
                 path, f"file names must be at most {MAX_NAME_LENGTH} bytes long (kernel NAME_MAX)"
             )
     if elements[0].startswith(".."):
         raise _invalid(path, "must not start with '..' (reserved for the writer)")
-    if posixpath.normpath(path) != path:
-        raise _invalid(path, "must be in normal form (no '//', './' or trailing '/')")
+    _check_clean(path)
+
+
+def _check_clean(path: str) -> None:
+    """Refuse a path Go's ``filepath.Clean`` would change, as upstream's ``fileutil.Validate``
+    does before writing (it does not normalize: ``foo////bar`` is refused, its own test).
+
+    Refusing rather than cleaning also keeps one spelling per file, so two entries cannot name
+    the same file ("a/b" and "a//b"). The message gives the clean form the owner should use.
+    """
+    clean = posixpath.normpath(path)
+    if clean == path and path != ".":
+        return
+    hint = f"; use {_show(clean)}" if clean != "." else ""
+    raise _invalid(path, f"must be in clean form (no '.' elements, '//' or trailing '/'){hint}")
 
 
 def validate_mode(path: str, mode: int) -> None:

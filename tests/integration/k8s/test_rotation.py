@@ -78,7 +78,10 @@ async def test_events_follow_upstream_and_only_changes_are_announced(
     await eventually(lambda: len(rotation_events(node)) == 2, "a failure event")
     failed = [e for e in rotation_events(node) if e["reason"] == "MountRotationFailed"]
     assert failed[0]["type"] == "Warning"
-    assert "permission denied reading secret/data/app" in failed[0]["message"]
+    assert failed[0]["message"] == (
+        f"failed to rotate mounted contents for spc default/{SPC} (provider fake): "
+        "permission denied reading secret/data/app"
+    )
     assert all("rotated-value" not in e["message"] for e in node.events())
 
 
