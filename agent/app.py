@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,8 @@ from agent.core.unpublish import UnpublishVolume
 from agent.csi.server import CsiServer
 from agent.errors import AgentError, ConfigError
 from agent.fs.stack import build_volume_stack
+from agent.kubelet_root import FIX as KUBELET_ROOT_FIX
+from agent.kubelet_root import POD_UID_ENV, kubelet_root_problem
 from agent.logs import configure_logging
 from agent.metrics import Metrics
 from agent.platform import NodePlatform
@@ -46,7 +49,7 @@ from agent.ports import (
     VolumeMetadataStore,
     VolumeMounter,
 )
-from agent.providers.registry import ProviderRegistry
+from agent.providers.registry import BUILTIN_FACTORIES, ProviderFactory, ProviderRegistry
 from agent.rotation.policy import RotationSettings
 from agent.rotation.scheduler import RotationPorts, RotationScheduler
 from agent.targets import make_target_rules
@@ -91,6 +94,17 @@ class Agent:
     async def start(self) -> None:
         """Connect (Kubernetes mode), recover state, then serve. On failure the caller still
         calls ``stop``."""
+        log.info("agent.configuration", **effective_configuration(self.settings))
+        problem = kubelet_root_problem(
+            self.settings.kubelet_root_dir, os.environ.get(POD_UID_ENV, "")
+        )
+        if problem:
+            log.error(
+                "agent.kubelet_root_dir_mismatch",
+                kubelet_root_dir=self.settings.kubelet_root_dir,
+                error=problem,
+                fix=KUBELET_ROOT_FIX,
+            )
         if self.cluster is not None:
             await self.cluster.start(self.providers.set_version_key)
         recovered = await rebuild_mount_table(
@@ -203,6 +217,7 @@ def build_agent(
         max_payload_bytes=settings.payload_limit,
         unix_sockets=platform.sockets,
         node_labels=sources.node_labels,
+        factories=builtin_factories(settings.builtin_providers),
     )
     providers.use_service_accounts(sources.service_accounts)
     providers.use_node_labels(sources.node_labels)
@@ -419,6 +434,28 @@ def _configuration_sources(
         manifests=manifests,
         node_labels=nodes,
     )
+
+
+def effective_configuration(settings: Settings) -> dict[str, object]:
+    """Every setting as the flags left it, for the first line of ``kubectl logs``. Settings
+    hold no secret material (paths, addresses, names, durations in seconds), so all are shown."""
+    shown = dataclasses.asdict(settings)
+    for url in ("vault_address", "aws_pod_identity_endpoint"):
+        shown[url] = _without_userinfo(shown[url])  # user:password@ in a URL is a credential
+    shown["payload_limit"] = settings.payload_limit
+    return {"settings": shown}
+
+
+def _without_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    host, at, after = rest.rpartition("@")
+    return f"{scheme}{sep}[REDACTED]@{after}" if sep and at and "/" not in host else url
+
+
+def builtin_factories(names: Sequence[str]) -> dict[str, ProviderFactory]:
+    """The built-in providers ``--builtin-providers`` keeps; a name left out is served by an
+    upstream plugin socket if one exists, like any provider the agent does not build in."""
+    return {name: factory for name, factory in BUILTIN_FACTORIES.items() if name in names}
 
 
 def load_version_key(state_dir: str) -> bytes:
