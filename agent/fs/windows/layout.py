@@ -25,7 +25,9 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from agent.errors import PayloadError
 from agent.fs.layout import DATA_DIR, DATA_TMP, METADATA_FILE, Survey, is_ts_dir_name
+from agent.fs.paths import validate_path
 from agent.fs.windows.entries import is_link_like, is_plain_file, lstat_or_none, unlink
 
 MANIFEST_FILE = "..agent-files.json"
@@ -55,7 +57,19 @@ def read_manifest(directory: str) -> Manifest | None:
     files, complete = document.get("files"), document.get("complete")
     if not isinstance(files, list) or not all(isinstance(p, str) for p in files):
         return None
-    return Manifest(tuple(files), complete is True)
+    return Manifest(tuple(p for p in files if _could_be_ours(p)), complete is True)
+
+
+def _could_be_ours(path: str) -> bool:
+    """The manifest lies in the volume, where a pod or anyone with write access to kubelet's
+    directory could change it: an entry the writer could not have made (``..``, an absolute
+    or drive path, a stream, a device name: the payload rules of a Windows node) is ignored,
+    never used as a path to remove."""
+    try:
+        validate_path(path, windows=True)
+    except PayloadError:
+        return False
+    return True
 
 
 def write_manifest(directory: str, paths: Iterable[str], *, complete: bool) -> None:

@@ -42,6 +42,7 @@ from agent.fs.windows.entries import (
     is_plain_file,
     lstat_or_none,
     plain_file,
+    reached,
     remove_path,
     unlink,
 )
@@ -121,8 +122,12 @@ def _replace(directory: str, file: SecretFile) -> None:
 
 
 def _remove_stale(directory: str, path: str, wanted: set[str]) -> None:
-    """Remove a file the payload no longer has, then its directories that nothing needs."""
-    remove_path(_local(directory, path))
+    """Remove a file the payload no longer has, then its directories that nothing needs.
+    Only through plain directories: a link planted on the way is never followed."""
+    local = reached(directory, path)
+    if local is None:
+        return  # a directory on the way is gone, or redirects: nothing of ours behind it
+    remove_path(local)
     parts = path.split("/")[:-1]
     while parts:
         prefix = "/".join(parts)
