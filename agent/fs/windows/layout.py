@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 from agent.errors import PayloadError
 from agent.fs.layout import DATA_DIR, DATA_TMP, METADATA_FILE, Survey, is_ts_dir_name
-from agent.fs.paths import validate_path
+from agent.fs.paths import WINDOWS_TMP_PREFIX, validate_path
 from agent.fs.windows.entries import is_link_like, is_plain_file, lstat_or_none, unlink
 
 MANIFEST_FILE = "..agent-files.json"
-TMP_PREFIX = "..tmp-"
+TMP_PREFIX = WINDOWS_TMP_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
