@@ -57,5 +57,17 @@ def name_problem(name: str) -> str | None:
 
 
 def name_key(name: str) -> str:
-    """The key under which NTFS treats names as equal (case-insensitive)."""
-    return name.casefold()
+    """A key equal for every two names NTFS may treat as one file.
+
+    NTFS compares names through the volume's upcase table, one upper-case letter for each
+    letter (DOTLESS I, U+0131, upper-cases to ``I``, which ``casefold`` keeps apart). The key
+    upper-cases each character that has a one-letter upper case, then case-folds: it equates
+    a few names NTFS keeps apart (``'ß'`` and ``'ss'``), which only refuses a payload, never
+    merges two of its files into one.
+    """
+    return "".join(_upper_one(char) for char in name).casefold()
+
+
+def _upper_one(char: str) -> str:
+    upper = char.upper()
+    return upper if len(upper) == 1 else char

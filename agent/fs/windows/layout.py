@@ -29,6 +29,7 @@ from agent.errors import PayloadError
 from agent.fs.layout import DATA_DIR, DATA_TMP, METADATA_FILE, Survey, is_ts_dir_name
 from agent.fs.paths import WINDOWS_TMP_PREFIX, validate_path
 from agent.fs.windows.entries import is_link_like, is_plain_file, lstat_or_none, unlink
+from agent.platform.winnames import name_key
 
 MANIFEST_FILE = "..agent-files.json"
 TMP_PREFIX = WINDOWS_TMP_PREFIX
@@ -124,7 +125,7 @@ def _is_upstream_link(directory: str, name: str) -> bool:
 def survey_directory(directory: str) -> Survey:
     """Sort the entries of ``directory`` into the agent's artefacts and everything else."""
     manifest = read_manifest(directory)
-    listed = {path.split("/", 1)[0].casefold() for path in manifest.files} if manifest else set()
+    listed = {name_key(path.split("/", 1)[0]) for path in manifest.files} if manifest else set()
     artefacts: list[str] = []
     foreign: list[str] = []
     with os.scandir(directory) as entries:
@@ -133,7 +134,7 @@ def survey_directory(directory: str) -> Survey:
             link = is_link_like(entry.stat(follow_symlinks=False))
             ours = (
                 _is_own_name(name)
-                or (not link and name.casefold() in listed)
+                or (not link and name_key(name) in listed)
                 or (link and _is_upstream_link(directory, name))
             )
             (artefacts if ours else foreign).append(name)
