@@ -25,7 +25,7 @@ import re
 import string
 
 from agent.errors import ConfigError, InvalidRequest
-from agent.platform.winnames import name_problem
+from agent.platform.winnames import NAMING_DOC, STREAMS_DOC, name_problem
 from agent.targets import (
     CSI_PLUGIN_DIR,
     MOUNT_DIR,
@@ -111,16 +111,20 @@ def check_clean_windows(path: str) -> None:
         raise InvalidRequest(f"Target path must not contain NUL: {shown(path)}")
     if path.startswith(("\\\\", "//")):
         raise InvalidRequest(
-            f"Target path must be on a local drive, not a UNC or device path: {shown(path)}"
+            f"Target path must be on a local drive, not a UNC or device path ({NAMING_DOC}): "
+            f"{shown(path)}"
         )
     if not _DRIVE_ABSOLUTE.match(path) or ntpath.normpath(path) != path:
         raise InvalidRequest(
             f"Target path must be drive-absolute and normalized (C:\\...\\mount, "
-            f"backslashes only): {shown(path)}"
+            f"backslashes only; {NAMING_DOC}): {shown(path)}"
         )
     if len(path.encode("utf-16-le", "surrogatepass")) // 2 > MAX_PATH_CHARS:
-        raise InvalidRequest(f"Target path must be at most {MAX_PATH_CHARS} characters long")
+        raise InvalidRequest(
+            f"Target path must be at most {MAX_PATH_CHARS} characters long ({NAMING_DOC})"
+        )
     if ":" in path[2:]:
         raise InvalidRequest(
-            f"Target path must not name an NTFS alternate data stream (':'): {shown(path)}"
+            f"Target path must not name an NTFS alternate data stream (':'; {STREAMS_DOC}): "
+            f"{shown(path)}"
         )

@@ -124,7 +124,8 @@ def _check_layout(paths: Sequence[str], *, windows: bool = False) -> None:
             same = (
                 ""
                 if seen[key(path)] == path
-                else f" (the same file as {seen[key(path)]!r} on Windows)"
+                else f" (the same file as {seen[key(path)]!r} on Windows: NTFS compares names "
+                "case-insensitively)"
             )
             raise PayloadError(f"duplicate file path {_show(path)}{same}")
         seen[key(path)] = path

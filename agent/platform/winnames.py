@@ -26,6 +26,8 @@ _DEVICE_NAMES = frozenset(
 _FORBIDDEN = frozenset('<>"|?*/\\') | frozenset(chr(c) for c in range(32))
 _SHORT_NAME = re.compile(r"~\d")
 MAX_NAME_CHARS = 255  # NTFS: UTF-16 code units in one component
+NAMING_DOC = 'Microsoft, "Naming Files, Paths, and Namespaces"'
+STREAMS_DOC = 'Microsoft, "File Streams (Local File System)"'
 
 
 def name_problem(name: str) -> str | None:
@@ -53,7 +55,11 @@ def name_problem(name: str) -> str | None:
             f"is longer than {MAX_NAME_CHARS} characters",
         ),
     )
-    return next((why for failed, why in checks if failed), None)
+    why = next((why for failed, why in checks if failed), None)
+    if why is None:
+        return None
+    source = STREAMS_DOC if why.startswith("contains ':'") else NAMING_DOC
+    return f"{why} ({source})"
 
 
 def name_key(name: str) -> str:

@@ -181,3 +181,38 @@ def test_the_root_matches_in_any_ascii_case(variant: str) -> None:
 def test_other_spellings_of_the_root_are_refused(variant: str) -> None:
     with pytest.raises(InvalidRequest):
         make_target_rules(ROOT, windows=True).parse(TARGET.replace(ROOT, variant))
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        ("key:stream", "File Streams (Local File System)"),
+        ("key::$DATA", "File Streams (Local File System)"),
+        ("NUL .txt", "Naming Files, Paths, and Namespaces"),
+        ("conout$", "Naming Files, Paths, and Namespaces"),
+        ("d/key. ", "Naming Files, Paths, and Namespaces"),
+        ("PROGRA~1", "Naming Files, Paths, and Namespaces"),
+        ("a\x7f\x01", "Naming Files, Paths, and Namespaces"),
+    ],
+)
+def test_payload_refusals_name_the_windows_rule_and_its_source(path: str, source: str) -> None:
+    with pytest.raises(
+        PayloadError, match=f'Microsoft, "{source.replace("(", ".").replace(")", ".")}"'
+    ):
+        validate_payload(payload(path), max_total_bytes=1 << 20, windows=True)
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        ("\\\\?\\" + TARGET, "Naming Files, Paths, and Namespaces"),
+        (TARGET.replace("C:\\", "C:"), "Naming Files, Paths, and Namespaces"),
+        (TARGET + "::$DATA", "File Streams (Local File System)"),
+        (TARGET.replace("secrets", "lpt1"), "Naming Files, Paths, and Namespaces"),
+    ],
+)
+def test_target_refusals_name_the_windows_rule_and_its_source(path: str, source: str) -> None:
+    with pytest.raises(
+        InvalidRequest, match=f'Microsoft, "{source.replace("(", ".").replace(")", ".")}"'
+    ):
+        make_target_rules(ROOT, windows=True).parse(path)
