@@ -36,7 +36,7 @@ from agent.targets import (
     shown,
 )
 
-MAX_PATH_CHARS = 32767  # the longest path Windows takes at all (UTF-16 code units)
+MAX_LONG_PATH_CHARS = 32767  # the longest path Windows takes at all (UTF-16 code units)
 _DRIVE_ABSOLUTE = re.compile(r"^[A-Za-z]:\\")
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _KUBELET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -119,9 +119,9 @@ def check_clean_windows(path: str) -> None:
             f"Target path must be drive-absolute and normalized (C:\\...\\mount, "
             f"backslashes only; {NAMING_DOC}): {shown(path)}"
         )
-    if len(path.encode("utf-16-le", "surrogatepass")) // 2 > MAX_PATH_CHARS:
+    if len(path.encode("utf-16-le", "surrogatepass")) // 2 > MAX_LONG_PATH_CHARS:
         raise InvalidRequest(
-            f"Target path must be at most {MAX_PATH_CHARS} characters long ({NAMING_DOC})"
+            f"Target path must be at most {MAX_LONG_PATH_CHARS} characters long ({NAMING_DOC})"
         )
     if ":" in path[2:]:
         raise InvalidRequest(

@@ -216,3 +216,40 @@ def test_target_refusals_name_the_windows_rule_and_its_source(path: str, source:
         InvalidRequest, match=f'Microsoft, "{source.replace("(", ".").replace(")", ".")}"'
     ):
         make_target_rules(ROOT, windows=True).parse(path)
+
+
+def long_path_writer(volume: Path, *, long_paths: bool) -> FileReplaceWriter:
+    volumes = PathVolumes(make_target_rules(ROOT, windows=True), str(volume.parents[6] / "kubelet"))
+    return FileReplaceWriter(volumes, long_paths=long_paths)
+
+
+FITS = 259 - len(TARGET) - 1  # the longest file name directly in the target (MAX_PATH)
+DIR_FITS = 247 - len(TARGET) - 1  # the longest directory name there (MAX_PATH - 12)
+
+
+@pytest.mark.parametrize(
+    ("path", "rule"),
+    [
+        ("f" * (FITS + 1), "file path of 260 characters; Windows allows 259 (MAX_PATH)"),
+        ("d/" + "f" * (FITS - 1), "file path of 260 characters"),
+        ("d" * (DIR_FITS + 1) + "/k", "directory path of 248 characters; Windows allows 247"),
+        ("d" * (FITS - 18) + "/k", "file path of 260 characters"),  # its temporary file
+        ("d" * DIR_FITS + "/k", "file path of 266 characters"),
+        ("d/" * 80 + "k", "directory path of 248 characters"),
+    ],
+)
+def test_a_payload_too_long_for_max_path_is_refused_before_anything_is_written(
+    volume: Path, path: str, rule: str
+) -> None:
+    """On a node without long paths, Win32 calls fail beyond MAX_PATH: the first files would
+    be written and the rest fail, each retry alike. Refused up front, naming the limit."""
+    before = sorted(p.name for p in volume.iterdir())
+    with pytest.raises(PayloadError, match=rule.replace("(", "\\(").replace(")", "\\)")):
+        long_path_writer(volume, long_paths=False).write_sync(TARGET, payload("a", path))
+    assert sorted(p.name for p in volume.iterdir()) == before
+    assert long_path_writer(volume, long_paths=True).write_sync(TARGET, payload("a", path))
+
+
+@pytest.mark.parametrize("path", ["f" * FITS, "d/" + "f" * (FITS - 2), "d" * (FITS - 19) + "/k"])
+def test_a_payload_that_fits_max_path_is_written(volume: Path, path: str) -> None:
+    assert long_path_writer(volume, long_paths=False).write_sync(TARGET, payload(path))
