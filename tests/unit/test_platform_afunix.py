@@ -170,7 +170,7 @@ async def test_a_cancelled_winsock_connect_closes_its_socket_only_after_the_call
         sockets.append(real_socket(*args))
         return sockets[-1]
 
-    monkeypatch.setattr(afunix.socket, "socket", recording_socket)
+    monkeypatch.setattr(socket, "socket", recording_socket)
     connect = asyncio.ensure_future(WinsockUnixSockets().connect("/nowhere.sock"))
     await entered.wait()
     connect.cancel()
