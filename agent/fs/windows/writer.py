@@ -32,6 +32,7 @@ import os
 import secrets
 from collections.abc import Sequence
 
+from agent import crashpoints
 from agent.aio.threads import run_blocking
 from agent.errors import FileWriteError, PayloadError
 from agent.fs.capacity import VolumeCapacity
@@ -78,12 +79,14 @@ def write_files(directory: str, files: Sequence[SecretFile]) -> bool:
         return False
     # Recorded before any of them exists: a crash never leaves an unlisted file of ours.
     write_manifest(directory, [*old, *(f.path for f in files)], complete=False)
+    crashpoints.reached("write.listed")
     # Stale files first: a name that turns from a directory into a file (or back) then
     # finds its place free.
     for path in stale:
         _remove_stale(directory, path, wanted)
     for file in changed:
         _replace(directory, file)
+        crashpoints.reached("write.file_replaced")
     write_manifest(directory, [f.path for f in files], complete=True)
     return True
 
