@@ -79,7 +79,7 @@ def record(
 )
 def test_class_interval(annotation: str | None, seconds: float) -> None:
     given = {ROTATION_POLL_INTERVAL_ANNOTATION: annotation} if annotation else {}
-    assert class_interval(spc(**given), SETTINGS) == seconds
+    assert class_interval(spc(**given), SETTINGS).seconds == seconds
 
 
 def test_refresh_is_edge_triggered() -> None:
