@@ -92,3 +92,14 @@ def test_standalone_mode_only_logs() -> None:
         notices.check(spc("soon"), [WEB])
         notices.check(spc("soon"), [WEB])
     assert logged(entries, "rotation.interval_invalid") == 1
+
+
+def test_a_value_go_would_overflow_is_invalid_and_named() -> None:
+    events = RecordedEvents()
+    IntervalNotices(SETTINGS, events).check(spc("2562048h"), [WEB])
+    ((_, _, message),) = events.sent
+    assert message.startswith(
+        f"ignoring annotation {ROTATION_POLL_INTERVAL_ANNOTATION} on secretproviderclass "
+        "default/app: invalid duration '2562048h': longer than 2562047h47m16.854775807s"
+    )
+    assert message.endswith("using --rotation-poll-interval (120s)")
