@@ -59,7 +59,9 @@ from tests.support.openbao import dev_server
 
 REPO = Path(__file__).resolve().parents[1]
 # BENCH_AGENT_SCRIPT: another entry point (e.g. one that times the publish steps).
-AGENT_SCRIPT = Path(os.environ.get("BENCH_AGENT_SCRIPT") or REPO / "bench" / "instant_agent.py")
+AGENT_SCRIPT = Path(
+    os.environ.get("BENCH_AGENT_SCRIPT") or REPO / "bench" / "instant_agent.py"
+).resolve()
 Samples = dict[str, list[float]]
 
 
@@ -332,6 +334,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=10, help="calls per back-to-back burst")
     parser.add_argument("--starts", type=int, default=5, help="new agents per first-publish case")
     parser.add_argument("--baseline", help="a directory holding another checkout's agent package")
+    parser.add_argument("--candidate", help="measure this directory's agent package as 'this'")
     parser.add_argument(
         "--cases", default="inprocess,plugin,vault", help="comma-separated: inprocess,plugin,vault"
     )
@@ -340,7 +343,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ssa-kb-", dir="/tmp"))
-    checkouts = {"this": REPO}
+    checkouts = {"this": Path(args.candidate).resolve() if args.candidate else REPO}
     if args.baseline:
         checkouts["baseline"] = Path(args.baseline).resolve()
     hidden = "" if args.with_dev_packages else hide_dev_packages(work / "hidden")
