@@ -101,6 +101,8 @@ class Agent:
                 self._spawn(self.manifests.watch(MANIFEST_RESCAN_SECONDS), "manifest-rescan")
         await self.web.start()
         await self.csi.start()
+        # After the socket serves: kubelet's first call never waits for a plugin's handshake.
+        self._spawn(self.providers.warm_plugins(), "provider-warm-up")
         if self.settings.provider_health_check:
             self._spawn(self._check_plugins(), "provider-health-check")
         if self.secret_resync is not None:
