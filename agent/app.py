@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import signal
-import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +18,7 @@ from agent.aio.backoff import BackoffPolicy
 from agent.aio.clock import Clock, SystemClock
 from agent.aio.locks import KeyedLock
 from agent.aio.loop_monitor import LoopLagMonitor
-from agent.config import Settings
+from agent.config import Settings, socket_path_from_endpoint
 from agent.core.mount_table import MountTable
 from agent.core.pod_cleanup import ReleasePodVolumes
 from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
@@ -29,26 +27,29 @@ from agent.core.secret_jobs import SecretSyncJobs
 from agent.core.unpublish import UnpublishVolume
 from agent.csi.server import CsiServer
 from agent.errors import AgentError, ConfigError
-from agent.fs.atomic_writer import AsyncPayloadWriter
-from agent.fs.capacity import VolumeCapacity
-from agent.fs.confined import KubeletVolumes
-from agent.fs.metadata import JsonVolumeMetadata
-from agent.fs.mounter import make_mounter
+from agent.fs.stack import build_volume_stack
 from agent.logs import configure_logging
 from agent.metrics import Metrics
+from agent.platform import NodePlatform
+from agent.platform import current as current_platform
+from agent.platform.runtime import StopSignals
+from agent.platform.runtime import run as run_loop
 from agent.ports import (
+    NodeLabelSource,
     PodEventSink,
     PodStatusStore,
     SecretProviderClassSource,
     SecretSync,
     ServiceAccountSource,
     ServiceAccountTokenMinter,
+    VolumeFileReader,
+    VolumeMetadataStore,
     VolumeMounter,
 )
 from agent.providers.registry import ProviderRegistry
 from agent.rotation.policy import RotationSettings
 from agent.rotation.scheduler import RotationPorts, RotationScheduler
-from agent.targets import TargetRules
+from agent.targets import make_target_rules
 from agent.web import Check, WebServer
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class Agent:
     web: WebServer
     table: MountTable
     statuses: PodStatusStore
-    metadata: JsonVolumeMetadata
+    metadata: VolumeMetadataStore
     mounter: VolumeMounter
     metrics: Metrics = field(repr=False)
     loop_monitor: LoopLagMonitor = field(default_factory=LoopLagMonitor, repr=False)
@@ -87,6 +88,7 @@ class Agent:
     secret_resync: SecretResync | None = field(default=None, repr=False)
     rotation: RotationScheduler | None = field(default=None, repr=False)
     manifests: DirectorySecretProviderClassSource | None = field(default=None, repr=False)
+    platform: NodePlatform = field(default_factory=current_platform, repr=False)
 
     async def start(self) -> None:
         """Connect (Kubernetes mode), recover state, then serve. On failure the caller still
@@ -114,6 +116,8 @@ class Agent:
             node=self.settings.node_id,
             socket=self.csi.path,
             mount_mode=self.settings.mount_mode,
+            node_os=self.platform.name,
+            event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
             mode="kubernetes" if self.cluster is not None else "standalone",
             providers=list(self.providers.names()),
             kubelet_root_dir=self.settings.kubelet_root_dir,
@@ -175,19 +179,26 @@ def build_agent(
     *,
     retry_policy: BackoffPolicy | None = None,
     clock: Clock | None = None,
+    platform: NodePlatform | None = None,
 ) -> Agent:
     """``retry_policy`` paces the Kubernetes adapter's retries (tests shorten it); ``clock``
-    is what publish and rotation read the time from (tests move a manual one)."""
+    is what publish and rotation read the time from (tests move a manual one); ``platform``
+    is the node's OS (default: this machine's; tests pass ``emulated_windows``)."""
     clock = clock or SystemClock()
+    platform = platform or current_platform()
     metrics = Metrics()
     table, locks = MountTable(), KeyedLock()
-    targets = TargetRules(settings.kubelet_root_dir)
-    volumes = KubeletVolumes(targets)
-    capacity = VolumeCapacity(tmpfs=settings.mount_mode == "tmpfs", size_bytes=settings.tmpfs_size)
-    mounter = make_mounter(settings.mount_mode, volumes, settings.tmpfs_size)
-    metadata = JsonVolumeMetadata(volumes, capacity)
+    targets = make_target_rules(settings.kubelet_root_dir, windows=platform.windows)
+    volumes = build_volume_stack(
+        platform,
+        targets,
+        mount_mode=settings.mount_mode,
+        tmpfs_size=settings.tmpfs_size,
+        max_total_bytes=settings.payload_limit,
+    )
+    mounter, metadata = volumes.mounter, volumes.metadata
     sources = _configuration_sources(settings, metrics, retry_policy)
-    sync = _secret_sync(sources.cluster, table, metrics)
+    sync = _secret_sync(sources.cluster, table, metrics, volumes.read_files)
     jobs = SecretSyncJobs(sync) if sync is not None else None
     providers = registry or ProviderRegistry(
         timeout=settings.provider_timeout,
@@ -207,15 +218,16 @@ def build_agent(
         service_accounts=sources.service_accounts,
         prefer_plugins=settings.prefer_plugin_providers,
         max_payload_bytes=settings.payload_limit,
+        unix_sockets=platform.sockets,
+        node_labels=sources.node_labels,
     )
     providers.use_service_accounts(sources.service_accounts)
+    providers.use_node_labels(sources.node_labels)
     ports = PublishPorts(
         spcs=sources.spcs,
         providers=providers,
         mounter=mounter,
-        writer=AsyncPayloadWriter(
-            volumes, max_total_bytes=settings.payload_limit, capacity=capacity
-        ),
+        writer=volumes.writer,
         statuses=sources.statuses,
         metadata=metadata,
         observer=metrics,
@@ -230,7 +242,6 @@ def build_agent(
         PublishSettings(
             node_name=settings.node_id,
             rotation_enabled=settings.enable_secret_rotation,
-            rotation_poll_interval=settings.rotation_poll_interval,
             provider_timeout=settings.provider_timeout,
             targets=targets,
         ),
@@ -255,8 +266,12 @@ def build_agent(
         node_id=settings.node_id,
         publish=publish,
         unpublish=unpublish,
-        socket_path=settings.socket_path,
+        # An emulated Windows node still binds this machine's kind of socket path.
+        socket_path=socket_path_from_endpoint(
+            settings.endpoint, windows=platform.windows and not platform.emulated
+        ),
         trace_requests=settings.verbosity >= 1,
+        sockets=platform.sockets,
     )
     cleanup = None
     ready_checks: dict[str, Check] = {"csi-socket": csi.accepting}
@@ -301,11 +316,15 @@ def build_agent(
         secret_resync=resync,
         rotation=rotation,
         manifests=sources.manifests,
+        platform=platform,
     )
 
 
 def _secret_sync(
-    cluster: KubernetesAdapter | None, table: MountTable, metrics: Metrics
+    cluster: KubernetesAdapter | None,
+    table: MountTable,
+    metrics: Metrics,
+    read_files: VolumeFileReader,
 ) -> SecretSyncer | None:
     """Kubernetes mode syncs secretObjects whenever a class has them, as upstream does (no
     flag; RBAC decides: without Secret access each attempt is a Warning event saying which
@@ -319,6 +338,7 @@ def _secret_sync(
         table,
         cluster.secret_consumers,
         cluster.spcs,
+        read_files,
         events=cluster.events,
         observer=metrics,
     )
@@ -379,6 +399,7 @@ class _Sources:
     cluster: KubernetesAdapter | None = None
     minter: ServiceAccountTokenMinter | None = None
     manifests: DirectorySecretProviderClassSource | None = None
+    node_labels: NodeLabelSource | None = None
 
 
 def _configuration_sources(
@@ -396,7 +417,9 @@ def _configuration_sources(
             cluster.events,
             cluster,
             minter=cluster.tokens,
+            node_labels=cluster.node_labels,
         )
+    from agent.standalone.nodes import DirectoryNodeLabels
     from agent.standalone.spc_source import DirectorySecretProviderClassSource
     from agent.standalone.status_store import DirectoryPodStatusStore
 
@@ -404,7 +427,15 @@ def _configuration_sources(
     if not directory.is_dir():
         raise ConfigError(f"--standalone-dir: {directory} is not a directory")
     manifests = DirectorySecretProviderClassSource(directory)
-    return _Sources(manifests, DirectoryPodStatusStore(directory), manifests, manifests=manifests)
+    # Without --nodeid there is no Node manifest to look for.
+    nodes = DirectoryNodeLabels(manifests, settings.node_id) if settings.node_id else None
+    return _Sources(
+        manifests,
+        DirectoryPodStatusStore(directory),
+        manifests,
+        manifests=manifests,
+        node_labels=nodes,
+    )
 
 
 def load_version_key(state_dir: str) -> bytes:
@@ -431,33 +462,40 @@ def load_version_key(state_dir: str) -> bytes:
     return key
 
 
-async def serve(settings: Settings, registry: ProviderRegistry | None = None) -> None:
-    agent = build_agent(settings, registry)
+async def serve(
+    settings: Settings,
+    registry: ProviderRegistry | None = None,
+    platform: NodePlatform | None = None,
+) -> None:
+    platform = platform or current_platform()
+    agent = build_agent(settings, registry, platform=platform)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    # Windows rules take the portable signal path (what a Windows loop needs) even when
+    # emulated on Linux, so the emulation exercises it.
+    signals = StopSignals(asyncio.get_running_loop(), stop.set, native=not platform.windows)
     try:
         await agent.start()
         await stop.wait()
         log.info("agent.stopping")
     finally:
-        await agent.stop()
+        try:
+            await agent.stop()
+        finally:
+            signals.close()
 
 
-def run(settings: Settings, registry: ProviderRegistry | None = None) -> int:
+def run(
+    settings: Settings,
+    registry: ProviderRegistry | None = None,
+    platform: NodePlatform | None = None,
+) -> int:
     configure_logging(
         json=settings.log_format_json,
         verbosity=settings.verbosity,
         debug_loggers=settings.debug_loggers,
     )
     try:
-        if sys.platform != "win32":
-            import uvloop
-
-            uvloop.run(serve(settings, registry))
-        else:
-            asyncio.run(serve(settings, registry))
+        run_loop(serve(settings, registry, platform), settings.event_loop)
     except AgentError as err:
         log.error("agent.failed", reason=err.reason, error=err.message)
         return 1

@@ -7,12 +7,16 @@ Invalid values fail at start with a message naming the flag.
 
 from __future__ import annotations
 
+import ntpath
 import re
 import sys
 from dataclasses import dataclass
 
 from agent.errors import ConfigError
-from agent.targets import DEFAULT_KUBELET_ROOT
+from agent.platform.runtime import DEFAULT_EVENT_LOOP
+from agent.targets import DEFAULT_KUBELET_ROOT, WINDOWS_KUBELET_ROOT
+
+_ON_WINDOWS = sys.platform == "win32"
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -54,12 +58,17 @@ def parse_bool(text: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    endpoint: str = "unix://tmp/csi.sock"
+    # Upstream's Windows chart passes unix://C:\\csi\\csi.sock (backslashes doubled).
+    endpoint: str = "unix://C:\\csi\\csi.sock" if _ON_WINDOWS else "unix://tmp/csi.sock"
     node_id: str = ""
     driver_name: str = "secrets-store.csi.k8s.io"
-    provider_volume: str = "/var/run/secrets-store-csi-providers"
+    provider_volume: str = (
+        "C:\\k\\secrets-store-csi-providers"
+        if _ON_WINDOWS
+        else "/var/run/secrets-store-csi-providers"
+    )
     additional_provider_volume_paths: tuple[str, ...] = (
-        "/etc/kubernetes/secrets-store-csi-providers",
+        () if _ON_WINDOWS else ("/etc/kubernetes/secrets-store-csi-providers",)
     )
     metrics_addr: str = ":8095"
     health_addr: str = ":9808"
@@ -86,7 +95,8 @@ class Settings:
     # How often synced Secrets are checked against the mounted files (upstream: 5 minutes).
     secret_resync_interval: float = 300.0
     standalone_dir: str = ""
-    mount_mode: str = "directory" if sys.platform == "win32" else "tmpfs"
+    mount_mode: str = "directory" if _ON_WINDOWS else "tmpfs"
+    event_loop: str = DEFAULT_EVENT_LOOP
     tmpfs_size: int | None = None
     provider_timeout: float = 90.0
     shutdown_grace: float = 30.0
@@ -99,8 +109,8 @@ class Settings:
     azure_construct_pem_chain: bool = True
     azure_write_cert_and_key_in_separate_files: bool = False
     trusted_file_dirs: tuple[str, ...] = ()
-    state_dir: str = "/var/run/secrets-store-agent"
-    kubelet_root_dir: str = DEFAULT_KUBELET_ROOT
+    state_dir: str = "C:\\k\\secrets-store-agent" if _ON_WINDOWS else "/var/run/secrets-store-agent"
+    kubelet_root_dir: str = WINDOWS_KUBELET_ROOT if _ON_WINDOWS else DEFAULT_KUBELET_ROOT
     prefer_plugin_providers: tuple[str, ...] = ()
     aws_pod_identity_endpoint: str = ""
 
@@ -123,20 +133,37 @@ class Settings:
 
 
 MAX_SOCKET_PATH_BYTES = 107  # sockaddr_un.sun_path is 108 bytes with the terminating NUL
+_DRIVE_PATH = re.compile(r"^/*([A-Za-z]:[\\/].*)$")
 
 
-def socket_path_from_endpoint(endpoint: str) -> str:
-    """As upstream: ``unix:///csi/a.sock`` → ``/csi/a.sock``; ``unix://tmp/a`` → ``/tmp/a``."""
+def socket_path_from_endpoint(endpoint: str, *, windows: bool = _ON_WINDOWS) -> str:
+    r"""As upstream: ``unix:///csi/a.sock`` → ``/csi/a.sock``; ``unix://tmp/a`` → ``/tmp/a``.
+
+    ``windows``: the path must be drive-absolute; ``unix://C:\\csi\\csi.sock`` (upstream's
+    Windows chart, backslashes doubled), ``unix://C:\csi\csi.sock`` and
+    ``unix:///C:/csi/csi.sock`` all give ``C:\csi\csi.sock``. UNC and device paths
+    (``\\server\share``, ``\\?\C:\x``, ``\\.\pipe\x``) are refused: kubelet dials a file.
+    """
     scheme, sep, rest = endpoint.partition("://")
     if not sep or scheme.lower() != "unix" or not rest:
         raise ConfigError(f"--endpoint: {endpoint!r} is not a unix:// endpoint")
-    path = "/" + rest.lstrip("/")
+    path = _windows_socket_path(endpoint, rest) if windows else "/" + rest.lstrip("/")
     if len(path.encode()) > MAX_SOCKET_PATH_BYTES:
         raise ConfigError(
             f"--endpoint: the socket path is {len(path.encode())} bytes; "
             f"unix sockets allow at most {MAX_SOCKET_PATH_BYTES}"
         )
     return path
+
+
+def _windows_socket_path(endpoint: str, rest: str) -> str:
+    match = _DRIVE_PATH.match(rest)
+    if match is None or "\0" in rest:
+        raise ConfigError(
+            f"--endpoint: {endpoint!r} must name a socket by a drive-absolute path on Windows, "
+            "like unix://C:\\csi\\csi.sock"
+        )
+    return ntpath.normpath(match.group(1))
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:

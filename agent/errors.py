@@ -64,6 +64,11 @@ class ServiceAccountNotFound(ProviderError):
     """The pod's service account, whose annotations name a cloud identity, does not exist."""
 
 
+class NodeNotFound(ProviderError):
+    """This agent's node (``--nodeid``), whose labels give providers its topology, does not
+    exist (Kubernetes: no such Node; standalone: no Node manifest of that name)."""
+
+
 class ProviderUnavailable(ProviderError):
     """The backing store could not be reached or timed out; kubelet should retry."""
 

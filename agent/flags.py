@@ -3,43 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import ntpath
 import os
+import posixpath
 import sys
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from agent.config import (
     Settings,
-    parse_bool,
-    parse_duration,
     parse_listen_address,
-    parse_size,
     socket_path_from_endpoint,
 )
 from agent.errors import ConfigError
+from agent.flag_types import DEFAULTS, boolean, duration, go_bool, size
 from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
 from agent.flags_rotation import add_rotation_flags, rotation_options
 from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
-from agent.targets import TargetRules
-
-T = TypeVar("T")
-
-
-def _typed(convert: Callable[[str], T]) -> Callable[[str], T]:
-    """argparse shows ArgumentTypeError text verbatim after the flag's name."""
-
-    def wrapper(text: str) -> T:
-        try:
-            return convert(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    return wrapper
-
-
-duration, size, boolean = _typed(parse_duration), _typed(parse_size), _typed(parse_bool)
-
-_DEFAULTS = Settings()
+from agent.platform.runtime import EVENT_LOOPS
+from agent.targets import make_target_rules
 
 
 class _FlagParser(argparse.ArgumentParser):
@@ -49,39 +30,35 @@ class _FlagParser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-def _go_bool(flag: str, parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(flag, nargs="?", const=True, default=None, type=boolean, metavar="BOOL")
-
-
 def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentParser:
     p = _FlagParser(prog=prog, description="Run the Secrets Store CSI node agent.")
     add = p.add_argument
-    add("--endpoint", default=_DEFAULTS.endpoint, help="CSI endpoint (unix://PATH)")
-    add("--nodeid", default=_DEFAULTS.node_id, help="node name (NodeGetInfo, status labels)")
-    add("--drivername", default=_DEFAULTS.driver_name, help="CSI driver name")
-    add("--provider-volume", default=_DEFAULTS.provider_volume, help="provider socket directory")
+    add("--endpoint", default=DEFAULTS.endpoint, help="CSI endpoint (unix://PATH)")
+    add("--nodeid", default=DEFAULTS.node_id, help="node name (NodeGetInfo, status labels)")
+    add("--drivername", default=DEFAULTS.driver_name, help="CSI driver name")
+    add("--provider-volume", default=DEFAULTS.provider_volume, help="provider socket directory")
     add(
         "--additional-provider-volume-paths",
-        default=",".join(_DEFAULTS.additional_provider_volume_paths),
+        default=",".join(DEFAULTS.additional_provider_volume_paths),
         help="comma-separated extra provider socket directories, searched first",
     )
-    add("--metrics-addr", default=_DEFAULTS.metrics_addr, help="listen address for /metrics")
+    add("--metrics-addr", default=DEFAULTS.metrics_addr, help="listen address for /metrics")
     add(
         "--health-addr",
-        default=_DEFAULTS.health_addr,
+        default=DEFAULTS.health_addr,
         help="listen address for /healthz and /readyz",
     )
-    add_rotation_flags(p, _go_bool)
+    add_rotation_flags(p)
     add(
         "--max-call-recv-msg-size",
-        default=_DEFAULTS.max_call_recv_msg_size,
+        default=DEFAULTS.max_call_recv_msg_size,
         type=int,
         help="largest provider response accepted, in bytes",
     )
-    _go_bool("--log-format-json", p)
-    _go_bool("--provider-health-check", p)
+    go_bool("--log-format-json", p)
+    go_bool("--provider-health-check", p)
     add("--provider-health-check-interval", default=120.0, type=duration)
-    _go_bool("--version", p)
+    go_bool("--version", p)
     add("-v", "--v", dest="verbosity", default=0, type=int, help="log verbosity (klog style)")
     add(
         "--debug-loggers",
@@ -89,14 +66,20 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         help="comma-separated third-party loggers to log at DEBUG (e.g. hpack,h2,grpclib,"
         f"aiohttp); independent of -v; default ${DEBUG_LOGGERS_ENV}",
     )
-    _go_bool("--enable-pprof", p)
+    go_bool("--enable-pprof", p)
     add("--pprof-port", default=6065, type=int, help="accepted for compatibility; unused")
     add("--metrics-backend", default="Prometheus", help="only Prometheus is supported")
-    add_kubernetes_flags(p, _go_bool)
+    add_kubernetes_flags(p)
     add(
         "--standalone-dir", default="", help="run without Kubernetes: SecretProviderClass YAML here"
     )
-    add("--mount-mode", default=_DEFAULTS.mount_mode, choices=("tmpfs", "directory"))
+    add("--mount-mode", default=DEFAULTS.mount_mode, choices=("tmpfs", "directory"))
+    add(
+        "--event-loop",
+        default=DEFAULTS.event_loop,
+        choices=EVENT_LOOPS,
+        help="uvloop (Linux default) or asyncio, the standard library's (Windows: always)",
+    )
     add("--tmpfs-size", default=None, type=size, help="tmpfs size limit per volume (e.g. 64Mi)")
     add(
         "--provider-timeout",
@@ -119,7 +102,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     add("--vault-address", default="", help="default Vault/OpenBao address for SPCs without one")
     add(
         "--azure-cloud-name",
-        default=_DEFAULTS.azure_cloud_name,
+        default=DEFAULTS.azure_cloud_name,
         help="Azure cloud for SecretProviderClasses without cloudName (upstream -cloud-name)",
     )
     add(
@@ -131,17 +114,17 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         metavar="BOOL",
         help="order PEM certificate chains leaf to root (upstream -construct-pem-chain)",
     )
-    _go_bool("--azure-write-cert-and-key-in-separate-files", p)
+    go_bool("--azure-write-cert-and-key-in-separate-files", p)
     add(
         "--trusted-file-dirs",
         default="",
         help="comma-separated directories whose files a SecretProviderClass may name "
         "(CA bundles, client certificates, Vault Agent sockets); none by default",
     )
-    add("--state-dir", default=_DEFAULTS.state_dir, help="node-local agent state (version key)")
+    add("--state-dir", default=DEFAULTS.state_dir, help="node-local agent state (version key)")
     add(
         "--kubelet-root-dir",
-        default=_DEFAULTS.kubelet_root_dir,
+        default=DEFAULTS.kubelet_root_dir,
         help="kubelet's --root-dir: volumes are published only at its "
         "pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount paths",
     )
@@ -182,13 +165,17 @@ def _http_url(flag: str, value: str) -> str:
     return value
 
 
-def _trusted_dirs(value: str) -> tuple[str, ...]:
+def _trusted_dirs(value: str, *, windows: bool) -> tuple[str, ...]:
+    paths = ntpath if windows else posixpath
     dirs = tuple(d for d in value.split(",") if d)
-    relative = [d for d in dirs if not os.path.isabs(d)]
+    # On Windows a path without a drive (``\etc``) is relative to the current drive.
+    relative = [d for d in dirs if not paths.isabs(d) or (windows and not ntpath.splitdrive(d)[0])]
     if relative:
         raise ConfigError(f"--trusted-file-dirs: not absolute: {', '.join(relative)}")
-    if any(os.path.normpath(d) == os.path.normpath("/") for d in dirs):
-        raise ConfigError("--trusted-file-dirs: '/' would trust every file on the node")
+    if any(paths.normpath(d) == paths.normpath(paths.splitdrive(d)[0] + paths.sep) for d in dirs):
+        raise ConfigError(
+            "--trusted-file-dirs: a root ('/', 'C:\\') would trust every file on the node"
+        )
     return dirs
 
 
@@ -228,8 +215,14 @@ def normalise_go_flags(argv: Sequence[str], parser: argparse.ArgumentParser) -> 
     return result
 
 
-def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
-    """Return (settings, print_version)."""
+def parse_settings(
+    argv: Sequence[str], *, windows: bool = sys.platform == "win32"
+) -> tuple[Settings, bool]:
+    """Return (settings, print_version).
+
+    ``windows``: check the flags by a Windows node's rules (this machine's by default; the
+    chart's tests parse the Windows DaemonSet's flags on Linux). Defaults stay this machine's.
+    """
     parser = build_parser()
     try:
         ns = parser.parse_args(normalise_go_flags(argv, parser))
@@ -257,8 +250,10 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
                 parse_listen_address(value)
             except ConfigError as err:
                 raise ConfigError(f"{flag}: {err.message}") from None
-    if ns.mount_mode == "tmpfs" and sys.platform == "win32":
+    if ns.mount_mode == "tmpfs" and windows:
         raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
+    if ns.event_loop == "uvloop" and windows:
+        raise ConfigError("--event-loop: uvloop is not available on Windows; use asyncio")
     settings = Settings(
         endpoint=ns.endpoint,
         node_id=ns.nodeid,
@@ -279,6 +274,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         **kubernetes_options(ns),
         standalone_dir=ns.standalone_dir,
         mount_mode=ns.mount_mode,
+        event_loop=ns.event_loop,
         tmpfs_size=ns.tmpfs_size,
         provider_timeout=ns.provider_timeout,
         shutdown_grace=ns.shutdown_grace,
@@ -289,7 +285,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
         azure_write_cert_and_key_in_separate_files=bool(
             ns.azure_write_cert_and_key_in_separate_files
         ),
-        trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs),
+        trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs, windows=windows),
         state_dir=ns.state_dir,
         kubelet_root_dir=ns.kubelet_root_dir,
         prefer_plugin_providers=_provider_names(ns.prefer_plugin_providers),
@@ -297,6 +293,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, bool]:
             "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
         ),
     )
-    TargetRules(settings.kubelet_root_dir)  # validate early, naming --kubelet-root-dir
-    socket_path_from_endpoint(settings.endpoint)  # validate early, naming --endpoint
+    # Validate early, naming --kubelet-root-dir and --endpoint.
+    make_target_rules(settings.kubelet_root_dir, windows=windows)
+    socket_path_from_endpoint(settings.endpoint, windows=windows)
     return settings, bool(ns.version)

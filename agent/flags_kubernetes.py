@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-from agent.config import Settings, parse_duration
 from agent.errors import ConfigError
-
-_DEFAULTS = Settings()
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+from agent.flag_types import DEFAULTS, duration, go_bool
 
 
-def add_kubernetes_flags(
-    p: argparse.ArgumentParser, go_bool: Callable[[str, argparse.ArgumentParser], None]
-) -> None:
+def add_kubernetes_flags(p: argparse.ArgumentParser) -> None:
     add = p.add_argument
     add("--kubeconfig", default="", help="kubeconfig path (in-cluster config when empty)")
     add(
         "--kube-api-qps",
-        default=_DEFAULTS.kube_api_qps,
+        default=DEFAULTS.kube_api_qps,
         type=float,
         help="client-side requests per second to the API, for each of the publish and the "
         "background lanes (0: unlimited)",
     )
-    add("--kube-api-burst", default=_DEFAULTS.kube_api_burst, type=int, help="burst per lane")
+    add("--kube-api-burst", default=DEFAULTS.kube_api_burst, type=int, help="burst per lane")
     add(
         "--agent-namespace",
         default="",
@@ -40,26 +28,26 @@ def add_kubernetes_flags(
     )
     add(
         "--hmac-secret-name",
-        default=_DEFAULTS.hmac_secret_name,
+        default=DEFAULTS.hmac_secret_name,
         help="Secret holding the key behind Vault object versions (created if absent)",
     )
     go_bool("--token-request-fallback", p)
     add(
         "--pod-cleanup-grace-period",
-        default=_DEFAULTS.pod_cleanup_grace_period,
-        type=_duration,
+        default=DEFAULTS.pod_cleanup_grace_period,
+        type=duration,
         help="how long a gone pod's volume may stay mounted before the agent unmounts it",
     )
     add(
         "--cache-sync-timeout",
-        default=_DEFAULTS.cache_sync_timeout,
-        type=_duration,
+        default=DEFAULTS.cache_sync_timeout,
+        type=duration,
         help="how long start waits for the API caches before serving anyway",
     )
     add(
         "--secret-resync-interval",
-        default=_DEFAULTS.secret_resync_interval,
-        type=_duration,
+        default=DEFAULTS.secret_resync_interval,
+        type=duration,
         help="how often Secrets synced from secretObjects are checked against the mounted "
         "files (recreated if deleted; upstream requeues every 5m)",
     )

@@ -4,43 +4,31 @@ and the scheduler's own) → Settings fields. See docs/rotation.md."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-from agent.config import Settings, parse_duration
 from agent.errors import ConfigError
-
-_DEFAULTS = Settings()
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+from agent.flag_types import DEFAULTS, duration, go_bool
 
 
-def add_rotation_flags(
-    p: argparse.ArgumentParser, go_bool: Callable[[str, argparse.ArgumentParser], None]
-) -> None:
+def add_rotation_flags(p: argparse.ArgumentParser) -> None:
     add = p.add_argument
     go_bool("--enable-secret-rotation", p)
     add(
         "--rotation-poll-interval",
-        default=_DEFAULTS.rotation_poll_interval,
-        type=_duration,
+        default=DEFAULTS.rotation_poll_interval,
+        type=duration,
         help="how often mounted contents are refetched (a class annotation may set its own)",
     )
     add(
         "--rotation-min-poll-interval",
-        default=_DEFAULTS.rotation_min_poll_interval,
-        type=_duration,
+        default=DEFAULTS.rotation_min_poll_interval,
+        type=duration,
         help="shortest interval a SecretProviderClass annotation may ask for, and the least "
         "time between two refresh-now rotations of a volume",
     )
     add(
         "--rotation-concurrency",
-        default=_DEFAULTS.rotation_concurrency,
+        default=DEFAULTS.rotation_concurrency,
         type=int,
         help="most provider fetches the rotation scheduler runs at once",
     )

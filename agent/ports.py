@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from agent.model import (
@@ -55,6 +55,24 @@ class ServiceAccountSource(Protocol):
         """``metadata.annotations`` of the service account (empty when it has none).
 
         Raises ServiceAccountNotFound when the service account does not exist.
+        """
+        ...
+
+
+class NodeLabelSource(Protocol):
+    """The labels of the node this agent serves (``--nodeid``); providers read its topology
+    from them (the AWS provider its region from ``topology.kubernetes.io/region``, as ASCP)."""
+
+    @property
+    def node_name(self) -> str:
+        """The node's name (``--nodeid``), for messages."""
+        ...
+
+    async def labels(self) -> Mapping[str, str]:
+        """``metadata.labels`` of the node (empty when it has none).
+
+        Raises NodeNotFound when the node (standalone: its manifest) does not exist, and a
+        KubernetesApiError when the API cannot tell (ApiForbidden names the RBAC rule needed).
         """
         ...
 
@@ -155,6 +173,12 @@ class PayloadWriter(Protocol):
     async def write(self, target: str, files: Sequence[SecretFile]) -> bool:
         """Atomically replace the volume's visible files; return False when nothing changed."""
         ...
+
+
+# Reads named files of a mounted volume (blocking; sync as Kubernetes Secret reads with it):
+# ``(target, paths, limit) -> {path: bytes, or None when larger than limit}``; a path that is
+# not a regular file of the volume is left out.
+VolumeFileReader = Callable[[str, Iterable[str], int], dict[str, bytes | None]]
 
 
 class VolumeMetadataStore(Protocol):

@@ -8,8 +8,9 @@ NodeUnpublishVolume act on nothing else: a path of another shape, or outside the
 by ``--kubelet-root-dir``, is refused with InvalidArgument before anything touches the disk.
 
 This module holds the string rules only (pure, shared by core, fs and the CLI); ``agent.fs``
-applies the on-disk ones (no symlink at or below the root, no foreign content). Windows
-targets (drive letters, backslashes) are to be added here, so both rule sets stay in one place.
+applies the on-disk ones (no symlink at or below the root, no foreign content). A Windows
+node's rules (drive letters, backslashes, case-insensitive names) are in
+``agent.targets_windows``; :func:`make_target_rules` picks one set.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from agent.errors import ConfigError, InvalidRequest
 
 DEFAULT_KUBELET_ROOT = "/var/lib/kubelet"
+WINDOWS_KUBELET_ROOT = "C:\\var\\lib\\kubelet"  # kubelet's default --root-dir on Windows
 PODS_DIR = "pods"
 VOLUMES_DIR = "volumes"
 CSI_PLUGIN_DIR = "kubernetes.io~csi"
@@ -47,10 +49,11 @@ def shown(path: str) -> str:
 class KubeletTarget:
     """A target path that passed the string rules, split into kubelet's parts."""
 
-    path: str
+    path: str  # the canonical spelling: the key of the volume's lock and records
     root: str
     pod_uid: str
     volume: str
+    separator: str = "/"
 
     @property
     def below_root(self) -> tuple[str, ...]:
@@ -60,11 +63,13 @@ class KubeletTarget:
     @property
     def volume_dir(self) -> str:
         """The target's parent, which kubelet creates (with ``vol_data.json``) before publishing."""
-        return posixpath.dirname(self.path)
+        return self.path.rsplit(self.separator, 1)[0]
 
 
 class TargetRules:
     """The string rules for one kubelet root. Every rejection is InvalidRequest naming the rule."""
+
+    windows = False
 
     def __init__(self, kubelet_root: str = DEFAULT_KUBELET_ROOT) -> None:
         if not kubelet_root or not posixpath.isabs(kubelet_root) or "\0" in kubelet_root:
@@ -107,6 +112,15 @@ class TargetRules:
         return posixpath.join(
             self.root, PODS_DIR, pod_uid, VOLUMES_DIR, CSI_PLUGIN_DIR, volume, MOUNT_DIR
         )
+
+
+def make_target_rules(kubelet_root: str, *, windows: bool) -> TargetRules:
+    """The rules of a Linux or (``windows``) a Windows node for ``--kubelet-root-dir``."""
+    if not windows:
+        return TargetRules(kubelet_root)
+    from agent.targets_windows import WindowsTargetRules
+
+    return WindowsTargetRules(kubelet_root)
 
 
 def check_clean(path: str) -> None:

@@ -75,6 +75,20 @@ def stats(samples: list[float]) -> dict[str, float]:
     return {"p50": round(statistics.median(samples), 2), "p99": round(percentile(samples, 0.99), 2)}
 
 
+def rounds(samples: int, size: int = 10) -> list[int]:
+    """Round sizes for interleaved runs: ``samples`` in all, at most ``size`` per round (so
+    ``--samples 5`` is one round of 5, not zero rounds and an empty median)."""
+    full, rest = divmod(samples, size)
+    return [size] * full + ([rest] if rest else [])
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def fill_vault(world: AzureWorld) -> None:
     for i in range(10):
         world.vault.add_secret(f"secret-{i}", f"value-{i:02d}-" + "x" * 200)
@@ -211,9 +225,9 @@ async def measure(root: Path, samples: int) -> dict[str, Any]:
             results["rss_after_azure_certificates_mib"] = round(rss_mib(process.pid), 1)
             await volumes.publish_times(kubelet, "azure-secrets", 20)  # warm-up
             secrets, mixed = [], []
-            for _ in range(samples // 10):  # interleaved, so drift hits both alike
-                secrets += await volumes.publish_times(kubelet, "azure-secrets", 10)
-                mixed += await volumes.publish_times(kubelet, "azure-mixed", 10)
+            for size in rounds(samples):  # interleaved, so drift hits both alike
+                secrets += await volumes.publish_times(kubelet, "azure-secrets", size)
+                mixed += await volumes.publish_times(kubelet, "azure-mixed", size)
             results["publish_10_secrets_ms"] = stats(secrets)
             results["publish_7_secrets_pfx_cert_key_ms"] = stats(mixed)
             results["fake_key_vault"] = await backend_times(world, samples)
@@ -267,7 +281,7 @@ def import_cost() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--samples", type=positive_int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ssa-azure-bench-") as directory:
         results = asyncio.run(measure(Path(directory), args.samples))

@@ -3,8 +3,10 @@
 Order follows upstream (reference §3.5): request validation, pod info, mount-point check (a
 republish of a known volume returns fast), SecretProviderClass lookup in the pod's namespace,
 parameter merge (volume attributes win), readonly, tmpfs mount, provider fetch, atomic write,
-mount-table record, pod status. A failed first publish unmounts what it mounted; a failed
-remount (rotation) is masked so kubelet never tears down a working volume (k/k#121271).
+mount-table record, pod status. A republish of a known volume only refreshes its tokens (the
+rotation scheduler, ``agent.rotation``, fetches when it is due). A failed first publish unmounts
+what it mounted; a failed refetch of a volume already mounted but unrecorded (adopted after a
+restart) is masked so kubelet never tears down a working volume (k/k#121271).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -22,14 +24,18 @@ from agent.core.mount_table import MountTable, pod_status_key
 from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, PublishOutcome
 from agent.core.publish_report import PublishReport, owner_can_fix
-from agent.core.publish_request import check_request, context_of, merge_attributes
+from agent.core.publish_request import (
+    check_class,
+    check_request,
+    context_of,
+    merge_attributes,
+)
 from agent.core.recovery import adopt_volume
 from agent.core.secret_jobs import SecretSyncJobs
 from agent.core.volume_content import VolumeContentStore, fetch_content
 from agent.errors import (
     AgentError,
     InvalidRequest,
-    InvalidSecretProviderClass,
     safe_message,
 )
 from agent.model import (
@@ -64,7 +70,6 @@ log = structlog.get_logger("agent.publish")
 class PublishSettings:
     node_name: str
     rotation_enabled: bool = False
-    rotation_poll_interval: float = 120.0
     provider_timeout: float = 90.0
     targets: TargetRules = field(default_factory=TargetRules)
 
@@ -94,10 +99,10 @@ class PublishVolume:
         *,
         republished: Callable[[VolumeRecord], None] | None = None,
     ) -> None:
-        """``republished``, when set, is told of every republish of a known volume (its
-        tokens and context refreshed) and such a republish never fetches: the rotation
-        scheduler does. Without it, ``settings.rotation_enabled`` refetches a republished
-        volume once its interval passed (upstream v1.6's model)."""
+        """A republish of a known volume only refreshes its tokens and context and never
+        fetches, so kubelet's pod-sync cadence never multiplies provider calls: the rotation
+        scheduler fetches when the volume is due. ``republished`` (the scheduler, with
+        ``--enable-secret-rotation``) is told of each such republish."""
         self._ports = ports
         self._settings = settings
         self._table = table
@@ -113,7 +118,7 @@ class PublishVolume:
         started = time.perf_counter()
         attempt: Attempt | None = None
         try:
-            check_request(request, self._settings.targets)
+            request = check_request(request, self._settings.targets)
             attempt = Attempt(
                 request=request,
                 identity=read_pod_identity(request.volume_context, request.secrets),
@@ -173,7 +178,7 @@ class PublishVolume:
         )
 
     async def _existing_mount(self, attempt: Attempt) -> PublishOutcome | None:
-        """A known mounted volume is idempotent; with rotation on, a stale one is refetched.
+        """A known mounted volume is idempotent (see :meth:`_known_volume`).
 
         A volume the table does not know (after a restart, or a crash) is judged by what is in
         it: with metadata it is adopted; otherwise see :meth:`_unrecorded_volume`.
@@ -194,21 +199,15 @@ class PublishVolume:
                 return self._known_volume(attempt, record)
         return self._unrecorded_volume(attempt, state)
 
-    def _known_volume(self, attempt: Attempt, record: VolumeRecord) -> PublishOutcome | None:
+    def _known_volume(self, attempt: Attempt, record: VolumeRecord) -> PublishOutcome:
         # Kubelet sends fresh tokens on each republish; keep them for later rotations.
         record.pod = attempt.identity
         record.context = context_of(attempt.request)
         attempt.provider = record.provider
-        attempt.current_versions = record.versions
         if self._republished is not None:
             # The rotation scheduler fetches (coalesced, backing off); never kubelet's cadence.
             self._republished(record)
-            return PublishOutcome(attempt.provider, "already_mounted")
-        due = record.updated_at + self._settings.rotation_poll_interval
-        if not self._settings.rotation_enabled or self._clock() < due:
-            return PublishOutcome(attempt.provider, "already_mounted")
-        attempt.is_remount = True
-        return None
+        return PublishOutcome(record.provider, "already_mounted")
 
     def _unrecorded_volume(self, attempt: Attempt, state: VolumeState) -> PublishOutcome | None:
         """A mounted volume without the agent's metadata.
@@ -260,15 +259,7 @@ class PublishVolume:
             spc = await lookup
         else:
             spc = await self._ports.spcs.get(attempt.identity.namespace, attempt.spc_name)
-        ref = f"{spc.namespace}/{spc.name}"
-        if not spc.provider:
-            raise InvalidSecretProviderClass(
-                f"spec.provider is not set in secretproviderclass {ref}"
-            )
-        if not spc.parameters:
-            raise InvalidSecretProviderClass(
-                f"spec.parameters is not set in secretproviderclass {ref}"
-            )
+        check_class(spc)
         attempt.provider, attempt.spc = spc.provider, spc
         attempt.attributes = merge_attributes(spc.parameters, attempt.request)
         if not attempt.request.readonly:
@@ -289,7 +280,6 @@ class PublishVolume:
             secrets=attempt.request.secrets,
             identity=attempt.identity,
             target_path=attempt.request.target_path,
-            current_versions=attempt.current_versions,
         )
         return await fetch_content(
             provider, attempt.provider, request, self._settings.provider_timeout
@@ -323,11 +313,9 @@ class PublishVolume:
         return changed
 
     def _mask_remount_failure(self, attempt: Attempt, err: Exception) -> PublishOutcome:
+        # Only an unrecorded volume is remounted here (adopted, or someone else's content with
+        # rotation on): it stays unrecorded, so kubelet's next republish tries again.
         reason = err.reason if isinstance(err, AgentError) else "FailedToMount"
-        record = self._table.get(attempt.request.target_path)
-        if record is not None:
-            # Back off a full interval instead of hammering a failing store on every republish.
-            self._table.put(replace(record, updated_at=self._clock()))
         return PublishOutcome(
             attempt.provider,
             "remount_failed",

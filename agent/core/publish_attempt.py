@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.model import ObjectVersion, PodIdentity, PublishRequest, SecretProviderClass
+from agent.model import PodIdentity, PublishRequest, SecretProviderClass
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,6 @@ class Attempt:
     adopting: bool = False
     # Set before the mount starts: from then on a failure or cancellation must undo it.
     mounted_here: bool = False
-    current_versions: tuple[ObjectVersion, ...] = ()
     files_changed: bool = False
     # Set before the status is written: only then may an undo release it.
     status_written: bool = False

@@ -40,6 +40,21 @@ def owner_can_fix(error: BaseException) -> bool:
     return isinstance(error, _OWNER_FIXABLE)
 
 
+def event_message(attempt: Attempt, error: str) -> str:
+    """The pod event's text: which class and provider failed, then the (vetted) error.
+
+    The pod's events are all its owner sees of a failed mount (the log line carries ``spc``
+    and ``provider`` as keys), and a provider's own message ("vaultAddress: no server
+    address") does not say which of the pod's volumes it is about. The class is named once:
+    not again when the error already names ``namespace/name``.
+    """
+    ref = f"{attempt.identity.namespace}/{attempt.spc_name}"
+    verb = "failed to refresh" if attempt.is_remount else "failed to mount"
+    subject = f"spc {ref}" if ref not in error else "the volume"
+    provider = f" (provider {attempt.provider})" if attempt.provider else ""
+    return f"{verb} {subject}{provider}: {error}"
+
+
 class PublishReport:
     def __init__(self, observer: PublishObserver, events: PodEventSink | None = None) -> None:
         self._observer = observer
@@ -60,7 +75,8 @@ class PublishReport:
             )
         if outcome.error_type:
             if outcome.notify_owner and attempt is not None and self._events is not None:
-                self._events.warning(attempt.identity, outcome.error_type, outcome.error)
+                message = event_message(attempt, outcome.error)
+                self._events.warning(attempt.identity, outcome.error_type, message)
             # Kubelet was told success (k/k#121271), the old content stays; say why here.
             log.warning(
                 "node_publish.completed",
@@ -89,7 +105,7 @@ class PublishReport:
     ) -> None:
         provider = attempt.provider if attempt else ""
         if notify_owner and attempt is not None and self._events is not None:
-            self._events.warning(attempt.identity, reason, error)
+            self._events.warning(attempt.identity, reason, event_message(attempt, error))
         self._observer.publish_failed(provider, reason, time.perf_counter() - started)
         log.warning(
             "node_publish.failed",

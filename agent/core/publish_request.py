@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from agent.core.pod_info import tokens_json
-from agent.errors import InvalidRequest
-from agent.model import SERVICE_ACCOUNT_TOKENS, FetchContext, PublishRequest
+from agent.errors import InvalidRequest, InvalidSecretProviderClass
+from agent.model import SERVICE_ACCOUNT_TOKENS, FetchContext, PublishRequest, SecretProviderClass
 from agent.targets import TargetRules
 
 
-def check_request(request: PublishRequest, targets: TargetRules) -> None:
+def check_request(request: PublishRequest, targets: TargetRules) -> PublishRequest:
     """Upstream's validation order; each failure is InvalidArgument before anything else runs.
 
     The target path must also be kubelet's path for a CSI inline volume (``agent.targets``).
+    Returns the request with the target path in its canonical spelling (unchanged on Linux;
+    on Windows one spelling for all case variants), the key every later step uses.
     """
     if not request.has_capability:
         raise InvalidRequest("Volume capability missing in request")
@@ -21,9 +24,23 @@ def check_request(request: PublishRequest, targets: TargetRules) -> None:
         raise InvalidRequest("Volume ID missing in request")
     if not request.target_path:
         raise InvalidRequest("Target path missing in request")
-    targets.parse(request.target_path)
+    target = targets.parse(request.target_path)
     if not request.volume_context:
         raise InvalidRequest("Volume attributes missing in request")
+    if target.path == request.target_path:
+        return request
+    return dataclasses.replace(request, target_path=target.path)
+
+
+def check_class(spc: SecretProviderClass) -> None:
+    """What a class needs before its provider is asked (upstream's order: provider, then
+    parameters); a first publish and every rotation apply it, so a class edited into one
+    that publish refuses is refused by rotation too. Raises InvalidSecretProviderClass."""
+    ref = f"{spc.namespace}/{spc.name}"
+    if not spc.provider:
+        raise InvalidSecretProviderClass(f"spec.provider is not set in secretproviderclass {ref}")
+    if not spc.parameters:
+        raise InvalidSecretProviderClass(f"spec.parameters is not set in secretproviderclass {ref}")
 
 
 def merge_attributes(parameters: Mapping[str, str], request: PublishRequest) -> dict[str, str]:

@@ -50,7 +50,7 @@ class UnpublishVolume:
                 raise InvalidRequest("Volume ID missing in request")
             if not target_path:
                 raise InvalidRequest("Target path missing in request")
-            self._targets.parse(target_path)
+            target_path = self._targets.parse(target_path).path  # canonical (Windows: case)
             async with self._locks.hold(target_path):
                 await self._mounter.unmount(target_path)
                 record = self._table.forget(target_path)

@@ -1,11 +1,16 @@
-"""The grpclib server on the CSI unix socket: stale-socket removal, 0660 mode, graceful stop."""
+"""The grpclib server on the CSI unix socket: stale-socket removal, 0660 mode, graceful stop.
+
+The socket is bound by the platform (``agent.platform.afunix``) and handed to grpclib as
+``sock=``: the same server code runs on Linux (standard AF_UNIX) and Windows (the winsock
+shim), where no event loop can bind a unix socket by path. On Windows the file's access is
+the ACL inherited from its directory; POSIX modes do not apply there.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import stat
 import weakref
 
 import betterproto2
@@ -22,6 +27,7 @@ from agent.core.publish import PublishVolume
 from agent.core.unpublish import UnpublishVolume
 from agent.csi.servicers import ControllerService, IdentityService, NodeService
 from agent.errors import ConfigError
+from agent.platform.afunix import PosixUnixSockets, UnixSockets
 
 log = structlog.get_logger("agent.csi")
 
@@ -62,7 +68,9 @@ class CsiServer:
         socket_path: str,
         inflight: InFlight,
         trace_requests: bool = False,
+        sockets: UnixSockets | None = None,
     ) -> None:
+        self._sockets = sockets or PosixUnixSockets()
         H2Connection.MAX_CLOSED_STREAMS = MAX_CLOSED_STREAMS  # read by each new connection
         self._server = _ClosingServer(services)
         self._path = socket_path
@@ -84,6 +92,7 @@ class CsiServer:
         unpublish: UnpublishVolume,
         socket_path: str,
         trace_requests: bool = False,
+        sockets: UnixSockets | None = None,
     ) -> CsiServer:
         inflight = InFlight()
         services: list[IServable] = [
@@ -91,33 +100,39 @@ class CsiServer:
             NodeService(node_id, publish, unpublish, inflight),
             ControllerService(),
         ]
-        return cls(services, socket_path, inflight, trace_requests)
+        return cls(services, socket_path, inflight, trace_requests, sockets)
 
     @property
     def path(self) -> str:
         return self._path
 
     async def start(self) -> None:
-        if await _accepts_connections(self._path):
+        if await self._accepts_connections():
             raise ConfigError(
                 f"--endpoint: another process is serving on {self._path}; refusing to take it over"
             )
-        _remove_stale_socket(self._path)
+        self._remove_stale_socket()
         # The umask makes the socket 0660 from the moment it exists; chmod pins it regardless.
         previous = os.umask(0o117)
         try:
             os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
-            await self._server.start(path=self._path)
+            sock = self._sockets.bind(self._path)
+            try:
+                await self._server.start(sock=sock)
+            except BaseException:
+                sock.close()
+                raise
         except OSError as err:
             raise ConfigError(
-                f"--endpoint: cannot listen on {self._path}: {err.strerror}"
+                f"--endpoint: cannot listen on {self._path}: {err.strerror or err}"
             ) from None
         finally:
             os.umask(previous)
         self._started = True
         self._bound = _inode(self._path)
         _warm_messages()
-        os.chmod(self._path, SOCKET_MODE)
+        if os.name == "posix":
+            os.chmod(self._path, SOCKET_MODE)
         log.info("csi.serving", socket=self._path)
 
     async def accepting(self) -> bool:
@@ -126,7 +141,7 @@ class CsiServer:
 
     async def serving(self) -> bool:
         """Our socket (not one a later instance bound at the same path) accepts connections."""
-        return _inode(self._path) == self._bound and await _accepts_connections(self._path)
+        return _inode(self._path) == self._bound and await self._accepts_connections()
 
     async def stop(self, grace: float) -> None:
         """Refuse new calls, let running ones finish within ``grace`` seconds, then close."""
@@ -144,6 +159,35 @@ class CsiServer:
                 os.unlink(self._path)
         log.info("csi.stopped")
 
+    async def _accepts_connections(self) -> bool:
+        """What kubelet needs of the socket: a connection, not merely a file."""
+        try:
+            async with asyncio.timeout(1.0):
+                sock = await self._sockets.connect(self._path)
+                try:
+                    _, writer = await asyncio.open_connection(sock=sock)
+                except BaseException:
+                    sock.close()
+                    raise
+        except (OSError, TimeoutError):
+            return False
+        # A clean close, awaited: the server side sees the end of the connection at once.
+        writer.close()
+        await writer.wait_closed()
+        return True
+
+    def _remove_stale_socket(self) -> None:
+        try:
+            is_socket = self._sockets.is_socket(self._path)
+        except FileNotFoundError:
+            return
+        if not is_socket:
+            raise ConfigError(
+                f"--endpoint: {self._path} exists and is not a socket; refusing to remove it"
+            )
+        os.unlink(self._path)
+        log.info("csi.stale_socket_removed", socket=self._path)
+
 
 def _inode(path: str) -> tuple[int, int] | None:
     try:
@@ -151,29 +195,6 @@ def _inode(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_dev, info.st_ino
-
-
-async def _accepts_connections(path: str) -> bool:
-    """What kubelet needs of the socket: a connection, not merely a file."""
-    try:
-        async with asyncio.timeout(1.0):
-            _, writer = await asyncio.open_unix_connection(path)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
-
-
-def _remove_stale_socket(path: str) -> None:
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise ConfigError(f"--endpoint: {path} exists and is not a socket; refusing to remove it")
-    os.unlink(path)
-    log.info("csi.stale_socket_removed", socket=path)
 
 
 async def _log_request(event: RecvRequest) -> None:

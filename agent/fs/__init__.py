@@ -3,7 +3,6 @@
 from agent.fs.atomic_writer import AsyncPayloadWriter, AtomicWriter
 from agent.fs.capacity import VolumeCapacity
 from agent.fs.confined import KubeletVolumes
-from agent.fs.files import read_visible_files
 from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
 from agent.fs.mounter import DirectoryMounter, TmpfsMounter, make_mounter
 from agent.fs.paths import DEFAULT_MAX_TOTAL_BYTES, validate_payload
@@ -19,6 +18,5 @@ __all__ = [
     "TmpfsMounter",
     "VolumeCapacity",
     "make_mounter",
-    "read_visible_files",
     "validate_payload",
 ]

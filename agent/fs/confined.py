@@ -28,7 +28,8 @@ from agent.targets import (
 )
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
+# getattr: Windows has neither flag; this module is imported there but never used.
+DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | _CLOEXEC
 TARGET_DIR_MODE = 0o750  # upstream's mode for the target directory it creates
 
 

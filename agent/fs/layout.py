@@ -22,7 +22,9 @@ import shutil
 import stat
 from dataclasses import dataclass
 
+from agent.errors import InvalidRequest
 from agent.model import VolumeContent
+from agent.targets import KubeletTarget, shown
 
 DATA_DIR = "..data"
 DATA_TMP = "..data_tmp"
@@ -125,3 +127,13 @@ def remove_name(dir_fd: int, name: str) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=dir_fd)
+
+
+def refuse_foreign(target: KubeletTarget, found: Survey) -> InvalidRequest:
+    """The refusal for a target holding what the agent did not write (names, never content)."""
+    names = ", ".join(repr(name) for name in found.foreign[:3])
+    more = f" and {len(found.foreign) - 3} more" if len(found.foreign) > 3 else ""
+    return InvalidRequest(
+        f"Target path {shown(target.path)} holds files the agent did not write "
+        f"({names}{more}); the agent never mounts over or deletes them"
+    )

@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 from agent.aio.threads import run_blocking
@@ -54,20 +55,31 @@ def load_from(dir_fd: int) -> dict[str, object] | None:
             return None  # a planted symlink is never read through
         raise
     with os.fdopen(fd, "rb") as handle:
-        raw = handle.read()
+        return decode_document(handle.read())
+
+
+def decode_document(raw: bytes) -> dict[str, object] | None:
+    """The JSON object in ``raw``; None for a torn or foreign file (the caller then treats the
+    volume as unknown)."""
     try:
         document = json.loads(raw)
     except ValueError:
-        return None  # torn or foreign file: the caller treats the volume as unknown
+        return None
     return document if isinstance(document, dict) else None
 
 
-class JsonVolumeMetadata:
-    """Stores one JSON document per volume, written atomically with mode 0600."""
+class MetadataFiles(ABC):
+    """The ``VolumeMetadataStore`` port over a platform's ``_save_sync``/``_load_sync`` (run in a
+    worker thread); OSError becomes the agent's errors here, for every platform alike."""
 
-    def __init__(self, volumes: KubeletVolumes, capacity: VolumeCapacity | None = None) -> None:
-        self._volumes = volumes
+    def __init__(self, capacity: VolumeCapacity | None = None) -> None:
         self._capacity = capacity or VolumeCapacity()
+
+    @abstractmethod
+    def _save_sync(self, target: str, document: bytes) -> None: ...
+
+    @abstractmethod
+    def _load_sync(self, target: str) -> dict[str, object] | None: ...
 
     async def save(self, target: str, document: Mapping[str, object]) -> None:
         """Callers pass plain JSON data with no secret material (core's record_to_metadata)."""
@@ -81,13 +93,6 @@ class JsonVolumeMetadata:
                 f"failed to save volume metadata in {target}: {exc.strerror or exc}"
             ) from None
 
-    def _save_sync(self, target: str, document: bytes) -> None:
-        fd = self._volumes.open_target_path(target)
-        try:
-            save_in(fd, document)
-        finally:
-            os.close(fd)
-
     async def load(self, target: str) -> dict[str, object] | None:
         """The saved document, or None when there is none (or it is unreadable JSON)."""
         try:
@@ -96,6 +101,21 @@ class JsonVolumeMetadata:
             raise MountPointError(
                 f"failed to read volume metadata in {target}: {exc.strerror or exc}"
             ) from None
+
+
+class JsonVolumeMetadata(MetadataFiles):
+    """Stores one JSON document per volume, written atomically with mode 0600."""
+
+    def __init__(self, volumes: KubeletVolumes, capacity: VolumeCapacity | None = None) -> None:
+        super().__init__(capacity)
+        self._volumes = volumes
+
+    def _save_sync(self, target: str, document: bytes) -> None:
+        fd = self._volumes.open_target_path(target)
+        try:
+            save_in(fd, document)
+        finally:
+            os.close(fd)
 
     def _load_sync(self, target: str) -> dict[str, object] | None:
         try:

@@ -20,14 +20,20 @@ from agent import crashpoints
 from agent.aio.threads import run_blocking
 from agent.errors import ConfigError, InvalidRequest, MountError, MountPointError
 from agent.fs.confined import KubeletVolumes, MadeTarget, open_child
-from agent.fs.layout import Survey, remove_artefacts, survey
+from agent.fs.layout import Survey, refuse_foreign, remove_artefacts, survey
 from agent.model import VolumeState
 from agent.ports import VolumeMounter
-from agent.targets import MOUNT_DIR, KubeletTarget, shown
+from agent.targets import MOUNT_DIR, shown
 
 MNT_DETACH = 2
 _O_PATH = getattr(os, "O_PATH", 0)
-_PATH_FLAGS = _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# getattr: these flags do not exist on Windows, where this module is imported but unused.
+_PATH_FLAGS = (
+    _O_PATH
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 # mount(2) flags for the options we translate; anything else goes to the tmpfs data string.
 _FLAGS = {
     "ro": 1,
@@ -97,15 +103,6 @@ def _detach_top(parent_fd: int) -> bool:
         return True
     finally:
         os.close(fd)
-
-
-def _refuse_foreign(target: KubeletTarget, found: Survey) -> InvalidRequest:
-    names = ", ".join(repr(name) for name in found.foreign[:3])
-    more = f" and {len(found.foreign) - 3} more" if len(found.foreign) > 3 else ""
-    return InvalidRequest(
-        f"Target path {shown(target.path)} holds files the agent did not write "
-        f"({names}{more}); the agent never mounts over or deletes them"
-    )
 
 
 class _Target:
@@ -219,7 +216,7 @@ class _Mounter:
                     return None
                 found = survey(opened.fd)
                 if found.foreign:
-                    raise _refuse_foreign(opened.spec, found)
+                    raise refuse_foreign(opened.spec, found)
                 return None  # nothing, or only the agent's leftovers: publish afresh
             assert opened.fd is not None
             return self._state(opened, survey(opened.fd))
@@ -240,7 +237,7 @@ class _Mounter:
                 return
             found = survey(opened.fd)
             if found.foreign:
-                raise _refuse_foreign(opened.spec, found)
+                raise refuse_foreign(opened.spec, found)
             remove_artefacts(opened.fd, found.artefacts)
             if not cleared:
                 crashpoints.reached("unpublish.cleared")
@@ -305,7 +302,7 @@ class TmpfsMounter(_Mounter):
                     return
                 found = survey(made.fd)  # the node's disk below the mount: only ours may be there
                 if found.foreign:
-                    raise _refuse_foreign(self.volumes.parse(path), found)
+                    raise refuse_foreign(self.volumes.parse(path), found)
                 remove_artefacts(made.fd, found.artefacts)
             options = self.data.encode()
             rc = _libc().mount(b"tmpfs", _fd_path(made.fd), b"tmpfs", self._flags, options)
@@ -350,7 +347,7 @@ class DirectoryMounter(_Mounter):
 
     def _state(self, opened: _Target, found: Survey) -> VolumeState:
         if found.foreign and not found.has_metadata:
-            raise _refuse_foreign(opened.spec, found)
+            raise refuse_foreign(opened.spec, found)
         return VolumeState(found.content, found.has_metadata)
 
     def _mount_sync(self, path: str) -> None:

@@ -1,7 +1,10 @@
-"""Payload validation (upstream ``fileutil.Validate`` plus stricter checks) and target-path parsing.
+"""Payload validation (upstream ``fileutil.Validate`` plus stricter checks).
 
 Every rejection raises :class:`agent.errors.PayloadError` naming the offending path; file contents
-never appear in a message.
+never appear in a message. ``windows=True`` adds a Windows node's name rules
+(``agent.platform.winnames``: no ``name:stream``, no trailing dot or space, no device names or
+8.3 short names) and compares paths case-insensitively, as NTFS does, so ``Key`` and ``key``
+are one file there and a duplicate.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Sequence
 
 from agent.errors import PayloadError
 from agent.model import SecretFile
+from agent.platform.winnames import name_key, name_problem
 
 MAX_PATH_LENGTH = 4096
 MAX_NAME_LENGTH = 255
@@ -42,7 +46,7 @@ def _byte_length(path: str, text: str) -> int:
         raise _invalid(path, "not valid UTF-8") from None
 
 
-def validate_path(path: str) -> None:
+def validate_path(path: str, *, windows: bool = False) -> None:
     """Raise PayloadError unless ``path`` is a clean relative path the writer may project."""
     if not path:
         raise _invalid(path, "must not be empty")
@@ -60,16 +64,30 @@ def validate_path(path: str) -> None:
     for element in elements:
         if element == "..":
             raise _invalid(path, "must not contain '..'")
-        if element == ".":
-            raise _invalid(path, "must not contain '.' elements")
         if _byte_length(path, element) > MAX_NAME_LENGTH:
             raise _invalid(
                 path, f"file names must be at most {MAX_NAME_LENGTH} bytes long (kernel NAME_MAX)"
             )
+        problem = name_problem(element) if windows else None
+        if problem is not None:
+            raise _invalid(path, f"the name {element!r} {problem}")
     if elements[0].startswith(".."):
         raise _invalid(path, "must not start with '..' (reserved for the writer)")
-    if posixpath.normpath(path) != path:
-        raise _invalid(path, "must be in normal form (no '//', './' or trailing '/')")
+    _check_clean(path)
+
+
+def _check_clean(path: str) -> None:
+    """Refuse a path Go's ``filepath.Clean`` would change, as upstream's ``fileutil.Validate``
+    does before writing (it does not normalize: ``foo////bar`` is refused, its own test).
+
+    Refusing rather than cleaning also keeps one spelling per file, so two entries cannot name
+    the same file ("a/b" and "a//b"). The message gives the clean form the owner should use.
+    """
+    clean = posixpath.normpath(path)
+    if clean == path and path != ".":
+        return
+    hint = f"; use {_show(clean)}" if clean != "." else ""
+    raise _invalid(path, f"must be in clean form (no '.' elements, '//' or trailing '/'){hint}")
 
 
 def validate_mode(path: str, mode: int) -> None:
@@ -83,28 +101,37 @@ def first_component(path: str) -> str:
     return path.split("/", 1)[0]
 
 
-def _check_layout(paths: Sequence[str]) -> None:
-    """Reject duplicates and a path that is both a file and a parent directory of another."""
-    seen: set[str] = set()
+def _check_layout(paths: Sequence[str], *, windows: bool = False) -> None:
+    """Reject duplicates and a path that is both a file and a parent directory of another
+    (compared case-insensitively for a Windows node)."""
+    key = name_key if windows else str
+    seen: dict[str, str] = {}
     for path in paths:
-        if path in seen:
-            raise PayloadError(f"duplicate file path {_show(path)}")
-        seen.add(path)
+        if key(path) in seen:
+            same = (
+                ""
+                if seen[key(path)] == path
+                else f" (the same file as {seen[key(path)]!r} on Windows)"
+            )
+            raise PayloadError(f"duplicate file path {_show(path)}{same}")
+        seen[key(path)] = path
     for path in paths:
         parent = posixpath.dirname(path)
         while parent:
-            if parent in seen:
+            if key(parent) in seen:
                 raise PayloadError(
-                    f"file path {_show(parent)} is also a directory of {_show(path)}"
+                    f"file path {_show(seen[key(parent)])} is also a directory of {_show(path)}"
                 )
             parent = posixpath.dirname(parent)
 
 
-def validate_payload(files: Sequence[SecretFile], *, max_total_bytes: int) -> None:
+def validate_payload(
+    files: Sequence[SecretFile], *, max_total_bytes: int, windows: bool = False
+) -> None:
     """Validate every path and mode, the layout, and the total size of a volume's files."""
     total = 0
     for file in files:
-        validate_path(file.path)
+        validate_path(file.path, windows=windows)
         validate_mode(file.path, file.mode)
         total += len(file.contents)
         if total > max_total_bytes:
@@ -112,4 +139,4 @@ def validate_payload(files: Sequence[SecretFile], *, max_total_bytes: int) -> No
                 f"payload exceeds the limit of {max_total_bytes} bytes at file path "
                 f"{_show(file.path)} ({len(files)} files); --max-payload-size raises it"
             )
-    _check_layout([file.path for file in files])
+    _check_layout([file.path for file in files], windows=windows)

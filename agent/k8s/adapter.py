@@ -27,6 +27,7 @@ from agent.k8s.connection import load_configuration, own_namespace
 from agent.k8s.events import EventSettings, KubeEventRecorder
 from agent.k8s.identity import KubeServiceAccounts, KubeTokenMinter
 from agent.k8s.informer import Informer, InformerSettings
+from agent.k8s.nodes import KubeNodeLabels
 from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.pods import PodWatcher, Release
 from agent.k8s.secret_consumers import KubeSecretConsumers
@@ -74,6 +75,7 @@ class KubernetesAdapter:
         self._listeners: list[ChangeListener] = []
         self.flush_at_stop = FLUSH_AT_STOP_S  # seconds stop waits for pending status writes
         self._tasks = TaskSet("kubernetes")
+        self.node_labels = KubeNodeLabels(self.api, settings.node_id, self._tasks.spawn)
 
     def watch_pods(self, table: MountTable, release: Release) -> PodWatcher:
         """The pod informer (``release`` cleans up after a pod that is gone), and statuses

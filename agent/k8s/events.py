@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +35,9 @@ log = structlog.get_logger(__name__)
 COMPONENT = "secrets-store-agent"
 MAX_MESSAGE = 1024
 MAX_ENTRIES = 4096
+MAX_NAME = 253  # an Event's name is a DNS subdomain (RFC 1123)
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 
 
 @dataclass(slots=True)
@@ -176,8 +181,7 @@ class KubeEventRecorder:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                # client-go's naming: the object's name and a unique hex suffix.
-                "name": f"{pod.name}.{time.time_ns():x}",
+                "name": event_name(pod.name, time.time_ns()),
                 "namespace": pod.namespace,
             },
             "involvedObject": {
@@ -197,6 +201,16 @@ class KubeEventRecorder:
             "reportingComponent": COMPONENT,
             "reportingInstance": self._node,
         }
+
+
+def event_name(object_name: str, unix_nanos: int) -> str:
+    """``<object>.<hex nanoseconds>``, or a random UUID when that is not a valid name (a pod
+    name longer than 236 characters): client-go's ``GenerateEventName`` (kubernetes#127594),
+    so the event is still recorded; ``involvedObject`` names the pod either way."""
+    name = f"{object_name}.{unix_nanos:x}"
+    if len(name) <= MAX_NAME and _DNS_SUBDOMAIN.fullmatch(name):
+        return name
+    return str(uuid.uuid4())
 
 
 def _timestamp(seconds: float) -> str:

@@ -5,6 +5,10 @@ nothing from the API, as upstream's informer, §2) and kept current by a watch. 
 cache does not hold yet (created a moment ago) is read directly. Lookups are always in the
 pod's own namespace (upstream §3.5 step 8): a class in another namespace is never found.
 
+The cache holds every class in the cluster, as upstream's, with no cap: a class left out would
+not be watched (no re-sync on a ``secretObjects`` edit, no rotation on a class edit). Its cost,
+about 3 KiB per class of a few objects, is measured in docs/benchmarks.md.
+
 v1 and v1alpha1: the API server serves the same stored objects under both versions, so the
 cache watches v1, or v1alpha1 on a cluster whose CRD predates v1.
 """

@@ -22,10 +22,13 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.protocol import H2Protocol
 
 from agent._proto import v1alpha1 as pb
 from agent.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from agent.model import MountResult, ObjectVersion, ProviderRequest, SecretFile
+from agent.platform import current as current_platform
+from agent.platform.afunix import UnixSockets
 from agent.ports import Provider
 from agent.providers.common.gojson import string_map
 
@@ -64,10 +67,34 @@ def mount_request(request: ProviderRequest) -> pb.MountRequest:
 
 
 class _LocalhostChannel(Channel):
+    """A channel to a plugin's unix socket, connected through the platform's sockets.
+
+    grpclib dials a ``path`` with ``loop.create_unix_connection``, which no Windows event loop
+    has; a socket connected by ``agent.platform.afunix`` and handed to
+    ``loop.create_connection(sock=...)`` works on both (overrides grpclib's private
+    ``_create_connection``, pinned with grpclib 0.4).
+    """
+
+    def __init__(self, socket_path: str, sockets: UnixSockets, codec: ProtoCodec) -> None:
+        super().__init__(path=socket_path, codec=codec)
+        self._socket_path = socket_path
+        self._sockets = sockets
+
     # grpclib derives ":authority" from host:port even for a unix socket ("127.0.0.1:50051");
     # upstream forces "localhost" and its e2e provider rejects any other value.
     def _get_authority(self, host: str, port: int) -> str:
         return "localhost"
+
+    async def _create_connection(self) -> H2Protocol:
+        sock = await self._sockets.connect(self._socket_path)
+        try:
+            _, protocol = await asyncio.get_running_loop().create_connection(
+                self._protocol_factory, sock=sock
+            )
+        except BaseException:
+            sock.close()
+            raise
+        return protocol
 
 
 class _LimitedCodec(ProtoCodec):
@@ -104,9 +131,11 @@ class PluginProvider:
         timeout: float,
         backoff: float = 1.0,
         fallback: Fallback | None = None,
+        sockets: UnixSockets | None = None,
     ) -> None:
         self.name = name
         self.socket_path = socket_path
+        self._sockets = sockets or current_platform().sockets
         self._max_recv_bytes = max_recv_bytes
         self._timeout = timeout
         self._backoff = backoff
@@ -122,7 +151,7 @@ class PluginProvider:
         # Created on first use: grpclib binds the channel to the running loop.
         if self._stub is None:
             self._channel = _LocalhostChannel(
-                path=self.socket_path, codec=_LimitedCodec(self._max_recv_bytes)
+                self.socket_path, self._sockets, _LimitedCodec(self._max_recv_bytes)
             )
             self._stub = pb.CsiDriverProviderStub(self._channel)
         return self._stub
@@ -235,7 +264,7 @@ class PluginProvider:
 
     def _not_ready(self, err: OSError) -> ProviderUnavailable:
         why = err.strerror or type(err).__name__
-        kind = _not_a_socket(self.socket_path)
+        kind = _not_a_socket(self.socket_path, self._sockets)
         if kind:
             why = f"it is {kind}, not a socket ({why})"
         return ProviderUnavailable(
@@ -318,14 +347,16 @@ def bounded_error_code(code: str) -> str:
     return _NOT_IN_CODE.sub("_", code[:MAX_ERROR_CODE])
 
 
-def _not_a_socket(path: str) -> str:
+def _not_a_socket(path: str, sockets: UnixSockets) -> str:
     """What ``path`` is when it exists but is no socket (a stale file or directory left where
-    the plugin listens, which connect() reports only as "Connection refused"); else ""."""
+    the plugin listens, which connect() reports only as "Connection refused"); else "".
+    (On Windows a socket's file is a reparse point that ``stat`` calls a regular file: the
+    platform's ``is_socket`` knows it.)"""
     try:
+        if sockets.is_socket(path):
+            return ""
         mode = os.stat(path).st_mode
     except OSError:
-        return ""
-    if stat.S_ISSOCK(mode):
         return ""
     if stat.S_ISDIR(mode):
         return "a directory"

@@ -27,11 +27,12 @@ import structlog
 
 from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
 from agent.errors import AgentError, ProviderNotFound
-from agent.ports import Provider, ServiceAccountSource
+from agent.ports import NodeLabelSource, Provider, ServiceAccountSource
 from agent.providers.discovery import SocketDirectories
 from agent.providers.loading import LazyFactory, PackageImports
 
 if TYPE_CHECKING:
+    from agent.platform.afunix import UnixSockets
     from agent.providers.plugin import PluginProvider
 
 ENTRY_POINT_GROUP = "secrets_store_agent.providers"
@@ -53,6 +54,8 @@ class ProviderContext:
     service_accounts: ServiceAccountSource | None = None
     # The most a volume's files may hold (--max-payload-size), to bound what a store answers.
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    # This node's labels (topology): the API's Node, a Node manifest in standalone mode, or None.
+    node_labels: NodeLabelSource | None = None
 
 
 ProviderFactory = Callable[[ProviderContext], Provider]
@@ -78,6 +81,7 @@ def _aws(context: ProviderContext) -> Provider:
     return AwsProvider(
         name=context.name,
         service_accounts=context.service_accounts,
+        node_labels=context.node_labels,
         # Ends a little before the core's deadline, so its own error (which regions) is reported.
         timeout=context.timeout * PLUGIN_DEADLINE_SHARE,
         pod_identity_endpoint=context.options.get("aws_pod_identity_endpoint", ""),
@@ -139,8 +143,12 @@ class ProviderRegistry:
         service_accounts: ServiceAccountSource | None = None,
         prefer_plugins: Sequence[str] = (),
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        unix_sockets: UnixSockets | None = None,
+        node_labels: NodeLabelSource | None = None,
     ) -> None:
+        self._unix_sockets = unix_sockets  # None: this machine's (agent.platform)
         self._max_payload_bytes = max_payload_bytes
+        self._node_labels = node_labels
         self._prefer_plugins = frozenset(prefer_plugins)
         self._trusted_dirs = tuple(trusted_dirs)
         self._service_accounts = service_accounts
@@ -172,6 +180,12 @@ class ProviderRegistry:
         handed)."""
         if self._service_accounts is None:
             self._service_accounts = source
+
+    def use_node_labels(self, source: NodeLabelSource | None) -> None:
+        """Where providers built from now on read this node's labels, unless the registry was
+        given a source (as :meth:`use_service_accounts`)."""
+        if self._node_labels is None:
+            self._node_labels = source
 
     def set_version_key(self, key: bytes) -> None:
         """The HMAC key for providers built from now on (Kubernetes mode loads it from a Secret
@@ -232,6 +246,7 @@ class ProviderRegistry:
             self._trusted_dirs,
             self._service_accounts,
             self._max_payload_bytes,
+            self._node_labels,
         )
         instance = factory(context)
         self._instances[name] = instance
@@ -280,6 +295,7 @@ class ProviderRegistry:
             max_recv_bytes=self._max_recv_bytes,
             timeout=budget,
             fallback=built_in if preferred and name in self._factories else None,
+            sockets=self._unix_sockets,
         )
 
     def _plugin(self, name: str) -> Provider:

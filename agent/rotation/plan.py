@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+from agent.core.publish_request import check_class
 from agent.errors import AgentError
 from agent.model import SecretProviderClass, VolumeRecord
 from agent.ports import SecretProviderClassSource
@@ -36,7 +37,8 @@ class Group:
 
 @dataclass(slots=True)
 class ClassFailure:
-    """The class of due volumes could not be read (deleted, invalid, API down)."""
+    """The class of due volumes could not be read (deleted, invalid, API down) or is one
+    publish would refuse (no provider or parameters)."""
 
     ref: ClassRef
     error: AgentError
@@ -77,6 +79,7 @@ class Planner:
                 continue
             try:
                 spc = await self.spcs.get(*ref)
+                check_class(spc)
             except AgentError as err:
                 plan.due += len(due)
                 plan.failures.append(ClassFailure(ref, err, due))

@@ -66,9 +66,10 @@ class RotationReport:
             retry_in_s=round(retry_at - now, 1) if retry_at is not None else None,
         )
         if self._events is not None:
+            provider = f" (provider {record.provider})" if record.provider else ""
             message = (
-                f"failed to rotate mounted contents for spc {pod.namespace}/{record.spc_name}: "
-                f"{text}"
+                f"failed to rotate mounted contents for spc {pod.namespace}/{record.spc_name}"
+                f"{provider}: {text}"
             )
             self._events.warning(pod, MOUNT_ROTATION_FAILED, message)
 

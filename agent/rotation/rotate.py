@@ -148,7 +148,7 @@ class GroupRotator:
                 if fetched.minted is not None and member.pod is fetched.asked_as:
                     member.pod = fetched.minted  # keep the minted token (unless kubelet's
                     # republish brought a fresher one meanwhile)
-                record, changed = await self._store(member, fetched.result)
+                record, changed = await self._store(member, spc.provider, fetched.result)
         except Exception as err:
             now = self.clock.now()
             self.report.failed(member, err, self.schedule.failed(member, now), now)
@@ -158,13 +158,18 @@ class GroupRotator:
         if changed and self.sync is not None:
             await self.sync.volume_written(record, spc)
 
-    async def _store(self, member: VolumeRecord, result: MountResult) -> tuple[VolumeRecord, bool]:
+    async def _store(
+        self, member: VolumeRecord, provider: str, result: MountResult
+    ) -> tuple[VolumeRecord, bool]:
+        """Write and record ``result`` of ``provider`` (the class's now: it may have changed
+        since the volume was mounted, and the record names who serves it)."""
         changed = await self.content.write_files(member.target_path, result)
         now = self.clock.now()
-        if not changed and _same_versions(member.versions, result.versions):
+        same = member.provider == provider and _same_versions(member.versions, result.versions)
+        if not changed and same:
             member.updated_at = now  # nothing to write anywhere
             return member, False
-        record = replace(member, versions=result.versions, updated_at=now)
+        record = replace(member, provider=provider, versions=result.versions, updated_at=now)
         await self.content.record(record)
         return record, changed
 

@@ -1,4 +1,4 @@
-"""SecretProviderClasses and ServiceAccounts read from YAML files in a directory (standalone mode).
+"""SecretProviderClasses, ServiceAccounts and the Node from YAML files in a directory (standalone).
 
 The directory holds the same manifests one would ``kubectl apply``: every ``*.yaml``/``*.yml``
 file directly inside it, multi-document allowed. Each document is read as kubectl sends it to
@@ -7,9 +7,9 @@ the API server (sigs.k8s.io/yaml's YAML-to-JSON: ``0123`` is the integer 83, ``o
 as the API server's schema validation demands: an unquoted number in ``spec.parameters`` is
 refused with an error naming the parameter, never read as some other text. ``v1``
 ServiceAccount manifests there stand in for the API's service accounts: providers read cloud
-identities from their annotations. Files
-are re-read only when their names, inodes, sizes or mtimes change, and always in a worker thread
-so a slow disk never stalls the event loop.
+identities from their annotations, and a ``v1`` Node manifest named like ``--nodeid`` for the
+node's labels (standalone/nodes.py). Files are re-read only when their names, inodes, sizes
+or mtimes change, and always in a worker thread so a slow disk never stalls the event loop.
 A broken file is reported and skipped; it never hides the classes defined in the other files.
 """
 
@@ -37,6 +37,7 @@ from agent.errors import (
 from agent.model import SecretProviderClass
 from agent.ports import ChangeListener
 from agent.providers.common.goyaml import Decoder, GoYAMLError, load_all
+from agent.standalone.nodes import is_node, load_node, string_map
 
 DEFAULT_NAMESPACE = "default"
 Signature = tuple[tuple[str, int, int, int], ...]
@@ -58,6 +59,8 @@ class _Snapshot:
     problems: list[tuple[str, str]] = field(default_factory=list)
     # (namespace, name) -> metadata.annotations of a ServiceAccount manifest.
     service_accounts: dict[Key, dict[str, str]] = field(default_factory=dict)
+    # Node name -> metadata.labels of a Node manifest.
+    nodes: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class DirectorySecretProviderClassSource:
@@ -111,6 +114,11 @@ class DirectorySecretProviderClassSource:
                 "(standalone mode reads ServiceAccount manifests from that directory)"
             )
         return found
+
+    async def node_labels(self, name: str) -> Mapping[str, str] | None:
+        """A Node manifest's ``metadata.labels``; None when there is no manifest ``name``."""
+        snapshot = await self._refresh()
+        return snapshot.nodes.get(name)
 
     async def _refresh(self) -> _Snapshot:
         # One reload at a time; callers that queue behind it reuse its result via the signature.
@@ -186,6 +194,11 @@ def _load_file(
         if _is_service_account(document):
             _load_service_account(document, where, snapshot)
             continue
+        if is_node(document):
+            problems: list[str] = []
+            load_node(document, snapshot.nodes, problems)
+            snapshot.problems.extend((where, reason) for reason in problems)
+            continue
         if not is_spc(document):
             continue
         try:
@@ -232,11 +245,7 @@ def _is_service_account(document: object) -> TypeGuard[Mapping[str, object]]:
 def _load_service_account(document: Mapping[str, object], where: str, snapshot: _Snapshot) -> None:
     try:
         key, metadata = identity(document, DEFAULT_NAMESPACE)
-        annotations = metadata.get("annotations") or {}
-        if not isinstance(annotations, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
-        ):
-            raise InvalidDocument("metadata.annotations must be a mapping of strings", key)
+        annotations = string_map(metadata, "annotations", f"serviceaccount {key[0]}/{key[1]}")
     except InvalidDocument as exc:
         snapshot.problems.append((where, exc.reason))
         return

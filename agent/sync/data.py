@@ -2,8 +2,9 @@
 
 Each ``data`` entry copies the file named by ``objectName`` (its path inside the volume, an
 alias where the provider gives one) to ``key``; for ``kubernetes.io/tls`` the certificate or
-key part is cut out of it (``tls``). Blocking: reads files and may parse a PFX, so callers run
-``read_volume_data`` in a worker thread.
+key part is cut out of it (``tls``). Files are read only below the kubelet root and never
+through a symlink (``agent.fs.named_files``). Blocking: reads files and may parse a PFX, so
+callers run ``read_volume_data`` in a worker thread.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agent.fs.files import read_named_files
+from agent.ports import VolumeFileReader
 from agent.sync.spec import TLS, SecretSpec
 
 # The API server refuses a Secret whose data exceeds 1 MiB (upstream §15 item 7).
@@ -27,10 +28,19 @@ class BuiltData:
     error: str = ""
 
 
-def read_volume_data(target: str, specs: Sequence[SecretSpec]) -> list[BuiltData]:
-    """Read the files every spec names (once each) and build each Secret's data."""
+def read_volume_data(
+    target: str,
+    specs: Sequence[SecretSpec],
+    read_files: VolumeFileReader,
+) -> list[BuiltData]:
+    """Read the files every spec names (once each) and build each Secret's data.
+
+    ``read_files`` reads a volume's named files (the node platform's: ``agent.fs.stack``; on
+    Linux ``agent.fs.named_files``, which raises InvalidRequest or OSError when the target
+    cannot be opened without passing through a symlink).
+    """
     names = {entry.object_name for spec in specs for entry in spec.data}
-    files = read_named_files(target, names, MAX_SECRET_BYTES)
+    files = read_files(target, names, MAX_SECRET_BYTES)
     return [build_data(spec, files) for spec in specs]
 
 

@@ -36,6 +36,7 @@ class SyncReporter:
             pod=pod.name,
             namespace=pod.namespace,
             spc=record.spc_name,
+            provider=record.provider,
             reason=reason,
             error_type=error_type,
             error=message,

@@ -2,21 +2,23 @@
 
 Checked per entry, so one bad entry is reported (naming its field) while the others still
 sync. Upstream (§7, ``secretutil.ValidateSecretObject``) requires ``secretName``, ``type`` and
-``data``, and trims ``objectName`` and ``key``; the API server's own rules for Secret names
-and data keys are checked here too, so the message names the SPC field rather than quoting a
-422 from the server.
+``data``, and trims ``objectName`` and ``key``; the API server's own rules for Secret names,
+data keys, labels and annotations are checked here too (``api_rules``), so the message names
+the SPC field rather than quoting a 422 from the server.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-# A DNS subdomain (RFC 1123): what the API accepts as a Secret's name.
-_SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-# What the API accepts as a key of a Secret's data (validation.IsConfigMapKey).
-_DATA_KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}")
+from agent.sync.api_rules import (
+    annotations_size_error,
+    data_key_error,
+    label_value_error,
+    qualified_name_error,
+    secret_name_error,
+)
 
 TLS = "kubernetes.io/tls"
 TLS_KEYS = frozenset({"tls.crt", "tls.key"})
@@ -90,7 +92,8 @@ def parse_secret_objects(entries: Sequence[Mapping[str, object]]) -> ParsedSecre
     for index, entry in enumerate(entries):
         where = f"spec.secretObjects[{index}]"
         name = entry.get("secretName")
-        valid_name = name if isinstance(name, str) and _SECRET_NAME.fullmatch(name) else ""
+        valid_name = name.strip() if isinstance(name, str) else ""
+        valid_name = "" if secret_name_error(valid_name) else valid_name
         try:
             spec = _parse_entry(index, entry)
             if spec.secret_name in first_index:
@@ -112,19 +115,16 @@ def _parse_entry(index: int, entry: Mapping[str, object]) -> SecretSpec:
     name = _text(entry.get("secretName"), f"{where}.secretName")
     if not name:
         raise _Invalid(f"{where}.secretName is missing")
-    if len(name) > 253 or not _SECRET_NAME.fullmatch(name):
-        raise _Invalid(
-            f"{where}.secretName: {name[:64]!r} is not a valid Secret name (lower-case "
-            "letters, digits, '-' and '.', at most 253 characters)"
-        )
+    if problem := secret_name_error(name):
+        raise _Invalid(f"{where}.secretName: {name[:64]!r} {problem}")
     secret_type = _text(entry.get("type"), f"{where}.type")
     if not secret_type:
         raise _Invalid(
             f"{where}.type is missing for secret {name} (e.g. Opaque or kubernetes.io/tls)"
         )
     data = _data(entry.get("data"), where, name, secret_type)
-    labels = _string_map(entry.get("labels"), f"{where}.labels")
-    annotations = _string_map(entry.get("annotations"), f"{where}.annotations")
+    labels = _labels(entry.get("labels"), f"{where}.labels")
+    annotations = _annotations(entry.get("annotations"), f"{where}.annotations")
     _check_type_rules(where, name, secret_type, data, annotations)
     return SecretSpec(index, name, secret_type, data, labels, annotations)
 
@@ -152,11 +152,8 @@ def _data(value: object, where: str, name: str, secret_type: str) -> tuple[DataE
             raise _Invalid(f"{here}.objectName is empty")
         if not key:
             raise _Invalid(f"{here}.key is empty")
-        if not _DATA_KEY.fullmatch(key):
-            raise _Invalid(
-                f"{here}.key: {key[:64]!r} is not a valid Secret data key (letters, digits, "
-                "'-', '_' and '.')"
-            )
+        if problem := data_key_error(key):
+            raise _Invalid(f"{here}.key: {key[:64]!r} {problem}")
         if secret_type == TLS and key not in TLS_KEYS:
             raise _Invalid(
                 f"{here}.key: {key!r} is not supported for type {TLS} (only tls.crt and tls.key)"
@@ -177,6 +174,27 @@ def _string_map(value: object, where: str) -> dict[str, str]:
         if not isinstance(key, str) or not isinstance(item, str):
             raise _Invalid(f"{where}.{key} must be a string (quote it in the YAML)")
     return dict(value)
+
+
+def _labels(value: object, where: str) -> dict[str, str]:
+    labels = _string_map(value, where)
+    for key, item in labels.items():
+        if problem := qualified_name_error(key):
+            raise _Invalid(f"{where}: {key[:64]!r} {problem}")
+        if problem := label_value_error(item):
+            raise _Invalid(f"{where}.{key}: {item[:64]!r} {problem}")
+    return labels
+
+
+def _annotations(value: object, where: str) -> dict[str, str]:
+    annotations = _string_map(value, where)
+    for key in annotations:
+        # The API lower-cases an annotation key before checking it (ValidateAnnotations).
+        if problem := qualified_name_error(key.lower()):
+            raise _Invalid(f"{where}: {key[:64]!r} {problem}")
+    if problem := annotations_size_error(annotations):
+        raise _Invalid(f"{where}: {problem}")
+    return annotations
 
 
 def _check_type_rules(

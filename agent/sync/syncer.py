@@ -22,7 +22,7 @@ import structlog
 from agent.aio.locks import KeyedLock
 from agent.aio.threads import run_blocking
 from agent.core.mount_table import MountTable
-from agent.errors import AgentError, KubernetesApiError
+from agent.errors import AgentError, InvalidRequest, KubernetesApiError
 from agent.model import (
     OwnerReference,
     PodInfo,
@@ -38,6 +38,7 @@ from agent.ports import (
     SecretProviderClassSource,
     SecretStore,
     SecretSyncObserver,
+    VolumeFileReader,
 )
 from agent.sync.apply import WriteFailed, ensure_secret, managed_labels
 from agent.sync.data import BuiltData, read_volume_data
@@ -60,12 +61,14 @@ class SecretSyncer:
         table: MountTable,
         consumers: SecretConsumers,
         classes: SecretProviderClassSource,
+        read_files: VolumeFileReader,
         *,
         events: PodEventSink | None = None,
         observer: SecretSyncObserver | None = None,
         pods: PodLookup | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._read_files = read_files
         self._store = store
         self._table = table
         self._consumers = consumers
@@ -165,11 +168,14 @@ class SecretSyncer:
         if not specs:
             return 0, False
         try:
-            built = await run_blocking(read_volume_data, record.target_path, specs)
-        except OSError as err:
+            built = await run_blocking(
+                read_volume_data, record.target_path, specs, self._read_files
+            )
+        except (OSError, InvalidRequest) as err:
             if self._table.get(record.target_path) is None:
                 return 0, False  # unpublished while it was being read
-            message = f"cannot read the mounted files of {record.target_path}: {err.strerror}"
+            why = err.message if isinstance(err, InvalidRequest) else err.strerror
+            message = f"cannot read the mounted files of {record.target_path}: {why}"
             self._report.failed(record, FAILED_TO_CREATE, "FileReadError", message)
             return 0, True
         synced, retry = 0, False

@@ -62,8 +62,7 @@ def test_a_misspelt_key_is_refused(helm: Helm) -> None:
             ["syncSecret.enabled=true", "rbac.install=false"],
             "syncSecret.enabled needs the agent to write Secrets, but rbac.install=false",
         ),
-        (["windows.enabled=true"], "windows.enabled: the Windows DaemonSet is not in this chart"),
-        (["linux.enabled=false"], "linux.enabled=false leaves no DaemonSet"),
+        (["linux.enabled=false"], "linux.enabled=false and windows.enabled=false leave no"),
         (["tokenRequests[0].expirationSeconds=3600"], "tokenRequests[0].audience is empty"),
         (["rotationPollInterval=2min"], '"2min" is not a duration: use Go\'s form, e.g. 90s, 2m'),
         (
@@ -74,8 +73,7 @@ def test_a_misspelt_key_is_refused(helm: Helm) -> None:
     ],
     ids=[
         "sync-without-rbac",
-        "windows",
-        "no-linux",
+        "no-daemonset",
         "audience",
         "unknown-unit",
         "bare-number",
@@ -158,6 +156,7 @@ def test_agent_role_bound_to_the_daemonsets_service_account(helm: Helm) -> None:
         "events",
         "pods",
         "serviceaccounts",
+        "nodes",
         "secretproviderclasses",
         "secretproviderclasspodstatuses",
         "secretproviderclasspodstatuses/status",

@@ -7,8 +7,8 @@ Import from here; the implementation lives in small modules under ``tests/fakes/
   objects, compaction, bookmarks, dropping watches, garbage collection), ``.faults``
   (:class:`Faults`), ``.requests`` (:class:`RequestLog`), ``.issuer`` (TokenRequest/JWKS);
 - fixtures ``kube_api`` and ``kube_api_options`` (registered in ``tests/conftest.py``);
-- builders ``pod``, ``replica_set``, ``secret_provider_class``, ``service_account``, ``secret``,
-  ``owner_reference``.
+- builders ``node``, ``pod``, ``replica_set``, ``secret_provider_class``, ``service_account``,
+  ``secret``, ``owner_reference``.
 """
 
 from tests.fakes.kube.cluster import Cluster
@@ -19,6 +19,7 @@ from tests.fakes.kube.objects import (
     CSI_DRIVER,
     NODE_LABEL,
     SPC_GROUP,
+    node,
     owner_reference,
     pod,
     replica_set,
@@ -42,6 +43,7 @@ __all__ = [
     "RequestLog",
     "kube_api",
     "kube_api_options",
+    "node",
     "owner_reference",
     "pod",
     "replica_set",

@@ -27,12 +27,12 @@ import grpc
 import pytest
 
 from agent.crashpoints import ENVIRONMENT_VARIABLE
-from agent.fs.files import read_visible_files
 from agent.fs.layout import DATA_DIR, METADATA_FILE, is_ts_dir_name
 from tests.e2e.conftest import AgentProcess, Agents
 from tests.support.instant_agent import content
 from tests.support.kubelet import Kubelet, publish_request
 from tests.support.mounts import mounts_under
+from tests.support.volume_files import read_visible_files
 
 SPC = "crash"
 SPC_YAML = """\

@@ -4,6 +4,7 @@ The agent builds the AWS provider itself (the registry's lazy factory, the agent
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -40,9 +41,22 @@ metadata:
 async def aws_agent(
     agent_root: Path, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[AgentHarness]:
+    async with running_aws_agent(agent_root, moto, monkeypatch, "us-east-1") as harness:
+        yield harness
+
+
+@contextlib.asynccontextmanager
+async def running_aws_agent(
+    agent_root: Path, moto: MotoServer, monkeypatch: pytest.MonkeyPatch, region: str | None
+) -> AsyncIterator[AgentHarness]:
+    """A standalone agent (``--nodeid node-a``) with the web ServiceAccount manifest, pointed at
+    moto; ``region`` is its AWS_REGION (None: unset)."""
     # The operator's way to point the agent at an endpoint: the AWS SDKs' environment.
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto.address)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    if region is None:
+        monkeypatch.delenv("AWS_REGION", raising=False)
+    else:
+        monkeypatch.setenv("AWS_REGION", region)
     settings = agent_settings(agent_root)
     agent = build_agent(settings)  # the real registry: "aws" is a built-in factory
     await agent.start()

@@ -15,6 +15,7 @@ import pytest
 from tests.fakes.kube_api import (
     SPC_GROUP,
     FakeKubeApi,
+    node,
     owner_reference,
     pod,
     secret_provider_class,
@@ -106,6 +107,24 @@ async def test_get_missing_object_is_a_404_status(http: aiohttp.ClientSession) -
         "details": {"name": "nope", "group": SPC_GROUP, "kind": "secretproviderclasses"},
         "code": 404,
     }
+
+
+async def test_nodes_are_cluster_scoped_and_keep_their_labels(
+    kube_api: FakeKubeApi, http: aiohttp.ClientSession
+) -> None:
+    kube_api.store.put(node("node-a", labels={"topology.kubernetes.io/region": "eu-west-1"}))
+
+    status, body = await call(http, "GET", "/api/v1/nodes/node-a")
+    assert (status, body["kind"], body["apiVersion"]) == (200, "Node", "v1")
+    assert "namespace" not in body["metadata"]
+    assert body["metadata"]["labels"]["topology.kubernetes.io/region"] == "eu-west-1"
+    status, body = await call(http, "GET", "/api/v1/nodes/node-b")
+    assert (status, body["reason"]) == (404, "NotFound")
+    assert body["message"] == 'nodes "node-b" not found'
+    kube_api.faults.fail(403, verb="get", resource="nodes")
+    status, body = await call(http, "GET", "/api/v1/nodes/node-a")
+    assert (status, body["reason"]) == (403, "Forbidden")
+    assert body["message"].endswith('get resource "nodes" in API group "" at the cluster scope')
 
 
 @pytest.mark.parametrize(

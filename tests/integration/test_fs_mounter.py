@@ -15,13 +15,13 @@ from agent.errors import ConfigError, FileWriteError, InvalidRequest, MountError
 from agent.fs import mounter as mounter_mod
 from agent.fs.atomic_writer import AsyncPayloadWriter
 from agent.fs.confined import KubeletVolumes
-from agent.fs.files import read_visible_files
 from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
 from agent.fs.mounter import DirectoryMounter, TmpfsMounter, make_mounter
 from agent.model import SecretFile, VolumeContent, VolumeState
 from agent.targets import TargetRules
 from tests.support.kubelet import kubelet_target
 from tests.support.mounts import force_unmount_under, mounts_under
+from tests.support.volume_files import read_visible_files
 
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="tmpfs mounts need root")
 

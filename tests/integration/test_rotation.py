@@ -350,3 +350,27 @@ async def test_a_volume_unpublished_during_its_fetch_is_not_recreated(
     assert harness.agent.table.get(target) is None
     assert not list((harness.root / "spc" / "status").rglob("*.yaml"))
     assert harness.metric("rotation_reconcile_total", provider="fake", rotated="false") == 0
+
+
+async def test_a_class_moved_to_another_provider_is_recorded_under_it(
+    harness: RotationHarness,
+) -> None:
+    """The class's provider changed between rotations: the new one is asked, and the volume's
+    record (metadata, metrics, unpublish) names it from then on, not the one it was mounted
+    with."""
+    target = await harness.publish(uid(), pod="web-0")
+    harness.write_spc(provider="other")
+    await harness.rescan()
+    harness.providers["other"].files["password"] = b"from other"
+    await harness.advance(DUE)
+    assert Path(target, "password").read_bytes() == b"from other"
+    assert (harness.fetches("fake"), harness.fetches("other")) == (1, 1)
+    record = harness.agent.table.get(target)
+    assert record is not None and record.provider == "other"
+    assert harness.metric("rotation_reconcile_total", provider="other", rotated="true") == 1
+    metadata = yaml.safe_load(Path(target, "..agent-volume.json").read_text())
+    assert metadata["provider"] == "other"  # what a restart adopts the volume under
+    # Unchanged content with the same versions: still recorded under the new provider.
+    await harness.advance(DUE)
+    record = harness.agent.table.get(target)
+    assert record is not None and record.provider == "other"

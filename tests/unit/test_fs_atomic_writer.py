@@ -17,10 +17,10 @@ from agent.fs import files as fs_files
 from agent.fs.atomic_writer import AsyncPayloadWriter, AtomicWriter
 from agent.fs.capacity import VolumeCapacity
 from agent.fs.confined import KubeletVolumes
-from agent.fs.files import read_visible_files
 from agent.model import SecretFile
 from agent.targets import TargetRules
 from tests.support.kubelet import kubelet_target
+from tests.support.volume_files import read_visible_files
 
 TS_RE = re.compile(r"^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\..+$")
 Payload = dict[str, tuple[int, bytes]]

@@ -86,7 +86,8 @@ async def test_owner_fixable_failures_become_events_outages_do_not(
     provider.error = error
     with pytest.raises(type(error)):
         await _publish(journal, provider, events)(request())
-    expected = [("web-0", "GRPCProviderError", str(error))] if evented else []
+    message = f"failed to mount spc default/app (provider fake): {error}"
+    expected = [("web-0", "GRPCProviderError", message)] if evented else []
     assert events.sent == expected
 
 

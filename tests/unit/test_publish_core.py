@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
@@ -159,20 +160,40 @@ async def test_failed_first_publish_unmounts_and_deletes_status() -> None:
     assert journal.events == ["mount", "unmount", "failed:GRPCProviderError"]
 
 
-async def test_failed_remount_is_masked_and_keeps_the_volume() -> None:
-    journal = Journal()
-    provider = FakeProvider()
-    publish = make(journal, provider, rotation_enabled=True, rotation_poll_interval=0.0)
+@pytest.mark.parametrize("scheduler", [True, False])
+async def test_a_republish_only_refreshes_tokens_and_never_fetches(scheduler: bool) -> None:
+    """Kubelet's pod-sync cadence must not multiply provider calls: with rotation on and the
+    interval long past, a republish still only refreshes the record's tokens and tells the
+    scheduler (when there is one), which fetches when the volume is due."""
+    journal, provider = Journal(), FakeProvider()
+    told: list[VolumeRecord] = []
+    now = [1000.0]
+    publish, table = make_with_table(
+        journal,
+        provider,
+        clock=lambda: now[0],
+        republished=told.append if scheduler else None,
+        rotation_enabled=True,
+    )
     await publish(request())
-    provider.error = ProviderError("store down")
-    outcome = await publish(request())
-    assert outcome.action == "remount_failed"
-    assert TARGET in journal.mounted and "unmount" not in journal.events
-    assert journal.events[-1] == "remount:same:GRPCProviderError"
+    now[0] += 24 * 3600.0
+    fresh = {**CONTEXT, "csi.storage.k8s.io/serviceAccount.tokens": '{"a":{"token":"t2"}}'}
+    outcome = await publish(PublishRequest("v", TARGET, True, True, fresh, {}))
+    assert outcome.action == "already_mounted" and len(provider.requests) == 1
+    record = table.get(TARGET)
+    assert record is not None and told == ([record] if scheduler else [])
+    token = record.pod.token_for("a")
+    assert token is not None and token.token == "t2"
+    assert record.updated_at == 1000.0  # not fetched, so not due later
 
 
 def make_with_table(
-    journal: Journal, provider: FakeProvider, **settings: object
+    journal: Journal,
+    provider: FakeProvider,
+    *,
+    clock: Callable[[], float] = time.time,
+    republished: Callable[[VolumeRecord], None] | None = None,
+    **settings: object,
 ) -> tuple[PublishVolume, MountTable]:
     registry = ProviderRegistry(
         timeout=5,
@@ -183,24 +204,15 @@ def make_with_table(
     ports = PublishPorts(journal, registry, journal, journal, journal, journal, journal)
     ports.secret_sync = journal.sync_jobs = SecretSyncJobs(journal)
     table = MountTable()
-    publish = PublishVolume(ports, PublishSettings(node_name="n", **settings), table, KeyedLock())  # type: ignore[arg-type]
+    publish = PublishVolume(
+        ports,
+        PublishSettings(node_name="n", **settings),  # type: ignore[arg-type]
+        table,
+        KeyedLock(),
+        clock,
+        republished=republished,
+    )
     return publish, table
-
-
-async def test_remount_passes_current_versions_and_masks_a_deleted_class() -> None:
-    journal, provider = Journal(), FakeProvider()
-    publish, _ = make_with_table(
-        journal, provider, rotation_enabled=True, rotation_poll_interval=0.0
-    )
-    await publish(request())
-    await publish(request())
-    assert {v.id for v in provider.requests[-1].current_versions} == {"username", "password"}
-    journal.spc_missing = True
-    outcome = await publish(request())
-    assert (
-        outcome.action == "remount_failed" and outcome.error_type == "SecretProviderClassNotFound"
-    )
-    assert TARGET in journal.mounted
 
 
 async def test_unknown_mount_is_filled_like_a_first_publish() -> None:
@@ -264,7 +276,7 @@ async def test_content_someone_else_mounted_is_never_wiped() -> None:
     journal.spc_missing = True
     outcome = await make(journal, provider)(request())
     assert outcome.action == "already_mounted" and provider.requests == []
-    rotating = make(journal, provider, rotation_enabled=True, rotation_poll_interval=0.0)
+    rotating = make(journal, provider, rotation_enabled=True)
     outcome = await rotating(request())
     assert outcome.action == "remount_failed"  # masked, as upstream
     assert TARGET in journal.mounted and "unmount" not in journal.events
@@ -338,9 +350,15 @@ async def test_complete_volume_without_metadata_is_kept_when_the_refetch_fails()
     journal.mounted.add(TARGET)
     journal.written.add(TARGET)
     provider.error = ProviderError("store down")
-    outcome = await make(journal, provider)(request())
+    publish, table = make_with_table(journal, provider)
+    outcome = await publish(request())
     assert outcome.action == "remount_failed"  # masked: the content is whole
+    assert journal.events[-1] == "remount:same:GRPCProviderError"
+    journal.spc_missing = True  # a class deleted meanwhile is masked too
+    outcome = await publish(request())
+    assert (outcome.action, outcome.error_type) == ("remount_failed", "SecretProviderClassNotFound")
     assert TARGET in journal.mounted and "unmount" not in journal.events
+    assert table.get(TARGET) is None  # still unrecorded: the next republish tries again
 
 
 OTHER = TARGET.replace("/s/mount", "/t/mount")

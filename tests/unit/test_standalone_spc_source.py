@@ -362,9 +362,16 @@ async def test_service_account_with_non_string_annotation_is_skipped(tmp_path: P
         await DirectorySecretProviderClassSource(tmp_path).annotations("apps", "app")
 
 
-async def test_identical_service_account_copies_are_accepted_quietly(tmp_path: Path) -> None:
-    write(tmp_path, "a.yaml", SERVICE_ACCOUNT)
-    write(tmp_path, "b.yaml", SERVICE_ACCOUNT)
+@pytest.mark.parametrize("same_file", [False, True])
+async def test_identical_service_account_copies_are_accepted_quietly(
+    tmp_path: Path, same_file: bool
+) -> None:
+    """Upstream's e2e templates repeat one ServiceAccount, in one file or across files."""
+    if same_file:
+        write(tmp_path, "a.yaml", SERVICE_ACCOUNT + "---\n" + SERVICE_ACCOUNT)
+    else:
+        write(tmp_path, "a.yaml", SERVICE_ACCOUNT)
+        write(tmp_path, "b.yaml", SERVICE_ACCOUNT)
     with structlog.testing.capture_logs() as logs:
         annotations = await DirectorySecretProviderClassSource(tmp_path).annotations("apps", "app")
     assert annotations["eks.amazonaws.com/role-arn"].endswith("role/app")

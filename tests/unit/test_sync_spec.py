@@ -77,6 +77,26 @@ def test_a_good_entry_is_trimmed_as_upstream_does() -> None:
             _entry(data=[{"objectName": "a", "key": "k"}, {"objectName": "b", "key": "k"}]),
             "data[1].key: k is already set by spec.secretObjects[1].data[0]",
         ),
+        # What the API server refuses with a 422 is refused here, naming the class's field.
+        (_entry("db..prod"), "secretName: 'db..prod' is not a valid Secret name"),
+        (_entry("db.-prod"), "secretName: 'db.-prod' is not a valid Secret name"),
+        (_entry("db-.prod"), "secretName: 'db-.prod' is not a valid Secret name"),
+        (_entry("d" * 254), "is not a valid Secret name"),
+        (_entry(data=[{"objectName": "o", "key": ".."}]), "data[0].key: '..' is not a valid"),
+        (_entry(data=[{"objectName": "o", "key": "."}]), "data[0].key: '.' is not a valid"),
+        (_entry(data=[{"objectName": "o", "key": "..k"}]), "data[0].key: '..k' is not a valid"),
+        (_entry(data=[{"objectName": "o", "key": "k" * 254}]), "is not a valid Secret data key"),
+        (_entry(labels={"team": "a b"}), "spec.secretObjects[1].labels.team: 'a b' is not a"),
+        (_entry(labels={"team": "v" * 64}), "spec.secretObjects[1].labels.team: 'vvvv"),
+        (_entry(labels={"bad key": "a"}), "spec.secretObjects[1].labels: 'bad key' is not a"),
+        (_entry(labels={"Example.com/x": "a"}), "labels: 'Example.com/x' is not a valid"),
+        (_entry(labels={"a/b/c": "a"}), "labels: 'a/b/c' is not a valid"),
+        (_entry(labels={"": "a"}), "labels: '' is not a valid"),
+        (_entry(annotations={"-x": "a"}), "spec.secretObjects[1].annotations: '-x' is not"),
+        (
+            _entry(annotations={"big": "x" * 256 * 1024}),
+            "spec.secretObjects[1].annotations: 262147 bytes in all, more than the API's 262144",
+        ),
     ],
 )
 def test_a_bad_entry_is_reported_by_field_and_the_others_still_sync(
@@ -87,6 +107,18 @@ def test_a_bad_entry_is_reported_by_field_and_the_others_still_sync(
     (problem,) = parsed.problems
     assert problem.index == 1
     assert field in problem.message
+
+
+def test_names_and_keys_the_api_accepts_are_accepted() -> None:
+    entry = _entry(
+        "d" * 253,
+        data=[{"objectName": "o", "key": "k" * 253}, {"objectName": "p", "key": ".k..x"}],
+        labels={"example.com/Team_1": "A-b.c_9", "empty": "", "x": "v" * 63},
+        annotations={"Example.com/Note": "any text at all: ünïcode, spaces"},
+    )
+    parsed = parse_secret_objects([entry])
+    assert parsed.problems == ()
+    assert parsed.named == {"d" * 253}
 
 
 def test_a_secret_name_used_twice_is_reported_and_still_counts_as_named() -> None:

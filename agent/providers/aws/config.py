@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from agent.errors import InvalidSecretProviderClass
+from agent.providers.aws.node_region import REGION_LABEL, NodeRegion
 from agent.providers.aws.objects import AwsObject, parse_objects
 from agent.providers.common.gostrconv import parse_bool
 from agent.providers.common.goyaml import Decoder, load
@@ -34,22 +35,26 @@ class AwsConfig:
     path_translation: str = DEFAULT_TRANSLATION  # "" when off
 
 
-def parse_config(attributes: Mapping[str, str], env: Mapping[str, str]) -> AwsConfig:
+def parse_config(
+    attributes: Mapping[str, str], env: Mapping[str, str], node: NodeRegion | None = None
+) -> AwsConfig:
     """Validate the attributes; raise InvalidSecretProviderClass naming the parameter.
 
     The primary region is the ``region`` parameter, else ``AWS_REGION`` in the agent's
-    environment (ASCP then asks the Kubernetes API for the node's region label, which this
-    agent does not do: set one of the two).
+    environment, else the node's ``topology.kubernetes.io/region`` label (ASCP's order; the
+    provider reads it into ``node``: node_region.py).
     """
-    settings = parse_settings(attributes, env)
+    settings = parse_settings(attributes, env, node)
     objects = objects_from(attributes.get("objects", ""), *objects_context(settings))
     return replace(settings, objects=objects)
 
 
-def parse_settings(attributes: Mapping[str, str], env: Mapping[str, str]) -> AwsConfig:
+def parse_settings(
+    attributes: Mapping[str, str], env: Mapping[str, str], node: NodeRegion | None = None
+) -> AwsConfig:
     """Every parameter but ``objects`` (left empty: see :func:`objects_from`)."""
     warnings: list[str] = []
-    regions = _regions(attributes, env)
+    regions = _regions(attributes, env, node)
     translate = _translation(attributes.get("pathTranslation", ""))
     use_pod_identity = _bool("usePodIdentity", attributes.get("usePodIdentity", ""))
     address_type = _address_type(attributes.get("preferredAddressType", ""), warnings)
@@ -71,16 +76,17 @@ def objects_from(text: str, translate: str, regions: tuple[str, ...]) -> tuple[A
     return objects
 
 
-def _regions(attributes: Mapping[str, str], env: Mapping[str, str]) -> tuple[str, ...]:
+def _regions(
+    attributes: Mapping[str, str], env: Mapping[str, str], node: NodeRegion | None
+) -> tuple[str, ...]:
     region = attributes.get("region", "")
     key = "region"
     if not region:
         region, key = env.get("AWS_REGION", ""), "AWS_REGION"
+    if not region and node is not None:
+        region, key = node.region, node.source
     if not region:
-        raise InvalidSecretProviderClass(
-            "region: not set, and the agent has no AWS_REGION; set the SecretProviderClass "
-            "'region' parameter (or AWS_REGION in the agent's environment)"
-        )
+        raise InvalidSecretProviderClass(_no_region(node))
     _check_region(key, region)
     failover = attributes.get("failoverRegion", "")
     if not failover:
@@ -91,6 +97,14 @@ def _regions(attributes: Mapping[str, str], env: Mapping[str, str]) -> tuple[str
             f"failoverRegion: {region}: failover region cannot be the same as the primary region"
         )
     return (region, failover)
+
+
+def _no_region(node: NodeRegion | None) -> str:
+    why = node.missing if node is not None else f"the node's {REGION_LABEL} label was not read"
+    return (
+        "region: not set: the SecretProviderClass has no 'region' parameter, the agent's "
+        f"environment has no AWS_REGION, and {why}; set one of the three"
+    )
 
 
 def _check_region(key: str, region: str) -> None:

@@ -4,8 +4,8 @@ Mounts every SecretProviderClass written for aws/secrets-store-csi-driver-provid
 unchanged: same parameters, validation, file names and object versions. Differences, all on
 purpose: everything is validated before any request; credentials are cached per pod until
 shortly before they expire (ASCP logs in on every mount); the failover region is asked only
-when the primary fails as a region; the node's region is never looked up through the
-Kubernetes API (``region`` or ``AWS_REGION`` must say it).
+when the primary fails as a region; the node's region label is read from this agent's own
+Node (ASCP reads the pod, then its node), once, and kept.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import structlog
 
 from agent.errors import ProviderTimeout, ProviderUnavailable
 from agent.model import MountResult, PodIdentity, ProviderRequest
-from agent.ports import ServiceAccountSource
+from agent.ports import NodeLabelSource, ServiceAccountSource
 from agent.providers.aws.config import AwsConfig, objects_context, objects_from, parse_settings
 from agent.providers.aws.content import mount_result
 from agent.providers.aws.endpoints import AwsEnvironment
 from agent.providers.aws.fetch import Fetched, Fetcher
 from agent.providers.aws.identity import IdentityResolver
+from agent.providers.aws.node_region import fallback_region
 from agent.providers.aws.transport import AwsTransport, RetryPolicy, Timeouts
 from agent.providers.common.deadline import deadline, time_left
 from agent.providers.common.parsed import parsed
@@ -42,6 +43,7 @@ class AwsProvider:
     ``env`` is the AWS SDK environment (default: the agent's own): ``AWS_REGION``,
     ``AWS_ENDPOINT_URL`` and its per-service forms, ``AWS_CA_BUNDLE``, FIPS and dual-stack.
     Credentials are never read from it: each pod authenticates with its own token.
+    ``node_labels`` gives the node's region when neither ``region`` nor ``AWS_REGION`` does.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class AwsProvider:
         name: str = "aws",
         *,
         service_accounts: ServiceAccountSource | None = None,
+        node_labels: NodeLabelSource | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         pod_identity_endpoint: str = "",
@@ -59,6 +62,7 @@ class AwsProvider:
         self.name = name
         self._env = dict(os.environ if env is None else env)
         self._timeout = timeout
+        self._node_labels = node_labels
         self.transport = AwsTransport(
             AwsEnvironment.from_env(self._env), retry=retry, timeouts=timeouts
         )
@@ -98,7 +102,8 @@ class AwsProvider:
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
-        settings = parse_settings(request.attributes, self._env)
+        node = await fallback_region(request.attributes, self._env, self._node_labels)
+        settings = parse_settings(request.attributes, self._env, node)
         text = request.attributes.get("objects", "")
         objects = await parsed(objects_from, text, *objects_context(settings))
         config = replace(settings, objects=objects)

@@ -20,9 +20,12 @@ import stat
 from pathlib import PurePosixPath
 
 _MAX_LINKS = 40  # the kernel's own limit on symlinks in one lookup
-_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# getattr: Windows has none of these flags; there the module imports, and open_beneath fails
+# (descriptors of directories do not exist there), so trusted files are Linux-only.
+_NOFOLLOW, _CLOEXEC = getattr(os, "O_NOFOLLOW", 0), getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
 # O_NONBLOCK: a FIFO where a certificate is expected must not hang the worker thread.
-_LAST = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_LAST = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
 
 
 class Escape(Exception):

@@ -65,11 +65,12 @@ DaemonSet template.
 {{- if hasSuffix "csi-secrets-store/driver" $image -}}
 {{- fail (printf "linux.image.repository is the upstream driver's image (%s); this chart runs secrets-store-agent: remove linux.image from your values or point it at the agent's image" $image) -}}
 {{- end -}}
-{{- if .Values.windows.enabled -}}
-{{- fail "windows.enabled: the Windows DaemonSet is not in this chart version yet; set windows.enabled=false" -}}
+{{- $windowsImage := .Values.windows.image.repository | toString -}}
+{{- if and .Values.windows.enabled (hasSuffix "csi-secrets-store/driver" $windowsImage) -}}
+{{- fail (printf "windows.image.repository is the upstream driver's image (%s); this chart runs secrets-store-agent: remove windows.image from your values or point it at a Windows build of the agent" $windowsImage) -}}
 {{- end -}}
-{{- if not .Values.linux.enabled -}}
-{{- fail "linux.enabled=false leaves no DaemonSet to install (the Windows one is not in this chart version yet)" -}}
+{{- if not (or .Values.linux.enabled .Values.windows.enabled) -}}
+{{- fail "linux.enabled=false and windows.enabled=false leave no DaemonSet to install: enable at least one" -}}
 {{- end -}}
 {{- if and .Values.syncSecret.enabled (not .Values.rbac.install) -}}
 {{- fail "syncSecret.enabled needs the agent to write Secrets, but rbac.install=false installs no Role for it: set rbac.install=true or grant the agent's service account Secret access yourself and keep syncSecret.enabled=false" -}}
@@ -89,6 +90,7 @@ DaemonSet template.
 {{/*
 The agent's flags (upstream's names; every one is parsed by the agent's own parser in the
 chart's tests). $(VAR) references are expanded by kubelet from the container's env.
+Context: (dict "Values" .Values "node" .Values.linux), or .Values.windows on Windows nodes.
 */}}
 {{- define "ssa.agentArgs" -}}
 {{- if .Values.logVerbosity }}
@@ -99,8 +101,8 @@ chart's tests). $(VAR) references are expanded by kubelet from the container's e
 {{- end }}
 - --endpoint=$(CSI_ENDPOINT)
 - --nodeid=$(KUBE_NODE_NAME)
-- {{ printf "--provider-volume=%s" .Values.linux.providersDir | quote }}
-- {{ printf "--additional-provider-volume-paths=%s" (join "," (.Values.linux.additionalProvidersDirs | default list)) | quote }}
+- {{ printf "--provider-volume=%s" .node.providersDir | quote }}
+- {{ printf "--additional-provider-volume-paths=%s" (join "," (.node.additionalProvidersDirs | default list)) | quote }}
 {{- if .Values.enableSecretRotation }}
 - --enable-secret-rotation=true
 {{- end }}
@@ -113,7 +115,7 @@ chart's tests). $(VAR) references are expanded by kubelet from the container's e
 {{- with .Values.rotationConcurrency }}
 - {{ printf "--rotation-concurrency=%d" (int .) | quote }}
 {{- end }}
-- {{ printf "--metrics-addr=%s" .Values.linux.metricsAddr | quote }}
+- {{ printf "--metrics-addr=%s" .node.metricsAddr | quote }}
 - {{ printf "--health-addr=:%d" (int .Values.livenessProbe.port) | quote }}
 {{- if .Values.providerHealthCheck }}
 - --provider-health-check=true
@@ -123,9 +125,9 @@ chart's tests). $(VAR) references are expanded by kubelet from the container's e
 {{- with .Values.preferPluginProviders }}
 - {{ printf "--prefer-plugin-providers=%s" (join "," .) | quote }}
 {{- end }}
-- {{ printf "--state-dir=%s" .Values.linux.stateDir | quote }}
-- {{ printf "--kubelet-root-dir=%s" (.Values.linux.kubeletRootDir | trimSuffix "/") | quote }}
-{{- range .Values.linux.extraArgs }}
+- {{ printf "--state-dir=%s" .node.stateDir | quote }}
+- {{ printf "--kubelet-root-dir=%s" (.node.kubeletRootDir | trimSuffix "/" | trimSuffix "\\") | quote }}
+{{- range .node.extraArgs }}
 - {{ . | quote }}
 {{- end }}
 {{- end -}}

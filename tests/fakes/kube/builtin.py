@@ -1,5 +1,6 @@
-"""Built-in resources the agent uses: pods, secrets, service accounts, namespaces (core/v1),
-and ReplicaSets (apps/v1, for pods' owners and garbage collection in secret sync's tests).
+"""Built-in resources the agent uses: pods, secrets, service accounts, namespaces, nodes
+(core/v1), and ReplicaSets (apps/v1, for pods' owners and garbage collection in secret sync's
+tests).
 Events live in :mod:`tests.fakes.kube.events`. Each strategy carries the registry rules a
 client can observe; everything else about these types is stored as sent."""
 
@@ -131,6 +132,9 @@ class SecretStrategy(Strategy):
                     "alphanumeric characters, '-', '_' or '.'"
                 )
                 causes.append(Cause(f"data[{key}]", "FieldValueInvalid", message))
+            elif key in (".", "..") or key.startswith(".."):  # validation.hasChDirPrefix
+                message = f"Invalid value: \"{key}\": must not be '.' or start with '..'"
+                causes.append(Cause(f"data[{key}]", "FieldValueInvalid", message))
         size = sum(len(base64.b64decode(str(v))) for v in data.values())
         if size > MAX_SECRET_BYTES:
             message = f"Too long: may not be more than {MAX_SECRET_BYTES} bytes"
@@ -204,6 +208,17 @@ def builtin_types() -> list[ResourceType]:
             namespaced=False,
             short_names=("ns",),
             verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+            subresources={"status": status_verbs},
+        ),
+        ResourceType(
+            "",
+            "nodes",
+            "Node",
+            "node",
+            V1,
+            Strategy(),
+            namespaced=False,
+            short_names=("no",),
             subresources={"status": status_verbs},
         ),
     ]

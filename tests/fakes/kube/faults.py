@@ -108,6 +108,9 @@ class Fault:
         await self._waiting.wait()
 
 
+CLUSTER_SCOPE = " at the cluster scope"  # how the authorizer ends a cluster-scoped denial
+
+
 def _default_message(code: int, info: RequestInfo) -> str:
     if code == 429:
         return "Too many requests, please try again later."
@@ -116,7 +119,7 @@ def _default_message(code: int, info: RequestInfo) -> str:
             f'{info.resource_path} "{info.name}" is forbidden: User '
             f'"system:serviceaccount:kube-system:secrets-store-agent" cannot {info.verb} '
             f'resource "{info.resource_path}" in API group "{info.group}"'
-            + (f' in the namespace "{info.namespace}"' if info.namespace else "")
+            + (f' in the namespace "{info.namespace}"' if info.namespace else CLUSTER_SCOPE)
         )
     if code == 503:
         return "the server is currently unable to handle the request"

@@ -99,6 +99,13 @@ def service_account(
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
 
 
+def node(name: str = "node-a", *, labels: Mapping[str, str] | None = None) -> Object:
+    """A Node (cluster-scoped) with ``metadata.labels``, as kubelet and the cloud controller
+    manager leave them (e.g. ``topology.kubernetes.io/region``)."""
+    meta: Object = {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}}
+    return {"apiVersion": "v1", "kind": "Node", "metadata": meta, "spec": {}}
+
+
 def secret(
     name: str,
     namespace: str = "default",

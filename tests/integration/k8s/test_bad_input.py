@@ -12,9 +12,11 @@ from typing import Any
 import grpc
 import pytest
 
+from agent.errors import InvalidSecretProviderClass
 from agent.k8s.api import KubeApi
 from agent.k8s.connection import load_configuration
 from agent.k8s.events import EventSettings, KubeEventRecorder
+from agent.k8s.spcs import KubeSecretProviderClassSource
 from agent.model import PodIdentity
 from tests.fakes.kube_api import FakeKubeApi
 from tests.support.kube_agent import KubeHarness, eventually
@@ -127,3 +129,38 @@ async def test_aggregated_event_count_reaches_the_api(kube_api: FakeKubeApi) -> 
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await api.close()
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ("not-a-mapping", "spec must be a mapping"),
+        (["provider", "fake"], "spec must be a mapping"),
+        ({"provider": ["fake"]}, "spec.provider must be a string"),
+        ({"provider": "fake", "parameters": "roleName=app"}, "spec.parameters must be a mapping"),
+        ({"provider": "fake", "parameters": ["a", "b"]}, "spec.parameters must be a mapping"),
+        (
+            {"provider": "fake", "parameters": {"a": None}},
+            'spec.parameters.a: Invalid value: "null"',
+        ),
+        ({"provider": "fake", "parameters": {"a": {"b": "c"}}}, "spec.parameters.a: Invalid"),
+        ({"provider": "fake", "secretObjects": {"secretName": "x"}}, "spec.secretObjects must be"),
+        ({"provider": "fake", "secretObjects": ["x"]}, "spec.secretObjects must be"),
+        ({"provider": "fake", "secretObjects": "x"}, "spec.secretObjects must be a list"),
+    ],
+)
+async def test_direct_read_of_a_class_names_the_wrongly_typed_field(
+    kube_api: FakeKubeApi, spec: object, field: str
+) -> None:
+    """A class the cache does not hold yet is read from the API: its fields are checked alike."""
+    kube_api.store.put(_class(spec))
+    api = KubeApi()
+    api.connect(await load_configuration(str(kube_api.kubeconfig_path)))
+    try:
+        source = KubeSecretProviderClassSource(api)  # informer not started: nothing cached
+        with pytest.raises(InvalidSecretProviderClass) as caught:
+            await source.get("default", "broken")
+    finally:
+        await api.close()
+    assert caught.value.message.startswith("secretproviderclass default/broken: ")
+    assert field in caught.value.message

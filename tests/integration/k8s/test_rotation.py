@@ -78,8 +78,47 @@ async def test_events_follow_upstream_and_only_changes_are_announced(
     await eventually(lambda: len(rotation_events(node)) == 2, "a failure event")
     failed = [e for e in rotation_events(node) if e["reason"] == "MountRotationFailed"]
     assert failed[0]["type"] == "Warning"
-    assert "permission denied reading secret/data/app" in failed[0]["message"]
+    assert failed[0]["message"] == (
+        f"failed to rotate mounted contents for spc default/{SPC} (provider fake): "
+        "permission denied reading secret/data/app"
+    )
     assert all("rotated-value" not in e["message"] for e in node.events())
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        ({"parameters": {}}, "spec.parameters is not set in secretproviderclass default/"),
+        ({"provider": ""}, "spec.provider is not set in secretproviderclass default/"),
+    ],
+)
+async def test_a_class_edited_into_one_publish_refuses_is_refused_by_rotation_too(
+    node: KubeHarness, clock: ManualClock, edit: dict[str, Any], named: str
+) -> None:
+    """A class that lost its provider or parameters between rotations: the provider is not
+    asked (publish would refuse it too), the old content stays, and the event names the
+    field."""
+    web = await node.add_pod("web-0")
+    target = await node.publish(web)
+    stored = node.add_spc(**edit)["spec"]
+    informer = node.cluster.spcs.informer
+
+    def cached() -> bool:
+        spc = informer.get("default", SPC)
+        return spc is not None and (spc.provider, spc.parameters) == (
+            stored["provider"],
+            stored["parameters"],
+        )
+
+    await eventually(cached, "the edited class in the agent's cache")
+    await advance(node, clock, DUE)
+    assert len(node.provider.requests) == 1  # only the publish
+    await eventually(lambda: len(rotation_events(node)) == 1, "a failure event")
+    (event,) = rotation_events(node)
+    assert event["reason"] == "MountRotationFailed"
+    assert named in event["message"]
+    with open(f"{target}/password", "rb") as handle:
+        assert handle.read() == b"s3cr3t"
 
 
 async def test_refresh_now_on_a_pod_rotates_its_volume_at_once(

@@ -61,6 +61,29 @@ async def test_bad_entries_are_named_and_the_good_secret_still_syncs(node: KubeH
     assert data_of(node.secret("good")) == {"password": b"s3cr3t"}
 
 
+async def test_what_the_api_would_refuse_is_named_by_field_and_never_sent(
+    node: KubeHarness,
+) -> None:
+    node.add_spc(
+        secret_objects=[
+            entry("db..prod", "Opaque", ("password", "password")),
+            entry("labelled", "Opaque", ("password", "password"), labels={"team": "a b"}),
+            entry("dotted", "Opaque", ("password", "..password")),
+            entry("good", "Opaque", ("password", "password")),
+        ]
+    )
+    mark = node.kube.requests.mark()
+    await node.publish(await node.add_pod("web-0"))
+    await node.synced()
+    assert data_of(node.secret("good")) == {"password": b"s3cr3t"}
+    name, label, key = await _warnings(node, 3)
+    assert name.startswith("spec.secretObjects[0].secretName: 'db..prod' is not a valid")
+    assert label.startswith("spec.secretObjects[1].labels.team: 'a b' is not a valid label")
+    assert key.startswith("spec.secretObjects[2].data[0].key: '..password' is not a valid")
+    writes = node.kube.requests.since(mark, resource="secrets", method="POST")
+    assert len(writes) == 1  # only "good": nothing the server would answer with a 422
+
+
 async def test_forbidden_says_which_chart_setting_grants_access(
     node: KubeHarness, kube_api: FakeKubeApi
 ) -> None:

@@ -1,0 +1,75 @@
+"""Events on pods as the API stores them: messages that say which class and provider failed,
+names the API accepts for any valid pod name."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from agent.errors import ProviderError
+from agent.k8s.api import KubeApi
+from agent.k8s.connection import load_configuration
+from agent.k8s.events import EventSettings, KubeEventRecorder, event_name
+from agent.model import PodIdentity
+from tests.fakes.kube_api import FakeKubeApi
+from tests.support.kube_agent import SPC, KubeHarness, eventually
+
+
+@pytest.fixture
+async def recorder(kube_api: FakeKubeApi) -> AsyncIterator[KubeEventRecorder]:
+    api = KubeApi()
+    api.connect(await load_configuration(str(kube_api.kubeconfig_path)))
+    recorder = KubeEventRecorder(api, "node-a", EventSettings(min_interval=0.0))
+    task = asyncio.create_task(recorder.run())
+    try:
+        yield recorder
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await api.close()
+
+
+async def test_event_on_a_pod_with_a_name_near_the_limit_is_recorded(
+    kube_api: FakeKubeApi, recorder: KubeEventRecorder
+) -> None:
+    name = "web-" + "a" * 245  # 249 characters: a valid pod name, too long for "<name>.<hex>"
+    recorder.warning(PodIdentity("default", name, "uid-1"), "FailedToMount", "no such class")
+    await eventually(lambda: len(kube_api.store.list("events")) == 1, "the event stored")
+    event = kube_api.store.list("events")[0]
+    assert event["involvedObject"]["name"] == name
+    assert len(event["metadata"]["name"]) <= 253
+
+
+def test_event_names_follow_client_go() -> None:
+    assert event_name("web-0", 0x1234ABCD) == "web-0.1234abcd"
+    assert event_name("a" * 236, 1 << 63) == "a" * 236 + ".8000000000000000"  # 253 exactly
+    fallback = event_name("a" * 237, 1 << 63)
+    assert str(uuid.UUID(fallback)) == fallback  # too long: a UUID, as client-go
+
+
+async def test_provider_error_event_names_the_class_and_the_provider(node: KubeHarness) -> None:
+    node.provider.error = ProviderError("vaultAddress: no server address")
+    web = await node.add_pod("web-0")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await node.publish(web)
+    event = await node.event("GRPCProviderError")
+    assert event["message"] == (
+        f"failed to mount spc default/{SPC} (provider fake): vaultAddress: no server address"
+    )
+
+
+async def test_an_error_that_names_the_class_is_not_prefixed_twice(node: KubeHarness) -> None:
+    web = await node.add_pod("web-0", spc="missing")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await node.publish(web, spc="missing")
+    event = await node.event("SecretProviderClassNotFound")
+    assert event["message"] == (
+        "failed to mount the volume: failed to get secretproviderclass default/missing: "
+        "not found in namespace default"
+    )
