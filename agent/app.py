@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,8 @@ from agent.core.unpublish import UnpublishVolume
 from agent.csi.server import CsiServer
 from agent.errors import AgentError, ConfigError
 from agent.fs.stack import build_volume_stack
+from agent.kubelet_root import FIX as KUBELET_ROOT_FIX
+from agent.kubelet_root import POD_UID_ENV, kubelet_root_problem
 from agent.logs import configure_logging
 from agent.metrics import Metrics
 from agent.platform import NodePlatform
@@ -46,7 +49,7 @@ from agent.ports import (
     VolumeMetadataStore,
     VolumeMounter,
 )
-from agent.providers.registry import ProviderRegistry
+from agent.providers.registry import BUILTIN_FACTORIES, ProviderFactory, ProviderRegistry
 from agent.rotation.policy import RotationSettings
 from agent.rotation.scheduler import RotationPorts, RotationScheduler
 from agent.targets import make_target_rules
@@ -58,6 +61,8 @@ if TYPE_CHECKING:
     from agent.sync.resync import SecretResync
     from agent.sync.syncer import SecretSyncer
 
+# Longest the start waits for plugins to answer their warm-up call before serving anyway.
+WARM_UP_BUDGET_SECONDS = 0.5
 # How often standalone mode re-reads its manifests for annotation edits (rotation on).
 MANIFEST_RESCAN_SECONDS = 2.0
 
@@ -91,6 +96,17 @@ class Agent:
     async def start(self) -> None:
         """Connect (Kubernetes mode), recover state, then serve. On failure the caller still
         calls ``stop``."""
+        log.info("agent.configuration", **effective_configuration(self.settings))
+        problem = kubelet_root_problem(
+            self.settings.kubelet_root_dir, os.environ.get(POD_UID_ENV, "")
+        )
+        if problem:
+            log.error(
+                "agent.kubelet_root_dir_mismatch",
+                kubelet_root_dir=self.settings.kubelet_root_dir,
+                error=problem,
+                fix=KUBELET_ROOT_FIX,
+            )
         if self.cluster is not None:
             await self.cluster.start(self.providers.set_version_key)
         recovered = await rebuild_mount_table(
@@ -102,6 +118,7 @@ class Agent:
             if self.manifests is not None:
                 self._spawn(self.manifests.watch(MANIFEST_RESCAN_SECONDS), "manifest-rescan")
         await self.web.start()
+        await self._warm_up()
         await self.csi.start()
         if self.settings.provider_health_check:
             self._spawn(self._check_plugins(), "provider-health-check")
@@ -123,6 +140,20 @@ class Agent:
             statuses_rewritten=recovered.statuses_written,
             stale_statuses_deleted=recovered.statuses_deleted,
         )
+
+    async def _warm_up(self) -> None:
+        """Before the socket serves, what the first publish would otherwise do lazily: read
+        the standalone manifests and connect to the installed plugins (each asked its
+        version). Done here, not beside the first publish, where it would compete with it for
+        the loop and the GIL; bounded so a plugin that hangs delays serving by at most
+        WARM_UP_BUDGET_SECONDS (its channel then connects on the first publish)."""
+        if self.manifests is not None:
+            await self.manifests.rescan()
+        try:
+            async with asyncio.timeout(WARM_UP_BUDGET_SECONDS):
+                await self.providers.warm_plugins()
+        except TimeoutError:
+            log.info("provider.plugin_warm_up_timeout", budget_s=WARM_UP_BUDGET_SECONDS)
 
     def _spawn(self, work: Coroutine[None, None, None], name: str) -> None:
         self.tasks.append(asyncio.create_task(work, name=name))
@@ -203,6 +234,7 @@ def build_agent(
         max_payload_bytes=settings.payload_limit,
         unix_sockets=platform.sockets,
         node_labels=sources.node_labels,
+        factories=builtin_factories(settings.builtin_providers),
     )
     providers.use_service_accounts(sources.service_accounts)
     providers.use_node_labels(sources.node_labels)
@@ -419,6 +451,28 @@ def _configuration_sources(
         manifests=manifests,
         node_labels=nodes,
     )
+
+
+def effective_configuration(settings: Settings) -> dict[str, object]:
+    """Every setting as the flags left it, for the first line of ``kubectl logs``. Settings
+    hold no secret material (paths, addresses, names, durations in seconds), so all are shown."""
+    shown = dataclasses.asdict(settings)
+    for url in ("vault_address", "aws_pod_identity_endpoint"):
+        shown[url] = _without_userinfo(shown[url])  # user:password@ in a URL is a credential
+    shown["payload_limit"] = settings.payload_limit
+    return {"settings": shown}
+
+
+def _without_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    host, at, after = rest.rpartition("@")
+    return f"{scheme}{sep}[REDACTED]@{after}" if sep and at and "/" not in host else url
+
+
+def builtin_factories(names: Sequence[str]) -> dict[str, ProviderFactory]:
+    """The built-in providers ``--builtin-providers`` keeps; a name left out is served by an
+    upstream plugin socket if one exists, like any provider the agent does not build in."""
+    return {name: factory for name, factory in BUILTIN_FACTORIES.items() if name in names}
 
 
 def load_version_key(state_dir: str) -> bytes:

@@ -189,6 +189,9 @@ class Settings:
     state_dir: str = "C:\\k\\secrets-store-agent" if _ON_WINDOWS else "/var/run/secrets-store-agent"
     kubelet_root_dir: str = WINDOWS_KUBELET_ROOT if _ON_WINDOWS else DEFAULT_KUBELET_ROOT
     prefer_plugin_providers: tuple[str, ...] = ()
+    # The built-in providers served in-process (--builtin-providers); any other name goes to an
+    # upstream plugin socket. The chart derives it from providers.<name>.enabled.
+    builtin_providers: tuple[str, ...] = ("vault", "openbao", "aws", "azure", "gcp")
     aws_pod_identity_endpoint: str = ""
 
     @property

@@ -135,6 +135,12 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         "socket instead of the built-in while the socket exists (migrating off a DaemonSet)",
     )
     add(
+        "--builtin-providers",
+        default=",".join(DEFAULTS.builtin_providers),
+        help="comma-separated built-in providers served in-process (vault, openbao, aws, azure, "
+        "gcp); any other provider name is looked up as a plugin socket",
+    )
+    add(
         "--aws-pod-identity-endpoint",
         default="",
         help="EKS Pod Identity Agent credentials URL (default: http://169.254.170.23 then "
@@ -153,6 +159,18 @@ def _provider_names(value: str) -> tuple[str, ...]:
         raise ConfigError(
             f"--prefer-plugin-providers: not provider names: {shown} (comma-separated, no "
             "spaces; each must match ^[a-zA-Z0-9_-]{0,30}$)"
+        )
+    return names
+
+
+def _builtin_names(value: str) -> tuple[str, ...]:
+    known = DEFAULTS.builtin_providers
+    names = tuple(name for name in value.split(",") if name)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"--builtin-providers: not built-in providers: {', '.join(map(repr, unknown))} "
+            f"(choose from {', '.join(known)}; plugins need no flag, only their socket)"
         )
     return names
 
@@ -289,6 +307,7 @@ def parse_settings(
         state_dir=ns.state_dir,
         kubelet_root_dir=ns.kubelet_root_dir,
         prefer_plugin_providers=_provider_names(ns.prefer_plugin_providers),
+        builtin_providers=_builtin_names(ns.builtin_providers),
         aws_pod_identity_endpoint=_http_url(
             "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
         ),

@@ -29,7 +29,17 @@ _SENSITIVE_KEY = re.compile(
     "token|secret|password|passwd|credential|contents|jwt|authorization|private_key|apikey"
 )
 # Well-known names that merely *mention* a secret; redacting them would hide useful context.
-_SAFE_KEYS = frozenset({"secretproviderclass", "secretname", "secrettype", "secretnamespace"})
+# The agent's own settings that name or time Secrets (the effective configuration at start).
+_SAFE_KEYS = frozenset(
+    {
+        "secretproviderclass",
+        "secretname",
+        "secrettype",
+        "secretnamespace",
+        "hmacsecretname",
+        "secretresyncinterval",
+    }
+)
 _SECRET_SHAPED = re.compile(
     r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # JWT (service-account tokens)
     r"|\bhv[sbr]\.[A-Za-z0-9_-]{20,}"  # Vault/OpenBao service, batch, recovery tokens

@@ -17,6 +17,7 @@ from agent.errors import (
     ProviderUnavailable,
     SecretProviderClassNotFound,
 )
+from agent.fixes import fix_fields
 from agent.model import PublishRequest
 from agent.ports import PodEventSink, PublishObserver
 
@@ -84,6 +85,7 @@ class PublishReport:
                 outcome=outcome.action,
                 reason=outcome.error_type,
                 error=outcome.error,
+                **fix_fields(outcome.error_type, outcome.error),
             )
             return
         log.info(
@@ -113,6 +115,7 @@ class PublishReport:
             outcome="cancelled" if reason == "Cancelled" else "failed",
             reason=reason,
             error=error,
+            **fix_fields(reason, error),
         )
 
 

@@ -69,7 +69,13 @@ class KubernetesAdapter:
         self.tokens = KubeTokenMinter(self.api) if settings.token_request_fallback else None
         self.secret_store = KubeSecretStore(self.api)
         namespace = settings.agent_namespace or own_namespace()
-        self.version_key = VersionKeySecret(self.api, namespace, settings.hmac_secret_name)
+        # No name: no Vault built in (the chart grants the Secret only then); the node-local key
+        # from --state-dir stays.
+        self.version_key = (
+            VersionKeySecret(self.api, namespace, settings.hmac_secret_name)
+            if settings.hmac_secret_name
+            else None
+        )
         self.pods: PodWatcher | None = None
         self.secret_consumers = KubeSecretConsumers(self.api, self.statuses, lambda: self.pods)
         self._listeners: list[ChangeListener] = []
@@ -122,8 +128,14 @@ class KubernetesAdapter:
         self._tasks.spawn(self.statuses.run(), "pod-status-writers")
         self._tasks.spawn(self.events.run(), "events")
         key_loaded = asyncio.Event()
-        # Keeps trying past the wait below; providers built after it arrives use it.
-        self._tasks.spawn(self._load_version_key(set_version_key, key_loaded), "version-key")
+        if self.version_key is None:
+            key_loaded.set()
+        else:
+            # Keeps trying past the wait below; providers built after it arrives use it.
+            self._tasks.spawn(
+                self._load_version_key(self.version_key, set_version_key, key_loaded),
+                "version-key",
+            )
         waits = [informer.wait_synced() for informer in self.informers]
         try:
             async with asyncio.timeout(self._settings.cache_sync_timeout):
@@ -136,19 +148,22 @@ class KubernetesAdapter:
             )
 
     async def _load_version_key(
-        self, set_version_key: Callable[[bytes], None], loaded: asyncio.Event
+        self,
+        version_key: VersionKeySecret,
+        set_version_key: Callable[[bytes], None],
+        loaded: asyncio.Event,
     ) -> None:
         backoff = Backoff(self._backoff)
         while True:
             try:
-                set_version_key(await self.version_key.load())
+                set_version_key(await version_key.load())
                 loaded.set()
                 return
             except (KubernetesApiError, ValueError) as err:
                 message = err.message if isinstance(err, KubernetesApiError) else str(err)
                 delay = backoff.next_delay()
                 # Not ``secret=``: the log redaction hides any value under such a key.
-                ref = self.version_key.ref
+                ref = version_key.ref
                 log.warning("version_key.unavailable", secret_name=ref, error=message)
                 await asyncio.sleep(delay)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import structlog
 
 from agent.errors import AgentError, safe_message
+from agent.fixes import fix_fields
 from agent.model import VolumeRecord
 from agent.ports import PodEventSink, RotationObserver
 
@@ -63,6 +64,7 @@ class RotationReport:
             **_context(record),
             reason=reason,
             error=text,
+            **fix_fields(reason, text),
             retry_in_s=round(retry_at - now, 1) if retry_at is not None else None,
         )
         if self._events is not None:

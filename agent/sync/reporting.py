@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import structlog
 
+from agent.fixes import fix_fields
 from agent.model import MANAGED_LABEL, SecretObject, VolumeRecord
 from agent.ports import PodEventSink, SecretSyncObserver
 from agent.sync.apply import Outcome
@@ -40,6 +41,7 @@ class SyncReporter:
             reason=reason,
             error_type=error_type,
             error=message,
+            **fix_fields(error_type, message),
         )
         if self.events is not None:
             self.events.warning(pod, reason, message)

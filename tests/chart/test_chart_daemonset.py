@@ -84,9 +84,36 @@ def test_full_values_reach_the_agent(helm: Helm) -> None:
     assert settings.health_addr == ":9810"
     assert settings.max_call_recv_msg_size == 8388608
     assert settings.state_dir == "/var/lib/secrets-store-agent"
-    assert settings.tmpfs_size == 16 * 2**20
+    assert settings.tmpfs_size == 32 * 2**20
     assert settings.trusted_file_dirs == ("/etc/ssa-trusted",)
     assert set(settings.prefer_plugin_providers) == {"aws", "vault"}
+    assert settings.secret_resync_interval == 600.0
+    assert settings.token_request_fallback is True
+    assert settings.kube_api_qps == 5.5
+    assert settings.kube_api_burst == 10
+    assert settings.pod_cleanup_grace_period == 300.0
+    assert settings.cache_sync_timeout == 20.0
+    assert settings.provider_timeout == 60.0
+    assert settings.shutdown_grace == 20.0
+
+
+def test_full_values_reach_the_providers(helm: Helm) -> None:
+    settings = agent_settings(helm.template(FULL))
+
+    assert set(settings.builtin_providers) == {"vault", "openbao", "aws", "azure"}
+    assert settings.hmac_secret_name == "vault-object-versions"
+    assert settings.vault_address == "https://vault.vault.svc:8200"
+    assert settings.aws_pod_identity_endpoint == "http://169.254.170.23/v1/credentials"
+    assert settings.azure_cloud_name == "AzureUSGovernmentCloud"
+    assert settings.azure_construct_pem_chain is False
+    assert settings.azure_write_cert_and_key_in_separate_files is True
+
+
+def test_without_vault_the_agent_keeps_no_version_key_secret(helm: Helm) -> None:
+    settings = agent_settings(helm.template(sets=["providers.vault.enabled=false"]))
+
+    assert settings.hmac_secret_name == ""
+    assert set(settings.builtin_providers) == {"aws", "azure", "gcp"}
 
 
 @pytest.mark.parametrize("values", [(), (FULL,)], ids=["default", "full"])
@@ -191,27 +218,11 @@ NOT_RENDERED = {
     "--standalone-dir": "the chart runs the agent in Kubernetes mode",
     "--mount-mode": "tmpfs, the default on Linux (the Windows DaemonSet renders directory)",
     "--event-loop": "uvloop, the default on Linux (the Windows DaemonSet renders asyncio)",
-    "--tmpfs-size": "linux.extraArgs",
-    "--provider-timeout": "linux.extraArgs",
     "--shutdown-grace": "linux.extraArgs (terminationGracePeriodSeconds covers the default)",
     "--max-payload-size": "linux.extraArgs",
-    "--vault-address": "linux.extraArgs",
     "--trusted-file-dirs": "linux.extraArgs, with linux.volumes for the directories",
     "--debug-loggers": "a troubleshooting knob: linux.extraArgs, or its variable in linux.env",
-    # The Azure provider's own flags (upstream's Azure provider DaemonSet): linux.extraArgs.
-    "--azure-cloud-name": "Azure provider option: linux.extraArgs",
-    "--azure-construct-pem-chain": "Azure provider option: linux.extraArgs",
-    "--azure-write-cert-and-key-in-separate-files": "Azure provider option: linux.extraArgs",
-    "--aws-pod-identity-endpoint": "AWS provider option: linux.extraArgs",
-    # Kubernetes mode's tuning; the defaults fit a node (README, "Kubernetes mode").
-    "--kube-api-qps": "linux.extraArgs",
-    "--kube-api-burst": "linux.extraArgs",
     "--agent-namespace": "the POD_NAMESPACE variable the chart sets from the downward API",
-    "--hmac-secret-name": "linux.extraArgs; the chart's Role grants the default name",
-    "--token-request-fallback": "linux.extraArgs, with serviceaccounts/token create in RBAC",
-    "--pod-cleanup-grace-period": "linux.extraArgs",
-    "--cache-sync-timeout": "linux.extraArgs",
-    "--secret-resync-interval": "linux.extraArgs (upstream's 5m requeue by default)",
 }
 
 

@@ -113,7 +113,7 @@ def test_trusted_ca_bundle_is_injected_and_used(helm: Helm) -> None:
 
 
 def test_operator_knobs_and_csidriver_labels(helm: Helm) -> None:
-    objects = helm.template(OPENSHIFT, sets=["tokenRequests[0].audience=vault"])
+    objects = helm.template(OPENSHIFT)
     driver = one(objects, "CSIDriver")
     args = container(objects, "secrets-store")["args"]
 
@@ -122,9 +122,29 @@ def test_operator_knobs_and_csidriver_labels(helm: Helm) -> None:
     )
     assert driver["spec"]["fsGroupPolicy"] == "File"
     assert driver["spec"]["requiresRepublish"] is True
-    assert driver["spec"]["tokenRequests"] == [{"audience": "vault"}]
+    assert driver["spec"]["tokenRequests"] == [{"audience": "vault", "expirationSeconds": 3600}]
     assert "--enable-secret-rotation=true" in args
     assert "--rotation-poll-interval=2m" in args
+
+
+def test_operator_knobs_as_values(helm: Helm) -> None:
+    """The operator's ClusterCSIDriver knobs (rotation interval, managed token audiences) are
+    plain values over the OpenShift file."""
+    objects = helm.template(
+        OPENSHIFT,
+        sets=[
+            "rotationPollInterval=10m",
+            "tokenRequests[0].audience=vault",
+            "tokenRequests[1].audience=api://AzureADTokenExchange",
+            "tokenRequests[1].expirationSeconds=3600",
+        ],
+    )
+    spec = one(objects, "CSIDriver")["spec"]
+
+    assert "--rotation-poll-interval=10m" in container(objects, "secrets-store")["args"]
+    assert [r["audience"] for r in spec["tokenRequests"]] == ["vault", "api://AzureADTokenExchange"]
+    no_rotation = helm.template(OPENSHIFT, sets=["enableSecretRotation=false"])
+    assert one(no_rotation, "CSIDriver")["spec"]["requiresRepublish"] is False
 
 
 def test_nothing_openshift_without_openshift(helm: Helm) -> None:

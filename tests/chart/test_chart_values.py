@@ -70,6 +70,24 @@ def test_a_misspelt_key_is_refused(helm: Helm) -> None:
             "at '/rotationPollInterval': got number, want null or string",
         ),
         (["providerHealthCheck=true", "providerHealthCheckInterval=soon"], '"soon" is not a'),
+        (
+            ["enableSecretRotation=true"],
+            "enableSecretRotation=true, but tokenRequests is empty: Vault logs in with the pod's "
+            'service-account token for audience "vault"',
+        ),
+        (
+            ["tokenRequests[0].audience=sts.amazonaws.com"],
+            'providers.vault.audience "vault" is not in tokenRequests (sts.amazonaws.com): '
+            "Vault would get no token for it. Add {audience: vault} to tokenRequests",
+        ),
+        (
+            ["tokenRequestFallback=true", "rbac.install=false"],
+            "tokenRequestFallback needs the agent to create service-account tokens, but "
+            "rbac.install=false",
+        ),
+        (["syncSecret.resyncInterval=5"], "at '/syncSecret/resyncInterval': got number"),
+        (["kubernetes.podCleanupGracePeriod=later"], '"later" is not a duration'),
+        (["providers.vault.hmacSecretName="], "at '/providers/vault/hmacSecretName'"),
     ],
     ids=[
         "sync-without-rbac",
@@ -78,6 +96,12 @@ def test_a_misspelt_key_is_refused(helm: Helm) -> None:
         "unknown-unit",
         "bare-number",
         "bad-interval",
+        "rotation-without-tokens",
+        "vault-audience-missing",
+        "fallback-without-rbac",
+        "resync-bare-number",
+        "cleanup-grace",
+        "hmac-name-empty",
     ],
 )
 def test_values_that_cannot_work_say_what_to_change(
@@ -151,17 +175,98 @@ def test_agent_role_bound_to_the_daemonsets_service_account(helm: Helm) -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account, "namespace": "secrets-store"}
     ]
-    resources = {r for rule in role["rules"] for r in rule["resources"]}
-    assert resources == {
-        "events",
-        "pods",
-        "serviceaccounts",
-        "nodes",
-        "secretproviderclasses",
-        "secretproviderclasspodstatuses",
-        "secretproviderclasspodstatuses/status",
-        "csidrivers",
+    assert granted(role) == {
+        ("", "events", "create"),
+        ("", "events", "patch"),
+        ("", "pods", "get"),
+        ("", "pods", "list"),
+        ("", "pods", "watch"),
+        ("", "serviceaccounts", "get"),
+        ("", "nodes", "get"),
+        *{
+            ("secrets-store.csi.x-k8s.io", "secretproviderclasses", verb)
+            for verb in ("get", "list", "watch")
+        },
+        *{
+            ("secrets-store.csi.x-k8s.io", "secretproviderclasspodstatuses", verb)
+            for verb in ("create", "delete", "get", "list", "patch", "update", "watch")
+        },
+        *{
+            ("secrets-store.csi.x-k8s.io", "secretproviderclasspodstatuses/status", verb)
+            for verb in ("get", "patch", "update")
+        },
+        *{("storage.k8s.io", "csidrivers", verb) for verb in ("get", "list", "watch")},
     }
+
+
+def granted(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def agent_grants(helm: Helm, sets: list[str]) -> set[tuple[str, str, str]]:
+    objects = helm.template(sets=sets)
+    role = one(objects, "ClusterRole", "rel-secrets-store-agent-secretproviderclasses")
+    found = granted(role)
+    for kind in ("Role", "ClusterRole"):
+        for o in objects:
+            if o["kind"] == kind and o["metadata"]["name"].endswith(
+                ("-version-key", "-syncsecret")
+            ):
+                found |= {(kind, *grant) for grant in granted(o)}
+    return found
+
+
+@pytest.mark.parametrize(
+    ("sets", "present", "absent"),
+    [
+        (
+            ["providers.aws.enabled=false", "providers.azure.enabled=false"],
+            {("", "serviceaccounts", "get")},  # gcp still reads them
+            {("", "nodes", "get")},
+        ),
+        (
+            [f"providers.{p}.enabled=false" for p in ("aws", "azure", "gcp")],
+            {("Role", "", "secrets", "get")},
+            {("", "serviceaccounts", "get"), ("", "nodes", "get")},
+        ),
+        (
+            ["providers.vault.enabled=false"],
+            {("", "serviceaccounts", "get")},
+            {("Role", "", "secrets", "get"), ("Role", "", "secrets", "create")},
+        ),
+        (
+            ["tokenRequestFallback=true"],
+            {("", "serviceaccounts/token", "create")},
+            set(),
+        ),
+        (
+            [],
+            set(),
+            {("", "serviceaccounts/token", "create"), ("ClusterRole", "", "secrets", "get")},
+        ),
+        (
+            ["syncSecret.enabled=true"],
+            {("ClusterRole", "", "secrets", verb) for verb in ("get", "create", "update")},
+            set(),
+        ),
+    ],
+    ids=["gcp-only-cloud", "vault-only", "no-vault", "token-fallback", "default", "sync"],
+)
+def test_each_grant_only_where_a_provider_or_setting_needs_it(
+    helm: Helm,
+    sets: list[str],
+    present: set[tuple[str, ...]],
+    absent: set[tuple[str, ...]],
+) -> None:
+    grants = agent_grants(helm, sets)
+    assert present <= grants
+    assert not absent & grants
 
 
 def test_rbac_install_false_installs_no_roles(helm: Helm) -> None:

@@ -251,3 +251,41 @@ def test_upstream_azure_provider_flags() -> None:
     assert settings.azure_cloud_name == "azurechinacloud"
     assert settings.azure_construct_pem_chain is False
     assert settings.azure_write_cert_and_key_in_separate_files is True
+
+
+def test_builtin_providers_flag() -> None:
+    settings, _ = parse_settings(["--builtin-providers=vault,aws"])
+    assert settings.builtin_providers == ("vault", "aws")
+    assert parse_settings(["--builtin-providers="])[0].builtin_providers == ()
+    assert set(parse_settings([])[0].builtin_providers) == {
+        "vault",
+        "openbao",
+        "aws",
+        "azure",
+        "gcp",
+    }
+    with pytest.raises(
+        ConfigError, match=r"--builtin-providers: not built-in providers: 'akeyless'"
+    ):
+        parse_settings(["--builtin-providers=vault,akeyless"])
+
+
+def test_a_provider_left_out_of_builtin_providers_is_a_plugin_name() -> None:
+    from agent.app import builtin_factories
+    from agent.providers.registry import BUILTIN_FACTORIES
+
+    assert set(builtin_factories(("aws", "gcp"))) == {"aws", "gcp"}
+    assert builtin_factories(tuple(BUILTIN_FACTORIES)) == dict(BUILTIN_FACTORIES)
+
+
+def test_the_startup_configuration_hides_credentials_in_urls() -> None:
+    from agent.app import effective_configuration
+
+    settings, _ = parse_settings(
+        ["--vault-address=https://user:pa55@vault.example:8200", "--nodeid=node-a"]
+    )
+    shown = effective_configuration(settings)["settings"]
+    assert isinstance(shown, dict)
+    assert shown["vault_address"] == "https://[REDACTED]@vault.example:8200"
+    assert "pa55" not in str(shown)
+    assert shown["node_id"] == "node-a" and shown["payload_limit"] == settings.payload_limit

@@ -80,6 +80,7 @@ DaemonSet template.
 {{- fail (printf "tokenRequests[%d].audience is empty: every token request names the audience the provider expects (e.g. vault)" $i) -}}
 {{- end -}}
 {{- end -}}
+{{- include "ssa.validateProviders" . -}}
 {{- end -}}
 
 {{/* The port of a Go listen address (":8095", "0.0.0.0:8095", "[::]:8095"). */}}
@@ -127,6 +128,11 @@ Context: (dict "Values" .Values "node" .Values.linux), or .Values.windows on Win
 {{- end }}
 - {{ printf "--state-dir=%s" .node.stateDir | quote }}
 - {{ printf "--kubelet-root-dir=%s" (.node.kubeletRootDir | trimSuffix "/" | trimSuffix "\\") | quote }}
+{{- include "ssa.kubernetesArgs" . }}
+{{- include "ssa.providerArgs" . }}
+{{- with .node.tmpfsSize }}
+- {{ printf "--tmpfs-size=%s" (toString .) | quote }}
+{{- end }}
 {{- range .node.extraArgs }}
 - {{ . | quote }}
 {{- end }}

@@ -205,3 +205,24 @@ async def test_a_malformed_hmac_key_secret_is_named_and_retried(
             await VersionKeySecret(client, "kube-system", "hmac").load()
     finally:
         await client.close()
+
+
+async def test_without_a_hmac_secret_name_the_agent_reads_no_secret_and_logs_its_settings(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    """The chart passes ``--hmac-secret-name=`` when Vault is not built in, and grants no Secret
+    access: the agent must not ask for one (no Forbidden retries, no wait at start)."""
+    lines = io.StringIO()
+    configure_logging(json=True, verbosity=0, stream=lines)
+    kube_api.faults.fail(403, verb="get", resource="secrets", times=100)
+    node = await agents.start(hmac_secret_name="", builtin_providers=("aws", "gcp"))
+    await node.publish(await node.add_pod("web-0"))
+
+    events = [json.loads(line) for line in lines.getvalue().splitlines()]
+    names = {e["event"] for e in events}
+    assert "version_key.unavailable" not in names and "k8s.start_not_synced" not in names
+    assert kube_api.store.list("secrets", "kube-system") == []
+    (configuration,) = [e for e in events if e["event"] == "agent.configuration"]
+    assert configuration["settings"]["hmac_secret_name"] == ""
+    assert configuration["settings"]["builtin_providers"] == ["aws", "gcp"]
+    assert configuration["settings"]["node_id"] == node.settings.node_id
