@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     from agent.sync.resync import SecretResync
     from agent.sync.syncer import SecretSyncer
 
+# Longest the start waits for plugins to answer their warm-up call before serving anyway.
+WARM_UP_BUDGET_SECONDS = 0.5
 # How often standalone mode re-reads its manifests for annotation edits (rotation on).
 MANIFEST_RESCAN_SECONDS = 2.0
 
@@ -116,6 +118,7 @@ class Agent:
             if self.manifests is not None:
                 self._spawn(self.manifests.watch(MANIFEST_RESCAN_SECONDS), "manifest-rescan")
         await self.web.start()
+        await self._warm_up()
         await self.csi.start()
         if self.settings.provider_health_check:
             self._spawn(self._check_plugins(), "provider-health-check")
@@ -137,6 +140,20 @@ class Agent:
             statuses_rewritten=recovered.statuses_written,
             stale_statuses_deleted=recovered.statuses_deleted,
         )
+
+    async def _warm_up(self) -> None:
+        """Before the socket serves, what the first publish would otherwise do lazily: read
+        the standalone manifests and connect to the installed plugins (each asked its
+        version). Done here, not beside the first publish, where it would compete with it for
+        the loop and the GIL; bounded so a plugin that hangs delays serving by at most
+        WARM_UP_BUDGET_SECONDS (its channel then connects on the first publish)."""
+        if self.manifests is not None:
+            await self.manifests.rescan()
+        try:
+            async with asyncio.timeout(WARM_UP_BUDGET_SECONDS):
+                await self.providers.warm_plugins()
+        except TimeoutError:
+            log.info("provider.plugin_warm_up_timeout", budget_s=WARM_UP_BUDGET_SECONDS)
 
     def _spawn(self, work: Coroutine[None, None, None], name: str) -> None:
         self.tasks.append(asyncio.create_task(work, name=name))

@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.instant import hide_dev_packages
 from bench.publish_bench import rss_mib
 from tests.e2e.conftest import AgentProcess
 from tests.support.five_stores import STORES, FiveStores, five_stores
@@ -74,17 +75,6 @@ class TracedAgent(AgentProcess):
 
 
 HIDDEN = {"dir": ""}  # a PYTHONPATH entry that hides the dev venv's extra packages, if set
-
-
-def hide_dev_packages(directory: Path) -> str:
-    """A directory whose ``pydantic`` refuses to import. The dev venv has pydantic (moto's);
-    betterproto2 imports it when present and loads its dataclasses on the first message
-    (+4.3 MiB at start, +3 MiB and ~30 ms on the loop at the first publish). The agent's own
-    install has no pydantic, so the agent is measured without it."""
-    package = directory / "pydantic"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text('raise ImportError("not in the agent install")\n')
-    return str(directory)
 
 
 @contextlib.contextmanager

@@ -50,3 +50,14 @@ def launch(
             raise RuntimeError("agent did not start")
         time.sleep(0.05)
     return process
+
+
+def hide_dev_packages(directory: Path) -> str:
+    """A directory whose ``pydantic`` refuses to import. The dev venv has pydantic (moto's);
+    betterproto2 imports it when present and loads its dataclasses on the first message
+    (+4.3 MiB at start, +3 MiB and ~30 ms on the loop at the first publish). The agent's own
+    install has no pydantic, so the agent is measured without it."""
+    package = directory / "pydantic"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('raise ImportError("not in the agent install")\n')
+    return str(directory)

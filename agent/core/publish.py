@@ -43,6 +43,7 @@ from agent.model import (
     MountResult,
     ProviderRequest,
     PublishRequest,
+    SecretProviderClass,
     VolumeContent,
     VolumeRecord,
     VolumeState,
@@ -144,11 +145,17 @@ class PublishVolume:
         return outcome
 
     async def _run(self, attempt: Attempt) -> PublishOutcome:
-        existing = await self._existing_mount(attempt)
+        lookup = self._early_lookup(attempt)
+        try:
+            existing = await self._existing_mount(attempt)
+        except BaseException:
+            await _discard(lookup)
+            raise
         if existing is not None:
+            await _discard(lookup)
             return existing
         try:
-            provider = await self._prepare(attempt)
+            provider = await self._prepare(attempt, lookup)
             await self._mount(attempt)
             result = await self._fetch(attempt, provider)
             changed = await self._store(attempt, result)
@@ -231,11 +238,27 @@ class PublishVolume:
         attempt.is_remount = True
         return None
 
-    async def _prepare(self, attempt: Attempt) -> Provider:
+    def _early_lookup(self, attempt: Attempt) -> asyncio.Future[SecretProviderClass] | None:
+        """A target the mount table does not know is nearly always a first publish: its
+        SecretProviderClass lookup (a worker-thread hop in standalone mode) starts beside the
+        mount-point check instead of after it, so a paced publish pays one wake-up for both.
+        Its outcome is used only after that check, so upstream's order of errors holds."""
+        if not attempt.spc_name or self._table.get(attempt.request.target_path) is not None:
+            return None
+        return asyncio.ensure_future(
+            self._ports.spcs.get(attempt.identity.namespace, attempt.spc_name)
+        )
+
+    async def _prepare(
+        self, attempt: Attempt, lookup: asyncio.Future[SecretProviderClass] | None = None
+    ) -> Provider:
         """SecretProviderClass, merged attributes, readonly, and the provider to ask."""
         if not attempt.spc_name:
             raise InvalidRequest(f"{SECRET_PROVIDER_CLASS} is not set in the volume attributes")
-        spc = await self._ports.spcs.get(attempt.identity.namespace, attempt.spc_name)
+        if lookup is not None:
+            spc = await lookup
+        else:
+            spc = await self._ports.spcs.get(attempt.identity.namespace, attempt.spc_name)
         check_class(spc)
         attempt.provider, attempt.spc = spc.provider, spc
         attempt.attributes = merge_attributes(spc.parameters, attempt.request)
@@ -319,3 +342,12 @@ class PublishVolume:
                 await step()
             except AgentError as err:
                 log.error("node_publish.cleanup_failed", target_path=target, error=err.message)
+
+
+async def _discard(lookup: asyncio.Future[SecretProviderClass] | None) -> None:
+    """Drop an early lookup the publish no longer needs; it is a read, but its worker thread
+    finishes before the publish returns (no work outlives the call that started it)."""
+    if lookup is None:
+        return
+    lookup.cancel()
+    await finish_despite_cancellation(lookup)

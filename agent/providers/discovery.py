@@ -54,6 +54,28 @@ def find_plugin_socket(name: str, directories: Iterable[str]) -> str | None:
     return None
 
 
+def installed_plugin_names(directories: Iterable[str]) -> list[str]:
+    """The provider names with a ``<name>.sock`` socket in ``directories`` (blocking: lists
+    them), in order, each once; files that are not sockets or whose name upstream would refuse
+    are left out."""
+    found: dict[str, None] = {}
+    for directory in directories:
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in sorted(entries, key=lambda e: e.name):
+            name = entry.name.removesuffix(".sock")
+            if name == entry.name or not PLUGIN_NAME.fullmatch(name) or not name:
+                continue
+            try:
+                if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+                    found[name] = None
+            except OSError:
+                continue
+    return list(found)
+
+
 def writable_by_others(directory: str) -> str:
     """Who besides the directory's owner may create files in it: "group", "others", "group
     and others", or "" (also when it cannot be read). Whoever may can plant ``<name>.sock``

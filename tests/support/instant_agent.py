@@ -56,7 +56,11 @@ def main() -> int:
         return provider
 
     registry = ProviderRegistry(
-        timeout=settings.provider_timeout, version_key=b"bench" * 8, load_entry_points=False
+        timeout=settings.provider_timeout,
+        version_key=b"bench" * 8,
+        load_entry_points=False,
+        # Upstream plugins too, as the agent finds them (bench/kubelet_bench.py uses one).
+        plugin_directories=(*settings.additional_provider_volume_paths, settings.provider_volume),
     )
     registry.register("instant", instant)
     return run(settings, registry)

@@ -82,10 +82,15 @@ class _HeaderSniffer:
 
 
 class FakePlugin:
-    """Answers Mount like upstream's e2e provider; knobs make it misbehave on purpose."""
+    """Answers Mount like upstream's e2e provider; knobs make it misbehave on purpose.
 
-    def __init__(self, socket_path: str) -> None:
+    ``relay=False`` serves grpcio on ``socket_path`` itself, without the ``:authority`` relay
+    (``authorities`` then stays empty): what a benchmark wants, one hop like a real plugin.
+    """
+
+    def __init__(self, socket_path: str, *, relay: bool = True) -> None:
         self.socket_path = socket_path
+        self.relay = relay
         self.requests: list[ReceivedMount] = []
         self.authorities: list[str] = []
         self.version_calls = 0
@@ -107,8 +112,10 @@ class FakePlugin:
         backend = os.path.join(self._backend_dir, "grpc.sock")
         self._server = grpc.aio.server()
         self._server.add_generic_rpc_handlers((self._handlers(),))
-        self._server.add_insecure_port(f"unix://{backend}")
+        self._server.add_insecure_port(f"unix://{backend if self.relay else self.socket_path}")
         await self._server.start()
+        if not self.relay:
+            return
         self._relay = await asyncio.start_unix_server(
             lambda r, w: self._track(self._forward(r, w, backend)), path=self.socket_path
         )

@@ -40,6 +40,15 @@ class NodeFiles:
     tls: TLSMaterial = TLSMaterial()
 
 
+def names_node_files(config: VaultConfig) -> bool:
+    """Whether ``config`` names a node path (a socket, a TLS file); without one
+    :func:`read_node_files` touches no file and needs no worker thread."""
+    tls = config.tls
+    return config.socket is not None or any(
+        (tls.ca_cert, tls.ca_directory, tls.client_cert, tls.client_key)
+    )
+
+
 def read_node_files(config: VaultConfig, trusted: TrustedDirs) -> NodeFiles:
     """Check the node paths ``config`` names against ``trusted`` and read its TLS files
     (even for a socket address, as Go's Vault client loads them whatever the address)."""

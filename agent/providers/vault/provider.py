@@ -21,7 +21,7 @@ from agent.providers.common.trusted import TrustedDirs
 from agent.providers.vault.client import DEFAULT_TIMEOUT_S, Login, Token, VaultClient
 from agent.providers.vault.config import Defaults, Flavour, VaultConfig, parse_config
 from agent.providers.vault.content import object_content, object_version
-from agent.providers.vault.nodefiles import NodeFiles, read_node_files
+from agent.providers.vault.nodefiles import NodeFiles, names_node_files, read_node_files
 from agent.providers.vault.objects import ReadKey, parse_objects
 from agent.providers.vault.secret import VaultSecret
 from agent.providers.vault.tokens import TokenKey, jwt_digest
@@ -92,7 +92,11 @@ class VaultProvider:
             log.warning("vault.config_warning", provider=self.name, warning=warning)
         # The trust check reads the TLS files (and resolves the socket) once, in a worker
         # thread: the bytes read are the bytes used, and the event loop never waits on a disk.
-        files = await run_blocking(read_node_files, config, self._trusted)
+        # Without a node path it reads nothing: no thread hop (a wake-up paid per publish).
+        if names_node_files(config):
+            files = await run_blocking(read_node_files, config, self._trusted)
+        else:
+            files = read_node_files(config, self._trusted)
         login = self._login(config, files, request)
         try:
             async with asyncio.timeout(self._timeout):
