@@ -20,6 +20,10 @@ REFUSED = {
         ["rotationPollInterval=0s"],
         'rotationPollInterval "0s" must be above zero',
     ),
+    "duration-past-gos-longest": (
+        ["rotationPollInterval=99999999999h"],
+        '"99999999999h" is longer than a Go duration can be',
+    ),
     "provider-timeout-past-kubelets": (
         ["providerTimeout=2m"],
         'providerTimeout "2m" must be above 0 and below 2m',

@@ -47,11 +47,17 @@ app: {{ include "ssa.name" . }}
 {{- end -}}
 {{- end -}}
 
-{{/* A duration as the agent's flags take it: Go's form, "90s", "2m", "1h30m". */}}
+{{/*
+A duration as the agent's flags take it: Go's form, "90s", "2m", "1h30m", at most Go's longest
+(2562047h47m16.854775807s; config.parse_duration refuses more).
+*/}}
 {{- define "ssa.duration" -}}
 {{- $text := toString . -}}
 {{- if not (regexMatch "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$" $text) -}}
 {{- fail (printf "%q is not a duration: use Go's form, e.g. 90s, 2m, 1h30m" $text) -}}
+{{- end -}}
+{{- if gt (include "ssa.seconds" $text | float64) 9223372036.854775 -}}
+{{- fail (printf "%q is longer than a Go duration can be (2562047h47m16.854775807s): use a shorter one" $text) -}}
 {{- end -}}
 {{- $text -}}
 {{- end -}}

@@ -39,29 +39,29 @@ DaemonSet template.
 {{/* Durations the agent refuses at start (flags.py, flags_rotation.py), refused here first. */}}
 {{- define "ssa.validateDurations" -}}
 {{- with .Values.rotationPollInterval -}}
-{{- if eq (include "ssa.seconds" .) "0" -}}
+{{- if eq (include "ssa.seconds" (include "ssa.duration" .)) "0" -}}
 {{- fail (printf "rotationPollInterval %q must be above zero: leave it empty for the agent's 2m, or e.g. 30s" .) -}}
 {{- end -}}
 {{- end -}}
 {{- with .Values.providerTimeout -}}
-{{- $seconds := include "ssa.seconds" . | float64 -}}
+{{- $seconds := include "ssa.seconds" (include "ssa.duration" .) | float64 -}}
 {{- if or (le $seconds 0.0) (ge $seconds 120.0) -}}
 {{- fail (printf "providerTimeout %q must be above 0 and below 2m, kubelet's deadline for a mount (a fetch still running then is abandoned by kubelet): leave it empty for 90s" .) -}}
 {{- end -}}
 {{- end -}}
-{{- if and .Values.providerHealthCheck (eq (include "ssa.seconds" .Values.providerHealthCheckInterval) "0") -}}
+{{- if and .Values.providerHealthCheck (eq (include "ssa.seconds" (include "ssa.duration" .Values.providerHealthCheckInterval)) "0") -}}
 {{- fail (printf "providerHealthCheckInterval %q must be above zero (e.g. 2m)" (toString .Values.providerHealthCheckInterval)) -}}
 {{- end -}}
 {{- end -}}
 
 {{/*
-A Go duration in seconds (a number as text; "0" for zero). Context: the duration, already
-checked by ssa.duration's form where it is rendered (a malformed one counts as 0 here).
+A Go duration in seconds (a number as text; "0" for zero). Context: the duration; its form is
+ssa.duration's to check (which it does wherever a duration is rendered).
 */}}
 {{- define "ssa.seconds" -}}
 {{- $units := dict "ns" 0.000000001 "us" 0.000001 "µs" 0.000001 "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 -}}
 {{- $total := 0.0 -}}
-{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h)" (include "ssa.duration" .) -1 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h)" (toString .) -1 -}}
 {{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
 {{- $total = addf $total (mulf (float64 $number) (get $units (trimPrefix $number .))) -}}
 {{- end -}}
