@@ -18,26 +18,103 @@ from agent.targets import DEFAULT_KUBELET_ROOT, WINDOWS_KUBELET_ROOT
 
 _ON_WINDOWS = sys.platform == "win32"
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Go's time.unitMap: nanoseconds per unit; "µs" is U+00B5 (micro sign), "μs" U+03BC (mu).
+_NS_PER_UNIT = {
+    "ns": 1,
+    "us": 10**3,
+    "µs": 10**3,
+    "μs": 10**3,
+    "ms": 10**6,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
+_NS_LIMIT = 1 << 63  # a Go Duration is int64 nanoseconds: every total must stay below this
+_DURATION_EXAMPLES = "(examples: 90s, 2m, 1h30m)"
 _SIZE = re.compile(r"^(\d+)(Ki|Mi|Gi|k|M|G)?$")
 _SIZE_UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
 DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 
 
 def parse_duration(text: str) -> float:
-    """Go ``time.ParseDuration`` for the forms people write (``90s``, ``2m``, ``1h30m``)."""
-    if text in ("0", ""):
+    """Go's ``time.ParseDuration``, in seconds: ``0``, or ``[-+]?([0-9]*(\\.[0-9]*)?unit)+``
+    with units ns, us (µs, μs), ms, s, m, h (``90s``, ``1h30m``, ``.5s``), exact to the
+    nanosecond. As in Go, a duration past int64 nanoseconds (2562047h47m16.854775807s) is
+    invalid. Unlike Go, a negative one is refused: every duration here is an interval or a
+    timeout. Raises ValueError quoting ``text``; callers add the flag or annotation's name.
+    """
+    negative, body = (text[0] == "-", text[1:]) if text[:1] in ("-", "+") else (False, text)
+    if body == "0":
         return 0.0
-    position, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    if position != len(text):
-        raise ValueError(f"invalid duration {text!r} (examples: 90s, 2m, 1h30m)")
-    return total
+    if not body:
+        raise ValueError(f"invalid duration {text!r} {_DURATION_EXAMPLES}")
+    total, at = 0, 0
+    while at < len(body):
+        part, at = _duration_part_ns(text, body, at)
+        total += part
+        if total >= _NS_LIMIT:
+            raise _too_long(text)
+    if negative and total:
+        raise ValueError(f"invalid duration {text!r}: must not be negative")
+    return total / 1e9
+
+
+def _duration_part_ns(text: str, body: str, at: int) -> tuple[int, int]:
+    """One ``[0-9]*(\\.[0-9]*)?unit`` of ``body`` from ``at``: its nanoseconds, and where
+    it ends. Go's arithmetic: an integer part, and a fraction scaled through a float64."""
+    whole, end = _leading_int(text, body, at)
+    has_whole, has_fraction, fraction, scale = end > at, False, 0, 1.0
+    if end < len(body) and body[end] == ".":
+        fraction, scale, after = _leading_fraction(body, end + 1)
+        has_fraction, end = after > end + 1, after
+    if not has_whole and not has_fraction:
+        raise ValueError(f"invalid duration {text!r} {_DURATION_EXAMPLES}")
+    unit_end = end
+    while unit_end < len(body) and body[unit_end] != "." and not _is_digit(body[unit_end]):
+        unit_end += 1
+    unit = _NS_PER_UNIT.get(body[end:unit_end])
+    if unit is None:
+        name = body[end:unit_end]
+        problem = f"unknown unit {name!r}" if name else "missing unit"
+        raise ValueError(f"invalid duration {text!r}: {problem} {_DURATION_EXAMPLES}")
+    if whole > _NS_LIMIT // unit:
+        raise _too_long(text)
+    return whole * unit + int(fraction * (unit / scale)), unit_end
+
+
+def _leading_int(text: str, body: str, at: int) -> tuple[int, int]:
+    value = 0
+    while at < len(body) and _is_digit(body[at]):
+        value = value * 10 + ord(body[at]) - 48
+        if value > _NS_LIMIT:
+            raise _too_long(text)
+        at += 1
+    return value, at
+
+
+def _leading_fraction(body: str, at: int) -> tuple[int, float, int]:
+    """Digits after the point as an integer and its scale; from the first digit that would
+    take it past int64, the rest are read but dropped (Go's ``leadingFraction``)."""
+    value, scale, full = 0, 1.0, False
+    while at < len(body) and _is_digit(body[at]):
+        if not full:
+            widened = value * 10 + ord(body[at]) - 48
+            full = value > (_NS_LIMIT - 1) // 10 or widened > _NS_LIMIT
+            if not full:
+                value, scale = widened, scale * 10
+        at += 1
+    return value, scale, at
+
+
+def _is_digit(char: str) -> bool:
+    return "0" <= char <= "9"
+
+
+def _too_long(text: str) -> ValueError:
+    return ValueError(
+        f"invalid duration {text!r}: longer than 2562047h47m16.854775807s, "
+        "the longest a Go duration can be"
+    )
 
 
 def parse_size(text: str) -> int:

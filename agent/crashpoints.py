@@ -27,6 +27,8 @@ POINTS = (
     "write.payload_written",  # a timestamped directory holds every file; no visible link yet
     "write.links_made",  # visible links exist and dangle: ``..data`` does not exist yet
     "write.swapped",  # ``..data`` is in place: content complete, no metadata, no status
+    "write.listed",  # Windows writer: manifest lists old and new files, marked incomplete
+    "write.file_replaced",  # Windows writer: one more file renamed into place (``@n``: n-th)
     "record.metadata_saved",  # metadata saved; the status may or may not be written
     "record.status_saved",  # status saved; the metadata may or may not be written
     "unpublish.cleared",  # the agent's files are removed; still mounted

@@ -8,10 +8,11 @@ The same shape as on Linux (``agent.targets``), with Windows path semantics:
 - the separator is ``\`` and the path must be normalized (``/``, ``\\``, ``.`` and ``..``
   components are refused, as on Linux);
 - NTFS names are case-insensitive: the root and the fixed names (``pods``, ``volumes``,
-  ``kubernetes.io~csi``, ``mount``) match in any case, and the parsed target's ``path`` is
-  rebuilt in one canonical spelling (the configured root, lower-case fixed names), which the
-  agent then uses as the volume's key; so ``c:\VAR\...`` and ``C:\var\...`` are one volume with
-  one lock, never two;
+  ``kubernetes.io~csi``, ``mount``) match in any case of their ASCII letters (a non-ASCII
+  look-alike that Python's case folding equates, like the KELVIN SIGN for ``k``, is
+  refused), and the parsed target's ``path`` is rebuilt in one canonical spelling (the
+  configured root, lower-case fixed names), which the agent then uses as the volume's key;
+  so ``c:\VAR\...`` and ``C:\var\...`` are one volume with one lock, never two;
 - the pod UID and the volume name must be names kubelet makes (pod UIDs and DNS-1123 labels:
   lower-case letters, digits, ``-``, ``.``, ``_``) and pass ``agent.platform.winnames`` (no
   stream, no 8.3 short name, no device name): nothing else can alias another pod's directory.
@@ -21,9 +22,10 @@ from __future__ import annotations
 
 import ntpath
 import re
+import string
 
 from agent.errors import ConfigError, InvalidRequest
-from agent.platform.winnames import name_problem
+from agent.platform.winnames import NAMING_DOC, STREAMS_DOC, name_problem
 from agent.targets import (
     CSI_PLUGIN_DIR,
     MOUNT_DIR,
@@ -34,8 +36,9 @@ from agent.targets import (
     shown,
 )
 
-MAX_PATH_CHARS = 32767  # the longest path Windows takes at all (UTF-16 code units)
+MAX_LONG_PATH_CHARS = 32767  # the longest path Windows takes at all (UTF-16 code units)
 _DRIVE_ABSOLUTE = re.compile(r"^[A-Za-z]:\\")
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _KUBELET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -56,7 +59,7 @@ class WindowsTargetRules(TargetRules):
     def parse(self, path: str) -> KubeletTarget:
         check_clean_windows(path)
         prefix = self.root.rstrip("\\") + "\\"
-        if not path[: len(prefix)].casefold() == prefix.casefold():
+        if not ascii_case_equal(path[: len(prefix)], prefix):
             raise InvalidRequest(
                 f"Target path must be below the kubelet root directory {self.root} "
                 f"(--kubelet-root-dir): got {shown(path)}"
@@ -64,7 +67,7 @@ class WindowsTargetRules(TargetRules):
         parts = path[len(prefix) :].split("\\")
         fixed = (PODS_DIR, None, VOLUMES_DIR, CSI_PLUGIN_DIR, None, MOUNT_DIR)
         if len(parts) != len(fixed) or any(
-            want is not None and part.casefold() != want
+            want is not None and not ascii_case_equal(part, want)
             for part, want in zip(parts, fixed, strict=True)
         ):
             raise InvalidRequest(
@@ -92,6 +95,13 @@ class WindowsTargetRules(TargetRules):
         )
 
 
+def ascii_case_equal(spelling: str, name: str) -> bool:
+    """Whether ``spelling`` names ``name`` on NTFS for certain: equal but for the case of ASCII
+    letters. Python's case folding equates more (KELVIN SIGN and ``k``, long s and ``s``)
+    than a volume's upcase table may; such a spelling could be another directory."""
+    return spelling.translate(_ASCII_LOWER) == name.translate(_ASCII_LOWER)
+
+
 def check_clean_windows(path: str) -> None:
     """Drive-absolute, normalized, no stream or device syntax, within Windows' length limit.
 
@@ -101,16 +111,20 @@ def check_clean_windows(path: str) -> None:
         raise InvalidRequest(f"Target path must not contain NUL: {shown(path)}")
     if path.startswith(("\\\\", "//")):
         raise InvalidRequest(
-            f"Target path must be on a local drive, not a UNC or device path: {shown(path)}"
+            f"Target path must be on a local drive, not a UNC or device path ({NAMING_DOC}): "
+            f"{shown(path)}"
         )
     if not _DRIVE_ABSOLUTE.match(path) or ntpath.normpath(path) != path:
         raise InvalidRequest(
             f"Target path must be drive-absolute and normalized (C:\\...\\mount, "
-            f"backslashes only): {shown(path)}"
+            f"backslashes only; {NAMING_DOC}): {shown(path)}"
         )
-    if len(path.encode("utf-16-le", "surrogatepass")) // 2 > MAX_PATH_CHARS:
-        raise InvalidRequest(f"Target path must be at most {MAX_PATH_CHARS} characters long")
+    if len(path.encode("utf-16-le", "surrogatepass")) // 2 > MAX_LONG_PATH_CHARS:
+        raise InvalidRequest(
+            f"Target path must be at most {MAX_LONG_PATH_CHARS} characters long ({NAMING_DOC})"
+        )
     if ":" in path[2:]:
         raise InvalidRequest(
-            f"Target path must not name an NTFS alternate data stream (':'): {shown(path)}"
+            f"Target path must not name an NTFS alternate data stream (':'; {STREAMS_DOC}): "
+            f"{shown(path)}"
         )

@@ -8,6 +8,7 @@ the owner what to fix.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import TypeGuard
 
@@ -75,7 +76,7 @@ def spec_fields(
     if not isinstance(provider, str):
         raise InvalidDocument("spec.provider must be a string", key)
     return (
-        provider,
+        sys.intern(provider),  # a handful of names shared by every class in the cluster
         _parameters(spec.get("parameters"), key),
         _objects(spec.get("secretObjects"), key),
     )
@@ -88,7 +89,8 @@ def decode(
     generation: Callable[[Mapping[str, object], Key], int],
 ) -> SecretProviderClass:
     """The model of a class document; ``uid`` and ``generation`` say where those come from
-    (the API's metadata, or standalone mode's stand-ins). InvalidDocument names the field."""
+    (the API's metadata, or standalone mode's stand-ins). InvalidDocument names the field.
+    The keys of ``parameters`` and ``secret_objects`` are interned (``_with_interned_keys``)."""
     key, metadata = identity(document, default_namespace)
     provider, parameters, secret_objects = spec_fields(document, key)
     return SecretProviderClass(
@@ -116,7 +118,7 @@ def _parameters(value: object, key: Key) -> dict[str, str]:
                 "must be of type string (quote it in the YAML)",
                 key,
             )
-    return {str(name): item for name, item in value.items()}
+    return {sys.intern(str(name)): item for name, item in value.items()}
 
 
 def _json_type(value: object) -> str:
@@ -139,4 +141,23 @@ def _objects(value: object, key: Key) -> tuple[Mapping[str, object], ...]:
         return ()
     if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
         raise InvalidDocument("spec.secretObjects must be a list of mappings", key)
-    return tuple(value)
+    return tuple(_with_interned_keys(item) for item in value)
+
+
+def _with_interned_keys(mapping: Mapping[str, object]) -> dict[str, object]:
+    """A copy whose keys, at every depth, are interned strings. Every class in the cluster
+    is cached, and each document's parse makes its own copies of the same few keys
+    (``secretName``, ``data``, ``objectName``, ``key``, ``roleName``...): shared, a class of
+    three objects takes about a sixth less (docs/benchmarks.md, SPC cache size). Exact type
+    checks, not isinstance: parsed JSON and YAML are plain dicts and lists, and this runs
+    for every class on every list and watch event (about 1 µs per object, a third of what
+    the isinstance form took)."""
+    copy: dict[str, object] = {}
+    for name, value in mapping.items():
+        kept = value
+        if type(value) is dict:
+            kept = _with_interned_keys(value)
+        elif type(value) is list:
+            kept = [_with_interned_keys(x) if type(x) is dict else x for x in value]
+        copy[sys.intern(name) if type(name) is str else name] = kept
+    return copy

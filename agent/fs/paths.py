@@ -22,6 +22,9 @@ MAX_NAME_LENGTH = 255
 MAX_MODE = 0o777
 DEFAULT_MAX_TOTAL_BYTES = 16 * 1024 * 1024
 
+# The Windows writer's temporary files, swept from every directory it writes to
+# (agent.fs.windows.layout); a payload name of this form would be swept with them.
+WINDOWS_TMP_PREFIX = "..tmp-"
 # "C:" at the start means a drive-relative or absolute path on Windows nodes.
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _SHOWN_CHARS = 120
@@ -68,12 +71,22 @@ def validate_path(path: str, *, windows: bool = False) -> None:
             raise _invalid(
                 path, f"file names must be at most {MAX_NAME_LENGTH} bytes long (kernel NAME_MAX)"
             )
-        problem = name_problem(element) if windows else None
+        problem = _windows_problem(element) if windows else None
         if problem is not None:
             raise _invalid(path, f"the name {element!r} {problem}")
     if elements[0].startswith(".."):
         raise _invalid(path, "must not start with '..' (reserved for the writer)")
     _check_clean(path)
+
+
+def _windows_problem(name: str) -> str | None:
+    """Windows' own name rules, then the Windows writer's reserved names (in any case: NTFS)."""
+    if name.casefold().startswith(WINDOWS_TMP_PREFIX):
+        return (
+            f"is reserved for the writer's temporary files ('{WINDOWS_TMP_PREFIX}*', removed "
+            "from every directory of the volume at each write)"
+        )
+    return name_problem(name)
 
 
 def _check_clean(path: str) -> None:
@@ -111,7 +124,8 @@ def _check_layout(paths: Sequence[str], *, windows: bool = False) -> None:
             same = (
                 ""
                 if seen[key(path)] == path
-                else f" (the same file as {seen[key(path)]!r} on Windows)"
+                else f" (the same file as {seen[key(path)]!r} on Windows: NTFS compares names "
+                "case-insensitively)"
             )
             raise PayloadError(f"duplicate file path {_show(path)}{same}")
         seen[key(path)] = path

@@ -70,7 +70,12 @@ def _windows_stack(
     capacity = VolumeCapacity(tmpfs=False)
     return VolumeStack(
         mounter=WindowsDirectoryMounter(volumes),
-        writer=FileReplaceWriter(volumes, max_total_bytes=max_total_bytes, capacity=capacity),
+        writer=FileReplaceWriter(
+            volumes,
+            max_total_bytes=max_total_bytes,
+            capacity=capacity,
+            long_paths=platform.long_paths,
+        ),
         metadata=PathVolumeMetadata(volumes, capacity),
         read_files=WindowsVolumeReader(volumes),
         capacity=capacity,

@@ -7,7 +7,7 @@ pod's own namespace (upstream §3.5 step 8): a class in another namespace is nev
 
 The cache holds every class in the cluster, as upstream's, with no cap: a class left out would
 not be watched (no re-sync on a ``secretObjects`` edit, no rotation on a class edit). Its cost,
-about 3 KiB per class of a few objects, is measured in docs/benchmarks.md.
+about 2.5 KiB per class of a few objects, is measured in docs/benchmarks.md.
 
 v1 and v1alpha1: the API server serves the same stored objects under both versions, so the
 cache watches v1, or v1alpha1 on a cluster whose CRD predates v1.

@@ -36,6 +36,9 @@ class NodePlatform:
     windows: bool
     sockets: UnixSockets
     local_root: str | None = None
+    # Windows: whether Win32 calls of this process take paths over MAX_PATH (260); when not,
+    # the writer refuses a payload whose paths would not fit rather than fail half-way.
+    long_paths: bool = False
 
     @property
     def name(self) -> str:
@@ -53,11 +56,29 @@ def linux() -> NodePlatform:
 def current() -> NodePlatform:
     """The platform of this machine (``sys.platform``)."""
     if sys.platform == "win32":
-        return NodePlatform(windows=True, sockets=WinsockUnixSockets())
+        return NodePlatform(
+            windows=True, sockets=WinsockUnixSockets(), long_paths=_long_paths_enabled()
+        )
     return linux()
 
 
-def emulated_windows(local_root: str) -> NodePlatform:
+def _long_paths_enabled() -> bool:
+    """``RtlAreLongPathsEnabled`` (Windows 10 1607+): the LongPathsEnabled policy *and* a
+    long-path-aware process manifest; False where the call does not exist."""
+    import ctypes
+
+    try:
+        function = ctypes.WinDLL("ntdll").RtlAreLongPathsEnabled  # type: ignore[attr-defined,unused-ignore]
+    except (AttributeError, OSError):
+        return False
+    function.restype = ctypes.c_ubyte
+    function.argtypes = ()
+    return bool(function())
+
+
+def emulated_windows(local_root: str, *, long_paths: bool = False) -> NodePlatform:
     """Windows rules on this (POSIX) machine: the kubelet root named by ``--kubelet-root-dir``
     (``C:\\var\\lib\\kubelet``) lives at ``local_root``; sockets are this machine's. For tests."""
-    return NodePlatform(windows=True, sockets=PosixUnixSockets(), local_root=local_root)
+    return NodePlatform(
+        windows=True, sockets=PosixUnixSockets(), local_root=local_root, long_paths=long_paths
+    )

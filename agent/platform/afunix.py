@@ -110,13 +110,19 @@ class WinsockUnixSockets:
     async def connect(self, path: str) -> socket.socket:
         address = sockaddr_un(path)
         sock = socket.socket(AF_UNIX, socket.SOCK_STREAM)
+        # A local connect completes or is refused at once; blocking, in a thread, it needs no
+        # completion handling of its own. The thread cannot be cancelled: a caller's timeout
+        # leaves it running, so the socket is closed only once it is done. Closed earlier, its
+        # handle number could be reused by a new socket that the connect would then act on.
+        call = asyncio.ensure_future(asyncio.to_thread(_winsock_call, "connect", sock, address))
         try:
-            # A local connect completes or is refused at once; blocking, in a thread, it needs
-            # no completion handling of its own.
-            await asyncio.to_thread(_winsock_call, "connect", sock, address)
+            await asyncio.shield(call)
             sock.setblocking(False)
         except BaseException:
-            sock.close()
+            if call.done():
+                sock.close()
+            else:
+                call.add_done_callback(lambda _: sock.close())
             raise
         return sock
 

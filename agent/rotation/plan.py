@@ -18,6 +18,7 @@ from agent.errors import AgentError
 from agent.model import SecretProviderClass, VolumeRecord
 from agent.ports import SecretProviderClassSource
 from agent.rotation.keys import FetchKey, fetch_key
+from agent.rotation.notices import IntervalNotices
 from agent.rotation.policy import fetches_per_pod
 from agent.rotation.schedule import Schedule
 from agent.rotation.throttle import ProviderThrottle
@@ -61,6 +62,7 @@ class Planner:
     schedule: Schedule
     throttle: ProviderThrottle
     spcs: SecretProviderClassSource
+    notices: IntervalNotices
     per_pod_providers: set[str] = field(default_factory=set)
 
     async def plan(
@@ -85,6 +87,7 @@ class Planner:
                 plan.failures.append(ClassFailure(ref, err, due))
                 continue
             self.schedule.learn_class(spc)
+            self.notices.check(spc, [record.pod for record in records])
             self._group(spc, records, now, plan)
         return plan
 

@@ -14,8 +14,6 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import structlog
-
 from agent.aio.backoff import BackoffPolicy
 from agent.config import parse_duration
 from agent.model import (
@@ -24,8 +22,6 @@ from agent.model import (
     ROTATION_POLL_INTERVAL_ANNOTATION,
     SecretProviderClass,
 )
-
-log = structlog.get_logger("agent.rotation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,35 +45,31 @@ class RotationSettings:
     )
 
 
-def class_interval(spc: SecretProviderClass, settings: RotationSettings) -> float:
-    """The class's rotation interval: its annotation (floored), else the flag's."""
+@dataclass(frozen=True, slots=True)
+class ClassInterval:
+    """A class's rotation interval in seconds and, when its annotation was not used as
+    written, why: ``invalid`` is the parse error (the flag's interval is used), ``asked`` the
+    annotation's value when it was raised to ``--rotation-min-poll-interval``."""
+
+    seconds: float
+    annotation: str | None = None  # the annotation's value as written
+    invalid: str | None = None
+    asked: float | None = None
+
+
+def class_interval(spc: SecretProviderClass, settings: RotationSettings) -> ClassInterval:
+    """The class's rotation interval: its annotation (floored), else the flag's. Pure: what
+    is wrong with the annotation is told once per class version (``notices``)."""
     raw = spc.annotations.get(ROTATION_POLL_INTERVAL_ANNOTATION)
     if raw is None:
-        return settings.interval
+        return ClassInterval(settings.interval)
     try:
         seconds = parse_duration(raw.strip())
     except ValueError as err:
-        log.warning(
-            "rotation.interval_invalid",
-            spc=spc.name,
-            namespace=spc.namespace,
-            annotation=ROTATION_POLL_INTERVAL_ANNOTATION,
-            error=str(err),
-            used_s=settings.interval,
-        )
-        return settings.interval
+        return ClassInterval(settings.interval, raw, invalid=str(err))
     if seconds < settings.min_interval:
-        log.warning(
-            "rotation.interval_raised",
-            spc=spc.name,
-            namespace=spc.namespace,
-            annotation=ROTATION_POLL_INTERVAL_ANNOTATION,
-            asked_s=seconds,
-            used_s=settings.min_interval,
-            note="below --rotation-min-poll-interval",
-        )
-        return settings.min_interval
-    return seconds
+        return ClassInterval(settings.min_interval, raw, asked=seconds)
+    return ClassInterval(seconds, raw)
 
 
 def refresh_request(annotations: Mapping[str, str]) -> str:

@@ -40,7 +40,7 @@ class Schedule:
 
     def learn_class(self, spc: SecretProviderClass) -> bool:
         """Remember the class's interval; True when it changed."""
-        key, interval = (spc.namespace, spc.name), class_interval(spc, self._settings)
+        key, interval = (spc.namespace, spc.name), class_interval(spc, self._settings).seconds
         previous = self._intervals.get(key)
         self._intervals[key] = interval
         self._intervals.move_to_end(key)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -22,7 +22,12 @@ from agent.aio.locks import KeyedLock
 from agent.aio.tasks import TaskSet
 from agent.core.mount_table import MountTable
 from agent.core.volume_content import VolumeContentStore
-from agent.model import PodInfo, SecretProviderClass, VolumeRecord
+from agent.model import (
+    ROTATION_POLL_INTERVAL_ANNOTATION,
+    PodInfo,
+    SecretProviderClass,
+    VolumeRecord,
+)
 from agent.ports import (
     PayloadWriter,
     PodEventSink,
@@ -34,6 +39,7 @@ from agent.ports import (
     ServiceAccountTokenMinter,
     VolumeMetadataStore,
 )
+from agent.rotation.notices import IntervalNotices
 from agent.rotation.plan import Group, Plan, Planner
 from agent.rotation.policy import RotationSettings, refresh_requested
 from agent.rotation.report import RotationReport
@@ -82,7 +88,8 @@ class RotationScheduler:
         self.throttle = ProviderThrottle(
             settings.throttle_backoff, ports.observer.provider_backoff, rng
         )
-        self._planner = Planner(self.schedule, self.throttle, ports.spcs)
+        self._notices = IntervalNotices(settings, ports.events)
+        self._planner = Planner(self.schedule, self.throttle, ports.spcs, self._notices)
         self._report = RotationReport(ports.observer, ports.events)
         content = VolumeContentStore(
             ports.writer, ports.metadata, ports.statuses, table, settings.node_name
@@ -119,14 +126,11 @@ class RotationScheduler:
 
     def class_changed(self, old: SecretProviderClass | None, new: SecretProviderClass) -> None:
         interval_changed = self.schedule.learn_class(new)
+        if ROTATION_POLL_INTERVAL_ANNOTATION in new.annotations:
+            self._notices.check(new, [record.pod for record in self._volumes_of_class(new)])
         requested = 0
         if refresh_requested(old.annotations if old else None, new.annotations):
-            volumes = [
-                r
-                for r in self._table
-                if r.pod.namespace == new.namespace and r.spc_name == new.name
-            ]
-            requested = self._request_now(volumes)
+            requested = self._request_now(self._volumes_of_class(new))
             log.info(
                 "rotation.refresh_requested",
                 spc=new.name,
@@ -135,6 +139,11 @@ class RotationScheduler:
             )
         if interval_changed or requested:
             self._poke()
+
+    def _volumes_of_class(self, spc: SecretProviderClass) -> Iterator[VolumeRecord]:
+        for record in self._table:
+            if record.pod.namespace == spc.namespace and record.spc_name == spc.name:
+                yield record
 
     def pod_changed(self, old: PodInfo | None, new: PodInfo) -> None:
         if not refresh_requested(old.annotations if old else None, new.annotations):
@@ -190,6 +199,7 @@ class RotationScheduler:
         async with self._passing:  # one planner at a time, so no group starts twice
             now = self._clock.now()
             self.schedule.prune(record.target_path for record in self._table)
+            self._notices.prune(record.pod.uid for record in self._table)
             plan = await self._planner.plan(self._table, self._busy, now)
             self._observer.volumes_due(plan.due)
             self._report_class_failures(plan, now)

@@ -60,9 +60,11 @@ class Helm:
         assert done.returncode == 0, done.stderr
         return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
-    def template_error(self, *values: Path, sets: Iterable[str] = ()) -> str:
+    def template_error(
+        self, *values: Path, sets: Iterable[str] = (), namespace: str = NAMESPACE
+    ) -> str:
         """Helm's message for values that must not render."""
-        done = self.run(*self.template_args(values, sets, NAMESPACE, "1.35.0"))
+        done = self.run(*self.template_args(values, sets, namespace, "1.35.0"))
         assert done.returncode != 0, "rendered values that should have been refused"
         return done.stderr
 

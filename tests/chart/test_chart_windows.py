@@ -201,14 +201,20 @@ def test_windows_probes_are_the_agents_own_endpoints(helm: Helm) -> None:
     }
 
 
-def test_windows_selector_leaves_linux_pods_alone(helm: Helm) -> None:
+def test_each_daemonsets_selector_leaves_the_other_ones_pods_alone(helm: Helm) -> None:
+    """Else `kubectl logs daemonset/<release>-secrets-store-agent` (install.md) may pick a
+    Windows pod, and the two controllers' selectors overlap."""
     objects = helm.template(sets=ON)
+    linux_daemonset = one(objects, "DaemonSet", "rel-secrets-store-agent")
     selector = windows_daemonset(objects)["spec"]["selector"]["matchLabels"]
-    linux = one(objects, "DaemonSet", "rel-secrets-store-agent")["spec"]["template"]["metadata"]
+    linux_selector = linux_daemonset["spec"]["selector"]["matchLabels"]
+    linux = linux_daemonset["spec"]["template"]["metadata"]
     windows = windows_daemonset(objects)["spec"]["template"]["metadata"]
 
     assert selector.items() <= windows["labels"].items()
     assert not selector.items() <= linux["labels"].items()
+    assert linux_selector.items() <= linux["labels"].items()
+    assert not linux_selector.items() <= windows["labels"].items()
 
 
 def test_windows_only_renders_one_daemonset(helm: Helm) -> None:

@@ -114,16 +114,88 @@ def test_invalid_values_name_the_flag(argv: list[str], names: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0", 0.0), ("90s", 90.0), ("2m", 120.0), ("1h30m", 5400.0), ("500ms", 0.5), ("1.5s", 1.5)],
+    [
+        ("0", 0.0),
+        ("90s", 90.0),
+        ("2m", 120.0),
+        ("1h30m", 5400.0),
+        ("500ms", 0.5),
+        ("1.5s", 1.5),
+        # What else Go's time.ParseDuration takes.
+        ("+5s", 5.0),
+        (".5s", 0.5),
+        ("5.s", 5.0),
+        ("1h1.5m", 3690.0),
+        ("3µs", 3e-6),  # U+00B5 MICRO SIGN
+        ("3μs", 3e-6),  # U+03BC GREEK SMALL LETTER MU
+        ("-0", 0.0),
+        ("0.0000000001s", 0.0),  # below a nanosecond: truncated, as in Go
+        ("00000000000000000000000000001s", 1.0),
+    ],
 )
 def test_go_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds)
+    assert parse_duration(text) == pytest.approx(seconds, abs=1e-12)
 
 
-@pytest.mark.parametrize("text", ["2", "m", "2mm", "-1s", "1d"])
+# Go's bound: int64 nanoseconds, 9223372036.854775807 s.
+GO_MAX_DURATION = "2562047h47m16.854775807s"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        GO_MAX_DURATION,
+        "9223372036854775807ns",
+        "2562047h47m16s854ms775us807ns",
+        "2562047.7880152155h",  # the float fraction lands just below the bound, as in Go
+    ],
+)
+def test_the_longest_go_duration_is_accepted(text: str) -> None:
+    assert parse_duration(text) == pytest.approx(9223372036.854775807)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2562047h47m16.854775808s",
+        "9223372036854775808ns",
+        "2562048h",
+        "9223372037s",
+        "153722868m",
+        "99999999999999999999ns",  # overflows while reading the number itself
+        "2562047h2562047h",  # each part fits, the sum does not
+        "1" + "0" * 30 + "h",
+    ],
+)
+def test_durations_beyond_go_int64_nanoseconds_are_invalid(text: str) -> None:
+    with pytest.raises(ValueError, match=f"invalid duration '{text}'"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["2", "m", "2mm", "-1s", "1d", "", ".s", "1.5", "1s ", "+", "s1"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(text)
+
+
+DURATION_FLAGS = [
+    "--provider-health-check-interval",
+    "--provider-timeout",
+    "--shutdown-grace",
+    "--pod-cleanup-grace-period",
+    "--cache-sync-timeout",
+    "--secret-resync-interval",
+    "--rotation-poll-interval",
+    "--rotation-min-poll-interval",
+]
+
+
+@pytest.mark.parametrize("flag", DURATION_FLAGS)
+def test_every_duration_flag_refuses_what_go_refuses(flag: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings([f"{flag}=2562048h"])
+    assert flag in info.value.message
+    assert "invalid duration '2562048h'" in info.value.message
 
 
 @pytest.mark.parametrize(

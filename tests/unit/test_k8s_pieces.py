@@ -173,6 +173,29 @@ def test_decode_class_reads_v1_and_v1alpha1_and_names_bad_fields() -> None:
     assert isinstance(decode_class(item_without_kind), SecretProviderClass)
 
 
+def test_decoded_classes_share_their_parameter_and_secret_object_keys() -> None:
+    """Every class in the cluster is cached: the keys each JSON parse copies are interned
+    (docs/benchmarks.md, SecretProviderClass cache size)."""
+    spec = {
+        "provider": "vault",
+        "parameters": {"roleName": "r", "vaultAddress": "https://vault:8200"},
+        "secretObjects": [
+            {"secretName": "s", "type": "Opaque", "data": [{"objectName": "k", "key": "k"}]}
+        ],
+    }
+    first, second = (decode_class(json.loads(json.dumps(_spc(spec)))) for _ in range(2))
+    assert isinstance(first, SecretProviderClass) and isinstance(second, SecretProviderClass)
+    assert first == second
+
+    def keys(spc: SecretProviderClass) -> list[str]:
+        (item,) = spc.secret_objects
+        data = item["data"]
+        assert isinstance(data, list)
+        return [*spc.parameters, *item, *data[0]]
+
+    assert all(a is b for a, b in zip(keys(first), keys(second), strict=True))
+
+
 def test_decode_pod_keeps_only_what_the_agent_needs() -> None:
     pod = decode_pod(
         {

@@ -8,6 +8,7 @@ import errno
 import os
 import socket
 import struct
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -141,3 +142,45 @@ def test_windows_endpoints_refused_name_the_flag(endpoint: str) -> None:
 def test_linux_endpoints_unchanged() -> None:
     assert socket_path_from_endpoint("unix:///csi/csi.sock", windows=False) == "/csi/csi.sock"
     assert socket_path_from_endpoint("unix://tmp/csi.sock", windows=False) == "/tmp/csi.sock"
+
+
+async def test_a_cancelled_winsock_connect_closes_its_socket_only_after_the_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The blocking connect runs in a thread that a timeout cannot stop: the socket (its
+    handle) must stay open until the call returns, or a new socket could reuse the handle
+    number and be connected in its place."""
+    from agent.platform import afunix
+
+    entered, release = asyncio.Event(), threading.Event()
+    seen: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    def blocked_connect(name: str, sock: socket.socket, address: bytes) -> None:
+        loop.call_soon_threadsafe(entered.set)
+        release.wait(10)
+        seen.append(sock.fileno())  # -1 once closed
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "refused")
+
+    monkeypatch.setattr(afunix, "_winsock_call", blocked_connect)
+    sockets: list[socket.socket] = []
+    real_socket = socket.socket
+
+    def recording_socket(*args: Any) -> socket.socket:
+        sockets.append(real_socket(*args))
+        return sockets[-1]
+
+    monkeypatch.setattr(socket, "socket", recording_socket)
+    connect = asyncio.ensure_future(WinsockUnixSockets().connect("/nowhere.sock"))
+    await entered.wait()
+    connect.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await connect
+    assert sockets[0].fileno() != -1  # still open: the call is running
+    release.set()
+    for _ in range(1_000_000):  # the thread's end closes it (a yield per turn, no timer)
+        if sockets[0].fileno() == -1:
+            break
+        await asyncio.sleep(0)
+    assert sockets[0].fileno() == -1
+    assert seen and seen[0] != -1

@@ -14,6 +14,7 @@ from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.model import PodIdentity, VolumeRecord
 from agent.providers.registry import ProviderRegistry
+from tests.support.events import RecordedEvents
 from tests.support.fake_provider import FakeProvider
 from tests.unit.test_publish_core import TARGET, Journal, request
 
@@ -53,18 +54,7 @@ async def test_release_after_kubelet_unpublished_is_harmless_and_close_drops_tim
     assert journal.events.count("unmount") == 0
 
 
-class Events:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, str]] = []
-
-    def warning(self, pod: PodIdentity, reason: str, message: str) -> None:
-        self.sent.append((pod.name, reason, message))
-
-    def normal(self, pod: PodIdentity, reason: str, message: str) -> None:
-        self.sent.append((pod.name, reason, message))
-
-
-def _publish(journal: Journal, provider: FakeProvider, events: Events) -> PublishVolume:
+def _publish(journal: Journal, provider: FakeProvider, events: RecordedEvents) -> PublishVolume:
     registry = ProviderRegistry(
         timeout=5,
         version_key=b"k",
@@ -82,7 +72,7 @@ def _publish(journal: Journal, provider: FakeProvider, events: Events) -> Publis
 async def test_owner_fixable_failures_become_events_outages_do_not(
     error: Exception, evented: bool
 ) -> None:
-    journal, provider, events = Journal(), FakeProvider(), Events()
+    journal, provider, events = Journal(), FakeProvider(), RecordedEvents()
     provider.error = error
     with pytest.raises(type(error)):
         await _publish(journal, provider, events)(request())
@@ -92,7 +82,7 @@ async def test_owner_fixable_failures_become_events_outages_do_not(
 
 
 async def test_missing_class_is_evented_with_upstreams_reason() -> None:
-    journal, events = Journal(), Events()
+    journal, events = Journal(), RecordedEvents()
     journal.spc_missing = True
     with pytest.raises(Exception, match="not found"):
         await _publish(journal, FakeProvider(), events)(request())

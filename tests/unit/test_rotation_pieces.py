@@ -75,11 +75,18 @@ def record(
 
 @pytest.mark.parametrize(
     ("annotation", "seconds"),
-    [(None, 120.0), ("30s", 30.0), ("1h30m", 5400.0), ("2s", 10.0), ("soon", 120.0)],
+    [
+        (None, 120.0),
+        ("30s", 30.0),
+        ("1h30m", 5400.0),
+        ("2s", 10.0),
+        ("soon", 120.0),
+        ("2562048h", 120.0),  # past Go's int64 nanoseconds: invalid, as upstream's Go reads it
+    ],
 )
 def test_class_interval(annotation: str | None, seconds: float) -> None:
     given = {ROTATION_POLL_INTERVAL_ANNOTATION: annotation} if annotation else {}
-    assert class_interval(spc(**given), SETTINGS) == seconds
+    assert class_interval(spc(**given), SETTINGS).seconds == seconds
 
 
 def test_refresh_is_edge_triggered() -> None:

@@ -43,9 +43,10 @@ def lstat_or_none(path: str) -> os.stat_result | None:
         return None
 
 
-def plain_file(directory: str, path: str) -> tuple[str, os.stat_result] | None:
-    """The local path and ``lstat`` of ``directory/path`` (``path`` "/"-separated) when it is
-    a plain file reached through plain directories only; None otherwise."""
+def reached(directory: str, path: str) -> str | None:
+    """The local path of ``directory/path`` (``path`` "/"-separated, already validated) when
+    every directory on the way is a plain directory; None when one is missing or redirects.
+    The last component itself is not looked at."""
     parts = path.split("/")
     current = directory
     for name in parts[:-1]:
@@ -53,9 +54,15 @@ def plain_file(directory: str, path: str) -> tuple[str, os.stat_result] | None:
         info = lstat_or_none(current)
         if info is None or not is_plain_dir(info):
             return None
-    current = os.path.join(current, parts[-1])
-    info = lstat_or_none(current)
-    return (current, info) if info is not None and is_plain_file(info) else None
+    return os.path.join(current, parts[-1])
+
+
+def plain_file(directory: str, path: str) -> tuple[str, os.stat_result] | None:
+    """The local path and ``lstat`` of ``directory/path`` (``path`` "/"-separated) when it is
+    a plain file reached through plain directories only; None otherwise."""
+    local = reached(directory, path)
+    info = lstat_or_none(local) if local is not None else None
+    return (local, info) if local is not None and info is not None and is_plain_file(info) else None
 
 
 def remove_path(path: str) -> None:

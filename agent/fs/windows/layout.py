@@ -25,11 +25,14 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from agent.errors import PayloadError
 from agent.fs.layout import DATA_DIR, DATA_TMP, METADATA_FILE, Survey, is_ts_dir_name
+from agent.fs.paths import WINDOWS_TMP_PREFIX, validate_path
 from agent.fs.windows.entries import is_link_like, is_plain_file, lstat_or_none, unlink
+from agent.platform.winnames import name_key
 
 MANIFEST_FILE = "..agent-files.json"
-TMP_PREFIX = "..tmp-"
+TMP_PREFIX = WINDOWS_TMP_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,19 @@ def read_manifest(directory: str) -> Manifest | None:
     files, complete = document.get("files"), document.get("complete")
     if not isinstance(files, list) or not all(isinstance(p, str) for p in files):
         return None
-    return Manifest(tuple(files), complete is True)
+    return Manifest(tuple(p for p in files if _could_be_ours(p)), complete is True)
+
+
+def _could_be_ours(path: str) -> bool:
+    """The manifest lies in the volume, where a pod or anyone with write access to kubelet's
+    directory could change it: an entry the writer could not have made (``..``, an absolute
+    or drive path, a stream, a device name: the payload rules of a Windows node) is ignored,
+    never used as a path to remove."""
+    try:
+        validate_path(path, windows=True)
+    except PayloadError:
+        return False
+    return True
 
 
 def write_manifest(directory: str, paths: Iterable[str], *, complete: bool) -> None:
@@ -110,7 +125,7 @@ def _is_upstream_link(directory: str, name: str) -> bool:
 def survey_directory(directory: str) -> Survey:
     """Sort the entries of ``directory`` into the agent's artefacts and everything else."""
     manifest = read_manifest(directory)
-    listed = {path.split("/", 1)[0].casefold() for path in manifest.files} if manifest else set()
+    listed = {name_key(path.split("/", 1)[0]) for path in manifest.files} if manifest else set()
     artefacts: list[str] = []
     foreign: list[str] = []
     with os.scandir(directory) as entries:
@@ -119,7 +134,7 @@ def survey_directory(directory: str) -> Survey:
             link = is_link_like(entry.stat(follow_symlinks=False))
             ours = (
                 _is_own_name(name)
-                or (not link and name.casefold() in listed)
+                or (not link and name_key(name) in listed)
                 or (link and _is_upstream_link(directory, name))
             )
             (artefacts if ours else foreign).append(name)

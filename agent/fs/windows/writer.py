@@ -32,9 +32,11 @@ import os
 import secrets
 from collections.abc import Sequence
 
+from agent import crashpoints
 from agent.aio.threads import run_blocking
-from agent.errors import FileWriteError
+from agent.errors import FileWriteError, PayloadError
 from agent.fs.capacity import VolumeCapacity
+from agent.fs.layout import METADATA_FILE
 from agent.fs.paths import DEFAULT_MAX_TOTAL_BYTES, validate_payload
 from agent.fs.windows.entries import (
     is_link_like,
@@ -42,15 +44,26 @@ from agent.fs.windows.entries import (
     is_plain_file,
     lstat_or_none,
     plain_file,
+    reached,
     remove_path,
     unlink,
 )
-from agent.fs.windows.layout import TMP_PREFIX, read_manifest, write_durably, write_manifest
+from agent.fs.windows.layout import (
+    MANIFEST_FILE,
+    TMP_PREFIX,
+    read_manifest,
+    write_durably,
+    write_manifest,
+)
 from agent.fs.windows.volumes import PathVolumes
 from agent.model import SecretFile
-from agent.platform.winnames import name_key
+from agent.platform.winnames import name_key, path_length_problem
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_TMP_HEX_BYTES = 6
+TMP_NAME_CHARS = len(TMP_PREFIX) + 2 * _TMP_HEX_BYTES
+# The longest name the agent gives a file of its own (layout.replace_durably's temporary).
+OWN_TMP_SAMPLE = max(f"{MANIFEST_FILE}.{'0' * 8}.tmp", f"{METADATA_FILE}.{'0' * 8}.tmp", key=len)
 
 
 def write_files(directory: str, files: Sequence[SecretFile]) -> bool:
@@ -66,12 +79,14 @@ def write_files(directory: str, files: Sequence[SecretFile]) -> bool:
         return False
     # Recorded before any of them exists: a crash never leaves an unlisted file of ours.
     write_manifest(directory, [*old, *(f.path for f in files)], complete=False)
+    crashpoints.reached("write.listed")
     # Stale files first: a name that turns from a directory into a file (or back) then
     # finds its place free.
     for path in stale:
         _remove_stale(directory, path, wanted)
     for file in changed:
         _replace(directory, file)
+        crashpoints.reached("write.file_replaced")
     write_manifest(directory, [f.path for f in files], complete=True)
     return True
 
@@ -111,7 +126,7 @@ def _replace(directory: str, file: SecretFile) -> None:
     info = lstat_or_none(final)
     if info is not None and (is_link_like(info) or not is_plain_file(info)):
         remove_path(final)  # a directory the old payload had here, or a planted link
-    tmp = os.path.join(parent, f"{TMP_PREFIX}{secrets.token_hex(6)}")
+    tmp = os.path.join(parent, f"{TMP_PREFIX}{secrets.token_hex(_TMP_HEX_BYTES)}")
     try:
         write_durably(tmp, file.contents)
         os.replace(tmp, final)
@@ -121,8 +136,12 @@ def _replace(directory: str, file: SecretFile) -> None:
 
 
 def _remove_stale(directory: str, path: str, wanted: set[str]) -> None:
-    """Remove a file the payload no longer has, then its directories that nothing needs."""
-    remove_path(_local(directory, path))
+    """Remove a file the payload no longer has, then its directories that nothing needs.
+    Only through plain directories: a link planted on the way is never followed."""
+    local = reached(directory, path)
+    if local is None:
+        return  # a directory on the way is gone, or redirects: nothing of ours behind it
+    remove_path(local)
     parts = path.split("/")[:-1]
     while parts:
         prefix = "/".join(parts)
@@ -154,6 +173,16 @@ def _sweep_temporaries(directory: str, files: Sequence[SecretFile]) -> None:
                 unlink(leftover)
 
 
+def _check_lengths(target: str, files: Sequence[SecretFile]) -> None:
+    """Refuse, before anything is written, a payload a node without long paths could only
+    write in part: each file, its directories and its temporary file below the target path
+    (the node's own spelling), and the manifest's temporary file, must fit in MAX_PATH."""
+    for path in (OWN_TMP_SAMPLE, *(f.path for f in files)):
+        problem = path_length_problem(target, path, TMP_NAME_CHARS)
+        if problem is not None:
+            raise PayloadError(f"invalid file path {path!r} below target path {target}: {problem}")
+
+
 class FileReplaceWriter:
     """``PayloadWriter`` port for Windows volumes: checks the target path, then validates
     (Windows name rules) and writes in a worker thread. ``uid``/``gid`` are not applied."""
@@ -164,10 +193,12 @@ class FileReplaceWriter:
         *,
         max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
         capacity: VolumeCapacity | None = None,
+        long_paths: bool = False,
     ) -> None:
         self._volumes = volumes
         self._max_total_bytes = max_total_bytes
         self._capacity = capacity or VolumeCapacity()
+        self._long_paths = long_paths
 
     async def write(
         self,
@@ -182,6 +213,8 @@ class FileReplaceWriter:
     def write_blocking(self, target: str, files: Sequence[SecretFile]) -> bool:
         """:meth:`write` in the calling worker thread (``ports.BlockingVolumeFiles``)."""
         validate_payload(files, max_total_bytes=self._max_total_bytes, windows=True)
+        if not self._long_paths:
+            _check_lengths(self._volumes.parse(target).path, files)
         try:
             directory = self._volumes.target_dir_of(target)
         except FileNotFoundError:

@@ -47,45 +47,32 @@ app: {{ include "ssa.name" . }}
 {{- end -}}
 {{- end -}}
 
-{{/* A duration as the agent's flags take it: Go's form, "90s", "2m", "1h30m". */}}
+{{/*
+A duration as the agent's flags take it: Go's form, "90s", "2m", "1h30m", at most Go's longest
+(2562047h47m16.854775807s; config.parse_duration refuses more).
+*/}}
 {{- define "ssa.duration" -}}
 {{- $text := toString . -}}
 {{- if not (regexMatch "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$" $text) -}}
 {{- fail (printf "%q is not a duration: use Go's form, e.g. 90s, 2m, 1h30m" $text) -}}
 {{- end -}}
+{{- if gt (include "ssa.seconds" $text | float64) 9223372036.854775 -}}
+{{- fail (printf "%q is longer than a Go duration can be (2562047h47m16.854775807s): use a shorter one" $text) -}}
+{{- end -}}
 {{- $text -}}
 {{- end -}}
 
 {{/*
-Values that cannot work fail `helm template` with what to change. Called once, from the
-DaemonSet template.
+The port of a Go listen address (":8095", "0.0.0.0:8095", "[::]:8095"), 1-65535, else a failure
+naming the value. Context: (dict "address" ":8095" "key" "linux.metricsAddr").
 */}}
-{{- define "ssa.validate" -}}
-{{- $image := .Values.linux.image.repository | toString -}}
-{{- if hasSuffix "csi-secrets-store/driver" $image -}}
-{{- fail (printf "linux.image.repository is the upstream driver's image (%s); this chart runs secrets-store-agent: remove linux.image from your values or point it at the agent's image" $image) -}}
-{{- end -}}
-{{- $windowsImage := .Values.windows.image.repository | toString -}}
-{{- if and .Values.windows.enabled (hasSuffix "csi-secrets-store/driver" $windowsImage) -}}
-{{- fail (printf "windows.image.repository is the upstream driver's image (%s); this chart runs secrets-store-agent: remove windows.image from your values or point it at a Windows build of the agent" $windowsImage) -}}
-{{- end -}}
-{{- if not (or .Values.linux.enabled .Values.windows.enabled) -}}
-{{- fail "linux.enabled=false and windows.enabled=false leave no DaemonSet to install: enable at least one" -}}
-{{- end -}}
-{{- if and .Values.syncSecret.enabled (not .Values.rbac.install) -}}
-{{- fail "syncSecret.enabled needs the agent to write Secrets, but rbac.install=false installs no Role for it: set rbac.install=true or grant the agent's service account Secret access yourself and keep syncSecret.enabled=false" -}}
-{{- end -}}
-{{- range $i, $request := .Values.tokenRequests -}}
-{{- if not $request.audience -}}
-{{- fail (printf "tokenRequests[%d].audience is empty: every token request names the audience the provider expects (e.g. vault)" $i) -}}
-{{- end -}}
-{{- end -}}
-{{- include "ssa.validateProviders" . -}}
-{{- end -}}
-
-{{/* The port of a Go listen address (":8095", "0.0.0.0:8095", "[::]:8095"). */}}
 {{- define "ssa.port" -}}
-{{- . | toString | splitList ":" | last -}}
+{{- $address := .address | toString -}}
+{{- $port := regexFind "[0-9]+$" $address -}}
+{{- if or (not (regexMatch "^(\\[[0-9A-Fa-f:.%a-z]+\\]|[^:\\[\\]]*):[0-9]{1,5}$" $address)) (lt (int $port) 1) (gt (int $port) 65535) -}}
+{{- fail (printf "%s %q is not a listen address kubelet can probe: use :PORT or HOST:PORT with a port from 1 to 65535 (IPv6 hosts in brackets), e.g. \":8095\"" .key $address) -}}
+{{- end -}}
+{{- $port -}}
 {{- end -}}
 
 {{/*

@@ -73,6 +73,15 @@ tokenRequests renders (upstream's default values must), and NOTES says what is m
 */}}
 {{- define "ssa.validateProviders" -}}
 {{- $p := .Values.providers -}}
+{{- include "ssa.noCredentials" (dict "where" "providers.vault.address" "text" $p.vault.address) -}}
+{{- include "ssa.noCredentials" (dict "where" "providers.aws.podIdentityEndpoint" "text" $p.aws.podIdentityEndpoint) -}}
+{{- $seen := list -}}
+{{- range $i, $request := .Values.tokenRequests -}}
+{{- if has $request.audience $seen -}}
+{{- fail (printf "tokenRequests[%d].audience %q is listed twice (the API refuses a CSIDriver with a repeated audience): keep one entry per audience" $i $request.audience) -}}
+{{- end -}}
+{{- $seen = append $seen $request.audience -}}
+{{- end -}}
 {{- $audiences := list -}}
 {{- range .Values.tokenRequests }}{{ $audiences = append $audiences .audience }}{{ end -}}
 {{- if and $p.vault.enabled $p.vault.audience (not .Values.tokenRequestFallback) -}}
@@ -80,7 +89,7 @@ tokenRequests renders (upstream's default values must), and NOTES says what is m
 {{- fail (printf "enableSecretRotation=true, but tokenRequests is empty: Vault logs in with the pod's service-account token for audience %q and kubelet would hand the agent none, at mount or at rotation. Add {audience: %s} to tokenRequests, set tokenRequestFallback=true (the agent asks the API for the token), or set providers.vault.enabled=false if no SecretProviderClass uses Vault" $p.vault.audience $p.vault.audience) -}}
 {{- end -}}
 {{- if and $audiences (not (has $p.vault.audience $audiences)) -}}
-{{- fail (printf "providers.vault.audience %q is not in tokenRequests (%s): Vault would get no token for it. Add {audience: %s} to tokenRequests, set providers.vault.audience to the audience your SecretProviderClasses use, or set tokenRequestFallback=true" $p.vault.audience (join ", " $audiences) $p.vault.audience) -}}
+{{- fail (printf "providers.vault.audience %q is not in tokenRequests (%s): Vault would get no token for it. Add {audience: %s} to tokenRequests, set providers.vault.audience to the audience your SecretProviderClasses use, set tokenRequestFallback=true, or set providers.vault.enabled=false if no SecretProviderClass uses Vault" $p.vault.audience (join ", " $audiences) $p.vault.audience) -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.tokenRequestFallback (not .Values.rbac.install) -}}

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from agent.errors import ProviderError
 from agent.model import (
@@ -223,3 +224,65 @@ async def test_an_expiring_token_is_replaced_through_token_request(agents: KubeA
     # The minted token is kept: the next rotation needs no other.
     await advance(node, clock, DUE)
     assert len(node.kube.issuer.issued) == 1
+
+
+async def test_an_invalid_interval_annotation_is_reported_once_per_class_version(
+    node: KubeHarness, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not on every planning pass: one Warning per pod that uses the class, one log line,
+    again only when the annotation's value (or the class) changes."""
+    recorder, queued = node.cluster.events, []
+    record_warning = recorder.warning
+
+    def warning(pod: Any, reason: str, message: str) -> None:
+        queued.append((pod.name, reason))
+        record_warning(pod, reason, message)
+
+    monkeypatch.setattr(recorder, "warning", warning)
+    await set_interval_annotation(node, "soon")
+    web, api = await node.add_pod("web-0"), await node.add_pod("api-0", service_account="api")
+    with capture_logs() as logs:
+        await node.publish(web)
+        await node.publish(api)
+        for _ in range(4):  # four rotations at the flag's interval, and passes between
+            await advance(node, clock, DUE / 2)
+            await advance(node, clock, DUE / 2)
+        await eventually(lambda: len(interval_events(node)) == 2, "one event per pod")
+    assert len(node.provider.requests) > 4  # rotation went on at --rotation-poll-interval
+    assert sorted(queued) == [("api-0", INVALID_INTERVAL), ("web-0", INVALID_INTERVAL)]
+    assert {e["involvedObject"]["name"] for e in interval_events(node)} == {"web-0", "api-0"}
+    for event in interval_events(node):
+        assert event["type"] == "Warning"
+        assert event["message"] == (
+            f"ignoring annotation {ROTATION_POLL_INTERVAL_ANNOTATION} on secretproviderclass "
+            f"default/{SPC}: invalid duration 'soon' (examples: 90s, 2m, 1h30m); "
+            f"using --rotation-poll-interval ({INTERVAL:g}s)"
+        )
+    assert [e["event"] for e in logs].count("rotation.interval_invalid") == 1
+    # Another bad value is a new report; a pass after it says nothing more.
+    await set_interval_annotation(node, "5 minutes")
+    await advance(node, clock, DUE)
+    await eventually(lambda: len(interval_events(node)) == 4, "the new value reported")
+    await advance(node, clock, DUE)
+    assert len(queued) == 4
+
+
+INVALID_INTERVAL = "InvalidRotationPollInterval"
+
+
+async def set_interval_annotation(node: KubeHarness, value: str) -> None:
+    annotations = {ROTATION_POLL_INTERVAL_ANNOTATION: value}
+    node.kube.store.patch(
+        "secretproviderclasses", "default", SPC, {"metadata": {"annotations": annotations}}
+    )
+    informer = node.cluster.spcs.informer
+
+    def cached() -> bool:
+        spc = informer.get("default", SPC)
+        return spc is not None and spc.annotations == annotations
+
+    await eventually(cached, "the annotated class in the agent's cache")
+
+
+def interval_events(node: KubeHarness) -> list[dict[str, Any]]:
+    return [e for e in node.events() if e["reason"] == INVALID_INTERVAL]
