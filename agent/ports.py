@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from agent.model import (
     MountResult,
@@ -22,7 +22,14 @@ from agent.model import (
 
 
 class Provider(Protocol):
-    """A secret store that can produce the files of one volume."""
+    """A secret store that can produce the files of one volume.
+
+    A provider that returns every file and never touches ``request.target_path`` (every
+    built-in one) says so with a class attribute ``files_only = True``: publish then asks it
+    before mounting and mounts in the same worker-thread hop that writes the files. Without it
+    the target is mounted first, as upstream does, since an upstream plugin may write there
+    itself (upstream #551).
+    """
 
     name: str
 
@@ -189,6 +196,35 @@ class VolumeMetadataStore(Protocol):
         ...
 
     async def load(self, target: str) -> dict[str, object] | None: ...
+
+
+# Optional blocking forms of the file-system ports. The core calls them only from a worker
+# thread (``agent.aio.threads.run_blocking``), one after the other in one hop, so a publish pays
+# one thread wake-up for the mount, the write and the saves instead of one each. Same behaviour
+# and errors as the async methods they stand beside.
+
+
+@runtime_checkable
+class BlockingMounter(Protocol):
+    def mount_blocking(self, target: str) -> None: ...
+
+
+@runtime_checkable
+class BlockingPayloadWriter(Protocol):
+    def write_blocking(self, target: str, files: Sequence[SecretFile]) -> bool: ...
+
+
+@runtime_checkable
+class BlockingMetadataStore(Protocol):
+    def save_blocking(self, target: str, document: Mapping[str, object]) -> None: ...
+
+
+@runtime_checkable
+class BlockingPodStatusStore(Protocol):
+    """A ``PodStatusStore`` whose upsert is file-system work (standalone mode): it joins the
+    same hop. Kubernetes mode's upsert only queues an API write and has no blocking form."""
+
+    def upsert_blocking(self, status: PodStatus) -> None: ...
 
 
 class PublishObserver(Protocol):

@@ -156,7 +156,8 @@ class PublishVolume:
             return existing
         try:
             provider = await self._prepare(attempt, lookup)
-            await self._mount(attempt)
+            if not _files_only(provider):
+                await self._mount(attempt)  # the provider may write into the target itself
             result = await self._fetch(attempt, provider)
             changed = await self._store(attempt, result)
         except asyncio.CancelledError:
@@ -286,9 +287,14 @@ class PublishVolume:
         )
 
     async def _store(self, attempt: Attempt, result: MountResult) -> bool:
-        """Write the files, then record them; True when the visible content changed."""
-        changed = await self._content.write_files(attempt.request.target_path, result)
-        attempt.files_changed = changed
+        """Mount if still needed, write the files, record them (one worker-thread hop when the
+        volume stack allows); True when the visible content changed."""
+        mount = None
+        if not (attempt.is_remount or attempt.mounted_here):
+            mount = self._content.joins_mount(self._ports.mounter)
+            if mount is None:
+                await self._mount(attempt)
+            attempt.mounted_here = True  # before the hop starts: from here an undo unmounts
         previous, now = self._table.get(attempt.request.target_path), self._clock()
         record = VolumeRecord(
             target_path=attempt.request.target_path,
@@ -303,7 +309,12 @@ class PublishVolume:
         )
         # Before the saves start: an undo may release the status only if this volume owns it.
         attempt.status_written = self._content.statuses.may_write(record)
-        await self._content.record(record)
+
+        def written(changed: bool) -> None:
+            attempt.files_changed = changed
+
+        await self._content.store(record, result.files, written, mount)
+        changed = attempt.files_changed
         # A first mount, an adoption (first recorded by this agent: its Secrets may never have
         # been synced) or changed content; in the background: kubelet never waits on Secrets.
         jobs, spc = self._ports.secret_sync, attempt.spc
@@ -342,6 +353,12 @@ class PublishVolume:
                 await step()
             except AgentError as err:
                 log.error("node_publish.cleanup_failed", target_path=target, error=err.message)
+
+
+def _files_only(provider: Provider) -> bool:
+    """The provider returns every file and never writes into the target (``ports.Provider``):
+    it is asked before the mount, which then joins the hop that writes its files."""
+    return getattr(provider, "files_only", False) is True
 
 
 async def _discard(lookup: asyncio.Future[SecretProviderClass] | None) -> None:

@@ -9,12 +9,15 @@ deleted when none is left.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import structlog
 
 from agent.core.mount_table import MountTable, StatusKey, status_key
 from agent.core.records import status_of
 from agent.model import VolumeRecord
-from agent.ports import PodStatusStore
+from agent.ports import BlockingPodStatusStore, PodStatusStore
 
 log = structlog.get_logger("agent.statuses")
 
@@ -32,6 +35,13 @@ class VolumeStatuses:
 
     async def write(self, record: VolumeRecord) -> None:
         await self._store.upsert(status_of(record, self._node_name))
+
+    def blocking_write(self, record: VolumeRecord) -> Callable[[], None] | None:
+        """:meth:`write` as a function for a worker thread, when the store has a blocking
+        form (standalone files); None otherwise (Kubernetes mode queues an API write)."""
+        if not isinstance(self._store, BlockingPodStatusStore):
+            return None
+        return partial(self._store.upsert_blocking, status_of(record, self._node_name))
 
     async def release(self, key: StatusKey) -> None:
         """After a volume with status ``key`` left the table: hand the status to the next live

@@ -326,11 +326,16 @@ class AsyncPayloadWriter:
         uid: int | None = None,
         gid: int | None = None,
     ) -> bool:
-        return await run_blocking(self._write_sync, target, files, uid, gid)
+        return await run_blocking(self.write_blocking, target, files, uid, gid)
 
-    def _write_sync(
-        self, target: str, files: Sequence[SecretFile], uid: int | None, gid: int | None
+    def write_blocking(
+        self,
+        target: str,
+        files: Sequence[SecretFile],
+        uid: int | None = None,
+        gid: int | None = None,
     ) -> bool:
+        """:meth:`write` in the calling worker thread (``ports.BlockingVolumeFiles``)."""
         try:
             fd = self._volumes.open_target_path(target)
         except FileNotFoundError:

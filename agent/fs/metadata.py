@@ -83,9 +83,13 @@ class MetadataFiles(ABC):
 
     async def save(self, target: str, document: Mapping[str, object]) -> None:
         """Callers pass plain JSON data with no secret material (core's record_to_metadata)."""
+        await run_blocking(self.save_blocking, target, document)
+
+    def save_blocking(self, target: str, document: Mapping[str, object]) -> None:
+        """:meth:`save` in the calling worker thread (``ports.BlockingVolumeFiles``)."""
         encoded = json.dumps(document, sort_keys=True).encode()
         try:
-            await run_blocking(self._save_sync, target, encoded)
+            self._save_sync(target, encoded)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise self._capacity.full(target) from None

@@ -169,7 +169,7 @@ class _Mounter:
         there was one (tmpfs only)."""
         return False
 
-    def _mount_sync(self, path: str) -> None:
+    def mount_blocking(self, path: str) -> None:
         raise NotImplementedError
 
     def _make_target(self, path: str) -> MadeTarget:
@@ -186,7 +186,7 @@ class _Mounter:
         return await run_blocking(self._is_mounted_sync, target)
 
     async def mount(self, target: str) -> None:
-        await run_blocking(self._mount_sync, target)
+        await run_blocking(self.mount_blocking, target)
 
     async def inspect(self, target: str) -> VolumeState | None:
         return await run_blocking(self._inspect_sync, target)
@@ -294,7 +294,7 @@ class TmpfsMounter(_Mounter):
     def _state(self, opened: _Target, found: Survey) -> VolumeState:
         return VolumeState(found.content, found.has_metadata)
 
-    def _mount_sync(self, path: str) -> None:
+    def mount_blocking(self, path: str) -> None:
         made = self._make_target(path)
         try:
             if not made.created:
@@ -350,7 +350,7 @@ class DirectoryMounter(_Mounter):
             raise refuse_foreign(opened.spec, found)
         return VolumeState(found.content, found.has_metadata)
 
-    def _mount_sync(self, path: str) -> None:
+    def mount_blocking(self, path: str) -> None:
         self._make_target(path).close()
         crashpoints.reached("publish.mounted")
 

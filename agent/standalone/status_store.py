@@ -46,12 +46,16 @@ class DirectoryPodStatusStore:
         return self.root / namespace / f"{name}.yaml"
 
     async def upsert(self, status: PodStatus) -> None:
+        await run_blocking(self.upsert_blocking, status)
+
+    def upsert_blocking(self, status: PodStatus) -> None:
+        """:meth:`upsert` in the calling worker thread (``ports.BlockingPodStatusStore``)."""
         path = self.path_for(status.namespace, status.name)
         # Compact JSON is valid YAML and produced by the C encoder, far faster than PyYAML's
         # Python-side representer (or json's indent mode); this write is on the publish path.
         text = json.dumps(to_manifest(status)) + "\n"
         try:
-            await run_blocking(_write_atomically, path, text.encode())
+            _write_atomically(path, text.encode())
         except OSError as exc:
             raise StatusError(
                 f"cannot write pod status {status.namespace}/{status.name}: {exc.strerror}"

@@ -435,10 +435,11 @@ async def test_failed_metadata_write_leaves_no_status_and_no_mount(
 ) -> None:
     from agent.errors import FileWriteError
 
-    async def failing_save(target: str, document: object) -> None:
+    def failing_save(target: str, document: object) -> None:
         raise FileWriteError(f"failed to save volume metadata in {target}: No space left on device")
 
-    monkeypatch.setattr(harness.agent.metadata, "save", failing_save)
+    # Publish saves in the worker thread that writes the files (its blocking form).
+    monkeypatch.setattr(harness.agent.metadata, "save_blocking", failing_save)
     target = harness.target()
     details = await expect_error(
         harness.kubelet.publish(publish_request(target)), grpc.StatusCode.INTERNAL

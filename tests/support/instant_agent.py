@@ -19,6 +19,7 @@ from agent.providers.registry import ProviderContext, ProviderRegistry
 
 class InstantProvider:
     name = "instant"
+    files_only = True  # as the built-in providers (ports.Provider)
 
     def __init__(self) -> None:
         self._cache: dict[tuple[int, int, str], MountResult] = {}

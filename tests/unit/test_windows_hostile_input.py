@@ -110,7 +110,7 @@ def test_a_nested_temporary_name_cannot_vanish_from_a_written_volume(volume: Pat
         PathVolumes(make_target_rules(ROOT, windows=True), str(volume.parents[6] / "kubelet"))
     )
     with pytest.raises(PayloadError):
-        writer.write_sync(TARGET, payload("k", f"sub/{TMP_PREFIX}keep"))
+        writer.write_blocking(TARGET, payload("k", f"sub/{TMP_PREFIX}keep"))
 
 
 @pytest.mark.parametrize(
@@ -245,11 +245,11 @@ def test_a_payload_too_long_for_max_path_is_refused_before_anything_is_written(
     be written and the rest fail, each retry alike. Refused up front, naming the limit."""
     before = sorted(p.name for p in volume.iterdir())
     with pytest.raises(PayloadError, match=rule.replace("(", "\\(").replace(")", "\\)")):
-        long_path_writer(volume, long_paths=False).write_sync(TARGET, payload("a", path))
+        long_path_writer(volume, long_paths=False).write_blocking(TARGET, payload("a", path))
     assert sorted(p.name for p in volume.iterdir()) == before
-    assert long_path_writer(volume, long_paths=True).write_sync(TARGET, payload("a", path))
+    assert long_path_writer(volume, long_paths=True).write_blocking(TARGET, payload("a", path))
 
 
 @pytest.mark.parametrize("path", ["f" * FITS, "d/" + "f" * (FITS - 2), "d" * (FITS - 19) + "/k"])
 def test_a_payload_that_fits_max_path_is_written(volume: Path, path: str) -> None:
-    assert long_path_writer(volume, long_paths=False).write_sync(TARGET, payload(path))
+    assert long_path_writer(volume, long_paths=False).write_blocking(TARGET, payload(path))

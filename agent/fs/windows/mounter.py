@@ -37,7 +37,7 @@ class WindowsDirectoryMounter:
         return await run_blocking(self._inspect_sync, target)
 
     async def mount(self, target: str) -> None:
-        await run_blocking(self._mount_sync, target)
+        await run_blocking(self.mount_blocking, target)
 
     async def unmount(self, target: str) -> None:
         await run_blocking(self._unmount_sync, target)
@@ -79,7 +79,7 @@ class WindowsDirectoryMounter:
             raise refuse_foreign(spec, found)
         return VolumeState(found.content, found.has_metadata)
 
-    def _mount_sync(self, target: str) -> None:
+    def mount_blocking(self, target: str) -> None:
         spec = self.volumes.parse(target)
         try:
             self.volumes.make_target(spec)

@@ -208,9 +208,10 @@ class FileReplaceWriter:
         uid: int | None = None,
         gid: int | None = None,
     ) -> bool:
-        return await run_blocking(self.write_sync, target, files)
+        return await run_blocking(self.write_blocking, target, files)
 
-    def write_sync(self, target: str, files: Sequence[SecretFile]) -> bool:
+    def write_blocking(self, target: str, files: Sequence[SecretFile]) -> bool:
+        """:meth:`write` in the calling worker thread (``ports.BlockingVolumeFiles``)."""
         validate_payload(files, max_total_bytes=self._max_total_bytes, windows=True)
         if not self._long_paths:
             _check_lengths(self._volumes.parse(target).path, files)

@@ -46,6 +46,8 @@ class AwsProvider:
     ``node_labels`` gives the node's region when neither ``region`` nor ``AWS_REGION`` does.
     """
 
+    files_only = True  # returns every file, never writes into the target (ports.Provider)
+
     def __init__(
         self,
         name: str = "aws",

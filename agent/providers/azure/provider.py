@@ -47,6 +47,8 @@ class AzureProvider:
     ``write_cert_and_key_in_separate_files`` are upstream's flags of the same names.
     """
 
+    files_only = True  # returns every file, never writes into the target (ports.Provider)
+
     def __init__(
         self,
         name: str = "azure",

@@ -43,6 +43,8 @@ class GcpProvider:
     seconds) and ``sleep`` let tests drive token expiry and retry backoff without waiting.
     """
 
+    files_only = True  # returns every file, never writes into the target (ports.Provider)
+
     def __init__(
         self,
         name: str = "gcp",

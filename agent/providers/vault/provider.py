@@ -45,6 +45,8 @@ class VaultProvider:
     (transport.response_limit).
     """
 
+    files_only = True  # returns every file, never writes into the target (ports.Provider)
+
     def __init__(
         self,
         name: str = "vault",
