@@ -122,6 +122,11 @@ spec:
 
 async def publish(harness: AgentHarness, world: VaultWorld, objects: str) -> Path:
     write_spc(harness, world, objects)
+    return await publish_written(harness, world)
+
+
+async def publish_written(harness: AgentHarness, world: VaultWorld) -> Path:
+    """Publish pod app-0's volume of the class ``bank`` as it is on disk now."""
     uid = world.pod_uid("app-0")
     target = harness.target(uid=uid)
     request = publish_request(

@@ -17,12 +17,15 @@ from agent.providers.aws.node_region import REGION_LABEL, NodeRegion
 from agent.providers.aws.objects import AwsObject, parse_objects
 from agent.providers.common.gostrconv import parse_bool
 from agent.providers.common.goyaml import Decoder, load
+from agent.providers.common.parameters import require_parameter
 
 AddressType = Literal["auto", "ipv4", "ipv6"]
 
 # A region becomes a host name label in the endpoint: refuse anything that could not be one.
 _REGION = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
 DEFAULT_TRANSLATION = "_"
+
+OBJECTS_SHAPE = "a YAML list of objectName, objectType ..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,8 @@ def parse_config(
     provider reads it into ``node``: node_region.py).
     """
     settings = parse_settings(attributes, env, node)
-    objects = objects_from(attributes.get("objects", ""), *objects_context(settings))
+    text = require_parameter(attributes, "objects", OBJECTS_SHAPE)
+    objects = objects_from(text, *objects_context(settings))
     return replace(settings, objects=objects)
 
 

@@ -21,7 +21,13 @@ import structlog
 from agent.errors import ProviderTimeout, ProviderUnavailable
 from agent.model import MountResult, PodIdentity, ProviderRequest
 from agent.ports import NodeLabelSource, ServiceAccountSource
-from agent.providers.aws.config import AwsConfig, objects_context, objects_from, parse_settings
+from agent.providers.aws.config import (
+    OBJECTS_SHAPE,
+    AwsConfig,
+    objects_context,
+    objects_from,
+    parse_settings,
+)
 from agent.providers.aws.content import mount_result
 from agent.providers.aws.endpoints import AwsEnvironment
 from agent.providers.aws.fetch import Fetched, Fetcher
@@ -29,6 +35,7 @@ from agent.providers.aws.identity import IdentityResolver
 from agent.providers.aws.node_region import fallback_region
 from agent.providers.aws.transport import AwsTransport, RetryPolicy, Timeouts
 from agent.providers.common.deadline import deadline, time_left
+from agent.providers.common.parameters import ConfigWarnings, require_parameter
 from agent.providers.common.parsed import parsed
 
 log = structlog.get_logger(__name__)
@@ -62,6 +69,7 @@ class AwsProvider:
         timeouts: Timeouts | None = None,
     ) -> None:
         self.name = name
+        self._config_warnings = ConfigWarnings("aws.config_warning")
         self._env = dict(os.environ if env is None else env)
         self._timeout = timeout
         self._node_labels = node_labels
@@ -106,11 +114,10 @@ class AwsProvider:
         started = time.monotonic()
         node = await fallback_region(request.attributes, self._env, self._node_labels)
         settings = parse_settings(request.attributes, self._env, node)
-        text = request.attributes.get("objects", "")
+        text = require_parameter(request.attributes, "objects", OBJECTS_SHAPE)
         objects = await parsed(objects_from, text, *objects_context(settings))
         config = replace(settings, objects=objects)
-        for warning in config.warnings:
-            log.warning("aws.config_warning", provider=self.name, warning=warning)
+        self._config_warnings.log(self.name, request, config.warnings)
         pod = request.identity
         fetched = await self._fetch(config, pod)
         result = mount_result(fetched, request.default_mode)

@@ -17,11 +17,14 @@ from agent.errors import InvalidSecretProviderClass
 from agent.providers.azure.identity import IdentityChoice
 from agent.providers.azure.objects import KeyVaultObject, parse_objects
 from agent.providers.common.gostrconv import parse_bool
+from agent.providers.common.parameters import require_parameter
 
 _VAULT_NAME = re.compile(r"^[-A-Za-z0-9]+$")
 # azidentity's rule for tenant IDs; the tenant is a URL path segment of the token endpoint.
 _TENANT = re.compile(r"^[0-9A-Za-z.-]+$")
 _CLIENT_ID = re.compile(r"^[0-9A-Za-z._-]{1,128}$")
+
+OBJECTS_SHAPE = "a YAML mapping whose 'array' lists objects"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +134,7 @@ def parse_config(
 
 def objects_text(attributes: Mapping[str, str]) -> str:
     """The ``objects`` parameter as :func:`objects_from` takes it (trimmed)."""
-    return attributes.get("objects", "").strip()
+    return require_parameter(attributes, "objects", OBJECTS_SHAPE).strip()
 
 
 def objects_from(text: str) -> tuple[KeyVaultObject, ...]:

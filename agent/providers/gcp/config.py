@@ -22,6 +22,7 @@ from typing import Literal
 
 from agent.errors import InvalidSecretProviderClass, PayloadError
 from agent.fs.paths import validate_path
+from agent.providers.common.parameters import require_parameter
 from agent.providers.gcp.resources import Resource, parse_resource
 from agent.providers.gcp.secrets_yaml import RawSecret, load_secrets
 
@@ -77,9 +78,8 @@ def parse_config(
             "ALLOW_NODE_PUBLISH_SECRET is not true"
         )
     auth = _auth(attributes.get("auth", ""), has_key=has_key)
-    if "secrets" not in attributes:
-        raise InvalidSecretProviderClass("secrets: is required (a YAML list of resourceName ...)")
-    entries, unknown = secrets_from(attributes["secrets"]) if secrets is None else secrets
+    text = require_parameter(attributes, "secrets", "a YAML list of resourceName ...")
+    entries, unknown = secrets_from(text) if secrets is None else secrets
     warnings.extend(unknown)
     key_json = node_publish_secrets.get(KEY_JSON, "") if auth == "key.json" else ""
     return MountConfig(entries, auth, key_json, tuple(warnings))

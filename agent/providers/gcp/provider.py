@@ -14,6 +14,7 @@ from agent.errors import AgentError, ProviderError, ProviderThrottled, ProviderU
 from agent.model import MountResult, ObjectVersion, PodIdentity, ProviderRequest, SecretFile
 from agent.ports import ServiceAccountSource
 from agent.providers.common.deadline import deadline
+from agent.providers.common.parameters import ConfigWarnings
 from agent.providers.common.parsed import parsed
 from agent.providers.gcp.adc import AdcCredentials
 from agent.providers.gcp.config import MountConfig, SecretEntry, parse_config, secrets_from
@@ -58,6 +59,7 @@ class GcpProvider:
         on_request: RequestHook | None = None,
     ) -> None:
         self.name = name
+        self._config_warnings = ConfigWarnings("gcp.config_warning")
         self._settings = settings or load_settings(env)
         self._timeout = timeout
         self._http = GoogleHttp(timeout=timeout, sleep=sleep, on_request=on_request)
@@ -79,8 +81,7 @@ class GcpProvider:
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
         config = await self._config(request)
-        for warning in config.warnings:
-            log.warning("gcp.config_warning", provider=self.name, warning=warning)
+        self._config_warnings.log(self.name, request, config.warnings)
         budget = self._timeout * _DEADLINE_SHARE
         try:
             # The deadline ends every request and retry in time, with Google's last answer;

@@ -14,8 +14,9 @@ from urllib.parse import urlsplit
 
 from agent.errors import InvalidSecretProviderClass
 from agent.providers.common.gostrconv import parse_bool
+from agent.providers.common.parameters import require_parameter
 from agent.providers.common.trusted import NOTHING_TRUSTED, TrustedDirs
-from agent.providers.vault.objects import SecretObject, parse_objects
+from agent.providers.vault.objects import OBJECTS_SHAPE, SecretObject, parse_objects
 
 Flavour = Literal["vault", "openbao"]
 Parsed = tuple[tuple[SecretObject, ...], tuple[str, ...]]  # parse_objects: objects, warnings
@@ -112,7 +113,7 @@ def parse_config(
     provider parses through common.parsed); parsed here otherwise."""
     params = _Params(attributes, flavour)
     if objects is None:
-        objects = parse_objects(attributes.get("objects", ""))
+        objects = parse_objects(require_parameter(attributes, "objects", OBJECTS_SHAPE))
     role = params.text("roleName", *params.spellings("RoleName"))
     if not role:
         raise InvalidSecretProviderClass("roleName: is required (the Vault role to log in as)")

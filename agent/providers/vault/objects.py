@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from agent.errors import InvalidSecretProviderClass
+from agent.errors import InvalidSecretProviderClass, PayloadError
+from agent.fs.paths import validate_path
 from agent.providers.common.encoding import UnknownEncoding, canonical_encoding
 from agent.providers.common.gojson import UnsupportedValue, marshal_text
 from agent.providers.common.goyaml import Decoder, Struct, Value, load
@@ -23,6 +24,7 @@ from agent.providers.common.goyaml import Decoder, Struct, Value, load
 KNOWN_FIELDS = frozenset(
     {"objectName", "secretPath", "secretKey", "method", "secretArgs", "filePermission", "encoding"}
 )
+OBJECTS_SHAPE = "a YAML list of objectName, secretPath, secretKey"
 _METHOD = re.compile(r"^[A-Za-z]{1,16}$")
 # A quoted "0600" or "0o600": upstream only takes YAML ints, but a string in octal is
 # unambiguous and is what AWS and Azure users type, so accept it rather than fail.
@@ -110,6 +112,10 @@ def _parse_object(index: int, fields: Struct) -> SecretObject:
     name = fields.string("objectName", required=True)
     if name.startswith("/") or ".." in name.split("/"):
         raise _fail(index, "objectName", "must be a relative file name without '..'")
+    try:
+        validate_path(name)  # the writer's rules, checked before anything is fetched
+    except PayloadError as err:
+        raise _fail(index, "objectName", err.message) from None
     secret_path = fields.string("secretPath", required=True)
     method = fields.string("method") or "GET"
     if not _METHOD.match(method):

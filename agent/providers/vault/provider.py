@@ -16,13 +16,14 @@ from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
 from agent.errors import ProviderError, ProviderUnavailable
 from agent.model import MountResult, ProviderRequest, SecretFile
 from agent.providers.common.failures import first_error
+from agent.providers.common.parameters import ConfigWarnings, require_parameter
 from agent.providers.common.parsed import parsed
 from agent.providers.common.trusted import TrustedDirs
 from agent.providers.vault.client import DEFAULT_TIMEOUT_S, Login, Token, VaultClient
 from agent.providers.vault.config import Defaults, Flavour, VaultConfig, parse_config
 from agent.providers.vault.content import object_content, object_version
 from agent.providers.vault.nodefiles import NodeFiles, names_node_files, read_node_files
-from agent.providers.vault.objects import ReadKey, parse_objects
+from agent.providers.vault.objects import OBJECTS_SHAPE, ReadKey, parse_objects
 from agent.providers.vault.secret import VaultSecret
 from agent.providers.vault.tokens import TokenKey, jwt_digest
 from agent.providers.vault.transport import Target
@@ -63,6 +64,7 @@ class VaultProvider:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.name = name
+        self._config_warnings = ConfigWarnings("vault.config_warning")
         self._trusted = TrustedDirs(trusted_dirs)
         self._flavour: Flavour = flavour or ("openbao" if name == "openbao" else "vault")
         self._defaults = _defaults(
@@ -82,7 +84,8 @@ class VaultProvider:
 
     async def mount(self, request: ProviderRequest) -> MountResult:
         started = time.monotonic()
-        objects = await parsed(parse_objects, request.attributes.get("objects", ""))
+        text = require_parameter(request.attributes, "objects", OBJECTS_SHAPE)
+        objects = await parsed(parse_objects, text)
         config = parse_config(
             request.attributes,
             self._flavour,
@@ -90,8 +93,7 @@ class VaultProvider:
             trusted=self._trusted,
             objects=objects,
         )
-        for warning in config.warnings:
-            log.warning("vault.config_warning", provider=self.name, warning=warning)
+        self._config_warnings.log(self.name, request, config.warnings)
         # The trust check reads the TLS files (and resolves the socket) once, in a worker
         # thread: the bytes read are the bytes used, and the event loop never waits on a disk.
         # Without a node path it reads nothing: no thread hop (a wake-up paid per publish).
