@@ -129,3 +129,18 @@ async def test_an_ignored_field_is_warned_once_naming_the_class_and_pod(
         }
     ]
     assert PASSWORD not in repr(logs)
+
+
+async def test_at_v0_a_publish_is_one_line_and_the_provider_summary_is_debug(
+    vault_agent: AgentHarness,  # noqa: F811
+    world: VaultWorld,
+    logs: list[MutableMapping[str, Any]],
+) -> None:
+    """``-v=0`` shows one line per publish (plus the pod's Vault login); the provider's own
+    summary repeats it and, since rotation calls the provider too, would add a line per volume
+    at every poll even when nothing changed (``rotation.fetched`` is ``-v=1`` for that reason)."""
+    objects = f"- {{objectName: pw, secretPath: {db(world)}, secretKey: password}}"
+    await publish(vault_agent, world, objects)
+    shown = [entry["event"] for entry in logs if entry["log_level"] != "debug"]
+    assert shown == ["vault.login", "node_publish.completed"]
+    assert [e["log_level"] for e in logs if e["event"] == "vault.mount.completed"] == ["debug"]

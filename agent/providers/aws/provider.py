@@ -121,7 +121,9 @@ class AwsProvider:
         pod = request.identity
         fetched = await self._fetch(config, pod)
         result = mount_result(fetched, request.default_mode)
-        log.info(
+        # Debug (-v=1): node_publish.completed says it at -v=0, and rotation calls mount at
+        # every poll, where an unchanged volume is silent at -v=0 (rotation.fetched is -v=1).
+        log.debug(
             "aws.mount.completed",
             provider=self.name,
             namespace=pod.namespace,

@@ -101,7 +101,9 @@ class AzureProvider:
         with deadline(self._timeout):
             fetched = await fetch_volume(client, config.objects)
         result = await self._result(fetched, request.default_mode)
-        log.info(
+        # Debug (-v=1): node_publish.completed says it at -v=0, and rotation calls mount at
+        # every poll, where an unchanged volume is silent at -v=0 (rotation.fetched is -v=1).
+        log.debug(
             "azure.mount.completed",
             provider=self.name,
             namespace=request.identity.namespace,

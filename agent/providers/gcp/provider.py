@@ -95,7 +95,9 @@ class GcpProvider:
                 f"Google APIs did not answer within {budget:.3g}s ({len(config.secrets)} secrets)"
             ) from None
         result = await _result(config, fetched, request.default_mode)
-        log.info(
+        # Debug (-v=1): node_publish.completed says it at -v=0, and rotation calls mount at
+        # every poll, where an unchanged volume is silent at -v=0 (rotation.fetched is -v=1).
+        log.debug(
             "gcp.mount.completed",
             provider=self.name,
             namespace=request.identity.namespace,

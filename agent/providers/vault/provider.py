@@ -111,7 +111,9 @@ class VaultProvider:
                 f"Vault at {config.address} did not answer within {self._timeout:g}s"
             ) from None
         result = self._result(config, responses, request.default_mode)
-        log.info(
+        # Debug (-v=1): node_publish.completed says it at -v=0, and rotation calls mount at
+        # every poll, where an unchanged volume is silent at -v=0 (rotation.fetched is -v=1).
+        log.debug(
             "vault.mount.completed",
             provider=self.name,
             namespace=request.identity.namespace,
