@@ -166,8 +166,11 @@ def _unmount(args: list[str]) -> int:
         raise ConfigError("--target or --uid (with --volume) names the volume to unmount")
     target = _target(ns)
     volume_id = ns.volume_id or _volume_id(target)
+    # NodeUnpublishVolume succeeds whether or not anything was there (kubelet retries rely on
+    # it); look first so the message does not claim an unmount that never happened.
+    existed = os.path.lexists(target)
     asyncio.run(unpublish(socket_path_from_endpoint(ns.endpoint), volume_id, target))
-    print(f"unmounted {target}")
+    print(f"unmounted {target}" if existed else f"nothing was mounted at {target}")
     return 0
 
 

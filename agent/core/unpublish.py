@@ -70,13 +70,22 @@ class UnpublishVolume:
             )
             raise
         self._observer.unpublish_succeeded()
+        # A volume the agent never knew has no pod or class: leave the keys out rather than
+        # print pod=None spc=None ... in kubectl logs.
+        volume = (
+            {
+                "pod": record.pod.name,
+                "namespace": record.pod.namespace,
+                "spc": record.spc_name,
+                "provider": record.provider,
+            }
+            if record
+            else {}
+        )
         log.info(
             "node_unpublish.completed",
             target_path=target_path,
-            pod=record.pod.name if record else None,
-            namespace=record.pod.namespace if record else None,
-            spc=record.spc_name if record else None,
-            provider=record.provider if record else None,
+            **volume,
             outcome="unmounted" if record else "unknown_volume",
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )

@@ -186,6 +186,14 @@ def test_unknown_spc_is_named_and_nothing_is_mounted(agents: Agents, token_file:
     assert agent.status_files() == []
     (failed,) = agent.events_named("node_publish.failed")
     assert failed["reason"] == "SecretProviderClassNotFound"
+
+    # Unmounting what never got mounted succeeds (kubelet's retries rely on that) and says so.
+    unmounted = unmount_cli(agent, target)
+    assert_ok(unmounted)
+    assert unmounted.stdout.strip() == f"nothing was mounted at {target}"
+    (unpublished,) = agent.events_named("node_unpublish.completed")
+    assert unpublished["outcome"] == "unknown_volume"
+    assert None not in unpublished.values()  # no pod=None spc=None ... in kubectl logs
     assert agent.terminate() == 0
 
 
