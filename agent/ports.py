@@ -131,9 +131,17 @@ class ChangeListener(Protocol):
 
 
 class PodStatusStore(Protocol):
-    async def upsert(self, status: PodStatus) -> None: ...
+    """SecretProviderClassPodStatus objects (upstream §6). Informational: recovery rebuilds the
+    mount table from the volumes and their metadata and rewrites statuses from it."""
 
-    async def delete(self, namespace: str, name: str) -> None: ...
+    async def upsert(self, status: PodStatus) -> None:
+        """Queue ``status``; it is written behind the caller (coalesced, retried on failure).
+        StatusError at once for a name the store cannot hold."""
+        ...
+
+    async def delete(self, namespace: str, name: str) -> None:
+        """Remove the status; a queued write of it never lands afterwards."""
+        ...
 
     async def load_all(self) -> list[PodStatus]:
         """Every status this node wrote; used to rebuild the mount table after a restart."""
@@ -217,14 +225,6 @@ class BlockingPayloadWriter(Protocol):
 @runtime_checkable
 class BlockingMetadataStore(Protocol):
     def save_blocking(self, target: str, document: Mapping[str, object]) -> None: ...
-
-
-@runtime_checkable
-class BlockingPodStatusStore(Protocol):
-    """A ``PodStatusStore`` whose upsert is file-system work (standalone mode): it joins the
-    same hop. Kubernetes mode's upsert only queues an API write and has no blocking form."""
-
-    def upsert_blocking(self, status: PodStatus) -> None: ...
 
 
 class PublishObserver(Protocol):
