@@ -46,6 +46,10 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,248}[A-Za-z0-9])?")
 log = structlog.get_logger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
+# How far behind the publish the writer starts: past the reply's encoding and socket writes, so
+# its worker thread does not compete with them for the GIL (and a burst of pod starts shares
+# one hop). Not a correctness bound: nothing waits for the file.
+WRITE_BEHIND_DELAY_S = 0.005
 
 
 class DirectoryPodStatusStore:
@@ -108,6 +112,7 @@ class DirectoryPodStatusStore:
     async def _write_behind(self) -> None:
         """Write what is wanted until nothing is; a failed write is retried after backoff
         unless a newer wish or a delete replaced it."""
+        await asyncio.sleep(WRITE_BEHIND_DELAY_S)
         while self._wanted:
             self._writing, self._wanted = self._wanted, {}
             self._batch_done = asyncio.Event()
