@@ -227,6 +227,28 @@ class BlockingMetadataStore(Protocol):
     def save_blocking(self, target: str, document: Mapping[str, object]) -> None: ...
 
 
+# The check before the provider call: the mount-point inspection and, when the class source
+# re-reads files (standalone manifests), that re-read, one after the other in one hop.
+
+
+@runtime_checkable
+class BlockingInspector(Protocol):
+    def inspect_blocking(self, target: str) -> VolumeState | None: ...
+
+
+@runtime_checkable
+class BlockingClassReader(Protocol):
+    """A ``SecretProviderClassSource`` whose refresh is file-system work, split in two: the read
+    (any worker thread; returns what it read) and the lookup in it (on the event loop, which
+    installs the read unless a newer one was installed meanwhile, then re-reads)."""
+
+    def read_blocking(self) -> object: ...
+
+    async def get_read(self, read: object, namespace: str, name: str) -> SecretProviderClass:
+        """As ``SecretProviderClassSource.get``, answered from ``read``."""
+        ...
+
+
 class PublishObserver(Protocol):
     """Receives the outcome of every publish/unpublish (metrics). Labels are names, never values."""
 
