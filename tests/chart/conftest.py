@@ -18,6 +18,8 @@ CHART = REPO / "charts" / "secrets-store-agent"
 FULL = CHART / "ci" / "full-values.yaml"
 OPENSHIFT = CHART / "values-openshift.yaml"
 UPSTREAM_DEFAULTS = Path(__file__).with_name("upstream_default_values.yaml")
+# Every key any upstream release from v0.3.0 to v1.6.0 shipped (source in its header).
+UPSTREAM_HISTORIC = Path(__file__).with_name("upstream_historic_values.yaml")
 # The chart's kubeVersion floor, and the newest Kubernetes kubernetes-validate knows.
 OLDEST_KUBERNETES = "1.30.0"
 NAMESPACE = "kube-system"
@@ -59,6 +61,17 @@ class Helm:
         done = self.run(*self.template_args(values, sets, namespace, kube_version))
         assert done.returncode == 0, done.stderr
         return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+    def install_notes(self, *values: Path, sets: Iterable[str] = ()) -> str:
+        """The NOTES `helm install` prints, from a client-side dry run (no cluster)."""
+        args = ["install", "rel", str(CHART), "--namespace", NAMESPACE, "--dry-run=client"]
+        for path in values:
+            args += ["-f", str(path)]
+        for item in sets:
+            args += ["--set", item]
+        done = self.run(*args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split("\nNOTES:\n", 1)[1]
 
     def template_error(
         self, *values: Path, sets: Iterable[str] = (), namespace: str = NAMESPACE

@@ -12,10 +12,10 @@ import yaml
 from tests.chart.conftest import FULL, UPSTREAM_DEFAULTS, Helm, container, one
 
 
-def without_images(tmp_path: Path) -> Path:
-    """Upstream's default values minus its driver images (the one thing that cannot carry
-    over: they would run the upstream binary with this chart's flags)."""
-    values = yaml.safe_load(UPSTREAM_DEFAULTS.read_text())
+def without_images(tmp_path: Path, upstream: Path = UPSTREAM_DEFAULTS) -> Path:
+    """Upstream's values minus its driver images (the one thing that cannot carry over: they
+    would run the upstream binary with this chart's flags)."""
+    values = yaml.safe_load(upstream.read_text())
     for tree in ("linux", "windows"):
         del values[tree]["image"]
     path = tmp_path / "upstream-values.yaml"
