@@ -58,6 +58,7 @@ from agent.web import Check, WebServer
 if TYPE_CHECKING:
     from agent.k8s.adapter import KubernetesAdapter
     from agent.standalone.spc_source import DirectorySecretProviderClassSource
+    from agent.standalone.status_store import DirectoryPodStatusStore
     from agent.sync.resync import SecretResync
     from agent.sync.syncer import SecretSyncer
 
@@ -91,6 +92,8 @@ class Agent:
     secret_resync: SecretResync | None = field(default=None, repr=False)
     rotation: RotationScheduler | None = field(default=None, repr=False)
     manifests: DirectorySecretProviderClassSource | None = field(default=None, repr=False)
+    # Standalone mode: status files written behind the publishes; flushed at stop.
+    status_files: DirectoryPodStatusStore | None = field(default=None, repr=False)
     platform: NodePlatform = field(default_factory=current_platform, repr=False)
 
     async def start(self) -> None:
@@ -174,6 +177,8 @@ class Agent:
             await self.secret_sync.close()
         if self.cleanup is not None:
             await self.cleanup.close()
+        if self.status_files is not None:
+            await self.status_files.close()
         if self.cluster is not None:
             await self.cluster.stop()
         await self.providers.close()
@@ -331,6 +336,7 @@ def build_agent(
         secret_resync=resync,
         rotation=rotation,
         manifests=sources.manifests,
+        status_files=sources.status_files,
         platform=platform,
     )
 
@@ -414,6 +420,7 @@ class _Sources:
     cluster: KubernetesAdapter | None = None
     minter: ServiceAccountTokenMinter | None = None
     manifests: DirectorySecretProviderClassSource | None = None
+    status_files: DirectoryPodStatusStore | None = None
     node_labels: NodeLabelSource | None = None
 
 
@@ -444,11 +451,13 @@ def _configuration_sources(
     manifests = DirectorySecretProviderClassSource(directory)
     # Without --nodeid there is no Node manifest to look for.
     nodes = DirectoryNodeLabels(manifests, settings.node_id) if settings.node_id else None
+    status_files = DirectoryPodStatusStore(directory)
     return _Sources(
         manifests,
-        DirectoryPodStatusStore(directory),
+        status_files,
         manifests,
         manifests=manifests,
+        status_files=status_files,
         node_labels=nodes,
     )
 
