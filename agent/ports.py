@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 from agent.model import (
@@ -226,14 +225,6 @@ class BlockingPayloadWriter(Protocol):
 @runtime_checkable
 class BlockingMetadataStore(Protocol):
     def save_blocking(self, target: str, document: Mapping[str, object]) -> None: ...
-
-
-@runtime_checkable
-class SharedTargetWalk(Protocol):
-    """A writer whose blocking steps (and the mounter's and metadata store's of its stack) can
-    share one confined walk to a target's directory within a block of one worker thread."""
-
-    def shared_walk(self, target: str) -> AbstractContextManager[None]: ...
 
 
 # The check before the provider call: the mount-point inspection and, when the class source

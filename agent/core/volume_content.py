@@ -37,7 +37,6 @@ from agent.ports import (
     PayloadWriter,
     PodStatusStore,
     Provider,
-    SharedTargetWalk,
     VolumeMetadataStore,
 )
 
@@ -88,7 +87,6 @@ class VolumeContentStore:
             metadata, BlockingMetadataStore
         ):
             self._blocking = (writer, metadata)
-        self._walk = writer.shared_walk if isinstance(writer, SharedTargetWalk) else None
 
     def joins_mount(self, mounter: object) -> BlockingMounter | None:
         """``mounter`` when :meth:`store` can mount in its hop; None: mount before storing."""
@@ -129,14 +127,6 @@ class VolumeContentStore:
         self, record: VolumeRecord, files: Sequence[SecretFile], mount: BlockingMounter | None
     ) -> tuple[bool, Exception | None]:
         """The worker-thread side of :meth:`store`: (content changed, metadata save failure)."""
-        if self._walk is None:
-            return self._store_steps(record, files, mount)
-        with self._walk(record.target_path):  # one walk to the target for the three steps
-            return self._store_steps(record, files, mount)
-
-    def _store_steps(
-        self, record: VolumeRecord, files: Sequence[SecretFile], mount: BlockingMounter | None
-    ) -> tuple[bool, Exception | None]:
         assert self._blocking is not None
         writer, metadata = self._blocking
         target = record.target_path

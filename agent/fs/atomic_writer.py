@@ -20,7 +20,6 @@ import secrets
 import stat
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 
 from agent import crashpoints
 from agent.aio.threads import run_blocking
@@ -137,10 +136,6 @@ class AtomicWriter:
             self._rollback(new, created)
             raise
         crashpoints.reached("write.swapped")
-        if not listing:
-            # A fresh volume (the first publish): the target held nothing but what this write
-            # made, so there is no old link to prune and no stale directory to sweep.
-            return True
         # Failures below are ignored: the new content is visible, the next write sweeps again.
         with contextlib.suppress(OSError):
             after = _list(self._fd)
@@ -348,11 +343,6 @@ class AsyncPayloadWriter:
         gid: int | None = None,
     ) -> bool:
         return await run_blocking(self.write_blocking, target, files, uid, gid)
-
-    def shared_walk(self, target: str) -> AbstractContextManager[None]:
-        """``ports.SharedTargetWalk``: the stack's mounter, writer and metadata store share
-        one ``KubeletVolumes``, so one walk serves all three (``KubeletVolumes.shared_walk``)."""
-        return self._volumes.shared_walk(target)
 
     def write_blocking(
         self,

@@ -14,7 +14,6 @@ import contextlib
 import errno
 import os
 import stat
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -72,9 +71,6 @@ class KubeletVolumes:
 
     def __init__(self, rules: TargetRules) -> None:
         self.rules = rules
-        # Per worker thread: (names below the root, descriptor) of a walk shared by the steps
-        # of one store hop (:meth:`shared_walk`).
-        self._shared = threading.local()
 
     @property
     def root(self) -> str:
@@ -95,53 +91,19 @@ class KubeletVolumes:
         """:meth:`open_target` for an unparsed path (parsing applies the string rules)."""
         return self.open_target(self.parse(target))
 
-    @contextlib.contextmanager
-    def shared_walk(self, target: str) -> Iterator[None]:
-        """Within the block, in this thread, walks to ``target``'s volume directory (and below)
-        start from one descriptor opened here, instead of re-opening the seven directories
-        below the root for each step (mount, write, metadata of one publish).
-
-        The descriptor was reached by the same confined walk, and holding it for the block is
-        what each step already does for its own duration. When the walk fails (a bad path, a
-        missing directory) nothing is shared: each step walks and reports as before.
-        """
-        try:
-            names = self.parse(target).below_root[:-1]
-            fd = self._walk(names)
-        except (OSError, InvalidRequest):
-            yield
-            return
-        self._shared.walk = (names, fd)
-        try:
-            yield
-        finally:
-            self._shared.walk = None
-            os.close(fd)
-
     def _walk(self, names: tuple[str, ...]) -> int:
-        fd, path, done, owned = self._start(names)
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+        path = self.root
         try:
-            for name in names[done:]:
+            for name in names:
                 path = f"{path}/{name}"
                 child = open_child(fd, name, shown(path))
-                if owned:
-                    os.close(fd)
-                fd, owned = child, True
-        except BaseException:
-            if owned:
                 os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
             raise
-        return fd if owned else os.dup(fd)
-
-    def _start(self, names: tuple[str, ...]) -> tuple[int, str, int, bool]:
-        """Where a walk to ``names`` starts: (descriptor, its path, how many of ``names`` it
-        has walked, whether the walk owns the descriptor)."""
-        shared: tuple[tuple[str, ...], int] | None = getattr(self._shared, "walk", None)
-        if shared is not None and names[: len(shared[0])] == shared[0]:
-            walked, fd = shared
-            return fd, "/".join((self.root.rstrip("/"), *walked)), len(walked), False
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
-        return fd, self.root.rstrip("/"), 0, True
+        return fd
 
     def make_target(self, target: KubeletTarget) -> MadeTarget:
         """Create the target directory (0750) in its existing parent, if missing, and open both.
