@@ -59,6 +59,7 @@ from agent.web import Check, WebServer
 if TYPE_CHECKING:
     from agent.k8s.adapter import KubernetesAdapter
     from agent.standalone.spc_source import DirectorySecretProviderClassSource
+    from agent.standalone.status_store import DirectoryPodStatusStore
     from agent.sync.resync import SecretResync
     from agent.sync.syncer import SecretSyncer
 
@@ -92,6 +93,8 @@ class Agent:
     secret_resync: SecretResync | None = field(default=None, repr=False)
     rotation: RotationScheduler | None = field(default=None, repr=False)
     manifests: DirectorySecretProviderClassSource | None = field(default=None, repr=False)
+    # Standalone mode: status files written behind the publishes; flushed at stop.
+    status_files: DirectoryPodStatusStore | None = field(default=None, repr=False)
     platform: NodePlatform = field(default_factory=current_platform, repr=False)
 
     async def start(self) -> None:
@@ -175,6 +178,8 @@ class Agent:
             await self.secret_sync.close()
         if self.cleanup is not None:
             await self.cleanup.close()
+        if self.status_files is not None:
+            await self.status_files.close()
         if self.cluster is not None:
             await self.cluster.stop()
         await self.providers.close()
@@ -334,6 +339,7 @@ def build_agent(
         secret_resync=resync,
         rotation=rotation,
         manifests=sources.manifests,
+        status_files=sources.status_files,
         platform=platform,
     )
 
@@ -417,6 +423,7 @@ class _Sources:
     cluster: KubernetesAdapter | None = None
     minter: ServiceAccountTokenMinter | None = None
     manifests: DirectorySecretProviderClassSource | None = None
+    status_files: DirectoryPodStatusStore | None = None
     node_labels: NodeLabelSource | None = None
 
 
@@ -445,15 +452,16 @@ def _configuration_sources(
     if not directory.is_dir():
         raise ConfigError(f"--standalone-dir: {directory} is not a directory")
     manifests = DirectorySecretProviderClassSource(directory)
-    statuses = DirectoryPodStatusStore(directory)
-    _require_writable(statuses.root)
+    status_files = DirectoryPodStatusStore(directory)
+    _require_writable(status_files.root)
     # Without --nodeid there is no Node manifest to look for.
     nodes = DirectoryNodeLabels(manifests, settings.node_id) if settings.node_id else None
     return _Sources(
         manifests,
-        statuses,
+        status_files,
         manifests,
         manifests=manifests,
+        status_files=status_files,
         node_labels=nodes,
     )
 

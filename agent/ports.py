@@ -131,9 +131,17 @@ class ChangeListener(Protocol):
 
 
 class PodStatusStore(Protocol):
-    async def upsert(self, status: PodStatus) -> None: ...
+    """SecretProviderClassPodStatus objects (upstream §6). Informational: recovery rebuilds the
+    mount table from the volumes and their metadata and rewrites statuses from it."""
 
-    async def delete(self, namespace: str, name: str) -> None: ...
+    async def upsert(self, status: PodStatus) -> None:
+        """Queue ``status``; it is written behind the caller (coalesced, retried on failure).
+        StatusError at once for a name the store cannot hold."""
+        ...
+
+    async def delete(self, namespace: str, name: str) -> None:
+        """Remove the status; a queued write of it never lands afterwards."""
+        ...
 
     async def load_all(self) -> list[PodStatus]:
         """Every status this node wrote; used to rebuild the mount table after a restart."""
@@ -219,12 +227,26 @@ class BlockingMetadataStore(Protocol):
     def save_blocking(self, target: str, document: Mapping[str, object]) -> None: ...
 
 
-@runtime_checkable
-class BlockingPodStatusStore(Protocol):
-    """A ``PodStatusStore`` whose upsert is file-system work (standalone mode): it joins the
-    same hop. Kubernetes mode's upsert only queues an API write and has no blocking form."""
+# The check before the provider call: the mount-point inspection and, when the class source
+# re-reads files (standalone manifests), that re-read, one after the other in one hop.
 
-    def upsert_blocking(self, status: PodStatus) -> None: ...
+
+@runtime_checkable
+class BlockingInspector(Protocol):
+    def inspect_blocking(self, target: str) -> VolumeState | None: ...
+
+
+@runtime_checkable
+class BlockingClassReader(Protocol):
+    """A ``SecretProviderClassSource`` whose refresh is file-system work, split in two: the read
+    (any worker thread; returns what it read) and the lookup in it (on the event loop, which
+    installs the read unless a newer one was installed meanwhile, then re-reads)."""
+
+    def read_blocking(self) -> object: ...
+
+    async def get_read(self, read: object, namespace: str, name: str) -> SecretProviderClass:
+        """As ``SecretProviderClassSource.get``, answered from ``read``."""
+        ...
 
 
 class PublishObserver(Protocol):

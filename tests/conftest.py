@@ -53,6 +53,11 @@ class AgentHarness:
     def socket(self) -> str:
         return self.settings.socket_path
 
+    async def statuses_written(self) -> None:
+        """Until the status files queued so far are on disk: they are written behind the reply."""
+        assert self.agent.status_files is not None
+        await self.agent.status_files.wait_idle()
+
     def target(self, volume: str = "secrets", uid: str = POD_UID) -> str:
         """Kubelet's target path for an inline CSI volume; like kubelet, its parent is made."""
         return kubelet_target(self.root, volume, uid)

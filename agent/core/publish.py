@@ -23,6 +23,7 @@ from agent.aio.threads import finish_despite_cancellation
 from agent.core.mount_table import MountTable, pod_status_key
 from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, PublishOutcome
+from agent.core.publish_check import PublishCheck
 from agent.core.publish_report import PublishReport, owner_can_fix
 from agent.core.publish_request import (
     check_class,
@@ -113,6 +114,7 @@ class PublishVolume:
         self._content = VolumeContentStore(
             ports.writer, ports.metadata, ports.statuses, table, settings.node_name
         )
+        self._check = PublishCheck(ports.mounter, ports.spcs)
 
     async def __call__(self, request: PublishRequest) -> PublishOutcome:
         started = time.perf_counter()
@@ -191,7 +193,10 @@ class PublishVolume:
             if await mounter.is_mounted(target):
                 return self._known_volume(attempt, record)
             self._table.forget(target)  # its mount went away: publish afresh
-        state = await mounter.inspect(target)
+        if self._check.joined and attempt.spc_name:
+            state, attempt.class_read = await self._check.inspect_and_read(target)
+        else:
+            state = await mounter.inspect(target)
         if state is None:
             return None
         if state.has_metadata and state.content is not VolumeContent.PARTIAL:
@@ -243,8 +248,11 @@ class PublishVolume:
         """A target the mount table does not know is nearly always a first publish: its
         SecretProviderClass lookup (a worker-thread hop in standalone mode) starts beside the
         mount-point check instead of after it, so a paced publish pays one wake-up for both.
-        Its outcome is used only after that check, so upstream's order of errors holds."""
+        Its outcome is used only after that check, so upstream's order of errors holds. Not
+        needed when the lookup's re-read joins the check's hop (``publish_check``)."""
         if not attempt.spc_name or self._table.get(attempt.request.target_path) is not None:
+            return None
+        if self._check.joined:
             return None
         return asyncio.ensure_future(
             self._ports.spcs.get(attempt.identity.namespace, attempt.spc_name)
@@ -256,7 +264,10 @@ class PublishVolume:
         """SecretProviderClass, merged attributes, readonly, and the provider to ask."""
         if not attempt.spc_name:
             raise InvalidRequest(f"{SECRET_PROVIDER_CLASS} is not set in the volume attributes")
-        if lookup is not None:
+        namespace = attempt.identity.namespace
+        if attempt.class_read is not None:
+            spc = await self._check.get_read(attempt.class_read, namespace, attempt.spc_name)
+        elif lookup is not None:
             spc = await lookup
         else:
             spc = await self._ports.spcs.get(attempt.identity.namespace, attempt.spc_name)

@@ -37,3 +37,5 @@ class Attempt:
     files_changed: bool = False
     # Set before the status is written: only then may an undo release it.
     status_written: bool = False
+    # The class source's re-read done in the mount-point check's hop (``publish_check``).
+    class_read: object | None = None

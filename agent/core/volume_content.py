@@ -3,18 +3,19 @@ agent's deadline, and store what it returned.
 
 Storing is two steps so a rotation can stop after the first: ``write_files`` swaps the visible
 files in atomically only when their content changed; ``record`` then saves the volume's
-metadata and, when the volume owns it, its pod status (``volume_statuses``: a pod's second
-volume of one class never overwrites the first one's), concurrently (both finish before a
-failure is raised, so an undo never races one still running), and puts the record in the
-mount table. The crash points ``record.*`` (``agent.crashpoints``) follow each save, for
-publish and rotation alike.
+metadata, hands its pod status to the status store when the volume owns it
+(``volume_statuses``: a pod's second volume of one class never overwrites the first one's),
+and puts the record in the mount table. Both status stores write behind the caller (the API
+object in Kubernetes mode, the file in standalone mode: statuses are informational, a restart
+rebuilds them from the volumes' metadata), so no caller waits on a status. The crash point
+``record.metadata_saved`` (``agent.crashpoints``) follows the metadata save; the stores reach
+``record.status_saved``.
 
 A publish stores in one step (``store``): when the writer and the metadata store have blocking
-forms (``ports.BlockingPayloadWriter``...), the mount the publish still needs, the write and both
-saves run one after the other in ONE worker-thread hop. Kubelet calls between pod starts, so
-the agent's threads are asleep and every hop pays a wake-up (0.03-0.2 ms on a busy node); the
-two saves side by side in two threads also fought over the GIL. Same order on disk, same crash
-points in the same order, same errors.
+forms (``ports.BlockingPayloadWriter``...), the mount the publish still needs, the write and the
+metadata save run one after the other in ONE worker-thread hop. Kubelet calls between pod
+starts, so the agent's threads are asleep and every hop pays a wake-up (0.03-0.2 ms on a busy
+node). Same order on disk, same crash points in the same order, same errors.
 """
 
 from __future__ import annotations
@@ -111,13 +112,11 @@ class VolumeContentStore:
             written(bool(files) and await self._writer.write(record.target_path, files))
             await self.record(record)
             return
-        owns = self.statuses.may_write(record)
-        status = self.statuses.blocking_write(record) if owns else None
-        changed, failure = await run_blocking(self._store_blocking, record, files, mount, status)
+        changed, failure = await run_blocking(self._store_blocking, record, files, mount)
         written(changed)
-        if owns and status is None:  # an API write queued (Kubernetes mode): no thread work
+        if self.statuses.may_write(record):
             try:
-                await self._write_status(record)
+                await self.statuses.write(record)  # queued: written behind the reply
             except Exception as err:
                 failure = failure or err
         if failure is not None:
@@ -125,13 +124,9 @@ class VolumeContentStore:
         self._table.put(record)
 
     def _store_blocking(
-        self,
-        record: VolumeRecord,
-        files: Sequence[SecretFile],
-        mount: BlockingMounter | None,
-        status: Callable[[], None] | None,
+        self, record: VolumeRecord, files: Sequence[SecretFile], mount: BlockingMounter | None
     ) -> tuple[bool, Exception | None]:
-        """The worker-thread side of :meth:`store`: (content changed, first save failure)."""
+        """The worker-thread side of :meth:`store`: (content changed, metadata save failure)."""
         assert self._blocking is not None
         writer, metadata = self._blocking
         target = record.target_path
@@ -139,19 +134,12 @@ class VolumeContentStore:
             mount.mount_blocking(target)
         # No files but versions: a legacy plugin wrote into target_path itself (upstream #551).
         changed = bool(files) and writer.write_blocking(target, files)
-        failure: Exception | None = None
         try:
             metadata.save_blocking(target, record_to_metadata(record))
-            crashpoints.reached("record.metadata_saved")
         except Exception as err:
-            failure = err
-        if status is not None:
-            try:
-                status()
-                crashpoints.reached("record.status_saved")
-            except Exception as err:
-                failure = failure or err
-        return changed, failure
+            return changed, err
+        crashpoints.reached("record.metadata_saved")
+        return changed, None
 
     async def write_files(self, target_path: str, result: MountResult) -> bool:
         """Swap the provider's files in; True when the visible content changed."""
@@ -159,21 +147,19 @@ class VolumeContentStore:
         return bool(result.files) and await self._writer.write(target_path, result.files)
 
     async def record(self, record: VolumeRecord) -> None:
-        """Save metadata and (if ``record`` owns it) pod status, then put ``record`` in the
-        mount table."""
-        writes = [self._save_metadata(record)]
+        """Save metadata, queue the pod status (if ``record`` owns it), then put ``record`` in
+        the mount table. Raises the first failure once both were tried."""
+        failure: Exception | None = None
+        try:
+            await self._metadata.save(record.target_path, record_to_metadata(record))
+            crashpoints.reached("record.metadata_saved")
+        except Exception as err:
+            failure = err
         if self.statuses.may_write(record):
-            writes.append(self._write_status(record))
-        outcomes = await asyncio.gather(*writes, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+            try:
+                await self.statuses.write(record)
+            except Exception as err:
+                failure = failure or err
+        if failure is not None:
+            raise failure
         self._table.put(record)
-
-    async def _save_metadata(self, record: VolumeRecord) -> None:
-        await self._metadata.save(record.target_path, record_to_metadata(record))
-        crashpoints.reached("record.metadata_saved")
-
-    async def _write_status(self, record: VolumeRecord) -> None:
-        await self.statuses.write(record)
-        crashpoints.reached("record.status_saved")

@@ -9,15 +9,12 @@ deleted when none is left.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
-
 import structlog
 
 from agent.core.mount_table import MountTable, StatusKey, status_key
 from agent.core.records import status_of
 from agent.model import VolumeRecord
-from agent.ports import BlockingPodStatusStore, PodStatusStore
+from agent.ports import PodStatusStore
 
 log = structlog.get_logger("agent.statuses")
 
@@ -34,14 +31,8 @@ class VolumeStatuses:
         return owner is None or owner.target_path == record.target_path
 
     async def write(self, record: VolumeRecord) -> None:
+        """Hand ``record``'s status to the store, which writes it behind the caller."""
         await self._store.upsert(status_of(record, self._node_name))
-
-    def blocking_write(self, record: VolumeRecord) -> Callable[[], None] | None:
-        """:meth:`write` as a function for a worker thread, when the store has a blocking
-        form (standalone files); None otherwise (Kubernetes mode queues an API write)."""
-        if not isinstance(self._store, BlockingPodStatusStore):
-            return None
-        return partial(self._store.upsert_blocking, status_of(record, self._node_name))
 
     async def release(self, key: StatusKey) -> None:
         """After a volume with status ``key`` left the table: hand the status to the next live

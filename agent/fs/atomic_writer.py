@@ -40,6 +40,19 @@ def _first_components(files: Sequence[SecretFile]) -> list[str]:
     return list(dict.fromkeys(first_component(f.path) for f in files))
 
 
+# Kinds of the target's entries, from one listing (the file type ``getdents`` reports: no stat).
+_LINK, _DIR, _OTHER = "link", "dir", "other"
+Listing = dict[str, str]  # name -> kind
+
+
+def _list(dir_fd: int) -> Listing:
+    with os.scandir(dir_fd) as entries:
+        return {
+            e.name: _LINK if e.is_symlink() else _DIR if e.is_dir(follow_symlinks=False) else _OTHER
+            for e in entries
+        }
+
+
 class AtomicWriter:
     """Synchronous writer for one target directory (which must already exist).
 
@@ -94,11 +107,15 @@ class AtomicWriter:
 
     def _write(self, files: Sequence[SecretFile], uid: int | None, gid: int | None) -> bool:
         names = _first_components(files)
-        self._remove_legacy_entries(names)
-        old = self._current_ts_dir()
+        # One listing of the target answers what a stat or readlink per name used to (a fresh
+        # volume: ~40 failing lookups of 10 files); writes per target are serialised (above),
+        # so it stays true while this write runs, apart from what the write itself changes.
+        listing = _list(self._fd)
+        self._remove_legacy_entries(names, listing)
+        old = self._current_ts_dir(listing)
         # Half-written directories of an interrupted write are never visible: sweep them first,
         # so they do not take the room the new version needs (a full tmpfs).
-        self._remove_stale_ts_dirs(keep=old)
+        self._remove_stale_ts_dirs(old, listing)
         created: list[str] = []
         if (
             old is not None
@@ -106,21 +123,24 @@ class AtomicWriter:
             and not self._differs(files, old, uid, gid)
         ):
             # Content is current; only repair visible links (e.g. after a legacy cleanup).
-            self._ensure_links(names, created)
-            return self._prune_links(names) or bool(created)
-        new = self._new_ts_dir()
+            self._ensure_links(names, created, listing)
+            return self._prune_links(names, _list(self._fd)) or bool(created)
+        new, new_fd = self._new_ts_dir()
         try:
-            self._write_payload(files, new, uid, gid)
+            self._write_payload(files, new_fd, uid, gid)
             crashpoints.reached("write.payload_written")
-            self._ensure_links(names, created)
+            self._ensure_links(names, created, listing)
             crashpoints.reached("write.links_made")
-            self._swap(new)
+            self._swap(new, listing)
         except BaseException:
             self._rollback(new, created)
             raise
         crashpoints.reached("write.swapped")
-        self._prune_links(names)
-        self._remove_stale_ts_dirs(keep=new)
+        # Failures below are ignored: the new content is visible, the next write sweeps again.
+        with contextlib.suppress(OSError):
+            after = _list(self._fd)
+            self._prune_links(names, after)
+            self._remove_stale_ts_dirs(new, after)
         return True
 
     def _lstat(self, name: str) -> os.stat_result:
@@ -129,26 +149,23 @@ class AtomicWriter:
     def _readlink(self, name: str) -> str:
         return os.readlink(name, dir_fd=self._fd)
 
-    def _remove_legacy_entries(self, names: list[str]) -> None:
+    def _remove_legacy_entries(self, names: list[str], listing: Listing) -> None:
         """Upstream ``cleanupProviderFiles``: drop non-symlink entries an old provider wrote."""
         for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                if not stat.S_ISLNK(self._lstat(name).st_mode):
-                    remove_name(self._fd, name)
+            if listing.get(name, _LINK) != _LINK:
+                remove_name(self._fd, name)
+                del listing[name]
 
-    def _current_ts_dir(self) -> str | None:
+    def _current_ts_dir(self, listing: Listing) -> str | None:
         """Name of the directory ``..data`` points to, if it is a sane one of ours."""
+        if listing.get(DATA_DIR) != _LINK:
+            return None  # missing, or a real directory (corrupt); the swap replaces it
         try:
             link = self._readlink(DATA_DIR)
         except OSError:
-            return None  # missing, or a real directory (corrupt); the swap replaces it
-        # A planted ``..data -> ../../etc`` must never be compared against or deleted.
-        if not is_ts_dir_name(link):
             return None
-        try:
-            if not stat.S_ISDIR(self._lstat(link).st_mode):
-                return None
-        except FileNotFoundError:
+        # A planted ``..data -> ../../etc`` must never be compared against or deleted.
+        if not is_ts_dir_name(link) or listing.get(link) != _DIR:
             return None
         return link
 
@@ -191,7 +208,8 @@ class AtomicWriter:
         finally:
             os.close(root_fd)
 
-    def _new_ts_dir(self) -> str:
+    def _new_ts_dir(self) -> tuple[str, int]:
+        """A new timestamped directory (0755): its name and an open descriptor of it."""
         prefix = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime())
         for _ in range(100):
             name = prefix + secrets.token_hex(4)
@@ -203,26 +221,32 @@ class AtomicWriter:
             fd = _files.open_subdir(self._fd, [name], create=False)
             try:
                 os.fchmod(fd, _files.DIR_MODE)
-            finally:
+            except BaseException:
                 os.close(fd)
-            return name
+                raise
+            return name, fd
         raise FileExistsError(errno.EEXIST, "no unused name for a timestamped directory")
 
     def _write_payload(
-        self, files: Sequence[SecretFile], ts_dir: str, uid: int | None, gid: int | None
+        self, files: Sequence[SecretFile], root_fd: int, uid: int | None, gid: int | None
     ) -> None:
-        root_fd = _files.open_subdir(self._fd, [ts_dir], create=False)
+        """Write ``files`` below ``root_fd`` (the new directory), then close it."""
         try:
             for file in files:
                 parts = file.path.split("/")
                 try:
-                    dir_fd = _files.open_subdir(root_fd, parts[:-1], create=True)
+                    # A top-level file (the common case) goes straight into the directory.
+                    nested = len(parts) > 1
+                    dir_fd = (
+                        _files.open_subdir(root_fd, parts[:-1], create=True) if nested else root_fd
+                    )
                     try:
                         _files.write_new_file(
                             dir_fd, parts[-1], file.contents, file.mode, uid=uid, gid=gid
                         )
                     finally:
-                        os.close(dir_fd)
+                        if nested:
+                            os.close(dir_fd)
                 except OSError as exc:
                     if exc.errno in _NO_SPACE:
                         raise
@@ -233,26 +257,31 @@ class AtomicWriter:
         finally:
             os.close(root_fd)
 
-    def _ensure_links(self, names: list[str], created: list[str]) -> None:
+    def _ensure_links(self, names: list[str], created: list[str], listing: Listing) -> None:
         """Make every ``<name> -> ..data/<name>`` link exist; record (re)created names."""
         for name in names:
             want = f"{DATA_DIR}/{name}"
-            with contextlib.suppress(OSError):  # missing, or not a symlink
-                if self._readlink(name) == want:
-                    continue
-            # A link pointing anywhere else (or a stray entry) is never trusted: replace it.
-            remove_name(self._fd, name)
-            os.symlink(want, name, dir_fd=self._fd)
+            if name in listing:
+                with contextlib.suppress(OSError):  # gone meanwhile, or not a symlink
+                    if self._readlink(name) == want:
+                        continue
+                # A link pointing anywhere else (or a stray entry) is never trusted: replace it.
+                remove_name(self._fd, name)
+            try:
+                os.symlink(want, name, dir_fd=self._fd)
+            except FileExistsError:  # not there when listed: never trusted either
+                remove_name(self._fd, name)
+                os.symlink(want, name, dir_fd=self._fd)
             created.append(name)
 
-    def _swap(self, new: str) -> None:
+    def _swap(self, new: str, listing: Listing) -> None:
         # A crash between symlink and rename leaves ``..data_tmp`` behind; upstream would then
         # fail every later write with EEXIST.
-        remove_name(self._fd, DATA_TMP)
+        if DATA_TMP in listing:
+            remove_name(self._fd, DATA_TMP)
         os.symlink(new, DATA_TMP, dir_fd=self._fd)
-        with contextlib.suppress(FileNotFoundError):
-            if not stat.S_ISLNK(self._lstat(DATA_DIR).st_mode):
-                remove_name(self._fd, DATA_DIR)  # a real directory cannot be renamed over
+        if listing.get(DATA_DIR, _LINK) != _LINK:
+            remove_name(self._fd, DATA_DIR)  # a real directory cannot be renamed over
         os.rename(DATA_TMP, DATA_DIR, src_dir_fd=self._fd, dst_dir_fd=self._fd)
 
     def _rollback(self, new: str, created: list[str]) -> None:
@@ -264,7 +293,7 @@ class AtomicWriter:
                 if stat.S_ISLNK(self._lstat(name).st_mode):
                     os.unlink(name, dir_fd=self._fd)
 
-    def _prune_links(self, names: list[str]) -> bool:
+    def _prune_links(self, names: list[str], listing: Listing) -> bool:
         """Remove top-level ``x -> ..data/x`` links the payload no longer has.
 
         Scanning (rather than trusting upstream's diff of the old directory) also heals links
@@ -272,35 +301,22 @@ class AtomicWriter:
         already visible, and the next write retries.
         """
         keep, pruned = set(names), False
-        stale: list[str] = []
-        with contextlib.suppress(OSError), os.scandir(self._fd) as entries:
-            stale = [
-                e.name
-                for e in entries
-                if not e.name.startswith(RESERVED_PREFIX)
-                and e.name not in keep
-                and e.is_symlink()
-                and self._readlink(e.name) == f"{DATA_DIR}/{e.name}"
-            ]
-        for name in stale:
+        for name, kind in listing.items():
+            if kind != _LINK or name in keep or name.startswith(RESERVED_PREFIX):
+                continue
             with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=self._fd)
-                pruned = True
+                if self._readlink(name) == f"{DATA_DIR}/{name}":
+                    os.unlink(name, dir_fd=self._fd)
+                    pruned = True
         return pruned
 
-    def _remove_stale_ts_dirs(self, keep: str | None) -> None:
+    def _remove_stale_ts_dirs(self, keep: str | None, listing: Listing) -> None:
         # A failure here must not fail the write (the visible content is fine either way), and
         # whatever is left (also from an earlier crash) is swept by the next write.
-        stale: list[str] = []
-        with contextlib.suppress(OSError), os.scandir(self._fd) as entries:
-            stale = [
-                e.name
-                for e in entries
-                if e.name != keep and is_ts_dir_name(e.name) and e.is_dir(follow_symlinks=False)
-            ]
-        for name in stale:
-            with contextlib.suppress(OSError):
-                remove_name(self._fd, name)
+        for name, kind in listing.items():
+            if kind == _DIR and name != keep and is_ts_dir_name(name):
+                with contextlib.suppress(OSError):
+                    remove_name(self._fd, name)
 
 
 class AsyncPayloadWriter:

@@ -233,7 +233,7 @@ class _Mounter:
         await run_blocking(self.mount_blocking, target)
 
     async def inspect(self, target: str) -> VolumeState | None:
-        return await run_blocking(self._inspect_sync, target)
+        return await run_blocking(self.inspect_blocking, target)
 
     async def unmount(self, target: str) -> None:
         await run_blocking(self._unmount_sync, target)
@@ -250,7 +250,8 @@ class _Mounter:
         finally:
             opened.close()
 
-    def _inspect_sync(self, path: str) -> VolumeState | None:
+    def inspect_blocking(self, path: str) -> VolumeState | None:
+        """:meth:`inspect` in the calling worker thread (``ports.BlockingInspector``)."""
         opened = _opened(self.volumes, path)
         if opened is None:
             return None

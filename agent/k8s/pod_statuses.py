@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import structlog
 
+from agent import crashpoints
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.documents.pod_status import KIND, NODE_LABEL, from_manifest, to_manifest
 from agent.errors import (
@@ -85,6 +86,7 @@ class KubePodStatusStore:
 
     async def upsert(self, status: PodStatus) -> None:
         self.want(status)
+        crashpoints.reached("record.status_saved")  # handed to the writers: this mode's save
 
     async def delete(self, namespace: str, name: str) -> None:
         self._want((namespace, name), _DELETE)

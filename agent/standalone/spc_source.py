@@ -63,6 +63,14 @@ class _Snapshot:
     nodes: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A re-read done in a worker thread (``read_blocking``), not yet installed."""
+
+    base: _Snapshot
+    fresh: _Snapshot
+
+
 class DirectorySecretProviderClassSource:
     """Implements ``ports.SecretProviderClassSource`` and ``ports.ServiceAccountSource`` over a
     directory of manifests."""
@@ -89,7 +97,23 @@ class DirectorySecretProviderClassSource:
         await self._refresh()
 
     async def get(self, namespace: str, name: str) -> SecretProviderClass:
-        snapshot = await self._refresh()
+        return self._lookup(await self._refresh(), namespace, name)
+
+    def read_blocking(self) -> _Read:
+        """The directory re-read of :meth:`get`, in the calling worker thread
+        (``ports.BlockingClassReader``: it joins the publish's mount-point check)."""
+        base = self._snapshot
+        return _Read(base, _reload(self.directory, base))
+
+    async def get_read(self, read: object, namespace: str, name: str) -> SecretProviderClass:
+        """:meth:`get` answered from :meth:`read_blocking`'s ``read``; re-read (one more hop)
+        in the rare case another read was installed since that one started."""
+        assert isinstance(read, _Read)
+        if self._commit(read.base, read.fresh):
+            return self._lookup(self._snapshot, namespace, name)
+        return await self.get(namespace, name)
+
+    def _lookup(self, snapshot: _Snapshot, namespace: str, name: str) -> SecretProviderClass:
         key = (namespace, name)
         found = snapshot.classes.get(key)
         if found is not None:
@@ -123,14 +147,24 @@ class DirectorySecretProviderClassSource:
     async def _refresh(self) -> _Snapshot:
         # One reload at a time; callers that queue behind it reuse its result via the signature.
         async with self._lock:
-            previous = self._snapshot
-            fresh = await run_blocking(_reload, self.directory, previous)
-            if fresh is not previous:
-                self._snapshot = fresh
-                for file, reason in fresh.problems:
-                    log.warning("standalone.spc_invalid", file=file, reason=reason)
-                self._notify(previous, fresh)
-            return self._snapshot
+            while True:
+                base = self._snapshot
+                fresh = await run_blocking(_reload, self.directory, base)
+                if self._commit(base, fresh):
+                    return self._snapshot
+
+    def _commit(self, base: _Snapshot, fresh: _Snapshot) -> bool:
+        """Install ``fresh`` (read on top of ``base``); False, installing nothing, when another
+        read was installed since ``base`` (the caller reads again: no older read ever replaces
+        a newer one, and listeners hear of each change once)."""
+        if self._snapshot is not base:
+            return False
+        if fresh is not base:
+            self._snapshot = fresh
+            for file, reason in fresh.problems:
+                log.warning("standalone.spc_invalid", file=file, reason=reason)
+            self._notify(base, fresh)
+        return True
 
     def _notify(self, previous: _Snapshot, fresh: _Snapshot) -> None:
         for key, spc in fresh.classes.items():

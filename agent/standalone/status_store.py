@@ -3,20 +3,33 @@
 Each status is the object upstream would create (upstream §6, §10.2), written to
 ``<dir>/status/<namespace>/<name>.yaml`` so an operator can ``cat`` what is mounted where and a
 restarted agent can rebuild its view with :meth:`DirectoryPodStatusStore.load_all`.
+
+Files are written BEHIND the publish, as Kubernetes mode writes its objects through the API
+(``agent.k8s.pod_statuses``): ``upsert`` checks the name, records the wanted state and returns;
+one writer task writes what is wanted, coalesced per status, in one worker-thread hop per batch,
+and retries a failed write with backoff (logged). On the node's disk (not tmpfs) a file's
+create and rename cost ~0.4 ms, a tenth of a paced publish, and kubelet need not wait for it:
+statuses are informational, a restart rebuilds from the volumes and their metadata and
+rewrites the statuses from them (``agent.core.recovery``). ``delete`` drops a pending write of
+that status and waits for one in flight, so an unpublish never leaves a status behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
 import yaml
 
+from agent import crashpoints
+from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.aio.threads import run_blocking
 from agent.documents.pod_status import from_manifest, to_manifest
 from agent.errors import StatusError
@@ -32,12 +45,34 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,248}[A-Za-z0-9])?")
 
 log = structlog.get_logger(__name__)
 
+Key = tuple[str, str]  # (namespace, name)
+# How far behind the publish the writer starts: past the reply's encoding and socket writes, so
+# its worker thread does not compete with them for the GIL (and a burst of pod starts shares
+# one hop). Not a correctness bound: nothing waits for the file.
+WRITE_BEHIND_DELAY_S = 0.005
+
 
 class DirectoryPodStatusStore:
     """Implements ``ports.PodStatusStore`` with one YAML file per status object."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        backoff: BackoffPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """``backoff`` paces the retries of a failed write; ``sleep`` waits them out (tests
+        pass one that does not wait)."""
         self.root = Path(directory) / "status"
+        self._backoff = Backoff(backoff or BackoffPolicy())
+        self._sleep = sleep
+        self._wanted: dict[Key, PodStatus] = {}
+        self._writing: dict[Key, PodStatus] = {}  # the batch in the worker thread now
+        self._batch_done = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def path_for(self, namespace: str, name: str) -> Path:
         for value, what in ((namespace, "namespace"), (name, "name")):
@@ -46,10 +81,70 @@ class DirectoryPodStatusStore:
         return self.root / namespace / f"{name}.yaml"
 
     async def upsert(self, status: PodStatus) -> None:
-        await run_blocking(self.upsert_blocking, status)
+        """Queue ``status`` to be written behind the caller; StatusError at once for a name
+        that cannot be a file name here."""
+        self.path_for(status.namespace, status.name)
+        self._wanted[(status.namespace, status.name)] = status
+        self._idle.clear()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_behind(), name="pod-status-files")
 
-    def upsert_blocking(self, status: PodStatus) -> None:
-        """:meth:`upsert` in the calling worker thread (``ports.BlockingPodStatusStore``)."""
+    async def wait_idle(self) -> None:
+        """Until every status queued so far is on disk (or given up at :meth:`close`)."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """Stop the writer after one last try of what is still queued (agent shutdown)."""
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer  # a batch in its thread finishes first (run_blocking)
+        if self._wanted:
+            self._writing, self._wanted = self._wanted, {}
+            failed = await run_blocking(self._write_batch, self._writing)
+            self._writing = {}
+            for (namespace, name), reason in failed.items():
+                log.error(
+                    "pod_status.write_abandoned", namespace=namespace, name=name, error=reason
+                )
+        self._idle.set()
+
+    async def _write_behind(self) -> None:
+        """Write what is wanted until nothing is; a failed write is retried after backoff
+        unless a newer wish or a delete replaced it."""
+        await asyncio.sleep(WRITE_BEHIND_DELAY_S)
+        while self._wanted:
+            self._writing, self._wanted = self._wanted, {}
+            self._batch_done = asyncio.Event()
+            try:
+                failed = await run_blocking(self._write_batch, self._writing)
+            finally:
+                batch, self._writing = self._writing, {}
+                self._batch_done.set()
+            for key, reason in failed.items():
+                self._wanted.setdefault(key, batch[key])
+                log.warning(
+                    "pod_status.write_retrying", namespace=key[0], name=key[1], error=reason
+                )
+            if failed:
+                await self._sleep(self._backoff.next_delay())
+            else:
+                self._backoff.reset()
+        self._idle.set()
+
+    def _write_batch(self, batch: dict[Key, PodStatus]) -> dict[Key, str]:
+        """Worker thread: write each status; {key: why} for those that failed."""
+        failed: dict[Key, str] = {}
+        for key, status in batch.items():
+            try:
+                self._write_file(status)
+            except StatusError as err:
+                failed[key] = err.message
+                continue
+            crashpoints.reached("record.status_saved")
+        return failed
+
+    def _write_file(self, status: PodStatus) -> None:
         path = self.path_for(status.namespace, status.name)
         # Compact JSON is valid YAML and produced by the C encoder, far faster than PyYAML's
         # Python-side representer (or json's indent mode); this write is on the publish path.
@@ -62,7 +157,12 @@ class DirectoryPodStatusStore:
             ) from exc
 
     async def delete(self, namespace: str, name: str) -> None:
+        """Remove the file now; a write of it still queued is dropped, one in flight awaited."""
         path = self.path_for(namespace, name)
+        key = (namespace, name)
+        while key in self._writing:
+            await self._batch_done.wait()
+        self._wanted.pop(key, None)  # also a failed write queued again for a retry
         try:
             await run_blocking(path.unlink, missing_ok=True)
         except OSError as exc:

@@ -265,6 +265,14 @@ class AgentProcess:
     def status_files(self) -> list[Path]:
         return sorted((self.root / "status").glob("*/*.yaml"))
 
+    def written_status_files(self, count: int, deadline_s: float = 10.0) -> list[Path]:
+        """The status files once there are ``count``: the agent writes them behind the reply,
+        so right after a publish the file may still be on its way (polled, bounded)."""
+        deadline = time.monotonic() + deadline_s
+        while len(found := self.status_files()) != count and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return found
+
 
 @dataclass
 class CliResult:

@@ -134,7 +134,7 @@ def test_publish_republish_unpublish(agents: Agents, vault: VaultSetup, token_fi
             assert os.readlink(target / name) == f"..data/{name}"
 
         # The pod status names every object with a version.
-        (status_file,) = agent.status_files()
+        (status_file,) = agent.written_status_files(1)
         status = json.loads(status_file.read_text())
         assert status["kind"] == "SecretProviderClassPodStatus"
         assert status["status"]["mounted"] is True
@@ -304,7 +304,7 @@ def test_no_secret_token_or_node_publish_secret_reaches_any_output(
         assert (target / "file-k0").read_text() == stored["k0"]
         assert json.loads((target / "all.json").read_text())["data"]["data"] == stored
         # The status file is for operators to read: it must hold versions, never values.
-        (status_file,) = agent.status_files()
+        (status_file,) = agent.written_status_files(1)
         status_text = status_file.read_text()
         # A failing publish too: error paths format messages from requests and replies.
         denied_target = agent.target(new_pod_uid())

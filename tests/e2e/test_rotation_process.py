@@ -74,7 +74,7 @@ def test_a_secret_changed_in_openbao_reaches_the_file_within_one_interval(
         rotated = agent.events_named("rotation.rotated")
         assert rotated and rotated[0]["target_path"] == str(target)
         # The status file follows the new KV version.
-        (status_file,) = agent.status_files()
+        (status_file,) = agent.written_status_files(1)
         assert "second-value" not in status_file.read_text()
         assert "first-value" not in agent.output() and "second-value" not in agent.output()
 

@@ -106,10 +106,18 @@ class Node:
     def request(self) -> Any:
         return publish_request(str(self.target), spc=SPC, uid=POD_UID, volume_id="csi-crash")
 
-    async def killed_during(self, agent: AgentProcess, call: str) -> Seen:
-        """Make the call that reaches the crash point; the agent must die of SIGKILL there."""
-        with pytest.raises(grpc.aio.AioRpcError):
+    async def killed_during(
+        self, agent: AgentProcess, call: str, *, may_answer: bool = False
+    ) -> Seen:
+        """Make the call that reaches the crash point; the agent must die of SIGKILL there.
+        ``may_answer``: the point comes behind the reply (the status file), so the call may
+        succeed before the kill."""
+        try:
             await (self.publish(agent) if call == "publish" else self.unpublish(agent))
+        except grpc.aio.AioRpcError:
+            pass
+        else:
+            assert may_answer, "the call answered: it never reached its crash point"
         return self.killed(agent)
 
     def killed(self, agent: AgentProcess) -> Seen:
@@ -164,8 +172,12 @@ class Node:
         statuses = [{o["version"] for o in s["status"]["objects"]} for s in self.statuses()]
         return versions == {self.revision} and statuses == [{self.revision}]
 
-    def assert_mounted(self) -> None:
-        """Complete content of the current revision, its metadata, exactly one status."""
+    async def assert_mounted(self) -> None:
+        """Complete content of the current revision, its metadata, exactly one status (written
+        behind the reply: polled with a deadline, the agent is another process)."""
+        deadline = time.monotonic() + KILL_TIMEOUT_S
+        while not self.statuses() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
         expected = {
             f"secret-{i:03d}": content(i, self.size, self.revision) for i in range(self.count)
         }
@@ -194,7 +206,8 @@ PUBLISH_POINTS = {
     "write.links_made": Seen(True, True, False, 1, 3, 3, False, False),
     "write.swapped": Seen(True, True, True, 1, 3, 0, False, False),
 }
-# The two saves run concurrently: only the one named is certain at the kill.
+# The metadata is saved before the reply, the status file behind it: only the one named is
+# certain at the kill.
 SAVE_POINTS = {"record.metadata_saved": "metadata", "record.status_saved": "status"}
 
 
@@ -211,13 +224,15 @@ async def test_a_first_publish_killed_at_any_step_heals(
     agents: Agents, point: str, kubelet_next: str
 ) -> None:
     node = Node(agents)
-    check_seen(point, await node.killed_during(node.start(crash_at=point), "publish"))
+    agent = node.start(crash_at=point)
+    may_answer = point == "record.status_saved"  # the status file is written behind the reply
+    check_seen(point, await node.killed_during(agent, "publish", may_answer=may_answer))
     agent = node.start()
     if kubelet_next == "republish":  # the pod still wants its volume
         await node.replay_publish(agent)
-        node.assert_mounted()
+        await node.assert_mounted()
         await node.publish(agent)  # idempotent from now on
-        node.assert_mounted()
+        await node.assert_mounted()
     await node.unpublish(agent)  # the pod went away
     node.assert_gone()
 
@@ -230,7 +245,7 @@ async def test_a_large_first_publish_killed_before_its_data_link_heals(agents: A
     assert (seen.data_link, seen.ts_dirs, seen.dangling) == (False, 1, 5000)
     agent = node.start()
     await node.replay_publish(agent)
-    node.assert_mounted()
+    await node.assert_mounted()
     await node.unpublish(agent)
     node.assert_gone()
 
@@ -251,7 +266,7 @@ async def test_a_rotation_killed_at_any_step_heals(agents: Agents, point: str) -
     node = Node(agents, rotation=True)
     agent = node.start(crash_at=f"{point}@2")
     await node.publish(agent)
-    node.assert_mounted()
+    await node.assert_mounted()
     node.write_spc(revision="rev-2")
     seen = node.killed(agent)
     assert seen.mounted and seen.data_link and seen.metadata, "the old version stays whole"
@@ -260,7 +275,7 @@ async def test_a_rotation_killed_at_any_step_heals(agents: Agents, point: str) -
     # Tokens are never saved: a recovered volume rotates after kubelet's next republish.
     await node.replay_publish(agent)
     await node.rotated(agent)
-    node.assert_mounted()  # the new revision, recorded everywhere
+    await node.assert_mounted()  # the new revision, recorded everywhere
     await node.unpublish(agent)
     node.assert_gone()
 
@@ -280,7 +295,7 @@ async def test_an_unpublish_killed_at_any_step_heals(
     node = Node(agents)
     agent = node.start(crash_at=point)
     await node.publish(agent)
-    node.assert_mounted()
+    await node.assert_mounted()
     assert await node.killed_during(agent, "unpublish") == UNPUBLISH_POINTS[point]
     agent = node.start()
     if kubelet_next == "unpublish":

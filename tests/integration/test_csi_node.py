@@ -154,6 +154,7 @@ async def test_publish_writes_files_atomically_with_modes(harness: AgentHarness)
 async def test_publish_records_pod_status(harness: AgentHarness) -> None:
     target = harness.target()
     await harness.kubelet.publish(publish_request(target))
+    await harness.statuses_written()  # behind the reply
     status_files = list((harness.root / "spc" / "status").rglob("*.yaml"))
     assert len(status_files) == 1
     document = yaml.safe_load(status_files[0].read_text())

@@ -109,7 +109,9 @@ async def test_standalone_gcp_volume_through_the_csi_socket(
         assert os.stat(target / "user").st_mode & 0o777 == 0o644
         if is_root():
             assert mounts_under(str(target)) == [str(target)]
-        status = agent.statuses.path_for("team-a", "web-0-team-a-app-secrets")  # type: ignore[attr-defined]
+        assert agent.status_files is not None
+        await agent.status_files.wait_idle()  # written behind the reply
+        status = agent.status_files.path_for("team-a", "web-0-team-a-app-secrets")
         objects = yaml.safe_load(status.read_text())["status"]["objects"]
         assert sorted(objects, key=lambda o: o["id"]) == [
             {

@@ -39,11 +39,18 @@ def tree(target: str) -> dict[str, tuple[int, int]]:
     return found
 
 
-def status(harness: RotationHarness, pod: str, spc: str = SPC) -> dict[str, object]:
+async def status(harness: RotationHarness, pod: str, spc: str = SPC) -> dict[str, object]:
+    """The status file once the agent wrote what it queued (files are written behind)."""
+    await statuses_written(harness)
     path = harness.root / "spc" / "status" / "default" / f"{pod}-default-{spc}.yaml"
     document = yaml.safe_load(path.read_text())
     assert isinstance(document, dict)
     return document
+
+
+async def statuses_written(harness: RotationHarness) -> None:
+    assert harness.agent.status_files is not None
+    await harness.agent.status_files.wait_idle()
 
 
 # ---- changed and unchanged content ----
@@ -55,7 +62,7 @@ async def test_changed_content_is_rotated_with_new_versions(harness: RotationHar
     await harness.advance(DUE)
     assert Path(target, "password").read_bytes() == b"rotated"
     assert harness.fetches() == 2  # the publish, then one rotation
-    objects = status(harness, "web-0")["status"]["objects"]  # type: ignore[index]
+    objects = (await status(harness, "web-0"))["status"]["objects"]  # type: ignore[index]
     versions = {o["id"]: o["version"] for o in objects}
     assert versions == {v.id: v.version for v in harness.provider.result().versions}
     assert harness.metric("rotation_reconcile_total", provider="fake", rotated="true") == 1
@@ -64,10 +71,12 @@ async def test_changed_content_is_rotated_with_new_versions(harness: RotationHar
 async def test_unchanged_content_writes_nothing(harness: RotationHarness) -> None:
     target = await harness.publish(uid(), pod="web-0")
     status_file = harness.root / "spc" / "status" / "default" / "web-0-default-app-secrets.yaml"
+    await statuses_written(harness)
     before, status_before = tree(target), status_file.stat().st_mtime_ns
     await harness.advance(DUE)
     assert harness.fetches() == 2  # it did ask the provider
     assert tree(target) == before  # no file, no symlink, no metadata written
+    await statuses_written(harness)
     assert status_file.stat().st_mtime_ns == status_before
     assert harness.metric("rotation_reconcile_total", provider="fake", rotated="false") == 1
     # ... and it is not asked again until the next interval

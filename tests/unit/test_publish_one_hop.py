@@ -1,6 +1,7 @@
 """Publish through volume stacks with blocking forms: the mount a publish still needs, the write
-and both saves run in ONE worker-thread hop, in the order of the step-by-step path; a
-cancellation waits for that hop and undoes only what the call created."""
+and the metadata save run in ONE worker-thread hop, in the order of the step-by-step path, and
+the status is queued after it; a cancellation waits for that hop and undoes only what the call
+created."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from agent.errors import FileWriteError, ProviderError
-from agent.model import PodStatus, SecretFile
+from agent.model import SecretFile
 from tests.support.fake_provider import FakeProvider
 from tests.unit.test_publish_core import TARGET, Journal, make, make_with_table, request
 
@@ -52,9 +53,6 @@ class BlockingJournal(Journal):
         if self.metadata_error is not None:
             raise self.metadata_error
         self._did("metadata")
-
-    def upsert_blocking(self, status: PodStatus) -> None:
-        self._did("status")
 
 
 async def test_one_hop_mounts_writes_and_saves_in_one_worker_thread() -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
+from structlog.testing import capture_logs
 
+from agent.aio.backoff import BackoffPolicy
 from agent.errors import StatusError
 from agent.model import ObjectVersion, PodStatus, pod_status_name
 from agent.ports import PodStatusStore
@@ -31,12 +36,16 @@ def make_status(**changes: object) -> PodStatus:
     return PodStatus(**values)  # type: ignore[arg-type]
 
 
-async def test_upsert_writes_the_upstream_shaped_object(tmp_path: Path) -> None:
+async def test_upsert_writes_the_upstream_shaped_object_behind_the_caller(
+    tmp_path: Path,
+) -> None:
     store = DirectoryPodStatusStore(tmp_path)
+    path = tmp_path / "status" / "apps" / "web-0-apps-vault-db.yaml"
 
     await store.upsert(make_status())
+    assert not path.exists(), "upsert only queues: kubelet's reply never waits on the file"
+    await store.wait_idle()
 
-    path = tmp_path / "status" / "apps" / "web-0-apps-vault-db.yaml"
     assert yaml.safe_load(path.read_text()) == {
         "apiVersion": "secrets-store.csi.x-k8s.io/v1",
         "kind": "SecretProviderClassPodStatus",
@@ -65,6 +74,7 @@ async def test_load_all_reads_back_what_was_written(tmp_path: Path) -> None:
     second = make_status(namespace="b", name="p-b-c", pod_name="p", spc_name="c", objects=())
     await store.upsert(first)
     await store.upsert(second)
+    await store.wait_idle()
 
     loaded = await store.load_all()
 
@@ -75,35 +85,112 @@ async def test_load_all_reads_back_what_was_written(tmp_path: Path) -> None:
 async def test_upsert_overwrites_and_leaves_no_temp_files(tmp_path: Path) -> None:
     store = DirectoryPodStatusStore(tmp_path)
     await store.upsert(make_status())
+    await store.wait_idle()
     await store.upsert(make_status(objects=(ObjectVersion("a-key", "2"),)))
+    await store.wait_idle()
 
     [loaded] = await store.load_all()
     assert loaded.objects == (ObjectVersion("a-key", "2"),)
     assert os.listdir(tmp_path / "status" / "apps") == ["web-0-apps-vault-db.yaml"]
 
 
-async def test_failed_write_keeps_the_previous_file(
+async def until(condition: Callable[[], bool]) -> None:
+    """Until the writer (a task and its worker thread) got there; bounded."""
+    for _ in range(5000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the writer never got there")
+
+
+class Pauses:
+    """The writer's backoff sleep, recorded and not waited out; a test decides when a write
+    may succeed again."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self.next = asyncio.Event()
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await self.next.wait()
+        self.next.clear()
+
+
+async def test_a_failed_write_keeps_the_previous_file_is_logged_and_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = DirectoryPodStatusStore(tmp_path)
+    pauses = Pauses()
+    store = DirectoryPodStatusStore(tmp_path, backoff=BackoffPolicy(jitter=0.0), sleep=pauses)
     await store.upsert(make_status())
+    await store.wait_idle()
     path = store.path_for("apps", "web-0-apps-vault-db")
     before = path.read_bytes()
+    real_replace = os.replace
 
     def broken_replace(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(StatusError, match="No space left on device"):
+    with capture_logs() as logs:
         await store.upsert(make_status(mounted=False))
+        await until(lambda: len(pauses.delays) == 1)  # the first attempt failed
+        pauses.next.set()
+        await until(lambda: len(pauses.delays) == 2)  # and the retry after its pause
 
     assert path.read_bytes() == before
     assert os.listdir(path.parent) == [path.name]
+    assert pauses.delays[:2] == [0.5, 1.0], "backoff grows between retries"
+    retrying = [e for e in logs if e["event"] == "pod_status.write_retrying"]
+    assert retrying and "No space left on device" in retrying[0]["error"]
+
+    monkeypatch.setattr(os, "replace", real_replace)  # the disk has room again
+    pauses.next.set()
+    await store.wait_idle()
+    [loaded] = await store.load_all()
+    assert loaded.mounted is False
+
+
+async def test_a_delete_drops_a_queued_write_and_waits_for_one_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DirectoryPodStatusStore(tmp_path)
+    await store.upsert(make_status())
+    await store.delete("apps", "web-0-apps-vault-db")  # before the writer ran: dropped
+    await store.wait_idle()
+    assert await store.load_all() == []
+
+    entered, release = threading.Event(), threading.Event()
+    real_replace = os.replace
+
+    def held_replace(src: str, dst: str) -> None:
+        entered.set()
+        release.wait(10)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", held_replace)
+    await store.upsert(make_status())
+    await until(entered.is_set)  # the write is in its worker thread, about to rename
+    deleting = asyncio.ensure_future(store.delete("apps", "web-0-apps-vault-db"))
+    await asyncio.sleep(0)
+    assert not deleting.done(), "the delete waits for the write in flight"
+    release.set()
+    await deleting
+    await store.wait_idle()
+    assert await store.load_all() == [], "the status never lands after its delete"
+
+
+async def test_close_writes_what_is_still_queued(tmp_path: Path) -> None:
+    store = DirectoryPodStatusStore(tmp_path)
+    await store.upsert(make_status())
+    await store.close()
+    assert [s.name for s in await store.load_all()] == ["web-0-apps-vault-db"]
 
 
 async def test_delete_removes_and_tolerates_missing(tmp_path: Path) -> None:
     store = DirectoryPodStatusStore(tmp_path)
     await store.upsert(make_status())
+    await store.wait_idle()
 
     await store.delete("apps", "web-0-apps-vault-db")
     await store.delete("apps", "web-0-apps-vault-db")
@@ -126,6 +213,7 @@ async def test_names_cannot_escape_the_directory(tmp_path: Path, namespace: str,
 async def test_load_all_skips_broken_files(tmp_path: Path) -> None:
     store = DirectoryPodStatusStore(tmp_path)
     await store.upsert(make_status())
+    await store.wait_idle()
     (tmp_path / "status" / "apps" / "broken.yaml").write_text("status: [\n")
     (tmp_path / "status" / "apps" / "wrong.yaml").write_text("kind: Pod\n")
 

@@ -34,7 +34,7 @@ class WindowsDirectoryMounter:
         return await run_blocking(self._is_mounted_sync, target)
 
     async def inspect(self, target: str) -> VolumeState | None:
-        return await run_blocking(self._inspect_sync, target)
+        return await run_blocking(self.inspect_blocking, target)
 
     async def mount(self, target: str) -> None:
         await run_blocking(self.mount_blocking, target)
@@ -62,7 +62,7 @@ class WindowsDirectoryMounter:
         with os.scandir(directory) as entries:
             return next(entries, None) is not None
 
-    def _inspect_sync(self, target: str) -> VolumeState | None:
+    def inspect_blocking(self, target: str) -> VolumeState | None:
         spec = self.volumes.parse(target)
         directory = self._directory(spec)
         if directory is None:

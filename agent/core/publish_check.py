@@ -1,0 +1,55 @@
+"""The mount-point check of a first publish and the SecretProviderClass re-read, in one hop.
+
+A target the mount table does not know is inspected on disk (``VolumeMounter.inspect``); in
+standalone mode the class lookup re-reads the manifest directory (names, sizes, mtimes). Both
+are file-system work in a worker thread, and a paced publish pays a thread wake-up per hop, so
+when the mounter and the class source have blocking forms (``ports.BlockingInspector``,
+``ports.BlockingClassReader``) they run one after the other in ONE worker-thread call. The
+inspection comes first and its error wins, as in upstream's order; the read is only installed
+and looked up after it, on the event loop (``BlockingClassReader.get_read``).
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from agent.aio.threads import run_blocking
+from agent.model import SecretProviderClass, VolumeState
+from agent.ports import (
+    BlockingClassReader,
+    BlockingInspector,
+    SecretProviderClassSource,
+    VolumeMounter,
+)
+
+log = structlog.get_logger("agent.publish")
+
+
+class PublishCheck:
+    def __init__(self, mounter: VolumeMounter, spcs: SecretProviderClassSource) -> None:
+        self._inspector = mounter if isinstance(mounter, BlockingInspector) else None
+        self._reader = spcs if isinstance(spcs, BlockingClassReader) else None
+
+    @property
+    def joined(self) -> bool:
+        """True when the check and the class read share one hop."""
+        return self._inspector is not None and self._reader is not None
+
+    async def inspect_and_read(self, target: str) -> tuple[VolumeState | None, object | None]:
+        """(``VolumeMounter.inspect``'s answer, the class read or None if it failed: the lookup
+        then reads again and reports). Raises what the inspection raised."""
+        return await run_blocking(self._inspect_and_read, target)
+
+    def _inspect_and_read(self, target: str) -> tuple[VolumeState | None, object | None]:
+        assert self._inspector is not None and self._reader is not None
+        state = self._inspector.inspect_blocking(target)
+        try:
+            read = self._reader.read_blocking()
+        except Exception as err:  # the lookup on the loop reads again and reports it
+            log.debug("node_publish.class_read_retried", error_type=type(err).__name__)
+            read = None
+        return state, read
+
+    async def get_read(self, read: object, namespace: str, name: str) -> SecretProviderClass:
+        assert self._reader is not None
+        return await self._reader.get_read(read, namespace, name)
