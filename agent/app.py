@@ -28,6 +28,7 @@ from agent.core.secret_jobs import SecretSyncJobs
 from agent.core.unpublish import UnpublishVolume
 from agent.csi.server import CsiServer
 from agent.errors import AgentError, ConfigError
+from agent.fs.mounter import require_mount_capability
 from agent.fs.stack import build_volume_stack
 from agent.kubelet_root import FIX as KUBELET_ROOT_FIX
 from agent.kubelet_root import POD_UID_ENV, kubelet_root_problem
@@ -208,6 +209,8 @@ def build_agent(
     metrics = Metrics()
     table, locks = MountTable(), KeyedLock()
     targets = make_target_rules(settings.kubelet_root_dir, windows=platform.windows)
+    if settings.mount_mode == "tmpfs" and not platform.windows:
+        require_mount_capability()
     volumes = build_volume_stack(
         platform,
         targets,
@@ -449,9 +452,10 @@ def _configuration_sources(
     if not directory.is_dir():
         raise ConfigError(f"--standalone-dir: {directory} is not a directory")
     manifests = DirectorySecretProviderClassSource(directory)
+    status_files = DirectoryPodStatusStore(directory)
+    _require_writable(status_files.root)
     # Without --nodeid there is no Node manifest to look for.
     nodes = DirectoryNodeLabels(manifests, settings.node_id) if settings.node_id else None
-    status_files = DirectoryPodStatusStore(directory)
     return _Sources(
         manifests,
         status_files,
@@ -460,6 +464,18 @@ def _configuration_sources(
         status_files=status_files,
         node_labels=nodes,
     )
+
+
+def _require_writable(status_dir: Path) -> None:
+    """ConfigError naming ``--standalone-dir`` when no pod status could ever be written there:
+    every NodePublishVolume would fail on it (typical of an unprivileged run on root's files)."""
+    existing = next(path for path in (status_dir, status_dir.parent) if path.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        uid = os.geteuid() if hasattr(os, "geteuid") else -1
+        raise ConfigError(
+            f"--standalone-dir: the agent (uid {uid}) cannot write pod statuses under "
+            f"{status_dir}: make {existing} writable by the agent's user"
+        )
 
 
 def effective_configuration(settings: Settings) -> dict[str, object]:
@@ -484,6 +500,13 @@ def builtin_factories(names: Sequence[str]) -> dict[str, ProviderFactory]:
     return {name: factory for name, factory in BUILTIN_FACTORIES.items() if name in names}
 
 
+_STATE_DIR_FIX = (
+    "point --state-dir at a directory the agent's user can write (an unprivileged run's "
+    "default /var/run/secrets-store-agent is root's); until then object versions change "
+    "whenever the agent restarts"
+)
+
+
 def load_version_key(state_dir: str) -> bytes:
     """The HMAC key behind object versions; kept on the node so versions survive restarts."""
     path = Path(state_dir) / "version.key"
@@ -492,7 +515,9 @@ def load_version_key(state_dir: str) -> bytes:
     except FileNotFoundError:
         pass
     except OSError as err:
-        log.warning("agent.version_key_unreadable", path=str(path), error=err.strerror)
+        log.warning(
+            "agent.version_key_unreadable", path=str(path), error=err.strerror, fix=_STATE_DIR_FIX
+        )
         return secrets.token_bytes(32)
     key = secrets.token_bytes(32)
     try:
@@ -504,7 +529,9 @@ def load_version_key(state_dir: str) -> bytes:
         return path.read_bytes()
     except OSError as err:
         # Still works; object versions just change once when the agent restarts.
-        log.warning("agent.version_key_not_saved", path=str(path), error=err.strerror)
+        log.warning(
+            "agent.version_key_not_saved", path=str(path), error=err.strerror, fix=_STATE_DIR_FIX
+        )
     return key
 
 

@@ -20,8 +20,9 @@ from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 import structlog
-from structlog.dev import plain_traceback
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from agent.log_console import console_renderer, drop_none
 
 REDACTED = "[REDACTED]"
 
@@ -223,14 +224,11 @@ def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> Event
     return event_dict
 
 
-def _renderer(json: bool, stream: TextIO) -> Processor:
+def _renderers(json: bool, stream: TextIO) -> list[Processor]:
     if json:
-        return structlog.processors.JSONRenderer()
+        return [structlog.processors.JSONRenderer()]
     colors = bool(getattr(stream, "isatty", lambda: False)())
-    # plain_traceback: format_exc_info already produced text (which redact scrubbed).
-    return structlog.dev.ConsoleRenderer(
-        colors=colors, exception_formatter=plain_traceback, timestamp_key="ts"
-    )
+    return [drop_none, console_renderer(colors=colors)]
 
 
 def _shared_processors() -> list[Processor]:
@@ -258,7 +256,7 @@ def configure_logging(
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
         redact,
-        _renderer(json, out),
+        *_renderers(json, out),
     ]
     structlog.configure(
         processors=[*_shared_processors(), *tail],

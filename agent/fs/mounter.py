@@ -26,6 +26,7 @@ from agent.ports import VolumeMounter
 from agent.targets import MOUNT_DIR, shown
 
 MNT_DETACH = 2
+CAP_SYS_ADMIN = 21  # capability bit number (linux/capability.h)
 _O_PATH = getattr(os, "O_PATH", 0)
 # getattr: these flags do not exist on Windows, where this module is imported but unused.
 _PATH_FLAGS = (
@@ -152,6 +153,42 @@ def _opened(volumes: KubeletVolumes, path: str) -> _Target | None:
         ) from None
 
 
+def _unprivileged_hint(exc: OSError) -> str:
+    """``the agent runs as uid N`` when a permission error may come from not being root."""
+    if exc.errno not in (errno.EACCES, errno.EPERM) or not hasattr(os, "geteuid"):
+        return ""
+    uid = os.geteuid()
+    return f"the agent runs as uid {uid}" if uid != 0 else ""
+
+
+def can_mount() -> bool:
+    """Whether this process holds CAP_SYS_ADMIN, which mount(2) needs (in its own user
+    namespace, so an ``unshare -Urm`` run counts); True when /proc does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return True
+
+
+def require_mount_capability() -> None:
+    """ConfigError naming ``--mount-mode`` when tmpfs volumes cannot be mounted at all.
+
+    Said at start-up rather than by every NodePublishVolume: an unprivileged run is either
+    configured for directory volumes or fails before kubelet sends it anything.
+    """
+    if not can_mount():
+        uid = os.geteuid() if hasattr(os, "geteuid") else -1
+        raise ConfigError(
+            f"--mount-mode: tmpfs volumes need CAP_SYS_ADMIN for mount(2), which this process "
+            f"(uid {uid}) lacks; run the agent as root (or with CAP_SYS_ADMIN), or pass "
+            "--mount-mode directory for an unprivileged run (secrets then sit on the node's disk)"
+        )
+
+
 class _Mounter:
     """What both mounters share. Subclasses say what counts as a volume at a target."""
 
@@ -178,7 +215,14 @@ class _Mounter:
         try:
             made = self.volumes.make_target(spec)
         except OSError as exc:
-            raise MountError(f"failed to create {path}: {exc.strerror or exc}") from None
+            who = _unprivileged_hint(exc)
+            hint = (
+                f" ({who}: an unprivileged agent needs the pods' volume directories under "
+                "--kubelet-root-dir writable by its user)"
+                if who
+                else ""
+            )
+            raise MountError(f"failed to create {path}: {exc.strerror or exc}{hint}") from None
         crashpoints.reached("publish.target_created")
         return made
 
@@ -309,7 +353,11 @@ class TmpfsMounter(_Mounter):
             rc = _libc().mount(b"tmpfs", _fd_path(made.fd), b"tmpfs", self._flags, options)
             _check(rc, "mount")
         except OSError as exc:
-            raise MountError(f"failed to mount tmpfs at {path}: {exc.strerror or exc}") from None
+            hint = " (mount(2) needs CAP_SYS_ADMIN: run as root, or --mount-mode directory)"
+            hint = hint if exc.errno == errno.EPERM else ""
+            raise MountError(
+                f"failed to mount tmpfs at {path}: {exc.strerror or exc}{hint}"
+            ) from None
         finally:
             made.close()
         crashpoints.reached("publish.mounted")

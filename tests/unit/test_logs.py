@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -12,6 +13,8 @@ import pytest
 import structlog
 
 from agent import logs
+from agent.app import effective_configuration
+from agent.flags import parse_settings
 from agent.logs import (
     REDACTED,
     configure_logging,
@@ -263,3 +266,49 @@ def test_console_format_without_colors(stream: io.StringIO) -> None:
     assert JWT not in text
     assert "hello" in text
     assert len(text.splitlines()) == 2
+
+
+def test_console_values_are_klog_like(stream: io.StringIO) -> None:
+    configure_logging(json=False, verbosity=0, stream=stream)
+    structlog.get_logger().warning(
+        "provider.config",
+        vault_namespace=None,
+        providers=["aws", "azure", "gcp"],
+        excluded=[],
+        rotation=True,
+        poll_s=120.0,
+        lag_s=0.25,
+        error="failed to create /a b: 'x'",
+        pod="web-0",
+        token=JWT,
+    )
+    [line] = stream.getvalue().splitlines()
+    pairs = line.split("provider.config", 1)[1].strip()
+    assert pairs == (
+        "error=\"failed to create /a b: 'x'\" excluded= lag_s=0.25 pod=web-0 poll_s=120 "
+        f"providers=aws,azure,gcp rotation=true token={REDACTED}"
+    )  # vault_namespace=None: the key is left out
+
+
+def test_console_configuration_line_keeps_every_setting_compact(stream: io.StringIO) -> None:
+    settings, _ = parse_settings(["--standalone-dir=/tmp", "--nodeid=node-1"])
+    configure_logging(json=False, verbosity=0, stream=stream)
+    structlog.get_logger().info("agent.configuration", **effective_configuration(settings))
+    [line] = stream.getvalue().splitlines()
+    shown = line.split("settings={", 1)[1].removesuffix("}")
+    for field in dataclasses.fields(settings):
+        assert f" {field.name}=" in f" {shown}"
+    assert " tmpfs_size= " in line  # None inside the mapping: present, empty
+    assert " builtin_providers=vault,openbao,aws,azure,gcp " in line
+    assert " enable_secret_rotation=false " in line
+    assert " rotation_poll_interval=120 " in line
+    assert "None" not in line and "'" not in line and "[" not in line.split("]", 1)[1]
+
+
+def test_json_format_keeps_python_values(stream: io.StringIO) -> None:
+    configure_logging(json=True, verbosity=0, stream=stream)
+    structlog.get_logger().info("x", vault_namespace=None, providers=["aws"], poll_s=120.0)
+    [record] = records(stream)
+    assert record["vault_namespace"] is None
+    assert record["providers"] == ["aws"]
+    assert record["poll_s"] == 120.0

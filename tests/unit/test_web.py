@@ -176,3 +176,82 @@ async def test_everything_disabled_starts_nothing() -> None:
     await server.start()
     assert server.bound_ports == {}
     await server.stop()
+
+
+async def problem_with_token() -> str:
+    return "watch failing: 401 for Bearer eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl\nretrying"
+
+
+@pytest.fixture
+async def health_port() -> AsyncIterator[int]:
+    server = WebServer(
+        metrics_addr="",
+        health_addr="127.0.0.1:0",
+        metrics=Metrics(),
+        health_checks={"event-loop": check(True), "csi-socket": check(True)},
+        ready_checks={
+            "csi-socket": check(True),
+            "kubernetes-pods": problem_with_token,
+            "kubernetes-secretproviderclasses": check(True),
+        },
+    )
+    await server.start()
+    try:
+        yield server.bound_ports["health"]
+    finally:
+        await server.stop()
+
+
+async def test_verbose_lists_every_passing_check(
+    client: aiohttp.ClientSession, health_port: int
+) -> None:
+    assert (await get(client, health_port, "/healthz"))[:2] == (200, "ok\n")
+    status, body, _ = await get(client, health_port, "/healthz?verbose")
+    assert (status, body.splitlines()) == (
+        200,
+        ["[+]csi-socket ok", "[+]event-loop ok", "healthz check passed"],
+    )
+    assert (await get(client, health_port, "/healthz?verbose=1"))[1] == body
+
+
+async def test_failing_reason_is_one_line_and_scrubbed(
+    client: aiohttp.ClientSession, health_port: int
+) -> None:
+    for path in ("/readyz", "/readyz?verbose"):
+        status, body, _ = await get(client, health_port, path)
+        assert status == 503
+        assert body.splitlines() == [
+            "[+]csi-socket ok",
+            "[-]kubernetes-pods failed: watch failing: 401 for Bearer [REDACTED] retrying",
+            "[+]kubernetes-secretproviderclasses ok",
+            "readyz check failed",
+        ]
+        assert "eyJ" not in body
+
+
+async def test_exclude_leaves_a_check_out(client: aiohttp.ClientSession, health_port: int) -> None:
+    assert (await get(client, health_port, "/readyz?exclude=kubernetes-pods"))[:2] == (200, "ok\n")
+    status, body, _ = await get(
+        client, health_port, "/readyz?verbose&exclude=kubernetes-pods&exclude=nope"
+    )
+    assert (status, body.splitlines()) == (
+        200,
+        [
+            "[+]csi-socket ok",
+            "[+]kubernetes-pods excluded: ok",
+            "[+]kubernetes-secretproviderclasses ok",
+            'warn: some readyz checks cannot be excluded: no matches for "nope"',
+            "readyz check passed",
+        ],
+    )
+
+
+async def test_one_check_by_path(client: aiohttp.ClientSession, health_port: int) -> None:
+    assert (await get(client, health_port, "/readyz/csi-socket"))[:2] == (200, "ok\n")
+    assert (await get(client, health_port, "/healthz/event-loop"))[:2] == (200, "ok\n")
+    status, body, _ = await get(client, health_port, "/readyz/kubernetes-pods")
+    assert status == 503
+    assert body == "[-]kubernetes-pods failed: watch failing: 401 for Bearer [REDACTED] retrying\n"
+    status, body, _ = await get(client, health_port, "/readyz/event-loop")
+    assert status == 404
+    assert "csi-socket, kubernetes-pods, kubernetes-secretproviderclasses" in body
