@@ -32,7 +32,7 @@ from agent import crashpoints
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.aio.threads import run_blocking
 from agent.documents.pod_status import from_manifest, to_manifest
-from agent.errors import StatusError
+from agent.errors import StatusError, safe_message
 from agent.model import PodStatus
 from agent.standalone.yaml_codec import SafeLoader
 
@@ -94,16 +94,23 @@ class DirectoryPodStatusStore:
         await self._idle.wait()
 
     async def close(self) -> None:
-        """Stop the writer after one last try of what is still queued (agent shutdown)."""
+        """Stop the writer after one last try of what is still queued (agent shutdown).
+
+        A batch in its worker thread is waited for, not cancelled: what it failed to write is
+        queued again, so the last try includes it, and what fails then is logged as abandoned.
+        """
+        while self._writing:
+            await self._batch_done.wait()
+        # Not in a batch now: the writer is in its start delay or a backoff pause, or done.
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer  # a batch in its thread finishes first (run_blocking)
+                await self._writer
+            self._writer = None
         if self._wanted:
-            self._writing, self._wanted = self._wanted, {}
-            failed = await run_blocking(self._write_batch, self._writing)
-            self._writing = {}
+            failed = await self._write_wanted()
             for (namespace, name), reason in failed.items():
+                self._wanted.pop((namespace, name), None)
                 log.error(
                     "pod_status.write_abandoned", namespace=namespace, name=name, error=reason
                 )
@@ -114,15 +121,8 @@ class DirectoryPodStatusStore:
         unless a newer wish or a delete replaced it."""
         await asyncio.sleep(WRITE_BEHIND_DELAY_S)
         while self._wanted:
-            self._writing, self._wanted = self._wanted, {}
-            self._batch_done = asyncio.Event()
-            try:
-                failed = await run_blocking(self._write_batch, self._writing)
-            finally:
-                batch, self._writing = self._writing, {}
-                self._batch_done.set()
+            failed = await self._write_wanted()
             for key, reason in failed.items():
-                self._wanted.setdefault(key, batch[key])
                 log.warning(
                     "pod_status.write_retrying", namespace=key[0], name=key[1], error=reason
                 )
@@ -132,14 +132,30 @@ class DirectoryPodStatusStore:
                 self._backoff.reset()
         self._idle.set()
 
+    async def _write_wanted(self) -> dict[Key, str]:
+        """One batch: everything wanted now, in one worker-thread hop; {key: why} for the writes
+        that failed, each queued again unless a newer wish or a delete came meanwhile. A
+        ``delete`` of a status in the batch waits for ``_batch_done``."""
+        batch, self._wanted = self._wanted, {}
+        self._writing = batch
+        self._batch_done = asyncio.Event()
+        try:
+            failed = await run_blocking(self._write_batch, batch)
+        finally:
+            self._writing = {}
+            self._batch_done.set()
+        for key in failed:
+            self._wanted.setdefault(key, batch[key])
+        return failed
+
     def _write_batch(self, batch: dict[Key, PodStatus]) -> dict[Key, str]:
         """Worker thread: write each status; {key: why} for those that failed."""
         failed: dict[Key, str] = {}
         for key, status in batch.items():
             try:
                 self._write_file(status)
-            except StatusError as err:
-                failed[key] = err.message
+            except Exception as err:  # anything: the writer task must outlive one bad status
+                failed[key] = safe_message(err)
                 continue
             crashpoints.reached("record.status_saved")
         return failed

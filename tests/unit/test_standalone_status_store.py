@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
+import json
 import os
 import stat
 import threading
@@ -151,15 +153,8 @@ async def test_a_failed_write_keeps_the_previous_file_is_logged_and_retried(
     assert loaded.mounted is False
 
 
-async def test_a_delete_drops_a_queued_write_and_waits_for_one_in_flight(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = DirectoryPodStatusStore(tmp_path)
-    await store.upsert(make_status())
-    await store.delete("apps", "web-0-apps-vault-db")  # before the writer ran: dropped
-    await store.wait_idle()
-    assert await store.load_all() == []
-
+def hold_renames(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Status renames wait in their worker thread until ``release``; ``entered`` says one is."""
     entered, release = threading.Event(), threading.Event()
     real_replace = os.replace
 
@@ -169,6 +164,19 @@ async def test_a_delete_drops_a_queued_write_and_waits_for_one_in_flight(
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", held_replace)
+    return entered, release
+
+
+async def test_a_delete_drops_a_queued_write_and_waits_for_one_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DirectoryPodStatusStore(tmp_path)
+    await store.upsert(make_status())
+    await store.delete("apps", "web-0-apps-vault-db")  # before the writer ran: dropped
+    await store.wait_idle()
+    assert await store.load_all() == []
+
+    entered, release = hold_renames(monkeypatch)
     await store.upsert(make_status())
     await until(entered.is_set)  # the write is in its worker thread, about to rename
     deleting = asyncio.ensure_future(store.delete("apps", "web-0-apps-vault-db"))
@@ -229,3 +237,87 @@ async def test_load_all_on_a_fresh_directory_is_empty(tmp_path: Path) -> None:
 def test_implements_the_port(tmp_path: Path) -> None:
     store: PodStatusStore = DirectoryPodStatusStore(tmp_path)  # checked by mypy
     assert callable(store.upsert)
+
+
+async def test_close_retries_a_write_that_failed_in_flight_at_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stop arriving while a batch is in its worker thread: a write that batch failed is tried
+    once more (or logged as abandoned), never dropped without a word."""
+    store = DirectoryPodStatusStore(tmp_path)
+    entered, release = threading.Event(), threading.Event()
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def failing_once(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 1:
+            entered.set()
+            release.wait(10)
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_once)
+    await store.upsert(make_status())
+    await until(entered.is_set)  # the write is in its worker thread, about to fail
+    closing = asyncio.ensure_future(store.close())
+    await asyncio.sleep(0)
+    release.set()
+    await closing
+    assert [s.name for s in await store.load_all()] == ["web-0-apps-vault-db"]
+
+
+async def test_a_delete_during_the_final_write_at_stop_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last try at close is a batch like any other: a delete of a status in it waits for
+    it (and then removes the file) instead of spinning on a finished batch's event."""
+    store = DirectoryPodStatusStore(tmp_path)
+    await store.upsert(make_status())
+    await store.wait_idle()  # one batch done: its event is set
+    entered, release = hold_renames(monkeypatch)
+    await store.upsert(make_status(mounted=False))
+    closing = asyncio.ensure_future(store.close())  # before the writer's delay: close writes
+    await until(entered.is_set)
+    deleting = asyncio.ensure_future(store.delete("apps", "web-0-apps-vault-db"))
+    spins = 0
+    while not deleting.done() and spins < 3:
+        await asyncio.sleep(0)
+        spins += 1
+    assert not deleting.done(), "the delete waits for the write in flight"
+    threading.Timer(0.05, release.set).start()  # a spinning delete would never yield to us
+    # A delete spinning on the loop can only be stopped from another thread: fail, not hang.
+    watchdog = threading.Timer(10, _thread.interrupt_main)
+    watchdog.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(closing, deleting), 10)
+    finally:
+        watchdog.cancel()
+    assert await store.load_all() == [], "the status never lands after its delete"
+
+
+async def test_an_unexpected_error_in_a_write_is_retried_not_fatal_to_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anything a write raises (not only an OSError) is logged and retried: the writer task
+    never dies with it, so later statuses are still written and close still returns."""
+    pauses = Pauses()
+    store = DirectoryPodStatusStore(tmp_path, backoff=BackoffPolicy(jitter=0.0), sleep=pauses)
+    real_dumps = json.dumps
+    broken = [True]
+
+    def dumps(value: object) -> str:
+        if broken[0]:
+            raise ValueError("cannot encode")
+        return real_dumps(value)
+
+    monkeypatch.setattr(json, "dumps", dumps)
+    with capture_logs() as logs:
+        await store.upsert(make_status())
+        await until(lambda: len(pauses.delays) == 1)
+    assert any(e["event"] == "pod_status.write_retrying" for e in logs)
+    broken[0] = False
+    pauses.next.set()
+    await store.wait_idle()
+    await store.close()
+    assert [s.name for s in await store.load_all()] == ["web-0-apps-vault-db"]
