@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,33 @@ async def test_cancelled_during_the_hop_never_unmounts_a_volume_it_did_not_mount
         await task
     assert "mount" not in journal.events and "unmount" not in journal.events
     assert TARGET in journal.mounted
+
+
+@pytest.mark.parametrize("platform", ["linux-tmpfs", "linux-directory", "windows"])
+def test_every_volume_stack_joins_the_one_hop(tmp_path: Path, platform: str) -> None:
+    """The agent's real stacks offer every blocking form: a renamed method would silently send
+    each publish back to one hop per step (the isinstance checks fall back, nothing fails)."""
+    from agent.core.mount_table import MountTable
+    from agent.core.publish_check import PublishCheck
+    from agent.core.volume_content import VolumeContentStore
+    from agent.fs.stack import build_volume_stack
+    from agent.platform import emulated_windows, linux
+    from agent.standalone.spc_source import DirectorySecretProviderClassSource
+    from agent.standalone.status_store import DirectoryPodStatusStore
+    from agent.targets import make_target_rules
+
+    windows = platform == "windows"
+    root = "C:\\var\\lib\\kubelet" if windows else "/var/lib/kubelet"
+    stack = build_volume_stack(
+        emulated_windows(str(tmp_path)) if windows else linux(),
+        make_target_rules(root, windows=windows),
+        mount_mode=platform.removeprefix("linux-") if not windows else "directory",
+        tmpfs_size=None,
+        max_total_bytes=1 << 20,
+    )
+    content = VolumeContentStore(
+        stack.writer, stack.metadata, DirectoryPodStatusStore(tmp_path), MountTable(), "node-a"
+    )
+    assert content.joins_mount(stack.mounter) is not None
+    spcs = DirectorySecretProviderClassSource(tmp_path)
+    assert PublishCheck(stack.mounter, spcs).joined
