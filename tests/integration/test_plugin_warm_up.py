@@ -1,0 +1,55 @@
+"""Plugin warm-up at start: a plugin socket that accepts connections but never answers delays
+serving by the warm-up budget at most; the agent then serves, and the plugin's channel is left
+to connect on its first publish."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+import agent.app
+from agent._proto.csi import v1 as csi
+from agent.app import build_agent
+from agent.providers.registry import ProviderRegistry
+from tests.conftest import agent_settings
+from tests.support.fake_provider import FakeProvider
+from tests.support.kubelet import Kubelet
+
+WARM_UP_EVENTS = ("provider.plugin_warm_up_timeout", "provider.plugin_warm_up_failed")
+
+
+async def test_a_hung_plugin_delays_serving_by_the_budget_only(
+    agent_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugins = agent_root / "providers"
+    plugins.mkdir(mode=0o755)
+    hung = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    hung.bind(str(plugins / "hung.sock"))
+    hung.listen(8)  # connections queue in the kernel; nothing ever accepts or answers
+    monkeypatch.setattr(agent.app, "WARM_UP_BUDGET_SECONDS", 0.05)
+    settings = agent_settings(agent_root)
+    registry = ProviderRegistry(
+        timeout=settings.provider_timeout,
+        version_key=b"k" * 32,
+        factories={"fake": lambda _ctx: FakeProvider()},
+        load_entry_points=False,
+        plugin_directories=[str(plugins)],
+    )
+    node = build_agent(settings, registry=registry)
+    try:
+        with capture_logs() as logs:
+            await node.start()
+        events = [e["event"] for e in logs if e["event"] in WARM_UP_EVENTS]
+        assert events == ["provider.plugin_warm_up_timeout"]
+        kubelet = Kubelet(settings.socket_path)
+        try:
+            reply = await kubelet.call("Identity", "Probe", csi.ProbeRequest(), csi.ProbeResponse)
+            assert reply is not None, "the CSI socket serves after the budget"
+        finally:
+            await kubelet.close()
+    finally:
+        await node.stop()
+        hung.close()
