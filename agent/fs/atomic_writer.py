@@ -351,7 +351,7 @@ class AsyncPayloadWriter:
         uid: int | None = None,
         gid: int | None = None,
     ) -> bool:
-        """:meth:`write` in the calling worker thread (``ports.BlockingVolumeFiles``)."""
+        """:meth:`write` in the calling worker thread (``ports.BlockingPayloadWriter``)."""
         try:
             fd = self._volumes.open_target_path(target)
         except FileNotFoundError:
