@@ -326,17 +326,19 @@ class ProviderRegistry:
         from agent.providers.discovery import installed_plugin_names
 
         names = await run_blocking(installed_plugin_names, self._plugin_directories)
-        for name in names:
-            if name in self._factories and name not in self._prefer_plugins:
-                continue
-            try:
-                provider = await self.load(name)
-                version = getattr(provider, "version", None)
-                if version is not None:
-                    await version()
-            except Exception as err:  # a plugin not answering yet is not an error here
-                error = err.message if isinstance(err, AgentError) else type(err).__name__
-                log.info("provider.plugin_warm_up_failed", provider=name, error=error)
+        plugins = [n for n in names if n not in self._factories or n in self._prefer_plugins]
+        # Side by side: one hung plugin must not use up the caller's start-up budget alone.
+        await asyncio.gather(*(self._warm_plugin(name) for name in plugins))
+
+    async def _warm_plugin(self, name: str) -> None:
+        try:
+            provider = await self.load(name)
+            version = getattr(provider, "version", None)
+            if version is not None:
+                await version()
+        except Exception as err:  # a plugin not answering yet is not an error here
+            error = err.message if isinstance(err, AgentError) else type(err).__name__
+            log.info("provider.plugin_warm_up_failed", provider=name, error=error)
 
     async def health_check(self) -> None:
         """Upstream's ``--provider-health-check``: ask each known plugin for its version

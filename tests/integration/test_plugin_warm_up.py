@@ -17,6 +17,7 @@ from agent.providers.registry import ProviderRegistry
 from tests.conftest import agent_settings
 from tests.support.fake_provider import FakeProvider
 from tests.support.kubelet import Kubelet
+from tests.support.plugin_server import FakePlugin
 
 WARM_UP_EVENTS = ("provider.plugin_warm_up_timeout", "provider.plugin_warm_up_failed")
 
@@ -52,4 +53,35 @@ async def test_a_hung_plugin_delays_serving_by_the_budget_only(
             await kubelet.close()
     finally:
         await node.stop()
+        hung.close()
+
+
+async def test_a_hung_plugin_does_not_keep_the_others_cold(
+    agent_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plugins are warmed side by side: 'a-hung' sorts first, yet 'b-good' answers its Version
+    call within the budget (warmed one after another, the hung one used it all up)."""
+    plugins = agent_root / "providers"
+    plugins.mkdir(mode=0o755)
+    hung = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    hung.bind(str(plugins / "a-hung.sock"))
+    hung.listen(8)
+    good = FakePlugin(str(plugins / "b-good.sock"), relay=False)
+    await good.start()
+    monkeypatch.setattr(agent.app, "WARM_UP_BUDGET_SECONDS", 1.0)
+    settings = agent_settings(agent_root)
+    registry = ProviderRegistry(
+        timeout=settings.provider_timeout,
+        version_key=b"k" * 32,
+        factories={"fake": lambda _ctx: FakeProvider()},
+        load_entry_points=False,
+        plugin_directories=[str(plugins)],
+    )
+    node = build_agent(settings, registry=registry)
+    try:
+        await node.start()
+        assert good.version_calls == 1
+    finally:
+        await node.stop()
+        await good.stop()
         hung.close()
