@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 import agent.app
 from agent._proto.csi import v1 as csi
 from agent.app import build_agent
+from agent.config import Settings
 from agent.providers.registry import ProviderRegistry
 from tests.conftest import agent_settings
 from tests.support.fake_provider import FakeProvider
@@ -22,24 +23,33 @@ from tests.support.plugin_server import FakePlugin
 WARM_UP_EVENTS = ("provider.plugin_warm_up_timeout", "provider.plugin_warm_up_failed")
 
 
-async def test_a_hung_plugin_delays_serving_by_the_budget_only(
-    agent_root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    plugins = agent_root / "providers"
-    plugins.mkdir(mode=0o755)
+def hung_plugin(path: Path) -> socket.socket:
+    """A plugin socket whose connections queue in the kernel: nothing accepts or answers."""
     hung = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    hung.bind(str(plugins / "hung.sock"))
-    hung.listen(8)  # connections queue in the kernel; nothing ever accepts or answers
-    monkeypatch.setattr(agent.app, "WARM_UP_BUDGET_SECONDS", 0.05)
-    settings = agent_settings(agent_root)
-    registry = ProviderRegistry(
+    hung.bind(str(path))
+    hung.listen(8)
+    return hung
+
+
+def plugin_registry(settings: Settings, plugins: Path) -> ProviderRegistry:
+    return ProviderRegistry(
         timeout=settings.provider_timeout,
         version_key=b"k" * 32,
         factories={"fake": lambda _ctx: FakeProvider()},
         load_entry_points=False,
         plugin_directories=[str(plugins)],
     )
-    node = build_agent(settings, registry=registry)
+
+
+async def test_a_hung_plugin_delays_serving_by_the_budget_only(
+    agent_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugins = agent_root / "providers"
+    plugins.mkdir(mode=0o755)
+    hung = hung_plugin(plugins / "hung.sock")
+    monkeypatch.setattr(agent.app, "WARM_UP_BUDGET_SECONDS", 0.05)
+    settings = agent_settings(agent_root)
+    node = build_agent(settings, registry=plugin_registry(settings, plugins))
     try:
         with capture_logs() as logs:
             await node.start()
@@ -63,21 +73,12 @@ async def test_a_hung_plugin_does_not_keep_the_others_cold(
     call within the budget (warmed one after another, the hung one used it all up)."""
     plugins = agent_root / "providers"
     plugins.mkdir(mode=0o755)
-    hung = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    hung.bind(str(plugins / "a-hung.sock"))
-    hung.listen(8)
+    hung = hung_plugin(plugins / "a-hung.sock")
     good = FakePlugin(str(plugins / "b-good.sock"), relay=False)
     await good.start()
     monkeypatch.setattr(agent.app, "WARM_UP_BUDGET_SECONDS", 1.0)
     settings = agent_settings(agent_root)
-    registry = ProviderRegistry(
-        timeout=settings.provider_timeout,
-        version_key=b"k" * 32,
-        factories={"fake": lambda _ctx: FakeProvider()},
-        load_entry_points=False,
-        plugin_directories=[str(plugins)],
-    )
-    node = build_agent(settings, registry=registry)
+    node = build_agent(settings, registry=plugin_registry(settings, plugins))
     try:
         await node.start()
         assert good.version_calls == 1
