@@ -227,8 +227,9 @@ class BlockingMetadataStore(Protocol):
     def save_blocking(self, target: str, document: Mapping[str, object]) -> None: ...
 
 
-# The check before the provider call: the mount-point inspection and, when the class source
-# re-reads files (standalone manifests), that re-read, one after the other in one hop.
+# The check of a first publish: the mount-point inspection and, when the class source re-reads
+# files (standalone manifests), that re-read, one after the other in one hop: the store's hop
+# when the provider could be asked first (``agent.core.publish``), else a hop of its own.
 
 
 @runtime_checkable
@@ -246,6 +247,22 @@ class BlockingClassReader(Protocol):
 
     async def get_read(self, read: object, namespace: str, name: str) -> SecretProviderClass:
         """As ``SecretProviderClassSource.get``, answered from ``read``."""
+        ...
+
+    def read_holds(self, read: object, spc: SecretProviderClass) -> bool:
+        """True when ``read`` still holds ``spc`` itself, as ``CachedClassSource.cached`` gave
+        it: nothing was re-read since. Any worker thread; no I/O."""
+        ...
+
+
+@runtime_checkable
+class CachedClassSource(Protocol):
+    """A ``SecretProviderClassSource`` that can answer from what it already holds, without I/O:
+    the informer's cache (Kubernetes mode), the manifests as last read (standalone)."""
+
+    def cached(self, namespace: str, name: str) -> SecretProviderClass | None:
+        """The class as held now; None when only ``get`` can tell (not held, unusable, not
+        read yet)."""
         ...
 
 

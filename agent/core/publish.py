@@ -7,6 +7,12 @@ mount-table record, pod status. A republish of a known volume only refreshes its
 rotation scheduler, ``agent.rotation``, fetches when it is due). A failed first publish unmounts
 what it mounted; a failed refetch of a volume already mounted but unrecorded (adopted after a
 restart) is masked so kubelet never tears down a working volume (k/k#121271).
+
+A first publish whose class the source holds without I/O and whose provider returns every file
+asks the provider first, then checks, mounts, writes and records in ONE worker-thread hop
+(``_prefetch``): kubelet calls between pod starts, and every hop of a paced publish pays a
+thread wake-up. What the check finds decides as before; only the provider call moved ahead of
+it, and its error is raised after the check, in upstream's order.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from agent.aio.locks import KeyedLock
 from agent.aio.threads import finish_despite_cancellation
 from agent.core.mount_table import MountTable, pod_status_key
 from agent.core.pod_info import read_pod_identity
-from agent.core.publish_attempt import Attempt, PublishOutcome
+from agent.core.publish_attempt import Attempt, Prefetched, PublishOutcome
 from agent.core.publish_check import PublishCheck
 from agent.core.publish_report import PublishReport, owner_can_fix
 from agent.core.publish_request import (
@@ -115,6 +121,8 @@ class PublishVolume:
             ports.writer, ports.metadata, ports.statuses, table, settings.node_name
         )
         self._check = PublishCheck(ports.mounter, ports.spcs)
+        # The provider may be asked first when the check can join the store's hop.
+        self._mount_in_store = self._content.joins_mount(ports.mounter)
 
     async def __call__(self, request: PublishRequest) -> PublishOutcome:
         started = time.perf_counter()
@@ -147,6 +155,11 @@ class PublishVolume:
         return outcome
 
     async def _run(self, attempt: Attempt) -> PublishOutcome:
+        attempt.prefetched = await self._prefetch(attempt)
+        if attempt.prefetched is not None and attempt.prefetched.result is not None:
+            outcome = await self._publish_in_one_hop(attempt, attempt.prefetched.result)
+            if outcome is not None:
+                return outcome
         lookup = self._early_lookup(attempt)
         try:
             existing = await self._existing_mount(attempt)
@@ -161,7 +174,7 @@ class PublishVolume:
             if not _files_only(provider):
                 await self._mount(attempt)  # the provider may write into the target itself
             result = await self._fetch(attempt, provider)
-            changed = await self._store(attempt, result)
+            await self._store(attempt, result)
         except asyncio.CancelledError:
             # Still under the target's lock: kubelet's retry must not overlap the undo.
             await finish_despite_cancellation(asyncio.ensure_future(self._undo(attempt)))
@@ -175,10 +188,77 @@ class PublishVolume:
             return PublishOutcome(attempt.provider, "mounted", len(result.files))
         if attempt.adopting:
             return PublishOutcome(attempt.provider, "adopted", len(result.files))
+        changed = attempt.files_changed
         action = "rotated" if changed else "unchanged"
         return PublishOutcome(
             attempt.provider, action, len(result.files), remount=True, rotated=changed
         )
+
+    async def _prefetch(self, attempt: Attempt) -> Prefetched | None:
+        """Ask the provider before the mount-point check, so that the check can run in the
+        store's hop (``_publish_in_one_hop``).
+
+        Only for a target the mount table does not know (after the restart scan: a first
+        publish), a class the source holds without I/O that passes ``check_class``, a readonly
+        request and a provider that returns every file; otherwise None and the step-by-step
+        path runs, reporting in upstream's order. A provider error is kept, not raised: that
+        path raises it after the check when the class is still the one asked with, so one
+        publish never asks a provider twice.
+        """
+        request = attempt.request
+        known = self._table.get(request.target_path) is not None
+        if self._mount_in_store is None or known or not (attempt.spc_name and request.readonly):
+            return None
+        spc = self._check.cached(attempt.identity.namespace, attempt.spc_name)
+        provider = await self._files_only_provider(spc) if spc is not None else None
+        if spc is None or provider is None:
+            return None
+        attributes = merge_attributes(spc.parameters, request)
+        try:
+            result = await self._ask(provider, spc.provider, attributes, attempt)
+        except Exception as err:
+            return Prefetched(spc, attributes, error=err)
+        return Prefetched(spc, attributes, result=result)
+
+    async def _files_only_provider(self, spc: SecretProviderClass) -> Provider | None:
+        """``spc``'s provider when the class passes ``check_class`` and the provider returns
+        every file (``_files_only``); None otherwise (the step-by-step path reports why)."""
+        try:
+            check_class(spc)
+            provider = await self._ports.providers.load(spc.provider)
+        except AgentError:
+            return None
+        return provider if _files_only(provider) else None
+
+    async def _publish_in_one_hop(
+        self, attempt: Attempt, result: MountResult
+    ) -> PublishOutcome | None:
+        """Check, mount, write and record in one worker-thread hop. None when the check found
+        the target mounted already or the class re-read changed it: nothing was done, and
+        the step-by-step path takes over (reusing ``result`` if the class is the same)."""
+        prefetched = attempt.prefetched
+        assert prefetched is not None
+        spc, target = prefetched.spc, attempt.request.target_path
+
+        def still_first() -> bool:  # in the worker thread, before the mount
+            if not self._check.still_first_blocking(target, spc):
+                return False
+            attempt.mounted_here = True  # from here a failure or cancellation unmounts
+            return True
+
+        attempt.provider, attempt.spc, attempt.attributes = spc.provider, spc, prefetched.attributes
+        try:
+            stored = await self._store(attempt, result, still_first)
+        except asyncio.CancelledError:
+            await finish_despite_cancellation(asyncio.ensure_future(self._undo(attempt)))
+            raise
+        except Exception:
+            await self._undo(attempt)
+            raise
+        if not stored:
+            attempt.provider, attempt.spc, attempt.attributes = "", None, {}
+            return None
+        return PublishOutcome(attempt.provider, "mounted", len(result.files))
 
     async def _existing_mount(self, attempt: Attempt) -> PublishOutcome | None:
         """A known mounted volume is idempotent (see :meth:`_known_volume`).
@@ -287,21 +367,41 @@ class PublishVolume:
         await self._ports.mounter.mount(attempt.request.target_path)
 
     async def _fetch(self, attempt: Attempt, provider: Provider) -> MountResult:
+        """The provider's answer: the prefetched one when the class is still the one it was
+        asked with (the same object: unchanged since), else a fresh call."""
+        prefetched, attempt.prefetched = attempt.prefetched, None
+        if prefetched is not None and prefetched.spc is attempt.spc:
+            if prefetched.error is not None:
+                raise prefetched.error
+            assert prefetched.result is not None
+            return prefetched.result
+        return await self._ask(provider, attempt.provider, attempt.attributes, attempt)
+
+    async def _ask(
+        self, provider: Provider, name: str, attributes: dict[str, str], attempt: Attempt
+    ) -> MountResult:
         request = ProviderRequest(
-            attributes=attempt.attributes,
+            attributes=attributes,
             secrets=attempt.request.secrets,
             identity=attempt.identity,
             target_path=attempt.request.target_path,
         )
-        return await fetch_content(
-            provider, attempt.provider, request, self._settings.provider_timeout
-        )
+        return await fetch_content(provider, name, request, self._settings.provider_timeout)
 
-    async def _store(self, attempt: Attempt, result: MountResult) -> bool:
+    async def _store(
+        self, attempt: Attempt, result: MountResult, still_first: Callable[[], bool] | None = None
+    ) -> bool:
         """Mount if still needed, write the files, record them (one worker-thread hop when the
-        volume stack allows); True when the visible content changed."""
+        volume stack allows); ``attempt.files_changed`` tells whether the visible content
+        changed. True when stored.
+
+        ``still_first`` (a first publish's check, ``_publish_in_one_hop``) runs first in that
+        hop and mounts itself; when it returns False nothing is done and this returns False.
+        """
         mount = None
-        if not (attempt.is_remount or attempt.mounted_here):
+        if still_first is not None:
+            mount = self._mount_in_store
+        elif not (attempt.is_remount or attempt.mounted_here):
             mount = self._content.joins_mount(self._ports.mounter)
             if mount is None:
                 await self._mount(attempt)
@@ -324,15 +424,16 @@ class PublishVolume:
         def written(changed: bool) -> None:
             attempt.files_changed = changed
 
-        await self._content.store(record, result.files, written, mount)
-        changed = attempt.files_changed
+        if not await self._content.store(record, result.files, written, mount, still_first):
+            attempt.status_written = False
+            return False
         # A first mount, an adoption (first recorded by this agent: its Secrets may never have
         # been synced) or changed content; in the background: kubelet never waits on Secrets.
         jobs, spc = self._ports.secret_sync, attempt.spc
         first = not attempt.is_remount or attempt.adopting
-        if jobs is not None and spc is not None and (changed or first):
+        if jobs is not None and spc is not None and (attempt.files_changed or first):
             jobs.written(record, spc)
-        return changed
+        return True
 
     def _mask_remount_failure(self, attempt: Attempt, err: Exception) -> PublishOutcome:
         # Only an unrecorded volume is remounted here (adopted, or someone else's content with

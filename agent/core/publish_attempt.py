@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.model import PodIdentity, PublishRequest, SecretProviderClass
+from agent.model import MountResult, PodIdentity, PublishRequest, SecretProviderClass
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +17,17 @@ class PublishOutcome:
     error_type: str = ""  # set for a masked remount failure
     error: str = ""
     notify_owner: bool = False  # the masked failure is one the pod's owner can fix
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """The provider's answer (``result``, or the ``error`` it raised) for ``spc``, asked before
+    the mount-point check (``PublishVolume._prefetch``)."""
+
+    spc: SecretProviderClass
+    attributes: dict[str, str]
+    result: MountResult | None = None
+    error: Exception | None = None
 
 
 @dataclass(slots=True)
@@ -39,3 +50,5 @@ class Attempt:
     status_written: bool = False
     # The class source's re-read done in the mount-point check's hop (``publish_check``).
     class_read: object | None = None
+    # The provider's answer from before the check: used once, if the class is still ``spc``.
+    prefetched: Prefetched | None = None

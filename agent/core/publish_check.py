@@ -7,6 +7,10 @@ when the mounter and the class source have blocking forms (``ports.BlockingInspe
 ``ports.BlockingClassReader``) they run one after the other in ONE worker-thread call. The
 inspection comes first and its error wins, as in upstream's order; the read is only installed
 and looked up after it, on the event loop (``BlockingClassReader.get_read``).
+
+When the class source also answers without I/O (``ports.CachedClassSource``), a first publish
+can ask its provider with the class as held and run this check at the start of the store's
+hop instead (``still_first_blocking``): one hop per publish, not two.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from agent.model import SecretProviderClass, VolumeState
 from agent.ports import (
     BlockingClassReader,
     BlockingInspector,
+    CachedClassSource,
     SecretProviderClassSource,
     VolumeMounter,
 )
@@ -29,11 +34,36 @@ class PublishCheck:
     def __init__(self, mounter: VolumeMounter, spcs: SecretProviderClassSource) -> None:
         self._inspector = mounter if isinstance(mounter, BlockingInspector) else None
         self._reader = spcs if isinstance(spcs, BlockingClassReader) else None
+        self._cache = spcs if isinstance(spcs, CachedClassSource) else None
 
     @property
     def joined(self) -> bool:
         """True when the check and the class read share one hop."""
         return self._inspector is not None and self._reader is not None
+
+    def cached(self, namespace: str, name: str) -> SecretProviderClass | None:
+        """The class as held, when :meth:`still_first_blocking` can check it in the store's
+        hop (the mounter inspects in any thread); None: take the step-by-step path."""
+        if self._cache is None or self._inspector is None:
+            return None
+        return self._cache.cached(namespace, name)
+
+    def still_first_blocking(self, target: str, spc: SecretProviderClass) -> bool:
+        """In the store's worker thread, before its mount: True when ``target`` is no mount
+        point yet and the class re-read (standalone) still holds ``spc``, as :meth:`cached`
+        gave it. False leaves all to the step-by-step path: a target mounted already (after a
+        crash), a class edited meanwhile, a failed re-read (that path reads again and reports
+        it). Raises what the inspection raised: its error comes first, as upstream's."""
+        assert self._inspector is not None
+        if self._inspector.inspect_blocking(target) is not None:
+            return False
+        if self._reader is None:
+            return True
+        try:
+            read = self._reader.read_blocking()
+        except Exception:
+            return False
+        return self._reader.read_holds(read, spc)
 
     async def inspect_and_read(self, target: str) -> tuple[VolumeState | None, object | None]:
         """(``VolumeMounter.inspect``'s answer, the class read or None if it failed: the lookup

@@ -100,19 +100,26 @@ class VolumeContentStore:
         files: Sequence[SecretFile],
         written: Callable[[bool], None],
         mount: BlockingMounter | None = None,
-    ) -> None:
+        precheck: Callable[[], bool] | None = None,
+    ) -> bool:
         """Mount (``mount``, from :meth:`joins_mount`), write the files, then record the volume.
 
-        ``written(changed)`` is told whether the visible content changed as soon as the write
-        succeeded, also when a save then fails. Raises what the mount or the write raised (the
-        volume is not recorded), else the first failure of the saves, once both were tried.
+        ``precheck`` (with ``mount`` only) runs first in the same hop; when it returns False
+        nothing is mounted, written or recorded, and this returns False. ``written(changed)``
+        is told whether the visible content changed as soon as the write succeeded, also when
+        a save then fails. Raises what ``precheck``, the mount or the write raised (the volume
+        is not recorded), else the first failure of the saves, once both were tried.
         """
         if self._blocking is None:
             assert mount is None, "mount before storing: the stores have no blocking form"
             written(bool(files) and await self._writer.write(record.target_path, files))
             await self.record(record)
-            return
-        changed, failure = await run_blocking(self._store_blocking, record, files, mount)
+            return True
+        stored, changed, failure = await run_blocking(
+            self._store_blocking, record, files, mount, precheck
+        )
+        if not stored:
+            return False
         written(changed)
         if self.statuses.may_write(record):
             try:
@@ -122,14 +129,22 @@ class VolumeContentStore:
         if failure is not None:
             raise failure
         self._table.put(record)
+        return True
 
     def _store_blocking(
-        self, record: VolumeRecord, files: Sequence[SecretFile], mount: BlockingMounter | None
-    ) -> tuple[bool, Exception | None]:
-        """The worker-thread side of :meth:`store`: (content changed, metadata save failure)."""
+        self,
+        record: VolumeRecord,
+        files: Sequence[SecretFile],
+        mount: BlockingMounter | None,
+        precheck: Callable[[], bool] | None,
+    ) -> tuple[bool, bool, Exception | None]:
+        """The worker-thread side of :meth:`store`: (stored, content changed, metadata save
+        failure)."""
         assert self._blocking is not None
         writer, metadata = self._blocking
         target = record.target_path
+        if precheck is not None and not precheck():
+            return False, False, None
         if mount is not None:
             mount.mount_blocking(target)
         # No files but versions: a legacy plugin wrote into target_path itself (upstream #551).
@@ -137,9 +152,9 @@ class VolumeContentStore:
         try:
             metadata.save_blocking(target, record_to_metadata(record))
         except Exception as err:
-            return changed, err
+            return True, changed, err
         crashpoints.reached("record.metadata_saved")
-        return changed, None
+        return True, changed, None
 
     async def write_files(self, target_path: str, result: MountResult) -> bool:
         """Swap the provider's files in; True when the visible content changed."""

@@ -150,6 +150,12 @@ class KubeSecretProviderClassSource:
             raise InvalidSecretProviderClass(f"secretproviderclass {ref}: {entry.reason}")
         return entry
 
+    def cached(self, namespace: str, name: str) -> SecretProviderClass | None:
+        """The informer's copy (``ports.CachedClassSource``); None when it has none, or holds
+        the class as unusable (``get`` reports why)."""
+        entry = self.informer.get(namespace, name) if _OBJECT_NAME.fullmatch(name) else None
+        return entry if isinstance(entry, SecretProviderClass) else None
+
     async def _read(self, namespace: str, name: str) -> CacheEntry:
         ref = f"{namespace}/{name}"
         try:

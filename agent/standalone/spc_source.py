@@ -113,6 +113,16 @@ class DirectorySecretProviderClassSource:
             return self._lookup(self._snapshot, namespace, name)
         return await self.get(namespace, name)
 
+    def cached(self, namespace: str, name: str) -> SecretProviderClass | None:
+        """The class as last read (``ports.CachedClassSource``); None before the first read."""
+        return self._snapshot.classes.get((namespace, name))
+
+    def read_holds(self, read: object, spc: SecretProviderClass) -> bool:
+        """True when ``read`` (:meth:`read_blocking`) found the directory unchanged since
+        ``spc`` was read: a re-read builds new class objects, so identity is the test."""
+        assert isinstance(read, _Read)
+        return read.fresh.classes.get((spc.namespace, spc.name)) is spc
+
     def _lookup(self, snapshot: _Snapshot, namespace: str, name: str) -> SecretProviderClass:
         key = (namespace, name)
         found = snapshot.classes.get(key)

@@ -41,6 +41,9 @@ class BlockingCheckJournal(Journal):
         self.events.append("lookup")
         return await self.get(namespace, name)
 
+    def read_holds(self, read: object, spc: SecretProviderClass) -> bool:
+        return False
+
 
 async def test_the_check_and_the_class_read_share_one_worker_thread_hop() -> None:
     journal = BlockingCheckJournal()

@@ -91,9 +91,16 @@ async def test_a_failed_save_still_tries_the_status_then_undoes_both() -> None:
 
 
 async def test_cancelled_during_the_hop_waits_for_it_and_unmounts_what_it_mounted() -> None:
-    journal = BlockingJournal()
+    await cancel_in_the_hop_after_its_mount(BlockingJournal(), FilesOnlyProvider())
+
+
+async def cancel_in_the_hop_after_its_mount(
+    journal: BlockingJournal, provider: FakeProvider
+) -> None:
+    """Cancel the publish while its hop is held after the mount: the call must wait for the
+    thread, then unmount what it mounted and leave no record."""
     journal.hop_gate = threading.Event()
-    publish, table = make_with_table(journal, FilesOnlyProvider())
+    publish, table = make_with_table(journal, provider)
     task = asyncio.create_task(publish(request()))
     await asyncio.to_thread(journal.hop_started.wait, 10)
     task.cancel()

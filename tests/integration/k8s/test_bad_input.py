@@ -164,3 +164,30 @@ async def test_direct_read_of_a_class_names_the_wrongly_typed_field(
         await api.close()
     assert caught.value.message.startswith("secretproviderclass default/broken: ")
     assert field in caught.value.message
+
+
+async def test_the_cache_answers_only_for_usable_classes(kube_api: FakeKubeApi) -> None:
+    """``cached`` lets a first publish ask its provider before the mount-point check; a class the
+    informer holds as unusable, an invalid name or one it does not hold goes to ``get``, which
+    reads or reports it in upstream's order."""
+    kube_api.store.put(_class({"provider": "fake", "parameters": {"ttl": 30}}))
+    usable = {**_class({"provider": "fake", "parameters": {"a": "b"}})}
+    usable["metadata"] = {"name": "app", "namespace": "default"}
+    kube_api.store.put(usable)
+    api = KubeApi()
+    api.connect(await load_configuration(str(kube_api.kubeconfig_path)))
+    source = KubeSecretProviderClassSource(api)
+    running = asyncio.create_task(source.informer.run())
+    try:
+        await asyncio.wait_for(source.informer.wait_synced(), 10)
+        held = source.cached("default", "app")
+        assert held is not None and held.parameters == {"a": "b"}
+        assert held is await source.get("default", "app")
+        assert source.cached("default", "broken") is None  # unusable: get() says why
+        assert source.cached("default", "absent") is None
+        assert source.cached("default", "Not_A_Name") is None
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await api.close()

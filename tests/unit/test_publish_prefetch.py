@@ -1,0 +1,258 @@
+"""A first publish with a class held without I/O and a files-only provider: the provider is asked
+first, then the mount-point check, the class re-read, the mount, the write and the metadata save
+run in ONE worker-thread hop. Whatever that check finds decides exactly as on the step-by-step
+path, errors keep upstream's order, and no publish asks its provider twice."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.core import publish_check, volume_content
+from agent.errors import InvalidRequest, ProviderError
+from agent.model import SecretProviderClass, VolumeContent, VolumeState
+from agent.standalone.spc_source import DirectorySecretProviderClassSource
+from tests.support.fake_provider import FakeProvider
+from tests.unit.test_publish_core import CONTEXT, TARGET, make_with_table, request
+from tests.unit.test_publish_one_hop import (
+    BlockingJournal,
+    FilesOnlyProvider,
+    cancel_in_the_hop_after_its_mount,
+)
+
+
+class CachingJournal(BlockingJournal):
+    """Every blocking form, and a class source that holds ``spc`` (``cached``) and re-reads it
+    in any thread (``read_blocking``); ``edit`` swaps the class as a manifest edit would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spc = SecretProviderClass("app", "default", "fake", {"objects": "x"})
+        self.held: SecretProviderClass | None = self.spc  # what ``cached`` answers
+        self.inspection: VolumeState | None = None
+        self.refuse: Exception | None = None
+        self.edit_on_read: SecretProviderClass | None = None
+        self.hop_threads: list[int] = []
+
+    async def get(self, namespace: str, name: str) -> SecretProviderClass:
+        self.events.append("get")
+        return self.spc
+
+    def cached(self, namespace: str, name: str) -> SecretProviderClass | None:
+        return self.held
+
+    def inspect_blocking(self, target: str) -> VolumeState | None:
+        self.hop_threads.append(threading.get_ident())
+        self.events.append("inspect")
+        if self.refuse is not None:
+            raise self.refuse
+        return self.inspection
+
+    def read_blocking(self) -> object:
+        self.events.append("read")
+        if self.edit_on_read is not None:
+            self.spc, self.edit_on_read = self.edit_on_read, None
+        return self.spc
+
+    async def get_read(self, read: object, namespace: str, name: str) -> SecretProviderClass:
+        self.events.append("lookup")
+        assert isinstance(read, SecretProviderClass)
+        return read
+
+    def read_holds(self, read: object, spc: SecretProviderClass) -> bool:
+        return read is spc
+
+
+class AskedProvider(FilesOnlyProvider):
+    """Records each call in the journal's events, with the class's provider parameter."""
+
+    def __init__(self, journal: CachingJournal) -> None:
+        super().__init__()
+        self.on_mount = lambda req: journal.events.append(f"fetch:{req.attributes['objects']}")
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every worker-thread hop the publish core starts."""
+    started: list[str] = []
+    for module in (volume_content, publish_check):
+        original = module.run_blocking
+
+        def counted(func: Callable[..., Any], *args: Any, _run: Any = original) -> Any:
+            started.append(getattr(func, "__name__", "?"))
+            return _run(func, *args)
+
+        monkeypatch.setattr(module, "run_blocking", counted)
+    return started
+
+
+async def test_a_first_publish_asks_first_then_checks_mounts_and_writes_in_one_hop(
+    hops: list[str],
+) -> None:
+    journal = CachingJournal()
+    publish, table = make_with_table(journal, AskedProvider(journal))
+    outcome = await publish(request())
+    assert outcome.action == "mounted" and outcome.files == 2
+    assert journal.events == [
+        "fetch:x", "inspect", "read", "mount", "write", "metadata", "status", "ok"
+    ]  # fmt: skip
+    assert hops == ["_store_blocking"]
+    assert len(set(journal.hop_threads) | journal.threads) == 1
+    record = table.get(TARGET)
+    assert record is not None and record.provider == "fake" and record.spc_name == "app"
+
+
+async def test_a_class_edited_before_the_hop_is_asked_again_with_the_edit() -> None:
+    journal = CachingJournal()
+    provider = AskedProvider(journal)
+    journal.edit_on_read = SecretProviderClass("app", "default", "fake", {"objects": "edited"})
+    outcome = await make_with_table(journal, provider)[0](request())
+    assert outcome.action == "mounted"
+    assert journal.events == [
+        "fetch:x", "inspect", "read",  # the hop found the class changed: nothing done
+        "inspect", "read", "lookup", "fetch:edited", "mount", "write", "metadata", "status", "ok",
+    ]  # fmt: skip
+
+
+async def test_an_unfinished_volume_found_by_the_hop_is_completed_with_the_same_answer() -> None:
+    """Killed between mount and write: the hop sees an empty mount and leaves it to the
+    step-by-step path, which completes it with the answer already fetched (one provider call)."""
+    journal = CachingJournal()
+    provider = AskedProvider(journal)
+    journal.mounted.add(TARGET)
+    journal.inspection = VolumeState(VolumeContent.EMPTY, has_metadata=False)
+    outcome = await make_with_table(journal, provider)[0](request())
+    assert outcome.action == "mounted" and len(provider.requests) == 1
+    assert "mount" not in journal.events and "write" in journal.events
+
+
+async def test_a_volume_someone_else_filled_is_left_alone_and_not_asked_again() -> None:
+    journal = CachingJournal()
+    provider = AskedProvider(journal)
+    journal.mounted.add(TARGET)
+    journal.inspection = VolumeState(VolumeContent.FOREIGN, has_metadata=False)
+    outcome = await make_with_table(journal, provider)[0](request())
+    assert outcome.action == "already_mounted" and outcome.provider == ""
+    assert len(provider.requests) == 1 and "write" not in journal.events
+
+
+async def test_the_inspections_error_wins_over_the_providers(hops: list[str]) -> None:
+    journal = CachingJournal()
+    provider = AskedProvider(journal)
+    provider.error = ProviderError("denied")
+    journal.refuse = InvalidRequest("Target path holds files the agent did not write")
+    with pytest.raises(InvalidRequest, match="did not write"):
+        await make_with_table(journal, provider)[0](request())
+    assert len(provider.requests) == 1 and not journal.mounted
+    assert hops == ["_inspect_and_read"]
+
+
+async def test_a_provider_error_is_raised_after_the_check_without_asking_twice() -> None:
+    journal = CachingJournal()
+    provider = AskedProvider(journal)
+    provider.error = ProviderError("denied")
+    with pytest.raises(ProviderError, match="denied"):
+        await make_with_table(journal, provider)[0](request())
+    assert journal.events == ["fetch:x", "inspect", "read", "lookup", "failed:GRPCProviderError"]
+    assert not journal.mounted
+
+
+async def test_a_provider_error_for_an_edited_class_asks_with_the_edit() -> None:
+    journal = CachingJournal()
+    provider = AskedProvider(journal)
+    provider.error = ProviderError("denied")
+    journal.edit_on_read = SecretProviderClass("app", "default", "fake", {"objects": "fixed"})
+    provider.on_mount = lambda req: setattr(
+        provider, "error", None if req.attributes["objects"] == "fixed" else provider.error
+    )
+    outcome = await make_with_table(journal, provider)[0](request())
+    assert outcome.action == "mounted" and len(provider.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("setup", "why"),
+    [
+        (lambda j, p: setattr(j, "held", None), "class not held without I/O"),
+        (lambda j, p: setattr(p, "files_only", False), "a provider that may write the target"),
+        (lambda j, p: setattr(j, "held", SecretProviderClass("app", "default", "fake", {})),
+         "a class check_class refuses"),
+    ],
+)  # fmt: skip
+async def test_the_step_by_step_path_when_asking_first_is_not_safe(
+    setup: Callable[[CachingJournal, FakeProvider], None], why: str, hops: list[str]
+) -> None:
+    journal = CachingJournal()
+    provider = AskedProvider(journal)
+    setup(journal, provider)
+    outcome = await make_with_table(journal, provider)[0](request())
+    assert outcome.action == "mounted", why
+    assert hops[0] == "_inspect_and_read", why
+    assert journal.events.index("inspect") < len(journal.events) - 1
+    assert [e for e in journal.events if e.startswith("fetch")] == ["fetch:x"], why
+
+
+async def test_a_request_that_is_not_readonly_is_refused_after_the_check() -> None:
+    journal = CachingJournal()
+    provider = AskedProvider(journal)
+    publish = make_with_table(journal, provider)[0]
+    with pytest.raises(InvalidRequest, match="Readonly"):
+        await publish(request().__class__("v", TARGET, True, False, CONTEXT, {}))
+    assert not provider.requests and journal.events[0] == "inspect"
+
+
+async def test_cancelled_in_the_hop_after_its_mount_unmounts() -> None:
+    journal = CachingJournal()
+    await cancel_in_the_hop_after_its_mount(journal, AskedProvider(journal))
+    assert journal.events[:2] == ["fetch:x", "inspect"]
+
+
+async def test_cancelled_while_the_hop_finds_a_mounted_target_never_unmounts_it() -> None:
+    journal = CachingJournal()
+    journal.mounted.add(TARGET)
+    journal.inspection = VolumeState(VolumeContent.FOREIGN, has_metadata=False)
+    gate, reached = threading.Event(), threading.Event()
+    inspect = journal.inspect_blocking
+
+    def slow_inspect(target: str) -> VolumeState | None:
+        reached.set()
+        assert gate.wait(10)
+        return inspect(target)
+
+    journal.inspect_blocking = slow_inspect  # type: ignore[method-assign]
+    task = asyncio.create_task(make_with_table(journal, AskedProvider(journal))[0](request()))
+    await asyncio.to_thread(reached.wait, 10)
+    task.cancel()
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert "unmount" not in journal.events and TARGET in journal.mounted
+
+
+SPC = """\
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata: {{name: app, namespace: default}}
+spec:
+  provider: vault
+  parameters: {{roleName: {role}}}
+"""
+
+
+async def test_the_standalone_source_holds_a_class_until_a_re_read_changes_it(
+    tmp_path: Path,
+) -> None:
+    source = DirectorySecretProviderClassSource(tmp_path)
+    assert source.cached("default", "app") is None, "nothing held before the first read"
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(SPC.format(role="a"))
+    spc = await source.get("default", "app")
+    assert source.cached("default", "app") is spc
+    assert source.read_holds(source.read_blocking(), spc)
+    manifest.write_text(SPC.format(role="longer-b"))
+    assert not source.read_holds(source.read_blocking(), spc)
+    assert source.cached("default", "other") is None
