@@ -250,8 +250,8 @@ class BlockingClassReader(Protocol):
         ...
 
     def read_holds(self, read: object, spc: SecretProviderClass) -> bool:
-        """True when ``read`` still holds ``spc`` itself, as ``CachedClassSource.cached`` gave
-        it: nothing was re-read since. Any worker thread; no I/O."""
+        """True when ``read`` still holds ``spc`` as ``CachedClassSource.cached`` gave it (the
+        same class, or one equal to it). Any worker thread; no I/O."""
         ...
 
 

@@ -210,10 +210,21 @@ class PublishVolume:
         if self._mount_in_store is None or known or not (attempt.spc_name and request.readonly):
             return None
         spc = self._check.cached(attempt.identity.namespace, attempt.spc_name)
-        provider = await self._files_only_provider(spc) if spc is not None else None
-        if spc is None or provider is None:
+        if spc is None:
             return None
-        attributes = merge_attributes(spc.parameters, request)
+        # Cancelled while loading or asking it (kubelet's deadline, a hung provider): the report
+        # names the provider, as when the step-by-step path asked. The check comes next, and
+        # there it precedes the lookup: no provider named until the hop passes it.
+        attempt.provider = spc.provider
+        prefetched = await self._ask_first(attempt, spc)
+        attempt.provider = ""
+        return prefetched
+
+    async def _ask_first(self, attempt: Attempt, spc: SecretProviderClass) -> Prefetched | None:
+        provider = await self._files_only_provider(spc)
+        if provider is None:
+            return None
+        attributes = merge_attributes(spc.parameters, attempt.request)
         try:
             result = await self._ask(provider, spc.provider, attributes, attempt)
         except Exception as err:
@@ -222,11 +233,12 @@ class PublishVolume:
 
     async def _files_only_provider(self, spc: SecretProviderClass) -> Provider | None:
         """``spc``'s provider when the class passes ``check_class`` and the provider returns
-        every file (``_files_only``); None otherwise (the step-by-step path reports why)."""
+        every file (``_files_only``); None otherwise (the step-by-step path reports why, after
+        the check: also a factory's own error, an entry point's bug or a missing dependency)."""
         try:
             check_class(spc)
             provider = await self._ports.providers.load(spc.provider)
-        except AgentError:
+        except Exception:
             return None
         return provider if _files_only(provider) else None
 
@@ -250,13 +262,15 @@ class PublishVolume:
         try:
             stored = await self._store(attempt, result, still_first)
         except asyncio.CancelledError:
+            _forget_class_unless_mounted(attempt)
             await finish_despite_cancellation(asyncio.ensure_future(self._undo(attempt)))
             raise
         except Exception:
+            _forget_class_unless_mounted(attempt)
             await self._undo(attempt)
             raise
         if not stored:
-            attempt.provider, attempt.spc, attempt.attributes = "", None, {}
+            _forget_class_unless_mounted(attempt)
             return None
         return PublishOutcome(attempt.provider, "mounted", len(result.files))
 
@@ -368,9 +382,10 @@ class PublishVolume:
 
     async def _fetch(self, attempt: Attempt, provider: Provider) -> MountResult:
         """The provider's answer: the prefetched one when the class is still the one it was
-        asked with (the same object: unchanged since), else a fresh call."""
+        asked with (equal: a re-read or an informer update may rebuild it unchanged), else a
+        fresh call."""
         prefetched, attempt.prefetched = attempt.prefetched, None
-        if prefetched is not None and prefetched.spc is attempt.spc:
+        if prefetched is not None and prefetched.spc == attempt.spc:
             if prefetched.error is not None:
                 raise prefetched.error
             assert prefetched.result is not None
@@ -465,6 +480,15 @@ class PublishVolume:
                 await step()
             except AgentError as err:
                 log.error("node_publish.cleanup_failed", target_path=target, error=err.message)
+
+
+def _forget_class_unless_mounted(attempt: Attempt) -> None:
+    """Forget the class the hop was given when it stopped in (or at) the mount-point check:
+    the step-by-step path looks the class up after that check, so a check that failed, was
+    cancelled or declined is reported (metric label, log line, pod event) naming no provider,
+    as upstream's mount-point errors are."""
+    if not attempt.mounted_here:
+        attempt.provider, attempt.spc, attempt.attributes = "", None, {}
 
 
 def _files_only(provider: Provider) -> bool:

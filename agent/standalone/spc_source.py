@@ -118,10 +118,11 @@ class DirectorySecretProviderClassSource:
         return self._snapshot.classes.get((namespace, name))
 
     def read_holds(self, read: object, spc: SecretProviderClass) -> bool:
-        """True when ``read`` (:meth:`read_blocking`) found the directory unchanged since
-        ``spc`` was read: a re-read builds new class objects, so identity is the test."""
+        """True when ``read`` (:meth:`read_blocking`) holds ``spc`` as it was: unchanged, or
+        rebuilt equal (any change in the directory rebuilds every class, also those it left as
+        they were; an answer asked with an equal class is the one its edit would get)."""
         assert isinstance(read, _Read)
-        return read.fresh.classes.get((spc.namespace, spc.name)) is spc
+        return read.fresh.classes.get((spc.namespace, spc.name)) == spc
 
     def _lookup(self, snapshot: _Snapshot, namespace: str, name: str) -> SecretProviderClass:
         key = (namespace, name)

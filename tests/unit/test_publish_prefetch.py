@@ -6,6 +6,7 @@ path, errors keep upstream's order, and no publish asks its provider twice."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,8 @@ import pytest
 from agent.core import publish_check, volume_content
 from agent.errors import InvalidRequest, ProviderError
 from agent.model import SecretProviderClass, VolumeContent, VolumeState
+from agent.ports import Provider
+from agent.providers.registry import ProviderRegistry
 from agent.standalone.spc_source import DirectorySecretProviderClassSource
 from tests.support.fake_provider import FakeProvider
 from tests.unit.test_publish_core import CONTEXT, TARGET, make_with_table, request
@@ -65,7 +68,14 @@ class CachingJournal(BlockingJournal):
         return read
 
     def read_holds(self, read: object, spc: SecretProviderClass) -> bool:
-        return read is spc
+        return read == spc
+
+
+class LabelledJournal(CachingJournal):
+    """Records the provider label of each failed publish (``node_publish_error_total``)."""
+
+    def publish_failed(self, provider: str, error_type: str, seconds: float) -> None:
+        self.events.append(f"failed:{error_type}:{provider}")
 
 
 class AskedProvider(FilesOnlyProvider):
@@ -212,7 +222,9 @@ async def test_cancelled_in_the_hop_after_its_mount_unmounts() -> None:
 
 
 async def test_cancelled_while_the_hop_finds_a_mounted_target_never_unmounts_it() -> None:
-    journal = CachingJournal()
+    """Nor is the provider named in the report: the step-by-step path would have been
+    cancelled in its check, before the class lookup."""
+    journal = LabelledJournal()
     journal.mounted.add(TARGET)
     journal.inspection = VolumeState(VolumeContent.FOREIGN, has_metadata=False)
     gate, reached = threading.Event(), threading.Event()
@@ -231,6 +243,7 @@ async def test_cancelled_while_the_hop_finds_a_mounted_target_never_unmounts_it(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert "unmount" not in journal.events and TARGET in journal.mounted
+    assert journal.events[-1] == "failed:Cancelled:"
 
 
 SPC = """\
@@ -253,6 +266,72 @@ async def test_the_standalone_source_holds_a_class_until_a_re_read_changes_it(
     spc = await source.get("default", "app")
     assert source.cached("default", "app") is spc
     assert source.read_holds(source.read_blocking(), spc)
+    (tmp_path / "unrelated.yaml").write_text("kind: ConfigMap\n")
+    rebuilt = source.read_blocking()
+    assert rebuilt.fresh.classes[("default", "app")] is not spc
+    assert source.read_holds(rebuilt, spc), "rebuilt by the re-read, but equal"
     manifest.write_text(SPC.format(role="longer-b"))
     assert not source.read_holds(source.read_blocking(), spc)
     assert source.cached("default", "other") is None
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["asked-first", "step-by-step"])
+async def test_an_inspection_error_is_reported_without_a_provider(held: bool) -> None:
+    """Upstream checks the mount point before it reads the class, so a failed check counts
+    with an empty provider label (and its pod event names none) on either path: the provider
+    asked first must not leak into the report."""
+    journal = LabelledJournal()
+    journal.held = journal.spc if held else None
+    journal.refuse = InvalidRequest("Target path holds files the agent did not write")
+    with pytest.raises(InvalidRequest, match="did not write"):
+        await make_with_table(journal, AskedProvider(journal))[0](request())
+    assert journal.events[-1] == "failed:FailedToMount:"
+    assert ("fetch:x" in journal.events) is held
+
+
+async def test_cancelled_while_asking_first_names_the_provider() -> None:
+    """Kubelet's deadline passing while the provider hangs is reported with its name, as when
+    the step-by-step path asked it: the operator must see which provider hung."""
+    journal = LabelledJournal()
+    provider = AskedProvider(journal)
+    provider.gate = asyncio.Event()
+    task = asyncio.create_task(make_with_table(journal, provider)[0](request()))
+    while not provider.in_flight:
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert journal.events == ["fetch:x", "failed:Cancelled:fake"]
+
+
+async def test_a_provider_that_fails_to_load_is_reported_after_the_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A factory's own error (an entry point's bug, a missing optional dependency: not an
+    AgentError) comes after the mount-point check, as on the step-by-step path."""
+
+    def broken(self: ProviderRegistry, name: str) -> Provider:
+        raise ModuleNotFoundError("No module named 'botocore'")
+
+    monkeypatch.setattr(ProviderRegistry, "get", broken)
+    journal = CachingJournal()
+    journal.refuse = InvalidRequest("Target path holds files the agent did not write")
+    with pytest.raises(InvalidRequest, match="did not write"):
+        await make_with_table(journal, AskedProvider(journal))[0](request())
+    journal.refuse = None
+    with pytest.raises(ModuleNotFoundError):
+        await make_with_table(journal, AskedProvider(journal))[0](request())
+    assert journal.events.count("inspect") == 2 and not journal.mounted
+
+
+async def test_a_class_rebuilt_equal_is_not_asked_again() -> None:
+    """The hop finds the target mounted (killed before the write) and the step-by-step path
+    looks the class up: rebuilt by a re-read (another manifest changed) or an informer update,
+    but equal, so the answer asked first is written."""
+    journal = CachingJournal()
+    provider = AskedProvider(journal)
+    journal.mounted.add(TARGET)
+    journal.inspection = VolumeState(VolumeContent.EMPTY, has_metadata=False)
+    journal.edit_on_read = dataclasses.replace(journal.spc)
+    outcome = await make_with_table(journal, provider)[0](request())
+    assert outcome.action == "mounted" and len(provider.requests) == 1
