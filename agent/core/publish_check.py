@@ -15,6 +15,8 @@ hop instead (``still_first_blocking``): one hop per publish, not two.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import structlog
 
 from agent.aio.threads import run_blocking
@@ -83,3 +85,26 @@ class PublishCheck:
     async def get_read(self, read: object, namespace: str, name: str) -> SecretProviderClass:
         assert self._reader is not None
         return await self._reader.get_read(read, namespace, name)
+
+
+class LeftAlone:
+    """Targets the check found mounted with someone else's content, left alone (no rotation).
+
+    Kubelet republishes them on each pod sync (``requiresRepublish``), and a first publish that
+    asks its provider before the check would ask it each time for nothing; a target here takes
+    the step-by-step path. A target path names one pod's volume, so a path kept never stands
+    for another's; past ``limit`` the oldest is dropped (its provider is then asked once more).
+    """
+
+    def __init__(self, limit: int = 256) -> None:
+        self._targets: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def add(self, target: str) -> None:
+        self._targets[target] = None
+        self._targets.move_to_end(target)
+        if len(self._targets) > self._limit:
+            self._targets.popitem(last=False)
+
+    def __contains__(self, target: str) -> bool:
+        return target in self._targets

@@ -5,6 +5,7 @@ asks its provider once."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from tests.conftest import AgentHarness
 from tests.support.kubelet import publish_request
+from tests.support.mounts import MNT_DETACH
 
 
 @pytest.fixture
@@ -61,3 +63,24 @@ async def test_a_refused_target_counts_without_a_provider(files_only: AgentHarne
         body
     )
     os.remove(Path(target, "theirs"))
+
+
+async def test_a_volume_left_alone_is_not_asked_for_on_each_republish(
+    files_only: AgentHarness,
+) -> None:
+    """Someone else's mount (a legacy plugin's files from before the switch): without
+    rotation it is left alone, as upstream does, and kubelet's republishes (requiresRepublish,
+    each pod sync) never multiply provider calls: the provider is asked at most once."""
+    target = files_only.target()
+    os.mkdir(target)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0, b"size=64k") != 0:
+        pytest.skip("mount(2) needs root")
+    try:
+        Path(target, "theirs").write_text("kept")
+        for _ in range(3):
+            await files_only.kubelet.publish(publish_request(target))
+        assert os.listdir(target) == ["theirs"]
+        assert len(files_only.provider.requests) <= 1
+    finally:
+        libc.umount2(target.encode(), MNT_DETACH)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.core.publish_check import LeftAlone
 from agent.errors import InvalidRequest, SecretProviderClassNotFound
 from agent.model import SecretProviderClass, VolumeState
 from agent.standalone.spc_source import DirectorySecretProviderClassSource
@@ -99,3 +100,10 @@ async def test_a_read_is_installed_and_answers_the_lookup(tmp_path: Path) -> Non
     assert (await source.get_read(read, "default", "app")).provider == "vault"
     with pytest.raises(SecretProviderClassNotFound):
         await source.get_read(source.read_blocking(), "default", "other")
+
+
+def test_targets_left_alone_are_bounded_oldest_first() -> None:
+    left = LeftAlone(limit=2)
+    for target in ("/a", "/b", "/a", "/c"):
+        left.add(target)
+    assert "/a" in left and "/c" in left and "/b" not in left
