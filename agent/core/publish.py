@@ -29,7 +29,7 @@ from agent.aio.threads import finish_despite_cancellation
 from agent.core.mount_table import MountTable, pod_status_key
 from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, Prefetched, PublishOutcome
-from agent.core.publish_check import LeftAlone, PublishCheck
+from agent.core.publish_check import CheckFirst, PublishCheck
 from agent.core.publish_report import PublishReport, owner_can_fix
 from agent.core.publish_request import (
     check_class,
@@ -123,7 +123,7 @@ class PublishVolume:
         self._check = PublishCheck(ports.mounter, ports.spcs)
         # The provider may be asked first when the check can join the store's hop.
         self._mount_in_store = self._content.joins_mount(ports.mounter)
-        self._left_alone = LeftAlone()
+        self._check_first = CheckFirst()
 
     async def __call__(self, request: PublishRequest) -> PublishOutcome:
         started = time.perf_counter()
@@ -200,16 +200,16 @@ class PublishVolume:
         store's hop (``_publish_in_one_hop``).
 
         Only for a target the mount table does not know (after the restart scan: a first
-        publish) and the check did not find someone else's (``LeftAlone``), a class the source
-        holds without I/O that passes ``check_class``, a readonly request and a provider that
-        returns every file; otherwise None and the step-by-step path runs, reporting in
-        upstream's order. A provider error is kept, not raised: that path raises it after the
-        check when the class is still the one asked with, so one publish never asks a provider
-        twice.
+        publish) and the check never found someone else's or refused (``CheckFirst``), a class
+        the source holds without I/O that passes ``check_class``, a readonly request and a
+        provider that returns every file; otherwise None and the step-by-step path runs,
+        reporting in upstream's order. A provider error is kept, not raised: that path raises
+        it after the check when the class is still the one asked with, so one publish never
+        asks a provider twice.
         """
         request = attempt.request
         target = request.target_path
-        known = self._table.get(target) is not None or target in self._left_alone
+        known = self._table.get(target) is not None or target in self._check_first
         if self._mount_in_store is None or known or not (attempt.spc_name and request.readonly):
             return None
         spc = self._check.cached(attempt.identity.namespace, attempt.spc_name)
@@ -269,6 +269,8 @@ class PublishVolume:
             await finish_despite_cancellation(asyncio.ensure_future(self._undo(attempt)))
             raise
         except Exception:
+            if not attempt.mounted_here:  # the check refused the target: kubelet retries it
+                self._check_first.add(target)
             _forget_class_unless_mounted(attempt)
             await self._undo(attempt)
             raise
@@ -337,7 +339,7 @@ class PublishVolume:
             attempt.is_remount = attempt.adopting = True
             return None
         if not self._settings.rotation_enabled:
-            self._left_alone.add(target)
+            self._check_first.add(target)
             return PublishOutcome(attempt.provider, "already_mounted")
         attempt.is_remount = True
         return None

@@ -87,13 +87,16 @@ class PublishCheck:
         return await self._reader.get_read(read, namespace, name)
 
 
-class LeftAlone:
-    """Targets the check found mounted with someone else's content, left alone (no rotation).
+class CheckFirst:
+    """Targets whose publish checks the mount point before it asks the provider: the check
+    found someone else's content there and left it alone (no rotation), or refused the target.
 
-    Kubelet republishes them on each pod sync (``requiresRepublish``), and a first publish that
-    asks its provider before the check would ask it each time for nothing; a target here takes
-    the step-by-step path. A target path names one pod's volume, so a path kept never stands
-    for another's; past ``limit`` the oldest is dropped (its provider is then asked once more).
+    Kubelet publishes them again and again (``requiresRepublish`` on each pod sync, a refused
+    call retried with backoff), and a first publish that asks first would ask the provider each
+    time for nothing; upstream checks first. A target path names one pod's volume, so a path
+    kept never stands for another's; past ``limit`` the oldest is dropped (its provider is then
+    asked once more). A target whose problem went away only costs the step-by-step path's
+    extra hop.
     """
 
     def __init__(self, limit: int = 256) -> None:

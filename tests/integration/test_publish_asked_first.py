@@ -51,17 +51,21 @@ async def test_an_edited_class_is_asked_again_and_its_answer_written(
 
 async def test_a_refused_target_counts_without_a_provider(files_only: AgentHarness) -> None:
     """Upstream checks the mount point before it reads the class: its error is counted with
-    an empty provider label, also when the provider was asked first."""
+    an empty provider label, also when the provider was asked first; kubelet's retries (with
+    backoff, for as long as the pod wants the volume) check first and never ask it again."""
     target = files_only.target()
     os.mkdir(target)
     Path(target, "theirs").write_text("kept")
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await files_only.kubelet.publish(publish_request(target))
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for _ in range(3):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await files_only.kubelet.publish(publish_request(target))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     body = files_only.agent.metrics.exposition()[0].decode()
-    assert 'node_publish_error_total{error_type="FailedToMount",os_type="linux",provider=""}' in (
-        body
+    assert (
+        'node_publish_error_total{error_type="FailedToMount",os_type="linux",provider=""} 3.0'
+        in body
     )
+    assert len(files_only.provider.requests) <= 1
     os.remove(Path(target, "theirs"))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.core.publish_check import LeftAlone
+from agent.core.publish_check import CheckFirst
 from agent.errors import InvalidRequest, SecretProviderClassNotFound
 from agent.model import SecretProviderClass, VolumeState
 from agent.standalone.spc_source import DirectorySecretProviderClassSource
@@ -102,8 +102,8 @@ async def test_a_read_is_installed_and_answers_the_lookup(tmp_path: Path) -> Non
         await source.get_read(source.read_blocking(), "default", "other")
 
 
-def test_targets_left_alone_are_bounded_oldest_first() -> None:
-    left = LeftAlone(limit=2)
+def test_targets_to_check_first_are_bounded_oldest_first() -> None:
+    kept = CheckFirst(limit=2)
     for target in ("/a", "/b", "/a", "/c"):
-        left.add(target)
-    assert "/a" in left and "/c" in left and "/b" not in left
+        kept.add(target)
+    assert "/a" in kept and "/c" in kept and "/b" not in kept
