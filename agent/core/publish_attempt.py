@@ -22,10 +22,9 @@ class PublishOutcome:
 @dataclass(frozen=True, slots=True)
 class Prefetched:
     """The provider's answer (``result``, or the ``error`` it raised) for ``spc``, asked before
-    the mount-point check (``PublishVolume._prefetch``)."""
+    the mount-point check (``PublishVolume._ask_then_store``)."""
 
     spc: SecretProviderClass
-    attributes: dict[str, str]
     result: MountResult | None = None
     error: Exception | None = None
 
