@@ -8,11 +8,11 @@ rotation scheduler, ``agent.rotation``, fetches when it is due). A failed first 
 what it mounted; a failed refetch of a volume already mounted but unrecorded (adopted after a
 restart) is masked so kubelet never tears down a working volume (k/k#121271).
 
-A first publish whose class the source holds without I/O and whose provider returns every file
-asks the provider first, then checks, mounts, writes and records in ONE worker-thread hop
-(``_prefetch``): kubelet calls between pod starts, and every hop of a paced publish pays a
-thread wake-up. What the check finds decides as before; only the provider call moved ahead of
-it, and its error is raised after the check, in upstream's order.
+A first publish whose class the source holds without I/O checks in the hop that mounts
+(``_first_publish``): kubelet calls between pod starts, and every hop of a paced publish pays a
+thread wake-up. A provider that returns every file is asked before that hop, which then also
+writes and records (one hop per publish); its error is raised after the check, in upstream's
+order. What the check finds decides as on the step-by-step path.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from agent.aio.locks import KeyedLock
-from agent.aio.threads import finish_despite_cancellation
+from agent.aio.threads import finish_despite_cancellation, run_blocking
 from agent.core.mount_table import MountTable, pod_status_key
 from agent.core.pod_info import read_pod_identity
 from agent.core.publish_attempt import Attempt, Prefetched, PublishOutcome
@@ -121,8 +121,8 @@ class PublishVolume:
             ports.writer, ports.metadata, ports.statuses, table, settings.node_name
         )
         self._check = PublishCheck(ports.mounter, ports.spcs)
-        # The provider may be asked first when the check can join the store's hop.
-        self._mount_in_store = self._content.joins_mount(ports.mounter)
+        # A first publish can check in the hop that mounts (``_first_publish``).
+        self._blocking_mounter = self._content.joins_mount(ports.mounter)
         self._check_first = CheckFirst()
 
     async def __call__(self, request: PublishRequest) -> PublishOutcome:
@@ -156,11 +156,9 @@ class PublishVolume:
         return outcome
 
     async def _run(self, attempt: Attempt) -> PublishOutcome:
-        attempt.prefetched = await self._prefetch(attempt)
-        if attempt.prefetched is not None and attempt.prefetched.result is not None:
-            outcome = await self._publish_in_one_hop(attempt, attempt.prefetched.result)
-            if outcome is not None:
-                return outcome
+        first = await self._first_publish(attempt)
+        if first is not None:
+            return first
         lookup = self._early_lookup(attempt)
         try:
             existing = await self._existing_mount(attempt)
@@ -195,89 +193,108 @@ class PublishVolume:
             attempt.provider, action, len(result.files), remount=True, rotated=changed
         )
 
-    async def _prefetch(self, attempt: Attempt) -> Prefetched | None:
-        """Ask the provider before the mount-point check, so that the check can run in the
-        store's hop (``_publish_in_one_hop``).
+    async def _first_publish(self, attempt: Attempt) -> PublishOutcome | None:
+        """A first publish whose class the source holds without I/O, with one hop fewer.
 
-        Only for a target the mount table does not know (after the restart scan: a first
-        publish) and the check never found someone else's or refused (``CheckFirst``), a class
-        the source holds without I/O that passes ``check_class``, a readonly request and a
-        provider that returns every file; otherwise None and the step-by-step path runs,
-        reporting in upstream's order. A provider error is kept, not raised: that path raises
-        it after the check when the class is still the one asked with, so one publish never
-        asks a provider twice.
+        For a target the mount table does not know (after the restart scan: a first publish)
+        and the check never refused or found someone else's (``CheckFirst``), a readonly
+        request and a class that passes ``check_class``, the mount-point check and
+        the class re-read run at the start of the hop that mounts
+        (``PublishCheck.still_first_blocking``) instead of in a hop of their own. A provider
+        that returns every file is asked first, and that one hop also writes and records
+        (``_ask_then_store``); any other (an upstream plugin may write into the target itself)
+        is asked once that hop mounted (``_mount_then_ask``). None when not eligible, or when
+        the hop found the target mounted already or the class changed: nothing was done, and
+        the step-by-step path runs.
         """
         request = attempt.request
         target = request.target_path
         known = self._table.get(target) is not None or target in self._check_first
-        if self._mount_in_store is None or known or not (attempt.spc_name and request.readonly):
+        if self._blocking_mounter is None or known or not (attempt.spc_name and request.readonly):
             return None
         spc = self._check.cached(attempt.identity.namespace, attempt.spc_name)
-        if spc is None:
+        provider = await self._provider_for(spc) if spc is not None else None
+        if spc is None or provider is None:
             return None
-        # Cancelled while loading or asking it (kubelet's deadline, a hung provider): the report
-        # names the provider, as when the step-by-step path asked. The check comes next, and
-        # there it precedes the lookup: no provider named until the hop passes it.
-        attempt.provider = spc.provider
-        prefetched = await self._ask_first(attempt, spc)
-        attempt.provider = ""
-        return prefetched
-
-    async def _ask_first(self, attempt: Attempt, spc: SecretProviderClass) -> Prefetched | None:
-        provider = await self._files_only_provider(spc)
-        if provider is None:
-            return None
-        attributes = merge_attributes(spc.parameters, attempt.request)
+        attempt.provider, attempt.spc = spc.provider, spc
+        attempt.attributes = merge_attributes(spc.parameters, request)
+        steps = self._ask_then_store if _files_only(provider) else self._mount_then_ask
         try:
-            result = await self._ask(provider, spc.provider, attributes, attempt)
-        except Exception as err:
-            return Prefetched(spc, attributes, error=err)
-        return Prefetched(spc, attributes, result=result)
-
-    async def _files_only_provider(self, spc: SecretProviderClass) -> Provider | None:
-        """``spc``'s provider when the class passes ``check_class`` and the provider returns
-        every file (``_files_only``); None otherwise (the step-by-step path reports why, after
-        the check: also a factory's own error, an entry point's bug or a missing dependency)."""
-        try:
-            check_class(spc)
-            provider = await self._ports.providers.load(spc.provider)
-        except Exception:
-            return None
-        return provider if _files_only(provider) else None
-
-    async def _publish_in_one_hop(
-        self, attempt: Attempt, result: MountResult
-    ) -> PublishOutcome | None:
-        """Check, mount, write and record in one worker-thread hop. None when the check found
-        the target mounted already or the class re-read changed it: nothing was done, and
-        the step-by-step path takes over (reusing ``result`` if the class is the same)."""
-        prefetched = attempt.prefetched
-        assert prefetched is not None
-        spc, target = prefetched.spc, attempt.request.target_path
-
-        def still_first() -> bool:  # in the worker thread, before the mount
-            if not self._check.still_first_blocking(target, spc):
-                return False
-            attempt.mounted_here = True  # from here a failure or cancellation unmounts
-            return True
-
-        attempt.provider, attempt.spc, attempt.attributes = spc.provider, spc, prefetched.attributes
-        try:
-            stored = await self._store(attempt, result, still_first)
+            result = await steps(attempt, provider)
         except asyncio.CancelledError:
-            _forget_class_unless_mounted(attempt)
+            if _stopped_in_the_check(attempt):
+                _forget_class(attempt)
+            # Still under the target's lock: kubelet's retry must not overlap the undo.
             await finish_despite_cancellation(asyncio.ensure_future(self._undo(attempt)))
             raise
         except Exception:
-            if not attempt.mounted_here:  # the check refused the target: kubelet retries it
+            if _stopped_in_the_check(attempt):  # refused: kubelet retries it, with backoff
+                _forget_class(attempt)
                 self._check_first.add(target)
-            _forget_class_unless_mounted(attempt)
             await self._undo(attempt)
             raise
-        if not stored:
-            _forget_class_unless_mounted(attempt)
+        if result is None:
+            _forget_class(attempt)
             return None
         return PublishOutcome(attempt.provider, "mounted", len(result.files))
+
+    async def _provider_for(self, spc: SecretProviderClass) -> Provider | None:
+        """``spc``'s provider when the class passes ``check_class``; None otherwise (the
+        step-by-step path reports why, in upstream's order: also a factory's own error, an
+        entry point's bug or a missing dependency, after the mount-point check)."""
+        try:
+            check_class(spc)
+            return await self._ports.providers.load(spc.provider)
+        except Exception:
+            return None
+
+    async def _ask_then_store(self, attempt: Attempt, provider: Provider) -> MountResult | None:
+        """Ask the provider, then check, mount, write and record in one hop. A provider error is
+        kept (``attempt.prefetched``), not raised: the step-by-step path raises it after the
+        check when the class is still the one asked with, so one publish never asks twice."""
+        assert attempt.spc is not None
+        try:
+            result = await self._ask(provider, attempt.provider, attempt.attributes, attempt)
+        except Exception as err:
+            attempt.prefetched = Prefetched(attempt.spc, error=err)
+            return None
+        attempt.prefetched = Prefetched(attempt.spc, result=result)
+        stored = await self._store(attempt, result, self._still_first(attempt))
+        return result if stored else None
+
+    async def _mount_then_ask(self, attempt: Attempt, provider: Provider) -> MountResult | None:
+        """Check and mount in one hop, then ask the provider and store in a second."""
+        mounter, still_first = self._blocking_mounter, self._still_first(attempt)
+        assert mounter is not None
+        target = attempt.request.target_path
+
+        def check_and_mount() -> bool:
+            if not still_first():
+                return False
+            mounter.mount_blocking(target)
+            return True
+
+        if not await run_blocking(check_and_mount):
+            return None
+        result = await self._ask(provider, attempt.provider, attempt.attributes, attempt)
+        await self._store(attempt, result)
+        return result
+
+    def _still_first(self, attempt: Attempt) -> Callable[[], bool]:
+        """The check at the start of a first publish's hop, for its worker thread: True when the
+        target is still new and the class unchanged. It then marks the mount as this call's
+        before the mount starts: from there a failure or cancellation unmounts."""
+        spc, target = attempt.spc, attempt.request.target_path
+        assert spc is not None
+        attempt.first_check = True
+
+        def still_first() -> bool:
+            if not self._check.still_first_blocking(target, spc):
+                return False
+            attempt.mounted_here = True
+            return True
+
+        return still_first
 
     async def _existing_mount(self, attempt: Attempt) -> PublishOutcome | None:
         """A known mounted volume is idempotent (see :meth:`_known_volume`).
@@ -416,12 +433,12 @@ class PublishVolume:
         volume stack allows); ``attempt.files_changed`` tells whether the visible content
         changed. True when stored.
 
-        ``still_first`` (a first publish's check, ``_publish_in_one_hop``) runs first in that
+        ``still_first`` (a first publish's check, ``_still_first``) runs first in that
         hop and mounts itself; when it returns False nothing is done and this returns False.
         """
         mount = None
         if still_first is not None:
-            mount = self._mount_in_store
+            mount = self._blocking_mounter
         elif not (attempt.is_remount or attempt.mounted_here):
             mount = self._content.joins_mount(self._ports.mounter)
             if mount is None:
@@ -488,13 +505,17 @@ class PublishVolume:
                 log.error("node_publish.cleanup_failed", target_path=target, error=err.message)
 
 
-def _forget_class_unless_mounted(attempt: Attempt) -> None:
-    """Forget the class the hop was given when it stopped in (or at) the mount-point check:
-    the step-by-step path looks the class up after that check, so a check that failed, was
-    cancelled or declined is reported (metric label, log line, pod event) naming no provider,
-    as upstream's mount-point errors are."""
-    if not attempt.mounted_here:
-        attempt.provider, attempt.spc, attempt.attributes = "", None, {}
+def _stopped_in_the_check(attempt: Attempt) -> bool:
+    """The first publish's hop failed, or was cancelled, in its mount-point check (before its
+    mount): the step-by-step path would have stopped there too, before the class lookup."""
+    return attempt.first_check and not attempt.mounted_here
+
+
+def _forget_class(attempt: Attempt) -> None:
+    """Back to what the step-by-step path knows before its class lookup: a failed, cancelled
+    or declined check is reported (metric label, log line, pod event) naming no provider, as
+    upstream's mount-point errors are."""
+    attempt.provider, attempt.spc, attempt.attributes = "", None, {}
 
 
 def _files_only(provider: Provider) -> bool:

@@ -1,7 +1,8 @@
-"""A first publish with a class held without I/O and a files-only provider: the provider is asked
-first, then the mount-point check, the class re-read, the mount, the write and the metadata save
-run in ONE worker-thread hop. Whatever that check finds decides exactly as on the step-by-step
-path, errors keep upstream's order, and no publish asks its provider twice."""
+"""A first publish with a class held without I/O checks in the hop that mounts. A files-only
+provider is asked first, then the mount-point check, the class re-read, the mount, the write and
+the metadata save run in ONE worker-thread hop; any other provider (an upstream plugin) is asked
+after a hop that checks and mounts. Whatever that check finds decides exactly as on the
+step-by-step path, errors keep upstream's order, and no publish asks its provider twice."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent.core import publish_check, volume_content
+from agent.core import publish, publish_check, volume_content
 from agent.errors import InvalidRequest, ProviderError
 from agent.model import SecretProviderClass, VolumeContent, VolumeState
 from agent.ports import Provider
@@ -90,7 +91,7 @@ class AskedProvider(FilesOnlyProvider):
 def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The name of every worker-thread hop the publish core starts."""
     started: list[str] = []
-    for module in (volume_content, publish_check):
+    for module in (volume_content, publish_check, publish):
         original = module.run_blocking
 
         def counted(func: Callable[..., Any], *args: Any, _run: Any = original) -> Any:
@@ -206,7 +207,6 @@ async def test_a_provider_error_for_an_edited_class_asks_with_the_edit() -> None
     ("setup", "why"),
     [
         (lambda j, p: setattr(j, "held", None), "class not held without I/O"),
-        (lambda j, p: setattr(p, "files_only", False), "a provider that may write the target"),
         (lambda j, p: setattr(j, "held", SecretProviderClass("app", "default", "fake", {})),
          "a class check_class refuses"),
     ],
@@ -222,6 +222,73 @@ async def test_the_step_by_step_path_when_asking_first_is_not_safe(
     assert hops[0] == "_inspect_and_read", why
     assert journal.events.index("inspect") < len(journal.events) - 1
     assert [e for e in journal.events if e.startswith("fetch")] == ["fetch:x"], why
+
+
+class AskedPlugin(AskedProvider):
+    files_only = False  # as an upstream plugin: it may write into the target itself
+
+
+async def test_a_plugin_is_asked_after_one_hop_that_checks_and_mounts(hops: list[str]) -> None:
+    journal = CachingJournal()
+    outcome = await make_with_table(journal, AskedPlugin(journal))[0](request())
+    assert outcome.action == "mounted"
+    assert journal.events == [
+        "inspect", "read", "mount", "fetch:x", "write", "metadata", "status", "ok"
+    ]  # fmt: skip
+    assert hops == ["check_and_mount", "_store_blocking"]
+
+
+async def test_a_plugins_error_after_the_mount_unmounts() -> None:
+    journal = CachingJournal()
+    plugin = AskedPlugin(journal)
+    plugin.error = ProviderError("denied")
+    with pytest.raises(ProviderError, match="denied"):
+        await make_with_table(journal, plugin)[0](request())
+    assert journal.events == [
+        "inspect",
+        "read",
+        "mount",
+        "fetch:x",
+        "unmount",
+        "failed:GRPCProviderError",
+    ]
+    assert not journal.mounted
+
+
+async def test_cancelled_while_a_plugin_is_asked_unmounts_what_the_hop_mounted() -> None:
+    journal = CachingJournal()
+    plugin = AskedPlugin(journal)
+    plugin.gate = asyncio.Event()
+    publish, table = make_with_table(journal, plugin)
+    task = asyncio.create_task(publish(request()))
+    while not plugin.requests:
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert journal.events[-2:] == ["unmount", "failed:Cancelled"]
+    assert table.get(TARGET) is None and not journal.mounted
+
+
+async def test_a_plugin_is_never_asked_before_the_inspections_error() -> None:
+    journal = CachingJournal()
+    plugin = AskedPlugin(journal)
+    journal.refuse = InvalidRequest("Target path holds files the agent did not write")
+    with pytest.raises(InvalidRequest, match="did not write"):
+        await make_with_table(journal, plugin)[0](request())
+    assert not plugin.requests and not journal.mounted
+
+
+async def test_a_plugin_whose_class_was_edited_takes_the_step_by_step_path() -> None:
+    journal = CachingJournal()
+    plugin = AskedPlugin(journal)
+    journal.edit_on_read = SecretProviderClass("app", "default", "fake", {"objects": "edited"})
+    outcome = await make_with_table(journal, plugin)[0](request())
+    assert outcome.action == "mounted"
+    assert journal.events == [
+        "inspect", "read",  # the class changed: nothing mounted
+        "inspect", "read", "lookup", "mount", "fetch:edited", "write", "metadata", "status", "ok",
+    ]  # fmt: skip
 
 
 async def test_a_request_that_is_not_readonly_is_refused_after_the_check() -> None:
@@ -293,18 +360,25 @@ async def test_the_standalone_source_holds_a_class_until_a_re_read_changes_it(
     assert source.cached("default", "other") is None
 
 
-@pytest.mark.parametrize("held", [True, False], ids=["asked-first", "step-by-step"])
-async def test_an_inspection_error_is_reported_without_a_provider(held: bool) -> None:
+@pytest.mark.parametrize(
+    ("held", "kind"),
+    [(True, AskedProvider), (True, AskedPlugin), (False, AskedProvider)],
+    ids=["asked-first", "plugin-mounted-first", "step-by-step"],
+)
+async def test_an_inspection_error_is_reported_without_a_provider(
+    held: bool, kind: type[AskedProvider]
+) -> None:
     """Upstream checks the mount point before it reads the class, so a failed check counts
-    with an empty provider label (and its pod event names none) on either path: the provider
-    asked first must not leak into the report."""
+    with an empty provider label (and its pod event names none) on every path: the class the
+    hop was given must not leak into the report."""
     journal = LabelledJournal()
     journal.held = journal.spc if held else None
     journal.refuse = InvalidRequest("Target path holds files the agent did not write")
+    provider = kind(journal)
     with pytest.raises(InvalidRequest, match="did not write"):
-        await make_with_table(journal, AskedProvider(journal))[0](request())
+        await make_with_table(journal, provider)[0](request())
     assert journal.events[-1] == "failed:FailedToMount:"
-    assert ("fetch:x" in journal.events) is held
+    assert len(provider.requests) == (held and provider.files_only)
 
 
 async def test_cancelled_while_asking_first_names_the_provider() -> None:
