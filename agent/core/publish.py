@@ -162,7 +162,9 @@ class PublishVolume:
         lookup = self._early_lookup(attempt)
         try:
             existing = await self._existing_mount(attempt)
-        except BaseException:
+        except BaseException as err:
+            if isinstance(err, Exception):  # refused: kubelet retries it (``CheckFirst``)
+                self._check_first.add(attempt.request.target_path)
             await _discard(lookup)
             raise
         if existing is not None:

@@ -89,7 +89,8 @@ class PublishCheck:
 
 class CheckFirst:
     """Targets whose publish checks the mount point before it asks the provider: the check
-    found someone else's content there and left it alone (no rotation), or refused the target.
+    found someone else's content there and left it alone (no rotation), or refused the target
+    (on either path: the step-by-step one may have been taken for a provider's error).
 
     Kubelet publishes them again and again (``requiresRepublish`` on each pod sync, a refused
     call retried with backoff), and a first publish that asks first would ask the provider each

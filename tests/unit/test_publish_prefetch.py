@@ -170,6 +170,20 @@ async def test_a_target_the_hop_refused_is_checked_first_on_kubelets_retries() -
     assert (await publish(request())).action == "mounted" and len(provider.requests) == 2
 
 
+async def test_a_refused_target_whose_provider_also_fails_is_asked_once() -> None:
+    """The provider's error sends the publish to the step-by-step path, whose check refuses
+    the target: kubelet's retries check first there too."""
+    journal = CachingJournal()
+    provider = AskedProvider(journal)
+    provider.error = ProviderError("denied")
+    journal.refuse = InvalidRequest("Target path holds files the agent did not write")
+    publish = make_with_table(journal, provider)[0]
+    for _ in range(3):
+        with pytest.raises(InvalidRequest, match="did not write"):
+            await publish(request())
+    assert len(provider.requests) == 1
+
+
 async def test_the_inspections_error_wins_over_the_providers(hops: list[str]) -> None:
     journal = CachingJournal()
     provider = AskedProvider(journal)
