@@ -155,33 +155,22 @@ async def test_a_volume_someone_else_filled_is_left_alone_and_not_asked_again() 
     assert len(provider.requests) == 1 and "write" not in journal.events
 
 
-async def test_a_target_the_hop_refused_is_checked_first_on_kubelets_retries() -> None:
+@pytest.mark.parametrize("denied", [False, True], ids=["refused-in-the-hop", "provider-failed"])
+async def test_a_refused_target_is_checked_first_on_kubelets_retries(denied: bool) -> None:
     """Kubelet retries a refused publish with backoff; the refusal does not go away by itself,
-    and the step-by-step path refuses it before asking (as upstream)."""
+    and upstream refuses before asking. Refused in the hop, or (the provider failed) on the
+    step-by-step path: either way the provider is asked once."""
     journal = CachingJournal()
     provider = AskedProvider(journal)
+    provider.error = ProviderError("denied") if denied else None
     journal.refuse = InvalidRequest("Target path holds files the agent did not write")
     publish = make_with_table(journal, provider)[0]
     for _ in range(3):
         with pytest.raises(InvalidRequest, match="did not write"):
             await publish(request())
     assert len(provider.requests) == 1
-    journal.refuse = None  # cleared: published, on the step-by-step path
+    journal.refuse = provider.error = None  # cleared: published, on the step-by-step path
     assert (await publish(request())).action == "mounted" and len(provider.requests) == 2
-
-
-async def test_a_refused_target_whose_provider_also_fails_is_asked_once() -> None:
-    """The provider's error sends the publish to the step-by-step path, whose check refuses
-    the target: kubelet's retries check first there too."""
-    journal = CachingJournal()
-    provider = AskedProvider(journal)
-    provider.error = ProviderError("denied")
-    journal.refuse = InvalidRequest("Target path holds files the agent did not write")
-    publish = make_with_table(journal, provider)[0]
-    for _ in range(3):
-        with pytest.raises(InvalidRequest, match="did not write"):
-            await publish(request())
-    assert len(provider.requests) == 1
 
 
 async def test_the_inspections_error_wins_over_the_providers(hops: list[str]) -> None:
