@@ -22,7 +22,7 @@ class PublishOutcome:
 @dataclass(frozen=True, slots=True)
 class Prefetched:
     """The provider's answer (``result``, or the ``error`` it raised) for ``spc``, asked before
-    the mount-point check (``PublishVolume._ask_then_store``)."""
+    the mount-point check (``FirstPublish._ask_then_store``)."""
 
     spc: SecretProviderClass
     result: MountResult | None = None
@@ -51,6 +51,6 @@ class Attempt:
     class_read: object | None = None
     # The provider's answer from before the check: used once, if the class is still ``spc``.
     prefetched: Prefetched | None = None
-    # A first publish's hop runs the mount-point check (``PublishVolume._still_first``): until
+    # A first publish's hop runs the mount-point check (``FirstPublish._still_first``): until
     # the check passed (``mounted_here``), a failure or a cancellation is the check's.
     first_check: bool = False

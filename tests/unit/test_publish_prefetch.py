@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent.core import publish, publish_check, volume_content
+from agent.core import first_publish, publish_check, volume_content
 from agent.errors import InvalidRequest, ProviderError
 from agent.model import SecretProviderClass, VolumeContent, VolumeState
 from agent.ports import Provider
@@ -91,7 +91,7 @@ class AskedProvider(FilesOnlyProvider):
 def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The name of every worker-thread hop the publish core starts."""
     started: list[str] = []
-    for module in (volume_content, publish_check, publish):
+    for module in (volume_content, publish_check, first_publish):
         original = module.run_blocking
 
         def counted(func: Callable[..., Any], *args: Any, _run: Any = original) -> Any:
