@@ -254,6 +254,11 @@ class BlockingClassReader(Protocol):
         same class, or one equal to it). Any worker thread; no I/O."""
         ...
 
+    def install(self, read: object) -> None:
+        """On the event loop: install ``read`` unless a newer read was installed since (then
+        nothing); never reads again. ``get_read`` without the lookup."""
+        ...
+
 
 @runtime_checkable
 class CachedClassSource(Protocol):

@@ -62,6 +62,9 @@ class FirstPublish:
         ask_and_store = self._ask_then_store if files_only(provider) else self._mount_then_ask
         try:
             result = await ask_and_store(attempt, provider)
+            if attempt.class_read is not None:
+                self._check.install(attempt.class_read)
+                attempt.class_read = None
         except asyncio.CancelledError:
             if _stopped_in_the_check(attempt):
                 _forget_class(attempt)
@@ -130,7 +133,8 @@ class FirstPublish:
         attempt.first_check = True
 
         def still_first() -> bool:
-            if not self._check.still_first_blocking(target, spc):
+            holds, attempt.class_read = self._check.still_first_blocking(target, spc)
+            if not holds:
                 return False
             attempt.mounted_here = True
             return True

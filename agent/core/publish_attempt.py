@@ -47,7 +47,8 @@ class Attempt:
     files_changed: bool = False
     # Set before the status is written: only then may an undo release it.
     status_written: bool = False
-    # The class source's re-read done in the mount-point check's hop (``publish_check``).
+    # The class source's re-read done in the mount-point check's hop (``publish_check``), for the
+    # lookup after it, or (a first publish's hop) to be installed.
     class_read: object | None = None
     # The provider's answer from before the check: used once, if the class is still ``spc``.
     prefetched: Prefetched | None = None

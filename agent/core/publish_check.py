@@ -50,22 +50,31 @@ class PublishCheck:
             return None
         return self._cache.cached(namespace, name)
 
-    def still_first_blocking(self, target: str, spc: SecretProviderClass) -> bool:
-        """In the store's worker thread, before its mount: True when ``target`` is no mount
+    def still_first_blocking(
+        self, target: str, spc: SecretProviderClass
+    ) -> tuple[bool, object | None]:
+        """In the store's worker thread, before its mount: (True when ``target`` is no mount
         point yet and the class re-read (standalone) still holds ``spc``, as :meth:`cached`
-        gave it. False leaves all to the step-by-step path: a target mounted already (after a
-        crash), a class edited meanwhile, a failed re-read (that path reads again and reports
-        it). Raises what the inspection raised: its error comes first, as upstream's."""
+        gave it; that re-read, for :meth:`install`, or None). False leaves all to the
+        step-by-step path: a target mounted already (after a crash), a class edited meanwhile,
+        a failed re-read (that path reads again and reports it). Raises what the inspection
+        raised: its error comes first, as upstream's."""
         assert self._inspector is not None
         if self._inspector.inspect_blocking(target) is not None:
-            return False
+            return False, None
         if self._reader is None:
-            return True
+            return True, None
         try:
             read = self._reader.read_blocking()
         except Exception:
-            return False
-        return self._reader.read_holds(read, spc)
+            return False, None
+        return self._reader.read_holds(read, spc), read
+
+    def install(self, read: object) -> None:
+        """Install :meth:`still_first_blocking`'s re-read (on the event loop): an unrelated
+        manifest change it found is then not read again by every later publish."""
+        assert self._reader is not None
+        self._reader.install(read)
 
     async def inspect_and_read(self, target: str) -> tuple[VolumeState | None, object | None]:
         """(``VolumeMounter.inspect``'s answer, the class read or None if it failed: the lookup

@@ -117,6 +117,12 @@ class DirectorySecretProviderClassSource:
         """The class as last read (``ports.CachedClassSource``); None before the first read."""
         return self._snapshot.classes.get((namespace, name))
 
+    def install(self, read: object) -> None:
+        """Install :meth:`read_blocking`'s ``read`` unless a newer one was installed since
+        (``ports.BlockingClassReader``): what a publish's hop read is not read again."""
+        assert isinstance(read, _Read)
+        self._commit(read.base, read.fresh)
+
     def read_holds(self, read: object, spc: SecretProviderClass) -> bool:
         """True when ``read`` (:meth:`read_blocking`) holds ``spc`` as it was: unchanged, or
         rebuilt equal (any change in the directory rebuilds every class, also those it left as

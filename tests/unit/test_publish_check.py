@@ -45,6 +45,9 @@ class BlockingCheckJournal(Journal):
     def read_holds(self, read: object, spc: SecretProviderClass) -> bool:
         return False
 
+    def install(self, read: object) -> None:
+        raise AssertionError("the step-by-step path installs through get_read")
+
 
 async def test_the_check_and_the_class_read_share_one_worker_thread_hop() -> None:
     journal = BlockingCheckJournal()

@@ -42,6 +42,7 @@ class CachingJournal(BlockingJournal):
         self.refuse: Exception | None = None
         self.edit_on_read: SecretProviderClass | None = None
         self.hop_threads: list[int] = []
+        self.installed: list[object] = []
 
     async def get(self, namespace: str, name: str) -> SecretProviderClass:
         self.events.append("get")
@@ -67,6 +68,9 @@ class CachingJournal(BlockingJournal):
         self.events.append("lookup")
         assert isinstance(read, SecretProviderClass)
         return read
+
+    def install(self, read: object) -> None:
+        self.installed.append(read)
 
     def read_holds(self, read: object, spc: SecretProviderClass) -> bool:
         return read == spc
@@ -430,3 +434,52 @@ async def test_a_class_rebuilt_equal_is_not_asked_again() -> None:
     journal.edit_on_read = dataclasses.replace(journal.spc)
     outcome = await make_with_table(journal, provider)[0](request())
     assert outcome.action == "mounted" and len(provider.requests) == 1
+
+
+async def test_the_hops_re_read_is_installed_so_later_publishes_do_not_read_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unrelated manifest change found by a first publish's hop is installed on the loop:
+    listeners hear of it, and the next publish's re-read finds nothing new to parse (without
+    rotation nothing else re-reads the directory, so each publish would parse it all again)."""
+    from agent.aio.locks import KeyedLock
+    from agent.core.mount_table import MountTable
+    from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
+    from agent.standalone import spc_source
+
+    manifest = SPC.replace("vault", "fake").replace("roleName: {role}", "objects: {role}")
+    (tmp_path / "app.yaml").write_text(manifest.format(role="x"))
+    source = DirectorySecretProviderClassSource(tmp_path)
+    await source.get("default", "app")  # read at start, as the agent does before serving
+    heard: list[str] = []
+
+    class Listener:
+        def class_changed(self, old: SecretProviderClass | None, new: SecretProviderClass) -> None:
+            heard.append(new.name)
+
+    source.listen(Listener())
+    parsed: list[Path] = []
+    load_file = spc_source._load_file
+
+    def counted(path: Path, *args: Any) -> None:
+        parsed.append(path)
+        load_file(path, *args)
+
+    monkeypatch.setattr(spc_source, "_load_file", counted)
+    (tmp_path / "other.yaml").write_text(manifest.format(role="o").replace("app", "other"))
+    journal = CachingJournal()
+    registry = ProviderRegistry(
+        timeout=5,
+        version_key=b"k",
+        factories={"fake": lambda _c: AskedProvider(journal)},
+        load_entry_points=False,
+    )
+    ports = PublishPorts(source, registry, journal, journal, journal, journal, journal)
+    publish = PublishVolume(ports, PublishSettings(node_name="n"), MountTable(), KeyedLock())
+    assert (await publish(request())).action == "mounted"
+    assert journal.events[:3] == ["fetch:x", "inspect", "mount"], "the one-hop path"
+    assert heard == ["other"] and source.cached("default", "other") is not None
+    parsed.clear()
+    second = dataclasses.replace(request(), target_path=TARGET.replace("/pods/u/", "/pods/v/"))
+    assert (await publish(second)).action == "mounted"
+    assert parsed == [], "the second publish parsed the manifests again"
