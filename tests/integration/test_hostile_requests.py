@@ -166,3 +166,45 @@ async def test_a_class_manifest_in_a_namespace_kubernetes_would_refuse_is_report
     (warning,) = [entry for entry in logs if entry["event"] == "standalone.spc_invalid"]
     assert warning["file"] == "bad.yaml"
     assert warning["reason"].startswith("metadata.namespace: 'Team_B' is not a lowercase RFC 1123")
+
+
+def _length_delimited(number: int, data: bytes) -> bytes:
+    """One protobuf field of wire type 2 (string, bytes, message), for requests grpcio's own
+    serializer would never send."""
+    size, varint = len(data), b""
+    while size > 0x7F:
+        varint += bytes([(size & 0x7F) | 0x80])
+        size >>= 7
+    return bytes([number << 3 | 2]) + varint + bytes([size]) + data
+
+
+@pytest.mark.parametrize(
+    ("rpc", "body"),
+    [
+        ("NodePublishVolume", "truncated"),
+        ("NodePublishVolume", "target path not UTF-8"),
+        ("NodeUnpublishVolume", "target path not UTF-8"),
+    ],
+)
+async def test_a_request_that_is_not_valid_protobuf_is_invalid_argument(
+    harness: AgentHarness, caplog: pytest.LogCaptureFixture, rpc: str, body: str
+) -> None:
+    """Before: grpclib's ``UNKNOWN: Internal Server Error`` and an "Application error"
+    traceback in the log (the README promises never UNKNOWN)."""
+    target = harness.target()
+    if body == "truncated":
+        data = bytes(publish_request(target))[:-5]
+    else:  # field 1 volume_id, field 2 (unpublish) or 4 (publish) target_path
+        path_field = 2 if rpc == "NodeUnpublishVolume" else 4
+        data = _length_delimited(1, b"csi-x") + _length_delimited(path_field, b"/var/\xff\xfe")
+    call = harness.kubelet.channel.unary_unary(
+        f"/csi.v1.Node/{rpc}", request_serializer=bytes, response_deserializer=bytes
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call(data, timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == (
+        f"request is not a valid {rpc}Request (protobuf decoding failed)"
+    )
+    assert not [r for r in caplog.records if r.name.startswith("grpclib")]
+    assert_nothing_written(harness, target)
