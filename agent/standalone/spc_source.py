@@ -10,7 +10,10 @@ ServiceAccount manifests there stand in for the API's service accounts: provider
 identities from their annotations, and a ``v1`` Node manifest named like ``--nodeid`` for the
 node's labels (standalone/nodes.py). Files are re-read only when their names, inodes, sizes
 or mtimes change, and always in a worker thread so a slow disk never stalls the event loop.
-A broken file is reported and skipped; it never hides the classes defined in the other files.
+A broken or oversized (:data:`MAX_MANIFEST_BYTES`) file is reported and skipped; it never
+hides the classes defined in the other files. A document whose ``kind`` or ``apiVersion`` is a
+slip from one the agent reads is reported too (standalone/near_miss.py), and named when a
+publish asks for the class it meant.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import structlog
 
 from agent.aio.threads import run_blocking
 from agent.documents.names import check_class_key
-from agent.documents.spc import InvalidDocument, Key, decode, identity, is_spc
+from agent.documents.spc import KIND, InvalidDocument, Key, decode, identity, is_spc
 from agent.errors import (
     InvalidSecretProviderClass,
     SecretProviderClassNotFound,
@@ -38,9 +41,15 @@ from agent.errors import (
 from agent.model import SecretProviderClass
 from agent.ports import ChangeListener
 from agent.providers.common.goyaml import Decoder, GoYAMLError, load_all
+from agent.standalone.near_miss import near_miss
 from agent.standalone.nodes import is_node, load_node, string_map
 
 DEFAULT_NAMESPACE = "default"
+# A SecretProviderClass is an API object, which etcd takes up to 1.5 MiB, and this directory is
+# often a ConfigMap volume (1 MiB in all): 4 MiB leaves room for many hand-written classes in one
+# file, while a runaway file (a dump saved in the wrong place) is refused unparsed: parsing
+# takes about four times a file's size in memory (24 MB: 89 MB and 0.23 s) on every change.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 Signature = tuple[tuple[str, int, int, int], ...]
 
 log = structlog.get_logger(__name__)
@@ -62,6 +71,9 @@ class _Snapshot:
     service_accounts: dict[Key, dict[str, str]] = field(default_factory=dict)
     # Node name -> metadata.labels of a Node manifest.
     nodes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # (kind meant, namespace, name) -> "where: why" of a document skipped for a slip in its
+    # kind or apiVersion; "not found" for that name points at it.
+    near_misses: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +153,9 @@ class DirectorySecretProviderClassSource:
         message = f"secretproviderclass {namespace}/{name} not found in {self.directory}"
         if snapshot.signature is None:
             message += " (directory does not exist)"
+        near = snapshot.near_misses.get((KIND, namespace, name))
+        if near is not None:
+            message += f" (see {near})"
         if snapshot.broken_files:
             unreadable = "; ".join(f"{f}: {r}" for f, r in sorted(snapshot.broken_files.items()))
             message += f" (unreadable files: {unreadable})"
@@ -151,9 +166,11 @@ class DirectorySecretProviderClassSource:
         snapshot = await self._refresh()
         found = snapshot.service_accounts.get((namespace, name))
         if found is None:
+            near = snapshot.near_misses.get(("ServiceAccount", namespace, name))
             raise ServiceAccountNotFound(
                 f"serviceaccount {namespace}/{name} not found in {self.directory} "
                 "(standalone mode reads ServiceAccount manifests from that directory)"
+                + (f" (see {near})" if near else "")
             )
         return found
 
@@ -230,8 +247,8 @@ def _load_file(
     path: Path, snapshot: _Snapshot, origins: dict[Key, str], old: dict[Key, tuple[str, int]]
 ) -> None:
     try:
-        values = load_all(path.read_text(encoding="utf-8"), Decoder.SIGS_YAML, where=path.name)
-    except (OSError, UnicodeDecodeError, GoYAMLError) as exc:
+        values = load_all(_read_manifest(path), Decoder.SIGS_YAML, where=path.name)
+    except (OSError, ValueError, GoYAMLError) as exc:
         reason = exc.message if isinstance(exc, GoYAMLError) else _short(exc)
         snapshot.broken_files[path.name] = reason
         snapshot.problems.append((path.name, reason))
@@ -252,6 +269,7 @@ def _load_file(
             snapshot.problems.extend((where, reason) for reason in problems)
             continue
         if not is_spc(document):
+            _note_near_miss(document, where, snapshot)
             continue
         try:
             spc = _to_spc(document, old)
@@ -264,6 +282,31 @@ def _load_file(
         if _remember_origin(snapshot, origins, key, where):
             snapshot.classes[key] = spc
             snapshot.generations[key] = (_digest(document), spc.generation)
+
+
+def _read_manifest(path: Path) -> str:
+    """The file's text; ValueError when it is not UTF-8 or larger than MAX_MANIFEST_BYTES,
+    found out without reading more than that (the file may also grow after its stat)."""
+    with path.open("rb") as handle:
+        data = handle.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        limit = MAX_MANIFEST_BYTES // (1024 * 1024)
+        raise ValueError(
+            f"larger than the {limit} MiB a standalone manifest file may hold; not read"
+        )
+    return data.decode("utf-8")
+
+
+def _note_near_miss(document: object, where: str, snapshot: _Snapshot) -> None:
+    if not isinstance(document, Mapping) or (missed := near_miss(document)) is None:
+        return
+    meant, reason = missed
+    snapshot.problems.append((where, reason))
+    try:
+        (namespace, name), _ = identity(document, DEFAULT_NAMESPACE)
+    except InvalidDocument:
+        return
+    snapshot.near_misses[(meant, namespace, name)] = f"{where}: {reason}"
 
 
 def _remember_origin(snapshot: _Snapshot, origins: dict[Key, str], key: Key, where: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tracemalloc
 import uuid
 from pathlib import Path
 
@@ -376,3 +377,36 @@ async def test_identical_service_account_copies_are_accepted_quietly(
         annotations = await DirectorySecretProviderClassSource(tmp_path).annotations("apps", "app")
     assert annotations["eks.amazonaws.com/role-arn"].endswith("role/app")
     assert not [e for e in logs if e["event"] == "standalone.spc_invalid"]
+
+
+async def test_a_file_over_the_size_cap_is_reported_unread_and_the_others_served(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "good.yaml", spc_doc("good"))
+    with (tmp_path / "big.yaml").open("wb") as handle:
+        handle.truncate(16 * spc_source.MAX_MANIFEST_BYTES)  # sparse: no disk, 64 MiB to read
+    source = DirectorySecretProviderClassSource(tmp_path)
+
+    tracemalloc.start()
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await source.rescan()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 2 * spc_source.MAX_MANIFEST_BYTES  # never the whole file in memory
+    assert [(e["file"], e["reason"]) for e in logs] == [
+        ("big.yaml", "larger than the 4 MiB a standalone manifest file may hold; not read")
+    ]
+    assert (await source.get("default", "good")).name == "good"
+    with pytest.raises(SecretProviderClassNotFound, match=r"unreadable files: big\.yaml: larger"):
+        await source.get("default", "other")
+
+
+async def test_a_file_of_exactly_the_size_cap_is_read(tmp_path: Path) -> None:
+    text = spc_doc("full")
+    padding = spc_source.MAX_MANIFEST_BYTES - len(text) - 2
+    write(tmp_path, "full.yaml", text + "#" + "x" * padding + "\n")
+    assert (tmp_path / "full.yaml").stat().st_size == spc_source.MAX_MANIFEST_BYTES
+    assert (await DirectorySecretProviderClassSource(tmp_path).get("default", "full")).name
