@@ -6,6 +6,8 @@ NodeUnpublishVolume to ``--endpoint`` with the volume context kubelet would send
 what got mounted (names, sizes, modes; contents only with ``--show-contents``). Like kubelet,
 ``mount`` targets ``<--kubelet-root-dir>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount``
 (or ``--target``) and creates the volume directory above it; the agent creates the rest.
+Tokens (``--token AUDIENCE=FILE``) and node-publish secrets (``--secret-file KEY=FILE``) are
+read from files, so they never sit in the command line other users can read.
 ``providers`` loads every in-process provider this build carries and says which work (exit 1 if
 one fails).
 """
@@ -130,7 +132,22 @@ def _mount(args: list[str]) -> int:
         metavar="AUDIENCE=FILE",
         help="service-account token for an audience, read from FILE",
     )
-    add("--secret", action="append", default=[], metavar="K=V", help="node-publish secret entry")
+    add(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="node-publish secret entry; a value on the command line is visible to other users "
+        "of the node (ps, /proc/PID/cmdline): prefer --secret-file",
+    )
+    add(
+        "--secret-file",
+        action="append",
+        default=[],
+        metavar="KEY=FILE",
+        help="node-publish secret entry whose value is FILE's content, as is (as a Secret made "
+        "with kubectl create secret generic --from-file=KEY=FILE)",
+    )
     add("--show-contents", action="store_true", help="also print file contents")
     ns = parser.parse_args(args)
     target = _target(ns)
@@ -143,8 +160,10 @@ def _mount(args: list[str]) -> int:
         service_account=ns.service_account,
         secret_provider_class=ns.spc,
         attributes=_pairs(ns.attr, "--attr"),
-        tokens={aud: _read(path) for aud, path in _pairs(ns.token, "--token").items()},
-        secrets=_pairs(ns.secret, "--secret"),
+        tokens={
+            aud: _read(path, "--token").strip() for aud, path in _pairs(ns.token, "--token").items()
+        },
+        secrets=_node_publish_secrets(ns),
         volume_id=ns.volume_id,
     )
     if not volume.volume_id:
@@ -223,9 +242,27 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     return result
 
 
-def _read(path: str) -> str:
+def _node_publish_secrets(ns: argparse.Namespace) -> dict[str, str]:
+    """``--secret`` and ``--secret-file`` entries; a key given by both is refused. A file's
+    content is kept as is, trailing newline included: kubelet sends a Secret's data unchanged,
+    and multi-line values (a key.json, a PEM) are what a command line handles worst."""
+    given = _pairs(ns.secret, "--secret")
+    read = {
+        key: _read(path, "--secret-file")
+        for key, path in _pairs(ns.secret_file, "--secret-file").items()
+    }
+    both = sorted(given.keys() & read.keys())
+    if both:
+        raise ConfigError(f"--secret-file: {both[0]!r} is also given by --secret")
+    return given | read
+
+
+def _read(path: str, flag: str) -> str:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().strip()
+        with open(path, encoding="utf-8", newline="") as handle:  # no \r\n translation
+            return handle.read()
     except OSError as err:
-        raise ConfigError(f"--token: cannot read {path}: {err.strerror}") from None
+        raise ConfigError(f"{flag}: cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        # CSI carries tokens and node-publish secrets as protobuf strings, which are UTF-8.
+        raise ConfigError(f"{flag}: {path} is not UTF-8 text") from None

@@ -53,3 +53,39 @@ def test_show_contents_never_follows_a_link_out_of_the_volume(tmp_path: Path) ->
     lines = "\n".join(describe_volume(str(volume), show_contents=True))
     assert "inside" in lines and "planted" in lines
     assert "node file" not in lines
+
+
+def test_mount_help_warns_that_command_line_secrets_are_visible(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["mount", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "a value on the command line is visible to other users" in help_text
+    assert "--secret-file KEY=FILE" in help_text
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "expected"),
+    [
+        (None, [], "--secret-file: cannot read {path}: No such file or directory"),
+        (b"\xff\xfe", [], "--secret-file: {path} is not UTF-8 text"),
+        (b"x", ["--secret=key.json=y"], "--secret-file: 'key.json' is also given by --secret"),
+    ],
+)
+def test_mount_refuses_a_secret_file_it_cannot_send(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes | None,
+    extra: list[str],
+    expected: str,
+) -> None:
+    path = tmp_path / "key.json"
+    if content is not None:
+        path.write_bytes(content)
+    argv = ["mount", "--endpoint=unix:///nonexistent/csi.sock", f"--target={tmp_path}/t/mount"]
+    argv += ["--pod=web-0", "--spc=app", f"--secret-file=key.json={path}", *extra]
+
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().endswith(expected.format(path=path))
+    assert not (tmp_path / "t").exists()  # refused before anything is made
