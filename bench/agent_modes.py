@@ -5,26 +5,28 @@
 - :class:`Kubernetes`: the agent against the fake API server (``bench/kube_api_process.py``,
   a process of its own), classes from its informer. As in a cluster, each volume's pod exists
   in the API on the agent's node before kubelet publishes it (so it reaches the agent's pod
-  informer before the call), and it stays until the next volume is prepared: the
-  SecretProviderClassPodStatus, written behind the reply, is then never cancelled by an
-  unpublish coming right after, and a burst of publishes is pods starting, none stopping.
+  informer before the call), and it stays until the next volume is prepared and its
+  SecretProviderClassPodStatus, written behind the reply, has reached the API (an unpublish
+  coming sooner would cancel that write); a burst of publishes is pods starting, none stopping.
   Figures of its own: when each publish's status create reached the API server, and what the
   agent read from the API around its first publish.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Protocol
 
 import yaml
 
 from agent._proto.csi import v1 as csi
-from bench.kube_api_process import Arrival, KubeApiProcess
+from agent.flag_types import DEFAULTS
+from bench.kube_api_process import STATUSES, Arrival, KubeApiProcess
 from bench.kubelet_cases import VaultCase, manifests
 from bench.kubelet_nodes import Node, Samples, Site
 from tests.fakes.kube_api import pod
 
-STATUSES = "secretproviderclasspodstatuses"
 POD_NAME = "csi.storage.k8s.io/pod.name"
 
 
@@ -109,11 +111,30 @@ class Kubernetes:
         node.site.live.append(request)
 
     async def release(self, node: Node) -> None:
-        for request in node.site.live:
+        """Once every kept volume's status has reached the API (an unpublish before that
+        would cancel the write, and its figure), unpublish them and delete their pods. After
+        a burst, also wait for the status deletes and for the agent's background API lane to
+        refill (``--kube-api-qps`` tokens a second), so each burst starts with the budget a
+        node's burst of pod starts would find, not one the benchmark's churn drained."""
+        live, node.site.live = node.site.live, []
+        pods = [request.volume_context[POD_NAME] for request in live]
+        await self._written(pods, "create")
+        for request in live:
             await node.kubelet.unpublish(request.volume_id, request.target_path)
             context = request.volume_context
             self.api.delete("pods", context["csi.storage.k8s.io/pod.namespace"], context[POD_NAME])
-        node.site.live.clear()
+        if len(live) > 1:
+            await self._written(pods, "delete")
+            await asyncio.sleep(2 * len(live) / DEFAULTS.kube_api_qps)
+
+    async def _written(self, pods: list[str], verb: str, timeout: float = 10) -> None:
+        waiting = set(pods)
+        deadline = time.monotonic() + timeout
+        while waiting:
+            waiting -= self.api.statuses_written(sorted(waiting), verb)
+            if waiting and time.monotonic() > deadline:
+                raise RuntimeError(f"no SecretProviderClassPodStatus {verb} for {sorted(waiting)}")
+            await asyncio.sleep(0.01)
 
     def figures(self, node: Node) -> Samples:
         """Per key: ``<key>.spcps_after_reply`` (the status create's arrival at the API server

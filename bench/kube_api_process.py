@@ -21,6 +21,7 @@ from typing import Any
 from tests.fakes.kube_api import FakeKubeApi, RecordedRequest, RequestLog
 
 Object = dict[str, Any]
+STATUSES = "secretproviderclasspodstatuses"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class _StampedLog(RequestLog):
     def record(self, entry: RecordedRequest) -> None:
         self.stamps.append((time.perf_counter(), entry))
         super().record(entry)
+
+    def statuses_written(self, pods: list[str], verb: str) -> set[str]:
+        """Which of ``pods`` had a SecretProviderClassPodStatus ``verb`` (create, delete)
+        arrive; a status is named ``<pod>-<namespace>-<class>``."""
+        found: set[str] = self._call("statuses_written", pods, verb)
+        return found
 
     def arrivals(self) -> list[Arrival]:
         return [_arrival(at, entry) for at, entry in self.stamps]
@@ -76,6 +83,12 @@ class KubeApiProcess:
     def delete(self, resource: str, namespace: str, name: str) -> None:
         """Delete at once (grace period 0), if it exists."""
         self._call("delete", resource, namespace, name)
+
+    def statuses_written(self, pods: list[str], verb: str) -> set[str]:
+        """Which of ``pods`` had a SecretProviderClassPodStatus ``verb`` (create, delete)
+        arrive; a status is named ``<pod>-<namespace>-<class>``."""
+        found: set[str] = self._call("statuses_written", pods, verb)
+        return found
 
     def arrivals(self) -> list[Arrival]:
         """Every request received so far, oldest first."""
@@ -136,6 +149,12 @@ def _execute(kube: FakeKubeApi, log: _StampedLog, command: str, args: tuple[Any,
         if kube.store.get(resource, namespace, name) is not None:
             kube.store.delete(resource, namespace, name)
         return None
+    if command == "statuses_written":
+        pods, verb = args
+        names = [
+            a.name or a.pod for a in log.arrivals() if a.verb == verb and a.resource == STATUSES
+        ]
+        return {pod for pod in pods if any(n == pod or n.startswith(f"{pod}-") for n in names)}
     if command == "arrivals":
         return log.arrivals()
     if command == "stop":

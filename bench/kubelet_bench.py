@@ -115,9 +115,10 @@ async def steady(
                     await world.mode.release(node)
                     requests = [await prepare(node.site, world, case) for _ in range(repeat)]
                     for index, request in enumerate(requests):
+                        counted = pacing == "paced" or index > 0  # a burst's first warms up
                         await asyncio.sleep(gap)
-                        value = await publish(node, world, request, key)
-                        if pacing == "paced" or index:
+                        value = await publish(node, world, request, key if counted else "warmup")
+                        if counted:
                             add(node.site.label, key, value)
                     for index in range(repeat):
                         await asyncio.sleep(gap)
@@ -194,8 +195,8 @@ async def run(world: World, rounds: int, burst: int, starts: int) -> dict[str, A
         # The warm-up's status writes (Kubernetes mode) drained from the client-side limit.
         await asyncio.sleep(2)
         measured = await steady(nodes, world, floors, rounds, burst)
-        await asyncio.sleep(0.5)  # the last status writes behind the replies
         for node in nodes:
+            await world.mode.release(node)  # and so the last status writes have arrived
             mine = measured[node.site.label]
             for key, values in agent_side(node.site).items():
                 if key != "warmup":
