@@ -6,7 +6,10 @@ Measures: startup to serving socket (and to /readyz), RSS after start, the first
 start, API calls per publish and per unpublish (reads and writes, from the fake's request log,
 after the background writes settled), publish p50/p99 for 1, 10 and 50 objects, and RSS with
 110 volumes mounted (a node's default pod limit). Run as root inside ``unshare -m``:
-``unshare -m --propagation private python -m bench.k8s_publish_bench``.
+``unshare -m --propagation private python -m bench.k8s_publish_bench``. Its publishes are back
+to back and its fake API shares the client's event loop; publish latency as kubelet calls
+(paced, with floors, the status write timed at the API server) is
+``bench/kubelet_bench.py --kubernetes``.
 """
 
 from __future__ import annotations

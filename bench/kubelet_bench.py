@@ -10,11 +10,14 @@ work with warm threads. The cases and floors are in ``bench/kubelet_cases.py``.
 Processes, as on a node: the agent (``bench/instant_agent.py``: the real agent plus the
 in-process ``instant`` provider; standalone mode, tmpfs as root), the tests' grpcio fake plugin
 (``bench/fake_plugin.py``) on ``<provider-volume>/fake.sock``, an OpenBao dev server, and this
-process as kubelet (grpcio) and as the floors' client. ``--baseline DIR`` (a directory with
+process as kubelet (grpcio) and as the floors' client. ``--kubernetes`` runs the agent in
+Kubernetes mode instead, against the tests' fake API server in a process of its own
+(``bench/agent_modes.py`` says what changes: pods in the API, statuses written behind the
+reply and timed at the server, the informers' start). ``--baseline DIR`` (a directory with
 another checkout's ``agent`` package, e.g. ``git archive <commit> agent | tar -x -C DIR``)
 runs that agent beside this one, calls alternating one by one, so both see the same machine.
 
-``unshare -m --propagation private python -m bench.kubelet_bench --rounds 100``
+``unshare -m --propagation private python -m bench.kubelet_bench --rounds 100 [--kubernetes]``
 """
 
 from __future__ import annotations
@@ -25,21 +28,18 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent._proto.csi import v1 as csi
+from bench.agent_modes import Kubernetes, Mode, Standalone
 from bench.instant import hide_dev_packages
+from bench.kube_api_process import KubeApiProcess
 from bench.kubelet_cases import (
     INPROCESS_OBJECTS,
     INPROCESS_SIZE,
@@ -49,121 +49,23 @@ from bench.kubelet_cases import (
     TmpfsFloor,
     VaultCase,
     VaultFloor,
-    manifests,
-    request_for,
+)
+from bench.kubelet_nodes import (
+    REPO,
+    Node,
+    Samples,
+    World,
+    agent_side,
+    new_site,
+    prepare,
+    probe,
+    publish,
+    start_node,
+    stop_node,
 )
 from bench.publish_bench import percentile
-from tests.support.kubelet import Kubelet
 from tests.support.mounts import force_unmount_under
 from tests.support.openbao import dev_server
-
-REPO = Path(__file__).resolve().parents[1]
-# BENCH_AGENT_SCRIPT: another entry point (e.g. one that times the publish steps).
-AGENT_SCRIPT = Path(
-    os.environ.get("BENCH_AGENT_SCRIPT") or REPO / "bench" / "instant_agent.py"
-).resolve()
-Samples = dict[str, list[float]]
-
-
-@dataclass
-class Node:
-    """One running agent of one checkout."""
-
-    label: str
-    root: Path
-    process: subprocess.Popen[bytes]
-    socket: str
-    start_ms: float  # exec to the CSI socket accepting a connection
-    kubelet: Kubelet
-    serial: int = 0
-    cases: dict[str, str] = field(default_factory=dict)  # target path -> sample key
-
-    def target(self) -> tuple[str, str]:
-        """A new pod's volume directory, made as kubelet makes it; (target, pod uid)."""
-        self.serial += 1
-        uid = str(uuid.UUID(int=self.serial))
-        volume = self.root / "pods" / uid / "volumes" / "kubernetes.io~csi" / "secrets"
-        volume.mkdir(parents=True)
-        return str(volume / "mount"), uid
-
-
-@dataclass
-class World:
-    work: Path
-    plugin_dir: Path
-    checkouts: dict[str, Path]  # label -> directory holding its ``agent`` package
-    hidden: str
-    vault: VaultCase | None
-    gap: float
-    cases: tuple[str, ...]
-
-
-def _accepts(path: str) -> bool:
-    with socket.socket(socket.AF_UNIX) as probe:
-        try:
-            probe.connect(path)
-        except OSError:
-            return False
-    return True
-
-
-async def start_node(world: World, label: str, index: int) -> Node:
-    root = world.work / f"{label}-{index}"
-    (root / "spc").mkdir(parents=True)
-    for name, text in manifests(world.vault).items():
-        (root / "spc" / name).write_text(text)
-    path = str(root / "csi.sock")
-    paths = [str(world.checkouts[label]), str(REPO), world.hidden]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
-    command = [
-        sys.executable, str(AGENT_SCRIPT), f"--endpoint=unix://{path}",
-        f"--standalone-dir={root / 'spc'}", "--nodeid=bench", "--log-format-json",
-        f"--mount-mode={'tmpfs' if os.geteuid() == 0 else 'directory'}",
-        "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0",
-        f"--state-dir={root / 'state'}", f"--kubelet-root-dir={root}",
-        f"--provider-volume={world.plugin_dir}",
-    ]  # fmt: skip
-    started = time.perf_counter()
-    process = _spawn(command, env, root)
-    deadline = started + 30
-    while not _accepts(path):
-        if process.poll() is not None or time.perf_counter() > deadline:
-            raise RuntimeError(f"agent {label} did not start; see {root / 'agent.log'}")
-        await asyncio.sleep(0.001)
-    start_ms = (time.perf_counter() - started) * 1000
-    kubelet = Kubelet(path)
-    # Kubelet's registration (node-driver-registrar) precedes any publish.
-    await kubelet.call("Node", "NodeGetInfo", csi.NodeGetInfoRequest(), csi.NodeGetInfoResponse)
-    return Node(label, root, process, path, start_ms, kubelet)
-
-
-def _spawn(command: list[str], env: dict[str, str], root: Path) -> subprocess.Popen[bytes]:
-    with (root / "agent.log").open("wb") as log:
-        return subprocess.Popen(command, stdout=log, env=env, cwd=root)
-
-
-async def stop_node(node: Node) -> None:
-    await node.kubelet.close()
-    node.process.terminate()
-    node.process.wait(timeout=30)
-    force_unmount_under(str(node.root))
-
-
-async def publish(node: Node, world: World, case: str, key: str) -> float:
-    target, uid = node.target()
-    request = request_for(case, target, uid, world.vault)
-    started = time.perf_counter()
-    await node.kubelet.publish(request)
-    elapsed = (time.perf_counter() - started) * 1000
-    node.cases[target] = key
-    await node.kubelet.unpublish(request.volume_id, target)
-    return elapsed
-
-
-async def probe(node: Node) -> float:
-    started = time.perf_counter()
-    await node.kubelet.call("Identity", "Probe", csi.ProbeRequest(), csi.ProbeResponse)
-    return (time.perf_counter() - started) * 1000
 
 
 class Floors:
@@ -198,7 +100,7 @@ async def steady(
     nodes: list[Node], world: World, floors: Floors, rounds: int, burst: int
 ) -> dict[str, Samples]:
     """Paced rounds, then back-to-back bursts; agents alternate first, call by call."""
-    found: dict[str, Samples] = {node.label: {} for node in nodes}
+    found: dict[str, Samples] = {node.site.label: {} for node in nodes}
     found["floor"] = {}
 
     def add(owner: str, key: str, value: float) -> None:
@@ -210,16 +112,19 @@ async def steady(
             for case in world.cases:
                 for node in order:
                     key = f"{case}.{pacing}"
-                    for index in range(repeat):
+                    await world.mode.release(node)
+                    requests = [await prepare(node.site, world, case) for _ in range(repeat)]
+                    for index, request in enumerate(requests):
+                        counted = pacing == "paced" or index > 0  # a burst's first warms up
                         await asyncio.sleep(gap)
-                        value = await publish(node, world, case, key)
-                        if pacing == "paced" or index:
-                            add(node.label, key, value)
+                        value = await publish(node, world, request, key if counted else "warmup")
+                        if counted:
+                            add(node.site.label, key, value)
                     for index in range(repeat):
                         await asyncio.sleep(gap)
                         value = await probe(node)
                         if pacing == "paced" or index:
-                            add(node.label, f"probe.{pacing}", value)
+                            add(node.site.label, f"probe.{pacing}", value)
                 for name, call in floors.calls(case).items():
                     for index in range(repeat):
                         await asyncio.sleep(gap)
@@ -231,41 +136,32 @@ async def steady(
 
 async def first_publishes(world: World, starts: int) -> dict[str, Samples]:
     """A new agent per sample: exec to serving, then the first publish right away, and a second
-    one after the gap."""
+    one after the gap (both volumes' pods made before the exec)."""
     found: dict[str, Samples] = {label: {} for label in world.checkouts}
     labels = list(world.checkouts)
     for index in range(starts):
         for case in world.cases:
             order = labels if index % 2 == 0 else labels[::-1]
             for label in order:
-                node = await start_node(world, label, index * 10 + world.cases.index(case))
+                number = (index * 10 + world.cases.index(case)) * 2 + labels.index(label)
+                site = new_site(world, label, number)
+                requests = [await prepare(site, world, case) for _ in range(2)]
+                node = await start_node(world, site)
                 try:
-                    first = await publish(node, world, case, f"{case}.first")
+                    first = await publish(node, world, requests[0], f"{case}.first")
                     await asyncio.sleep(world.gap)
-                    second = await publish(node, world, case, f"{case}.second")
+                    second = await publish(node, world, requests[1], f"{case}.second")
+                    await asyncio.sleep(world.gap)  # the status writes behind the reply
                 finally:
-                    await stop_node(node)
+                    await stop_node(node, world.mode)
                 mine = found[label]
                 mine.setdefault("start_to_serving", []).append(node.start_ms)
                 mine.setdefault(f"{case}.first", []).append(first)
                 mine.setdefault(f"{case}.second_after_gap", []).append(second)
-                for key, value in agent_side(node).items():
+                for key, value in agent_side(site).items():
                     mine.setdefault(f"{key}.agent_side", []).extend(value)
-    return found
-
-
-def agent_side(node: Node) -> Samples:
-    """The agent's own ``duration_ms`` per sample key, from its log."""
-    found: Samples = {}
-    for line in (node.root / "agent.log").read_text().splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == "node_publish.completed":
-            key = node.cases.get(event.get("target_path", ""))
-            if key is not None:
-                found.setdefault(key, []).append(float(event["duration_ms"]))
+                for key, value in world.mode.figures(node).items():
+                    mine.setdefault(key, []).extend(value)
     return found
 
 
@@ -287,19 +183,27 @@ async def run(world: World, rounds: int, burst: int, starts: int) -> dict[str, A
             stack.push_async_callback(vault.close)
         floors = Floors(world, plugin, vault)
         nodes = []
-        for label in world.checkouts:
-            node = await start_node(world, label, 999)
-            stack.push_async_callback(stop_node, node)
+        for number, label in enumerate(world.checkouts):
+            node = await start_node(world, new_site(world, label, 999 - number))
+            stack.push_async_callback(stop_node, node, world.mode)
             nodes.append(node)
         for node in nodes:  # warm-up, not counted
             for case in world.cases:
                 for _ in range(10):
-                    await publish(node, world, case, "warmup")
+                    await world.mode.release(node)
+                    await publish(node, world, await prepare(node.site, world, case), "warmup")
+        # The warm-up's status writes (Kubernetes mode) drained from the client-side limit.
+        await asyncio.sleep(2)
         measured = await steady(nodes, world, floors, rounds, burst)
         for node in nodes:
-            for key, values in agent_side(node).items():
+            await world.mode.release(node)  # and so the last status writes have arrived
+            mine = measured[node.site.label]
+            for key, values in agent_side(node.site).items():
                 if key != "warmup":
-                    measured[node.label].setdefault(f"{key}.agent_side", []).extend(values)
+                    mine.setdefault(f"{key}.agent_side", []).extend(values)
+            for key, values in world.mode.figures(node).items():
+                if not key.startswith("warmup"):
+                    mine.setdefault(key, []).extend(values)
     results["steady"] = {
         owner: {key: summary(values) for key, values in sorted(samples.items())}
         for owner, samples in measured.items()
@@ -339,6 +243,11 @@ def main() -> None:
         "--cases", default="inprocess,plugin,vault", help="comma-separated: inprocess,plugin,vault"
     )
     parser.add_argument(
+        "--kubernetes",
+        action="store_true",
+        help="Kubernetes mode: the agents against the fake API server (bench/kube_api_process.py)",
+    )
+    parser.add_argument(
         "--with-dev-packages", action="store_true", help="let the agent see pydantic (dev venv)"
     )
     args = parser.parse_args()
@@ -358,12 +267,22 @@ def main() -> None:
             vault = None
             if "vault" in cases:
                 vault = VaultCase.create(stack.enter_context(dev_server()))
-            world = World(work, plugin_dir, checkouts, hidden, vault, args.gap, cases)
+            mode: Mode = Standalone(vault)
+            if args.kubernetes:
+                api = KubeApiProcess()
+                stack.callback(api.close)
+                mode = Kubernetes(api, vault)
+            world = World(work, plugin_dir, checkouts, hidden, vault, args.gap, cases, mode)
             results = asyncio.run(run(world, args.rounds, args.burst, args.starts))
     finally:
         force_unmount_under(str(work))
         shutil.rmtree(work, ignore_errors=True)
-    results["settings"] = {"gap_s": args.gap, "rounds": args.rounds, "burst": args.burst}
+    results["settings"] = {
+        "mode": "kubernetes" if args.kubernetes else "standalone",
+        "gap_s": args.gap,
+        "rounds": args.rounds,
+        "burst": args.burst,
+    }
     results["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
