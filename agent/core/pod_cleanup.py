@@ -2,9 +2,9 @@
 
 The safety net behind NodeUnpublishVolume (DESIGN "Cleanup"): the pod's volumes leave the
 mount table at once, their pod statuses are deleted (or handed to a live volume sharing the
-name, as an unpublish does: a pod recreated under its name on this node), and a target that kubelet has still not
-unpublished after a grace period is unmounted and removed, so nothing stays mounted for a
-pod that no longer exists however the events arrived.
+name, as an unpublish does: a pod recreated under its name on this node), and a target that
+kubelet has still not unpublished after a grace period is unmounted and removed, so nothing
+stays mounted for a pod that no longer exists however the events arrived.
 """
 
 from __future__ import annotations
