@@ -73,7 +73,8 @@ _RULES = (
     _rule(
         "the CSIDriver secrets-store.csi.k8s.io must have podInfoOnMount: true; the chart sets "
         "it, a CSIDriver left by another install may not: delete it and reinstall the chart",
-        pattern=r"csi\.storage\.k8s\.io/pod\.(?:name|namespace|uid)",
+        # Only for keys that are missing: a key sent with a wrong value is the sender's error.
+        pattern=r"missing\b.*csi\.storage\.k8s\.io/pod\.(?:name|namespace|uid)",
     ),
     _rule(
         "set readOnly: true on the pod's csi volume (secrets-store volumes are read-only)",

@@ -168,6 +168,14 @@ def scrub_text(text: str) -> str:
     return _sensitive.scrub(_SECRET_SHAPED.sub(REDACTED, text))
 
 
+def token_parts(token: str) -> list[str]:
+    """A JWT whole and its payload and signature apart, for :func:`scrubbing`: the JWT-shape
+    pattern needs all three segments, and a token quoted back cut short loses its header or
+    its end (the header alone is shared by every token, and a token whose signature is cut off
+    is no longer usable)."""
+    return [token, *token.split(".")[1:]] if token else []
+
+
 @contextlib.contextmanager
 def scrubbing(values: Iterable[str]) -> Iterator[None]:
     """Register ``values`` for the duration of one request (e.g. its node-publish secrets)."""

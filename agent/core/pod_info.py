@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from agent.documents.names import label_problem, subdomain_problem
 from agent.errors import InvalidRequest
 from agent.model import (
     POD_NAME,
@@ -26,12 +27,23 @@ def tokens_json(volume_context: Mapping[str, str], secrets: Mapping[str, str]) -
 
 
 def read_pod_identity(volume_context: Mapping[str, str], secrets: Mapping[str, str]) -> PodIdentity:
+    """The pod kubelet publishes for. InvalidRequest naming the volume-context key when one of
+    namespace, name, uid is missing, or the namespace or name is not a Kubernetes name
+    (``agent.documents.names``)."""
     missing = [key for key in _REQUIRED_POD_KEYS if not volume_context.get(key)]
     if missing:
         raise InvalidRequest(
             f"pod information missing in volume context: {', '.join(missing)} "
             "(is podInfoOnMount: true set on the CSIDriver?)"
         )
+    for key, problem in (
+        (POD_NAMESPACE, label_problem(volume_context[POD_NAMESPACE])),
+        (POD_NAME, subdomain_problem(volume_context[POD_NAME])),
+    ):
+        if problem:
+            # Kubelet sends names the API server accepted; these become parts of file names,
+            # API paths and the pod status name, so nothing else may pass.
+            raise InvalidRequest(f"{key} in volume context: {problem}")
     return PodIdentity(
         namespace=volume_context[POD_NAMESPACE],
         name=volume_context[POD_NAME],

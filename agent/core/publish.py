@@ -32,6 +32,8 @@ from agent.core.publish_check import CheckFirst, PublishCheck
 from agent.core.publish_report import PublishReport, owner_can_fix
 from agent.core.publish_request import (
     check_class,
+    check_pod_directory,
+    check_republish,
     check_request,
     context_of,
     merge_attributes,
@@ -90,9 +92,11 @@ class PublishVolume:
         attempt: Attempt | None = None
         try:
             request = check_request(request, self._settings.targets)
+            identity = read_pod_identity(request.volume_context, request.secrets)
+            check_pod_directory(identity, request.target_path, self._settings.targets)
             attempt = Attempt(
                 request=request,
-                identity=read_pod_identity(request.volume_context, request.secrets),
+                identity=identity,
                 spc_name=request.volume_context.get(SECRET_PROVIDER_CLASS, ""),
             )
             async with self._locks.hold(request.target_path):
@@ -181,6 +185,7 @@ class PublishVolume:
         return self._unrecorded_volume(attempt, state)
 
     def _known_volume(self, attempt: Attempt, record: VolumeRecord) -> PublishOutcome:
+        check_republish(record, attempt.identity, attempt.spc_name)
         # Kubelet sends fresh tokens on each republish; keep them for later rotations.
         record.pod = attempt.identity
         record.context = context_of(attempt.request)

@@ -7,8 +7,19 @@ from collections.abc import Mapping
 
 from agent.core.pod_info import tokens_json
 from agent.errors import InvalidRequest, InvalidSecretProviderClass
-from agent.model import SERVICE_ACCOUNT_TOKENS, FetchContext, PublishRequest, SecretProviderClass
-from agent.targets import TargetRules
+from agent.model import (
+    POD_NAME,
+    POD_NAMESPACE,
+    POD_UID,
+    SECRET_PROVIDER_CLASS,
+    SERVICE_ACCOUNT_TOKENS,
+    FetchContext,
+    PodIdentity,
+    PublishRequest,
+    SecretProviderClass,
+    VolumeRecord,
+)
+from agent.targets import TargetRules, shown
 
 
 def check_request(request: PublishRequest, targets: TargetRules) -> PublishRequest:
@@ -30,6 +41,38 @@ def check_request(request: PublishRequest, targets: TargetRules) -> PublishReque
     if target.path == request.target_path:
         return request
     return dataclasses.replace(request, target_path=target.path)
+
+
+def check_pod_directory(identity: PodIdentity, target_path: str, targets: TargetRules) -> None:
+    """Kubelet publishes a pod's volume below that pod's own directory
+    (``pods/<pod uid>/volumes/...``); a request whose ``csi.storage.k8s.io/pod.uid`` names
+    another pod would record a volume that pod cleanup and the restart's status check
+    attribute to the wrong pod. InvalidRequest naming the key."""
+    in_path = targets.parse(target_path).pod_uid
+    if identity.uid != in_path:
+        raise InvalidRequest(
+            f"{POD_UID} in volume context: {shown(identity.uid)} is not the pod directory of "
+            f"the target path ({shown(in_path)}); kubelet sends the same pod UID in both"
+        )
+
+
+def check_republish(record: VolumeRecord, identity: PodIdentity, spc_name: str) -> None:
+    """A mounted target is one pod's volume of one class, and kubelet names the same pod and
+    class on every republish. A request naming others is refused (InvalidRequest naming the
+    volume-context key) and the volume is left as it is: taking it over would leave the first
+    pod's status behind and the volume under keys nothing unpublishes."""
+    for key, sent, kept in (
+        (POD_NAMESPACE, identity.namespace, record.pod.namespace),
+        (POD_NAME, identity.name, record.pod.name),
+        (POD_UID, identity.uid, record.pod.uid),
+        (SECRET_PROVIDER_CLASS, spc_name, record.spc_name),
+    ):
+        if sent != kept:
+            raise InvalidRequest(
+                f"{key} in volume context: {shown(sent)} differs from the volume already "
+                f"mounted at this target path ({shown(kept)}, pod {record.pod.namespace}/"
+                f"{record.pod.name}, class {record.spc_name}); unpublish it first"
+            )
 
 
 def check_class(spc: SecretProviderClass) -> None:

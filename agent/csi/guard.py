@@ -14,7 +14,7 @@ from agent.aio.inflight import InFlight
 from agent.core.pod_info import tokens_json
 from agent.csi.status import to_grpc_error
 from agent.errors import AgentError
-from agent.logs import scrubbing
+from agent.logs import scrubbing, token_parts
 
 log = structlog.get_logger("agent.csi")
 
@@ -23,12 +23,8 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 def token_values(volume_context: Mapping[str, str], secrets: Mapping[str, str]) -> list[str]:
     """Each service-account token of ``csi.storage.k8s.io/serviceAccount.tokens`` (volume
-    context, or the secrets map from kubelet 1.35), whole and its payload and signature apart.
-
-    The JWT-shape pattern of agent.logs needs all three segments; a token quoted back cut
-    short loses its header or its end, and then only the segments match. A token whose
-    signature is cut off is no longer usable. Malformed JSON yields nothing here: the publish
-    reports it.
+    context, or the secrets map from kubelet 1.35), whole and its payload and signature apart
+    (``agent.logs.token_parts``). Malformed JSON yields nothing here: the publish reports it.
     """
     raw = tokens_json(volume_context, secrets)
     try:
@@ -39,9 +35,8 @@ def token_values(volume_context: Mapping[str, str], secrets: Mapping[str, str]) 
     values = []
     for entry in entries:
         token = entry.get("token") if isinstance(entry, dict) else None
-        if isinstance(token, str) and token:
-            values.append(token)
-            values.extend(token.split(".")[1:])  # the header is shared by every token
+        if isinstance(token, str):
+            values.extend(token_parts(token))
     return values
 
 

@@ -25,6 +25,7 @@ from agent._proto.csi import v1 as csi
 from agent.aio.inflight import InFlight
 from agent.core.publish import PublishVolume
 from agent.core.unpublish import UnpublishVolume
+from agent.csi.codec import RequestCodec
 from agent.csi.servicers import ControllerService, IdentityService, NodeService
 from agent.errors import ConfigError
 from agent.platform.afunix import PosixUnixSockets, UnixSockets
@@ -46,7 +47,7 @@ class _ClosingServer(Server):
     until the peer hangs up; tracking them lets shutdown close every transport it accepted."""
 
     def __init__(self, services: list[IServable]) -> None:
-        super().__init__(services)
+        super().__init__(services, codec=RequestCodec())
         self.connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
 
     def _protocol_factory(self) -> H2Protocol:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
@@ -46,7 +46,7 @@ class ProviderContext:
 
     name: str
     timeout: float
-    version_key: bytes
+    version_key: bytes = field(repr=False)  # the HMAC key behind object versions
     options: Mapping[str, str]
     # Directories whose files a SecretProviderClass may name (--trusted-file-dirs).
     trusted_dirs: tuple[str, ...] = ()

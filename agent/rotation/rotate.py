@@ -26,6 +26,7 @@ from agent.core.pod_info import format_tokens
 from agent.core.publish_request import merged_attributes
 from agent.core.volume_content import VolumeContentStore, fetch_content
 from agent.errors import ProviderThrottled, ProviderUnavailable
+from agent.logs import scrubbing, token_parts
 from agent.model import (
     MountResult,
     ObjectVersion,
@@ -77,12 +78,15 @@ class GroupRotator:
             return None
         representative = freshest(group.members)
         asked_as = representative.pod
-        try:
-            identity = await self._identity(asked_as)
-            result = await self._call(group.spc, representative, identity)
-        except Exception as err:
-            self._fetch_failed(group, claim, err)
-            return None
+        # As kubelet's call (agent.csi.guard): what the provider is given is scrubbed from
+        # the log lines and events that may quote its error. Members share the secrets.
+        with scrubbing(_sensitive_values(representative)):
+            try:
+                identity = await self._identity(asked_as)
+                result = await self._call(group.spc, representative, identity)
+            except Exception as err:
+                self._fetch_failed(group, claim, err)
+                return None
         self.throttle.answered(claim)
         seconds = time.perf_counter() - started
         self.report.fetched(provider, group.spc.name, len(group.members), group.due, seconds)
@@ -172,6 +176,15 @@ class GroupRotator:
         record = replace(member, provider=provider, versions=result.versions, updated_at=now)
         await self.content.record(record)
         return record, changed
+
+
+def _sensitive_values(record: VolumeRecord) -> list[str]:
+    """The node-publish secret values and the pod's tokens (whole and in parts) a fetch for
+    ``record`` hands the provider; a token minted for the fetch is JWT-shaped, caught anyway."""
+    values = list(record.context.secrets.values()) if record.context is not None else []
+    for token in record.pod.tokens.values():
+        values.extend(token_parts(token.token))
+    return values
 
 
 def _same_versions(a: tuple[ObjectVersion, ...], b: tuple[ObjectVersion, ...]) -> bool:

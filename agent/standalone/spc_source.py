@@ -28,6 +28,7 @@ from typing import TypeGuard
 import structlog
 
 from agent.aio.threads import run_blocking
+from agent.documents.names import check_class_key
 from agent.documents.spc import InvalidDocument, Key, decode, identity, is_spc
 from agent.errors import (
     InvalidSecretProviderClass,
@@ -312,6 +313,7 @@ def _load_service_account(document: Mapping[str, object], where: str, snapshot: 
 
 
 def _to_spc(document: Mapping[str, object], old: dict[Key, tuple[str, int]]) -> SecretProviderClass:
+    check_class_key(*identity(document, DEFAULT_NAMESPACE)[0])
     digest = _digest(document)
     return decode(
         document,

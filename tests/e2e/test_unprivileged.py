@@ -134,10 +134,12 @@ async def test_root_owned_kubelet_dirs_and_state_dir_name_their_flags(
     assert unsaved["error"] == "Permission denied"
     assert "--state-dir" in unsaved["fix"]
 
-    target = agent.target(new_pod_uid())  # kubelet's directories stay root's
+    target = agent.target(pod_uid := new_pod_uid())  # kubelet's directories stay root's
     kubelet = Kubelet(str(agent.socket))
     try:
-        request = publish_request(str(target), spc="rootdirs", tokens={"vault": vault.jwt()})
+        request = publish_request(
+            str(target), spc="rootdirs", uid=pod_uid, tokens={"vault": vault.jwt()}
+        )
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await kubelet.publish(request)
     finally:

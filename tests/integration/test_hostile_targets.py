@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from agent.targets import pod_uid_and_volume
 from tests.conftest import AgentHarness
 from tests.support.kubelet import POD_UID, publish_request
 from tests.support.mounts import mounts_under
@@ -158,8 +159,11 @@ async def test_hostile_target_is_refused_and_nothing_changes(
     target = make(scene)
     before = snapshot(scene.root / "pods", scene.root / "plugins", scene.canary)
 
+    # As kubelet: the pod UID in the volume context is the one in the path.
+    parsed = pod_uid_and_volume(target)
+    request = publish_request(target, uid=parsed[0] if parsed else POD_UID)
     with pytest.raises(grpc.aio.AioRpcError) as published:
-        await harness.kubelet.publish(publish_request(target))
+        await harness.kubelet.publish(request)
     assert published.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert publish_rule in (published.value.details() or "")
     assert "Target path" in (published.value.details() or "")

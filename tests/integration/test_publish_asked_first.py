@@ -1,6 +1,6 @@
 """A first publish that asks a files-only provider before the mount-point check (the one-hop
-path, ``agent.core.first_publish``), through the real agent: CSI socket, standalone manifests, tmpfs.
-What kubelet and the operator see must be what the step-by-step path shows, and one publish
+path, ``agent.core.first_publish``), through the real agent: CSI socket, standalone manifests,
+tmpfs. What kubelet and the operator see must be what the step-by-step path shows, and one publish
 asks its provider once."""
 
 from __future__ import annotations

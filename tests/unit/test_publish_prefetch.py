@@ -480,6 +480,10 @@ async def test_the_hops_re_read_is_installed_so_later_publishes_do_not_read_it_a
     assert journal.events[:3] == ["fetch:x", "inspect", "mount"], "the one-hop path"
     assert heard == ["other"] and source.cached("default", "other") is not None
     parsed.clear()
-    second = dataclasses.replace(request(), target_path=TARGET.replace("/pods/u/", "/pods/v/"))
+    second = dataclasses.replace(
+        request(),
+        target_path=TARGET.replace("/pods/u/", "/pods/v/"),
+        volume_context={**CONTEXT, "csi.storage.k8s.io/pod.uid": "v"},
+    )
     assert (await publish(second)).action == "mounted"
     assert parsed == [], "the second publish parsed the manifests again"

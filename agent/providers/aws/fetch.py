@@ -15,7 +15,7 @@ import base64
 import binascii
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -41,7 +41,7 @@ class Fetched:
     """One object's value as stored, with the version the region reported."""
 
     obj: AwsObject
-    value: bytes
+    value: bytes = field(repr=False)
     version: str
     region: str
 

@@ -14,7 +14,7 @@ module (``pkcs``) is imported only when one is met, in a worker thread.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.errors import ProviderError
@@ -38,7 +38,7 @@ class Piece:
     """One file of an object: its suffix to the file name ("" for the main file) and bytes."""
 
     suffix: str
-    contents: bytes
+    contents: bytes = field(repr=False)
 
 
 def pem_block(kind: str, der: bytes) -> str:

@@ -45,7 +45,7 @@ class Reply:
 
     status: int
     headers: Mapping[str, str] = field(default_factory=dict)
-    body: dict[str, Any] | None = None
+    body: dict[str, Any] | None = field(default=None, repr=False)  # secrets, tokens
 
 
 class LocalhostResolver(AbstractResolver):

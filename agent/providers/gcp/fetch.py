@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import google_crc32c
@@ -28,7 +28,7 @@ from agent.providers.gcp.settings import Endpoints
 @dataclass(frozen=True, slots=True)
 class Fetched:
     version: str  # the resolved version resource name
-    payload: bytes
+    payload: bytes = field(repr=False)
 
 
 class CorruptPayload(ProviderError):

@@ -17,7 +17,7 @@ import ssl
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -111,7 +111,7 @@ class ApiFailure(Exception):
 class Reply:
     status: int
     headers: Mapping[str, str]  # names in lower case
-    body: bytes
+    body: bytes = field(repr=False)  # a secret's payload, an access token
 
 
 class GoogleHttp:

@@ -69,7 +69,7 @@ class Target:
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int
-    body: dict[str, Any] | None
+    body: dict[str, Any] | None = field(repr=False)  # secret data, a client token
     errors: tuple[str, ...]  # Vault's "errors" list: messages, never secret values
     retry_after: float | None = None  # a 429's Retry-After (rate limit quotas), in seconds
 
