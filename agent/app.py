@@ -302,7 +302,13 @@ def build_agent(
     if sources.cluster is not None:
         grace = settings.pod_cleanup_grace_period
         cleanup = ReleasePodVolumes(
-            mounter, sources.statuses, table, locks, grace=grace, secret_sync=jobs
+            mounter,
+            sources.statuses,
+            table,
+            locks,
+            node_name=settings.node_id,
+            grace=grace,
+            secret_sync=jobs,
         )
         pods = sources.cluster.watch_pods(table, cleanup)
         ready_checks.update(sources.cluster.ready_checks())

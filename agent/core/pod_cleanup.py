@@ -1,9 +1,10 @@
 """Release the volumes of a pod that is gone: deleted, or finished (Succeeded/Failed).
 
 The safety net behind NodeUnpublishVolume (DESIGN "Cleanup"): the pod's volumes leave the
-mount table at once, their pod statuses are deleted, and a target that kubelet has still not
-unpublished after a grace period is unmounted and removed, so nothing stays mounted for a
-pod that no longer exists however the events arrived.
+mount table at once, their pod statuses are deleted (or handed to a live volume sharing the
+name, as an unpublish does: a pod recreated under its name on this node), and a target that
+kubelet has still not unpublished after a grace period is unmounted and removed, so nothing
+stays mounted for a pod that no longer exists however the events arrived.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import structlog
 
 from agent.aio.locks import KeyedLock
 from agent.aio.tasks import TaskSet
-from agent.core.mount_table import MountTable
+from agent.core.mount_table import MountTable, status_key
 from agent.core.secret_jobs import SecretSyncJobs
+from agent.core.volume_statuses import VolumeStatuses
 from agent.errors import AgentError
-from agent.model import VolumeRecord, pod_status_name
+from agent.model import VolumeRecord
 from agent.ports import PodStatusStore, VolumeMounter
 
 log = structlog.get_logger("agent.cleanup")
@@ -32,13 +34,14 @@ class ReleasePodVolumes:
         table: MountTable,
         locks: KeyedLock,
         *,
+        node_name: str,
         grace: float,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         secret_sync: SecretSyncJobs | None = None,
     ) -> None:
         self._secret_sync = secret_sync
         self._mounter = mounter
-        self._statuses = statuses
+        self._statuses = VolumeStatuses(statuses, table, node_name)
         self._table = table
         self._locks = locks
         self._grace = grace
@@ -48,15 +51,17 @@ class ReleasePodVolumes:
     async def __call__(self, pod_uid: str, why: str) -> int:
         """Forget the pod's volumes now, unmount leftovers after the grace period; returns how
         many volumes the pod had."""
-        released = 0
+        released: list[VolumeRecord] = []
         for record in self._table.of_pod(pod_uid):
             async with self._locks.hold(record.target_path):
                 if self._table.get(record.target_path) is not record:
                     continue  # unpublished or republished meanwhile
                 self._table.forget(record.target_path)
-            released += 1
-            name = pod_status_name(record.pod.name, record.pod.namespace, record.spc_name)
-            await self._statuses.delete(record.pod.namespace, name)
+            released.append(record)
+        # Once all are forgotten: a status is never handed to another volume of the same pod.
+        for key in dict.fromkeys(status_key(record) for record in released):
+            await self._statuses.release(key)
+        for record in released:
             if self._secret_sync is not None:
                 self._secret_sync.removed(record)
             log.info(
@@ -68,7 +73,7 @@ class ReleasePodVolumes:
                 why=why,
             )
             self._timers.spawn(self._unmount_later(record), record.target_path)
-        return released
+        return len(released)
 
     async def _unmount_later(self, record: VolumeRecord) -> None:
         await self._sleep(self._grace)

@@ -8,19 +8,18 @@ retried with jittered backoff while the API is unavailable, so they arrive once 
 They use the API's background lane: kubelet does not wait for them, so they must not spend
 the budget of what it does wait for.
 
-Writes follow upstream §6: create; on AlreadyExists take the object over (it may carry
-another node's label, e.g. a StatefulSet pod rescheduled before garbage collection) by
-overwriting the node label, the owner reference and the status. Where upstream reads the
-object and updates it (retrying on Conflict), one JSON merge patch does the same without a
-read or a resourceVersion, so it cannot conflict. An object this store wrote before is
-updated with the same patch: one API write per change, none when nothing changed.
+Writes follow upstream §6: create; on AlreadyExists read the object and take it over (it may
+carry another node's label, e.g. a StatefulSet pod rescheduled before garbage collection) by
+overwriting the node label, the owner reference and the status. An object this store wrote
+before is updated with one JSON merge patch, and deleted, on condition of the
+``resourceVersion`` it last saw: one API write per change, none when nothing changed. A
+condition that fails means someone else wrote the object: it is read again, and
+``pod_status_claims`` decides whether it is still this node's to write or delete.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
 import time
 from collections.abc import Callable
@@ -30,19 +29,13 @@ import structlog
 
 from agent import crashpoints
 from agent.aio.backoff import Backoff, BackoffPolicy
-from agent.documents.pod_status import KIND, NODE_LABEL, from_manifest, to_manifest
-from agent.errors import (
-    ApiAlreadyExists,
-    ApiForbidden,
-    ApiNotFound,
-    ApiUnavailable,
-    KubernetesApiError,
-    StatusError,
-)
-from agent.k8s.api import KubeApi, Lane, Object
+from agent.documents.pod_status import KIND, NODE_LABEL, from_manifest
+from agent.errors import ApiForbidden, ApiUnavailable, KubernetesApiError, StatusError
+from agent.k8s.api import KubeApi, Lane
+from agent.k8s.pod_status_claims import target_matches
+from agent.k8s.pod_status_objects import StatusObjects
 from agent.k8s.resources import SPC_POD_STATUSES
 from agent.model import PodStatus
-from agent.targets import pod_uid_and_volume
 
 log = structlog.get_logger(__name__)
 
@@ -72,11 +65,8 @@ class KubePodStatusStore:
         self._wanted: dict[Key, Wanted] = {}
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._in_flight: set[Key] = set()
-        # What the server holds as far as this store knows: a status, or None when absent.
-        self._applied: dict[Key, PodStatus | None] = {}
-        self._uids: dict[Key, str] = {}  # metadata.uid of the objects in _applied
+        self._objects = StatusObjects(api, node_name)
         self._settled: dict[Key, asyncio.Event] = {}  # set when a key's writes are done
-        self._loaded = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._paused_until = 0.0
@@ -104,7 +94,7 @@ class KubePodStatusStore:
         if (
             key not in self._wanted
             and key not in self._in_flight
-            and (self._applied.get(key) == status)
+            and self._objects.holds(key, status)
         ):
             return
         self._want(key, status)
@@ -133,8 +123,8 @@ class KubePodStatusStore:
         except KubernetesApiError as err:
             log.warning("pod_status.load_failed", error=err.message)
             return []
-        self._loaded = True
-        return [status for status in statuses if status is not None and _target_matches(status)]
+        self._objects.loaded = True
+        return [status for status in statuses if status is not None and target_matches(status)]
 
     def _accept(self, document: Any) -> PodStatus | None:
         try:
@@ -142,10 +132,8 @@ class KubePodStatusStore:
         except (TypeError, ValueError) as err:
             log.warning("pod_status.undecodable", error=str(err))
             return None
-        key = (status.namespace, status.name)
-        self._applied[key] = status
-        self._uids[key] = _uid_of(document)
-        if not _target_matches(status):
+        self._objects.remember((status.namespace, status.name), status, document)
+        if not target_matches(status):
             log.warning(
                 "pod_status.target_path_mismatch",
                 namespace=status.namespace,
@@ -163,7 +151,7 @@ class KubePodStatusStore:
         key = (namespace, name)
         while key in self._wanted or key in self._in_flight:
             await self._settled.setdefault(key, asyncio.Event()).wait()
-        return self._uids.get(key, "") if self._applied.get(key) is not None else ""
+        return self._objects.uid(key)
 
     # ---- state for readiness and tests ----
 
@@ -223,9 +211,9 @@ class KubePodStatusStore:
         """Apply one wanted state; True when it should be tried again later."""
         try:
             if isinstance(wanted, PodStatus):
-                sent = await self._apply(key, wanted)
+                sent = await self._objects.apply(key, wanted)
             else:
-                sent = await self._remove(key)
+                sent = await self._objects.remove(key)
         except (ApiUnavailable, ApiForbidden) as err:
             # Outage, throttling, or RBAC that an operator may still fix: keep trying.
             self._error = err.message
@@ -243,63 +231,3 @@ class KubePodStatusStore:
             self._error = ""
             self._backoff.reset()
         return False
-
-    async def _apply(self, key: Key, status: PodStatus) -> bool:
-        """Write ``status``; False when nothing had to be sent."""
-        previous = self._applied.get(key)
-        if previous == status:
-            return False
-        manifest = to_manifest(status)
-        if previous is None:
-            try:
-                written = await self._create(key, manifest)
-            except ApiAlreadyExists:
-                log.info("pod_status.taking_over", namespace=key[0], name=key[1])
-                written = await self._patch(key, manifest)
-        else:
-            try:
-                written = await self._patch(key, manifest)
-            except ApiNotFound:  # deleted meanwhile (garbage collection): write it anew
-                written = await self._create(key, manifest)
-        self._applied[key] = status
-        self._uids[key] = _uid_of(written)
-        return True
-
-    async def _create(self, key: Key, manifest: Object) -> Object:
-        return await self._api.create(SPC_POD_STATUSES, key[0], manifest, Lane.BACKGROUND)
-
-    async def _patch(self, key: Key, manifest: Object) -> Object:
-        metadata = manifest["metadata"]
-        patch = {
-            "metadata": {
-                "labels": metadata["labels"],
-                "ownerReferences": metadata["ownerReferences"],
-            },
-            "status": manifest["status"],
-        }
-        return await self._api.merge_patch(SPC_POD_STATUSES, key[0], key[1], patch, Lane.BACKGROUND)
-
-    async def _remove(self, key: Key) -> bool:
-        """Delete the object; False when it is known not to exist (nothing sent)."""
-        if key not in self._applied and self._loaded:
-            return False  # never written on this node, nor among this node's objects at start
-        if key in self._applied and self._applied[key] is None:
-            return False
-        with contextlib.suppress(ApiNotFound):
-            await self._api.delete(SPC_POD_STATUSES, key[0], key[1], Lane.BACKGROUND)
-        self._applied[key] = None
-        self._uids.pop(key, None)
-        return True
-
-
-def _uid_of(document: Any) -> str:
-    metadata = document.get("metadata") if isinstance(document, dict) else None
-    return str((metadata or {}).get("uid") or "")
-
-
-def _target_matches(status: PodStatus) -> bool:
-    """The target path is a kubelet volume path of the status's own pod."""
-    path = status.target_path
-    parsed = pod_uid_and_volume(path)
-    normal = os.path.isabs(path) and os.path.normpath(path) == path
-    return normal and parsed is not None and parsed[0] == status.pod_uid

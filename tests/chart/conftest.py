@@ -4,7 +4,6 @@ against charts/secrets-store-agent; objects come back as dicts, failures as Helm
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.chart_rbac import helm_path
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "secrets-store-agent"
@@ -84,15 +85,7 @@ class Helm:
 
 @pytest.fixture(scope="session")
 def helm() -> Helm:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "helm.py"), "--path"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return Helm(Path(done.stdout.strip()))
+    return Helm(helm_path())
 
 
 def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:

@@ -189,13 +189,8 @@ def test_agent_role_bound_to_the_daemonsets_service_account(helm: Helm) -> None:
         },
         *{
             ("secrets-store.csi.x-k8s.io", "secretproviderclasspodstatuses", verb)
-            for verb in ("create", "delete", "get", "list", "patch", "update", "watch")
+            for verb in ("create", "delete", "get", "list", "patch")
         },
-        *{
-            ("secrets-store.csi.x-k8s.io", "secretproviderclasspodstatuses/status", verb)
-            for verb in ("get", "patch", "update")
-        },
-        *{("storage.k8s.io", "csidrivers", verb) for verb in ("get", "list", "watch")},
     }
 
 
@@ -252,8 +247,11 @@ def agent_grants(helm: Helm, sets: list[str]) -> set[tuple[str, str, str]]:
         ),
         (
             ["syncSecret.enabled=true"],
-            {("ClusterRole", "", "secrets", verb) for verb in ("get", "create", "update")},
-            set(),
+            {
+                ("ClusterRole", "", "secrets", verb)
+                for verb in ("create", "delete", "get", "list", "patch")
+            },
+            {("ClusterRole", "", "secrets", verb) for verb in ("update", "watch")},
         ),
     ],
     ids=["gcp-only-cloud", "vault-only", "no-vault", "token-fallback", "default", "sync"],

@@ -12,28 +12,42 @@ from agent.core.mount_table import MountTable
 from agent.core.pod_cleanup import ReleasePodVolumes
 from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
 from agent.errors import ProviderError, ProviderUnavailable
-from agent.model import PodIdentity, VolumeRecord
+from agent.model import PodIdentity, PodStatus, VolumeRecord
 from agent.providers.registry import ProviderRegistry
 from tests.support.events import RecordedEvents
 from tests.support.fake_provider import FakeProvider
 from tests.unit.test_publish_core import TARGET, Journal, request
 
 
-def _record(target: str, uid: str) -> VolumeRecord:
-    return VolumeRecord(target, "v", PodIdentity("ns", "web-0", uid), "app", "fake")
+def _record(target: str, uid: str, pod: str = "web-0", spc: str = "app") -> VolumeRecord:
+    return VolumeRecord(target, "v", PodIdentity("ns", pod, uid), spc, "fake")
+
+
+class StatusJournal(Journal):
+    """Also keeps which statuses were written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[PodStatus] = []
+
+    async def upsert(self, status: PodStatus) -> None:
+        self.written.append(status)
+        await super().upsert(status)
 
 
 async def test_release_forgets_deletes_status_and_unmounts_after_the_grace() -> None:
     journal, table = Journal(), MountTable()
     journal.mounted |= {"/a", "/b", "/c"}
-    for target, uid in (("/a", "gone"), ("/b", "gone"), ("/c", "alive")):
-        table.put(_record(target, uid))
+    for target, uid, spc in (("/a", "gone", "app"), ("/b", "gone", "db"), ("/c", "alive", "app")):
+        table.put(_record(target, uid, pod=f"pod-{uid}", spc=spc))
     grace = asyncio.Event()
 
     async def sleep(_seconds: float) -> None:
         await grace.wait()
 
-    release = ReleasePodVolumes(journal, journal, table, KeyedLock(), grace=60, sleep=sleep)
+    release = ReleasePodVolumes(
+        journal, journal, table, KeyedLock(), node_name="n", grace=60, sleep=sleep
+    )
     assert await release("gone", "deleted") == 2
     assert {r.target_path for r in table} == {"/c"}
     assert journal.events.count("status.delete") == 2
@@ -47,11 +61,27 @@ async def test_release_forgets_deletes_status_and_unmounts_after_the_grace() -> 
 async def test_release_after_kubelet_unpublished_is_harmless_and_close_drops_timers() -> None:
     journal, table = Journal(), MountTable()
     table.put(_record("/a", "gone"))
-    release = ReleasePodVolumes(journal, journal, table, KeyedLock(), grace=3600)
+    release = ReleasePodVolumes(journal, journal, table, KeyedLock(), node_name="n", grace=3600)
     assert await release("gone", "deleted") == 1
     assert await release("gone", "deleted") == 0  # a second event finds nothing
     await release.close()  # the pending unmount is dropped, not left running
     assert journal.events.count("unmount") == 0
+
+
+async def test_a_pod_recreated_on_the_node_gets_the_status_the_old_one_leaves() -> None:
+    """web-0 deleted and created again on this node before kubelet unpublished the old one:
+    both volumes share the status name, which the new one takes over (as after an unpublish)
+    instead of the status being deleted from under it; the old pod's second volume of the
+    class never gets it on the way."""
+    journal, table = StatusJournal(), MountTable()
+    table.put(_record("/old-1", "old-uid"))
+    table.put(_record("/old-2", "old-uid"))
+    table.put(_record("/new", "new-uid"))
+    release = ReleasePodVolumes(journal, journal, table, KeyedLock(), node_name="n", grace=3600)
+    assert await release("old-uid", "replaced by a pod of the same name") == 2
+    assert journal.events.count("status.delete") == 0
+    assert [(s.pod_uid, s.target_path) for s in journal.written] == [("new-uid", "/new")]
+    await release.close()
 
 
 def _publish(journal: Journal, provider: FakeProvider, events: RecordedEvents) -> PublishVolume:

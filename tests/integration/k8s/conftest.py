@@ -3,12 +3,15 @@ started against it (stopped, with their volumes unpublished, when the test ends)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.fakes.kube.faults import Fault
+from tests.fakes.kube.paths import RequestInfo
 from tests.fakes.kube_api import FakeKubeApi, secret_provider_class
+from tests.support.chart_rbac import ChartRbac
 from tests.support.kube_agent import SPC, KubeAgents, KubeHarness, run_agents
 
 
@@ -27,3 +30,29 @@ async def agents(kube_api: FakeKubeApi, agent_root: Path) -> AsyncIterator[KubeA
 async def node(agents: KubeAgents) -> KubeHarness:
     """One agent on node-a."""
     return await agents.start()
+
+
+# Every feature the agent has in Kubernetes mode, so every request it can make is judged.
+CHART_FEATURES = ("syncSecret.enabled=true", "tokenRequestFallback=true")
+
+
+@pytest.fixture(scope="session")
+def chart_rbac() -> ChartRbac:
+    return ChartRbac.render(CHART_FEATURES)
+
+
+@pytest.fixture(autouse=True)
+def authorized_by_the_chart(kube_api: FakeKubeApi, chart_rbac: ChartRbac) -> Iterator[None]:
+    """The fake API server denies (403) what the chart's RBAC would deny, and the test fails
+    if the agent asked for anything of that: the chart grants all the agent needs."""
+    denied: list[str] = []
+
+    def forbidden(info: RequestInfo) -> bool:
+        if chart_rbac.allows(info):
+            return False
+        denied.append(f"{info.verb} {info.group}/{info.resource_path} {info.namespace}/{info.name}")
+        return True
+
+    kube_api.faults.active.insert(0, Fault(predicate=forbidden, status=403, times=None))
+    yield
+    assert not denied, f"the chart's RBAC does not grant what the agent asked for: {denied}"
