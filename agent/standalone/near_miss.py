@@ -3,8 +3,9 @@ or ``apiVersion`` of a kind it reads (``kind: SecretProviderClas``, ``kind:
 secretproviderclass``, ``apiVersion: secrets-store.csi.x-k8s.io/v2``, the group without its
 ``x-``). kubectl would send such a document to another resource or have it refused; standalone
 mode has no API server to say so, so without a warning the user would only see "not found" at
-publish. Kinds the agent does not read (ConfigMap, Deployment, ...) and another group's kind of
-the same name may share the directory and stay quiet.
+publish. Kinds the agent does not read (ConfigMap, Deployment, ...), another group's kind of
+the same name and another group's kind of a near name (``IAMServiceAccount`` of
+``iam.cnrm.cloud.google.com``) may share the directory and stay quiet.
 
 "Near" is difflib's similarity ratio (twice the matching characters over both lengths) of at
 least :data:`CUTOFF`, ignoring case: one or two slips in a long name, never a different short
@@ -49,7 +50,11 @@ def near_miss(document: Mapping[str, object]) -> tuple[str, str] | None:
             return expected, (
                 f"apiVersion: {found}: the agent reads kind {kind} as {wanted}; document skipped"
             )
-        if _near(kind, [expected]):
+        # A kind slip keeps its apiVersion: another group's kind of a near name (Config
+        # Connector's IAMServiceAccount, Crossplane's ServiceAccountKey) is not one.
+        if _near(kind, [expected]) and (
+            api_version in versions or _near_api_version(api_version, versions)
+        ):
             return expected, (
                 f"kind: Unsupported value: {_shown(kind)}: the agent reads {expected} "
                 f"(apiVersion {wanted}); document skipped"

@@ -71,6 +71,11 @@ async def test_a_slip_in_kind_or_api_version_is_reported_and_named_by_not_found(
         manifest("ServiceAccount", "iam.gcp.upbound.io/v1beta1"),
         manifest("Node", "example.com/v1"),
         manifest("SecretProviderClass", "example.com/v1"),
+        # ... nor are another group's kinds of names near them (GCP Config Connector,
+        # Crossplane's GCP provider).
+        manifest("IAMServiceAccount", "iam.cnrm.cloud.google.com/v1beta1"),
+        manifest("ServiceAccountKey", "cloudplatform.gcp.upbound.io/v1beta1"),
+        manifest("SecretProviderClassX", "example.com/v1"),
         "[]\n",
         "kind: 3\n",
     ],
