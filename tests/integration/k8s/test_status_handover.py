@@ -65,3 +65,27 @@ async def test_a_late_delete_leaves_the_status_the_pods_new_node_wrote(
     late.release()
     await node_a.settle()
     _assert_node_b_keeps_it(node_b, new)
+
+
+async def test_a_pod_read_that_fails_delays_the_takeover_and_never_gives_it_up(
+    agents: KubeAgents, agent_root: Path
+) -> None:
+    """Whether node-b may take node-a's status over rests on a read of the pod; an API that
+    answers it 503 must not make node-b leave the status to node-a, nor drop its write."""
+    node_a = await _web_0_on_node_a(agents, agent_root)
+    left = node_a.status(NAME)
+    assert left is not None
+    await agents.stop(node_a, unpublish=True)
+    node_a.kube.store.delete("pods", "default", "web-0")
+    # node-a was lost with the pod: its status is still there (garbage collection is late).
+    del left["metadata"]["uid"]
+    node_a.kube.store.put(left)
+    node_b = await agents.start(node="node-b", root=agent_root / "b")
+    new = await node_b.add_pod("web-0", node="node-b")
+    failing = node_b.kube.faults.fail(503, verb="get", resource="pods", name="web-0", times=2)
+
+    await node_b.publish(new)
+    await node_b.settle()
+
+    assert failing.hits == 2
+    _assert_node_b_keeps_it(node_b, new)
