@@ -191,5 +191,11 @@ class ApiUnavailable(KubernetesApiError):
     """No usable answer: connection refused or reset, timeout, 5xx. Worth retrying."""
 
 
+class ApiTooLargeResourceVersion(ApiUnavailable):
+    """504 Timeout with the cause ``ResourceVersionTooLarge``: the server has not reached the
+    ``resourceVersion`` asked for (its store is behind, e.g. etcd restored from an older
+    backup). client-go's ``isTooLargeResourceVersionError``; its reflector then lists afresh."""
+
+
 class ApiThrottled(ApiUnavailable):
     """429: the server asks the agent to slow down (``retry_after``, when it says how long)."""

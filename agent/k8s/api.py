@@ -109,10 +109,16 @@ class KubeApi:
         selectors: Mapping[str, str] | None = None,
         limit: int = 500,
         continue_token: str = "",
+        not_older_than: str = "",
     ) -> Object:
+        """One page. ``not_older_than``: a resourceVersion the answer must be at least as new
+        as (``resourceVersionMatch=NotOlderThan``); a server that has not reached it answers
+        504 ApiTooLargeResourceVersion. Without it the server reads its newest state."""
         query = [*(selectors or {}).items(), ("limit", str(limit))]
         if continue_token:
             query.append(("continue", continue_token))
+        if not_older_than:
+            query += [("resourceVersion", not_older_than), ("resourceVersionMatch", "NotOlderThan")]
         action = f"list {resource.describe(namespace, selectors=selectors)}"
         page = await self._call("GET", resource.path(namespace), action, lane, query=query)
         # A list always has ``items`` (maybe empty); without it a cache would take the page

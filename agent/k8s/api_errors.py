@@ -19,12 +19,14 @@ from agent.errors import (
     ApiInvalid,
     ApiNotFound,
     ApiThrottled,
+    ApiTooLargeResourceVersion,
     ApiUnavailable,
     KubernetesApiError,
 )
 from agent.logs import scrub_text
 
 MAX_MESSAGE_CHARS = 200
+TOO_LARGE_TEXT = "Too large resource version"  # apiserver storage.NewTooLargeResourceVersionError
 _BY_STATUS: Mapping[int, type[KubernetesApiError]] = {
     400: ApiInvalid,
     401: ApiForbidden,
@@ -39,7 +41,8 @@ def from_response(
     action: str, status: int, body: bytes, headers: Mapping[str, str]
 ) -> KubernetesApiError:
     """Translate a non-2xx answer; ``action`` names the verb and object (``get pods ns/x``)."""
-    reason, message = _status_fields(body)
+    status_object = _status_object(body)
+    reason, message = _status_fields(status_object)
     text = f"{action}: HTTP {status}" + (f" {reason}" if reason else "")
     if message:
         text += f": {message}"
@@ -50,6 +53,8 @@ def from_response(
             ApiAlreadyExists if reason == "AlreadyExists" else ApiConflict
         )
         return cls(text, status=status)
+    if status == 504 and _too_large_resource_version(status_object):
+        return ApiTooLargeResourceVersion(text, status=status, retry_after=_retry_after(headers))
     if status >= 500:
         return ApiUnavailable(text, status=status)
     return _BY_STATUS.get(status, KubernetesApiError)(text, status=status)
@@ -83,12 +88,34 @@ def from_exception(action: str, error: BaseException) -> ApiUnavailable:
     return ApiUnavailable(f"{action}: {type(error).__name__}" + (f": {detail}" if detail else ""))
 
 
-def _status_fields(body: bytes) -> tuple[str, str]:
+def _status_object(body: bytes) -> Mapping[str, object]:
+    """The answer's ``Status`` object, or an empty mapping when it is not one."""
     try:
         document = json.loads(body[:65536]) if body else None
     except ValueError:
-        return "", ""
+        return {}
     if not isinstance(document, Mapping) or document.get("kind") != "Status":
+        return {}
+    return document
+
+
+def _too_large_resource_version(document: Mapping[str, object]) -> bool:
+    """client-go's ``isTooLargeResourceVersionError``: the ``ResourceVersionTooLarge`` cause,
+    or (servers before 1.17.0 and 1.17.0 to 1.18.5 set no cause type) the text
+    "Too large resource version" in a cause or in the message of a ``Timeout``."""
+    details = document.get("details")
+    causes = details.get("causes") if isinstance(details, Mapping) else None
+    for cause in causes if isinstance(causes, list) else ():
+        if isinstance(cause, Mapping) and cause.get("reason") == "ResourceVersionTooLarge":
+            return True
+        if isinstance(cause, Mapping) and cause.get("message") == TOO_LARGE_TEXT:
+            return True
+    message = document.get("message")
+    return document.get("reason") == "Timeout" and TOO_LARGE_TEXT in str(message or "")
+
+
+def _status_fields(document: Mapping[str, object]) -> tuple[str, str]:
+    if not document:
         return "", ""
     reason = document.get("reason")
     message = document.get("message")

@@ -3,12 +3,20 @@
 The loop, as client-go's reflector and kopf's watcher: list (in pages) and replace the cache,
 diffing against what it held so a deletion missed while the watch was down is still reported;
 watch from the list's ``resourceVersion`` with bookmarks, following each event's version;
-re-watch from the last version when the server ends the stream; relist on 410 Gone; after
-any other error wait a jittered, growing delay and try again. A watch that ends or expires
-at once, before any event (client-go's "very short watch"), is an error too: a server that
-answers every watch that way gets a growing delay, not a relist storm. ``problem()`` says, for
-/readyz, whether the cache is usable and current. The loop never ends by itself: its owner
-cancels the task, and the open response is closed on the way out.
+re-watch from the last version when the server ends the stream; relist when the server no
+longer has that version (410 Gone) or has not reached it (504 "Too large resource version",
+as client-go); after any other error wait a jittered, growing delay and try again. A watch
+that ends at once, before any event (client-go's "very short watch"), is an error too: a
+server that answers every watch that way gets a growing delay, not a relist storm.
+
+A version the server has not reached is what etcd restored from an older backup leaves, and a
+plain watch never says so: the watch cache accepts a watch from a future version and sends
+nothing (no event, no bookmark) until its store passes it. So after a watch that stayed open
+but heard nothing, a one-item list "not older than" the version comes before the next watch:
+504 Too large (then a relist) or a page (the version is fine).
+
+``problem()`` says, for /readyz, whether the cache is usable and current. The loop never ends
+by itself: its owner cancels the task, and the open response is closed on the way out.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import structlog
 
 from agent.aio.backoff import Backoff, BackoffPolicy
-from agent.errors import ApiGone, KubernetesApiError
+from agent.errors import ApiGone, ApiTooLargeResourceVersion, KubernetesApiError
 from agent.k8s.api import KubeApi, Lane, Object
 from agent.k8s.resources import Resource
 from agent.k8s.watch_stream import WatchStream
@@ -115,6 +123,8 @@ class Informer(Generic[T]):
         self._clock = clock
         self._sleep = sleep
         self._progressed = False  # the current watch delivered an event, or lasted a while
+        self._heard = False  # the current watch delivered an event (a bookmark counts)
+        self._unconfirmed = False  # a watch from _version stayed open and silent
         self.lists = 0  # complete lists so far (the first one plus relists)
 
     @property
@@ -145,11 +155,13 @@ class Informer(Generic[T]):
                 if relist:
                     await self._list()
                     relist = False
+                elif self._unconfirmed:
+                    await self._confirm_version()
                 await self._watch()
                 if self._progressed:
                     continue  # the server's timeout: watch on from the last version
                 failure, hint = "the server ended the watch at once, without an event", 0.0
-            except ApiGone as err:
+            except (ApiGone, ApiTooLargeResourceVersion) as err:  # the version is unusable
                 relist = True
                 if self._progressed:
                     log.info("informer.relist", informer=self.name, reason=err.message)
@@ -191,6 +203,7 @@ class Informer(Generic[T]):
                 break
         self._replace(fresh)
         self._version = version
+        self._unconfirmed = False
         self.lists += 1
         self._synced.set()
         log.debug("informer.listed", informer=self.name, items=len(fresh), version=version)
@@ -231,15 +244,32 @@ class Informer(Generic[T]):
             if self._error:
                 log.info("informer.watching", informer=self.name, after=self._error)
                 self._error = ""
+            self._heard = False
             try:
                 await self._follow(stream)
             finally:
-                if self._clock() - started >= MIN_WATCH_SECONDS:
+                lasted = self._clock() - started >= MIN_WATCH_SECONDS
+                if lasted:
                     self._made_progress()
+                if lasted or self._heard:  # an event (a bookmark too) means it has our version
+                    self._unconfirmed = not self._heard
+
+    async def _confirm_version(self) -> None:
+        """Ask whether the server has reached ``_version``: a one-item list at least as new;
+        raises ApiTooLargeResourceVersion when it has not (see the module docstring)."""
+        await self._api.list(
+            self.resource,
+            Lane.BACKGROUND,
+            selectors=self._selectors,
+            limit=1,
+            not_older_than=self._version,
+        )
+        self._unconfirmed = False
 
     async def _follow(self, stream: WatchStream) -> None:
         while (event := await stream.next()) is not None:
             self._made_progress()
+            self._heard = True
             document = event.get("object")
             if not isinstance(document, dict):
                 continue

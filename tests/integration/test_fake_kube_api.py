@@ -205,7 +205,8 @@ async def test_list_resource_version_semantics(
     status, ahead = await call(http, "GET", PODS, params={"resourceVersion": str(rv + 100)})
     assert status == 504
     assert ahead["reason"] == "Timeout"
-    assert ahead["message"].startswith("Too large resource version")
+    assert ahead["message"].startswith("Timeout: Too large resource version")
+    assert ahead["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
 
     kube_api.store.compact()
     status, _ = await call(
@@ -656,6 +657,65 @@ async def test_send_initial_events_ends_with_an_annotated_bookmark(
     assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
     annotations = events[1]["object"]["metadata"]["annotations"]
     assert annotations == {"k8s.io/initial-events-end": "true"}
+
+
+async def test_after_an_etcd_restore_a_watch_from_a_newer_version_stays_silent(
+    kube_api: FakeKubeApi, http: aiohttp.ClientSession
+) -> None:
+    """The watch cache's rule (cacheWatcher.process): a plain watch from a version the store
+    has not reached is accepted and gets nothing (no event, no bookmark) until the store
+    passes it; a list "not older than" it gets 504 Too large; a watch-list gets that Status
+    as an ERROR event."""
+    kube_api.store.put(pod("a"))
+    backup = kube_api.store.backup()
+    kube_api.store.put(pod("b"))
+    kube_api.store.put(pod("c"))
+    ahead = kube_api.store.resource_version
+    restored = kube_api.store.restore(backup)
+    assert restored == ahead - 2 and kube_api.store.get("pods", "default", "b") is None
+    reader = asyncio.ensure_future(
+        watch_events(http, PODS, 2, resourceVersion=str(ahead), allowWatchBookmarks="true")
+    )
+    await kube_api.store.wait_for_watchers("pods")
+    kube_api.store.put(pod("d"))  # numbered ahead - 1: older than the watch's version
+    kube_api.store.bookmark()
+    kube_api.store.put(pod("e"))  # numbered ahead: still not newer
+    kube_api.store.put(pod("f"))
+    kube_api.store.bookmark()
+    events = await reader
+    assert [(e["type"], e["object"]["metadata"].get("name")) for e in events] == [
+        ("ADDED", "f"),
+        ("BOOKMARK", None),
+    ]
+
+    too_far = {"resourceVersion": str(ahead + 5), "resourceVersionMatch": "NotOlderThan"}
+    status, body = await call(http, "GET", PODS, params={**too_far, "limit": "1"})
+    assert status == 504 and body["reason"] == "Timeout" and body["code"] == 504
+    assert body["message"] == (
+        f"Timeout: Too large resource version: {ahead + 5}, current: {ahead + 1}"
+    )
+    assert body["details"]["causes"] == [
+        {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+    ]
+    [event] = await watch_events(
+        http, PODS, 3, sendInitialEvents="true", allowWatchBookmarks="true", **too_far
+    )
+    assert event["type"] == "ERROR" and event["object"]["code"] == 504
+    assert event["object"]["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+
+
+async def test_a_restore_with_bumped_and_compacted_revisions_expires_old_watches(
+    kube_api: FakeKubeApi, http: aiohttp.ClientSession
+) -> None:
+    """etcdutl snapshot restore --bump-revision N --mark-compacted: versions never go back,
+    and every version clients held is compacted, so their watches get 410 and relist."""
+    backup = kube_api.store.backup()
+    kube_api.store.put(pod("a"))
+    held = kube_api.store.resource_version
+    restored = kube_api.store.restore(backup, bump_revision=1000, mark_compacted=True)
+    assert restored > held
+    [event] = await watch_events(http, PODS, 2, resourceVersion=str(held))
+    assert event["type"] == "ERROR" and event["object"]["code"] == 410
 
 
 # ---- faults, outages, authentication, request log ----

@@ -128,6 +128,33 @@ def test_watch_error_events_and_connection_failures_translate_too() -> None:
     )
 
 
+TOO_LARGE_CAUSE = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+
+
+@pytest.mark.parametrize(
+    ("status", "too_large"),
+    [
+        ({"message": "Timeout: Too large resource version: 9, current: 7"}, False),
+        ({"details": {"causes": [TOO_LARGE_CAUSE], "retryAfterSeconds": 1}}, True),
+        ({"details": {"causes": [{"message": "Too large resource version"}]}}, True),
+        ({"reason": "Timeout", "message": "Too large resource version: 9, current: 7"}, True),
+        ({"reason": "Timeout", "message": "Timeout: request did not complete"}, False),
+    ],
+    ids=["no-cause-no-reason", "cause-type", "1.17-cause-text", "pre-1.17-message", "timeout"],
+)
+def test_too_large_resource_version_is_told_apart_as_client_go_does(
+    status: dict[str, object], too_large: bool
+) -> None:
+    """apimachinery's NewTooLargeResourceVersionError (504 Timeout + ResourceVersionTooLarge
+    cause), and the shapes older servers sent, which client-go's reflector also accepts."""
+    body = {"kind": "Status", "code": 504, **status}
+    error = from_response("list pods", 504, json.dumps(body).encode(), {"Retry-After": "1"})
+    assert isinstance(error, errors.ApiUnavailable)  # callers that retry keep retrying
+    assert isinstance(error, errors.ApiTooLargeResourceVersion) is too_large
+    in_stream = from_status_object("watch pods", body)  # the ERROR event of a watch-list
+    assert isinstance(in_stream, errors.ApiTooLargeResourceVersion) is too_large
+
+
 def test_collections_are_described_with_their_selectors() -> None:
     assert PODS.describe() == "pods (all)"
     assert PODS.describe("ns") == "pods in ns"

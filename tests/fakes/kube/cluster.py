@@ -24,7 +24,7 @@ from tests.fakes.kube.patch import merge_patch
 from tests.fakes.kube.registry import TypeRegistry
 from tests.fakes.kube.resources import ResourceType
 from tests.fakes.kube.selectors import parse_field_selector, parse_label_selector
-from tests.fakes.kube.store import Store
+from tests.fakes.kube.store import Backup, Store
 
 Object = dict[str, Any]
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -142,6 +142,17 @@ class Cluster:
         """etcd compaction: watches and ``continue`` tokens older than ``rv`` (default: now)
         get 410 Gone."""
         return self.raw.compact(rv)
+
+    def backup(self) -> Backup:
+        """An etcd snapshot to :meth:`restore` later."""
+        return self.raw.backup()
+
+    def restore(
+        self, backup: Backup, *, bump_revision: int = 0, mark_compacted: bool = False
+    ) -> int:
+        """Restore etcd from ``backup``: objects and resourceVersion go back (see
+        :meth:`Store.restore`); returns the new resourceVersion."""
+        return self.raw.restore(backup, bump_revision=bump_revision, mark_compacted=mark_compacted)
 
     def bookmark(self) -> None:
         """Send a BOOKMARK at the current resourceVersion to every watch that allows them."""

@@ -124,8 +124,10 @@ def expired(message: str, metadata: Object | None = None) -> ApiError:
 
 
 def too_large_resource_version(requested: int, current: int) -> ApiError:
-    """What a list at a resourceVersion the server has not reached yet gets (504 Timeout)."""
-    message = f"Too large resource version: {requested}, current: {current}"
+    """What a read at a resourceVersion the server has not reached gets, after the watch cache
+    waited 3 s for it (``storage.NewTooLargeResourceVersionError``: ``NewTimeoutError``, so 504
+    ``Timeout`` and a "Timeout: " prefix, plus the ``ResourceVersionTooLarge`` cause)."""
+    message = f"Timeout: Too large resource version: {requested}, current: {current}"
     details = {
         "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
         "retryAfterSeconds": 1,

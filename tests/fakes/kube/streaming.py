@@ -7,7 +7,8 @@ The stream ends cleanly at ``timeoutSeconds`` (default: the server's ``watch_tim
 test drops it, or after a fault's ``drop_after_events``; ``reset`` drops abort the connection
 instead. With ``allowWatchBookmarks`` a ``BOOKMARK`` carries only ``kind``, ``apiVersion`` and
 ``metadata.resourceVersion`` (plus the ``k8s.io/initial-events-end`` annotation after the
-initial events of ``sendInitialEvents=true``)."""
+initial events of ``sendInitialEvents=true``), never older than the version the watch
+started from (see ``Subscription.floor``)."""
 
 from __future__ import annotations
 
@@ -87,9 +88,10 @@ async def _stream(
         try:
             item = await asyncio.wait_for(subscription.queue.get(), wait)
         except TimeoutError:
-            if bookmark_interval is not None and subscription.bookmarks and loop.time() < deadline:
-                periodic = WatchItem(BOOKMARK, rv=current_rv())
-                await write_event(response, BOOKMARK, bookmark(periodic))
+            rv = current_rv()
+            periodic_due = bookmark_interval is not None and loop.time() < deadline
+            if periodic_due and subscription.bookmarks and rv >= subscription.floor:
+                await write_event(response, BOOKMARK, bookmark(WatchItem(BOOKMARK, rv=rv)))
             continue
         if item.type == DROP:
             return await _drop(request, response, item.reset)

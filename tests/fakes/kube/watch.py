@@ -44,7 +44,15 @@ class WatchItem:
 
 @dataclass(eq=False)
 class Subscription:
-    """One open watch. ``namespace`` ``None`` watches every namespace."""
+    """One open watch. ``namespace`` ``None`` watches every namespace.
+
+    ``floor`` is the resourceVersion the watch started from (its initial events included):
+    like the watch cache's ``cacheWatcher.process``, only changes newer than it are sent, and
+    no bookmark older than it. A watch from a version the store has not reached (etcd
+    restored from an older backup) is therefore accepted and stays silent until the store
+    catches up. (The watch cache holds back a bookmark at exactly the start version too, until
+    etcd's progress notifications move it on; the fake, whose version moves only with writes,
+    sends it, standing in for those.)"""
 
     key: str
     namespace: str | None
@@ -52,6 +60,7 @@ class Subscription:
     bookmarks: bool
     queue: asyncio.Queue[WatchItem] = field(default_factory=asyncio.Queue)
     sent: int = 0  # events written to the stream so far (the HTTP layer counts)
+    floor: int = 0
 
     def in_scope(self, obj: Object) -> bool:
         meta = obj.get("metadata") or {}
@@ -60,6 +69,8 @@ class Subscription:
         return self.matches(obj)
 
     def offer(self, change: Change) -> None:
+        if change.rv <= self.floor:
+            return
         event = self.event_for(change)
         if event is not None:
             self.queue.put_nowait(event)
@@ -81,7 +92,7 @@ class Subscription:
         return None
 
     def bookmark(self, rv: int, *, initial_events_end: bool = False) -> None:
-        if self.bookmarks:
+        if self.bookmarks and (rv >= self.floor or initial_events_end):
             self.queue.put_nowait(WatchItem(BOOKMARK, rv=rv, initial_events_end=initial_events_end))
 
     def drop(self, *, reset: bool = False) -> None:

@@ -1,7 +1,8 @@
 """The WATCH verb: which events a new watch starts with (``resourceVersion`` unset or ``0``:
-synthetic ADDED for the current state; N: every change after N, or 410 if compacted;
-``sendInitialEvents=true``: the current state then a bookmark marking its end), and how long
-it stays open."""
+synthetic ADDED for the current state; N: every change after N, or 410 if compacted, or
+silence until the store passes N if it has not reached it; ``sendInitialEvents=true``: the
+current state then a bookmark marking its end, or 504 Too large if N is ahead of the store),
+and how long it stays open."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from tests.fakes.kube.cluster import Cluster
 from tests.fakes.kube.keys import FAULT
 from tests.fakes.kube.paths import RequestInfo, truthy
 from tests.fakes.kube.resources import ResourceType
-from tests.fakes.kube.status import ApiError, Cause, bad_request, invalid
+from tests.fakes.kube.status import (
+    ApiError,
+    Cause,
+    bad_request,
+    invalid,
+    too_large_resource_version,
+)
 from tests.fakes.kube.streaming import bookmark_object, stream_error, stream_watch
 
 Object = dict[str, Any]
@@ -48,6 +55,16 @@ def _start(query: Any) -> tuple[int | None, bool]:
     return (None if rv in ("", "0") or initial else _version(rv)), initial
 
 
+def _not_reached(query: Any, current: int) -> ApiError | None:
+    """``sendInitialEvents=true`` from a version the store has not reached: the watch cache
+    waits 3 s for it, then the stream carries one ERROR event with the 504 "Too large resource
+    version" Status (``waitUntilWatchCacheFreshAndForceAllEvents``, ``newErrWatcher``). A
+    plain watch from such a version is accepted and stays silent instead."""
+    rv = query.get("resourceVersion", "")
+    requested = 0 if rv in ("", "0") else _version(rv)
+    return too_large_resource_version(requested, current) if requested > current else None
+
+
 async def serve_watch(
     request: web.Request,
     info: RequestInfo,
@@ -63,6 +80,8 @@ async def serve_watch(
         matches = lambda obj: obj["metadata"].get("name") == name and inner(obj)  # noqa: E731
     since, initial = _start(request.query)
     bookmarks = truthy(request.query.get("allowWatchBookmarks"))
+    if initial and (behind := _not_reached(request.query, cluster.raw.resource_version)):
+        return await stream_error(request, behind.body())
     try:
         subscription = cluster.raw.subscribe(
             rtype, info.namespace, matches, since=since, bookmarks=bookmarks

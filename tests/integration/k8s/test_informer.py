@@ -1,6 +1,7 @@
 """The list+watch building block against the fake API over HTTP: bookmarks move the resume
 point (so a compaction after a bookmark needs no relist), 410 Gone relists and reports what
-changed, dropped and silent connections reconnect, a server that fails every watch at once gets
+changed, an etcd restored from an older backup is found and relisted, dropped and silent
+connections reconnect, a server that fails every watch at once gets
 a growing delay (not a relist storm), and readiness says why while it is down."""
 
 from __future__ import annotations
@@ -118,6 +119,92 @@ async def test_a_silent_connection_is_dropped_and_resumed(
         hold.release()
         await eventually(lambda: "upsert web-0" in recorder.seen, "resumed after the timeout")
         assert informer.lists == 1
+
+
+class LongWatches:
+    """An injected clock on which every watch lasts 10 minutes (the server's timeout): no
+    watch counts as ended "at once", whatever the wall clock says."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 600.0
+        return self.now
+
+
+def _restore_watcher(
+    api: KubeApi, recorder: Recorder, problems: list[str], **settings: object
+) -> Informer[PodInfo]:
+    """An informer that notes what readiness said at each pause (``problems``)."""
+
+    async def sleep(seconds: float) -> None:
+        problems.append(informer.problem())
+        await asyncio.sleep(0)
+
+    tuned = InformerSettings(backoff=BackoffPolicy(initial=0.01, maximum=0.05), **settings)  # type: ignore[arg-type]
+    informer = Informer(
+        "pods", api, PODS, decode_pod, selectors={"fieldSelector": "spec.nodeName=node-a"},
+        handler=recorder, settings=tuned, clock=LongWatches(), sleep=sleep,
+    )  # fmt: skip
+    return informer
+
+
+def _phases(informer: Informer[PodInfo]) -> dict[str, str]:
+    return {name: info.phase for (_, name), info in informer.items.items()}
+
+
+async def test_an_etcd_restore_is_found_by_a_version_check_and_relisted(
+    kube_api: FakeKubeApi, api: KubeApi
+) -> None:
+    """etcd restored from an older backup: the watch resumed from the informer's version is
+    accepted and stays silent (the watch cache's rule); when the server ends it, the check of
+    that version gets 504 Too large, and the relist puts the restored store in the cache."""
+    recorder, problems = Recorder(), []
+    informer = _restore_watcher(api, recorder, problems)
+    kube_api.store.put(pod("web-0"))
+    kube_api.store.put(pod("web-1"))
+    async with running(informer, kube_api):
+        backup = kube_api.store.backup()
+        kube_api.store.patch("pods", "default", "web-0", {"status": {"phase": "Failed"}})
+        kube_api.store.delete("pods", "default", "web-1")
+        kube_api.store.put(pod("web-2"))
+        await eventually(lambda: "upsert web-2" in recorder.seen, "the changes after the backup")
+        recorder.seen.clear()
+        kube_api.store.restore(backup)
+        await kube_api.store.wait_for_watchers("pods")  # resumed from a version not reached
+        kube_api.store.drop_watches("pods")  # the server's timeout ends the silent watch
+        await eventually(lambda: informer.lists == 2 and informer.problem() == "", "relisted")
+        assert sorted(recorder.seen) == ["delete web-2", "synced", "upsert web-0", "upsert web-1"]
+        assert _phases(informer) == {"web-0": "Running", "web-1": "Running"}
+        assert any("504 Timeout: Timeout: Too large resource version" in p for p in problems)
+        kube_api.store.put(pod("web-3"))  # numbered below every version seen before the restore
+        await eventually(lambda: "upsert web-3" in recorder.seen, "watching the restored store")
+
+
+async def test_a_pod_gone_from_the_restored_store_is_reported_deleted_after_a_read_timeout(
+    kube_api: FakeKubeApi, api: KubeApi
+) -> None:
+    """The usual way it happens: the silent watch outlives the informer's read timeout (with
+    bookmarks a live watch is never that quiet); the version check finds the store behind,
+    and the relist tells the handler (pod cleanup, in the agent) the pod is gone."""
+    recorder, problems = Recorder(), []
+    informer = _restore_watcher(api, recorder, problems, read_timeout=0.3)
+    kube_api.store.put(pod("web-0"))
+    async with running(informer, kube_api):
+        backup = kube_api.store.backup()
+        kube_api.store.put(pod("web-1"))
+        await eventually(lambda: "upsert web-1" in recorder.seen, "the pod made after it")
+        kube_api.store.restore(backup)
+        await eventually(lambda: "delete web-1" in recorder.seen, "the restored store relisted")
+        assert set(informer.items) == {("default", "web-0")}
+        await eventually(lambda: informer.problem() == "", "watching again")
+        checks = [
+            r.status
+            for r in kube_api.requests.filter(resource="pods", verb="list")
+            if r.query.get("resourceVersionMatch") == "NotOlderThan"
+        ]
+        assert 504 in checks
 
 
 class ParkingSleep:
