@@ -91,9 +91,9 @@ class PublishVolume:
         started = time.perf_counter()
         attempt: Attempt | None = None
         try:
-            request = check_request(request, self._settings.targets)
+            request, target = check_request(request, self._settings.targets)
             identity = read_pod_identity(request.volume_context, request.secrets)
-            check_pod_directory(identity, request.target_path, self._settings.targets)
+            check_pod_directory(identity, target)
             attempt = Attempt(
                 request=request,
                 identity=identity,

@@ -19,15 +19,18 @@ from agent.model import (
     SecretProviderClass,
     VolumeRecord,
 )
-from agent.targets import TargetRules, shown
+from agent.targets import KubeletTarget, TargetRules, shown
 
 
-def check_request(request: PublishRequest, targets: TargetRules) -> PublishRequest:
+def check_request(
+    request: PublishRequest, targets: TargetRules
+) -> tuple[PublishRequest, KubeletTarget]:
     """Upstream's validation order; each failure is InvalidArgument before anything else runs.
 
     The target path must also be kubelet's path for a CSI inline volume (``agent.targets``).
     Returns the request with the target path in its canonical spelling (unchanged on Linux;
-    on Windows one spelling for all case variants), the key every later step uses.
+    on Windows one spelling for all case variants), the key every later step uses, and that
+    path split into kubelet's parts.
     """
     if not request.has_capability:
         raise InvalidRequest("Volume capability missing in request")
@@ -38,17 +41,17 @@ def check_request(request: PublishRequest, targets: TargetRules) -> PublishReque
     target = targets.parse(request.target_path)
     if not request.volume_context:
         raise InvalidRequest("Volume attributes missing in request")
-    if target.path == request.target_path:
-        return request
-    return dataclasses.replace(request, target_path=target.path)
+    if target.path != request.target_path:
+        request = dataclasses.replace(request, target_path=target.path)
+    return request, target
 
 
-def check_pod_directory(identity: PodIdentity, target_path: str, targets: TargetRules) -> None:
+def check_pod_directory(identity: PodIdentity, target: KubeletTarget) -> None:
     """Kubelet publishes a pod's volume below that pod's own directory
     (``pods/<pod uid>/volumes/...``); a request whose ``csi.storage.k8s.io/pod.uid`` names
     another pod would record a volume that pod cleanup and the restart's status check
     attribute to the wrong pod. InvalidRequest naming the key."""
-    in_path = targets.parse(target_path).pod_uid
+    in_path = target.pod_uid
     if identity.uid != in_path:
         raise InvalidRequest(
             f"{POD_UID} in volume context: {shown(identity.uid)} is not the pod directory of "
