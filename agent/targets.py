@@ -38,10 +38,11 @@ _ANY_ROOT_RE = re.compile(
 )
 
 
-def shown(path: str) -> str:
-    """Quote a path for a message; very long paths are cut so errors stay readable."""
-    if len(path) > _SHOWN_CHARS:
-        return repr(path[:_SHOWN_CHARS]) + "..."
+def shown(path: str, limit: int = _SHOWN_CHARS) -> str:
+    """Quote a path (or a name) for a message; past ``limit`` characters it is cut so errors
+    stay readable."""
+    if len(path) > limit:
+        return repr(path[:limit]) + "..."
     return repr(path)
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 
 from agent.documents.spc import InvalidDocument
+from agent.targets import shown
 
 LABEL_MAX = 63  # a namespace
 SUBDOMAIN_MAX = 253  # a pod, a SecretProviderClass
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_SHOWN = 80
+_SHOWN_CHARS = 80
 
 
 def label_problem(value: str) -> str | None:
@@ -33,12 +34,12 @@ def subdomain_problem(value: str) -> str | None:
 
 
 def _problem(value: str, rule: re.Pattern[str], limit: int, kind: str, chars: str) -> str | None:
-    shown = repr(value) if len(value) <= _SHOWN else repr(value[:_SHOWN]) + "..."
+    quoted = shown(value, _SHOWN_CHARS)
     if len(value) > limit:
-        return f"{shown} is longer than {limit} characters (a Kubernetes name)"
+        return f"{quoted} is longer than {limit} characters (a Kubernetes name)"
     if not rule.fullmatch(value):
         return (
-            f"{shown} is not a lowercase RFC 1123 {kind} ({chars}, starting and ending with "
+            f"{quoted} is not a lowercase RFC 1123 {kind} ({chars}, starting and ending with "
             "a letter or digit), as Kubernetes requires"
         )
     return None
