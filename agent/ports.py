@@ -229,7 +229,7 @@ class BlockingMetadataStore(Protocol):
 
 # The check of a first publish: the mount-point inspection and, when the class source re-reads
 # files (standalone manifests), that re-read, one after the other in one hop: the store's hop
-# when the provider could be asked first (``agent.core.publish``), else a hop of its own.
+# when the provider could be asked first (``agent.core.first_publish``), else a hop of its own.
 
 
 @runtime_checkable
