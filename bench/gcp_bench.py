@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
@@ -91,7 +92,12 @@ class Bench:
         return str(volume / "mount"), uid
 
     async def publish(
-        self, kubelet: Kubelet, *, new_token: bool, spc: str = "gcp-10", **extra: object
+        self,
+        kubelet: Kubelet,
+        *,
+        new_token: bool,
+        spc: str = "gcp-10",
+        secrets: Mapping[str, str] | None = None,
     ) -> float:
         target, uid = self.target()
         token = self.world.pod_token(namespace="bench") if new_token else self.token
@@ -102,7 +108,7 @@ class Bench:
             uid=uid,
             service_account="web",
             tokens={POOL: token},
-            **extra,  # type: ignore[arg-type]
+            secrets=secrets,
         )
         started = time.perf_counter()
         await kubelet.publish(request)

@@ -68,6 +68,7 @@ def _trace_publish() -> None:
         finally:
             PUBLISHES.append((started, time.perf_counter()))
 
+    # A deliberate monkeypatch (mypy refuses any assignment to a method).
     publish_module.PublishVolume.__call__ = traced  # type: ignore[method-assign]
 
 
@@ -114,11 +115,20 @@ def _report() -> None:
         json.dump(summary, out, indent=1)
 
 
+def _profile_until_exit(path: str) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+
+    def dump() -> None:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+    atexit.register(dump)
+
+
 def run() -> int:
     _trace_publish()
     atexit.register(_report)
-    profile_path = os.environ.get("HOP_PROFILE_FILE")
-    profiler = cProfile.Profile() if profile_path else None
     original_serve = app.serve
 
     async def serve(*args: Any, **kwargs: Any) -> None:
@@ -126,15 +136,10 @@ def run() -> int:
         loop.set_default_executor(TracingExecutor(thread_name_prefix="traced"))
         await original_serve(*args, **kwargs)
 
-    app.serve = serve  # type: ignore[assignment]
-    if profiler is not None:
-        profiler.enable()
-
-        def dump() -> None:
-            profiler.disable()
-            profiler.dump_stats(profile_path)
-
-        atexit.register(dump)
+    app.serve = serve
+    profile_path = os.environ.get("HOP_PROFILE_FILE")
+    if profile_path:
+        _profile_until_exit(profile_path)
     return main()
 
 

@@ -41,7 +41,7 @@ class KubeBench:
         self.kube = kube
         self.serial = 0
 
-    def new_volume(self, spc: str) -> tuple[str, object]:
+    def new_volume(self, spc: str) -> tuple[str, csi.NodePublishVolumeRequest]:
         """A pod on this node (in the API, as kubelet would have it) and its volume target."""
         self.serial += 1
         uid = f"00000000-0000-0000-0000-{self.serial:012d}"
@@ -80,7 +80,7 @@ class KubeBench:
             started = time.perf_counter()
             await kubelet.publish(request)
             timings.append((time.perf_counter() - started) * 1000)
-            await kubelet.unpublish(request.volume_id, target)  # type: ignore[attr-defined]
+            await kubelet.unpublish(request.volume_id, target)
         return timings
 
 
@@ -149,12 +149,10 @@ async def drive(bench: KubeBench, pid: int, samples: int) -> dict[str, object]:
                 "p99": round(percentile(timings, 0.99), 2),
             }
         volumes = [bench.new_volume("bench-10") for _ in range(110)]
-        await asyncio.gather(*(kubelet.publish(request) for _, request in volumes))  # type: ignore[arg-type]
+        await asyncio.gather(*(kubelet.publish(request) for _, request in volumes))
         await bench.settle(110)
         results["rss_with_110_volumes_mib"] = round(rss_mib(pid), 1)
-        await asyncio.gather(
-            *(kubelet.unpublish(r.volume_id, t) for t, r in volumes)  # type: ignore[attr-defined]
-        )
+        await asyncio.gather(*(kubelet.unpublish(r.volume_id, t) for t, r in volumes))
         await bench.settle(0)
     finally:
         await kubelet.close()
@@ -166,12 +164,12 @@ async def api_calls(bench: KubeBench, kubelet: Kubelet, volumes: int) -> dict[st
     made = [bench.new_volume("bench-10") for _ in range(volumes)]
     mark = bench.kube.requests.mark()
     for _, request in made:
-        await kubelet.publish(request)  # type: ignore[arg-type]
+        await kubelet.publish(request)
     await bench.settle(volumes)
     published = bench.calls(mark)
     mark = bench.kube.requests.mark()
     for target, request in made:
-        await kubelet.unpublish(request.volume_id, target)  # type: ignore[attr-defined]
+        await kubelet.unpublish(request.volume_id, target)
     await bench.settle(0)
     unpublished = bench.calls(mark)
     return {

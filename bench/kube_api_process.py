@@ -45,12 +45,6 @@ class _StampedLog(RequestLog):
         self.stamps.append((time.perf_counter(), entry))
         super().record(entry)
 
-    def statuses_written(self, pods: list[str], verb: str) -> set[str]:
-        """Which of ``pods`` had a SecretProviderClassPodStatus ``verb`` (create, delete)
-        arrive; a status is named ``<pod>-<namespace>-<class>``."""
-        found: set[str] = self._call("statuses_written", pods, verb)
-        return found
-
     def arrivals(self) -> list[Arrival]:
         return [_arrival(at, entry) for at, entry in self.stamps]
 

@@ -197,7 +197,9 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, object]:
         fetches, walls, cpus = [], [], []
         for n in range(1, args.cycles + 1):
             calls, wall, cpu = await cycle(agent, clock, provider)
-            fetches.append(calls), walls.append(wall), cpus.append(cpu)
+            fetches.append(calls)
+            walls.append(wall)
+            cpus.append(cpu)
             if n % max(args.cycles // 10, 1) == 0:
                 rss.append((n, round(rss_mib(), 1)))
         results["unchanged"] = {
@@ -211,7 +213,9 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, object]:
         for _ in range(args.changed_cycles):
             provider.revision += 1
             calls, wall, cpu = await cycle(agent, clock, provider)
-            fetches.append(calls), walls.append(wall), cpus.append(cpu)
+            fetches.append(calls)
+            walls.append(wall)
+            cpus.append(cpu)
         results["changed"] = {
             "cycles": args.changed_cycles,
             "fetches_per_cycle": sorted(set(fetches)),

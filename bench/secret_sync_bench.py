@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TypedDict
 
 from agent.sync.tls import certificate_part, private_key_part
 from bench.publish_bench import percentile
@@ -30,6 +31,25 @@ from tests.support.kube_agent import KubeAgents, KubeHarness, run_agents
 from tests.support.pki import chain, pfx
 
 VOLUMES = 110
+
+
+class TimedPass(TypedDict):
+    """One re-sync pass over every volume: wall and process CPU seconds, API calls by kind."""
+
+    volumes: int
+    wall_s: float
+    cpu_s: float
+    api_calls: dict[str, int]
+
+
+class SyncRun(TypedDict):
+    """One run's results, in the order they are measured."""
+
+    first_sync: dict[str, object]
+    resync_in_sync: TimedPass
+    resync_after_all_deleted: TimedPass
+    publish_ab: dict[str, object]
+    tls_split_per_secret: dict[str, float]
 
 
 def _objects(app: str) -> list[dict[str, object]]:
@@ -48,15 +68,15 @@ def _calls(kube: FakeKubeApi, mark: int) -> dict[str, int]:
     return {key: counted[key] for key in sorted(counted) if key.endswith("secrets")}
 
 
-async def _timed_pass(node: KubeHarness) -> dict[str, object]:
+async def _timed_pass(node: KubeHarness) -> TimedPass:
     mark, wall, cpu = node.kube.requests.mark(), time.perf_counter(), time.process_time()
     synced = await node.resync()
-    return {
-        "volumes": synced,
-        "wall_s": round(time.perf_counter() - wall, 3),
-        "cpu_s": round(time.process_time() - cpu, 3),
-        "api_calls": _calls(node.kube, mark),
-    }
+    return TimedPass(
+        volumes=synced,
+        wall_s=round(time.perf_counter() - wall, 3),
+        cpu_s=round(time.process_time() - cpu, 3),
+        api_calls=_calls(node.kube, mark),
+    )
 
 
 async def _first_sync(node: KubeHarness) -> tuple[dict[str, object], list[dict[str, object]]]:
@@ -114,7 +134,7 @@ def _tls_split(samples: int) -> dict[str, float]:
     return result
 
 
-async def measure(root: Path, samples: int) -> dict[str, object]:
+async def measure(root: Path, samples: int) -> SyncRun:
     async with FakeKubeApi.running(root / "kube") as kube:
         kube.store.put(secret_provider_class("unused", provider="fake"))
         running = run_agents(kube, root)
@@ -125,7 +145,7 @@ async def measure(root: Path, samples: int) -> dict[str, object]:
             await running.aclose()  # stops the agent and unpublishes every volume
 
 
-async def _drive(agents: KubeAgents, samples: int) -> dict[str, object]:
+async def _drive(agents: KubeAgents, samples: int) -> SyncRun:
     ec = chain("app.example.com")
     provider = FakeProvider(
         files={
@@ -135,15 +155,18 @@ async def _drive(agents: KubeAgents, samples: int) -> dict[str, object]:
         }
     )
     node = await agents.start(provider=provider, cache_sync_timeout=10.0)
-    results: dict[str, object] = {}
-    results["first_sync"], _pods = await _first_sync(node)
-    results["resync_in_sync"] = await _timed_pass(node)
+    first_sync, _pods = await _first_sync(node)
+    in_sync = await _timed_pass(node)
     for item in node.kube.store.list("secrets", "default"):
         node.kube.store.delete("secrets", "default", item["metadata"]["name"])
-    results["resync_after_all_deleted"] = await _timed_pass(node)
-    results["publish_ab"] = await _publish_ab(node, samples)
-    results["tls_split_per_secret"] = _tls_split(200)
-    return results
+    after_all_deleted = await _timed_pass(node)
+    return SyncRun(
+        first_sync=first_sync,
+        resync_in_sync=in_sync,
+        resync_after_all_deleted=after_all_deleted,
+        publish_ab=await _publish_ab(node, samples),
+        tls_split_per_secret=_tls_split(200),
+    )
 
 
 def main() -> None:
@@ -158,7 +181,7 @@ def main() -> None:
             runs.append(asyncio.run(measure(Path(workdir), args.samples)))
     summary: dict[str, object] = {"runs": runs}
     if args.runs > 1:
-        walls = [r["resync_in_sync"]["wall_s"] for r in runs]  # type: ignore[index]
+        walls = [r["resync_in_sync"]["wall_s"] for r in runs]
         summary["resync_in_sync_wall_median_s"] = statistics.median(walls)
     text = json.dumps(summary, indent=2)
     if args.out == "-":

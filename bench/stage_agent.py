@@ -72,6 +72,7 @@ def _install() -> None:
         _mark("received")
         received(self, data)
 
+    # A deliberate monkeypatch (mypy refuses any assignment to a method).
     grpclib.protocol.H2Protocol.data_received = data_received  # type: ignore[method-assign]
     # Looked up as a module global by Handler.accept at each call.
     _wrap_async(grpclib.server, "request_handler", "task", "done")

@@ -372,8 +372,7 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-    port = sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]
     cloud.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         yield cloud

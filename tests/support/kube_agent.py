@@ -5,7 +5,7 @@ agent's background work (status writes, cleanup) by condition, never by time."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -223,7 +223,7 @@ class KubeAgents:
         await harness.agent.stop()
 
 
-async def run_agents(kube: FakeKubeApi, root: Path) -> AsyncIterator[KubeAgents]:
+async def run_agents(kube: FakeKubeApi, root: Path) -> AsyncGenerator[KubeAgents, None]:
     agents = KubeAgents(kube, root, [])
     try:
         yield agents

@@ -6,16 +6,21 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
+import betterproto2
 import grpc
 
 from agent._proto.csi import v1 as csi
 
 POD_UID = "11111111-2222-3333-4444-555555555555"
 
+Reply = TypeVar("Reply", bound=betterproto2.Message)
 
-def _method(channel: grpc.aio.Channel, path: str, response: type) -> Any:
+
+def _method(
+    channel: grpc.aio.Channel, path: str, response: type[Reply]
+) -> grpc.aio.UnaryUnaryMultiCallable[betterproto2.Message, Reply]:
     return channel.unary_unary(path, request_serializer=bytes, response_deserializer=response.parse)
 
 
@@ -26,7 +31,9 @@ class Kubelet:
     async def close(self) -> None:
         await self.channel.close()
 
-    async def call(self, service: str, rpc: str, request: Any, response: type) -> Any:
+    async def call(
+        self, service: str, rpc: str, request: betterproto2.Message, response: type[Reply]
+    ) -> Reply:
         return await _method(self.channel, f"/csi.v1.{service}/{rpc}", response)(
             request, timeout=30
         )

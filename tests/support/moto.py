@@ -32,7 +32,7 @@ class MotoServer(NamedTuple):
 
     def client(self, service: str, region: str = "us-east-1") -> Any:
         """A boto3 client for setting up a test (moto accepts any credentials)."""
-        import boto3
+        import boto3  # type: ignore[import-untyped]  # no stubs; the client is Any anyway
 
         return boto3.client(
             service,

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+import betterproto2
 import grpc
 import hpack
 import yaml
@@ -75,10 +76,10 @@ class _HeaderSniffer:
             payload = payload[start : len(payload) - pad]
         self._block += payload
         if flags & _END_HEADERS:
-            headers = dict(self._decoder.decode(self._block))
+            headers = dict(self._decoder.decode(self._block, raw=True))
             self._block = b""
-            if ":authority" in headers:
-                self._found.append(str(headers[":authority"]))
+            if b":authority" in headers:
+                self._found.append(headers[b":authority"].decode())
 
 
 class FakePlugin:
@@ -136,7 +137,9 @@ class FakePlugin:
         shutil.rmtree(self._backend_dir, ignore_errors=True)
 
     def _handlers(self) -> grpc.GenericRpcHandler:
-        def handler(method: Any, request: type) -> grpc.RpcMethodHandler:
+        def handler(
+            method: Any, request: type[betterproto2.Message]
+        ) -> grpc.RpcMethodHandler[betterproto2.Message, betterproto2.Message]:
             return grpc.unary_unary_rpc_method_handler(
                 method, request_deserializer=request.parse, response_serializer=bytes
             )

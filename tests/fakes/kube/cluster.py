@@ -10,6 +10,7 @@ any write. Objects are plain dicts in their storage version (``apiVersion`` as s
 
 from __future__ import annotations
 
+import builtins
 import copy
 from collections.abc import Iterable
 from typing import Any
@@ -180,5 +181,5 @@ class Cluster:
         """How many watch streams are open (of one resource, or all)."""
         return len(self.raw.subscriptions(self.type(resource).key if resource else None))
 
-    def extend(self, objects: Iterable[Object]) -> list[Object]:
+    def extend(self, objects: Iterable[Object]) -> builtins.list[Object]:  # list: the method above
         return [self.put(obj) for obj in objects]
