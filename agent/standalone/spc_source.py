@@ -31,7 +31,7 @@ from typing import TypeGuard
 import structlog
 
 from agent.aio.threads import run_blocking
-from agent.documents.names import check_class_key
+from agent.documents.names import check_class_key, shown_name
 from agent.documents.spc import KIND, InvalidDocument, Key, decode, identity, is_spc
 from agent.errors import (
     InvalidSecretProviderClass,
@@ -150,7 +150,7 @@ class DirectorySecretProviderClassSource:
             return found
         if key in snapshot.invalid:
             raise InvalidSecretProviderClass(snapshot.invalid[key])
-        message = f"secretproviderclass {namespace}/{name} not found in {self.directory}"
+        message = f"secretproviderclass {_ref(key)} not found in {self.directory}"
         if snapshot.signature is None:
             message += " (directory does not exist)"
         near = snapshot.near_misses.get((KIND, namespace, name))
@@ -315,7 +315,7 @@ def _remember_origin(snapshot: _Snapshot, origins: dict[Key, str], key: Key, whe
     if first is None:
         origins[key] = where
         return True
-    reason = f"secretproviderclass {key[0]}/{key[1]} is defined in both {first} and {where}"
+    reason = f"secretproviderclass {_ref(key)} is defined in both {first} and {where}"
     snapshot.problems.append((where, reason))
     snapshot.classes.pop(key, None)
     snapshot.invalid[key] = reason
@@ -326,7 +326,13 @@ def _remember_invalid(
     snapshot: _Snapshot, origins: dict[Key, str], key: Key, where: str, reason: str
 ) -> None:
     if _remember_origin(snapshot, origins, key, where):
-        snapshot.invalid[key] = f"secretproviderclass {key[0]}/{key[1]} in {reason}"
+        snapshot.invalid[key] = f"secretproviderclass {_ref(key)} in {reason}"
+
+
+def _ref(key: Key) -> str:
+    """``namespace/name`` of a class for a message; a name a publish asked for or a manifest
+    gave, which may be anything, quoted and cut past 80 characters (``shown_name``)."""
+    return f"{shown_name(key[0])}/{shown_name(key[1])}"
 
 
 def _is_service_account(document: object) -> TypeGuard[Mapping[str, object]]:
