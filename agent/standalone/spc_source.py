@@ -43,7 +43,7 @@ from agent.model import SecretProviderClass
 from agent.ports import ChangeListener
 from agent.standalone.manifests import UnreadableManifest, documents
 from agent.standalone.near_miss import near_miss
-from agent.standalone.nodes import is_node, load_node, string_map
+from agent.standalone.nodes import CLUSTER_SCOPED, is_node, load_node, string_map
 
 DEFAULT_NAMESPACE = "default"
 Signature = tuple[tuple[str, int, int, int], ...]
@@ -149,9 +149,7 @@ class DirectorySecretProviderClassSource:
         message = f"secretproviderclass {_ref(key)} not found in {self.directory}"
         if snapshot.signature is None:
             message += " (directory does not exist)"
-        near = snapshot.near_misses.get((KIND, namespace, name))
-        if near is not None:
-            message += f" (see {near})"
+        message += _see(snapshot, KIND, namespace, name)
         if snapshot.broken_files:
             unreadable = "; ".join(f"{f}: {r}" for f, r in sorted(snapshot.broken_files.items()))
             message += f" (unreadable files: {unreadable})"
@@ -162,11 +160,10 @@ class DirectorySecretProviderClassSource:
         snapshot = await self._refresh()
         found = snapshot.service_accounts.get((namespace, name))
         if found is None:
-            near = snapshot.near_misses.get(("ServiceAccount", namespace, name))
             raise ServiceAccountNotFound(
                 f"serviceaccount {namespace}/{name} not found in {self.directory} "
                 "(standalone mode reads ServiceAccount manifests from that directory)"
-                + (f" (see {near})" if near else "")
+                + _see(snapshot, "ServiceAccount", namespace, name)
             )
         return found
 
@@ -174,6 +171,12 @@ class DirectorySecretProviderClassSource:
         """A Node manifest's ``metadata.labels``; None when there is no manifest ``name``."""
         snapshot = await self._refresh()
         return snapshot.nodes.get(name)
+
+    def near_miss_note(self, kind: str, namespace: str, name: str) -> str:
+        """`` (see <where>: <why>)`` for a document of the last read skipped for a slip in its
+        ``kind`` or ``apiVersion`` that meant ``kind`` ``namespace/name`` (a cluster-scoped
+        kind's namespace is ""); "" when there is none. For "not found" messages."""
+        return _see(self._snapshot, kind, namespace, name)
 
     async def _refresh(self) -> _Snapshot:
         # One reload at a time; callers that queue behind it reuse its result via the signature.
@@ -294,7 +297,14 @@ def _note_near_miss(document: object, where: str, snapshot: _Snapshot) -> None:
         (namespace, name), _ = identity(document, DEFAULT_NAMESPACE)
     except InvalidDocument:
         return
+    if meant in CLUSTER_SCOPED:
+        namespace = ""  # as load_node: a Node's namespace is ignored
     snapshot.near_misses[(meant, namespace, name)] = f"{where}: {reason}"
+
+
+def _see(snapshot: _Snapshot, kind: str, namespace: str, name: str) -> str:
+    near = snapshot.near_misses.get((kind, namespace, name))
+    return f" (see {near})" if near else ""
 
 
 def _remember_origin(snapshot: _Snapshot, origins: dict[Key, str], key: Key, where: str) -> bool:
