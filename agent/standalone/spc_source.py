@@ -2,8 +2,8 @@
 
 The directory holds the same manifests one would ``kubectl apply``: every ``*.yaml``/``*.yml``
 file directly inside it, multi-document allowed, a ``v1`` ``kind: List`` read as its items
-(standalone/manifests.py). Each document is read as kubectl sends it to
-the API server (sigs.k8s.io/yaml's YAML-to-JSON: ``0123`` is the integer 83, ``on`` a boolean,
+(standalone/manifests.py). Each document is read as kubectl sends it to the API server
+(sigs.k8s.io/yaml's YAML-to-JSON: ``0123`` is the integer 83, ``on`` a boolean,
 ``2024-01-01`` and ``1:30`` strings), and fields the CRD types as strings must then be strings,
 as the API server's schema validation demands: an unquoted number in ``spec.parameters`` is
 refused with an error naming the parameter, never read as some other text. ``v1``
