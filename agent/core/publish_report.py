@@ -7,6 +7,7 @@ import time
 import structlog
 
 from agent.core.publish_attempt import Attempt, PublishOutcome
+from agent.documents.names import shown_name
 from agent.errors import (
     InvalidRequest,
     InvalidSecretProviderClass,
@@ -47,9 +48,10 @@ def event_message(attempt: Attempt, error: str) -> str:
     The pod's events are all its owner sees of a failed mount (the log line carries ``spc``
     and ``provider`` as keys), and a provider's own message ("vaultAddress: no server
     address") does not say which of the pod's volumes it is about. The class is named once:
-    not again when the error already names ``namespace/name``.
+    not again when the error already names ``namespace/name``. A name that is not a
+    Kubernetes name, or a long one, is quoted and cut (``agent.documents.names.shown_name``).
     """
-    ref = f"{attempt.identity.namespace}/{attempt.spc_name}"
+    ref = f"{attempt.identity.namespace}/{shown_name(attempt.spc_name)}"
     verb = "failed to refresh" if attempt.is_remount else "failed to mount"
     subject = f"spc {ref}" if ref not in error else "the volume"
     provider = f" (provider {attempt.provider})" if attempt.provider else ""
@@ -124,7 +126,7 @@ def _context(request: PublishRequest, attempt: Attempt | None, started: float) -
     return {
         "pod": attempt.identity.name if attempt else None,
         "namespace": attempt.identity.namespace if attempt else None,
-        "spc": attempt.spc_name if attempt else None,
+        "spc": shown_name(attempt.spc_name) if attempt else None,
         "provider": attempt.provider if attempt else None,
         "target_path": request.target_path,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),

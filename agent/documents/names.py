@@ -19,7 +19,7 @@ SUBDOMAIN_MAX = 253  # a pod, a SecretProviderClass
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_SHOWN_CHARS = 80
+SHOWN_CHARS = 80  # characters of a user-supplied name quoted in a message
 
 
 def label_problem(value: str) -> str | None:
@@ -34,7 +34,7 @@ def subdomain_problem(value: str) -> str | None:
 
 
 def _problem(value: str, rule: re.Pattern[str], limit: int, kind: str, chars: str) -> str | None:
-    quoted = shown(value, _SHOWN_CHARS)
+    quoted = shown(value, SHOWN_CHARS)
     if len(value) > limit:
         return f"{quoted} is longer than {limit} characters (a Kubernetes name)"
     if not rule.fullmatch(value):
@@ -43,6 +43,17 @@ def _problem(value: str, rule: re.Pattern[str], limit: int, kind: str, chars: st
             "a letter or digit), as Kubernetes requires"
         )
     return None
+
+
+def shown_name(value: str) -> str:
+    """A user-supplied name (a requested SecretProviderClass) for an error, an event or a log
+    line: as is when it is a Kubernetes name of at most :data:`SHOWN_CHARS` characters, so the
+    text reads as upstream's; otherwise quoted and cut there by ``agent.targets.shown``, so a
+    hand-made request's runaway or garbled name never reaches kubelet, the pod's events or the
+    log whole."""
+    if len(value) <= SHOWN_CHARS and _SUBDOMAIN.fullmatch(value):
+        return value
+    return shown(value, SHOWN_CHARS)
 
 
 def check_class_key(namespace: str, name: str) -> None:

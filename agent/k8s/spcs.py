@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from agent.documents.names import shown_name
 from agent.documents.spc import InvalidDocument, decode, identity, is_spc
 from agent.errors import (
     ApiNotFound,
@@ -140,9 +141,10 @@ class KubeSecretProviderClassSource:
         self.resource = self.informer.resource = resource
 
     async def get(self, namespace: str, name: str) -> SecretProviderClass:
-        ref = f"{namespace}/{name}"
+        shown = shown_name(name)
+        ref = f"{namespace}/{shown}"
         if not _OBJECT_NAME.fullmatch(name):
-            raise InvalidRequest(f"secretProviderClass {name!r} is not a valid object name")
+            raise InvalidRequest(f"secretProviderClass {shown} is not a valid object name")
         entry = self.informer.get(namespace, name)
         if entry is None:
             entry = await self._read(namespace, name)
@@ -157,7 +159,7 @@ class KubeSecretProviderClassSource:
         return entry if isinstance(entry, SecretProviderClass) else None
 
     async def _read(self, namespace: str, name: str) -> CacheEntry:
-        ref = f"{namespace}/{name}"
+        ref = f"{namespace}/{shown_name(name)}"
         try:
             document = await self._api.get(self.resource, namespace, name, Lane.PUBLISH)
         except ApiNotFound:

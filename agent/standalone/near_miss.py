@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from difflib import SequenceMatcher
 
 from agent.documents.spc import API_VERSIONS, KIND
+from agent.standalone.manifests import LIST_API_VERSION, LIST_KIND
+from agent.standalone.nodes import NODE_KIND
 
 CUTOFF = 0.85
 MAX_SHOWN = 80  # characters of a wrong value quoted in the warning (a line, not a file)
@@ -26,7 +28,8 @@ MAX_SHOWN = 80  # characters of a wrong value quoted in the warning (a line, not
 READ_KINDS: dict[str, frozenset[str]] = {
     KIND: API_VERSIONS,
     "ServiceAccount": frozenset({"v1"}),
-    "Node": frozenset({"v1"}),
+    NODE_KIND: frozenset({"v1"}),
+    LIST_KIND: frozenset({LIST_API_VERSION}),  # read as its items (standalone/manifests.py)
 }
 
 

@@ -16,11 +16,14 @@ from typing import Protocol, TypeGuard
 from agent.documents.spc import InvalidDocument
 from agent.errors import NodeNotFound
 
+NODE_KIND = "Node"
+CLUSTER_SCOPED = frozenset({NODE_KIND})  # kinds read without a namespace
+
 
 def is_node(document: object) -> TypeGuard[Mapping[str, object]]:
     return (
         isinstance(document, Mapping)
-        and document.get("kind") == "Node"
+        and document.get("kind") == NODE_KIND
         and document.get("apiVersion") == "v1"
     )
 
@@ -66,6 +69,11 @@ class NodeManifests(Protocol):
         """The labels of the Node manifest ``name``; None when there is none."""
         ...
 
+    def near_miss_note(self, kind: str, namespace: str, name: str) -> str:
+        """`` (see <where>: <why>)`` for a manifest skipped for a slip in its kind or
+        apiVersion that meant this object (standalone/near_miss.py); "" when none did."""
+        ...
+
 
 class DirectoryNodeLabels:
     """Implements ``ports.NodeLabelSource`` over the standalone directory's Node manifest."""
@@ -84,5 +92,6 @@ class DirectoryNodeLabels:
             raise NodeNotFound(
                 f"node {self._node_name} not found in {self._manifests.directory} (standalone "
                 "mode reads its labels from a kind: Node manifest named like --nodeid there)"
+                + self._manifests.near_miss_note(NODE_KIND, "", self._node_name)
             )
         return found

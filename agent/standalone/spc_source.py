@@ -1,8 +1,9 @@
 """SecretProviderClasses, ServiceAccounts and the Node from YAML files in a directory (standalone).
 
 The directory holds the same manifests one would ``kubectl apply``: every ``*.yaml``/``*.yml``
-file directly inside it, multi-document allowed. Each document is read as kubectl sends it to
-the API server (sigs.k8s.io/yaml's YAML-to-JSON: ``0123`` is the integer 83, ``on`` a boolean,
+file directly inside it, multi-document allowed, a ``v1`` ``kind: List`` read as its items
+(standalone/manifests.py). Each document is read as kubectl sends it to the API server
+(sigs.k8s.io/yaml's YAML-to-JSON: ``0123`` is the integer 83, ``on`` a boolean,
 ``2024-01-01`` and ``1:30`` strings), and fields the CRD types as strings must then be strings,
 as the API server's schema validation demands: an unquoted number in ``spec.parameters`` is
 refused with an error naming the parameter, never read as some other text. ``v1``
@@ -10,7 +11,7 @@ ServiceAccount manifests there stand in for the API's service accounts: provider
 identities from their annotations, and a ``v1`` Node manifest named like ``--nodeid`` for the
 node's labels (standalone/nodes.py). Files are re-read only when their names, inodes, sizes
 or mtimes change, and always in a worker thread so a slow disk never stalls the event loop.
-A broken or oversized (:data:`MAX_MANIFEST_BYTES`) file is reported and skipped; it never
+A broken or oversized (``manifests.MAX_MANIFEST_BYTES``) file is reported and skipped; it never
 hides the classes defined in the other files. A document whose ``kind`` or ``apiVersion`` is a
 slip from one the agent reads is reported too (standalone/near_miss.py), and named when a
 publish asks for the class it meant.
@@ -31,7 +32,7 @@ from typing import TypeGuard
 import structlog
 
 from agent.aio.threads import run_blocking
-from agent.documents.names import check_class_key
+from agent.documents.names import check_class_key, shown_name
 from agent.documents.spc import KIND, InvalidDocument, Key, decode, identity, is_spc
 from agent.errors import (
     InvalidSecretProviderClass,
@@ -40,16 +41,11 @@ from agent.errors import (
 )
 from agent.model import SecretProviderClass
 from agent.ports import ChangeListener
-from agent.providers.common.goyaml import Decoder, GoYAMLError, load_all
+from agent.standalone.manifests import UnreadableManifest, documents
 from agent.standalone.near_miss import near_miss
-from agent.standalone.nodes import is_node, load_node, string_map
+from agent.standalone.nodes import CLUSTER_SCOPED, is_node, load_node, string_map
 
 DEFAULT_NAMESPACE = "default"
-# A SecretProviderClass is an API object, which etcd takes up to 1.5 MiB, and this directory is
-# often a ConfigMap volume (1 MiB in all): 4 MiB leaves room for many hand-written classes in one
-# file, while a runaway file (a dump saved in the wrong place) is refused unparsed: parsing
-# takes about four times a file's size in memory (24 MB: 89 MB and 0.23 s) on every change.
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 Signature = tuple[tuple[str, int, int, int], ...]
 
 log = structlog.get_logger(__name__)
@@ -150,12 +146,10 @@ class DirectorySecretProviderClassSource:
             return found
         if key in snapshot.invalid:
             raise InvalidSecretProviderClass(snapshot.invalid[key])
-        message = f"secretproviderclass {namespace}/{name} not found in {self.directory}"
+        message = f"secretproviderclass {_ref(key)} not found in {self.directory}"
         if snapshot.signature is None:
             message += " (directory does not exist)"
-        near = snapshot.near_misses.get((KIND, namespace, name))
-        if near is not None:
-            message += f" (see {near})"
+        message += _see(snapshot, KIND, namespace, name)
         if snapshot.broken_files:
             unreadable = "; ".join(f"{f}: {r}" for f, r in sorted(snapshot.broken_files.items()))
             message += f" (unreadable files: {unreadable})"
@@ -166,11 +160,10 @@ class DirectorySecretProviderClassSource:
         snapshot = await self._refresh()
         found = snapshot.service_accounts.get((namespace, name))
         if found is None:
-            near = snapshot.near_misses.get(("ServiceAccount", namespace, name))
             raise ServiceAccountNotFound(
                 f"serviceaccount {namespace}/{name} not found in {self.directory} "
                 "(standalone mode reads ServiceAccount manifests from that directory)"
-                + (f" (see {near})" if near else "")
+                + _see(snapshot, "ServiceAccount", namespace, name)
             )
         return found
 
@@ -178,6 +171,12 @@ class DirectorySecretProviderClassSource:
         """A Node manifest's ``metadata.labels``; None when there is no manifest ``name``."""
         snapshot = await self._refresh()
         return snapshot.nodes.get(name)
+
+    def near_miss_note(self, kind: str, namespace: str, name: str) -> str:
+        """`` (see <where>: <why>)`` for a document of the last read skipped for a slip in its
+        ``kind`` or ``apiVersion`` that meant ``kind`` ``namespace/name`` (a cluster-scoped
+        kind's namespace is ""); "" when there is none. For "not found" messages."""
+        return _see(self._snapshot, kind, namespace, name)
 
     async def _refresh(self) -> _Snapshot:
         # One reload at a time; callers that queue behind it reuse its result via the signature.
@@ -247,54 +246,46 @@ def _load_file(
     path: Path, snapshot: _Snapshot, origins: dict[Key, str], old: dict[Key, tuple[str, int]]
 ) -> None:
     try:
-        values = load_all(_read_manifest(path), Decoder.SIGS_YAML, where=path.name)
-    except (OSError, ValueError, GoYAMLError) as exc:
-        reason = exc.message if isinstance(exc, GoYAMLError) else _short(exc)
-        snapshot.broken_files[path.name] = reason
-        snapshot.problems.append((path.name, reason))
+        found = documents(path, snapshot.problems)
+    except UnreadableManifest as exc:
+        snapshot.broken_files[path.name] = exc.reason
+        snapshot.problems.append((path.name, exc.reason))
         return
-    for value in values:
-        where = value.where
-        try:
-            document = value.json()
-        except GoYAMLError as exc:
-            snapshot.problems.append((where, exc.message))
-            continue
-        if _is_service_account(document):
-            _load_service_account(document, where, snapshot)
-            continue
-        if is_node(document):
-            problems: list[str] = []
-            load_node(document, snapshot.nodes, problems)
-            snapshot.problems.extend((where, reason) for reason in problems)
-            continue
-        if not is_spc(document):
-            _note_near_miss(document, where, snapshot)
-            continue
-        try:
-            spc = _to_spc(document, old)
-        except InvalidDocument as exc:
-            snapshot.problems.append((where, exc.reason))
-            if exc.key is not None:
-                _remember_invalid(snapshot, origins, exc.key, where, f"{where}: {exc.reason}")
-            continue
-        key = (spc.namespace, spc.name)
-        if _remember_origin(snapshot, origins, key, where):
-            snapshot.classes[key] = spc
-            snapshot.generations[key] = (_digest(document), spc.generation)
+    for where, document in found:
+        _load_document(document, where, snapshot, origins, old)
 
 
-def _read_manifest(path: Path) -> str:
-    """The file's text; ValueError when it is not UTF-8 or larger than MAX_MANIFEST_BYTES,
-    found out without reading more than that (the file may also grow after its stat)."""
-    with path.open("rb") as handle:
-        data = handle.read(MAX_MANIFEST_BYTES + 1)
-    if len(data) > MAX_MANIFEST_BYTES:
-        limit = MAX_MANIFEST_BYTES // (1024 * 1024)
-        raise ValueError(
-            f"larger than the {limit} MiB a standalone manifest file may hold; not read"
-        )
-    return data.decode("utf-8")
+def _load_document(
+    document: object,
+    where: str,
+    snapshot: _Snapshot,
+    origins: dict[Key, str],
+    old: dict[Key, tuple[str, int]],
+) -> None:
+    """One document (or one item of a List) into ``snapshot``: a class, a ServiceAccount or a
+    Node, a reported near miss, or nothing (another kind)."""
+    if _is_service_account(document):
+        _load_service_account(document, where, snapshot)
+        return
+    if is_node(document):
+        problems: list[str] = []
+        load_node(document, snapshot.nodes, problems)
+        snapshot.problems.extend((where, reason) for reason in problems)
+        return
+    if not is_spc(document):
+        _note_near_miss(document, where, snapshot)
+        return
+    try:
+        spc = _to_spc(document, old)
+    except InvalidDocument as exc:
+        snapshot.problems.append((where, exc.reason))
+        if exc.key is not None:
+            _remember_invalid(snapshot, origins, exc.key, where, f"{where}: {exc.reason}")
+        return
+    key = (spc.namespace, spc.name)
+    if _remember_origin(snapshot, origins, key, where):
+        snapshot.classes[key] = spc
+        snapshot.generations[key] = (_digest(document), spc.generation)
 
 
 def _note_near_miss(document: object, where: str, snapshot: _Snapshot) -> None:
@@ -306,7 +297,14 @@ def _note_near_miss(document: object, where: str, snapshot: _Snapshot) -> None:
         (namespace, name), _ = identity(document, DEFAULT_NAMESPACE)
     except InvalidDocument:
         return
+    if meant in CLUSTER_SCOPED:
+        namespace = ""  # as load_node: a Node's namespace is ignored
     snapshot.near_misses[(meant, namespace, name)] = f"{where}: {reason}"
+
+
+def _see(snapshot: _Snapshot, kind: str, namespace: str, name: str) -> str:
+    near = snapshot.near_misses.get((kind, namespace, name))
+    return f" (see {near})" if near else ""
 
 
 def _remember_origin(snapshot: _Snapshot, origins: dict[Key, str], key: Key, where: str) -> bool:
@@ -315,7 +313,7 @@ def _remember_origin(snapshot: _Snapshot, origins: dict[Key, str], key: Key, whe
     if first is None:
         origins[key] = where
         return True
-    reason = f"secretproviderclass {key[0]}/{key[1]} is defined in both {first} and {where}"
+    reason = f"secretproviderclass {_ref(key)} is defined in both {first} and {where}"
     snapshot.problems.append((where, reason))
     snapshot.classes.pop(key, None)
     snapshot.invalid[key] = reason
@@ -326,7 +324,13 @@ def _remember_invalid(
     snapshot: _Snapshot, origins: dict[Key, str], key: Key, where: str, reason: str
 ) -> None:
     if _remember_origin(snapshot, origins, key, where):
-        snapshot.invalid[key] = f"secretproviderclass {key[0]}/{key[1]} in {reason}"
+        snapshot.invalid[key] = f"secretproviderclass {_ref(key)} in {reason}"
+
+
+def _ref(key: Key) -> str:
+    """``namespace/name`` of a class for a message; a name a publish asked for or a manifest
+    gave, which may be anything, quoted and cut past 80 characters (``shown_name``)."""
+    return f"{shown_name(key[0])}/{shown_name(key[1])}"
 
 
 def _is_service_account(document: object) -> TypeGuard[Mapping[str, object]]:
@@ -390,8 +394,3 @@ def _generation(
 def _digest(document: Mapping[str, object]) -> str:
     spec = json.dumps(document.get("spec"), sort_keys=True, default=str)
     return hashlib.sha256(spec.encode()).hexdigest()
-
-
-def _short(exc: BaseException) -> str:
-    # YAML errors span several lines with a source excerpt; one line reads better in a log.
-    return " ".join(str(exc).split()) or type(exc).__name__

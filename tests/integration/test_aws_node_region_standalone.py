@@ -77,3 +77,23 @@ async def test_without_a_node_manifest_the_error_names_all_three_sources(
     )
     assert mounts_under(target) == []
     assert harness.agent.table.get(target) is None
+
+
+async def test_a_misspelled_node_manifest_is_named_by_the_error(
+    agent_without_region: AgentHarness,
+) -> None:
+    harness = agent_without_region
+    manifest = NODE_MANIFEST.format(name="node-a", region="eu-west-1")
+    (harness.root / "spc" / "nodes.yaml").write_text(manifest.replace("kind: Node", "kind: node"))
+    harness.write_spc(
+        provider="aws", parameters={"objects": "- {objectName: a, objectType: secretsmanager}\n"}
+    )
+    target = harness.target()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await harness.kubelet.publish(irsa_publish(target))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        'named like --nodeid there) (see nodes.yaml: kind: Unsupported value: "node": the agent '
+        "reads Node (apiVersion v1); document skipped); set one of the three"
+    ) in str(info.value.details())
+    assert mounts_under(target) == []

@@ -147,12 +147,39 @@ async def test_a_class_manifest_named_as_kubernetes_would_refuse_is_named(
         await harness.kubelet.publish(publish_request(target, spc=name))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     details = refused.value.details() or ""
-    assert details.startswith(f"secretproviderclass default/{name} in bad.yaml: metadata.name: ")
+    assert details.startswith(f"secretproviderclass default/{name!r} in bad.yaml: metadata.name: ")
     assert problem in details
     assert harness.provider.requests == []
     assert_nothing_written(harness, target)
     # The other classes of the directory still work.
     await harness.kubelet.publish(publish_request(harness.target("good")))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "c" * 200,  # a valid Kubernetes name, long
+        "c" * 5000,  # what no API server holds
+        "c" * 100 + "\nforged log line",
+    ],
+)
+async def test_an_unknown_class_name_is_quoted_cut(
+    harness: AgentHarness, logs: list[MutableMapping[str, Any]], name: str
+) -> None:
+    """A class name a publish asks for reaches kubelet's error and the log line cut at 80
+    characters, quoted, as other names a request brings. Before: echoed whole in NOT_FOUND."""
+    shown = repr("c" * 80) + "..."
+    target = harness.target()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.kubelet.publish(publish_request(target, spc=name))
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    assert refused.value.details() == (
+        f"secretproviderclass default/{shown} not found in {harness.root / 'spc'}"
+    )
+    (failed,) = [entry for entry in logs if entry["event"] == "node_publish.failed"]
+    assert failed["spc"] == shown
+    assert failed["error"] == refused.value.details()
+    assert_nothing_written(harness, target)
 
 
 async def test_a_class_manifest_in_a_namespace_kubernetes_would_refuse_is_reported(

@@ -75,3 +75,37 @@ async def test_bad_and_conflicting_manifests_are_reported(tmp_path: Path) -> Non
         "c.yaml": "metadata.labels of node node-c must be a mapping of strings",
         "d.yaml": "node: metadata.name must be a non-empty string",
     }
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            ("apiVersion: v1", "apiVersion: v2"),
+            'apiVersion: Unsupported value: "v2": the agent reads kind Node as v1',
+        ),
+        (("apiVersion: v1\n", ""), "apiVersion: Required value: the agent reads kind Node as v1"),
+        (
+            ("kind: Node", "kind: node"),
+            'kind: Unsupported value: "node": the agent reads Node (apiVersion v1)',
+        ),
+        (
+            ("kind: Node", "kind: Nodes"),
+            'kind: Unsupported value: "Nodes": the agent reads Node (apiVersion v1)',
+        ),
+    ],
+)
+async def test_not_found_points_at_a_misspelled_manifest_of_the_node(
+    tmp_path: Path, change: tuple[str, str], reason: str
+) -> None:
+    """Standalone mode has no API server to refuse the manifest: without the pointer the
+    user would only see "not found" for a manifest they can see in the directory. Its
+    namespace (nodes have none) does not matter, as for a manifest that is read."""
+    (tmp_path / "nodes.yaml").write_text(NODE.replace(*change))
+    with pytest.raises(NodeNotFound) as raised:
+        await labels_of(tmp_path).labels()
+    assert raised.value.message.startswith(f"node node-a not found in {tmp_path} (standalone ")
+    assert raised.value.message.endswith(f" (see nodes.yaml: {reason}; document skipped)")
+    with pytest.raises(NodeNotFound) as other:
+        await labels_of(tmp_path, "node-b").labels()
+    assert "(see" not in other.value.message

@@ -18,7 +18,7 @@ from agent.errors import (
 )
 from agent.ports import SecretProviderClassSource
 from agent.providers.common.goyaml import Decoder, Value
-from agent.standalone import spc_source
+from agent.standalone import manifests
 from agent.standalone.spc_source import DirectorySecretProviderClassSource
 
 VAULT_SPC = """\
@@ -120,13 +120,13 @@ async def test_reloads_on_change_and_bumps_generation_only_for_spec_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parses: list[str] = []
-    real = spc_source.load_all
+    real = manifests.load_all
 
     def counting(text: str, decoder: Decoder, *, where: str) -> list[Value]:
         parses.append(text)
         return real(text, decoder, where=where)
 
-    monkeypatch.setattr(spc_source, "load_all", counting)
+    monkeypatch.setattr(manifests, "load_all", counting)
     path = write(tmp_path, "one.yaml", spc_doc("one", a="1"))
     source = DirectorySecretProviderClassSource(tmp_path)
     first = await source.get("default", "one")
@@ -384,7 +384,7 @@ async def test_a_file_over_the_size_cap_is_reported_unread_and_the_others_served
 ) -> None:
     write(tmp_path, "good.yaml", spc_doc("good"))
     with (tmp_path / "big.yaml").open("wb") as handle:
-        handle.truncate(16 * spc_source.MAX_MANIFEST_BYTES)  # sparse: no disk, 64 MiB to read
+        handle.truncate(16 * manifests.MAX_MANIFEST_BYTES)  # sparse: no disk, 64 MiB to read
     source = DirectorySecretProviderClassSource(tmp_path)
 
     tracemalloc.start()
@@ -395,7 +395,7 @@ async def test_a_file_over_the_size_cap_is_reported_unread_and_the_others_served
     finally:
         tracemalloc.stop()
 
-    assert peak < 2 * spc_source.MAX_MANIFEST_BYTES  # never the whole file in memory
+    assert peak < 2 * manifests.MAX_MANIFEST_BYTES  # never the whole file in memory
     assert [(e["file"], e["reason"]) for e in logs] == [
         ("big.yaml", "larger than the 4 MiB a standalone manifest file may hold; not read")
     ]
@@ -406,7 +406,7 @@ async def test_a_file_over_the_size_cap_is_reported_unread_and_the_others_served
 
 async def test_a_file_of_exactly_the_size_cap_is_read(tmp_path: Path) -> None:
     text = spc_doc("full")
-    padding = spc_source.MAX_MANIFEST_BYTES - len(text) - 2
+    padding = manifests.MAX_MANIFEST_BYTES - len(text) - 2
     write(tmp_path, "full.yaml", text + "#" + "x" * padding + "\n")
-    assert (tmp_path / "full.yaml").stat().st_size == spc_source.MAX_MANIFEST_BYTES
+    assert (tmp_path / "full.yaml").stat().st_size == manifests.MAX_MANIFEST_BYTES
     assert (await DirectorySecretProviderClassSource(tmp_path).get("default", "full")).name

@@ -73,3 +73,31 @@ async def test_an_error_that_names_the_class_is_not_prefixed_twice(node: KubeHar
         "failed to mount the volume: failed to get secretproviderclass default/missing: "
         "not found in namespace default"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "reason", "error"),
+    [
+        # A valid name the API has no class of: read from the API, NOT_FOUND.
+        (
+            "c" * 200,
+            "SecretProviderClassNotFound",
+            "failed to get secretproviderclass default/{shown}: not found in namespace default",
+        ),
+        # No object can have this name: refused before the API is asked.
+        ("c" * 5000, "FailedToMount", "secretProviderClass {shown} is not a valid object name"),
+    ],
+)
+async def test_an_unknown_class_name_is_quoted_cut_in_the_error_and_the_event(
+    node: KubeHarness, name: str, reason: str, error: str
+) -> None:
+    """Before: the requested name was echoed whole, in kubelet's error and the pod's event
+    (twice in the event for an invalid name: the error did not name ``namespace/name``)."""
+    shown = repr("c" * 80) + "..."
+    web = await node.add_pod("web-0", spc=name)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await node.publish(web, spc=name)
+    assert refused.value.details() == error.format(shown=shown)
+    event = await node.event(reason)
+    subject = "the volume" if "/" in error else f"spc default/{shown}"
+    assert event["message"] == f"failed to mount {subject}: {error.format(shown=shown)}"
