@@ -40,13 +40,8 @@ class Cadence:
     interval: float | None = 60.0
     before_end: float = 2.0
 
-    def first(self, start: float, deadline: float) -> float | None:
-        return self._next(start, deadline)
-
-    def after(self, due: float, deadline: float) -> float | None:
-        return self._next(due, deadline)
-
-    def _next(self, now: float, deadline: float) -> float | None:
+    def next_after(self, now: float, deadline: float) -> float | None:
+        """When the next bookmark is due after ``now`` (the watch's start, or the last one)."""
         if self.interval is None:
             return None
         due = min(now + self.interval, deadline - self.before_end)
@@ -107,7 +102,7 @@ async def _stream(
         await asyncio.Event().wait()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    due = cadence.first(loop.time(), deadline)
+    due = cadence.next_after(loop.time(), deadline)
     while True:
         if drop_after_events is not None and subscription.sent >= drop_after_events:
             return await _drop(request, response, reset_on_drop)
@@ -120,7 +115,7 @@ async def _stream(
         except TimeoutError:
             if due is not None and loop.time() >= due:
                 await _periodic_bookmark(response, subscription, bookmark, cache_version())
-                due = cadence.after(due, deadline)
+                due = cadence.next_after(due, deadline)
             continue
         if item.type == DROP:
             return await _drop(request, response, item.reset)
