@@ -16,7 +16,7 @@ import enum
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +26,7 @@ from agent import __version__
 from agent.aio.ratelimit import TokenBucket
 from agent.errors import ApiForbidden, ApiNotFound, ApiUnavailable
 from agent.k8s import api_errors
+from agent.k8s.keepalive import KeepAlive, enable
 from agent.k8s.lean_import import ApiClient, ApiException, ConfigException, Configuration
 from agent.k8s.resources import Resource
 from agent.k8s.watch_stream import WatchStream
@@ -46,11 +47,13 @@ class Lane(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
-    """Client-side limits; each lane gets ``qps``/``burst`` of its own (0 qps: unlimited)."""
+    """Client-side limits; each lane gets ``qps``/``burst`` of its own (0 qps: unlimited).
+    ``keepalive``: TCP keepalive on a watch's connection (None: off)."""
 
     qps: float = 20.0
     burst: int = 30
     request_timeout: float = 10.0
+    keepalive: KeepAlive | None = field(default_factory=KeepAlive)
 
 
 class KubeApi:
@@ -175,13 +178,16 @@ class KubeApi:
         namespace: str | None = None,
         selectors: Mapping[str, str] | None = None,
         server_timeout: int = 300,
-        read_timeout: float = 90.0,
+        read_margin: float = 30.0,
     ) -> AsyncIterator[WatchStream]:
         """A watch from ``resource_version`` with bookmarks; yields decoded watch events.
 
-        The stream ends when the server closes it (its ``timeoutSeconds``); a dropped or silent
-        connection (nothing for ``read_timeout`` s) raises ApiUnavailable, an ``ERROR`` event the
-        translated Status (ApiGone for an expired resource version).
+        The stream ends when the server closes it (``server_timeout``, its ``timeoutSeconds``);
+        an ``ERROR`` event raises the translated Status (ApiGone for an expired resource
+        version). ApiUnavailable: no answer within ``request_timeout`` (the apiserver answers
+        a watch at once and sends events as they come), nothing received for
+        ``server_timeout + read_margin`` s (a server that hangs), or a connection that failed:
+        dropped, or found dead by TCP keepalive (``ApiSettings.keepalive``) while quiet.
         """
         action = f"watch {resource.describe(namespace, selectors=selectors)}"
         query = [
@@ -191,20 +197,37 @@ class KubeApi:
             ("resourceVersion", resource_version),
             ("timeoutSeconds", str(server_timeout)),
         ]
+        # A quiet watch may hear nothing until the server ends it: the read timeout waits
+        # for that, and keepalive finds a peer that is gone long before.
         timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self._settings.request_timeout, sock_read=read_timeout
+            total=None,
+            sock_connect=self._settings.request_timeout,
+            sock_read=server_timeout + read_margin,
         )
         await self._lanes[Lane.BACKGROUND].acquire()
         path = resource.path(namespace)
-        response = await self._send("GET", path, action, query=query, timeout=timeout)
+        try:
+            async with asyncio.timeout(self._settings.request_timeout):
+                response = await self._send("GET", path, action, query=query, timeout=timeout)
+        except TimeoutError as err:
+            raise api_errors.from_exception(action, err) from None
         try:
             if response.status >= 300:
                 raise api_errors.from_response(
                     action, response.status, await response.read(), response.headers
                 )
+            self._keep_alive(response)
             yield WatchStream(response, action)
         finally:
             response.close()
+
+    def _keep_alive(self, response: aiohttp.ClientResponse) -> None:
+        keepalive = self._settings.keepalive
+        connection = response.connection
+        transport = connection.transport if connection is not None else None
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if keepalive is not None and sock is not None:
+            enable(sock, keepalive)
 
     # ---- plumbing ----
 

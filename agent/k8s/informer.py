@@ -13,7 +13,9 @@ A version the server has not reached is what etcd restored from an older backup 
 plain watch never says so: the watch cache accepts a watch from a future version and sends
 nothing (no event, no bookmark) until its store passes it. So after a watch that stayed open
 but heard nothing, a one-item list "not older than" the version comes before the next watch:
-504 Too large (then a relist) or a page (the version is fine).
+504 Too large (then a relist) or a page (the version is fine). A quiet resource's watch may
+hear nothing for its whole timeout (see ``InformerSettings.read_margin``): it runs until the
+server ends it, and costs that one small list per 5 to 10 minutes.
 
 ``problem()`` says, for /readyz, whether the cache is usable and current. The loop never ends
 by itself: its owner cancels the task, and the open response is closed on the way out.
@@ -64,9 +66,19 @@ class InformerSettings:
     # The server ends each watch after a random 5 to 10 minutes (client-go's spread), so
     # reconnects of many nodes do not line up.
     watch_timeout: tuple[int, int] = (300, 600)
-    # With bookmarks a quiet watch still hears from the server about once a minute; silence
-    # past this means a dead connection.
-    read_timeout: float = 90.0
+    # Silence is no sign of a dead connection: a healthy watch of a quiet resource may hear
+    # nothing until the server ends it. kube-apiserver (1.27 to 1.34, storage/cacher: cacher.go
+    # dispatchEvents, cache_watcher.go nextBookmarkTime and process) offers each watch a
+    # bookmark about every minute and 2 s before its timeout, at the version its watch cache
+    # has reached, and sends it only when that is newer than the version the watch started
+    # from. A cache's version moves with an event of its resource (any object, whatever the
+    # watch's selectors) or with etcd's progress notifications (every 10 minutes by default),
+    # and the watch starts from a list's version, etcd's newest: so a quiet resource's watch
+    # may get no bookmark before its 5 to 10 minutes are up. A watch served without the cache
+    # (--watch-cache=false, or a size of 0 for the resource) gets no bookmark at all.
+    # So the client waits for the server's end plus this margin (what bounds a server that
+    # hangs); TCP keepalive (ApiSettings.keepalive) finds a peer that is gone within a minute.
+    read_margin: float = 30.0
     page_size: int = 500
 
 
@@ -239,7 +251,7 @@ class Informer(Generic[T]):
             self._version,
             selectors=self._selectors,
             server_timeout=self._rng.randint(low, high),
-            read_timeout=self._settings.read_timeout,
+            read_margin=self._settings.read_margin,
         ) as stream:
             if self._error:
                 log.info("informer.watching", informer=self.name, after=self._error)

@@ -1,7 +1,9 @@
 """This node's SecretProviderClassPodStatus objects as the server holds them, and the writes that
 change them: create, merge patch and delete, each on condition of the ``resourceVersion`` last
 seen, so a write never lands on an object someone else wrote since without a second look
-(``pod_status_claims`` decides, after reading it, whether it is still this node's)."""
+(``pod_status_claims`` decides, after reading it, whether it is still this node's). A write
+that meets someone else's under each of its ``ATTEMPTS`` raises ApiConflict; the caller
+(``pod_statuses``) tries again later."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from agent.model import PodStatus
 log = structlog.get_logger(__name__)
 
 Key = tuple[str, str]
-# Writes of one object that may find it changed by someone else before one lands.
+# Attempts of one write, each after reading what changed the object; then ApiConflict.
 ATTEMPTS = 3
 
 
@@ -47,7 +49,8 @@ class StatusObjects:
         return self._uids.get(key, "") if self._applied.get(key) is not None else ""
 
     async def apply(self, key: Key, status: PodStatus) -> bool:
-        """Write ``status``; False when nothing had to be sent."""
+        """Write ``status``; False when nothing had to be sent. ApiConflict: the object
+        changed under each of ``ATTEMPTS`` writes (the next call starts from the last read)."""
         if self._applied.get(key) == status:
             return False
         manifest = to_manifest(status)
@@ -111,7 +114,8 @@ class StatusObjects:
         return await self._api.merge_patch(SPC_POD_STATUSES, key[0], key[1], patch, Lane.BACKGROUND)
 
     async def remove(self, key: Key) -> bool:
-        """Delete the object if it is this node's; False when it is known not to exist."""
+        """Delete the object if it is this node's; False when it is known not to exist.
+        ApiConflict: it changed under each of ``ATTEMPTS`` deletes."""
         if key not in self._applied and self.loaded:
             return False  # never written on this node, nor among this node's objects at start
         if key in self._applied and self._applied[key] is None:

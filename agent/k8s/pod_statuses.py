@@ -14,15 +14,21 @@ overwriting the node label, the owner reference and the status. An object this s
 before is updated with one JSON merge patch, and deleted, on condition of the
 ``resourceVersion`` it last saw: one API write per change, none when nothing changed. A
 condition that fails means someone else wrote the object: it is read again, and
-``pod_status_claims`` decides whether it is still this node's to write or delete.
+``pod_status_claims`` decides whether it is still this node's to write or delete. An object
+that changed under every one of a write's attempts (``pod_status_objects.ATTEMPTS``) is written
+again after a backoff of its own (the agent's retry policy, growing per object), as often as it
+takes: until the write lands, the object turns out to be someone else's, or a newer wish
+replaces it (the volume's next status, or its delete once the volume is gone). The other
+objects' writes go on meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import structlog
@@ -30,10 +36,16 @@ import structlog
 from agent import crashpoints
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.documents.pod_status import KIND, NODE_LABEL, from_manifest
-from agent.errors import ApiForbidden, ApiUnavailable, KubernetesApiError, StatusError
+from agent.errors import (
+    ApiConflict,
+    ApiForbidden,
+    ApiUnavailable,
+    KubernetesApiError,
+    StatusError,
+)
 from agent.k8s.api import KubeApi, Lane
 from agent.k8s.pod_status_claims import target_matches
-from agent.k8s.pod_status_objects import StatusObjects
+from agent.k8s.pod_status_objects import ATTEMPTS, StatusObjects
 from agent.k8s.resources import SPC_POD_STATUSES
 from agent.model import PodStatus
 
@@ -43,6 +55,12 @@ Key = tuple[str, str]
 _DELETE: Final = "delete"
 Wanted = PodStatus | str  # a status to write, or _DELETE
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+class _Outcome(enum.Enum):
+    DONE = "done"  # written, nothing to write, or refused for good
+    RETRY = "retry"  # the API is unavailable: again after the shared pause
+    CONTENDED = "contended"  # changed under every attempt: again after this object's backoff
 
 
 class KubePodStatusStore:
@@ -56,12 +74,17 @@ class KubePodStatusStore:
         writers: int = 4,
         backoff: BackoffPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._api = api
         self._node = node_name
         self._writers = writers
-        self._backoff = Backoff(backoff or BackoffPolicy())
+        self._policy = backoff or BackoffPolicy()
+        self._backoff = Backoff(self._policy)  # shared: an outage pauses every writer
+        self._contended: dict[Key, Backoff] = {}  # objects whose last write met others' writes
         self._clock = clock
+        self._sleep = sleep
+        self._group: asyncio.TaskGroup | None = None
         self._wanted: dict[Key, Wanted] = {}
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._in_flight: set[Key] = set()
@@ -157,11 +180,12 @@ class KubePodStatusStore:
 
     @property
     def pending(self) -> int:
-        """Objects with a write still to make (one being retried may also have a newer wish)."""
+        """Objects with a write still to make (one being retried may also have a newer wish;
+        one waiting out its backoff after conflicts counts too)."""
         return len(self._wanted.keys() | self._in_flight)
 
     async def wait_idle(self) -> None:
-        """Until every wanted state has been written (or given up on)."""
+        """Until every wanted state has been written (or refused for good)."""
         await self._idle.wait()
 
     def problem(self) -> str:
@@ -173,6 +197,7 @@ class KubePodStatusStore:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
+            self._group = group  # the writers' and the contended objects' waits end with it
             for index in range(self._writers):
                 group.create_task(self._write_forever(), name=f"pod-status-writer-{index}")
 
@@ -193,22 +218,47 @@ class KubePodStatusStore:
             key, wanted = await self._next()
             delay = self._paused_until - self._clock()
             if delay > 0:
-                await asyncio.sleep(delay)
-            retry = await self._write_once(key, wanted)
+                await self._sleep(delay)
+            outcome = await self._write_once(key, wanted)
             self._in_flight.discard(key)
-            if retry:
+            if outcome is _Outcome.DONE:
+                self._contended.pop(key, None)
+            else:
                 self._wanted.setdefault(key, wanted)  # a newer wish wins
-            if key in self._wanted:
+            if outcome is _Outcome.CONTENDED:
+                self._park(key)
+            elif key in self._wanted:
                 self._queue.put_nowait(key)
-                continue
-            settled = self._settled.pop(key, None)
-            if settled is not None:
-                settled.set()
-            if not self._wanted and not self._in_flight:
-                self._idle.set()
+            else:
+                self._settle(key)
 
-    async def _write_once(self, key: Key, wanted: Wanted) -> bool:
-        """Apply one wanted state; True when it should be tried again later."""
+    def _settle(self, key: Key) -> None:
+        settled = self._settled.pop(key, None)
+        if settled is not None:
+            settled.set()
+        if not self._wanted and not self._in_flight:
+            self._idle.set()
+
+    def _park(self, key: Key) -> None:
+        """Write ``key`` again after its own backoff; it stays wanted (not queued) meanwhile,
+        so a newer wish replaces the waiting one instead of queueing behind it."""
+        delay = self._contended.setdefault(key, Backoff(self._policy)).next_delay()
+        log.warning(
+            "pod_status.write_contended",
+            namespace=key[0],
+            name=key[1],
+            note=f"changed by someone else under {ATTEMPTS} attempts in a row",
+            delay_s=round(delay, 2),
+        )
+        assert self._group is not None  # parked only by a writer, inside run()
+        self._group.create_task(self._unpark(key, delay), name=f"pod-status-backoff-{key[1]}")
+
+    async def _unpark(self, key: Key, delay: float) -> None:
+        await self._sleep(delay)
+        self._queue.put_nowait(key)  # its newest wish, whatever came during the wait
+
+    async def _write_once(self, key: Key, wanted: Wanted) -> _Outcome:
+        """Apply one wanted state; what to do next."""
         try:
             if isinstance(wanted, PodStatus):
                 sent = await self._objects.apply(key, wanted)
@@ -220,14 +270,16 @@ class KubePodStatusStore:
             pause = self._backoff.next_delay(err.retry_after or 0.0)
             self._paused_until = max(self._paused_until, self._clock() + pause)
             log.warning("pod_status.write_retrying", error=err.message, delay_s=round(pause, 2))
-            return True
+            return _Outcome.RETRY
+        except ApiConflict:  # only what outlasted every attempt comes this far
+            return _Outcome.CONTENDED
         except KubernetesApiError as err:
             log.error("pod_status.write_failed", namespace=key[0], name=key[1], error=err.message)
-            return False
+            return _Outcome.DONE
         except Exception as err:  # a bug must not stop the other writes
             log.error("pod_status.write_bug", name=key[1], error_type=type(err).__name__)
-            return False
+            return _Outcome.DONE
         if sent:  # only an answer from the API says it is reachable again
             self._error = ""
             self._backoff.reset()
-        return False
+        return _Outcome.DONE

@@ -18,6 +18,7 @@ from tests.fakes.kube_api import (
     node,
     owner_reference,
     pod,
+    secret,
     secret_provider_class,
     service_account,
 )
@@ -831,11 +832,30 @@ async def test_put_with_another_uid_recreates_the_object(kube_api: FakeKubeApi) 
     assert recreated["metadata"]["uid"] == "uid-2"
 
 
-@pytest.mark.parametrize("kube_api_options", [{"bookmark_interval": 0.01}])
-async def test_idle_watches_get_periodic_bookmarks(
+@pytest.mark.parametrize(
+    "kube_api_options", [{"bookmark_interval": 0.05, "bookmark_before_end": 0.02}]
+)
+async def test_periodic_bookmarks_wait_for_the_resources_watch_cache_to_move(
     kube_api: FakeKubeApi, http: aiohttp.ClientSession
 ) -> None:
-    rv = str(kube_api.store.resource_version)
-    events = await watch_events(http, PODS, 1, resourceVersion=rv, allowWatchBookmarks="1")
-    assert events[0]["type"] == "BOOKMARK"
-    assert events[0]["object"]["metadata"]["resourceVersion"] == rv
+    """The watch cache's rule (kube-apiserver 1.27 to 1.34): every interval a watch is offered
+    a bookmark at the version its resource's cache has reached, sent only when that is newer
+    than the watch's start. A write to another resource does not move it, so that watch hears
+    nothing for its whole timeout; a change to the resource outside the watch's selection
+    does, and so does etcd's progress notification."""
+    start = str(kube_api.store.resource_version)
+    kube_api.store.put(secret("other", string_data={"a": "b"}))  # another resource
+    node_a = {"fieldSelector": "spec.nodeName=node-a", "allowWatchBookmarks": "1"}
+    quiet = await watch_events(http, PODS, 1, resourceVersion=start, timeoutSeconds="1", **node_a)
+    assert quiet == []
+
+    kube_api.store.put(pod("elsewhere", node="node-b"))  # a pod, outside the selection
+    moved = kube_api.store.resource_version
+    [event] = await watch_events(http, PODS, 1, resourceVersion=start, **node_a)
+    assert event["type"] == "BOOKMARK"
+    assert event["object"]["metadata"]["resourceVersion"] == str(moved)
+
+    kube_api.store.put(secret("another", string_data={"a": "b"}))
+    kube_api.store.progress()
+    [event] = await watch_events(http, PODS, 1, resourceVersion=str(moved), **node_a)
+    assert event["object"]["metadata"]["resourceVersion"] == str(kube_api.store.resource_version)

@@ -47,6 +47,7 @@ class Cluster:
         self.deleter = Deleter(self.ops)
         for namespace in DEFAULT_NAMESPACES:
             self.ops.ensure_namespace(namespace)
+        self.raw.progress()  # the watch caches start from a list of the store as it is
 
     def type(self, resource: str | ResourceType) -> ResourceType:
         return resource if isinstance(resource, ResourceType) else self.types.named(resource)
@@ -156,9 +157,17 @@ class Cluster:
         return self.raw.restore(backup, bump_revision=bump_revision, mark_compacted=mark_compacted)
 
     def bookmark(self) -> None:
-        """Send a BOOKMARK at the current resourceVersion to every watch that allows them."""
+        """Send a BOOKMARK at the current resourceVersion to every watch that allows them and
+        started from an older one (a progress notification, then the watch cache's bookmark)."""
+        self.raw.progress()
         for subscription in self.raw.subscriptions():
             subscription.bookmark(self.raw.resource_version)
+
+    def progress(self) -> None:
+        """etcd's progress notification: every resource's watch cache reaches the current
+        resourceVersion, so the next periodic bookmark of a watch started before it is sent
+        (see :meth:`Store.progress`)."""
+        self.raw.progress()
 
     def drop_watches(self, resource: str | None = None, *, reset: bool = False) -> int:
         """End open watch streams (of one resource, or all); returns how many."""

@@ -13,6 +13,7 @@ broken server or proxy), reset the connection without an answer, or let the requ
     held = kube.faults.hold(verb="get", resource="secretproviderclasses")
     ...; await held.wait_held(); held.release()
     kube.faults.drop_watch(resource="pods", after_events=1)
+    kube.faults.stall_watch(resource="pods")                # a hung server
     kube.faults.answer(b"{}", verb="list", resource="pods")   # 200 with no items
 
 Every fault counts its ``hits``; :meth:`Faults.clear` removes them all.
@@ -58,6 +59,7 @@ class Fault:
     delay: float = 0.0
     reset: bool = False  # close the connection instead of answering
     drop_after_events: int | None = None  # watches: end the stream after this many events
+    stall: bool = False  # watches: the headers, then nothing (no event, no end, no FIN)
     body: bytes | None = None  # answer with exactly this (status ``status`` or 200)
     content_type: str = "application/json"
     held: bool = False
@@ -173,6 +175,12 @@ class Faults:
         match.setdefault("verb", "watch")
         fault = Fault(drop_after_events=after_events, reset=reset, times=times, **match)  # type: ignore[arg-type]
         return self.add(fault)
+
+    def stall_watch(self, *, times: int | None = 1, **match: object) -> Fault:
+        """Matching watches get their headers, then nothing, ever: a server that hangs (its
+        kernel still answers, so TCP keepalive cannot tell)."""
+        match.setdefault("verb", "watch")
+        return self.add(Fault(stall=True, times=times, **match))  # type: ignore[arg-type]
 
     def match(self, info: RequestInfo) -> Fault | None:
         for fault in self.active:

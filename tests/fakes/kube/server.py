@@ -40,6 +40,7 @@ from tests.fakes.kube.paths import RequestInfo, parse_request
 from tests.fakes.kube.registry import TypeRegistry
 from tests.fakes.kube.requests_log import RecordedRequest, RequestLog
 from tests.fakes.kube.status import ApiError, path_not_found, unauthorized
+from tests.fakes.kube.streaming import Cadence
 from tests.fakes.kube.tls import ServerTls, make_server_tls
 from tests.fakes.kube.tokens import TokenIssuer
 from tests.fakes.kube.watching import WatchSettings
@@ -69,6 +70,7 @@ class FakeKubeApi:
         history_limit: int = 10_000,
         watch_timeout: float = 1800.0,
         bookmark_interval: float | None = 60.0,
+        bookmark_before_end: float = 2.0,
         crd_paths: list[Path] | None = None,
         clock: Clock = utc_now,
         host: str = "127.0.0.1",
@@ -79,9 +81,11 @@ class FakeKubeApi:
         ownerReference garbage collection. ``history_limit``: changes kept for watches/continue
         before compaction.
         ``watch_timeout``: seconds a watch without ``timeoutSeconds`` stays open.
-        ``bookmark_interval``: seconds of silence before a bookmark (the watch cache sends
-        one about every minute; ``None``: only on :meth:`Cluster.bookmark`). ``crd_paths``: CRD
-        files or directories (default: the chart's)."""
+        ``bookmark_interval``, ``bookmark_before_end``: the watch cache's bookmark schedule
+        (every minute from a watch's start, the last 2 s before its end; ``None``: only on
+        :meth:`Cluster.bookmark`); each is sent only if the resource's watch cache has moved
+        past the watch's version (a change of that resource, or :meth:`Cluster.progress`).
+        ``crd_paths``: CRD files or directories (default: the chart's)."""
         self.workdir = workdir
         self.host = host
         self.token = token
@@ -95,7 +99,9 @@ class FakeKubeApi:
             raise ValueError("client_certs needs tls=True")
         self.client_certs = client_certs
         self._handlers = ResourceHandlers(
-            self.store, self.issuer, WatchSettings(watch_timeout, bookmark_interval)
+            self.store,
+            self.issuer,
+            WatchSettings(watch_timeout, Cadence(bookmark_interval, bookmark_before_end)),
         )
         self._runner: web.AppRunner | None = None
         self.port = 0

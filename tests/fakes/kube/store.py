@@ -3,7 +3,10 @@ resourceVersion counter that every write bumps (like etcd's revision), plus the 
 that watches resume from and paged lists read their snapshot from.
 
 Writes go through :meth:`Store.commit`, which stamps the new resourceVersion, records the
-change and offers it to every open watch of that resource. ``compacted`` is the oldest version
+change and offers it to every open watch of that resource. Each resource also has the version
+its watch cache has reached (:meth:`Store.cache_version`), what kube-apiserver's periodic
+bookmarks carry: that of the resource's last change, or the store's at etcd's last progress
+notification (:meth:`Store.progress`), whichever is newer. ``compacted`` is the oldest version
 still resumable: a watch or ``continue`` from an older one gets 410 Gone. History is compacted
 when it exceeds ``history_limit`` changes or when a test calls :meth:`compact`.
 
@@ -63,6 +66,8 @@ class Store:
         self._history: list[Change] = []
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._subscribed = asyncio.Event()  # set (and replaced) whenever a watch opens
+        self._changed_at: dict[str, int] = {}  # resource key -> its last change's version
+        self._progress_at = 0  # the store's version at etcd's last progress notification
 
     # ---- reads (storage shape, copies) ----
 
@@ -119,6 +124,7 @@ class Store:
         else:
             bucket[object_key(stored)] = stored
         change = Change(self.resource_version, rtype.key, kind, stored, copy.deepcopy(old))
+        self._changed_at[rtype.key] = self.resource_version
         self._history.append(change)
         if len(self._history) > self.history_limit:
             dropped = self._history.pop(0)
@@ -133,6 +139,20 @@ class Store:
         self._history = [change for change in self._history if change.rv > target]
         self.compacted = max(self.compacted, target)
         return self.compacted
+
+    # ---- the watch caches' versions ----
+
+    def cache_version(self, key: str) -> int:
+        """The version the watch cache of resource ``key`` has reached (the cacher's
+        ``lastProcessedResourceVersion``): it moves with that resource's changes, and with
+        etcd's progress notifications, never with another resource's writes alone."""
+        return max(self._changed_at.get(key, 0), self._progress_at)
+
+    def progress(self) -> None:
+        """etcd's progress notification to every watch cache (etcd sends one every 10 minutes
+        by default, and when the apiserver asks while a read waits for its cache): each
+        cache reaches the store's current version."""
+        self._progress_at = self.resource_version
 
     # ---- etcd backup and restore ----
 
@@ -157,6 +177,8 @@ class Store:
         self._history = list(backup.history)
         self.resource_version = backup.resource_version + bump_revision
         self.compacted = self.resource_version if mark_compacted else backup.compacted
+        self._changed_at.clear()  # the caches list the restored store again
+        self.progress()
         for subscription in self.subscriptions():
             subscription.drop(reset=True)
             self.unsubscribe(subscription)

@@ -5,16 +5,19 @@ carrying a 410 ``Expired`` Status, then the stream ends (the HTTP status stays 2
 
 The stream ends cleanly at ``timeoutSeconds`` (default: the server's ``watch_timeout``), when a
 test drops it, or after a fault's ``drop_after_events``; ``reset`` drops abort the connection
-instead. With ``allowWatchBookmarks`` a ``BOOKMARK`` carries only ``kind``, ``apiVersion`` and
+instead; a ``stall`` fault sends the headers and then nothing, never ending (a hung server).
+With ``allowWatchBookmarks`` a ``BOOKMARK`` carries only ``kind``, ``apiVersion`` and
 ``metadata.resourceVersion`` (plus the ``k8s.io/initial-events-end`` annotation after the
-initial events of ``sendInitialEvents=true``), never older than the version the watch
-started from (see ``Subscription.floor``)."""
+initial events of ``sendInitialEvents=true``), and is never as old as the version the watch
+started from (see ``Subscription.floor``). Periodic bookmarks follow the watch cache's
+schedule (:class:`Cadence`) and rule (:func:`_periodic_bookmark`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +28,24 @@ from tests.fakes.kube.watch import BOOKMARK, DROP, ERROR, Subscription, WatchIte
 Object = dict[str, Any]
 Encoder = Callable[[Object], Object]
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When the watch cache offers a watch a bookmark (``cacheWatcher.nextBookmarkTime``,
+    kube-apiserver 1.27 to 1.34): every ``interval`` seconds from the watch's start (a
+    minute), the last one ``before_end`` seconds before its timeout (2 s). ``interval``
+    ``None``: never on its own (only :meth:`Cluster.bookmark`)."""
+
+    interval: float | None = 60.0
+    before_end: float = 2.0
+
+    def next_after(self, now: float, deadline: float) -> float | None:
+        """When the next bookmark is due after ``now`` (the watch's start, or the last one)."""
+        if self.interval is None:
+            return None
+        due = min(now + self.interval, deadline - self.before_end)
+        return due if due > now else None
 
 
 def bookmark_object(rtype: ResourceType, version: str, item: WatchItem) -> Object:
@@ -68,30 +89,33 @@ async def _stream(
     subscription: Subscription,
     encode: Encoder,
     bookmark: Callable[[WatchItem], Object],
-    current_rv: Callable[[], int],
+    cache_version: Callable[[], int],
     *,
     timeout: float,
-    bookmark_interval: float | None,
+    cadence: Cadence,
     drop_after_events: int | None = None,
     reset_on_drop: bool = False,
+    stall: bool = False,
 ) -> web.StreamResponse:
     response = await start_stream(request)
+    if stall:  # a server that hangs: no event, no end, no FIN, until the client gives up
+        await asyncio.Event().wait()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    due = cadence.next_after(loop.time(), deadline)
     while True:
         if drop_after_events is not None and subscription.sent >= drop_after_events:
             return await _drop(request, response, reset_on_drop)
         remaining = deadline - loop.time()
         if remaining <= 0:
             break
-        wait = remaining if bookmark_interval is None else min(remaining, bookmark_interval)
+        wait = remaining if due is None else max(0.0, min(remaining, due - loop.time()))
         try:
             item = await asyncio.wait_for(subscription.queue.get(), wait)
         except TimeoutError:
-            rv = current_rv()
-            periodic_due = bookmark_interval is not None and loop.time() < deadline
-            if periodic_due and subscription.bookmarks and rv >= subscription.floor:
-                await write_event(response, BOOKMARK, bookmark(WatchItem(BOOKMARK, rv=rv)))
+            if due is not None and loop.time() >= due:
+                await _periodic_bookmark(response, subscription, bookmark, cache_version())
+                due = cadence.next_after(due, deadline)
             continue
         if item.type == DROP:
             return await _drop(request, response, item.reset)
@@ -103,6 +127,19 @@ async def _stream(
         subscription.sent += 1
     await response.write_eof()
     return response
+
+
+async def _periodic_bookmark(
+    response: web.StreamResponse,
+    subscription: Subscription,
+    bookmark: Callable[[WatchItem], Object],
+    rv: int,
+) -> None:
+    """The watch cache's rule (``cacheWatcher.process``): the bookmark carries the version
+    the resource's cache has reached, and is sent only when that is newer than the watch's
+    start; a watch of a resource nobody wrote since gets nothing."""
+    if subscription.bookmarks and rv > subscription.floor:
+        await write_event(response, BOOKMARK, bookmark(WatchItem(BOOKMARK, rv=rv)))
 
 
 async def _drop(

@@ -47,12 +47,12 @@ class Subscription:
     """One open watch. ``namespace`` ``None`` watches every namespace.
 
     ``floor`` is the resourceVersion the watch started from (its initial events included):
-    like the watch cache's ``cacheWatcher.process``, only changes newer than it are sent, and
-    no bookmark older than it. A watch from a version the store has not reached (etcd
-    restored from an older backup) is therefore accepted and stays silent until the store
-    catches up. (The watch cache holds back a bookmark at exactly the start version too, until
-    etcd's progress notifications move it on; the fake, whose version moves only with writes,
-    sends it, standing in for those.)"""
+    like the watch cache's ``cacheWatcher.process``, only changes and bookmarks newer than it
+    are sent (the bookmark that ends ``sendInitialEvents`` excepted). A watch from a version
+    the store has not reached (etcd restored from an older backup) is therefore accepted and
+    stays silent until the store catches up; and a watch of a resource nobody writes hears
+    nothing, periodic bookmarks included, until etcd's progress notifications move its watch
+    cache past the floor (``Store.cache_version``)."""
 
     key: str
     namespace: str | None
@@ -92,7 +92,7 @@ class Subscription:
         return None
 
     def bookmark(self, rv: int, *, initial_events_end: bool = False) -> None:
-        if self.bookmarks and (rv >= self.floor or initial_events_end):
+        if self.bookmarks and (rv > self.floor or initial_events_end):
             self.queue.put_nowait(WatchItem(BOOKMARK, rv=rv, initial_events_end=initial_events_end))
 
     def drop(self, *, reset: bool = False) -> None:

@@ -7,7 +7,7 @@ and how long it stays open."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +23,7 @@ from tests.fakes.kube.status import (
     invalid,
     too_large_resource_version,
 )
-from tests.fakes.kube.streaming import bookmark_object, stream_error, stream_watch
+from tests.fakes.kube.streaming import Cadence, bookmark_object, stream_error, stream_watch
 
 Object = dict[str, Any]
 
@@ -31,7 +31,7 @@ Object = dict[str, Any]
 @dataclass
 class WatchSettings:
     timeout: float = 1800.0  # server-side end of a watch without timeoutSeconds (seconds)
-    bookmark_interval: float | None = 60.0  # None: bookmarks only when a test asks
+    cadence: Cadence = field(default_factory=Cadence)  # periodic bookmarks
 
 
 def _version(raw: str) -> int:
@@ -98,11 +98,12 @@ async def serve_watch(
             subscription,
             encode,
             lambda item: bookmark_object(rtype, info.version, item),
-            lambda: cluster.raw.resource_version,
+            lambda: cluster.raw.cache_version(rtype.key),
             timeout=timeout,
-            bookmark_interval=settings.bookmark_interval,
+            cadence=settings.cadence,
             drop_after_events=fault.drop_after_events if fault else None,
             reset_on_drop=bool(fault and fault.reset),
+            stall=bool(fault and fault.stall),
         )
     finally:
         cluster.raw.unsubscribe(subscription)

@@ -1,8 +1,9 @@
 """The list+watch building block against the fake API over HTTP: bookmarks move the resume
 point (so a compaction after a bookmark needs no relist), 410 Gone relists and reports what
-changed, an etcd restored from an older backup is found and relisted, dropped and silent
-connections reconnect, a server that fails every watch at once gets
-a growing delay (not a relist storm), and readiness says why while it is down."""
+changed, an etcd restored from an older backup is found and relisted, a quiet watch lasts
+until the server ends it, watches never answered or hung reconnect, a server that fails every
+watch at once gets a growing delay (not a relist storm), and readiness says why while it is
+down."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from agent.aio.backoff import BackoffPolicy
-from agent.k8s.api import KubeApi
+from agent.k8s.api import ApiSettings, KubeApi
 from agent.k8s.connection import load_configuration
 from agent.k8s.informer import Informer, InformerSettings, Key
 from agent.k8s.pods import decode_pod
@@ -106,19 +107,98 @@ async def test_gone_relists_and_reports_the_difference(kube_api: FakeKubeApi, ap
         assert sorted(name for _, name in informer.items) == ["web-1", "web-2"]
 
 
-async def test_a_silent_connection_is_dropped_and_resumed(
-    kube_api: FakeKubeApi, api: KubeApi
+@pytest.fixture
+async def impatient_api(kube_api: FakeKubeApi) -> AsyncIterator[KubeApi]:
+    client = KubeApi(ApiSettings(request_timeout=0.3))
+    client.connect(await load_configuration(str(kube_api.kubeconfig_path)))
+    yield client
+    await client.close()
+
+
+async def test_a_watch_the_server_never_answers_is_given_up_and_resumed(
+    kube_api: FakeKubeApi, impatient_api: KubeApi
 ) -> None:
+    """The apiserver answers a watch at once; one with no answer within the request timeout
+    is given up, however long the watch itself may stay quiet."""
     recorder = Recorder()
-    informer = _informer(api, recorder, read_timeout=0.3)
+    informer = _informer(impatient_api, recorder)
     async with running(informer, kube_api):
         hold = kube_api.faults.hold(verb="watch", resource="pods", times=1)
         kube_api.store.drop_watches("pods")
-        await hold.wait_held()  # the next watch hangs without a byte: a dead connection
+        await hold.wait_held()  # the next watch hangs without a byte
         kube_api.store.put(pod("web-0"))
-        hold.release()
         await eventually(lambda: "upsert web-0" in recorder.seen, "resumed after the timeout")
+        hold.release()
         assert informer.lists == 1
+
+
+async def test_a_watch_stream_that_hangs_is_given_up_after_the_servers_timeout(
+    kube_api: FakeKubeApi, api: KubeApi
+) -> None:
+    """A server that hangs mid-stream (its kernel still answers, so TCP keepalive cannot tell):
+    nothing arrives, not even the end at ``timeoutSeconds``; the client gives up that long
+    plus its margin after the last byte, and resumes."""
+    recorder = Recorder()
+    informer = _informer(api, recorder, watch_timeout=(1, 1), read_margin=0.3)
+    async with running(informer, kube_api):
+        kube_api.faults.stall_watch(resource="pods", times=1)
+        kube_api.store.drop_watches("pods")
+        await kube_api.store.wait_for_watchers("pods")  # the stalled one
+        kube_api.store.put(pod("web-0"))
+        await eventually(lambda: "upsert web-0" in recorder.seen, "resumed after 1.3 s")
+        assert informer.lists == 1
+
+
+@pytest.mark.parametrize(
+    "kube_api_options", [{"bookmark_interval": 0.2, "bookmark_before_end": 0.05}]
+)
+async def test_a_quiet_watch_runs_until_the_server_ends_it(
+    kube_api: FakeKubeApi, api: KubeApi
+) -> None:
+    """The apiserver's bookmark cadence, scaled (a "minute" is 0.2 s, the watch's timeout
+    2 s): a resource nobody writes gets no bookmark, so a healthy watch hears nothing for
+    its whole timeout. It is not torn down for that (no failure, no reconnect, no list until
+    the server ends it), and costs one one-item version check then. Once anything moves the
+    resource's watch cache (a pod on another node), bookmarks keep the watch heard and that
+    check is not needed."""
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        await asyncio.sleep(seconds)
+
+    tuned = InformerSettings(
+        backoff=BackoffPolicy(initial=0.01, maximum=0.05), watch_timeout=(2, 2), read_margin=0.5
+    )
+    informer = Informer(
+        "pods", api, PODS, decode_pod, selectors={"fieldSelector": "spec.nodeName=node-a"},
+        handler=Recorder(), settings=tuned, sleep=sleep,
+    )  # fmt: skip
+    kube_api.store.put(pod("web-0"))
+    loop = asyncio.get_running_loop()
+    async with running(informer, kube_api):
+        opened = loop.time()
+        await eventually(lambda: _watches(kube_api) == 2, "the server's end", timeout=5)
+        assert loop.time() - opened >= 1.8
+        assert pauses == [] and informer.problem() == ""
+        assert _pod_requests(kube_api) == ["list 500", "watch", "list 1", "watch"]
+
+        kube_api.store.put(pod("elsewhere", node="node-b"))  # moves the pods' watch cache
+        await eventually(lambda: _watches(kube_api) == 3, "the next end", timeout=5)
+        assert _pod_requests(kube_api)[4:] == ["watch"]  # heard bookmarks: no version check
+        assert informer._version == str(kube_api.store.resource_version)
+        assert pauses == [] and informer.lists == 1
+
+
+def _watches(kube: FakeKubeApi) -> int:
+    return kube.requests.count(resource="pods", verb="watch")
+
+
+def _pod_requests(kube: FakeKubeApi) -> list[str]:
+    return [
+        f"{r.verb} {r.query['limit']}" if r.verb == "list" else r.verb
+        for r in kube.requests.filter(resource="pods")
+    ]
 
 
 class LongWatches:
@@ -182,14 +262,14 @@ async def test_an_etcd_restore_is_found_by_a_version_check_and_relisted(
         await eventually(lambda: "upsert web-3" in recorder.seen, "watching the restored store")
 
 
-async def test_a_pod_gone_from_the_restored_store_is_reported_deleted_after_a_read_timeout(
+async def test_a_pod_gone_from_the_restored_store_is_reported_deleted_when_the_watch_ends(
     kube_api: FakeKubeApi, api: KubeApi
 ) -> None:
-    """The usual way it happens: the silent watch outlives the informer's read timeout (with
-    bookmarks a live watch is never that quiet); the version check finds the store behind,
-    and the relist tells the handler (pod cleanup, in the agent) the pod is gone."""
+    """The usual way it happens: the silent watch runs until the server's ``timeoutSeconds``
+    ends it; the version check finds the store behind, and the relist tells the handler (pod
+    cleanup, in the agent) the pod is gone."""
     recorder, problems = Recorder(), []
-    informer = _restore_watcher(api, recorder, problems, read_timeout=0.3)
+    informer = _restore_watcher(api, recorder, problems, watch_timeout=(1, 1))
     kube_api.store.put(pod("web-0"))
     async with running(informer, kube_api):
         backup = kube_api.store.backup()
