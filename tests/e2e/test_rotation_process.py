@@ -70,7 +70,13 @@ def test_a_secret_changed_in_openbao_reaches_the_file_within_one_interval(
         took = wait_for(lambda: password.read_text() == "second-value", "rotated", agent)
         # One interval (1 s) plus its jitter, and the fetch; generous for a loaded machine.
         assert took < 5.0, f"rotation took {took:.2f}s"
-        assert metric(agent, "rotation_reconcile_total", provider="vault", rotated="true") >= 1
+        # The files swap in the worker thread; the metric and the log line follow on the loop.
+        wait_for(
+            lambda: metric(agent, "rotation_reconcile_total", provider="vault", rotated="true") >= 1,
+            "the rotation counted",
+            agent,
+        )
+        wait_for(lambda: bool(agent.events_named("rotation.rotated")), "rotation logged", agent)
         rotated = agent.events_named("rotation.rotated")
         assert rotated and rotated[0]["target_path"] == str(target)
         # The status file follows the new KV version.
