@@ -27,6 +27,12 @@ def label_problem(value: str) -> str | None:
     return _problem(value, _LABEL, LABEL_MAX, "label", "a-z, 0-9 and '-'")
 
 
+def is_subdomain(value: str) -> bool:
+    """Whether ``value`` is a lowercase RFC 1123 subdomain of at most 253 characters: a name
+    the API server accepts for a pod or a SecretProviderClass."""
+    return len(value) <= SUBDOMAIN_MAX and _SUBDOMAIN.fullmatch(value) is not None
+
+
 def subdomain_problem(value: str) -> str | None:
     """Why ``value`` is not a lowercase RFC 1123 subdomain (a pod's or a class's name), or
     None."""
@@ -51,7 +57,7 @@ def shown_name(value: str) -> str:
     text reads as upstream's; otherwise quoted and cut there by ``agent.targets.shown``, so a
     hand-made request's runaway or garbled name never reaches kubelet, the pod's events or the
     log whole."""
-    if len(value) <= SHOWN_CHARS and _SUBDOMAIN.fullmatch(value):
+    if len(value) <= SHOWN_CHARS and is_subdomain(value):
         return value
     return shown(value, SHOWN_CHARS)
 
