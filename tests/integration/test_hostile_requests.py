@@ -167,6 +167,32 @@ async def test_a_pod_without_a_service_account_name_is_published(harness: AgentH
     assert request.attributes["csi.storage.k8s.io/serviceAccount.name"] == ""
 
 
+async def test_a_republish_naming_another_class_quotes_long_names_cut(
+    harness: AgentHarness,
+) -> None:
+    """Names in the refusal are cut at 80 characters, as in every other message. Before: the
+    two compared names were cut at 160, and the mounted pod's and class's names not at all."""
+    # Valid Kubernetes names, long; the first two make a status name of 209 characters.
+    pod, kept, sent = "p" * 100, "c" * 100, "d" * 200
+    harness.write_spc(name=kept)
+    target = harness.target()
+    await harness.kubelet.publish(publish_request(target, pod=pod, spc=kept))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.kubelet.publish(publish_request(target, pod=pod, spc=sent))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    def cut(name: str) -> str:
+        return repr(name[:80]) + "..."
+
+    assert refused.value.details() == (
+        f"secretProviderClass in volume context: {cut(sent)} differs from the volume already "
+        f"mounted at this target path ({cut(kept)}, pod default/{cut(pod)}, class "
+        f"{cut(kept)}); unpublish it first"
+    )
+    assert len(harness.provider.requests) == 1
+    await harness.kubelet.unpublish("csi-0123456789abcdef", target)
+
+
 @pytest.mark.parametrize(
     ("name", "problem"),
     [
