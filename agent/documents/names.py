@@ -29,7 +29,8 @@ def label_problem(value: str) -> str | None:
 
 def is_subdomain(value: str) -> bool:
     """Whether ``value`` is a lowercase RFC 1123 subdomain of at most 253 characters: a name
-    the API server accepts for a pod, a ServiceAccount or a SecretProviderClass."""
+    the API server accepts for most objects (a pod, a ServiceAccount, a SecretProviderClass
+    and its pod statuses, an Event, a Secret). The agent's one copy of the rule."""
     return len(value) <= SUBDOMAIN_MAX and _SUBDOMAIN.fullmatch(value) is not None
 
 
