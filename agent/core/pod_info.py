@@ -28,27 +28,34 @@ def tokens_json(volume_context: Mapping[str, str], secrets: Mapping[str, str]) -
 
 def read_pod_identity(volume_context: Mapping[str, str], secrets: Mapping[str, str]) -> PodIdentity:
     """The pod kubelet publishes for. InvalidRequest naming the volume-context key when one of
-    namespace, name, uid is missing, or the namespace or name is not a Kubernetes name
-    (``agent.documents.names``)."""
+    namespace, name, uid is missing, or the namespace, name or service account is not a
+    Kubernetes name (``agent.documents.names``).
+
+    The service account may be missing or empty: kubelet sends the pod's
+    ``spec.serviceAccountName`` as it is, which the API server leaves empty when its
+    ServiceAccount admission is off; upstream passes it on unchecked, and providers that need
+    one say so."""
     missing = [key for key in _REQUIRED_POD_KEYS if not volume_context.get(key)]
     if missing:
         raise InvalidRequest(
             f"pod information missing in volume context: {', '.join(missing)} "
             "(is podInfoOnMount: true set on the CSIDriver?)"
         )
+    service_account = volume_context.get(SERVICE_ACCOUNT_NAME, "")
     for key, problem in (
         (POD_NAMESPACE, label_problem(volume_context[POD_NAMESPACE])),
         (POD_NAME, subdomain_problem(volume_context[POD_NAME])),
+        (SERVICE_ACCOUNT_NAME, service_account and subdomain_problem(service_account)),
     ):
         if problem:
             # Kubelet sends names the API server accepted; these become parts of file names,
-            # API paths and the pod status name, so nothing else may pass.
+            # API paths, the pod status name and messages, so nothing else may pass.
             raise InvalidRequest(f"{key} in volume context: {problem}")
     return PodIdentity(
         namespace=volume_context[POD_NAMESPACE],
         name=volume_context[POD_NAME],
         uid=volume_context[POD_UID],
-        service_account=volume_context.get(SERVICE_ACCOUNT_NAME, ""),
+        service_account=service_account,
         tokens=parse_tokens(tokens_json(volume_context, secrets)),
     )
 

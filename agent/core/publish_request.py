@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from agent.core.pod_info import tokens_json
+from agent.documents.names import SHOWN_CHARS, shown_name
 from agent.errors import InvalidRequest, InvalidSecretProviderClass
 from agent.model import (
     POD_NAME,
@@ -63,7 +64,8 @@ def check_republish(record: VolumeRecord, identity: PodIdentity, spc_name: str) 
     """A mounted target is one pod's volume of one class, and kubelet names the same pod and
     class on every republish. A request naming others is refused (InvalidRequest naming the
     volume-context key) and the volume is left as it is: taking it over would leave the first
-    pod's status behind and the volume under keys nothing unpublishes."""
+    pod's status behind and the volume under keys nothing unpublishes. Names are quoted and
+    cut at 80 characters, as everywhere (``agent.documents.names``)."""
     for key, sent, kept in (
         (POD_NAMESPACE, identity.namespace, record.pod.namespace),
         (POD_NAME, identity.name, record.pod.name),
@@ -72,9 +74,10 @@ def check_republish(record: VolumeRecord, identity: PodIdentity, spc_name: str) 
     ):
         if sent != kept:
             raise InvalidRequest(
-                f"{key} in volume context: {shown(sent)} differs from the volume already "
-                f"mounted at this target path ({shown(kept)}, pod {record.pod.namespace}/"
-                f"{record.pod.name}, class {record.spc_name}); unpublish it first"
+                f"{key} in volume context: {shown(sent, SHOWN_CHARS)} differs from the volume "
+                f"already mounted at this target path ({shown(kept, SHOWN_CHARS)}, pod "
+                f"{record.pod.namespace}/{shown_name(record.pod.name)}, class "
+                f"{shown_name(record.spc_name)}); unpublish it first"
             )
 
 

@@ -15,7 +15,7 @@ from agent.documents.spc import InvalidDocument
 from agent.targets import shown
 
 LABEL_MAX = 63  # a namespace
-SUBDOMAIN_MAX = 253  # a pod, a SecretProviderClass
+SUBDOMAIN_MAX = 253  # a pod, a ServiceAccount, a SecretProviderClass
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -27,9 +27,16 @@ def label_problem(value: str) -> str | None:
     return _problem(value, _LABEL, LABEL_MAX, "label", "a-z, 0-9 and '-'")
 
 
+def is_subdomain(value: str) -> bool:
+    """Whether ``value`` is a lowercase RFC 1123 subdomain of at most 253 characters: a name
+    the API server accepts for most objects (a pod, a ServiceAccount, a SecretProviderClass
+    and its pod statuses, an Event, a Secret). The agent's one copy of the rule."""
+    return len(value) <= SUBDOMAIN_MAX and _SUBDOMAIN.fullmatch(value) is not None
+
+
 def subdomain_problem(value: str) -> str | None:
-    """Why ``value`` is not a lowercase RFC 1123 subdomain (a pod's or a class's name), or
-    None."""
+    """Why ``value`` is not a lowercase RFC 1123 subdomain (a pod's, a service account's or a
+    class's name), or None."""
     return _problem(value, _SUBDOMAIN, SUBDOMAIN_MAX, "subdomain", "a-z, 0-9, '-' and '.'")
 
 
@@ -46,20 +53,20 @@ def _problem(value: str, rule: re.Pattern[str], limit: int, kind: str, chars: st
 
 
 def shown_name(value: str) -> str:
-    """A user-supplied name (a requested SecretProviderClass) for an error, an event or a log
-    line: as is when it is a Kubernetes name of at most :data:`SHOWN_CHARS` characters, so the
-    text reads as upstream's; otherwise quoted and cut there by ``agent.targets.shown``, so a
-    hand-made request's runaway or garbled name never reaches kubelet, the pod's events or the
-    log whole."""
-    if len(value) <= SHOWN_CHARS and _SUBDOMAIN.fullmatch(value):
+    """A user-supplied name (a requested SecretProviderClass, a pod's service account) for an
+    error, an event or a log line: as is when it is a Kubernetes name of at most
+    :data:`SHOWN_CHARS` characters, so the text reads as upstream's; otherwise quoted and cut
+    there by ``agent.targets.shown``, so a hand-made request's runaway or garbled name never
+    reaches kubelet, the pod's events or the log whole."""
+    if len(value) <= SHOWN_CHARS and is_subdomain(value):
         return value
     return shown(value, SHOWN_CHARS)
 
 
-def check_class_key(namespace: str, name: str) -> None:
-    """A SecretProviderClass manifest's ``metadata.namespace`` and ``metadata.name`` as the API
-    server checks them when the manifest is applied (standalone mode has no API server to).
-    Raises InvalidDocument naming the field."""
+def check_manifest_key(namespace: str, name: str) -> None:
+    """A SecretProviderClass's or ServiceAccount's manifest ``metadata.namespace`` and
+    ``metadata.name`` as the API server checks them when the manifest is applied (standalone
+    mode has no API server to). Raises InvalidDocument naming the field."""
     for field, problem in (
         ("metadata.namespace", label_problem(namespace)),
         ("metadata.name", subdomain_problem(name)),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 import uuid
 from collections import OrderedDict
@@ -24,6 +23,7 @@ import structlog
 
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.aio.ratelimit import TokenBucket
+from agent.documents.names import is_subdomain
 from agent.errors import ApiNotFound, ApiUnavailable, KubernetesApiError
 from agent.k8s.api import KubeApi, Lane, Object
 from agent.k8s.resources import EVENTS
@@ -35,9 +35,6 @@ log = structlog.get_logger(__name__)
 COMPONENT = "secrets-store-agent"
 MAX_MESSAGE = 1024
 MAX_ENTRIES = 4096
-MAX_NAME = 253  # an Event's name is a DNS subdomain (RFC 1123)
-_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 
 
 @dataclass(slots=True)
@@ -208,7 +205,7 @@ def event_name(object_name: str, unix_nanos: int) -> str:
     name longer than 236 characters): client-go's ``GenerateEventName`` (kubernetes#127594),
     so the event is still recorded; ``involvedObject`` names the pod either way."""
     name = f"{object_name}.{unix_nanos:x}"
-    if len(name) <= MAX_NAME and _DNS_SUBDOMAIN.fullmatch(name):
+    if is_subdomain(name):  # an Event's name, as any object's
         return name
     return str(uuid.uuid4())
 

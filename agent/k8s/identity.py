@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
+from agent.documents.names import shown_name
 from agent.errors import ApiNotFound, KubernetesApiError, ProviderError, ServiceAccountNotFound
 from agent.k8s.api import KubeApi, Lane
 from agent.k8s.resources import SERVICE_ACCOUNTS
@@ -35,14 +36,13 @@ class KubeServiceAccounts:
         cached = self._cache.get(key)
         if cached is not None and now - cached[0] < CACHE_SECONDS:
             return cached[1]
+        ref = f"{namespace}/{shown_name(name)}"
         try:
             document = await self._api.get(SERVICE_ACCOUNTS, namespace, name, Lane.PUBLISH)
         except ApiNotFound:
-            raise ServiceAccountNotFound(f"serviceaccount {namespace}/{name} not found") from None
+            raise ServiceAccountNotFound(f"serviceaccount {ref} not found") from None
         except KubernetesApiError as err:
-            raise err.reworded(
-                f"cannot read serviceaccount {namespace}/{name}: {err.message}"
-            ) from None
+            raise err.reworded(f"cannot read serviceaccount {ref}: {err.message}") from None
         raw = (document.get("metadata") or {}).get("annotations") or {}
         annotations = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
         self._cache[key] = (now, annotations)
@@ -78,7 +78,7 @@ class KubeTokenMinter:
                 },
             },
         }
-        what = f"serviceaccount {pod.namespace}/{pod.service_account}"
+        what = f"serviceaccount {pod.namespace}/{shown_name(pod.service_account)}"
         try:
             answer = await self._api.create_subresource(
                 SERVICE_ACCOUNTS,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -35,6 +34,7 @@ import structlog
 
 from agent import crashpoints
 from agent.aio.backoff import Backoff, BackoffPolicy
+from agent.documents.names import is_subdomain
 from agent.documents.pod_status import KIND, NODE_LABEL, from_manifest
 from agent.errors import (
     ApiConflict,
@@ -54,7 +54,6 @@ log = structlog.get_logger(__name__)
 Key = tuple[str, str]
 _DELETE: Final = "delete"
 Wanted = PodStatus | str  # a status to write, or _DELETE
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
 class _Outcome(enum.Enum):
@@ -108,7 +107,7 @@ class KubePodStatusStore:
         """``upsert`` without awaiting (for mount-table listeners): queue the status; nothing
         is sent when the server already holds exactly this. StatusError for a name the API
         would refuse."""
-        if len(status.name) > 253 or not _NAME.fullmatch(status.name):
+        if not is_subdomain(status.name):
             raise StatusError(
                 f"cannot record pod status {status.namespace}/{status.name}: not a valid object "
                 "name (pod, namespace and class names joined must stay within 253 characters)"

@@ -15,13 +15,12 @@ cache watches v1, or v1alpha1 on a cluster whose CRD predates v1.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
 
-from agent.documents.names import shown_name
+from agent.documents.names import is_subdomain, shown_name, subdomain_problem
 from agent.documents.spc import InvalidDocument, decode, identity, is_spc
 from agent.errors import (
     ApiNotFound,
@@ -37,9 +36,6 @@ from agent.model import SecretProviderClass
 from agent.ports import ChangeListener
 
 log = structlog.get_logger(__name__)
-
-# A DNS subdomain (RFC 1123), what the API accepts as an object name.
-_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +137,10 @@ class KubeSecretProviderClassSource:
         self.resource = self.informer.resource = resource
 
     async def get(self, namespace: str, name: str) -> SecretProviderClass:
-        shown = shown_name(name)
-        ref = f"{namespace}/{shown}"
-        if not _OBJECT_NAME.fullmatch(name):
-            raise InvalidRequest(f"secretProviderClass {shown} is not a valid object name")
+        problem = subdomain_problem(name)  # no object has such a name: the API is not asked
+        if problem:
+            raise InvalidRequest(f"secretProviderClass {problem}")
+        ref = f"{namespace}/{shown_name(name)}"
         entry = self.informer.get(namespace, name)
         if entry is None:
             entry = await self._read(namespace, name)
@@ -155,7 +151,7 @@ class KubeSecretProviderClassSource:
     def cached(self, namespace: str, name: str) -> SecretProviderClass | None:
         """The informer's copy (``ports.CachedClassSource``); None when it has none, or holds
         the class as unusable (``get`` reports why)."""
-        entry = self.informer.get(namespace, name) if _OBJECT_NAME.fullmatch(name) else None
+        entry = self.informer.get(namespace, name) if is_subdomain(name) else None
         return entry if isinstance(entry, SecretProviderClass) else None
 
     async def _read(self, namespace: str, name: str) -> CacheEntry:

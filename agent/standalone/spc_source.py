@@ -32,7 +32,7 @@ from typing import TypeGuard
 import structlog
 
 from agent.aio.threads import run_blocking
-from agent.documents.names import check_class_key, shown_name
+from agent.documents.names import check_manifest_key, shown_name
 from agent.documents.spc import KIND, InvalidDocument, Key, decode, identity, is_spc
 from agent.errors import (
     InvalidSecretProviderClass,
@@ -161,7 +161,7 @@ class DirectorySecretProviderClassSource:
         found = snapshot.service_accounts.get((namespace, name))
         if found is None:
             raise ServiceAccountNotFound(
-                f"serviceaccount {namespace}/{name} not found in {self.directory} "
+                f"serviceaccount {_ref((namespace, name))} not found in {self.directory} "
                 "(standalone mode reads ServiceAccount manifests from that directory)"
                 + _see(snapshot, "ServiceAccount", namespace, name)
             )
@@ -328,8 +328,9 @@ def _remember_invalid(
 
 
 def _ref(key: Key) -> str:
-    """``namespace/name`` of a class for a message; a name a publish asked for or a manifest
-    gave, which may be anything, quoted and cut past 80 characters (``shown_name``)."""
+    """``namespace/name`` of a class or a service account for a message; a name a publish asked
+    for or a manifest gave, which may be anything, quoted and cut past 80 characters
+    (``shown_name``)."""
     return f"{shown_name(key[0])}/{shown_name(key[1])}"
 
 
@@ -344,7 +345,8 @@ def _is_service_account(document: object) -> TypeGuard[Mapping[str, object]]:
 def _load_service_account(document: Mapping[str, object], where: str, snapshot: _Snapshot) -> None:
     try:
         key, metadata = identity(document, DEFAULT_NAMESPACE)
-        annotations = string_map(metadata, "annotations", f"serviceaccount {key[0]}/{key[1]}")
+        check_manifest_key(*key)
+        annotations = string_map(metadata, "annotations", f"serviceaccount {_ref(key)}")
     except InvalidDocument as exc:
         snapshot.problems.append((where, exc.reason))
         return
@@ -353,14 +355,14 @@ def _load_service_account(document: Mapping[str, object], where: str, snapshot: 
         # Example manifests often repeat one ServiceAccount per file; only a differing copy is a
         # problem, and then the first stays so a later file cannot swap an identity.
         if first != annotations:
-            reason = f"serviceaccount {key[0]}/{key[1]} is defined twice with different annotations"
+            reason = f"serviceaccount {_ref(key)} is defined twice with different annotations"
             snapshot.problems.append((where, reason))
         return
     snapshot.service_accounts[key] = dict(annotations)
 
 
 def _to_spc(document: Mapping[str, object], old: dict[Key, tuple[str, int]]) -> SecretProviderClass:
-    check_class_key(*identity(document, DEFAULT_NAMESPACE)[0])
+    check_manifest_key(*identity(document, DEFAULT_NAMESPACE)[0])
     digest = _digest(document)
     return decode(
         document,

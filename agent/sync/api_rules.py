@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
-_SUBDOMAIN_MAX = 253
+from agent.documents.names import SUBDOMAIN_MAX, is_subdomain
+
 _CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _NAME_PART_MAX = 63  # a qualified name's name part, and a label value
@@ -22,7 +21,7 @@ ANNOTATIONS_MAX_BYTES = 256 * 1024
 
 
 def secret_name_error(name: str) -> str:
-    if len(name) > _SUBDOMAIN_MAX or not _SUBDOMAIN.fullmatch(name):
+    if not is_subdomain(name):
         return (
             "is not a valid Secret name (a DNS subdomain: lower-case letters, digits, '-' and "
             "'.', each dot-separated part starting and ending with a letter or digit, at most "
@@ -32,7 +31,7 @@ def secret_name_error(name: str) -> str:
 
 
 def data_key_error(key: str) -> str:
-    if len(key) > _SUBDOMAIN_MAX or not _CONFIG_KEY.fullmatch(key) or key.startswith(".."):
+    if len(key) > SUBDOMAIN_MAX or not _CONFIG_KEY.fullmatch(key) or key.startswith(".."):
         return (
             "is not a valid Secret data key (letters, digits, '-', '_' and '.', at most 253 "
             "characters, not '.' and not starting with '..')"

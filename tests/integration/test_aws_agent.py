@@ -230,6 +230,22 @@ async def test_a_pod_whose_service_account_has_no_manifest(aws_agent: AgentHarne
     assert "serviceaccount default/ghost not found" in (info.value.details() or "")
 
 
+async def test_a_long_service_account_name_is_quoted_cut(aws_agent: AgentHarness) -> None:
+    """A valid name of 200 characters reaches kubelet's error cut at 80, as other names a
+    request brings. Before: echoed whole."""
+    aws_agent.write_spc(
+        provider="aws", parameters={"objects": "- {objectName: a, objectType: secretsmanager}\n"}
+    )
+    request = publish_request(
+        aws_agent.target(), tokens={"sts.amazonaws.com": "t"}, service_account="s" * 200
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await aws_agent.kubelet.publish(request)
+    details = info.value.details() or ""
+    assert details.startswith(f"serviceaccount default/{'s' * 80!r}... not found in ")
+    assert "s" * 81 not in details
+
+
 def test_botocore_is_loaded_only_when_a_volume_uses_aws() -> None:
     # A fresh interpreter: building the agent (and its registry) imports no AWS library; the
     # AWS provider's factory imports its package; botocore waits for the first request.

@@ -131,6 +131,72 @@ async def test_a_pod_name_or_namespace_kubernetes_would_refuse_is_named(
     ("name", "problem"),
     [
         ("../x", "'../x' is not a lowercase RFC 1123 subdomain"),
+        ("Web_SA", "'Web_SA' is not a lowercase RFC 1123 subdomain"),
+        ("web..sa", "'web..sa' is not a lowercase RFC 1123 subdomain"),
+        ("s" * 254, "is longer than 253 characters"),
+        ("web\nforged log line", "'web\\nforged log line' is not a lowercase RFC 1123 subdomain"),
+    ],
+)
+async def test_a_service_account_name_kubernetes_would_refuse_is_named(
+    harness: AgentHarness, logs: list[MutableMapping[str, Any]], name: str, problem: str
+) -> None:
+    """The API server takes only an RFC 1123 subdomain as a pod's ``serviceAccountName``.
+    Before: standalone mode passed any name on to the provider, and "serviceaccount ns/name
+    not found" echoed it whole (a forged log line, 5000 characters) to kubelet and the log."""
+    target = harness.target()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.kubelet.publish(publish_request(target, service_account=name))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = refused.value.details() or ""
+    assert details.startswith("csi.storage.k8s.io/serviceAccount.name in volume context: ")
+    assert problem in details
+    assert len(details) < 300
+    (failed,) = [entry for entry in logs if entry["event"] == "node_publish.failed"]
+    assert failed["error"] == details
+    assert harness.provider.requests == []
+    assert_nothing_written(harness, target)
+
+
+async def test_a_pod_without_a_service_account_name_is_published(harness: AgentHarness) -> None:
+    """Kubelet sends the pod's ``spec.serviceAccountName`` as it is: empty when the API
+    server's ServiceAccount admission is off. Upstream passes it on unchecked; so does the
+    agent (a provider that needs one says so)."""
+    await harness.kubelet.publish(publish_request(harness.target(), service_account=""))
+    (request,) = harness.provider.requests
+    assert request.identity.service_account == ""
+    assert request.attributes["csi.storage.k8s.io/serviceAccount.name"] == ""
+
+
+async def test_a_republish_naming_another_class_quotes_long_names_cut(
+    harness: AgentHarness,
+) -> None:
+    """Names in the refusal are cut at 80 characters, as in every other message. Before: the
+    two compared names were cut at 160, and the mounted pod's and class's names not at all."""
+    # Valid Kubernetes names, long; the first two make a status name of 209 characters.
+    pod, kept, sent = "p" * 100, "c" * 100, "d" * 200
+    harness.write_spc(name=kept)
+    target = harness.target()
+    await harness.kubelet.publish(publish_request(target, pod=pod, spc=kept))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.kubelet.publish(publish_request(target, pod=pod, spc=sent))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    def cut(name: str) -> str:
+        return repr(name[:80]) + "..."
+
+    assert refused.value.details() == (
+        f"secretProviderClass in volume context: {cut(sent)} differs from the volume already "
+        f"mounted at this target path ({cut(kept)}, pod default/{cut(pod)}, class "
+        f"{cut(kept)}); unpublish it first"
+    )
+    assert len(harness.provider.requests) == 1
+    await harness.kubelet.unpublish("csi-0123456789abcdef", target)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("../x", "'../x' is not a lowercase RFC 1123 subdomain"),
         ("App_Secrets", "'App_Secrets' is not a lowercase RFC 1123 subdomain"),
     ],
 )

@@ -17,12 +17,14 @@ from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.aio.ratelimit import TokenBucket
 from agent.core.identity import refreshed_identity
 from agent.csi.status import to_grpc_error
+from agent.k8s.api import KubeApi
 from agent.k8s.api_errors import from_exception, from_response, from_status_object
 from agent.k8s.identity import token_expiry
+from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.pods import decode_pod
 from agent.k8s.resources import PODS, SPC_V1
 from agent.k8s.spcs import UnusableClass, decode_class
-from agent.model import PodIdentity, SecretProviderClass, ServiceAccountToken
+from agent.model import PodIdentity, PodStatus, SecretProviderClass, ServiceAccountToken
 
 
 def test_backoff_grows_with_jitter_caps_and_resets() -> None:
@@ -280,3 +282,14 @@ def test_token_request_expiry_is_always_comparable_with_now() -> None:
         expiry = token_expiry(text)
         assert expiry is not None and expiry - now > timedelta(0)  # naive would raise here
     assert token_expiry("soon") is None and token_expiry(None) is None
+
+
+@pytest.mark.parametrize("name", ["web..0-default-app", "web.-0-default-app", "w" * 254])
+def test_a_pod_status_name_the_api_server_would_refuse_is_not_queued(name: str) -> None:
+    """The API server's subdomain rule (``agent.documents.names``), not a looser copy: before,
+    the first two were queued, to be refused by the server at every attempt."""
+    statuses = KubePodStatusStore(KubeApi(), "node-a")
+    target = "/var/lib/kubelet/pods/uid-1/volumes/kubernetes.io~csi/secrets/mount"
+    status = PodStatus(name, "default", "web", "uid-1", "app", target, "node-a", True, ())
+    with pytest.raises(errors.StatusError, match="not a valid object name"):
+        statuses.want(status)

@@ -349,6 +349,33 @@ async def test_missing_service_account_names_the_directory(tmp_path: Path) -> No
         await source.annotations("apps", "app")
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("name: app", "name: App_SA", "metadata.name"),
+        ("namespace: apps", "namespace: a.b", "metadata.namespace"),
+    ],
+)
+async def test_service_account_manifest_named_as_kubernetes_would_refuse_is_reported(
+    tmp_path: Path, old: str, new: str, field: str
+) -> None:
+    """As for a class manifest: the API server would refuse it, and no pod could name it (the
+    pod's service account is checked by the same rule), so it is reported, naming the field."""
+    write(tmp_path, "sa.yaml", SERVICE_ACCOUNT.replace(old, new))
+    with structlog.testing.capture_logs() as logs, pytest.raises(ServiceAccountNotFound):
+        await DirectorySecretProviderClassSource(tmp_path).annotations("apps", "app")
+    (warning,) = [e for e in logs if e["event"] == "standalone.spc_invalid"]
+    assert warning["file"] == "sa.yaml"
+    assert warning["reason"].startswith(f"{field}: ")
+    assert "is not a lowercase RFC 1123" in warning["reason"]
+
+
+async def test_a_long_service_account_name_is_quoted_cut(tmp_path: Path) -> None:
+    with pytest.raises(ServiceAccountNotFound) as info:
+        await DirectorySecretProviderClassSource(tmp_path).annotations("apps", "s" * 200)
+    assert str(info.value).startswith(f"serviceaccount apps/{'s' * 80!r}... not found in ")
+
+
 async def test_service_account_defined_twice_keeps_the_first(tmp_path: Path) -> None:
     other = SERVICE_ACCOUNT.replace("role/app", "role/admin")
     write(tmp_path, "a.yaml", SERVICE_ACCOUNT)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from agent.documents.names import shown_name
 from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.model import SERVICE_ACCOUNT_NAME, SERVICE_ACCOUNT_TOKENS, PodIdentity
 from agent.ports import ServiceAccountSource
@@ -101,9 +102,9 @@ class IdentityResolver:
         role_arn = annotations.get(ROLE_ARN_ANNOTATION, "")
         if not role_arn:
             raise ProviderError(
-                f"An IAM role must be associated with service account {pod.service_account} "
-                f"(namespace: {pod.namespace}): annotate it with {ROLE_ARN_ANNOTATION}, or set "
-                'usePodIdentity: "true" to use EKS Pod Identity'
+                "An IAM role must be associated with service account "
+                f"{shown_name(pod.service_account)} (namespace: {pod.namespace}): annotate it "
+                f'with {ROLE_ARN_ANNOTATION}, or set usePodIdentity: "true" to use EKS Pod Identity'
             )
         return role_arn
 

@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import structlog
 
+from agent.documents.names import shown_name
 from agent.errors import ProviderTimeout, ProviderUnavailable
 from agent.model import MountResult, PodIdentity, ProviderRequest
 from agent.ports import NodeLabelSource, ServiceAccountSource
@@ -128,7 +129,7 @@ class AwsProvider:
             provider=self.name,
             namespace=pod.namespace,
             pod=pod.name,
-            service_account=pod.service_account,
+            service_account=shown_name(pod.service_account) if pod.service_account else "",
             method="pod-identity" if config.use_pod_identity else "irsa",
             regions=list(config.regions),
             objects=len(config.objects),

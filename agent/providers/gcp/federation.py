@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from urllib.parse import quote
 
+from agent.documents.names import shown_name
 from agent.errors import ProviderError
 from agent.model import PodIdentity
 from agent.ports import ServiceAccountSource
@@ -136,7 +137,7 @@ class PodCredentials:
         except ApiFailure as failure:
             if failure.http_status == UNAUTHENTICATED:
                 self._cache.forget(federated)
-            where = f"{GSA_ANNOTATION} of service account {pod.namespace}/{pod.service_account}"
+            where = f"{GSA_ANNOTATION} of service account {_ref(pod)}"
             raise _error(failure, f"impersonating {account} ({where})") from None
         token = reply.get("accessToken")
         if not isinstance(token, str) or not token:
@@ -170,10 +171,15 @@ def _delegates(annotations: Mapping[str, str], pod: PodIdentity) -> tuple[str, .
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ProviderError(
             f"annotation {DELEGATES_ANNOTATION} of service account "
-            f"{pod.namespace}/{pod.service_account}: must be a JSON array of service account "
+            f"{_ref(pod)}: must be a JSON array of service account "
             'emails, e.g. ["a@p.iam.gserviceaccount.com"]'
         )
     return tuple(value)
+
+
+def _ref(pod: PodIdentity) -> str:
+    """``namespace/name`` of the pod's service account for a message (``shown_name``)."""
+    return f"{pod.namespace}/{shown_name(pod.service_account)}"
 
 
 def _error(failure: ApiFailure, doing: str) -> ProviderError:

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import structlog
 
 from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
+from agent.documents.names import shown_name
 from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.providers.vault.objects import ReadKey
 from agent.providers.vault.secret import VaultSecret, parse_secret
@@ -117,6 +118,7 @@ class VaultClient:
             detail = _scrub(reply.describe(), login.jwt)
             raise _failure(reply, f"{where}{login.role!r}) failed: {detail}")
         ttl = float(auth.get("lease_duration") or 0)
+        account = login.key.service_account  # "" for a pod without one
         log.info(
             "vault.login",
             address=login.target.address,
@@ -125,7 +127,7 @@ class VaultClient:
             namespace=login.key.pod_namespace,
             pod_uid=login.key.pod_uid,
             vault_namespace=login.target.namespace or None,
-            service_account=login.key.service_account,
+            service_account=shown_name(account) if account else "",
             ttl_s=ttl,
         )
         return str(auth["client_token"]), ttl

@@ -91,6 +91,46 @@ async def test_token_map_that_is_not_json_is_refused_before_anything_happens(
     assert node.provider.requests == []
 
 
+@pytest.mark.parametrize("name", ["app..secrets", "app.-secrets", "app-.secrets"])
+async def test_a_class_name_the_api_server_would_refuse_is_not_looked_up(
+    node: KubeHarness, name: str
+) -> None:
+    """Kubernetes mode checks a requested class name by the API server's rule, as standalone
+    mode checks manifests (``agent.documents.names``). Before: its own looser pattern let
+    these through, to a read from the API and NOT_FOUND."""
+    web = await node.add_pod("web-0", spc=name)
+    mark = node.kube.requests.mark()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await node.publish(web, spc=name)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (caught.value.details() or "").startswith(
+        f"secretProviderClass {name!r} is not a lowercase RFC 1123 subdomain"
+    )
+    assert node.kube.requests.since(mark, resource="secretproviderclasses") == []
+    assert node.provider.requests == []
+
+
+@pytest.mark.parametrize("name", ["../web", "Web_SA", "web..sa"])
+async def test_a_service_account_name_the_api_server_would_refuse_is_not_looked_up(
+    node: KubeHarness, name: str
+) -> None:
+    """As standalone mode (tests/integration/test_hostile_requests.py): refused where the
+    pod's name and namespace are checked, before any API read or provider call."""
+    web = await node.add_pod("web-0")
+    mark = node.kube.requests.mark()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await node.publish(web, service_account=name)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == (
+        f"csi.storage.k8s.io/serviceAccount.name in volume context: {name!r} is not a "
+        "lowercase RFC 1123 subdomain (a-z, 0-9, '-' and '.', starting and ending with a "
+        "letter or digit), as Kubernetes requires"
+    )
+    await node.settle()
+    assert node.kube.requests.since(mark) == []  # no read, no status, no event: kubelet's doing
+    assert node.provider.requests == []
+
+
 async def test_repeated_failures_become_one_aggregated_event(node: KubeHarness) -> None:
     web = await node.add_pod("web-0", spc="missing")
     for _ in range(5):

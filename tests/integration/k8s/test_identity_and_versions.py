@@ -51,11 +51,8 @@ class RoleFromAnnotation:
         return MountResult((SecretFile("role", 0o644, role),), (ObjectVersion("role", "1"),))
 
 
-async def test_providers_read_service_account_annotations_through_the_api(
-    agents: KubeAgents, kube_api: FakeKubeApi
-) -> None:
-    role = "arn:aws:iam::111122223333:role/web"
-    kube_api.store.put(service_account("web", annotations={"eks.amazonaws.com/role-arn": role}))
+async def annotated_node(agents: KubeAgents, kube_api: FakeKubeApi) -> KubeHarness:
+    """An agent with the ``annotated`` provider, and class ``aws-like`` of it."""
     kube_api.store.put(
         secret_provider_class("aws-like", provider="annotated", parameters={"a": "b"})
     )
@@ -63,7 +60,15 @@ async def test_providers_read_service_account_annotations_through_the_api(
         timeout=5, version_key=b"k" * 32, factories={"annotated": RoleFromAnnotation},
         load_entry_points=False,
     )  # fmt: skip
-    node = await agents.start(registry=registry)
+    return await agents.start(registry=registry)
+
+
+async def test_providers_read_service_account_annotations_through_the_api(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    role = "arn:aws:iam::111122223333:role/web"
+    kube_api.store.put(service_account("web", annotations={"eks.amazonaws.com/role-arn": role}))
+    node = await annotated_node(agents, kube_api)
     first, second = await node.add_pod("web-0", spc="aws-like"), await node.add_pod("web-1")
     target = await node.publish(first, spc="aws-like", service_account="web")
     await node.publish(second, spc="aws-like", service_account="web")
@@ -74,6 +79,22 @@ async def test_providers_read_service_account_annotations_through_the_api(
         await node.publish(orphan, spc="aws-like", service_account="missing")
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "serviceaccount default/missing not found" in (caught.value.details() or "")
+
+
+async def test_a_long_service_account_name_is_quoted_cut_in_the_error_and_the_event(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    """A valid name of 200 characters, that no ServiceAccount has, reaches kubelet's error and
+    the pod's event cut at 80 characters, as other names a request brings. Before: whole."""
+    node = await annotated_node(agents, kube_api)
+    web = await node.add_pod("web-0", spc="aws-like")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await node.publish(web, spc="aws-like", service_account="s" * 200)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    error = f"serviceaccount default/{'s' * 80!r}... not found"
+    assert caught.value.details() == error
+    event = await node.event("GRPCProviderError")
+    assert event["message"] == f"failed to mount spc default/aws-like (provider annotated): {error}"
 
 
 async def test_token_request_fallback_mints_a_pod_bound_token(

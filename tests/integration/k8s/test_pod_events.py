@@ -85,7 +85,11 @@ async def test_an_error_that_names_the_class_is_not_prefixed_twice(node: KubeHar
             "failed to get secretproviderclass default/{shown}: not found in namespace default",
         ),
         # No object can have this name: refused before the API is asked.
-        ("c" * 5000, "FailedToMount", "secretProviderClass {shown} is not a valid object name"),
+        (
+            "c" * 5000,
+            "FailedToMount",
+            "secretProviderClass {shown} is longer than 253 characters (a Kubernetes name)",
+        ),
     ],
 )
 async def test_an_unknown_class_name_is_quoted_cut_in_the_error_and_the_event(
