@@ -72,7 +72,9 @@ def test_a_secret_changed_in_openbao_reaches_the_file_within_one_interval(
         assert took < 5.0, f"rotation took {took:.2f}s"
         # The files swap in the worker thread; the metric and the log line follow on the loop.
         wait_for(
-            lambda: metric(agent, "rotation_reconcile_total", provider="vault", rotated="true") >= 1,
+            lambda: (
+                metric(agent, "rotation_reconcile_total", provider="vault", rotated="true") >= 1
+            ),
             "the rotation counted",
             agent,
         )
