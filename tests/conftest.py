@@ -94,6 +94,7 @@ def agent_settings(root: Path, **overrides: object) -> Settings:
         provider_timeout=5.0,
         shutdown_grace=5.0,
     )
+    # Values from tests' keywords and parametrize tables, untyped; replace() refuses a wrong name.
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 

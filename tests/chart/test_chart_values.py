@@ -204,10 +204,12 @@ def granted(role: dict[str, Any]) -> set[tuple[str, str, str]]:
     }
 
 
-def agent_grants(helm: Helm, sets: list[str]) -> set[tuple[str, str, str]]:
+def agent_grants(helm: Helm, sets: list[str]) -> set[tuple[str, ...]]:
+    """(group, resource, verb) of the agent's ClusterRole; (kind, group, resource, verb) of the
+    version-key and sync roles."""
     objects = helm.template(sets=sets)
     role = one(objects, "ClusterRole", "rel-secrets-store-agent-secretproviderclasses")
-    found = granted(role)
+    found: set[tuple[str, ...]] = set(granted(role))
     for kind in ("Role", "ClusterRole"):
         for o in objects:
             if o["kind"] == kind and o["metadata"]["name"].endswith(

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -195,16 +196,16 @@ class FakeKeyVault:
         return sum(1 for _, path, auth in self.requests if auth and path_part in path)
 
     @web.middleware
-    async def _timed(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _timed(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The fake's own time per answer (benchmarks show it beside the agent's)."""
         started = time.perf_counter()
         try:
-            return await handler(request)  # type: ignore[no-any-return]
+            return await handler(request)
         finally:
             self.handler_seconds.append(time.perf_counter() - started)
 
     @web.middleware
-    async def _trickled(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _trickled(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         return await trickled(request, await handler(request), self.trickle)
 
     def app(self) -> web.Application:

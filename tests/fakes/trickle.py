@@ -12,10 +12,13 @@ from aiohttp import web
 async def trickled(
     request: web.Request, answer: web.StreamResponse, size: int
 ) -> web.StreamResponse:
-    """``answer`` written ``size`` bytes per write (unchanged when it has no body or size is 0)."""
-    if not size or not isinstance(answer, web.Response) or answer.body is None:
+    """``answer`` written ``size`` bytes per write (unchanged when size is 0 or it has no body
+    in memory: none, or a payload such as a file)."""
+    if not size or not isinstance(answer, web.Response):
         return answer
-    body = bytes(answer.body)  # type: ignore[arg-type]
+    if not isinstance(answer.body, bytes | bytearray):
+        return answer
+    body = bytes(answer.body)
     streamed = web.StreamResponse(status=answer.status, headers=answer.headers)
     streamed.content_length = len(body)
     await streamed.prepare(request)

@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from agent._proto.csi import v1 as csi
 from agent.app import build_agent
 from tests.conftest import AgentHarness, agent_settings
 from tests.fakes.aws_fault_proxy import FaultProxy
@@ -72,7 +73,9 @@ async def running_aws_agent(
         await agent.stop()
 
 
-def irsa_publish(target: str, volume_id: str = "csi-0123456789abcdef") -> object:
+def irsa_publish(
+    target: str, volume_id: str = "csi-0123456789abcdef"
+) -> csi.NodePublishVolumeRequest:
     return publish_request(
         target, tokens={"sts.amazonaws.com": "eyJ.kubelet.token"}, volume_id=volume_id
     )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
-from agent.model import MountResult
+from agent.model import MountResult, ProviderRequest
 from agent.providers.aws import AwsProvider
 from agent.providers.aws.transport import RetryPolicy, Timeouts
 from tests.fakes.aws_fault_proxy import Fault, FaultProxy
@@ -49,7 +49,7 @@ def secret_in_both(moto: MotoServer, name: str) -> None:
     moto.client("secretsmanager", SECONDARY).create_secret(Name=name, SecretString="secondary")
 
 
-def request_for(name: str, alias: str = "") -> object:
+def request_for(name: str, alias: str = "") -> ProviderRequest:
     extra = f", objectAlias: {alias}" if alias else ""
     return aws_request(
         f"- {{objectName: {name}, objectType: secretsmanager{extra}}}",
@@ -63,7 +63,7 @@ async def test_a_healthy_primary_is_the_only_region_asked(
 ) -> None:
     name = unique("healthy")
     secret_in_both(moto, name)
-    result = await provider.mount(request_for(name))  # type: ignore[arg-type]
+    result = await provider.mount(request_for(name))
     assert result.files[0].contents == b"primary"
     assert proxy.calls(SECONDARY) == 0
 
@@ -75,7 +75,7 @@ async def test_regional_failures_fail_over_after_the_retries(
     name = unique(fault)
     secret_in_both(moto, name)
     proxy.faults[PRIMARY] = fault
-    result = await provider.mount(request_for(name))  # type: ignore[arg-type]
+    result = await provider.mount(request_for(name))
     assert result.files[0].contents == b"secondary"
     assert proxy.calls(PRIMARY, "GetSecretValue") == 3  # the SDKs' standard attempts
     assert len(sleeps.slept) == 2
@@ -94,7 +94,7 @@ async def test_client_faults_do_not_fail_over(
     secret_in_both(moto, name)
     proxy.faults[PRIMARY] = fault
     with pytest.raises(ProviderError) as info:
-        await provider.mount(request_for(name))  # type: ignore[arg-type]
+        await provider.mount(request_for(name))
     assert not isinstance(info.value, ProviderUnavailable)
     assert f"GetSecretValue in {PRIMARY}: {code}" in info.value.message
     assert proxy.calls(PRIMARY, "GetSecretValue") == 1  # not retried either
@@ -129,7 +129,7 @@ async def test_both_regions_failing_names_both(
     proxy.faults[PRIMARY] = "unavailable"
     proxy.faults[SECONDARY] = "throttle"
     with pytest.raises(ProviderUnavailable) as info:
-        await provider.mount(request_for(name))  # type: ignore[arg-type]
+        await provider.mount(request_for(name))
     message = info.value.message
     assert f"secret {name} (objects[0]): failed in {PRIMARY} (ServiceUnavailable) and" in message
     assert f"GetSecretValue in {SECONDARY}: ThrottlingException" in message
@@ -168,7 +168,11 @@ async def test_a_hung_region_times_out_and_fails_over(moto: MotoServer, proxy: F
 
 
 async def mount_with(
-    env: dict[str, str], request: object, *, attempt: float, **retry: int
+    env: dict[str, str],
+    request: ProviderRequest,
+    *,
+    attempt: float,
+    max_attempts: int = RetryPolicy().max_attempts,
 ) -> MountResult:
     """One mount by a provider with short attempt timeouts (for hung regions)."""
     accounts = ServiceAccounts()
@@ -177,11 +181,11 @@ async def mount_with(
         service_accounts=accounts,
         env=env,
         timeout=3.0,
-        retry=RetryPolicy(sleep=Sleeps(), **retry),
+        retry=RetryPolicy(max_attempts=max_attempts, sleep=Sleeps()),
         timeouts=Timeouts(connect=1.0, attempt=attempt),
     )
     try:
-        return await provider.mount(request)  # type: ignore[arg-type]
+        return await provider.mount(request)
     finally:
         await provider.close()
 
@@ -220,7 +224,7 @@ async def test_an_oversized_answer_is_refused_unread_and_fails_over(
     name = unique("big")
     secret_in_both(moto, name)
     proxy.faults[PRIMARY] = "oversized"  # 5 MiB of well-formed JSON: no secret is that large
-    result = await provider.mount(request_for(name))  # type: ignore[arg-type]
+    result = await provider.mount(request_for(name))
     assert result.files[0].contents == b"secondary"
     assert proxy.calls(PRIMARY) == 1  # not retried: the same answer would come again
 

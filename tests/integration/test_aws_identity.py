@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from agent.errors import ProviderError, ProviderUnavailable, ServiceAccountNotFound
+from agent.model import ProviderRequest
 from agent.providers.aws import AwsProvider
 from agent.providers.aws.credentials import AwsCredentialCache
 from agent.providers.aws.transport import RetryPolicy
@@ -55,7 +56,7 @@ class World:
 
     def request(
         self, service_account: str = "web", pod: str = "web-0", **parameters: str
-    ) -> object:
+    ) -> ProviderRequest:
         audience = POD_IDENTITY if parameters.get("usePodIdentity") == "true" else IRSA
         return aws_request(
             f"- {{objectName: {self.secret}, objectType: secretsmanager}}",
@@ -63,7 +64,7 @@ class World:
             service_account=service_account,
             pod=pod,
             uid=f"uid-{pod}",
-            **parameters,
+            extra=parameters,
         )
 
     def signers(self) -> list[str]:
@@ -107,7 +108,7 @@ async def world(moto: MotoServer, jwt_signer: JwtSigner) -> AsyncIterator[World]
 
 
 async def test_irsa_signs_with_the_role_the_service_account_names(world: World) -> None:
-    result = await world.provider.mount(world.request())  # type: ignore[arg-type]
+    result = await world.provider.mount(world.request())
     assert result.files[0].contents == b"s3cr3t-value"
     (issued,) = world.identity.issued
     assert (issued.role_arn, issued.subject) == (ROLE_ARN, "system:serviceaccount:default:web")
@@ -117,27 +118,27 @@ async def test_irsa_signs_with_the_role_the_service_account_names(world: World) 
 
 async def test_credentials_are_cached_until_shortly_before_they_expire(world: World) -> None:
     request = world.request()
-    await world.provider.mount(request)  # type: ignore[arg-type]
-    await world.provider.mount(request)  # type: ignore[arg-type]
+    await world.provider.mount(request)
+    await world.provider.mount(request)
     assert len(world.identity.issued) == 1
     world.clock.now += 0.8 * 3600 + 1  # the cache serves 80% of the one-hour lifetime
-    await world.provider.mount(request)  # type: ignore[arg-type]
+    await world.provider.mount(request)
     first, second = world.identity.issued
     assert world.signers() == [first.access_key, first.access_key, second.access_key]
 
 
 async def test_two_service_accounts_never_share_credentials(world: World) -> None:
-    await world.provider.mount(world.request("web", "web-0"))  # type: ignore[arg-type]
-    await world.provider.mount(world.request("batch", "batch-0"))  # type: ignore[arg-type]
+    await world.provider.mount(world.request("web", "web-0"))
+    await world.provider.mount(world.request("batch", "batch-0"))
     web, batch = world.identity.issued
     assert (web.role_arn, batch.role_arn) == (ROLE_ARN, OTHER_ROLE)
     assert world.signers() == [web.access_key, batch.access_key]
 
 
 async def test_a_refreshed_token_logs_in_again_and_replaces_the_entry(world: World) -> None:
-    await world.provider.mount(world.request())  # type: ignore[arg-type]
+    await world.provider.mount(world.request())
     # world.request() signs a new JWT each time, as kubelet does when it refreshes the token.
-    await world.provider.mount(world.request())  # type: ignore[arg-type]
+    await world.provider.mount(world.request())
     assert len(world.identity.issued) == 2
     assert len(world.provider.identities.cache) == 1
 
@@ -145,7 +146,7 @@ async def test_a_refreshed_token_logs_in_again_and_replaces_the_entry(world: Wor
 async def test_a_role_that_does_not_trust_the_service_account_is_denied(world: World) -> None:
     world.accounts.add("default", "web", OTHER_ROLE)  # trusts default:batch only
     with pytest.raises(ProviderError) as info:
-        await world.provider.mount(world.request())  # type: ignore[arg-type]
+        await world.provider.mount(world.request())
     assert not isinstance(info.value, ProviderUnavailable)
     message = info.value.message
     assert f"IRSA for role {OTHER_ROLE}: STS AssumeRoleWithWebIdentity in us-east-1" in message
@@ -167,7 +168,7 @@ async def test_a_token_from_another_issuer_is_an_invalid_identity_token(world: W
 async def test_a_service_account_without_the_annotation(world: World) -> None:
     world.accounts.add("default", "web", role_arn=None)
     with pytest.raises(ProviderError) as info:
-        await world.provider.mount(world.request())  # type: ignore[arg-type]
+        await world.provider.mount(world.request())
     assert "An IAM role must be associated with service account web (namespace: default)" in (
         info.value.message
     )
@@ -176,7 +177,7 @@ async def test_a_service_account_without_the_annotation(world: World) -> None:
 
 async def test_a_missing_service_account(world: World) -> None:
     with pytest.raises(ServiceAccountNotFound, match="default/ghost"):
-        await world.provider.mount(world.request("ghost", "ghost-0"))  # type: ignore[arg-type]
+        await world.provider.mount(world.request("ghost", "ghost-0"))
 
 
 @pytest.mark.parametrize(
@@ -203,7 +204,7 @@ async def test_a_missing_audience_names_the_csidriver_setting(
     request = aws_request(
         f"- {{objectName: {world.secret}, objectType: secretsmanager}}",
         tokens=tokens,
-        **parameters,
+        extra=parameters,
     )
     with pytest.raises(ProviderError) as info:
         await world.provider.mount(request)
@@ -214,7 +215,7 @@ async def test_a_missing_audience_names_the_csidriver_setting(
 
 
 async def test_pod_identity_sends_the_token_to_the_agent(world: World) -> None:
-    result = await world.provider.mount(world.request(usePodIdentity="true"))  # type: ignore[arg-type]
+    result = await world.provider.mount(world.request(usePodIdentity="true"))
     assert result.files[0].contents == b"s3cr3t-value"
     (issued,) = world.identity.issued
     assert (issued.subject, issued.role_arn) == ("system:serviceaccount:default:web", "")
@@ -224,7 +225,7 @@ async def test_pod_identity_sends_the_token_to_the_agent(world: World) -> None:
 
 async def test_pod_identity_without_an_association_is_denied(world: World) -> None:
     with pytest.raises(ProviderError) as info:
-        await world.provider.mount(world.request("batch", "batch-0", usePodIdentity="true"))  # type: ignore[arg-type]
+        await world.provider.mount(world.request("batch", "batch-0", usePodIdentity="true"))
     assert not isinstance(info.value, ProviderUnavailable)
     assert f"EKS Pod Identity Agent at {world.identity.pod_identity_url}: HTTP 403" in (
         info.value.message
@@ -234,20 +235,20 @@ async def test_pod_identity_without_an_association_is_denied(world: World) -> No
 async def test_an_unavailable_pod_identity_agent_is_retried_by_kubelet(world: World) -> None:
     world.identity.unavailable = True
     with pytest.raises(ProviderUnavailable, match="HTTP 503"):
-        await world.provider.mount(world.request(usePodIdentity="true"))  # type: ignore[arg-type]
+        await world.provider.mount(world.request(usePodIdentity="true"))
 
 
 async def test_an_unavailable_sts_is_unavailable(world: World) -> None:
     world.identity.unavailable = True
     with pytest.raises(ProviderUnavailable, match="AssumeRoleWithWebIdentity in us-east-1"):
-        await world.provider.mount(world.request())  # type: ignore[arg-type]
+        await world.provider.mount(world.request())
     assert world.proxy.seen == []
 
 
 async def test_a_malformed_role_annotation_is_refused_before_sts(world: World) -> None:
     world.accounts.add("default", "web", "not-an-arn")
     with pytest.raises(ProviderError) as info:
-        await world.provider.mount(world.request())  # type: ignore[arg-type]
+        await world.provider.mount(world.request())
     assert "IRSA for role not-an-arn" in info.value.message
     assert "Invalid length for parameter RoleArn" in info.value.message
     assert world.identity.issued == []
@@ -301,7 +302,7 @@ async def test_a_garbled_identity_answer_is_a_clear_error_and_fetches_nothing(
     world.identity.answer = answer
     parameters = {"usePodIdentity": "true"} if method == "pod-identity" else {}
     with pytest.raises(ProviderError) as info:
-        await world.provider.mount(world.request(**parameters))  # type: ignore[arg-type]
+        await world.provider.mount(world.request(**parameters))
     # Unavailable: kubelet retries; otherwise a final error (the cause needs fixing).
     assert isinstance(info.value, ProviderUnavailable) == (error is ProviderUnavailable)
     assert expected in info.value.message
@@ -314,7 +315,7 @@ async def test_credentials_expired_on_arrival_name_the_clock(world: World, metho
     world.identity.lifetime = -datetime.timedelta(minutes=5)
     parameters = {"usePodIdentity": "true"} if method == "pod-identity" else {}
     with pytest.raises(ProviderError) as info:
-        await world.provider.mount(world.request(**parameters))  # type: ignore[arg-type]
+        await world.provider.mount(world.request(**parameters))
     assert not isinstance(info.value, ProviderUnavailable)
     assert "before their first use (is the node's clock right?)" in info.value.message
     assert "session-" not in info.value.message and "secret-" not in info.value.message

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agent.errors import InvalidSecretProviderClass, ProviderError, ProviderUnavailable
-from agent.model import ObjectVersion
+from agent.model import MountResult, ObjectVersion
 from agent.providers.aws import AwsProvider
 from tests.fakes.aws_fault_proxy import FaultProxy
 from tests.support.aws import ServiceAccounts, aws_provider, aws_request
@@ -48,8 +48,8 @@ def ssm(moto: MotoServer) -> object:
     return moto.client("ssm")
 
 
-def files_of(result: object) -> dict[str, bytes]:
-    return {f.path: f.contents for f in result.files}  # type: ignore[attr-defined]
+def files_of(result: MountResult) -> dict[str, bytes]:
+    return {f.path: f.contents for f in result.files}
 
 
 async def test_secret_with_alias_mode_and_version(provider: AwsProvider, secrets: object) -> None:
@@ -250,7 +250,7 @@ async def test_path_translation(
     ssm.put_parameter(Name=f"/{prefix}/a/b", Value="x", Type="String")  # type: ignore[attr-defined]
     parameters = {"pathTranslation": translation} if translation is not None else {}
     request = aws_request(
-        f'- {{objectName: "/{prefix}/a/b", objectType: ssmparameter}}', **parameters
+        f'- {{objectName: "/{prefix}/a/b", objectType: ssmparameter}}', extra=parameters
     )
     assert files_of(await provider.mount(request)) == {expected.format(p=prefix): b"x"}
 

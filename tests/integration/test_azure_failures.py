@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import pytest
 
@@ -30,12 +30,15 @@ async def provider(azure: AzureWorld) -> AsyncIterator[AzureProvider]:
 async def failure(
     provider: AzureProvider,
     azure: AzureWorld,
-    objects: list[dict[str, object]] = OBJECTS,
+    objects: Sequence[Mapping[str, object]] = OBJECTS,
+    *,
+    tokens: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
     **params: str,
 ) -> ProviderError:
     params.setdefault("clientID", WI_CLIENT)
     with pytest.raises(ProviderError) as caught:
-        await provider.mount(azure.request(objects, **params))
+        await provider.mount(azure.request(objects, tokens=tokens, secrets=secrets, extra=params))
     message = caught.value.message
     assert SECRET_VALUE not in message and SP_SECRET not in message and "fake-aad-" not in message
     return caught.value

@@ -50,9 +50,16 @@ async def provider(azure: AzureWorld) -> AsyncIterator[AzureProvider]:
     await provider.close()
 
 
-async def error_of(provider: AzureProvider, azure: AzureWorld, **kwargs: object) -> str:
+async def error_of(
+    provider: AzureProvider,
+    azure: AzureWorld,
+    *,
+    tokens: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    **params: str,
+) -> str:
     with pytest.raises(ProviderError) as caught:
-        await provider.mount(azure.request(OBJECTS, **kwargs))  # type: ignore[arg-type]
+        await provider.mount(azure.request(OBJECTS, tokens=tokens, secrets=secrets, extra=params))
     return caught.value.message
 
 

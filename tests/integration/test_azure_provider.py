@@ -48,7 +48,7 @@ async def mount(
     **params: str,
 ) -> MountResult:
     params.setdefault("clientID", WI_CLIENT)
-    return await provider.mount(azure.request(objects, tokens=tokens, **params))
+    return await provider.mount(azure.request(objects, tokens=tokens, extra=params))
 
 
 async def test_every_object_type_in_one_volume(azure: AzureWorld, provider: AzureProvider) -> None:

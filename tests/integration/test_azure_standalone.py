@@ -17,6 +17,7 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from agent._proto.csi import v1 as csi
 from agent.app import Agent, build_agent
 from agent.providers.azure.content import CONTENT_TYPE_PFX
 from tests.conftest import agent_settings
@@ -112,7 +113,9 @@ async def node(
         yield running
 
 
-def publish(node: Node, azure: AzureWorld, spc: str, volume: str = "secrets") -> object:
+async def publish(
+    node: Node, azure: AzureWorld, spc: str, volume: str = "secrets"
+) -> csi.NodePublishVolumeResponse:
     request = publish_request(
         node.target(volume),
         spc=spc,
@@ -122,7 +125,7 @@ def publish(node: Node, azure: AzureWorld, spc: str, volume: str = "secrets") ->
         tokens={EXCHANGE_AUDIENCE: azure.pod_token()},
         volume_id=f"csi-{volume}",
     )
-    return node.kubelet.publish(request)
+    return await node.kubelet.publish(request)
 
 
 async def test_publish_through_the_socket(node: Node, azure: AzureWorld) -> None:

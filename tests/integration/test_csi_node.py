@@ -7,9 +7,11 @@ import io
 import json
 import os
 import stat
+from collections.abc import Awaitable
 from pathlib import Path
 
 import aiohttp
+import betterproto2
 import grpc
 import pytest
 import yaml
@@ -21,9 +23,9 @@ from tests.support.kubelet import publish_request
 from tests.support.mounts import is_root, mounts_under
 
 
-async def expect_error(call: object, code: grpc.StatusCode) -> str:
+async def expect_error(call: Awaitable[object], code: grpc.StatusCode) -> str:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call  # type: ignore[misc]
+        await call
     assert info.value.code() == code, info.value.details()
     return info.value.details() or ""
 
@@ -47,7 +49,7 @@ async def test_identity_answers_like_upstream(harness: AgentHarness) -> None:
         csi.GetPluginCapabilitiesRequest(),
         csi.GetPluginCapabilitiesResponse,
     )
-    assert [c.service.type for c in caps.capabilities] == [
+    assert [c.service.type if c.service is not None else None for c in caps.capabilities] == [
         csi.PluginCapabilityServiceType.CONTROLLER_SERVICE
     ]
     probe = await harness.kubelet.call("Identity", "Probe", csi.ProbeRequest(), csi.ProbeResponse)
@@ -65,7 +67,7 @@ async def test_node_info_and_capabilities(harness: AgentHarness) -> None:
         csi.NodeGetCapabilitiesRequest(),
         csi.NodeGetCapabilitiesResponse,
     )
-    assert [c.rpc.type for c in caps.capabilities] == [
+    assert [c.rpc.type if c.rpc is not None else None for c in caps.capabilities] == [
         csi.NodeServiceCapabilityRpcType.STAGE_UNSTAGE_VOLUME
     ]
 
@@ -77,7 +79,7 @@ async def test_controller_is_a_stub(harness: AgentHarness) -> None:
         csi.ControllerGetCapabilitiesRequest(),
         csi.ControllerGetCapabilitiesResponse,
     )
-    assert [c.rpc.type for c in caps.capabilities] == [
+    assert [c.rpc.type if c.rpc is not None else None for c in caps.capabilities] == [
         csi.ControllerServiceCapabilityRpcType.UNKNOWN
     ]
     call = harness.kubelet.call(
@@ -102,7 +104,10 @@ async def test_controller_is_a_stub(harness: AgentHarness) -> None:
     ],
 )
 async def test_unsupported_node_rpcs_are_unimplemented(
-    harness: AgentHarness, rpc: str, request_: object, response: type
+    harness: AgentHarness,
+    rpc: str,
+    request_: betterproto2.Message,
+    response: type[betterproto2.Message],
 ) -> None:
     await expect_error(
         harness.kubelet.call("Node", rpc, request_, response), grpc.StatusCode.UNIMPLEMENTED
@@ -459,7 +464,7 @@ async def test_provider_returning_versions_but_no_files_writes_nothing(
     def write_like_a_legacy_plugin(request: object) -> None:
         Path(target, "legacy.txt").write_text("written by the plugin")
 
-    harness.provider.on_mount = write_like_a_legacy_plugin  # type: ignore[assignment]
+    harness.provider.on_mount = write_like_a_legacy_plugin
     harness.provider.files = {}
     original = harness.provider.result
 

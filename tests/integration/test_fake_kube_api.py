@@ -50,7 +50,7 @@ async def watch_events(
 ) -> list[dict[str, Any]]:
     """Read ``count`` newline-delimited events from a watch (fewer if the stream ends)."""
     params.setdefault("timeoutSeconds", "10")
-    events = []
+    events: list[dict[str, Any]] = []
     async with http.get(path, params={"watch": "1", **params}) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("application/json")

@@ -120,7 +120,7 @@ async def test_create_conflict_and_already_exists_on_custom_objects(
             SPC_GROUP, "v1", "default", "secretproviderclasses", body
         )
     assert exists.value.status == 409
-    assert '"reason":"AlreadyExists"' in exists.value.body
+    assert '"reason":"AlreadyExists"' in str(exists.value.body)
 
     stale = dict(created, spec={"provider": "vault", "parameters": {"roleName": "x"}})
     kube_api.store.patch("secretproviderclasses", "default", "spc", {"spec": {"provider": "aws"}})
@@ -129,7 +129,7 @@ async def test_create_conflict_and_already_exists_on_custom_objects(
             SPC_GROUP, "v1", "default", "secretproviderclasses", "spc", stale
         )
     assert conflict.value.status == 409
-    assert '"reason":"Conflict"' in conflict.value.body
+    assert '"reason":"Conflict"' in str(conflict.value.body)
 
 
 async def test_token_request_returns_a_pod_bound_token(

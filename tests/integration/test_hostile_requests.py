@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import SPC_YAML, AgentHarness
 from tests.integration.test_hostile_targets import snapshot
-from tests.support.kubelet import POD_UID, publish_request
+from tests.support.kubelet import POD_UID, PodFields, publish_request
 from tests.support.mounts import mounts_under
 
 OTHER_UID = "99999999-8888-7777-6666-555555555555"
@@ -52,7 +52,7 @@ def assert_nothing_written(harness: AgentHarness, target: str) -> None:
     ],
 )
 async def test_a_republish_naming_another_pod_or_class_is_refused_and_the_volume_kept(
-    harness: AgentHarness, key: str, change: dict[str, str]
+    harness: AgentHarness, key: str, change: PodFields
 ) -> None:
     """Before: the republish answered OK and took the volume over in place; for another pod
     the mount table's status index no longer matched, so every later NodeUnpublishVolume failed
@@ -110,7 +110,7 @@ async def test_a_pod_uid_that_is_not_the_target_pod_directory_is_refused(
     ],
 )
 async def test_a_pod_name_or_namespace_kubernetes_would_refuse_is_named(
-    harness: AgentHarness, change: dict[str, str], key: str, problem: str
+    harness: AgentHarness, change: PodFields, key: str, problem: str
 ) -> None:
     """Before: a crafted pod name asked the provider, then failed INTERNAL writing the status
     (``invalid pod status name``); a crafted namespace was looked up (and, in Kubernetes mode,

@@ -56,7 +56,7 @@ async def test_vault(openbao: OpenBaoServer, jwt_signer: JwtSigner) -> None:
 
 async def test_aws(moto: MotoServer) -> None:
     name = unique("parsed")
-    moto.client("secretsmanager").create_secret(Name=name, SecretString="v")  # type: ignore[attr-defined]
+    moto.client("secretsmanager").create_secret(Name=name, SecretString="v")
     accounts = ServiceAccounts()
     accounts.add("default", "web")
     provider = aws_provider(moto.address, accounts)

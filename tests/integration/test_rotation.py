@@ -239,7 +239,7 @@ async def test_an_outage_backs_off_each_group_without_blocking_the_provider(
         if "broken" in getattr(request, "attributes", {}).get("objects", ""):
             raise ProviderUnavailable("cannot reach Vault at https://wrong.example")
 
-    harness.provider.on_mount = fail_for_broken  # type: ignore[assignment]
+    harness.provider.on_mount = fail_for_broken
     harness.provider.files["password"] = b"rotated"
     await harness.advance(DUE)
     assert Path(healthy, "password").read_bytes() == b"rotated"

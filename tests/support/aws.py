@@ -59,9 +59,12 @@ def aws_request(
     uid: str = "uid-web-0",
     service_account: str = "web",
     default_mode: int = 0o644,
+    extra: Mapping[str, str] | None = None,
     **parameters: str,
 ) -> ProviderRequest:
-    """What the agent hands the provider for a pod mounting an ``aws`` SecretProviderClass."""
+    """What the agent hands the provider for a pod mounting an ``aws`` SecretProviderClass;
+    ``extra`` and ``parameters`` are its parameters besides ``objects`` (``extra``: for a
+    caller that holds them in a mapping)."""
     if tokens is None:
         tokens = {IRSA: "header.payload.signature", POD_IDENTITY: "header.payload.signature"}
     identity = PodIdentity(
@@ -72,7 +75,7 @@ def aws_request(
         {audience: ServiceAccountToken(token) for audience, token in tokens.items()},
     )
     return ProviderRequest(
-        attributes={"objects": objects_yaml(objects), **parameters},
+        attributes={"objects": objects_yaml(objects), **(extra or {}), **parameters},
         secrets={},
         identity=identity,
         target_path=f"/var/lib/kubelet/pods/{uid}/volumes/kubernetes.io~csi/secrets/mount",

@@ -77,14 +77,18 @@ class AzureWorld:
         tokens: Mapping[str, str] | None = None,
         secrets: Mapping[str, str] | None = None,
         default_mode: int = 0o644,
+        extra: Mapping[str, str] | None = None,
         **parameters: str,
     ) -> ProviderRequest:
+        """``extra`` and ``parameters`` are more SPC parameters (``extra``: for a caller that
+        holds them in a mapping)."""
         attributes = {
             "keyvaultName": VAULT,
             "tenantID": TENANT,
             "cloudName": "AzureStackCloud",
             "objects": objects_parameter(objects),
         }
+        attributes.update(extra or {})
         attributes.update(parameters)
         if tokens is None:
             tokens = {EXCHANGE_AUDIENCE: self.pod_token()}

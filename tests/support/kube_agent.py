@@ -46,6 +46,7 @@ def kube_settings(root: Path, kube: FakeKubeApi, **overrides: object) -> Setting
         pod_cleanup_grace_period=0.0,
         cache_sync_timeout=5.0,
     )
+    # Values from tests' keywords and parametrize tables, untyped; replace() refuses a wrong name.
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 import betterproto2
 import grpc
@@ -54,6 +54,17 @@ def kubelet_target(root: Path, volume: str = "secrets", uid: str = POD_UID) -> s
     parent = root / "pods" / uid / "volumes" / "kubernetes.io~csi" / volume
     parent.mkdir(parents=True, exist_ok=True)
     return str(parent / "mount")
+
+
+class PodFields(TypedDict, total=False):
+    """The pod and class keywords of :func:`publish_request`, for a test that varies them from
+    a table."""
+
+    spc: str
+    pod: str
+    namespace: str
+    uid: str
+    service_account: str
 
 
 def publish_request(

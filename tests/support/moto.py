@@ -101,6 +101,7 @@ def server_certificate(ca_pem: str, ca_key_pem: str, ip: str) -> tuple[str, str]
 
     ca = x509.load_pem_x509_certificate(ca_pem.encode())
     ca_key = serialization.load_pem_private_key(ca_key_pem.encode(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)  # as self_signed_ca makes them
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
@@ -115,7 +116,7 @@ def server_certificate(ca_pem: str, ca_key_pem: str, ip: str) -> tuple[str, str]
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
             critical=False,
         )
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+        .sign(ca_key, hashes.SHA256())
     )
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,

@@ -14,7 +14,7 @@ import yaml
 
 from agent.app import Agent, build_agent
 from agent.config import Settings
-from agent.providers.registry import ProviderRegistry
+from agent.providers.registry import ProviderFactory, ProviderRegistry
 from agent.rotation.scheduler import RotationScheduler
 from tests.conftest import agent_settings
 from tests.support.clock import ManualClock
@@ -144,6 +144,10 @@ async def eventually(condition: Callable[[], bool], what: str, timeout: float = 
     assert condition(), what
 
 
+def _handing_out(provider: FakeProvider) -> ProviderFactory:
+    return lambda _context: provider
+
+
 async def rotation_harness(
     root: Path, *providers: str, **overrides: object
 ) -> AsyncIterator[RotationHarness]:
@@ -156,7 +160,7 @@ async def rotation_harness(
     registry = ProviderRegistry(
         timeout=settings.provider_timeout,
         version_key=b"k" * 32,
-        factories={name: (lambda _ctx, p=fake: p) for name, fake in fakes.items()},
+        factories={name: _handing_out(fake) for name, fake in fakes.items()},
         load_entry_points=False,
     )
     clock = ManualClock()

@@ -23,7 +23,7 @@ def parse(objects: str, env: dict[str, str] | None = None, **parameters: str) ->
 
 def error_of(objects: str, **parameters: str) -> str:
     with pytest.raises(InvalidSecretProviderClass) as info:
-        parse(objects, **parameters)
+        parse(objects, None, **parameters)
     return info.value.message
 
 
@@ -299,10 +299,10 @@ OBJECT_ERRORS = [
 
 
 @pytest.mark.parametrize("case", OBJECT_ERRORS, ids=lambda case: case[1][:60])
-def test_object_errors(case: tuple[str, ...] | tuple[str, str, dict[str, str]]) -> None:
+def test_object_errors(case: tuple[str, str] | tuple[str, str, dict[str, str]]) -> None:
     objects, expected = case[0], case[1]
-    parameters = case[2] if len(case) > 2 else {}  # type: ignore[misc]
-    assert expected in error_of(objects, **parameters)  # type: ignore[arg-type]
+    parameters = case[2] if len(case) > 2 else {}
+    assert expected in error_of(objects, **parameters)
 
 
 def test_yaml_errors_never_quote_the_text() -> None:

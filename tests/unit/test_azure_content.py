@@ -156,7 +156,7 @@ def _b64url(number: int, size: int | None = None) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _spki(public: Any) -> bytes:
+def _spki(public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> bytes:
     return public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )

@@ -456,7 +456,7 @@ def test_stale_half_written_directories_are_swept_before_writing(target: Path) -
         seen.append(stale.exists())
         real_write(*args, **kwargs)  # type: ignore[arg-type]
 
-    fs_files.write_new_file = recording  # type: ignore[assignment]
+    fs_files.write_new_file = recording
     try:
         writer.write(files_of({"a": (0o644, b"2")}))
     finally:

@@ -8,13 +8,15 @@ import threading
 import pytest
 
 from agent.errors import InvalidSecretProviderClass, ProviderError
-from agent.providers.gcp.config import parse_config
+from agent.providers.gcp.config import MountConfig, parse_config
 from agent.providers.gcp.extract import extract_yaml_key
 
 SM = "projects/p/secrets/s/versions/1"
 
 
-def parse(secrets: str, *, auth: str = "", key: str | None = None, allow: bool = False):  # type: ignore[no-untyped-def]
+def parse(
+    secrets: str, *, auth: str = "", key: str | None = None, allow: bool = False
+) -> MountConfig:
     attributes = {"secrets": secrets} | ({"auth": auth} if auth else {})
     node_publish = {"key.json": key} if key is not None else {}
     return parse_config(attributes, node_publish, allow_node_publish_secret=allow)
@@ -136,11 +138,11 @@ async def test_a_large_secrets_list_is_parsed_off_the_event_loop(
     from agent.providers.common.parsed import OFF_LOOP_ABOVE
     from agent.providers.gcp import config as gcp_config
     from agent.providers.gcp import provider as gcp_provider
+    from agent.providers.gcp.secrets_yaml import RawSecret, load_secrets
 
     threads: list[bool] = []
-    load_secrets = gcp_config.load_secrets
 
-    def recording(text: str) -> object:
+    def recording(text: str) -> tuple[list[RawSecret], list[str]]:
         threads.append(threading.current_thread() is threading.main_thread())
         return load_secrets(text)
 

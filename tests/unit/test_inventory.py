@@ -46,7 +46,7 @@ def test_cli_loads_every_builtin_provider(capsys: pytest.CaptureFixture[str]) ->
 def test_cli_exits_1_when_a_provider_fails(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(BUILTIN_FACTORIES, "broken", _missing_library)  # type: ignore[index]
+    monkeypatch.setitem(BUILTIN_FACTORIES, "broken", _missing_library)
 
     assert cli.main(["providers"]) == 1
     lines = [line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines()]

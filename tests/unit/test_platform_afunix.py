@@ -19,6 +19,7 @@ from agent.config import socket_path_from_endpoint
 from agent.errors import ConfigError
 from agent.platform import current, emulated_windows, linux
 from agent.platform.afunix import (
+    AF_UNIX,
     IO_REPARSE_TAG_AF_UNIX,
     UNIX_PATH_MAX,
     PosixUnixSockets,
@@ -103,7 +104,7 @@ def test_platforms() -> None:
     emulated = emulated_windows("/tmp/k")
     assert emulated.windows and emulated.emulated and emulated.name == "windows"
     assert isinstance(emulated.sockets, PosixUnixSockets)  # this machine's sockets
-    assert socket.AF_UNIX == 1  # the number the winsock shim uses
+    assert socket.AF_UNIX == AF_UNIX  # the number the winsock shim uses
 
 
 @pytest.mark.parametrize(

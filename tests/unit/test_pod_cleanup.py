@@ -28,10 +28,10 @@ class StatusJournal(Journal):
 
     def __init__(self) -> None:
         super().__init__()
-        self.written: list[PodStatus] = []
+        self.statuses: list[PodStatus] = []
 
     async def upsert(self, status: PodStatus) -> None:
-        self.written.append(status)
+        self.statuses.append(status)
         await super().upsert(status)
 
 
@@ -80,7 +80,7 @@ async def test_a_pod_recreated_on_the_node_gets_the_status_the_old_one_leaves() 
     release = ReleasePodVolumes(journal, journal, table, KeyedLock(), node_name="n", grace=3600)
     assert await release("old-uid", "replaced by a pod of the same name") == 2
     assert journal.events.count("status.delete") == 0
-    assert [(s.pod_uid, s.target_path) for s in journal.written] == [("new-uid", "/new")]
+    assert [(s.pod_uid, s.target_path) for s in journal.statuses] == [("new-uid", "/new")]
     await release.close()
 
 

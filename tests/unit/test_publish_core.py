@@ -136,8 +136,10 @@ class Journal:
     async def volume_removed(self, record: VolumeRecord) -> None: ...
 
 
-def make(journal: Journal, provider: FakeProvider, **settings: object) -> PublishVolume:
-    return make_with_table(journal, provider, **settings)[0]
+def make(
+    journal: Journal, provider: FakeProvider, *, rotation_enabled: bool = False
+) -> PublishVolume:
+    return make_with_table(journal, provider, rotation_enabled=rotation_enabled)[0]
 
 
 def request() -> PublishRequest:
@@ -193,7 +195,7 @@ def make_with_table(
     *,
     clock: Callable[[], float] = time.time,
     republished: Callable[[VolumeRecord], None] | None = None,
-    **settings: object,
+    rotation_enabled: bool = False,
 ) -> tuple[PublishVolume, MountTable]:
     registry = ProviderRegistry(
         timeout=5,
@@ -206,7 +208,7 @@ def make_with_table(
     table = MountTable()
     publish = PublishVolume(
         ports,
-        PublishSettings(node_name="n", **settings),  # type: ignore[arg-type]
+        PublishSettings(node_name="n", rotation_enabled=rotation_enabled),
         table,
         KeyedLock(),
         clock,

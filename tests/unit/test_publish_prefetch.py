@@ -17,7 +17,7 @@ import pytest
 
 from agent.core import first_publish, publish_check, volume_content
 from agent.errors import InvalidRequest, ProviderError
-from agent.model import SecretProviderClass, VolumeContent, VolumeState
+from agent.model import PodInfo, SecretProviderClass, VolumeContent, VolumeState
 from agent.ports import Provider
 from agent.providers.registry import ProviderRegistry
 from agent.standalone.spc_source import DirectorySecretProviderClassSource
@@ -456,6 +456,9 @@ async def test_the_hops_re_read_is_installed_so_later_publishes_do_not_read_it_a
     class Listener:
         def class_changed(self, old: SecretProviderClass | None, new: SecretProviderClass) -> None:
             heard.append(new.name)
+
+        def pod_changed(self, old: PodInfo | None, new: PodInfo) -> None:
+            heard.append(f"pod {new.name}")  # never: standalone mode watches no pods
 
     source.listen(Listener())
     parsed: list[Path] = []

@@ -17,7 +17,7 @@ from agent.errors import (
     ServiceAccountNotFound,
 )
 from agent.ports import SecretProviderClassSource
-from agent.providers.common.goyaml import Decoder, Value
+from agent.providers.common.goyaml import Decoder, Value, load_all
 from agent.standalone import manifests
 from agent.standalone.spc_source import DirectorySecretProviderClassSource
 
@@ -120,7 +120,7 @@ async def test_reloads_on_change_and_bumps_generation_only_for_spec_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parses: list[str] = []
-    real = manifests.load_all
+    real = load_all
 
     def counting(text: str, decoder: Decoder, *, where: str) -> list[Value]:
         parses.append(text)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from agent.errors import InvalidSecretProviderClass, ProviderError, ProviderUnavailable
 from agent.model import PodIdentity, ProviderRequest, ServiceAccountToken
@@ -29,9 +30,12 @@ def read(trusted: TrustedDirs, **attributes: str) -> NodeFiles:
 
 
 def authorities(context: ssl.SSLContext | bool) -> list[str]:
-    """The common names of the CAs a context trusts."""
+    """The subjects (RFC 4514) of the CAs a context trusts."""
     assert isinstance(context, ssl.SSLContext)
-    return [dict(name[0] for name in ca["subject"])["commonName"] for ca in context.get_ca_certs()]
+    return [
+        x509.load_der_x509_certificate(der).subject.rfc4514_string()
+        for der in context.get_ca_certs(binary_form=True)
+    ]
 
 
 def test_the_bytes_read_at_check_time_are_the_bytes_used(tmp_path: Path) -> None:
@@ -47,7 +51,7 @@ def test_the_bytes_read_at_check_time_are_the_bytes_used(tmp_path: Path) -> None
     # Someone who may write in the trusted directory swaps it after the check.
     os.rename(tmp_path / "trusted" / "sub", tmp_path / "trusted" / "sub.old")
     (tmp_path / "trusted" / "sub").symlink_to(tmp_path / "outside")
-    assert authorities(ssl_context(files.tls)) == ["inside"]
+    assert authorities(ssl_context(files.tls)) == ["CN=inside"]
     with pytest.raises(InvalidSecretProviderClass, match=r"^vaultCACertPath: .* is outside"):
         read(trusted, vaultCACertPath=ca)  # and the next mount's check refuses it
 

@@ -169,7 +169,7 @@ def test_every_file_parameter_is_checked(tree: Path) -> None:
     pair = {"vaultTLSClientCertPath": good, "vaultTLSClientKeyPath": good}
     for key in ("vaultCACertPath", "vaultCADirectory", *pair):
         attributes = {**pair, key: str(tree / "outside")}
-        assert refusal(trusted, **attributes).startswith(f"{key}: ")
+        assert refusal(trusted, "vault", **attributes).startswith(f"{key}: ")
 
 
 def test_bao_spellings_are_checked_and_named(tree: Path) -> None:
@@ -230,7 +230,7 @@ def test_parsing_touches_no_file_system(monkeypatch: pytest.MonkeyPatch, tree: P
     monkeypatch.setattr(os.path, "realpath", forbidden)
     path = str(tree / "ca" / "ca.pem")
     pair = {"vaultTLSClientCertPath": path, "vaultTLSClientKeyPath": path}
-    config = config_of(trusted, vaultCACertPath=path, vaultCADirectory=path, **pair)
+    config = config_of(trusted, "vault", vaultCACertPath=path, vaultCADirectory=path, **pair)
     assert config.tls.ca_cert == NodePath("vaultCACertPath", path)
     config_of(trusted, vaultAddress=f"unix://{path}")
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 from tests.fakes.kube.paths import RequestInfo
 from tests.fakes.kube.status import ApiError
@@ -41,6 +42,17 @@ _REASONS = {
     503: "ServiceUnavailable",
     504: "Timeout",
 }
+
+
+class Match(TypedDict, total=False):
+    """Which requests a :class:`Fault` applies to (its fields of the same names)."""
+
+    verb: str
+    resource: str
+    namespace: str
+    name: str
+    group: str
+    predicate: Callable[[RequestInfo], bool]
 
 
 @dataclass(eq=False)
@@ -136,20 +148,25 @@ class Faults:
         self.active.append(fault)
         return fault
 
-    def fail(self, status: int = 500, *, times: int | None = 1, **match: object) -> Fault:
+    def fail(self, status: int = 500, *, times: int | None = 1, **match: Unpack[Match]) -> Fault:
         """Answer matching requests with ``status`` and a ``Status`` body of its reason."""
-        return self.add(Fault(status=status, times=times, **match))  # type: ignore[arg-type]
+        return self.add(Fault(status=status, times=times, **match))
 
-    def throttle(self, retry_after: int = 1, *, times: int | None = 1, **match: object) -> Fault:
+    def throttle(
+        self, retry_after: int = 1, *, times: int | None = 1, **match: Unpack[Match]
+    ) -> Fault:
         """429 TooManyRequests with ``Retry-After`` (API priority and fairness rejecting)."""
-        return self.add(Fault(status=429, retry_after=retry_after, times=times, **match))  # type: ignore[arg-type]
+        return self.add(Fault(status=429, retry_after=retry_after, times=times, **match))
 
-    def delay(self, seconds: float, *, times: int | None = None, **match: object) -> Fault:
-        return self.add(Fault(delay=seconds, times=times, **match))  # type: ignore[arg-type]
+    def delay(self, seconds: float, *, times: int | None = None, **match: Unpack[Match]) -> Fault:
+        return self.add(Fault(delay=seconds, times=times, **match))
 
-    def hold(self, *, times: int | None = None, **match: object) -> Fault:
-        """Matching requests wait until :meth:`Fault.release` (no wall-clock sleeps)."""
-        fault = Fault(times=times, _gate=asyncio.Event(), **match)  # type: ignore[arg-type]
+    def hold(
+        self, *, status: int | None = None, times: int | None = None, **match: Unpack[Match]
+    ) -> Fault:
+        """Matching requests wait until :meth:`Fault.release` (no wall-clock sleeps), then go
+        through, or get ``status`` when given."""
+        fault = Fault(status=status, times=times, _gate=asyncio.Event(), **match)
         return self.add(fault)
 
     def answer(
@@ -159,28 +176,33 @@ class Faults:
         status: int = 200,
         content_type: str = "application/json",
         times: int | None = 1,
-        **match: object,
+        **match: Unpack[Match],
     ) -> Fault:
         """Answer matching requests with ``body`` as is: garbage, a wrong kind, no items."""
-        fault = Fault(body=body, status=status, content_type=content_type, times=times, **match)  # type: ignore[arg-type]
+        fault = Fault(body=body, status=status, content_type=content_type, times=times, **match)
         return self.add(fault)
 
-    def reset_connection(self, *, times: int | None = 1, **match: object) -> Fault:
-        return self.add(Fault(reset=True, times=times, **match))  # type: ignore[arg-type]
+    def reset_connection(self, *, times: int | None = 1, **match: Unpack[Match]) -> Fault:
+        return self.add(Fault(reset=True, times=times, **match))
 
     def drop_watch(
-        self, *, after_events: int = 0, reset: bool = False, times: int | None = 1, **match: object
+        self,
+        *,
+        after_events: int = 0,
+        reset: bool = False,
+        times: int | None = 1,
+        **match: Unpack[Match],
     ) -> Fault:
         """End matching watch streams after ``after_events`` events (``reset``: abruptly)."""
         match.setdefault("verb", "watch")
-        fault = Fault(drop_after_events=after_events, reset=reset, times=times, **match)  # type: ignore[arg-type]
+        fault = Fault(drop_after_events=after_events, reset=reset, times=times, **match)
         return self.add(fault)
 
-    def stall_watch(self, *, times: int | None = 1, **match: object) -> Fault:
+    def stall_watch(self, *, times: int | None = 1, **match: Unpack[Match]) -> Fault:
         """Matching watches get their headers, then nothing, ever: a server that hangs (its
         kernel still answers, so TCP keepalive cannot tell)."""
         match.setdefault("verb", "watch")
-        return self.add(Fault(stall=True, times=times, **match))  # type: ignore[arg-type]
+        return self.add(Fault(stall=True, times=times, **match))
 
     def match(self, info: RequestInfo) -> Fault | None:
         for fault in self.active:

@@ -4,7 +4,7 @@ storage shape by the type's strategy and encoded back into the requested version
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -46,8 +46,9 @@ class ResourceHandlers:
             return await self._subresource(request, info, rtype)
         if info.verb not in rtype.verbs:
             raise method_not_allowed(info.verb, rtype.plural)
-        handler: Callable[..., Any] = getattr(self, f"_{info.verb}", None) or _unsupported
-        return await handler(request, info, rtype)  # type: ignore[no-any-return]
+        handler: Callable[..., Awaitable[web.StreamResponse]]
+        handler = getattr(self, f"_{info.verb}", None) or _unsupported
+        return await handler(request, info, rtype)
 
     async def _watch(
         self, request: web.Request, info: RequestInfo, rtype: ResourceType

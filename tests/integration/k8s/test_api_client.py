@@ -82,7 +82,7 @@ async def test_pod_status_writes_behind_the_publish_never_delay_a_publish_read(
             await writers
 
 
-def raise_for_status_as_later_releases_do(client: KubeApi) -> None:
+def raise_for_status_as_later_releases_do(client: KubeApi, monkeypatch: pytest.MonkeyPatch) -> None:
     """kubernetes_asyncio after 36.1.0 (its commit c1a69be0) raises ApiException for a non-2xx
     answer even with ``_preload_content=False``; this makes the installed one do the same."""
     from kubernetes_asyncio.client.rest import RESTResponse  # after the lean import, no models
@@ -93,20 +93,23 @@ def raise_for_status_as_later_releases_do(client: KubeApi) -> None:
     async def request(*args: Any, **kwargs: Any) -> Any:
         response = await original(*args, **kwargs)
         if not 200 <= response.status <= 299:
-            raise ApiException(http_resp=RESTResponse(response, await response.read()))
+            # As the later release does; the stub's ClientResponse is wrong: the exception
+            # reads .data and getheaders(), which only RESTResponse has.
+            answer = RESTResponse(response, await response.read())
+            raise ApiException(http_resp=answer)  # type: ignore[arg-type]
         return response
 
-    rest_client.request = request
+    monkeypatch.setattr(rest_client, "request", request)
 
 
 @pytest.mark.parametrize("library", ["returns-errors", "raises-errors"])
 async def test_requests_carry_the_agent_and_errors_come_back_translated(
-    kube_api: FakeKubeApi, library: str
+    kube_api: FakeKubeApi, library: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = KubeApi()
     client.connect(await load_configuration(str(kube_api.kubeconfig_path)))
     if library == "raises-errors":
-        raise_for_status_as_later_releases_do(client)
+        raise_for_status_as_later_releases_do(client, monkeypatch)
     try:
         with pytest.raises(ApiNotFound, match="get secrets kube-system/none: HTTP 404 NotFound"):
             await client.get(SECRETS, "kube-system", "none", Lane.PUBLISH)

@@ -240,7 +240,8 @@ async def test_an_etcd_restore_is_found_by_a_version_check_and_relisted(
     """etcd restored from an older backup: the watch resumed from the informer's version is
     accepted and stays silent (the watch cache's rule); when the server ends it, the check of
     that version gets 504 Too large, and the relist puts the restored store in the cache."""
-    recorder, problems = Recorder(), []
+    recorder = Recorder()
+    problems: list[str] = []
     informer = _restore_watcher(api, recorder, problems)
     kube_api.store.put(pod("web-0"))
     kube_api.store.put(pod("web-1"))
@@ -268,7 +269,8 @@ async def test_a_pod_gone_from_the_restored_store_is_reported_deleted_when_the_w
     """The usual way it happens: the silent watch runs until the server's ``timeoutSeconds``
     ends it; the version check finds the store behind, and the relist tells the handler (pod
     cleanup, in the agent) the pod is gone."""
-    recorder, problems = Recorder(), []
+    recorder = Recorder()
+    problems: list[str] = []
     informer = _restore_watcher(api, recorder, problems, watch_timeout=(1, 1))
     kube_api.store.put(pod("web-0"))
     async with running(informer, kube_api):

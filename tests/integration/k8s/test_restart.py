@@ -5,9 +5,14 @@ edited to point at another pod's volume is never acted upon."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from tests.support.kube_agent import SPC, KubeAgents, KubeHarness, eventually
 from tests.support.mounts import mounts_under
+
+
+def _gone(target: str) -> Callable[[], bool]:
+    return lambda: not os.path.exists(target)
 
 
 def _mounted(node: KubeHarness, target: str) -> bool:
@@ -49,7 +54,7 @@ async def test_pods_deleted_while_the_agent_was_down_are_released_after_restart(
         first.kube.store.delete("pods", "default", gone["metadata"]["name"])
     second = await agents.start()
     for target in targets[:3]:
-        await eventually(lambda t=target: not os.path.exists(t), "gone pod's volume", 3.0)
+        await eventually(_gone(target), "gone pod's volume", 3.0)
     assert second.agent.cleanup is not None
     await second.agent.cleanup.wait()
     assert {record.target_path for record in second.agent.table} == set(targets[3:])

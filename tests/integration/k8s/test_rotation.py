@@ -17,6 +17,7 @@ from agent.model import (
     FETCH_PER_POD_ANNOTATION,
     REFRESH_NOW_ANNOTATION,
     ROTATION_POLL_INTERVAL_ANNOTATION,
+    SecretProviderClass,
 )
 from tests.fakes.kube_api import secret_provider_class, service_account
 from tests.support.clock import ManualClock
@@ -106,7 +107,7 @@ async def test_a_class_edited_into_one_publish_refuses_is_refused_by_rotation_to
 
     def cached() -> bool:
         spc = informer.get("default", SPC)
-        return spc is not None and (spc.provider, spc.parameters) == (
+        return isinstance(spc, SecretProviderClass) and (spc.provider, spc.parameters) == (
             stored["provider"],
             stored["parameters"],
         )
@@ -161,13 +162,14 @@ async def test_class_annotations_arrive_through_the_informer(
     node.kube.store.patch(
         "secretproviderclasses", "default", SPC, {"metadata": {"annotations": interval}}
     )
-    await eventually(
-        lambda: (
-            node.agent.rotation is not None
-            and node.agent.rotation.schedule.interval(node.agent.table.get(target)) == 30
-        ),  # type: ignore[arg-type]
-        "the class's interval learned",
-    )
+
+    def learned() -> bool:
+        rotation, record = node.agent.rotation, node.agent.table.get(target)
+        return (
+            rotation is not None and record is not None and rotation.schedule.interval(record) == 30
+        )
+
+    await eventually(learned, "the class's interval learned")
     await advance(node, clock, 34)
     assert len(node.provider.requests) == 3
 
@@ -279,7 +281,7 @@ async def set_interval_annotation(node: KubeHarness, value: str) -> None:
 
     def cached() -> bool:
         spc = informer.get("default", SPC)
-        return spc is not None and spc.annotations == annotations
+        return isinstance(spc, SecretProviderClass) and spc.annotations == annotations
 
     await eventually(cached, "the annotated class in the agent's cache")
 
