@@ -1,12 +1,12 @@
 """NodePublishVolume as a short pipeline of named steps.
 
-Order follows upstream (reference §3.5): request validation, pod info, mount-point check (a
-republish of a known volume returns fast), SecretProviderClass lookup in the pod's namespace,
-parameter merge (volume attributes win), readonly, tmpfs mount, provider fetch, atomic write,
-mount-table record, pod status. A republish of a known volume only refreshes its tokens (the
-rotation scheduler, ``agent.rotation``, fetches when it is due). A failed first publish unmounts
-what it mounted; a failed refetch of a volume already mounted but unrecorded (adopted after a
-restart) is masked so kubelet never tears down a working volume (k/k#121271).
+Order follows upstream (reference §3.5): request validation, pod info, a new volume's pod status
+name length, mount-point check (a republish of a known volume returns fast), class lookup in the
+pod's namespace, parameter merge (volume attributes win), readonly, tmpfs mount, provider fetch,
+atomic write, mount-table record, pod status. A republish of a known volume only refreshes its
+tokens (the rotation scheduler, ``agent.rotation``, fetches when it is due). A failed first
+publish unmounts what it mounted; a failed refetch of a volume already mounted but unrecorded
+(adopted after a restart) is masked so kubelet never tears down a working volume (k/k#121271).
 
 A first publish whose class the source holds without I/O is tried first with one worker-thread
 hop fewer (``agent.core.first_publish``); when it cannot be, or its check finds the target in
@@ -35,6 +35,7 @@ from agent.core.publish_request import (
     check_pod_directory,
     check_republish,
     check_request,
+    check_status_name,
     context_of,
     merge_attributes,
 )
@@ -120,6 +121,8 @@ class PublishVolume:
         return outcome
 
     async def _run(self, attempt: Attempt) -> PublishOutcome:
+        if self._table.get(attempt.request.target_path) is None:  # else: check_republish
+            check_status_name(attempt.identity, attempt.spc_name)
         first = await self._first_publish(attempt)
         if first is not None:
             return first

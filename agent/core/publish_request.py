@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from agent.core.pod_info import tokens_json
-from agent.documents.names import SHOWN_CHARS, shown_name
+from agent.documents.names import SHOWN_CHARS, SUBDOMAIN_MAX, is_subdomain, shown_name
 from agent.errors import InvalidRequest, InvalidSecretProviderClass
 from agent.model import (
     POD_NAME,
@@ -19,6 +19,7 @@ from agent.model import (
     PublishRequest,
     SecretProviderClass,
     VolumeRecord,
+    pod_status_name,
 )
 from agent.targets import KubeletTarget, TargetRules, shown
 
@@ -57,6 +58,26 @@ def check_pod_directory(identity: PodIdentity, target: KubeletTarget) -> None:
         raise InvalidRequest(
             f"{POD_UID} in volume context: {shown(identity.uid)} is not the pod directory of "
             f"the target path ({shown(in_path)}); kubelet sends the same pod UID in both"
+        )
+
+
+def check_status_name(identity: PodIdentity, spc_name: str) -> None:
+    """The volume's SecretProviderClassPodStatus is named ``<pod>-<namespace>-<class>``
+    (upstream §6), which can pass the API server's 253 characters (a DNS-1123 subdomain) though
+    each part is a valid name. Upstream's create of that status is then refused, so its first
+    publish fails after the provider call and unmounts; here it fails before anything is asked
+    or mounted, in both modes (a standalone status file holds any such name too), with
+    InvalidRequest naming the cause and the names, quoted and cut. A class name that is not
+    itself a Kubernetes name is left to the class lookup, which says so."""
+    if not is_subdomain(spc_name):
+        return
+    length = len(pod_status_name(identity.name, identity.namespace, spc_name))
+    if length > SUBDOMAIN_MAX:
+        raise InvalidRequest(
+            f"the pod's SecretProviderClassPodStatus name (<pod>-<namespace>-<class>) would be "
+            f"{length} characters, over the Kubernetes limit of {SUBDOMAIN_MAX}: pod "
+            f"{identity.namespace}/{shown_name(identity.name)}, {SECRET_PROVIDER_CLASS} "
+            f"{shown_name(spc_name)}; shorten the pod's or the class's name"
         )
 
 

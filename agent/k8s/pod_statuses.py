@@ -34,7 +34,7 @@ import structlog
 
 from agent import crashpoints
 from agent.aio.backoff import Backoff, BackoffPolicy
-from agent.documents.names import is_subdomain
+from agent.documents.names import is_subdomain, shown_name
 from agent.documents.pod_status import KIND, NODE_LABEL, from_manifest
 from agent.errors import (
     ApiConflict,
@@ -109,8 +109,8 @@ class KubePodStatusStore:
         would refuse."""
         if not is_subdomain(status.name):
             raise StatusError(
-                f"cannot record pod status {status.namespace}/{status.name}: not a valid object "
-                "name (pod, namespace and class names joined must stay within 253 characters)"
+                f"cannot record pod status {status.namespace}/{shown_name(status.name)}: not a "
+                "valid object name (a lowercase RFC 1123 subdomain of at most 253 characters)"
             )
         key = (status.namespace, status.name)
         if (

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -31,6 +32,7 @@ import yaml
 from agent import crashpoints
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.aio.threads import run_blocking
+from agent.documents.names import shown_name
 from agent.documents.pod_status import from_manifest, to_manifest
 from agent.errors import StatusError, safe_message
 from agent.model import PodStatus
@@ -39,9 +41,11 @@ from agent.standalone.yaml_codec import SafeLoader
 FILE_MODE = 0o644  # status is not secret; readable by whoever inspects the node
 
 # Names become path components: allow Kubernetes object-name characters only, so a crafted
-# pod or class name can never step outside the status directory.
-# 250 characters at most: with ".yaml" that is the longest file name most filesystems allow.
-_SAFE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,248}[A-Za-z0-9])?")
+# pod or class name can never step outside the status directory. At most 253 characters, the
+# API server's limit, so this mode holds every status Kubernetes mode can (``_file_stem``).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
+# With ".yaml", the longest file name most filesystems allow (255 bytes).
+_STEM_MAX = 250
 
 log = structlog.get_logger(__name__)
 
@@ -75,10 +79,12 @@ class DirectoryPodStatusStore:
         self._idle.set()
 
     def path_for(self, namespace: str, name: str) -> Path:
+        """``<root>/<namespace>/<name>.yaml`` (``_file_stem`` for a name past 250 characters).
+        StatusError, the value quoted and cut, for a name that cannot be a file name here."""
         for value, what in ((namespace, "namespace"), (name, "name")):
             if not _SAFE_NAME.fullmatch(value):
-                raise StatusError(f"invalid pod status {what} {value!r}")
-        return self.root / namespace / f"{name}.yaml"
+                raise StatusError(f"invalid pod status {what} {shown_name(value)}")
+        return self.root / namespace / f"{_file_stem(name)}.yaml"
 
     async def upsert(self, status: PodStatus) -> None:
         """Queue ``status`` to be written behind the caller; StatusError at once for a name
@@ -169,7 +175,8 @@ class DirectoryPodStatusStore:
             _write_atomically(path, text.encode())
         except OSError as exc:
             raise StatusError(
-                f"cannot write pod status {status.namespace}/{status.name}: {exc.strerror}"
+                f"cannot write pod status {status.namespace}/{shown_name(status.name)}: "
+                f"{exc.strerror}"
             ) from exc
 
     async def delete(self, namespace: str, name: str) -> None:
@@ -183,7 +190,7 @@ class DirectoryPodStatusStore:
             await run_blocking(path.unlink, missing_ok=True)
         except OSError as exc:
             raise StatusError(
-                f"cannot delete pod status {namespace}/{name}: {exc.strerror}"
+                f"cannot delete pod status {namespace}/{shown_name(name)}: {exc.strerror}"
             ) from exc
 
     async def load_all(self) -> list[PodStatus]:
@@ -192,6 +199,18 @@ class DirectoryPodStatusStore:
         for file, reason in problems:
             log.warning("standalone.status_invalid", file=file, reason=reason)
         return loaded
+
+
+def _file_stem(name: str) -> str:
+    """The file name, without ".yaml", of status ``name``: the name itself up to 250
+    characters; past that (a status name of 251 to 253 characters, which the API server
+    accepts) its first 233 characters, '~' and 16 hex digits of its SHA-256. No name has a
+    '~' (``_SAFE_NAME``), so no two statuses share a file; ``load_all`` reads each status's
+    name from its file, not from the file's name."""
+    if len(name) <= _STEM_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"{name[: _STEM_MAX - len(digest) - 1]}~{digest}"
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -218,6 +218,25 @@ async def test_names_cannot_escape_the_directory(tmp_path: Path, namespace: str,
         await store.delete(namespace, name)
 
 
+async def test_names_past_a_file_names_length_get_files_of_their_own(tmp_path: Path) -> None:
+    """Status names of 251 to 253 characters (the API server takes them) that share their first
+    250 characters are two files, each read back under its own name and deleted alone; 254 is
+    refused with the name cut. Before: all three refused, the whole name in the message."""
+    store = DirectoryPodStatusStore(tmp_path)
+    long_names = ["w" * 250 + "-ab", "w" * 250 + "-cd", "w" * 251]
+    for name in long_names:
+        await store.upsert(make_status(name=name))
+    await store.wait_idle()
+    files = sorted(path.name for path in (tmp_path / "status" / "apps").iterdir())
+    assert len(files) == 3 and all(len(name) <= 255 for name in files)
+    assert sorted(status.name for status in await store.load_all()) == sorted(long_names)
+    await store.delete("apps", long_names[0])
+    assert sorted(status.name for status in await store.load_all()) == sorted(long_names[1:])
+    with pytest.raises(StatusError) as refused:
+        await store.upsert(make_status(name="w" * 254))
+    assert refused.value.message == f"invalid pod status name {'w' * 80!r}..."
+
+
 async def test_load_all_skips_broken_files(tmp_path: Path) -> None:
     store = DirectoryPodStatusStore(tmp_path)
     await store.upsert(make_status())
