@@ -26,7 +26,7 @@ from agent.aio.inflight import InFlight
 from agent.core.publish import PublishVolume
 from agent.core.unpublish import UnpublishVolume
 from agent.csi.codec import RequestCodec
-from agent.csi.limits import MessageSizeLimit
+from agent.csi.limits import RequestMessageChecks
 from agent.csi.servicers import ControllerService, IdentityService, NodeService
 from agent.errors import ConfigError
 from agent.platform.afunix import PosixUnixSockets, UnixSockets
@@ -46,7 +46,8 @@ MAX_CLOSED_STREAMS = 1024
 class _ClosingServer(Server):
     """grpclib's Server.close cancels running handlers but leaves idle client connections open
     until the peer hangs up; tracking them lets shutdown close every transport it accepted.
-    Each connection's requests are held to upstream's message size (``agent.csi.limits``)."""
+    Each connection's requests are held to upstream's message size and framing
+    (``agent.csi.limits``)."""
 
     def __init__(self, services: list[IServable]) -> None:
         super().__init__(services, codec=RequestCodec())
@@ -54,7 +55,7 @@ class _ClosingServer(Server):
 
     def _protocol_factory(self) -> H2Protocol:
         protocol = super()._protocol_factory()
-        protocol.handler = MessageSizeLimit(protocol.handler)
+        protocol.handler = RequestMessageChecks(protocol.handler)
         self.connections.add(protocol)
         return protocol
 

@@ -26,6 +26,10 @@ LIST_KIND = "List"
 LIST_API_VERSION = "v1"
 
 Problems = list[tuple[str, str]]  # (where, why): a document or item reported and skipped
+# Problems of one file that are logged: each is a warning line, written on the event loop at
+# every change of the directory, and a List item costs two bytes ("1,"), so a 4 MiB file could
+# hold two million of them (about 20 s of logging).
+MAX_PROBLEMS_PER_FILE = 20
 
 
 class UnreadableManifest(Exception):
@@ -59,6 +63,15 @@ def documents(path: Path, problems: Problems) -> list[tuple[str, object]]:
             except GoYAMLError as exc:
                 problems.append((each.where, exc.message))
     return found
+
+
+def cap_problems(problems: Problems, start: int, file: str) -> None:
+    """Keep the first :data:`MAX_PROBLEMS_PER_FILE` of ``problems[start:]`` (one file's) and
+    say how many more there were, in one more problem named ``file``."""
+    more = len(problems) - start - MAX_PROBLEMS_PER_FILE
+    if more > 0:
+        del problems[start + MAX_PROBLEMS_PER_FILE :]
+        problems.append((file, f"{more} more problems in this file, not logged one by one"))
 
 
 def is_list(document: object) -> TypeGuard[Mapping[str, object]]:

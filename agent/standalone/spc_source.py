@@ -41,7 +41,7 @@ from agent.errors import (
 )
 from agent.model import SecretProviderClass
 from agent.ports import ChangeListener
-from agent.standalone.manifests import UnreadableManifest, documents
+from agent.standalone.manifests import UnreadableManifest, cap_problems, documents
 from agent.standalone.near_miss import near_miss
 from agent.standalone.nodes import CLUSTER_SCOPED, is_node, load_node, string_map
 
@@ -245,6 +245,7 @@ def _reload(directory: Path, previous: _Snapshot) -> _Snapshot:
 def _load_file(
     path: Path, snapshot: _Snapshot, origins: dict[Key, str], old: dict[Key, tuple[str, int]]
 ) -> None:
+    start = len(snapshot.problems)
     try:
         found = documents(path, snapshot.problems)
     except UnreadableManifest as exc:
@@ -253,6 +254,7 @@ def _load_file(
         return
     for where, document in found:
         _load_document(document, where, snapshot, origins, old)
+    cap_problems(snapshot.problems, start, path.name)
 
 
 def _load_document(
