@@ -19,8 +19,9 @@ from agent.providers.common.goyaml import Decoder, GoYAMLError, Value, load_all
 
 # A SecretProviderClass is an API object, which etcd takes up to 1.5 MiB, and this directory is
 # often a ConfigMap volume (1 MiB in all): 4 MiB leaves room for many hand-written classes in one
-# file, while a runaway file (a dump saved in the wrong place) is refused unparsed: parsing
-# takes about four times a file's size in memory (24 MB: 89 MB and 0.23 s) on every change.
+# file, while a runaway file (a dump saved in the wrong place) is refused unparsed. What a file
+# costs in memory depends on how dense it is, not on its size: a file of more values than
+# goyaml_limits.MAX_EVENTS is refused before PyYAML builds its nodes (about 300 bytes each).
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 LIST_KIND = "List"
 LIST_API_VERSION = "v1"
@@ -30,6 +31,9 @@ Problems = list[tuple[str, str]]  # (where, why): a document or item reported an
 # every change of the directory, and a List item costs two bytes ("1,"), so a 4 MiB file could
 # hold two million of them (about 20 s of logging).
 MAX_PROBLEMS_PER_FILE = 20
+# A problem past those: counted by cap_problems, never logged, so not kept (a List at the
+# event cap holds 300,000 items).
+_COUNTED = ("", "")
 
 
 class UnreadableManifest(Exception):
@@ -47,7 +51,8 @@ def documents(path: Path, problems: Problems) -> list[tuple[str, object]]:
     List. What cannot be converted goes to ``problems`` and is left out.
 
     Raises UnreadableManifest when the file is not UTF-8, is over :data:`MAX_MANIFEST_BYTES`
-    (found out without reading more than that) or is not valid YAML.
+    (found out without reading more than that), is not valid YAML or holds more YAML events
+    than ``goyaml_limits.MAX_EVENTS`` (found out before anything is composed).
     """
     try:
         values = load_all(_read(path), Decoder.SIGS_YAML, where=path.name)
@@ -55,8 +60,9 @@ def documents(path: Path, problems: Problems) -> list[tuple[str, object]]:
         reason = exc.message if isinstance(exc, GoYAMLError) else _short(exc)
         raise UnreadableManifest(reason) from None
     found: list[tuple[str, object]] = []
+    start = len(problems)
     for value in values:
-        items = _list_items(value, problems)
+        items = _list_items(value, problems, start)
         for each in [value] if items is None else items:
             try:
                 found.append((each.where, each.json()))
@@ -82,8 +88,9 @@ def is_list(document: object) -> TypeGuard[Mapping[str, object]]:
     )
 
 
-def _list_items(value: Value, problems: Problems) -> list[Value] | None:
-    """The items of a v1 List document, unconverted; None for any other document."""
+def _list_items(value: Value, problems: Problems, start: int) -> list[Value] | None:
+    """The items of a v1 List document, unconverted; None for any other document. Problems
+    go to ``problems`` (the file's from ``start``)."""
     members = _list_members(value)
     if members is None:
         return None
@@ -92,15 +99,20 @@ def _list_items(value: Value, problems: Problems) -> list[Value] | None:
         problems.append((value.where, "items: must be a list of objects (kind List)"))
         return []
     found = []
-    for i, item in enumerate(items.sequence() if items is not None else []):
+    for i, item in enumerate(items.each() if items is not None else ()):
         where = f"{value.where} items[{i}]"
         if _tag(item) != "!!map":
-            problems.append((where, "must be an object (an item of a kind List)"))
+            _report(problems, start, where, "must be an object (an item of a kind List)")
         elif _list_members(item) is not None:
-            problems.append((where, "a kind List inside a List is not read"))
+            _report(problems, start, where, "a kind List inside a List is not read")
         else:
             found.append(dataclasses.replace(item, where=where))
     return found
+
+
+def _report(problems: Problems, start: int, where: str, why: str) -> None:
+    logged = len(problems) - start < MAX_PROBLEMS_PER_FILE
+    problems.append((where, why) if logged else _COUNTED)
 
 
 def _list_members(value: Value) -> dict[str, Value] | None:

@@ -11,10 +11,10 @@ ServiceAccount manifests there stand in for the API's service accounts: provider
 identities from their annotations, and a ``v1`` Node manifest named like ``--nodeid`` for the
 node's labels (standalone/nodes.py). Files are re-read only when their names, inodes, sizes
 or mtimes change, and always in a worker thread so a slow disk never stalls the event loop.
-A broken or oversized (``manifests.MAX_MANIFEST_BYTES``) file is reported and skipped; it never
-hides the classes defined in the other files. A document whose ``kind`` or ``apiVersion`` is a
-slip from one the agent reads is reported too (standalone/near_miss.py), and named when a
-publish asks for the class it meant.
+A broken, oversized (``manifests.MAX_MANIFEST_BYTES``) or too dense (``goyaml_limits``) file
+is reported and skipped; it never hides the classes defined in the other files. A document
+whose ``kind`` or ``apiVersion`` is a slip from one the agent reads is reported too
+(standalone/near_miss.py), and named when a publish asks for the class it meant.
 """
 
 from __future__ import annotations

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 
 import pytest
 
 from agent.errors import InvalidSecretProviderClass
+from agent.providers.azure import objects
 from agent.providers.azure.objects import KeyVaultObject, parse_objects
 
 VERSION = "0123456789abcdef0123456789abcdef"
@@ -235,6 +237,25 @@ def test_two_objects_writing_one_file_are_refused() -> None:
         """
     )
     assert message == "objects[1].objectAlias: file name 'a' is also used by objects[0]"
+
+
+def test_an_entry_repeated_by_aliases_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A YAML alias repeats a long entry for three bytes: 100,000 aliases of a 60 KB entry
+    would parse 6 GB. Each distinct entry is parsed once; a repeat writes the same file."""
+    parsed: list[str] = []
+    parse_entry = objects.parse_object
+
+    def counting(index: int, text: str) -> KeyVaultObject:
+        parsed.append(text)
+        return parse_entry(index, text)
+
+    monkeypatch.setattr(objects, "parse_object", counting)
+    entry = "objectName: a\nobjectType: secret\n" + "#" * 60_000 + "\n"
+    text = f"array:\n  - &a {json.dumps(entry)}\n" + "  - *a\n" * 1000
+    with pytest.raises(InvalidSecretProviderClass) as caught:
+        parse_objects(text)
+    assert caught.value.message == "objects[1].objectName: file name 'a' is also used by objects[0]"
+    assert parsed == [entry]
 
 
 def test_uppercase_pfx_is_ignored_for_certificates_as_upstream() -> None:

@@ -5,6 +5,7 @@ item is named by "not found". Before: the whole List was skipped without a word.
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import structlog
 import yaml
 
 from agent.errors import InvalidSecretProviderClass, SecretProviderClassNotFound
+from agent.providers.common.goyaml_limits import MAX_EVENTS
+from agent.standalone.manifests import cap_problems, documents
 from agent.standalone.nodes import DirectoryNodeLabels
 from agent.standalone.spc_source import DirectorySecretProviderClassSource
 
@@ -219,3 +222,60 @@ async def test_a_file_of_many_bad_items_is_reported_in_a_few_lines(tmp_path: Pat
         ("b.yaml items[0]", item),
     ]
     assert (await source.get("apps", "db")).name == "db"
+
+
+async def test_a_dense_list_is_reported_unread_naming_the_cap(tmp_path: Path) -> None:
+    """Before: a 2.8 MB List of 1.4 million numbers took 7 s and 840 MiB in the worker thread
+    (PyYAML's nodes), then reported its items one by one. Now libyaml's events are counted
+    first, without composing a node, and the file is refused above the cap."""
+    numbers = ",".join(["1"] * MAX_EVENTS)
+    (tmp_path / "dump.yaml").write_text(f"apiVersion: v1\nkind: List\nitems: [{numbers}]\n")
+    (tmp_path / "classes.yaml").write_text(listed(spc("db")))
+    source, warnings = await read(tmp_path)
+    assert warnings == {
+        "dump.yaml": (
+            f"dump.yaml: more than {MAX_EVENTS} YAML events (scalars, aliases, starts and ends "
+            "of mappings and lists; a document may hold 100000 values); not read"
+        )
+    }
+    assert (await source.get("apps", "db")).name == "db"
+
+
+async def test_aliases_of_one_item_cannot_multiply_its_cost(tmp_path: Path) -> None:
+    """Each item has the value cap of a document, but all the items of a file share one
+    budget: before, each of 2000 aliases of an item of 89,000 values was converted again
+    (more than a minute, from 14 KB)."""
+    anchors = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for previous, name in zip("abc", "bcd", strict=True):
+        anchors.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 10)}]")
+    data = ", ".join(f"k{i}: *d" for i in range(8))
+    item = "{apiVersion: v1, kind: ConfigMap, data: {" + data + "}}"
+    text = "apiVersion: v1\nkind: List\nanchors:\n" + "".join(f"  {a}\n" for a in anchors)
+    text += f"items:\n- &big {item}\n" + "- *big\n" * 30
+    (tmp_path / "classes.yaml").write_text(text)
+    _, warnings = await read(tmp_path)
+    expands = f"the text's aliases and << merges expand to more than {MAX_EVENTS} values"
+    assert "classes.yaml items[2]" not in warnings  # three items of 89,000 values were read
+    assert warnings["classes.yaml items[3]"] == f"classes.yaml items[3]: {expands}; not read"
+    assert warnings["classes.yaml"] == "8 more problems in this file, not logged one by one"
+
+
+def test_a_long_list_costs_little_more_than_its_nodes(tmp_path: Path) -> None:
+    """PyYAML's nodes of a List of 100,000 numbers take 26 MiB; the items' Values and problems
+    took as much again before, although only 20 problems are logged (tracemalloc peak: 52 MiB,
+    now 28 MiB)."""
+    path = tmp_path / "numbers.yaml"
+    path.write_text("apiVersion: v1\nkind: List\nitems: [" + ",".join(["1"] * 100_000) + "]\n")
+    problems: list[tuple[str, str]] = []
+    tracemalloc.start()
+    try:
+        documents(path, problems)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 36 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+    cap_problems(problems, 0, "numbers.yaml")
+    assert problems[-1] == (
+        "numbers.yaml",
+        "99980 more problems in this file, not logged one by one",
+    )

@@ -12,6 +12,7 @@ object's index and field, never a value that could be secret.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -95,9 +96,23 @@ def parse_objects(text: str) -> tuple[KeyVaultObject, ...]:
     entries = array.strings()
     if not entries:
         raise InvalidSecretProviderClass("objects.array: lists no objects")
-    objects = tuple(parse_object(index, entry) for index, entry in enumerate(entries))
+    objects = _parse_each(entries)
     _check_unique_files(objects)
     return objects
+
+
+def _parse_each(entries: list[str]) -> tuple[KeyVaultObject, ...]:
+    """Each entry parsed, a repeated one only once: YAML aliases can repeat a long entry
+    hundreds of thousands of times in a short text (a repeat writes the file of the first,
+    which ``_check_unique_files`` then reports)."""
+    firsts: dict[str, KeyVaultObject] = {}
+    objects = []
+    for index, entry in enumerate(entries):
+        first = firsts.get(entry)
+        if first is None:
+            first = firsts[entry] = parse_object(index, entry)
+        objects.append(first if first.index == index else dataclasses.replace(first, index=index))
+    return tuple(objects)
 
 
 def parse_object(index: int, text: str) -> KeyVaultObject:

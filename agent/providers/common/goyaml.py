@@ -13,6 +13,8 @@ Usage::
 Every error is a :class:`GoYAMLError` (an ``InvalidSecretProviderClass``) whose message starts
 with the path (``objects[2].filePermission: must be an integer, not a string``) and never
 quotes a value, which may be secret (``secretArgs``).
+A text of more YAML events than ``goyaml_limits.MAX_EVENTS`` is refused before any node is
+composed, and the Values of one text share one budget (aliases and ``<<`` merges included).
 
 Which decoder each upstream provider uses (read from their sources, mid 2026):
 
@@ -55,13 +57,14 @@ field names         exact                     exact         exact or case-insens
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
 from agent.providers.common import goyaml_interface as interface
 from agent.providers.common import goyaml_mappings as mappings
 from agent.providers.common import goyaml_values as values
+from agent.providers.common.goyaml_limits import Budget, check_events
 from agent.providers.common.goyaml_values import Decoder, GoYAMLError, Node
 
 __all__ = ["Decoder", "GoYAMLError", "Struct", "Value", "load", "load_all"]
@@ -86,47 +89,59 @@ class _Loader(_Resolver, _BaseLoader):  # type: ignore[misc,valid-type]
 
 def load(text: str, decoder: Decoder, *, where: str) -> Value:
     """The first document of ``text`` (``yaml.Unmarshal`` reads no further); an empty text
-    is a null Value. Raises GoYAMLError for a syntax error (position only, no snippet)."""
-    for node in _documents(text, where):
-        return Value(node, where, decoder)
-    return Value(None, where, decoder)
+    is a null Value. Raises GoYAMLError for a syntax error (position only, no snippet) and
+    for a text too large to compose or to convert (``goyaml_limits``)."""
+    budget = Budget()
+    for node in _documents(text, where, first=True):
+        return Value(node, where, decoder, budget)
+    return Value(None, where, decoder, budget)
 
 
 def load_all(text: str, decoder: Decoder, *, where: str) -> list[Value]:
-    """Every document, as kubectl reads a manifest file (``where`` names each by number)."""
-    nodes = list(_documents(text, where))
+    """Every document, as kubectl reads a manifest file (``where`` names each by number);
+    the limits of ``goyaml_limits`` apply to all of them together."""
+    nodes = list(_documents(text, where, first=False))
+    budget = Budget()
     if len(nodes) == 1:
-        return [Value(nodes[0], where, decoder)]
-    return [Value(n, f"{where} (document {i + 1})", decoder) for i, n in enumerate(nodes)]
+        return [Value(nodes[0], where, decoder, budget)]
+    return [Value(n, f"{where} (document {i + 1})", decoder, budget) for i, n in enumerate(nodes)]
 
 
-def _documents(text: str, where: str) -> Iterator[Node]:
+def _documents(text: str, where: str, *, first: bool) -> Iterator[Node]:
+    try:
+        check_events(text, where, _Loader, first=first)  # before any node is composed
+    except yaml.YAMLError as err:
+        raise _invalid(err, where) from None
     loader = _Loader(text)  # type: ignore[call-arg]
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is not None:
                 yield node
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise GoYAMLError(f"{where}: invalid YAML{at}") from None
-    except yaml.YAMLError:
-        raise GoYAMLError(f"{where}: invalid YAML") from None
+    except yaml.YAMLError as err:
+        raise _invalid(err, where) from None
     except RecursionError:
         raise GoYAMLError(f"{where}: YAML nested too deeply") from None
     finally:
         loader.dispose()
 
 
+def _invalid(err: yaml.YAMLError, where: str) -> GoYAMLError:
+    mark = err.problem_mark if isinstance(err, yaml.MarkedYAMLError) else None
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return GoYAMLError(f"{where}: invalid YAML{at}")
+
+
 @dataclass(frozen=True, slots=True)
 class Value:
-    """One node of the document, the path that names it in messages, and the decoder whose
-    rules apply. ``node`` is None for an absent value or an empty document."""
+    """One node of the document, the path that names it in messages, the decoder whose
+    rules apply, and what converting its text may still cost (shared by all the text's
+    Values). ``node`` is None for an absent value or an empty document."""
 
     node: Node | None
     where: str
     decoder: Decoder
+    budget: Budget = field(compare=False, repr=False)
 
     @property
     def is_null(self) -> bool:
@@ -153,8 +168,16 @@ class Value:
 
     def sequence(self) -> list[Value]:
         """As into a Go slice: the items, named ``where[i]``; null is an empty slice."""
-        items = mappings.items(self.node, self.where, self.decoder)
-        return [Value(item, f"{self.where}[{i}]", self.decoder) for i, item in enumerate(items)]
+        return list(self.each())
+
+    def each(self) -> Iterator[Value]:
+        """The items of :meth:`sequence` made one at a time, so that a long list's items need
+        not all be held at once."""
+        where, decoder, budget = self.where, self.decoder, self.budget
+        items = mappings.items(self.node, where, decoder)
+        budget.spend(len(items), where)
+        for i, item in enumerate(items):
+            yield Value(item, f"{where}[{i}]", decoder, budget)
 
     def strings(self) -> list[str]:
         """As into ``[]string``."""
@@ -162,9 +185,11 @@ class Value:
 
     def struct(self) -> Struct:
         """As into a Go struct; null gives a struct with no fields set."""
-        entries = mappings.entries(self.node, self.where, self.decoder)
-        fields = [(k, Value(v, f"{self.where}.{k}", self.decoder)) for k, v in entries]
-        return Struct(fields, self.where, self.decoder)
+        where, decoder, budget = self.where, self.decoder, self.budget
+        entries = mappings.entries(self.node, where, decoder, budget)
+        budget.spend(len(entries), where)
+        fields = [(k, Value(v, f"{where}.{k}", decoder, budget)) for k, v in entries]
+        return Struct(fields, where, decoder)
 
     def string_map(self) -> dict[str, str]:
         """As into ``map[string]string`` (a repeated key: the last wins, or yaml.v3 fails)."""
@@ -175,20 +200,22 @@ class Value:
         return {name: value.any() for name, value in self._map_entries()}
 
     def _map_entries(self) -> list[tuple[str, Value]]:
-        found = mappings.pairs(self.node, self.where, self.decoder)
-        mappings.unique(found, self.where, self.decoder)
-        named = [(mappings.key_text(k, self.where, self.decoder), v) for k, v in found]
-        return [(name, Value(v, f"{self.where}.{name}", self.decoder)) for name, v in named]
+        where, decoder, budget = self.where, self.decoder, self.budget
+        found = mappings.pairs(self.node, where, decoder, budget)
+        budget.spend(len(found), where)
+        mappings.unique(found, where, decoder)
+        named = [(mappings.key_text(k, where, decoder), v) for k, v in found]
+        return [(name, Value(v, f"{where}.{name}", decoder, budget)) for name, v in named]
 
     def any(self) -> object:
         """As into ``interface{}``: None, bool, int, float, str, GoTime, list, dict, or an
         AnyKeyMap (a map Go cannot marshal to JSON); for SIGS_YAML numbers are floats."""
-        return interface.to_any(self.node, self.where, self.decoder)
+        return interface.to_any(self.node, self.where, self.decoder, self.budget)
 
     def json(self) -> object:
         """sigs.k8s.io/yaml's YAMLToJSON of this node, as kubectl sends a manifest: keys made
         strings, integers kept, times as text. Raises GoYAMLError where it fails."""
-        return interface.to_json(self.node, self.where)
+        return interface.to_json(self.node, self.where, self.budget)
 
 
 class Struct:

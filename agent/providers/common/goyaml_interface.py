@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from agent.providers.common.gojson import AnyKeyMap, UnsupportedValue, format_number
+from agent.providers.common.goyaml_limits import MAX_VALUES, Budget, exhausted
 from agent.providers.common.goyaml_mappings import key_text, pairs, unique
 from agent.providers.common.goyaml_scalars import (
     BINARY,
@@ -27,39 +28,38 @@ from agent.providers.common.goyaml_scalars import (
 )
 from agent.providers.common.goyaml_values import Decoder, Node, fail, resolved
 
-_MAX_NODES = 100_000  # aliases can make a small document expand to a huge one
+
+class _Exceeded(Exception):
+    """A walk reached its limit (caught in ``_walk``, which says which limit)."""
 
 
-class _Budget:
-    def __init__(self, where: str) -> None:
-        self.left = _MAX_NODES
-        self.where = where
-
-    def spend(self) -> None:
-        self.left -= 1
-        if self.left < 0:
-            raise fail(self.where, f"expands to more than {_MAX_NODES} values (aliases)")
-
-
-def to_any(node: Node | None, where: str, decoder: Decoder) -> object:
+def to_any(node: Node | None, where: str, decoder: Decoder, budget: Budget) -> object:
     if decoder is Decoder.SIGS_YAML:
-        return _floats(to_json(node, where))
-    return _walk(node, where, decoder, as_json=False)
+        return _floats(to_json(node, where, budget))
+    return _walk(node, where, decoder, budget, as_json=False)
 
 
-def to_json(node: Node | None, where: str) -> object:
-    return _walk(node, where, Decoder.SIGS_YAML, as_json=True)
+def to_json(node: Node | None, where: str, budget: Budget) -> object:
+    return _walk(node, where, Decoder.SIGS_YAML, budget, as_json=True)
 
 
-def _walk(node: Node | None, where: str, decoder: Decoder, *, as_json: bool) -> object:
-    budget = _Budget(where)
+def _walk(
+    node: Node | None, where: str, decoder: Decoder, budget: Budget, *, as_json: bool
+) -> object:
+    """The node converted, at most MAX_VALUES values (aliases can make a small document expand
+    to a huge one) and at most what is left of the text's ``budget``, which pays for them."""
+    limit = MAX_VALUES if budget.left > MAX_VALUES else budget.left
+    left = limit
 
     def walk(node: Node | None, where: str) -> object:
-        budget.spend()
+        nonlocal left
+        left -= 1
+        if left < 0:
+            raise _Exceeded
         if isinstance(node, yaml.SequenceNode):
             return [walk(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
-            found = pairs(node, where, decoder)
+            found = pairs(node, where, decoder, budget)
             if as_json:
                 named = [(key_text(k, where, decoder), v) for k, v in found]
                 return {name: walk(v, f"{where}.{name}") for name, v in named}
@@ -78,9 +78,18 @@ def _walk(node: Node | None, where: str, decoder: Decoder, *, as_json: bool) -> 
         )
 
     try:
-        return walk(node, where)
+        converted = walk(node, where)
     except RecursionError:
         raise fail(where, "nested too deeply") from None
+    except _Exceeded:
+        if limit < MAX_VALUES:
+            raise exhausted(where) from None
+        raise fail(where, f"expands to more than {MAX_VALUES} values (aliases)") from None
+    finally:
+        budget.left -= limit - left if left >= 0 else limit
+    if budget.left < 0:  # merges inside spent the rest meanwhile
+        raise exhausted(where)
+    return converted
 
 
 def _interface_keys(

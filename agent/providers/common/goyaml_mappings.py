@@ -15,6 +15,7 @@ import yaml
 
 from agent.providers.common.gojson import go_bytes
 from agent.providers.common.gostrconv import format_float
+from agent.providers.common.goyaml_limits import Budget
 from agent.providers.common.goyaml_scalars import BINARY, FLOAT, MERGE, NULL
 from agent.providers.common.goyaml_values import (
     PLAIN,
@@ -40,19 +41,22 @@ def items(node: Node | None, where: str, decoder: Decoder) -> list[Node]:
     return list(node.value)
 
 
-def pairs(node: Node | None, where: str, decoder: Decoder) -> list[tuple[Node, Node]]:
+def pairs(
+    node: Node | None, where: str, decoder: Decoder, budget: Budget
+) -> list[tuple[Node, Node]]:
     """A mapping's (key, value) nodes with ``<<`` merges applied as the decoder applies them.
 
     yaml.v3 (``mappingStruct``/``merge``): written keys in order, then merged keys no written
     key has, the first source winning; only the mapping's last ``<<`` counts. yaml.v2: every
     key in order with each merge spliced in where it stands (sources last-to-first), so the
-    last occurrence of a key wins, merged or not.
+    last occurrence of a key wins, merged or not. Each merge source spends one from the
+    text's ``budget``, and one for each pair it brings (aliases can name a source many times).
     """
     if node is None or is_null(node, decoder.yaml11_bools):
         return []
     if not isinstance(node, yaml.MappingNode):
         raise fail(where, f"must be a mapping, not {describe(node, decoder.yaml11_bools)}")
-    return _merged(node, where, decoder, depth=0)
+    return _merged(node, where, decoder, budget, depth=0)
 
 
 def _is_merge(key: Node) -> bool:
@@ -72,7 +76,9 @@ def _ident(key: Node) -> object:
     return key.value if isinstance(key, yaml.ScalarNode) else id(key)
 
 
-def _merged(node: yaml.MappingNode, where: str, decoder: Decoder, depth: int) -> list[Any]:
+def _merged(
+    node: yaml.MappingNode, where: str, decoder: Decoder, budget: Budget, depth: int
+) -> list[Any]:
     if depth > _MAX_MERGE_DEPTH:
         raise fail(where, "too many nested << merges")
     if decoder is not Decoder.YAML_V3:
@@ -82,7 +88,7 @@ def _merged(node: yaml.MappingNode, where: str, decoder: Decoder, depth: int) ->
                 spliced.append((key, value))
                 continue
             for source in reversed(_sources(value, where)):
-                spliced.extend(_merged(source, where, decoder, depth + 1))
+                spliced.extend(_source(source, where, decoder, budget, depth))
         return spliced
     written = [(k, v) for k, v in node.value if not _is_merge(k)]
     merges = [v for k, v in node.value if _is_merge(k)]
@@ -90,11 +96,19 @@ def _merged(node: yaml.MappingNode, where: str, decoder: Decoder, depth: int) ->
         return written
     taken = {_ident(k) for k, _ in written}
     for source in _sources(merges[-1], where):
-        for key, value in _merged(source, where, decoder, depth + 1):
+        for key, value in _source(source, where, decoder, budget, depth):
             if _ident(key) not in taken:
                 taken.add(_ident(key))
                 written.append((key, value))
     return written
+
+
+def _source(
+    source: yaml.MappingNode, where: str, decoder: Decoder, budget: Budget, depth: int
+) -> list[Any]:
+    found = _merged(source, where, decoder, budget, depth + 1)
+    budget.spend(1 + len(found), where)
+    return found
 
 
 def unique(found: list[tuple[Node, Node]], where: str, decoder: Decoder) -> None:
@@ -129,8 +143,10 @@ def _json_key(key: yaml.ScalarNode, where: str) -> str:
     return str(found.value) if found.tag == BINARY else sigs_text(found, key.value)
 
 
-def entries(node: Node | None, where: str, decoder: Decoder) -> list[tuple[str, Node]]:
-    return [(key_text(k, where, decoder), v) for k, v in pairs(node, where, decoder)]
+def entries(
+    node: Node | None, where: str, decoder: Decoder, budget: Budget
+) -> list[tuple[str, Node]]:
+    return [(key_text(k, where, decoder), v) for k, v in pairs(node, where, decoder, budget)]
 
 
 def field_name(key: str, folded: bool) -> str:
