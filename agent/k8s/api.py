@@ -26,9 +26,10 @@ from agent import __version__
 from agent.aio.ratelimit import TokenBucket
 from agent.errors import ApiForbidden, ApiNotFound, ApiUnavailable
 from agent.k8s import api_errors
-from agent.k8s.keepalive import KeepAlive, enable
+from agent.k8s.keepalive import KeepAlive
 from agent.k8s.lean_import import ApiClient, ApiException, ConfigException, Configuration
 from agent.k8s.resources import Resource
+from agent.k8s.watch_request import keep_alive, watch_query, watch_timeout
 from agent.k8s.watch_stream import WatchStream
 from agent.logs import scrub_text
 
@@ -190,20 +191,8 @@ class KubeApi:
         dropped, or found dead by TCP keepalive (``ApiSettings.keepalive``) while quiet.
         """
         action = f"watch {resource.describe(namespace, selectors=selectors)}"
-        query = [
-            *(selectors or {}).items(),
-            ("watch", "1"),
-            ("allowWatchBookmarks", "true"),
-            ("resourceVersion", resource_version),
-            ("timeoutSeconds", str(server_timeout)),
-        ]
-        # A quiet watch may hear nothing until the server ends it: the read timeout waits
-        # for that, and keepalive finds a peer that is gone long before.
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=self._settings.request_timeout,
-            sock_read=server_timeout + read_margin,
-        )
+        query = watch_query(resource_version, selectors, server_timeout)
+        timeout = watch_timeout(self._settings.request_timeout, server_timeout, read_margin)
         await self._lanes[Lane.BACKGROUND].acquire()
         path = resource.path(namespace)
         try:
@@ -216,18 +205,10 @@ class KubeApi:
                 raise api_errors.from_response(
                     action, response.status, await response.read(), response.headers
                 )
-            self._keep_alive(response)
+            keep_alive(response, self._settings.keepalive)
             yield WatchStream(response, action)
         finally:
             response.close()
-
-    def _keep_alive(self, response: aiohttp.ClientResponse) -> None:
-        keepalive = self._settings.keepalive
-        connection = response.connection
-        transport = connection.transport if connection is not None else None
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if keepalive is not None and sock is not None:
-            enable(sock, keepalive)
 
     # ---- plumbing ----
 
