@@ -184,7 +184,7 @@ class KubernetesAdapter:
             log.warning(
                 "pod_status.unwritten_at_stop",
                 pending=self.statuses.pending,
-                error=self.statuses.problem(),
+                error=self.statuses.unwritten_reason(),
                 note="the next start writes or deletes them from the volumes on disk",
             )
         await self._tasks.close()

@@ -192,6 +192,18 @@ class KubePodStatusStore:
             return f"{self.pending} pod status writes waiting: {self._error}"
         return ""
 
+    def unwritten_reason(self) -> str:
+        """Why writes are still waiting (for the log at stop): :meth:`problem`, else an object
+        that someone else keeps changing (readiness does not count it); "" when neither."""
+        waiting = [key for key in self._contended if key in self._wanted or key in self._in_flight]
+        if self.problem() or not waiting:
+            return self.problem()
+        changes = self._contended[waiting[0]].attempts * ATTEMPTS
+        return (
+            f"conflict: pod status {waiting[0][0]}/{waiting[0][1]} changed under each of its "
+            f"last {changes} writes"
+        )
+
     # ---- the writers ----
 
     async def run(self) -> None:

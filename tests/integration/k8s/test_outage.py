@@ -3,6 +3,7 @@ arrive once the API is back, /readyz says what is not synced, kubelet is never b
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -157,3 +158,31 @@ async def test_status_writes_the_api_never_took_are_named_at_stop(
     unwritten = events["pod_status.unwritten_at_stop"]
     assert unwritten["pending"] == 1
     assert "Cannot connect to host" in unwritten["error"]
+
+
+async def test_status_writes_someone_else_kept_changing_are_named_at_stop(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    """A write that met another writer's change (409) at each attempt is made again after a
+    backoff; the API answers all the while, so there is no API error to name. Before, the
+    line at stop said ``error=""``."""
+    node = await agents.start()
+    web = await node.add_pod("web-0")
+    statuses = "secretproviderclasspodstatuses"
+    kube_api.faults.fail(409, verb="create", resource=statuses, times=3)
+    again = kube_api.faults.hold(status=409, verb="create", resource=statuses)
+    await node.publish(web)
+    await asyncio.wait_for(again.wait_held(), 10)  # made again after its backoff, and waiting
+    lines = io.StringIO()
+    configure_logging(json=True, verbosity=0, stream=lines)
+    node.cluster.flush_at_stop = 0.0
+    try:
+        await agents.stop(node, unpublish=True)
+    finally:
+        again.release()
+    events = {e["event"]: e for e in map(json.loads, lines.getvalue().splitlines())}
+    unwritten = events["pod_status.unwritten_at_stop"]
+    assert unwritten["pending"] == 1
+    assert unwritten["error"] == (
+        f"conflict: pod status default/web-0-default-{SPC} changed under each of its last 3 writes"
+    )
