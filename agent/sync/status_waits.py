@@ -52,8 +52,6 @@ class StatusWaits:
             log.info("secret_sync.pod_status_unwritten", pod=pod.name, status=key[1])
             return None
         self._waiting.pop(target, None)
-        if status is None:
-            log.info("secret_sync.pod_status_missing", pod=pod.name, status=key[1])
         return consumer_owners(pod, status)
 
     def forget(self, target: str) -> None:

@@ -107,10 +107,11 @@ class SecretSyncer:
             if pod is None:
                 return
             owners = await self._statuses.owners(record, pod)
-            if owners is None:
-                return  # synced once its status is written
+            if owners is None or not self._mounted(record):
+                return  # synced once its status is written; or unpublished meanwhile
             if not owners:
-                self._retry_soon(target)  # a bare pod's status does not exist
+                log.info("secret_sync.pod_status_missing", pod=pod.name, spc=record.spc_name)
+                self._retry_soon(target)  # a bare pod's status (its owner) does not exist
                 return
             started = time.perf_counter()
             parsed = parse_secret_objects(spc.secret_objects)
@@ -148,8 +149,7 @@ class SecretSyncer:
         """The volume's pod if the volume is still mounted for it and it still runs (upstream
         skips a terminating or finished pod too): a Secret is never (re)created for a pod
         that is going away. None also when the pod cannot be read now (retried sooner)."""
-        current = self._table.get(record.target_path)
-        if current is None or current.pod.uid != record.pod.uid:
+        if not self._mounted(record):
             return None
         pod: PodInfo | None = None
         try:
@@ -162,6 +162,10 @@ class SecretSyncer:
         if pod is None or pod.uid != record.pod.uid or pod.terminating or pod.finished:
             return None
         return pod
+
+    def _mounted(self, record: VolumeRecord) -> bool:
+        current = self._table.get(record.target_path)
+        return current is not None and current.pod.uid == record.pod.uid
 
     def _retry_soon(self, target: str) -> None:
         self.failing.add(target)
