@@ -317,7 +317,7 @@ def build_agent(
 
             sync.pods = pods
             interval = settings.secret_resync_interval
-            resync = SecretResync(table, sources.spcs, sync, interval=interval)
+            resync = SecretResync(table, sources.spcs, sync, interval=interval, clock=clock)
             sources.cluster.spcs.on_secret_objects_changed(resync.class_changed)
 
     loop_monitor = LoopLagMonitor()

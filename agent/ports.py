@@ -349,6 +349,16 @@ class SecretConsumers(Protocol):
         None when it does not exist (not written yet, its write failed, or it was deleted)."""
         ...
 
+    def status_pending(self, namespace: str, name: str) -> bool:
+        """A write of this node's status ``name`` is still queued or in flight (no API call):
+        ``status_reference`` gave up waiting for it, and ``on_status_settled`` will tell."""
+        ...
+
+    def on_status_settled(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(namespace, name)`` each time the writes queued for one of this
+        node's statuses have all been applied (landed, or given up); it must not block."""
+        ...
+
     async def pod_statuses(self, namespace: str) -> list[PodStatus]:
         """Every SecretProviderClassPodStatus of the namespace, from every node (one list)."""
         ...

@@ -8,6 +8,7 @@ the unit of ``VolumeRecord.updated_at``), tests a manual clock they advance by h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Protocol
 
@@ -29,3 +30,20 @@ class SystemClock:
 
     async def sleep_until(self, moment: float) -> None:
         await asyncio.sleep(max(moment - time.time(), 0.0))
+
+
+async def sleep_until_woken(clock: Clock, moment: float | None, wake: asyncio.Event) -> None:
+    """Until ``clock`` reads ``moment`` (never, for None) or ``wake`` is set, whichever comes
+    first; ``wake`` is left as it is. For loops that sleep toward a deadline but must act at
+    once on news."""
+    waits: list[asyncio.Future[object]] = [asyncio.ensure_future(wake.wait())]
+    if moment is not None:
+        waits.append(asyncio.ensure_future(clock.sleep_until(moment)))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits:
+            waiter.cancel()
+        for waiter in waits:
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter

@@ -89,6 +89,7 @@ class KubePodStatusStore:
         self._in_flight: set[Key] = set()
         self._objects = StatusObjects(api, node_name)
         self._settled: dict[Key, asyncio.Event] = {}  # set when a key's writes are done
+        self._settle_listeners: list[Callable[[str, str], None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
         self._paused_until = 0.0
@@ -175,6 +176,17 @@ class KubePodStatusStore:
             await self._settled.setdefault(key, asyncio.Event()).wait()
         return self._objects.uid(key)
 
+    def is_pending(self, namespace: str, name: str) -> bool:
+        """A write of the status is queued or in flight (``written_uid`` would wait)."""
+        key = (namespace, name)
+        return key in self._wanted or key in self._in_flight
+
+    def on_settled(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(namespace, name)`` each time every write wanted for a status has
+        been applied (it landed, or was given up): what ``written_uid`` waits for, told to
+        whoever gave up waiting. Called on the writer's task; it must not block."""
+        self._settle_listeners.append(listener)
+
     # ---- state for readiness and tests ----
 
     @property
@@ -247,6 +259,11 @@ class KubePodStatusStore:
         settled = self._settled.pop(key, None)
         if settled is not None:
             settled.set()
+        for listener in self._settle_listeners:
+            try:
+                listener(*key)
+            except Exception as err:  # a listener's bug must not stop the writer
+                log.error("pod_status.listener_bug", name=key[1], error_type=type(err).__name__)
         if not self._wanted and not self._in_flight:
             self._idle.set()
 

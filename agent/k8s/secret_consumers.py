@@ -39,19 +39,26 @@ class KubeSecretConsumers:
         status_wait: float = STATUS_WAIT_S,
     ) -> None:
         """``pods`` gives the pod watcher once it exists (it is built after this object);
-        ``status_wait`` bounds how long ``status_reference`` waits for a queued write."""
+        ``status_wait`` bounds how long ``status_reference`` waits for a queued write
+        (seconds; tests set it to 0 to give up at once)."""
         self._api = api
         self._statuses = statuses
         self._pods = pods
-        self._status_wait = status_wait
+        self.status_wait = status_wait
 
     async def status_reference(self, namespace: str, name: str) -> OwnerReference | None:
         try:
-            async with asyncio.timeout(self._status_wait):
+            async with asyncio.timeout(self.status_wait):
                 uid = await self._statuses.written_uid(namespace, name)
         except TimeoutError:
             return None
         return OwnerReference(API_VERSION, KIND, name, uid) if uid else None
+
+    def status_pending(self, namespace: str, name: str) -> bool:
+        return self._statuses.is_pending(namespace, name)
+
+    def on_status_settled(self, listener: Callable[[str, str], None]) -> None:
+        self._statuses.on_settled(listener)
 
     async def pod_statuses(self, namespace: str) -> list[PodStatus]:
         found: list[PodStatus] = []

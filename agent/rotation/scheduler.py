@@ -10,14 +10,13 @@ waits for it (tests, benchmarks); ``settle`` waits until the running loop has no
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import structlog
 
-from agent.aio.clock import Clock, SystemClock
+from agent.aio.clock import Clock, SystemClock, sleep_until_woken
 from agent.aio.locks import KeyedLock
 from agent.aio.tasks import TaskSet
 from agent.core.mount_table import MountTable
@@ -179,7 +178,7 @@ class RotationScheduler:
                 next_at = self._clock.now() + min(self._settings.interval, RETRY_AFTER_BUG_S)
             if not self._busy and not self._wake.is_set():
                 self._idle.set()
-            await self._sleep_until(next_at)
+            await sleep_until_woken(self._clock, next_at, self._wake)
 
     async def rotate_due(self) -> int:
         """One pass, waiting for the groups it started; returns how many it started."""
@@ -232,16 +231,3 @@ class RotationScheduler:
             if not done.done():
                 done.set_result(None)
             self._poke()
-
-    async def _sleep_until(self, moment: float | None) -> None:
-        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(self._wake.wait())]
-        if moment is not None:
-            waits.append(asyncio.ensure_future(self._clock.sleep_until(moment)))
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waits:
-                waiter.cancel()
-            for waiter in waits:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await waiter

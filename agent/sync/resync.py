@@ -2,25 +2,31 @@
 
 Upstream requeues each pod status 5 minutes after a successful sync (§7 step 9), which is
 what recreates a Secret deleted by hand and adds a missing owner reference; a failed sync is
-retried sooner (upstream: 5 to 10 s). Here one loop does both for the whole mount table: a
-pass every ``interval``, and a pass over the volumes whose last sync failed after a growing
-delay (``retry`` up to ``interval``), and a pass over a class's volumes as soon as its
-``secretObjects`` change. The first pass runs at start, so a restarted agent catches up on
-what changed while it was down. A class that no longer exists names no
-Secrets: its volumes' Secrets are let go. ``trigger`` runs a pass now (tests; an operator's
-refresh); ``run_once`` is one pass, awaited.
+retried sooner (upstream: 5 to 10 s). Here one loop does it all for the whole mount table:
+
+- a pass every ``interval``; the first one at start, so a restarted agent catches up on what
+  changed while it was down;
+- a pass over the volumes whose last sync failed (``SecretSyncer.failing``) after a growing
+  delay (``retry``, up to ``interval``), armed as soon as a volume fails, in a pass or outside
+  one (a publish's or a rotation's sync): no failure waits for the next full pass;
+- a pass over a volume whose sync waited for its status object as soon as that is written
+  (``SecretSyncer`` hands it over: ``volume_ready``);
+- a pass over a class's volumes as soon as its ``secretObjects`` change.
+
+A class that no longer exists names no Secrets: its volumes' Secrets are let go. ``trigger``
+runs a full pass now (tests; an operator's refresh); ``run_once`` is one full pass, awaited.
+Time comes from a ``Clock``, so tests move it by hand.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Callable
 
 import structlog
 
 from agent.aio.backoff import Backoff, BackoffPolicy
+from agent.aio.clock import Clock, SystemClock, sleep_until_woken
 from agent.core.mount_table import MountTable
 from agent.errors import AgentError, SecretProviderClassNotFound
 from agent.model import SecretProviderClass, VolumeRecord
@@ -33,6 +39,8 @@ DEFAULT_INTERVAL = 300.0  # upstream's RequeueAfter after a successful reconcile
 
 
 class SecretResync:
+    """Implements ``syncer.FollowUps`` for the syncer it is given."""
+
     def __init__(
         self,
         table: MountTable,
@@ -41,18 +49,24 @@ class SecretResync:
         *,
         interval: float = DEFAULT_INTERVAL,
         retry: BackoffPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         self._table = table
         self._spcs = spcs
         self._syncer = syncer
         self._interval = interval
         self._retry = Backoff(retry or BackoffPolicy(initial=5.0, maximum=interval))
-        self._clock = clock
+        self._clock = clock or SystemClock()
         self._wake = asyncio.Event()
-        self._full_requested = False
+        self._full_requested = False  # trigger(): a full pass now
+        self._full_at_retry = False  # a pass broke: a full pass again, after the delay
         self._changed: set[tuple[str, str]] = set()
+        self._ready: set[str] = set()
+        self._next_full = 0.0
+        self.retry_at: float | None = None  # when the failing volumes are tried again
         self.passes = 0
+        self.full_passes = 0
+        syncer.follow_ups = self
 
     def trigger(self) -> None:
         """A full pass now."""
@@ -65,56 +79,76 @@ class SecretResync:
         self._changed.add((namespace, name))
         self._wake.set()
 
+    def volume_ready(self, target: str) -> None:
+        self._ready.add(target)
+        self._wake.set()
+
+    def retry_wanted(self) -> None:
+        self._wake.set()  # the loop arms the retry when it wakes (``_arm_retry``)
+
     async def run(self) -> None:
-        next_full = self._clock()
-        next_retry: float | None = None
+        self._next_full = self._clock.now()
         while True:
-            await self._sleep_until(min(next_full, next_retry or next_full))
-            full = self._full_requested or self._clock() >= next_full
-            failed = False
+            self._arm_retry()
+            await self._sleep_until(min(self._next_full, self.retry_at or self._next_full))
+            now = self._clock.now()
+            retry = self.retry_at is not None and now >= self.retry_at
+            full = self._full_requested or now >= self._next_full or (retry and self._full_at_retry)
+            if not (full or retry or self._changed or self._ready):
+                continue  # woken to arm the retry of a failure outside a pass
+            if full or retry:
+                self.retry_at = None  # this pass retries them; armed again if some still fail
             try:
-                await self._pass(full)
+                await self._pass(full, retry)
+                if full:
+                    self._full_at_retry = False
             except Exception as err:  # a bug must not end re-syncing for good
                 log.error("secret_resync.pass_failed", error_type=type(err).__name__)
-                self._full_requested = failed = True  # a whole pass again, after the delay
+                self._full_at_retry = True
             if full:
-                next_full = self._clock() + self._interval
-            if failed or self._syncer.failing:
-                next_retry = self._clock() + self._retry.next_delay()
-            else:
-                next_retry = None
-                self._retry.reset()
+                self._next_full = self._clock.now() + self._interval
 
-    async def _pass(self, full: bool) -> None:
+    def _arm_retry(self) -> None:
+        """A retry due after the backoff's next delay while volumes fail; none otherwise."""
+        if not (self._syncer.failing or self._full_at_retry):
+            self.retry_at = None
+            self._retry.reset()
+        elif self.retry_at is None:
+            self.retry_at = self._clock.now() + self._retry.next_delay()
+
+    async def _pass(self, full: bool, retry: bool) -> None:
         if full:
             self._full_requested = False
             self._changed.clear()
+            self._ready.clear()
             await self.run_once()
-        elif self._changed:
-            changed, self._changed = self._changed, set()
-            await self.run_once(classes=changed)
-        else:
-            await self.run_once(only_failing=True)
+            return
+        changed, self._changed = self._changed, set()
+        ready, self._ready = self._ready, set()
+        failing = self._syncer.failing if retry else set()
+        await self._sync(
+            lambda record: (
+                record.target_path in failing
+                or record.target_path in ready
+                or (record.pod.namespace, record.spc_name) in changed
+            )
+        )
 
     async def _sleep_until(self, due: float) -> None:
-        delay = due - self._clock()
-        if delay > 0 and not self._wake.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
+        if not self._wake.is_set():
+            await sleep_until_woken(self._clock, due, self._wake)
         self._wake.clear()
 
-    async def run_once(
-        self, *, only_failing: bool = False, classes: set[tuple[str, str]] | None = None
-    ) -> int:
-        """One pass (over every volume, those whose last sync failed, or those of the given
-        classes); returns how many volumes it synced."""
+    async def run_once(self) -> int:
+        """One pass over every volume; returns how many volumes it synced."""
+        self.full_passes += 1
+        return await self._sync(lambda _record: True)
+
+    async def _sync(self, wanted: Callable[[VolumeRecord], bool]) -> int:
         self.passes += 1
         synced = 0
         for record in self._table:
-            if only_failing and record.target_path not in self._syncer.failing:
-                continue
-            if classes is not None and (record.pod.namespace, record.spc_name) not in classes:
+            if not wanted(record):
                 continue
             spc = await self._class_of(record)
             if spc is None:

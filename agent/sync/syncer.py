@@ -9,13 +9,16 @@ names. Work on one Secret is serialized in this process (two volumes of a node n
 each other); other nodes are handled by the optimistic concurrency in ``apply`` and
 ``release``. Nothing raises to the caller: failures are reported (``reporting``), and the
 next re-sync tries again; ``failing`` holds the volumes whose last sync hit a failure worth
-retrying sooner (API or file errors, not a broken entry).
+retrying sooner (API or file errors, not a broken entry). A volume whose status object is not
+written yet is synced once it is (``status_waits``). Both are handed to ``follow_ups`` (the
+re-sync loop), so neither waits for the next full pass.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
@@ -44,14 +47,26 @@ from agent.sync.apply import WriteFailed, ensure_secret, managed_labels
 from agent.sync.data import BuiltData, read_volume_data
 from agent.sync.held import HeldSecrets
 from agent.sync.holders import Holders, Leaving
-from agent.sync.owners import consumer_owners
 from agent.sync.release import SecretRelease
 from agent.sync.reporting import FAILED_TO_CREATE, ROTATION_FAILED, SyncReporter
 from agent.sync.spec import SecretSpec, parse_secret_objects
+from agent.sync.status_waits import StatusWaits
 
 log = structlog.get_logger("agent.sync")
 
 Owners = tuple[OwnerReference, ...]
+
+
+class FollowUps(Protocol):
+    """Where volumes to sync again go (the re-sync loop, ``resync``)."""
+
+    def volume_ready(self, target: str) -> None:
+        """The status this volume's sync waited for is written: sync it now."""
+        ...
+
+    def retry_wanted(self) -> None:
+        """A volume joined ``failing``: retry it after the backoff's delay."""
+        ...
 
 
 class SecretSyncer:
@@ -80,6 +95,8 @@ class SecretSyncer:
         self._volume_locks = KeyedLock()
         self._secret_locks = KeyedLock()
         self.failing: set[str] = set()
+        self.follow_ups: FollowUps | None = None  # set by the re-sync loop
+        self._statuses = StatusWaits(consumers, self._status_ready)
 
     # ---- ports.SecretSync ----
 
@@ -89,9 +106,12 @@ class SecretSyncer:
             pod = await self._live_pod(record)
             if pod is None:
                 return
-            owners = await self._owners(record, pod)
+            owners = await self._statuses.owners(record, pod)
+            if owners is None or not self._mounted(record):
+                return  # synced once its status is written; or unpublished meanwhile
             if not owners:
-                self.failing.add(target)  # a bare pod's status is not written yet
+                log.info("secret_sync.pod_status_missing", pod=pod.name, spc=record.spc_name)
+                self._retry_soon(target)  # a bare pod's status (its owner) does not exist
                 return
             started = time.perf_counter()
             parsed = parse_secret_objects(spc.secret_objects)
@@ -102,7 +122,7 @@ class SecretSyncer:
             synced, retry = await self._sync_specs(record, parsed.specs, owners)
             retry |= await self._let_go(record, parsed.named, owners)
             if retry:
-                self.failing.add(target)
+                self._retry_soon(target)
             else:
                 self.failing.discard(target)
             if parsed.specs:
@@ -112,6 +132,7 @@ class SecretSyncer:
         target = record.target_path
         async with self._volume_locks.hold(target):
             self.failing.discard(target)
+            self._statuses.forget(target)
             held = self._held.forget(target)
             if self._same_consumer_mounted(record):
                 return  # the pod mounts the class in another volume: it still holds them all
@@ -128,8 +149,7 @@ class SecretSyncer:
         """The volume's pod if the volume is still mounted for it and it still runs (upstream
         skips a terminating or finished pod too): a Secret is never (re)created for a pod
         that is going away. None also when the pod cannot be read now (retried sooner)."""
-        current = self._table.get(record.target_path)
-        if current is None or current.pod.uid != record.pod.uid:
+        if not self._mounted(record):
             return None
         pod: PodInfo | None = None
         try:
@@ -137,21 +157,24 @@ class SecretSyncer:
                 pod = await self.pods.get(record.pod.namespace, record.pod.name)
         except AgentError as err:
             log.info("secret_sync.pod_unknown", pod=record.pod.name, error=err.message)
-            self.failing.add(record.target_path)
+            self._retry_soon(record.target_path)
             return None
         if pod is None or pod.uid != record.pod.uid or pod.terminating or pod.finished:
             return None
         return pod
 
-    async def _owners(self, record: VolumeRecord, pod: PodInfo) -> Owners:
-        """This consumer's references. Its status object is awaited first even when the pod
-        has owners: a consumer is visible to other nodes' censuses before it reads a Secret
-        (``release``), so none of them can remove a reference it found and relied on."""
-        name = pod_status_name(pod.name, pod.namespace, record.spc_name)
-        status = await self._consumers.status_reference(pod.namespace, name)
-        if status is None:
-            log.info("secret_sync.pod_status_unwritten", pod=pod.name, status=name)
-        return consumer_owners(pod, status)
+    def _mounted(self, record: VolumeRecord) -> bool:
+        current = self._table.get(record.target_path)
+        return current is not None and current.pod.uid == record.pod.uid
+
+    def _retry_soon(self, target: str) -> None:
+        self.failing.add(target)
+        if self.follow_ups is not None:
+            self.follow_ups.retry_wanted()
+
+    def _status_ready(self, target: str) -> None:
+        if self.follow_ups is not None:
+            self.follow_ups.volume_ready(target)
 
     def _same_consumer_mounted(self, record: VolumeRecord) -> bool:
         return any(

@@ -1,16 +1,20 @@
 """The re-sync loop: a pass at start, a full pass on trigger, a class's volumes on its change,
-and a bug in one pass never ends the loop (no waiting for intervals: a 1-hour interval)."""
+a failure between passes retried after the backoff's first delay, a volume whose status was
+written synced at once, and a bug in one pass never ends the loop (no waiting for intervals: a
+1-hour interval, and a manual clock)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from agent.aio.backoff import BackoffPolicy
 from agent.core.mount_table import MountTable
 from agent.errors import SecretProviderClassNotFound
 from agent.model import PodIdentity, SecretProviderClass, VolumeRecord
 from agent.sync.resync import SecretResync
+from tests.support.clock import ManualClock
 
 
 class Classes:
@@ -68,6 +72,38 @@ async def test_start_trigger_class_change_and_a_failing_pass() -> None:
         # The bug ends that pass; a full pass follows after the retry delay, not the hour.
         assert [name for name, _ in await _next_calls(syncer, 3)] == ["app", "other", "gone"]
         assert not loop.done()
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0)
+
+
+async def test_failures_and_ready_volumes_between_passes_never_wait_for_the_interval() -> None:
+    syncer, clock = Syncer(), ManualClock()
+    retry = BackoffPolicy(initial=5.0, maximum=3600, jitter=0.0)
+    resync = SecretResync(_table(), Classes(), syncer, interval=3600, retry=retry, clock=clock)  # type: ignore[arg-type]
+    loop = asyncio.create_task(resync.run())
+    try:
+        await _next_calls(syncer, 3)  # the pass at start
+        # A sync outside a pass failed: the retry is armed for the first delay, no pass yet.
+        syncer.failing.add("/t/1")
+        resync.retry_wanted()
+        await _until(lambda: resync.retry_at is not None)
+        assert resync.retry_at == clock.now() + 5.0 and not syncer.calls
+        clock.advance(5.0)
+        assert [name for name, _ in await _next_calls(syncer, 1)] == ["other"]
+        # A volume whose status was written is synced at once, alone; time stands still.
+        syncer.failing.clear()
+        resync.volume_ready("/t/0")
+        assert [name for name, _ in await _next_calls(syncer, 1)] == ["app"]
+        await _until(lambda: resync.retry_at is None)
+        assert resync.full_passes == 1 and resync.passes == 3
     finally:
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):

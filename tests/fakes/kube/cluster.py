@@ -117,6 +117,9 @@ class Cluster:
     def get(self, resource: str, namespace: str, name: str) -> Object | None:
         return self.raw.get(self.type(resource), namespace, name)
 
+    def count(self, resource: str, namespace: str | None = None) -> int:
+        return self.raw.count(self.type(resource), namespace)
+
     def list(
         self,
         resource: str,

@@ -79,6 +79,11 @@ class Store:
         """Current objects sorted by (namespace, name), like etcd's key order."""
         return self._sorted(self._objects.get(rtype.key, {}), namespace)
 
+    def count(self, rtype: ResourceType, namespace: str | None = None) -> int:
+        """How many objects there are now (no copies: cheap enough to poll)."""
+        keys = self._objects.get(rtype.key, {})
+        return sum(1 for key in keys if namespace is None or key[0] == namespace)
+
     def snapshot(self, rtype: ResourceType, rv: int, namespace: str | None = None) -> list[Object]:
         """The objects as they were at ``rv`` (410 if that version is compacted)."""
         if rv < self.compacted:
