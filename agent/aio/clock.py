@@ -8,7 +8,6 @@ the unit of ``VolumeRecord.updated_at``), tests a manual clock they advance by h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Protocol
 
@@ -35,7 +34,9 @@ class SystemClock:
 async def sleep_until_woken(clock: Clock, moment: float | None, wake: asyncio.Event) -> None:
     """Until ``clock`` reads ``moment`` (never, for None) or ``wake`` is set, whichever comes
     first; ``wake`` is left as it is. For loops that sleep toward a deadline but must act at
-    once on news."""
+    once on news. A cancellation of the caller always propagates, even one that arrives while
+    the losing waiter winds down (suppressing that waiter's CancelledError would swallow it,
+    and the loop would run on after its owner stopped it)."""
     waits: list[asyncio.Future[object]] = [asyncio.ensure_future(wake.wait())]
     if moment is not None:
         waits.append(asyncio.ensure_future(clock.sleep_until(moment)))
@@ -44,6 +45,4 @@ async def sleep_until_woken(clock: Clock, moment: float | None, wake: asyncio.Ev
     finally:
         for waiter in waits:
             waiter.cancel()
-        for waiter in waits:
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiter
+        await asyncio.wait(waits)  # raises only for this task's own cancellation
