@@ -28,14 +28,13 @@ import asyncio
 import enum
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Final
 
 import structlog
 
 from agent import crashpoints
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.documents.names import is_subdomain, shown_name
-from agent.documents.pod_status import KIND, NODE_LABEL, from_manifest
 from agent.errors import (
     ApiConflict,
     ApiForbidden,
@@ -43,10 +42,9 @@ from agent.errors import (
     KubernetesApiError,
     StatusError,
 )
-from agent.k8s.api import KubeApi, Lane
-from agent.k8s.pod_status_claims import target_matches
+from agent.k8s.api import KubeApi
+from agent.k8s.pod_status_loading import load_node_statuses
 from agent.k8s.pod_status_objects import ATTEMPTS, StatusObjects
-from agent.k8s.resources import SPC_POD_STATUSES
 from agent.model import PodStatus
 
 log = structlog.get_logger(__name__)
@@ -123,48 +121,8 @@ class KubePodStatusStore:
         self._want(key, status)
 
     async def load_all(self) -> list[PodStatus]:
-        """This node's statuses (label selector), those whose target path matches their pod.
-
-        A status whose ``targetPath`` does not lie under its owner pod's directory (edited by
-        hand, or forged) is reported and left out, so recovery never acts on that path. With
-        the API unreachable the list is empty (logged): recovery then rests on the disk.
-        """
-        statuses: list[PodStatus | None] = []
-        token = ""
-        try:
-            while True:
-                page = await self._api.list(
-                    SPC_POD_STATUSES,
-                    Lane.PUBLISH,
-                    selectors={"labelSelector": f"{NODE_LABEL}={self._node}"},
-                    continue_token=token,
-                )
-                statuses.extend(self._accept(item) for item in page.get("items") or ())
-                token = str((page.get("metadata") or {}).get("continue") or "")
-                if not token:
-                    break
-        except KubernetesApiError as err:
-            log.warning("pod_status.load_failed", error=err.message)
-            return []
-        self._objects.loaded = True
-        return [status for status in statuses if status is not None and target_matches(status)]
-
-    def _accept(self, document: Any) -> PodStatus | None:
-        try:
-            status = from_manifest({**document, "kind": KIND})
-        except (TypeError, ValueError) as err:
-            log.warning("pod_status.undecodable", error=str(err))
-            return None
-        self._objects.remember((status.namespace, status.name), status, document)
-        if not target_matches(status):
-            log.warning(
-                "pod_status.target_path_mismatch",
-                namespace=status.namespace,
-                name=status.name,
-                pod_uid=status.pod_uid,
-                target_path=status.target_path,
-            )
-        return status
+        """This node's statuses whose target path matches their pod (``load_node_statuses``)."""
+        return await load_node_statuses(self._api, self._node, self._objects)
 
     async def written_uid(self, namespace: str, name: str) -> str:
         """The ``metadata.uid`` of the status once every write wanted for it has been applied
