@@ -1,5 +1,6 @@
-"""Kubernetes-mode fixtures: the fake API server, the default SecretProviderClass, and agents
-started against it (stopped, with their volumes unpublished, when the test ends)."""
+"""Kubernetes-mode fixtures: the fake API server, a client of it, the default
+SecretProviderClass, and agents started against it (stopped, with their volumes unpublished,
+when the test ends)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,22 @@ from pathlib import Path
 
 import pytest
 
+from agent.k8s.api import KubeApi
+from agent.k8s.connection import load_configuration
 from tests.fakes.kube.faults import Fault
 from tests.fakes.kube.paths import RequestInfo
 from tests.fakes.kube_api import FakeKubeApi, secret_provider_class
 from tests.support.chart_rbac import ChartRbac
 from tests.support.kube_agent import SPC, KubeAgents, KubeHarness, run_agents
+
+
+@pytest.fixture
+async def api(kube_api: FakeKubeApi) -> AsyncIterator[KubeApi]:
+    """A client of the fake API server, as the agent builds its own (closed at the end)."""
+    client = KubeApi()
+    client.connect(await load_configuration(str(kube_api.kubeconfig_path)))
+    yield client
+    await client.close()
 
 
 @pytest.fixture

@@ -39,14 +39,6 @@ class Recorder:
         self.seen.append("synced")
 
 
-@pytest.fixture
-async def api(kube_api: FakeKubeApi) -> AsyncIterator[KubeApi]:
-    client = KubeApi()
-    client.connect(await load_configuration(str(kube_api.kubeconfig_path)))
-    yield client
-    await client.close()
-
-
 @contextlib.asynccontextmanager
 async def running(informer: Informer[PodInfo], kube: FakeKubeApi) -> AsyncIterator[None]:
     task = asyncio.create_task(informer.run())

@@ -11,10 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import pytest
-
 from agent.k8s.api import KubeApi
-from agent.k8s.connection import load_configuration
 from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.model import ObjectVersion, PodStatus
 from tests.fakes.kube_api import FakeKubeApi, pod
@@ -48,14 +45,6 @@ class GatedSleep:
 
     def release(self) -> None:
         self._gate.set()
-
-
-@pytest.fixture
-async def api(kube_api: FakeKubeApi) -> AsyncIterator[KubeApi]:
-    client = KubeApi()
-    client.connect(await load_configuration(str(kube_api.kubeconfig_path)))
-    yield client
-    await client.close()
 
 
 @contextlib.asynccontextmanager
