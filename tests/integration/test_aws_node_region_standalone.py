@@ -57,10 +57,9 @@ async def test_the_node_manifest_gives_the_region(
     assert Path(target, secret).read_bytes() == b"eu"
 
 
-async def test_without_a_node_manifest_the_error_names_all_three_sources(
-    agent_without_region: AgentHarness,
-) -> None:
-    harness = agent_without_region
+async def refused_for_its_region(harness: AgentHarness) -> str:
+    """Publish an AWS class without a region: refused INVALID_ARGUMENT, nothing mounted or
+    recorded; the error's details."""
     harness.write_spc(
         provider="aws", parameters={"objects": "- {objectName: a, objectType: secretsmanager}\n"}
     )
@@ -68,15 +67,22 @@ async def test_without_a_node_manifest_the_error_names_all_three_sources(
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await harness.kubelet.publish(irsa_publish(target))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert mounts_under(target) == []
+    assert harness.agent.table.get(target) is None
+    return str(info.value.details())
+
+
+async def test_without_a_node_manifest_the_error_names_all_three_sources(
+    agent_without_region: AgentHarness,
+) -> None:
+    harness = agent_without_region
     directory = harness.root / "spc"
-    assert info.value.details() == (
+    assert await refused_for_its_region(harness) == (
         "region: not set: the SecretProviderClass has no 'region' parameter, the agent's "
         f"environment has no AWS_REGION, and node node-a not found in {directory} (standalone "
         "mode reads its labels from a kind: Node manifest named like --nodeid there); set one "
         "of the three"
     )
-    assert mounts_under(target) == []
-    assert harness.agent.table.get(target) is None
 
 
 async def test_a_misspelled_node_manifest_is_named_by_the_error(
@@ -85,15 +91,7 @@ async def test_a_misspelled_node_manifest_is_named_by_the_error(
     harness = agent_without_region
     manifest = NODE_MANIFEST.format(name="node-a", region="eu-west-1")
     (harness.root / "spc" / "nodes.yaml").write_text(manifest.replace("kind: Node", "kind: node"))
-    harness.write_spc(
-        provider="aws", parameters={"objects": "- {objectName: a, objectType: secretsmanager}\n"}
-    )
-    target = harness.target()
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await harness.kubelet.publish(irsa_publish(target))
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (
         'named like --nodeid there) (see nodes.yaml: kind: Unsupported value: "node": the agent '
         "reads Node (apiVersion v1); document skipped); set one of the three"
-    ) in str(info.value.details())
-    assert mounts_under(target) == []
+    ) in await refused_for_its_region(harness)
