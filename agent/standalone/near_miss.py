@@ -18,51 +18,51 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from difflib import SequenceMatcher
 
-from agent.documents.spc import API_VERSIONS, KIND
-from agent.standalone.manifests import LIST_API_VERSION, LIST_KIND
-from agent.standalone.nodes import NODE_KIND
+from agent.standalone.kinds import READ_KINDS
 
 CUTOFF = 0.85
 MAX_SHOWN = 80  # characters of a wrong value quoted in the warning (a line, not a file)
-# Each kind the standalone directory is read for, and the apiVersions it is read with.
-READ_KINDS: dict[str, frozenset[str]] = {
-    KIND: API_VERSIONS,
-    "ServiceAccount": frozenset({"v1"}),
-    NODE_KIND: frozenset({"v1"}),
-    LIST_KIND: frozenset({LIST_API_VERSION}),  # read as its items (standalone/manifests.py)
-}
 
 
 def near_miss(document: Mapping[str, object]) -> tuple[str, str] | None:
     """``(kind the document was likely meant as, why it is skipped)`` for a document the
-    agent does not read but whose ``kind`` or ``apiVersion`` is a slip from one it reads;
-    None otherwise. The reason names the field and what the agent expected."""
+    agent does not read but whose ``kind`` or ``apiVersion`` is a slip from one it reads
+    (standalone/kinds.py: the objects and the lists); None otherwise. The reason names the
+    field and what the agent expected."""
     kind, api_version = document.get("kind"), document.get("apiVersion")
     if not isinstance(kind, str):
         return None
-    for expected, versions in READ_KINDS.items():
-        wanted = " or ".join(sorted(versions))
-        if kind == expected:
-            if api_version in versions or not _near_api_version(api_version, versions):
-                return None
-            found = (
-                "Required value"
-                if api_version is None
-                else f"Unsupported value: {_shown(api_version)}"
-            )
-            return expected, (
-                f"apiVersion: {found}: the agent reads kind {kind} as {wanted}; document skipped"
-            )
-        # A kind slip keeps its apiVersion: another group's kind of a near name (Config
-        # Connector's IAMServiceAccount, Crossplane's ServiceAccountKey) is not one.
-        if _near(kind, [expected]) and (
-            api_version in versions or _near_api_version(api_version, versions)
-        ):
-            return expected, (
-                f"kind: Unsupported value: {_shown(kind)}: the agent reads {expected} "
-                f"(apiVersion {wanted}); document skipped"
-            )
-    return None
+    versions = READ_KINDS.get(kind)
+    if versions is not None:
+        if api_version in versions or not _near_api_version(api_version, versions):
+            return None
+        found = (
+            "Required value" if api_version is None else f"Unsupported value: {_shown(api_version)}"
+        )
+        return kind, (
+            f"apiVersion: {found}: the agent reads kind {kind} as {_wanted(versions)}; "
+            "document skipped"
+        )
+    # A kind slip keeps its apiVersion: another group's kind of a near name (Config
+    # Connector's IAMServiceAccount, Crossplane's ServiceAccountKey) is not one. Of near
+    # kinds the nearest is meant (SecretProviderClasList is a list, not a class).
+    meant = [
+        (ratio, expected)
+        for expected, versions in READ_KINDS.items()
+        if (ratio := _ratio(kind, expected)) >= CUTOFF
+        and (api_version in versions or _near_api_version(api_version, versions))
+    ]
+    if not meant:
+        return None
+    _, expected = max(meant)
+    return expected, (
+        f"kind: Unsupported value: {_shown(kind)}: the agent reads {expected} "
+        f"(apiVersion {_wanted(READ_KINDS[expected])}); document skipped"
+    )
+
+
+def _wanted(versions: Iterable[str]) -> str:
+    return " or ".join(sorted(versions))
 
 
 def _near_api_version(api_version: object, versions: Iterable[str]) -> bool:
@@ -75,12 +75,13 @@ def _near_api_version(api_version: object, versions: Iterable[str]) -> bool:
 
 
 def _near(text: str, options: Iterable[str]) -> bool:
-    folded = text.casefold()
-    return any(
-        folded == option.casefold()
-        or SequenceMatcher(None, folded, option.casefold()).ratio() >= CUTOFF
-        for option in options
-    )
+    return any(_ratio(text, option) >= CUTOFF for option in options)
+
+
+def _ratio(text: str, option: str) -> float:
+    """How alike two names are, ignoring case: 1.0 for the same letters."""
+    folded, wanted = text.casefold(), option.casefold()
+    return 1.0 if folded == wanted else SequenceMatcher(None, folded, wanted).ratio()
 
 
 def _shown(value: object) -> str:

@@ -1,8 +1,9 @@
 """SecretProviderClasses, ServiceAccounts and the Node from YAML files in a directory (standalone).
 
 The directory holds the same manifests one would ``kubectl apply``: every ``*.yaml``/``*.yml``
-file directly inside it, multi-document allowed, a ``v1`` ``kind: List`` read as its items
-(standalone/manifests.py). Each document is read as kubectl sends it to the API server
+file directly inside it, multi-document allowed, a list (``v1`` ``kind: List``, a typed
+``SecretProviderClassList``, ``ServiceAccountList`` or ``NodeList``, lists inside lists) read
+as its items (standalone/lists.py). Each document is read as kubectl sends it to the API server
 (sigs.k8s.io/yaml's YAML-to-JSON: ``0123`` is the integer 83, ``on`` a boolean,
 ``2024-01-01`` and ``1:30`` strings), and fields the CRD types as strings must then be strings,
 as the API server's schema validation demands: an unquoted number in ``spec.parameters`` is
@@ -41,6 +42,7 @@ from agent.errors import (
 )
 from agent.model import SecretProviderClass
 from agent.ports import ChangeListener
+from agent.standalone.kinds import SERVICE_ACCOUNT_KIND
 from agent.standalone.manifests import UnreadableManifest, cap_problems, documents
 from agent.standalone.near_miss import near_miss
 from agent.standalone.nodes import CLUSTER_SCOPED, is_node, load_node, string_map
@@ -339,7 +341,7 @@ def _ref(key: Key) -> str:
 def _is_service_account(document: object) -> TypeGuard[Mapping[str, object]]:
     return (
         isinstance(document, Mapping)
-        and document.get("kind") == "ServiceAccount"
+        and document.get("kind") == SERVICE_ACCOUNT_KIND
         and document.get("apiVersion") == "v1"
     )
 
