@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from agent.core.pod_info import tokens_json
-from agent.documents.names import SHOWN_CHARS, SUBDOMAIN_MAX, is_subdomain, shown_name
+from agent.documents.names import SUBDOMAIN_MAX, is_subdomain, shown_name, shown_value
 from agent.errors import InvalidRequest, InvalidSecretProviderClass
 from agent.model import (
     POD_NAME,
@@ -21,7 +21,7 @@ from agent.model import (
     VolumeRecord,
     pod_status_name,
 )
-from agent.targets import KubeletTarget, TargetRules, shown
+from agent.targets import KubeletTarget, TargetRules
 
 
 def check_request(
@@ -52,12 +52,13 @@ def check_pod_directory(identity: PodIdentity, target: KubeletTarget) -> None:
     """Kubelet publishes a pod's volume below that pod's own directory
     (``pods/<pod uid>/volumes/...``); a request whose ``csi.storage.k8s.io/pod.uid`` names
     another pod would record a volume that pod cleanup and the restart's status check
-    attribute to the wrong pod. InvalidRequest naming the key."""
+    attribute to the wrong pod. InvalidRequest naming the key, both UIDs quoted and cut at 80
+    characters (``agent.documents.names.shown_value``)."""
     in_path = target.pod_uid
     if identity.uid != in_path:
         raise InvalidRequest(
-            f"{POD_UID} in volume context: {shown(identity.uid)} is not the pod directory of "
-            f"the target path ({shown(in_path)}); kubelet sends the same pod UID in both"
+            f"{POD_UID} in volume context: {shown_value(identity.uid)} is not the pod directory "
+            f"of the target path ({shown_value(in_path)}); kubelet sends the same pod UID in both"
         )
 
 
@@ -95,8 +96,8 @@ def check_republish(record: VolumeRecord, identity: PodIdentity, spc_name: str) 
     ):
         if sent != kept:
             raise InvalidRequest(
-                f"{key} in volume context: {shown(sent, SHOWN_CHARS)} differs from the volume "
-                f"already mounted at this target path ({shown(kept, SHOWN_CHARS)}, pod "
+                f"{key} in volume context: {shown_value(sent)} differs from the volume "
+                f"already mounted at this target path ({shown_value(kept)}, pod "
                 f"{record.pod.namespace}/{shown_name(record.pod.name)}, class "
                 f"{shown_name(record.spc_name)}); unpublish it first"
             )

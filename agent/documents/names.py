@@ -41,7 +41,7 @@ def subdomain_problem(value: str) -> str | None:
 
 
 def _problem(value: str, rule: re.Pattern[str], limit: int, kind: str, chars: str) -> str | None:
-    quoted = shown(value, SHOWN_CHARS)
+    quoted = shown_value(value)
     if len(value) > limit:
         return f"{quoted} is longer than {limit} characters (a Kubernetes name)"
     if not rule.fullmatch(value):
@@ -60,6 +60,14 @@ def shown_name(value: str) -> str:
     reaches kubelet, the pod's events or the log whole."""
     if len(value) <= SHOWN_CHARS and is_subdomain(value):
         return value
+    return shown(value, SHOWN_CHARS)
+
+
+def shown_value(value: str) -> str:
+    """A user-supplied name or identifier held up against a rule or another value in a message
+    (a volume-context value that differs from the mounted one or from the target path): always
+    quoted, so where it starts and ends is plain, and cut past :data:`SHOWN_CHARS` characters,
+    as :func:`shown_name` cuts."""
     return shown(value, SHOWN_CHARS)
 
 

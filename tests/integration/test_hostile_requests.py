@@ -98,6 +98,22 @@ async def test_a_pod_uid_that_is_not_the_target_pod_directory_is_refused(
     assert "fix" not in failed, "podInfoOnMount is not the fix for a wrong value"
 
 
+async def test_long_pod_uids_that_differ_are_cut_at_80_characters(harness: AgentHarness) -> None:
+    """Both UIDs quoted and cut as every other name in a message (agent.documents.names).
+    Before: cut at 160 characters, so each side could fill two lines of kubelet's event."""
+    in_context, in_path = "a" * 200, "b" * 200  # the path's within NAME_MAX
+    target = harness.target(uid=in_path)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.kubelet.publish(publish_request(target, uid=in_context))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == (
+        f"csi.storage.k8s.io/pod.uid in volume context: '{'a' * 80}'... is not the pod "
+        f"directory of the target path ('{'b' * 80}'...); kubelet sends the same pod UID in both"
+    )
+    assert harness.provider.requests == []
+    assert_nothing_written(harness, target)
+
+
 @pytest.mark.parametrize(
     ("change", "key", "problem"),
     [
