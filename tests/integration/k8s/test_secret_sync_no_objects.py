@@ -18,6 +18,7 @@ from agent.logs import configure_logging
 from agent.model import OwnerReference
 from agent.sync.resync import SecretResync
 from agent.sync.syncer import SecretSyncer
+from tests.fakes.kube_api import owner_reference, replica_set
 from tests.integration.k8s.test_secret_sync import entry, owners, status_owner
 from tests.support.clock import ManualClock
 from tests.support.kube_agent import KubeAgents, KubeHarness, eventually
@@ -160,3 +161,29 @@ async def test_a_deleted_class_is_read_once_per_pass(node: KubeHarness, watched:
     ]
     assert watched.status_waits[waits:] == []
     assert node.kube.requests.since(mark, resource="secrets") == []
+
+
+async def test_secret_objects_dropped_while_the_agent_was_down_are_left_to_garbage_collection(
+    agents: KubeAgents,
+) -> None:
+    """As before this change (docs/secret-sync.md, "After a restart"): the start-up pass finds
+    the class names nothing and does not ask what the volume held; the pod's removal asks
+    nothing either, and the ReplicaSet's reference stays until the ReplicaSet goes."""
+    node = await agents.start()
+    node.add_spc(secret_objects=DB)
+    rs = node.kube.store.put(replica_set("web-5d8f"))
+    web = await node.add_pod("web-5d8f-aaaaa", owner_references=[owner_reference(rs)])
+    target = await node.publish(web)
+    await node.synced()
+    assert owners(node.secret("db")) == ["ReplicaSet/web-5d8f"]
+    await agents.stop(node)
+    node.add_spc()  # secretObjects removed while the agent is down
+    mark = node.kube.requests.mark()
+    again = await agents.start()
+    await eventually(lambda: _resync(again).full_passes == 1, "the pass at start")
+    await again.synced()
+    again.kube.store.delete("pods", "default", "web-5d8f-aaaaa")
+    await eventually(lambda: again.agent.table.get(target) is None, "volume released")
+    await again.synced()
+    assert again.kube.requests.since(mark, resource="secrets", namespace="default") == []
+    assert owners(again.secret("db")) == ["ReplicaSet/web-5d8f"]
