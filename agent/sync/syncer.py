@@ -161,8 +161,8 @@ class SecretSyncer:
         if spc.secret_objects or (held is not None and held.names):
             return False
         self._held.remember(record, frozenset(), ())
-        self.failing.discard(target)  # a retry of a class that named Secrets then
-        self._statuses.forget(target)  # nor a sync when a status it waited for lands
+        self.failing.discard(target)  # what failed was for Secrets no longer named
+        self._statuses.forget(target)  # no sync either when a status it waited for lands
         return True
 
     async def _live_pod(self, record: VolumeRecord) -> PodInfo | None:
