@@ -54,7 +54,7 @@ class SyncRun(TypedDict):
     tls_split_per_secret: dict[str, float]
 
 
-def _objects(app: str) -> list[dict[str, object]]:
+def secret_objects(app: str) -> list[dict[str, object]]:
     return [
         {"secretName": f"{app}-db", "type": "Opaque",
          "data": [{"objectName": "username", "key": "user"},
@@ -65,7 +65,7 @@ def _objects(app: str) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-def _calls(kube: FakeKubeApi, mark: int) -> dict[str, int]:
+def secret_calls(kube: FakeKubeApi, mark: int) -> dict[str, int]:
     counted = Counter(f"{r.method} {r.resource}" for r in kube.requests.since(mark))
     return {key: counted[key] for key in sorted(counted) if key.endswith("secrets")}
 
@@ -77,7 +77,7 @@ async def _timed_pass(node: KubeHarness) -> TimedPass:
         volumes=synced,
         wall_s=round(time.perf_counter() - wall, 3),
         cpu_s=round(time.process_time() - cpu, 3),
-        api_calls=_calls(node.kube, mark),
+        api_calls=secret_calls(node.kube, mark),
     )
 
 
@@ -97,7 +97,7 @@ async def _first_sync(node: KubeHarness) -> tuple[dict[str, object], list[dict[s
     pods = []
     for i in range(VOLUMES):
         app = f"app-{i}"
-        node.add_spc(app, secret_objects=_objects(app))
+        node.add_spc(app, secret_objects=secret_objects(app))
         pods.append(await node.add_pod(f"{app}-0", spc=app))
     mark, wall, cpu = node.kube.requests.mark(), time.perf_counter(), time.process_time()
     passes = resync.passes - resync.full_passes
@@ -110,14 +110,14 @@ async def _first_sync(node: KubeHarness) -> tuple[dict[str, object], list[dict[s
         "secrets": len(node.kube.store.list("secrets", "default")),
         "wall_s": round(time.perf_counter() - wall, 3),
         "cpu_s": round(time.process_time() - cpu, 3),
-        "api_calls": _calls(node.kube, mark),
+        "api_calls": secret_calls(node.kube, mark),
         "follow_up_passes": resync.passes - resync.full_passes - passes,
     }, pods
 
 
 async def _publish_ab(node: KubeHarness, samples: int) -> dict[str, object]:
     node.add_spc("plain", parameters={"objects": "-"})
-    node.add_spc("synced", secret_objects=_objects("ab"))
+    node.add_spc("synced", secret_objects=secret_objects("ab"))
     timings: dict[str, list[float]] = {"without_secret_objects": [], "with_secret_objects": []}
     for i in range(samples):
         for label, spc in (("without_secret_objects", "plain"), ("with_secret_objects", "synced")):
@@ -162,16 +162,20 @@ async def measure(root: Path, samples: int) -> SyncRun:
             await running.aclose()  # stops the agent and unpublishes every volume
 
 
-async def _drive(agents: KubeAgents, samples: int) -> SyncRun:
+def bench_provider() -> FakeProvider:
+    """The files every class of the benchmark maps: a password and an EC TLS bundle."""
     ec = chain("app.example.com")
-    provider = FakeProvider(
+    return FakeProvider(
         files={
             "username": b"admin",
             "password": b"s3cr3t",
             "tls.pem": ec.leaf.pem + ec.leaf.key_pem,
         }
     )
-    node = await agents.start(provider=provider, cache_sync_timeout=10.0)
+
+
+async def _drive(agents: KubeAgents, samples: int) -> SyncRun:
+    node = await agents.start(provider=bench_provider(), cache_sync_timeout=10.0)
     first_sync, _pods = await _first_sync(node)
     in_sync = await _timed_pass(node)
     for item in node.kube.store.list("secrets", "default"):

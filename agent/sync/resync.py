@@ -147,10 +147,16 @@ class SecretResync:
     async def _sync(self, wanted: Callable[[VolumeRecord], bool]) -> int:
         self.passes += 1
         synced = 0
+        # A class that names no Secret is read once per pass: a deleted one is not cached,
+        # and asking the API again for each of its volumes would find nothing new.
+        names_nothing: dict[tuple[str, str], SecretProviderClass] = {}
         for record in self._table:
             if not wanted(record):
                 continue
-            spc = await self._class_of(record)
+            key = (record.pod.namespace, record.spc_name)
+            spc = names_nothing.get(key) or await self._class_of(record)
+            if spc is not None and not spc.secret_objects:
+                names_nothing[key] = spc
             if spc is None:
                 continue
             await self._syncer.volume_written(record, spc)

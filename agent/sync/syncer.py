@@ -11,7 +11,8 @@ each other); other nodes are handled by the optimistic concurrency in ``apply`` 
 next re-sync tries again; ``failing`` holds the volumes whose last sync hit a failure worth
 retrying sooner (API or file errors, not a broken entry). A volume whose status object is not
 written yet is synced once it is (``status_waits``). Both are handed to ``follow_ups`` (the
-re-sync loop), so neither waits for the next full pass.
+re-sync loop), so neither waits for the next full pass. A volume whose class names no Secret
+and that holds none is done at once: no status wait, no API call, nothing logged.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class SecretSyncer:
     async def volume_written(self, record: VolumeRecord, spc: SecretProviderClass) -> None:
         target = record.target_path
         async with self._volume_locks.hold(target):
+            if self._nothing_to_sync(record, spc):
+                return
             pod = await self._live_pod(record)
             if pod is None:
                 return
@@ -144,6 +147,23 @@ class SecretSyncer:
                 await self._release(record, name, held.owned, "volume_removed")
 
     # ---- one volume ----
+
+    def _nothing_to_sync(self, record: VolumeRecord, spc: SecretProviderClass) -> bool:
+        """True when the volume is gone, or its class names no Secret and it holds none
+        (upstream §7 step 2: no ``secretObjects``, done): no status wait, no API call, no log
+        line, no retry. Remembered as holding nothing, so its unpublish asks the API nothing
+        either. A volume still holding Secrets its class stopped naming goes on, to let go of
+        them; a class that gains ``secretObjects`` is synced by the pass its change starts."""
+        target = record.target_path
+        if not self._mounted(record):
+            return True
+        held = self._held.get(target)
+        if spc.secret_objects or (held is not None and held.names):
+            return False
+        self._held.remember(record, frozenset(), ())
+        self.failing.discard(target)  # what failed was for Secrets no longer named
+        self._statuses.forget(target)  # no sync either when a status it waited for lands
+        return True
 
     async def _live_pod(self, record: VolumeRecord) -> PodInfo | None:
         """The volume's pod if the volume is still mounted for it and it still runs (upstream

@@ -1,0 +1,189 @@
+"""A class without ``secretObjects`` costs secret sync nothing (upstream §7: no secretObjects,
+done), through the agent's socket against the fake API: no wait for the pod's status object,
+no Secret request, no log line, no retry, at publish, re-sync and unpublish alike. A class that
+gains ``secretObjects`` later still gets its Secrets, and one that loses them still lets go of
+the Secrets it synced. The agent's clock is a manual one (no timer moves), and its wait for a
+status write is 0 s, so a sync that still waited would give up and defer at once."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from agent.logs import configure_logging
+from agent.model import OwnerReference
+from agent.sync.resync import SecretResync
+from agent.sync.syncer import SecretSyncer
+from tests.fakes.kube_api import owner_reference, replica_set
+from tests.integration.k8s.test_secret_sync import entry, owners, status_owner
+from tests.support.clock import ManualClock
+from tests.support.kube_agent import KubeAgents, KubeHarness, eventually
+
+DB = [entry("db", "Opaque", ("password", "password"))]
+STATUSES = "secretproviderclasspodstatuses"
+
+
+class Watched:
+    """What secret sync did for a node: its status waits and its log lines."""
+
+    def __init__(self, node: KubeHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.lines = io.StringIO()
+        configure_logging(json=True, verbosity=0, stream=self.lines)
+        self.status_waits: list[str] = []
+        consumers = node.cluster.secret_consumers
+        wait: Callable[[str, str], Awaitable[OwnerReference | None]] = consumers.status_reference
+
+        async def status_reference(namespace: str, name: str) -> OwnerReference | None:
+            self.status_waits.append(name)
+            return await wait(namespace, name)
+
+        monkeypatch.setattr(consumers, "status_reference", status_reference)
+
+    def sync_lines(self) -> list[dict[str, Any]]:
+        lines = map(json.loads, self.lines.getvalue().splitlines())
+        return [line for line in lines if line["event"].startswith("secret_sync.")]
+
+
+@pytest.fixture
+async def node(agents: KubeAgents) -> KubeHarness:
+    """One agent whose status wait gives up at once; its first re-sync pass is done."""
+    harness = await agents.start(clock=ManualClock())
+    await eventually(lambda: _resync(harness).full_passes == 1, "the pass at start")
+    harness.cluster.secret_consumers.status_wait = 0.0
+    return harness
+
+
+@pytest.fixture
+def watched(node: KubeHarness, monkeypatch: pytest.MonkeyPatch) -> Watched:
+    return Watched(node, monkeypatch)
+
+
+def _resync(node: KubeHarness) -> SecretResync:
+    assert node.agent.secret_resync is not None
+    return node.agent.secret_resync
+
+
+def _syncer(node: KubeHarness) -> SecretSyncer:
+    jobs = node.agent.secret_sync
+    assert jobs is not None and isinstance(jobs.sync, SecretSyncer)
+    return jobs.sync
+
+
+@pytest.mark.parametrize("status_write", ["queued", "refused"])
+async def test_a_class_without_secret_objects_waits_for_nothing_and_asks_nothing(
+    node: KubeHarness, watched: Watched, status_write: str
+) -> None:
+    """The pod is bare, so its sync would need its status object: still queued at the sync
+    (a burst of pod starts) or refused by the API (then given up, as for a too long name)."""
+    mark = node.kube.requests.mark()
+    queued = status_write == "queued"
+    if queued:
+        status = node.kube.faults.hold(verb="create", resource=STATUSES)
+    else:
+        status = node.kube.faults.fail(422, verb="create", resource=STATUSES, times=None)
+    web = await node.add_pod("web-0")
+    target = await node.publish(web)
+    if queued:
+        await status.wait_held()
+    else:
+        await eventually(lambda: status.hits >= 1, "the status write refused")
+    await node.synced()
+    if queued:
+        status.release()
+    await node.settle()
+    assert await node.resync() == 1  # the volume is passed over, at no cost
+    await node.kubelet.unpublish(node.request(web).volume_id, target)
+    await node.synced()
+    assert watched.status_waits == []
+    assert watched.sync_lines() == []  # no secret_sync.pod_status_unwritten, nor _missing
+    assert not _syncer(node).failing and _resync(node).retry_at is None
+    assert node.kube.requests.since(mark, resource="secrets") == []
+
+
+async def test_a_class_that_gains_secret_objects_gets_its_secrets(
+    node: KubeHarness, watched: Watched
+) -> None:
+    """Its publish's sync had nothing to do; the class's change syncs the volume, and that
+    sync waits for the status write (still queued) as any other."""
+    held = node.kube.faults.hold(verb="create", resource=STATUSES)
+    await node.publish(await node.add_pod("web-0"))
+    await held.wait_held()
+    await node.synced()
+    assert watched.status_waits == []
+    await node.change_spc(secret_objects=DB)
+    await eventually(
+        lambda: any(e["event"] == "secret_sync.pod_status_unwritten" for e in watched.sync_lines()),
+        "the change's sync deferred until the status lands",
+    )
+    held.release()
+    await eventually(lambda: node.secret("db") is not None, "the Secret once the status landed")
+    assert owners(node.secret("db")) == [status_owner("web-0")]
+    assert _resync(node).full_passes == 1  # the change did it, not a full pass
+
+
+async def test_a_class_that_loses_secret_objects_lets_go_of_its_secrets(
+    node: KubeHarness, watched: Watched
+) -> None:
+    """As when an entry is removed (docs/secret-sync.md): the last consumer's release deletes
+    the Secret. From then on the volume holds nothing, and a pass costs nothing for it."""
+    await node.change_spc(secret_objects=DB)
+    await node.publish(await node.add_pod("web-0"))
+    await eventually(lambda: node.secret("db") is not None, "db synced once the status landed")
+    assert owners(node.secret("db")) == [status_owner("web-0")]
+    await node.change_spc(secret_objects=[])
+    await eventually(lambda: node.secret("db") is None, "db let go of")
+    waits, mark = len(watched.status_waits), node.kube.requests.mark()
+    assert await node.resync() == 1
+    assert watched.status_waits[waits:] == []
+    assert node.kube.requests.since(mark, resource="secrets") == []
+
+
+async def test_a_deleted_class_is_read_once_per_pass(node: KubeHarness, watched: Watched) -> None:
+    """Not cached once deleted, the class is asked of the API: once per pass, not once per
+    volume; its volumes hold nothing, so nothing else is asked or waited for."""
+    await node.change_spc(secret_objects=DB)
+    for name in ("web-0", "web-1"):
+        await node.publish(await node.add_pod(name))
+    await eventually(
+        lambda: node.secret("db") is not None and len(owners(node.secret("db"))) == 2,
+        "db held by both pods once their statuses landed",
+    )
+    node.kube.store.delete("secretproviderclasses", "default", "app-secrets")
+    await eventually(lambda: node.secret("db") is None, "released by both volumes")
+    waits, mark = len(watched.status_waits), node.kube.requests.mark()
+    assert await node.resync() == 2
+    assert [r.verb for r in node.kube.requests.since(mark, resource="secretproviderclasses")] == [
+        "get"
+    ]
+    assert watched.status_waits[waits:] == []
+    assert node.kube.requests.since(mark, resource="secrets") == []
+
+
+async def test_secret_objects_dropped_while_the_agent_was_down_are_left_to_garbage_collection(
+    agents: KubeAgents,
+) -> None:
+    """As before this change (docs/secret-sync.md, "After a restart"): the start-up pass finds
+    the class names nothing and does not ask what the volume held; the pod's removal asks
+    nothing either, and the ReplicaSet's reference stays until the ReplicaSet goes."""
+    node = await agents.start()
+    node.add_spc(secret_objects=DB)
+    rs = node.kube.store.put(replica_set("web-5d8f"))
+    web = await node.add_pod("web-5d8f-aaaaa", owner_references=[owner_reference(rs)])
+    target = await node.publish(web)
+    await node.synced()
+    assert owners(node.secret("db")) == ["ReplicaSet/web-5d8f"]
+    await agents.stop(node)
+    node.add_spc()  # secretObjects removed while the agent is down
+    mark = node.kube.requests.mark()
+    again = await agents.start()
+    await eventually(lambda: _resync(again).full_passes == 1, "the pass at start")
+    await again.synced()
+    again.kube.store.delete("pods", "default", "web-5d8f-aaaaa")
+    await eventually(lambda: again.agent.table.get(target) is None, "volume released")
+    await again.synced()
+    assert again.kube.requests.since(mark, resource="secrets", namespace="default") == []
+    assert owners(again.secret("db")) == ["ReplicaSet/web-5d8f"]
