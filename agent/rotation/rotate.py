@@ -26,7 +26,7 @@ from agent.core.pod_info import format_tokens
 from agent.core.publish_request import merged_attributes
 from agent.core.volume_content import VolumeContentStore, fetch_content
 from agent.errors import ProviderThrottled, ProviderUnavailable
-from agent.logs import scrubbing, token_parts
+from agent.log_redaction import scrubbing, token_parts
 from agent.model import (
     MountResult,
     ObjectVersion,
