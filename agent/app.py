@@ -50,7 +50,8 @@ from agent.ports import (
     VolumeMetadataStore,
     VolumeMounter,
 )
-from agent.providers.registry import BUILTIN_FACTORIES, ProviderFactory, ProviderRegistry
+from agent.providers.factories import BUILTIN_FACTORIES, ProviderFactory
+from agent.providers.registry import ProviderRegistry
 from agent.rotation.policy import RotationSettings
 from agent.rotation.scheduler import RotationPorts, RotationScheduler
 from agent.targets import make_target_rules

@@ -272,7 +272,7 @@ def test_builtin_providers_flag() -> None:
 
 def test_a_provider_left_out_of_builtin_providers_is_a_plugin_name() -> None:
     from agent.app import builtin_factories
-    from agent.providers.registry import BUILTIN_FACTORIES
+    from agent.providers.factories import BUILTIN_FACTORIES
 
     assert set(builtin_factories(("aws", "gcp"))) == {"aws", "gcp"}
     assert builtin_factories(tuple(BUILTIN_FACTORIES)) == dict(BUILTIN_FACTORIES)
