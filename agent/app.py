@@ -43,13 +43,11 @@ from agent.ports import (
     PodEventSink,
     PodStatusStore,
     SecretProviderClassSource,
-    SecretSync,
     ServiceAccountSource,
     ServiceAccountTokenMinter,
-    VolumeFileReader,
-    VolumeMetadataStore,
-    VolumeMounter,
 )
+from agent.ports_sync import SecretSync
+from agent.ports_volumes import VolumeFileReader, VolumeMetadataStore, VolumeMounter
 from agent.providers.factories import BUILTIN_FACTORIES, ProviderFactory
 from agent.providers.registry import ProviderRegistry
 from agent.rotation.policy import RotationSettings

@@ -259,7 +259,7 @@ class AsyncPayloadWriter:
         uid: int | None = None,
         gid: int | None = None,
     ) -> bool:
-        """:meth:`write` in the calling worker thread (``ports.BlockingPayloadWriter``)."""
+        """:meth:`write` in the calling worker thread (``ports_volumes.BlockingPayloadWriter``)."""
         try:
             fd = self._volumes.open_target_path(target)
         except FileNotFoundError:

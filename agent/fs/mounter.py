@@ -22,7 +22,7 @@ from agent.errors import ConfigError, InvalidRequest, MountError, MountPointErro
 from agent.fs.confined import KubeletVolumes, MadeTarget, open_child
 from agent.fs.layout import Survey, refuse_foreign, remove_artefacts, survey
 from agent.model import VolumeState
-from agent.ports import VolumeMounter
+from agent.ports_volumes import VolumeMounter
 from agent.targets import MOUNT_DIR, shown
 
 MNT_DETACH = 2
@@ -251,7 +251,7 @@ class _Mounter:
             opened.close()
 
     def inspect_blocking(self, path: str) -> VolumeState | None:
-        """:meth:`inspect` in the calling worker thread (``ports.BlockingInspector``)."""
+        """:meth:`inspect` in the calling worker thread (``ports_volumes.BlockingInspector``)."""
         opened = _opened(self.volumes, path)
         if opened is None:
             return None

@@ -35,7 +35,8 @@ from agent.model import (
     SecretProviderClass,
     VolumeRecord,
 )
-from agent.ports import ProviderLookup, SecretSync, ServiceAccountTokenMinter
+from agent.ports import ProviderLookup, ServiceAccountTokenMinter
+from agent.ports_sync import SecretSync
 from agent.rotation.keys import freshest
 from agent.rotation.plan import Group
 from agent.rotation.report import RotationReport
