@@ -28,7 +28,7 @@ from agent.core.secret_jobs import SecretSyncJobs
 from agent.core.unpublish import UnpublishVolume
 from agent.csi.server import CsiServer
 from agent.errors import AgentError, ConfigError
-from agent.fs.mounter import require_mount_capability
+from agent.fs.mount_syscalls import require_mount_capability
 from agent.fs.stack import build_volume_stack
 from agent.kubelet_root import FIX as KUBELET_ROOT_FIX
 from agent.kubelet_root import POD_UID_ENV, kubelet_root_problem
