@@ -13,8 +13,8 @@ import pytest
 import structlog
 
 from agent import log_redaction, logs
-from agent.app import effective_configuration
 from agent.flags import parse_settings
+from agent.lifecycle import effective_configuration
 from agent.log_redaction import (
     REDACTED,
     forget_sensitive,
