@@ -1,11 +1,13 @@
-"""The argparse definition of ``serve``'s flags (upstream names and defaults) → Settings."""
+"""The argparse definition of ``serve``'s flags (upstream names and defaults) → Settings.
+
+The groups with a module of their own: flags_kubernetes.py, flags_rotation.py and
+flags_providers.py; what they share is flag_types.py's.
+"""
 
 from __future__ import annotations
 
 import argparse
-import ntpath
 import os
-import posixpath
 import sys
 from collections.abc import Sequence
 
@@ -15,8 +17,9 @@ from agent.config import (
     socket_path_from_endpoint,
 )
 from agent.errors import ConfigError
-from agent.flag_types import DEFAULTS, boolean, duration, go_bool, size
+from agent.flag_types import DEFAULTS, duration, go_bool, size
 from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
+from agent.flags_providers import add_provider_flags, provider_options
 from agent.flags_rotation import add_rotation_flags, rotation_options
 from agent.logs import DEBUG_LOGGERS_ENV, parse_debug_loggers
 from agent.platform.runtime import EVENT_LOOPS
@@ -99,28 +102,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         type=size,
         help="largest volume content (default: 16Mi, or --max-call-recv-msg-size if larger)",
     )
-    add("--vault-address", default="", help="default Vault/OpenBao address for SPCs without one")
-    add(
-        "--azure-cloud-name",
-        default=DEFAULTS.azure_cloud_name,
-        help="Azure cloud for SecretProviderClasses without cloudName (upstream -cloud-name)",
-    )
-    add(
-        "--azure-construct-pem-chain",
-        nargs="?",
-        const=True,
-        default=True,
-        type=boolean,
-        metavar="BOOL",
-        help="order PEM certificate chains leaf to root (upstream -construct-pem-chain)",
-    )
-    go_bool("--azure-write-cert-and-key-in-separate-files", p)
-    add(
-        "--trusted-file-dirs",
-        default="",
-        help="comma-separated directories whose files a SecretProviderClass may name "
-        "(CA bundles, client certificates, Vault Agent sockets); none by default",
-    )
+    add_provider_flags(p)
     add("--state-dir", default=DEFAULTS.state_dir, help="node-local agent state (version key)")
     add(
         "--kubelet-root-dir",
@@ -128,96 +110,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         help="kubelet's --root-dir: volumes are published only at its "
         "pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount paths",
     )
-    add(
-        "--prefer-plugin-providers",
-        default="",
-        help="comma-separated provider names (e.g. aws,vault) served by an installed plugin "
-        "socket instead of the built-in while the socket exists (migrating off a DaemonSet)",
-    )
-    add(
-        "--builtin-providers",
-        default=",".join(DEFAULTS.builtin_providers),
-        help="comma-separated built-in providers served in-process (vault, openbao, aws, azure, "
-        "gcp); any other provider name is looked up as a plugin socket",
-    )
-    add(
-        "--aws-pod-identity-endpoint",
-        default="",
-        help="EKS Pod Identity Agent credentials URL (default: http://169.254.170.23 then "
-        "http://[fd00:ec2::23], per the SecretProviderClass preferredAddressType)",
-    )
     return p
-
-
-def _provider_names(value: str) -> tuple[str, ...]:
-    from agent.providers.discovery import PLUGIN_NAME
-
-    names = tuple(name for name in value.split(",") if name)
-    bad = [name for name in names if not PLUGIN_NAME.fullmatch(name)]
-    if bad:
-        shown = ", ".join(repr(name) for name in bad)  # a stray space must be visible
-        raise ConfigError(
-            f"--prefer-plugin-providers: not provider names: {shown} (comma-separated, no "
-            "spaces; each must match ^[a-zA-Z0-9_-]{0,30}$)"
-        )
-    return names
-
-
-def _builtin_names(value: str) -> tuple[str, ...]:
-    known = DEFAULTS.builtin_providers
-    names = tuple(name for name in value.split(",") if name)
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise ConfigError(
-            f"--builtin-providers: not built-in providers: {', '.join(map(repr, unknown))} "
-            f"(choose from {', '.join(known)}; plugins need no flag, only their socket)"
-        )
-    return names
-
-
-def _http_url(flag: str, value: str) -> str:
-    from urllib.parse import urlsplit
-
-    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
-        raise ConfigError(f"{flag}: {value!r} is not an http:// or https:// URL")
-    return value
-
-
-def _trusted_dirs(value: str, *, windows: bool) -> tuple[str, ...]:
-    paths = ntpath if windows else posixpath
-    dirs = tuple(d for d in value.split(",") if d)
-    # On Windows a path without a drive (``\etc``) is relative to the current drive.
-    relative = [d for d in dirs if not paths.isabs(d) or (windows and not ntpath.splitdrive(d)[0])]
-    if relative:
-        raise ConfigError(f"--trusted-file-dirs: not absolute: {', '.join(relative)}")
-    if any(paths.normpath(d) == paths.normpath(paths.splitdrive(d)[0] + paths.sep) for d in dirs):
-        raise ConfigError(
-            "--trusted-file-dirs: a root ('/', 'C:\\') would trust every file on the node"
-        )
-    return dirs
-
-
-_AZURE_CLOUDS = frozenset(
-    {
-        "AZUREPUBLICCLOUD",
-        "AZURECLOUD",
-        "AZUREUSGOVERNMENTCLOUD",
-        "AZUREUSGOVERNMENT",
-        "AZURECHINACLOUD",
-        "AZUREGERMANCLOUD",
-        "AZURESTACKCLOUD",
-    }
-)
-
-
-def _azure_cloud(value: str) -> str:
-    """Checked here, by name only, so the provider's module stays unloaded until it is used."""
-    if value.strip().upper() not in _AZURE_CLOUDS:
-        raise ConfigError(
-            f"--azure-cloud-name: unknown cloud {value!r} (AzurePublicCloud, "
-            "AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud or AzureStackCloud)"
-        )
-    return value.strip()
 
 
 def normalise_go_flags(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
@@ -297,20 +190,9 @@ def parse_settings(
         provider_timeout=ns.provider_timeout,
         shutdown_grace=ns.shutdown_grace,
         max_payload_bytes=ns.max_payload_size,
-        vault_address=ns.vault_address,
-        azure_cloud_name=_azure_cloud(ns.azure_cloud_name),
-        azure_construct_pem_chain=bool(ns.azure_construct_pem_chain),
-        azure_write_cert_and_key_in_separate_files=bool(
-            ns.azure_write_cert_and_key_in_separate_files
-        ),
-        trusted_file_dirs=_trusted_dirs(ns.trusted_file_dirs, windows=windows),
+        **provider_options(ns, windows=windows),
         state_dir=ns.state_dir,
         kubelet_root_dir=ns.kubelet_root_dir,
-        prefer_plugin_providers=_provider_names(ns.prefer_plugin_providers),
-        builtin_providers=_builtin_names(ns.builtin_providers),
-        aws_pod_identity_endpoint=_http_url(
-            "--aws-pod-identity-endpoint", ns.aws_pod_identity_endpoint
-        ),
     )
     # Validate early, naming --kubelet-root-dir and --endpoint.
     make_target_rules(settings.kubelet_root_dir, windows=windows)

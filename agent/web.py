@@ -20,7 +20,7 @@ from aiohttp import web
 
 from agent.config import parse_listen_address
 from agent.errors import ConfigError
-from agent.logs import scrub_text
+from agent.log_redaction import scrub_text
 from agent.metrics import Metrics
 
 # True or "" passes; False fails ("not ok"); any other string fails with that reason.

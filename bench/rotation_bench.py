@@ -33,8 +33,9 @@ from typing import Any
 
 import yaml
 
-from agent.app import Agent, build_agent
+from agent.app import build_agent
 from agent.config import Settings
+from agent.lifecycle import Agent
 from agent.logs import configure_logging
 from agent.model import (
     FETCH_PER_POD_ANNOTATION,

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from agent.app import Agent, build_agent
+from agent.app import build_agent
 from agent.config import Settings
+from agent.lifecycle import Agent
 from agent.providers.registry import ProviderRegistry
 from tests.fakes.kube_api import kube_api, kube_api_options  # noqa: F401
 

@@ -21,7 +21,8 @@ from agent.core.secret_jobs import SecretSyncJobs
 from agent.core.volume_statuses import VolumeStatuses
 from agent.errors import AgentError
 from agent.model import VolumeRecord
-from agent.ports import PodStatusStore, VolumeMounter
+from agent.ports import PodStatusStore
+from agent.ports_volumes import VolumeMounter
 
 log = structlog.get_logger("agent.cleanup")
 

@@ -3,7 +3,7 @@
 A target the mount table does not know is inspected on disk (``VolumeMounter.inspect``); in
 standalone mode the class lookup re-reads the manifest directory (names, sizes, mtimes). Both
 are file-system work in a worker thread, and a paced publish pays a thread wake-up per hop, so
-when the mounter and the class source have blocking forms (``ports.BlockingInspector``,
+when the mounter and the class source have blocking forms (``ports_volumes.BlockingInspector``,
 ``ports.BlockingClassReader``) they run one after the other in ONE worker-thread call. The
 inspection comes first and its error wins, as in upstream's order; the read is only installed
 and looked up after it, on the event loop (``BlockingClassReader.get_read``).
@@ -21,13 +21,8 @@ import structlog
 
 from agent.aio.threads import run_blocking
 from agent.model import SecretProviderClass, VolumeState
-from agent.ports import (
-    BlockingClassReader,
-    BlockingInspector,
-    CachedClassSource,
-    SecretProviderClassSource,
-    VolumeMounter,
-)
+from agent.ports import BlockingClassReader, CachedClassSource, SecretProviderClassSource
+from agent.ports_volumes import BlockingInspector, VolumeMounter
 
 log = structlog.get_logger("agent.publish")
 

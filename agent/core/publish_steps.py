@@ -18,17 +18,14 @@ from agent.core.volume_content import VolumeContentStore, fetch_content
 from agent.errors import AgentError
 from agent.model import MountResult, ProviderRequest, VolumeRecord
 from agent.ports import (
-    BlockingMounter,
-    PayloadWriter,
     PodEventSink,
     PodStatusStore,
     Provider,
     ProviderLookup,
     PublishObserver,
     SecretProviderClassSource,
-    VolumeMetadataStore,
-    VolumeMounter,
 )
+from agent.ports_volumes import BlockingMounter, PayloadWriter, VolumeMetadataStore, VolumeMounter
 from agent.targets import TargetRules
 
 log = structlog.get_logger("agent.publish")

@@ -28,7 +28,8 @@ from agent.core.mount_table import MountTable, StatusKey
 from agent.core.records import record_from_metadata, status_of
 from agent.core.volume_statuses import VolumeStatuses
 from agent.model import PodStatus, VolumeRecord
-from agent.ports import PodStatusStore, VolumeMetadataStore, VolumeMounter
+from agent.ports import PodStatusStore
+from agent.ports_volumes import VolumeMetadataStore, VolumeMounter
 
 log = structlog.get_logger("agent.recovery")
 

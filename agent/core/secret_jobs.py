@@ -1,7 +1,7 @@
 """Secret sync work started by kubelet's calls, run in the background.
 
 A publish that mounted (or refetched changed content) and an unpublish that removed a volume
-hand their volume to ``ports.SecretSync`` here and return at once: kubelet never waits on
+hand their volume to ``ports_sync.SecretSync`` here and return at once: kubelet never waits on
 Secret writes, and an API outage never slows a mount. The sync itself serializes work per
 volume and never raises for a sync failure; ``close`` cancels what is still running at
 shutdown (the next start's re-sync catches up).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from agent.aio.tasks import TaskSet
 from agent.model import SecretProviderClass, VolumeRecord
-from agent.ports import SecretSync
+from agent.ports_sync import SecretSync
 
 
 class SecretSyncJobs:

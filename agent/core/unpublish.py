@@ -16,7 +16,8 @@ from agent.core.mount_table import MountTable, status_key
 from agent.core.secret_jobs import SecretSyncJobs
 from agent.core.volume_statuses import VolumeStatuses
 from agent.errors import AgentError, InvalidRequest
-from agent.ports import PodStatusStore, PublishObserver, VolumeMounter
+from agent.ports import PodStatusStore, PublishObserver
+from agent.ports_volumes import VolumeMounter
 from agent.targets import TargetRules
 
 log = structlog.get_logger("agent.unpublish")

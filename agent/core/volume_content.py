@@ -12,8 +12,8 @@ rebuilds them from the volumes' metadata), so no caller waits on a status. The c
 ``record.status_saved``.
 
 A publish stores in one step (``store``): when the writer and the metadata store have blocking
-forms (``ports.BlockingPayloadWriter``...), the mount the publish still needs, the write and the
-metadata save run one after the other in ONE worker-thread hop. Kubelet calls between pod
+forms (``ports_volumes.BlockingPayloadWriter``...), the mount the publish still needs, the write
+and the metadata save run one after the other in ONE worker-thread hop. Kubelet calls between pod
 starts, so the agent's threads are asleep and every hop pays a wake-up (0.03-0.2 ms on a busy
 node). Same order on disk, same crash points in the same order, same errors.
 """
@@ -30,13 +30,12 @@ from agent.core.records import record_to_metadata
 from agent.core.volume_statuses import VolumeStatuses
 from agent.errors import ProviderError, ProviderTimeout
 from agent.model import MountResult, ProviderRequest, SecretFile, VolumeRecord
-from agent.ports import (
+from agent.ports import PodStatusStore, Provider
+from agent.ports_volumes import (
     BlockingMetadataStore,
     BlockingMounter,
     BlockingPayloadWriter,
     PayloadWriter,
-    PodStatusStore,
-    Provider,
     VolumeMetadataStore,
 )
 

@@ -14,7 +14,7 @@ from agent.aio.inflight import InFlight
 from agent.core.pod_info import tokens_json
 from agent.csi.status import to_grpc_error
 from agent.errors import AgentError
-from agent.logs import scrubbing, token_parts
+from agent.log_redaction import scrubbing, token_parts
 
 log = structlog.get_logger("agent.csi")
 
@@ -24,7 +24,8 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 def token_values(volume_context: Mapping[str, str], secrets: Mapping[str, str]) -> list[str]:
     """Each service-account token of ``csi.storage.k8s.io/serviceAccount.tokens`` (volume
     context, or the secrets map from kubelet 1.35), whole and its payload and signature apart
-    (``agent.logs.token_parts``). Malformed JSON yields nothing here: the publish reports it.
+    (``agent.log_redaction.token_parts``). Malformed JSON yields nothing here: the publish
+    reports it.
     """
     raw = tokens_json(volume_context, secrets)
     try:

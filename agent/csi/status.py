@@ -11,7 +11,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from agent import errors
-from agent.logs import scrub_text
+from agent.log_redaction import scrub_text
 
 _CODES: tuple[tuple[type[errors.AgentError], Status], ...] = (
     (errors.ShuttingDown, Status.UNAVAILABLE),

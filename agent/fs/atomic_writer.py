@@ -7,18 +7,15 @@ through ``..data`` and one top-level symlink per first path component::
 
 Names starting with ``..`` are reserved (``agent.fs.layout``). Every operation is relative to a
 descriptor of the target directory, so nothing below it is reached through a symlink. Callers
-must serialise writes per target (as upstream).
+must serialise writes per target (as upstream). What happens inside one timestamped directory
+(comparing, creating, writing the files) is agent/fs/payload_dir.py's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import posixpath
-import secrets
 import stat
-import time
 from collections.abc import Sequence
 
 from agent import crashpoints
@@ -29,11 +26,10 @@ from agent.fs.capacity import VolumeCapacity
 from agent.fs.confined import KubeletVolumes
 from agent.fs.layout import DATA_DIR, DATA_TMP, RESERVED_PREFIX, is_ts_dir_name, remove_name
 from agent.fs.paths import DEFAULT_MAX_TOTAL_BYTES, first_component, validate_payload
+from agent.fs.payload_dir import NO_SPACE, differs, new_ts_dir, paths_to_remove, write_payload
 from agent.model import SecretFile
 
 __all__ = ["AsyncPayloadWriter", "AtomicWriter"]
-
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _first_components(files: Sequence[SecretFile]) -> list[str]:
@@ -93,7 +89,7 @@ class AtomicWriter:
                     os.close(self._fd)
                 self._fd = -1
         except OSError as exc:
-            if exc.errno in _NO_SPACE:
+            if exc.errno in NO_SPACE:
                 raise self._capacity.full(self.target, files) from None
             raise FileWriteError(
                 f"failed to write files in {self.target}: {exc.strerror or exc}"
@@ -119,15 +115,15 @@ class AtomicWriter:
         created: list[str] = []
         if (
             old is not None
-            and not self._paths_to_remove(files, old)
-            and not self._differs(files, old, uid, gid)
+            and not paths_to_remove(self._fd, files, old)
+            and not differs(self._fd, files, old, uid, gid)
         ):
             # Content is current; only repair visible links (e.g. after a legacy cleanup).
             self._ensure_links(names, created, listing)
             return self._prune_links(names, _list(self._fd)) or bool(created)
-        new, new_fd = self._new_ts_dir()
+        new, new_fd = new_ts_dir(self._fd)
         try:
-            self._write_payload(files, new_fd, uid, gid)
+            write_payload(self.target, files, new_fd, uid, gid)
             crashpoints.reached("write.payload_written")
             self._ensure_links(names, created, listing)
             crashpoints.reached("write.links_made")
@@ -168,94 +164,6 @@ class AtomicWriter:
         if not is_ts_dir_name(link) or listing.get(link) != _DIR:
             return None
         return link
-
-    def _paths_to_remove(self, files: Sequence[SecretFile], old: str) -> set[str]:
-        """Paths present in the old directory that the new payload no longer has."""
-        existing: set[str] = set()
-        old_fd = _files.open_subdir(self._fd, [old], create=False)
-        try:
-            for dirpath, dirnames, filenames, _ in os.fwalk(dir_fd=old_fd):
-                rel = posixpath.normpath(dirpath)
-                for name in dirnames + filenames:
-                    existing.add(name if rel == "." else f"{rel}/{name}")
-        finally:
-            os.close(old_fd)
-        wanted: set[str] = set()
-        for file in files:
-            path = file.path
-            while path:
-                wanted.add(path)
-                path = posixpath.dirname(path)
-        return existing - wanted
-
-    def _differs(
-        self, files: Sequence[SecretFile], old: str, uid: int | None, gid: int | None
-    ) -> bool:
-        # Upstream compares bytes only; a changed mode or owner is also a change here, so
-        # per-object modes and ownership take effect without waiting for a content change.
-        root_fd = _files.open_subdir(self._fd, [old], create=False)
-        try:
-            for file in files:
-                found = _files.read_regular(root_fd, file.path, len(file.contents) + 1)
-                if found is None:
-                    return True
-                data, st = found
-                if data != file.contents or stat.S_IMODE(st.st_mode) != file.mode:
-                    return True
-                if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
-                    return True
-            return False
-        finally:
-            os.close(root_fd)
-
-    def _new_ts_dir(self) -> tuple[str, int]:
-        """A new timestamped directory (0755): its name and an open descriptor of it."""
-        prefix = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime())
-        for _ in range(100):
-            name = prefix + secrets.token_hex(4)
-            try:
-                # 0755 (set below) lets group/other traverse regardless of the process umask.
-                os.mkdir(name, 0o700, dir_fd=self._fd)
-            except FileExistsError:
-                continue
-            fd = _files.open_subdir(self._fd, [name], create=False)
-            try:
-                os.fchmod(fd, _files.DIR_MODE)
-            except BaseException:
-                os.close(fd)
-                raise
-            return name, fd
-        raise FileExistsError(errno.EEXIST, "no unused name for a timestamped directory")
-
-    def _write_payload(
-        self, files: Sequence[SecretFile], root_fd: int, uid: int | None, gid: int | None
-    ) -> None:
-        """Write ``files`` below ``root_fd`` (the new directory), then close it."""
-        try:
-            for file in files:
-                parts = file.path.split("/")
-                try:
-                    # A top-level file (the common case) goes straight into the directory.
-                    nested = len(parts) > 1
-                    dir_fd = (
-                        _files.open_subdir(root_fd, parts[:-1], create=True) if nested else root_fd
-                    )
-                    try:
-                        _files.write_new_file(
-                            dir_fd, parts[-1], file.contents, file.mode, uid=uid, gid=gid
-                        )
-                    finally:
-                        if nested:
-                            os.close(dir_fd)
-                except OSError as exc:
-                    if exc.errno in _NO_SPACE:
-                        raise
-                    raise FileWriteError(
-                        f"failed to write file {file.path!r} in {self.target}: "
-                        f"{exc.strerror or exc}"
-                    ) from None
-        finally:
-            os.close(root_fd)
 
     def _ensure_links(self, names: list[str], created: list[str], listing: Listing) -> None:
         """Make every ``<name> -> ..data/<name>`` link exist; record (re)created names."""
@@ -351,7 +259,7 @@ class AsyncPayloadWriter:
         uid: int | None = None,
         gid: int | None = None,
     ) -> bool:
-        """:meth:`write` in the calling worker thread (``ports.BlockingPayloadWriter``)."""
+        """:meth:`write` in the calling worker thread (``ports_volumes.BlockingPayloadWriter``)."""
         try:
             fd = self._volumes.open_target_path(target)
         except FileNotFoundError:

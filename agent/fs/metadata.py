@@ -86,7 +86,7 @@ class MetadataFiles(ABC):
         await run_blocking(self.save_blocking, target, document)
 
     def save_blocking(self, target: str, document: Mapping[str, object]) -> None:
-        """:meth:`save` in the calling worker thread (``ports.BlockingMetadataStore``)."""
+        """:meth:`save` in the calling worker thread (``ports_volumes.BlockingMetadataStore``)."""
         encoded = json.dumps(document, sort_keys=True).encode()
         try:
             self._save_sync(target, encoded)

@@ -4,153 +4,37 @@ Both act only on kubelet target paths below ``--kubelet-root-dir`` and reach the
 descriptors opened without following symlinks (``agent.fs.confined``): the tmpfs is mounted on
 and detached from ``/proc/self/fd/<n>`` of such a descriptor, so no path is resolved twice.
 Content is deleted only when it is the agent's own (``agent.fs.layout``); a target that is not
-a mount and holds anything else is refused with InvalidArgument, and left as it is.
+a mount and holds anything else is refused with InvalidArgument, and left as it is. The
+syscalls are agent/fs/mount_syscalls.py's, the opened target agent/fs/mount_target.py's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 from collections.abc import Sequence
-from functools import cache
 
 from agent import crashpoints
 from agent.aio.threads import run_blocking
 from agent.errors import ConfigError, InvalidRequest, MountError, MountPointError
-from agent.fs.confined import KubeletVolumes, MadeTarget, open_child
+from agent.fs.confined import KubeletVolumes, MadeTarget
 from agent.fs.layout import Survey, refuse_foreign, remove_artefacts, survey
-from agent.model import VolumeState
-from agent.ports import VolumeMounter
-from agent.targets import MOUNT_DIR, shown
-
-MNT_DETACH = 2
-CAP_SYS_ADMIN = 21  # capability bit number (linux/capability.h)
-_O_PATH = getattr(os, "O_PATH", 0)
-# getattr: these flags do not exist on Windows, where this module is imported but unused.
-_PATH_FLAGS = (
-    _O_PATH
-    | getattr(os, "O_DIRECTORY", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
+from agent.fs.mount_syscalls import (
+    MOUNT_FLAGS,
+    check,
+    detach_top,
+    fd_path,
+    is_mount_root,
+    libc,
 )
-# mount(2) flags for the options we translate; anything else goes to the tmpfs data string.
-_FLAGS = {
-    "ro": 1,
-    "nosuid": 2,
-    "nodev": 4,
-    "noexec": 8,
-    "sync": 16,
-    "noatime": 1024,
-    "nodiratime": 2048,
-    "relatime": 1 << 21,
-}
+from agent.fs.mount_target import OpenedTarget, open_target
+from agent.model import VolumeState
+from agent.ports_volumes import VolumeMounter
+from agent.targets import MOUNT_DIR
+
 # Stacked mounts on one target are detached one by one; this bounds a runaway loop.
 _MAX_UNMOUNTS = 16
-_DEAD_MOUNT = frozenset({errno.ENOTCONN, errno.EIO, errno.ESTALE, errno.EHOSTDOWN})
-
-
-@cache
-def _libc() -> ctypes.CDLL:
-    # The process has libc loaded already: its global namespace resolves mount(2) and
-    # umount2(2). ctypes.util.find_library("c") would run ``ldconfig -p`` in a subprocess
-    # (2-4 ms, paid by the first publish).
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _fd_path(fd: int) -> bytes:
-    return f"/proc/self/fd/{fd}".encode()
-
-
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}")
-
-
-def _mount_id(fd: int) -> str | None:
-    try:
-        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("mnt_id:"):
-                    return line.split()[1]
-    except OSError:
-        pass
-    return None
-
-
-def is_mount_root(parent_fd: int, fd: int) -> bool:
-    """Whether the directory ``fd`` is the root of a mount on top of its parent ``parent_fd``."""
-    # A tmpfs always has a device of its own: that answers without reading /proc.
-    if os.fstat(fd).st_dev != os.fstat(parent_fd).st_dev:
-        return True
-    # Same device may still be a bind mount: mount ids tell (fdinfo, Linux >= 3.15).
-    own, parent = _mount_id(fd), _mount_id(parent_fd)
-    return own is not None and parent is not None and own != parent
-
-
-def _detach_top(parent_fd: int) -> bool:
-    """Detach the topmost mount at ``parent/mount``; False when nothing is mounted there.
-
-    Lazily (MNT_DETACH), as kubelet's mounter does for a busy mount: the agent's files are
-    already removed, and a reader holding one open keeps only its own view until it closes.
-    """
-    fd = os.open(MOUNT_DIR, _PATH_FLAGS, dir_fd=parent_fd)
-    try:
-        if not is_mount_root(parent_fd, fd):
-            return False
-        _check(_libc().umount2(_fd_path(fd), MNT_DETACH), "umount")
-        return True
-    finally:
-        os.close(fd)
-
-
-class _Target:
-    """A target opened for one operation: its parent's and (when it exists) its own descriptor."""
-
-    def __init__(self, volumes: KubeletVolumes, path: str) -> None:
-        self.spec = volumes.parse(path)
-        self.parent = volumes.open_volume_dir(self.spec)  # FileNotFoundError: nothing there
-        self.fd: int | None = None
-        self.unreadable = False
-        try:
-            self.reopen()
-        except BaseException:
-            os.close(self.parent)
-            raise
-
-    def reopen(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        try:
-            self.fd = open_child(self.parent, MOUNT_DIR, shown(self.spec.path))
-            self.unreadable = False
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            # A dead mount (ENOTCONN, EIO, ...) cannot be opened; tmpfs detaches it, as upstream
-            # unmounts a corrupt mount before mounting afresh.
-            if exc.errno not in _DEAD_MOUNT:
-                raise
-            self.unreadable = True
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-        os.close(self.parent)
-
-
-def _opened(volumes: KubeletVolumes, path: str) -> _Target | None:
-    try:
-        return _Target(volumes, path)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise MountPointError(
-            f"failed to check if target path {path} is mount point: {exc.strerror or exc}"
-        ) from None
 
 
 def _unprivileged_hint(exc: OSError) -> str:
@@ -161,47 +45,19 @@ def _unprivileged_hint(exc: OSError) -> str:
     return f"the agent runs as uid {uid}" if uid != 0 else ""
 
 
-def can_mount() -> bool:
-    """Whether this process holds CAP_SYS_ADMIN, which mount(2) needs (in its own user
-    namespace, so an ``unshare -Urm`` run counts); True when /proc does not say."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return True
-
-
-def require_mount_capability() -> None:
-    """ConfigError naming ``--mount-mode`` when tmpfs volumes cannot be mounted at all.
-
-    Said at start-up rather than by every NodePublishVolume: an unprivileged run is either
-    configured for directory volumes or fails before kubelet sends it anything.
-    """
-    if not can_mount():
-        uid = os.geteuid() if hasattr(os, "geteuid") else -1
-        raise ConfigError(
-            f"--mount-mode: tmpfs volumes need CAP_SYS_ADMIN for mount(2), which this process "
-            f"(uid {uid}) lacks; run the agent as root (or with CAP_SYS_ADMIN), or pass "
-            "--mount-mode directory for an unprivileged run (secrets then sit on the node's disk)"
-        )
-
-
 class _Mounter:
     """What both mounters share. Subclasses say what counts as a volume at a target."""
 
     def __init__(self, volumes: KubeletVolumes) -> None:
         self.volumes = volumes
 
-    def _mounted(self, opened: _Target) -> bool:
+    def _mounted(self, opened: OpenedTarget) -> bool:
         raise NotImplementedError
 
-    def _state(self, opened: _Target, found: Survey) -> VolumeState | None:
+    def _state(self, opened: OpenedTarget, found: Survey) -> VolumeState | None:
         raise NotImplementedError
 
-    def _detach_all(self, opened: _Target) -> bool:
+    def _detach_all(self, opened: OpenedTarget) -> bool:
         """Remove the agent's files from each mount at the target and detach it; True when
         there was one (tmpfs only)."""
         return False
@@ -242,7 +98,7 @@ class _Mounter:
         return await run_blocking(self._discover_sync)
 
     def _is_mounted_sync(self, path: str) -> bool:
-        opened = _opened(self.volumes, path)
+        opened = open_target(self.volumes, path)
         if opened is None:
             return False
         try:
@@ -251,8 +107,8 @@ class _Mounter:
             opened.close()
 
     def inspect_blocking(self, path: str) -> VolumeState | None:
-        """:meth:`inspect` in the calling worker thread (``ports.BlockingInspector``)."""
-        opened = _opened(self.volumes, path)
+        """:meth:`inspect` in the calling worker thread (``ports_volumes.BlockingInspector``)."""
+        opened = open_target(self.volumes, path)
         if opened is None:
             return None
         try:
@@ -273,7 +129,7 @@ class _Mounter:
             opened.close()
 
     def _unmount_sync(self, path: str) -> None:
-        opened = _opened(self.volumes, path)
+        opened = open_target(self.volumes, path)
         if opened is None:
             return
         try:
@@ -314,14 +170,14 @@ class TmpfsMounter(_Mounter):
         options: Sequence[str] = ("nosuid", "nodev", "noexec"),
     ) -> None:
         super().__init__(volumes)
-        _libc()  # bound at start, not on the first publish
+        libc()  # bound at start, not on the first publish
         if size_bytes is not None and size_bytes <= 0:
             raise ConfigError(f"--tmpfs-size must be positive, got {size_bytes}")
         self._flags = 0
         data = [f"size={size_bytes}"] if size_bytes is not None else []
         for option in options:
-            if option in _FLAGS:
-                self._flags |= _FLAGS[option]
+            if option in MOUNT_FLAGS:
+                self._flags |= MOUNT_FLAGS[option]
             else:
                 data.append(option)
         # Upstream's tmpfs root is 1777; 0755 keeps other users on the node from adding files.
@@ -329,14 +185,14 @@ class TmpfsMounter(_Mounter):
             data.append("mode=0755")
         self.data = ",".join(data)
 
-    def _mounted(self, opened: _Target) -> bool:
+    def _mounted(self, opened: OpenedTarget) -> bool:
         if opened.unreadable:
             with contextlib.suppress(OSError):
-                _detach_top(opened.parent)
+                detach_top(opened.parent)
             opened.reopen()
         return opened.fd is not None and is_mount_root(opened.parent, opened.fd)
 
-    def _state(self, opened: _Target, found: Survey) -> VolumeState:
+    def _state(self, opened: OpenedTarget, found: Survey) -> VolumeState:
         return VolumeState(found.content, found.has_metadata)
 
     def mount_blocking(self, path: str) -> None:
@@ -350,8 +206,8 @@ class TmpfsMounter(_Mounter):
                     raise refuse_foreign(self.volumes.parse(path), found)
                 remove_artefacts(made.fd, found.artefacts)
             options = self.data.encode()
-            rc = _libc().mount(b"tmpfs", _fd_path(made.fd), b"tmpfs", self._flags, options)
-            _check(rc, "mount")
+            rc = libc().mount(b"tmpfs", fd_path(made.fd), b"tmpfs", self._flags, options)
+            check(rc, "mount")
         except OSError as exc:
             hint = " (mount(2) needs CAP_SYS_ADMIN: run as root, or --mount-mode directory)"
             hint = hint if exc.errno == errno.EPERM else ""
@@ -362,7 +218,7 @@ class TmpfsMounter(_Mounter):
             made.close()
         crashpoints.reached("publish.mounted")
 
-    def _detach_all(self, opened: _Target) -> bool:
+    def _detach_all(self, opened: OpenedTarget) -> bool:
         detached = False
         for _ in range(_MAX_UNMOUNTS):
             if not self._mounted(opened):
@@ -375,7 +231,7 @@ class TmpfsMounter(_Mounter):
             crashpoints.reached("unpublish.cleared")
             os.close(opened.fd)
             opened.fd = None
-            _detach_top(opened.parent)
+            detach_top(opened.parent)
             crashpoints.reached("unpublish.unmounted")
             opened.reopen()
             detached = True
@@ -388,13 +244,13 @@ class DirectoryMounter(_Mounter):
     A non-empty directory counts as mounted, exactly as upstream decides on Windows.
     """
 
-    def _mounted(self, opened: _Target) -> bool:
+    def _mounted(self, opened: OpenedTarget) -> bool:
         if opened.fd is None:
             return False
         with os.scandir(opened.fd) as entries:
             return next(entries, None) is not None
 
-    def _state(self, opened: _Target, found: Survey) -> VolumeState:
+    def _state(self, opened: OpenedTarget, found: Survey) -> VolumeState:
         if found.foreign and not found.has_metadata:
             raise refuse_foreign(opened.spec, found)
         return VolumeState(found.content, found.has_metadata)

@@ -19,7 +19,7 @@ from agent.fs.metadata import JsonVolumeMetadata
 from agent.fs.mounter import make_mounter
 from agent.fs.named_files import read_named_files
 from agent.platform import NodePlatform
-from agent.ports import PayloadWriter, VolumeFileReader, VolumeMetadataStore, VolumeMounter
+from agent.ports_volumes import PayloadWriter, VolumeFileReader, VolumeMetadataStore, VolumeMounter
 from agent.targets import TargetRules
 
 

@@ -31,7 +31,7 @@ from agent.k8s.lean_import import ApiClient, ApiException, ConfigException, Conf
 from agent.k8s.resources import Resource
 from agent.k8s.watch_request import keep_alive, watch_query, watch_timeout
 from agent.k8s.watch_stream import WatchStream
-from agent.logs import scrub_text
+from agent.log_redaction import scrub_text
 
 USER_AGENT = f"secrets-store-agent/{__version__}"
 JSON = "application/json"

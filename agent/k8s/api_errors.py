@@ -23,7 +23,7 @@ from agent.errors import (
     ApiUnavailable,
     KubernetesApiError,
 )
-from agent.logs import scrub_text
+from agent.log_redaction import scrub_text
 
 MAX_MESSAGE_CHARS = 200
 TOO_LARGE_TEXT = "Too large resource version"  # apiserver storage.NewTooLargeResourceVersionError

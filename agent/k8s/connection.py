@@ -21,7 +21,7 @@ import structlog
 
 from agent.errors import ConfigError
 from agent.k8s.lean_import import ConfigException, Configuration, incluster_config, kube_config
-from agent.logs import scrub_text
+from agent.log_redaction import scrub_text
 
 log = structlog.get_logger(__name__)
 

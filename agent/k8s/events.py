@@ -27,7 +27,7 @@ from agent.documents.names import is_subdomain
 from agent.errors import ApiNotFound, ApiUnavailable, KubernetesApiError
 from agent.k8s.api import KubeApi, Lane, Object
 from agent.k8s.resources import EVENTS
-from agent.logs import scrub_text
+from agent.log_redaction import scrub_text
 from agent.model import PodIdentity
 
 log = structlog.get_logger(__name__)

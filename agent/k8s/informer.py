@@ -18,7 +18,8 @@ hear nothing for its whole timeout (see ``InformerSettings.read_margin``): it ru
 server ends it, and costs that one small list per 5 to 10 minutes.
 
 ``problem()`` says, for /readyz, whether the cache is usable and current. The loop never ends
-by itself: its owner cancels the task, and the open response is closed on the way out.
+by itself: its owner cancels the task, and the open response is closed on the way out. What
+the cache keeps of each list and event, and the handler calls, are k8s/informer_cache.py's.
 """
 
 from __future__ import annotations
@@ -28,36 +29,23 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 
 from agent.aio.backoff import Backoff, BackoffPolicy
 from agent.errors import ApiGone, ApiTooLargeResourceVersion, KubernetesApiError
 from agent.k8s.api import KubeApi, Lane, Object
+from agent.k8s.informer_cache import InformerCache, InformerHandler, Key
 from agent.k8s.resources import Resource
 from agent.k8s.watch_stream import WatchStream
 
 T = TypeVar("T")
-T_contra = TypeVar("T_contra", contravariant=True)
-Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 
 log = structlog.get_logger(__name__)
 
 # A watch shorter than this that delivered no event made no progress (client-go's rule).
 MIN_WATCH_SECONDS = 1.0
-
-
-class InformerHandler(Protocol[T_contra]):
-    """Called on the event loop, in event order; exceptions are logged, never propagated."""
-
-    def on_upsert(self, key: Key, old: T_contra | None, new: T_contra) -> None: ...
-
-    def on_delete(self, key: Key, old: T_contra) -> None: ...
-
-    def on_synced(self) -> None:
-        """After every complete list: the cache now holds exactly what the server has."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +68,6 @@ class InformerSettings:
     # hangs); TCP keepalive (ApiSettings.keepalive) finds a peer that is gone within a minute.
     read_margin: float = 30.0
     page_size: int = 500
-
-
-def object_key(document: Mapping[str, Any]) -> Key | None:
-    metadata = document.get("metadata")
-    if not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str):
-        return None
-    namespace = metadata.get("namespace")
-    return (namespace if isinstance(namespace, str) else "", metadata["name"])
 
 
 def resource_version(document: Mapping[str, Any]) -> str:
@@ -122,13 +102,11 @@ class Informer(Generic[T]):
         self.name = name
         self.resource = resource
         self._api = api
-        self._decode = decode
         self._selectors = dict(selectors or {})
-        self._handler = handler
         self._settings = settings or InformerSettings()
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
         self._backoff = Backoff(self._settings.backoff, self._rng)
-        self._items: dict[Key, T] = {}
+        self._cache = InformerCache(name, decode, handler)
         self._synced = asyncio.Event()
         self._version = ""
         self._error = ""
@@ -141,10 +119,10 @@ class Informer(Generic[T]):
 
     @property
     def items(self) -> Mapping[Key, T]:
-        return self._items
+        return self._cache.items
 
     def get(self, namespace: str, name: str) -> T | None:
-        return self._items.get((namespace, name))
+        return self._cache.get(namespace, name)
 
     @property
     def synced(self) -> bool:
@@ -207,41 +185,19 @@ class Informer(Generic[T]):
                 continue_token=token,
             )
             for document in page.get("items") or ():
-                self._decode_into(fresh, document)
+                self._cache.decode_into(fresh, document)
             metadata = page.get("metadata") or {}
             version = str(metadata.get("resourceVersion") or version)
             token = str(metadata.get("continue") or "")
             if not token:
                 break
-        self._replace(fresh)
+        self._cache.replace(fresh)
         self._version = version
         self._unconfirmed = False
         self.lists += 1
         self._synced.set()
         log.debug("informer.listed", informer=self.name, items=len(fresh), version=version)
-        self._notify("on_synced")
-
-    def _decode_into(self, target: dict[Key, T], document: object) -> None:
-        if not isinstance(document, dict):
-            return
-        key = object_key(document)
-        if key is None:
-            return
-        value = self._safe_decode(document)
-        if value is None:
-            value = self._items.get(key)  # still there: keep what it was
-        if value is not None:
-            target[key] = value
-
-    def _replace(self, fresh: dict[Key, T]) -> None:
-        old, self._items = self._items, fresh
-        for key, value in old.items():
-            if key not in fresh:
-                self._notify("on_delete", key, value)
-        for key, value in fresh.items():
-            previous = old.get(key)
-            if previous != value:
-                self._notify("on_upsert", key, previous, value)
+        self._cache.notify("on_synced")
 
     async def _watch(self) -> None:
         low, high = self._settings.watch_timeout
@@ -288,9 +244,9 @@ class Informer(Generic[T]):
             version = resource_version(document)
             kind = event.get("type")
             if kind in ("ADDED", "MODIFIED"):
-                self._apply_upsert(document)
+                self._cache.upsert(document)
             elif kind == "DELETED":
-                self._apply_delete(document)
+                self._cache.delete(document)
             if version:
                 self._version = version  # BOOKMARK events carry only this
 
@@ -298,51 +254,6 @@ class Informer(Generic[T]):
         if not self._progressed:
             self._progressed = True
             self._backoff.reset()
-
-    def _apply_upsert(self, document: Object) -> None:
-        key = object_key(document)
-        if key is None:
-            return
-        value = self._safe_decode(document)
-        if value is None:
-            return  # only a deletion or a list may drop an object: keep what it was
-        previous = self._items.get(key)
-        self._items[key] = value
-        if previous != value:
-            self._notify("on_upsert", key, previous, value)
-
-    def _apply_delete(self, document: Object) -> None:
-        key = object_key(document)
-        if key is None:
-            return
-        previous = self._items.pop(key, None)
-        if previous is None:
-            previous = self._safe_decode(document)
-        if previous is not None:
-            self._notify("on_delete", key, previous)
-
-    def _safe_decode(self, document: Object) -> T | None:
-        try:
-            return self._decode(document)
-        except Exception as err:
-            log.warning(
-                "informer.undecodable", informer=self.name, key=object_key(document), error=err
-            )
-            return None
-
-    def _notify(self, method: str, *args: object) -> None:
-        if self._handler is None:
-            return
-        try:
-            getattr(self._handler, method)(*args)
-        except Exception as err:
-            log.error(
-                "informer.handler_failed",
-                informer=self.name,
-                callback=method,
-                error_type=type(err).__name__,
-                error=err,
-            )
 
 
 def _describe(error: Exception) -> tuple[str, float]:

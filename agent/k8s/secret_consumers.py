@@ -1,5 +1,5 @@
 """Who mounts what, cluster-wide, for secret sync's owner references: implements
-``ports.SecretConsumers``.
+``ports_sync.SecretConsumers``.
 
 Reads what upstream's Patcher reads (§7): SecretProviderClassPodStatus objects (which pod
 mounts which class; every node writes its own) and pods (their ``ownerReferences``). This

@@ -1,4 +1,4 @@
-"""Secrets for secret sync through the API: implements ``ports.SecretStore``.
+"""Secrets for secret sync through the API: implements ``ports_sync.SecretStore``.
 
 Updates are JSON merge patches carrying the ``resourceVersion`` that was read (the API
 answers 409 Conflict if the Secret changed since, as controller-runtime's

@@ -20,7 +20,7 @@ from agent.aio.threads import run_loading
 
 if TYPE_CHECKING:
     from agent.ports import Provider
-    from agent.providers.registry import ProviderContext, ProviderFactory
+    from agent.providers.factories import ProviderContext, ProviderFactory
 
 
 @dataclass(frozen=True, slots=True)

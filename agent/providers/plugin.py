@@ -4,7 +4,9 @@ Every provider DaemonSet written for the upstream driver (Azure, GCP, AWS, Akeyl
 keeps working because this client sends exactly what upstream sends (reference §4.2-4.5):
 ``:authority`` ``localhost``, attributes and secrets as Go ``encoding/json`` text, the default
 mode as a JSON number string, and upstream's retry policy (3 attempts on UNAVAILABLE, backoff
-1s x1.1 up to 10s, wait-for-ready while the socket cannot be connected).
+1s x1.1 up to 10s, wait-for-ready while the socket cannot be connected). The channel is
+agent/providers/plugin_channel.py's; the request and the reading of the answer are
+agent/providers/plugin_messages.py's.
 """
 
 from __future__ import annotations
@@ -12,37 +14,31 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import re
 import stat
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 from grpclib.client import Channel
 from grpclib.const import Status
-from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError, StreamTerminatedError
-from grpclib.protocol import H2Protocol
 
 from agent._proto import v1alpha1 as pb
 from agent.errors import ProviderError, ProviderTimeout, ProviderUnavailable
-from agent.model import MountResult, ObjectVersion, ProviderRequest, SecretFile
+from agent.model import MountResult, ProviderRequest
 from agent.platform import current as current_platform
 from agent.platform.afunix import UnixSockets
 from agent.ports import Provider
-from agent.providers.common.gojson import string_map
+from agent.providers.plugin_channel import LimitedCodec, LocalhostChannel
+from agent.providers.plugin_messages import MountResponseReader, mount_request
 
 log = structlog.get_logger("agent.providers.plugin")
 
 API_VERSION = "v1alpha1"
-LARGE_RESPONSE_BYTES = 1024 * 1024  # upstream logs above this: Secret sync may hit etcd limits
 VERSION_TIMEOUT = 5.0
 MAX_ATTEMPTS = 3
 BACKOFF_MULTIPLIER = 1.1
 MAX_BACKOFF = 10.0
-MAX_ERROR_CODE = 64  # characters of a plugin's error.code kept
-MAX_ERROR_TYPES = 32  # distinct error.code values per plugin used as metric labels
-_NOT_IN_CODE = re.compile(r"[^A-Za-z0-9_.:-]")
 
 _T = TypeVar("_T")
 Fallback = Callable[[], Awaitable[Provider]]
@@ -50,73 +46,6 @@ Fallback = Callable[[], Awaitable[Provider]]
 
 class PluginRefused(ProviderUnavailable):
     """Nobody listens on the plugin's socket: a file a crashed plugin left behind."""
-
-
-def mount_request(request: ProviderRequest) -> pb.MountRequest:
-    """The MountRequest upstream builds (reference §4.4); the tokens are already in attributes."""
-    return pb.MountRequest(
-        attributes=string_map(request.attributes),
-        # Kubelet's secrets map is nil (JSON null) when the pod has no nodePublishSecretRef.
-        secrets=string_map(request.secrets or None),
-        target_path=request.target_path,
-        permission=str(request.default_mode),  # json.Marshal(os.FileMode(0o644)) == "420"
-        current_object_version=[
-            pb.ObjectVersion(id=v.id, version=v.version) for v in request.current_versions
-        ],
-    )
-
-
-class _LocalhostChannel(Channel):
-    """A channel to a plugin's unix socket, connected through the platform's sockets.
-
-    grpclib dials a ``path`` with ``loop.create_unix_connection``, which no Windows event loop
-    has; a socket connected by ``agent.platform.afunix`` and handed to
-    ``loop.create_connection(sock=...)`` works on both (overrides grpclib's private
-    ``_create_connection``, pinned with grpclib 0.4).
-    """
-
-    def __init__(self, socket_path: str, sockets: UnixSockets, codec: ProtoCodec) -> None:
-        super().__init__(path=socket_path, codec=codec)
-        self._socket_path = socket_path
-        self._sockets = sockets
-
-    # grpclib derives ":authority" from host:port even for a unix socket ("127.0.0.1:50051");
-    # upstream forces "localhost" and its e2e provider rejects any other value.
-    def _get_authority(self, host: str, port: int) -> str:
-        return "localhost"
-
-    async def _create_connection(self) -> H2Protocol:
-        sock = await self._sockets.connect(self._socket_path)
-        try:
-            _, protocol = await asyncio.get_running_loop().create_connection(
-                self._protocol_factory, sock=sock
-            )
-        except BaseException:
-            sock.close()
-            raise
-        return protocol
-
-
-class _LimitedCodec(ProtoCodec):
-    """Refuses replies above ``--max-call-recv-msg-size`` with grpc-go's status and wording.
-
-    grpclib has no receive limit and reads the length-prefixed message before any hook runs,
-    so the reply is buffered before this check; what the limit buys here is upstream's
-    behaviour (an oversized volume fails instead of being written). The plugin is a local
-    DaemonSet behind filesystem ACLs, not an untrusted peer.
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-
-    def decode(self, data: bytes, message_type: Any) -> Any:
-        if len(data) > self.max_bytes:
-            raise GRPCError(
-                Status.RESOURCE_EXHAUSTED,
-                f"grpc: received message larger than max ({len(data)} vs. {self.max_bytes}); "
-                "--max-call-recv-msg-size raises the limit",
-            )
-        return super().decode(data, message_type)
 
 
 class PluginProvider:
@@ -143,15 +72,15 @@ class PluginProvider:
         # socket refuses connections, instead of waiting for a plugin that crashed.
         self._fallback = fallback
         self._refused_logged = False
-        self._error_types: set[str] = set()
+        self._responses = MountResponseReader(name)
         self._channel: Channel | None = None
         self._stub: pb.CsiDriverProviderStub | None = None
 
     def _client(self) -> pb.CsiDriverProviderStub:
         # Created on first use: grpclib binds the channel to the running loop.
         if self._stub is None:
-            self._channel = _LocalhostChannel(
-                self.socket_path, self._sockets, _LimitedCodec(self._max_recv_bytes)
+            self._channel = LocalhostChannel(
+                self.socket_path, self._sockets, LimitedCodec(self._max_recv_bytes)
             )
             self._stub = pb.CsiDriverProviderStub(self._channel)
         return self._stub
@@ -164,7 +93,7 @@ class PluginProvider:
         except PluginRefused as refused:
             return await self._fall_back(request, refused)
         self._refused_logged = False
-        return self._result(response)
+        return self._responses.read(response)
 
     async def _fall_back(self, request: ProviderRequest, refused: PluginRefused) -> MountResult:
         if self._fallback is None:
@@ -281,70 +210,6 @@ class PluginProvider:
         if status is Status.UNAVAILABLE:
             return ProviderUnavailable(text)
         return ProviderError(text)
-
-    def _result(self, response: pb.MountResponse) -> MountResult:
-        """Upstream's checks in order (reference §4.5)."""
-        code = response.error.code if response.error is not None else ""
-        if code:
-            shown = bounded_error_code(code)
-            raise ProviderError(
-                f"provider {self.name!r}: mount request failed with provider error code {shown}",
-                reason=self._error_type(shown),
-            )
-        if not response.object_version:
-            raise ProviderError(f"provider {self.name!r}: missing object versions")
-        files = tuple(
-            SecretFile(f.path, self._permission_bits(f.path, f.mode), f.contents)
-            for f in response.files
-        )
-        versions = tuple(ObjectVersion(v.id, v.version) for v in response.object_version)
-        # Upstream measures proto.Size(resp); re-encoding to measure would cost more than the
-        # payload bytes, which dominate it and are what a synced Secret has to hold.
-        size = sum(len(f.path) + len(f.contents) for f in files)
-        if size > LARGE_RESPONSE_BYTES:
-            log.info(
-                "plugin.large_response",
-                provider=self.name,
-                bytes=size,
-                note="above 1MiB, secret sync may fail",
-            )
-        # No files with versions: a legacy plugin wrote into target_path itself (upstream #551).
-        return MountResult(files, versions)
-
-    def _error_type(self, code: str) -> str:
-        """The metrics' ``error_type`` for a provider's code: the code itself, as upstream,
-        for the first ``MAX_ERROR_TYPES`` distinct codes of this plugin; GRPCProviderError
-        after that, so a plugin cannot grow the metrics without bound."""
-        if code in self._error_types or len(self._error_types) < MAX_ERROR_TYPES:
-            self._error_types.add(code)
-            return code
-        return ProviderError.reason
-
-    def _permission_bits(self, path: str, mode: int) -> int:
-        """The permission bits of a plugin's file mode, as upstream's writer keeps them.
-
-        Upstream writes with ``os.FileMode(mode)``: of an int's low bits only the permission
-        bits survive (Go's setuid, setgid and sticky flags are its high bits, 1<<23 and up,
-        so 0o4755 writes 0o755), and the high bits it would honour are dropped here too:
-        setuid, setgid and sticky never reach a file. Anything dropped is logged, by file.
-        """
-        kept = mode & 0o777
-        if kept != mode:
-            log.warning(
-                "plugin.mode_bits_dropped",
-                provider=self.name,
-                path=path,
-                mode=oct(mode),
-                written=oct(kept),
-            )
-        return kept
-
-
-def bounded_error_code(code: str) -> str:
-    """A plugin's ``error.code`` as the agent shows it (message, metric label): upstream's
-    values (``FailedToMount``, ``GRPCProviderError``, a provider's own CamelCase codes) pass
-    unchanged; any other character becomes ``_``, and at most MAX_ERROR_CODE are kept."""
-    return _NOT_IN_CODE.sub("_", code[:MAX_ERROR_CODE])
 
 
 def _not_a_socket(path: str, sockets: UnixSockets) -> str:

@@ -5,7 +5,7 @@ Built-in providers and third-party ones (Python entry points in the group
 uses Vault never pays for the others; on the event loop, :meth:`ProviderRegistry.load` imports
 a built-in provider's package off the loop first (loading.py). An entry point names a factory
 taking a :class:`ProviderContext` and returning an object that satisfies
-:class:`agent.ports.Provider`.
+:class:`agent.ports.Provider` (the context and the built-in factories are factories.py's).
 Any other name is looked up as an upstream provider plugin socket (``<dir>/<name>.sock``).
 
 ``prefer_plugins`` names providers for which an installed plugin wins over the built-in of the
@@ -17,115 +17,37 @@ crashed plugin's) is served by the built-in too, at once, logged once per episod
 
 from __future__ import annotations
 
-import asyncio
-import importlib.metadata
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import structlog
 
 from agent.config import DEFAULT_MAX_PAYLOAD_BYTES
-from agent.errors import AgentError, ProviderNotFound
+from agent.errors import ProviderNotFound
 from agent.ports import NodeLabelSource, Provider, ServiceAccountSource
+from agent.providers import plugin_health
 from agent.providers.discovery import SocketDirectories
+from agent.providers.factories import (
+    BUILTIN_FACTORIES,
+    PLUGIN_DEADLINE_SHARE,
+    ProviderContext,
+    ProviderFactory,
+    entry_point_factories,
+)
 from agent.providers.loading import LazyFactory, PackageImports
 
 if TYPE_CHECKING:
     from agent.platform.afunix import UnixSockets
     from agent.providers.plugin import PluginProvider
 
-ENTRY_POINT_GROUP = "secrets_store_agent.providers"
+# The extension API's documented import path (tests/example_provider/README.md).
+__all__ = ["ProviderContext", "ProviderFactory", "ProviderRegistry"]
 
 log = structlog.get_logger("agent.providers")
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderContext:
-    """What the agent hands every provider factory."""
-
-    name: str
-    timeout: float
-    version_key: bytes = field(repr=False)  # the HMAC key behind object versions
-    options: Mapping[str, str]
-    # Directories whose files a SecretProviderClass may name (--trusted-file-dirs).
-    trusted_dirs: tuple[str, ...] = ()
-    # Service-account annotations (cloud identities): the API, or manifests in standalone mode.
-    service_accounts: ServiceAccountSource | None = None
-    # The most a volume's files may hold (--max-payload-size), to bound what a store answers.
-    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-    # This node's labels (topology): the API's Node, a Node manifest in standalone mode, or None.
-    node_labels: NodeLabelSource | None = None
-
-
-ProviderFactory = Callable[[ProviderContext], Provider]
-
-
-def _vault(context: ProviderContext) -> Provider:
-    from agent.providers.vault import VaultProvider
-
-    return VaultProvider(
-        name=context.name,
-        default_address=context.options.get("vault_address") or None,
-        version_key=context.version_key,
-        timeout=context.timeout,
-        trusted_dirs=context.trusted_dirs,
-        max_payload_bytes=context.max_payload_bytes,
-    )
-
-
-def _aws(context: ProviderContext) -> Provider:
-    # Imported here: botocore (and jmespath) load only on a node that mounts an AWS volume.
-    from agent.providers.aws import AwsProvider
-
-    return AwsProvider(
-        name=context.name,
-        service_accounts=context.service_accounts,
-        node_labels=context.node_labels,
-        # Ends a little before the core's deadline, so its own error (which regions) is reported.
-        timeout=context.timeout * PLUGIN_DEADLINE_SHARE,
-        pod_identity_endpoint=context.options.get("aws_pod_identity_endpoint", ""),
-    )
-
-
-def _azure(context: ProviderContext) -> Provider:
-    # Imported here: a node without Azure volumes never loads the provider (nor cryptography).
-    from agent.providers.azure import AzureProvider
-
-    return AzureProvider(
-        name=context.name,
-        # Ends its requests a little before the core's deadline, so its own error is reported.
-        timeout=context.timeout * PLUGIN_DEADLINE_SHARE,
-        trusted_dirs=context.trusted_dirs,
-        service_accounts=context.service_accounts,
-        default_cloud=context.options.get("azure_cloud_name") or "AzurePublicCloud",
-        construct_pem_chain=context.options.get("azure_construct_pem_chain", "true") == "true",
-        write_cert_and_key_in_separate_files=(
-            context.options.get("azure_write_cert_and_key_in_separate_files") == "true"
-        ),
-    )
-
-
-def _gcp(context: ProviderContext) -> Provider:
-    # Imported here: aiohttp's Google clients, google-crc32c (and google-auth, should an SPC use
-    # provider-adc or key.json) load only on a node that mounts a GCP volume.
-    from agent.providers.gcp import GcpProvider
-
-    return GcpProvider(
-        name=context.name, timeout=context.timeout, service_accounts=context.service_accounts
-    )
-
-
-BUILTIN_FACTORIES: Mapping[str, ProviderFactory] = {
-    "vault": LazyFactory("agent.providers.vault", _vault),
-    "openbao": LazyFactory("agent.providers.vault", _vault),
-    "aws": LazyFactory("agent.providers.aws", _aws),
-    "azure": LazyFactory("agent.providers.azure", _azure),
-    "gcp": LazyFactory("agent.providers.gcp", _gcp),
-}
 PLUGIN_MODULE = "agent.providers.plugin"
 DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024
-PLUGIN_DEADLINE_SHARE = 0.95
 
 
 class ProviderRegistry:
@@ -159,7 +81,7 @@ class ProviderRegistry:
             BUILTIN_FACTORIES if factories is None else factories
         )
         if load_entry_points:
-            self._factories.update(_entry_point_factories(self._factories))
+            self._factories.update(entry_point_factories(self._factories))
         for name in sorted(self._prefer_plugins - set(self._factories)):
             # A plugin serves a name without a built-in anyway: the preference changes nothing,
             # and is most likely a misspelling (names are case-sensitive: "AWS" is not "aws").
@@ -322,23 +244,11 @@ class ProviderRegistry:
         code paths warm (a first publish paid ~10 ms for them). Names a built-in serves are left
         alone (its libraries load only when an SPC uses it). Failures are logged, never raised:
         the first publish then connects as before."""
-        from agent.aio.threads import run_blocking
-        from agent.providers.discovery import installed_plugin_names
-
-        names = await run_blocking(installed_plugin_names, self._plugin_directories)
-        plugins = [n for n in names if n not in self._factories or n in self._prefer_plugins]
-        # Side by side: one hung plugin must not use up the caller's start-up budget alone.
-        await asyncio.gather(*(self._warm_plugin(name) for name in plugins))
-
-    async def _warm_plugin(self, name: str) -> None:
-        try:
-            provider = await self.load(name)
-            version = getattr(provider, "version", None)
-            if version is not None:
-                await version()
-        except Exception as err:  # a plugin not answering yet is not an error here
-            error = err.message if isinstance(err, AgentError) else type(err).__name__
-            log.info("provider.plugin_warm_up_failed", provider=name, error=error)
+        await plugin_health.warm_plugins(
+            self._plugin_directories,
+            lambda n: n not in self._factories or n in self._prefer_plugins,
+            self.load,
+        )
 
     async def health_check(self) -> None:
         """Upstream's ``--provider-health-check``: ask each known plugin for its version
@@ -346,24 +256,7 @@ class ProviderRegistry:
 
         Only logged (no eviction, no readiness effect), as upstream; never raises.
         """
-        plugins = list(self._plugins.items())
-        results = await asyncio.gather(
-            *(plugin.version() for _, plugin in plugins), return_exceptions=True
-        )
-        for (name, _), result in zip(plugins, results, strict=True):
-            if isinstance(result, BaseException):
-                error = result.message if isinstance(result, AgentError) else type(result).__name__
-                log.warning("plugin.health", provider=name, healthy=False, error=error)
-            else:
-                version, runtime, runtime_version = result
-                log.debug(
-                    "plugin.health",
-                    provider=name,
-                    healthy=True,
-                    version=version,
-                    runtime=runtime,
-                    runtime_version=runtime_version,
-                )
+        await plugin_health.health_check(self._plugins)
 
     async def close(self) -> None:
         owned: dict[int, tuple[str, Provider]] = {}
@@ -382,16 +275,3 @@ class ProviderRegistry:
         self._instances.clear()
         self._plugins.clear()
         self._retired.clear()
-
-
-def _entry_point_factories(taken: Mapping[str, ProviderFactory]) -> dict[str, ProviderFactory]:
-    found: dict[str, ProviderFactory] = {}
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name in taken:
-            log.warning("provider.entry_point_shadowed", provider=entry.name, value=entry.value)
-            continue
-        try:
-            found[entry.name] = entry.load()
-        except Exception as err:  # a broken plugin must not stop the agent serving the others
-            log.error("provider.entry_point_failed", provider=entry.name, error=repr(err))
-    return found

@@ -26,7 +26,7 @@ from agent.core.pod_info import format_tokens
 from agent.core.publish_request import merged_attributes
 from agent.core.volume_content import VolumeContentStore, fetch_content
 from agent.errors import ProviderThrottled, ProviderUnavailable
-from agent.logs import scrubbing, token_parts
+from agent.log_redaction import scrubbing, token_parts
 from agent.model import (
     MountResult,
     ObjectVersion,
@@ -35,7 +35,8 @@ from agent.model import (
     SecretProviderClass,
     VolumeRecord,
 )
-from agent.ports import ProviderLookup, SecretSync, ServiceAccountTokenMinter
+from agent.ports import ProviderLookup, ServiceAccountTokenMinter
+from agent.ports_sync import SecretSync
 from agent.rotation.keys import freshest
 from agent.rotation.plan import Group
 from agent.rotation.report import RotationReport

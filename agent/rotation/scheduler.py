@@ -28,16 +28,15 @@ from agent.model import (
     VolumeRecord,
 )
 from agent.ports import (
-    PayloadWriter,
     PodEventSink,
     PodStatusStore,
     ProviderLookup,
     RotationObserver,
     SecretProviderClassSource,
-    SecretSync,
     ServiceAccountTokenMinter,
-    VolumeMetadataStore,
 )
+from agent.ports_sync import SecretSync
+from agent.ports_volumes import PayloadWriter, VolumeMetadataStore
 from agent.rotation.notices import IntervalNotices
 from agent.rotation.plan import Group, Plan, Planner
 from agent.rotation.policy import RotationSettings, refresh_requested

@@ -16,25 +16,23 @@ A broken, oversized (``manifests.MAX_MANIFEST_BYTES``) or too dense (``goyaml_li
 is reported and skipped; it never hides the classes defined in the other files. A document
 whose ``kind`` or ``apiVersion`` is a slip from one the agent reads is reported too
 (standalone/near_miss.py), and named when a publish asks for the class it meant.
+
+This module is the source the agent asks: it installs each read, tells listeners of changed
+classes, and answers lookups; standalone/directory_reload.py does the reading and
+standalone/manifest_snapshot.py says what a read holds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import os
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard
 
 import structlog
 
 from agent.aio.threads import run_blocking
-from agent.documents.names import check_manifest_key, shown_name
-from agent.documents.spc import KIND, InvalidDocument, Key, decode, identity, is_spc
+from agent.documents.spc import KIND
 from agent.errors import (
     InvalidSecretProviderClass,
     SecretProviderClassNotFound,
@@ -42,44 +40,18 @@ from agent.errors import (
 )
 from agent.model import SecretProviderClass
 from agent.ports import ChangeListener
-from agent.standalone.kinds import SERVICE_ACCOUNT_KIND
-from agent.standalone.manifests import UnreadableManifest, cap_problems, documents
-from agent.standalone.near_miss import near_miss
-from agent.standalone.nodes import CLUSTER_SCOPED, is_node, load_node, string_map
-
-DEFAULT_NAMESPACE = "default"
-Signature = tuple[tuple[str, int, int, int], ...]
+from agent.standalone.directory_reload import reload
+from agent.standalone.manifest_snapshot import Snapshot, shown_key
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(slots=True)
-class _Snapshot:
-    loaded: bool = False
-    signature: Signature | None = None
-    classes: dict[Key, SecretProviderClass] = field(default_factory=dict)
-    # (namespace, name) -> why it cannot be used; get() reports it instead of "not found".
-    invalid: dict[Key, str] = field(default_factory=dict)
-    # Files that could not be read or parsed at all (their names are unknown).
-    broken_files: dict[str, str] = field(default_factory=dict)
-    # (namespace, name) -> (spec digest, generation), carried across reloads.
-    generations: dict[Key, tuple[str, int]] = field(default_factory=dict)
-    problems: list[tuple[str, str]] = field(default_factory=list)
-    # (namespace, name) -> metadata.annotations of a ServiceAccount manifest.
-    service_accounts: dict[Key, dict[str, str]] = field(default_factory=dict)
-    # Node name -> metadata.labels of a Node manifest.
-    nodes: dict[str, dict[str, str]] = field(default_factory=dict)
-    # (kind meant, namespace, name) -> "where: why" of a document skipped for a slip in its
-    # kind or apiVersion; "not found" for that name points at it.
-    near_misses: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class _Read:
     """A re-read done in a worker thread (``read_blocking``), not yet installed."""
 
-    base: _Snapshot
-    fresh: _Snapshot
+    base: Snapshot
+    fresh: Snapshot
 
 
 class DirectorySecretProviderClassSource:
@@ -88,7 +60,7 @@ class DirectorySecretProviderClassSource:
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self._snapshot = _Snapshot()
+        self._snapshot = Snapshot()
         self._lock = asyncio.Lock()
         self._listeners: list[ChangeListener] = []
 
@@ -114,7 +86,7 @@ class DirectorySecretProviderClassSource:
         """The directory re-read of :meth:`get`, in the calling worker thread
         (``ports.BlockingClassReader``: it joins the publish's mount-point check)."""
         base = self._snapshot
-        return _Read(base, _reload(self.directory, base))
+        return _Read(base, reload(self.directory, base))
 
     async def get_read(self, read: object, namespace: str, name: str) -> SecretProviderClass:
         """:meth:`get` answered from :meth:`read_blocking`'s ``read``; re-read (one more hop)
@@ -141,14 +113,14 @@ class DirectorySecretProviderClassSource:
         assert isinstance(read, _Read)
         return read.fresh.classes.get((spc.namespace, spc.name)) == spc
 
-    def _lookup(self, snapshot: _Snapshot, namespace: str, name: str) -> SecretProviderClass:
+    def _lookup(self, snapshot: Snapshot, namespace: str, name: str) -> SecretProviderClass:
         key = (namespace, name)
         found = snapshot.classes.get(key)
         if found is not None:
             return found
         if key in snapshot.invalid:
             raise InvalidSecretProviderClass(snapshot.invalid[key])
-        message = f"secretproviderclass {_ref(key)} not found in {self.directory}"
+        message = f"secretproviderclass {shown_key(key)} not found in {self.directory}"
         if snapshot.signature is None:
             message += " (directory does not exist)"
         message += _see(snapshot, KIND, namespace, name)
@@ -163,7 +135,7 @@ class DirectorySecretProviderClassSource:
         found = snapshot.service_accounts.get((namespace, name))
         if found is None:
             raise ServiceAccountNotFound(
-                f"serviceaccount {_ref((namespace, name))} not found in {self.directory} "
+                f"serviceaccount {shown_key((namespace, name))} not found in {self.directory} "
                 "(standalone mode reads ServiceAccount manifests from that directory)"
                 + _see(snapshot, "ServiceAccount", namespace, name)
             )
@@ -180,16 +152,16 @@ class DirectorySecretProviderClassSource:
         kind's namespace is ""); "" when there is none. For "not found" messages."""
         return _see(self._snapshot, kind, namespace, name)
 
-    async def _refresh(self) -> _Snapshot:
+    async def _refresh(self) -> Snapshot:
         # One reload at a time; callers that queue behind it reuse its result via the signature.
         async with self._lock:
             while True:
                 base = self._snapshot
-                fresh = await run_blocking(_reload, self.directory, base)
+                fresh = await run_blocking(reload, self.directory, base)
                 if self._commit(base, fresh):
                     return self._snapshot
 
-    def _commit(self, base: _Snapshot, fresh: _Snapshot) -> bool:
+    def _commit(self, base: Snapshot, fresh: Snapshot) -> bool:
         """Install ``fresh`` (read on top of ``base``); False, installing nothing, when another
         read was installed since ``base`` (the caller reads again: no older read ever replaces
         a newer one, and listeners hear of each change once)."""
@@ -202,7 +174,7 @@ class DirectorySecretProviderClassSource:
             self._notify(base, fresh)
         return True
 
-    def _notify(self, previous: _Snapshot, fresh: _Snapshot) -> None:
+    def _notify(self, previous: Snapshot, fresh: Snapshot) -> None:
         for key, spc in fresh.classes.items():
             old = previous.classes.get(key)
             if old != spc:
@@ -210,193 +182,6 @@ class DirectorySecretProviderClassSource:
                     listener.class_changed(old, spc)
 
 
-def _signature(directory: Path) -> Signature | None:
-    try:
-        entries = list(os.scandir(directory))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    rows = []
-    for entry in entries:
-        if entry.name.startswith(".") or not entry.name.endswith((".yaml", ".yml")):
-            continue
-        try:
-            st = entry.stat()  # follows symlinks, as in a ConfigMap volume's ..data layout
-        except OSError:
-            continue
-        if entry.is_file():
-            rows.append((entry.name, st.st_ino, st.st_mtime_ns, st.st_size))
-    return tuple(sorted(rows))
-
-
-def _reload(directory: Path, previous: _Snapshot) -> _Snapshot:
-    """Runs in a worker thread; returns ``previous`` itself when nothing changed."""
-    signature = _signature(directory)
-    if previous.loaded and signature == previous.signature:
-        return previous
-    # Generations outlive a class's absence so a fixed-then-restored class never goes back.
-    snapshot = _Snapshot(loaded=True, signature=signature, generations=dict(previous.generations))
-    if signature is None:
-        snapshot.problems.append((str(directory), "directory does not exist"))
-        return snapshot
-    origins: dict[Key, str] = {}
-    for file_name, *_ in signature:
-        _load_file(directory / file_name, snapshot, origins, previous.generations)
-    return snapshot
-
-
-def _load_file(
-    path: Path, snapshot: _Snapshot, origins: dict[Key, str], old: dict[Key, tuple[str, int]]
-) -> None:
-    start = len(snapshot.problems)
-    try:
-        found = documents(path, snapshot.problems)
-    except UnreadableManifest as exc:
-        snapshot.broken_files[path.name] = exc.reason
-        snapshot.problems.append((path.name, exc.reason))
-        return
-    for where, document in found:
-        _load_document(document, where, snapshot, origins, old)
-    cap_problems(snapshot.problems, start, path.name)
-
-
-def _load_document(
-    document: object,
-    where: str,
-    snapshot: _Snapshot,
-    origins: dict[Key, str],
-    old: dict[Key, tuple[str, int]],
-) -> None:
-    """One document (or one item of a List) into ``snapshot``: a class, a ServiceAccount or a
-    Node, a reported near miss, or nothing (another kind)."""
-    if _is_service_account(document):
-        _load_service_account(document, where, snapshot)
-        return
-    if is_node(document):
-        problems: list[str] = []
-        load_node(document, snapshot.nodes, problems)
-        snapshot.problems.extend((where, reason) for reason in problems)
-        return
-    if not is_spc(document):
-        _note_near_miss(document, where, snapshot)
-        return
-    try:
-        spc = _to_spc(document, old)
-    except InvalidDocument as exc:
-        snapshot.problems.append((where, exc.reason))
-        if exc.key is not None:
-            _remember_invalid(snapshot, origins, exc.key, where, f"{where}: {exc.reason}")
-        return
-    key = (spc.namespace, spc.name)
-    if _remember_origin(snapshot, origins, key, where):
-        snapshot.classes[key] = spc
-        snapshot.generations[key] = (_digest(document), spc.generation)
-
-
-def _note_near_miss(document: object, where: str, snapshot: _Snapshot) -> None:
-    if not isinstance(document, Mapping) or (missed := near_miss(document)) is None:
-        return
-    meant, reason = missed
-    snapshot.problems.append((where, reason))
-    try:
-        (namespace, name), _ = identity(document, DEFAULT_NAMESPACE)
-    except InvalidDocument:
-        return
-    if meant in CLUSTER_SCOPED:
-        namespace = ""  # as load_node: a Node's namespace is ignored
-    snapshot.near_misses[(meant, namespace, name)] = f"{where}: {reason}"
-
-
-def _see(snapshot: _Snapshot, kind: str, namespace: str, name: str) -> str:
+def _see(snapshot: Snapshot, kind: str, namespace: str, name: str) -> str:
     near = snapshot.near_misses.get((kind, namespace, name))
     return f" (see {near})" if near else ""
-
-
-def _remember_origin(snapshot: _Snapshot, origins: dict[Key, str], key: Key, where: str) -> bool:
-    """Record where ``key`` is defined; a second definition makes it unusable."""
-    first = origins.get(key)
-    if first is None:
-        origins[key] = where
-        return True
-    reason = f"secretproviderclass {_ref(key)} is defined in both {first} and {where}"
-    snapshot.problems.append((where, reason))
-    snapshot.classes.pop(key, None)
-    snapshot.invalid[key] = reason
-    return False
-
-
-def _remember_invalid(
-    snapshot: _Snapshot, origins: dict[Key, str], key: Key, where: str, reason: str
-) -> None:
-    if _remember_origin(snapshot, origins, key, where):
-        snapshot.invalid[key] = f"secretproviderclass {_ref(key)} in {reason}"
-
-
-def _ref(key: Key) -> str:
-    """``namespace/name`` of a class or a service account for a message; a name a publish asked
-    for or a manifest gave, which may be anything, quoted and cut past 80 characters
-    (``shown_name``)."""
-    return f"{shown_name(key[0])}/{shown_name(key[1])}"
-
-
-def _is_service_account(document: object) -> TypeGuard[Mapping[str, object]]:
-    return (
-        isinstance(document, Mapping)
-        and document.get("kind") == SERVICE_ACCOUNT_KIND
-        and document.get("apiVersion") == "v1"
-    )
-
-
-def _load_service_account(document: Mapping[str, object], where: str, snapshot: _Snapshot) -> None:
-    try:
-        key, metadata = identity(document, DEFAULT_NAMESPACE)
-        check_manifest_key(*key)
-        annotations = string_map(metadata, "annotations", f"serviceaccount {_ref(key)}")
-    except InvalidDocument as exc:
-        snapshot.problems.append((where, exc.reason))
-        return
-    first = snapshot.service_accounts.get(key)
-    if first is not None:
-        # Example manifests often repeat one ServiceAccount per file; only a differing copy is a
-        # problem, and then the first stays so a later file cannot swap an identity.
-        if first != annotations:
-            reason = f"serviceaccount {_ref(key)} is defined twice with different annotations"
-            snapshot.problems.append((where, reason))
-        return
-    snapshot.service_accounts[key] = dict(annotations)
-
-
-def _to_spc(document: Mapping[str, object], old: dict[Key, tuple[str, int]]) -> SecretProviderClass:
-    check_manifest_key(*identity(document, DEFAULT_NAMESPACE)[0])
-    digest = _digest(document)
-    return decode(
-        document,
-        DEFAULT_NAMESPACE,
-        _uid,
-        lambda metadata, key: _generation(metadata, key, digest, old),
-    )
-
-
-def _uid(metadata: Mapping[str, object], key: Key) -> str:
-    uid = metadata.get("uid")
-    if isinstance(uid, str) and uid:
-        return uid
-    # Stable across restarts so fetch keys and status records keep matching.
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"standalone:{key[0]}/{key[1]}"))
-
-
-def _generation(
-    metadata: Mapping[str, object], key: Key, digest: str, old: dict[Key, tuple[str, int]]
-) -> int:
-    given = metadata.get("generation")
-    if isinstance(given, int) and not isinstance(given, bool) and given > 0:
-        return given
-    # Like the API server: bump only when the spec changes, so rotation sees a new version.
-    previous = old.get(key)
-    if previous is None:
-        return 1
-    return previous[1] if previous[0] == digest else previous[1] + 1
-
-
-def _digest(document: Mapping[str, object]) -> str:
-    spec = json.dumps(document.get("spec"), sort_keys=True, default=str)
-    return hashlib.sha256(spec.encode()).hexdigest()

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from agent.errors import ApiConflict, ApiNotFound, KubernetesApiError
 from agent.model import MANAGED_LABEL, OwnerReference, SecretObject
-from agent.ports import SecretStore
+from agent.ports_sync import SecretStore
 from agent.sync.owners import with_owners
 
 ATTEMPTS = 5

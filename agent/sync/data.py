@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agent.ports import VolumeFileReader
+from agent.ports_volumes import VolumeFileReader
 from agent.sync.spec import TLS, SecretSpec
 
 # The API server refuses a Secret whose data exceeds 1 MiB (upstream §15 item 7).

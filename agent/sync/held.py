@@ -21,7 +21,7 @@ import structlog
 
 from agent.errors import KubernetesApiError
 from agent.model import OwnerReference, VolumeRecord, pod_status_name
-from agent.ports import SecretStore
+from agent.ports_sync import SecretStore
 from agent.sync.owners import is_pod_reference, is_status_reference
 
 log = structlog.get_logger("agent.sync")

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from agent.errors import AgentError, SecretProviderClassNotFound
 from agent.model import OwnerReference, PodInfo, PodStatus
-from agent.ports import SecretConsumers, SecretProviderClassSource
+from agent.ports import SecretProviderClassSource
+from agent.ports_sync import SecretConsumers
 from agent.sync.spec import parse_secret_objects
 
 REMOTE_READS = 3

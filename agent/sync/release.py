@@ -31,7 +31,7 @@ import structlog
 
 from agent.errors import ApiConflict, ApiNotFound, KubernetesApiError
 from agent.model import OwnerReference, SecretObject
-from agent.ports import SecretStore
+from agent.ports_sync import SecretStore
 from agent.sync.apply import ATTEMPTS, Outcome, TooManyConflicts
 from agent.sync.holders import Census, Holders, Leaving, uids_of
 from agent.sync.owners import is_pod_reference, is_status_reference, with_owners, without

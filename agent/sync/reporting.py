@@ -13,7 +13,8 @@ import structlog
 
 from agent.fixes import fix_fields
 from agent.model import MANAGED_LABEL, SecretObject, VolumeRecord
-from agent.ports import PodEventSink, SecretSyncObserver
+from agent.ports import PodEventSink
+from agent.ports_sync import SecretSyncObserver
 from agent.sync.apply import Outcome
 
 log = structlog.get_logger("agent.sync")

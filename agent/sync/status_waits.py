@@ -19,7 +19,7 @@ from collections.abc import Callable
 import structlog
 
 from agent.model import OwnerReference, PodInfo, VolumeRecord, pod_status_name
-from agent.ports import SecretConsumers
+from agent.ports_sync import SecretConsumers
 from agent.sync.owners import consumer_owners
 
 log = structlog.get_logger("agent.sync")

@@ -1,4 +1,4 @@
-"""Sync as Kubernetes Secret: implements ``ports.SecretSync`` (upstream §7, with the owner
+"""Sync as Kubernetes Secret: implements ``ports_sync.SecretSync`` (upstream §7, with the owner
 semantics of ``owners``).
 
 For one volume: parse the class's ``secretObjects`` (a broken entry is a Warning event
@@ -35,15 +35,9 @@ from agent.model import (
     VolumeRecord,
     pod_status_name,
 )
-from agent.ports import (
-    PodEventSink,
-    PodLookup,
-    SecretConsumers,
-    SecretProviderClassSource,
-    SecretStore,
-    SecretSyncObserver,
-    VolumeFileReader,
-)
+from agent.ports import PodEventSink, PodLookup, SecretProviderClassSource
+from agent.ports_sync import SecretConsumers, SecretStore, SecretSyncObserver
+from agent.ports_volumes import VolumeFileReader
 from agent.sync.apply import WriteFailed, ensure_secret, managed_labels
 from agent.sync.data import BuiltData, read_volume_data
 from agent.sync.held import HeldSecrets
@@ -99,7 +93,7 @@ class SecretSyncer:
         self.follow_ups: FollowUps | None = None  # set by the re-sync loop
         self._statuses = StatusWaits(consumers, self._status_ready)
 
-    # ---- ports.SecretSync ----
+    # ---- ports_sync.SecretSync ----
 
     async def volume_written(self, record: VolumeRecord, spc: SecretProviderClass) -> None:
         target = record.target_path

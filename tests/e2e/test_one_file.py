@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.providers.registry import BUILTIN_FACTORIES
+from agent.providers.factories import BUILTIN_FACTORIES
 from tests.e2e.conftest import REPO, AgentProcess, VaultSetup, new_pod_uid
 from tests.support.kubelet import Kubelet, publish_request
 from tests.support.moto import MotoServer, unique

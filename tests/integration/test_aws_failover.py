@@ -11,7 +11,7 @@ import pytest
 from agent.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 from agent.model import MountResult, ProviderRequest
 from agent.providers.aws import AwsProvider
-from agent.providers.aws.transport import RetryPolicy, Timeouts
+from agent.providers.aws.http import RetryPolicy, Timeouts
 from tests.fakes.aws_fault_proxy import Fault, FaultProxy
 from tests.support.aws import ServiceAccounts, Sleeps, aws_provider, aws_request
 from tests.support.moto import MotoServer, unique

@@ -13,7 +13,7 @@ from agent.errors import ProviderError, ProviderUnavailable, ServiceAccountNotFo
 from agent.model import ProviderRequest
 from agent.providers.aws import AwsProvider
 from agent.providers.aws.credentials import AwsCredentialCache
-from agent.providers.aws.transport import RetryPolicy
+from agent.providers.aws.http import RetryPolicy
 from tests.fakes.aws_fault_proxy import FaultProxy
 from tests.fakes.aws_identity import FakeAwsIdentity
 from tests.support.aws import (

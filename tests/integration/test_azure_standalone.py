@@ -18,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from agent._proto.csi import v1 as csi
-from agent.app import Agent, build_agent
+from agent.app import build_agent
+from agent.lifecycle import Agent
 from agent.providers.azure.content import CONTENT_TYPE_PFX
 from tests.conftest import agent_settings
 from tests.fakes.azure_entra import EXCHANGE_AUDIENCE

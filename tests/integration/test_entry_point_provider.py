@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from agent.app import build_agent
-from agent.providers.registry import ENTRY_POINT_GROUP, ProviderRegistry
+from agent.providers.factories import ENTRY_POINT_GROUP
+from agent.providers.registry import ProviderRegistry
 from tests.conftest import AgentHarness, agent_settings
 from tests.support.fake_provider import FakeProvider
 from tests.support.kubelet import Kubelet, publish_request

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import ConfigError, FileWriteError, InvalidRequest, MountError
-from agent.fs import mounter as mounter_mod
+from agent.fs import mount_syscalls
 from agent.fs.atomic_writer import AsyncPayloadWriter
 from agent.fs.confined import KubeletVolumes
 from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
@@ -232,7 +232,7 @@ def test_mount_root_detection_sees_bind_mounts(tmp_path: Path) -> None:
         parent = os.open(tmp_path, os.O_RDONLY)
         fd = os.open(point, os.O_RDONLY)
         try:
-            assert mounter_mod.is_mount_root(parent, fd) is True
+            assert mount_syscalls.is_mount_root(parent, fd) is True
         finally:
             os.close(fd)
             os.close(parent)

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from agent._proto.csi import v1 as csi
-from agent.app import Agent, build_agent
+from agent.app import build_agent
+from agent.lifecycle import Agent
 from tests.conftest import agent_settings
 from tests.support.gcp import POOL, PROJECT, GcpWorld
 from tests.support.kubelet import POD_UID, Kubelet, kubelet_target, publish_request

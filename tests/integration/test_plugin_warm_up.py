@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-import agent.app
+import agent.lifecycle
 from agent._proto.csi import v1 as csi
 from agent.app import build_agent
 from agent.config import Settings
@@ -47,7 +47,7 @@ async def test_a_hung_plugin_delays_serving_by_the_budget_only(
     plugins = agent_root / "providers"
     plugins.mkdir(mode=0o755)
     hung = hung_plugin(plugins / "hung.sock")
-    monkeypatch.setattr(agent.app, "WARM_UP_BUDGET_SECONDS", 0.05)
+    monkeypatch.setattr(agent.lifecycle, "WARM_UP_BUDGET_SECONDS", 0.05)
     settings = agent_settings(agent_root)
     node = build_agent(settings, registry=plugin_registry(settings, plugins))
     try:
@@ -76,7 +76,7 @@ async def test_a_hung_plugin_does_not_keep_the_others_cold(
     hung = hung_plugin(plugins / "a-hung.sock")
     good = FakePlugin(str(plugins / "b-good.sock"), relay=False)
     await good.start()
-    monkeypatch.setattr(agent.app, "WARM_UP_BUDGET_SECONDS", 1.0)
+    monkeypatch.setattr(agent.lifecycle, "WARM_UP_BUDGET_SECONDS", 1.0)
     settings = agent_settings(agent_root)
     node = build_agent(settings, registry=plugin_registry(settings, plugins))
     try:

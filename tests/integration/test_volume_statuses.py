@@ -20,9 +20,10 @@ import grpc
 import pytest
 from structlog.testing import capture_logs
 
-from agent.app import Agent, build_agent
+from agent.app import build_agent
 from agent.errors import ProviderError
 from agent.fs.layout import METADATA_FILE
+from agent.lifecycle import Agent
 from agent.providers.registry import ProviderRegistry
 from tests.conftest import AgentHarness
 from tests.support.kubelet import publish_request

@@ -14,8 +14,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.app import Agent, build_agent
+from agent.app import build_agent
 from agent.fs.windows.layout import MANIFEST_FILE
+from agent.lifecycle import Agent
 from agent.platform import emulated_windows
 from agent.providers.registry import ProviderRegistry
 from tests.conftest import SPC_YAML, agent_settings

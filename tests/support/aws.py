@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from agent.errors import ServiceAccountNotFound
 from agent.model import PodIdentity, ProviderRequest, ServiceAccountToken
 from agent.providers.aws import AwsProvider
-from agent.providers.aws.transport import RetryPolicy, Timeouts
+from agent.providers.aws.http import RetryPolicy, Timeouts
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/app"
 IRSA = "sts.amazonaws.com"

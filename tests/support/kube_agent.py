@@ -13,9 +13,10 @@ from typing import Any
 from agent._proto.csi import v1 as csi
 from agent.aio.backoff import BackoffPolicy
 from agent.aio.clock import Clock
-from agent.app import Agent, build_agent
+from agent.app import build_agent
 from agent.config import Settings
 from agent.k8s.adapter import KubernetesAdapter
+from agent.lifecycle import Agent
 from agent.providers.registry import ProviderRegistry
 from tests.fakes.kube_api import FakeKubeApi, pod, secret_provider_class
 from tests.support.fake_provider import FakeProvider

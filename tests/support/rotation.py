@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 
-from agent.app import Agent, build_agent
+from agent.app import build_agent
 from agent.config import Settings
+from agent.lifecycle import Agent
 from agent.providers.registry import ProviderFactory, ProviderRegistry
 from agent.rotation.scheduler import RotationScheduler
 from tests.conftest import agent_settings

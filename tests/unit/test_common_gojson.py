@@ -27,7 +27,7 @@ from agent.providers.common.gojson import (
     marshal,
     string_map,
 )
-from agent.providers.plugin import mount_request
+from agent.providers.plugin_messages import mount_request
 
 
 @pytest.mark.parametrize(

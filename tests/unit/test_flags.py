@@ -271,15 +271,15 @@ def test_builtin_providers_flag() -> None:
 
 
 def test_a_provider_left_out_of_builtin_providers_is_a_plugin_name() -> None:
-    from agent.app import builtin_factories
-    from agent.providers.registry import BUILTIN_FACTORIES
+    from agent.provider_setup import builtin_factories
+    from agent.providers.factories import BUILTIN_FACTORIES
 
     assert set(builtin_factories(("aws", "gcp"))) == {"aws", "gcp"}
     assert builtin_factories(tuple(BUILTIN_FACTORIES)) == dict(BUILTIN_FACTORIES)
 
 
 def test_the_startup_configuration_hides_credentials_in_urls() -> None:
-    from agent.app import effective_configuration
+    from agent.lifecycle import effective_configuration
 
     settings, _ = parse_settings(
         ["--vault-address=https://user:pa55@vault.example:8200", "--nodeid=node-a"]

@@ -17,6 +17,7 @@ from agent.fs import files as fs_files
 from agent.fs.atomic_writer import AsyncPayloadWriter, AtomicWriter
 from agent.fs.capacity import VolumeCapacity
 from agent.fs.confined import KubeletVolumes
+from agent.fs.payload_dir import paths_to_remove
 from agent.model import SecretFile
 from agent.targets import TargetRules
 from tests.support.kubelet import kubelet_target
@@ -214,11 +215,11 @@ def test_paths_to_remove(
     writer = AtomicWriter(str(target))
     writer.write([SecretFile(p, 0o644, d) for p, d in first.items()])
     new = [SecretFile(p, 0o644, b"") for p in second]
-    writer._fd = fs_files.open_dir(str(target))
+    target_fd = fs_files.open_dir(str(target))
     try:
-        assert writer._paths_to_remove(new, check_layout(target)) == expected
+        assert paths_to_remove(target_fd, new, check_layout(target)) == expected
     finally:
-        os.close(writer._fd)
+        os.close(target_fd)
 
 
 def test_invalid_payload_writes_nothing(target: Path) -> None:

@@ -109,7 +109,7 @@ def test_importing_the_provider_loads_no_google_auth() -> None:
 
 
 def test_google_access_tokens_are_scrubbed_from_messages() -> None:
-    from agent.logs import REDACTED, scrub_text
+    from agent.log_redaction import REDACTED, scrub_text
 
     text = "token ya29.a0AfB_byC4" + "x" * 40 + " rejected"
     assert scrub_text(text) == f"token {REDACTED} rejected"

@@ -6,7 +6,8 @@ import pytest
 
 from agent import cli
 from agent.inventory import describe, load_providers
-from agent.providers.registry import BUILTIN_FACTORIES, ProviderContext, ProviderRegistry
+from agent.providers.factories import BUILTIN_FACTORIES
+from agent.providers.registry import ProviderContext, ProviderRegistry
 from tests.support.fake_provider import FakeProvider
 
 

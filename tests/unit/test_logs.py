@@ -12,15 +12,15 @@ from datetime import datetime
 import pytest
 import structlog
 
-from agent import logs
-from agent.app import effective_configuration
+from agent import log_redaction, logs
 from agent.flags import parse_settings
-from agent.logs import (
+from agent.lifecycle import effective_configuration
+from agent.log_redaction import (
     REDACTED,
-    configure_logging,
     forget_sensitive,
     register_sensitive,
 )
+from agent.logs import configure_logging
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJl"
 VAULT = "hvs.CAESIJ3kzWkq2cYq0pQk8QvXrQ5r"
@@ -38,7 +38,7 @@ def stream() -> Iterator[io.StringIO]:
     root.setLevel(level)
     for name in ("hpack", "h2"):
         logging.getLogger(name).setLevel(logging.NOTSET)
-    logs.clear_sensitive()
+    log_redaction.clear_sensitive()
 
 
 def records(out: io.StringIO) -> list[dict[str, object]]:
@@ -210,7 +210,7 @@ def test_large_registry_uses_the_index(stream: io.StringIO) -> None:
 
 
 def test_registry_is_bounded(stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logs._SensitiveValues, "CAPACITY", 2)
+    monkeypatch.setattr(log_redaction._SensitiveValues, "CAPACITY", 2)
     for value in ("first-value", "second-value", "third-value"):
         register_sensitive(value)
 

@@ -51,7 +51,7 @@ class Journal:
         self.metadata_error: Exception | None = None
         self.spc_missing = False
         self.content_current = False  # the writer finds the files already as fetched
-        self.synced: list[str] = []  # ports.SecretSync: targets handed over after a write
+        self.synced: list[str] = []  # ports_sync.SecretSync: targets handed over after a write
         self.sync_jobs: SecretSyncJobs | None = None
 
     async def get(self, namespace: str, name: str) -> SecretProviderClass:

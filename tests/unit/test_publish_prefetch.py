@@ -445,7 +445,7 @@ async def test_the_hops_re_read_is_installed_so_later_publishes_do_not_read_it_a
     from agent.aio.locks import KeyedLock
     from agent.core.mount_table import MountTable
     from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
-    from agent.standalone import spc_source
+    from agent.standalone import directory_reload
 
     manifest = SPC.replace("vault", "fake").replace("roleName: {role}", "objects: {role}")
     (tmp_path / "app.yaml").write_text(manifest.format(role="x"))
@@ -462,13 +462,13 @@ async def test_the_hops_re_read_is_installed_so_later_publishes_do_not_read_it_a
 
     source.listen(Listener())
     parsed: list[Path] = []
-    load_file = spc_source._load_file
+    load_file = directory_reload._load_file
 
     def counted(path: Path, *args: Any) -> None:
         parsed.append(path)
         load_file(path, *args)
 
-    monkeypatch.setattr(spc_source, "_load_file", counted)
+    monkeypatch.setattr(directory_reload, "_load_file", counted)
     (tmp_path / "other.yaml").write_text(manifest.format(role="o").replace("app", "other"))
     journal = CachingJournal()
     registry = ProviderRegistry(

@@ -1,8 +1,8 @@
 """No secret value, token or key in the ``repr`` of what providers pass around: the log
-redaction renders an unknown object with ``str()`` (``agent.logs._describe``), and a dataclass's
-default repr shows every field, so one such object logged or put in an exception message would
-print a secret. Each object here carried it before (the model's own dataclasses already hid
-theirs, ``agent/model.py``)."""
+redaction renders an unknown object with ``str()`` (``agent.log_redaction._describe``), and a
+dataclass's default repr shows every field, so one such object logged or put in an exception
+message would print a secret. Each object here carried it before (the model's own dataclasses
+already hid theirs, ``agent/model.py``)."""
 
 from __future__ import annotations
 

@@ -211,7 +211,7 @@ class FileReplaceWriter:
         return await run_blocking(self.write_blocking, target, files)
 
     def write_blocking(self, target: str, files: Sequence[SecretFile]) -> bool:
-        """:meth:`write` in the calling worker thread (``ports.BlockingPayloadWriter``)."""
+        """:meth:`write` in the calling worker thread (``ports_volumes.BlockingPayloadWriter``)."""
         validate_payload(files, max_total_bytes=self._max_total_bytes, windows=True)
         if not self._long_paths:
             _check_lengths(self._volumes.parse(target).path, files)

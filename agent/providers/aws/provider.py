@@ -32,9 +32,10 @@ from agent.providers.aws.config import (
 from agent.providers.aws.content import mount_result
 from agent.providers.aws.endpoints import AwsEnvironment
 from agent.providers.aws.fetch import Fetched, Fetcher
+from agent.providers.aws.http import RetryPolicy, Timeouts
 from agent.providers.aws.identity import IdentityResolver
 from agent.providers.aws.node_region import fallback_region
-from agent.providers.aws.transport import AwsTransport, RetryPolicy, Timeouts
+from agent.providers.aws.transport import AwsTransport
 from agent.providers.common.deadline import deadline, time_left
 from agent.providers.common.parameters import ConfigWarnings, require_parameter
 from agent.providers.common.parsed import parsed

@@ -14,7 +14,6 @@ import jwt as pyjwt
 import pytest
 import yaml
 
-from agent.app import load_version_key
 from agent.core.identity import refreshed_identity
 from agent.k8s.api import KubeApi
 from agent.k8s.connection import load_configuration
@@ -28,6 +27,7 @@ from agent.model import (
     SecretFile,
     ServiceAccountToken,
 )
+from agent.provider_setup import load_version_key
 from agent.providers.registry import ProviderContext, ProviderRegistry
 from tests.fakes.kube_api import FakeKubeApi, secret_provider_class, service_account
 from tests.support.jwt_signer import JwtSigner

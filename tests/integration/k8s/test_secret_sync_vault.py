@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.app import load_version_key
+from agent.provider_setup import load_version_key
 from agent.providers.registry import ProviderRegistry
 from tests.fakes.kube_api import FakeKubeApi, secret_provider_class
 from tests.integration.k8s.test_secret_sync import (

@@ -25,7 +25,8 @@ import grpc
 import pytest
 
 from agent.logs import configure_logging
-from agent.providers.registry import BUILTIN_FACTORIES, ProviderRegistry
+from agent.providers.factories import BUILTIN_FACTORIES
+from agent.providers.registry import ProviderRegistry
 from tests.fakes.kube_api import FakeKubeApi
 from tests.integration.k8s.test_secret_sync import entry
 from tests.support.clock import ManualClock
