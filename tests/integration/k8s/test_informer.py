@@ -17,7 +17,8 @@ import pytest
 from agent.aio.backoff import BackoffPolicy
 from agent.k8s.api import ApiSettings, KubeApi
 from agent.k8s.connection import load_configuration
-from agent.k8s.informer import Informer, InformerSettings, Key
+from agent.k8s.informer import Informer
+from agent.k8s.informer_settings import InformerSettings, Key
 from agent.k8s.pods import decode_pod
 from agent.k8s.resources import PODS
 from agent.model import PodInfo
