@@ -117,7 +117,7 @@ class Silence:
             return f"unexpected {type(error).__name__}", 0.0, "unexpected"
         hint = error.retry_after or 0.0
         if after is not None and error.status == 0:  # no answer at all, not an HTTP status
-            message = f"heard nothing for {after:.0f} s, and a new watch failed: {error.message}"
+            message = f"heard nothing for {after:.0f} s, then no answer: {error.message}"
             return message, hint, "liveness"
         return error.message, hint, failure_reason(error)
 

@@ -123,7 +123,7 @@ async def test_a_hung_server_is_found_within_the_quiet_limit_and_the_request_tim
         assert retrying[0]["reason"] == "liveness", retrying
         assert retrying[0]["log_level"] == "warning"
         assert retrying[0]["error"].endswith(
-            "and a new watch failed: watch pods (spec.nodeName=node-a): timed out"
+            " s, then no answer: watch pods (spec.nodeName=node-a): timed out"
         )
         assert "delete web-0" not in recorder.seen
         kube_api.faults.remove(hung)
