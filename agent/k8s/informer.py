@@ -150,7 +150,8 @@ class Informer(Generic[T]):
                 if self._progressed:
                     log.info("informer.relist", informer=self.name, reason=err.message)
                     continue
-                failure, hint, reason = self._silence.describe(err)
+                failure, _, reason = self._silence.describe(err)
+                hint = 0.0  # the backoff alone paces a relist
             except Exception as err:  # the loop must outlive any failure, a bug included
                 failure, hint, reason = self._silence.describe(err)
             await self._pause(failure, hint, relist, reason)
