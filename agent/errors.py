@@ -191,6 +191,29 @@ class ApiUnavailable(KubernetesApiError):
     """No usable answer: connection refused or reset, timeout, 5xx. Worth retrying."""
 
 
+class ApiConnectionLost(ApiUnavailable):
+    """A connection failed while an answer (a watch's stream) was being read; ``how`` says
+    how, for logs: ``keepalive`` (TCP keepalive probes went unanswered: the kernel's
+    ETIMEDOUT), ``reset`` (ECONNRESET), ``closed`` (closed mid-answer, no error from the
+    kernel or another one), ``read_timeout`` (nothing arrived within the client's read
+    timeout)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        how: str = "closed",
+        status: int = 0,
+        reason: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, reason=reason, retry_after=retry_after)
+        self.how = how
+
+    def reworded(self, message: str, reason: str | None = None) -> KubernetesApiError:
+        return ApiConnectionLost(message, how=self.how, reason=reason or self.reason)
+
+
 class ApiTooLargeResourceVersion(ApiUnavailable):
     """504 Timeout with the cause ``ResourceVersionTooLarge``: the server has not reached the
     ``resourceVersion`` asked for (its store is behind, e.g. etcd restored from an older

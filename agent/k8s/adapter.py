@@ -26,7 +26,8 @@ from agent.k8s.api import ApiSettings, KubeApi, Observer
 from agent.k8s.connection import load_configuration, own_namespace
 from agent.k8s.events import EventSettings, KubeEventRecorder
 from agent.k8s.identity import KubeServiceAccounts, KubeTokenMinter
-from agent.k8s.informer import Informer, InformerSettings
+from agent.k8s.informer import Informer
+from agent.k8s.informer_settings import InformerSettings
 from agent.k8s.nodes import KubeNodeLabels
 from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.pods import PodWatcher, Release

@@ -6,6 +6,7 @@ request and response bodies never are (a Secret's data or a token could be in th
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Mapping
 
@@ -14,6 +15,7 @@ import aiohttp
 from agent.errors import (
     ApiAlreadyExists,
     ApiConflict,
+    ApiConnectionLost,
     ApiForbidden,
     ApiGone,
     ApiInvalid,
@@ -86,6 +88,25 @@ def from_exception(action: str, error: BaseException) -> ApiUnavailable:
         return ApiUnavailable(f"{action}: the connection closed in the middle of the answer")
     detail = " ".join(str(error).split())[:MAX_MESSAGE_CHARS]
     return ApiUnavailable(f"{action}: {type(error).__name__}" + (f": {detail}" if detail else ""))
+
+
+def lost_connection(action: str, socket_error: OSError | None) -> ApiConnectionLost:
+    """A connection that failed in the middle of an answer, told by the kernel's error on its
+    socket (None: closed without one). On a watch nothing is sent after the request, so a
+    timed-out connection is TCP keepalive's verdict (``agent.k8s.keepalive``)."""
+    code = socket_error.errno if socket_error is not None else None
+    if code == errno.ETIMEDOUT:
+        return ApiConnectionLost(
+            f"{action}: the API server stopped answering TCP keepalive probes "
+            "(the connection timed out)",
+            how="keepalive",
+        )
+    if code == errno.ECONNRESET:
+        return ApiConnectionLost(f"{action}: the API server reset the connection", how="reset")
+    detail = f" ({socket_error.strerror})" if socket_error and socket_error.strerror else ""
+    return ApiConnectionLost(
+        f"{action}: the connection closed in the middle of the answer{detail}", how="closed"
+    )
 
 
 def _status_object(body: bytes) -> Mapping[str, object]:

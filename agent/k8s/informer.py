@@ -9,13 +9,17 @@ as client-go); after any other error wait a jittered, growing delay and try agai
 that ends at once, before any event (client-go's "very short watch"), is an error too: a
 server that answers every watch that way gets a growing delay, not a relist storm.
 
+A watch silent for about a minute is ended and opened again from its version: the new
+request checks that the server answers, and replaces a stream a stuck proxy no longer feeds
+(``agent.k8s.watch_liveness``).
+
 A version the server has not reached is what etcd restored from an older backup leaves, and a
 plain watch never says so: the watch cache accepts a watch from a future version and sends
-nothing (no event, no bookmark) until its store passes it. So after a watch that stayed open
-but heard nothing, a one-item list "not older than" the version comes before the next watch:
-504 Too large (then a relist) or a page (the version is fine). A quiet resource's watch may
-hear nothing for its whole timeout (see ``InformerSettings.read_margin``): it runs until the
-server ends it, and costs that one small list per 5 to 10 minutes.
+nothing (no event, no bookmark) until its store passes it. So once watches have heard nothing
+for the server's shortest timeout (5 minutes), a one-item list "not older than" the version
+comes before the next watch: 504 Too large (then a relist) or a page (the version is fine).
+A quiet resource's watch may hear nothing for its whole timeout (see
+``InformerSettings.read_margin``): that costs one small list per 5 to 6 minutes of silence.
 
 ``problem()`` says, for /readyz, whether the cache is usable and current. The loop never ends
 by itself: its owner cancels the task, and the open response is closed on the way out. What
@@ -28,16 +32,17 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import structlog
 
-from agent.aio.backoff import Backoff, BackoffPolicy
-from agent.errors import ApiGone, ApiTooLargeResourceVersion, KubernetesApiError
+from agent.aio.backoff import Backoff
+from agent.errors import ApiGone, ApiTooLargeResourceVersion
 from agent.k8s.api import KubeApi, Lane, Object
 from agent.k8s.informer_cache import InformerCache, InformerHandler, Key
+from agent.k8s.informer_settings import InformerSettings
 from agent.k8s.resources import Resource
+from agent.k8s.watch_liveness import Silence
 from agent.k8s.watch_stream import WatchStream
 
 T = TypeVar("T")
@@ -48,26 +53,6 @@ log = structlog.get_logger(__name__)
 MIN_WATCH_SECONDS = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class InformerSettings:
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-    # The server ends each watch after a random 5 to 10 minutes (client-go's spread), so
-    # reconnects of many nodes do not line up.
-    watch_timeout: tuple[int, int] = (300, 600)
-    # Silence is no sign of a dead connection: a healthy watch of a quiet resource may hear
-    # nothing until the server ends it. kube-apiserver (1.27 to 1.34, storage/cacher: cacher.go
-    # dispatchEvents, cache_watcher.go nextBookmarkTime and process) offers each watch a
-    # bookmark about every minute and 2 s before its timeout, at the version its watch cache
-    # has reached, and sends it only when that is newer than the version the watch started
-    # from. A cache's version moves with an event of its resource (any object, whatever the
-    # watch's selectors) or with etcd's progress notifications (every 10 minutes by default),
-    # and the watch starts from a list's version, etcd's newest: so a quiet resource's watch
-    # may get no bookmark before its 5 to 10 minutes are up. A watch served without the cache
-    # (--watch-cache=false, or a size of 0 for the resource) gets no bookmark at all.
-    # So the client waits for the server's end plus this margin (what bounds a server that
-    # hangs); TCP keepalive (ApiSettings.keepalive) finds a peer that is gone within a minute.
-    read_margin: float = 30.0
-    page_size: int = 500
 
 
 def resource_version(document: Mapping[str, Any]) -> str:
@@ -114,7 +99,9 @@ class Informer(Generic[T]):
         self._sleep = sleep
         self._progressed = False  # the current watch delivered an event, or lasted a while
         self._heard = False  # the current watch delivered an event (a bookmark counts)
-        self._unconfirmed = False  # a watch from _version stayed open and silent
+        self._silence = Silence(
+            self._settings.quiet, min(self._settings.watch_timeout), self._rng, clock
+        )
         self.lists = 0  # complete lists so far (the first one plus relists)
 
     @property
@@ -145,29 +132,32 @@ class Informer(Generic[T]):
                 if relist:
                     await self._list()
                     relist = False
-                elif self._unconfirmed:
+                elif self._silence.needs_check:
                     await self._confirm_version()
                 await self._watch()
                 if self._progressed:
-                    continue  # the server's timeout: watch on from the last version
+                    continue  # the server's timeout, or quiet: watch on from the last version
                 failure, hint = "the server ended the watch at once, without an event", 0.0
+                reason = "ended_at_once"
             except (ApiGone, ApiTooLargeResourceVersion) as err:  # the version is unusable
                 relist = True
                 if self._progressed:
                     log.info("informer.relist", informer=self.name, reason=err.message)
                     continue
-                failure, hint = err.message, 0.0
+                failure, _, reason = self._silence.describe(err)
+                hint = 0.0  # the backoff alone paces a relist
             except Exception as err:  # the loop must outlive any failure, a bug included
-                failure, hint = _describe(err)
-            await self._pause(failure, hint, relist)
+                failure, hint, reason = self._silence.describe(err)
+            await self._pause(failure, hint, relist, reason)
 
-    async def _pause(self, failure: str, hint: float, relist: bool) -> None:
+    async def _pause(self, failure: str, hint: float, relist: bool, reason: str) -> None:
         self._error = failure
         delay = self._backoff.next_delay(hint)
         log.warning(
             "informer.retrying",
             informer=self.name,
             error=failure,
+            reason=reason,
             delay_s=round(delay, 2),
             relist=relist,
         )
@@ -193,7 +183,7 @@ class Informer(Generic[T]):
                 break
         self._cache.replace(fresh)
         self._version = version
-        self._unconfirmed = False
+        self._silence.vouched()
         self.lists += 1
         self._synced.set()
         log.debug("informer.listed", informer=self.name, items=len(fresh), version=version)
@@ -201,7 +191,7 @@ class Informer(Generic[T]):
 
     async def _watch(self) -> None:
         low, high = self._settings.watch_timeout
-        started = self._clock()
+        started, quiet = self._clock(), self._silence.limit()
         async with self._api.watch(
             self.resource,
             self._version,
@@ -209,18 +199,23 @@ class Informer(Generic[T]):
             server_timeout=self._rng.randint(low, high),
             read_margin=self._settings.read_margin,
         ) as stream:
+            self._silence.opened()
             if self._error:
                 log.info("informer.watching", informer=self.name, after=self._error)
                 self._error = ""
-            self._heard = False
+            self._heard = went_quiet = False
             try:
-                await self._follow(stream)
+                went_quiet = await self._follow(stream, quiet)
             finally:
-                lasted = self._clock() - started >= MIN_WATCH_SECONDS
+                lasted = went_quiet or self._clock() - started >= MIN_WATCH_SECONDS
                 if lasted:
                     self._made_progress()
-                if lasted or self._heard:  # an event (a bookmark too) means it has our version
-                    self._unconfirmed = not self._heard
+                # An event (a bookmark too) means the server has our version.
+                self._silence.ended(
+                    heard=self._heard, lasted=lasted, quiet_for=quiet if went_quiet else None
+                )
+        if went_quiet:
+            log.debug("informer.quiet", informer=self.name, silent_s=round(quiet or 0.0, 1))
 
     async def _confirm_version(self) -> None:
         """Ask whether the server has reached ``_version``: a one-item list at least as new;
@@ -232,10 +227,21 @@ class Informer(Generic[T]):
             limit=1,
             not_older_than=self._version,
         )
-        self._unconfirmed = False
+        self._silence.vouched()
 
-    async def _follow(self, stream: WatchStream) -> None:
-        while (event := await stream.next()) is not None:
+    async def _follow(self, stream: WatchStream, quiet: float | None) -> bool:
+        """Apply events until the server ends the stream (False) or ``quiet`` seconds pass
+        without one (True: the caller checks the server with a new watch). A read cut short
+        by that loses nothing: the version moves only with an applied event, and the next
+        watch starts from it."""
+        while True:
+            try:
+                async with asyncio.timeout(quiet):
+                    event = await stream.next()  # never raises TimeoutError itself
+            except TimeoutError:
+                return True
+            if event is None:
+                return False
             self._made_progress()
             self._heard = True
             document = event.get("object")
@@ -255,10 +261,3 @@ class Informer(Generic[T]):
             self._progressed = True
             self._backoff.reset()
 
-
-def _describe(error: Exception) -> tuple[str, float]:
-    """What /readyz and the log say about a failed list or watch, and the server's
-    Retry-After; a bug shows its type only (its text may quote API data)."""
-    if isinstance(error, KubernetesApiError):
-        return error.message, error.retry_after or 0.0
-    return f"unexpected {type(error).__name__}", 0.0

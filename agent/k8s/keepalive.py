@@ -9,8 +9,11 @@ that vanished without a FIN (a node powered off, a partition, a load balancer or
 dropped the flow) is found within ``idle + interval * count`` seconds. The probes also keep the
 flow alive in middleboxes that drop idle ones (cloud load balancers after 4 to 10 minutes).
 
-A server process that hangs while its kernel still answers is not found this way; the watch's
-read timeout (its ``timeoutSeconds`` plus a margin) bounds that case.
+A server process that hangs while its kernel still answers, or a proxy that keeps the
+connection but stopped forwarding, is not found this way: the liveness check of a quiet watch
+(``agent.k8s.watch_liveness``) finds those, and the watch's read timeout (its
+``timeoutSeconds`` plus a margin) bounds them when that check is off. A watch keepalive ends
+fails with ``ApiConnectionLost`` (``how="keepalive"``), logged as such.
 """
 
 from __future__ import annotations

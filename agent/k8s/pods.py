@@ -22,8 +22,9 @@ from agent.core.mount_table import MountTable
 from agent.documents.spc import agent_annotations
 from agent.errors import ApiNotFound, KubernetesApiError
 from agent.k8s.api import KubeApi, Lane, Object
-from agent.k8s.informer import Informer, InformerSettings
+from agent.k8s.informer import Informer
 from agent.k8s.informer_cache import Key
+from agent.k8s.informer_settings import InformerSettings
 from agent.k8s.resources import PODS
 from agent.model import OwnerReference, PodInfo, VolumeRecord
 from agent.ports import ChangeListener

@@ -30,8 +30,9 @@ from agent.errors import (
     SecretProviderClassNotFound,
 )
 from agent.k8s.api import KubeApi, Lane, Object
-from agent.k8s.informer import Informer, InformerSettings
+from agent.k8s.informer import Informer
 from agent.k8s.informer_cache import Key
+from agent.k8s.informer_settings import InformerSettings
 from agent.k8s.resources import SPC_V1, SPC_V1ALPHA1, Resource
 from agent.model import SecretProviderClass
 from agent.ports import ChangeListener

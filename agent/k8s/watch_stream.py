@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from aiohttp.http_exceptions import LineTooLong
 
-from agent.errors import ApiUnavailable
+from agent.errors import ApiConnectionLost, ApiUnavailable
 from agent.k8s import api_errors
 
 Object = dict[str, Any]
@@ -28,9 +28,11 @@ class WatchStream:
             try:
                 line = await self._response.content.readline()
             except TimeoutError:
-                raise ApiUnavailable(
-                    f"{action}: nothing received within the read timeout"
+                raise ApiConnectionLost(
+                    f"{action}: nothing received within the read timeout", how="read_timeout"
                 ) from None
+            except aiohttp.ClientPayloadError:  # the connection failed mid-stream
+                raise api_errors.lost_connection(action, self._socket_error()) from None
             except LineTooLong as err:
                 # Only a broken or hostile server sends one (the client's limit, 4 MiB, is far
                 # above etcd's object size); its text quotes the line (API data): not repeated.
@@ -44,6 +46,15 @@ class WatchStream:
                 return None
             if line.strip():
                 return self._decode(line)
+
+    def _socket_error(self) -> OSError | None:
+        """The kernel's error that ended the connection (ETIMEDOUT, ECONNRESET...), if any.
+        aiohttp (3.9 to 3.14) keeps it, as a ClientOSError with its errno, on the connection's
+        protocol, not on the payload error the read raises (whose text varies by release)."""
+        connection = self._response.connection
+        protocol = connection.protocol if connection is not None else None
+        error = protocol.exception() if protocol is not None else None
+        return error if isinstance(error, OSError) else None
 
     def _decode(self, line: bytes) -> Object:
         try:

@@ -2,12 +2,13 @@
 
 Run as root in a network namespace of its own (``unshare --net python -m
 tests.support.dead_peer``): it makes a second namespace for the fake API server, joins the two
-by a veth pair, opens two quiet watches of the server (TCP keepalive on, scaled down, and off),
-then takes the server's end of the link down. Nothing answers from then on and nothing says so
-(no FIN, no RST): a dead node, or a partition. Prints one JSON line: for each watch, how many
-seconds after the cut it failed and why (``null``: still waiting when the scenario ended), or
-``{"skip": reason}`` when the kernel cannot make the link. Both namespaces vanish with the
-process.
+by a veth pair, opens two quiet watches of the server (TCP keepalive on, scaled down, and off)
+and a pods informer (keepalive on, its liveness check off), then takes the server's end of the
+link down. Nothing answers from then on and nothing says so (no FIN, no RST): a dead node, or
+a partition. Prints one JSON line: for each, how many seconds after the cut it failed, why and
+how (the error's ``how``; the informer's log ``reason``), ``null`` when still waiting as the
+scenario ended; or ``{"skip": reason}`` when the kernel cannot make the link. Both namespaces
+vanish with the process.
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ApiUnavailable
+from structlog.testing import capture_logs
+
+from agent.errors import ApiConnectionLost, ApiUnavailable
 from agent.k8s.api import ApiSettings, KubeApi
 from agent.k8s.connection import load_configuration
+from agent.k8s.informer import Informer
+from agent.k8s.informer_settings import InformerSettings
 from agent.k8s.keepalive import KeepAlive
 from agent.k8s.lean_import import Configuration
+from agent.k8s.pods import decode_pod
 from agent.k8s.resources import PODS
 from tests.fakes.kube_api import FakeKubeApi
 
@@ -51,8 +57,8 @@ def _ip(*args: str, netns: str = "") -> None:
 
 async def _quiet_watch(
     config: Configuration, keepalive: KeepAlive | None, version: str, opened: asyncio.Event
-) -> tuple[float, str]:
-    """(loop time at which the watch failed, why)."""
+) -> tuple[float, str, str]:
+    """(loop time at which the watch failed, why, how)."""
     api = KubeApi(ApiSettings(keepalive=keepalive))
     api.connect(config)
     try:
@@ -61,9 +67,37 @@ async def _quiet_watch(
             try:
                 event = await stream.next()
             except ApiUnavailable as err:
-                return asyncio.get_running_loop().time(), err.message
-            return asyncio.get_running_loop().time(), f"unexpected: {event!r}"
+                how = err.how if isinstance(err, ApiConnectionLost) else ""
+                return asyncio.get_running_loop().time(), err.message, how
+            return asyncio.get_running_loop().time(), f"unexpected: {event!r}", ""
     finally:
+        await api.close()
+
+
+async def _informer_log(config: Configuration, kube: FakeKubeApi) -> tuple[float, str, str]:
+    """A pods informer on a keepalive connection, its liveness check off (keepalive alone must
+    find the peer): (loop time of its first pause, the ``informer.retrying`` line's error and
+    reason)."""
+    api = KubeApi(ApiSettings(keepalive=SCALED))
+    api.connect(config)
+    paused = asyncio.Event()
+
+    async def park(seconds: float) -> None:
+        paused.set()
+        await asyncio.Event().wait()
+
+    settings = InformerSettings(quiet=None, watch_timeout=(300, 300))
+    informer = Informer("pods", api, PODS, decode_pod, settings=settings, sleep=park)
+    task = asyncio.create_task(informer.run())
+    try:
+        with capture_logs() as logs:
+            await paused.wait()
+        line = next(entry for entry in logs if entry["event"] == "informer.retrying")
+        return asyncio.get_running_loop().time(), line["error"], line["reason"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         await api.close()
 
 
@@ -81,16 +115,18 @@ async def _scenario(ours: int, theirs: int, server_ns: str) -> dict[str, Any]:
             name: asyncio.create_task(_quiet_watch(config, keepalive, version, opened[name]))
             for name, keepalive in (("keepalive", SCALED), ("without", None))
         }
+        tasks["informer"] = asyncio.create_task(_informer_log(config, kube))
         try:
             for event in opened.values():
                 await asyncio.wait_for(event.wait(), 10)
+            await asyncio.wait_for(kube.store.wait_for_watchers("pods", 3), 10)
             _ip("link", "set", "api0", "down", netns=server_ns)
             cut = loop.time()
             await asyncio.wait(tasks.values(), timeout=WAIT)
             result: dict[str, Any] = {}
             for name, task in tasks.items():
-                failed_at, why = task.result() if task.done() else (None, "")
-                result[name] = None if failed_at is None else [round(failed_at - cut, 2), why]
+                failed_at, why, how = task.result() if task.done() else (None, "", "")
+                result[name] = None if failed_at is None else [round(failed_at - cut, 2), why, how]
             return result
         finally:
             for task in tasks.values():

@@ -4,6 +4,7 @@ SecretProviderClass and pod decoding, the token refresh helper."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,12 @@ from agent.aio.ratelimit import TokenBucket
 from agent.core.identity import refreshed_identity
 from agent.csi.status import to_grpc_error
 from agent.k8s.api import KubeApi
-from agent.k8s.api_errors import from_exception, from_response, from_status_object
+from agent.k8s.api_errors import (
+    from_exception,
+    from_response,
+    from_status_object,
+    lost_connection,
+)
 from agent.k8s.identity import token_expiry
 from agent.k8s.pod_statuses import KubePodStatusStore
 from agent.k8s.pods import decode_pod
@@ -128,6 +134,28 @@ def test_watch_error_events_and_connection_failures_translate_too() -> None:
     assert from_exception("watch pods (all)", cut).message == (
         "watch pods (all): the connection closed in the middle of the answer"
     )
+
+
+@pytest.mark.parametrize(
+    ("socket_error", "how", "says"),
+    [
+        (aiohttp.ClientOSError(errno.ETIMEDOUT, "Connection timed out"), "keepalive",
+         "the API server stopped answering TCP keepalive probes (the connection timed out)"),
+        (aiohttp.ClientOSError(errno.ECONNRESET, "Connection reset by peer"), "reset",
+         "the API server reset the connection"),
+        (aiohttp.ClientOSError(errno.EHOSTUNREACH, "No route to host"), "closed",
+         "the connection closed in the middle of the answer (No route to host)"),
+        (None, "closed", "the connection closed in the middle of the answer"),
+    ],
+    ids=["keepalive", "reset", "other", "no-error"],
+)  # fmt: skip
+def test_a_watch_cut_short_says_how_from_the_sockets_error(
+    socket_error: OSError | None, how: str, says: str
+) -> None:
+    error = lost_connection("watch pods (all)", socket_error)
+    assert (error.how, error.message) == (how, f"watch pods (all): {says}")
+    reworded = error.reworded("cannot watch: x")
+    assert isinstance(reworded, errors.ApiConnectionLost) and reworded.how == how
 
 
 TOO_LARGE_CAUSE = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}

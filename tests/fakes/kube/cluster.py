@@ -180,6 +180,18 @@ class Cluster:
             subscription.drop(reset=reset)
         return len(dropped)
 
+    def freeze_watches(self, resource: str | None = None) -> int:
+        """Open watch streams (of one resource, or all) send nothing more, ever (no event, no
+        bookmark, no end), and keep their connections open: a server that hangs with its
+        kernel still answering, or a proxy that stopped forwarding. Watches opened later work.
+        Returns how many."""
+        key = self.type(resource).key if resource else None
+        frozen = self.raw.subscriptions(key)
+        for subscription in frozen:
+            subscription.freeze()
+            self.raw.unsubscribe(subscription)
+        return len(frozen)
+
     async def wait_for_watchers(self, resource: str | None = None, count: int = 1) -> None:
         """Wait (without polling) until ``count`` watches of ``resource`` (or of anything) are
         open, e.g. before changing the cluster a client must see through its watch."""

@@ -5,7 +5,8 @@ carrying a 410 ``Expired`` Status, then the stream ends (the HTTP status stays 2
 
 The stream ends cleanly at ``timeoutSeconds`` (default: the server's ``watch_timeout``), when a
 test drops it, or after a fault's ``drop_after_events``; ``reset`` drops abort the connection
-instead; a ``stall`` fault sends the headers and then nothing, never ending (a hung server).
+instead; a ``stall`` fault sends the headers and then nothing, never ending (a hung server);
+a frozen stream (``Cluster.freeze_watches``) likewise stops in the middle.
 With ``allowWatchBookmarks`` a ``BOOKMARK`` carries only ``kind``, ``apiVersion`` and
 ``metadata.resourceVersion`` (plus the ``k8s.io/initial-events-end`` annotation after the
 initial events of ``sendInitialEvents=true``), and is never as old as the version the watch
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.kube.resources import ResourceType
-from tests.fakes.kube.watch import BOOKMARK, DROP, ERROR, Subscription, WatchItem
+from tests.fakes.kube.watch import BOOKMARK, DROP, ERROR, FREEZE, Subscription, WatchItem
 
 Object = dict[str, Any]
 Encoder = Callable[[Object], Object]
@@ -119,6 +122,8 @@ async def _stream(
             continue
         if item.type == DROP:
             return await _drop(request, response, item.reset)
+        if item.type == FREEZE:  # a stuck proxy or server mid-stream: until the client leaves
+            await asyncio.Event().wait()
         if item.type == ERROR:
             await write_event(response, ERROR, item.obj or {})
             break
@@ -146,8 +151,12 @@ async def _drop(
     request: web.Request, response: web.StreamResponse, reset: bool
 ) -> web.StreamResponse:
     """End the stream now. A clean end finishes the chunked body (what a client sees when the
-    server times a watch out); a reset closes the socket mid-body (a dead apiserver)."""
+    server times a watch out); a reset sends a TCP RST mid-body (a crashed apiserver: its
+    kernel resets the connection). Linger on with a zero timeout makes close send RST, not FIN."""
     if reset and request.transport is not None:
+        sock = request.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         request.transport.abort()
         return response
     await response.write_eof()

@@ -3,7 +3,8 @@
 The store offers every committed change to the subscriptions of that resource; a subscription
 turns it into the event a real watch with the same selectors would send (with a selector, an
 object that stops matching arrives as ``DELETED`` and one that starts matching as ``ADDED``,
-like the watch cache does). Tests and faults push control items (bookmark, drop, error)."""
+like the watch cache does). Tests and faults push control items (bookmark, drop, freeze,
+error)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ Predicate = Callable[[Object], bool]
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 BOOKMARK, ERROR = "BOOKMARK", "ERROR"
 DROP = "DROP"  # not on the wire: end the stream (cleanly, or by resetting the connection)
+FREEZE = "FREEZE"  # not on the wire: send nothing more, ever, and keep the connection open
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,9 @@ class Subscription:
 
     def drop(self, *, reset: bool = False) -> None:
         self.queue.put_nowait(WatchItem(DROP, reset=reset))
+
+    def freeze(self) -> None:
+        self.queue.put_nowait(WatchItem(FREEZE))
 
     def error(self, status: Object) -> None:
         self.queue.put_nowait(WatchItem(ERROR, status))

@@ -2,7 +2,9 @@
 partition) over a real network link: TCP keepalive finds it within its bound, while the same
 watch without keepalive would wait on (its read timeout is the server's timeoutSeconds plus a
 margin, minutes). The scenario runs in network namespaces of its own (tests/support/dead_peer).
-Over HTTPS the options reach the socket under the TLS transport too."""
+The watch's error, and the informer's warning, say that keepalive found it (``reason``
+``keepalive``), not just that the connection closed. Over HTTPS the options reach the socket
+under the TLS transport too."""
 
 from __future__ import annotations
 
@@ -45,10 +47,20 @@ def test_keepalive_finds_a_peer_that_vanished_without_a_word() -> None:
     if "skip" in result:
         pytest.skip(result["skip"])
     assert result["keepalive"] is not None, f"the dead peer went unnoticed for {WAIT} s"
-    seconds, why = result["keepalive"]
+    seconds, why, how = result["keepalive"]
     assert seconds <= SCALED.detects_within + 1.0, result
-    assert why.startswith("watch pods"), why
+    assert why == KEEPALIVE_GAVE_UP and how == "keepalive", result
     assert result["without"] is None, f"without keepalive nothing notices within {WAIT} s"
+    # The informer's warning says what happened, with the reason as a field of its own.
+    seconds, error, reason = result["informer"]
+    assert seconds <= SCALED.detects_within + 1.0, result
+    assert (error, reason) == (KEEPALIVE_GAVE_UP, "keepalive"), result
+
+
+KEEPALIVE_GAVE_UP = (
+    "watch pods (all): the API server stopped answering TCP keepalive probes "
+    "(the connection timed out)"
+)
 
 
 @pytest.mark.parametrize("kube_api_options", [{"tls": True}])

@@ -17,8 +17,9 @@ import pytest
 from agent.aio.backoff import BackoffPolicy
 from agent.k8s.api import ApiSettings, KubeApi
 from agent.k8s.connection import load_configuration
-from agent.k8s.informer import Informer, InformerSettings
+from agent.k8s.informer import Informer
 from agent.k8s.informer_cache import Key
+from agent.k8s.informer_settings import InformerSettings
 from agent.k8s.pods import decode_pod
 from agent.k8s.resources import PODS
 from agent.model import PodInfo
@@ -150,10 +151,10 @@ async def test_a_quiet_watch_runs_until_the_server_ends_it(
 ) -> None:
     """The apiserver's bookmark cadence, scaled (a "minute" is 0.2 s, the watch's timeout
     2 s): a resource nobody writes gets no bookmark, so a healthy watch hears nothing for
-    its whole timeout. It is not torn down for that (no failure, no reconnect, no list until
-    the server ends it), and costs one one-item version check then. Once anything moves the
-    resource's watch cache (a pod on another node), bookmarks keep the watch heard and that
-    check is not needed."""
+    its whole timeout. It is not torn down for that (no failure, no list until the server
+    ends it; the liveness check, off here, replaces it with an equal one: test_watch_liveness),
+    and costs one one-item version check then. Once anything moves the resource's watch cache
+    (a pod on another node), bookmarks keep the watch heard and that check is not needed."""
     pauses: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -161,7 +162,10 @@ async def test_a_quiet_watch_runs_until_the_server_ends_it(
         await asyncio.sleep(seconds)
 
     tuned = InformerSettings(
-        backoff=BackoffPolicy(initial=0.01, maximum=0.05), watch_timeout=(2, 2), read_margin=0.5
+        backoff=BackoffPolicy(initial=0.01, maximum=0.05),
+        watch_timeout=(2, 2),
+        read_margin=0.5,
+        quiet=None,
     )
     informer = Informer(
         "pods", api, PODS, decode_pod, selectors={"fieldSelector": "spec.nodeName=node-a"},
