@@ -53,8 +53,6 @@ log = structlog.get_logger(__name__)
 MIN_WATCH_SECONDS = 1.0
 
 
-
-
 def resource_version(document: Mapping[str, Any]) -> str:
     metadata = document.get("metadata")
     value = metadata.get("resourceVersion") if isinstance(metadata, Mapping) else None
@@ -260,4 +258,3 @@ class Informer(Generic[T]):
         if not self._progressed:
             self._progressed = True
             self._backoff.reset()
-
