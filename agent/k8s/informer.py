@@ -9,7 +9,7 @@ as client-go); after any other error wait a jittered, growing delay and try agai
 that ends at once, before any event (client-go's "very short watch"), is an error too: a
 server that answers every watch that way gets a growing delay, not a relist storm.
 
-A watch silent for about a minute is ended and opened again from its version: the new
+A watch silent for about three minutes is ended and opened again from its version: the new
 request checks that the server answers, and replaces a stream a stuck proxy no longer feeds
 (``agent.k8s.watch_liveness``).
 
