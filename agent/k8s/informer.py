@@ -139,10 +139,10 @@ class Informer(Generic[T]):
                 reason = "ended_at_once"
             except (ApiGone, ApiTooLargeResourceVersion) as err:  # the version is unusable
                 relist = True
-                if self._progressed:
-                    log.info("informer.relist", informer=self.name, reason=err.message)
-                    continue
                 failure, _, reason = self._silence.describe(err)
+                if self._progressed:
+                    log.info("informer.relist", informer=self.name, reason=reason, error=failure)
+                    continue
                 hint = 0.0  # the backoff alone paces a relist
             except Exception as err:  # the loop must outlive any failure, a bug included
                 failure, hint, reason = self._silence.describe(err)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
+from structlog.testing import capture_logs
 
 from agent.aio.backoff import BackoffPolicy
 from agent.k8s.api import ApiSettings, KubeApi
@@ -99,6 +100,35 @@ async def test_gone_relists_and_reports_the_difference(kube_api: FakeKubeApi, ap
         await eventually(lambda: informer.lists == 2 and informer.problem() == "", "relisted")
         assert recorder.seen[-3:] == ["delete web-0", "upsert web-2", "synced"]
         assert sorted(name for _, name in informer.items) == ["web-1", "web-2"]
+
+
+async def test_a_relist_after_progress_logs_the_reason_code(
+    kube_api: FakeKubeApi, api: KubeApi
+) -> None:
+    """``informer.relist`` names its cause with the same ``reason`` codes as
+    ``informer.retrying`` (docs/operations.md), the server's text in ``error``."""
+    recorder = Recorder()
+    informer = _informer(api, recorder)
+    kube_api.store.put(pod("web-0"))
+    with capture_logs() as logs:
+        async with running(informer, kube_api):
+            kube_api.store.put(pod("web-1"))
+            await eventually(lambda: "upsert web-1" in recorder.seen, "the watch progressed")
+            expired = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "message": "too old resource version: 1 (2)",
+                "reason": "Expired",
+                "code": 410,
+            }
+            for subscription in kube_api.store.raw.subscriptions():
+                subscription.error(expired)  # mid-stream, after the event: a relist at once
+            await eventually(lambda: informer.lists == 2, "relisted")
+    relists = [entry for entry in logs if entry["event"] == "informer.relist"]
+    assert relists, "no relist line"
+    assert relists[0]["reason"] == "gone"
+    assert relists[0]["error"]
 
 
 @pytest.fixture
