@@ -1,14 +1,15 @@
 """Composition root: build the adapters, start the servers, stop them in order on SIGTERM/SIGINT.
 
-``build_agent`` wires one agent from its settings: the mode's sources (mode_sources.py), the
-provider registry (provider_setup.py), the volume stack, publish and unpublish, rotation and
-secret sync; the ``Agent`` it returns (lifecycle.py) starts and stops them in order.
+``build_agent`` wires one agent from its settings, one named step per part: the parts all
+share, the volume stack, the mode's sources (mode_sources.py), secret sync, the provider
+registry (provider_setup.py), publish and unpublish behind the CSI server, rotation and
+Kubernetes mode's duties (background.py), then the web server; the ``Agent`` it returns
+(lifecycle.py) starts and stops them in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 import structlog
 
@@ -17,16 +18,22 @@ from agent.aio.backoff import BackoffPolicy
 from agent.aio.clock import Clock, SystemClock
 from agent.aio.locks import KeyedLock
 from agent.aio.loop_monitor import LoopLagMonitor
+from agent.background import (
+    ClusterDuties,
+    SharedParts,
+    cluster_duties,
+    rotation_scheduler,
+    secret_syncer,
+)
 from agent.config import Settings, socket_path_from_endpoint
 from agent.core.mount_table import MountTable
-from agent.core.pod_cleanup import ReleasePodVolumes
 from agent.core.publish import PublishPorts, PublishSettings, PublishVolume
 from agent.core.secret_jobs import SecretSyncJobs
 from agent.core.unpublish import UnpublishVolume
 from agent.csi.server import CsiServer
 from agent.errors import AgentError
 from agent.fs.mount_syscalls import require_mount_capability
-from agent.fs.stack import build_volume_stack
+from agent.fs.stack import VolumeStack, build_volume_stack
 from agent.lifecycle import Agent
 from agent.logs import configure_logging
 from agent.metrics import Metrics
@@ -35,18 +42,13 @@ from agent.platform import NodePlatform
 from agent.platform import current as current_platform
 from agent.platform.runtime import StopSignals
 from agent.platform.runtime import run as run_loop
-from agent.ports_sync import SecretSync
-from agent.ports_volumes import VolumeFileReader
+from agent.ports import PodStatusStore
+from agent.ports_volumes import VolumeMounter
 from agent.provider_setup import build_providers
 from agent.providers.registry import ProviderRegistry
-from agent.rotation.policy import RotationSettings
-from agent.rotation.scheduler import RotationPorts, RotationScheduler
+from agent.rotation.scheduler import RotationScheduler
 from agent.targets import make_target_rules
-from agent.web import Check, WebServer
-
-if TYPE_CHECKING:
-    from agent.k8s.adapter import KubernetesAdapter
-    from agent.sync.syncer import SecretSyncer
+from agent.web import WebServer
 
 log = structlog.get_logger("agent.app")
 
@@ -62,65 +64,123 @@ def build_agent(
     """``retry_policy`` paces the Kubernetes adapter's retries (tests shorten it); ``clock``
     is what publish and rotation read the time from (tests move a manual one); ``platform``
     is the node's OS (default: this machine's; tests pass ``emulated_windows``)."""
-    clock = clock or SystemClock()
-    platform = platform or current_platform()
-    metrics = Metrics()
-    table, locks = MountTable(), KeyedLock()
-    targets = make_target_rules(settings.kubelet_root_dir, windows=platform.windows)
+    shared = _shared_parts(settings, clock or SystemClock(), platform or current_platform())
+    volumes = _volume_stack(shared)
+    sources = configuration_sources(settings, shared.metrics, retry_policy)
+    sync = secret_syncer(sources.cluster, shared.table, shared.metrics, volumes.read_files)
+    jobs = SecretSyncJobs(sync) if sync is not None else None
+    providers = _providers(shared, registry, sources)
+    ports = _publish_ports(shared, sources, providers, volumes, jobs)
+    rotation = rotation_scheduler(shared, sources, ports, sync)
+    publish = _publish(shared, ports, rotation)
+    unpublish = _unpublish(shared, volumes.mounter, sources.statuses, jobs)
+    csi = _csi_server(shared, publish, unpublish)
+    duties = cluster_duties(shared, sources, volumes.mounter, jobs, sync)
+    return _assemble(
+        shared, sources, volumes, providers, csi, jobs=jobs, rotation=rotation, duties=duties
+    )
+
+
+def _shared_parts(settings: Settings, clock: Clock, platform: NodePlatform) -> SharedParts:
+    return SharedParts(
+        settings,
+        platform,
+        clock,
+        Metrics(),
+        MountTable(),
+        KeyedLock(),
+        make_target_rules(settings.kubelet_root_dir, windows=platform.windows),
+    )
+
+
+def _volume_stack(shared: SharedParts) -> VolumeStack:
+    """How volumes are mounted, written and remembered; tmpfs needs the mount capability
+    (checked first, so a missing one fails the start naming it)."""
+    settings, platform = shared.settings, shared.platform
     if settings.mount_mode == "tmpfs" and not platform.windows:
         require_mount_capability()
-    volumes = build_volume_stack(
+    return build_volume_stack(
         platform,
-        targets,
+        shared.targets,
         mount_mode=settings.mount_mode,
         tmpfs_size=settings.tmpfs_size,
         max_total_bytes=settings.payload_limit,
     )
-    mounter, metadata = volumes.mounter, volumes.metadata
-    sources = configuration_sources(settings, metrics, retry_policy)
-    sync = _secret_sync(sources.cluster, table, metrics, volumes.read_files)
-    jobs = SecretSyncJobs(sync) if sync is not None else None
-    providers = registry or build_providers(settings, platform, sources)
+
+
+def _providers(
+    shared: SharedParts, registry: ProviderRegistry | None, sources: ModeSources
+) -> ProviderRegistry:
+    """``registry`` (tests) or the flags' one, told where service accounts and node labels
+    come from in this mode."""
+    providers = registry or build_providers(shared.settings, shared.platform, sources)
     providers.use_service_accounts(sources.service_accounts)
     providers.use_node_labels(sources.node_labels)
-    ports = PublishPorts(
+    return providers
+
+
+def _publish_ports(
+    shared: SharedParts,
+    sources: ModeSources,
+    providers: ProviderRegistry,
+    volumes: VolumeStack,
+    jobs: SecretSyncJobs | None,
+) -> PublishPorts:
+    return PublishPorts(
         spcs=sources.spcs,
         providers=providers,
-        mounter=mounter,
+        mounter=volumes.mounter,
         writer=volumes.writer,
         statuses=sources.statuses,
-        metadata=metadata,
-        observer=metrics,
+        metadata=volumes.metadata,
+        observer=shared.metrics,
         events=sources.events,
         secret_sync=jobs,
     )
-    rotation = _rotation(
-        settings, sources, ports, sync, metrics=metrics, table=table, locks=locks, clock=clock
-    )
-    publish = PublishVolume(
+
+
+def _publish(
+    shared: SharedParts, ports: PublishPorts, rotation: RotationScheduler | None
+) -> PublishVolume:
+    settings = shared.settings
+    return PublishVolume(
         ports,
         PublishSettings(
             node_name=settings.node_id,
             rotation_enabled=settings.enable_secret_rotation,
             provider_timeout=settings.provider_timeout,
-            targets=targets,
+            targets=shared.targets,
         ),
-        table,
-        locks,
-        clock.now,
+        shared.table,
+        shared.locks,
+        shared.clock.now,
         republished=rotation.republished if rotation is not None else None,
     )
-    unpublish = UnpublishVolume(
+
+
+def _unpublish(
+    shared: SharedParts,
+    mounter: VolumeMounter,
+    statuses: PodStatusStore,
+    jobs: SecretSyncJobs | None,
+) -> UnpublishVolume:
+    return UnpublishVolume(
         mounter,
-        sources.statuses,
-        metrics,
-        table,
-        locks,
-        node_name=settings.node_id,
-        targets=targets,
+        statuses,
+        shared.metrics,
+        shared.table,
+        shared.locks,
+        node_name=shared.settings.node_id,
+        targets=shared.targets,
         secret_sync=jobs,
     )
-    csi = CsiServer.for_node(
+
+
+def _csi_server(
+    shared: SharedParts, publish: PublishVolume, unpublish: UnpublishVolume
+) -> CsiServer:
+    settings, platform = shared.settings, shared.platform
+    return CsiServer.for_node(
         driver_name=settings.driver_name,
         version=__version__,
         node_id=settings.node_id,
@@ -133,126 +193,49 @@ def build_agent(
         trace_requests=settings.verbosity >= 1,
         sockets=platform.sockets,
     )
-    cleanup = None
-    ready_checks: dict[str, Check] = {"csi-socket": csi.accepting}
-    resync = None
-    if sources.cluster is not None:
-        grace = settings.pod_cleanup_grace_period
-        cleanup = ReleasePodVolumes(
-            mounter,
-            sources.statuses,
-            table,
-            locks,
-            node_name=settings.node_id,
-            grace=grace,
-            secret_sync=jobs,
-        )
-        pods = sources.cluster.watch_pods(table, cleanup)
-        ready_checks.update(sources.cluster.ready_checks())
-        if sync is not None:
-            from agent.sync.resync import SecretResync
 
-            sync.pods = pods
-            interval = settings.secret_resync_interval
-            resync = SecretResync(table, sources.spcs, sync, interval=interval, clock=clock)
-            sources.cluster.spcs.on_secret_objects_changed(resync.class_changed)
 
+def _assemble(
+    shared: SharedParts,
+    sources: ModeSources,
+    volumes: VolumeStack,
+    providers: ProviderRegistry,
+    csi: CsiServer,
+    *,
+    jobs: SecretSyncJobs | None,
+    rotation: RotationScheduler | None,
+    duties: ClusterDuties,
+) -> Agent:
+    """The web server (health: the loop and the CSI socket; ready: the socket accepting and,
+    in Kubernetes mode, the API's checks), and the Agent owning every part."""
     loop_monitor = LoopLagMonitor()
     web = WebServer(
-        metrics_addr=settings.metrics_addr,
-        health_addr=settings.health_addr,
-        metrics=metrics,
+        metrics_addr=shared.settings.metrics_addr,
+        health_addr=shared.settings.health_addr,
+        metrics=shared.metrics,
         health_checks={"event-loop": loop_monitor.healthy, "csi-socket": csi.serving},
-        ready_checks=ready_checks,
+        ready_checks={"csi-socket": csi.accepting, **duties.ready_checks},
     )
     return Agent(
-        settings,
+        shared.settings,
         providers,
         csi,
         web,
-        table,
+        shared.table,
         sources.statuses,
-        metadata,
-        mounter,
-        metrics,
+        volumes.metadata,
+        volumes.mounter,
+        shared.metrics,
         loop_monitor,
         cluster=sources.cluster,
-        cleanup=cleanup,
+        cleanup=duties.cleanup,
         secret_sync=jobs,
-        secret_resync=resync,
+        secret_resync=duties.resync,
         rotation=rotation,
         manifests=sources.manifests,
         status_files=sources.status_files,
-        platform=platform,
+        platform=shared.platform,
     )
-
-
-def _secret_sync(
-    cluster: KubernetesAdapter | None,
-    table: MountTable,
-    metrics: Metrics,
-    read_files: VolumeFileReader,
-) -> SecretSyncer | None:
-    """Kubernetes mode syncs secretObjects whenever a class has them, as upstream does (no
-    flag; RBAC decides: without Secret access each attempt is a Warning event saying which
-    chart setting grants it). Standalone mode has no Secrets to sync to."""
-    if cluster is None:
-        return None
-    from agent.sync.syncer import SecretSyncer
-
-    return SecretSyncer(
-        cluster.secret_store,
-        table,
-        cluster.secret_consumers,
-        cluster.spcs,
-        read_files,
-        events=cluster.events,
-        observer=metrics,
-    )
-
-
-def _rotation(
-    settings: Settings,
-    sources: ModeSources,
-    ports: PublishPorts,
-    sync: SecretSync | None,
-    *,
-    metrics: Metrics,
-    table: MountTable,
-    locks: KeyedLock,
-    clock: Clock,
-) -> RotationScheduler | None:
-    """The scheduler with ``--enable-secret-rotation``, told of class and pod edits."""
-    if not settings.enable_secret_rotation:
-        return None
-    rotation = RotationScheduler(
-        RotationPorts(
-            spcs=ports.spcs,
-            providers=ports.providers,
-            writer=ports.writer,
-            metadata=ports.metadata,
-            statuses=ports.statuses,
-            observer=metrics,
-            sync=sync,
-            events=sources.events,
-            minter=sources.minter,
-        ),
-        RotationSettings(
-            node_name=settings.node_id,
-            interval=settings.rotation_poll_interval,
-            min_interval=settings.rotation_min_poll_interval,
-            concurrency=settings.rotation_concurrency,
-            provider_timeout=settings.provider_timeout,
-        ),
-        table,
-        locks,
-        clock=clock,
-    )
-    if sources.cluster is not None:
-        sources.cluster.listen(rotation)
-    if sources.manifests is not None:
-        sources.manifests.listen(rotation)
-    return rotation
 
 
 async def serve(

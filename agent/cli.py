@@ -23,12 +23,16 @@ import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.config import socket_path_from_endpoint
 from agent.errors import AgentError, ConfigError
 from agent.flags import parse_settings
 from agent.targets import DEFAULT_KUBELET_ROOT, TargetRules, pod_uid_and_volume
+
+if TYPE_CHECKING:
+    from agent.csi.client import PodVolume
 
 VOLUME_DIR_MODE = 0o750  # what kubelet gives the volume directory it creates
 
@@ -112,8 +116,20 @@ def _make_volume_dir(target: str) -> None:
 
 
 def _mount(args: list[str]) -> int:
-    from agent.csi.client import PodVolume, publish
+    from agent.csi.client import publish
 
+    ns = _mount_parser().parse_args(args)
+    volume = _pod_volume(ns)
+    _make_volume_dir(volume.target_path)
+    asyncio.run(publish(socket_path_from_endpoint(ns.endpoint), volume))
+    print(f"mounted {volume.target_path}")
+    for line in describe_volume(volume.target_path, ns.show_contents):
+        print(line)
+    return 0
+
+
+def _mount_parser() -> argparse.ArgumentParser:
+    """``mount``'s flags: the client's, then the pod's, its class, and what kubelet would send."""
     parser = _client_parser("secrets-store-agent mount")
     add = parser.add_argument
     add("--pod", required=True, help="pod name")
@@ -149,7 +165,14 @@ def _mount(args: list[str]) -> int:
         "with kubectl create secret generic --from-file=KEY=FILE)",
     )
     add("--show-contents", action="store_true", help="also print file contents")
-    ns = parser.parse_args(args)
+    return parser
+
+
+def _pod_volume(ns: argparse.Namespace) -> PodVolume:
+    """The volume ``mount`` publishes: kubelet's target, pod UID and volume id unless given;
+    tokens and node-publish secrets read from their files (ConfigError names the flag)."""
+    from agent.csi.client import PodVolume
+
     target = _target(ns)
     parsed = pod_uid_and_volume(target)
     volume = PodVolume(
@@ -168,12 +191,7 @@ def _mount(args: list[str]) -> int:
     )
     if not volume.volume_id:
         volume = replace(volume, volume_id=_volume_id(volume.target_path, volume.pod_uid))
-    _make_volume_dir(target)
-    asyncio.run(publish(socket_path_from_endpoint(ns.endpoint), volume))
-    print(f"mounted {volume.target_path}")
-    for line in describe_volume(volume.target_path, ns.show_contents):
-        print(line)
-    return 0
+    return volume
 
 
 def _unmount(args: list[str]) -> int:

@@ -34,7 +34,21 @@ class _FlagParser(argparse.ArgumentParser):
 
 
 def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentParser:
+    """Every ``serve`` flag, group by group in ``--help``'s order."""
     p = _FlagParser(prog=prog, description="Run the Secrets Store CSI node agent.")
+    _add_node_flags(p)
+    add_rotation_flags(p)
+    _add_process_flags(p)
+    add_kubernetes_flags(p)
+    _add_volume_flags(p)
+    add_provider_flags(p)
+    _add_path_flags(p)
+    return p
+
+
+def _add_node_flags(p: argparse.ArgumentParser) -> None:
+    """The CSI socket, the node and driver names, where plugin sockets are, and where /metrics
+    and the health endpoints listen."""
     add = p.add_argument
     add("--endpoint", default=DEFAULTS.endpoint, help="CSI endpoint (unix://PATH)")
     add("--nodeid", default=DEFAULTS.node_id, help="node name (NodeGetInfo, status labels)")
@@ -51,7 +65,12 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         default=DEFAULTS.health_addr,
         help="listen address for /healthz and /readyz",
     )
-    add_rotation_flags(p)
+
+
+def _add_process_flags(p: argparse.ArgumentParser) -> None:
+    """The provider reply limit, logging, the plugin health check, ``--version`` and the
+    flags kept for compatibility (pprof, metrics backend)."""
+    add = p.add_argument
     add(
         "--max-call-recv-msg-size",
         default=DEFAULTS.max_call_recv_msg_size,
@@ -72,7 +91,12 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     go_bool("--enable-pprof", p)
     add("--pprof-port", default=6065, type=int, help="accepted for compatibility; unused")
     add("--metrics-backend", default="Prometheus", help="only Prometheus is supported")
-    add_kubernetes_flags(p)
+
+
+def _add_volume_flags(p: argparse.ArgumentParser) -> None:
+    """The mode (standalone or Kubernetes), how volumes are mounted, the event loop, and the
+    size and time limits of a publish and of the shutdown."""
+    add = p.add_argument
     add(
         "--standalone-dir", default="", help="run without Kubernetes: SecretProviderClass YAML here"
     )
@@ -102,7 +126,11 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         type=size,
         help="largest volume content (default: 16Mi, or --max-call-recv-msg-size if larger)",
     )
-    add_provider_flags(p)
+
+
+def _add_path_flags(p: argparse.ArgumentParser) -> None:
+    """Where the agent keeps its state and where kubelet's volumes are."""
+    add = p.add_argument
     add("--state-dir", default=DEFAULTS.state_dir, help="node-local agent state (version key)")
     add(
         "--kubelet-root-dir",
@@ -110,7 +138,6 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
         help="kubelet's --root-dir: volumes are published only at its "
         "pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount paths",
     )
-    return p
 
 
 def normalise_go_flags(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
@@ -134,11 +161,26 @@ def parse_settings(
     ``windows``: check the flags by a Windows node's rules (this machine's by default; the
     chart's tests parse the Windows DaemonSet's flags on Linux). Defaults stay this machine's.
     """
+    ns = _parse_namespace(argv)
+    _check_flags(ns, windows=windows)
+    settings = _settings(ns, windows=windows)
+    # Validate early, naming --kubelet-root-dir and --endpoint.
+    make_target_rules(settings.kubelet_root_dir, windows=windows)
+    socket_path_from_endpoint(settings.endpoint, windows=windows)
+    return settings, bool(ns.version)
+
+
+def _parse_namespace(argv: Sequence[str]) -> argparse.Namespace:
+    """``argv`` (Go's ``-flag`` spelling accepted) parsed; ConfigError for what argparse refuses."""
     parser = build_parser()
     try:
-        ns = parser.parse_args(normalise_go_flags(argv, parser))
+        return parser.parse_args(normalise_go_flags(argv, parser))
     except ValueError as err:  # raised by a type= converter without the flag's name
         raise ConfigError(str(err)) from None
+
+
+def _check_flags(ns: argparse.Namespace, *, windows: bool) -> None:
+    """The checks across this module's flags, in order; ConfigError names the flag at fault."""
     if ns.metrics_backend.lower() != "prometheus":
         raise ConfigError(
             f"--metrics-backend: unsupported backend {ns.metrics_backend!r} (only Prometheus)"
@@ -165,7 +207,11 @@ def parse_settings(
         raise ConfigError("--mount-mode: tmpfs is not available on Windows; use directory")
     if ns.event_loop == "uvloop" and windows:
         raise ConfigError("--event-loop: uvloop is not available on Windows; use asyncio")
-    settings = Settings(
+
+
+def _settings(ns: argparse.Namespace, *, windows: bool) -> Settings:
+    """The Settings of ``ns``; each group's options check their own flags as they are read."""
+    return Settings(
         endpoint=ns.endpoint,
         node_id=ns.nodeid,
         driver_name=ns.drivername,
@@ -194,7 +240,3 @@ def parse_settings(
         state_dir=ns.state_dir,
         kubelet_root_dir=ns.kubelet_root_dir,
     )
-    # Validate early, naming --kubelet-root-dir and --endpoint.
-    make_target_rules(settings.kubelet_root_dir, windows=windows)
-    socket_path_from_endpoint(settings.endpoint, windows=windows)
-    return settings, bool(ns.version)

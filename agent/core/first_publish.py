@@ -44,6 +44,19 @@ class FirstPublish:
         (``_ask_then_store``); any other (an upstream plugin may write into the target itself)
         is asked once that hop mounted (``_mount_then_ask``).
         """
+        provider = await self._provider_if_eligible(attempt)
+        if provider is None:
+            return None
+        result = await self._publish_or_undo(attempt, provider)
+        if result is None:
+            _forget_class(attempt)
+            return None
+        return PublishOutcome(attempt.provider, "mounted", len(result.files))
+
+    async def _provider_if_eligible(self, attempt: Attempt) -> Provider | None:
+        """The class's provider when this publish may take the one-hop path, ``attempt`` then
+        holding the class, its provider's name and the merged attributes; None (``attempt``
+        untouched) when it may not."""
         request = attempt.request
         target = request.target_path
         known = self._steps.table.get(target) is not None or target in self._check_first
@@ -59,6 +72,13 @@ class FirstPublish:
             return None
         attempt.provider, attempt.spc = spc.provider, spc
         attempt.attributes = merge_attributes(spc.parameters, request)
+        return provider
+
+    async def _publish_or_undo(self, attempt: Attempt, provider: Provider) -> MountResult | None:
+        """Ask and store as ``provider``'s kind needs, then install the hop's class re-read;
+        on a failure or a cancellation, undo what was done (and forget the class, and on a
+        failure check the target first from then on, when it stopped in the check)."""
+        target = attempt.request.target_path
         ask_and_store = self._ask_then_store if files_only(provider) else self._mount_then_ask
         try:
             result = await ask_and_store(attempt, provider)
@@ -77,10 +97,7 @@ class FirstPublish:
                 self._check_first.add(target)
             await self._steps.undo(attempt)
             raise
-        if result is None:
-            _forget_class(attempt)
-            return None
-        return PublishOutcome(attempt.provider, "mounted", len(result.files))
+        return result
 
     async def _provider_for(self, spc: SecretProviderClass) -> Provider | None:
         """``spc``'s provider when the class passes ``check_class``; None otherwise (the

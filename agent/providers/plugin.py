@@ -16,6 +16,7 @@ import os
 import random
 import stat
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
@@ -46,6 +47,16 @@ Fallback = Callable[[], Awaitable[Provider]]
 
 class PluginRefused(ProviderUnavailable):
     """Nobody listens on the plugin's socket: a file a crashed plugin left behind."""
+
+
+@dataclass(slots=True)
+class _Tries:
+    """Where one call's retries stand (``PluginProvider._call``)."""
+
+    backoff: float  # seconds: the next pause is uniformly random below it
+    attempts: int = 0  # tries the plugin answered or dropped; waiting for its socket uses none
+    failure: ProviderError | None = None  # the last try's, raised if the deadline passes
+    lost: bool = False  # the connection carrying this call dropped
 
 
 class PluginProvider:
@@ -138,47 +149,66 @@ class PluginProvider:
         budget = self._timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
-        attempts, backoff = 0, self._backoff
-        failure: ProviderError | None = None
-        lost = False  # the connection carrying this call dropped
+        tries = _Tries(backoff=self._backoff)
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise failure or self._timed_out(rpc, budget)
+                raise tries.failure or self._timed_out(rpc, budget)
             try:
                 async with asyncio.timeout(remaining):
                     return await send(remaining)
             except TimeoutError:
                 raise self._timed_out(rpc, budget) from None
-            except OSError as err:
-                if lost:
-                    raise self._vanished(rpc, err) from None
-                if self._fallback is not None and isinstance(
-                    err, ConnectionRefusedError | FileNotFoundError
-                ):
-                    # A built-in can serve now: waiting for ready would only delay it.
-                    raise PluginRefused(self._not_ready(err).message) from None
-                # Socket missing or refused: waitForReady keeps waiting, without using attempts.
-                if failure is None:
-                    log.info("plugin.not_ready", provider=self.name, socket=self.socket_path)
-                failure = self._not_ready(err)
-            except StreamTerminatedError:
-                attempts += 1
-                lost = True
-                failure = self._failed(rpc, Status.UNAVAILABLE, "connection lost")
-            except GRPCError as err:
-                attempts += 1
-                failure = self._failed(rpc, err.status, err.message)
-                if err.status is not Status.UNAVAILABLE:
-                    raise failure from None
-            if attempts >= MAX_ATTEMPTS:
+            except (OSError, StreamTerminatedError, GRPCError) as err:
+                failure = self._note_failure(rpc, err, tries)
+            if tries.attempts >= MAX_ATTEMPTS:
                 raise failure
-            if attempts:
-                log.debug("plugin.retry", provider=self.name, rpc=rpc, attempts=attempts)
-            # grpc-go's retry delay: uniformly random below the current backoff.
-            pause = random.uniform(0, backoff)  # noqa: S311 (jitter, not cryptography)
-            await asyncio.sleep(min(pause, max(deadline - loop.time(), 0)))
-            backoff = min(backoff * BACKOFF_MULTIPLIER, MAX_BACKOFF)
+            await self._back_off(rpc, tries, deadline)
+
+    def _note_failure(
+        self, rpc: str, err: OSError | StreamTerminatedError | GRPCError, tries: _Tries
+    ) -> ProviderError:
+        """Record a failed try in ``tries`` and return its error; raise what neither waiting
+        nor a retry can mend."""
+        if isinstance(err, OSError):
+            failure = self._unconnected(rpc, err, tries)
+        elif isinstance(err, StreamTerminatedError):
+            tries.attempts += 1
+            tries.lost = True
+            failure = self._failed(rpc, Status.UNAVAILABLE, "connection lost")
+        else:
+            tries.attempts += 1
+            failure = self._failed(rpc, err.status, err.message)
+            if err.status is not Status.UNAVAILABLE:
+                raise failure from None
+        tries.failure = failure
+        return failure
+
+    def _unconnected(self, rpc: str, err: OSError, tries: _Tries) -> ProviderError:
+        """The socket could not be reached: waited for (upstream's waitForReady) unless the call
+        lost its connection before or a built-in can serve instead."""
+        if tries.lost:
+            raise self._vanished(rpc, err) from None
+        if self._fallback is not None and isinstance(
+            err, ConnectionRefusedError | FileNotFoundError
+        ):
+            # A built-in can serve now: waiting for ready would only delay it.
+            raise PluginRefused(self._not_ready(err).message) from None
+        # Socket missing or refused: waitForReady keeps waiting, without using attempts.
+        if tries.failure is None:
+            log.info("plugin.not_ready", provider=self.name, socket=self.socket_path)
+        return self._not_ready(err)
+
+    async def _back_off(self, rpc: str, tries: _Tries, deadline: float) -> None:
+        """Pause before the next try, never past ``deadline`` (the loop's clock), and grow the
+        backoff by upstream's multiplier up to its cap."""
+        if tries.attempts:
+            log.debug("plugin.retry", provider=self.name, rpc=rpc, attempts=tries.attempts)
+        # grpc-go's retry delay: uniformly random below the current backoff.
+        pause = random.uniform(0, tries.backoff)  # noqa: S311 (jitter, not cryptography)
+        left = deadline - asyncio.get_running_loop().time()
+        await asyncio.sleep(min(pause, max(left, 0)))
+        tries.backoff = min(tries.backoff * BACKOFF_MULTIPLIER, MAX_BACKOFF)
 
     def _vanished(self, rpc: str, err: OSError) -> ProviderUnavailable:
         why = err.strerror or type(err).__name__

@@ -111,35 +111,12 @@ class Transport:
         body: str | None = None,
         query: tuple[tuple[str, str], ...] = (),
     ) -> Reply:
-        # The Vault Agent sidecar listens on a socket; the URL's host is then a placeholder.
-        base = "http://localhost" if target.socket else target.address
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        if token:
-            headers["X-Vault-Token"] = token
-        if target.namespace:
-            headers["X-Vault-Namespace"] = target.namespace
+        headers = _headers(target, token, body)
         entry = await self._acquire(target)
         try:
-            if self._on_request is not None:
-                self._on_request(method, path)
-            async with entry.session.request(
-                method,
-                base + path,
-                params=list(query),
-                data=body,
-                headers=headers,
-                server_hostname=target.tls.server_name or None,
-            ) as response:
-                raw = await read_capped(response.content, self._max_response_bytes)
-            hint = (
-                parse_retry_after(response.headers.get("retry-after", ""), time.time())
-                if response.status == 429
-                else None
+            return await self._send(
+                entry.session, target, method, path, headers=headers, body=body, query=query
             )
-            if len(raw) > _PARSE_OFF_LOOP_BYTES:
-                # ~2.5 ms per MiB to decode as Go does: large secrets decode in a worker.
-                return await run_blocking(_reply, response.status, raw, hint)
-            return _reply(response.status, raw, hint)
         except BodyTooLarge:
             raise ProviderError(
                 f"Vault at {target.address} answered {method} {path} with more than "
@@ -156,6 +133,41 @@ class Transport:
             ) from None
         finally:
             await self._release(entry)
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        target: Target,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        body: str | None,
+        query: tuple[tuple[str, str], ...],
+    ) -> Reply:
+        """One request on ``session``, its answer read (capped) and decoded."""
+        # The Vault Agent sidecar listens on a socket; the URL's host is then a placeholder.
+        base = "http://localhost" if target.socket else target.address
+        if self._on_request is not None:
+            self._on_request(method, path)
+        async with session.request(
+            method,
+            base + path,
+            params=list(query),
+            data=body,
+            headers=headers,
+            server_hostname=target.tls.server_name or None,
+        ) as response:
+            raw = await read_capped(response.content, self._max_response_bytes)
+        hint = (
+            parse_retry_after(response.headers.get("retry-after", ""), time.time())
+            if response.status == 429
+            else None
+        )
+        if len(raw) > _PARSE_OFF_LOOP_BYTES:
+            # ~2.5 ms per MiB to decode as Go does: large secrets decode in a worker.
+            return await run_blocking(_reply, response.status, raw, hint)
+        return _reply(response.status, raw, hint)
 
     async def _acquire(self, target: Target) -> _Session:
         """The session for ``target``, counted as in use; rebuilt if its files changed."""
@@ -205,6 +217,16 @@ class Transport:
         self._sessions, self._draining = {}, set()
         for entry in entries:
             await entry.session.close()
+
+
+def _headers(target: Target, token: str | None, body: str | None) -> dict[str, str]:
+    """The request's headers: JSON with a body, the token and the Vault namespace when set."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        headers["X-Vault-Token"] = token
+    if target.namespace:
+        headers["X-Vault-Namespace"] = target.namespace
+    return headers
 
 
 def _reply(status: int, raw: bytes, hint: float | None = None) -> Reply:
