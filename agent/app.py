@@ -154,7 +154,8 @@ def build_agent(
 
             sync.pods = pods
             interval = settings.secret_resync_interval
-            resync = SecretResync(table, sources.spcs, sync, interval=interval, clock=clock)
+            classes = sources.cluster.spcs.background  # a pass never delays a publish
+            resync = SecretResync(table, classes, sync, interval=interval, clock=clock)
             sources.cluster.spcs.on_secret_objects_changed(resync.class_changed)
 
     loop_monitor = LoopLagMonitor()
@@ -204,7 +205,7 @@ def _secret_sync(
         cluster.secret_store,
         table,
         cluster.secret_consumers,
-        cluster.spcs,
+        cluster.spcs.background,
         read_files,
         events=cluster.events,
         observer=metrics,
@@ -225,9 +226,11 @@ def _rotation(
     """The scheduler with ``--enable-secret-rotation``, told of class and pod edits."""
     if not settings.enable_secret_rotation:
         return None
+    # Rotation is background work: a class the cache lacks is read on the background lane.
+    spcs = sources.cluster.spcs.background if sources.cluster is not None else ports.spcs
     rotation = RotationScheduler(
         RotationPorts(
-            spcs=ports.spcs,
+            spcs=spcs,
             providers=ports.providers,
             writer=ports.writer,
             metadata=ports.metadata,
