@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 import structlog
 
@@ -42,6 +41,7 @@ from agent.sync.apply import WriteFailed, ensure_secret, managed_labels
 from agent.sync.data import BuiltData, read_volume_data
 from agent.sync.held import HeldSecrets
 from agent.sync.holders import Holders, Leaving
+from agent.sync.passes import FollowUps, SyncOutcome
 from agent.sync.release import SecretRelease
 from agent.sync.reporting import FAILED_TO_CREATE, ROTATION_FAILED, SyncReporter
 from agent.sync.spec import SecretSpec, parse_secret_objects
@@ -50,18 +50,6 @@ from agent.sync.status_waits import StatusWaits
 log = structlog.get_logger("agent.sync")
 
 Owners = tuple[OwnerReference, ...]
-
-
-class FollowUps(Protocol):
-    """Where volumes to sync again go (the re-sync loop, ``resync``)."""
-
-    def volume_ready(self, target: str) -> None:
-        """The status this volume's sync waited for is written: sync it now."""
-        ...
-
-    def retry_wanted(self) -> None:
-        """A volume joined ``failing``: retry it after the backoff's delay."""
-        ...
 
 
 class SecretSyncer:
@@ -96,20 +84,26 @@ class SecretSyncer:
     # ---- ports_sync.SecretSync ----
 
     async def volume_written(self, record: VolumeRecord, spc: SecretProviderClass) -> None:
+        await self.sync_volume(record, spc)
+
+    async def sync_volume(self, record: VolumeRecord, spc: SecretProviderClass) -> SyncOutcome:
+        """``volume_written``, saying what it did (the re-sync pass counts it)."""
         target = record.target_path
         async with self._volume_locks.hold(target):
+            if not self._mounted(record):
+                return SyncOutcome.NOT_SYNCED
             if self._nothing_to_sync(record, spc):
-                return
+                return SyncOutcome.SKIPPED
             pod = await self._live_pod(record)
             if pod is None:
-                return
+                return SyncOutcome.NOT_SYNCED
             owners = await self._statuses.owners(record, pod)
             if owners is None or not self._mounted(record):
-                return  # synced once its status is written; or unpublished meanwhile
+                return SyncOutcome.NOT_SYNCED  # once its status is written; or unpublished
             if not owners:
                 log.info("secret_sync.pod_status_missing", pod=pod.name, spc=record.spc_name)
                 self._retry_soon(target)  # a bare pod's status (its owner) does not exist
-                return
+                return SyncOutcome.NOT_SYNCED
             started = time.perf_counter()
             parsed = parse_secret_objects(spc.secret_objects)
             for problem in parsed.problems:
@@ -124,6 +118,7 @@ class SecretSyncer:
                 self.failing.discard(target)
             if parsed.specs:
                 self._report.synced(record, synced, time.perf_counter() - started)
+            return SyncOutcome.SYNCED
 
     async def volume_removed(self, record: VolumeRecord) -> None:
         target = record.target_path
@@ -143,14 +138,12 @@ class SecretSyncer:
     # ---- one volume ----
 
     def _nothing_to_sync(self, record: VolumeRecord, spc: SecretProviderClass) -> bool:
-        """True when the volume is gone, or its class names no Secret and it holds none
-        (upstream §7 step 2: no ``secretObjects``, done): no status wait, no API call, no log
-        line, no retry. Remembered as holding nothing, so its unpublish asks the API nothing
-        either. A volume still holding Secrets its class stopped naming goes on, to let go of
-        them; a class that gains ``secretObjects`` is synced by the pass its change starts."""
+        """True when the volume's class names no Secret and it holds none (upstream §7 step
+        2: no ``secretObjects``, done): no status wait, no API call, no log line, no retry.
+        Remembered as holding nothing, so its unpublish asks the API nothing either. A volume
+        still holding Secrets its class stopped naming goes on, to let go of them; a class
+        that gains ``secretObjects`` is synced by the pass its change starts."""
         target = record.target_path
-        if not self._mounted(record):
-            return True
         held = self._held.get(target)
         if spc.secret_objects or (held is not None and held.names):
             return False

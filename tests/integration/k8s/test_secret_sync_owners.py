@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agent.sync.passes import PassCounts
 from tests.fakes.kube_api import FakeKubeApi, owner_reference, replica_set, secret
 from tests.integration.k8s.test_secret_sync import data_of, entry, owners, status_owner
 from tests.support.kube_agent import KubeAgents, KubeHarness, eventually
@@ -329,7 +330,7 @@ async def test_a_secret_deleted_by_hand_is_recreated_by_the_next_resync(
     await node.publish(await node.add_pod("web-0"))
     await node.synced()
     node.kube.store.delete("secrets", "default", "db")
-    assert await node.resync() == 1
+    assert await node.resync() == PassCounts(synced=1)
     assert data_of(node.secret("db")) == {"password": b"s3cr3t"}
     assert owners(node.secret("db")) == [status_owner("web-0")]
     mark = node.kube.requests.mark()
