@@ -34,7 +34,7 @@ from agent.model import (
     VolumeRecord,
     pod_status_name,
 )
-from agent.ports import PodEventSink, PodLookup, SecretProviderClassSource
+from agent.ports import CachedClassSource, PodEventSink, PodLookup, SecretProviderClassSource
 from agent.ports_sync import SecretConsumers, SecretStore, SecretSyncObserver
 from agent.ports_volumes import VolumeFileReader
 from agent.sync.apply import WriteFailed, ensure_secret, managed_labels
@@ -71,6 +71,7 @@ class SecretSyncer:
         self._table = table
         self._consumers = consumers
         self._release_one = SecretRelease(store, Holders(consumers, classes))
+        self._cached = classes.cached if isinstance(classes, CachedClassSource) else None
         self._report = SyncReporter(events, observer)
         self.pods = pods  # set once the pod informer exists (it is built after the syncer)
         self._started_at = clock()
@@ -128,6 +129,8 @@ class SecretSyncer:
             held = self._held.forget(target)
             if self._same_consumer_mounted(record):
                 return  # the pod mounts the class in another volume: it still holds them all
+            if held is None and self._class_names_nothing(record):
+                return  # what its sync would have recorded (``_nothing_to_sync``): nothing
             if held is None:
                 pod = self._consumers.cached_pod(record.pod.namespace, record.pod.name)
                 known = pod.owners if pod is not None and pod.uid == record.pod.uid else ()
@@ -151,6 +154,16 @@ class SecretSyncer:
         self.failing.discard(target)  # what failed was for Secrets no longer named
         self._statuses.forget(target)  # no sync either when a status it waited for lands
         return True
+
+    def _class_names_nothing(self, record: VolumeRecord) -> bool:
+        """The volume's class as cached now (no API call) names no Secret. For a volume with
+        nothing recorded (unpublished before its sync ran, or while that sync waited for its
+        status) this is what the sync would have recorded, so its unpublish needs no list of
+        the namespace's Secrets. A class the cache lacks (deleted, or not seen yet) proves
+        nothing; one that names a Secret leaves the list to find what the volume's consumer
+        may hold (a census counts it from the moment its status is written)."""
+        spc = self._cached(record.pod.namespace, record.spc_name) if self._cached else None
+        return spc is not None and not spc.secret_objects
 
     async def _live_pod(self, record: VolumeRecord) -> PodInfo | None:
         """The volume's pod if the volume is still mounted for it and it still runs (upstream

@@ -1,7 +1,8 @@
 """A class without ``secretObjects`` costs secret sync nothing (upstream §7: no secretObjects,
 done), through the agent's socket against the fake API: no wait for the pod's status object,
-no Secret request, no log line, no retry, at publish, re-sync and unpublish alike, and a pass
-counts such a volume as skipped, not synced. A class that gains ``secretObjects`` later still
+no Secret request, no log line, no retry, at publish, re-sync and unpublish alike (also when
+the volume is unpublished before any sync recorded it), and a pass counts such a volume as
+skipped, not synced. A class that gains ``secretObjects`` later still
 gets its Secrets, and one that loses them still lets go of the Secrets it synced. The agent's
 clock is a manual one (no timer moves), and its wait for a status write is 0 s, so a sync that
 still waited would give up and defer at once."""
@@ -190,6 +191,36 @@ async def test_secret_objects_dropped_while_the_agent_was_down_are_left_to_garba
     await again.synced()
     assert again.kube.requests.since(mark, resource="secrets", namespace="default") == []
     assert owners(again.secret("db")) == ["ReplicaSet/web-5d8f"]
+
+
+async def test_a_volume_unpublished_before_its_sync_recorded_anything_asks_nothing(
+    node: KubeHarness, watched: Watched
+) -> None:
+    """web-0's first sync deferred (its status write still queued), so nothing is recorded
+    for it; its class then drops secretObjects, and it is unpublished before the class
+    change's sync reaches it (the re-sync loop is busy reading a deleted class). Its sync
+    would record that it holds nothing, so its unpublish asks the API nothing either."""
+    node.add_spc("zc", secret_objects=[entry("z", "Opaque", ("password", "password"))])
+    await node.publish(await node.add_pod("z-0", spc="zc"), spc="zc")
+    await eventually(lambda: node.secret("z") is not None, "z synced")
+    await node.change_spc(secret_objects=DB)
+    status = node.kube.faults.hold(verb="create", resource=STATUSES)
+    web = await node.add_pod("web-0")
+    target = await node.publish(web)
+    await status.wait_held()
+    await node.synced()
+    assert watched.sync_lines()[-1]["event"] == "secret_sync.pod_status_unwritten"
+    busy = node.kube.faults.hold(verb="get", resource=SPCS, name="zc")
+    node.kube.store.delete(SPCS, "default", "zc")
+    await busy.wait_held()  # the loop's pass for the deleted class
+    await node.change_spc(secret_objects=[])
+    mark = node.kube.requests.mark()
+    await node.kubelet.unpublish(node.request(web).volume_id, target)
+    await node.synced()
+    assert node.kube.requests.since(mark, resource="secrets") == []
+    busy.release()
+    status.release()
+    await eventually(lambda: node.secret("z") is None, "z let go of (its class is deleted)")
 
 
 async def test_a_pass_counts_what_it_synced_skipped_and_could_not_sync(node: KubeHarness) -> None:
