@@ -77,7 +77,7 @@ def secret_syncer(
         cluster.secret_store,
         table,
         cluster.secret_consumers,
-        cluster.spcs,
+        cluster.spcs.background,
         read_files,
         events=cluster.events,
         observer=metrics,
@@ -91,9 +91,11 @@ def rotation_scheduler(
     settings = shared.settings
     if not settings.enable_secret_rotation:
         return None
+    # Rotation is background work: a class the cache lacks is read on the background lane.
+    spcs = sources.cluster.spcs.background if sources.cluster is not None else ports.spcs
     rotation = RotationScheduler(
         RotationPorts(
-            spcs=ports.spcs,
+            spcs=spcs,
             providers=ports.providers,
             writer=ports.writer,
             metadata=ports.metadata,
@@ -150,8 +152,7 @@ def cluster_duties(
 
         sync.pods = pods
         interval = shared.settings.secret_resync_interval
-        resync = SecretResync(
-            shared.table, sources.spcs, sync, interval=interval, clock=shared.clock
-        )
+        classes = cluster.spcs.background  # a pass never delays a publish
+        resync = SecretResync(shared.table, classes, sync, interval=interval, clock=shared.clock)
         cluster.spcs.on_secret_objects_changed(resync.class_changed)
     return ClusterDuties(cleanup, ready_checks, resync)

@@ -72,7 +72,7 @@ def secret_calls(kube: FakeKubeApi, mark: int) -> dict[str, int]:
 
 async def _timed_pass(node: KubeHarness) -> TimedPass:
     mark, wall, cpu = node.kube.requests.mark(), time.perf_counter(), time.process_time()
-    synced = await node.resync()
+    synced = (await node.resync()).synced
     return TimedPass(
         volumes=synced,
         wall_s=round(time.perf_counter() - wall, 3),

@@ -2,8 +2,11 @@
 
 The cache is filled before the CSI socket serves (the first publish after a start reads
 nothing from the API, as upstream's informer, §2) and kept current by a watch. A class the
-cache does not hold yet (created a moment ago) is read directly. Lookups are always in the
-pod's own namespace (upstream §3.5 step 8): a class in another namespace is never found.
+cache does not hold yet (created a moment ago) is read directly: on the publish lane for
+kubelet's calls, on the background lane for work kubelet does not wait on (``background``:
+secret sync, its re-sync loop, the rotation scheduler), so that work never spends the budget a
+publish waits for. Lookups are always in the pod's own namespace (upstream §3.5 step 8): a
+class in another namespace is never found.
 
 The cache holds every class in the cluster, as upstream's, with no cap: a class left out would
 not be watched (no re-sync on a ``secretObjects`` edit, no rotation on a class edit). Its cost,
@@ -103,6 +106,7 @@ class KubeSecretProviderClassSource:
         self.informer: Informer[CacheEntry] = Informer(
             "secretproviderclasses", api, resource, decode_class, settings=settings, handler=self
         )
+        self.background = BackgroundClasses(self)
 
     def on_secret_objects_changed(self, listener: Callable[[str, str], None]) -> None:
         """Call ``listener(namespace, name)`` when a cached class's ``secretObjects`` change
@@ -138,14 +142,19 @@ class KubeSecretProviderClassSource:
         """Serve from ``resource`` (v1 or v1alpha1); before the informer runs."""
         self.resource = self.informer.resource = resource
 
-    async def get(self, namespace: str, name: str) -> SecretProviderClass:
+    async def get(
+        self, namespace: str, name: str, lane: Lane = Lane.PUBLISH
+    ) -> SecretProviderClass:
+        """The class from the cache, else read on ``lane``. Raises InvalidRequest (a name no
+        object can have), SecretProviderClassNotFound, InvalidSecretProviderClass, or the
+        API's failure reworded with upstream's reason."""
         problem = subdomain_problem(name)  # no object has such a name: the API is not asked
         if problem:
             raise InvalidRequest(f"secretProviderClass {problem}")
         ref = f"{namespace}/{shown_name(name)}"
         entry = self.informer.get(namespace, name)
         if entry is None:
-            entry = await self._read(namespace, name)
+            entry = await self._read(namespace, name, lane)
         if isinstance(entry, UnusableClass):
             raise InvalidSecretProviderClass(f"secretproviderclass {ref}: {entry.reason}")
         return entry
@@ -156,10 +165,10 @@ class KubeSecretProviderClassSource:
         entry = self.informer.get(namespace, name) if is_subdomain(name) else None
         return entry if isinstance(entry, SecretProviderClass) else None
 
-    async def _read(self, namespace: str, name: str) -> CacheEntry:
+    async def _read(self, namespace: str, name: str, lane: Lane) -> CacheEntry:
         ref = f"{namespace}/{shown_name(name)}"
         try:
-            document = await self._api.get(self.resource, namespace, name, Lane.PUBLISH)
+            document = await self._api.get(self.resource, namespace, name, lane)
         except ApiNotFound:
             raise SecretProviderClassNotFound(
                 f"failed to get secretproviderclass {ref}: not found in namespace {namespace}"
@@ -174,3 +183,19 @@ class KubeSecretProviderClassSource:
             return decode_class(document)
         except InvalidDocument as err:
             raise InvalidSecretProviderClass(f"secretproviderclass {ref}: {err.reason}") from None
+
+
+class BackgroundClasses:
+    """The same classes for work kubelet does not wait on: implements
+    ``ports.SecretProviderClassSource`` and ``ports.CachedClassSource`` with a cache miss read
+    on the background lane (``api.Lane``), so a re-sync pass or a rotation reading a deleted
+    class never delays a publish."""
+
+    def __init__(self, source: KubeSecretProviderClassSource) -> None:
+        self._source = source
+
+    async def get(self, namespace: str, name: str) -> SecretProviderClass:
+        return await self._source.get(namespace, name, Lane.BACKGROUND)
+
+    def cached(self, namespace: str, name: str) -> SecretProviderClass | None:
+        return self._source.cached(namespace, name)

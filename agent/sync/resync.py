@@ -14,7 +14,8 @@ retried sooner (upstream: 5 to 10 s). Here one loop does it all for the whole mo
 - a pass over a class's volumes as soon as its ``secretObjects`` change.
 
 A class that no longer exists names no Secrets: its volumes' Secrets are let go. ``trigger``
-runs a full pass now (tests; an operator's refresh); ``run_once`` is one full pass, awaited.
+runs a full pass now (tests; an operator's refresh); ``run_once`` is one full pass, awaited,
+and says how many volumes it synced, skipped (nothing to sync) or could not sync now.
 Time comes from a ``Clock``, so tests move it by hand.
 """
 
@@ -31,6 +32,7 @@ from agent.core.mount_table import MountTable
 from agent.errors import AgentError, SecretProviderClassNotFound
 from agent.model import SecretProviderClass, VolumeRecord
 from agent.ports import SecretProviderClassSource
+from agent.sync.passes import PassCounts
 from agent.sync.syncer import SecretSyncer
 
 log = structlog.get_logger("agent.sync")
@@ -39,7 +41,7 @@ DEFAULT_INTERVAL = 300.0  # upstream's RequeueAfter after a successful reconcile
 
 
 class SecretResync:
-    """Implements ``syncer.FollowUps`` for the syncer it is given."""
+    """Implements ``passes.FollowUps`` for the syncer it is given."""
 
     def __init__(
         self,
@@ -139,14 +141,14 @@ class SecretResync:
             await sleep_until_woken(self._clock, due, self._wake)
         self._wake.clear()
 
-    async def run_once(self) -> int:
-        """One pass over every volume; returns how many volumes it synced."""
+    async def run_once(self) -> PassCounts:
+        """One pass over every volume; what it did with them."""
         self.full_passes += 1
         return await self._sync(lambda _record: True)
 
-    async def _sync(self, wanted: Callable[[VolumeRecord], bool]) -> int:
+    async def _sync(self, wanted: Callable[[VolumeRecord], bool]) -> PassCounts:
         self.passes += 1
-        synced = 0
+        counts = PassCounts()
         # A class that names no Secret is read once per pass: a deleted one is not cached,
         # and asking the API again for each of its volumes would find nothing new.
         names_nothing: dict[tuple[str, str], SecretProviderClass] = {}
@@ -158,10 +160,10 @@ class SecretResync:
             if spc is not None and not spc.secret_objects:
                 names_nothing[key] = spc
             if spc is None:
+                counts.class_unavailable += 1
                 continue
-            await self._syncer.volume_written(record, spc)
-            synced += 1
-        return synced
+            counts.add(await self._syncer.sync_volume(record, spc))
+        return counts
 
     async def _class_of(self, record: VolumeRecord) -> SecretProviderClass | None:
         try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 import structlog
 
@@ -35,13 +34,14 @@ from agent.model import (
     VolumeRecord,
     pod_status_name,
 )
-from agent.ports import PodEventSink, PodLookup, SecretProviderClassSource
+from agent.ports import CachedClassSource, PodEventSink, PodLookup, SecretProviderClassSource
 from agent.ports_sync import SecretConsumers, SecretStore, SecretSyncObserver
 from agent.ports_volumes import VolumeFileReader
 from agent.sync.apply import WriteFailed, ensure_secret, managed_labels
 from agent.sync.data import BuiltData, read_volume_data
 from agent.sync.held import HeldSecrets
 from agent.sync.holders import Holders, Leaving
+from agent.sync.passes import FollowUps, SyncOutcome
 from agent.sync.release import SecretRelease
 from agent.sync.reporting import FAILED_TO_CREATE, ROTATION_FAILED, SyncReporter
 from agent.sync.spec import SecretSpec, parse_secret_objects
@@ -50,18 +50,6 @@ from agent.sync.status_waits import StatusWaits
 log = structlog.get_logger("agent.sync")
 
 Owners = tuple[OwnerReference, ...]
-
-
-class FollowUps(Protocol):
-    """Where volumes to sync again go (the re-sync loop, ``resync``)."""
-
-    def volume_ready(self, target: str) -> None:
-        """The status this volume's sync waited for is written: sync it now."""
-        ...
-
-    def retry_wanted(self) -> None:
-        """A volume joined ``failing``: retry it after the backoff's delay."""
-        ...
 
 
 class SecretSyncer:
@@ -83,6 +71,7 @@ class SecretSyncer:
         self._table = table
         self._consumers = consumers
         self._release_one = SecretRelease(store, Holders(consumers, classes))
+        self._cached = classes.cached if isinstance(classes, CachedClassSource) else None
         self._report = SyncReporter(events, observer)
         self.pods = pods  # set once the pod informer exists (it is built after the syncer)
         self._started_at = clock()
@@ -96,20 +85,26 @@ class SecretSyncer:
     # ---- ports_sync.SecretSync ----
 
     async def volume_written(self, record: VolumeRecord, spc: SecretProviderClass) -> None:
+        await self.sync_volume(record, spc)
+
+    async def sync_volume(self, record: VolumeRecord, spc: SecretProviderClass) -> SyncOutcome:
+        """``volume_written``, saying what it did (the re-sync pass counts it)."""
         target = record.target_path
         async with self._volume_locks.hold(target):
+            if not self._mounted(record):
+                return SyncOutcome.NOT_SYNCED
             if self._nothing_to_sync(record, spc):
-                return
+                return SyncOutcome.SKIPPED
             pod = await self._live_pod(record)
             if pod is None:
-                return
+                return SyncOutcome.NOT_SYNCED
             owners = await self._statuses.owners(record, pod)
             if owners is None or not self._mounted(record):
-                return  # synced once its status is written; or unpublished meanwhile
+                return SyncOutcome.NOT_SYNCED  # once its status is written; or unpublished
             if not owners:
                 log.info("secret_sync.pod_status_missing", pod=pod.name, spc=record.spc_name)
                 self._retry_soon(target)  # a bare pod's status (its owner) does not exist
-                return
+                return SyncOutcome.NOT_SYNCED
             started = time.perf_counter()
             parsed = parse_secret_objects(spc.secret_objects)
             for problem in parsed.problems:
@@ -124,6 +119,7 @@ class SecretSyncer:
                 self.failing.discard(target)
             if parsed.specs:
                 self._report.synced(record, synced, time.perf_counter() - started)
+            return SyncOutcome.SYNCED
 
     async def volume_removed(self, record: VolumeRecord) -> None:
         target = record.target_path
@@ -133,6 +129,8 @@ class SecretSyncer:
             held = self._held.forget(target)
             if self._same_consumer_mounted(record):
                 return  # the pod mounts the class in another volume: it still holds them all
+            if held is None and self._class_names_nothing(record):
+                return  # what its sync would have recorded (``_nothing_to_sync``): nothing
             if held is None:
                 pod = self._consumers.cached_pod(record.pod.namespace, record.pod.name)
                 known = pod.owners if pod is not None and pod.uid == record.pod.uid else ()
@@ -143,14 +141,12 @@ class SecretSyncer:
     # ---- one volume ----
 
     def _nothing_to_sync(self, record: VolumeRecord, spc: SecretProviderClass) -> bool:
-        """True when the volume is gone, or its class names no Secret and it holds none
-        (upstream §7 step 2: no ``secretObjects``, done): no status wait, no API call, no log
-        line, no retry. Remembered as holding nothing, so its unpublish asks the API nothing
-        either. A volume still holding Secrets its class stopped naming goes on, to let go of
-        them; a class that gains ``secretObjects`` is synced by the pass its change starts."""
+        """True when the volume's class names no Secret and it holds none (upstream §7 step
+        2: no ``secretObjects``, done): no status wait, no API call, no log line, no retry.
+        Remembered as holding nothing, so its unpublish asks the API nothing either. A volume
+        still holding Secrets its class stopped naming goes on, to let go of them; a class
+        that gains ``secretObjects`` is synced by the pass its change starts."""
         target = record.target_path
-        if not self._mounted(record):
-            return True
         held = self._held.get(target)
         if spc.secret_objects or (held is not None and held.names):
             return False
@@ -158,6 +154,16 @@ class SecretSyncer:
         self.failing.discard(target)  # what failed was for Secrets no longer named
         self._statuses.forget(target)  # no sync either when a status it waited for lands
         return True
+
+    def _class_names_nothing(self, record: VolumeRecord) -> bool:
+        """The volume's class as cached now (no API call) names no Secret. For a volume with
+        nothing recorded (unpublished before its sync ran, or while that sync waited for its
+        status) this is what the sync would have recorded, so its unpublish needs no list of
+        the namespace's Secrets. A class the cache lacks (deleted, or not seen yet) proves
+        nothing; one that names a Secret leaves the list to find what the volume's consumer
+        may hold (a census counts it from the moment its status is written)."""
+        spc = self._cached(record.pod.namespace, record.spc_name) if self._cached else None
+        return spc is not None and not spc.secret_objects
 
     async def _live_pod(self, record: VolumeRecord) -> PodInfo | None:
         """The volume's pod if the volume is still mounted for it and it still runs (upstream

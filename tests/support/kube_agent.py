@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent._proto.csi import v1 as csi
 from agent.aio.backoff import BackoffPolicy
@@ -22,6 +22,9 @@ from tests.fakes.kube_api import FakeKubeApi, pod, secret_provider_class
 from tests.support.fake_provider import FakeProvider
 from tests.support.kubelet import Kubelet, kubelet_target, publish_request
 from tests.support.mounts import is_root
+
+if TYPE_CHECKING:
+    from agent.sync.passes import PassCounts
 
 NODE = "node-a"
 SPC = "app-secrets"
@@ -158,7 +161,7 @@ class KubeHarness:
         assert self.agent.secret_sync is not None
         await self.agent.secret_sync.wait()
 
-    async def resync(self) -> int:
+    async def resync(self) -> PassCounts:
         """One periodic re-sync pass, now (no waiting for its interval)."""
         assert self.agent.secret_resync is not None
         return await self.agent.secret_resync.run_once()

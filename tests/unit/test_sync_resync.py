@@ -13,6 +13,7 @@ from agent.aio.backoff import BackoffPolicy
 from agent.core.mount_table import MountTable
 from agent.errors import SecretProviderClassNotFound
 from agent.model import PodIdentity, SecretProviderClass, VolumeRecord
+from agent.sync.passes import SyncOutcome
 from agent.sync.resync import SecretResync
 from tests.support.clock import ManualClock
 
@@ -31,12 +32,13 @@ class Syncer:
         self.explode = 0
         self.called = asyncio.Event()
 
-    async def volume_written(self, record: VolumeRecord, spc: SecretProviderClass) -> None:
+    async def sync_volume(self, record: VolumeRecord, spc: SecretProviderClass) -> SyncOutcome:
         self.called.set()
         if self.explode:
             self.explode -= 1
             raise RuntimeError("a bug")
         self.calls.append((record.spc_name, spc.secret_objects))
+        return SyncOutcome.SYNCED
 
 
 def _table() -> MountTable:

@@ -1,9 +1,11 @@
 """A class without ``secretObjects`` costs secret sync nothing (upstream §7: no secretObjects,
 done), through the agent's socket against the fake API: no wait for the pod's status object,
-no Secret request, no log line, no retry, at publish, re-sync and unpublish alike. A class that
-gains ``secretObjects`` later still gets its Secrets, and one that loses them still lets go of
-the Secrets it synced. The agent's clock is a manual one (no timer moves), and its wait for a
-status write is 0 s, so a sync that still waited would give up and defer at once."""
+no Secret request, no log line, no retry, at publish, re-sync and unpublish alike (also when
+the volume is unpublished before any sync recorded it), and a pass counts such a volume as
+skipped, not synced. A class that gains ``secretObjects`` later still
+gets its Secrets, and one that loses them still lets go of the Secrets it synced. The agent's
+clock is a manual one (no timer moves), and its wait for a status write is 0 s, so a sync that
+still waited would give up and defer at once."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 
 from agent.logs import configure_logging
 from agent.model import OwnerReference
+from agent.sync.passes import PassCounts
 from agent.sync.resync import SecretResync
 from agent.sync.syncer import SecretSyncer
 from tests.fakes.kube_api import owner_reference, replica_set
@@ -25,6 +28,7 @@ from tests.support.kube_agent import KubeAgents, KubeHarness, eventually
 
 DB = [entry("db", "Opaque", ("password", "password"))]
 STATUSES = "secretproviderclasspodstatuses"
+SPCS = "secretproviderclasses"
 
 
 class Watched:
@@ -95,7 +99,7 @@ async def test_a_class_without_secret_objects_waits_for_nothing_and_asks_nothing
     if queued:
         status.release()
     await node.settle()
-    assert await node.resync() == 1  # the volume is passed over, at no cost
+    assert await node.resync() == PassCounts(skipped=1)  # passed over, at no cost
     await node.kubelet.unpublish(node.request(web).volume_id, target)
     await node.synced()
     assert watched.status_waits == []
@@ -137,7 +141,7 @@ async def test_a_class_that_loses_secret_objects_lets_go_of_its_secrets(
     await node.change_spc(secret_objects=[])
     await eventually(lambda: node.secret("db") is None, "db let go of")
     waits, mark = len(watched.status_waits), node.kube.requests.mark()
-    assert await node.resync() == 1
+    assert await node.resync() == PassCounts(skipped=1)
     assert watched.status_waits[waits:] == []
     assert node.kube.requests.since(mark, resource="secrets") == []
 
@@ -155,7 +159,7 @@ async def test_a_deleted_class_is_read_once_per_pass(node: KubeHarness, watched:
     node.kube.store.delete("secretproviderclasses", "default", "app-secrets")
     await eventually(lambda: node.secret("db") is None, "released by both volumes")
     waits, mark = len(watched.status_waits), node.kube.requests.mark()
-    assert await node.resync() == 2
+    assert await node.resync() == PassCounts(skipped=2)
     assert [r.verb for r in node.kube.requests.since(mark, resource="secretproviderclasses")] == [
         "get"
     ]
@@ -187,3 +191,57 @@ async def test_secret_objects_dropped_while_the_agent_was_down_are_left_to_garba
     await again.synced()
     assert again.kube.requests.since(mark, resource="secrets", namespace="default") == []
     assert owners(again.secret("db")) == ["ReplicaSet/web-5d8f"]
+
+
+async def test_a_volume_unpublished_before_its_sync_recorded_anything_asks_nothing(
+    node: KubeHarness, watched: Watched
+) -> None:
+    """web-0's first sync deferred (its status write still queued), so nothing is recorded
+    for it; its class then drops secretObjects, and it is unpublished before the class
+    change's sync reaches it (the re-sync loop is busy reading a deleted class). Its sync
+    would record that it holds nothing, so its unpublish asks the API nothing either."""
+    node.add_spc("zc", secret_objects=[entry("z", "Opaque", ("password", "password"))])
+    await node.publish(await node.add_pod("z-0", spc="zc"), spc="zc")
+    await eventually(lambda: node.secret("z") is not None, "z synced")
+    await node.change_spc(secret_objects=DB)
+    status = node.kube.faults.hold(verb="create", resource=STATUSES)
+    web = await node.add_pod("web-0")
+    target = await node.publish(web)
+    await status.wait_held()
+    await node.synced()
+    assert watched.sync_lines()[-1]["event"] == "secret_sync.pod_status_unwritten"
+    busy = node.kube.faults.hold(verb="get", resource=SPCS, name="zc")
+    node.kube.store.delete(SPCS, "default", "zc")
+    await busy.wait_held()  # the loop's pass for the deleted class
+    await node.change_spc(secret_objects=[])
+    mark = node.kube.requests.mark()
+    await node.kubelet.unpublish(node.request(web).volume_id, target)
+    await node.synced()
+    assert node.kube.requests.since(mark, resource="secrets") == []
+    busy.release()
+    status.release()
+    await eventually(lambda: node.secret("z") is None, "z let go of (its class is deleted)")
+
+
+async def test_a_pass_counts_what_it_synced_skipped_and_could_not_sync(node: KubeHarness) -> None:
+    """One volume of each kind: in sync, of a class naming nothing, whose status is not
+    written yet, and of a class the API cannot read now."""
+    node.add_spc("plain")
+    node.add_spc("gone")
+    await node.change_spc(secret_objects=DB)
+    await node.publish(await node.add_pod("web-0"))
+    await node.publish(await node.add_pod("plain-0", spc="plain"), spc="plain")
+    await node.publish(await node.add_pod("gone-0", spc="gone"), spc="gone")
+    await node.settle()
+    await eventually(lambda: node.secret("db") is not None, "db synced")
+    node.kube.faults.fail(500, verb="get", resource=SPCS, name="gone", times=None)
+    node.kube.store.delete(SPCS, "default", "gone")
+    informer = node.cluster.spcs.informer
+    await eventually(lambda: informer.get("default", "gone") is None, "gone left the cache")
+    held = node.kube.faults.hold(verb="create", resource=STATUSES)
+    await node.publish(await node.add_pod("web-1"))
+    await held.wait_held()
+    await node.synced()
+    counts = await node.resync()
+    held.release()
+    assert counts == PassCounts(synced=1, skipped=1, not_synced=1, class_unavailable=1)
