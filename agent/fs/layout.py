@@ -36,7 +36,7 @@ TS_DIR_RE = re.compile(r"^\.\.\d{4}(?:_\d{2}){5}\..+$")
 
 
 def is_ts_dir_name(name: str) -> bool:
-    return "/" not in name and TS_DIR_RE.match(name) is not None
+    return "/" not in name and TS_DIR_RE.fullmatch(name) is not None
 
 
 @dataclass(frozen=True, slots=True)
