@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import stat
@@ -103,16 +104,39 @@ def _target(ns: argparse.Namespace) -> str:
         return os.path.abspath(str(ns.target))
     if not ns.uid:
         ns.uid = str(uuid.uuid4())
-    return TargetRules(ns.kubelet_root_dir).target_for(ns.uid, ns.volume)
+    uid, volume = _one_directory(ns.uid, "--uid"), _one_directory(ns.volume, "--volume")
+    return TargetRules(ns.kubelet_root_dir).target_for(uid, volume)
 
 
-def _make_volume_dir(target: str) -> None:
-    """Kubelet creates the target's parent before NodePublishVolume; the agent never does."""
+def _one_directory(value: str, flag: str) -> str:
+    """Kubelet's pod UID and volume name are one directory each (a UID, a DNS label): joined
+    into the target as given, ``../x`` would make directories outside the kubelet root."""
+    if not value or "/" in value or value in (".", ".."):
+        raise ConfigError(f"{flag}: {value!r} must be one directory name (no '/', not '.' or '..')")
+    return value
+
+
+def _make_volume_dir(target: str) -> list[str]:
+    """Kubelet creates the target's parent before NodePublishVolume; the agent never does.
+    Returns the directories made, deepest first, for :func:`_remove_made`."""
+    parent = os.path.dirname(target)
+    made, missing = [], parent
+    while not os.path.lexists(missing):
+        made.append(missing)
+        missing = os.path.dirname(missing)
     try:
-        os.makedirs(os.path.dirname(target), mode=VOLUME_DIR_MODE, exist_ok=True)
+        os.makedirs(parent, mode=VOLUME_DIR_MODE, exist_ok=True)
     except OSError as err:
-        parent = os.path.dirname(target)
         raise ConfigError(f"cannot create the volume directory {parent}: {err.strerror}") from None
+    return made
+
+
+def _remove_made(made: list[str]) -> None:
+    """Take back the directories :func:`_make_volume_dir` made, as kubelet removes the volume
+    directory of a failed SetUp; one that is not empty (or not there) stays as it is."""
+    for path in made:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
 
 
 def _mount(args: list[str]) -> int:
@@ -120,8 +144,12 @@ def _mount(args: list[str]) -> int:
 
     ns = _mount_parser().parse_args(args)
     volume = _pod_volume(ns)
-    _make_volume_dir(volume.target_path)
-    asyncio.run(publish(socket_path_from_endpoint(ns.endpoint), volume))
+    made = _make_volume_dir(volume.target_path)
+    try:
+        asyncio.run(publish(socket_path_from_endpoint(ns.endpoint), volume))
+    except BaseException:
+        _remove_made(made)
+        raise
     print(f"mounted {volume.target_path}")
     for line in describe_volume(volume.target_path, ns.show_contents):
         print(line)

@@ -118,7 +118,7 @@ def _too_long(text: str) -> ValueError:
 
 
 def parse_size(text: str) -> int:
-    match = _SIZE.match(text)
+    match = _SIZE.fullmatch(text)
     if not match:
         raise ValueError(f"invalid size {text!r} (examples: 64Mi, 1Gi, 1048576)")
     return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
@@ -237,7 +237,7 @@ def socket_path_from_endpoint(endpoint: str, *, windows: bool = _ON_WINDOWS) -> 
 
 
 def _windows_socket_path(endpoint: str, rest: str) -> str:
-    match = _DRIVE_PATH.match(rest)
+    match = _DRIVE_PATH.fullmatch(rest)
     if match is None or "\0" in rest:
         raise ConfigError(
             f"--endpoint: {endpoint!r} must name a socket by a drive-absolute path on Windows, "

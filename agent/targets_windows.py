@@ -76,7 +76,7 @@ class WindowsTargetRules(TargetRules):
             )
         for what, part in (("pod UID", parts[1]), ("volume name", parts[4])):
             problem = name_problem(part)
-            if problem is None and not _KUBELET_NAME.match(part):
+            if problem is None and not _KUBELET_NAME.fullmatch(part):
                 problem = "is not a name kubelet makes (lower-case letters, digits, '-', '.', '_')"
             if problem is not None:
                 raise InvalidRequest(f"Target path's {what} {shown(part)} {problem}")

@@ -93,7 +93,7 @@ def read_once(path: str, reader: str) -> None:
     """In a fresh process: read ``path``, print seconds, peak RSS growth (MiB), outcome."""
     from agent.errors import InvalidSecretProviderClass
     from agent.providers.vault.objects import parse_objects
-    from agent.standalone.manifests import UnreadableManifest, documents
+    from agent.standalone.manifests import Unconverted, UnreadableManifest, documents
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     problems: list[tuple[str, str]] = []
@@ -102,7 +102,9 @@ def read_once(path: str, reader: str) -> None:
         if reader == "vault":
             outcome = f"{len(parse_objects(Path(path).read_text())[0])} objects"
         else:
-            outcome = f"{len(documents(Path(path), problems))} documents, {len(problems)} problems"
+            found = documents(Path(path), problems)
+            converted = sum(not isinstance(document, Unconverted) for _, document in found)
+            outcome = f"{converted} documents, {len(problems)} problems"
         if problems:
             outcome += f" (first: {problems[0][1][:90]})"
     except (UnreadableManifest, InvalidSecretProviderClass) as exc:

@@ -36,7 +36,7 @@ TS_DIR_RE = re.compile(r"^\.\.\d{4}(?:_\d{2}){5}\..+$")
 
 
 def is_ts_dir_name(name: str) -> bool:
-    return "/" not in name and TS_DIR_RE.match(name) is not None
+    return "/" not in name and TS_DIR_RE.fullmatch(name) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,4 +136,13 @@ def refuse_foreign(target: KubeletTarget, found: Survey) -> InvalidRequest:
     return InvalidRequest(
         f"Target path {shown(target.path)} holds files the agent did not write "
         f"({names}{more}); the agent never mounts over or deletes them"
+    )
+
+
+def refuse_other_file_system(target: KubeletTarget) -> InvalidRequest:
+    """The refusal for a target where another file system than a tmpfs is mounted (a bind mount
+    of a directory on the node's disk, say): in tmpfs mode that is never the agent's volume."""
+    return InvalidRequest(
+        f"Target path {shown(target.path)} is the mount of another file system, not a tmpfs: "
+        "the agent writes secrets only into a tmpfs of its own, never into someone else's mount"
     )

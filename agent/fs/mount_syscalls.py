@@ -2,8 +2,8 @@
 
 Every call names a target as ``/proc/self/fd/<n>`` of a descriptor opened without following
 symlinks (agent/fs/confined.py), so no path is resolved twice. Also: whether a directory is a
-mount's root, detaching the topmost mount lazily, and whether this process may mount at all
-(CAP_SYS_ADMIN), said at start-up. agent/fs/mounter.py uses them.
+mount's root and whether it is a tmpfs, detaching the topmost mount lazily, and whether this
+process may mount at all (CAP_SYS_ADMIN), said at start-up. agent/fs/mounter.py uses them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from agent.targets import MOUNT_DIR
 
 MNT_DETACH = 2
 CAP_SYS_ADMIN = 21  # capability bit number (linux/capability.h)
+TMPFS_MAGIC = 0x01021994  # statfs(2) f_type of a tmpfs (linux/magic.h)
+# struct statfs is 120 bytes on 64-bit Linux (84 on 32-bit); f_type, a C long, comes first.
+_STATFS_BYTES = 256
 _O_PATH = getattr(os, "O_PATH", 0)
 # getattr: these flags do not exist on Windows, where this module is imported but unused.
 _PATH_FLAGS = (
@@ -75,6 +78,13 @@ def is_mount_root(parent_fd: int, fd: int) -> bool:
     # Same device may still be a bind mount: mount ids tell (fdinfo, Linux >= 3.15).
     own, parent = _mount_id(fd), _mount_id(parent_fd)
     return own is not None and parent is not None and own != parent
+
+
+def is_tmpfs(fd: int) -> bool:
+    """Whether the file system of the open directory ``fd`` is a tmpfs (fstatfs(2))."""
+    buffer = ctypes.create_string_buffer(_STATFS_BYTES)
+    check(libc().fstatfs(fd, buffer), "fstatfs")
+    return ctypes.c_long.from_buffer(buffer).value == TMPFS_MAGIC
 
 
 def detach_top(parent_fd: int) -> bool:

@@ -19,13 +19,20 @@ from agent import crashpoints
 from agent.aio.threads import run_blocking
 from agent.errors import ConfigError, InvalidRequest, MountError, MountPointError
 from agent.fs.confined import KubeletVolumes, MadeTarget
-from agent.fs.layout import Survey, refuse_foreign, remove_artefacts, survey
+from agent.fs.layout import (
+    Survey,
+    refuse_foreign,
+    refuse_other_file_system,
+    remove_artefacts,
+    survey,
+)
 from agent.fs.mount_syscalls import (
     MOUNT_FLAGS,
     check,
     detach_top,
     fd_path,
     is_mount_root,
+    is_tmpfs,
     libc,
 )
 from agent.fs.mount_target import OpenedTarget, open_target
@@ -193,6 +200,11 @@ class TmpfsMounter(_Mounter):
         return opened.fd is not None and is_mount_root(opened.parent, opened.fd)
 
     def _state(self, opened: OpenedTarget, found: Survey) -> VolumeState:
+        # Whatever is in another file system's mount (the node's disk through a bind mount),
+        # it is not a volume the agent may complete, refetch into or call published.
+        assert opened.fd is not None
+        if not is_tmpfs(opened.fd):
+            raise refuse_other_file_system(opened.spec)
         return VolumeState(found.content, found.has_metadata)
 
     def mount_blocking(self, path: str) -> None:
@@ -200,6 +212,8 @@ class TmpfsMounter(_Mounter):
         try:
             if not made.created:
                 if is_mount_root(made.parent, made.fd):
+                    if not is_tmpfs(made.fd):  # mounted since the inspection
+                        raise refuse_other_file_system(self.volumes.parse(path))
                     return
                 found = survey(made.fd)  # the node's disk below the mount: only ours may be there
                 if found.foreign:

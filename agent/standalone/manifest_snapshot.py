@@ -22,6 +22,7 @@ from agent.documents.names import check_manifest_key, shown_name
 from agent.documents.spc import InvalidDocument, Key, decode, identity, is_spc
 from agent.model import SecretProviderClass
 from agent.standalone.kinds import SERVICE_ACCOUNT_KIND
+from agent.standalone.manifests import Unconverted
 from agent.standalone.near_miss import near_miss
 from agent.standalone.nodes import CLUSTER_SCOPED, is_node, load_node, string_map
 
@@ -61,7 +62,11 @@ def load_document(
     old: dict[Key, tuple[str, int]],
 ) -> None:
     """One document (or one item of a List) into ``snapshot``: a class, a ServiceAccount or a
-    Node, a reported near miss, or nothing (another kind)."""
+    Node, a reported near miss, or nothing (another kind). A class that did not convert
+    (``manifests.Unconverted``, reported already) is remembered as unusable by its name."""
+    if isinstance(document, Unconverted):
+        _note_unconverted(document, where, snapshot, origins)
+        return
     if _is_service_account(document):
         _load_service_account(document, where, snapshot)
         return
@@ -84,6 +89,19 @@ def load_document(
     if _remember_origin(snapshot, origins, key, where):
         snapshot.classes[key] = spc
         snapshot.generations[key] = (_digest(document), spc.generation)
+
+
+def _note_unconverted(
+    document: Unconverted, where: str, snapshot: Snapshot, origins: dict[Key, str]
+) -> None:
+    if not is_spc(document.names):
+        return
+    try:
+        key, _ = identity(document.names, DEFAULT_NAMESPACE)
+    except InvalidDocument:
+        return
+    # The reason starts with where it failed (``multi.yaml (document 2).spec.parameters.x``).
+    _remember_invalid(snapshot, origins, key, where, document.reason)
 
 
 def _note_near_miss(document: object, where: str, snapshot: Snapshot) -> None:

@@ -11,10 +11,12 @@ does not convert is reported alone; the others are still read).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from agent.providers.common.goyaml import Decoder, GoYAMLError, load_all
-from agent.standalone.lists import Flattener, TooManyItems, typed_document
+from agent.providers.common.goyaml import Decoder, GoYAMLError, Value, load_all
+from agent.providers.common.goyaml_limits import Budget
+from agent.standalone.lists import Flattener, Item, TooManyItems, typed_document
 
 # A SecretProviderClass is an API object, which etcd takes up to 1.5 MiB, and this directory is
 # often a ConfigMap volume (1 MiB in all): 4 MiB leaves room for many hand-written classes in one
@@ -31,6 +33,19 @@ MAX_PROBLEMS_PER_FILE = 20
 # A problem past those: counted by cap_problems, never logged, so not kept (a List at the
 # event cap holds 300,000 items).
 _COUNTED = ("", "")
+# What reading the names of a document that did not convert may cost (``_names_of``): a few
+# fields, whatever the rest of it holds (an alias bomb in its spec, say).
+_NAMES_BUDGET = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Unconverted:
+    """A document (or list item) that did not convert, already reported as a problem, by what
+    names it: ``kind``, ``apiVersion`` and ``metadata`` with only ``name`` and ``namespace``.
+    A class among them is then known to be unusable (``reason``) rather than missing."""
+
+    names: object
+    reason: str
 
 
 class UnreadableManifest(Exception):
@@ -46,7 +61,7 @@ def documents(path: Path, problems: Problems) -> list[tuple[str, object]]:
     flattened) in its place, each document as JSON data (mappings, lists, strings, numbers,
     booleans, None). ``where`` names the file, then ``(document N)`` in a multi-document file,
     then ``items[i]`` (``items[i].items[j]`` in a nested list) in a list. What cannot be
-    converted goes to ``problems`` and is left out.
+    converted goes to ``problems`` and is handed on as :class:`Unconverted`.
 
     Raises UnreadableManifest when the file is not UTF-8, is over :data:`MAX_MANIFEST_BYTES`
     (found out without reading more than that), is not valid YAML, holds more YAML events
@@ -73,10 +88,31 @@ def documents(path: Path, problems: Problems) -> list[tuple[str, object]]:
                     found.append((item.value.where, typed_document(item.value.json(), item.typed)))
                 except GoYAMLError as exc:
                     report(item.value.where, exc.message)
+                    found.append((item.value.where, Unconverted(_names_of(item), exc.message)))
     except TooManyItems as exc:
         del problems[start:]
         raise UnreadableManifest(exc.reason) from None
     return found
+
+
+def _names_of(item: Item) -> object:
+    """The kind, apiVersion, metadata.name and metadata.namespace of ``item`` as JSON data
+    (a typed list's item takes the list's kind), read on a budget of their own; None when
+    even those do not convert."""
+    value = Value(item.value.node, item.value.where, item.value.decoder, Budget(_NAMES_BUDGET))
+    try:
+        fields = dict(value.struct().items())
+        names: dict[str, object] = {
+            key: fields[key].json() for key in ("kind", "apiVersion") if key in fields
+        }
+        if "metadata" in fields:
+            metadata = dict(fields["metadata"].struct().items())
+            names["metadata"] = {
+                k: metadata[k].json() for k in ("name", "namespace") if k in metadata
+            }
+    except GoYAMLError:
+        return None
+    return typed_document(names, item.typed)
 
 
 def cap_problems(problems: Problems, start: int, file: str) -> None:

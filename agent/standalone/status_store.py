@@ -46,6 +46,8 @@ FILE_MODE = 0o644  # status is not secret; readable by whoever inspects the node
 _SAFE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
 # With ".yaml", the longest file name most filesystems allow (255 bytes).
 _STEM_MAX = 250
+# A status being written, renamed over its file when whole (``_write_atomically``).
+_TMP_PREFIX, _TMP_SUFFIX = ".status-", ".tmp"
 
 log = structlog.get_logger(__name__)
 
@@ -194,7 +196,9 @@ class DirectoryPodStatusStore:
             ) from exc
 
     async def load_all(self) -> list[PodStatus]:
-        """Every readable status, sorted by namespace and name; broken files are skipped."""
+        """Every readable status, sorted by namespace and name; broken files are skipped. Read
+        once, at the restart's recovery before anything is written: the temporary files of
+        writes a kill interrupted (``_write_atomically``) are removed then."""
         loaded, problems = await run_blocking(_load_all, self.root)
         for file, reason in problems:
             log.warning("standalone.status_invalid", file=file, reason=reason)
@@ -216,7 +220,7 @@ def _file_stem(name: str) -> str:
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write to a temp file beside ``path`` and rename it over, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".status-", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             # No fsync: the status describes tmpfs mounts, which do not survive a reboot either.
@@ -234,6 +238,9 @@ def _load_all(root: Path) -> tuple[list[PodStatus], list[tuple[str, str]]]:
     problems: list[tuple[str, str]] = []
     if not root.is_dir():
         return loaded, problems
+    for stale in root.glob(f"*/{_TMP_PREFIX}*{_TMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
     for path in sorted(root.glob("*/*.yaml")):
         try:
             document = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)  # noqa: S506

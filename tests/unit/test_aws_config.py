@@ -116,6 +116,10 @@ PARAMETER_ERRORS = [
     ),
     ({"region": "us east 1"}, "region: 'us east 1' is not an AWS region name"),
     ({"failoverRegion": "../x"}, "failoverRegion: '../x' is not an AWS region name"),
+    # Before: accepted (Python's "$" matches before a final newline, Go's does not), and the
+    # fetch failed with "unexpected error reading from AWS: ValueError".
+    ({"region": "us-east-1\n"}, "region: 'us-east-1\\n' is not an AWS region name"),
+    ({"failoverRegion": "us-west-2\n"}, "failoverRegion: 'us-west-2\\n' is not an AWS region"),
     ({"usePodIdentity": "maybe"}, "usePodIdentity: failed to parse usePodIdentity value"),
 ]
 
@@ -195,6 +199,10 @@ OBJECT_ERRORS = [
     (
         "- {objectName: a, objectType: ssmparameter, filePermission: '0o644'}",
         "objects[0].filePermission: Invalid File Permission: 0o644",
+    ),
+    (  # ASCP's ^[0-7]{4}$ in Go refuses a final newline
+        '- {objectName: a, objectType: ssmparameter, filePermission: "0640\\n"}',
+        "objects[0].filePermission: Invalid File Permission: 0640\n",
     ),
     # jmesPath entries.
     (

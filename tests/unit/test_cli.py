@@ -89,3 +89,40 @@ def test_mount_refuses_a_secret_file_it_cannot_send(
     assert main(argv) == 2
     assert capsys.readouterr().err.strip().endswith(expected.format(path=path))
     assert not (tmp_path / "t").exists()  # refused before anything is made
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--uid", "../../escaped"), ("--uid", "a/b"), ("--volume", "../x"), ("--volume", "..")],
+)
+def test_mount_refuses_a_pod_uid_or_volume_that_is_not_one_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    """Kubelet's pod UID and volume name are one directory each. Before: joined into the path
+    as given, so ``--uid ../../escaped`` made directories outside the kubelet root before the
+    agent refused the target."""
+    root = tmp_path / "kubelet"
+    root.mkdir()
+    argv = ["mount", "--endpoint=unix:///nonexistent/csi.sock", f"--kubelet-root-dir={root}"]
+    argv += ["--uid=u1", "--pod=web-0", "--spc=app", f"{flag}={value}"]
+
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"secrets-store-agent mount: {flag}: {value!r} must be one directory name "
+        "(no '/', not '.' or '..')"
+    )
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kubelet"]  # nothing made
+
+
+def test_a_failed_mount_takes_back_the_directories_it_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like kubelet, which removes the volume directory of a failed SetUp. Before: every
+    failed ``mount`` left ``pods/<uid>/volumes/kubernetes.io~csi/<volume>`` behind (with a
+    random UID unless --uid was given), an orphaned pod directory to kubelet."""
+    (tmp_path / "pods" / "other").mkdir(parents=True)
+    argv = ["mount", "--endpoint=unix:///nonexistent/csi.sock", f"--kubelet-root-dir={tmp_path}"]
+
+    assert main([*argv, "--pod=web-0", "--spc=app"]) == 2
+    assert "cannot reach the agent" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["other", "pods"]

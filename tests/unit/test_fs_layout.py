@@ -65,6 +65,12 @@ def untimestamped_directory(target: Path) -> None:
     (target / "..other").mkdir()
 
 
+def timestamp_and_newline_directory(target: Path) -> None:
+    """Before: Python's ``$`` matches before a final newline, so this counted as a version
+    directory of the writer's, to be deleted with the volume."""
+    (target / f"{TS}\n").mkdir()
+
+
 @pytest.mark.parametrize(
     ("make", "content", "metadata"),
     [
@@ -78,6 +84,7 @@ def untimestamped_directory(target: Path) -> None:
         (foreign_link, VolumeContent.FOREIGN, False),
         (real_data_directory, VolumeContent.FOREIGN, False),
         (untimestamped_directory, VolumeContent.FOREIGN, False),
+        (timestamp_and_newline_directory, VolumeContent.FOREIGN, False),
     ],
 )
 def test_survey(

@@ -268,6 +268,53 @@ async def test_non_string_parameter_names_become_strings(tmp_path: Path) -> None
     assert spc.parameters["83"] == "x"  # JSON keys are strings: kubectl formats the int
 
 
+LAUGHS = "    lol: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"    l{i}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(6)
+)
+
+
+@pytest.mark.parametrize(
+    ("spec_line", "where", "why"),
+    [
+        ("    value: .inf\n", ".spec.parameters.value", "an infinite or NaN number cannot be"),
+        ("    ~: x\n", ".spec.parameters", "a null mapping key cannot be converted to JSON"),
+        ("    ? [a, b]\n    : x\n", ".spec.parameters", "mapping keys must be scalars"),
+        (LAUGHS, "", "expands to more than 100000 values (aliases)"),
+    ],
+    ids=["infinity", "null-key", "sequence-key", "alias-bomb"],
+)
+async def test_a_class_kubectl_could_not_convert_is_invalid_not_missing(
+    tmp_path: Path, spec_line: str, where: str, why: str
+) -> None:
+    """The document is left out as kubectl would fail it, but known by its name, so a publish
+    asking for it hears why. Before: "not found", the reason only in a warning line."""
+    bad = spc_doc("one").replace("  parameters:\n", f"  parameters:\n{spec_line}")
+    listed = yaml.safe_load(spc_doc("three"))
+    del listed["kind"], listed["apiVersion"]  # takes the typed list's
+    items = {"kind": "SecretProviderClassList", "apiVersion": "secrets-store.csi.x-k8s.io/v1"}
+    typed_list = yaml.safe_dump({**items, "items": [listed]}).replace(
+        "  spec:\n", f"  spec:\n    junk:\n  {spec_line.replace(chr(10), chr(10) + '  ')}\n", 1
+    )
+    write(tmp_path, "multi.yaml", f"{bad}---\n{spc_doc('two')}---\n{typed_list}")
+    source = DirectorySecretProviderClassSource(tmp_path)
+
+    with pytest.raises(InvalidSecretProviderClass) as info:
+        await source.get("default", "one")
+    place = f"multi.yaml (document 1){where}"
+    assert info.value.message.startswith(f"secretproviderclass default/one in {place}: {why}")
+    assert (await source.get("default", "two")).name == "two"
+    with pytest.raises(InvalidSecretProviderClass) as listed_info:
+        await source.get("default", "three")
+    assert "multi.yaml (document 3) items[0]" in listed_info.value.message
+
+
+async def test_another_kind_kubectl_could_not_convert_is_still_ignored(tmp_path: Path) -> None:
+    other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\ndata: {a: .nan}\n"
+    write(tmp_path, "other.yaml", other)
+    with pytest.raises(SecretProviderClassNotFound):
+        await DirectorySecretProviderClassSource(tmp_path).get("default", "one")
+
+
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [

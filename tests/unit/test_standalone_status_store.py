@@ -249,6 +249,25 @@ async def test_load_all_skips_broken_files(tmp_path: Path) -> None:
     assert [s.name for s in loaded] == ["web-0-apps-vault-db"]
 
 
+async def test_load_all_at_start_removes_the_temporary_files_of_killed_writes(
+    tmp_path: Path,
+) -> None:
+    """A write killed between its temporary file and the rename (SIGKILL, OOM) leaves
+    ``.status-*.tmp`` beside the statuses; the restart's read removes them. Before: kept for
+    good, one more per crash in that window."""
+    store = DirectoryPodStatusStore(tmp_path)
+    await store.upsert(make_status())
+    await store.wait_idle()
+    namespace = tmp_path / "status" / "apps"
+    (namespace / ".status-k1ll3d.tmp").write_text("kind: SecretProviderClassPodStatus\n")
+    (namespace / "notes.tmp").write_text("someone else's")
+
+    loaded = await DirectoryPodStatusStore(tmp_path).load_all()
+
+    assert [s.name for s in loaded] == ["web-0-apps-vault-db"]
+    assert sorted(p.name for p in namespace.iterdir()) == ["notes.tmp", "web-0-apps-vault-db.yaml"]
+
+
 async def test_load_all_on_a_fresh_directory_is_empty(tmp_path: Path) -> None:
     assert await DirectoryPodStatusStore(tmp_path / "new").load_all() == []
 

@@ -109,6 +109,27 @@ def test_address_must_be_a_url(address: str) -> None:
     assert "vaultAddress" in error_of(vaultAddress=address)
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "http://vault:8200\n",
+        "http://vault:8200\r\n",
+        "https://vault:8200\t",
+        "http://vault :8200",
+        "http://vault:8200 ",
+        "unix:///var/run/vault/agent.sock\n",
+    ],
+)
+def test_an_address_with_a_control_character_or_a_space_is_refused_quoted(address: str) -> None:
+    """Go's url.Parse refuses control characters (hashicorp's provider fails such a class).
+    Before: Python's urlsplit drops tabs and newlines, so a block scalar's final newline went
+    through, and the raw address, newline and all, ended up in kubelet's event."""
+    assert error_of(vaultAddress=address) == (
+        f"vaultAddress: {address!r} holds a space or a control character (a block scalar's "
+        "final newline? use vaultAddress: URL, or |- to drop it)"
+    )
+
+
 def test_unix_socket_address_for_the_vault_agent_sidecar() -> None:
     address = "unix:///var/run/vault/agent.sock"
     config = parse(vaultAddress=address, trusted=TrustedDirs(["/var/run/vault"]))

@@ -130,6 +130,7 @@ def test_null_secret_key_means_no_key_with_a_warning(null: str) -> None:
         ("{objectName: ../x, secretPath: p}", "objectName"),
         ("{objectName: a, secretPath: p, encoding: rot13}", "encoding"),
         ("{objectName: a, secretPath: p, method: 'GET /x'}", "method"),
+        ('{objectName: a, secretPath: p, method: "GET\\n"}', "method"),
         ("{objectName: a, secretPath: p, secretArgs: [1]}", "secretArgs"),
         ("{objectName: a, secretPath: p, secretArgs: {n: .nan}}", "secretArgs"),
         ("{objectName: a, secretPath: p, secretArgs: {n: {1: x}}}", "secretArgs"),

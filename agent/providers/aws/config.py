@@ -112,7 +112,7 @@ def _no_region(node: NodeRegion | None) -> str:
 
 
 def _check_region(key: str, region: str) -> None:
-    if not _REGION.match(region):
+    if not _REGION.fullmatch(region):
         raise InvalidSecretProviderClass(
             f"{key}: {region[:64]!r} is not an AWS region name (e.g. us-east-1)"
         )

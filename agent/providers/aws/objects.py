@@ -179,7 +179,7 @@ def _checked_file_name(where: str, value: str, translate: str, name: str) -> str
 def _mode(where: str, permission: str) -> int | None:
     if not permission:
         return None
-    if not _FILE_PERMISSION.match(permission):
+    if not _FILE_PERMISSION.fullmatch(permission):
         raise _fail(where, f"Invalid File Permission: {permission} (four octal digits, e.g. 0400)")
     # Upstream hands the number to Go's os.Chmod as an os.FileMode, where only the 0777 bits
     # mean permissions: "4755" ends up as 0755. Do the same rather than set special bits.

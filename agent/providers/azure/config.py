@@ -69,7 +69,7 @@ def _identity(attributes: Mapping[str, str]) -> IdentityChoice:
             "workload identity (clientID) instead"
         )
     client_id = attributes.get("clientID", "").strip()
-    if client_id and not _CLIENT_ID.match(client_id):
+    if client_id and not _CLIENT_ID.fullmatch(client_id):
         raise InvalidSecretProviderClass("clientID: not a valid client ID")
     return IdentityChoice(
         use_vm_managed_identity=vm_identity,
@@ -82,7 +82,7 @@ def _tenant(attributes: Mapping[str, str]) -> str:
     tenant = attributes.get("tenantID", "").strip() or attributes.get("tenantId", "").strip()
     if not tenant:
         raise InvalidSecretProviderClass("tenantID is not provided")
-    if not _TENANT.match(tenant):
+    if not _TENANT.fullmatch(tenant):
         raise InvalidSecretProviderClass(
             "tenantID: a tenant ID holds only letters, digits, '-' and '.'"
         )
@@ -97,7 +97,7 @@ def _vault_name(attributes: Mapping[str, str]) -> str:
         raise InvalidSecretProviderClass(
             f"keyvaultName: invalid vault name {name!r}, must be between 3 and 24 chars"
         )
-    if not _VAULT_NAME.match(name):
+    if not _VAULT_NAME.fullmatch(name):
         raise InvalidSecretProviderClass(
             f"keyvaultName: invalid vault name {name!r}, must match [-a-zA-Z0-9]{{3,24}}"
         )
@@ -120,7 +120,7 @@ def parse_config(
     if not text:
         raise InvalidSecretProviderClass("objects is not set")
     user_assigned = identity.user_assigned_identity_id
-    if user_assigned and not _CLIENT_ID.match(user_assigned):
+    if user_assigned and not _CLIENT_ID.fullmatch(user_assigned):
         raise InvalidSecretProviderClass("userAssignedIdentityID: not a valid client ID")
     return AzureConfig(
         keyvault_name=keyvault_name,

@@ -122,7 +122,7 @@ def parse_object(index: int, text: str) -> KeyVaultObject:
     name, object_type = values["objectName"], values["objectType"]
     if not name:
         raise fail(index, "objectName", "is required")
-    if not _OBJECT_NAME.match(name):
+    if not _OBJECT_NAME.fullmatch(name):
         raise fail(index, "objectName", "Key Vault names are 1-127 letters, digits and '-'")
     if object_type not in OBJECT_TYPES:
         raise fail(index, "objectType", "invalid type; should be secret, key, or cert")
@@ -160,7 +160,7 @@ def _file_name(index: int, alias: str, name: str) -> str:
 def _version(index: int, version: str) -> str:
     if version in ("", LATEST):
         return ""  # latest, also for a single version (upstream sends 'latest' as a version)
-    if not _VERSION.match(version):
+    if not _VERSION.fullmatch(version):
         raise fail(index, "objectVersion", "a Key Vault version is 32 hexadecimal digits, or empty")
     return version
 
@@ -193,7 +193,7 @@ def _mode(index: int, value: str) -> int | None:
     """``filePermission`` is an octal string (``"0644"``), parsed as upstream's ParseInt(s, 8)."""
     if not value:
         return None
-    if not _OCTAL.match(value) or int(value, 8) > MAX_MODE:
+    if not _OCTAL.fullmatch(value) or int(value, 8) > MAX_MODE:
         raise fail(index, "filePermission", "must be an octal mode such as 0644 (at most 0777)")
     return int(value, 8)
 

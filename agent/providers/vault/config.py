@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from agent.documents.names import shown_value
 from agent.errors import InvalidSecretProviderClass
 from agent.providers.common.gostrconv import parse_bool
 from agent.providers.common.parameters import require_parameter
@@ -143,12 +144,26 @@ def _address(
             f"{names[0]}: no server address; set it in the SecretProviderClass or configure "
             "the agent's default address (or VAULT_ADDR/BAO_ADDR)"
         )
+    _check_characters(key, address)
     if address.startswith("unix://"):
         return address, _socket(key, address, trusted if hit else None)
     parts = urlsplit(address)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidSecretProviderClass(f"{key}: must be an http://, https:// or unix:// URL")
     return address.rstrip("/"), None
+
+
+def _check_characters(key: str, address: str) -> None:
+    """Go's url.Parse refuses control characters, and a space cannot be in a URL's host: such
+    an address fails hashicorp's provider. Python's urlsplit drops tabs and newlines instead,
+    so a block scalar's final newline would pass, and reach messages raw. (A space may be in
+    a socket's path.)"""
+    controls = any(ord(char) < 0x20 or char == "\x7f" for char in address)
+    if controls or (" " in address and not address.startswith("unix://")):
+        raise InvalidSecretProviderClass(
+            f"{key}: {shown_value(address)} holds a space or a control character (a block "
+            f"scalar's final newline? use {key}: URL, or |- to drop it)"
+        )
 
 
 def _socket(key: str, address: str, trusted: TrustedDirs | None) -> NodePath:

@@ -118,7 +118,7 @@ def _parse_object(index: int, fields: Struct) -> SecretObject:
         raise _fail(index, "objectName", err.message) from None
     secret_path = fields.string("secretPath", required=True)
     method = fields.string("method") or "GET"
-    if not _METHOD.match(method):
+    if not _METHOD.fullmatch(method):
         raise _fail(index, "method", "must be an HTTP method such as GET, POST or PUT")
     try:
         encoding = canonical_encoding(fields.string("encoding"))
