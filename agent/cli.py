@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import stat
 import sys
 import uuid
 from collections.abc import Sequence
@@ -27,15 +25,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from agent import __version__
+from agent.cli_volume import describe_volume, make_volume_dir, remove_made, target_of
 from agent.config import socket_path_from_endpoint
 from agent.errors import AgentError, ConfigError
 from agent.flags import parse_settings
-from agent.targets import DEFAULT_KUBELET_ROOT, TargetRules, pod_uid_and_volume
+from agent.targets import DEFAULT_KUBELET_ROOT, pod_uid_and_volume
 
 if TYPE_CHECKING:
     from agent.csi.client import PodVolume
-
-VOLUME_DIR_MODE = 0o750  # what kubelet gives the volume directory it creates
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,57 +95,16 @@ def _client_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _target(ns: argparse.Namespace) -> str:
-    """The target path as kubelet would build it, unless ``--target`` names one."""
-    if ns.target:
-        return os.path.abspath(str(ns.target))
-    if not ns.uid:
-        ns.uid = str(uuid.uuid4())
-    uid, volume = _one_directory(ns.uid, "--uid"), _one_directory(ns.volume, "--volume")
-    return TargetRules(ns.kubelet_root_dir).target_for(uid, volume)
-
-
-def _one_directory(value: str, flag: str) -> str:
-    """Kubelet's pod UID and volume name are one directory each (a UID, a DNS label): joined
-    into the target as given, ``../x`` would make directories outside the kubelet root."""
-    if not value or "/" in value or value in (".", ".."):
-        raise ConfigError(f"{flag}: {value!r} must be one directory name (no '/', not '.' or '..')")
-    return value
-
-
-def _make_volume_dir(target: str) -> list[str]:
-    """Kubelet creates the target's parent before NodePublishVolume; the agent never does.
-    Returns the directories made, deepest first, for :func:`_remove_made`."""
-    parent = os.path.dirname(target)
-    made, missing = [], parent
-    while not os.path.lexists(missing):
-        made.append(missing)
-        missing = os.path.dirname(missing)
-    try:
-        os.makedirs(parent, mode=VOLUME_DIR_MODE, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create the volume directory {parent}: {err.strerror}") from None
-    return made
-
-
-def _remove_made(made: list[str]) -> None:
-    """Take back the directories :func:`_make_volume_dir` made, as kubelet removes the volume
-    directory of a failed SetUp; one that is not empty (or not there) stays as it is."""
-    for path in made:
-        with contextlib.suppress(OSError):
-            os.rmdir(path)
-
-
 def _mount(args: list[str]) -> int:
     from agent.csi.client import publish
 
     ns = _mount_parser().parse_args(args)
     volume = _pod_volume(ns)
-    made = _make_volume_dir(volume.target_path)
+    made = make_volume_dir(volume.target_path)
     try:
         asyncio.run(publish(socket_path_from_endpoint(ns.endpoint), volume))
     except BaseException:
-        _remove_made(made)
+        remove_made(made)
         raise
     print(f"mounted {volume.target_path}")
     for line in describe_volume(volume.target_path, ns.show_contents):
@@ -201,7 +157,7 @@ def _pod_volume(ns: argparse.Namespace) -> PodVolume:
     tokens and node-publish secrets read from their files (ConfigError names the flag)."""
     from agent.csi.client import PodVolume
 
-    target = _target(ns)
+    target = target_of(ns)
     parsed = pod_uid_and_volume(target)
     volume = PodVolume(
         target_path=target,
@@ -229,7 +185,7 @@ def _unmount(args: list[str]) -> int:
     ns = parser.parse_args(args)
     if not ns.target and not ns.uid:
         raise ConfigError("--target or --uid (with --volume) names the volume to unmount")
-    target = _target(ns)
+    target = target_of(ns)
     volume_id = ns.volume_id or _volume_id(target)
     # NodeUnpublishVolume succeeds whether or not anything was there (kubelet retries rely on
     # it); look first so the message does not claim an unmount that never happened.
@@ -246,36 +202,6 @@ def _volume_id(target: str, pod_uid: str = "") -> str:
     parsed = pod_uid_and_volume(target)
     uid, name = parsed if parsed else (pod_uid, target)
     return ephemeral_volume_id(uid, name)
-
-
-def describe_volume(target: str, show_contents: bool = False) -> list[str]:
-    """One line per visible file: mode, size, relative path. Reserved ``..*`` names are skipped."""
-    lines = []
-    for top in sorted(os.listdir(target)):
-        if top.startswith(".."):
-            continue
-        root = os.path.join(target, top)
-        paths = [root] if not os.path.isdir(root) else _walk(root)
-        for path in paths:
-            info = os.stat(path)
-            relative = os.path.relpath(path, target)
-            lines.append(f"  {stat.filemode(info.st_mode)} {info.st_size:>8}  {relative}")
-            if show_contents and _regular_file_inside(path, target):
-                with open(path, "rb") as handle:
-                    lines.append("    " + handle.read().decode("utf-8", "replace"))
-    return lines
-
-
-def _regular_file_inside(path: str, target: str) -> bool:
-    """Never print through a link that leads out of the volume (this runs as root)."""
-    real, root = os.path.realpath(path), os.path.realpath(target)
-    return os.path.commonpath([real, root]) == root and os.path.isfile(real)
-
-
-def _walk(root: str) -> list[str]:
-    return sorted(
-        os.path.join(d, f) for d, _, files in os.walk(root, followlinks=True) for f in files
-    )
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import _volume_id, describe_volume, main
+from agent.cli import _volume_id, main
+from agent.cli_volume import describe_volume
 
 
 def test_version_prints_upstream_shaped_json(capsys: pytest.CaptureFixture[str]) -> None:
