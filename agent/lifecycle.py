@@ -121,6 +121,7 @@ class Agent:
             kubelet_root_dir=self.settings.kubelet_root_dir,
             recovered_volumes=recovered.adopted,
             unrecorded_volumes=len(recovered.unrecorded),
+            refused_volumes=len(recovered.refused),
             statuses_rewritten=recovered.statuses_written,
             stale_statuses_deleted=recovered.statuses_deleted,
         )

@@ -5,7 +5,12 @@ The source of truth is the node itself: every ``<kubelet root>/pods/*/volumes/ku
 is complete. Statuses are derived from that, never the other way round, so a lost, stale or
 shared status cannot hide a volume:
 
-- a volume with usable metadata is adopted (rotation and cleanup resume without kubelet);
+- a volume with usable metadata is adopted (rotation and cleanup resume without kubelet), once
+  the mounter's inspection, the one a publish makes, accepts it: a target it refuses (in tmpfs
+  mode another file system mounted there, such as a bind mount of a node directory holding a
+  copied or forged volume, metadata and all) is logged with the rule and left as it is, never
+  read, written or deleted; its status goes with the stale ones below, kubelet's republish is
+  refused with the same rule, and its unpublish detaches it without deleting anything in it;
 - a volume without it (killed before its metadata was saved, or written by the upstream driver)
   is logged; kubelet's retry of the publish completes and records it, or its unpublish removes
   it;
@@ -27,6 +32,7 @@ import structlog
 from agent.core.mount_table import MountTable, StatusKey
 from agent.core.records import record_from_metadata, status_of
 from agent.core.volume_statuses import VolumeStatuses
+from agent.errors import InvalidRequest
 from agent.model import PodStatus, VolumeRecord
 from agent.ports import PodStatusStore
 from agent.ports_volumes import VolumeMetadataStore, VolumeMounter
@@ -40,6 +46,7 @@ class Recovered:
 
     adopted: int = 0
     unrecorded: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # not the agent's to adopt (the reason logged)
     statuses_written: int = 0
     statuses_deleted: int = 0
 
@@ -56,7 +63,15 @@ async def rebuild_mount_table(
     # every volume put in the table), and knowing what the server holds keeps that a no-op.
     statuses = await store.load_all()
     for target in await mounter.discover():
-        if await adopt_volume(target, metadata, table) is None:
+        try:
+            state = await mounter.inspect(target)
+        except InvalidRequest as err:
+            log.warning("recovery.volume_refused", target_path=target, error=err.message)
+            recovered.refused.append(target)
+            continue
+        if state is None:
+            continue  # gone, or emptied, since the scan
+        if not state.has_metadata or await adopt_volume(target, metadata, table) is None:
             log.warning("recovery.volume_without_metadata", target_path=target)
             recovered.unrecorded.append(target)
         else:

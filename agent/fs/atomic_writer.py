@@ -24,9 +24,10 @@ from agent.errors import FileWriteError
 from agent.fs import files as _files
 from agent.fs.capacity import VolumeCapacity
 from agent.fs.confined import KubeletVolumes
-from agent.fs.layout import DATA_DIR, DATA_TMP, RESERVED_PREFIX, is_ts_dir_name, remove_name
+from agent.fs.layout import DATA_DIR, DATA_TMP, RESERVED_PREFIX, is_ts_dir_name
 from agent.fs.paths import DEFAULT_MAX_TOTAL_BYTES, first_component, validate_payload
 from agent.fs.payload_dir import NO_SPACE, differs, new_ts_dir, paths_to_remove, write_payload
+from agent.fs.removal import remove_name
 from agent.model import SecretFile
 
 __all__ = ["AsyncPayloadWriter", "AtomicWriter"]

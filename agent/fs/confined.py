@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agent.errors import InvalidRequest
+from agent.fs.layout import refuse_not_tmpfs
+from agent.fs.mount_syscalls import is_tmpfs
 from agent.targets import (
     CSI_PLUGIN_DIR,
     PODS_DIR,
@@ -67,10 +69,17 @@ class MadeTarget:
 
 
 class KubeletVolumes:
-    """Descriptors of kubelet volume directories below one root (``--kubelet-root-dir``)."""
+    """Descriptors of kubelet volume directories below one root (``--kubelet-root-dir``).
 
-    def __init__(self, rules: TargetRules) -> None:
+    ``tmpfs_only`` (tmpfs mode): :meth:`open_target_path`, which the writer, the metadata store
+    and the file reader open a volume with, refuses a target that is no tmpfs, so secrets are
+    never written onto the node's disk, whatever was mounted over a volume (or unmounted from
+    it) since the agent mounted it.
+    """
+
+    def __init__(self, rules: TargetRules, *, tmpfs_only: bool = False) -> None:
         self.rules = rules
+        self.tmpfs_only = tmpfs_only
 
     @property
     def root(self) -> str:
@@ -88,8 +97,16 @@ class KubeletVolumes:
         return self._walk(target.below_root)
 
     def open_target_path(self, target: str) -> int:
-        """:meth:`open_target` for an unparsed path (parsing applies the string rules)."""
-        return self.open_target(self.parse(target))
+        """:meth:`open_target` for an unparsed path (parsing applies the string rules), to read
+        or write the volume's files: with ``tmpfs_only``, InvalidRequest when it is no tmpfs."""
+        fd = self.open_target(self.parse(target))
+        try:
+            if self.tmpfs_only and not is_tmpfs(fd):
+                raise refuse_not_tmpfs(target)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def _walk(self, names: tuple[str, ...]) -> int:
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)

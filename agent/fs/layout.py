@@ -10,16 +10,17 @@ same layout, so a volume written by the upstream driver is recognised too)::
     ..agent-volume.json (+ .tmp while saved)    the agent's metadata (non-secret)
 
 Anything else in a target was not written by the agent: it is never deleted, and a target that
-holds it and is not a mount is never mounted over (see :func:`classify`).
+holds it and is not a mount is never mounted over (see :func:`survey`). Names are judged here;
+what is removed below them (only the kinds the writer makes, never another mount) is
+agent/fs/removal.py's. In tmpfs mode nothing on the node's disk below the tmpfs is the agent's
+(``Survey.disowned``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shutil
-import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.errors import InvalidRequest
@@ -47,6 +48,11 @@ class Survey:
     foreign: tuple[str, ...]  # everything else
     complete: bool  # ``..data`` links to a timestamped directory that exists
     has_metadata: bool
+
+    def disowned(self) -> Survey:
+        """The same entries, none of them the agent's (the node's disk below a tmpfs mount)."""
+        everything = tuple(sorted(self.artefacts + self.foreign))
+        return Survey(artefacts=(), foreign=everything, complete=False, has_metadata=False)
 
     @property
     def content(self) -> VolumeContent:
@@ -103,36 +109,11 @@ def _link_kind(dir_fd: int, name: str) -> str:
         return ""
 
 
-def remove_artefacts(dir_fd: int, names: tuple[str, ...]) -> None:
-    """Remove the given artefacts of a survey (never following a symlink); raise the first
-    error at the end, so one stuck entry does not keep the rest of the secrets on disk."""
-    first_error: OSError | None = None
-    for name in names:
-        try:
-            remove_name(dir_fd, name)
-        except OSError as exc:
-            first_error = first_error or exc
-    if first_error is not None:
-        raise first_error
-
-
-def remove_name(dir_fd: int, name: str) -> None:
-    """Remove the entry ``name`` of ``dir_fd``: a file, a symlink or a whole directory tree."""
-    try:
-        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(mode):
-        shutil.rmtree(name, dir_fd=dir_fd)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name, dir_fd=dir_fd)
-
-
-def refuse_foreign(target: KubeletTarget, found: Survey) -> InvalidRequest:
-    """The refusal for a target holding what the agent did not write (names, never content)."""
-    names = ", ".join(repr(name) for name in found.foreign[:3])
-    more = f" and {len(found.foreign) - 3} more" if len(found.foreign) > 3 else ""
+def refuse_foreign(target: KubeletTarget, foreign: Sequence[str]) -> InvalidRequest:
+    """The refusal for a target holding what the agent did not write: ``foreign`` names it
+    (paths relative to the target; names, never content)."""
+    names = ", ".join(repr(name) for name in foreign[:3])
+    more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
     return InvalidRequest(
         f"Target path {shown(target.path)} holds files the agent did not write "
         f"({names}{more}); the agent never mounts over or deletes them"
@@ -145,4 +126,15 @@ def refuse_other_file_system(target: KubeletTarget) -> InvalidRequest:
     return InvalidRequest(
         f"Target path {shown(target.path)} is the mount of another file system, not a tmpfs: "
         "the agent writes secrets only into a tmpfs of its own, never into someone else's mount"
+    )
+
+
+def refuse_not_tmpfs(target: str) -> InvalidRequest:
+    """The refusal of a file operation on a volume (a write, a metadata save or load, a read)
+    whose target is no tmpfs in tmpfs mode: another file system was mounted over it, or its
+    tmpfs is gone and the directory below is the node's disk."""
+    return InvalidRequest(
+        f"Target path {shown(target)} is not a tmpfs (another file system is mounted there, or "
+        "the volume's tmpfs is gone): in tmpfs mode the agent reads and writes a volume's files "
+        "only in its own tmpfs"
     )

@@ -59,7 +59,9 @@ def check(rc: int, what: str) -> None:
         raise OSError(code, f"{what}: {os.strerror(code)}")
 
 
-def _mount_id(fd: int) -> str | None:
+def mount_id(fd: int) -> str | None:
+    """The id of the mount the open ``fd`` is on (/proc/self/fdinfo, Linux >= 3.15); None when
+    /proc does not say."""
     try:
         with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as handle:
             for line in handle:
@@ -76,7 +78,7 @@ def is_mount_root(parent_fd: int, fd: int) -> bool:
     if os.fstat(fd).st_dev != os.fstat(parent_fd).st_dev:
         return True
     # Same device may still be a bind mount: mount ids tell (fdinfo, Linux >= 3.15).
-    own, parent = _mount_id(fd), _mount_id(parent_fd)
+    own, parent = mount_id(fd), mount_id(parent_fd)
     return own is not None and parent is not None and own != parent
 
 

@@ -3,8 +3,11 @@
 Both act only on kubelet target paths below ``--kubelet-root-dir`` and reach them through
 descriptors opened without following symlinks (``agent.fs.confined``): the tmpfs is mounted on
 and detached from ``/proc/self/fd/<n>`` of such a descriptor, so no path is resolved twice.
-Content is deleted only when it is the agent's own (``agent.fs.layout``); a target that is not
-a mount and holds anything else is refused with InvalidArgument, and left as it is. The
+Content is deleted only when it is the agent's own (``agent.fs.layout``, ``agent.fs.removal``);
+a target that is not a mount and holds anything else is refused with InvalidArgument, and left
+as it is. In tmpfs mode the agent's own is what lies in its tmpfs alone: another file system
+mounted at a target is never written into nor adopted, and an unpublish detaches it with its
+content untouched; the node's disk below a mount holds nothing of the agent's. The
 syscalls are agent/fs/mount_syscalls.py's, the opened target agent/fs/mount_target.py's.
 """
 
@@ -19,13 +22,7 @@ from agent import crashpoints
 from agent.aio.threads import run_blocking
 from agent.errors import ConfigError, InvalidRequest, MountError, MountPointError
 from agent.fs.confined import KubeletVolumes, MadeTarget
-from agent.fs.layout import (
-    Survey,
-    refuse_foreign,
-    refuse_other_file_system,
-    remove_artefacts,
-    survey,
-)
+from agent.fs.layout import Survey, refuse_foreign, refuse_other_file_system, survey
 from agent.fs.mount_syscalls import (
     MOUNT_FLAGS,
     check,
@@ -36,6 +33,7 @@ from agent.fs.mount_syscalls import (
     libc,
 )
 from agent.fs.mount_target import OpenedTarget, open_target
+from agent.fs.removal import remove_artefacts
 from agent.model import VolumeState
 from agent.ports_volumes import VolumeMounter
 from agent.targets import MOUNT_DIR
@@ -63,6 +61,10 @@ class _Mounter:
 
     def _state(self, opened: OpenedTarget, found: Survey) -> VolumeState | None:
         raise NotImplementedError
+
+    def _unmounted(self, fd: int) -> Survey:
+        """What a target that is no mount holds (``fd``), as the mode judges it."""
+        return survey(fd)
 
     def _detach_all(self, opened: OpenedTarget) -> bool:
         """Remove the agent's files from each mount at the target and detach it; True when
@@ -122,9 +124,9 @@ class _Mounter:
             if not self._mounted(opened):
                 if opened.fd is None:
                     return None
-                found = survey(opened.fd)
+                found = self._unmounted(opened.fd)
                 if found.foreign:
-                    raise refuse_foreign(opened.spec, found)
+                    raise refuse_foreign(opened.spec, found.foreign)
                 return None  # nothing, or only the agent's leftovers: publish afresh
             assert opened.fd is not None
             return self._state(opened, survey(opened.fd))
@@ -143,10 +145,12 @@ class _Mounter:
             cleared = self._detach_all(opened)
             if opened.fd is None:
                 return
-            found = survey(opened.fd)
+            found = self._unmounted(opened.fd)
             if found.foreign:
-                raise refuse_foreign(opened.spec, found)
-            remove_artefacts(opened.fd, found.artefacts)
+                raise refuse_foreign(opened.spec, found.foreign)
+            kept = remove_artefacts(opened.fd, found.artefacts)
+            if kept:  # below the agent's names: another mount, or what its writer never makes
+                raise refuse_foreign(opened.spec, kept)
             if not cleared:
                 crashpoints.reached("unpublish.cleared")
             os.rmdir(MOUNT_DIR, dir_fd=opened.parent)
@@ -207,6 +211,12 @@ class TmpfsMounter(_Mounter):
             raise refuse_other_file_system(opened.spec)
         return VolumeState(found.content, found.has_metadata)
 
+    def _unmounted(self, fd: int) -> Survey:
+        # The agent reads and writes a volume only in its tmpfs (KubeletVolumes refuses any
+        # other file system), so nothing on the node's disk below is its own: even the writer's
+        # layout there (copied, say) is someone else's, never deleted or mounted over.
+        return survey(fd).disowned()
+
     def mount_blocking(self, path: str) -> None:
         made = self._make_target(path)
         try:
@@ -215,10 +225,9 @@ class TmpfsMounter(_Mounter):
                     if not is_tmpfs(made.fd):  # mounted since the inspection
                         raise refuse_other_file_system(self.volumes.parse(path))
                     return
-                found = survey(made.fd)  # the node's disk below the mount: only ours may be there
+                found = self._unmounted(made.fd)  # the node's disk: an empty directory at most
                 if found.foreign:
-                    raise refuse_foreign(self.volumes.parse(path), found)
-                remove_artefacts(made.fd, found.artefacts)
+                    raise refuse_foreign(self.volumes.parse(path), found.foreign)
             options = self.data.encode()
             rc = libc().mount(b"tmpfs", fd_path(made.fd), b"tmpfs", self._flags, options)
             check(rc, "mount")
@@ -238,10 +247,13 @@ class TmpfsMounter(_Mounter):
             if not self._mounted(opened):
                 break
             assert opened.fd is not None
-            # Secrets first, so they are gone even if the mount stays busy. Whatever else is in
-            # the mount (a legacy plugin's files) goes with the tmpfs, never one by one.
-            with contextlib.suppress(OSError):
-                remove_artefacts(opened.fd, survey(opened.fd).artefacts)
+            # The agent's tmpfs: secrets first, so they are gone even if the mount stays busy.
+            # Whatever else is in it (a legacy plugin's files, a mount inside it) goes with the
+            # tmpfs, never one by one. Another file system mounted here (the node's disk through
+            # a bind mount) is not the agent's: detached as upstream does, its content untouched.
+            if is_tmpfs(opened.fd):
+                with contextlib.suppress(OSError):
+                    remove_artefacts(opened.fd, survey(opened.fd).artefacts)
             crashpoints.reached("unpublish.cleared")
             os.close(opened.fd)
             opened.fd = None
@@ -266,7 +278,7 @@ class DirectoryMounter(_Mounter):
 
     def _state(self, opened: OpenedTarget, found: Survey) -> VolumeState:
         if found.foreign and not found.has_metadata:
-            raise refuse_foreign(opened.spec, found)
+            raise refuse_foreign(opened.spec, found.foreign)
         return VolumeState(found.content, found.has_metadata)
 
     def mount_blocking(self, path: str) -> None:

@@ -43,7 +43,7 @@ def build_volume_stack(
     """The stack for ``platform``; ConfigError for a mount mode the platform cannot do."""
     if platform.windows:
         return _windows_stack(platform, targets, mount_mode, max_total_bytes)
-    volumes = KubeletVolumes(targets)
+    volumes = KubeletVolumes(targets, tmpfs_only=mount_mode == "tmpfs")
     capacity = VolumeCapacity(tmpfs=mount_mode == "tmpfs", size_bytes=tmpfs_size)
     return VolumeStack(
         mounter=make_mounter(mount_mode, volumes, tmpfs_size),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import stat
@@ -17,10 +18,11 @@ from agent.fs.atomic_writer import AsyncPayloadWriter
 from agent.fs.confined import KubeletVolumes
 from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
 from agent.fs.mounter import DirectoryMounter, TmpfsMounter, make_mounter
+from agent.fs.named_files import read_named_files
 from agent.model import SecretFile, VolumeContent, VolumeState
 from agent.targets import TargetRules
 from tests.support.kubelet import kubelet_target
-from tests.support.mounts import force_unmount_under, mounts_under
+from tests.support.mounts import force_unmount_under, mounts_under, off_tmpfs
 from tests.support.volume_files import read_visible_files
 
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="tmpfs mounts need root")
@@ -159,19 +161,59 @@ async def test_a_plain_directory_with_foreign_files_is_refused(
 
 @pytest.mark.root
 @requires_root
-async def test_the_agents_leftovers_on_a_plain_directory_are_cleared(
+async def test_tmpfs_mode_owns_nothing_on_a_plain_directory(
     volumes: KubeletVolumes, target: Path
 ) -> None:
+    """In tmpfs mode the agent writes only into its tmpfs, so the writer's layout in a plain
+    directory is someone else's. Before: it counted as the agent's leftovers, and was deleted
+    by a mount (which then mounted over the directory) or an unmount."""
     mounter = TmpfsMounter(volumes, size_bytes=None)
     target.mkdir()
     (target / "..2020_01_01_00_00_00.x").mkdir()
     (target / "a").symlink_to("..data/a")
-    assert await mounter.inspect(str(target)) is None
-    await mounter.mount(str(target))
-    await mounter.unmount(str(target))
+    for call in (mounter.inspect, mounter.mount, mounter.unmount):
+        with pytest.raises(InvalidRequest, match="holds files the agent did not write"):
+            await call(str(target))
+    assert sorted(os.listdir(target)) == ["..2020_01_01_00_00_00.x", "a"]
+    assert mounts_under(str(target)) == []
+    (target / "a").unlink()
+    (target / "..2020_01_01_00_00_00.x").rmdir()
+    await mounter.unmount(str(target))  # the empty directory a crash may leave: removed
     assert not os.path.lexists(target)
     await mounter.unmount(str(target))  # missing is fine
     assert await mounter.is_mounted(str(target)) is False
+
+
+@pytest.mark.root
+@requires_root
+async def test_tmpfs_mode_reads_and_writes_a_volume_only_in_a_tmpfs(tmp_path: Path) -> None:
+    """The writer, the metadata store and the reader of a tmpfs-mode stack refuse a target that
+    is no tmpfs (the tmpfs unmounted behind the agent's back, or another file system mounted
+    over it): before, a rotation then wrote the secrets onto the node's disk."""
+    root = tmp_path / "kubelet"
+    root.mkdir()
+    with off_tmpfs(root):
+        volumes = KubeletVolumes(TargetRules(str(root)), tmpfs_only=True)
+        target = kubelet_target(root)
+        mounter, writer = TmpfsMounter(volumes), AsyncPayloadWriter(volumes)
+        metadata = JsonVolumeMetadata(volumes)
+        await mounter.mount(target)
+        assert await writer.write(target, files(a=b"1")) is True
+        await metadata.save(target, {"volume_id": "v"})
+        assert read_named_files(volumes, target, ["a"], 10) == {"a": b"1"}
+        await mounter.unmount(target)
+        os.mkdir(target)  # the tmpfs gone: the node's disk
+        refusals = [
+            writer.write(target, files(a=b"2")),
+            metadata.save(target, {"volume_id": "v"}),
+            metadata.load(target),
+            asyncio.to_thread(read_named_files, volumes, target, ["a"], 10),
+        ]
+        for call in refusals:
+            with pytest.raises(InvalidRequest, match="is not a tmpfs"):
+                await call
+        assert os.listdir(target) == []
+        os.rmdir(target)
 
 
 @pytest.mark.root

@@ -103,7 +103,12 @@ async def test_a_second_volume_never_overwrites_and_inherits_on_unpublish(
     assert (await status_files(harness)) == {}
 
 
+@pytest.mark.parametrize(
+    "settings_overrides", [{}, {"mount_mode": "directory"}], ids=["default", "directory-mode"]
+)
 async def test_recovery_finds_volumes_whose_status_is_lost(harness: AgentHarness) -> None:
+    """Directory mode too: the tmpfs rule recovery applies (another file system mounted at a
+    target is not adopted) leaves its volumes, directories on the node's disk, as they were."""
     target = harness.target()
     await harness.kubelet.publish(publish_request(target))
     await harness.statuses_written()

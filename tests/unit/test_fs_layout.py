@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from agent.fs.atomic_writer import AtomicWriter
-from agent.fs.layout import remove_artefacts, survey
+from agent.fs.layout import survey
+from agent.fs.removal import remove_artefacts
 from agent.model import SecretFile, VolumeContent
 
 TS = "..2026_01_02_03_04_05.abcd"
@@ -115,3 +117,27 @@ def test_only_the_agents_files_are_removed(tmp_path: Path) -> None:
         os.close(fd)
     assert sorted(os.listdir(target)) == ["evil", "notes.txt"]
     assert (outside / "keep").read_text() == "k"
+
+
+def test_a_version_directory_loses_only_what_the_writer_makes(tmp_path: Path) -> None:
+    """Inside a version directory the writer makes regular files and directories only; a
+    symlink, a FIFO or a socket someone put there is kept (with the directories leading to it)
+    and named. Before: the directory was removed whole."""
+    target = tmp_path / "t"
+    target.mkdir()
+    written(target)
+    version = target / os.readlink(target / "..data")
+    os.symlink("/etc/hostname", version / "d" / "link")
+    os.mkfifo(version / "pipe")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(version / "d" / "sock"))
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            kept = remove_artefacts(fd, survey(fd).artefacts)
+        finally:
+            os.close(fd)
+    name = version.name
+    assert sorted(kept) == [f"{name}/d/link", f"{name}/d/sock", f"{name}/pipe"]
+    assert sorted(os.listdir(target)) == [name]
+    assert sorted(os.listdir(version)) == ["d", "pipe"]
+    assert sorted(os.listdir(version / "d")) == ["link", "sock"]  # "e", the secret, is gone

@@ -13,8 +13,9 @@ from agent.errors import FileWriteError, InvalidRequest, VolumeFull
 from agent.fs.atomic_writer import AtomicWriter
 from agent.fs.capacity import VolumeCapacity
 from agent.fs.confined import KubeletVolumes
-from agent.fs.layout import remove_artefacts, survey
+from agent.fs.layout import survey
 from agent.fs.metadata import METADATA_FILE, JsonVolumeMetadata
+from agent.fs.removal import remove_artefacts
 from agent.model import SecretFile
 from agent.targets import TargetRules
 from tests.support.kubelet import kubelet_target

@@ -76,7 +76,7 @@ class WindowsDirectoryMounter:
         if not found.artefacts and not found.foreign:
             return None
         if found.foreign and not found.has_metadata:
-            raise refuse_foreign(spec, found)
+            raise refuse_foreign(spec, found.foreign)
         return VolumeState(found.content, found.has_metadata)
 
     def mount_blocking(self, target: str) -> None:
@@ -96,7 +96,7 @@ class WindowsDirectoryMounter:
         try:
             found = survey_directory(directory)
             if found.foreign:
-                raise refuse_foreign(spec, found)
+                raise refuse_foreign(spec, found.foreign)
             _remove_artefacts(directory, found)
             crashpoints.reached("unpublish.cleared")
             os.rmdir(directory)
