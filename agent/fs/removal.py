@@ -25,14 +25,9 @@ import errno
 import os
 import stat
 
+from agent.fs.confined import DIR_FLAGS
 from agent.fs.mount_syscalls import mount_id
 
-_DIR_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_DIRECTORY", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
 MAX_DEPTH = 64  # directory levels below a removed name; payloads are a few levels deep
 
 
@@ -75,7 +70,7 @@ def _empty(
     """Empty the directory ``name`` of ``parent_fd`` of the writer's kinds of entry; return
     what was kept (``shown`` itself when it is another mount's root or too deep)."""
     try:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
     except FileNotFoundError:
         return []
     try:
