@@ -39,11 +39,14 @@ class VolumeMounter(Protocol):
 
     async def unmount(self, target: str) -> None:
         """Remove the agent's files, unmount, remove the directory. Missing target is fine;
-        a target holding files the agent did not write is refused (InvalidRequest)."""
+        a target holding files the agent did not write is refused (InvalidRequest), after the
+        agent's own are removed when they lie beside them below its names. Another file
+        system mounted at a tmpfs-mode target is detached with its content untouched."""
         ...
 
     async def discover(self) -> list[str]:
-        """Every target below the kubelet root that holds a volume (restart recovery)."""
+        """Every target below the kubelet root that holds a volume (restart recovery, which
+        then inspects each, so the rules a publish applies decide what is adopted)."""
         ...
 
 

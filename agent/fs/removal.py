@@ -28,7 +28,8 @@ import stat
 from agent.fs.confined import DIR_FLAGS
 from agent.fs.mount_syscalls import mount_id
 
-MAX_DEPTH = 64  # directory levels below a removed name; payloads are a few levels deep
+# Directory levels below a removed name: payloads have a few; one recursion frame per level.
+MAX_DEPTH = 256
 
 
 def remove_artefacts(dir_fd: int, names: tuple[str, ...]) -> list[str]:

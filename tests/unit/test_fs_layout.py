@@ -11,7 +11,7 @@ import pytest
 
 from agent.fs.atomic_writer import AtomicWriter
 from agent.fs.layout import survey
-from agent.fs.removal import remove_artefacts
+from agent.fs.removal import MAX_DEPTH, remove_artefacts
 from agent.model import SecretFile, VolumeContent
 
 TS = "..2026_01_02_03_04_05.abcd"
@@ -141,3 +141,22 @@ def test_a_version_directory_loses_only_what_the_writer_makes(tmp_path: Path) ->
     assert sorted(os.listdir(target)) == [name]
     assert sorted(os.listdir(version)) == ["d", "pipe"]
     assert sorted(os.listdir(version / "d")) == ["link", "sock"]  # "e", the secret, is gone
+
+
+def test_a_tree_deeper_than_any_payload_is_kept_not_walked_to_its_end(tmp_path: Path) -> None:
+    """A hostile version directory nested past MAX_DEPTH is kept below that depth (the walk
+    neither recurses without end nor removes what it did not reach)."""
+    target = tmp_path / "t"
+    (target / TS).mkdir(parents=True)
+    deep = target / TS
+    for _ in range(MAX_DEPTH + 5):
+        deep = deep / "d"
+    os.makedirs(deep)
+    (target / TS / "secret").write_bytes(b"s")
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        kept = remove_artefacts(fd, (TS,))
+    finally:
+        os.close(fd)
+    assert kept == [f"{TS}/" + "/".join(["d"] * MAX_DEPTH)]
+    assert not (target / TS / "secret").exists()
