@@ -223,6 +223,24 @@ NOT_RENDERED = {
     "--trusted-file-dirs": "linux.extraArgs, with linux.volumes for the directories",
     "--debug-loggers": "a troubleshooting knob: linux.extraArgs, or its variable in linux.env",
     "--agent-namespace": "the POD_NAMESPACE variable the chart sets from the downward API",
+    **{
+        flag: "klog's, accepted for compatibility; no effect"
+        for flag in (
+            "--logtostderr",
+            "--alsologtostderr",
+            "--add_dir_header",
+            "--skip_headers",
+            "--skip_log_headers",
+            "--one_output",
+            "--legacy_stderr_threshold_behavior",
+            "--vmodule",
+            "--log_dir",
+            "--log_file",
+            "--log_backtrace_at",
+            "--log_file_max_size",
+            "--stderrthreshold",
+        )
+    },
 }
 
 
