@@ -23,6 +23,7 @@ _BOOLEANS = (
     "--legacy_stderr_threshold_behavior",
 )
 _STRINGS = ("--vmodule", "--log_dir", "--log_file", "--log_backtrace_at")
+KLOG_FLAGS = (*_BOOLEANS, *_STRINGS, "--log_file_max_size", "--stderrthreshold")
 # klog's severities by name (case-insensitive) or number.
 _SEVERITIES = ("INFO", "WARNING", "ERROR", "FATAL")
 
