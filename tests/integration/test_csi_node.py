@@ -436,6 +436,18 @@ async def test_metrics_count_publishes_with_upstream_names(harness: AgentHarness
     )
 
 
+async def test_a_republish_of_a_mounted_volume_counts_as_a_publish(harness: AgentHarness) -> None:
+    """Upstream counts every successful return in node_publish_total, the idempotent republish
+    of a mounted volume (kubelet's requiresRepublish calls) included."""
+    target = harness.target()
+    for _ in range(3):
+        await harness.kubelet.publish(publish_request(target))
+    assert len(harness.provider.requests) == 1
+    body = harness.agent.metrics.exposition()[0].decode()
+    assert 'node_publish_total{os_type="linux",provider="fake"} 3.0' in body
+    assert "node_publish_error_total{" not in body
+
+
 async def test_failed_metadata_write_leaves_no_status_and_no_mount(
     harness: AgentHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
