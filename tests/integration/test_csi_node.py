@@ -56,6 +56,19 @@ async def test_identity_answers_like_upstream(harness: AgentHarness) -> None:
     assert probe.ready is True
 
 
+@pytest.mark.parametrize("settings_overrides", [{"driver_name": ""}])
+async def test_plugin_info_without_a_driver_name_is_unavailable(harness: AgentHarness) -> None:
+    """As upstream's GetPluginInfo: no name (``--drivername=``) is UNAVAILABLE, which
+    node-driver-registrar reports instead of registering a nameless driver."""
+    details = await expect_error(
+        harness.kubelet.call(
+            "Identity", "GetPluginInfo", csi.GetPluginInfoRequest(), csi.GetPluginInfoResponse
+        ),
+        grpc.StatusCode.UNAVAILABLE,
+    )
+    assert "driver name" in details
+
+
 async def test_node_info_and_capabilities(harness: AgentHarness) -> None:
     info = await harness.kubelet.call(
         "Node", "NodeGetInfo", csi.NodeGetInfoRequest(), csi.NodeGetInfoResponse
