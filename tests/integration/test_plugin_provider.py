@@ -448,6 +448,23 @@ async def test_publish_and_unpublish_through_a_plugin(
     assert mounts_under(target) == []
 
 
+async def test_tokens_kubelet_puts_in_the_secrets_reach_the_plugin_as_upstream_sends_them(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    """Kubelet >= 1.35 with the CSIDriver's serviceAccountTokenInSecrets sends the tokens in
+    ``secrets``, not in the volume context (upstream §3.7). Upstream copies them into the
+    attributes under the usual key and forwards ``secrets`` verbatim, tokens included."""
+    tokens = json.dumps({"aud": {"token": "jwt", "expirationTimestamp": "2099-01-01T00:00:00Z"}})
+    key = "csi.storage.k8s.io/serviceAccount.tokens"
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(
+        publish_request(target, secrets={key: tokens, "clientid": "c"})
+    )
+    (received,) = plugin.requests
+    assert json.loads(received.attributes)[key] == tokens
+    assert json.loads(received.secrets) == {key: tokens, "clientid": "c"}
+
+
 async def test_a_plugin_that_starts_after_the_agent_is_found(
     plugin_agent: AgentHarness, plugin_dir: str
 ) -> None:
