@@ -281,6 +281,15 @@ async def test_spc_without_parameters_is_rejected(harness: AgentHarness) -> None
     assert "spec.parameters" in details
 
 
+async def test_spc_without_a_provider_is_rejected(harness: AgentHarness) -> None:
+    harness.write_spc(provider='""')
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(harness.target())), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "spec.provider is not set in secretproviderclass default/app-secrets" in details
+    assert mounts_under(harness.target()) == []
+
+
 async def test_malformed_token_json_is_rejected_without_echoing_it(harness: AgentHarness) -> None:
     request = publish_request(harness.target())
     request.volume_context["csi.storage.k8s.io/serviceAccount.tokens"] = '{"vault": "eyJhbGciOi'
