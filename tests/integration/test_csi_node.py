@@ -200,6 +200,25 @@ async def test_republish_is_idempotent_and_refreshes_tokens(harness: AgentHarnes
     assert token is not None and token.token == "second"
 
 
+async def test_the_capabilitys_fs_type_mount_flags_and_access_mode_are_ignored(
+    harness: AgentHarness,
+) -> None:
+    """As upstream (§3.5 step 14): the volume is a tmpfs whatever ``csi.fsType`` or mount
+    flags the pod asks for; only a missing capability is refused."""
+    target = harness.target()
+    request = publish_request(target)
+    request.volume_capability = csi.VolumeCapability(
+        mount=csi.VolumeCapabilityMountVolume(fs_type="ext4", mount_flags=["rw", "exec"]),
+        access_mode=csi.VolumeCapabilityAccessMode(
+            mode=csi.VolumeCapabilityAccessModeMode.MULTI_NODE_MULTI_WRITER
+        ),
+    )
+    await harness.kubelet.publish(request)
+    assert visible_names(target) == ["password", "username"]
+    if is_root():
+        assert mounts_under(target) == [target]
+
+
 async def test_socket_mode_is_0660_or_stricter(harness: AgentHarness) -> None:
     mode = stat.S_IMODE(os.stat(harness.socket).st_mode)
     assert mode & 0o007 == 0 and mode & 0o660 == mode

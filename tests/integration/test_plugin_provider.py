@@ -743,13 +743,16 @@ async def test_rotation_through_a_plugin_sends_the_mounted_versions_and_swaps_ne
     """Upstream §15 item 5: rotation works with gRPC plugins. The first publish sends no
     current versions (as upstream's NodePublish); a rotation sends the volume's recorded ones,
     as ≤v1.5's reconciler did from the pod status (providers such as AWS's skip unchanged
-    objects with them); new content is swapped in and counted."""
+    objects with them), and the pod's tokens and node-publish secret; new content is swapped
+    in and counted."""
     clock = ManualClock()
     async with agent_with_plugins(
         agent_root, plugin_dir, clock, enable_secret_rotation=True, rotation_poll_interval=60.0
     ) as harness:
         target = harness.target()
-        await harness.kubelet.publish(publish_request(target, tokens={"aud": "jwt"}))
+        await harness.kubelet.publish(
+            publish_request(target, tokens={"aud": "jwt"}, secrets={"clientid": "c"})
+        )
         assert Path(target, "foo").read_bytes() == b"foo:v1"
         plugin.rotated = True  # upstream's e2e provider after GET /rotation?rotated=true
 
@@ -762,6 +765,9 @@ async def test_rotation_through_a_plugin_sends_the_mounted_versions_and_swaps_ne
         assert first.current_versions == ()
         assert sorted(second.current_versions) == [("secret/bar", "v1"), ("secret/foo", "v1")]
         assert "jwt" in json.loads(second.attributes)["csi.storage.k8s.io/serviceAccount.tokens"]
+        # kubelet's node-publish secret, kept from its last call: no Secret label needed (≤v1.5
+        # read it itself, only when labelled secrets-store.csi.k8s.io/used=true).
+        assert second.secrets == '{"clientid":"c"}'
         assert Path(target, "foo").read_bytes() == b"foo:rotated"
         record = harness.agent.table.get(target)
         assert record is not None and {v.version for v in record.versions} == {"v2"}
