@@ -364,7 +364,10 @@ async def test_grpcio_status_codes_other_than_unavailable_are_not_retried(
 
 @contextlib.asynccontextmanager
 async def agent_with_plugins(
-    agent_root: Path, plugin_dir: str, clock: ManualClock | None = None, **overrides: object
+    agent_root: Path,
+    plugin_dir: str,
+    overrides: dict[str, object],
+    clock: ManualClock | None = None,
 ) -> AsyncIterator[AgentHarness]:
     """The real composition (plugin directories from the flags) serving ``app-secrets``, a
     class of the ``e2e-provider`` plugin; unpublishes everything and stops afterwards."""
@@ -396,7 +399,7 @@ async def agent_with_plugins(
 async def plugin_agent(
     agent_root: Path, plugin_dir: str, settings_overrides: dict[str, object]
 ) -> AsyncIterator[AgentHarness]:
-    async with agent_with_plugins(agent_root, plugin_dir, **settings_overrides) as harness:
+    async with agent_with_plugins(agent_root, plugin_dir, settings_overrides) as harness:
         yield harness
 
 
@@ -746,9 +749,8 @@ async def test_rotation_through_a_plugin_sends_the_mounted_versions_and_swaps_ne
     objects with them), and the pod's tokens and node-publish secret; new content is swapped
     in and counted."""
     clock = ManualClock()
-    async with agent_with_plugins(
-        agent_root, plugin_dir, clock, enable_secret_rotation=True, rotation_poll_interval=60.0
-    ) as harness:
+    rotating: dict[str, object] = {"enable_secret_rotation": True, "rotation_poll_interval": 60.0}
+    async with agent_with_plugins(agent_root, plugin_dir, rotating, clock) as harness:
         target = harness.target()
         await harness.kubelet.publish(
             publish_request(target, tokens={"aud": "jwt"}, secrets={"clientid": "c"})
