@@ -30,6 +30,8 @@ def typed(convert: Callable[[str], T]) -> Callable[[str], T]:
 duration, size, boolean = typed(parse_duration), typed(parse_size), typed(parse_bool)
 
 
-def go_bool(flag: str, parser: argparse.ArgumentParser) -> None:
+def go_bool(flag: str, parser: argparse.ArgumentParser, help: str | None = None) -> None:
     """A boolean flag as Go's flag package takes it: bare means true, or ``=true|false``."""
-    parser.add_argument(flag, nargs="?", const=True, default=None, type=boolean, metavar="BOOL")
+    parser.add_argument(
+        flag, nargs="?", const=True, default=None, type=boolean, metavar="BOOL", help=help
+    )

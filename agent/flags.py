@@ -1,7 +1,7 @@
 """The argparse definition of ``serve``'s flags (upstream names and defaults) → Settings.
 
-The groups with a module of their own: flags_kubernetes.py, flags_rotation.py and
-flags_providers.py; what they share is flag_types.py's.
+The groups with a module of their own: flags_kubernetes.py, flags_rotation.py,
+flags_providers.py and flags_klog.py; what they share is flag_types.py's.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from agent.config import (
 )
 from agent.errors import ConfigError
 from agent.flag_types import DEFAULTS, duration, go_bool, size
+from agent.flags_klog import add_klog_flags
 from agent.flags_kubernetes import add_kubernetes_flags, kubernetes_options
 from agent.flags_providers import add_provider_flags, provider_options
 from agent.flags_rotation import add_rotation_flags, rotation_options
@@ -43,6 +44,7 @@ def build_parser(prog: str = "secrets-store-agent serve") -> argparse.ArgumentPa
     _add_volume_flags(p)
     add_provider_flags(p)
     _add_path_flags(p)
+    add_klog_flags(p)
     return p
 
 

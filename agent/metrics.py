@@ -200,12 +200,10 @@ class Metrics:
         self.node_unpublish_error.labels(os_type=self.os_type).inc()
 
     def remount_done(self, provider: str, rotated: bool, error_type: str, seconds: float) -> None:
-        """A refetching republish: kubelet saw success (errors are masked), so upstream counts it
-        in node_publish_total (done by publish_succeeded) and, when it failed, in the errors."""
+        """The rotation series of a refetching republish. Its node_publish series were counted
+        by publish_succeeded, or publish_failed when it failed: kubelet saw success (the error
+        is masked), but upstream counts it in node_publish_error_total alone."""
         if error_type:
-            self.node_publish_error.labels(
-                provider=provider, error_type=error_type, os_type=self.os_type
-            ).inc()
             self.rotation_failed(provider, error_type, rotated)
             return
         self.rotation_succeeded(provider, rotated, seconds)

@@ -71,7 +71,12 @@ class PublishReport:
         started: float,
     ) -> None:
         seconds = time.perf_counter() - started
-        self._observer.publish_succeeded(outcome.provider, seconds)
+        if outcome.error_type:
+            # A masked remount failure: kubelet is told success, but upstream counts it as an
+            # error only (node_publish_error_total, never node_publish_total).
+            self._observer.publish_failed(outcome.provider, outcome.error_type, seconds)
+        else:
+            self._observer.publish_succeeded(outcome.provider, seconds)
         if outcome.remount:
             self._observer.remount_done(
                 outcome.provider, outcome.rotated, outcome.error_type, seconds

@@ -33,6 +33,16 @@ from agent.model import PodIdentity
 log = structlog.get_logger(__name__)
 
 COMPONENT = "secrets-store-agent"
+# The reasons upstream records, under the component that records them there, so event routing
+# and ``--field-selector source=...`` written for upstream keep matching: its sync controller
+# (§12.2) and its ≤v1.5 rotation reconciler (§8.2). The agent's own reasons carry COMPONENT.
+UPSTREAM_COMPONENTS = {
+    "FailedToCreateSecret": "csi-secrets-store-controller",
+    "MountRotationComplete": "csi-secrets-store-rotation",
+    "MountRotationFailed": "csi-secrets-store-rotation",
+    "SecretRotationComplete": "csi-secrets-store-rotation",
+    "SecretRotationFailed": "csi-secrets-store-rotation",
+}
 MAX_MESSAGE = 1024
 MAX_ENTRIES = 4096
 
@@ -174,6 +184,7 @@ class KubeEventRecorder:
 
     def _event(self, entry: _Entry, count: int) -> Object:
         pod = entry.pod
+        component = UPSTREAM_COMPONENTS.get(entry.reason, COMPONENT)
         return {
             "apiVersion": "v1",
             "kind": "Event",
@@ -194,8 +205,8 @@ class KubeEventRecorder:
             "count": count,
             "firstTimestamp": _timestamp(entry.first),
             "lastTimestamp": _timestamp(entry.last),
-            "source": {"component": COMPONENT, "host": self._node},
-            "reportingComponent": COMPONENT,
+            "source": {"component": component, "host": self._node},
+            "reportingComponent": component,
             "reportingInstance": self._node,
         }
 

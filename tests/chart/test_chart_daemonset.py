@@ -12,6 +12,7 @@ import yaml
 
 from agent.config import Settings, parse_listen_address, socket_path_from_endpoint
 from agent.flags import build_parser, parse_settings
+from agent.flags_klog import KLOG_FLAGS
 from tests.chart.conftest import FULL, UPSTREAM_DEFAULTS, VALUES_FILES, Helm, container, one
 
 ENV_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -223,6 +224,7 @@ NOT_RENDERED = {
     "--trusted-file-dirs": "linux.extraArgs, with linux.volumes for the directories",
     "--debug-loggers": "a troubleshooting knob: linux.extraArgs, or its variable in linux.env",
     "--agent-namespace": "the POD_NAMESPACE variable the chart sets from the downward API",
+    **dict.fromkeys(KLOG_FLAGS, "klog's, accepted for compatibility; no effect"),
 }
 
 

@@ -56,6 +56,19 @@ async def test_identity_answers_like_upstream(harness: AgentHarness) -> None:
     assert probe.ready is True
 
 
+@pytest.mark.parametrize("settings_overrides", [{"driver_name": ""}])
+async def test_plugin_info_without_a_driver_name_is_unavailable(harness: AgentHarness) -> None:
+    """As upstream's GetPluginInfo: no name (``--drivername=``) is UNAVAILABLE, which
+    node-driver-registrar reports instead of registering a nameless driver."""
+    details = await expect_error(
+        harness.kubelet.call(
+            "Identity", "GetPluginInfo", csi.GetPluginInfoRequest(), csi.GetPluginInfoResponse
+        ),
+        grpc.StatusCode.UNAVAILABLE,
+    )
+    assert "driver name" in details
+
+
 async def test_node_info_and_capabilities(harness: AgentHarness) -> None:
     info = await harness.kubelet.call(
         "Node", "NodeGetInfo", csi.NodeGetInfoRequest(), csi.NodeGetInfoResponse
@@ -187,6 +200,25 @@ async def test_republish_is_idempotent_and_refreshes_tokens(harness: AgentHarnes
     assert token is not None and token.token == "second"
 
 
+async def test_the_capabilitys_fs_type_mount_flags_and_access_mode_are_ignored(
+    harness: AgentHarness,
+) -> None:
+    """As upstream (§3.5 step 14): the volume is a tmpfs whatever ``csi.fsType`` or mount
+    flags the pod asks for; only a missing capability is refused."""
+    target = harness.target()
+    request = publish_request(target)
+    request.volume_capability = csi.VolumeCapability(
+        mount=csi.VolumeCapabilityMountVolume(fs_type="ext4", mount_flags=["rw", "exec"]),
+        access_mode=csi.VolumeCapabilityAccessMode(
+            mode=csi.VolumeCapabilityAccessModeMode.MULTI_NODE_MULTI_WRITER
+        ),
+    )
+    await harness.kubelet.publish(request)
+    assert visible_names(target) == ["password", "username"]
+    if is_root():
+        assert mounts_under(target) == [target]
+
+
 async def test_socket_mode_is_0660_or_stricter(harness: AgentHarness) -> None:
     mode = stat.S_IMODE(os.stat(harness.socket).st_mode)
     assert mode & 0o007 == 0 and mode & 0o660 == mode
@@ -266,6 +298,15 @@ async def test_spc_without_parameters_is_rejected(harness: AgentHarness) -> None
         harness.kubelet.publish(publish_request(harness.target())), grpc.StatusCode.INVALID_ARGUMENT
     )
     assert "spec.parameters" in details
+
+
+async def test_spc_without_a_provider_is_rejected(harness: AgentHarness) -> None:
+    harness.write_spc(provider='""')
+    details = await expect_error(
+        harness.kubelet.publish(publish_request(harness.target())), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "spec.provider is not set in secretproviderclass default/app-secrets" in details
+    assert mounts_under(harness.target()) == []
 
 
 async def test_malformed_token_json_is_rejected_without_echoing_it(harness: AgentHarness) -> None:
@@ -434,6 +475,18 @@ async def test_metrics_count_publishes_with_upstream_names(harness: AgentHarness
         'node_unpublish_total{os_type="linux"} 1.0'
         in harness.agent.metrics.exposition()[0].decode()
     )
+
+
+async def test_a_republish_of_a_mounted_volume_counts_as_a_publish(harness: AgentHarness) -> None:
+    """Upstream counts every successful return in node_publish_total, the idempotent republish
+    of a mounted volume (kubelet's requiresRepublish calls) included."""
+    target = harness.target()
+    for _ in range(3):
+        await harness.kubelet.publish(publish_request(target))
+    assert len(harness.provider.requests) == 1
+    body = harness.agent.metrics.exposition()[0].decode()
+    assert 'node_publish_total{os_type="linux",provider="fake"} 3.0' in body
+    assert "node_publish_error_total{" not in body
 
 
 async def test_failed_metadata_write_leaves_no_status_and_no_mount(

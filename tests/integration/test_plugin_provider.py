@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -31,6 +32,7 @@ from agent.providers.common.gojson import string_map
 from agent.providers.plugin import PluginProvider
 from agent.providers.registry import ProviderRegistry
 from tests.conftest import AgentHarness, agent_settings
+from tests.support.clock import ManualClock
 from tests.support.fake_provider import FakeProvider
 from tests.support.kubelet import Kubelet, publish_request
 from tests.support.mounts import is_root, mounts_under
@@ -360,10 +362,15 @@ async def test_grpcio_status_codes_other_than_unavailable_are_not_retried(
 # ---- The whole agent: kubelet → CSI socket → plugin socket → tmpfs ----
 
 
-@pytest.fixture
-async def plugin_agent(
-    agent_root: Path, plugin_dir: str, settings_overrides: dict[str, object]
+@contextlib.asynccontextmanager
+async def agent_with_plugins(
+    agent_root: Path,
+    plugin_dir: str,
+    overrides: dict[str, object],
+    clock: ManualClock | None = None,
 ) -> AsyncIterator[AgentHarness]:
+    """The real composition (plugin directories from the flags) serving ``app-secrets``, a
+    class of the ``e2e-provider`` plugin; unpublishes everything and stops afterwards."""
     extra = os.path.join(plugin_dir, "extra")
     os.mkdir(extra)
     settings = agent_settings(
@@ -372,9 +379,9 @@ async def plugin_agent(
         additional_provider_volume_paths=(extra,),
         provider_health_check=True,
         provider_health_check_interval=1.0,
-        **settings_overrides,
+        **overrides,
     )
-    agent = build_agent(settings)  # the real composition: plugin directories from the flags
+    agent = build_agent(settings, clock=clock)
     await agent.start()
     kubelet = Kubelet(settings.socket_path)
     harness = AgentHarness(agent, settings, FakeProvider(), kubelet, agent_root)
@@ -386,6 +393,14 @@ async def plugin_agent(
             await kubelet.unpublish(record.volume_id, record.target_path)
         await kubelet.close()
         await agent.stop()
+
+
+@pytest.fixture
+async def plugin_agent(
+    agent_root: Path, plugin_dir: str, settings_overrides: dict[str, object]
+) -> AsyncIterator[AgentHarness]:
+    async with agent_with_plugins(agent_root, plugin_dir, settings_overrides) as harness:
+        yield harness
 
 
 async def expect_failure(call: object, code: grpc.StatusCode) -> str:
@@ -434,6 +449,23 @@ async def test_publish_and_unpublish_through_a_plugin(
     await plugin_agent.kubelet.unpublish(record.volume_id, target)
     assert not os.path.exists(target)
     assert mounts_under(target) == []
+
+
+async def test_tokens_kubelet_puts_in_the_secrets_reach_the_plugin_as_upstream_sends_them(
+    plugin_agent: AgentHarness, plugin: FakePlugin
+) -> None:
+    """Kubelet >= 1.35 with the CSIDriver's serviceAccountTokenInSecrets sends the tokens in
+    ``secrets``, not in the volume context (upstream §3.7). Upstream copies them into the
+    attributes under the usual key and forwards ``secrets`` verbatim, tokens included."""
+    tokens = json.dumps({"aud": {"token": "jwt", "expirationTimestamp": "2099-01-01T00:00:00Z"}})
+    key = "csi.storage.k8s.io/serviceAccount.tokens"
+    target = plugin_agent.target()
+    await plugin_agent.kubelet.publish(
+        publish_request(target, secrets={key: tokens, "clientid": "c"})
+    )
+    (received,) = plugin.requests
+    assert json.loads(received.attributes)[key] == tokens
+    assert json.loads(received.secrets) == {key: tokens, "clientid": "c"}
 
 
 async def test_a_plugin_that_starts_after_the_agent_is_found(
@@ -706,3 +738,43 @@ async def test_debug_loggers_opens_a_library_on_its_own(
     assert library, "hpack's DEBUG output should be on when asked for by name"
     assert {str(r["logger"]).split(".")[0] for r in library} == {"hpack"}
     assert "csi.request" not in [r["event"] for r in records]  # -v=0: no trace of ours
+
+
+async def test_rotation_through_a_plugin_sends_the_mounted_versions_and_swaps_new_content(
+    agent_root: Path, plugin_dir: str, plugin: FakePlugin
+) -> None:
+    """Upstream §15 item 5: rotation works with gRPC plugins. The first publish sends no
+    current versions (as upstream's NodePublish); a rotation sends the volume's recorded ones,
+    as ≤v1.5's reconciler did from the pod status (providers such as AWS's skip unchanged
+    objects with them), and the pod's tokens and node-publish secret; new content is swapped
+    in and counted."""
+    clock = ManualClock()
+    rotating: dict[str, object] = {"enable_secret_rotation": True, "rotation_poll_interval": 60.0}
+    async with agent_with_plugins(agent_root, plugin_dir, rotating, clock) as harness:
+        target = harness.target()
+        await harness.kubelet.publish(
+            publish_request(target, tokens={"aud": "jwt"}, secrets={"clientid": "c"})
+        )
+        assert Path(target, "foo").read_bytes() == b"foo:v1"
+        plugin.rotated = True  # upstream's e2e provider after GET /rotation?rotated=true
+
+        clock.advance(60.0 * 1.1 + 1)  # past the interval and its jitter
+        assert harness.agent.rotation is not None
+        async with asyncio.timeout(10):
+            await harness.agent.rotation.settle()
+
+        first, second = plugin.requests
+        assert first.current_versions == ()
+        assert sorted(second.current_versions) == [("secret/bar", "v1"), ("secret/foo", "v1")]
+        assert "jwt" in json.loads(second.attributes)["csi.storage.k8s.io/serviceAccount.tokens"]
+        # kubelet's node-publish secret, kept from its last call: no Secret label needed (≤v1.5
+        # read it itself, only when labelled secrets-store.csi.k8s.io/used=true).
+        assert second.secrets == '{"clientid":"c"}'
+        assert Path(target, "foo").read_bytes() == b"foo:rotated"
+        record = harness.agent.table.get(target)
+        assert record is not None and {v.version for v in record.versions} == {"v2"}
+        body = harness.agent.metrics.exposition()[0].decode()
+        assert (
+            'rotation_reconcile_total{os_type="linux",provider="e2e-provider",rotated="true"} 1.0'
+            in body
+        )

@@ -103,6 +103,9 @@ class FakePlugin:
         self.gate = Gate()  # closed: Mount calls wait (after being recorded) until it opens
         self.padding = 0  # bytes of an extra file, for oversized replies
         self.modes: dict[str, int] = {}  # objectName -> mode, instead of the permission
+        # As upstream's e2e provider after ``GET /rotation?rotated=true``: each object's content
+        # becomes ``<name>:rotated`` and its version ``v2``.
+        self.rotated = False
         self._backend_dir = ""
         self._server: grpc.aio.Server | None = None
         self._relay: asyncio.Server | None = None
@@ -189,6 +192,8 @@ class FakePlugin:
             spec = yaml.safe_load(item)
             name, version = spec["objectName"], str(spec.get("objectVersion") or "v1")
             contents = f"{name}:{version}".encode()
+            if self.rotated:
+                version, contents = "v2", f"{name}:rotated".encode()
             files.append(pb.File(path=name, mode=self.modes.get(name, mode), contents=contents))
             versions.append(pb.ObjectVersion(id=f"secret/{name}", version=version))
         if self.padding:

@@ -74,6 +74,80 @@ def test_a_space_in_the_plugin_preference_is_shown() -> None:
     assert "not provider names: ' vault' (comma-separated, no spaces" in info.value.message
 
 
+# Upstream v1.6.0's flags (reference upstream-driver §1), each with upstream's default as its
+# value: a DaemonSet written for upstream that spells out its defaults, as upstream's static
+# manifests do, starts the agent unchanged. The klog flags come from klog.InitFlags.
+UPSTREAM_FLAGS_WITH_DEFAULTS = [
+    "--endpoint=unix://tmp/csi.sock",
+    "--drivername=secrets-store.csi.k8s.io",
+    "--nodeid=",
+    "--log-format-json=false",
+    "--provider-volume=/var/run/secrets-store-csi-providers",
+    "--additional-provider-volume-paths=/etc/kubernetes/secrets-store-csi-providers",
+    "--metrics-addr=:8095",
+    "--enable-secret-rotation=false",
+    "--rotation-poll-interval=2m0s",
+    "--enable-pprof=false",
+    "--pprof-port=6065",
+    "--max-call-recv-msg-size=4194304",
+    "--version=false",
+    "--provider-health-check=false",
+    "--provider-health-check-interval=2m0s",
+    "--metrics-backend=Prometheus",
+    # klog
+    "--v=0",
+    "--vmodule=",
+    "--logtostderr=true",
+    "--alsologtostderr=false",
+    "--log_dir=",
+    "--log_file=",
+    "--log_file_max_size=1800",
+    "--stderrthreshold=2",
+    "--add_dir_header=false",
+    "--skip_headers=false",
+    "--skip_log_headers=false",
+    "--one_output=false",
+    "--log_backtrace_at=",
+    "--legacy_stderr_threshold_behavior=true",
+]
+
+
+def test_every_upstream_flag_is_accepted_with_upstreams_default() -> None:
+    settings, version = parse_settings(UPSTREAM_FLAGS_WITH_DEFAULTS)
+    assert settings == parse_settings([])[0]
+    assert version is False
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-logtostderr", "-v", "3", "-vmodule", "publish=5"],  # Go's single dash, value apart
+        ["--alsologtostderr", "--stderrthreshold=WARNING", "--log_dir", "/var/log"],
+        ["--skip_headers=true", "--one_output", "--stderrthreshold=info", "--add_dir_header"],
+        ["--log_file=/var/log/a.log", "--log_file_max_size=0", "--log_backtrace_at=x.go:10"],
+    ],
+)
+def test_klog_flags_are_accepted_and_change_nothing_but_verbosity(argv: list[str]) -> None:
+    settings, _ = parse_settings(argv)
+    assert settings.log_format_json is False
+    assert settings.verbosity == (3 if "-v" in argv else 0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["--logtostderr=maybe"], "--logtostderr"),
+        (["--log_file_max_size=-1"], "--log_file_max_size"),
+        (["--log_file_max_size=big"], "--log_file_max_size"),
+        (["--stderrthreshold=LOUD"], "--stderrthreshold"),
+    ],
+)
+def test_bad_klog_values_name_the_flag(argv: list[str], names: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(argv)
+    assert names in info.value.message
+
+
 def test_version_flag() -> None:
     assert parse_settings(["--version"])[1] is True
 

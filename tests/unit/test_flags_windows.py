@@ -3,6 +3,11 @@ chart's tests parse the Windows DaemonSet's flags on Linux."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from agent.errors import ConfigError
@@ -50,3 +55,45 @@ def test_linux_rules_still_refuse_a_root_and_drive_paths() -> None:
     for argv in (["--trusted-file-dirs=/"], ["--trusted-file-dirs=C:\\ca"]):
         with pytest.raises(ConfigError, match="--trusted-file-dirs"):
             parse_settings(argv, windows=False)
+
+
+# The defaults are this machine's, fixed when agent.config is imported; a Windows node's are
+# read by importing it in a child Python that believes it runs on Windows.
+_WINDOWS_DEFAULTS = """
+import asyncio, json, sys  # asyncio first: its Windows event loops do not import here
+sys.platform = "win32"
+from agent.flags import parse_settings
+settings, _ = parse_settings([], windows=True)
+print(json.dumps({
+    "socket": settings.socket_path,
+    "provider_volume": settings.provider_volume,
+    "additional": settings.additional_provider_volume_paths,
+    "kubelet_root_dir": settings.kubelet_root_dir,
+    "mount_mode": settings.mount_mode,
+    "event_loop": settings.event_loop,
+}))
+"""
+
+
+def test_a_windows_nodes_defaults_are_upstreams_windows_values() -> None:
+    """Upstream's Windows chart (§9): endpoint ``unix://C:\\\\csi\\\\csi.sock``, providers in
+    ``C:\\k\\secrets-store-csi-providers`` and no additional directory, kubelet root
+    ``C:\\var\\lib\\kubelet``; the volume is a directory, not a tmpfs."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _WINDOWS_DEFAULTS],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "socket": "C:\\csi\\csi.sock",
+        "provider_volume": "C:\\k\\secrets-store-csi-providers",
+        "additional": [],
+        "kubelet_root_dir": "C:\\var\\lib\\kubelet",
+        "mount_mode": "directory",
+        "event_loop": "asyncio",
+    }

@@ -54,6 +54,19 @@ kubelet-root-dir: "value {os}.kubeletRootDir"
 prefer-plugin-providers: tunable preferPluginProviders
 builtin-providers: "value providers.<name>.enabled"
 aws-pod-identity-endpoint: tunable providers.aws.podIdentityEndpoint
+logtostderr: extraArgs
+alsologtostderr: extraArgs
+add_dir_header: extraArgs
+skip_headers: extraArgs
+skip_log_headers: extraArgs
+one_output: extraArgs
+legacy_stderr_threshold_behavior: extraArgs
+vmodule: extraArgs
+log_dir: extraArgs
+log_file: extraArgs
+log_backtrace_at: extraArgs
+log_file_max_size: extraArgs
+stderrthreshold: extraArgs
 {{- end -}}
 
 {{/*

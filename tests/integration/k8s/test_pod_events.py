@@ -105,3 +105,30 @@ async def test_an_unknown_class_name_is_quoted_cut_in_the_error_and_the_event(
     event = await node.event(reason)
     subject = "the volume" if "/" in error else f"spc default/{shown}"
     assert event["message"] == f"failed to mount {subject}: {error.format(shown=shown)}"
+
+
+@pytest.mark.parametrize(
+    ("reason", "component"),
+    [
+        # Upstream §12.2: the sync controller's recorder.
+        ("FailedToCreateSecret", "csi-secrets-store-controller"),
+        # Upstream ≤v1.5 §8.2: the rotation reconciler's recorder.
+        ("MountRotationComplete", "csi-secrets-store-rotation"),
+        ("MountRotationFailed", "csi-secrets-store-rotation"),
+        ("SecretRotationComplete", "csi-secrets-store-rotation"),
+        ("SecretRotationFailed", "csi-secrets-store-rotation"),
+        # The agent's own (upstream leaves a failed mount to kubelet's FailedMount).
+        ("SecretProviderClassNotFound", "secrets-store-agent"),
+    ],
+)
+async def test_events_upstream_records_come_from_upstreams_component(
+    kube_api: FakeKubeApi, recorder: KubeEventRecorder, reason: str, component: str
+) -> None:
+    """Event routing and ``kubectl get events --field-selector source=...`` written for the
+    upstream driver keep finding its events."""
+    recorder.normal(PodIdentity("default", "web-0", "uid-1"), reason, "what happened")
+    await eventually(lambda: len(kube_api.store.list("events")) == 1, "the event stored")
+    event = kube_api.store.list("events")[0]
+    assert event["source"]["component"] == component
+    assert event["reportingComponent"] == component
+    assert event["reportingInstance"] == "node-a"

@@ -84,6 +84,34 @@ async def test_what_the_api_would_refuse_is_named_by_field_and_never_sent(
     assert len(writes) == 1  # only "good": nothing the server would answer with a 422
 
 
+async def test_data_over_a_secrets_1_mib_is_named_and_never_sent(node: KubeHarness) -> None:
+    """Upstream §15 item 7: the API refuses a Secret over 1 MiB; the agent says so, naming the
+    entry, before asking, and the volume (which may hold more) still mounts."""
+    mib = 1024 * 1024
+    node.provider.files.update({"huge": b"h" * (mib + 1), "half": b"a" * (mib // 2 + 1)})
+    node.add_spc(
+        secret_objects=[
+            entry("one-file", "Opaque", ("huge", "k")),
+            entry("two-halves", "Opaque", ("half", "a"), ("half", "b")),
+            entry("good", "Opaque", ("password", "password")),
+        ]
+    )
+    mark = node.kube.requests.mark()
+    target = await node.publish(await node.add_pod("web-0"))
+    await node.synced()
+    assert node.agent.table.get(target) is not None
+    assert data_of(node.secret("good")) == {"password": b"s3cr3t"}
+    one_file, two_halves = await _warnings(node, 2)
+    assert one_file.startswith(
+        "spec.secretObjects[0]: file 'huge' is larger than a Secret may hold (1 MiB)"
+    )
+    assert two_halves.startswith(
+        "spec.secretObjects[1]: its data is larger than a Secret may hold (1 MiB)"
+    )
+    writes = node.kube.requests.since(mark, resource="secrets", method="POST")
+    assert len(writes) == 1  # only "good"
+
+
 async def test_forbidden_says_which_chart_setting_grants_access(
     node: KubeHarness, kube_api: FakeKubeApi
 ) -> None:
