@@ -3,9 +3,10 @@
 Order, as controller-runtime (which the upstream driver uses): ``--kubeconfig``, then the
 ``KUBECONFIG`` environment variable (a ``:``-separated list), then the in-cluster service
 account, then ``~/.kube/config``. Credentials that expire are refreshed before a request
-needs them: the in-cluster token file is re-read every minute (the loader's hook), a
-kubeconfig ``tokenFile`` too (as client-go's cached file token source; the loader reads it
-only once), an exec plugin's token when its ``expirationTimestamp`` has passed.
+needs them: the in-cluster token file and a kubeconfig ``tokenFile`` are re-read every
+minute (as client-go's cached file token source; the loaders read a ``tokenFile`` only once,
+and the in-cluster loader keeps a final newline), an exec plugin's token when its
+``expirationTimestamp`` has passed.
 """
 
 from __future__ import annotations
@@ -40,11 +41,7 @@ async def load_configuration(
         if source:
             await _from_kubeconfig(source, configuration)
         elif environ.get(incluster_config.SERVICE_HOST_ENV_NAME):
-            incluster_config.InClusterConfigLoader(
-                token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
-                cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
-                environ=dict(environ),
-            ).load_and_set(configuration)
+            _in_cluster(configuration, environ)
             source = "in-cluster service account"
         elif (Path.home() / ".kube" / "config").is_file():
             source = str(Path.home() / ".kube" / "config")
@@ -63,6 +60,25 @@ async def load_configuration(
         ) from err
     log.info("k8s.configured", source=source, host=configuration.host)
     return configuration
+
+
+def _in_cluster(configuration: Configuration, environ: Mapping[str, str]) -> None:
+    """The service account kubelet mounts. Its token is read as client-go reads it (spaces
+    and a final newline trimmed: the loader keeps them, and aiohttp then refuses the header),
+    and again every TOKEN_FILE_REREAD_S, keeping the last token while the file is unreadable
+    (the loader's own hook would fail every request meanwhile)."""
+    token_path = SERVICE_ACCOUNT_DIR / "token"
+    incluster_config.InClusterConfigLoader(
+        token_filename=str(token_path),
+        cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+        try_refresh_token=False,
+        environ=dict(environ),
+    ).load_and_set(configuration)
+    token = token_path.read_text().strip()
+    if not token:
+        raise ConfigException(f"the service account token file {token_path} holds only spaces")
+    configuration.api_key["BearerToken"] = f"Bearer {token}"
+    configuration.refresh_api_key_hook = _token_file_refresher(token_path)
 
 
 async def _from_kubeconfig(path: str, configuration: Configuration) -> None:

@@ -143,3 +143,36 @@ async def test_a_client_certificate_kubeconfig_works_and_its_key_is_never_logged
             await anonymous.close()
     body = "".join(key.splitlines()[1:-1])  # the base64 between the PEM armour
     assert body[:40] not in log_lines.getvalue()
+
+
+def in_cluster(kube: FakeKubeApi, directory: Path, token: str) -> dict[str, str]:
+    """The service account files kubelet mounts (token, ca.crt) in ``directory``; the
+    environment kubelet gives a pod."""
+    assert kube.tls is not None
+    directory.mkdir()
+    (directory / "token").write_text(token)
+    (directory / "ca.crt").write_text(kube.tls.ca_path.read_text())
+    return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(kube.port)}
+
+
+async def test_the_in_cluster_token_is_trimmed_and_read_again_after_rotation(
+    kube_api: FakeKubeApi, tmp_path: Path, log_lines: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token file ending in a newline (a hand-made Secret) works, as with client-go; a new
+    token is picked up, and a file missing for a moment keeps the last one."""
+    monkeypatch.setattr(connection, "SERVICE_ACCOUNT_DIR", tmp_path / "sa")
+    monkeypatch.setattr(connection, "TOKEN_FILE_REREAD_S", 0.0)
+    environ = in_cluster(kube_api, tmp_path / "sa", FIRST + "\n")
+    client = KubeApi()
+    client.connect(await load_configuration("", environ))
+    token_file = tmp_path / "sa" / "token"
+    try:
+        await client.list(PODS, Lane.PUBLISH)
+        token_file.unlink()  # kubelet's swap, seen half-way
+        await client.list(PODS, Lane.PUBLISH)
+        kube_api.token = SECOND
+        token_file.write_text(SECOND + "\n")
+        await client.list(PODS, Lane.PUBLISH)
+    finally:
+        await client.close()
+    assert FIRST not in log_lines.getvalue() and SECOND not in log_lines.getvalue()
