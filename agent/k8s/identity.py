@@ -43,7 +43,8 @@ class KubeServiceAccounts:
             raise ServiceAccountNotFound(f"serviceaccount {ref} not found") from None
         except KubernetesApiError as err:
             raise err.reworded(f"cannot read serviceaccount {ref}: {err.message}") from None
-        raw = (document.get("metadata") or {}).get("annotations") or {}
+        metadata = document.get("metadata")
+        raw = metadata.get("annotations") if isinstance(metadata, dict) else None
         annotations = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
         self._cache[key] = (now, annotations)
         self._cache.move_to_end(key)
@@ -90,7 +91,8 @@ class KubeTokenMinter:
             )
         except KubernetesApiError as err:
             raise err.reworded(f"cannot request a token for {what}: {err.message}") from None
-        status = answer.get("status") or {}
+        status = answer.get("status")
+        status = status if isinstance(status, dict) else {}  # a broken server's answer
         token, expiry = status.get("token"), status.get("expirationTimestamp")
         if not isinstance(token, str) or not token:
             raise ProviderError(f"the token request for {what} returned no token")

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from agent.core.identity import refreshed_identity
+from agent.errors import ProviderError
 from agent.k8s.api import KubeApi
 from agent.k8s.connection import load_configuration
 from agent.k8s.secrets import VersionKeySecret
@@ -247,3 +248,20 @@ async def test_without_a_hmac_secret_name_the_agent_reads_no_secret_and_logs_its
     assert configuration["settings"]["hmac_secret_name"] == ""
     assert configuration["settings"]["builtin_providers"] == ["aws", "gcp"]
     assert configuration["settings"]["node_id"] == node.settings.node_id
+
+
+async def test_answers_of_a_broken_server_are_named_not_crashes(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    """A TokenRequest answer whose status is not an object, a ServiceAccount whose metadata is
+    not one: the token request says it got no token, the annotations are empty."""
+    node = await agents.start(token_request_fallback=True)
+    web = await node.add_pod("web-0", service_account="web")
+    identity = PodIdentity("default", "web-0", web["metadata"]["uid"], "web", {})
+    kube_api.faults.answer(b'{"status": "issued"}', status=201, resource="serviceaccounts/token")
+    assert node.cluster.tokens is not None
+    with pytest.raises(ProviderError, match="token request for serviceaccount default/web"):
+        await node.cluster.tokens.mint(identity, "vault")
+    broken = b'{"kind": "ServiceAccount", "metadata": ["web"]}'
+    kube_api.faults.answer(broken, verb="get", resource="serviceaccounts")
+    assert await node.cluster.service_accounts.annotations("default", "web") == {}
