@@ -27,6 +27,7 @@ from agent.logs import configure_logging
 from tests.fakes.kube_api import FakeKubeApi
 
 FIRST, SECOND = "first-credential-0123456789", "second-credential-9876543210"
+JWT_SHAPED = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3ZWIifQ.c2lnbmF0dXJl"
 
 
 @pytest.fixture
@@ -205,8 +206,8 @@ def _killed_leftovers(marker: Path) -> int:
 
 def hanging_plugin(directory: Path) -> dict[str, Any]:
     """A plugin that answers (a token valid for 5 s: inside the client's margin, so every
-    request asks it again) until ``directory/hang`` exists, then never answers; it counts
-    its runs."""
+    request asks it again) until ``directory/hang`` exists, then never answers, or fails
+    (quoting a token on stderr) once ``directory/fail`` does; it counts its runs."""
     expiry = (datetime.now(UTC) + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     credential = (
         '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
@@ -217,6 +218,7 @@ def hanging_plugin(directory: Path) -> dict[str, Any]:
     script.write_text(
         f"#!/bin/sh\necho run >> {directory}/runs\n"
         f"if [ -f {directory}/hang ]; then exec {directory}/sleep 600; fi\n"
+        f"if [ -f {directory}/fail ]; then echo 'denied: {JWT_SHAPED}' >&2; exit 3; fi\n"
         f"printf '%s' '{credential}'\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
@@ -242,6 +244,25 @@ async def test_an_exec_plugin_that_hangs_is_run_once_at_a_time_and_never_left_be
     # Runs: at start, for the first request, and one for all six requests (not six).
     assert (tmp_path / "runs").read_text().count("run") == 3
     assert "k8s.exec_plugin_killed" in log_lines.getvalue()
+
+
+async def test_an_exec_plugin_that_fails_is_named_and_its_stderr_scrubbed(
+    kube_api: FakeKubeApi, tmp_path: Path, log_lines: io.StringIO
+) -> None:
+    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, hanging_plugin(tmp_path))
+    client = KubeApi()
+    client.connect(await load_configuration(str(kubeconfig)))
+    try:
+        (tmp_path / "fail").touch()
+        with pytest.raises(ApiForbidden) as caught:
+            await client.list(PODS, Lane.PUBLISH)
+    finally:
+        await client.close()
+    assert caught.value.message == (
+        f"list pods (all): cannot obtain credentials: exec plugin {tmp_path}/plugin.sh exited "
+        "with 3: denied: [REDACTED]"
+    )
+    assert JWT_SHAPED not in log_lines.getvalue()
 
 
 async def test_an_exec_plugin_that_hangs_at_start_is_named(
