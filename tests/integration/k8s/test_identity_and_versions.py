@@ -82,6 +82,26 @@ async def test_providers_read_service_account_annotations_through_the_api(
     assert "serviceaccount default/missing not found" in (caught.value.details() or "")
 
 
+async def test_publishes_of_many_pods_of_one_account_share_one_read(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    """A node's start or a scale-up: 40 pods of one account publish at once. One GET serves
+    them all (before: 40, the publish lane's burst spent and the last publishes delayed by
+    its rate: 100 such publishes took 3.6 s instead of 0.13 s)."""
+    role = "arn:aws:iam::111122223333:role/web"
+    kube_api.store.put(service_account("web", annotations={"eks.amazonaws.com/role-arn": role}))
+    node = await annotated_node(agents, kube_api)
+    pods = [await node.add_pod(f"web-{i}", spc="aws-like") for i in range(40)]
+    held = kube_api.faults.hold(verb="get", resource="serviceaccounts")
+    publishes = [node.publish(p, spc="aws-like", service_account="web") for p in pods]
+    running = asyncio.gather(*publishes)
+    await held.wait_held()
+    held.release()
+    targets = await running
+    assert kube_api.requests.count(verb="get", resource="serviceaccounts") == 1
+    assert {Path(t, "role").read_bytes() for t in targets} == {role.encode()}
+
+
 async def test_a_long_service_account_name_is_quoted_cut_in_the_error_and_the_event(
     agents: KubeAgents, kube_api: FakeKubeApi
 ) -> None:
