@@ -116,6 +116,9 @@ REFUSED = {
     "pod-label-not-a-string": (["linux.podLabels.tier=1"], "at '/linux/podLabels/tier'"),
     "common-label-not-a-string": (["commonLabels.managed=true"], "at '/commonLabels/managed'"),
     "csidriver-label-not-a-string": (["csiDriver.labels.v=2"], "at '/csiDriver/labels/v'"),
+    # Every namespaced object and ClusterRole is named from these: the API refuses such names.
+    "fullname-not-a-name": (["fullnameOverride=Secrets_Store"], "at '/fullnameOverride'"),
+    "name-override-not-a-name": (["nameOverride=Agent"], "at '/nameOverride'"),
 }
 
 
