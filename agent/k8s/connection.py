@@ -3,31 +3,34 @@
 Order, as controller-runtime (which the upstream driver uses): ``--kubeconfig``, then the
 ``KUBECONFIG`` environment variable (a ``:``-separated list), then the in-cluster service
 account, then ``~/.kube/config``. Credentials that expire are refreshed before a request
-needs them: the in-cluster token file is re-read every minute (the loader's hook), a
-kubeconfig ``tokenFile`` too (as client-go's cached file token source; the loader reads it
-only once), an exec plugin's token when its ``expirationTimestamp`` has passed.
+needs them: the in-cluster token file and a kubeconfig ``tokenFile`` are re-read every
+minute (as client-go's cached file token source; the loaders read a ``tokenFile`` only once,
+and the in-cluster loader keeps a final newline), an exec plugin's token when its
+``expirationTimestamp`` has passed (``agent.k8s.exec_plugin``: one run at a time, killed when
+the request waiting for it gives up).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from agent.errors import ConfigError
+from agent.k8s.exec_plugin import ExecRefresher
 from agent.k8s.lean_import import ConfigException, Configuration, incluster_config, kube_config
 from agent.log_redaction import scrub_text
 
 log = structlog.get_logger(__name__)
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-_EXPIRY_MARGIN = timedelta(seconds=10)
 TOKEN_FILE_REREAD_S = 60.0  # client-go's cached file token source
+FIRST_CREDENTIALS_S = 60.0  # the kubeconfig's first credentials, at start
 
 
 async def load_configuration(
@@ -40,11 +43,7 @@ async def load_configuration(
         if source:
             await _from_kubeconfig(source, configuration)
         elif environ.get(incluster_config.SERVICE_HOST_ENV_NAME):
-            incluster_config.InClusterConfigLoader(
-                token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
-                cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
-                environ=dict(environ),
-            ).load_and_set(configuration)
+            _in_cluster(configuration, environ)
             source = "in-cluster service account"
         elif (Path.home() / ".kube" / "config").is_file():
             source = str(Path.home() / ".kube" / "config")
@@ -65,10 +64,35 @@ async def load_configuration(
     return configuration
 
 
+def _in_cluster(configuration: Configuration, environ: Mapping[str, str]) -> None:
+    """The service account kubelet mounts. Its token is read as client-go reads it (spaces
+    and a final newline trimmed: the loader keeps them, and aiohttp then refuses the header),
+    and again every TOKEN_FILE_REREAD_S, keeping the last token while the file is unreadable
+    (the loader's own hook would fail every request meanwhile)."""
+    token_path = SERVICE_ACCOUNT_DIR / "token"
+    incluster_config.InClusterConfigLoader(
+        token_filename=str(token_path),
+        cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+        try_refresh_token=False,
+        environ=dict(environ),
+    ).load_and_set(configuration)
+    token = token_path.read_text().strip()
+    if not token:
+        raise ConfigException(f"the service account token file {token_path} holds only spaces")
+    configuration.api_key["BearerToken"] = f"Bearer {token}"
+    configuration.refresh_api_key_hook = _token_file_refresher(token_path)
+
+
 async def _from_kubeconfig(path: str, configuration: Configuration) -> None:
-    loader = await kube_config.load_kube_config(
-        config_file=path, client_configuration=configuration, persist_config=False
-    )
+    try:
+        async with asyncio.timeout(FIRST_CREDENTIALS_S):  # an exec plugin that hangs
+            loader = await kube_config.load_kube_config(
+                config_file=path, client_configuration=configuration, persist_config=False
+            )
+    except TimeoutError:
+        raise ConfigException(
+            f"no credentials within {FIRST_CREDENTIALS_S:.0f} s (does its exec plugin hang?)"
+        ) from None
     user: Any = getattr(loader, "_user", None)
     if user is None or getattr(loader, "provider", None):
         return  # no user, or an auth-provider (gcp, oidc) the loader refreshes itself
@@ -78,19 +102,7 @@ async def _from_kubeconfig(path: str, configuration: Configuration) -> None:
         base = Path(loader._get_base_path(getattr(user, "path", None) or path))
         configuration.refresh_api_key_hook = _token_file_refresher(base / str(user["tokenFile"]))
     elif "exec" in user and "token" not in user:
-        configuration.refresh_api_key_hook = _exec_refresher(loader)
-
-
-def _exec_refresher(loader: Any) -> Any:
-    async def refresh(configuration: Configuration) -> None:
-        expiry = getattr(loader, "exec_plugin_expiry", None)
-        # Without an expiry the plugin's token is kept, as client-go does until a 401.
-        if expiry is None or datetime.now(UTC) + _EXPIRY_MARGIN < expiry:
-            return
-        await loader.load_from_exec_plugin()
-        configuration.api_key["BearerToken"] = loader.token
-
-    return refresh
+        configuration.refresh_api_key_hook = ExecRefresher(loader)
 
 
 def _token_file_refresher(

@@ -1,14 +1,15 @@
 """Pod identity through the API: service-account annotations, and pod-bound tokens.
 
 ``KubeServiceAccounts`` implements ``ports.ServiceAccountSource`` with one direct read per
-service account, kept for a minute (cloud providers ask on every publish; the annotation
-that names a role rarely changes). ``KubeTokenMinter`` implements
-``ports.ServiceAccountTokenMinter`` with a TokenRequest bound to the pod, as kubelet's own
-``tokenRequests`` are (off unless ``--token-request-fallback`` is set).
+service account, shared by the callers that ask while it runs and kept for a minute (cloud
+providers ask on every publish; the annotation that names a role rarely changes).
+``KubeTokenMinter`` implements ``ports.ServiceAccountTokenMinter`` with a TokenRequest bound to
+the pod, as kubelet's own ``tokenRequests`` are (off unless ``--token-request-fallback`` is set).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -30,12 +31,30 @@ class KubeServiceAccounts:
         self._api = api
         self._clock = clock
         self._cache: OrderedDict[tuple[str, str], tuple[float, dict[str, str]]] = OrderedDict()
+        # Reads under way: the publishes of many pods of one account (a node's start, a
+        # scale-up) share one GET instead of each spending the publish lane's budget.
+        self._reading: dict[tuple[str, str], asyncio.Task[dict[str, str]]] = {}
 
     async def annotations(self, namespace: str, name: str) -> Mapping[str, str]:
-        key, now = (namespace, name), self._clock()
+        key = (namespace, name)
         cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < CACHE_SECONDS:
+        if cached is not None and self._clock() - cached[0] < CACHE_SECONDS:
             return cached[1]
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.create_task(self._read(key), name=f"serviceaccount-{name}")
+            self._reading[key] = reading
+            reading.add_done_callback(lambda done: self._read_done(key, done))
+        # A caller that gives up (kubelet's deadline) leaves the read to the others.
+        return await asyncio.shield(reading)
+
+    def _read_done(self, key: tuple[str, str], done: asyncio.Task[dict[str, str]]) -> None:
+        self._reading.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: a read every caller gave up on logs no warning
+
+    async def _read(self, key: tuple[str, str]) -> dict[str, str]:
+        (namespace, name), now = key, self._clock()
         ref = f"{namespace}/{shown_name(name)}"
         try:
             document = await self._api.get(SERVICE_ACCOUNTS, namespace, name, Lane.PUBLISH)
@@ -43,7 +62,8 @@ class KubeServiceAccounts:
             raise ServiceAccountNotFound(f"serviceaccount {ref} not found") from None
         except KubernetesApiError as err:
             raise err.reworded(f"cannot read serviceaccount {ref}: {err.message}") from None
-        raw = (document.get("metadata") or {}).get("annotations") or {}
+        metadata = document.get("metadata")
+        raw = metadata.get("annotations") if isinstance(metadata, dict) else None
         annotations = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
         self._cache[key] = (now, annotations)
         self._cache.move_to_end(key)
@@ -90,7 +110,8 @@ class KubeTokenMinter:
             )
         except KubernetesApiError as err:
             raise err.reworded(f"cannot request a token for {what}: {err.message}") from None
-        status = answer.get("status") or {}
+        status = answer.get("status")
+        status = status if isinstance(status, dict) else {}  # a broken server's answer
         token, expiry = status.get("token"), status.get("expirationTimestamp")
         if not isinstance(token, str) or not token:
             raise ProviderError(f"the token request for {what} returned no token")

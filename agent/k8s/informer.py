@@ -164,6 +164,13 @@ class Informer(Generic[T]):
     async def _list(self) -> None:
         fresh: dict[Key, T] = {}
         token, version = "", ""
+        # etcd cannot filter by field: a list by one (the pods of one node) read from etcd
+        # reads every object of the resource, and a list without a version is read from etcd
+        # before 1.31 (consistent reads from the cache, KEP-2340). The first one is read from
+        # the apiserver's watch cache instead, as client-go's reflector does (resourceVersion
+        # 0: any state, ``limit`` ignored); a relist (410, an etcd restore) reads the current
+        # state, never an older one.
+        from_cache = "0" if not self._version and "fieldSelector" in self._selectors else ""
         while True:
             page = await self._api.list(
                 self.resource,
@@ -171,6 +178,7 @@ class Informer(Generic[T]):
                 selectors=self._selectors,
                 limit=self._settings.page_size,
                 continue_token=token,
+                not_older_than="" if token else from_cache,
             )
             for document in page.get("items") or ():
                 self._cache.decode_into(fresh, document)

@@ -111,5 +111,6 @@ class KubeNodeLabels:
             ) from None
         except ApiForbidden as err:
             raise err.reworded(f"{err.message}: {FORBIDDEN_HINT}") from None
-        raw = (document.get("metadata") or {}).get("labels") or {}
+        metadata = document.get("metadata")
+        raw = metadata.get("labels") if isinstance(metadata, dict) else None
         return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}

@@ -1,9 +1,14 @@
 """This node's SecretProviderClassPodStatus objects, read back at start for restart recovery.
 
-One paged list by the node label. A status whose ``targetPath`` does not lie under its owner
-pod's directory (edited by hand, or forged) is reported and left out, so recovery never acts on
-that path; one that does not decode is reported and skipped. With the API unreachable the
-list is empty (logged): recovery then rests on the volumes and their metadata on disk.
+One paged list by the node label, read from the apiserver's watch cache (``resourceVersion=0``,
+as upstream's cached client does): etcd cannot filter by label, so read from etcd each node's
+start would read every status in the cluster. The cache may lag by a moment: a status written
+just before is then missed, and the volume it describes gets it again from recovery (which
+takes over what it finds); one of a volume that did not survive stays until its pod's garbage
+collection. A status whose ``targetPath`` does not lie under its owner pod's directory (edited
+by hand, or forged) is reported and left out, so recovery never acts on that path; one that does
+not decode is reported and skipped. With the API unreachable the list is empty (logged):
+recovery then rests on the volumes and their metadata on disk.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ async def load_node_statuses(api: KubeApi, node: str, objects: StatusObjects) ->
                 Lane.PUBLISH,
                 selectors={"labelSelector": f"{NODE_LABEL}={node}"},
                 continue_token=token,
+                not_older_than="" if token else "0",
             )
             statuses.extend(_accept(item, objects) for item in page.get("items") or ())
             token = str((page.get("metadata") or {}).get("continue") or "")

@@ -15,7 +15,8 @@ before is updated with one JSON merge patch, and deleted, on condition of the
 ``resourceVersion`` it last saw: one API write per change, none when nothing changed. A
 condition that fails means someone else wrote the object: it is read again, and
 ``pod_status_claims`` decides whether it is still this node's to write or delete. An object
-that changed under every one of a write's attempts (``pod_status_objects.ATTEMPTS``) is written
+that changed under every one of a write's attempts (``pod_status_objects.ATTEMPTS``), or whose
+write the API refuses (401/403: RBAC, or an admission policy of its namespace), is written
 again after a backoff of its own (the agent's retry policy, growing per object), as often as it
 takes: until the write lands, the object turns out to be someone else's, or a newer wish
 replaces it (the volume's next status, or its delete once the volume is gone). The other
@@ -51,6 +52,7 @@ log = structlog.get_logger(__name__)
 
 Key = tuple[str, str]
 _DELETE: Final = "delete"
+CONTENDED_NOTE = f"changed by someone else under {ATTEMPTS} attempts in a row"
 Wanted = PodStatus | str  # a status to write, or _DELETE
 
 
@@ -58,6 +60,7 @@ class _Outcome(enum.Enum):
     DONE = "done"  # written, nothing to write, or refused for good
     RETRY = "retry"  # the API is unavailable: again after the shared pause
     CONTENDED = "contended"  # changed under every attempt: again after this object's backoff
+    REFUSED = "refused"  # 401/403 for this object: again after this object's backoff
 
 
 class KubePodStatusStore:
@@ -78,7 +81,11 @@ class KubePodStatusStore:
         self._writers = writers
         self._policy = backoff or BackoffPolicy()
         self._backoff = Backoff(self._policy)  # shared: an outage pauses every writer
-        self._contended: dict[Key, Backoff] = {}  # objects whose last write met others' writes
+        # Objects retried after a backoff of their own: their last write met others' writes,
+        # or was refused (``_refused``: the API's message).
+        self._contended: dict[Key, Backoff] = {}
+        self._refused: dict[Key, str] = {}
+        self._accepted = False  # a write has landed: refusals are the objects', not RBAC's
         self._clock = clock
         self._sleep = sleep
         self._group: asyncio.TaskGroup | None = None
@@ -158,16 +165,25 @@ class KubePodStatusStore:
         await self._idle.wait()
 
     def problem(self) -> str:
+        """An outage, or refusals while no write has ever landed (the agent's RBAC); refusals
+        of some objects only (an admission policy of their namespace) are logged per object,
+        and do not take the node's agent out of readiness."""
         if self._error and self.pending:
             return f"{self.pending} pod status writes waiting: {self._error}"
+        if self._refused and not self._accepted:
+            first = next(iter(self._refused.values()))
+            return f"{len(self._refused)} pod status writes refused: {first}"
         return ""
 
     def unwritten_reason(self) -> str:
         """Why writes are still waiting (for the log at stop): :meth:`problem`, else an object
-        that someone else keeps changing (readiness does not count it); "" when neither."""
+        the API refuses or that someone else keeps changing (readiness counts neither); ""
+        when none."""
         waiting = [key for key in self._contended if key in self._wanted or key in self._in_flight]
         if self.problem() or not waiting:
             return self.problem()
+        if waiting[0] in self._refused:
+            return self._refused[waiting[0]]
         changes = self._contended[waiting[0]].attempts * ATTEMPTS
         return (
             f"conflict: pod status {waiting[0][0]}/{waiting[0][1]} changed under each of its "
@@ -204,9 +220,10 @@ class KubePodStatusStore:
             self._in_flight.discard(key)
             if outcome is _Outcome.DONE:
                 self._contended.pop(key, None)
+                self._refused.pop(key, None)
             else:
                 self._wanted.setdefault(key, wanted)  # a newer wish wins
-            if outcome is _Outcome.CONTENDED:
+            if outcome in (_Outcome.CONTENDED, _Outcome.REFUSED):
                 self._park(key)
             elif key in self._wanted:
                 self._queue.put_nowait(key)
@@ -229,13 +246,13 @@ class KubePodStatusStore:
         """Write ``key`` again after its own backoff; it stays wanted (not queued) meanwhile,
         so a newer wish replaces the waiting one instead of queueing behind it."""
         delay = self._contended.setdefault(key, Backoff(self._policy)).next_delay()
-        log.warning(
-            "pod_status.write_contended",
-            namespace=key[0],
-            name=key[1],
-            note=f"changed by someone else under {ATTEMPTS} attempts in a row",
-            delay_s=round(delay, 2),
+        refused = self._refused.get(key)
+        event, detail = (
+            ("pod_status.write_refused", {"error": refused})
+            if refused is not None
+            else ("pod_status.write_contended", {"note": CONTENDED_NOTE})
         )
+        log.warning(event, namespace=key[0], name=key[1], delay_s=round(delay, 2), **detail)
         assert self._group is not None  # parked only by a writer, inside run()
         self._group.create_task(self._unpark(key, delay), name=f"pod-status-backoff-{key[1]}")
 
@@ -250,8 +267,13 @@ class KubePodStatusStore:
                 sent = await self._objects.apply(key, wanted)
             else:
                 sent = await self._objects.remove(key)
-        except (ApiUnavailable, ApiForbidden) as err:
-            # Outage, throttling, or RBAC that an operator may still fix: keep trying.
+        except ApiForbidden as err:
+            # RBAC or an admission policy (a webhook's denial is 403 too), which an operator may
+            # still fix: this object is tried again later, the others' writes go on.
+            self._refused[key] = err.message
+            return _Outcome.REFUSED
+        except ApiUnavailable as err:
+            # An outage or throttling: every writer pauses, and keeps trying.
             self._error = err.message
             pause = self._backoff.next_delay(err.retry_after or 0.0)
             self._paused_until = max(self._paused_until, self._clock() + pause)
@@ -267,5 +289,6 @@ class KubePodStatusStore:
             return _Outcome.DONE
         if sent:  # only an answer from the API says it is reachable again
             self._error = ""
+            self._accepted = True
             self._backoff.reset()
         return _Outcome.DONE

@@ -103,6 +103,22 @@ REFUSED = {
         "at '/imagePullSecrets/0'",
     ),
     "empty-image": (["linux.image.repository="], "at '/linux/image/repository'"),
+    # An unquoted `true` or number in a values file: the API refuses a non-string annotation or
+    # label value (kubernetes-validate finds it in the DaemonSet, the CSIDriver, every object).
+    "annotation-not-a-string": (
+        ["linux.podAnnotations.prometheus\\.io/scrape=true"],
+        "at '/linux/podAnnotations/prometheus.io~1scrape': got boolean, want string",
+    ),
+    "daemonset-annotation-not-a-string": (
+        ["windows.daemonsetAnnotations.revision=3"],
+        "at '/windows/daemonsetAnnotations/revision': got number, want string",
+    ),
+    "pod-label-not-a-string": (["linux.podLabels.tier=1"], "at '/linux/podLabels/tier'"),
+    "common-label-not-a-string": (["commonLabels.managed=true"], "at '/commonLabels/managed'"),
+    "csidriver-label-not-a-string": (["csiDriver.labels.v=2"], "at '/csiDriver/labels/v'"),
+    # Every namespaced object and ClusterRole is named from these: the API refuses such names.
+    "fullname-not-a-name": (["fullnameOverride=Secrets_Store"], "at '/fullnameOverride'"),
+    "name-override-not-a-name": (["nameOverride=Agent"], "at '/nameOverride'"),
 }
 
 

@@ -4,8 +4,12 @@ client certificate authenticates, and no credential reaches a log line, even at 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
+import shutil
+import signal
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,15 +18,16 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.errors import ApiForbidden, ApiUnavailable
+from agent.errors import ApiForbidden, ApiUnavailable, ConfigError
 from agent.k8s import connection
-from agent.k8s.api import KubeApi, Lane
+from agent.k8s.api import ApiSettings, KubeApi, Lane
 from agent.k8s.connection import load_configuration
 from agent.k8s.resources import PODS
 from agent.logs import configure_logging
 from tests.fakes.kube_api import FakeKubeApi
 
 FIRST, SECOND = "first-credential-0123456789", "second-credential-9876543210"
+JWT_SHAPED = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3ZWIifQ.c2lnbmF0dXJl"
 
 
 @pytest.fixture
@@ -143,3 +148,132 @@ async def test_a_client_certificate_kubeconfig_works_and_its_key_is_never_logged
             await anonymous.close()
     body = "".join(key.splitlines()[1:-1])  # the base64 between the PEM armour
     assert body[:40] not in log_lines.getvalue()
+
+
+def in_cluster(kube: FakeKubeApi, directory: Path, token: str) -> dict[str, str]:
+    """The service account files kubelet mounts (token, ca.crt) in ``directory``; the
+    environment kubelet gives a pod."""
+    assert kube.tls is not None
+    directory.mkdir()
+    (directory / "token").write_text(token)
+    (directory / "ca.crt").write_text(kube.tls.ca_path.read_text())
+    return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(kube.port)}
+
+
+async def test_the_in_cluster_token_is_trimmed_and_read_again_after_rotation(
+    kube_api: FakeKubeApi, tmp_path: Path, log_lines: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token file ending in a newline (a hand-made Secret) works, as with client-go; a new
+    token is picked up, and a file missing for a moment keeps the last one."""
+    monkeypatch.setattr(connection, "SERVICE_ACCOUNT_DIR", tmp_path / "sa")
+    monkeypatch.setattr(connection, "TOKEN_FILE_REREAD_S", 0.0)
+    environ = in_cluster(kube_api, tmp_path / "sa", FIRST + "\n")
+    client = KubeApi()
+    client.connect(await load_configuration("", environ))
+    token_file = tmp_path / "sa" / "token"
+    try:
+        await client.list(PODS, Lane.PUBLISH)
+        token_file.unlink()  # kubelet's swap, seen half-way
+        await client.list(PODS, Lane.PUBLISH)
+        kube_api.token = SECOND
+        token_file.write_text(SECOND + "\n")
+        await client.list(PODS, Lane.PUBLISH)
+    finally:
+        await client.close()
+    assert FIRST not in log_lines.getvalue() and SECOND not in log_lines.getvalue()
+
+
+def _plugin_processes(marker: Path) -> list[int]:
+    """Running processes whose command line names ``marker`` (a plugin left behind)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if entry.name.isdigit() and str(marker) in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _killed_leftovers(marker: Path) -> int:
+    """Kill the plugins left running (so a failing test leaves none); how many there were."""
+    leftovers = _plugin_processes(marker)
+    for pid in leftovers:
+        os.kill(pid, signal.SIGKILL)
+    return len(leftovers)
+
+
+def hanging_plugin(directory: Path) -> dict[str, Any]:
+    """A plugin that answers (a token valid for 5 s: inside the client's margin, so every
+    request asks it again) until ``directory/hang`` exists, then never answers, or fails
+    (quoting a token on stderr) once ``directory/fail`` does; it counts its runs."""
+    expiry = (datetime.now(UTC) + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    credential = (
+        '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+        f'"status":{{"token":"{FIRST}","expirationTimestamp":"{expiry}"}}}}'
+    )
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", directory / "sleep")  # names its dir
+    script = directory / "plugin.sh"
+    script.write_text(
+        f"#!/bin/sh\necho run >> {directory}/runs\n"
+        f"if [ -f {directory}/hang ]; then exec {directory}/sleep 600; fi\n"
+        f"if [ -f {directory}/fail ]; then echo 'denied: {JWT_SHAPED}' >&2; exit 3; fi\n"
+        f"printf '%s' '{credential}'\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    command = {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script)}
+    return {"exec": {**command, "interactiveMode": "Never"}}
+
+
+async def test_an_exec_plugin_that_hangs_is_run_once_at_a_time_and_never_left_behind(
+    kube_api: FakeKubeApi, tmp_path: Path, log_lines: io.StringIO
+) -> None:
+    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, hanging_plugin(tmp_path))
+    client = KubeApi(ApiSettings(request_timeout=0.5))
+    client.connect(await load_configuration(str(kubeconfig)))
+    try:
+        await client.list(PODS, Lane.PUBLISH)
+        (tmp_path / "hang").touch()
+        calls = [client.list(PODS, lane) for lane in (Lane.PUBLISH, Lane.BACKGROUND) * 3]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        await client.close()
+    assert all(isinstance(r, ApiUnavailable) and "timed out" in r.message for r in results)
+    assert _killed_leftovers(tmp_path) == 0  # each was killed when its request gave up
+    # Runs: at start, for the first request, and one for all six requests (not six).
+    assert (tmp_path / "runs").read_text().count("run") == 3
+    assert "k8s.exec_plugin_killed" in log_lines.getvalue()
+
+
+async def test_an_exec_plugin_that_fails_is_named_and_its_stderr_scrubbed(
+    kube_api: FakeKubeApi, tmp_path: Path, log_lines: io.StringIO
+) -> None:
+    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, hanging_plugin(tmp_path))
+    client = KubeApi()
+    client.connect(await load_configuration(str(kubeconfig)))
+    try:
+        (tmp_path / "fail").touch()
+        with pytest.raises(ApiForbidden) as caught:
+            await client.list(PODS, Lane.PUBLISH)
+    finally:
+        await client.close()
+    assert caught.value.message == (
+        f"list pods (all): cannot obtain credentials: exec plugin {tmp_path}/plugin.sh exited "
+        "with 3: denied: [REDACTED]"
+    )
+    assert JWT_SHAPED not in log_lines.getvalue()
+
+
+async def test_an_exec_plugin_that_hangs_at_start_is_named(
+    kube_api: FakeKubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection, "FIRST_CREDENTIALS_S", 0.5)
+    (tmp_path / "hang").touch()
+    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, hanging_plugin(tmp_path))
+    try:
+        with pytest.raises(ConfigError, match=r"no credentials within 0 s \(does its exec plugin"):
+            await load_configuration(str(kubeconfig))
+    finally:
+        # kubernetes_asyncio's first run cannot be killed from here; the agent exits after it.
+        _killed_leftovers(tmp_path)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from agent.core.identity import refreshed_identity
+from agent.errors import ProviderError
 from agent.k8s.api import KubeApi
 from agent.k8s.connection import load_configuration
 from agent.k8s.secrets import VersionKeySecret
@@ -79,6 +80,26 @@ async def test_providers_read_service_account_annotations_through_the_api(
         await node.publish(orphan, spc="aws-like", service_account="missing")
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "serviceaccount default/missing not found" in (caught.value.details() or "")
+
+
+async def test_publishes_of_many_pods_of_one_account_share_one_read(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    """A node's start or a scale-up: 40 pods of one account publish at once. One GET serves
+    them all (before: 40, the publish lane's burst spent and the last publishes delayed by
+    its rate: 100 such publishes took 3.6 s instead of 0.13 s)."""
+    role = "arn:aws:iam::111122223333:role/web"
+    kube_api.store.put(service_account("web", annotations={"eks.amazonaws.com/role-arn": role}))
+    node = await annotated_node(agents, kube_api)
+    pods = [await node.add_pod(f"web-{i}", spc="aws-like") for i in range(40)]
+    held = kube_api.faults.hold(verb="get", resource="serviceaccounts")
+    publishes = [node.publish(p, spc="aws-like", service_account="web") for p in pods]
+    running = asyncio.gather(*publishes)
+    await held.wait_held()
+    held.release()
+    targets = await running
+    assert kube_api.requests.count(verb="get", resource="serviceaccounts") == 1
+    assert {Path(t, "role").read_bytes() for t in targets} == {role.encode()}
 
 
 async def test_a_long_service_account_name_is_quoted_cut_in_the_error_and_the_event(
@@ -247,3 +268,20 @@ async def test_without_a_hmac_secret_name_the_agent_reads_no_secret_and_logs_its
     assert configuration["settings"]["hmac_secret_name"] == ""
     assert configuration["settings"]["builtin_providers"] == ["aws", "gcp"]
     assert configuration["settings"]["node_id"] == node.settings.node_id
+
+
+async def test_answers_of_a_broken_server_are_named_not_crashes(
+    agents: KubeAgents, kube_api: FakeKubeApi
+) -> None:
+    """A TokenRequest answer whose status is not an object, a ServiceAccount whose metadata is
+    not one: the token request says it got no token, the annotations are empty."""
+    node = await agents.start(token_request_fallback=True)
+    web = await node.add_pod("web-0", service_account="web")
+    identity = PodIdentity("default", "web-0", web["metadata"]["uid"], "web", {})
+    kube_api.faults.answer(b'{"status": "issued"}', status=201, resource="serviceaccounts/token")
+    assert node.cluster.tokens is not None
+    with pytest.raises(ProviderError, match="token request for serviceaccount default/web"):
+        await node.cluster.tokens.mint(identity, "vault")
+    broken = b'{"kind": "ServiceAccount", "metadata": ["web"]}'
+    kube_api.faults.answer(broken, verb="get", resource="serviceaccounts")
+    assert await node.cluster.service_accounts.annotations("default", "web") == {}

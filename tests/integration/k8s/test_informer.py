@@ -441,3 +441,25 @@ async def test_readiness_names_a_garbage_list_answer(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_the_first_list_by_field_is_read_from_the_watch_cache_a_relist_is_not(
+    kube_api: FakeKubeApi, api: KubeApi
+) -> None:
+    """A list of one node's pods from etcd reads every pod in the cluster (etcd cannot filter
+    by field): the first list asks for any version (served by the watch cache, as client-go's
+    reflector asks); a relist after 410 Gone reads the current state."""
+    recorder = Recorder()
+    informer = _informer(api, recorder)
+    kube_api.store.put(pod("web-0"))
+    async with running(informer, kube_api):
+        kube_api.faults.fail(503, verb="watch", resource="pods", times=None)
+        kube_api.store.drop_watches("pods", reset=True)
+        await eventually(lambda: informer.problem().startswith("watch failing"), "not ready")
+        kube_api.store.put(pod("web-1"))
+        kube_api.store.compact()  # the watch's version is gone: 410, a relist
+        kube_api.faults.clear()
+        await eventually(lambda: informer.lists == 2, "relisted")
+    first, relist = kube_api.requests.filter(verb="list", resource="pods")
+    assert first.query.get("resourceVersion") == "0"
+    assert "resourceVersion" not in relist.query

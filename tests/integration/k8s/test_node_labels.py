@@ -145,3 +145,13 @@ async def test_a_missing_node_and_a_forbidden_read_say_what_to_fix(
     message = raised.value.message
     assert message.startswith("get nodes node-a: HTTP 403 Forbidden")
     assert "nodes get" in message and "rbac.install=true" in message
+
+
+async def test_a_node_whose_metadata_is_not_an_object_has_no_labels(
+    kube_api: FakeKubeApi, api: LaneRecordingApi, tasks: TaskSet
+) -> None:
+    """A broken server's answer: no labels (the region then comes from elsewhere), not a
+    crash of the caller."""
+    kube_api.faults.answer(b'{"kind": "Node", "metadata": "node-a"}', verb="get", resource="nodes")
+    labels = KubeNodeLabels(api, "node-a", tasks.spawn)
+    assert await labels.labels() == {}

@@ -12,6 +12,7 @@ import time
 import aiohttp
 import grpc
 import pytest
+from structlog.testing import capture_logs
 
 from agent.errors import ProviderError
 from agent.logs import configure_logging
@@ -185,4 +186,34 @@ async def test_status_writes_someone_else_kept_changing_are_named_at_stop(
     assert unwritten["pending"] == 1
     assert unwritten["error"] == (
         f"conflict: pod status default/web-0-default-{SPC} changed under each of its last 3 writes"
+    )
+
+
+async def test_a_namespace_whose_statuses_are_refused_never_holds_up_the_others(
+    node: KubeHarness,
+) -> None:
+    """An admission policy of one namespace refuses its status objects (a webhook's denial is
+    403): that object is retried on its own, the other namespaces' statuses are written, and
+    the agent stays ready (before: every writer paused for it, and /readyz failed for as long
+    as the pod ran, stalling a DaemonSet rollout)."""
+    node.add_spc(namespace="locked")
+    refused = node.kube.faults.fail(
+        403, verb="create", resource="secretproviderclasspodstatuses", namespace="locked",
+        times=None,
+    )  # fmt: skip
+    with capture_logs() as logs:
+        await node.publish(await node.add_pod("web-0", namespace="locked"))
+        await eventually(lambda: refused.hits >= 1, "the refused write")
+        # Nothing written yet: as far as the agent knows, its RBAC lacks the rule.
+        assert "403 Forbidden" in node.cluster.statuses.problem()
+        for name in ("api-0", "api-1"):
+            await node.publish(await node.add_pod(name))
+        await eventually(lambda: len(node.statuses("default")) == 2, "the others' statuses")
+        tries = refused.hits
+        await eventually(lambda: refused.hits > tries, "the refused object tried again")
+    assert node.cluster.statuses.problem() == ""
+    assert node.cluster.statuses.pending == 1
+    assert any(
+        line["event"] == "pod_status.write_refused" and line["namespace"] == "locked"
+        for line in logs
     )

@@ -105,3 +105,21 @@ async def test_status_edited_to_point_at_another_pods_volume_is_never_acted_upon
     assert second.status(name) is None
     assert second.status(f"victim-0-default-{SPC}") is not None
     assert {r.target_path for r in second.agent.table} == {victim_target}
+
+
+async def test_this_nodes_statuses_are_read_from_the_watch_cache_at_start(
+    agents: KubeAgents,
+) -> None:
+    """etcd cannot filter by label: the start's list of this node's statuses asks for any
+    version (the apiserver's watch cache answers), as upstream's cached client does."""
+    first = await agents.start()
+    await first.publish(await first.add_pod("web-0"))
+    await first.settle()
+    await agents.stop(first)
+    mark = first.kube.requests.mark()
+    await agents.start()
+    (listed,) = first.kube.requests.since(
+        mark, verb="list", resource="secretproviderclasspodstatuses"
+    )
+    assert listed.query["resourceVersion"] == "0"
+    assert listed.query["labelSelector"] == "internal.secrets-store.csi.k8s.io/node-name=node-a"
