@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -86,10 +87,19 @@ class KubeSecretStore:
             return
 
 
+# How kube-apiserver's RBAC authorizer words a denial ("... cannot create resource "secrets" in
+# API group ..."). Other 403s on Secrets are no RBAC matter and get no chart hint: a namespace
+# being terminated ("unable to create new content in namespace ... because it is being
+# terminated"), an admission policy or webhook that denied the request.
+_RBAC_DENIAL = re.compile(r'cannot [a-z]+ resource "secrets"')
+
+
 async def _forbidden_hint(call: Awaitable[Object]) -> Object:
     try:
         result = await call
     except ApiForbidden as err:
+        if not _RBAC_DENIAL.search(err.message):
+            raise
         raise err.reworded(f"{err.message}: {FORBIDDEN_HINT}") from None
     return result
 

@@ -9,6 +9,7 @@ import json
 
 from agent.sync.pem import encode
 from agent.sync.syncer import SecretSyncer
+from tests.fakes.kube.faults import Fault
 from tests.fakes.kube_api import FakeKubeApi
 from tests.integration.k8s.test_secret_sync import data_of, entry, owners, status_owner
 from tests.support.kube_agent import KubeHarness, eventually
@@ -127,6 +128,24 @@ async def test_forbidden_says_which_chart_setting_grants_access(
     assert forbidden.hits >= 1
     await node.resync()  # access granted: the next pass syncs
     assert data_of(node.secret("db")) == {"password": b"s3cr3t"}
+
+
+async def test_a_forbidden_that_is_no_rbac_denial_gets_no_chart_hint(
+    node: KubeHarness, kube_api: FakeKubeApi
+) -> None:
+    """A 403 from a namespace being terminated (or an admission policy) is not fixed by the
+    chart's syncSecret.enabled, so the event does not send the user there."""
+    terminating = (
+        'secrets "db" is forbidden: unable to create new content in namespace default '
+        "because it is being terminated"
+    )
+    kube_api.faults.add(Fault(status=403, message=terminating, resource="secrets", times=None))
+    node.add_spc(secret_objects=[entry("db", "Opaque", ("password", "password"))])
+    await node.publish(await node.add_pod("web-0"))
+    await node.synced()
+    (message,) = await _warnings(node, 1)
+    assert "because it is being terminated" in message
+    assert "syncSecret.enabled" not in message
 
 
 async def test_a_conflicting_writer_is_read_again_and_an_outage_retried_by_resync(
