@@ -18,6 +18,7 @@ from agent.config import Settings
 from agent.k8s.adapter import KubernetesAdapter
 from agent.lifecycle import Agent
 from agent.providers.registry import ProviderRegistry
+from agent.sync.syncer import SecretSyncer
 from tests.fakes.kube_api import FakeKubeApi, pod, secret_provider_class
 from tests.support.fake_provider import FakeProvider
 from tests.support.kubelet import Kubelet, kubelet_target, publish_request
@@ -25,6 +26,7 @@ from tests.support.mounts import is_root
 
 if TYPE_CHECKING:
     from agent.sync.passes import PassCounts
+    from agent.sync.resync import SecretResync
 
 NODE = "node-a"
 SPC = "app-secrets"
@@ -160,6 +162,19 @@ class KubeHarness:
         """Until every Secret sync the agent's calls started has finished."""
         assert self.agent.secret_sync is not None
         await self.agent.secret_sync.wait()
+
+    @property
+    def secret_resync(self) -> SecretResync:
+        """The agent's re-sync loop (Kubernetes mode with secret sync)."""
+        assert self.agent.secret_resync is not None
+        return self.agent.secret_resync
+
+    @property
+    def syncer(self) -> SecretSyncer:
+        """The agent's per-volume Secret syncer."""
+        jobs = self.agent.secret_sync
+        assert jobs is not None and isinstance(jobs.sync, SecretSyncer)
+        return jobs.sync
 
     async def resync(self) -> PassCounts:
         """One periodic re-sync pass, now (no waiting for its interval)."""

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from agent.sync.resync import SecretResync
-from agent.sync.syncer import SecretSyncer
 from tests.fakes.kube_api import owner_reference, replica_set
 from tests.integration.k8s.test_secret_sync import entry, owners, status_owner
 from tests.support.clock import ManualClock
@@ -27,20 +25,9 @@ def clock() -> ManualClock:
 @pytest.fixture
 async def node(agents: KubeAgents, clock: ManualClock) -> KubeHarness:
     harness = await agents.start(clock=clock)
-    await eventually(lambda: _resync(harness).full_passes == 1, "the pass at start")
+    await eventually(lambda: harness.secret_resync.full_passes == 1, "the pass at start")
     harness.add_spc(secret_objects=DB)
     return harness
-
-
-def _resync(node: KubeHarness) -> SecretResync:
-    assert node.agent.secret_resync is not None
-    return node.agent.secret_resync
-
-
-def _syncer(node: KubeHarness) -> SecretSyncer:
-    jobs = node.agent.secret_sync
-    assert jobs is not None and isinstance(jobs.sync, SecretSyncer)
-    return jobs.sync
 
 
 @pytest.mark.parametrize("owned", [False, True], ids=["bare pod", "pod with owners"])
@@ -60,18 +47,20 @@ async def test_a_sync_deferred_for_its_status_runs_as_soon_as_the_status_lands(
     await eventually(lambda: node.secret("db") is not None, "the Secret once the status landed")
     expected = ["ReplicaSet/web-5d8f"] if owned else [status_owner("web-0")]
     assert owners(node.secret("db")) == expected
-    assert _resync(node).full_passes == 1  # no full pass did it (nor a timer: time stood still)
-    assert not _syncer(node).failing
+    assert (
+        node.secret_resync.full_passes == 1
+    )  # no full pass did it (nor a timer: time stood still)
+    assert not node.syncer.failing
 
 
 async def test_a_failure_outside_a_pass_is_retried_after_the_first_backoff_delay(
     node: KubeHarness, clock: ManualClock
 ) -> None:
-    resync = _resync(node)
+    resync = node.secret_resync
     outage = node.kube.faults.fail(503, resource="secrets", times=None)
     await node.publish(await node.add_pod("web-0"))
     await node.synced()  # the publish's sync (no pass) could not read the Secret
-    assert outage.hits >= 1 and _syncer(node).failing
+    assert outage.hits >= 1 and node.syncer.failing
     node.kube.faults.remove(outage)
     await eventually(lambda: resync.retry_at is not None, "a retry armed")
     assert resync.retry_at is not None
@@ -81,4 +70,4 @@ async def test_a_failure_outside_a_pass_is_retried_after_the_first_backoff_delay
     await eventually(lambda: node.secret("db") is not None, "the Secret, at the retry")
     assert owners(node.secret("db")) == [status_owner("web-0")]
     assert resync.full_passes == 1
-    await eventually(lambda: not _syncer(node).failing, "nothing failing")
+    await eventually(lambda: not node.syncer.failing, "nothing failing")

@@ -19,8 +19,6 @@ import pytest
 from agent.logs import configure_logging
 from agent.model import OwnerReference
 from agent.sync.passes import PassCounts
-from agent.sync.resync import SecretResync
-from agent.sync.syncer import SecretSyncer
 from tests.fakes.kube_api import owner_reference, replica_set
 from tests.integration.k8s.test_secret_sync import entry, owners, status_owner
 from tests.support.clock import ManualClock
@@ -56,7 +54,7 @@ class Watched:
 async def node(agents: KubeAgents) -> KubeHarness:
     """One agent whose status wait gives up at once; its first re-sync pass is done."""
     harness = await agents.start(clock=ManualClock())
-    await eventually(lambda: _resync(harness).full_passes == 1, "the pass at start")
+    await eventually(lambda: harness.secret_resync.full_passes == 1, "the pass at start")
     harness.cluster.secret_consumers.status_wait = 0.0
     return harness
 
@@ -64,17 +62,6 @@ async def node(agents: KubeAgents) -> KubeHarness:
 @pytest.fixture
 def watched(node: KubeHarness, monkeypatch: pytest.MonkeyPatch) -> Watched:
     return Watched(node, monkeypatch)
-
-
-def _resync(node: KubeHarness) -> SecretResync:
-    assert node.agent.secret_resync is not None
-    return node.agent.secret_resync
-
-
-def _syncer(node: KubeHarness) -> SecretSyncer:
-    jobs = node.agent.secret_sync
-    assert jobs is not None and isinstance(jobs.sync, SecretSyncer)
-    return jobs.sync
 
 
 @pytest.mark.parametrize("status_write", ["queued", "refused"])
@@ -104,7 +91,7 @@ async def test_a_class_without_secret_objects_waits_for_nothing_and_asks_nothing
     await node.synced()
     assert watched.status_waits == []
     assert watched.sync_lines() == []  # no secret_sync.pod_status_unwritten, nor _missing
-    assert not _syncer(node).failing and _resync(node).retry_at is None
+    assert not node.syncer.failing and node.secret_resync.retry_at is None
     assert node.kube.requests.since(mark, resource="secrets") == []
 
 
@@ -126,7 +113,7 @@ async def test_a_class_that_gains_secret_objects_gets_its_secrets(
     held.release()
     await eventually(lambda: node.secret("db") is not None, "the Secret once the status landed")
     assert owners(node.secret("db")) == [status_owner("web-0")]
-    assert _resync(node).full_passes == 1  # the change did it, not a full pass
+    assert node.secret_resync.full_passes == 1  # the change did it, not a full pass
 
 
 async def test_a_class_that_loses_secret_objects_lets_go_of_its_secrets(
@@ -184,7 +171,7 @@ async def test_secret_objects_dropped_while_the_agent_was_down_are_left_to_garba
     node.add_spc()  # secretObjects removed while the agent is down
     mark = node.kube.requests.mark()
     again = await agents.start()
-    await eventually(lambda: _resync(again).full_passes == 1, "the pass at start")
+    await eventually(lambda: again.secret_resync.full_passes == 1, "the pass at start")
     await again.synced()
     again.kube.store.delete("pods", "default", "web-5d8f-aaaaa")
     await eventually(lambda: again.agent.table.get(target) is None, "volume released")
