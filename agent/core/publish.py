@@ -38,6 +38,7 @@ from agent.core.publish_request import (
     check_status_name,
     context_of,
     merge_attributes,
+    mount_group_of,
 )
 from agent.core.publish_steps import PublishPorts, PublishSettings, PublishSteps, files_only
 from agent.core.recovery import adopt_volume
@@ -99,6 +100,7 @@ class PublishVolume:
                 request=request,
                 identity=identity,
                 spc_name=request.volume_context.get(SECRET_PROVIDER_CLASS, ""),
+                mount_group=mount_group_of(request),
             )
             async with self._locks.hold(request.target_path):
                 outcome = await self._run(attempt)
@@ -192,6 +194,10 @@ class PublishVolume:
         # Kubelet sends fresh tokens on each republish; keep them for later rotations.
         record.pod = attempt.identity
         record.context = context_of(attempt.request)
+        # A pod's fsGroup cannot change; a volume adopted from an older agent's metadata (or
+        # upstream's) may lack it. The next rotation rewrites the files with it (a republish
+        # never fetches or writes).
+        record.mount_group = attempt.mount_group
         attempt.provider = record.provider
         if self._republished is not None:
             # The rotation scheduler fetches (coalesced, backing off); never kubelet's cadence.
