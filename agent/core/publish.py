@@ -42,11 +42,7 @@ from agent.core.publish_request import (
 )
 from agent.core.publish_steps import PublishPorts, PublishSettings, PublishSteps, files_only
 from agent.core.recovery import adopt_volume
-from agent.errors import (
-    AgentError,
-    InvalidRequest,
-    safe_message,
-)
+from agent.errors import AgentError, InvalidRequest, safe_message
 from agent.model import (
     SECRET_PROVIDER_CLASS,
     MountResult,
@@ -194,9 +190,7 @@ class PublishVolume:
         # Kubelet sends fresh tokens on each republish; keep them for later rotations.
         record.pod = attempt.identity
         record.context = context_of(attempt.request)
-        # A pod's fsGroup cannot change; a volume adopted from an older agent's metadata (or
-        # upstream's) may lack it. The next rotation rewrites the files with it (a republish
-        # never fetches or writes).
+        # The fsGroup of a volume adopted without it: the next rotation writes the files in it.
         record.mount_group = attempt.mount_group
         attempt.provider = record.provider
         if self._republished is not None:

@@ -76,7 +76,18 @@ async def test_a_pod_without_fs_group_gets_the_agents_group(harness: AgentHarnes
 
 
 @pytest.mark.parametrize(
-    "value", ["-1", "abc", "4294967295", "99999999999999999999999", "+5", " 5", "5 ", "1_0", "١"]
+    "value",
+    [
+        "-1",
+        "abc",
+        "4294967295",
+        "99999999999999999999999",
+        "+5",
+        " 5",
+        "5 ",
+        "1_0",
+        "\u0661",
+    ],  # an Arabic-Indic one: int() takes it
 )
 async def test_a_group_that_is_not_a_gid_is_refused_naming_the_field(
     harness: AgentHarness, value: str
