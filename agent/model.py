@@ -116,6 +116,9 @@ class PublishRequest:
     readonly: bool
     volume_context: Mapping[str, str]
     secrets: Mapping[str, str] = field(repr=False)
+    # VolumeCapability.MountVolume.volume_mount_group as sent: the pod's fsGroup in decimal,
+    # empty when the pod has none (``publish_request.mount_group_of`` parses it).
+    volume_mount_group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +197,8 @@ class VolumeRecord:
     mounted_at: float = 0.0
     updated_at: float = 0.0  # wall clock of the last fetch (publish or rotation)
     context: FetchContext | None = field(default=None, repr=False)
+    # The group every written file and directory gets (the pod's fsGroup); None: the agent's.
+    mount_group: int | None = None
 
 
 # Upstream's label on every synced Secret (its cache of Secrets is filtered on it, upstream §7).

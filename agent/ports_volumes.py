@@ -51,8 +51,14 @@ class VolumeMounter(Protocol):
 
 
 class PayloadWriter(Protocol):
-    async def write(self, target: str, files: Sequence[SecretFile]) -> bool:
-        """Atomically replace the volume's visible files; return False when nothing changed."""
+    async def write(
+        self, target: str, files: Sequence[SecretFile], *, gid: int | None = None
+    ) -> bool:
+        """Atomically replace the volume's visible files; return False when nothing changed.
+
+        ``gid`` (the pod's fsGroup) is the group of every file and directory written, their
+        modes unchanged; None leaves the agent's. A volume whose files have another group is
+        rewritten. Windows has no such group: ignored there."""
         ...
 
 
@@ -85,7 +91,9 @@ class BlockingMounter(Protocol):
 
 @runtime_checkable
 class BlockingPayloadWriter(Protocol):
-    def write_blocking(self, target: str, files: Sequence[SecretFile]) -> bool: ...
+    def write_blocking(
+        self, target: str, files: Sequence[SecretFile], gid: int | None = None
+    ) -> bool: ...
 
 
 @runtime_checkable

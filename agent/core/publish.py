@@ -38,14 +38,11 @@ from agent.core.publish_request import (
     check_status_name,
     context_of,
     merge_attributes,
+    mount_group_of,
 )
 from agent.core.publish_steps import PublishPorts, PublishSettings, PublishSteps, files_only
 from agent.core.recovery import adopt_volume
-from agent.errors import (
-    AgentError,
-    InvalidRequest,
-    safe_message,
-)
+from agent.errors import AgentError, InvalidRequest, safe_message
 from agent.model import (
     SECRET_PROVIDER_CLASS,
     MountResult,
@@ -99,6 +96,7 @@ class PublishVolume:
                 request=request,
                 identity=identity,
                 spc_name=request.volume_context.get(SECRET_PROVIDER_CLASS, ""),
+                mount_group=mount_group_of(request),
             )
             async with self._locks.hold(request.target_path):
                 outcome = await self._run(attempt)
@@ -192,6 +190,8 @@ class PublishVolume:
         # Kubelet sends fresh tokens on each republish; keep them for later rotations.
         record.pod = attempt.identity
         record.context = context_of(attempt.request)
+        # The fsGroup of a volume adopted without it: the next rotation writes the files in it.
+        record.mount_group = attempt.mount_group
         attempt.provider = record.provider
         if self._republished is not None:
             # The rotation scheduler fetches (coalesced, backing off); never kubelet's cadence.

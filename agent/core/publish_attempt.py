@@ -36,6 +36,8 @@ class Attempt:
     request: PublishRequest
     identity: PodIdentity
     spc_name: str
+    # The pod's fsGroup (``publish_request.mount_group_of``): the group of the written files.
+    mount_group: int | None = None
     provider: str = ""
     spc: SecretProviderClass | None = None
     attributes: dict[str, str] = field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 
 from agent.core.pod_info import tokens_json
@@ -46,6 +47,30 @@ def check_request(
     if target.path != request.target_path:
         request = dataclasses.replace(request, target_path=target.path)
     return request, target
+
+
+# chown(2) takes a 32-bit gid_t and reads (gid_t)-1 as "leave the group": the highest group is
+# one below. Kubernetes itself allows fsGroup 0..2147483647.
+MOUNT_GROUP_MAX = 2**32 - 2
+MOUNT_GROUP_FIELD = "volume_capability.mount.volume_mount_group"
+_DECIMAL = re.compile(r"[0-9]{1,20}")
+
+
+def mount_group_of(request: PublishRequest) -> int | None:
+    """The group the volume's files get: the pod's ``fsGroup``, which kubelet sends in decimal
+    as ``VolumeCapability.MountVolume.volume_mount_group`` to a driver that advertises the
+    VOLUME_MOUNT_GROUP node capability (CSI spec; kubelet's CSI mounter), and leaves empty for
+    a pod without one (None here). Anything but a decimal integer 0..4294967294 (no sign, no
+    spaces) is InvalidRequest naming the field, the value quoted and cut at 80 characters."""
+    value = request.volume_mount_group
+    if not value:
+        return None
+    if _DECIMAL.fullmatch(value) and int(value) <= MOUNT_GROUP_MAX:
+        return int(value)
+    raise InvalidRequest(
+        f"{MOUNT_GROUP_FIELD}: {shown_value(value)} is not a group ID (a decimal integer from "
+        f"0 to {MOUNT_GROUP_MAX}; kubelet sends the pod's securityContext.fsGroup)"
+    )
 
 
 def check_pod_directory(identity: PodIdentity, target: KubeletTarget) -> None:

@@ -122,6 +122,7 @@ class PublishSteps:
             mounted_at=previous.mounted_at if previous else now,
             updated_at=now,
             context=context_of(attempt.request),
+            mount_group=attempt.mount_group,
         )
         # Before the saves start: an undo may release the status only if this volume owns it.
         attempt.status_written = self.content.statuses.may_write(record)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from agent.core.publish_request import MOUNT_GROUP_MAX
 from agent.model import ObjectVersion, PodIdentity, PodStatus, VolumeRecord, pod_status_name
 
 
@@ -39,6 +40,7 @@ def record_to_metadata(record: VolumeRecord) -> dict[str, object]:
         "versions": [{"id": v.id, "version": v.version} for v in record.versions],
         "mounted_at": record.mounted_at,
         "updated_at": record.updated_at,
+        "mount_group": record.mount_group,
     }
 
 
@@ -62,6 +64,15 @@ def record_from_metadata(document: Mapping[str, object]) -> VolumeRecord | None:
             versions=tuple(ObjectVersion(str(v["id"]), str(v["version"])) for v in versions),
             mounted_at=float(str(document.get("mounted_at", 0.0))),
             updated_at=float(str(document.get("updated_at", 0.0))),
+            mount_group=_group(document.get("mount_group")),
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _group(value: object) -> int | None:
+    """A saved group, or None: absent (an older agent's, or upstream's volume, which
+    kubelet's next republish gives it) or not a group ID (never a group a pod did not ask for)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MOUNT_GROUP_MAX:
+        return value
+    return None

@@ -111,7 +111,8 @@ class VolumeContentStore:
         """
         if self._blocking is None:
             assert mount is None, "mount before storing: the stores have no blocking form"
-            written(bool(files) and await self._writer.write(record.target_path, files))
+            gid = record.mount_group
+            written(bool(files) and await self._writer.write(record.target_path, files, gid=gid))
             await self.record(record)
             return True
         stored, changed, failure = await run_blocking(
@@ -147,7 +148,7 @@ class VolumeContentStore:
         if mount is not None:
             mount.mount_blocking(target)
         # No files but versions: a legacy plugin wrote into target_path itself (upstream #551).
-        changed = bool(files) and writer.write_blocking(target, files)
+        changed = bool(files) and writer.write_blocking(target, files, record.mount_group)
         try:
             metadata.save_blocking(target, record_to_metadata(record))
         except Exception as err:
@@ -155,10 +156,13 @@ class VolumeContentStore:
         crashpoints.reached("record.metadata_saved")
         return True, changed, None
 
-    async def write_files(self, target_path: str, result: MountResult) -> bool:
-        """Swap the provider's files in; True when the visible content changed."""
+    async def write_files(self, record: VolumeRecord, result: MountResult) -> bool:
+        """Swap the provider's files in, in the record's group; True when the visible content
+        (or its group) changed."""
         # No files but versions: a legacy plugin wrote into target_path itself (upstream #551).
-        return bool(result.files) and await self._writer.write(target_path, result.files)
+        if not result.files:
+            return False
+        return await self._writer.write(record.target_path, result.files, gid=record.mount_group)
 
     async def record(self, record: VolumeRecord) -> None:
         """Save metadata, queue the pod status (if ``record`` owns it), then put ``record`` in

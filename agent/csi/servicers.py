@@ -75,13 +75,16 @@ class NodeService(csi.NodeBase):
     async def node_publish_volume(
         self, message: csi.NodePublishVolumeRequest
     ) -> csi.NodePublishVolumeResponse:
+        capability = message.volume_capability
+        mount = capability.mount if capability is not None else None
         request = PublishRequest(
             volume_id=message.volume_id,
             target_path=message.target_path,
-            has_capability=message.volume_capability is not None,
+            has_capability=capability is not None,
             readonly=message.readonly,
             volume_context=message.volume_context,
             secrets=message.secrets,
+            volume_mount_group=mount.volume_mount_group if mount is not None else "",
         )
         await self.publish(request)
         return csi.NodePublishVolumeResponse()
@@ -114,10 +117,19 @@ class NodeService(csi.NodeBase):
     async def node_get_capabilities(
         self, message: csi.NodeGetCapabilitiesRequest
     ) -> csi.NodeGetCapabilitiesResponse:
-        rpc = csi.NodeServiceCapabilityRpc(
-            type=csi.NodeServiceCapabilityRpcType.STAGE_UNSTAGE_VOLUME
+        # STAGE_UNSTAGE_VOLUME as upstream. VOLUME_MOUNT_GROUP: kubelet then sends a pod's
+        # fsGroup with each publish (volume_mount_group) and applies none itself; without it a
+        # read-only volume such as this one never gets the pod's group.
+        kinds = (
+            csi.NodeServiceCapabilityRpcType.STAGE_UNSTAGE_VOLUME,
+            csi.NodeServiceCapabilityRpcType.VOLUME_MOUNT_GROUP,
         )
-        return csi.NodeGetCapabilitiesResponse(capabilities=[csi.NodeServiceCapability(rpc=rpc)])
+        return csi.NodeGetCapabilitiesResponse(
+            capabilities=[
+                csi.NodeServiceCapability(rpc=csi.NodeServiceCapabilityRpc(type=kind))
+                for kind in kinds
+            ]
+        )
 
     async def node_get_info(self, message: csi.NodeGetInfoRequest) -> csi.NodeGetInfoResponse:
         return csi.NodeGetInfoResponse(node_id=self.node_id)

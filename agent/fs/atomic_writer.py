@@ -122,7 +122,7 @@ class AtomicWriter:
             # Content is current; only repair visible links (e.g. after a legacy cleanup).
             self._ensure_links(names, created, listing)
             return self._prune_links(names, _list(self._fd)) or bool(created)
-        new, new_fd = new_ts_dir(self._fd)
+        new, new_fd = new_ts_dir(self._fd, gid)
         try:
             write_payload(self.target, files, new_fd, uid, gid)
             crashpoints.reached("write.payload_written")
@@ -244,23 +244,15 @@ class AsyncPayloadWriter:
         self._capacity = capacity or VolumeCapacity()
 
     async def write(
-        self,
-        target: str,
-        files: Sequence[SecretFile],
-        *,
-        uid: int | None = None,
-        gid: int | None = None,
+        self, target: str, files: Sequence[SecretFile], *, gid: int | None = None
     ) -> bool:
-        return await run_blocking(self.write_blocking, target, files, uid, gid)
+        return await run_blocking(self.write_blocking, target, files, gid)
 
     def write_blocking(
-        self,
-        target: str,
-        files: Sequence[SecretFile],
-        uid: int | None = None,
-        gid: int | None = None,
+        self, target: str, files: Sequence[SecretFile], gid: int | None = None
     ) -> bool:
-        """:meth:`write` in the calling worker thread (``ports_volumes.BlockingPayloadWriter``)."""
+        """:meth:`write` in the calling worker thread (``ports_volumes.BlockingPayloadWriter``);
+        ``gid``: the group of every file and directory written (the pod's fsGroup)."""
         try:
             fd = self._volumes.open_target_path(target)
         except FileNotFoundError:
@@ -275,6 +267,6 @@ class AsyncPayloadWriter:
                 max_total_bytes=self._max_total_bytes,
                 capacity=self._capacity,
             )
-            return writer.write(files, uid=uid, gid=gid)
+            return writer.write(files, gid=gid)
         finally:
             os.close(fd)

@@ -23,8 +23,9 @@ def open_dir(path: str) -> int:
     return os.open(path, _DIR_FLAGS)
 
 
-def open_subdir(root_fd: int, parts: list[str], *, create: bool) -> int:
-    """Open ``root/parts...`` component by component; optionally create missing ones (0755)."""
+def open_subdir(root_fd: int, parts: list[str], *, create: bool, gid: int | None = None) -> int:
+    """Open ``root/parts...`` component by component; optionally create missing ones (0755,
+    in group ``gid`` when given)."""
     fd = os.dup(root_fd)
     try:
         for name in parts:
@@ -35,8 +36,7 @@ def open_subdir(root_fd: int, parts: list[str], *, create: bool) -> int:
             os.close(fd)
             fd = child
             if create:
-                # mkdir honours the umask; the layout promises 0755 regardless of it.
-                os.fchmod(fd, DIR_MODE)
+                set_owner_and_mode(fd, DIR_MODE, gid=gid)
     except BaseException:
         os.close(fd)
         raise
@@ -53,12 +53,19 @@ def write_new_file(
         view = memoryview(contents)
         while view:
             view = view[os.write(fd, view) :]
-        if uid is not None or gid is not None:
-            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-        # Explicit chmod after chown: open() applies the umask, and chown may clear mode bits.
-        os.fchmod(fd, mode)
+        set_owner_and_mode(fd, mode, uid=uid, gid=gid)
     finally:
         os.close(fd)
+
+
+def set_owner_and_mode(
+    fd: int, mode: int, *, uid: int | None = None, gid: int | None = None
+) -> None:
+    """Give an open file or directory its owner (None: unchanged), then its exact mode."""
+    if uid is not None or gid is not None:
+        os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+    # Chmod after chown: creation applies the umask, and chown may clear mode bits.
+    os.fchmod(fd, mode)
 
 
 def read_regular(root_fd: int, path: str, limit: int) -> tuple[bytes, os.stat_result] | None:

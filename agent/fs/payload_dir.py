@@ -67,8 +67,9 @@ def differs(
         os.close(root_fd)
 
 
-def new_ts_dir(target_fd: int) -> tuple[str, int]:
-    """A new timestamped directory (0755): its name and an open descriptor of it."""
+def new_ts_dir(target_fd: int, gid: int | None = None) -> tuple[str, int]:
+    """A new timestamped directory (0755, in group ``gid`` when given): its name and an open
+    descriptor of it."""
     prefix = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime())
     for _ in range(100):
         name = prefix + secrets.token_hex(4)
@@ -79,7 +80,7 @@ def new_ts_dir(target_fd: int) -> tuple[str, int]:
             continue
         fd = _files.open_subdir(target_fd, [name], create=False)
         try:
-            os.fchmod(fd, _files.DIR_MODE)
+            _files.set_owner_and_mode(fd, _files.DIR_MODE, gid=gid)
         except BaseException:
             os.close(fd)
             raise
@@ -97,7 +98,11 @@ def write_payload(
             try:
                 # A top-level file (the common case) goes straight into the directory.
                 nested = len(parts) > 1
-                dir_fd = _files.open_subdir(root_fd, parts[:-1], create=True) if nested else root_fd
+                dir_fd = (
+                    _files.open_subdir(root_fd, parts[:-1], create=True, gid=gid)
+                    if nested
+                    else root_fd
+                )
                 try:
                     _files.write_new_file(
                         dir_fd, parts[-1], file.contents, file.mode, uid=uid, gid=gid

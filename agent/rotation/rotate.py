@@ -168,7 +168,7 @@ class GroupRotator:
     ) -> tuple[VolumeRecord, bool]:
         """Write and record ``result`` of ``provider`` (the class's now: it may have changed
         since the volume was mounted, and the record names who serves it)."""
-        changed = await self.content.write_files(member.target_path, result)
+        changed = await self.content.write_files(member, result)
         now = self.clock.now()
         same = member.provider == provider and _same_versions(member.versions, result.versions)
         if not changed and same:

@@ -81,7 +81,8 @@ async def test_node_info_and_capabilities(harness: AgentHarness) -> None:
         csi.NodeGetCapabilitiesResponse,
     )
     assert [c.rpc.type if c.rpc is not None else None for c in caps.capabilities] == [
-        csi.NodeServiceCapabilityRpcType.STAGE_UNSTAGE_VOLUME
+        csi.NodeServiceCapabilityRpcType.STAGE_UNSTAGE_VOLUME,
+        csi.NodeServiceCapabilityRpcType.VOLUME_MOUNT_GROUP,  # kubelet then sends fsGroup
     ]
 
 

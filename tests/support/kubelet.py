@@ -81,8 +81,10 @@ def publish_request(
     readonly: bool = True,
     volume_id: str = "csi-0123456789abcdef",
     with_capability: bool = True,
+    mount_group: str = "",
 ) -> csi.NodePublishVolumeRequest:
-    """The NodePublishVolume kubelet sends for a CSI inline volume (reference §3.7)."""
+    """The NodePublishVolume kubelet sends for a CSI inline volume (reference §3.7);
+    ``mount_group``: the pod's fsGroup as kubelet sends it to a driver with VOLUME_MOUNT_GROUP."""
     context = {
         "secretProviderClass": spc,
         "csi.storage.k8s.io/pod.name": pod,
@@ -100,7 +102,7 @@ def publish_request(
         )
     context.update(extra or {})
     capability = csi.VolumeCapability(
-        mount=csi.VolumeCapabilityMountVolume(),
+        mount=csi.VolumeCapabilityMountVolume(volume_mount_group=mount_group),
         access_mode=csi.VolumeCapabilityAccessMode(
             mode=csi.VolumeCapabilityAccessModeMode.SINGLE_NODE_WRITER
         ),

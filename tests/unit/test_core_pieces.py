@@ -80,6 +80,21 @@ def test_metadata_round_trip_drops_tokens() -> None:
     assert record_from_metadata({"target_path": "/t"}) is None
 
 
+@pytest.mark.parametrize(
+    ("saved", "restored"),
+    [(4321, 4321), (0, 0), (None, None), (-1, None), (2**32 - 1, None), ("5", None), (True, None)],
+)
+def test_metadata_keeps_the_mount_group_and_drops_what_is_not_one(
+    saved: object, restored: int | None
+) -> None:
+    pod = PodIdentity("ns", "pod", "uid")
+    document = record_to_metadata(VolumeRecord("/t", "vol", pod, "spc", "vault", mount_group=7))
+    assert document["mount_group"] == 7
+    document["mount_group"] = saved
+    record = record_from_metadata(document)
+    assert record is not None and record.mount_group == restored
+
+
 def test_registry_unknown_provider_lists_available() -> None:
     registry = ProviderRegistry(timeout=1, version_key=b"k", load_entry_points=False)
     with pytest.raises(errors.ProviderNotFound) as info:

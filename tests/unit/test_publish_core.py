@@ -89,7 +89,9 @@ class Journal:
     async def discover(self) -> list[str]:
         return sorted(self.mounted)
 
-    async def write(self, target: str, files: Sequence[SecretFile]) -> bool:
+    async def write(
+        self, target: str, files: Sequence[SecretFile], *, gid: int | None = None
+    ) -> bool:
         self.events.append("write.start")
         self.write_started.set()
         if self.write_gate is not None:

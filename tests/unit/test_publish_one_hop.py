@@ -42,7 +42,9 @@ class BlockingJournal(Journal):
         self.mounted.add(target)
         self._did("mount")
 
-    def write_blocking(self, target: str, files: Sequence[SecretFile]) -> bool:
+    def write_blocking(
+        self, target: str, files: Sequence[SecretFile], gid: int | None = None
+    ) -> bool:
         self.hop_started.set()
         if self.hop_gate is not None:
             assert self.hop_gate.wait(10)

@@ -201,17 +201,16 @@ class FileReplaceWriter:
         self._long_paths = long_paths
 
     async def write(
-        self,
-        target: str,
-        files: Sequence[SecretFile],
-        *,
-        uid: int | None = None,
-        gid: int | None = None,
+        self, target: str, files: Sequence[SecretFile], *, gid: int | None = None
     ) -> bool:
         return await run_blocking(self.write_blocking, target, files)
 
-    def write_blocking(self, target: str, files: Sequence[SecretFile]) -> bool:
-        """:meth:`write` in the calling worker thread (``ports_volumes.BlockingPayloadWriter``)."""
+    def write_blocking(
+        self, target: str, files: Sequence[SecretFile], gid: int | None = None
+    ) -> bool:
+        """:meth:`write` in the calling worker thread (``ports_volumes.BlockingPayloadWriter``).
+        ``gid`` (a pod's fsGroup) is ignored: Windows files have no POSIX group (and Kubernetes
+        refuses fsGroup on a pod whose spec.os.name is windows)."""
         validate_payload(files, max_total_bytes=self._max_total_bytes, windows=True)
         if not self._long_paths:
             _check_lengths(self._volumes.parse(target).path, files)
