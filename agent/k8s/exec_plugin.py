@@ -35,11 +35,17 @@ MAX_STDERR_CHARS = 200
 class ExecRefresher:
     """The ``refresh_api_key_hook`` for a kubeconfig user with an ``exec`` plugin. ``loader``
     is kubernetes_asyncio's KubeConfigLoader after its first run: its ``token`` and
-    ``exec_plugin_expiry`` are kept current here."""
+    ``exec_plugin_expiry`` are kept current here.
+
+    One run serves every request that needs a token while it runs; it is killed only when the
+    last of them gives up. (Handing the run on from one waiter to the next, as a lock would,
+    starts a new run whenever one waiter's timeout comes a moment before another's.)
+    """
 
     def __init__(self, loader: Any) -> None:
         self._loader = loader
-        self._lock = asyncio.Lock()
+        self._run: asyncio.Task[tuple[str, datetime | None]] | None = None
+        self._waiting = 0
 
     def _fresh(self) -> bool:
         expiry = getattr(self._loader, "exec_plugin_expiry", None)
@@ -47,14 +53,34 @@ class ExecRefresher:
         return expiry is None or datetime.now(UTC) + EXPIRY_MARGIN < expiry
 
     async def __call__(self, configuration: Any) -> None:
-        if self._fresh():
-            return
-        async with self._lock:  # callers that waited find the token another run fetched
-            if not self._fresh():
-                token, expiry = await run_plugin(self._loader._user["exec"])
-                self._loader.token = f"Bearer {token}"
-                self._loader.exec_plugin_expiry = expiry
+        if not self._fresh():
+            token, expiry = await self._join_run()
+            self._loader.token = f"Bearer {token}"
+            self._loader.exec_plugin_expiry = expiry
         configuration.api_key["BearerToken"] = self._loader.token
+
+    async def _join_run(self) -> tuple[str, datetime | None]:
+        """The run in progress, or a new one: its (token, expiry). Raises what the run raised;
+        the last waiter to give up cancels the run and waits until its process is reaped."""
+        run = self._run
+        if run is None:
+            run = self._run = asyncio.create_task(run_plugin(self._loader._user["exec"]))
+            run.add_done_callback(self._ended)
+        self._waiting += 1
+        try:
+            return await asyncio.shield(run)
+        finally:
+            self._waiting -= 1
+            if self._waiting == 0 and not run.done():
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run  # run_plugin kills and reaps the process on its way out
+
+    def _ended(self, run: asyncio.Task[tuple[str, datetime | None]]) -> None:
+        if self._run is run:
+            self._run = None
+        if not run.cancelled():
+            run.exception()  # retrieved: each waiter raises it; no "never retrieved" warning
 
 
 async def run_plugin(exec_config: Any) -> tuple[str, datetime | None]:

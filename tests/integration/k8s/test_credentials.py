@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import stat
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,19 @@ def _killed_leftovers(marker: Path) -> int:
     return len(leftovers)
 
 
+async def _kill_and_reap(marker: Path) -> None:
+    """Kill the plugins left running and wait until asyncio's child watcher has reaped them
+    and told this loop (else their Popen, never waited for, warns "subprocess ... is still
+    running" when collected after the loop closed: an unraisable error at pytest's exit)."""
+    pids = _plugin_processes(marker)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # the watcher's call_soon_threadsafe reaches the loop
+
+
 def hanging_plugin(directory: Path) -> dict[str, Any]:
     """A plugin that answers (a token valid for 5 s: inside the client's margin, so every
     request asks it again) until ``directory/hang`` exists, then never answers, or fails
@@ -276,4 +290,4 @@ async def test_an_exec_plugin_that_hangs_at_start_is_named(
             await load_configuration(str(kubeconfig))
     finally:
         # kubernetes_asyncio's first run cannot be killed from here; the agent exits after it.
-        _killed_leftovers(tmp_path)
+        await _kill_and_reap(tmp_path)
