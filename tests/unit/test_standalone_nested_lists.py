@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 import yaml
 
 from agent.errors import SecretProviderClassNotFound
 from agent.providers.common.goyaml_limits import MAX_EVENTS, MAX_VALUES
 from agent.standalone.lists import MAX_LIST_DEPTH, MAX_LIST_ITEMS
 from agent.standalone.nodes import DirectoryNodeLabels
-from agent.standalone.spc_source import DirectorySecretProviderClassSource
+from tests.unit.test_standalone_lists import read
 
 GROUP = "secrets-store.csi.x-k8s.io"
 REGION = "topology.kubernetes.io/region"
@@ -57,15 +56,6 @@ def nested(depth: int, item: dict[str, Any]) -> dict[str, Any]:
     for _ in range(depth):
         item = v1_list(item)
     return item
-
-
-async def read(directory: Path) -> tuple[DirectorySecretProviderClassSource, dict[str, str]]:
-    """The source after its first read, and the warnings of that read (file -> reason)."""
-    source = DirectorySecretProviderClassSource(directory)
-    with structlog.testing.capture_logs() as logs:
-        await source.rescan()
-    warnings = {e["file"]: e["reason"] for e in logs if e["event"] == "standalone.spc_invalid"}
-    return source, warnings
 
 
 @pytest.mark.parametrize("version", ["v1", "v1alpha1"])
