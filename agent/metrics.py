@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from agent.process_metrics import register_process_collectors
+
 # generate_latest emits the classic text format; announce it as such (the client library's
 # CONTENT_TYPE_LATEST advertises 1.0.0, which some older scrapers do not know).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -99,6 +101,8 @@ class Metrics:
             ["code", "method", "host"],
             registry=reg,
         )
+        # client_golang's process collector, on the upstream driver's endpoint too.
+        register_process_collectors(reg)
 
     def _define_rotation(self, reg: CollectorRegistry) -> None:
         # Defined now so the series names are stable before the rotation scheduler records them.

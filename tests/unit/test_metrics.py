@@ -70,6 +70,16 @@ def test_series_names_are_exactly_upstreams() -> None:
         "rotation_reconcile_duration_sec_bucket",
         "rotation_reconcile_duration_sec_count",
         "rotation_reconcile_duration_sec_sum",
+        # client_golang's process collector (Linux)
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_max_fds",
+        "process_virtual_memory_bytes",
+        "process_virtual_memory_max_bytes",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+        "process_network_receive_bytes_total",
+        "process_network_transmit_bytes_total",
     }
     out = lines(metrics)
     assert 'rotation_reconcile_total{os_type="linux",provider="vault",rotated="false"} 1.0' in out
