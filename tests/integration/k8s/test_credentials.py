@@ -24,7 +24,6 @@ from tests.support.kube_credentials import (
     FIRST,
     JWT_SHAPED,
     SECOND,
-    capture_logs,
     exec_credential,
     hanging_plugin,
     killed_leftovers,
@@ -36,11 +35,6 @@ from tests.support.kube_credentials import (
 @pytest.fixture
 def kube_api_options() -> dict[str, Any]:
     return {"tls": True, "token": FIRST}
-
-
-@pytest.fixture
-def log_lines() -> io.StringIO:
-    return capture_logs()
 
 
 def exec_plugin(directory: Path, token_file: Path) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from tests.fakes.kube_api import FakeKubeApi
 from tests.support.kube_credentials import (
     EXEC_API,
     FIRST,
-    capture_logs,
     exec_credential,
     hanging_plugin,
     kill_and_reap,
@@ -38,11 +37,6 @@ SECRET_ENV = "env-secret-9a8b7c6d5e4f"
 @pytest.fixture
 def kube_api_options() -> dict[str, Any]:
     return {"tls": True, "token": FIRST}
-
-
-@pytest.fixture
-def log_lines() -> io.StringIO:
-    return capture_logs()
 
 
 def with_secrets(user: dict[str, Any]) -> dict[str, Any]:
