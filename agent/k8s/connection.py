@@ -7,7 +7,8 @@ needs them: the in-cluster token file and a kubeconfig ``tokenFile`` are re-read
 minute (as client-go's cached file token source; the loaders read a ``tokenFile`` only once,
 and the in-cluster loader keeps a final newline), an exec plugin's token when its
 ``expirationTimestamp`` has passed (``agent.k8s.exec_plugin``: one run at a time, killed when
-the request waiting for it gives up).
+the request waiting for it gives up). The plugin's first run, at start, goes through the same
+runner (``agent.k8s.kubeconfig_loader``): killed after FIRST_CREDENTIALS_S.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import structlog
 
 from agent.errors import ConfigError
 from agent.k8s.exec_plugin import ExecRefresher
-from agent.k8s.lean_import import ConfigException, Configuration, incluster_config, kube_config
+from agent.k8s.kubeconfig_loader import KubeconfigLoader
+from agent.k8s.lean_import import ConfigException, Configuration, incluster_config
 from agent.log_redaction import scrub_text
 
 log = structlog.get_logger(__name__)
@@ -84,25 +86,28 @@ def _in_cluster(configuration: Configuration, environ: Mapping[str, str]) -> Non
 
 
 async def _from_kubeconfig(path: str, configuration: Configuration) -> None:
+    loader = KubeconfigLoader.from_files(path)
     try:
         async with asyncio.timeout(FIRST_CREDENTIALS_S):  # an exec plugin that hangs
-            loader = await kube_config.load_kube_config(
-                config_file=path, client_configuration=configuration, persist_config=False
-            )
+            await loader.load_and_set(configuration)
     except TimeoutError:
+        plugin = loader.plugin  # killed and reaped by now (agent.k8s.exec_plugin)
         raise ConfigException(
-            f"no credentials within {FIRST_CREDENTIALS_S:.0f} s (does its exec plugin hang?)"
+            f'kubeconfig user "{plugin.user}": {plugin} gave no credentials within '
+            f"{FIRST_CREDENTIALS_S:g} s (killed)"
+            if plugin
+            else f"no credentials within {FIRST_CREDENTIALS_S:g} s"
         ) from None
     user: Any = getattr(loader, "_user", None)
     if user is None or getattr(loader, "provider", None):
         return  # no user, or an auth-provider (gcp, oidc) the loader refreshes itself
-    # The loader's order: a token (tokenFile before token) wins over an exec plugin.
-    if "tokenFile" in user:
+    if "tokenFile" in user:  # client-go's order: a token file before the plugin (never run)
         # Relative to the file that defines the user (KUBECONFIG may list several).
         base = Path(loader._get_base_path(getattr(user, "path", None) or path))
         configuration.refresh_api_key_hook = _token_file_refresher(base / str(user["tokenFile"]))
-    elif "exec" in user and "token" not in user:
-        configuration.refresh_api_key_hook = ExecRefresher(loader)
+    elif loader.plugin and loader.credential and (token := loader.credential.token):
+        expiry = loader.credential.expiry  # a certificate alone stays as it is: nothing to refresh
+        configuration.refresh_api_key_hook = ExecRefresher(loader.plugin, token, expiry)
 
 
 def _token_file_refresher(

@@ -84,7 +84,7 @@ load()
 from kubernetes_asyncio.client.api_client import ApiClient  # noqa: E402
 from kubernetes_asyncio.client.configuration import Configuration  # noqa: E402
 from kubernetes_asyncio.client.exceptions import ApiException  # noqa: E402
-from kubernetes_asyncio.config import exec_provider, incluster_config, kube_config  # noqa: E402
+from kubernetes_asyncio.config import incluster_config, kube_config  # noqa: E402
 from kubernetes_asyncio.config.config_exception import ConfigException  # noqa: E402
 
 __all__ = [
@@ -92,7 +92,6 @@ __all__ = [
     "ApiException",
     "ConfigException",
     "Configuration",
-    "exec_provider",
     "incluster_config",
     "kube_config",
     "load",

@@ -4,6 +4,7 @@ when the test ends)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.fakes.kube.paths import RequestInfo
 from tests.fakes.kube_api import FakeKubeApi, secret_provider_class
 from tests.support.chart_rbac import ChartRbac
 from tests.support.kube_agent import SPC, KubeAgents, KubeHarness, run_agents
+from tests.support.kube_credentials import capture_logs
 
 
 @pytest.fixture
@@ -25,6 +27,12 @@ async def api(kube_api: FakeKubeApi) -> AsyncIterator[KubeApi]:
     client.connect(await load_configuration(str(kube_api.kubeconfig_path)))
     yield client
     await client.close()
+
+
+@pytest.fixture
+def log_lines() -> io.StringIO:
+    """The agent's JSON log lines at -v=5 (kubernetes_asyncio's debug lines too)."""
+    return capture_logs()
 
 
 @pytest.fixture

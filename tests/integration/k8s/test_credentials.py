@@ -7,28 +7,29 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import shutil
-import signal
-import stat
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from agent.errors import ApiForbidden, ApiUnavailable, ConfigError
+from agent.errors import ApiForbidden, ApiUnavailable
 from agent.k8s import connection
 from agent.k8s.api import ApiSettings, KubeApi, Lane
 from agent.k8s.connection import load_configuration
 from agent.k8s.resources import PODS
-from agent.logs import configure_logging
 from tests.fakes.kube_api import FakeKubeApi
-
-FIRST, SECOND = "first-credential-0123456789", "second-credential-9876543210"
-JWT_SHAPED = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3ZWIifQ.c2lnbmF0dXJl"
+from tests.support.kube_credentials import (
+    FIRST,
+    JWT_SHAPED,
+    SECOND,
+    exec_credential,
+    hanging_plugin,
+    killed_leftovers,
+    kubeconfig_with_user,
+    script_plugin,
+)
 
 
 @pytest.fixture
@@ -36,36 +37,13 @@ def kube_api_options() -> dict[str, Any]:
     return {"tls": True, "token": FIRST}
 
 
-@pytest.fixture
-def log_lines() -> io.StringIO:
-    stream = io.StringIO()
-    configure_logging(json=True, verbosity=5, stream=stream, debug_loggers=("kubernetes_asyncio",))
-    return stream
-
-
-def kubeconfig_with_user(kube: FakeKubeApi, directory: Path, user: dict[str, Any]) -> Path:
-    config = yaml.safe_load(kube.kubeconfig_path.read_text())
-    config["users"][0]["user"] = user
-    path = directory / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def exec_plugin(directory: Path, token_file: Path) -> dict[str, Any]:
     """A plugin that prints the token in ``token_file``, expiring within the client's margin
     (so every request asks it again), and counts its runs."""
-    expiry = (datetime.now(UTC) + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    credential = (
-        '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
-        f'"status":{{"token":"%s","expirationTimestamp":"{expiry}"}}}}'
+    credential = exec_credential("%s", timedelta(seconds=5))
+    return script_plugin(
+        directory, f"echo run >> {directory}/runs\nprintf '{credential}' \"$(cat {token_file})\"\n"
     )
-    script = directory / "plugin.sh"
-    script.write_text(
-        f"#!/bin/sh\necho run >> {directory}/runs\nprintf '{credential}' \"$(cat {token_file})\"\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    command = {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script)}
-    return {"exec": {**command, "interactiveMode": "Never"}}
 
 
 async def rotate_and_list(kube: FakeKubeApi, kubeconfig: Path, token_file: Path) -> None:
@@ -184,62 +162,6 @@ async def test_the_in_cluster_token_is_trimmed_and_read_again_after_rotation(
     assert FIRST not in log_lines.getvalue() and SECOND not in log_lines.getvalue()
 
 
-def _plugin_processes(marker: Path) -> list[int]:
-    """Running processes whose command line names ``marker`` (a plugin left behind)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if entry.name.isdigit() and str(marker) in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def _killed_leftovers(marker: Path) -> int:
-    """Kill the plugins left running (so a failing test leaves none); how many there were."""
-    leftovers = _plugin_processes(marker)
-    for pid in leftovers:
-        os.kill(pid, signal.SIGKILL)
-    return len(leftovers)
-
-
-async def _kill_and_reap(marker: Path) -> None:
-    """Kill the plugins left running and wait until asyncio's child watcher has reaped them
-    and told this loop (else their Popen, never waited for, warns "subprocess ... is still
-    running" when collected after the loop closed: an unraisable error at pytest's exit)."""
-    pids = _plugin_processes(marker)
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)  # the watcher's call_soon_threadsafe reaches the loop
-
-
-def hanging_plugin(directory: Path) -> dict[str, Any]:
-    """A plugin that answers (a token valid for 5 s: inside the client's margin, so every
-    request asks it again) until ``directory/hang`` exists, then never answers, or fails
-    (quoting a token on stderr) once ``directory/fail`` does; it counts its runs."""
-    expiry = (datetime.now(UTC) + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    credential = (
-        '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
-        f'"status":{{"token":"{FIRST}","expirationTimestamp":"{expiry}"}}}}'
-    )
-    shutil.copy(shutil.which("sleep") or "/bin/sleep", directory / "sleep")  # names its dir
-    script = directory / "plugin.sh"
-    script.write_text(
-        f"#!/bin/sh\necho run >> {directory}/runs\n"
-        f"if [ -f {directory}/hang ]; then exec {directory}/sleep 600; fi\n"
-        f"if [ -f {directory}/fail ]; then echo 'denied: {JWT_SHAPED}' >&2; exit 3; fi\n"
-        f"printf '%s' '{credential}'\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    command = {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script)}
-    return {"exec": {**command, "interactiveMode": "Never"}}
-
-
 async def test_an_exec_plugin_that_hangs_is_run_once_at_a_time_and_never_left_behind(
     kube_api: FakeKubeApi, tmp_path: Path, log_lines: io.StringIO
 ) -> None:
@@ -254,7 +176,7 @@ async def test_an_exec_plugin_that_hangs_is_run_once_at_a_time_and_never_left_be
     finally:
         await client.close()
     assert all(isinstance(r, ApiUnavailable) and "timed out" in r.message for r in results)
-    assert _killed_leftovers(tmp_path) == 0  # each was killed when its request gave up
+    assert killed_leftovers(tmp_path) == 0  # each was killed when its request gave up
     # Runs: at start, for the first request, and one for all six requests (not six).
     assert (tmp_path / "runs").read_text().count("run") == 3
     assert "k8s.exec_plugin_killed" in log_lines.getvalue()
@@ -277,17 +199,3 @@ async def test_an_exec_plugin_that_fails_is_named_and_its_stderr_scrubbed(
         "with 3: denied: [REDACTED]"
     )
     assert JWT_SHAPED not in log_lines.getvalue()
-
-
-async def test_an_exec_plugin_that_hangs_at_start_is_named(
-    kube_api: FakeKubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(connection, "FIRST_CREDENTIALS_S", 0.5)
-    (tmp_path / "hang").touch()
-    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, hanging_plugin(tmp_path))
-    try:
-        with pytest.raises(ConfigError, match=r"no credentials within 0 s \(does its exec plugin"):
-            await load_configuration(str(kubeconfig))
-    finally:
-        # kubernetes_asyncio's first run cannot be killed from here; the agent exits after it.
-        await _kill_and_reap(tmp_path)
