@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.agent_modes import Kubernetes, Mode, Standalone
+from bench.go_kubelet import build as build_go_client
 from bench.instant import hide_dev_packages
 from bench.kube_api_process import KubeApiProcess
 from bench.kubelet_cases import (
@@ -55,11 +56,11 @@ from bench.kubelet_nodes import (
     Node,
     Samples,
     World,
-    agent_side,
     new_site,
     prepare,
     probe,
     publish,
+    site_figures,
     start_node,
     stop_node,
 )
@@ -143,7 +144,7 @@ async def first_publishes(world: World, starts: int) -> dict[str, Samples]:
         for case in world.cases:
             order = labels if index % 2 == 0 else labels[::-1]
             for label in order:
-                number = (index * 10 + world.cases.index(case)) * 2 + labels.index(label)
+                number = (index * 10 + world.cases.index(case)) * len(labels) + labels.index(label)
                 site = new_site(world, label, number)
                 requests = [await prepare(site, world, case) for _ in range(2)]
                 node = await start_node(world, site)
@@ -158,8 +159,8 @@ async def first_publishes(world: World, starts: int) -> dict[str, Samples]:
                 mine.setdefault("start_to_serving", []).append(node.start_ms)
                 mine.setdefault(f"{case}.first", []).append(first)
                 mine.setdefault(f"{case}.second_after_gap", []).append(second)
-                for key, value in agent_side(site).items():
-                    mine.setdefault(f"{key}.agent_side", []).extend(value)
+                for key, value in site_figures(site).items():
+                    mine.setdefault(key, []).extend(value)
                 for key, value in world.mode.figures(node).items():
                     mine.setdefault(key, []).extend(value)
     return found
@@ -198,9 +199,8 @@ async def run(world: World, rounds: int, burst: int, starts: int) -> dict[str, A
         for node in nodes:
             await world.mode.release(node)  # and so the last status writes have arrived
             mine = measured[node.site.label]
-            for key, values in agent_side(node.site).items():
-                if key != "warmup":
-                    mine.setdefault(f"{key}.agent_side", []).extend(values)
+            for key, values in site_figures(node.site).items():
+                mine.setdefault(key, []).extend(values)
             for key, values in world.mode.figures(node).items():
                 if not key.startswith("warmup"):
                     mine.setdefault(key, []).extend(values)
@@ -248,13 +248,29 @@ def main() -> None:
         help="Kubernetes mode: the agents against the fake API server (bench/kube_api_process.py)",
     )
     parser.add_argument(
+        "--clients",
+        default="grpcio",
+        help="kubelet's clients, comma-separated: grpcio (one channel); go (grpc-go, kubelet's "
+        "stack, one connection); kubelet (grpc-go, a new connection per call, as kubelet "
+        "calls); bench/go_kubelet.py. With several, each agent runs once per client, "
+        "interleaved",
+    )
+    parser.add_argument(
         "--with-dev-packages", action="store_true", help="let the agent see pydantic (dev venv)"
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ssa-kb-", dir="/tmp"))
-    checkouts = {"this": Path(args.candidate).resolve() if args.candidate else REPO}
+    sources = {"this": Path(args.candidate).resolve() if args.candidate else REPO}
     if args.baseline:
-        checkouts["baseline"] = Path(args.baseline).resolve()
+        sources["baseline"] = Path(args.baseline).resolve()
+    clients = args.clients.split(",")
+    if not set(clients) <= {"grpcio", "go", "kubelet"}:
+        parser.error(f"--clients: grpcio, go or kubelet, not {args.clients!r}")
+    checkouts, client_of = {}, {}
+    for base, source in sources.items():
+        for client in clients:
+            label = base if client == "grpcio" else f"{base}-{client}"
+            checkouts[label], client_of[label] = source, client
     hidden = "" if args.with_dev_packages else hide_dev_packages(work / "hidden")
     try:
         with ExitStack() as stack:
@@ -272,13 +288,18 @@ def main() -> None:
                 api = KubeApiProcess()
                 stack.callback(api.close)
                 mode = Kubernetes(api, vault)
-            world = World(work, plugin_dir, checkouts, hidden, vault, args.gap, cases, mode)
+            go_client = build_go_client(work) if set(clients) - {"grpcio"} else None
+            world = World(
+                work, plugin_dir, checkouts, hidden, vault, args.gap, cases, mode, client_of,
+                go_client,
+            )  # fmt: skip
             results = asyncio.run(run(world, args.rounds, args.burst, args.starts))
     finally:
         force_unmount_under(str(work))
         shutil.rmtree(work, ignore_errors=True)
     results["settings"] = {
         "mode": "kubernetes" if args.kubernetes else "standalone",
+        "clients": clients,
         "gap_s": args.gap,
         "rounds": args.rounds,
         "burst": args.burst,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent._proto.csi import v1 as csi
+from bench.go_kubelet import GoKubelet
 from bench.kubelet_cases import VaultCase, request_for
 from tests.support.kubelet import Kubelet
 from tests.support.mounts import force_unmount_under
@@ -46,6 +47,8 @@ class World:
     gap: float
     cases: tuple[str, ...]
     mode: Mode
+    clients: dict[str, str] = field(default_factory=dict)  # label -> "go"/"kubelet"; else grpcio
+    go_client: Path | None = None  # kubelet-go's binary (bench/go_kubelet.py)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class Site:
     cases: dict[str, str] = field(default_factory=dict)  # target path -> sample key
     timed: dict[str, Timed] = field(default_factory=dict)  # pod name -> its timed publish
     live: list[csi.NodePublishVolumeRequest] = field(default_factory=list)  # to unpublish
+    # kubelet's whole publish step (capability call + publish), by sample key: kubelet client only
+    steps: Samples = field(default_factory=dict)
 
     def target(self) -> tuple[str, str]:
         """A new pod's volume directory, made as kubelet makes it; (target, pod uid)."""
@@ -87,7 +92,7 @@ class Node:
     socket: str
     exec_at: float  # perf_counter seconds
     start_ms: float  # exec to the CSI socket accepting a connection
-    kubelet: Kubelet
+    kubelet: Kubelet | GoKubelet
 
 
 def new_site(world: World, label: str, number: int) -> Site:
@@ -133,7 +138,11 @@ async def start_node(world: World, site: Site) -> Node:
             raise RuntimeError(f"agent {site.label} did not start; see {site.root / 'agent.log'}")
         await asyncio.sleep(0.001)
     start_ms = (time.perf_counter() - started) * 1000
-    kubelet = Kubelet(path)
+    kubelet: Kubelet | GoKubelet = Kubelet(path)
+    client = world.clients.get(site.label, "grpcio")
+    if client != "grpcio":
+        assert world.go_client is not None
+        kubelet = await GoKubelet.start(world.go_client, path, per_call=client == "kubelet")
     # Kubelet's registration (node-driver-registrar) precedes any publish.
     await kubelet.call("Node", "NodeGetInfo", csi.NodeGetInfoRequest(), csi.NodeGetInfoResponse)
     return Node(site, process, path, started, start_ms, kubelet)
@@ -159,17 +168,27 @@ async def publish(
     started = time.perf_counter()
     await node.kubelet.publish(request)
     replied = time.perf_counter()
+    elapsed = _elapsed_ms(node, started, replied)  # before the mode's calls that follow
+    if isinstance(node.kubelet, GoKubelet) and node.kubelet.last_step_ms > elapsed:
+        node.site.steps.setdefault(key, []).append(node.kubelet.last_step_ms)
     pod = request.volume_context["csi.storage.k8s.io/pod.name"]
     node.site.cases[request.target_path] = key
     node.site.timed[pod] = Timed(key, started, replied)
     await world.mode.published(node, request)
-    return (replied - started) * 1000
+    return elapsed
 
 
 async def probe(node: Node) -> float:
     started = time.perf_counter()
     await node.kubelet.call("Identity", "Probe", csi.ProbeRequest(), csi.ProbeResponse)
-    return (time.perf_counter() - started) * 1000
+    return _elapsed_ms(node, started, time.perf_counter())
+
+
+def _elapsed_ms(node: Node, started: float, replied: float) -> float:
+    """The call's time where the client measures it: kubelet-go's own, else around grpcio."""
+    if isinstance(node.kubelet, GoKubelet):
+        return node.kubelet.last_ms
+    return (replied - started) * 1000
 
 
 def agent_side(site: Site) -> Samples:
@@ -184,4 +203,15 @@ def agent_side(site: Site) -> Samples:
             key = site.cases.get(event.get("target_path", ""))
             if key is not None:
                 found.setdefault(key, []).append(float(event["duration_ms"]))
+    return found
+
+
+def site_figures(site: Site) -> Samples:
+    """A site's own figures by sample key, warm-up left out: ``<key>.agent_side`` (the agent's
+    ``duration_ms``) and ``<key>.kubelet_step`` (kubelet's whole publish step, kubelet client)."""
+    found: Samples = {}
+    for suffix, samples in (("agent_side", agent_side(site)), ("kubelet_step", site.steps)):
+        for key, values in samples.items():
+            if key != "warmup":
+                found[f"{key}.{suffix}"] = values
     return found

@@ -28,6 +28,7 @@ from agent.core.unpublish import UnpublishVolume
 from agent.csi.codec import RequestCodec
 from agent.csi.limits import RequestMessageChecks
 from agent.csi.servicers import ControllerService, IdentityService, NodeService
+from agent.csi.spare_connections import PreparedProtocol, SpareConnections
 from agent.errors import ConfigError
 from agent.platform.afunix import PosixUnixSockets, UnixSockets
 
@@ -35,11 +36,11 @@ log = structlog.get_logger("agent.csi")
 
 SOCKET_MODE = 0o660
 # h2 remembers how each closed stream ended, up to 65,536 per connection (h2 issue #1163), to
-# answer late frames precisely. Kubelet keeps one connection open for the life of the node and
-# every publish and unpublish is a stream, so that record alone grew the agent's RSS by about
-# 0.3 KiB per publish/unpublish cycle until ~33,000 cycles (~10 MiB). A late frame on a stream
-# it no longer remembers gets RST_STREAM(STREAM_CLOSED), harmless for unary calls, so a few
-# hundred is plenty. Process-wide: it also bounds the provider plugin connections (grpclib).
+# answer late frames precisely. Kubelet dials anew for every call, but a client that keeps one
+# connection (a CSI test tool; the agent's own provider plugin connections, also grpclib) makes
+# every call a stream on it, and that record alone grew the agent's RSS by about 0.3 KiB per
+# publish/unpublish cycle until ~33,000 cycles (~10 MiB). A late frame on a stream it no longer
+# remembers gets RST_STREAM(STREAM_CLOSED), harmless for unary calls, so a few hundred is plenty.
 MAX_CLOSED_STREAMS = 1024
 
 
@@ -47,17 +48,24 @@ class _ClosingServer(Server):
     """grpclib's Server.close cancels running handlers but leaves idle client connections open
     until the peer hangs up; tracking them lets shutdown close every transport it accepted.
     Each connection's requests are held to upstream's message size and framing
-    (``agent.csi.limits``)."""
+    (``agent.csi.limits``); its HTTP/2 state is built before the client connects
+    (``agent.csi.spare_connections``)."""
 
     def __init__(self, services: list[IServable]) -> None:
         super().__init__(services, codec=RequestCodec())
         self.connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+        self.spares = SpareConnections(self._prepare)
 
     def _protocol_factory(self) -> H2Protocol:
-        protocol = super()._protocol_factory()
-        protocol.handler = RequestMessageChecks(protocol.handler)
+        protocol = self.spares.take()
         self.connections.add(protocol)
         return protocol
+
+    def _prepare(self) -> PreparedProtocol:
+        # grpclib's factory registers the connection's handler with the server (closed with
+        # it); its protocol object is only that handler and the two configurations.
+        stock = super()._protocol_factory()
+        return PreparedProtocol(RequestMessageChecks(stock.handler), stock.config, stock.h2_config)
 
     def close_connections(self) -> None:
         for protocol in list(self.connections):
@@ -111,6 +119,11 @@ class CsiServer:
     def path(self) -> str:
         return self._path
 
+    @property
+    def spares(self) -> SpareConnections:
+        """The connections built ahead of kubelet's next dials (``agent.csi.spare_connections``)."""
+        return self._server.spares
+
     async def start(self) -> None:
         if await self._accepts_connections():
             raise ConfigError(
@@ -135,6 +148,7 @@ class CsiServer:
             os.umask(previous)
         self._started = True
         self._bound = _inode(self._path)
+        self._server.spares.start()
         _warm_messages()
         if os.name == "posix":
             os.chmod(self._path, SOCKET_MODE)
@@ -153,6 +167,7 @@ class CsiServer:
         if not self._started:
             return  # never bound (e.g. a refused --endpoint): nothing to close, nothing to unlink
         self._started = False
+        self._server.spares.close()
         drained = await self._inflight.drain(grace)
         if not drained:
             log.warning("csi.drain_timeout", in_flight=self._inflight.count, grace_s=grace)
