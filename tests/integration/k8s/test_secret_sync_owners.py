@@ -413,12 +413,12 @@ async def test_a_bare_pods_secret_waits_for_its_status(node: KubeHarness) -> Non
 async def test_a_consumer_unpublished_before_its_sync_lets_go_of_what_was_kept_for_it(
     node: KubeHarness,
 ) -> None:
-    """Why a volume of a class naming Secrets, with nothing recorded yet, still lists the
-    namespace's Secrets at its unpublish: once its status object is written, another
-    consumer's removal counts it and keeps its owner's reference, which only its own removal
-    can then let go of. web-p's first sync gave up on its status write (queued), and the sync
-    due when it landed waits behind a re-sync pass stuck reading a deleted class (of another
-    namespace: the counts here never read it)."""
+    """Once its status object is written, another consumer's removal counts a consumer that
+    has not synced yet and keeps its owner's reference, which only its own removal can then
+    let go of. web-p's first sync gave up on its status write (queued), and the sync due when
+    it landed waits behind a re-sync pass stuck reading a deleted class (of another
+    namespace: the counts here never read it). Its first sync's start noted that it may hold
+    db, so its unpublish lets go of it without listing the namespace's Secrets."""
     node.cluster.secret_consumers.status_wait = 0.0
     node.add_spc(secret_objects=DB)
     node.add_spc("zc", "other")
@@ -440,6 +440,6 @@ async def test_a_consumer_unpublished_before_its_sync_lets_go_of_what_was_kept_f
     mark = node.kube.requests.mark()
     await node.kubelet.unpublish(node.request(web_p).volume_id, target_p)
     await node.synced()
-    assert node.kube.requests.since(mark, verb="list", resource="secrets")  # nothing recorded
+    assert node.kube.requests.since(mark, verb="list", resource="secrets") == []
     assert node.secret("db") is None  # web-p was the last consumer
     busy.release()

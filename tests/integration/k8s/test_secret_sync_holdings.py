@@ -1,0 +1,201 @@
+"""What a consumer may hold, kept until it has let go of it, over the fake API: a reference a
+census kept for a consumer is released by that consumer, whether it never synced, its class
+stopped naming the Secret first, a volume of its pod went first, it synced before its class
+named the Secret, a release failed on the API, or the agent restarted in between."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fakes.kube.faults import Fault
+from tests.fakes.kube_api import owner_reference, replica_set
+from tests.integration.k8s.test_secret_sync import entry, owners, status_owner
+from tests.support.kube_agent import KubeAgents, KubeHarness, eventually
+
+DB = entry("db", "Opaque", ("password", "password"))
+CACHE = entry("cache", "Opaque", ("username", "user"))
+DB2 = entry("db-v2", "Opaque", ("password", "password"))
+RS = "ReplicaSet/web-5d8f"
+Object = dict[str, Any]
+
+
+async def _replica(node: KubeHarness, rs: Object, name: str, **options: Any) -> tuple[Object, str]:
+    """A pod of ``rs`` on the node, published (its sync may still be waiting)."""
+    pod = await node.add_pod(name, owner_references=[owner_reference(rs, controller=True)])
+    target = await node.publish(pod, **options)
+    await node.synced()
+    return pod, target
+
+
+def _owners(node: KubeHarness, name: str) -> list[str]:
+    found = node.secret(name)
+    return owners(found) if found is not None else []
+
+
+async def _unpublish(node: KubeHarness, pod: Object, target: str, volume: str = "secrets") -> None:
+    await node.kubelet.unpublish(node.request(pod, volume=volume).volume_id, target)
+    await node.synced()
+
+
+async def _kept_for_a_consumer_that_never_synced(
+    node: KubeHarness, classes: list[Object]
+) -> tuple[Object, str, Fault]:
+    """web-q synced; web-p (same ReplicaSet) has its status written but has never synced: its
+    first sync gave up waiting for the status write, and the sync due when the write landed
+    waits behind a re-sync pass stuck reading a deleted class of another namespace. web-q's
+    unpublish then keeps the ReplicaSet's references for web-p (a census counts it). Returns
+    web-p, its target, and the hold to release at the end."""
+    node.cluster.secret_consumers.status_wait = 0.0
+    node.add_spc(secret_objects=classes)
+    node.add_spc("zc", "other")
+    rs = node.kube.store.put(replica_set("web-5d8f"))
+    web_q, target_q = await _replica(node, rs, "web-5d8f-q")
+    await node.publish(await node.add_pod("z-0", "other", spc="zc"), spc="zc")
+    status = node.kube.faults.hold(verb="create", resource="secretproviderclasspodstatuses")
+    web_p, target_p = await _replica(node, rs, "web-5d8f-p")
+    await status.wait_held()
+    busy = node.kube.faults.hold(verb="get", resource="secretproviderclasses", name="zc")
+    node.kube.store.delete("secretproviderclasses", "other", "zc")
+    await busy.wait_held()
+    status.release()
+    await node.settle()  # web-p's status is written; its sync waits for the pass
+    await _unpublish(node, web_q, target_q)
+    for name in (c["secretName"] for c in classes):
+        assert owners(node.secret(name)) == [RS], name  # kept: web-p holds it
+    return web_p, target_p, busy
+
+
+async def test_a_reference_kept_for_a_pod_that_never_synced_goes_when_its_class_drops_the_secret(
+    node: KubeHarness,
+) -> None:
+    """Gap: web-p's first sync ran after the class dropped db; it recorded only cache, so db
+    kept the ReplicaSet's reference (and lived on) after the last consumer went."""
+    web_p, target_p, busy = await _kept_for_a_consumer_that_never_synced(node, [DB, CACHE])
+    await node.change_spc(secret_objects=[CACHE])
+    busy.release()
+    await node.resync()  # web-p's first sync, with the class as it is now
+    assert node.secret("db") is None  # no consumer names it any more
+    assert owners(node.secret("cache")) == [RS]
+    await _unpublish(node, web_p, target_p)
+    assert node.secret("cache") is None
+
+
+async def test_a_reference_kept_for_a_pod_that_never_synced_goes_when_its_class_names_nothing(
+    node: KubeHarness,
+) -> None:
+    """Gap: web-p goes after its class dropped every secretObject and before its first sync;
+    its unpublish took the class's 'names nothing' for 'holds nothing'."""
+    web_p, target_p, busy = await _kept_for_a_consumer_that_never_synced(node, [DB])
+    await node.change_spc(secret_objects=[])
+    await _unpublish(node, web_p, target_p)
+    assert node.secret("db") is None
+    busy.release()
+
+
+async def test_a_reference_kept_for_a_consumer_is_released_after_a_restart(
+    agents: KubeAgents,
+) -> None:
+    """The agent restarts between the census that kept the reference and the class edit: the
+    start-up pass reads what web-p holds from the API and lets go of db."""
+    node = await agents.start()
+    web_p, target_p, busy = await _kept_for_a_consumer_that_never_synced(node, [DB, CACHE])
+    busy.release()
+    await agents.stop(node)
+    node.add_spc(secret_objects=[CACHE])
+    again = await agents.start()
+    await eventually(lambda: again.secret("db") is None, "db let go of by the start-up pass")
+    assert owners(again.secret("cache")) == [RS]
+    await _unpublish(again, web_p, target_p)
+    assert again.secret("cache") is None
+
+
+async def test_a_volume_that_goes_hands_what_it_holds_to_its_pods_other_volume(
+    node: KubeHarness,
+) -> None:
+    """Gap: the pod's first volume failed to let go of db (renamed to db-v2) and then went
+    while the pod's second volume, published after the rename, stayed: db's reference stayed
+    with the ReplicaSet after the pod, the last consumer, had gone."""
+    node.add_spc(secret_objects=[DB])
+    rs = node.kube.store.put(replica_set("web-5d8f"))
+    web, first = await _replica(node, rs, "web-5d8f-a")
+    api_down = node.kube.faults.fail(500, verb="get", resource="secrets", name="db", times=None)
+    await node.change_spc(secret_objects=[DB2])
+    await eventually(lambda: api_down.hits > 0, "the first volume tried to let go of db")
+    await eventually(lambda: node.secret("db-v2") is not None, "db-v2 synced")
+    second = await node.publish(web, volume="more")
+    await node.synced()
+    await _unpublish(node, web, first)
+    node.kube.faults.active.remove(api_down)
+    await node.resync()
+    assert node.secret("db") is None  # the second volume let go of it
+    assert owners(node.secret("db-v2")) == [RS]
+    await _unpublish(node, web, second, volume="more")
+    assert node.secret("db-v2") is None
+
+
+async def test_a_pod_that_synced_before_its_class_named_the_secret_lets_go_of_it(
+    node: KubeHarness,
+) -> None:
+    """Gap: the class gains db. Its re-sync pass creates db for web-a, then waits on x-0's
+    sync (x-0's status is being handed from one of its volumes to the other); meanwhile
+    web-a goes (a census keeps the ReplicaSet's reference for web-b, whose class now names
+    db) and web-b goes before the pass reaches it: web-b had recorded that it held nothing,
+    so the reference stayed. x-0 (a bare pod) keeps db alive here."""
+    node.cluster.secret_consumers.status_wait = 60.0
+    node.add_spc(secret_objects=[CACHE])
+    rs = node.kube.store.put(replica_set("web-5d8f"))
+    web_a, target_a = await _replica(node, rs, "web-5d8f-a")
+    x = await node.add_pod("x-0")
+    x_first = await node.publish(x)
+    await node.publish(x, volume="more")
+    web_b, target_b = await _replica(node, rs, "web-5d8f-b")
+    handover = node.kube.faults.hold(
+        resource="secretproviderclasspodstatuses", name="x-0-default-app-secrets"
+    )
+    await _unpublish(node, x, x_first)
+    await handover.wait_held()
+    await node.change_spc(secret_objects=[CACHE, DB])
+    await eventually(lambda: node.secret("db") is not None, "db created for web-a")
+    assert owners(node.secret("db")) == [RS]
+    await _unpublish(node, web_a, target_a)
+    assert owners(node.secret("db")) == [RS]  # kept for web-b
+    await _unpublish(node, web_b, target_b)
+    handover.release()
+    await node.settle()
+    await eventually(lambda: status_owner("x-0") in _owners(node, "db"), "x-0 synced db")
+    await node.resync()
+    assert owners(node.secret("db")) == [status_owner("x-0")]
+
+
+async def test_a_release_that_failed_on_the_api_is_tried_again(node: KubeHarness) -> None:
+    """Gap: the sync recorded the class's new names before letting go of the old ones, so a
+    release the API failed was never tried again."""
+    node.add_spc(secret_objects=[DB])
+    await node.publish(await node.add_pod("web-0"))
+    await node.synced()
+    failed = node.kube.faults.fail(500, verb="get", resource="secrets", name="db")
+    await node.change_spc(secret_objects=[DB2])
+    await eventually(lambda: failed.hits == 1, "the release failed")
+    await eventually(lambda: node.secret("db") is None, "released by the retry")
+    assert owners(node.secret("db-v2")) == [status_owner("web-0")]
+
+
+async def test_an_unpublish_whose_release_failed_on_the_api_tries_again(node: KubeHarness) -> None:
+    node.add_spc(secret_objects=[DB])
+    web, target = await _replica(node, node.kube.store.put(replica_set("web-5d8f")), "web-5d8f-a")
+    failed = node.kube.faults.fail(500, verb="get", resource="secrets", name="db")
+    await _unpublish(node, web, target)
+    assert failed.hits == 1 and node.secret("db") is not None
+    await eventually(lambda: node.secret("db") is None, "released by the retry")
+    assert not node.syncer.retrying
+
+
+async def test_an_unpublish_refused_by_rbac_is_not_tried_again(node: KubeHarness) -> None:
+    """A refusal (no RBAC rule for Secrets) cannot be helped by retrying: dropped, as before,
+    so a node without sync RBAC keeps nothing of its removed volumes."""
+    node.add_spc(secret_objects=[DB])
+    web, target = await _replica(node, node.kube.store.put(replica_set("web-5d8f")), "web-5d8f-a")
+    refused = node.kube.faults.fail(403, verb="get", resource="secrets", name="db")
+    await _unpublish(node, web, target)
+    assert refused.hits == 1 and not node.syncer.retrying
+    assert owners(node.secret("db")) == [RS]  # left to garbage collection
