@@ -92,6 +92,20 @@ async def test_a_reference_kept_for_a_pod_that_never_synced_goes_when_its_class_
     busy.release()
 
 
+async def test_a_pod_unpublished_before_its_sync_lets_go_of_what_was_kept_for_it(
+    node: KubeHarness,
+) -> None:
+    """Only web-p's own removal can let go of the reference kept for it. Its first sync's
+    start noted that it may hold db, so its unpublish lets go of it without listing the
+    namespace's Secrets."""
+    web_p, target_p, busy = await _kept_for_a_consumer_that_never_synced(node, [DB])
+    mark = node.kube.requests.mark()
+    await _unpublish(node, web_p, target_p)
+    assert node.kube.requests.since(mark, verb="list", resource="secrets") == []
+    assert node.secret("db") is None  # web-p was the last consumer
+    busy.release()
+
+
 async def test_a_reference_kept_for_a_consumer_is_released_after_a_restart(
     agents: KubeAgents,
 ) -> None:
