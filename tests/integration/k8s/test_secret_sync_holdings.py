@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.fakes.kube.faults import Fault
-from tests.fakes.kube_api import owner_reference, replica_set
+from tests.fakes.kube_api import owner_reference, replica_set, secret
 from tests.integration.k8s.test_secret_sync import entry, owners, status_owner
 from tests.support.kube_agent import KubeAgents, KubeHarness, eventually
 
@@ -213,3 +213,19 @@ async def test_an_unpublish_refused_by_rbac_is_not_tried_again(node: KubeHarness
     await _unpublish(node, web, target)
     assert refused.hits == 1 and not node.syncer.retrying
     assert owners(node.secret("db")) == [RS]  # left to garbage collection
+
+
+async def test_a_users_own_secret_the_class_named_is_never_touched(node: KubeHarness) -> None:
+    """The volume may hold what its class named, so letting go reads the user's Secret (no
+    managed label, though owned by the pod's ReplicaSet) when the class drops it and when the
+    pod goes, and changes nothing."""
+    rs = node.kube.store.put(replica_set("web-5d8f"))
+    users = secret("db", string_data={"password": "mine"})
+    users["metadata"]["ownerReferences"] = [owner_reference(rs)]
+    mine = node.kube.store.put(users)
+    node.add_spc(secret_objects=[DB, CACHE])
+    web, target = await _replica(node, rs, "web-5d8f-a")
+    await node.change_spc(secret_objects=[CACHE])
+    await node.resync()
+    await _unpublish(node, web, target)
+    assert node.secret("db") == mine and node.secret("cache") is None
