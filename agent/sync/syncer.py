@@ -178,6 +178,12 @@ class SecretSyncer:
         self._statuses.forget(target)  # no sync either when a status it waited for lands
         return True
 
+    def _named_now(self, record: VolumeRecord) -> frozenset[str]:
+        """What the volume's class, as cached now (no API call), names; nothing when the
+        cache lacks it."""
+        spc = self._cached(record.pod.namespace, record.spc_name) if self._cached else None
+        return parse_secret_objects(spc.secret_objects).named if spc else frozenset()
+
     def _class_names_nothing(self, record: VolumeRecord) -> bool:
         """The volume's class as cached now (no API call) names no Secret. For a volume
         mounted before this process started that noted nothing since, this is what its sync
@@ -248,8 +254,10 @@ class SecretSyncer:
         return consumer_owners(pod, None)
 
     async def _let_go(self, record: VolumeRecord, named: frozenset[str], owners: Owners) -> bool:
-        """Let go of what this consumer may hold that the class no longer names; keep what
-        failed for the retry. True when something failed (retry sooner)."""
+        """Let go of what this consumer may hold that the class no longer names (``named``,
+        from the class this sync works from, nor the class as cached now: a newer version may
+        name a Secret again); keep what failed for the retry. True when something failed
+        (retry sooner)."""
         held = self._held.note(record, named, owners)
         if not held.known:
             # Mounted before this process started: what it held then is read from the API.
@@ -258,6 +266,8 @@ class SecretSyncer:
                 return True
             held = self._held.recovered(record, recovered)
         gone = held.names - named
+        if gone:
+            gone -= self._named_now(record)
         if not gone:
             return False
         released = await self._letting_go.release(record, gone, held.owned, "no_longer_named")

@@ -229,3 +229,23 @@ async def test_a_users_own_secret_the_class_named_is_never_touched(node: KubeHar
     await node.resync()
     await _unpublish(node, web, target)
     assert node.secret("db") == mine and node.secret("cache") is None
+
+
+async def test_a_sync_of_an_older_class_never_lets_go_of_what_the_class_names_now(
+    node: KubeHarness,
+) -> None:
+    """The class drops cache, and names it again while the sync for the drop is under way:
+    that sync, working from the older class, must not delete cache (which the next sync would
+    create again, a moment without it for pods reading it)."""
+    node.add_spc(secret_objects=[DB, CACHE])
+    await _replica(node, node.kube.store.put(replica_set("web-5d8f")), "web-5d8f-a")
+    stuck = node.kube.faults.hold(verb="get", resource="secrets", name="db", times=1)
+    await node.change_spc(secret_objects=[DB])
+    await stuck.wait_held()  # the sync for the drop, before it lets go of cache
+    await node.change_spc(secret_objects=[DB, CACHE])
+    mark = node.kube.requests.mark()
+    stuck.release()
+    await node.resync()  # after the stuck sync (one volume lock)
+    writes = node.kube.requests.since(mark, resource="secrets")
+    assert [(r.verb, r.info.name) for r in writes if r.verb != "get"] == []
+    assert owners(node.secret("cache")) == [RS]
