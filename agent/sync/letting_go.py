@@ -6,10 +6,10 @@ Secrets, 422) cannot be helped by retrying: it is logged and dropped, as it alwa
 Two callers. A sync lets go of what its class no longer names; what failed stays in the
 volume's record (``held``) and the volume is retried sooner (``SecretSyncer.failing``). A
 removed volume (no other volume of its consumer left) lets go of everything it may hold;
-what failed is kept here, by target path, and tried again by the re-sync loop's retries
-(``retry``) until it goes through. A restart loses those: the volume is gone, so nothing on
-the node says what it held, and garbage collection takes the references with their owners
-(docs/secret-sync.md, "After a restart").
+what failed is kept here (``leftovers``, by target path) and tried again by the re-sync
+loop's retries (``SecretSyncer.retry_removed``) until it goes through. A restart loses
+those: the volume is gone, so nothing on the node says what it held, and garbage collection
+takes the references with their owners (docs/secret-sync.md, "After a restart").
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class LettingGo:
     async def leave(self, record: VolumeRecord, held: Held, owners: Owners) -> None:
         """The volume is gone, and no other volume of its consumer is mounted: let go of all it
         may hold (a record not ``known`` is completed from the API first). What fails is kept
-        for ``retry``, with anything an earlier removal of the same target left."""
+        in ``leftovers``, with anything an earlier removal of the same target left."""
         earlier = self.leftovers.pop(record.target_path, None)
         if earlier is not None:
             held, owners = held | earlier.held, (*owners, *earlier.owners)
@@ -91,12 +91,6 @@ class LettingGo:
         left = held.names - await self.release(record, held.names, owned, REMOVED)
         if left:
             self._keep(Leftover(record, Held(left, owned), owners))
-
-    async def retry(self, target: str) -> None:
-        """Try a removed volume's failed releases again (the caller holds its volume lock)."""
-        leftover = self.leftovers.pop(target, None)
-        if leftover is not None:
-            await self.leave(leftover.record, leftover.held, leftover.owners)
 
     def _keep(self, leftover: Leftover) -> None:
         self.leftovers[leftover.record.target_path] = leftover

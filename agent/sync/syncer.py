@@ -129,13 +129,7 @@ class SecretSyncer:
             self.failing.discard(target)
             self._statuses.forget(target)
             held = self._held.forget(record)
-            sibling = self._same_consumer_mounted(record)
-            if sibling is not None:
-                self._hand_over(held, sibling)  # the pod still mounts the class: it holds them
-                return
-            if not held.known and not held.names and self._class_names_nothing(record):
-                return  # what its sync would record (``_nothing_to_sync``): nothing
-            await self._letting_go.leave(record, held, self._cached_owners(record))
+            await self._leave(record, held, self._cached_owners(record))
 
     # ---- the re-sync loop's ----
 
@@ -159,7 +153,9 @@ class SecretSyncer:
         """Try removed volumes' failed releases again."""
         for target in list(self._letting_go.leftovers):
             async with self._volume_locks.hold(target):
-                await self._letting_go.retry(target)
+                leftover = self._letting_go.leftovers.pop(target, None)
+                if leftover is not None:
+                    await self._leave(leftover.record, leftover.held, leftover.owners)
 
     # ---- one volume ----
 
@@ -226,14 +222,21 @@ class SecretSyncer:
         if self.follow_ups is not None:
             self.follow_ups.volume_ready(target)
 
-    def _same_consumer_mounted(self, record: VolumeRecord) -> VolumeRecord | None:
-        """Another volume of the same pod and class (the same consumer), still mounted."""
+    async def _leave(self, record: VolumeRecord, held: Held, owners: Owners) -> None:
+        """A removed volume lets go of what it may hold, unless its consumer (its pod and
+        class) still mounts, or mounts again, a volume, which then takes it over."""
+        sibling = self._consumer_mounted(record)
+        if sibling is not None:
+            self._hand_over(held, sibling)
+        elif held.known or held.names or not self._class_names_nothing(record):
+            await self._letting_go.leave(record, held, owners)
+        # else: what its sync would record (``_nothing_to_sync``): nothing, no API call
+
+    def _consumer_mounted(self, record: VolumeRecord) -> VolumeRecord | None:
+        """A volume of ``record``'s pod and class in the table (another one, or this one
+        published again: the removed one has left it)."""
         for other in self._table:
-            if (
-                other.pod.uid == record.pod.uid
-                and other.spc_name == record.spc_name
-                and other.target_path != record.target_path
-            ):
+            if other.pod.uid == record.pod.uid and other.spc_name == record.spc_name:
                 return other
         return None
 

@@ -10,6 +10,7 @@ from typing import Any
 from tests.fakes.kube.faults import Fault
 from tests.fakes.kube_api import owner_reference, replica_set, secret
 from tests.integration.k8s.test_secret_sync import entry, owners, status_owner
+from tests.support.clock import ManualClock
 from tests.support.kube_agent import KubeAgents, KubeHarness, eventually
 
 DB = entry("db", "Opaque", ("password", "password"))
@@ -25,6 +26,14 @@ async def _replica(node: KubeHarness, rs: Object, name: str, **options: Any) -> 
     target = await node.publish(pod, **options)
     await node.synced()
     return pod, target
+
+
+async def _retry_due(node: KubeHarness, clock: ManualClock) -> None:
+    """Move the manual clock to the re-sync loop's retry, once one is armed."""
+    resync = node.secret_resync
+    await eventually(lambda: resync.retry_at is not None, "a retry armed")
+    assert resync.retry_at is not None
+    clock.advance(resync.retry_at - clock.now())
 
 
 def _owners(node: KubeHarness, name: str) -> list[str]:
@@ -181,27 +190,59 @@ async def test_a_pod_that_synced_before_its_class_named_the_secret_lets_go_of_it
     assert owners(node.secret("db")) == [status_owner("x-0")]
 
 
-async def test_a_release_that_failed_on_the_api_is_tried_again(node: KubeHarness) -> None:
+async def test_a_release_that_failed_on_the_api_is_tried_again(agents: KubeAgents) -> None:
     """Gap: the sync recorded the class's new names before letting go of the old ones, so a
     release the API failed was never tried again."""
+    clock = ManualClock()
+    node = await agents.start(clock=clock)
     node.add_spc(secret_objects=[DB])
     await node.publish(await node.add_pod("web-0"))
     await node.synced()
     failed = node.kube.faults.fail(500, verb="get", resource="secrets", name="db")
     await node.change_spc(secret_objects=[DB2])
     await eventually(lambda: failed.hits == 1, "the release failed")
+    await _retry_due(node, clock)
     await eventually(lambda: node.secret("db") is None, "released by the retry")
     assert owners(node.secret("db-v2")) == [status_owner("web-0")]
 
 
-async def test_an_unpublish_whose_release_failed_on_the_api_tries_again(node: KubeHarness) -> None:
+async def test_an_unpublish_whose_release_failed_on_the_api_tries_again(
+    agents: KubeAgents,
+) -> None:
+    clock = ManualClock()
+    node = await agents.start(clock=clock)
     node.add_spc(secret_objects=[DB])
     web, target = await _replica(node, node.kube.store.put(replica_set("web-5d8f")), "web-5d8f-a")
     failed = node.kube.faults.fail(500, verb="get", resource="secrets", name="db")
     await _unpublish(node, web, target)
     assert failed.hits == 1 and node.secret("db") is not None
+    await _retry_due(node, clock)
     await eventually(lambda: node.secret("db") is None, "released by the retry")
     assert not node.syncer.retrying
+
+
+async def test_a_failed_release_never_takes_the_secret_from_the_volume_published_again(
+    agents: KubeAgents,
+) -> None:
+    """The retry of an unpublish's failed release finds the pod's volume published again:
+    the consumer holds db again, so the volume takes the record over and db is not touched."""
+    clock = ManualClock()
+    node = await agents.start(clock=clock)
+    node.add_spc(secret_objects=[DB])
+    web, target = await _replica(node, node.kube.store.put(replica_set("web-5d8f")), "web-5d8f-a")
+    failed = node.kube.faults.fail(500, verb="get", resource="secrets", name="db")
+    await _unpublish(node, web, target)
+    assert failed.hits == 1
+    await node.publish(web)
+    await node.synced()
+    mark = node.kube.requests.mark()
+    await _retry_due(node, clock)
+    await eventually(lambda: not node.syncer.retrying, "the retry ran")
+    await node.resync()  # after the retry (one volume lock)
+    writes = node.kube.requests.since(mark, resource="secrets")
+    assert [(r.verb, r.info.name) for r in writes if r.verb != "get"] == []
+    await _unpublish(node, web, target)
+    assert node.secret("db") is None
 
 
 async def test_an_unpublish_refused_by_rbac_is_not_tried_again(node: KubeHarness) -> None:
