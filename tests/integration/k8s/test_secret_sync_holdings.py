@@ -1,7 +1,9 @@
 """What a consumer may hold, kept until it has let go of it, over the fake API: a reference a
 census kept for a consumer is released by that consumer, whether it never synced, its class
 stopped naming the Secret first, a volume of its pod went first, it synced before its class
-named the Secret, a release failed on the API, or the agent restarted in between."""
+named the Secret, a release failed on the API (retried; a refusal is not), or the agent
+restarted in between. Letting go never touches a user's Secret, nor a Secret the class names
+again meanwhile, nor one the pod's volume, published again, holds."""
 
 from __future__ import annotations
 
