@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.fakes.kube.faults import Fault
 from tests.fakes.kube_api import owner_reference, replica_set, secret
 from tests.integration.k8s.test_secret_sync import entry, owners, status_owner
@@ -192,12 +194,31 @@ async def test_a_pod_that_synced_before_its_class_named_the_secret_lets_go_of_it
     assert owners(node.secret("db")) == [status_owner("x-0")]
 
 
-async def test_a_release_that_failed_on_the_api_is_tried_again(agents: KubeAgents) -> None:
-    """Gap: the sync recorded the class's new names before letting go of the old ones, so a
-    release the API failed was never tried again."""
+@pytest.fixture
+async def timed(agents: KubeAgents) -> tuple[KubeHarness, ManualClock]:
+    """An agent on a manual clock (the re-sync loop's retry waits for it), and a class
+    syncing db."""
     clock = ManualClock()
     node = await agents.start(clock=clock)
     node.add_spc(secret_objects=[DB])
+    return node, clock
+
+
+async def _unpublished_with_a_failed_release(node: KubeHarness) -> tuple[Object, str]:
+    """A pod of a ReplicaSet, synced, then unpublished while the API fails to read db."""
+    web, target = await _replica(node, node.kube.store.put(replica_set("web-5d8f")), "web-5d8f-a")
+    failed = node.kube.faults.fail(500, verb="get", resource="secrets", name="db")
+    await _unpublish(node, web, target)
+    assert failed.hits == 1 and owners(node.secret("db")) == [RS]
+    return web, target
+
+
+async def test_a_release_that_failed_on_the_api_is_tried_again(
+    timed: tuple[KubeHarness, ManualClock],
+) -> None:
+    """Gap: the sync recorded the class's new names before letting go of the old ones, so a
+    release the API failed was never tried again."""
+    node, clock = timed
     await node.publish(await node.add_pod("web-0"))
     await node.synced()
     failed = node.kube.faults.fail(500, verb="get", resource="secrets", name="db")
@@ -209,32 +230,22 @@ async def test_a_release_that_failed_on_the_api_is_tried_again(agents: KubeAgent
 
 
 async def test_an_unpublish_whose_release_failed_on_the_api_tries_again(
-    agents: KubeAgents,
+    timed: tuple[KubeHarness, ManualClock],
 ) -> None:
-    clock = ManualClock()
-    node = await agents.start(clock=clock)
-    node.add_spc(secret_objects=[DB])
-    web, target = await _replica(node, node.kube.store.put(replica_set("web-5d8f")), "web-5d8f-a")
-    failed = node.kube.faults.fail(500, verb="get", resource="secrets", name="db")
-    await _unpublish(node, web, target)
-    assert failed.hits == 1 and node.secret("db") is not None
+    node, clock = timed
+    await _unpublished_with_a_failed_release(node)
     await _retry_due(node, clock)
     await eventually(lambda: node.secret("db") is None, "released by the retry")
     assert not node.syncer.retrying
 
 
 async def test_a_failed_release_never_takes_the_secret_from_the_volume_published_again(
-    agents: KubeAgents,
+    timed: tuple[KubeHarness, ManualClock],
 ) -> None:
     """The retry of an unpublish's failed release finds the pod's volume published again:
     the consumer holds db again, so the volume takes the record over and db is not touched."""
-    clock = ManualClock()
-    node = await agents.start(clock=clock)
-    node.add_spc(secret_objects=[DB])
-    web, target = await _replica(node, node.kube.store.put(replica_set("web-5d8f")), "web-5d8f-a")
-    failed = node.kube.faults.fail(500, verb="get", resource="secrets", name="db")
-    await _unpublish(node, web, target)
-    assert failed.hits == 1
+    node, clock = timed
+    web, target = await _unpublished_with_a_failed_release(node)
     await node.publish(web)
     await node.synced()
     mark = node.kube.requests.mark()
