@@ -6,12 +6,14 @@ retried sooner (upstream: 5 to 10 s). Here one loop does it all for the whole mo
 
 - a pass every ``interval``; the first one at start, so a restarted agent catches up on what
   changed while it was down;
-- a pass over the volumes whose last sync failed (``SecretSyncer.failing``) after a growing
-  delay (``retry``, up to ``interval``), armed as soon as a volume fails, in a pass or outside
-  one (a publish's or a rotation's sync): no failure waits for the next full pass;
+- a pass over the volumes whose last sync failed (``SecretSyncer.failing``), and the removed
+  volumes whose release failed, after a growing delay (``retry``, up to ``interval``), armed
+  as soon as one fails, in a pass or outside one (a publish's or a rotation's sync, an
+  unpublish): no failure waits for the next full pass;
 - a pass over a volume whose sync waited for its status object as soon as that is written
   (``SecretSyncer`` hands it over: ``volume_ready``);
-- a pass over a class's volumes as soon as its ``secretObjects`` change.
+- a pass over a class's volumes as soon as its ``secretObjects`` change (the syncer notes at
+  once what they may hold from then on).
 
 A class that no longer exists names no Secrets: its volumes' Secrets are let go. ``trigger``
 runs a full pass now (tests; an operator's refresh); ``run_once`` is one full pass, awaited,
@@ -78,6 +80,7 @@ class SecretResync:
     def class_changed(self, namespace: str, name: str) -> None:
         """A class's ``secretObjects`` changed, or it was deleted: re-sync its volumes now
         (upstream waits for its next requeue, pain point #389)."""
+        self._syncer.class_changed(namespace, name)
         self._changed.add((namespace, name))
         self._wake.set()
 
@@ -112,7 +115,7 @@ class SecretResync:
 
     def _arm_retry(self) -> None:
         """A retry due after the backoff's next delay while volumes fail; none otherwise."""
-        if not (self._syncer.failing or self._full_at_retry):
+        if not (self._syncer.retrying or self._full_at_retry):
             self.retry_at = None
             self._retry.reset()
         elif self.retry_at is None:
@@ -135,6 +138,8 @@ class SecretResync:
                 or (record.pod.namespace, record.spc_name) in changed
             )
         )
+        if retry:
+            await self._syncer.retry_removed()
 
     async def _sleep_until(self, due: float) -> None:
         if not self._wake.is_set():
@@ -144,7 +149,9 @@ class SecretResync:
     async def run_once(self) -> PassCounts:
         """One pass over every volume; what it did with them."""
         self.full_passes += 1
-        return await self._sync(lambda _record: True)
+        counts = await self._sync(lambda _record: True)
+        await self._syncer.retry_removed()
+        return counts
 
     async def _sync(self, wanted: Callable[[VolumeRecord], bool]) -> PassCounts:
         self.passes += 1

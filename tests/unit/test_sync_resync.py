@@ -1,6 +1,7 @@
 """The re-sync loop: a pass at start, a full pass on trigger, a class's volumes on its change,
-a failure between passes retried after the backoff's first delay, a volume whose status was
-written synced at once, and a bug in one pass never ends the loop (no waiting for intervals: a
+a failure between passes (a volume's sync, a removed volume's release) retried after the
+backoff's first delay, a volume whose status was written synced at once, and a bug in one
+pass never ends the loop (no waiting for intervals: a
 1-hour interval, and a manual clock)."""
 
 from __future__ import annotations
@@ -31,6 +32,21 @@ class Syncer:
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.explode = 0
         self.called = asyncio.Event()
+        self.changed: list[tuple[str, str]] = []
+        self.left_over = 0  # removed volumes whose release failed
+        self.retried_removed = 0
+
+    @property
+    def retrying(self) -> bool:
+        return bool(self.failing) or self.left_over > 0
+
+    def class_changed(self, namespace: str, name: str) -> None:
+        self.changed.append((namespace, name))
+
+    async def retry_removed(self) -> None:
+        self.retried_removed += 1
+        self.left_over = max(0, self.left_over - 1)
+        self.called.set()
 
     async def sync_volume(self, record: VolumeRecord, spc: SecretProviderClass) -> SyncOutcome:
         self.called.set()
@@ -68,6 +84,7 @@ async def test_start_trigger_class_change_and_a_failing_pass() -> None:
         assert [name for name, _ in start] == ["app", "other", "gone"]
         assert start[2][1] == ()  # a deleted class names nothing: its Secrets are let go
         resync.class_changed("default", "other")
+        assert syncer.changed == [("default", "other")]  # told at once, before the pass
         assert [name for name, _ in await _next_calls(syncer, 1)] == ["other"]
         syncer.explode = 1
         resync.trigger()
@@ -106,6 +123,16 @@ async def test_failures_and_ready_volumes_between_passes_never_wait_for_the_inte
         assert [name for name, _ in await _next_calls(syncer, 1)] == ["app"]
         await _until(lambda: resync.retry_at is None)
         assert resync.full_passes == 1 and resync.passes == 3
+        assert syncer.retried_removed == 2  # by the pass at start and by the retry
+        # A removed volume's release failed: tried again after the first delay, alone.
+        syncer.left_over = 1
+        resync.retry_wanted()
+        await _until(lambda: resync.retry_at is not None)
+        assert resync.retry_at == clock.now() + 5.0
+        clock.advance(5.0)
+        await _until(lambda: syncer.retried_removed == 3)
+        await _until(lambda: resync.retry_at is None)
+        assert not syncer.calls and resync.full_passes == 1
     finally:
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):

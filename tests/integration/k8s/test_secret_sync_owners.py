@@ -408,38 +408,3 @@ async def test_a_bare_pods_secret_waits_for_its_status(node: KubeHarness) -> Non
     held.release()
     await node.synced()
     assert owners(node.secret("db")) == [status_owner("web-0")]
-
-
-async def test_a_consumer_unpublished_before_its_sync_lets_go_of_what_was_kept_for_it(
-    node: KubeHarness,
-) -> None:
-    """Why a volume of a class naming Secrets, with nothing recorded yet, still lists the
-    namespace's Secrets at its unpublish: once its status object is written, another
-    consumer's removal counts it and keeps its owner's reference, which only its own removal
-    can then let go of. web-p's first sync gave up on its status write (queued), and the sync
-    due when it landed waits behind a re-sync pass stuck reading a deleted class (of another
-    namespace: the counts here never read it)."""
-    node.cluster.secret_consumers.status_wait = 0.0
-    node.add_spc(secret_objects=DB)
-    node.add_spc("zc", "other")
-    rs = _replica_set(node)
-    web_q, target_q = await _replica(node, rs, "web-5d8f-q")
-    await node.publish(await node.add_pod("z-0", "other", spc="zc"), spc="zc")
-    assert owners(node.secret("db")) == ["ReplicaSet/web-5d8f"]
-    status = node.kube.faults.hold(verb="create", resource="secretproviderclasspodstatuses")
-    web_p, target_p = await _replica(node, rs, "web-5d8f-p")
-    await status.wait_held()
-    busy = node.kube.faults.hold(verb="get", resource="secretproviderclasses", name="zc")
-    node.kube.store.delete("secretproviderclasses", "other", "zc")
-    await busy.wait_held()
-    status.release()
-    await node.settle()  # web-p's status is written; its sync waits for the pass
-    await node.kubelet.unpublish(node.request(web_q).volume_id, target_q)
-    await node.synced()
-    assert owners(node.secret("db")) == ["ReplicaSet/web-5d8f"]  # kept: web-p holds it
-    mark = node.kube.requests.mark()
-    await node.kubelet.unpublish(node.request(web_p).volume_id, target_p)
-    await node.synced()
-    assert node.kube.requests.since(mark, verb="list", resource="secrets")  # nothing recorded
-    assert node.secret("db") is None  # web-p was the last consumer
-    busy.release()
