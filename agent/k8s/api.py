@@ -284,6 +284,10 @@ class KubeApi:
         except (aiohttp.ClientError, OSError, TimeoutError) as err:
             self._observe(method, "<error>")
             raise api_errors.from_exception(action, err) from None
+        except ValueError as err:  # aiohttp refused a header: nothing was sent
+            self._observe(method, "<error>")
+            authorization = self._client.configuration.api_key.get("BearerToken")
+            raise api_errors.refused_request(action, err, str(authorization or "")) from None
         self._observe(method, str(response.status))
         return response
 

@@ -25,6 +25,7 @@ from agent.errors import (
     ApiUnavailable,
     KubernetesApiError,
 )
+from agent.k8s.header_credentials import header_problem
 from agent.log_redaction import scrub_text
 
 MAX_MESSAGE_CHARS = 200
@@ -88,6 +89,19 @@ def from_exception(action: str, error: BaseException) -> ApiUnavailable:
         return ApiUnavailable(f"{action}: the connection closed in the middle of the answer")
     detail = " ".join(str(error).split())[:MAX_MESSAGE_CHARS]
     return ApiUnavailable(f"{action}: {type(error).__name__}" + (f": {detail}" if detail else ""))
+
+
+def refused_request(action: str, error: ValueError, authorization: str) -> KubernetesApiError:
+    """The HTTP client refused to send the request: aiohttp's ValueError for a header value
+    with a control character, or its UnicodeEncodeError for one that does not encode. Their
+    text is never quoted (it may quote the value); ``authorization`` (the credential the
+    request carried) is checked instead, for an ApiForbidden saying what is wrong with it."""
+    problem = header_problem(authorization)
+    if problem is not None:
+        return ApiForbidden(
+            f"{action}: cannot send the credentials: the Authorization header {problem}"
+        )
+    return KubernetesApiError(f"{action}: the client refused the request ({type(error).__name__})")
 
 
 def lost_connection(action: str, socket_error: OSError | None) -> ApiConnectionLost:

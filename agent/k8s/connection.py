@@ -4,8 +4,8 @@ Order, as controller-runtime (which the upstream driver uses): ``--kubeconfig``,
 ``KUBECONFIG`` environment variable (a ``:``-separated list), then the in-cluster service
 account, then ``~/.kube/config``. Credentials that expire are refreshed before a request
 needs them: the in-cluster token file and a kubeconfig ``tokenFile`` are re-read every
-minute (as client-go's cached file token source; the loaders read a ``tokenFile`` only once,
-and the in-cluster loader keeps a final newline), an exec plugin's token when its
+minute, trimmed (as client-go's cached file token source; kubernetes_asyncio's loaders read a
+``tokenFile`` only once and keep a final newline), an exec plugin's token when its
 ``expirationTimestamp`` has passed (``agent.k8s.exec_plugin``: one run at a time, killed when
 the request waiting for it gives up). The plugin's first run, at start, goes through the same
 runner (``agent.k8s.kubeconfig_loader``): killed after FIRST_CREDENTIALS_S.
@@ -24,6 +24,7 @@ import structlog
 
 from agent.errors import ConfigError
 from agent.k8s.exec_plugin import ExecRefresher
+from agent.k8s.header_credentials import RefusedCredential, read_token_file
 from agent.k8s.kubeconfig_loader import KubeconfigLoader
 from agent.k8s.lean_import import ConfigException, Configuration, incluster_config
 from agent.log_redaction import scrub_text
@@ -45,8 +46,8 @@ async def load_configuration(
         if source:
             await _from_kubeconfig(source, configuration)
         elif environ.get(incluster_config.SERVICE_HOST_ENV_NAME):
+            source = "in-cluster service account"  # before: its errors name it too
             _in_cluster(configuration, environ)
-            source = "in-cluster service account"
         elif (Path.home() / ".kube" / "config").is_file():
             source = str(Path.home() / ".kube" / "config")
             await _from_kubeconfig(source, configuration)
@@ -68,19 +69,18 @@ async def load_configuration(
 
 def _in_cluster(configuration: Configuration, environ: Mapping[str, str]) -> None:
     """The service account kubelet mounts. Its token is read as client-go reads it (spaces
-    and a final newline trimmed: the loader keeps them, and aiohttp then refuses the header),
-    and again every TOKEN_FILE_REREAD_S, keeping the last token while the file is unreadable
-    (the loader's own hook would fail every request meanwhile)."""
+    and a final newline trimmed: the loader keeps them, and aiohttp then refuses the header;
+    ``agent.k8s.header_credentials``), and again every TOKEN_FILE_REREAD_S, keeping the last
+    token while the file is unreadable (the loader's own hook would fail every request)."""
     token_path = SERVICE_ACCOUNT_DIR / "token"
+    # Read first: the loader's own read would quote a byte of a file that is not UTF-8.
+    token = read_token_file(token_path, f"the service account token file {token_path}")
     incluster_config.InClusterConfigLoader(
         token_filename=str(token_path),
         cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
         try_refresh_token=False,
         environ=dict(environ),
     ).load_and_set(configuration)
-    token = token_path.read_text().strip()
-    if not token:
-        raise ConfigException(f"the service account token file {token_path} holds only spaces")
     configuration.api_key["BearerToken"] = f"Bearer {token}"
     configuration.refresh_api_key_hook = _token_file_refresher(token_path)
 
@@ -101,10 +101,8 @@ async def _from_kubeconfig(path: str, configuration: Configuration) -> None:
     user: Any = getattr(loader, "_user", None)
     if user is None or getattr(loader, "provider", None):
         return  # no user, or an auth-provider (gcp, oidc) the loader refreshes itself
-    if "tokenFile" in user:  # client-go's order: a token file before the plugin (never run)
-        # Relative to the file that defines the user (KUBECONFIG may list several).
-        base = Path(loader._get_base_path(getattr(user, "path", None) or path))
-        configuration.refresh_api_key_hook = _token_file_refresher(base / str(user["tokenFile"]))
+    if token_file := loader.token_file():  # client-go's order: before the plugin (never run)
+        configuration.refresh_api_key_hook = _token_file_refresher(token_file)
     elif loader.plugin and loader.credential and (token := loader.credential.token):
         expiry = loader.credential.expiry  # a certificate alone stays as it is: nothing to refresh
         configuration.refresh_api_key_hook = ExecRefresher(loader.plugin, token, expiry)
@@ -113,8 +111,9 @@ async def _from_kubeconfig(path: str, configuration: Configuration) -> None:
 def _token_file_refresher(
     path: Path, clock: Callable[[], float] = time.monotonic
 ) -> Callable[[Configuration], None]:
-    """Re-read ``path`` at most every TOKEN_FILE_REREAD_S; a file that cannot be read keeps
-    the last token (as client-go), with one warning per attempt that names the file."""
+    """Re-read ``path`` at most every TOKEN_FILE_REREAD_S; a file that cannot be read, or
+    holds a token a header cannot carry, keeps the last token (as client-go keeps it when its
+    file source fails), with one warning per attempt that names the file and the problem."""
     read_at = clock()
 
     def refresh(configuration: Configuration) -> None:
@@ -123,12 +122,14 @@ def _token_file_refresher(
             return
         read_at = clock()
         try:
-            token = path.read_text().strip()
+            token = read_token_file(path, str(path))
         except OSError as err:
             log.warning("k8s.token_file_unreadable", path=str(path), error=err.strerror)
             return
-        if token:
-            configuration.api_key["BearerToken"] = f"Bearer {token}"
+        except RefusedCredential as err:
+            log.warning("k8s.token_file_refused", path=str(path), error=err.problem)
+            return
+        configuration.api_key["BearerToken"] = f"Bearer {token}"
 
     return refresh
 

@@ -2,7 +2,8 @@
 (client authentication API, ``client.authentication.k8s.io``) whose ``status`` holds a
 ``token``, a ``clientCertificateData``/``clientKeyData`` pair (PEM), or both, and an optional
 ``expirationTimestamp`` (RFC 3339). The checks are client-go's: a credential of some kind, a
-certificate only with its key, a timestamp that reads; the errors name the field, never a value.
+certificate only with its key, a timestamp that reads; and a token an HTTP header can carry
+(``agent.k8s.header_credentials``). The errors name the field, never a value.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agent.k8s.exec_config import PluginCommand
+from agent.k8s.header_credentials import header_problem
 from agent.k8s.identity import token_expiry
 from agent.k8s.lean_import import ConfigException
 
@@ -50,6 +52,8 @@ def parse_credential(plugin: PluginCommand, stdout: bytes) -> ExecCredential:
         )
     if not token and not certificate:
         raise ConfigException(f"{plugin} printed no status.token")
+    if token and (problem := header_problem(token)):
+        raise ConfigException(f"{plugin} printed a status.token that {problem}")
     expires = status.get("expirationTimestamp")
     expiry = token_expiry(expires)
     if expires is not None and expiry is None:

@@ -41,6 +41,16 @@ def kubeconfig_with_user(kube: FakeKubeApi, directory: Path, user: dict[str, Any
     return path
 
 
+def in_cluster(kube: FakeKubeApi, directory: Path, token: str) -> dict[str, str]:
+    """The service account files kubelet mounts (token, ca.crt) in ``directory``; the
+    environment kubelet gives a pod."""
+    assert kube.tls is not None
+    directory.mkdir()
+    (directory / "token").write_text(token)
+    (directory / "ca.crt").write_text(kube.tls.ca_path.read_text())
+    return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(kube.port)}
+
+
 def script_plugin(directory: Path, body: str) -> dict[str, Any]:
     """A kubeconfig user whose exec plugin is ``directory/plugin.sh`` running ``body``."""
     script = directory / "plugin.sh"
@@ -56,6 +66,16 @@ def exec_credential(token: str, expires_in: timedelta | None = None) -> str:
         expiry = (datetime.now(UTC) + expires_in).strftime("%Y-%m-%dT%H:%M:%SZ")
         status += f',"expirationTimestamp":"{expiry}"'
     return f'{{"apiVersion":"{EXEC_API}","kind":"ExecCredential","status":{{{status}}}}}'
+
+
+def token_file_plugin(directory: Path, token_file: Path) -> dict[str, Any]:
+    """A plugin that prints the token in ``token_file`` (as JSON string text: ``\\u0000`` is a
+    NUL), expiring within the client's margin (so every request asks it again); it counts its
+    runs."""
+    credential = exec_credential("%s", timedelta(seconds=5))
+    return script_plugin(
+        directory, f"echo run >> {directory}/runs\nprintf '{credential}' \"$(cat {token_file})\"\n"
+    )
 
 
 def hanging_plugin(directory: Path) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +23,17 @@ from tests.support.kube_credentials import (
     FIRST,
     JWT_SHAPED,
     SECOND,
-    exec_credential,
     hanging_plugin,
+    in_cluster,
     killed_leftovers,
     kubeconfig_with_user,
-    script_plugin,
+    token_file_plugin,
 )
 
 
 @pytest.fixture
 def kube_api_options() -> dict[str, Any]:
     return {"tls": True, "token": FIRST}
-
-
-def exec_plugin(directory: Path, token_file: Path) -> dict[str, Any]:
-    """A plugin that prints the token in ``token_file``, expiring within the client's margin
-    (so every request asks it again), and counts its runs."""
-    credential = exec_credential("%s", timedelta(seconds=5))
-    return script_plugin(
-        directory, f"echo run >> {directory}/runs\nprintf '{credential}' \"$(cat {token_file})\"\n"
-    )
 
 
 async def rotate_and_list(kube: FakeKubeApi, kubeconfig: Path, token_file: Path) -> None:
@@ -63,7 +53,7 @@ async def test_an_exec_plugin_token_is_refreshed_when_it_expires(
 ) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(FIRST)
-    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, exec_plugin(tmp_path, token_file))
+    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, token_file_plugin(tmp_path, token_file))
     await rotate_and_list(kube_api, kubeconfig, token_file)
     assert (tmp_path / "runs").read_text().count("run") >= 2
     assert FIRST not in log_lines.getvalue() and SECOND not in log_lines.getvalue()
@@ -127,16 +117,6 @@ async def test_a_client_certificate_kubeconfig_works_and_its_key_is_never_logged
             await anonymous.close()
     body = "".join(key.splitlines()[1:-1])  # the base64 between the PEM armour
     assert body[:40] not in log_lines.getvalue()
-
-
-def in_cluster(kube: FakeKubeApi, directory: Path, token: str) -> dict[str, str]:
-    """The service account files kubelet mounts (token, ca.crt) in ``directory``; the
-    environment kubelet gives a pod."""
-    assert kube.tls is not None
-    directory.mkdir()
-    (directory / "token").write_text(token)
-    (directory / "ca.crt").write_text(kube.tls.ca_path.read_text())
-    return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(kube.port)}
 
 
 async def test_the_in_cluster_token_is_trimmed_and_read_again_after_rotation(
