@@ -33,13 +33,21 @@ class GoKubeletError(RuntimeError):
     """A call kubelet-go reports as failed (its gRPC status text)."""
 
 
+def can_build() -> bool:
+    """Go and Debian's grpc-go sources are installed."""
+    return (
+        shutil.which("go") is not None and (DEBIAN_GOPATH / "src/google.golang.org/grpc").is_dir()
+    )
+
+
 def build(work: Path) -> Path:
     """Compile kubelet-go into ``work``; returns the binary. Raises RuntimeError naming the
     packages to install when Go or grpc-go's sources are missing, or with go's output."""
     go = shutil.which("go")
-    if go is None or not (DEBIAN_GOPATH / "src/google.golang.org/grpc").is_dir():
+    if go is None or not can_build():
         raise RuntimeError(
-            "--client go needs Go and grpc-go: apt-get install golang-go golang-google-grpc-dev"
+            "--clients go/kubelet need Go and grpc-go: "
+            "apt-get install golang-go golang-google-grpc-dev"
         )
     gopath = work / "gopath"
     package = gopath / "src" / "kubeletgo"

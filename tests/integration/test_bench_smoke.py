@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bench import go_kubelet
 from tests.support.mounts import is_root
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,3 +60,25 @@ def test_kubernetes_mode_through_the_fake_api_a_plugin_and_openbao() -> None:
     first = results["first"]["this"]
     assert_durations(first, "plugin.first", "start_to_serving")
     assert first["inprocess.first.api_reads"]["p50"] == 0  # the informer's cache serves it
+
+
+@pytest.mark.skipif(
+    not go_kubelet.can_build(),
+    reason="no Go client: apt-get install golang-go golang-google-grpc-dev",
+)
+def test_kubelets_own_client_beside_grpcio() -> None:
+    """``--clients grpcio,kubelet``: grpc-go calling as kubelet (a connection per call, a
+    capability call before each publish) against its own agent, interleaved with grpcio."""
+    results = run_bench("--cases", "inprocess,plugin", "--clients", "grpcio,kubelet")
+    assert results["settings"]["clients"] == ["grpcio", "kubelet"]
+    assert_durations(results["steady"]["this"], "inprocess.paced", "probe.paced")
+    assert_durations(
+        results["steady"]["this-kubelet"],
+        "inprocess.paced",
+        "inprocess.paced.kubelet_step",
+        "plugin.paced.kubelet_step",
+        "probe.paced",
+    )
+    kubelet = results["steady"]["this-kubelet"]
+    assert kubelet["inprocess.paced.kubelet_step"]["p50"] > kubelet["inprocess.paced"]["p50"]
+    assert_durations(results["first"]["this-kubelet"], "inprocess.first", "start_to_serving")
