@@ -5,6 +5,7 @@ only required to exist and be a duration."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,18 @@ def test_kubernetes_mode_through_the_fake_api_a_plugin_and_openbao() -> None:
     first = results["first"]["this"]
     assert_durations(first, "plugin.first", "start_to_serving")
     assert first["inprocess.first.api_reads"]["p50"] == 0  # the informer's cache serves it
+
+
+@pytest.mark.skipif(
+    shutil.which("go") is None or not Path("/usr/share/gocode/src/google.golang.org/grpc").is_dir(),
+    reason="kubelet-go needs golang-go and golang-google-grpc-dev",
+)
+def test_kubelets_own_client_one_connection_and_a_connection_per_call() -> None:
+    """``kubelet_step`` (capability call + publish, each on a new connection) is the kubelet
+    pattern's alone: the go client makes one call per publish."""
+    results = run_bench("--clients", "go,kubelet", "--cases", "inprocess")
+    assert results["settings"]["clients"] == ["go", "kubelet"]
+    steady = results["steady"]
+    assert_durations(steady["this-go"], "inprocess.paced", "probe.paced")
+    assert_durations(steady["this-kubelet"], "inprocess.paced", "inprocess.paced.kubelet_step")
+    assert not [key for key in steady["this-go"] if key.endswith("kubelet_step")]
