@@ -8,8 +8,9 @@ refreshes) kills its process and reaps it when its caller gives up, and one run 
 serves every waiting request (``ExecRefresher``). A run is a process group of its own, killed
 whole: a wrapper script's helper that hangs held the plugin's stdout open, and asyncio reaps a
 process only once its pipes end, so the caller's give-up waited for the helper. Its stdout is
-capped (MAX_OUTPUT_BYTES): kept in memory, an endless one grew by GiBs a minute. The command, arguments and environment come
-from ``agent.k8s.exec_config``; the answer is read by ``agent.k8s.exec_credential``.
+capped (MAX_OUTPUT_BYTES): kept in memory, an endless one grew by GiBs a minute. The command,
+arguments and environment come from ``agent.k8s.exec_config``; the answer is read by
+``agent.k8s.exec_credential``.
 """
 
 from __future__ import annotations

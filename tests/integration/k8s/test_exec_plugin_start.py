@@ -169,7 +169,7 @@ async def test_a_wrapper_whose_child_hangs_is_killed_with_its_child(
     kubeconfig = kubeconfig_with_user(kube_api, tmp_path, user)
     try:
         async with asyncio.timeout(10):  # a bound for the failure, not a wait
-            with pytest.raises(ConfigError, match="gave no credentials within 0.5 s"):
+            with pytest.raises(ConfigError, match=r"gave no credentials within 0\.5 s"):
                 await load_configuration(str(kubeconfig))
         left_running = plugin_processes(tmp_path)
     finally:
