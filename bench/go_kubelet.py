@@ -73,8 +73,9 @@ class GoKubelet:
     took inside grpc-go, in ms; ``last_step_ms``: kubelet's whole step around it (with the
     NodeGetCapabilities kubelet makes before a publish, per call only)."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, *, per_call: bool) -> None:
         self._process = process
+        self.per_call = per_call
         self.last_ms = self.last_step_ms = 0.0
 
     @classmethod
@@ -87,7 +88,7 @@ class GoKubelet:
             str(binary), *flags, socket_path, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        return cls(process)
+        return cls(process, per_call=per_call)
 
     async def call(
         self, service: str, rpc: str, request: betterproto2.Message, response: type[Reply]

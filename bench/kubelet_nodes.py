@@ -138,9 +138,11 @@ async def start_node(world: World, site: Site) -> Node:
             raise RuntimeError(f"agent {site.label} did not start; see {site.root / 'agent.log'}")
         await asyncio.sleep(0.001)
     start_ms = (time.perf_counter() - started) * 1000
-    kubelet: Kubelet | GoKubelet = Kubelet(path)
+    kubelet: Kubelet | GoKubelet
     client = world.clients.get(site.label, "grpcio")
-    if client != "grpcio":
+    if client == "grpcio":
+        kubelet = Kubelet(path)
+    else:
         assert world.go_client is not None
         kubelet = await GoKubelet.start(world.go_client, path, per_call=client == "kubelet")
     # Kubelet's registration (node-driver-registrar) precedes any publish.
@@ -169,7 +171,7 @@ async def publish(
     await node.kubelet.publish(request)
     replied = time.perf_counter()
     elapsed = _elapsed_ms(node, started, replied)  # before the mode's calls that follow
-    if isinstance(node.kubelet, GoKubelet) and node.kubelet.last_step_ms > elapsed:
+    if isinstance(node.kubelet, GoKubelet) and node.kubelet.per_call:
         node.site.steps.setdefault(key, []).append(node.kubelet.last_step_ms)
     pod = request.volume_context["csi.storage.k8s.io/pod.name"]
     node.site.cases[request.target_path] = key

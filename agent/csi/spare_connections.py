@@ -26,7 +26,8 @@ from h2.settings import SettingCodes
 # Kubelet's mount of one volume dials up to four times within milliseconds (capability checks
 # for staging, fsGroup and access modes, then the publish); a burst beyond that builds inline.
 SPARES = 4
-# After the last spare taken: far enough behind the call that took it not to delay its request.
+# After the first spare taken from a full pool: far enough behind the call that took it not to
+# delay its request; the spares taken meanwhile are rebuilt by the same refill.
 REFILL_AFTER_S = 0.05
 
 
@@ -68,7 +69,8 @@ class PreparedProtocol(H2Protocol):
 
 class SpareConnections:
     """Up to :data:`SPARES` protocols from ``build``, refilled :data:`REFILL_AFTER_S` after the
-    last one taken. :meth:`take` never blocks: with none left it builds one (as grpclib would)."""
+    first one taken since the last refill. :meth:`take` never blocks: with none left it builds
+    one (as grpclib would)."""
 
     def __init__(self, build: Callable[[], PreparedProtocol]) -> None:
         self._build = build

@@ -10,7 +10,7 @@ an argument or a value: both often hold secrets (a key, a client secret).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.k8s.lean_import import ConfigException
@@ -23,8 +23,8 @@ class PluginCommand:
 
     user: str
     command: str
-    args: tuple[str, ...]
-    env: Mapping[str, str]
+    args: tuple[str, ...] = field(repr=False)  # may hold secrets: never in a repr or a log
+    env: Mapping[str, str] = field(repr=False)
     api_version: str
 
     def __str__(self) -> str:

@@ -33,7 +33,7 @@ def parse_credential(plugin: PluginCommand, stdout: bytes) -> ExecCredential:
     """The credential ``plugin`` printed; ConfigException naming what is wrong with it."""
     try:
         answer = json.loads(stdout)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         raise ConfigException(f"{plugin} printed no JSON") from None
     if not isinstance(answer, dict) or answer.get("apiVersion") != plugin.api_version:
         raise ConfigException(f"{plugin} did not print an ExecCredential of {plugin.api_version}")

@@ -5,8 +5,12 @@ kubernetes_asyncio's runner leaves the plugin running when the caller waiting fo
 started another process that was never reaped, and the one started at start outlived the
 agent's own error. Here every run (the first, through ``agent.k8s.kubeconfig_loader``, and the
 refreshes) kills its process and reaps it when its caller gives up, and one run at a time
-serves every waiting request (``ExecRefresher``). The command, arguments and environment come
-from ``agent.k8s.exec_config``; the answer is read by ``agent.k8s.exec_credential``.
+serves every waiting request (``ExecRefresher``). A run is a process group of its own, killed
+whole: a wrapper script's helper that hangs held the plugin's stdout open, and asyncio reaps a
+process only once its pipes end, so the caller's give-up waited for the helper. Its stdout is
+capped (MAX_OUTPUT_BYTES): kept in memory, an endless one grew by GiBs a minute. The command,
+arguments and environment come from ``agent.k8s.exec_config``; the answer is read by
+``agent.k8s.exec_credential``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +35,10 @@ log = structlog.get_logger(__name__)
 
 EXPIRY_MARGIN = timedelta(seconds=10)  # run again this long before the token expires
 MAX_STDERR_CHARS = 200
+STDERR_KEPT_BYTES = 64 * 1024  # read on to the end; only this much is kept for the error
+MAX_OUTPUT_BYTES = 1024 * 1024  # an ExecCredential, a certificate and key included, is KiBs
+READ_CHUNK = 64 * 1024
+STOP_WAIT_S = 5.0
 
 
 class ExecRefresher:
@@ -87,34 +96,15 @@ class ExecRefresher:
 
 async def run_plugin(plugin: PluginCommand) -> ExecCredential:
     """Run the plugin once: its credential. ConfigException names the command and what went
-    wrong (its stderr scrubbed and cut); a cancelled run kills its process and reaps it."""
-    info = {
-        "apiVersion": plugin.api_version,
-        "kind": "ExecCredential",
-        "spec": {"interactive": False},  # the agent has no terminal to ask anyone
-    }
-    try:
-        process = await asyncio.create_subprocess_exec(
-            plugin.command,
-            *plugin.args,
-            env={**os.environ, **plugin.env, "KUBERNETES_EXEC_INFO": json.dumps(info)},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except OSError as err:
-        raise ConfigException(f"{plugin} cannot be started: {err.strerror}") from None
-    except NotImplementedError:  # Windows' selector loop (docs/windows.md)
-        raise ConfigException(
-            f"{plugin} cannot be started: this event loop runs no programs"
-        ) from None
+    wrong (its stderr scrubbed and cut; more than MAX_OUTPUT_BYTES on stdout); a run that is
+    cancelled or prints too much is killed with every process it started (``_stop``)."""
+    process = await _start(plugin)
     started = time.monotonic()
     try:
-        stdout, stderr = await process.communicate()
-    except BaseException:  # the caller gave up (timeout, shutdown): no process left behind
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await asyncio.shield(process.wait())
+        stdout, stderr = await _output(plugin, process)
+        await process.wait()
+    except BaseException:  # the caller gave up (timeout, shutdown), or too much output
+        await asyncio.shield(_stop(process))
         seconds = round(time.monotonic() - started, 1)
         log.warning(
             "k8s.exec_plugin_killed", user=plugin.user, command=plugin.command, after_s=seconds
@@ -127,3 +117,92 @@ async def run_plugin(plugin: PluginCommand) -> ExecCredential:
             + (f": {detail[:MAX_STDERR_CHARS]}" if detail else "")
         )
     return parse_credential(plugin, stdout)
+
+
+async def _start(plugin: PluginCommand) -> asyncio.subprocess.Process:
+    """The plugin's process, in a process group of its own (POSIX) so that ``_stop`` reaches
+    the helpers a wrapper script starts without ``exec``."""
+    info = {
+        "apiVersion": plugin.api_version,
+        "kind": "ExecCredential",
+        "spec": {"interactive": False},  # the agent has no terminal to ask anyone
+    }
+    group: dict[str, Any] = {"process_group": 0} if os.name == "posix" else {}
+    try:
+        return await asyncio.create_subprocess_exec(
+            plugin.command,
+            *plugin.args,
+            env={**os.environ, **plugin.env, "KUBERNETES_EXEC_INFO": json.dumps(info)},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            **group,
+        )
+    except OSError as err:
+        raise ConfigException(f"{plugin} cannot be started: {err.strerror}") from None
+    except NotImplementedError:  # Windows' selector loop (docs/windows.md)
+        raise ConfigException(
+            f"{plugin} cannot be started: this event loop runs no programs"
+        ) from None
+
+
+async def _output(
+    plugin: PluginCommand, process: asyncio.subprocess.Process
+) -> tuple[bytes, bytes]:
+    """(stdout, the start of stderr), both read until the plugin closes them. ConfigException
+    as soon as stdout passes MAX_OUTPUT_BYTES: an answer is a few KiB, and an endless one
+    would otherwise be kept in memory until the caller gives up."""
+    assert process.stdout is not None and process.stderr is not None
+    errors = asyncio.ensure_future(_head(process.stderr, STDERR_KEPT_BYTES))
+    try:
+        stdout = await _up_to(process.stdout, MAX_OUTPUT_BYTES)
+        if stdout is None:
+            raise ConfigException(f"{plugin} printed more than {MAX_OUTPUT_BYTES} bytes (killed)")
+        return stdout, await errors
+    finally:
+        if not errors.done():
+            errors.cancel()
+            await asyncio.wait([errors])  # its read lets go of the stream before _stop's
+
+
+async def _up_to(stream: asyncio.StreamReader, limit: int) -> bytes | None:
+    """The stream up to its end; None once it passes ``limit`` bytes."""
+    kept = bytearray()
+    while chunk := await stream.read(READ_CHUNK):
+        kept += chunk
+        if len(kept) > limit:
+            return None
+    return bytes(kept)
+
+
+async def _head(stream: asyncio.StreamReader, keep: int) -> bytes:
+    """The first ``keep`` bytes of the stream, read to its end (a writer is never blocked)."""
+    kept = bytearray()
+    while chunk := await stream.read(READ_CHUNK):
+        kept += chunk[: max(0, keep - len(kept))]
+    return bytes(kept)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """Kill the plugin's process group and reap it. Its output is read (and dropped) until it
+    ends: a pipe left full would hold the end back, and asyncio reaps a process only once its
+    pipes have ended. A process that left the group and keeps them open is not waited for
+    beyond STOP_WAIT_S."""
+    with contextlib.suppress(ProcessLookupError):
+        killpg = getattr(os, "killpg", None)
+        if killpg is not None:
+            killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        async with asyncio.timeout(STOP_WAIT_S):
+            await asyncio.gather(_drain(process.stdout), _drain(process.stderr))
+            await process.wait()
+    except TimeoutError:
+        log.warning("k8s.exec_plugin_output_left_open", pid=process.pid)
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(READ_CHUNK):
+        pass

@@ -6,15 +6,17 @@ and client-go's order (a static token wins: the plugin never runs) all work."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.errors import ConfigError
-from agent.k8s import connection
+from agent.k8s import connection, exec_plugin
 from agent.k8s.api import KubeApi, Lane
 from agent.k8s.connection import load_configuration
 from agent.k8s.resources import PODS
@@ -153,3 +155,46 @@ async def test_a_malformed_stanza_is_named_without_its_values(
         '"fake": exec.args must be a list of strings'
     )
     assert SECRET_ARG not in log_lines.getvalue() and not (tmp_path / "runs").exists()
+
+
+async def test_a_wrapper_whose_child_hangs_is_killed_with_its_child(
+    kube_api: FakeKubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin that is a script running its helper as a child (no ``exec``): killing the
+    script alone left the helper holding the plugin's stdout, and the start waited for it
+    (600 s here) instead of failing when its time ran out."""
+    monkeypatch.setattr(connection, "FIRST_CREDENTIALS_S", 0.5)
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", tmp_path / "helper")  # names its dir
+    user = script_plugin(tmp_path, f"{tmp_path}/helper 600\necho done\n")
+    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, user)
+    try:
+        async with asyncio.timeout(10):  # a bound for the failure, not a wait
+            with pytest.raises(ConfigError, match=r"gave no credentials within 0\.5 s"):
+                await load_configuration(str(kubeconfig))
+        left_running = plugin_processes(tmp_path)
+    finally:
+        await kill_and_reap(tmp_path)
+    assert left_running == []
+
+
+async def test_a_plugin_that_prints_without_end_is_stopped_at_the_output_limit(
+    kube_api: FakeKubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its output was all kept in memory (gigabytes within the 60 s), and once its time ran
+    out the agent waited for a pipe it no longer read: the start never ended."""
+    monkeypatch.setattr(connection, "FIRST_CREDENTIALS_S", 0.5)
+    shutil.copy(shutil.which("yes") or "/usr/bin/yes", tmp_path / "flood")
+    user = script_plugin(tmp_path, f"exec {tmp_path}/flood\n")
+    kubeconfig = kubeconfig_with_user(kube_api, tmp_path, user)
+    try:
+        async with asyncio.timeout(10):
+            with pytest.raises(ConfigError) as caught:
+                await load_configuration(str(kubeconfig))
+        left_running = plugin_processes(tmp_path)
+    finally:
+        await kill_and_reap(tmp_path)
+    assert left_running == []
+    assert str(caught.value).endswith(
+        f'kubeconfig user "fake": exec plugin {tmp_path}/plugin.sh printed more than '
+        f"{exec_plugin.MAX_OUTPUT_BYTES} bytes (killed)"
+    )
