@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import betterproto2
 
-from agent._proto.csi import v1 as csi
+from tests.support.kubelet import NodeCalls
 
 SOURCE = Path(__file__).resolve().parent / "kubelet_go" / "main.go"
 DEBIAN_GOPATH = Path("/usr/share/gocode")
@@ -68,7 +68,7 @@ def build(work: Path) -> Path:
     return binary
 
 
-class GoKubelet:
+class GoKubelet(NodeCalls):
     """One kubelet-go process connected to one CSI socket. ``last_ms``: the time the last call
     took inside grpc-go, in ms; ``last_step_ms``: kubelet's whole step around it (with the
     NodeGetCapabilities kubelet makes before a publish, per call only)."""
@@ -106,15 +106,6 @@ class GoKubelet:
         if outcome != "OK":
             raise GoKubeletError(f"{service}/{rpc}: {rest}")
         return response.parse(base64.b64decode(rest))
-
-    async def publish(self, request: csi.NodePublishVolumeRequest) -> csi.NodePublishVolumeResponse:
-        return await self.call("Node", "NodePublishVolume", request, csi.NodePublishVolumeResponse)
-
-    async def unpublish(self, volume_id: str, target_path: str) -> csi.NodeUnpublishVolumeResponse:
-        request = csi.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target_path)
-        return await self.call(
-            "Node", "NodeUnpublishVolume", request, csi.NodeUnpublishVolumeResponse
-        )
 
     async def close(self) -> None:
         if self._process.stdin is not None:

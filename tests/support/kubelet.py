@@ -24,7 +24,26 @@ def _method(
     return channel.unary_unary(path, request_serializer=bytes, response_deserializer=response.parse)
 
 
-class Kubelet:
+class NodeCalls:
+    """Kubelet's two Node calls, on top of a client's ``call`` (grpcio here, grpc-go in
+    ``bench/go_kubelet.py``)."""
+
+    async def call(
+        self, service: str, rpc: str, request: betterproto2.Message, response: type[Reply]
+    ) -> Reply:
+        raise NotImplementedError
+
+    async def publish(self, request: csi.NodePublishVolumeRequest) -> csi.NodePublishVolumeResponse:
+        return await self.call("Node", "NodePublishVolume", request, csi.NodePublishVolumeResponse)
+
+    async def unpublish(self, volume_id: str, target_path: str) -> csi.NodeUnpublishVolumeResponse:
+        request = csi.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target_path)
+        return await self.call(
+            "Node", "NodeUnpublishVolume", request, csi.NodeUnpublishVolumeResponse
+        )
+
+
+class Kubelet(NodeCalls):
     def __init__(self, socket_path: str) -> None:
         self.channel = grpc.aio.insecure_channel(f"unix://{socket_path}")
 
@@ -36,15 +55,6 @@ class Kubelet:
     ) -> Reply:
         return await _method(self.channel, f"/csi.v1.{service}/{rpc}", response)(
             request, timeout=30
-        )
-
-    async def publish(self, request: csi.NodePublishVolumeRequest) -> csi.NodePublishVolumeResponse:
-        return await self.call("Node", "NodePublishVolume", request, csi.NodePublishVolumeResponse)
-
-    async def unpublish(self, volume_id: str, target_path: str) -> csi.NodeUnpublishVolumeResponse:
-        request = csi.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target_path)
-        return await self.call(
-            "Node", "NodeUnpublishVolume", request, csi.NodeUnpublishVolumeResponse
         )
 
 
