@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
 
 from agent._proto.csi import v1 as csi
 from agent.aio.inflight import InFlight
@@ -18,6 +20,8 @@ from agent.csi.server import CsiServer
 from agent.csi.servicers import IdentityService
 from tests.conftest import AgentHarness
 from tests.support.kubelet import Kubelet, publish_request
+from tests.support.mounts import mounts_under
+from tests.support.raw_grpc import prefix
 
 
 async def _caps_then_publish(socket: str, target: str) -> None:
@@ -95,3 +99,31 @@ async def test_a_stopped_server_keeps_no_spares_and_no_refill(tmp_path: Path) ->
     await server.stop(grace=1.0)
     assert server.spares.ready == 0
     assert not server.spares.refill_pending
+
+
+async def test_a_publish_whose_connection_drops_is_undone(harness: AgentHarness) -> None:
+    """Kubelet restarted mid-publish: its connection ends with no RST_STREAM, only the socket's
+    close. The call is cancelled like a deadline: nothing mounted, written or recorded."""
+    harness.provider.gate = asyncio.Event()
+    target = harness.target()
+    body = bytes(publish_request(target))
+    _reader, writer = await asyncio.open_unix_connection(harness.socket)
+    connection = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
+    connection.initiate_connection()
+    headers = [
+        (":method", "POST"), (":scheme", "http"), (":path", "/csi.v1.Node/NodePublishVolume"),
+        (":authority", "localhost"), ("content-type", "application/grpc"), ("te", "trailers"),
+    ]  # fmt: skip
+    connection.send_headers(1, headers)
+    connection.send_data(1, prefix(len(body)) + body, end_stream=True)
+    writer.write(connection.data_to_send())
+    async with asyncio.timeout(5):
+        while not harness.provider.in_flight:
+            await asyncio.sleep(0.01)
+    writer.close()
+    await writer.wait_closed()
+    async with asyncio.timeout(5):
+        while harness.provider.in_flight or os.path.exists(target):
+            await asyncio.sleep(0.02)
+    assert mounts_under(target) == []
+    assert harness.agent.table.get(target) is None
